@@ -1,0 +1,122 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The project spec ``edgepack.toml`` as typed records.
+
+This module holds the records only; ``edgepack.spec_loader.load_spec`` reads and validates a
+file into them (every mistake is a ``SpecError`` naming file, line where known, and key).
+docs/spec.md documents every key with a full example. Paths here are already resolved
+against the project folder.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+SPEC_FILENAME = "edgepack.toml"
+
+PixelFormat = Literal["rgb", "bgr", "gray"]
+ResizeMode = Literal["stretch", "letterbox"]
+Interpolation = Literal["linear", "nearest"]
+Layout = Literal["nchw", "nhwc"]
+BoxFormat = Literal["cxcywh", "xyxy"]
+
+
+@dataclass(frozen=True)
+class PackageSpec:
+    name: str
+    version: str
+    version_counter: int  # monotonic; devices refuse artifacts with a lower counter
+
+
+@dataclass(frozen=True)
+class KeysSpec:
+    publisher: Path  # Ed25519 private key (PEM, PKCS#8) that signs the artifact
+    recipients: tuple[Path, ...]  # X25519 public keys (PEM) of devices or fleets
+
+
+@dataclass(frozen=True)
+class PreprocessSpec:
+    """How the app's uint8 HWC image becomes the model's float input."""
+
+    source_size: tuple[int, int]  # (height, width) of the image the app passes
+    pixel_format: PixelFormat = "rgb"  # channel order of the app's image
+    model_format: PixelFormat = "rgb"  # channel order the model expects
+    resize: ResizeMode = "stretch"
+    interpolation: Interpolation = "linear"
+    pad_value: float = 114.0  # letterbox fill, in pixel units (before mean/std)
+    mean: tuple[float, ...] = (0.0, 0.0, 0.0)  # per model channel, in pixel units
+    std: tuple[float, ...] = (1.0, 1.0, 1.0)
+    layout: Layout = "nchw"  # layout of the model input
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    name: str  # ONNX graph input name
+    shape: tuple[int, ...]  # fixed shape used for shape inference (no symbolic dims left)
+    preprocess: PreprocessSpec | None = None
+
+
+@dataclass(frozen=True)
+class ClassificationPost:
+    output: str  # ONNX output holding logits or scores, shape [1, classes]
+    softmax: bool = True
+    top_k: int = 5
+    kind: Literal["classification"] = "classification"
+
+
+@dataclass(frozen=True)
+class DetectionPost:
+    """YOLO-style head already decoded to boxes: output [1, N, 4 + objectness? + classes]."""
+
+    output: str
+    box_format: BoxFormat = "cxcywh"  # in model-input pixel coordinates
+    has_objectness: bool = True  # column 4 is objectness, multiplied into class scores
+    score_threshold: float = 0.25
+    iou_threshold: float = 0.45
+    max_detections: int = 100  # bound on the data-dependent number of boxes
+    kind: Literal["detection"] = "detection"
+
+
+PostprocessSpec = ClassificationPost | DetectionPost
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str  # stage name used everywhere (manifest, runner --stage, reports)
+    path: Path
+    inputs: tuple[InputSpec, ...]
+    postprocess: PostprocessSpec | None = None
+    labels: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class PipelineStageSpec:
+    """One step of the pipeline. ``crops_from`` names an earlier detection model: this model
+    then runs once per detected box on a crop (RoiAlign) of the source image."""
+
+    model: str
+    crops_from: str | None = None
+
+
+@dataclass(frozen=True)
+class PipelineSpec:
+    stages: tuple[PipelineStageSpec, ...]
+
+
+@dataclass(frozen=True)
+class Spec:
+    path: Path  # the edgepack.toml that was read
+    root: Path  # the project folder; every relative path is resolved against it
+    package: PackageSpec
+    keys: KeysSpec
+    models: tuple[ModelSpec, ...]
+    pipeline: PipelineSpec | None = None
+    # board id -> (model name -> processor id from the board file); unlisted models run on "cpu"
+    placement: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def model(self, name: str) -> ModelSpec:
+        for m in self.models:
+            if m.name == name:
+                return m
+        raise KeyError(name)

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# One place that installs everything edgepack needs on a fresh Debian 12 machine:
+# system packages by apt, Python packages by pip into .venv. Safe to run again: it only
+# installs what is missing. Used by `make demo`, `make test` and .ci/run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(
+  # native build of the C++ SDK and agent
+  build-essential cmake ninja-build pkg-config libssl-dev
+  # sanitizers and the libFuzzer targets
+  clang libclang-rt-14-dev
+  # cross compilers for the ARM boards (aarch64 and 32-bit armhf)
+  g++-aarch64-linux-gnu g++-arm-linux-gnueabihf
+  # running ARM code without a board
+  qemu-user qemu-user-static binfmt-support
+  # virtual boards: a real sshd on 127.0.0.1 and pty pairs for serial consoles
+  openssh-server openssh-client socat
+  # fetching target-architecture Debian packages for sysroots (apt-get download + dpkg -x)
+  dpkg-dev ca-certificates
+)
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing system packages: ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+# binfmt handlers let ARM ELF files run directly (qemu-user-static registers them).
+if [ -d /proc/sys/fs/binfmt_misc ] && [ ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]; then
+  update-binfmts --enable qemu-aarch64 >/dev/null 2>&1 || true
+  update-binfmts --enable qemu-arm >/dev/null 2>&1 || true
+fi
+
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  echo "setup: creating .venv"
+  "$PY" -m venv .venv
+fi
+stamp=.venv/.edgepack-setup
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  echo "setup: installing Python packages into .venv"
+  .venv/bin/python -m pip install -q --upgrade pip
+  .venv/bin/python -m pip install -q -e '.[dev]'
+  touch "$stamp"
+fi
+echo "setup: ok"

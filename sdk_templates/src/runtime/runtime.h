@@ -1,0 +1,88 @@
+// SPDX-License-Identifier: Apache-2.0
+// The runtime's interface to the rest of the SDK (the C ABI, the runner, tests).
+//
+// A Pipeline is built from an already authenticated and decrypted artifact: the manifest JSON
+// and a way to fetch section bytes by name. It owns its tensors (arena from the offline memory
+// plan) and never allocates on the run path after prepare(). Errors are edgepack::Error.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/error.h"
+
+namespace edgepack {
+
+enum class DType : int { kFloat32 = 1, kUInt8 = 2, kInt32 = 3, kInt64 = 4 };
+const char* dtype_name(DType t);
+size_t dtype_size(DType t);
+
+struct TensorInfo {
+  std::string name;
+  DType dtype;
+  std::vector<int64_t> shape;  // static shape; for dynamic_dim0 tensors dim 0 is the bound
+  bool dynamic_dim0 = false;
+};
+
+// A view of tensor data owned by the pipeline; valid until the next run or destruction.
+struct TensorView {
+  TensorInfo info;
+  std::vector<int64_t> shape;  // actual shape after the last run (dim 0 <= bound when dynamic)
+  void* data = nullptr;
+  size_t bytes = 0;            // actual byte size
+};
+
+// Gives the runtime the decrypted bytes of a section. The returned memory stays owned by the
+// source and must outlive the Pipeline (the runtime may point into it: zero-copy constants).
+class SectionSource {
+ public:
+  virtual ~SectionSource() = default;
+  virtual const uint8_t* section(const std::string& name, size_t* size) const = 0;  // throws NotFound
+};
+
+struct RuntimeOptions {
+  int threads = 1;                           // worker threads for kernels (>= 1)
+  std::vector<std::string> backend_preference;  // e.g. {"xnnpack", "cpu"}; empty = built-in CPU
+};
+
+struct StageTiming {
+  std::string stage;
+  double ms = 0.0;     // wall time of the last run of this step (all rows for a "map" step)
+  int runs = 0;        // executions in the last run (rows for a "map" step)
+};
+
+class Pipeline {
+ public:
+  virtual ~Pipeline() = default;
+
+  // Parses the manifest, loads each stage's device graph (verify + pointer fix-up) and plans
+  // memory. `sections` must outlive the pipeline.
+  static std::unique_ptr<Pipeline> load(const std::string& manifest_json,
+                                        const SectionSource& sections,
+                                        const RuntimeOptions& options);
+
+  // Allocates arenas, binds kernels, runs per-op shape/type validation. Idempotent.
+  virtual void prepare() = 0;
+
+  // Names as in the manifest: stage names (`classifier.pre`, `classifier`, ...) and model names.
+  virtual std::vector<std::string> stage_names() const = 0;
+
+  // Inputs/outputs of the whole pipeline (stage == "") or of one stage.
+  virtual std::vector<TensorInfo> inputs(const std::string& stage = "") const = 0;
+  virtual std::vector<TensorInfo> outputs(const std::string& stage = "") const = 0;
+
+  // Copies data in; checks dtype and byte size (and dim 0 for dynamic inputs).
+  virtual void set_input(const std::string& stage, const std::string& name, DType dtype,
+                         const std::vector<int64_t>& shape, const void* data, size_t bytes) = 0;
+  virtual TensorView output(const std::string& stage, const std::string& name) const = 0;
+
+  // Runs the whole pipeline (stage == "") or one stage by name (a model name is the model's own
+  // stage). Times every step.
+  virtual void run(const std::string& stage = "") = 0;
+  virtual const std::vector<StageTiming>& timings() const = 0;
+};
+
+}  // namespace edgepack
