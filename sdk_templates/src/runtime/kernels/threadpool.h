@@ -1,0 +1,73 @@
+// SPDX-License-Identifier: Apache-2.0
+// A small fork-join thread pool for the CPU kernels.
+//
+// Workers are started once and persist; parallel_for() splits [0, n) into one contiguous chunk
+// per thread (static chunking: the kernels choose n so that chunks are balanced) and returns when
+// every chunk is done. The calling thread runs chunk 0 itself. A call allocates nothing. With
+// threads == 1, or when called from inside a running parallel_for (nested), fn runs inline.
+// Concurrent calls from different threads are serialised.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <thread>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+namespace edgepack {
+
+class ThreadPool {
+ public:
+  // threads >= 1 is the total number of threads that run chunks, the caller included
+  // (values < 1 are treated as 1).
+  explicit ThreadPool(int threads);
+  ~ThreadPool();
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+
+  int threads() const { return threads_; }
+
+  // Calls fn(begin, end) on disjoint chunks covering [0, n); fn must not throw (an exception
+  // escaping a worker terminates the program, as with std::thread).
+  template <class F>
+  void parallel_for(int64_t n, F&& fn) {
+    if (n <= 0) return;
+    if (threads_ == 1 || n == 1 || in_worker()) {
+      fn(int64_t{0}, n);
+      return;
+    }
+    using Fn = std::remove_reference_t<F>;
+    run(n, [](void* ctx, int64_t b, int64_t e) { (*static_cast<Fn*>(ctx))(b, e); },
+        const_cast<void*>(static_cast<const void*>(&fn)));
+  }
+
+ private:
+  using Task = void (*)(void* ctx, int64_t begin, int64_t end);
+  void run(int64_t n, Task task, void* ctx);
+  void worker_loop(int index);
+  static bool in_worker();
+
+  int threads_;
+  std::vector<std::thread> workers_;
+  std::mutex call_mutex_;  // serialises callers
+
+  // Current job, published under state_mutex_ by bumping generation_.
+  std::mutex state_mutex_;
+  std::condition_variable wake_;
+  std::condition_variable done_;
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<int> pending_{0};
+  bool stop_ = false;
+  Task task_ = nullptr;
+  void* ctx_ = nullptr;
+  int64_t n_ = 0;
+  int chunks_ = 0;
+};
+
+// Chunk i of n split into k nearly equal contiguous parts.
+inline int64_t chunk_begin(int64_t n, int k, int i) { return n * i / k; }
+
+}  // namespace edgepack
