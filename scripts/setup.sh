@@ -31,6 +31,18 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -q
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
+# Board sysroots come from `apt-get download <pkg>:arm64|armhf` + `dpkg -x` (never installed:
+# multiarch installs fail on version skew); apt only needs to know those architectures' lists.
+foreign_missing=()
+for a in arm64 armhf; do
+  dpkg --print-foreign-architectures | grep -qx "$a" || foreign_missing+=("$a")
+done
+if [ ${#foreign_missing[@]} -gt 0 ]; then
+  echo "setup: adding package lists for sysroot architectures: ${foreign_missing[*]}"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  for a in "${foreign_missing[@]}"; do $SUDO dpkg --add-architecture "$a"; done
+  $SUDO apt-get update -q || true  # a partial update still serves the packages we download
+fi
 # binfmt handlers let ARM ELF files run directly (qemu-user-static registers them).
 if [ -d /proc/sys/fs/binfmt_misc ] && [ ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]; then
   update-binfmts --enable qemu-aarch64 >/dev/null 2>&1 || true
