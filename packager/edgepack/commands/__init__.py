@@ -4,4 +4,8 @@
 COMMANDS: list[str] = [
     "boards",
     "keys",
+    "pack",
+    "inspect",
+    "verify",
+    "unpack",
 ]

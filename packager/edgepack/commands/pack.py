@@ -1,0 +1,38 @@
+# SPDX-License-Identifier: Apache-2.0
+"""``edgepack pack [PROJECT] --out FILE.epk``: the signed, encrypted artifact alone."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from ..ui import emit
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("pack", help="pack a project's models into a signed, encrypted .epk")
+    p.add_argument("project", type=Path, nargs="?", default=Path("."),
+                   help="project folder with edgepack.toml (default: .)")
+    p.add_argument("--out", type=Path, required=True, metavar="FILE.epk")
+    p.add_argument("--board", help="board id: apply the spec's placement for this board")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=run)
+
+
+def summary_text(r: dict[str, Any]) -> str:
+    lines = [f"packed {r['package']} {r['version']} (version_counter {r['version_counter']}) "
+             f"-> {r['artifact']} ({r['size']} bytes)"]
+    for s in r["stages"]:
+        lines.append(f"  {s['name']:<24} {s['kind']:<6} on {s['processor']:<4} "
+                     f"{s['graph_bytes']:>9} bytes  {s['ops']} ops")
+    lines.append(f"  recipients: {', '.join(r['recipients'])}")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..pack import pack_project
+
+    result = pack_project(args.project, args.out, board=args.board)
+    emit(result.summary(), args.json, summary_text)
+    return 0
