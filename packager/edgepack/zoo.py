@@ -38,14 +38,23 @@ class GraphBuilder:
         self.initializers.append(numpy_helper.from_array(np.array(value, order="C"), name))
         return name
 
-    def op(self, op_type: str, inputs: list[str], n_out: int = 1, **attrs: Any) -> list[str]:
+    def op(
+        self,
+        op_type: str,
+        inputs: list[str],
+        n_out: int = 1,
+        outs: list[str] | None = None,
+        **attrs: Any,
+    ) -> list[str]:
+        """Add a node; ``outs`` names its outputs explicitly (e.g. a graph output)."""
         node_name = self.name(op_type.lower())
-        outs = [f"{node_name}_out{i}" if n_out > 1 else node_name for i in range(n_out)]
+        if outs is None:
+            outs = [f"{node_name}_out{i}" if n_out > 1 else node_name for i in range(n_out)]
         self.nodes.append(helper.make_node(op_type, inputs, outs, name=node_name, **attrs))
         return outs
 
-    def op1(self, op_type: str, inputs: list[str], **attrs: Any) -> str:
-        return self.op(op_type, inputs, 1, **attrs)[0]
+    def op1(self, op_type: str, inputs: list[str], out: str | None = None, **attrs: Any) -> str:
+        return self.op(op_type, inputs, 1, None if out is None else [out], **attrs)[0]
 
     # --- layers -------------------------------------------------------------------------
     def conv(
