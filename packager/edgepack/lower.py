@@ -1,0 +1,231 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Lowering: an ONNX stage graph (opset 17, static shapes) to the device graph format.
+
+Steps: refuse unsupported ops and opsets; fold constants (Constant nodes, Shape of static
+tensors, nodes whose inputs are all constant, evaluated with onnx's reference evaluator); infer
+static shapes (data-dependent outputs enter at their bound, see docs/device-graph-format.md);
+resolve attribute defaults and turn constant inputs into attributes; fuse activations into
+Conv/Gemm/MatMul; plan memory; serialise.
+"""
+
+from __future__ import annotations
+
+import onnx
+from onnx import numpy_helper, shape_inference
+
+from edgepack import device_graph as dg
+from edgepack.errors import ModelError
+from edgepack.lower_ops import ONNX_DTYPES, LoweredNode, lower_node, resolve_defaults
+
+SUPPORTED_OPS: frozenset[str] = frozenset(
+    """Conv ConvTranspose Gemm MatMul Add Sub Mul Div Pow Sqrt Exp Neg Relu LeakyRelu Clip Sigmoid
+    Tanh HardSigmoid HardSwish Softmax BatchNormalization MaxPool AveragePool GlobalAveragePool
+    Flatten Reshape Transpose Concat Split Slice Squeeze Unsqueeze Gather Pad Identity Cast Resize
+    ReduceMean ReduceMax ArgMax TopK NonMaxSuppression RoiAlign Where Equal Greater Less""".split()
+)
+# Ops folded away at lowering time when their inputs are known (never reach the device).
+FOLDABLE_ONLY: frozenset[str] = frozenset({"Constant", "Shape"})
+OPSET = 17
+MIN_OPSET = 13
+FUSABLE = frozenset({"Conv", "ConvTranspose", "Gemm", "MatMul"})
+ACTIVATIONS = frozenset({"Relu", "Clip", "HardSwish"})
+
+
+def unsupported_ops(model: onnx.ModelProto) -> list[tuple[str, str]]:
+    """(op_type, node name) of every node the CPU runtime cannot run, in graph order."""
+    out = []
+    for node in model.graph.node:
+        if node.domain not in ("", "ai.onnx") or (
+            node.op_type not in SUPPORTED_OPS and node.op_type not in FOLDABLE_ONLY
+        ):
+            out.append((node.op_type, node.name))
+    return out
+
+
+def _check_opset(model: onnx.ModelProto) -> None:
+    for imp in model.opset_import:
+        if imp.domain in ("", "ai.onnx") and not MIN_OPSET <= imp.version <= OPSET:
+            raise ModelError(
+                f"opset {imp.version} is not supported by the CPU runtime "
+                f"(ai.onnx opset {MIN_OPSET}..{OPSET}; edgepack emits {OPSET})"
+            )
+
+
+def _fold_constants(
+    model: onnx.ModelProto, shapes: dict[str, list[int]]
+) -> tuple[list[onnx.NodeProto], dict[str, object]]:
+    """Evaluates what can be known at pack time; returns the remaining nodes and constants."""
+    import numpy as np
+    from onnx.reference import ReferenceEvaluator
+
+    consts: dict[str, np.ndarray] = {
+        i.name: numpy_helper.to_array(i) for i in model.graph.initializer
+    }
+    graph_outputs = {o.name for o in model.graph.output}
+    remaining: list[onnx.NodeProto] = []
+    for node in model.graph.node:
+        ins = [i for i in node.input if i]
+        if node.op_type == "Constant":
+            value = ReferenceEvaluator(_one_node_model(node, model)).run(None, {})[0]
+            consts[node.output[0]] = np.asarray(value)
+            continue
+        if node.op_type == "Shape" and ins and shapes.get(ins[0]) is not None:
+            shape = np.asarray(shapes[ins[0]], dtype=np.int64)
+            attrs = {a.name: a.i for a in node.attribute}
+            rank = len(shape)
+            start = attrs.get("start", 0)
+            end = attrs.get("end", rank)
+            start = min(max(start + rank if start < 0 else start, 0), rank)
+            end = min(max(end + rank if end < 0 else end, 0), rank)
+            consts[node.output[0]] = shape[start:end]
+            continue
+        foldable = (
+            node.op_type not in ("NonMaxSuppression", "TopK")
+            and all(i in consts for i in ins)
+            and not any(o in graph_outputs for o in node.output)
+            and sum(int(consts[i].size) for i in ins) <= 1 << 16
+        )
+        if foldable:
+            feeds = {i: consts[i] for i in ins}
+            values = ReferenceEvaluator(_one_node_model(node, model)).run(None, feeds)
+            for name, v in zip(node.output, values, strict=False):
+                consts[name] = np.asarray(v)
+            continue
+        remaining.append(node)
+    return remaining, consts  # type: ignore[return-value]
+
+
+def _one_node_model(node: onnx.NodeProto, model: onnx.ModelProto) -> onnx.ModelProto:
+    g = onnx.helper.make_graph(
+        [node], "fold",
+        [onnx.helper.make_tensor_value_info(i, 0, None) for i in node.input if i],
+        [onnx.helper.make_tensor_value_info(o, 0, None) for o in node.output],
+    )
+    return onnx.helper.make_model(g, opset_imports=list(model.opset_import))
+
+
+def _static_shapes(model: onnx.ModelProto) -> dict[str, list[int]]:
+    """Shapes of every tensor whose shape ONNX can infer fully (possibly after folding)."""
+    inferred = shape_inference.infer_shapes(model, data_prop=True)
+    out: dict[str, list[int]] = {}
+    for vi in [*inferred.graph.input, *inferred.graph.value_info, *inferred.graph.output]:
+        tt = vi.type.tensor_type
+        if not tt.HasField("shape"):
+            continue
+        dims = [d.dim_value if d.HasField("dim_value") else -1 for d in tt.shape.dim]
+        if all(d >= 0 for d in dims):
+            out[vi.name] = dims
+    for init in model.graph.initializer:
+        out[init.name] = list(init.dims)
+    return out
+
+
+def lower(model: onnx.ModelProto) -> bytes:
+    """The device graph bytes for ``model``; raises ModelError for what the runtime can't run."""
+    _check_opset(model)
+    bad = unsupported_ops(model)
+    if bad:
+        op, name = bad[0]
+        raise ModelError(f"op '{op}' (node '{name}') is not supported by the CPU runtime")
+    initializer_names = {i.name for i in model.graph.initializer}
+    for gi in model.graph.input:
+        if gi.name not in initializer_names and not gi.type.tensor_type.HasField("shape"):
+            raise ModelError(f"graph input '{gi.name}' has no shape (static shapes required)")
+    shapes = _static_shapes(model)
+    nodes, consts = _fold_constants(model, shapes)
+    from edgepack.lower_shapes import infer_with_bounds
+
+    info = infer_with_bounds(model, nodes, consts)  # name -> (dtype, shape, dynamic)
+    lowered: list[LoweredNode] = []
+    for node in nodes:
+        attrs = resolve_defaults(node)
+        lowered.extend(lower_node(node, attrs, consts, info))
+    lowered = _fuse_activations(lowered, {o.name for o in model.graph.output})
+    return _build(model, lowered, consts, info)
+
+
+def _fuse_activations(nodes: list[LoweredNode], graph_outputs: set[str]) -> list[LoweredNode]:
+    consumers: dict[str, int] = {}
+    for n in nodes:
+        for i in n.inputs:
+            if i:
+                consumers[i] = consumers.get(i, 0) + 1
+    producer = {n.outputs[0]: n for n in nodes if n.outputs}
+    out: list[LoweredNode] = []
+    for n in nodes:
+        src = producer.get(n.inputs[0]) if n.op_type in ACTIVATIONS and n.inputs else None
+        if (
+            src is not None
+            and src.op_type in FUSABLE
+            and "activation" not in src.attrs
+            and consumers.get(src.outputs[0]) == 1
+            and src.outputs[0] not in graph_outputs
+            and len(n.inputs) == 1
+        ):
+            src.attrs["activation"] = dg.Attr(dg.ATTR_STRING, n.op_type)
+            if n.op_type == "Clip":
+                src.attrs["activation_min"] = n.attrs["min"]
+                src.attrs["activation_max"] = n.attrs["max"]
+            src.outputs[0] = n.outputs[0]
+            continue
+        out.append(n)
+    return out
+
+
+def _build(
+    model: onnx.ModelProto,
+    nodes: list[LoweredNode],
+    consts: dict[str, object],
+    info: dict[str, tuple[str, list[int], bool]],
+) -> bytes:
+    import numpy as np
+
+    tensors: list[dg.TensorDef] = []
+    index: dict[str, int] = {}
+
+    def tensor(name: str) -> int:
+        if name in index:
+            return index[name]
+        if name in consts:
+            arr = np.asarray(consts[name])
+            dtype = ONNX_DTYPES.get(onnx.helper.np_dtype_to_tensor_dtype(arr.dtype))
+            if dtype is None:
+                raise ModelError(f"constant '{name}' has unsupported dtype {arr.dtype}")
+            t = dg.TensorDef(name, dtype, list(arr.shape), dg.FLAG_CONSTANT, arr)
+        else:
+            if name not in info:
+                raise ModelError(f"tensor '{name}' has no static shape after shape inference")
+            dtype, shape, dyn = info[name]
+            t = dg.TensorDef(name, dtype, shape, dg.FLAG_DYNAMIC_DIM0 if dyn else 0)
+        index[name] = len(tensors)
+        tensors.append(t)
+        return index[name]
+
+    initializer_names = {i.name for i in model.graph.initializer}
+    inputs = []
+    for gi in model.graph.input:
+        if gi.name in initializer_names:
+            continue
+        idx = tensor(gi.name)
+        tensors[idx].flags |= dg.FLAG_INPUT
+        inputs.append(idx)
+    dnodes = [
+        dg.NodeDef(
+            n.op_type, n.name, [tensor(i) if i else None for i in n.inputs],
+            [tensor(o) for o in n.outputs], n.attrs,
+        )
+        for n in nodes
+    ]
+    outputs = []
+    for go in model.graph.output:
+        idx = tensor(go.name)
+        if tensors[idx].flags & (dg.FLAG_CONSTANT | dg.FLAG_INPUT):
+            raise ModelError(
+                f"graph output '{go.name}' is a constant or a graph input; "
+                "the runtime needs it computed by a node"
+            )
+        tensors[idx].flags |= dg.FLAG_OUTPUT
+        outputs.append(idx)
+    graph = dg.DeviceGraph(tensors, dnodes, inputs, outputs)
+    dg.plan_memory(graph)
+    return dg.serialize(graph)

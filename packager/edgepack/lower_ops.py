@@ -1,0 +1,430 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Per-op lowering rules: ONNX node -> device node with every attribute resolved.
+
+Each rule gets the node, its attributes (opset-17 defaults filled in), the constants and the
+static shapes, and returns the device node(s). Constant inputs that configure an op (Reshape
+shape, Slice starts, Resize scales, ...) become attributes; see docs/device-graph-format.md.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import defs, helper
+
+from edgepack import device_graph as dg
+from edgepack.errors import ModelError
+from edgepack.lower_shapes import ONNX_DTYPES, TensorInfo
+
+__all__ = ["ONNX_DTYPES", "LoweredNode", "lower_node", "resolve_defaults"]
+
+FLT_MAX = 3.4028234663852886e38
+_KIND = {
+    onnx.AttributeProto.INT: dg.ATTR_INT,
+    onnx.AttributeProto.FLOAT: dg.ATTR_FLOAT,
+    onnx.AttributeProto.INTS: dg.ATTR_INTS,
+    onnx.AttributeProto.FLOATS: dg.ATTR_FLOATS,
+    onnx.AttributeProto.STRING: dg.ATTR_STRING,
+}
+
+
+@dataclass
+class LoweredNode:
+    op_type: str
+    name: str
+    inputs: list[str]  # "" = omitted optional input
+    outputs: list[str]
+    attrs: dict[str, dg.Attr] = field(default_factory=dict)
+
+
+def _to_attr(proto: onnx.AttributeProto) -> dg.Attr | None:
+    kind = _KIND.get(proto.type)
+    if kind is None:
+        return None
+    value = helper.get_attribute_value(proto)
+    if kind == dg.ATTR_STRING:
+        value = value.decode("utf-8")
+    elif kind in (dg.ATTR_INTS, dg.ATTR_FLOATS):
+        value = [int(v) if kind == dg.ATTR_INTS else float(v) for v in value]
+    return dg.Attr(kind, value)
+
+
+def resolve_defaults(node: onnx.NodeProto) -> dict[str, dg.Attr]:
+    """The node's attributes with every opset-17 default that ONNX defines filled in."""
+    schema = defs.get_schema(node.op_type, 17, "")
+    out: dict[str, dg.Attr] = {}
+    for name, a in schema.attributes.items():
+        if a.default_value.type != onnx.AttributeProto.UNDEFINED:
+            attr = _to_attr(a.default_value)
+            if attr is not None:
+                out[name] = attr
+    for proto in node.attribute:
+        attr = _to_attr(proto)
+        if attr is not None:
+            out[proto.name] = attr
+    return out
+
+
+class _Ctx:
+    def __init__(
+        self,
+        node: onnx.NodeProto,
+        attrs: dict[str, dg.Attr],
+        consts: dict[str, Any],
+        info: dict[str, TensorInfo],
+    ) -> None:
+        self.node = node
+        self.attrs = attrs
+        self.consts = consts
+        self.info = info
+        self.label = f"op '{node.op_type}' (node '{node.name or node.output[0]}')"
+
+    def fail(self, message: str) -> ModelError:
+        return ModelError(f"{self.label}: {message}")
+
+    def has_input(self, i: int) -> bool:
+        return len(self.node.input) > i and bool(self.node.input[i])
+
+    def const(self, i: int, what: str) -> np.ndarray:
+        name = self.node.input[i]
+        if name not in self.consts:
+            raise self.fail(f"input '{what}' must be a constant (computed '{name}' is not)")
+        return np.asarray(self.consts[name])
+
+    def shape(self, name: str) -> list[int]:
+        if name not in self.info:
+            raise self.fail(f"tensor '{name}' has no static shape")
+        return self.info[name][1]
+
+    def in_shape(self, i: int = 0) -> list[int]:
+        return self.shape(self.node.input[i])
+
+    def out_shape(self, i: int = 0) -> list[int]:
+        return self.shape(self.node.output[i])
+
+    def i(self, name: str) -> int:
+        return int(self.attrs[name].value)  # type: ignore[arg-type]
+
+    def ints(self, name: str, default: list[int] | None = None) -> list[int]:
+        if name in self.attrs:
+            return [int(v) for v in self.attrs[name].value]  # type: ignore[union-attr]
+        return list(default or [])
+
+    def s(self, name: str) -> str:
+        return str(self.attrs[name].value) if name in self.attrs else ""
+
+    def set_ints(self, name: str, v: list[int]) -> None:
+        self.attrs[name] = dg.Attr(dg.ATTR_INTS, [int(x) for x in v])
+
+    def set_floats(self, name: str, v: list[float]) -> None:
+        self.attrs[name] = dg.Attr(dg.ATTR_FLOATS, [float(x) for x in v])
+
+    def set_int(self, name: str, v: int) -> None:
+        self.attrs[name] = dg.Attr(dg.ATTR_INT, int(v))
+
+    def set_float(self, name: str, v: float) -> None:
+        self.attrs[name] = dg.Attr(dg.ATTR_FLOAT, float(v))
+
+    def norm_axis(self, axis: int, rank: int) -> int:
+        a = axis + rank if axis < 0 else axis
+        if not 0 <= a < max(rank, 1):
+            raise self.fail(f"axis {axis} is out of range for rank {rank}")
+        return a
+
+    def done(self, inputs: list[str] | None = None) -> list[LoweredNode]:
+        ins = list(self.node.input) if inputs is None else inputs
+        return [LoweredNode(self.node.op_type, self.node.name or self.node.output[0],
+                            ins, [o for o in self.node.output], self.attrs)]
+
+
+def _spatial_pads(c: _Ctx, in_sp: list[int], kernel: list[int], strides: list[int],
+                  dilations: list[int], out_sp: list[int]) -> list[int]:
+    n = len(in_sp)
+    auto = c.s("auto_pad") or "NOTSET"
+    if auto == "NOTSET":
+        return c.ints("pads", [0] * (2 * n))
+    if auto == "VALID":
+        return [0] * (2 * n)
+    begin, end = [], []
+    for d in range(n):
+        eff = (kernel[d] - 1) * dilations[d] + 1
+        total = max((out_sp[d] - 1) * strides[d] + eff - in_sp[d], 0)
+        small = total // 2
+        b = small if auto == "SAME_UPPER" else total - small
+        begin.append(b)
+        end.append(total - b)
+    return begin + end
+
+
+def _conv_like(c: _Ctx, weight_index: int, transpose: bool = False) -> list[LoweredNode]:
+    x = c.in_shape(0)
+    w = c.in_shape(weight_index) if c.node.op_type != "MaxPool" else []
+    if len(x) != 4:
+        raise c.fail(f"only 2-D spatial inputs (rank 4, NCHW) are supported, got rank {len(x)}")
+    out = c.out_shape(0)
+    kernel = c.ints("kernel_shape", w[2:] if w else None)
+    strides = c.ints("strides", [1, 1])
+    dilations = c.ints("dilations", [1, 1])
+    if transpose:
+        op = c.ints("output_padding", [0, 0])
+        pads = c.ints("pads", [0, 0, 0, 0])
+        auto = c.s("auto_pad") or "NOTSET"
+        if auto in ("SAME_UPPER", "SAME_LOWER") or "output_shape" in c.attrs:
+            pads = []
+            begin, end = [], []
+            for d in range(2):
+                eff = (kernel[d] - 1) * dilations[d] + 1
+                total = strides[d] * (x[2 + d] - 1) + op[d] + eff - out[2 + d]
+                total = max(total, 0)
+                if auto == "SAME_UPPER":
+                    b = total // 2
+                else:
+                    b = total - total // 2
+                begin.append(b)
+                end.append(total - b)
+            pads = begin + end
+        elif auto == "VALID":
+            pads = [0, 0, 0, 0]
+        c.set_ints("output_padding", op)
+        c.attrs.pop("output_shape", None)
+    else:
+        pads = _spatial_pads(c, x[2:], kernel, strides, dilations, out[2:])
+    c.set_ints("kernel_shape", kernel)
+    c.set_ints("strides", strides)
+    c.set_ints("dilations", dilations)
+    c.set_ints("pads", pads)
+    c.attrs["auto_pad"] = dg.Attr(dg.ATTR_STRING, "NOTSET")
+    return c.done()
+
+
+def _conv(c: _Ctx) -> list[LoweredNode]:
+    return _conv_like(c, 1)
+
+
+def _conv_transpose(c: _Ctx) -> list[LoweredNode]:
+    return _conv_like(c, 1, transpose=True)
+
+
+def _pool(c: _Ctx) -> list[LoweredNode]:
+    if len([o for o in c.node.output if o]) > 1:
+        raise c.fail("the Indices output of MaxPool is not supported")
+    x = c.in_shape(0)
+    if len(x) != 4:
+        raise c.fail(f"only 2-D pooling (rank 4, NCHW) is supported, got rank {len(x)}")
+    kernel = c.ints("kernel_shape")
+    strides = c.ints("strides", [1, 1])
+    dilations = c.ints("dilations", [1, 1])
+    pads = _spatial_pads(c, x[2:], kernel, strides, dilations, c.out_shape(0)[2:])
+    c.set_ints("strides", strides)
+    c.set_ints("dilations", dilations)
+    c.set_ints("pads", pads)
+    c.attrs["auto_pad"] = dg.Attr(dg.ATTR_STRING, "NOTSET")
+    if c.i("storage_order") if "storage_order" in c.attrs else 0:
+        raise c.fail("storage_order=1 is not supported")
+    return c.done()
+
+
+def _clip(c: _Ctx) -> list[LoweredNode]:
+    lo = float(c.const(1, "min").reshape(-1)[0]) if c.has_input(1) else -FLT_MAX
+    hi = float(c.const(2, "max").reshape(-1)[0]) if c.has_input(2) else FLT_MAX
+    c.set_float("min", lo)
+    c.set_float("max", hi)
+    return c.done([c.node.input[0]])
+
+
+def _axis_op(c: _Ctx) -> list[LoweredNode]:
+    rank = len(c.in_shape(0))
+    if c.node.op_type == "Concat":
+        rank = len(c.out_shape(0))
+    c.set_int("axis", c.norm_axis(c.i("axis"), rank))
+    return c.done()
+
+
+def _flatten(c: _Ctx) -> list[LoweredNode]:
+    rank = len(c.in_shape(0))
+    axis = c.i("axis")
+    c.set_int("axis", axis + rank if axis < 0 else axis)
+    return c.done()
+
+
+def _reshape_like(c: _Ctx) -> list[LoweredNode]:
+    if c.node.op_type in ("Squeeze", "Unsqueeze") and c.has_input(1):
+        rank = len(c.out_shape(0)) if c.node.op_type == "Unsqueeze" else len(c.in_shape(0))
+        c.set_ints("axes", [c.norm_axis(int(a), rank) for a in c.const(1, "axes").reshape(-1)])
+    c.set_ints("shape", c.out_shape(0))
+    c.attrs.pop("allowzero", None)
+    return c.done([c.node.input[0]])
+
+
+def _transpose(c: _Ctx) -> list[LoweredNode]:
+    rank = len(c.in_shape(0))
+    c.set_ints("perm", c.ints("perm", list(range(rank))[::-1]))
+    return c.done()
+
+
+def _split(c: _Ctx) -> list[LoweredNode]:
+    rank = len(c.in_shape(0))
+    axis = c.norm_axis(c.i("axis"), rank)
+    c.set_int("axis", axis)
+    c.set_ints("split", [c.shape(o)[axis] for o in c.node.output])
+    return c.done([c.node.input[0]])
+
+
+def _slice(c: _Ctx) -> list[LoweredNode]:
+    x = c.in_shape(0)
+    rank = len(x)
+    starts = c.const(1, "starts").reshape(-1).tolist()
+    axes = c.const(3, "axes").reshape(-1).tolist() if c.has_input(3) else list(range(len(starts)))
+    steps = c.const(4, "steps").reshape(-1).tolist() if c.has_input(4) else [1] * len(starts)
+    full_start, full_step = [0] * rank, [1] * rank
+    for s, a, st in zip(starts, axes, steps, strict=True):
+        a = c.norm_axis(int(a), rank)
+        dim = x[a]
+        if st == 0:
+            raise c.fail("a slice step of 0 is invalid")
+        s = s + dim if s < 0 else s
+        s = min(max(s, 0), dim) if st > 0 else min(max(s, 0), dim - 1)
+        full_start[a], full_step[a] = int(s), int(st)
+    c.set_ints("starts", full_start)
+    c.set_ints("steps", full_step)
+    c.attrs.pop("ends", None)
+    return c.done([c.node.input[0]])
+
+
+def _pad(c: _Ctx) -> list[LoweredNode]:
+    rank = len(c.in_shape(0))
+    pads = c.const(1, "pads").reshape(-1).tolist()
+    value = float(c.const(2, "constant_value").reshape(-1)[0]) if c.has_input(2) and c.const(
+        2, "constant_value").size else 0.0
+    if c.has_input(3):
+        axes = [c.norm_axis(int(a), rank) for a in c.const(3, "axes").reshape(-1)]
+        full = [0] * (2 * rank)
+        for k, a in enumerate(axes):
+            full[a], full[rank + a] = pads[k], pads[len(axes) + k]
+        pads = full
+    if len(pads) != 2 * rank:
+        raise c.fail(f"pads has {len(pads)} values, expected {2 * rank}")
+    c.set_ints("pads", [int(p) for p in pads])
+    c.set_float("constant_value", value)
+    if c.s("mode") not in ("constant", "reflect", "edge"):
+        raise c.fail(f"pad mode '{c.s('mode')}' is not supported")
+    return c.done([c.node.input[0]])
+
+
+def _resize(c: _Ctx) -> list[LoweredNode]:
+    x, y = c.in_shape(0), c.out_shape(0)
+    mode = c.s("mode")
+    ctm = c.s("coordinate_transformation_mode")
+    if mode not in ("nearest", "linear"):
+        raise c.fail(f"mode '{mode}' is not supported (nearest, linear)")
+    if ctm not in ("half_pixel", "asymmetric", "align_corners", "pytorch_half_pixel"):
+        raise c.fail(f"coordinate_transformation_mode '{ctm}' is not supported")
+    scales: list[float] = []
+    if c.has_input(2) and c.const(2, "scales").size:
+        scales = [float(v) for v in c.const(2, "scales").reshape(-1)]
+    else:
+        scales = [yo / xi for xi, yo in zip(x, y, strict=True)]
+    if mode == "linear":
+        moving = [d for d in range(len(x)) if x[d] != y[d] or scales[d] != 1.0]
+        if any(d < len(x) - 2 for d in moving):
+            raise c.fail("linear resize is supported on the last two dimensions only")
+    c.set_floats("scales", scales)
+    c.set_ints("sizes", y)
+    return c.done([c.node.input[0]])
+
+
+def _reduce(c: _Ctx) -> list[LoweredNode]:
+    rank = len(c.in_shape(0))
+    axes = c.ints("axes", list(range(rank)))
+    c.set_ints("axes", sorted(c.norm_axis(a, rank) for a in axes))
+    return c.done()
+
+
+def _topk(c: _Ctx) -> list[LoweredNode]:
+    rank = len(c.in_shape(0))
+    axis = c.norm_axis(c.i("axis"), rank)
+    c.set_int("axis", axis)
+    if c.node.input[1] in c.consts:
+        c.set_int("k", int(c.const(1, "K").reshape(-1)[0]))
+        return c.done([c.node.input[0]])
+    return c.done()
+
+
+def _nms(c: _Ctx) -> list[LoweredNode]:
+    def scalar(i: int, what: str, default: float) -> float:
+        return float(c.const(i, what).reshape(-1)[0]) if c.has_input(i) else default
+
+    c.set_int("max_output_boxes_per_class", int(scalar(2, "max_output_boxes_per_class", 0)))
+    c.set_float("iou_threshold", scalar(3, "iou_threshold", 0.0))
+    c.set_int("has_score_threshold", int(c.has_input(4)))
+    c.set_float("score_threshold", scalar(4, "score_threshold", 0.0))
+    return c.done(list(c.node.input[:2]))
+
+
+def _batchnorm(c: _Ctx) -> list[LoweredNode]:
+    if "training_mode" in c.attrs and c.i("training_mode"):
+        raise c.fail("training_mode=1 is not supported")
+    return c.done()
+
+
+def _gather(c: _Ctx) -> list[LoweredNode]:
+    c.set_int("axis", c.norm_axis(c.i("axis"), len(c.in_shape(0))))
+    return c.done()
+
+
+def _cast(c: _Ctx) -> list[LoweredNode]:
+    if c.i("to") not in ONNX_DTYPES:
+        raise c.fail(f"cast to ONNX type {c.i('to')} is not supported (float32/uint8/int32/int64)")
+    return c.done()
+
+
+def _passthrough(c: _Ctx) -> list[LoweredNode]:
+    return c.done()
+
+
+_RULES: dict[str, Callable[[_Ctx], list[LoweredNode]]] = {
+    "Conv": _conv,
+    "ConvTranspose": _conv_transpose,
+    "MaxPool": _pool,
+    "AveragePool": _pool,
+    "Clip": _clip,
+    "Softmax": _axis_op,
+    "Concat": _axis_op,
+    "ArgMax": _axis_op,
+    "Gather": _gather,
+    "Flatten": _flatten,
+    "Reshape": _reshape_like,
+    "Squeeze": _reshape_like,
+    "Unsqueeze": _reshape_like,
+    "Transpose": _transpose,
+    "Split": _split,
+    "Slice": _slice,
+    "Pad": _pad,
+    "Resize": _resize,
+    "ReduceMean": _reduce,
+    "ReduceMax": _reduce,
+    "TopK": _topk,
+    "NonMaxSuppression": _nms,
+    "BatchNormalization": _batchnorm,
+    "Cast": _cast,
+}
+
+
+def lower_node(
+    node: onnx.NodeProto,
+    attrs: dict[str, dg.Attr],
+    consts: dict[str, Any],
+    info: dict[str, TensorInfo],
+) -> list[LoweredNode]:
+    c = _Ctx(node, attrs, consts, info)
+    for o in node.output:
+        if o and o not in info:
+            raise c.fail(f"output '{o}' has no static shape (or an unsupported dtype)")
+    if node.op_type == "Softmax" and math.prod(c.in_shape(0)) == 0:
+        raise c.fail("empty input")
+    return _RULES.get(node.op_type, _passthrough)(c)
