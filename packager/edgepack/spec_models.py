@@ -1,0 +1,220 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The ``[[models]]`` part of edgepack.toml: paths, labels, inputs, pre- and postprocessing.
+
+Each model file is opened once with ``onnx.load(..., load_external_data=False)`` (graph only,
+cheap) so input and output names and static shapes can be checked here, where the message
+can still point at the line of the spec that is wrong.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import onnx
+
+from .spec import (
+    ClassificationPost,
+    DetectionPost,
+    InputSpec,
+    ModelSpec,
+    PostprocessSpec,
+    PreprocessSpec,
+)
+from .spec_fields import Table, type_name
+
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+PIXEL_FORMATS = ("rgb", "bgr", "gray")
+_CHANNELS = {"rgb": 3, "bgr": 3, "gray": 1}
+
+MODEL_KEYS = ("name", "path", "labels", "inputs", "postprocess")
+INPUT_KEYS = ("name", "shape", "preprocess")
+PREPROCESS_KEYS = ("source_size", "pixel_format", "model_format", "resize", "interpolation",
+                   "pad_value", "mean", "std", "layout")
+CLASSIFICATION_KEYS = ("kind", "output", "softmax", "top_k")
+DETECTION_KEYS = ("kind", "output", "box_format", "has_objectness", "score_threshold",
+                  "iou_threshold", "max_detections")
+
+
+@dataclass(frozen=True)
+class OnnxGraphInfo:
+    """Names and shapes of a model's graph inputs and outputs (None for a symbolic dim)."""
+
+    inputs: dict[str, tuple[int | None, ...]]
+    outputs: dict[str, tuple[int | None, ...]]
+
+
+def _dims(value_info: Any) -> tuple[int | None, ...]:
+    dims = value_info.type.tensor_type.shape.dim
+    return tuple(d.dim_value if d.HasField("dim_value") else None for d in dims)
+
+
+def read_graph_info(t: Table, path: Path) -> OnnxGraphInfo:
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # onnx raises DecodeError and friends; all mean "not a model"
+        t.fail("path", f"{path} is not a readable ONNX model ({type(exc).__name__}: {exc})")
+    init = {i.name for i in model.graph.initializer}
+    return OnnxGraphInfo(
+        inputs={i.name: _dims(i) for i in model.graph.input if i.name not in init},
+        outputs={o.name: _dims(o) for o in model.graph.output})
+
+
+def check_name(t: Table, key: str, what: str) -> str:
+    name = t.string(key)
+    if not NAME_RE.match(name):
+        t.fail(key, f"invalid {what} {name!r}: use lowercase letters, digits, '-' and '_', "
+               "starting with a letter or digit")
+    return name
+
+
+def project_file(t: Table, key: str, value: str) -> Path:
+    path = (t.ctx.root / value).resolve()
+    if not path.is_file():
+        t.fail(key, f"file not found: {value} (resolved to {path})")
+    return path
+
+
+def parse_model(t: Table) -> ModelSpec:
+    t.check_keys(MODEL_KEYS)
+    name = check_name(t, "name", "model name")
+    path = project_file(t, "path", t.string("path"))
+    info = read_graph_info(t, path)
+    labels = _labels(t)
+    inputs = _inputs(t, info)
+    post = _postprocess(t, info, labels)
+    return ModelSpec(name=name, path=path, inputs=inputs, postprocess=post, labels=labels)
+
+
+def _labels(t: Table) -> tuple[str, ...] | None:
+    if not t.has("labels"):
+        return None
+    value = t.data["labels"]
+    if isinstance(value, str):
+        text = project_file(t, "labels", value).read_text("utf-8")
+        # One label per line; blank lines (a trailing newline, spacing) carry no label.
+        labels = [line.strip() for line in text.splitlines() if line.strip()]
+        if not labels:
+            t.fail("labels", f"label file {value} has no labels (one label per line)")
+        return tuple(labels)
+    if isinstance(value, list) and value and all(isinstance(v, str) and v for v in value):
+        return tuple(value)
+    t.fail("labels", "expected a non-empty array of non-empty strings or the path of a text "
+           f"file with one label per line, found {type_name(value)}")
+
+
+def _inputs(t: Table, info: OnnxGraphInfo) -> tuple[InputSpec, ...]:
+    declared: list[InputSpec] = []
+    for it in t.tables("inputs") if t.has("inputs") else []:
+        it.check_keys(INPUT_KEYS)
+        name = it.string("name")
+        if name not in info.inputs:
+            it.fail("name", f"model has no input {name!r} (inputs: "
+                    f"{', '.join(info.inputs) or 'none'})")
+        if any(d.name == name for d in declared):
+            it.fail("name", f"input {name!r} is listed twice")
+        shape = _shape(it, info.inputs[name])
+        pre = _preprocess(it.table("preprocess"), shape) if it.has("preprocess") else None
+        declared.append(InputSpec(name=name, shape=shape, preprocess=pre))
+    # Inputs the spec leaves out are taken from the model when their shape is static.
+    for name, dims in info.inputs.items():
+        if not any(d.name == name for d in declared):
+            if any(d is None or d <= 0 for d in dims):
+                t.fail("inputs", f"model input {name!r} has a dynamic shape "
+                       f"{list(dims)}; give it a static one in [[models.inputs]] with "
+                       f"name = {name!r} and shape = [...]")
+            declared.append(InputSpec(name=name, shape=tuple(d for d in dims if d)))
+    return tuple(declared)
+
+
+def _shape(it: Table, model_dims: tuple[int | None, ...]) -> tuple[int, ...]:
+    if not it.has("shape"):
+        if any(d is None or d <= 0 for d in model_dims):
+            it.fail(None, f"the model input has a dynamic shape {list(model_dims)}; "
+                    "add shape = [...] with every dimension fixed")
+        return tuple(d for d in model_dims if d)
+    shape = it.ints("shape")
+    if not shape or any(d <= 0 for d in shape):
+        it.fail("shape", f"every dimension must be a positive integer, got {list(shape)}")
+    if len(shape) != len(model_dims):
+        it.fail("shape", f"rank {len(shape)} does not match the model input's rank "
+                f"{len(model_dims)} ({list(model_dims)})")
+    for i, (s, m) in enumerate(zip(shape, model_dims, strict=True)):
+        if m and s != m:
+            it.fail("shape", f"dimension {i} is {s} but the model fixes it to {m}")
+    return shape
+
+
+def _preprocess(p: Table, shape: tuple[int, ...]) -> PreprocessSpec:
+    p.check_keys(PREPROCESS_KEYS)
+    size = p.ints("source_size")
+    if len(size) != 2 or any(v <= 0 for v in size):
+        p.fail("source_size", f"expected [height, width] with positive integers, got {list(size)}")
+    pixel = p.string("pixel_format", "rgb", PIXEL_FORMATS)
+    model_fmt = p.string("model_format", "rgb", PIXEL_FORMATS)
+    resize = p.string("resize", "stretch", ("stretch", "letterbox"))
+    interp = p.string("interpolation", "linear", ("linear", "nearest"))
+    pad = p.number("pad_value", 114.0, 0.0, 255.0)
+    layout = p.string("layout", "nchw", ("nchw", "nhwc"))
+    if len(shape) != 4 or shape[0] != 1:
+        p.fail(None, f"preprocessing needs a 4-D input with batch 1, the input shape is "
+               f"{list(shape)}")
+    channels = shape[1] if layout == "nchw" else shape[3]
+    if channels != _CHANNELS[model_fmt]:
+        p.fail("model_format", f"model_format {model_fmt!r} has {_CHANNELS[model_fmt]} "
+               f"channel(s) but the input shape {list(shape)} ({layout}) has {channels}")
+    mean = p.numbers("mean", (0.0,) * channels)
+    std = p.numbers("std", (1.0,) * channels)
+    for key, values in (("mean", mean), ("std", std)):
+        if len(values) != channels:
+            p.fail(key, f"needs {channels} value(s), one per model channel, got {len(values)}")
+    if any(s == 0 for s in std):
+        p.fail("std", "values must not be 0 (the input is divided by them)")
+    return PreprocessSpec(source_size=(size[0], size[1]), pixel_format=pixel,  # type: ignore[arg-type]
+                          model_format=model_fmt, resize=resize,  # type: ignore[arg-type]
+                          interpolation=interp, pad_value=pad,  # type: ignore[arg-type]
+                          mean=mean, std=std, layout=layout)  # type: ignore[arg-type]
+
+
+def _postprocess(t: Table, info: OnnxGraphInfo,
+                 labels: tuple[str, ...] | None) -> PostprocessSpec | None:
+    if not t.has("postprocess"):
+        return None
+    p = t.table("postprocess")
+    kind = p.string("kind", None, ("classification", "detection", "none"))
+    if kind == "none":
+        p.check_keys(("kind",), 'postprocess with kind = "none"')
+        return None
+    p.check_keys(CLASSIFICATION_KEYS if kind == "classification" else DETECTION_KEYS,
+                 f"{kind} postprocess")
+    output = p.string("output")
+    if output not in info.outputs:
+        p.fail("output", f"model has no output {output!r} (outputs: {', '.join(info.outputs)})")
+    dims = info.outputs[output]
+    last = dims[-1] if dims else None
+    if kind == "classification":
+        top_k = p.integer("top_k", 5, minimum=1)
+        if labels is not None and last and len(labels) != last:
+            t.fail("labels", f"{len(labels)} labels but output {output!r} has {last} classes")
+        classes = last or (len(labels) if labels else None)
+        if classes and top_k > classes:
+            p.fail("top_k", f"top_k {top_k} exceeds the number of classes ({classes})")
+        return ClassificationPost(output=output, softmax=p.boolean("softmax", True), top_k=top_k)
+    post = DetectionPost(
+        output=output,
+        box_format=p.string("box_format", "cxcywh", ("cxcywh", "xyxy")),  # type: ignore[arg-type]
+        has_objectness=p.boolean("has_objectness", True),
+        score_threshold=p.number("score_threshold", 0.25, 0.0, 1.0),
+        iou_threshold=p.number("iou_threshold", 0.45, 0.0, 1.0),
+        max_detections=p.integer("max_detections", 100, minimum=1))
+    if len(dims) != 3:
+        p.fail("output", f"a detection output must be [1, boxes, 4 + objectness + classes], "
+               f"{output!r} has shape {list(dims)}")
+    if labels is not None and last:
+        want = 4 + int(post.has_objectness) + len(labels)
+        if want != last:
+            t.fail("labels", f"{len(labels)} labels need {want} columns in {output!r} "
+                   f"(4 box + {int(post.has_objectness)} objectness + classes), it has {last}")
+    return post
