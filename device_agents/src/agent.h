@@ -1,0 +1,78 @@
+// SPDX-License-Identifier: Apache-2.0
+// The agent: serves protocol requests from one byte stream (PROTOCOL.md).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "frame.h"
+#include "message.h"
+
+namespace epagent {
+
+constexpr const char* kAgentVersion = "0.1.0";
+
+struct Config {
+  std::string root;                    // install root, absolute and resolved
+  int64_t max_upload = int64_t(2) << 30;
+  int64_t window = 262144;             // announced in HELLO; 8 KiB on a tty
+  bool tty = false;
+};
+
+// An upload in progress (PROTOCOL.md section 7).
+struct Upload {
+  std::string sha256;
+  int64_t size = 0;
+  int64_t chunk = 0;
+  int64_t nchunks = 0;
+  std::vector<bool> have;
+  int fd = -1;        // the .partial file
+  int journal = -1;   // the .chunks list
+};
+
+class Agent {
+ public:
+  Agent(Config cfg, int in_fd, int out_fd);
+  ~Agent();
+  // Serves until BYE or end of input. Returns the process exit code.
+  int serve();
+
+ private:
+  void handle(const Frame& f);
+  void send(uint8_t type, uint32_t seq, std::vector<uint8_t> payload);
+  void send_error(uint32_t seq, const std::string& code, const std::string& message);
+  void send_cached(uint8_t type, uint32_t seq, std::vector<uint8_t> payload);
+
+  void on_hello(uint32_t seq, const Fields& in);
+  void on_put_begin(uint32_t seq, const Fields& in);
+  void on_put_chunk(uint32_t seq, const Fields& in);
+  void on_put_end(uint32_t seq, const Fields& in);
+  void on_install(uint32_t seq, const Fields& in);
+  void on_get(uint32_t seq, const Fields& in);
+  void on_run(uint32_t seq, const Fields& in);
+
+  // Resolves a root-relative path; on refusal sends ERROR and returns false.
+  bool resolve(uint32_t seq, const std::string& rel, std::string* abs_out);
+  std::string cas_dir() const;
+  void close_upload();
+
+  Config cfg_;
+  int in_fd_, out_fd_;
+  bool done_ = false;
+  std::string session_;
+  std::string self_sha256_;
+  Upload up_;
+  // Final replies of non-idempotent requests, by seq, so a retransmitted request is
+  // answered again instead of executed twice (PROTOCOL.md section 3).
+  uint32_t cached_seq_ = 0;
+  uint8_t cached_type_ = 0;
+  std::vector<uint8_t> cached_payload_;
+};
+
+bool write_all(int fd, const uint8_t* data, size_t len);
+bool fsync_dir(const std::string& dir);
+bool valid_sha256(const std::string& s);
+
+}  // namespace epagent

@@ -1,0 +1,320 @@
+// SPDX-License-Identifier: Apache-2.0
+// Paths under the install root, content-addressed uploads, atomic installs, reads.
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "agent.h"
+#include "sha256.h"
+
+namespace epagent {
+namespace {
+
+bool inside(const std::string& root, const std::string& p) {
+  return p == root || (p.size() > root.size() && p.compare(0, root.size(), root) == 0 &&
+                       p[root.size()] == '/');
+}
+
+std::string parent_of(const std::string& p) {
+  size_t s = p.rfind('/');
+  return s == 0 ? "/" : p.substr(0, s);
+}
+
+bool mkdirs(const std::string& dir) {
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) == 0) return S_ISDIR(st.st_mode);
+  if (!mkdirs(parent_of(dir))) return false;
+  return ::mkdir(dir.c_str(), 0755) == 0 || errno == EEXIST;
+}
+
+std::string errno_text(const std::string& what) { return what + ": " + std::strerror(errno); }
+
+}  // namespace
+
+std::string Agent::cas_dir() const { return cfg_.root + "/.edgepack/cas"; }
+
+bool Agent::resolve(uint32_t seq, const std::string& rel, std::string* abs_out) {
+  if (rel.empty() || rel[0] == '/') {
+    send_error(seq, "path_outside_root", "path '" + rel + "' must be relative to the root");
+    return false;
+  }
+  size_t start = 0;
+  bool first = true;
+  while (start <= rel.size()) {
+    size_t end = rel.find('/', start);
+    if (end == std::string::npos) end = rel.size();
+    std::string comp = rel.substr(start, end - start);
+    if (comp.empty() || comp == "." || comp == "..") {
+      send_error(seq, "path_outside_root", "path '" + rel + "' has a '" + comp + "' component");
+      return false;
+    }
+    if (first && comp == ".edgepack") {
+      send_error(seq, "path_reserved", "path '" + rel + "' is the agent's own state");
+      return false;
+    }
+    first = false;
+    start = end + 1;
+  }
+  std::string abs = cfg_.root + "/" + rel;
+  // The deepest existing ancestor (or the path itself) must resolve inside the root, so a
+  // symlink cannot lead out of it.
+  std::string probe = abs;
+  char real[PATH_MAX];
+  while (::realpath(probe.c_str(), real) == nullptr) {
+    if (probe == cfg_.root || probe == "/") break;
+    probe = parent_of(probe);
+  }
+  if (!inside(cfg_.root, real)) {
+    send_error(seq, "path_outside_root", "path '" + rel + "' resolves outside the root");
+    return false;
+  }
+  *abs_out = abs;
+  return true;
+}
+
+void Agent::close_upload() {
+  if (up_.fd >= 0) ::close(up_.fd);
+  if (up_.journal >= 0) ::close(up_.journal);
+  up_ = Upload();
+}
+
+void Agent::on_put_begin(uint32_t seq, const Fields& in) {
+  std::string sha;
+  int64_t size = 0, chunk = 0;
+  if (!in.get_str("sha256", &sha) || !valid_sha256(sha) || !in.get_int("size", &size) ||
+      !in.get_int("chunk", &chunk) || size < 0 || chunk <= 0 || chunk > int64_t(kMaxChunk)) {
+    send_error(seq, "bad_request", "PUT_BEGIN needs sha256 (64 hex), size >= 0, chunk 1..131072");
+    return;
+  }
+  if (size > cfg_.max_upload) {
+    send_error(seq, "too_large",
+               "upload of " + std::to_string(size) + " bytes exceeds the agent limit of " +
+                   std::to_string(cfg_.max_upload));
+    return;
+  }
+  close_upload();
+  std::string dir = cas_dir();
+  if (!mkdirs(dir)) {
+    send_error(seq, "io", errno_text("cannot create " + dir));
+    return;
+  }
+  std::string final_path = dir + "/" + sha;
+  struct stat st {};
+  if (::stat(final_path.c_str(), &st) == 0 && int64_t(st.st_size) == size) {
+    send(kHave, seq,
+         FieldWriter().add_str("sha256", sha).add_int("size", size).add_int("chunk", chunk)
+             .add_bytes("have", nullptr, 0).add_int("complete", 1).take());
+    return;
+  }
+  struct statvfs sv {};
+  if (::statvfs(dir.c_str(), &sv) == 0 && int64_t(sv.f_bavail * sv.f_frsize) < size) {
+    send_error(seq, "no_space", "upload of " + std::to_string(size) + " bytes does not fit in " +
+                                    std::to_string(sv.f_bavail * sv.f_frsize) + " free bytes");
+    return;
+  }
+  // Journal layout: size i64 | chunk i64 | index u32 ...
+  std::string partial = dir + "/" + sha + ".partial", journal = dir + "/" + sha + ".chunks";
+  std::vector<int64_t> indices;
+  int jfd = ::open(journal.c_str(), O_RDONLY | O_CLOEXEC);
+  if (jfd >= 0) {
+    int64_t head[2] = {0, 0};
+    if (::read(jfd, head, sizeof head) == ssize_t(sizeof head) && head[0] == size &&
+        head[1] > 0 && head[1] <= int64_t(kMaxChunk)) {
+      chunk = head[1];  // keep the chunk size of the interrupted upload
+      uint32_t idx;
+      while (::read(jfd, &idx, sizeof idx) == ssize_t(sizeof idx)) indices.push_back(idx);
+    }
+    ::close(jfd);
+  }
+  bool resume = !indices.empty();
+  up_.sha256 = sha;
+  up_.size = size;
+  up_.chunk = chunk;
+  up_.nchunks = (size + chunk - 1) / chunk;
+  up_.have.assign(size_t(up_.nchunks), false);
+  for (int64_t i : indices)
+    if (i < up_.nchunks) up_.have[size_t(i)] = true;
+  up_.fd = ::open(partial.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | (resume ? 0 : O_TRUNC), 0644);
+  up_.journal = ::open(journal.c_str(),
+                       O_WRONLY | O_CREAT | O_CLOEXEC | (resume ? O_APPEND : O_TRUNC), 0644);
+  if (up_.fd < 0 || up_.journal < 0) {
+    send_error(seq, "io", errno_text("cannot open " + partial));
+    close_upload();
+    return;
+  }
+  if (!resume) {
+    int64_t head[2] = {size, chunk};
+    if (!write_all(up_.journal, reinterpret_cast<uint8_t*>(head), sizeof head)) {
+      send_error(seq, "io", errno_text("cannot write " + journal));
+      close_upload();
+      return;
+    }
+  }
+  std::vector<uint8_t> bitmap(size_t((up_.nchunks + 7) / 8), 0);
+  for (int64_t i = 0; i < up_.nchunks; ++i)
+    if (up_.have[size_t(i)]) bitmap[size_t(i / 8)] |= uint8_t(1u << (i % 8));
+  send(kHave, seq,
+       FieldWriter().add_str("sha256", sha).add_int("size", size).add_int("chunk", chunk)
+           .add_bytes("have", bitmap.data(), bitmap.size()).add_int("complete", 0).take());
+}
+
+void Agent::on_put_chunk(uint32_t seq, const Fields& in) {
+  std::string sha, data;
+  int64_t index = -1;
+  if (!in.get_str("sha256", &sha) || !in.get_int("index", &index) ||
+      !in.get_str("data", &data)) {
+    send_error(seq, "bad_request", "PUT_CHUNK needs sha256, index and data");
+    return;
+  }
+  if (up_.fd < 0 || sha != up_.sha256) {
+    send_error(seq, "unknown_upload", "no PUT_BEGIN for " + sha + " in this session");
+    return;
+  }
+  int64_t want = index == up_.nchunks - 1 ? up_.size - index * up_.chunk : up_.chunk;
+  if (index < 0 || index >= up_.nchunks || int64_t(data.size()) != want) {
+    send_error(seq, "bad_chunk", "chunk " + std::to_string(index) + " of " +
+                                     std::to_string(data.size()) + " bytes does not fit");
+    return;
+  }
+  const uint8_t* p = reinterpret_cast<const uint8_t*>(data.data());
+  size_t left = data.size();
+  off_t off = off_t(index * up_.chunk);
+  while (left > 0) {
+    ssize_t n = ::pwrite(up_.fd, p, left, off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      send_error(seq, errno == ENOSPC ? "no_space" : "io", errno_text("write failed"));
+      return;
+    }
+    p += n;
+    left -= size_t(n);
+    off += n;
+  }
+  if (!up_.have[size_t(index)]) {
+    uint32_t idx = uint32_t(index);
+    // Recorded only after the bytes are written: the list never claims a chunk it lacks.
+    write_all(up_.journal, reinterpret_cast<uint8_t*>(&idx), sizeof idx);
+    up_.have[size_t(index)] = true;
+  }
+  send(kOk, seq, FieldWriter().add_int("index", index).take());
+}
+
+void Agent::on_put_end(uint32_t seq, const Fields& in) {
+  std::string sha;
+  if (!in.get_str("sha256", &sha) || up_.fd < 0 || sha != up_.sha256) {
+    send_error(seq, "unknown_upload", "no PUT_BEGIN for " + sha + " in this session");
+    return;
+  }
+  for (int64_t i = 0; i < up_.nchunks; ++i) {
+    if (!up_.have[size_t(i)]) {
+      send_error(seq, "bad_chunk", "chunk " + std::to_string(i) + " is missing");
+      return;
+    }
+  }
+  std::string dir = cas_dir(), partial = dir + "/" + sha + ".partial";
+  std::string journal = dir + "/" + sha + ".chunks";
+  if (::ftruncate(up_.fd, off_t(up_.size)) != 0 || ::fsync(up_.fd) != 0) {
+    send_error(seq, "io", errno_text("cannot sync " + partial));
+    return;
+  }
+  std::string got;
+  if (!sha256_file(partial, &got) || got != sha) {
+    close_upload();
+    ::unlink(partial.c_str());
+    ::unlink(journal.c_str());
+    send_error(seq, "hash_mismatch", "upload hashed to " + got + ", expected " + sha);
+    return;
+  }
+  close_upload();
+  if (::rename(partial.c_str(), (dir + "/" + sha).c_str()) != 0) {
+    send_error(seq, "io", errno_text("cannot rename " + partial));
+    return;
+  }
+  fsync_dir(dir);
+  ::unlink(journal.c_str());
+  send(kOk, seq, FieldWriter().add_str("sha256", sha).take());
+}
+
+void Agent::on_install(uint32_t seq, const Fields& in) {
+  std::string sha, rel, dest;
+  int64_t mode = 0644;
+  if (!in.get_str("sha256", &sha) || !valid_sha256(sha) || !in.get_str("path", &rel)) {
+    send_error(seq, "bad_request", "INSTALL needs sha256 and path");
+    return;
+  }
+  in.get_int("mode", &mode);
+  if (!resolve(seq, rel, &dest)) return;
+  std::string src = cas_dir() + "/" + sha;
+  int in_fd = ::open(src.c_str(), O_RDONLY | O_CLOEXEC);
+  if (in_fd < 0) {
+    send_error(seq, "not_found", "content " + sha + " was not uploaded");
+    return;
+  }
+  std::string dir = parent_of(dest), tmp = dest + ".edgepack-tmp";
+  if (!mkdirs(dir)) {
+    ::close(in_fd);
+    send_error(seq, "io", errno_text("cannot create " + dir));
+    return;
+  }
+  ::unlink(tmp.c_str());  // a stale temp file from an interrupted install
+  int out_fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  bool ok = out_fd >= 0;
+  std::vector<uint8_t> buf(1 << 20);
+  while (ok) {
+    ssize_t n = ::read(in_fd, buf.data(), buf.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      ok = n == 0;
+      break;
+    }
+    ok = write_all(out_fd, buf.data(), size_t(n));
+  }
+  ::close(in_fd);
+  ok = ok && ::fchmod(out_fd, mode_t(mode & 07777)) == 0 && ::fsync(out_fd) == 0;
+  if (out_fd >= 0) ::close(out_fd);
+  if (!ok || ::rename(tmp.c_str(), dest.c_str()) != 0) {
+    std::string why = errno_text("cannot install " + rel);
+    ::unlink(tmp.c_str());
+    send_error(seq, "io", why);
+    return;
+  }
+  fsync_dir(dir);
+  send_cached(kOk, seq, FieldWriter().add_str("path", rel).add_str("sha256", sha).take());
+}
+
+void Agent::on_get(uint32_t seq, const Fields& in) {
+  std::string rel, path;
+  int64_t offset = 0, length = int64_t(kMaxChunk);
+  if (!in.get_str("path", &rel)) {
+    send_error(seq, "bad_request", "GET needs path");
+    return;
+  }
+  in.get_int("offset", &offset);
+  in.get_int("length", &length);
+  if (length <= 0 || length > int64_t(kMaxChunk)) length = int64_t(kMaxChunk);
+  if (!resolve(seq, rel, &path)) return;
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  struct stat st {};
+  if (fd < 0 || ::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    if (fd >= 0) ::close(fd);
+    send_error(seq, "not_found", "no file '" + rel + "'");
+    return;
+  }
+  std::vector<uint8_t> buf(static_cast<size_t>(length));
+  ssize_t n = ::pread(fd, buf.data(), buf.size(), off_t(offset));
+  ::close(fd);
+  if (n < 0) {
+    send_error(seq, "io", errno_text("cannot read " + rel));
+    return;
+  }
+  send(kOk, seq, FieldWriter().add_bytes("data", buf.data(), size_t(n))
+                     .add_int("size", int64_t(st.st_size)).take());
+}
+
+}  // namespace epagent
