@@ -1,0 +1,288 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Build the C++ SDK (and the device agent) for a board: CMake + Ninja + the board's toolchain.
+
+Generic over the CMake projects: configure, build, install — nothing here knows their file
+lists. Build folders are cached under ``<cache>/build/<board>-<key>/`` where the key covers
+everything that changes the object files (board, toolchain and its version, CPU flags,
+sysroot package versions), so a second build with no C++ change is a Ninja no-op. The output
+``DIR/<board>/`` (unpacked SDK + BUILDINFO.json + README.md) and the tarball beside it are
+written in a temp folder and renamed into place: a failed build leaves the old output, never a
+half-written one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .boards import Board, load_board
+from .errors import ToolchainError
+from .sdkreadme import render_readme
+from .sysroot import Sysroot, cache_root, ensure_sysroot, file_lock
+from .toolchains import Toolchain, resolve_toolchain
+from .ui import Progress
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SDK_SOURCE_DIR = REPO_ROOT / "sdk_templates"
+AGENT_SOURCE_DIR = REPO_ROOT / "device_agents"
+BUILDINFO_SCHEMA = "edgepack.buildinfo/1"
+NO_WORK = "ninja: no work to do."
+_SKIP_DIRS = {"build", "__pycache__", ".git"}
+
+
+@dataclass(frozen=True)
+class ProjectBuild:
+    name: str  # "sdk" or "agent"
+    source: Path
+    build_dir: Path
+    log: Path  # output of the last configure + build
+    compiled: bool  # False when Ninja had no work to do
+
+
+@dataclass(frozen=True)
+class SdkBuild:
+    board: str
+    sdk_dir: Path  # DIR/<board>: include/, lib/, bin/, lib/cmake/edgepack/, BUILDINFO.json
+    tarball: Path  # DIR/edgepack-sdk-<version>-<board>.tar.gz
+    buildinfo: dict[str, Any]
+    toolchain: Toolchain
+    sysroot: Sysroot
+    projects: tuple[ProjectBuild, ...] = field(default=())
+
+    @property
+    def compiled(self) -> bool:
+        """True when any project compiled or linked something in this build."""
+        return any(p.compiled for p in self.projects)
+
+
+def cmake_program() -> str:
+    """The CMake of this Python environment (pinned by pyproject), else the one on PATH."""
+    local = Path(sys.executable).parent / "cmake"
+    if local.is_file():
+        return str(local)
+    found = shutil.which("cmake")
+    if found is None:
+        raise ToolchainError("cmake not found", hint="pip install cmake (or apt-get install cmake)")
+    return found
+
+
+def source_hash(folder: Path) -> str:
+    """SHA-256 over the relative paths and contents of every file of a source folder."""
+    digest = hashlib.sha256()
+    for path in sorted(folder.rglob("*")):
+        rel = path.relative_to(folder)
+        if any(part in _SKIP_DIRS or part.startswith(".") for part in rel.parts):
+            continue
+        if path.is_file():
+            digest.update(str(rel).encode() + b"\0")
+            digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def cmake_args(board: Board, toolchain: Toolchain, sysroot: Sysroot) -> list[str]:
+    """Configure arguments shared by every project built for ``board``."""
+    usr = sysroot.path / "usr"
+    args = [
+        "-G", "Ninja",
+        f"-DCMAKE_TOOLCHAIN_FILE={toolchain.file}",
+        f"-DEDGEPACK_ARCH_FLAGS={' '.join(board.cpu.flags)}",
+        f"-DEDGEPACK_SYSROOT={sysroot.path}",
+        "-DCMAKE_BUILD_TYPE=Release",
+        "-DEDGEPACK_BUILD_TESTS=OFF",
+        "-DEDGEPACK_STATIC_CRYPTO=ON",
+        "-DOPENSSL_USE_STATIC_LIBS=TRUE",
+        f"-DOPENSSL_ROOT_DIR={usr}",
+        f"-DOPENSSL_INCLUDE_DIR={usr / 'include'}",
+    ]
+    # FindOpenSSL does not look in Debian's multiarch lib folder under OPENSSL_ROOT_DIR: name
+    # the static libraries themselves.
+    static_libs = (("libcrypto.a", "OPENSSL_CRYPTO_LIBRARY"), ("libssl.a", "OPENSSL_SSL_LIBRARY"))
+    for lib, var in static_libs:
+        found = sorted((usr / "lib").glob(f"*/{lib}")) or sorted((usr / "lib").glob(lib))
+        if found:
+            args.append(f"-D{var}={found[0]}")
+    return args
+
+
+def build_key(board: Board, toolchain: Toolchain, sysroot: Sysroot, sources: list[Path]) -> str:
+    data = {"board": board.id, "triple": toolchain.triple, "cxx": toolchain.cxx,
+            "compiler": toolchain.version_line, "flags": list(board.cpu.flags),
+            "sysroot": sysroot.packages, "sources": [str(s) for s in sources]}
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _project_sources(sdk_source: Path, agent_source: Path | None) -> list[tuple[str, Path]]:
+    if not (sdk_source / "CMakeLists.txt").is_file():
+        raise ToolchainError(f"no CMake project at {sdk_source}")
+    projects = [("sdk", sdk_source)]
+    if agent_source is not None and (agent_source / "CMakeLists.txt").is_file():
+        projects.append(("agent", agent_source))
+    return projects
+
+
+def build_sdk(board: Board | str, out_dir: Path, *, jobs: int = 2, cache: Path | None = None,
+              sdk_source: Path | None = None,
+              agent_source: Path | None = AGENT_SOURCE_DIR) -> SdkBuild:
+    """Cross-builds the SDK (+ agent) for ``board`` into ``out_dir/<board>/`` and a tarball."""
+    board = load_board(board) if isinstance(board, str) else board
+    sdk_source = (sdk_source or SDK_SOURCE_DIR).resolve()
+    projects = _project_sources(sdk_source, agent_source)
+    toolchain = resolve_toolchain(board)
+    if toolchain.warning:
+        print(f"edgepack: warning: {toolchain.warning}", file=sys.stderr)
+    cache = cache or cache_root()
+    sysroot = ensure_sysroot(board.debian_arch, board.sysroot_packages, cache)
+    args = cmake_args(board, toolchain, sysroot)
+    key = build_key(board, toolchain, sysroot, [src for _, src in projects])
+    build_root = cache / "build" / f"{board.id}-{key}"
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{board.id}.tmp-", dir=out_dir))
+    try:
+        tree = staging / board.id
+        with file_lock(build_root.with_suffix(".lock")):
+            done = tuple(_build_project(name, src, build_root / name, args, jobs, board.id)
+                         for name, src in projects)
+            for project in done:
+                _install(project, tree)
+        info = _buildinfo(board, toolchain, sysroot, done, tree)
+        (tree / "BUILDINFO.json").write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
+        (tree / "README.md").write_text(render_readme(info))
+        tar_name = f"edgepack-sdk-{info['sdk_version']}-{board.id}.tar.gz"
+        _write_tarball(tree, staging / tar_name, tar_name.removesuffix(".tar.gz"))
+        final_tree = out_dir / board.id
+        if final_tree.exists():
+            os.rename(final_tree, staging / "previous")
+        os.rename(tree, final_tree)
+        os.replace(staging / tar_name, out_dir / tar_name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return SdkBuild(board=board.id, sdk_dir=final_tree, tarball=out_dir / tar_name,
+                    buildinfo=info, toolchain=toolchain, sysroot=sysroot, projects=done)
+
+
+def _build_project(name: str, source: Path, build_dir: Path, args: list[str], jobs: int,
+                   board_id: str) -> ProjectBuild:
+    cmake = cmake_program()
+    log = build_dir / "edgepack-build.log"
+    build_dir.mkdir(parents=True, exist_ok=True)
+    with open(log, "w") as log_file:
+        if not (build_dir / "build.ninja").is_file():
+            with Progress(f"configure {name} for {board_id}"):
+                _run_logged([cmake, "-S", str(source), "-B", str(build_dir), *args], log_file,
+                            log, f"configure of {name} for {board_id}")
+        with Progress(f"build {name} for {board_id}"):
+            output = _run_logged([cmake, "--build", str(build_dir), "-j", str(jobs)], log_file,
+                                 log, f"build of {name} for {board_id}")
+    return ProjectBuild(name=name, source=source, build_dir=build_dir, log=log,
+                        compiled=NO_WORK not in output)
+
+
+def _run_logged(command: list[str], log_file: Any, log: Path, what: str) -> str:
+    log_file.write("$ " + " ".join(command) + "\n")
+    log_file.flush()
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=3600)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise ToolchainError(f"{what} did not run: {exc}") from exc
+    output = done.stdout + done.stderr
+    log_file.write(output)
+    log_file.flush()
+    if done.returncode != 0:
+        raise ToolchainError(_failure_message(what, command, output, log))
+    return output
+
+
+def _failure_message(what: str, command: list[str], output: str, log: Path) -> str:
+    """The failing compiler command and the first error lines (Ninja's FAILED: block)."""
+    lines = output.splitlines()
+    failing = " ".join(command)
+    for i, line in enumerate(lines):
+        if line.startswith("FAILED:") and i + 1 < len(lines):
+            failing = lines[i + 1].strip()
+            break
+    errors = [ln for ln in lines if re.search(r"\berror\b|Error", ln)][:8]
+    body = "\n".join(f"    {ln}" for ln in errors) or "    (no error lines; see the log)"
+    return (f"{what} failed\n  command: {failing}\n  first errors:\n{body}\n"
+            f"  build log: {log}")
+
+
+def _install(project: ProjectBuild, tree: Path) -> None:
+    cmake = cmake_program()
+    done = subprocess.run([cmake, "--install", str(project.build_dir), "--prefix", str(tree)],
+                          capture_output=True, text=True, timeout=600)
+    with open(project.log, "a") as log_file:
+        log_file.write(done.stdout + done.stderr)
+    if done.returncode != 0:
+        raise ToolchainError(_failure_message(f"install of {project.name}", ["cmake", "--install"],
+                                              done.stdout + done.stderr, project.log))
+    if project.name == "agent" and not (tree / "bin" / "edgepack-agent").is_file():
+        # The agent project may have no install rule: take the built binary itself.
+        built = sorted(p for p in project.build_dir.rglob("edgepack-agent") if p.is_file())
+        if built:
+            (tree / "bin").mkdir(parents=True, exist_ok=True)
+            shutil.copy2(built[0], tree / "bin" / "edgepack-agent")
+
+
+def _cache_value(build_dir: Path, name: str) -> str | None:
+    try:
+        text = (build_dir / "CMakeCache.txt").read_text()
+    except OSError:
+        return None
+    match = re.search(rf"^{re.escape(name)}:[A-Z]+=(.*)$", text, re.MULTILINE)
+    return match.group(1).strip() if match else None
+
+
+def sdk_abi_version(include_dir: Path) -> int | None:
+    """``EP_API_VERSION`` from the installed C header, if the SDK defines it."""
+    for header in sorted(include_dir.glob("*.h")) if include_dir.is_dir() else []:
+        match = re.search(r"#\s*define\s+EP_API_VERSION\s+\(?(\d+)", header.read_text())
+        if match:
+            return int(match.group(1))
+    return None
+
+
+def _buildinfo(board: Board, toolchain: Toolchain, sysroot: Sysroot,
+               projects: tuple[ProjectBuild, ...], tree: Path) -> dict[str, Any]:
+    sdk = projects[0]
+    version = _cache_value(sdk.build_dir, "CMAKE_PROJECT_VERSION") or "0.0.0"
+    return {
+        "schema": BUILDINFO_SCHEMA,
+        "board": board.id,
+        "board_name": board.name,
+        "arch": board.arch,
+        "edgepack_version": __version__,
+        "sdk_version": version,
+        "sdk_abi": sdk_abi_version(tree / "include"),
+        "toolchain": {"triple": toolchain.triple, "compiler": toolchain.version_line,
+                      "version": toolchain.version, "vendor": toolchain.vendor,
+                      "file": toolchain.file.name, "warning": toolchain.warning},
+        "flags": list(board.cpu.flags),
+        "build_type": "Release",
+        "static_crypto": True,
+        "sysroot": {"debian_arch": sysroot.debian_arch,
+                    "packages": dict(sorted(sysroot.packages.items()))},
+        "source_hash": {p.source.name: source_hash(p.source) for p in projects},
+        "contents": sorted(str(p.relative_to(tree)) for p in tree.rglob("*") if p.is_file()),
+    }
+
+
+def _write_tarball(tree: Path, target: Path, top: str) -> None:
+    def normalise(info: tarfile.TarInfo) -> tarfile.TarInfo:
+        info.uid = info.gid = 0
+        info.uname = info.gname = ""
+        return info
+
+    with tarfile.open(target, "w:gz") as tar:
+        tar.add(tree, arcname=top, filter=normalise)
