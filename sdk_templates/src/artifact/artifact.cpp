@@ -1,0 +1,170 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "artifact/artifact.h"
+
+#include <chrono>
+#include <cstring>
+#include <new>
+
+#include "artifact/crypto.h"
+#include "artifact/hpke.h"
+
+namespace edgepack {
+namespace {
+
+constexpr char kContentKeyInfo[] = "edgepack/v1 content key";
+constexpr char kSectionKeyInfo[] = "edgepack/v1 section";
+constexpr size_t kAlignment = 64;
+
+double ms_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+      .count();
+}
+
+uint8_t* alloc_aligned(size_t size) {
+  // Rounded up to the alignment so that every size (0 included) gets a distinct buffer.
+  const size_t rounded = (size / kAlignment + 1) * kAlignment;
+  return static_cast<uint8_t*>(::operator new[](rounded, std::align_val_t(kAlignment)));
+}
+
+void free_aligned(uint8_t* p) { ::operator delete[](p, std::align_val_t(kAlignment)); }
+
+// section_key[i] = HKDF-SHA256(salt = "", ikm = CK, info = "edgepack/v1 section" || u32le(i) ||
+// name_i, L = 32)
+bool derive_section_key(const uint8_t content_key[32], uint32_t index, const std::string& name,
+                        uint8_t out[32]) {
+  std::vector<uint8_t> info(kSectionKeyInfo, kSectionKeyInfo + sizeof(kSectionKeyInfo) - 1);
+  for (int b = 0; b < 4; ++b) info.push_back(static_cast<uint8_t>(index >> (8 * b)));
+  info.insert(info.end(), name.begin(), name.end());
+  crypto::Secret<32> prk;
+  return crypto::hkdf_extract(nullptr, 0, content_key, 32, prk.data()) &&
+         crypto::hkdf_expand(prk.data(), prk.size(), info.data(), info.size(), out, 32);
+}
+
+// nonce_j = 0x00 * 7 || u32_be(j) || last_flag
+void chunk_nonce(uint32_t j, bool last, uint8_t nonce[12]) {
+  std::memset(nonce, 0, 12);
+  nonce[7] = static_cast<uint8_t>(j >> 24);
+  nonce[8] = static_cast<uint8_t>(j >> 16);
+  nonce[9] = static_cast<uint8_t>(j >> 8);
+  nonce[10] = static_cast<uint8_t>(j);
+  nonce[11] = last ? 0x01 : 0x00;
+}
+
+}  // namespace
+
+std::unique_ptr<Artifact> Artifact::open_file(const std::string& path, const DeviceKey& device,
+                                              const PublisherKey& publisher,
+                                              const OpenOptions& options) {
+  const std::string bytes = read_whole_file(path, "artifact");
+  return open(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), device, publisher,
+              options);
+}
+
+std::unique_ptr<Artifact> Artifact::open(const uint8_t* data, size_t size, const DeviceKey& device,
+                                         const PublisherKey& publisher,
+                                         const OpenOptions& options) {
+  std::unique_ptr<Artifact> a(new Artifact());
+  const auto t_verify = std::chrono::steady_clock::now();
+
+  // 1. Layout.
+  a->header_ = epk::parse_layout(data, size);
+  const epk::Header& h = a->header_;
+
+  // 2. Signature over [0, file_len - 64), with the key the app supplies; then the header's
+  //    informational publisher key must name that same key.
+  const size_t signed_len = size - epk::kSignatureSize;
+  if (!crypto::ed25519_verify(publisher.pkey(), data, signed_len, data + signed_len)) {
+    throw ArtifactInvalid("signature");
+  }
+  if (h.publisher_key != publisher.raw()) throw ArtifactInvalid("publisher");
+
+  // 3. Rollback counter.
+  if (h.version_counter < options.min_counter) throw ArtifactInvalid("counter");
+  a->timing_.verify_ms = ms_since(t_verify);
+
+  // 4. Unseal: only the stanza addressed to our key_id is tried.
+  const auto t_decrypt = std::chrono::steady_clock::now();
+  const epk::RecipientStanza* stanza = nullptr;
+  for (const epk::RecipientStanza& r : h.recipients) {
+    if (r.key_id == device.key_id()) {
+      stanza = &r;
+      break;
+    }
+  }
+  if (stanza == nullptr) throw ArtifactInvalid("not_recipient");
+  crypto::Secret<32> content_key;
+  if (!hpke::open_base_first(hpke::kEdgepackSuite, device.pkey(), stanza->enc.data(),
+                             reinterpret_cast<const uint8_t*>(kContentKeyInfo),
+                             sizeof(kContentKeyInfo) - 1, nullptr, 0,
+                             stanza->sealed_content_key.data(),
+                             stanza->sealed_content_key.size(), content_key.data())) {
+    throw ArtifactInvalid("unseal");
+  }
+
+  // 5. Decrypt and authenticate every section, chunk by chunk, in table order (manifest first).
+  uint8_t header_digest[crypto::kSha256Size];
+  if (!crypto::sha256(data, h.header_len, header_digest)) throw ArtifactInvalid("chunk");
+  a->plaintexts_.reserve(h.sections.size());
+  crypto::GcmStreamOpener opener;
+  for (size_t i = 0; i < h.sections.size(); ++i) {
+    const epk::SectionEntry& s = h.sections[i];
+    Plaintext pt;
+    pt.size = static_cast<size_t>(s.plaintext_size);
+    pt.data = alloc_aligned(pt.size);
+    a->plaintexts_.push_back(pt);  // owned from here on: wiped and freed by ~Artifact
+    {
+      crypto::Secret<32> key;
+      if (!derive_section_key(content_key.data(), static_cast<uint32_t>(i), s.name, key.data()) ||
+          !opener.set_key(key.data())) {
+        throw ArtifactInvalid("chunk");
+      }
+    }
+    const uint8_t* ct = data + s.offset;
+    uint64_t done = 0;
+    for (uint64_t j = 0; j < s.chunk_count; ++j) {
+      const bool last = j + 1 == s.chunk_count;
+      const uint64_t chunk = last ? s.plaintext_size - done : h.chunk_size;
+      uint8_t nonce[crypto::kGcmNonceSize];
+      chunk_nonce(static_cast<uint32_t>(j), last, nonce);
+      if (!opener.open(nonce, header_digest, sizeof(header_digest), ct,
+                       static_cast<size_t>(chunk) + epk::kTagSize, pt.data + done)) {
+        throw ArtifactInvalid("chunk");
+      }
+      ct += chunk + epk::kTagSize;
+      done += chunk;
+    }
+    a->index_.emplace(s.name, i);
+  }
+  // The last opener key schedule is wiped when `opener` is freed (EVP_CIPHER_CTX_free).
+  a->timing_.decrypt_ms = ms_since(t_decrypt);
+  return a;
+}
+
+Artifact::~Artifact() {
+  for (Plaintext& p : plaintexts_) {
+    crypto::wipe(p.data, p.size);
+    free_aligned(p.data);
+  }
+}
+
+std::string Artifact::manifest_json() const {
+  const Plaintext& p = plaintexts_.at(0);
+  return std::string(reinterpret_cast<const char*>(p.data), p.size);
+}
+
+std::vector<std::string> Artifact::section_names() const {
+  std::vector<std::string> names;
+  names.reserve(header_.sections.size());
+  for (const epk::SectionEntry& s : header_.sections) names.push_back(s.name);
+  return names;
+}
+
+const uint8_t* Artifact::section(const std::string& name, size_t* size) const {
+  const auto it = index_.find(name);
+  if (it == index_.end()) throw Error(ErrorCode::kNotFound, "artifact has no section '" + name + "'");
+  const Plaintext& p = plaintexts_[it->second];
+  if (size != nullptr) *size = p.size;
+  return p.data;
+}
+
+}  // namespace edgepack
