@@ -1,0 +1,233 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "conv.h"
+
+#include <algorithm>
+#include <cstring>
+#include <string>
+
+#include "common/error.h"
+#include "gemm.h"
+#include "microkernel.h"
+
+namespace edgepack {
+namespace kernels {
+
+namespace {
+
+[[noreturn]] void bad(const std::string& what) {
+  throw Error(ErrorCode::kInvalidArgument, "Conv: " + what);
+}
+
+inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// First t >= 0 with start + t * step >= 0, and first t with start + t * step >= limit.
+inline int64_t first_at_least(int64_t start, int64_t step, int64_t limit) {
+  return start >= limit ? 0 : ceil_div(limit - start, step);
+}
+
+// Writes op(B) = im2col(input) (K = cin * kh * kw rows, N = oh * ow columns) for panels
+// [p0, p1) straight into the packed-B layout of gemm.h: panel p holds, for every k, the nr
+// values of columns [p * nr, p * nr + nr), zero-padded.
+void im2col_packed(const Conv2dParams& p, int64_t cin, const float* in, int nr, int64_t p0,
+                   int64_t p1, float* dst) {
+  const int64_t oh_n = p.out_h(), ow_n = p.out_w(), n = oh_n * ow_n;
+  const int64_t k = cin * p.kernel_h * p.kernel_w;
+  for (int64_t panel = p0; panel < p1; ++panel) {
+    const int64_t j0 = panel * nr, w = std::min<int64_t>(nr, n - j0);
+    float* d = dst + panel * k * nr;
+    for (int64_t ic = 0; ic < cin; ++ic) {
+      const float* plane = in + ic * p.in_h * p.in_w;
+      for (int64_t kh = 0; kh < p.kernel_h; ++kh) {
+        for (int64_t kw = 0; kw < p.kernel_w; ++kw, d += nr) {
+          int64_t oh = j0 / ow_n, ow = j0 % ow_n, done = 0;
+          while (done < w) {
+            const int64_t seg = std::min(w - done, ow_n - ow);
+            float* out = d + done;
+            const int64_t ih = oh * p.stride_h - p.pad_top + kh * p.dilation_h;
+            if (ih < 0 || ih >= p.in_h) {
+              for (int64_t t = 0; t < seg; ++t) out[t] = 0.0f;
+            } else {
+              const float* row = plane + ih * p.in_w;
+              const int64_t iw0 = ow * p.stride_w - p.pad_left + kw * p.dilation_w;
+              const int64_t sw = p.stride_w;
+              const int64_t lo = std::min(seg, first_at_least(iw0, sw, 0));
+              const int64_t hi = std::max(lo, std::min(seg, first_at_least(iw0, sw, p.in_w)));
+              int64_t t = 0;
+              for (; t < lo; ++t) out[t] = 0.0f;
+              if (sw == 1) {
+                const float* src = row + iw0;
+                for (; t < hi; ++t) out[t] = src[t];
+              } else {
+                for (; t < hi; ++t) out[t] = row[iw0 + t * sw];
+              }
+              for (; t < seg; ++t) out[t] = 0.0f;
+            }
+            done += seg;
+            ow = 0;
+            ++oh;
+          }
+          for (int64_t t = w; t < nr; ++t) d[t] = 0.0f;
+        }
+      }
+    }
+  }
+}
+
+const MicroKernel& selected_microkernel() {
+  // gemm_shape() already ran the CPU check; find the matching kernel by ISA name.
+  const char* isa = gemm_shape().isa;
+#if defined(__x86_64__) || defined(__i386__)
+  if (std::strcmp(isa, "avx512") == 0) return *microkernel_avx512();
+  if (std::strcmp(isa, "avx2") == 0) return *microkernel_avx2();
+#endif
+  (void)isa;
+  return *microkernel_generic();
+}
+
+}  // namespace
+
+void Conv2d::prepare(const Conv2dParams& params, const float* weights, const float* bias,
+                     const Epilogue& epilogue) {
+  const Conv2dParams& p = params;
+  if (p.batch < 1 || p.in_channels < 1 || p.in_h < 1 || p.in_w < 1 || p.out_channels < 1)
+    bad("input/output dimensions must be positive");
+  if (p.kernel_h < 1 || p.kernel_w < 1) bad("kernel_shape must be positive");
+  if (p.stride_h < 1 || p.stride_w < 1) bad("strides must be positive");
+  if (p.dilation_h < 1 || p.dilation_w < 1) bad("dilations must be positive");
+  if (p.pad_top < 0 || p.pad_left < 0 || p.pad_bottom < 0 || p.pad_right < 0)
+    bad("pads must be non-negative");
+  if (p.groups < 1 || p.in_channels % p.groups != 0 || p.out_channels % p.groups != 0)
+    bad("group must divide both input channels (" + std::to_string(p.in_channels) +
+        ") and output channels (" + std::to_string(p.out_channels) + ")");
+  if (p.out_h() < 1 || p.out_w() < 1) bad("kernel larger than padded input");
+  if (weights == nullptr) bad("weights missing");
+
+  p_ = p;
+  ep_ = epilogue;
+  ep_.bias_per_row = true;
+  bias_.assign(static_cast<size_t>(p.out_channels), 0.0f);
+  if (bias != nullptr) std::copy(bias, bias + p.out_channels, bias_.begin());
+  ep_.bias = bias != nullptr ? bias_.data() : nullptr;
+
+  const int64_t cin_g = p.in_channels / p.groups, cout_g = p.out_channels / p.groups;
+  const int64_t k = cin_g * p.kernel_h * p.kernel_w;
+  const int64_t n = p.out_h() * p.out_w();
+
+  if (cin_g == 1 && cout_g == 1 && p.kernel_h == 3 && p.kernel_w == 3 && p.dilation_h == 1 &&
+      p.dilation_w == 1 && p.stride_h == p.stride_w && (p.stride_h == 1 || p.stride_h == 2)) {
+    path_ = Path::kDepthwise3x3;
+    weights_.assign(weights, weights + p.out_channels * 9);
+    scratch_bytes_ = 0;
+    return;
+  }
+  path_ = (p.kernel_h == 1 && p.kernel_w == 1 && p.stride_h == 1 && p.stride_w == 1 &&
+           p.pad_top == 0 && p.pad_left == 0 && p.pad_bottom == 0 && p.pad_right == 0)
+              ? Path::kPointwise
+              : Path::kIm2col;
+  group_a_floats_ = packed_a_floats(cout_g, k);
+  weights_.assign(group_a_floats_ * static_cast<size_t>(p.groups), 0.0f);
+  for (int64_t g = 0; g < p.groups; ++g)
+    pack_a(weights + g * cout_g * k, k, false, cout_g, k, weights_.data() + g * group_a_floats_);
+  scratch_bytes_ = packed_b_floats(k, n) * sizeof(float) + 64;
+}
+
+void Conv2d::run(const float* input, float* output, void* scratch, ThreadPool* pool) const {
+  if (path_ == Path::kDepthwise3x3) {
+    run_depthwise(input, output, pool);
+    return;
+  }
+  const Conv2dParams& p = p_;
+  const int64_t cin_g = p.in_channels / p.groups, cout_g = p.out_channels / p.groups;
+  const int64_t k = cin_g * p.kernel_h * p.kernel_w;
+  const int64_t n = p.out_h() * p.out_w();
+  const int64_t in_plane = p.in_h * p.in_w;
+  const int nr = gemm_shape().nr;
+  float* packed_b = reinterpret_cast<float*>(
+      (reinterpret_cast<uintptr_t>(scratch) + 63) & ~static_cast<uintptr_t>(63));
+
+  for (int64_t b = 0; b < p.batch; ++b) {
+    for (int64_t g = 0; g < p.groups; ++g) {
+      const float* in = input + (b * p.in_channels + g * cin_g) * in_plane;
+      float* out = output + (b * p.out_channels + g * cout_g) * n;
+      if (path_ == Path::kPointwise) {
+        pack_b(in, n, false, k, n, packed_b, pool);
+      } else {
+        const int64_t panels = ceil_div(n, nr);
+        auto fill = [&](int64_t p0, int64_t p1) { im2col_packed(p, cin_g, in, nr, p0, p1, packed_b); };
+        if (pool != nullptr)
+          pool->parallel_for(panels, fill);
+        else
+          fill(0, panels);
+      }
+      GemmOperand a;
+      a.packed = weights_.data() + g * group_a_floats_;
+      GemmOperand bop;
+      bop.packed = packed_b;
+      Epilogue ep = ep_;
+      if (ep.bias != nullptr) ep.bias += g * cout_g;
+      gemm(cout_g, n, k, 1.0f, a, bop, 0.0f, out, n, ep, nullptr, pool);
+    }
+  }
+}
+
+void Conv2d::run_depthwise(const float* input, float* output, ThreadPool* pool) const {
+  const Conv2dParams& p = p_;
+  const int64_t oh_n = p.out_h(), ow_n = p.out_w(), s = p.stride_h;
+  const int64_t H = p.in_h, W = p.in_w;
+  const MicroKernel& kern = selected_microkernel();
+  Epilogue act_only = ep_;
+  act_only.bias = nullptr;
+  // Interior columns: every tap of the row in [0, W).
+  const int64_t ow_lo = std::min(ow_n, ceil_div(p.pad_left, s));
+  const int64_t ow_hi =
+      W - 3 + p.pad_left < 0 ? ow_lo : std::max(ow_lo, std::min(ow_n, (W - 3 + p.pad_left) / s + 1));
+
+  auto body = [&](int64_t c0, int64_t c1) {
+    for (int64_t bc = c0; bc < c1; ++bc) {
+      const int64_t c = bc % p.out_channels;
+      const float* plane = input + bc * H * W;
+      float* out_plane = output + bc * oh_n * ow_n;
+      const float* w = weights_.data() + c * 9;
+      const float bias = bias_[static_cast<size_t>(c)];
+      for (int64_t oh = 0; oh < oh_n; ++oh) {
+        float* out = out_plane + oh * ow_n;
+        const int64_t ih0 = oh * s - p.pad_top;
+        // Rows outside the input get zero weights and point at a valid row.
+        float w9[9];
+        const float* rows[3];
+        for (int r = 0; r < 3; ++r) {
+          const int64_t ih = ih0 + r;
+          const bool valid = ih >= 0 && ih < H;
+          rows[r] = plane + (valid ? ih : 0) * W;
+          for (int t = 0; t < 3; ++t) w9[r * 3 + t] = valid ? w[r * 3 + t] : 0.0f;
+        }
+        auto edge = [&](int64_t ow) {
+          float acc = bias;
+          const int64_t iw0 = ow * s - p.pad_left;
+          for (int r = 0; r < 3; ++r)
+            for (int t = 0; t < 3; ++t) {
+              const int64_t iw = iw0 + t;
+              if (iw >= 0 && iw < W) acc += w9[r * 3 + t] * rows[r][iw];
+            }
+          out[ow] = acc;
+        };
+        for (int64_t ow = 0; ow < ow_lo; ++ow) edge(ow);
+        if (ow_hi > ow_lo) {
+          const int64_t off = ow_lo * s - p.pad_left;
+          kern.dw3x3_row(rows[0] + off, rows[1] + off, rows[2] + off, w9, bias, out + ow_lo,
+                         ow_hi - ow_lo, s);
+        }
+        for (int64_t ow = ow_hi; ow < ow_n; ++ow) edge(ow);
+        apply_epilogue(act_only, out, ow_n, 1, ow_n, 0, 0);
+      }
+    }
+  };
+  const int64_t planes = p.batch * p.out_channels;
+  if (pool != nullptr)
+    pool->parallel_for(planes, body);
+  else
+    body(0, planes);
+}
+
+}  // namespace kernels
+}  // namespace edgepack

@@ -1,0 +1,72 @@
+// SPDX-License-Identifier: Apache-2.0
+// 2D convolution, NCHW float32, with bias and a fused activation.
+//
+// Paths, chosen at prepare():
+//   depthwise 3x3 (groups == in == out channels, dilation 1, stride 1 or 2, any pads): direct,
+//     one vectorised pass per output row with bias + activation applied in the same sweep;
+//   1x1, stride 1, no pads: GEMM straight on the input (no im2col);
+//   everything else (any kernel, strides, dilations, asymmetric pads, groups): im2col written
+//     directly in the packed-B panel layout, then the packed GEMM with weights packed at prepare.
+// Threads split the depthwise path over channels and the GEMM paths over output tiles.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "activation.h"
+#include "threadpool.h"
+
+namespace edgepack {
+namespace kernels {
+
+struct Conv2dParams {
+  int64_t batch = 1;
+  int64_t in_channels = 0, in_h = 0, in_w = 0;
+  int64_t out_channels = 0, kernel_h = 1, kernel_w = 1;
+  int64_t stride_h = 1, stride_w = 1;
+  int64_t dilation_h = 1, dilation_w = 1;
+  int64_t pad_top = 0, pad_left = 0, pad_bottom = 0, pad_right = 0;
+  int64_t groups = 1;
+
+  int64_t out_h() const {
+    return (in_h + pad_top + pad_bottom - dilation_h * (kernel_h - 1) - 1) / stride_h + 1;
+  }
+  int64_t out_w() const {
+    return (in_w + pad_left + pad_right - dilation_w * (kernel_w - 1) - 1) / stride_w + 1;
+  }
+};
+
+class Conv2d {
+ public:
+  enum class Path { kDepthwise3x3, kPointwise, kIm2col };
+
+  // Validates params (throws edgepack::Error kInvalidArgument), copies and packs the weights
+  // (OIHW: out x in/groups x kh x kw) and bias (out, may be nullptr). Nothing is retained from
+  // the pointers: the caller keeps ownership. `epilogue.bias` is ignored (bias comes from here).
+  void prepare(const Conv2dParams& params, const float* weights, const float* bias,
+               const Epilogue& epilogue);
+
+  // Scratch run() needs, in bytes (64-byte aligned pointer expected).
+  size_t scratch_bytes() const { return scratch_bytes_; }
+  Path path() const { return path_; }
+  const Conv2dParams& params() const { return p_; }
+
+  // input: batch x in x in_h x in_w; output: batch x out x out_h x out_w (must not alias input).
+  // pool may be nullptr. Allocates nothing.
+  void run(const float* input, float* output, void* scratch, ThreadPool* pool) const;
+
+ private:
+  void run_depthwise(const float* input, float* output, ThreadPool* pool) const;
+
+  Conv2dParams p_;
+  Path path_ = Path::kIm2col;
+  Epilogue ep_;
+  std::vector<float> weights_;  // packed A per group (GEMM paths) or C x 9 (depthwise)
+  std::vector<float> bias_;
+  size_t group_a_floats_ = 0;
+  size_t scratch_bytes_ = 0;
+};
+
+}  // namespace kernels
+}  // namespace edgepack

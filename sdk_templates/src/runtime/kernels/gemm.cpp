@@ -1,0 +1,242 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "gemm.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "microkernel.h"
+
+namespace edgepack {
+namespace kernels {
+
+namespace {
+
+// The best kernel this CPU supports. EDGEPACK_CPU_ISA=generic|avx2 caps the choice (tests use it
+// to check every kernel on one machine; it never selects an ISA the CPU lacks).
+const MicroKernel* select_microkernel() {
+#if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
+  const char* cap = std::getenv("EDGEPACK_CPU_ISA");
+  const std::string limit = cap != nullptr ? cap : "";
+  if (limit == "generic") return microkernel_generic();
+  __builtin_cpu_init();
+  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  if (limit != "avx2" && avx2 && __builtin_cpu_supports("avx512f")) return microkernel_avx512();
+  if (avx2) return microkernel_avx2();
+#endif
+  return microkernel_generic();
+}
+
+const MicroKernel& mk() {
+  static const MicroKernel* const kSelected = select_microkernel();
+  return *kSelected;
+}
+
+inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// Element (r, c) of op(X) where X is stored row-major with stride ld.
+inline float at(const float* x, int64_t ld, bool trans, int64_t r, int64_t c) {
+  return trans ? x[c * ld + r] : x[r * ld + c];
+}
+
+// Packs rows [r0, r0 + w) (w <= width) of op(X) (rows x depth) as one panel: for each depth
+// index p, `width` consecutive values, zero beyond w. Used for A (rows = m) and, with op(B)
+// viewed as its transpose, for B (rows = n).
+void pack_panel(const float* x, int64_t ld, bool rows_contiguous_in_depth, int64_t r0, int64_t w,
+                int64_t depth, int width, float* dst) {
+  if (!rows_contiguous_in_depth) {
+    // Row r of the panel is x[p * ld + r]: each depth step copies w contiguous values.
+    for (int64_t p = 0; p < depth; ++p) {
+      const float* src = x + p * ld + r0;
+      float* d = dst + p * width;
+      int64_t i = 0;
+      for (; i < w; ++i) d[i] = src[i];
+      for (; i < width; ++i) d[i] = 0.0f;
+    }
+  } else {
+    // Row r of the panel is x[r * ld + p]: gather across rows.
+    for (int64_t i = 0; i < width; ++i) {
+      if (i < w) {
+        const float* src = x + (r0 + i) * ld;
+        for (int64_t p = 0; p < depth; ++p) dst[p * width + i] = src[p];
+      } else {
+        for (int64_t p = 0; p < depth; ++p) dst[p * width + i] = 0.0f;
+      }
+    }
+  }
+}
+
+template <class F>
+void maybe_parallel(ThreadPool* pool, int64_t n, F&& fn) {
+  if (pool != nullptr)
+    pool->parallel_for(n, fn);
+  else
+    fn(int64_t{0}, n);
+}
+
+}  // namespace
+
+const GemmShape& gemm_shape() {
+  static const GemmShape kShape = {mk().mr, mk().nr, mk().isa};
+  return kShape;
+}
+
+size_t packed_a_floats(int64_t m, int64_t k) {
+  const int mr = mk().mr;
+  return static_cast<size_t>(ceil_div(m, mr) * mr * k);
+}
+
+size_t packed_b_floats(int64_t k, int64_t n) {
+  const int nr = mk().nr;
+  return static_cast<size_t>(ceil_div(n, nr) * nr * k);
+}
+
+void pack_a(const float* a, int64_t lda, bool trans, int64_t m, int64_t k, float* dst,
+            ThreadPool* pool) {
+  const int mr = mk().mr;
+  const int64_t panels = ceil_div(m, mr);
+  maybe_parallel(pool, panels, [&](int64_t p0, int64_t p1) {
+    for (int64_t p = p0; p < p1; ++p) {
+      const int64_t r0 = p * mr;
+      // op(A) row r, depth index q: A[r * lda + q] (not trans) or A[q * lda + r] (trans).
+      pack_panel(a, lda, !trans, r0, std::min<int64_t>(mr, m - r0), k, mr, dst + p * mr * k);
+    }
+  });
+}
+
+void pack_b(const float* b, int64_t ldb, bool trans, int64_t k, int64_t n, float* dst,
+            ThreadPool* pool) {
+  const int nr = mk().nr;
+  const int64_t panels = ceil_div(n, nr);
+  maybe_parallel(pool, panels, [&](int64_t p0, int64_t p1) {
+    for (int64_t p = p0; p < p1; ++p) {
+      const int64_t c0 = p * nr;
+      // op(B) column c, depth q: B[q * ldb + c] (not trans) or B[c * ldb + q] (trans).
+      pack_panel(b, ldb, trans, c0, std::min<int64_t>(nr, n - c0), k, nr, dst + p * nr * k);
+    }
+  });
+}
+
+size_t gemm_scratch_floats(int64_t m, int64_t n, int64_t k, bool a_packed, bool b_packed) {
+  size_t total = 0;
+  if (!a_packed) total += packed_a_floats(m, k) + 16;  // + 16: keep the B part 64-byte aligned
+  if (!b_packed) total += packed_b_floats(k, n);
+  return total;
+}
+
+void apply_epilogue(const Epilogue& ep, float* c, int64_t ldc, int64_t rows, int64_t cols,
+                    int64_t row0, int64_t col0) {
+  if (ep.is_identity()) return;
+  for (int64_t i = 0; i < rows; ++i) {
+    float* row = c + i * ldc;
+    if (ep.bias != nullptr) {
+      if (ep.bias_per_row) {
+        const float bv = ep.bias[row0 + i];
+        for (int64_t j = 0; j < cols; ++j) row[j] += bv;
+      } else {
+        const float* bias = ep.bias + col0;
+        for (int64_t j = 0; j < cols; ++j) row[j] += bias[j];
+      }
+    }
+    switch (ep.act) {
+      case Activation::kNone: break;
+      case Activation::kRelu:
+        for (int64_t j = 0; j < cols; ++j) row[j] = row[j] > 0.0f ? row[j] : 0.0f;
+        break;
+      case Activation::kClip: {
+        const float lo = ep.clip_min, hi = ep.clip_max;
+        for (int64_t j = 0; j < cols; ++j) row[j] = std::min(std::max(row[j], lo), hi);
+        break;
+      }
+      case Activation::kHardSwish:
+        for (int64_t j = 0; j < cols; ++j) {
+          const float g = std::min(std::max(row[j] * (1.0f / 6.0f) + 0.5f, 0.0f), 1.0f);
+          row[j] *= g;
+        }
+        break;
+    }
+  }
+}
+
+void gemm(int64_t m, int64_t n, int64_t k, float alpha, const GemmOperand& a,
+          const GemmOperand& b, float beta, float* c, int64_t ldc, const Epilogue& ep,
+          float* scratch, ThreadPool* pool) {
+  if (m <= 0 || n <= 0) return;
+  const MicroKernel& kern = mk();
+  const int mr = kern.mr, nr = kern.nr;
+
+  const float* pa = a.packed;
+  const float* pb = b.packed;
+  if (k > 0) {
+    float* next = scratch;
+    if (pa == nullptr) {
+      pack_a(a.data, a.ld, a.trans, m, k, next, pool);
+      pa = next;
+      next += packed_a_floats(m, k) + 16;
+    }
+    if (pb == nullptr) {
+      pack_b(b.data, b.ld, b.trans, k, n, next, pool);
+      pb = next;
+    }
+  }
+
+  // Tasks are (row block, column block) tiles of C, each computed over all of K by one thread.
+  // Blocks shrink until every thread has a couple of tasks.
+  const int threads = pool != nullptr ? pool->threads() : 1;
+  int64_t mc = mr * std::max<int64_t>(1, 96 / mr);
+  int64_t nc = nr * std::max<int64_t>(1, 384 / nr);
+  auto tasks = [&] { return ceil_div(m, mc) * ceil_div(n, nc); };
+  while (threads > 1 && tasks() < 2 * threads && (nc > nr || mc > mr)) {
+    if (nc > nr && (ceil_div(n, nc) <= ceil_div(m, mc) || mc <= mr))
+      nc = std::max<int64_t>(nr, ceil_div(nc / 2, nr) * nr);
+    else
+      mc = std::max<int64_t>(mr, ceil_div(mc / 2, mr) * mr);
+  }
+  const int64_t mblocks = ceil_div(m, mc);
+  const int64_t ntasks = tasks();
+  const int64_t kc_max = kern.kc;
+
+  maybe_parallel(pool, ntasks, [&](int64_t t0, int64_t t1) {
+    alignas(64) float edge[16 * 64];  // one MR x NR tile for partial tiles at the edges
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t i0 = (t % mblocks) * mc, j0 = (t / mblocks) * nc;
+      const int64_t mrows = std::min(mc, m - i0), ncols = std::min(nc, n - j0);
+      if (beta != 0.0f && beta != 1.0f) {
+        for (int64_t i = 0; i < mrows; ++i)
+          for (int64_t j = 0; j < ncols; ++j) c[(i0 + i) * ldc + j0 + j] *= beta;
+      }
+      if (k == 0 && beta == 0.0f) {
+        for (int64_t i = 0; i < mrows; ++i)
+          for (int64_t j = 0; j < ncols; ++j) c[(i0 + i) * ldc + j0 + j] = 0.0f;
+      }
+      for (int64_t p0 = 0; p0 < k; p0 += kc_max) {
+        const int64_t kc = std::min(kc_max, k - p0);
+        const int accumulate = (p0 > 0 || beta != 0.0f) ? 1 : 0;
+        for (int64_t j = j0; j < j0 + ncols; j += nr) {
+          const float* bpanel = pb + (j / nr) * nr * k + p0 * nr;
+          const int64_t nw = std::min<int64_t>(nr, n - j);
+          for (int64_t i = i0; i < i0 + mrows; i += mr) {
+            const float* apanel = pa + (i / mr) * mr * k + p0 * mr;
+            const int64_t mw = std::min<int64_t>(mr, m - i);
+            float* ctile = c + i * ldc + j;
+            if (mw == mr && nw == nr) {
+              kern.fn(kc, apanel, bpanel, ctile, ldc, alpha, accumulate);
+            } else {
+              kern.fn(kc, apanel, bpanel, edge, nr, alpha, 0);
+              for (int64_t ii = 0; ii < mw; ++ii)
+                for (int64_t jj = 0; jj < nw; ++jj) {
+                  float& dst = ctile[ii * ldc + jj];
+                  dst = accumulate ? dst + edge[ii * nr + jj] : edge[ii * nr + jj];
+                }
+            }
+          }
+        }
+      }
+      apply_epilogue(ep, c + i0 * ldc + j0, ldc, mrows, ncols, i0, j0);
+    }
+  });
+}
+
+}  // namespace kernels
+}  // namespace edgepack

@@ -1,0 +1,100 @@
+// SPDX-License-Identifier: Apache-2.0
+// The GEMM micro-kernel, written once as a template and compiled once per instruction set
+// (microkernel_<isa>.cpp, each with its own -m flags); gemm.cpp picks one at run time.
+//
+// The loops have fixed trip counts so the compiler keeps the MR x NR accumulator tile in vector
+// registers, vectorised along NR (B panel rows are contiguous, A values are broadcast).
+#pragma once
+
+#include <cstdint>
+
+namespace edgepack {
+namespace kernels {
+
+// Computes the MR x NR tile acc = sum_p A[p][0..MR) (x) B[p][0..NR) over kc steps from packed
+// panels, then c = alpha * acc (accumulate == 0) or c += alpha * acc (row stride ldc).
+using MicroKernelFn = void (*)(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
+                               float alpha, int accumulate);
+
+struct MicroKernel {
+  int mr;
+  int nr;
+  int kc;           // K block: a KC x NR slice of B stays in L1 while A panels stream
+  const char* isa;
+  MicroKernelFn fn;
+  // Depthwise 3x3 row kernel compiled with the same flags (see depthwise.h).
+  void (*dw3x3_row)(const float* r0, const float* r1, const float* r2, const float* w9,
+                    float bias, float* out, int64_t count, int64_t stride);
+};
+
+const MicroKernel* microkernel_generic();
+#if defined(__x86_64__) || defined(__i386__)
+const MicroKernel* microkernel_avx2();
+const MicroKernel* microkernel_avx512();
+#endif
+
+// The templates below live in an anonymous namespace on purpose: every microkernel_<isa>.cpp is
+// compiled with different -m flags, and a shared (inline/ODR) definition could let the linker
+// pick an AVX-512 copy for a caller that runs on a CPU without it.
+namespace {
+
+// VB is the vector width in bytes; NR must be a multiple of VB / 4. GCC/Clang vector extensions
+// keep this one source portable (SSE, AVX, AVX-512, NEON) while pinning the register layout the
+// auto-vectoriser would otherwise have to guess.
+template <int MR, int NR, int VB>
+void microkernel_tile(int64_t kc, const float* __restrict a, const float* __restrict b,
+                      float* __restrict c, int64_t ldc, float alpha, int accumulate) {
+  typedef float V __attribute__((vector_size(VB), aligned(4), may_alias));
+  constexpr int kLanes = VB / 4;
+  constexpr int kNV = NR / kLanes;
+  static_assert(kNV * kLanes == NR, "NR must be a multiple of the vector width");
+  V acc[MR][kNV];
+  for (int i = 0; i < MR; ++i)
+    for (int v = 0; v < kNV; ++v) acc[i][v] = V{} ;
+  for (int64_t p = 0; p < kc; ++p) {
+    const float* __restrict ap = a + p * MR;
+    const V* bp = reinterpret_cast<const V*>(b + p * NR);
+    V bv[kNV];
+    for (int v = 0; v < kNV; ++v) bv[v] = bp[v];
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) {
+      const float ai = ap[i];
+      for (int v = 0; v < kNV; ++v) acc[i][v] += ai * bv[v];
+    }
+  }
+  for (int i = 0; i < MR; ++i) {
+    V* crow = reinterpret_cast<V*>(c + i * ldc);
+    for (int v = 0; v < kNV; ++v) {
+      if (accumulate)
+        crow[v] += alpha * acc[i][v];
+      else
+        crow[v] = alpha * acc[i][v];
+    }
+  }
+}
+
+// out[x] = bias + sum_{r,t} w9[3r+t] * row_r[x*stride + t] for x in [0, count): the interior of
+// one output row of a 3x3 depthwise convolution (no bounds checks; the caller handles borders).
+inline void dw3x3_row_tmpl(const float* __restrict r0, const float* __restrict r1,
+                           const float* __restrict r2, const float* __restrict w9, float bias,
+                           float* __restrict out, int64_t count, int64_t stride) {
+  const float w0 = w9[0], w1 = w9[1], w2 = w9[2], w3 = w9[3], w4 = w9[4], w5 = w9[5],
+              w6 = w9[6], w7 = w9[7], w8 = w9[8];
+  if (stride == 1) {
+    for (int64_t x = 0; x < count; ++x) {
+      out[x] = bias + w0 * r0[x] + w1 * r0[x + 1] + w2 * r0[x + 2] + w3 * r1[x] +
+               w4 * r1[x + 1] + w5 * r1[x + 2] + w6 * r2[x] + w7 * r2[x + 1] + w8 * r2[x + 2];
+    }
+  } else {
+    for (int64_t x = 0; x < count; ++x) {
+      const int64_t s = x * 2;
+      out[x] = bias + w0 * r0[s] + w1 * r0[s + 1] + w2 * r0[s + 2] + w3 * r1[s] +
+               w4 * r1[s + 1] + w5 * r1[s + 2] + w6 * r2[s] + w7 * r2[s + 1] + w8 * r2[s + 2];
+    }
+  }
+}
+
+}  // namespace
+
+}  // namespace kernels
+}  // namespace edgepack

@@ -1,0 +1,25 @@
+// SPDX-License-Identifier: Apache-2.0
+// AVX2 + FMA: 12 of 16 ymm registers hold the 6 x 16 tile. Compiled with its own -m flags (see CMakeLists.txt) and only called after a CPU check.
+#include "microkernel.h"
+
+namespace edgepack {
+namespace kernels {
+
+namespace {
+constexpr int kMR = 6, kNR = 16, kKC = 256, kVB = 32;
+
+void kernel(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, float alpha,
+            int accumulate) {
+  microkernel_tile<kMR, kNR, kVB>(kc, a, b, c, ldc, alpha, accumulate);
+}
+void dw(const float* r0, const float* r1, const float* r2, const float* w9, float bias,
+        float* out, int64_t count, int64_t stride) {
+  dw3x3_row_tmpl(r0, r1, r2, w9, bias, out, count, stride);
+}
+const MicroKernel kKernel = {kMR, kNR, kKC, "avx2", kernel, dw};
+}  // namespace
+
+const MicroKernel* microkernel_avx2() { return &kKernel; }
+
+}  // namespace kernels
+}  // namespace edgepack

@@ -1,0 +1,35 @@
+// SPDX-License-Identifier: Apache-2.0
+// The baseline micro-kernel: NEON on aarch64/armhf (baseline there), SSE2 on x86 hosts whose CPU
+// lacks AVX2, plain scalar elsewhere. Tile sizes fit the vector register file of each.
+#include "microkernel.h"
+
+namespace edgepack {
+namespace kernels {
+
+namespace {
+#if defined(__aarch64__)
+constexpr int kMR = 8, kNR = 8, kKC = 256, kVB = 16;  // 16 of 32 q registers hold the tile
+const char* const kIsa = "neon";
+#elif defined(__ARM_NEON)
+constexpr int kMR = 4, kNR = 8, kKC = 256, kVB = 16;  // armv7: 8 of 16 q registers
+const char* const kIsa = "neon";
+#else
+constexpr int kMR = 4, kNR = 8, kKC = 256, kVB = 16;
+const char* const kIsa = "generic";
+#endif
+
+void kernel(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, float alpha,
+            int accumulate) {
+  microkernel_tile<kMR, kNR, kVB>(kc, a, b, c, ldc, alpha, accumulate);
+}
+void dw(const float* r0, const float* r1, const float* r2, const float* w9, float bias,
+        float* out, int64_t count, int64_t stride) {
+  dw3x3_row_tmpl(r0, r1, r2, w9, bias, out, count, stride);
+}
+const MicroKernel kKernel = {kMR, kNR, kKC, kIsa, kernel, dw};
+}  // namespace
+
+const MicroKernel* microkernel_generic() { return &kKernel; }
+
+}  // namespace kernels
+}  // namespace edgepack

@@ -1,0 +1,360 @@
+// SPDX-License-Identifier: Apache-2.0
+// Checks every optimised CPU kernel against a naive reference over many shapes: GEMM (odd sizes,
+// tails, M/N/K = 1, transposes, leading dimensions, alpha/beta, bias, every activation, packed
+// and unpacked operands), Conv and ConvTranspose (strides, dilations, groups, depthwise,
+// asymmetric pads), each with 1..4 threads. Prints one line per failure; exit status 1 if any.
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "runtime/kernels/conv.h"
+#include "runtime/kernels/conv_transpose.h"
+#include "runtime/kernels/gemm.h"
+#include "runtime/kernels/threadpool.h"
+
+using edgepack::ThreadPool;
+namespace k = edgepack::kernels;
+
+namespace {
+
+int g_failures = 0;
+int g_checks = 0;
+std::mt19937 g_rng(1234);
+
+std::vector<float> random_vec(size_t n) {
+  std::uniform_real_distribution<float> d(-1.0f, 1.0f);
+  std::vector<float> v(n);
+  for (auto& x : v) x = d(g_rng);
+  return v;
+}
+
+// Aligned scratch as the arena gives it.
+struct Scratch {
+  std::vector<float> buf;
+  float* get(size_t bytes) {
+    buf.assign(bytes / sizeof(float) + 32, std::nanf(""));
+    return buf.data();
+  }
+};
+
+k::Epilogue make_epilogue(int act, const float* bias, bool per_row) {
+  k::Epilogue ep;
+  ep.bias = bias;
+  ep.bias_per_row = per_row;
+  ep.act = static_cast<k::Activation>(act);
+  ep.clip_min = -0.25f;
+  ep.clip_max = 0.5f;
+  return ep;
+}
+
+// Compares with a tolerance scaled by the magnitude of the summed products.
+void compare(const std::string& what, const std::vector<float>& got, const std::vector<double>& ref,
+             const std::vector<double>& mag) {
+  ++g_checks;
+  for (size_t i = 0; i < ref.size(); ++i) {
+    const double tol = 1e-5 * (mag[i] + 1.0);
+    if (!(std::fabs(got[i] - ref[i]) <= tol)) {
+      ++g_failures;
+      std::printf("FAIL %s: index %zu got %.7g want %.7g\n", what.c_str(), i,
+                  static_cast<double>(got[i]), ref[i]);
+      return;
+    }
+  }
+}
+
+double activate_ref(const k::Epilogue& ep, double x) {
+  return static_cast<double>(k::activate(ep, static_cast<float>(x)));
+}
+
+void test_threadpool() {
+  for (int threads = 1; threads <= 4; ++threads) {
+    ThreadPool pool(threads);
+    for (int64_t n = 0; n < 40; ++n) {
+      std::vector<int> hits(static_cast<size_t>(n), 0);
+      pool.parallel_for(n, [&](int64_t b, int64_t e) {
+        for (int64_t i = b; i < e; ++i) hits[static_cast<size_t>(i)]++;
+        // A nested call runs inline on the calling thread.
+        pool.parallel_for(3, [&](int64_t, int64_t) {});
+      });
+      ++g_checks;
+      for (int64_t i = 0; i < n; ++i)
+        if (hits[static_cast<size_t>(i)] != 1) {
+          ++g_failures;
+          std::printf("FAIL threadpool threads=%d n=%lld index %lld hit %d times\n", threads,
+                      static_cast<long long>(n), static_cast<long long>(i),
+                      hits[static_cast<size_t>(i)]);
+          break;
+        }
+    }
+  }
+}
+
+void test_gemm_case(int64_t m, int64_t n, int64_t kd, bool ta, bool tb, int64_t pad, float alpha,
+                    float beta, int act, int bias_mode, bool prepack_a, bool prepack_b,
+                    ThreadPool* pool) {
+  const int64_t lda = (ta ? m : kd) + pad, ldb = (tb ? kd : n) + pad, ldc = n + pad;
+  const auto a = random_vec(static_cast<size_t>((ta ? kd : m) * lda));
+  const auto b = random_vec(static_cast<size_t>((tb ? n : kd) * ldb));
+  const auto c0 = random_vec(static_cast<size_t>(m * ldc));
+  const auto bias = random_vec(static_cast<size_t>(std::max(m, n)));
+  const k::Epilogue ep = make_epilogue(act, bias_mode ? bias.data() : nullptr, bias_mode == 1);
+
+  std::vector<double> ref(static_cast<size_t>(m * ldc)), mag(ref.size());
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < ldc; ++j) {
+      const size_t idx = static_cast<size_t>(i * ldc + j);
+      if (j >= n) {  // beyond n: untouched
+        ref[idx] = c0[idx];
+        continue;
+      }
+      double s = 0, sa = 0;
+      for (int64_t p = 0; p < kd; ++p) {
+        const double av = ta ? a[static_cast<size_t>(p * lda + i)] : a[static_cast<size_t>(i * lda + p)];
+        const double bv = tb ? b[static_cast<size_t>(j * ldb + p)] : b[static_cast<size_t>(p * ldb + j)];
+        s += av * bv;
+        sa += std::fabs(av * bv);
+      }
+      double v = alpha * s + (beta != 0.0f ? beta * c0[idx] : 0.0);
+      if (bias_mode) v += bias[static_cast<size_t>(bias_mode == 1 ? i : j)];
+      ref[idx] = activate_ref(ep, v);
+      mag[idx] = sa + std::fabs(v);
+    }
+
+  std::vector<float> pa, pb;
+  k::GemmOperand opa, opb;
+  opa.data = a.data(); opa.ld = lda; opa.trans = ta;
+  opb.data = b.data(); opb.ld = ldb; opb.trans = tb;
+  if (prepack_a) {
+    pa.resize(k::packed_a_floats(m, kd));
+    k::pack_a(a.data(), lda, ta, m, kd, pa.data(), pool);
+    opa.packed = pa.data();
+  }
+  if (prepack_b) {
+    pb.resize(k::packed_b_floats(kd, n));
+    k::pack_b(b.data(), ldb, tb, kd, n, pb.data(), pool);
+    opb.packed = pb.data();
+  }
+  Scratch scratch;
+  float* s = scratch.get(k::gemm_scratch_floats(m, n, kd, prepack_a, prepack_b) * sizeof(float));
+  std::vector<float> c = c0;
+  if (beta == 0.0f)  // C must not be read: poison the part gemm writes
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t j = 0; j < n; ++j) c[static_cast<size_t>(i * ldc + j)] = std::nanf("");
+  k::gemm(m, n, kd, alpha, opa, opb, beta, c.data(), ldc, ep, s, pool);
+  char what[256];
+  std::snprintf(what, sizeof what,
+                "gemm m=%lld n=%lld k=%lld ta=%d tb=%d pad=%lld alpha=%g beta=%g act=%d bias=%d "
+                "packA=%d packB=%d threads=%d",
+                static_cast<long long>(m), static_cast<long long>(n), static_cast<long long>(kd),
+                ta, tb, static_cast<long long>(pad), static_cast<double>(alpha),
+                static_cast<double>(beta), act, bias_mode, prepack_a, prepack_b,
+                pool ? pool->threads() : 0);
+  compare(what, c, ref, mag);
+}
+
+void test_gemm(ThreadPool* pools[4]) {
+  const int64_t sizes[] = {1, 2, 3, 5, 7, 8, 9, 13, 16, 17, 31, 33, 64, 100};
+  std::uniform_int_distribution<int> pick(0, 13), coin(0, 1), act(0, 3), bias(0, 2), pad(0, 3),
+      tp(0, 4);
+  const float alphas[] = {1.0f, 0.5f, -2.0f};
+  const float betas[] = {0.0f, 1.0f, -0.7f};
+  // Fixed shapes that cross the K block and tile boundaries, then a random sweep.
+  const int64_t big[][3] = {{1, 1000, 512}, {64, 3136, 147}, {130, 70, 600}, {200, 1, 300},
+                            {1, 1, 1}, {96, 49, 1100}, {17, 33, 1}};
+  for (auto& s : big)
+    for (int t = 0; t < 4; ++t)
+      test_gemm_case(s[0], s[1], s[2], false, t % 2 == 1, t, 1.0f, 0.0f, t, t % 3, t == 2, t >= 2,
+                     pools[t]);
+  for (int iter = 0; iter < 600; ++iter) {
+    const int64_t m = sizes[pick(g_rng)], n = sizes[pick(g_rng)], kd = sizes[pick(g_rng)];
+    test_gemm_case(m, n, kd, coin(g_rng), coin(g_rng), pad(g_rng) == 0 ? 5 : 0,
+                   alphas[iter % 3], betas[(iter / 3) % 3], act(g_rng), bias(g_rng), coin(g_rng),
+                   coin(g_rng), tp(g_rng) == 0 ? nullptr : pools[iter % 4]);
+  }
+  // k == 0: C = act(beta * C + bias).
+  test_gemm_case(5, 7, 0, false, false, 0, 1.0f, 0.5f, 1, 1, false, false, pools[1]);
+  test_gemm_case(5, 7, 0, false, false, 0, 1.0f, 0.0f, 0, 2, false, false, nullptr);
+}
+
+void test_conv_case(const k::Conv2dParams& p, int act, bool with_bias, ThreadPool* pool) {
+  const int64_t cin_g = p.in_channels / p.groups, cout_g = p.out_channels / p.groups;
+  const auto x = random_vec(static_cast<size_t>(p.batch * p.in_channels * p.in_h * p.in_w));
+  const auto w = random_vec(static_cast<size_t>(p.out_channels * cin_g * p.kernel_h * p.kernel_w));
+  const auto bias = random_vec(static_cast<size_t>(p.out_channels));
+  const k::Epilogue ep = make_epilogue(act, nullptr, true);
+  const int64_t oh_n = p.out_h(), ow_n = p.out_w();
+  std::vector<double> ref(static_cast<size_t>(p.batch * p.out_channels * oh_n * ow_n)), mag(ref.size());
+  for (int64_t b = 0; b < p.batch; ++b)
+    for (int64_t oc = 0; oc < p.out_channels; ++oc) {
+      const int64_t g = oc / cout_g;
+      for (int64_t oh = 0; oh < oh_n; ++oh)
+        for (int64_t ow = 0; ow < ow_n; ++ow) {
+          double s = with_bias ? bias[static_cast<size_t>(oc)] : 0.0, sa = std::fabs(s);
+          for (int64_t ic = 0; ic < cin_g; ++ic)
+            for (int64_t kh = 0; kh < p.kernel_h; ++kh)
+              for (int64_t kw = 0; kw < p.kernel_w; ++kw) {
+                const int64_t ih = oh * p.stride_h - p.pad_top + kh * p.dilation_h;
+                const int64_t iw = ow * p.stride_w - p.pad_left + kw * p.dilation_w;
+                if (ih < 0 || ih >= p.in_h || iw < 0 || iw >= p.in_w) continue;
+                const double xv = x[static_cast<size_t>(((b * p.in_channels + g * cin_g + ic) * p.in_h + ih) * p.in_w + iw)];
+                const double wv = w[static_cast<size_t>(((oc * cin_g + ic) * p.kernel_h + kh) * p.kernel_w + kw)];
+                s += xv * wv;
+                sa += std::fabs(xv * wv);
+              }
+          const size_t idx = static_cast<size_t>(((b * p.out_channels + oc) * oh_n + oh) * ow_n + ow);
+          ref[idx] = activate_ref(ep, s);
+          mag[idx] = sa;
+        }
+    }
+  k::Conv2d conv;
+  conv.prepare(p, w.data(), with_bias ? bias.data() : nullptr, ep);
+  Scratch scratch;
+  float* s = scratch.get(conv.scratch_bytes());
+  std::vector<float> out(ref.size(), std::nanf(""));
+  conv.run(x.data(), out.data(), s, pool);
+  char what[320];
+  std::snprintf(what, sizeof what,
+                "conv path=%d n=%lld c=%lld %lldx%lld -> %lld k=%lldx%lld s=%lld,%lld d=%lld,%lld "
+                "pads=%lld,%lld,%lld,%lld g=%lld act=%d bias=%d threads=%d",
+                static_cast<int>(conv.path()), static_cast<long long>(p.batch),
+                static_cast<long long>(p.in_channels), static_cast<long long>(p.in_h),
+                static_cast<long long>(p.in_w), static_cast<long long>(p.out_channels),
+                static_cast<long long>(p.kernel_h), static_cast<long long>(p.kernel_w),
+                static_cast<long long>(p.stride_h), static_cast<long long>(p.stride_w),
+                static_cast<long long>(p.dilation_h), static_cast<long long>(p.dilation_w),
+                static_cast<long long>(p.pad_top), static_cast<long long>(p.pad_left),
+                static_cast<long long>(p.pad_bottom), static_cast<long long>(p.pad_right),
+                static_cast<long long>(p.groups), act, with_bias, pool ? pool->threads() : 0);
+  compare(what, out, ref, mag);
+}
+
+void test_conv(ThreadPool* pools[4]) {
+  std::uniform_int_distribution<int> r(0, 1 << 20);
+  auto any = [&](int lo, int hi) { return lo + r(g_rng) % (hi - lo + 1); };
+  int paths[3] = {0, 0, 0};
+  for (int iter = 0; iter < 300; ++iter) {
+    k::Conv2dParams p;
+    const int kind = iter % 4;  // 0: general, 1: depthwise 3x3, 2: pointwise, 3: grouped
+    p.batch = any(1, 2);
+    p.in_h = any(1, 13);
+    p.in_w = any(1, 19);
+    p.kernel_h = kind == 1 ? 3 : (kind == 2 ? 1 : any(1, 5));
+    p.kernel_w = kind == 1 ? 3 : (kind == 2 ? 1 : any(1, 5));
+    p.stride_h = kind == 2 ? 1 : any(1, 3);
+    p.stride_w = kind == 1 ? p.stride_h : (kind == 2 ? 1 : any(1, 3));
+    if (kind == 1 && p.stride_h > 2) p.stride_h = p.stride_w = 2;
+    p.dilation_h = kind == 0 ? any(1, 2) : 1;
+    p.dilation_w = kind == 0 ? any(1, 2) : 1;
+    if (kind != 2) {
+      p.pad_top = any(0, 2); p.pad_left = any(0, 2); p.pad_bottom = any(0, 2); p.pad_right = any(0, 2);
+    }
+    if (kind == 1) {
+      p.groups = p.in_channels = p.out_channels = any(1, 9);
+    } else if (kind == 3) {
+      p.groups = any(2, 3);
+      p.in_channels = p.groups * any(1, 3);
+      p.out_channels = p.groups * any(1, 4);
+    } else {
+      p.in_channels = any(1, 9);
+      p.out_channels = any(1, 20);
+    }
+    if (p.out_h() < 1 || p.out_w() < 1) continue;
+    test_conv_case(p, iter % 4, iter % 5 != 0, iter % 3 == 0 ? nullptr : pools[iter % 4]);
+    k::Conv2d probe;
+    probe.prepare(p, random_vec(static_cast<size_t>(p.out_channels * (p.in_channels / p.groups) * p.kernel_h * p.kernel_w)).data(), nullptr, k::Epilogue{});
+    paths[static_cast<int>(probe.path())]++;
+  }
+  // Network-sized layers (ResNet stem, MobileNet depthwise stride 2, a 1x1 expansion).
+  k::Conv2dParams stem;
+  stem.in_channels = 3; stem.in_h = stem.in_w = 32; stem.out_channels = 16;
+  stem.kernel_h = stem.kernel_w = 7; stem.stride_h = stem.stride_w = 2;
+  stem.pad_top = stem.pad_left = stem.pad_bottom = stem.pad_right = 3;
+  test_conv_case(stem, 1, true, pools[1]);
+  k::Conv2dParams dw;
+  dw.in_channels = dw.out_channels = dw.groups = 32; dw.in_h = dw.in_w = 28;
+  dw.kernel_h = dw.kernel_w = 3; dw.stride_h = dw.stride_w = 2;
+  dw.pad_top = dw.pad_left = dw.pad_bottom = dw.pad_right = 1;
+  test_conv_case(dw, 2, true, pools[3]);
+  k::Conv2dParams pw;
+  pw.in_channels = 24; pw.out_channels = 144; pw.in_h = pw.in_w = 14;
+  test_conv_case(pw, 3, true, pools[2]);
+  ++g_checks;
+  if (paths[0] == 0 || paths[1] == 0 || paths[2] == 0) {
+    ++g_failures;
+    std::printf("FAIL conv sweep did not reach every path: %d %d %d\n", paths[0], paths[1], paths[2]);
+  }
+}
+
+void test_conv_transpose(ThreadPool* pools[4]) {
+  std::uniform_int_distribution<int> r(0, 1 << 20);
+  auto any = [&](int lo, int hi) { return lo + r(g_rng) % (hi - lo + 1); };
+  for (int iter = 0; iter < 60; ++iter) {
+    k::ConvTranspose2dParams p;
+    p.batch = any(1, 2);
+    p.groups = any(1, 2);
+    p.in_channels = p.groups * any(1, 3);
+    p.out_channels = p.groups * any(1, 3);
+    p.in_h = any(1, 7); p.in_w = any(1, 8);
+    p.kernel_h = any(1, 4); p.kernel_w = any(1, 4);
+    p.stride_h = any(1, 3); p.stride_w = any(1, 3);
+    p.dilation_h = any(1, 2); p.dilation_w = any(1, 2);
+    p.pad_top = any(0, 1); p.pad_left = any(0, 1); p.pad_bottom = any(0, 1); p.pad_right = any(0, 1);
+    p.output_padding_h = any(0, static_cast<int>(p.stride_h) - 1);
+    p.output_padding_w = any(0, static_cast<int>(p.stride_w) - 1);
+    if (p.out_h() < 1 || p.out_w() < 1) continue;
+    const int64_t cin_g = p.in_channels / p.groups, cout_g = p.out_channels / p.groups;
+    const auto x = random_vec(static_cast<size_t>(p.batch * p.in_channels * p.in_h * p.in_w));
+    const auto w = random_vec(static_cast<size_t>(p.in_channels * cout_g * p.kernel_h * p.kernel_w));
+    const auto bias = random_vec(static_cast<size_t>(p.out_channels));
+    const k::Epilogue ep = make_epilogue(iter % 4, nullptr, true);
+    const int64_t oh_n = p.out_h(), ow_n = p.out_w();
+    std::vector<double> acc(static_cast<size_t>(p.batch * p.out_channels * oh_n * ow_n), 0.0), mag(acc.size(), 0.0);
+    for (int64_t b = 0; b < p.batch; ++b)
+      for (int64_t ic = 0; ic < p.in_channels; ++ic) {
+        const int64_t g = ic / cin_g;
+        for (int64_t ocg = 0; ocg < cout_g; ++ocg)
+          for (int64_t ih = 0; ih < p.in_h; ++ih)
+            for (int64_t iw = 0; iw < p.in_w; ++iw)
+              for (int64_t kh = 0; kh < p.kernel_h; ++kh)
+                for (int64_t kw = 0; kw < p.kernel_w; ++kw) {
+                  const int64_t oh = ih * p.stride_h - p.pad_top + kh * p.dilation_h;
+                  const int64_t ow = iw * p.stride_w - p.pad_left + kw * p.dilation_w;
+                  if (oh < 0 || oh >= oh_n || ow < 0 || ow >= ow_n) continue;
+                  const double v = x[static_cast<size_t>(((b * p.in_channels + ic) * p.in_h + ih) * p.in_w + iw)] *
+                                   static_cast<double>(w[static_cast<size_t>(((ic * cout_g + ocg) * p.kernel_h + kh) * p.kernel_w + kw)]);
+                  const size_t idx = static_cast<size_t>(((b * p.out_channels + g * cout_g + ocg) * oh_n + oh) * ow_n + ow);
+                  acc[idx] += v;
+                  mag[idx] += std::fabs(v);
+                }
+      }
+    for (size_t i = 0; i < acc.size(); ++i) {
+      const int64_t oc = static_cast<int64_t>(i / static_cast<size_t>(oh_n * ow_n)) % p.out_channels;
+      acc[i] = activate_ref(ep, acc[i] + bias[static_cast<size_t>(oc)]);
+    }
+    k::ConvTranspose2d ct;
+    ct.prepare(p, w.data(), bias.data(), ep);
+    Scratch scratch;
+    std::vector<float> out(acc.size(), std::nanf(""));
+    ct.run(x.data(), out.data(), scratch.get(ct.scratch_bytes()), pools[iter % 4]);
+    compare("conv_transpose iter " + std::to_string(iter), out, acc, mag);
+  }
+}
+
+}  // namespace
+
+int main() {
+  ThreadPool p1(1), p2(2), p3(3), p4(4);
+  ThreadPool* pools[4] = {&p1, &p2, &p3, &p4};
+  std::printf("micro-kernel: %s (%d x %d)\n", k::gemm_shape().isa, k::gemm_shape().mr,
+              k::gemm_shape().nr);
+  test_threadpool();
+  test_gemm(pools);
+  test_conv(pools);
+  test_conv_transpose(pools);
+  std::printf("%d checks, %d failures\n", g_checks, g_failures);
+  return g_failures == 0 ? 0 : 1;
+}
