@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 # 32-bit ARM Linux, hard-float ABI, Debian's cross GCC (apt-get install g++-arm-linux-gnueabihf).
-# Cache variables: EDGEPACK_ARCH_FLAGS (the board's cpu.flags) and EDGEPACK_SYSROOT (extracted
+# Cache variables (default: the same-named environment variables, which Conan profiles set):
+# EDGEPACK_ARCH_FLAGS (the board's cpu.flags) and EDGEPACK_SYSROOT (extracted
 # Debian armhf packages such as OpenSSL; searched for libraries and headers, while the C
 # library comes from the compiler's own sysroot and programs from the host).
 set(CMAKE_SYSTEM_NAME Linux)
@@ -9,8 +10,8 @@ set(CMAKE_C_COMPILER arm-linux-gnueabihf-gcc)
 set(CMAKE_CXX_COMPILER arm-linux-gnueabihf-g++)
 set(EDGEPACK_MULTIARCH arm-linux-gnueabihf)  # Debian's folder name for this ABI inside the sysroot
 
-set(EDGEPACK_ARCH_FLAGS "" CACHE STRING "Board CPU flags, e.g. -mcpu=cortex-a72 -mfpu=neon-fp-armv8 -mfloat-abi=hard")
-set(EDGEPACK_SYSROOT "" CACHE PATH "Target-architecture libraries (extracted Debian packages)")
+set(EDGEPACK_ARCH_FLAGS "$ENV{EDGEPACK_ARCH_FLAGS}" CACHE STRING "Board CPU flags, e.g. -mcpu=cortex-a72 -mfpu=neon-fp-armv8 -mfloat-abi=hard")
+set(EDGEPACK_SYSROOT "$ENV{EDGEPACK_SYSROOT}" CACHE PATH "Target-architecture libraries (extracted Debian packages)")
 # try_compile projects re-read this file: hand them the same values.
 list(APPEND CMAKE_TRY_COMPILE_PLATFORM_VARIABLES EDGEPACK_ARCH_FLAGS EDGEPACK_SYSROOT)
 set(CMAKE_C_FLAGS_INIT "${EDGEPACK_ARCH_FLAGS}")

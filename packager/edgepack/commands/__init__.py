@@ -8,4 +8,7 @@ COMMANDS: list[str] = [
     "inspect",
     "verify",
     "unpack",
+    "build",
+    "sdk",
+    "doctor",
 ]
