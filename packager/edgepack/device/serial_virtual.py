@@ -1,0 +1,276 @@
+# SPDX-License-Identifier: Apache-2.0
+"""A virtual serial console: a real busybox shell of the board's architecture behind a pty.
+
+``start_serial_console`` fetches Debian's ``busybox-static`` for the board's architecture
+(``apt-get download`` + ``dpkg -x`` into the sysroot cache, no multiarch install), then runs
+
+    socat pty,link=<tty>,raw,echo=0 EXEC:"<busybox> sh -i",pty,setsid,ctty,stderr,sane
+
+so the host opens ``<tty>`` with pyserial exactly like a USB-serial adapter, and an aarch64
+(or armhf) busybox runs under qemu-user (binfmt) on the other side. The shell sees a pty in
+cooked mode with echo, like a getty console, so the host meets the real quirks: echoed input,
+``\\r\\n`` line ends, wrapped long lines and ``ESC [6n`` cursor queries from line editing.
+With ``login_user`` set, a small gate script asks ``login:`` (and ``Password:`` when a
+password is set) before it execs the interactive shell, to exercise login handling.
+
+The shell's working directory and ``HOME`` are the board's device root, the same folder the
+SSH virtual board serves. A pty ignores the baud rate: throughput is measured with the
+line-rate limiter in ``faultproxy``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from ..errors import DeviceError, ToolchainError, UsageError
+from ..sysroot import ensure_sysroot
+
+STATE_FILE = "serial-console.json"
+DEFAULT_BAUD = 115_200
+
+# edgepack arch names (and common aliases) -> Debian architecture of busybox-static.
+_DEBIAN_ARCH = {
+    "aarch64": "arm64",
+    "arm64": "arm64",
+    "armhf": "armhf",
+    "armv7": "armhf",
+    "armv7l": "armhf",
+    "arm": "armhf",
+    "x86_64": "amd64",
+    "amd64": "amd64",
+}
+
+
+@dataclass(frozen=True)
+class SerialConsole:
+    """A running virtual console. ``tty`` is the host end (open it with pyserial)."""
+
+    board: str
+    arch: str
+    tty: str
+    pid: int
+    device_root: str
+    busybox: str
+    log: str
+    login_user: str | None = None
+    password: str | None = None
+    baud: int = DEFAULT_BAUD
+
+    @property
+    def uri(self) -> str:
+        """The target URI for this console, as ``device/targets.py`` parses it."""
+        uri = f"serial://{self.tty}?baud={self.baud}"
+        if self.login_user:
+            uri += f"&user={self.login_user}"
+        return uri
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> SerialConsole:
+        return cls(**json.loads(text))
+
+
+def debian_arch(arch: str) -> str:
+    try:
+        return _DEBIAN_ARCH[arch]
+    except KeyError:
+        raise UsageError(
+            f"board arch {arch!r} has no busybox for a virtual serial console "
+            f"(known: {', '.join(sorted(_DEBIAN_ARCH))})"
+        ) from None
+
+
+def fetch_busybox(arch: str, cache_dir: Path | None = None) -> Path:
+    """The path of a static busybox for ``arch``, fetched once into the sysroot cache."""
+    tree = ensure_sysroot(debian_arch(arch), ["busybox-static"], cache_dir).path
+    busybox = tree / "bin" / "busybox"
+    if not busybox.is_file():
+        raise ToolchainError(f"busybox-static unpacked into {tree} but has no bin/busybox")
+    return busybox
+
+
+_GATE_SCRIPT = """\
+# A login gate in front of the console shell, like getty + login on a board.
+echo ''
+echo 'edgepack virtual board {board} ({arch})'
+while :; do
+  printf '{board} login: '
+  read -r user || exit 1
+  pw=''
+  if [ -n {password} ]; then
+    printf 'Password: '
+    stty -echo
+    read -r pw
+    stty echo
+    echo ''
+  fi
+  if [ "$user" = {user} ] && [ "$pw" = {password} ]; then
+    echo 'Welcome.'
+    exec {busybox} sh -i
+  fi
+  sleep 1
+  echo 'Login incorrect'
+done
+"""
+
+
+def _board_facts(board: object) -> tuple[str, str]:
+    """(id, arch) of a board record, or of a plain arch name such as ``"aarch64"``."""
+    if isinstance(board, str):
+        return board, board
+    board_id = getattr(board, "id", None)
+    arch = getattr(board, "arch", None)
+    if not isinstance(board_id, str) or not isinstance(arch, str):
+        raise TypeError("board must be an arch name or a record with str `id` and `arch`")
+    return board_id, arch
+
+
+def _check_socat_safe(path: Path) -> None:
+    # socat splits addresses on these characters; a path holding one would be cut.
+    if any(c in str(path) for c in " ,:!'\"\\"):
+        raise UsageError(f"path {path} has a character socat cannot pass (space , : ! quotes)")
+
+
+def start_serial_console(
+    board: object,
+    state_dir: Path,
+    *,
+    device_root: Path | None = None,
+    login_user: str | None = None,
+    password: str | None = None,
+    cache_dir: Path | None = None,
+    baud: int = DEFAULT_BAUD,
+    timeout: float = 15.0,
+) -> SerialConsole:
+    """Start a busybox shell of the board's arch behind a pty and return its console.
+
+    ``board`` is a board record (``id`` and ``arch`` attributes) or an arch name.
+    ``device_root`` defaults to ``<state_dir>/root`` (the SSH virtual board's root). The
+    console is described in ``<state_dir>/serial-console.json``; stop it with
+    ``stop_serial_console``.
+    """
+    board_id, arch = _board_facts(board)
+    socat = shutil.which("socat")
+    if socat is None:
+        raise ToolchainError("socat not found", hint="run `bash scripts/setup.sh` (installs socat)")
+    busybox = fetch_busybox(arch, cache_dir)
+    state_dir = state_dir.resolve()
+    state_dir.mkdir(parents=True, exist_ok=True)
+    root = (device_root or state_dir / "root").resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "tmp").mkdir(exist_ok=True)
+    tty = state_dir / "ttyCONSOLE"
+    log = state_dir / "serial-console.log"
+    for p in (busybox, state_dir, root):
+        _check_socat_safe(p)
+    if tty.is_symlink() or tty.exists():
+        tty.unlink()
+
+    if login_user:
+        gate = state_dir / "login-gate.sh"
+        text = _GATE_SCRIPT.format(
+            board=board_id, arch=arch, user=shlex.quote(login_user),
+            password=shlex.quote(password or ""), busybox=busybox,
+        )
+        fd = os.open(gate, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        program = f"{busybox} sh {gate}"
+    else:
+        program = f"{busybox} sh -i"
+
+    env = {
+        # Busybox's standalone shell prefers its own applets; the board's own folder comes
+        # first so an uploaded agent is found by name.
+        "PATH": f"{root}/bin:{busybox.parent}",
+        "HOME": str(root),
+        "TERM": "vt100",
+        "PS1": "# ",
+        "ENV": "",
+    }
+    cmd = [
+        socat, "-d", "-d",
+        f"pty,link={tty},raw,echo=0",
+        f"EXEC:{program},pty,setsid,ctty,stderr,sane",
+    ]
+    with open(log, "ab") as logf:
+        proc = subprocess.Popen(
+            cmd, cwd=root, env=env, stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
+            start_new_session=True,
+        )
+    deadline = time.monotonic() + timeout
+    while not tty.exists():
+        if proc.poll() is not None:
+            raise DeviceError(f"socat exited with {proc.returncode} before the console "
+                              f"came up; see {log}")
+        if time.monotonic() > deadline:
+            _kill(proc.pid)
+            raise DeviceError(f"virtual serial console did not come up within {timeout:.0f}s; "
+                              f"see {log}")
+        time.sleep(0.02)
+
+    console = SerialConsole(
+        board=board_id, arch=arch, tty=str(tty), pid=proc.pid, device_root=str(root),
+        busybox=str(busybox), log=str(log), login_user=login_user, password=password,
+        baud=baud,
+    )
+    state = state_dir / STATE_FILE
+    tmp = state.with_suffix(".json.tmp")
+    tmp.write_text(console.to_json())
+    os.replace(tmp, state)
+    return console
+
+
+def load_serial_console(state_dir: Path) -> SerialConsole | None:
+    state = state_dir / STATE_FILE
+    if not state.is_file():
+        return None
+    return SerialConsole.from_json(state.read_text())
+
+
+def _kill(pid: int, grace: float = 3.0) -> None:
+    """SIGTERM the process group socat leads, then SIGKILL after ``grace`` seconds."""
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    except PermissionError:
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        try:
+            done, _ = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:  # not our child: poll for its existence instead
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return
+            done = 0
+        if done:
+            return
+        time.sleep(0.05)
+    try:
+        os.killpg(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    except (ProcessLookupError, ChildProcessError):
+        pass
+
+
+def stop_serial_console(console: SerialConsole | int) -> None:
+    """Stop a console (or the socat pid it was started with), and its shell."""
+    pid = console if isinstance(console, int) else console.pid
+    _kill(pid)
+    if isinstance(console, SerialConsole):
+        tty = Path(console.tty)
+        if tty.is_symlink():
+            tty.unlink()
