@@ -208,6 +208,10 @@ def mobilenet_classifier(
     )
 
 
+# Head scale and objectness prior chosen so random images in [0, 1] yield a few hundred
+# candidates above a 0.25 score: NMS and the per-box pipeline then have real work to do.
+HEAD_GAIN = 200.0
+OBJ_PRIOR = -2.0
 # Anchors (w, h) in input pixels per detection stride, YOLOv5-style but sized for small inputs.
 _YOLO_ANCHORS = {16: ((20, 26), (40, 30), (32, 64)), 32: ((64, 56), (90, 120), (160, 140))}
 
@@ -220,9 +224,9 @@ def _yolo_decode(g: GraphBuilder, feat: str, cin: int, stride: int, grid: int, n
     """Detection head at one stride, decoded to [1, anchors*grid*grid, 5 + nc]."""
     anchors = _YOLO_ANCHORS[stride]
     na, no = len(anchors), 5 + nc
-    w = g.rng.normal(0.0, np.sqrt(1.0 / cin), (na * no, cin, 1, 1)).astype(np.float32)
+    w = g.rng.normal(0.0, np.sqrt(HEAD_GAIN / cin), (na * no, cin, 1, 1)).astype(np.float32)
     b = np.zeros((na, no), np.float32)
-    b[:, 4] = -3.0  # objectness prior: most cells see no object
+    b[:, 4] = OBJ_PRIOR  # objectness prior: most cells see no object
     raw = g.op1("Conv", [feat, g.const("head_w", w), g.const("head_b", b.reshape(-1))],
                 kernel_shape=[1, 1])
     raw = g.op1("Identity", [raw])

@@ -1,0 +1,289 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The stage plan: every ONNX graph the runtime executes and the pipeline that chains them.
+
+Stage names and pipeline rules are those of docs/manifest.md: ``<model>.pre`` -> ``<model>`` ->
+``<model>.post`` per model; a model with ``crops_from`` gets ``<model>.crop`` instead of a
+``.pre`` and runs (with its post) once per detected box (``map: true``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import onnx
+
+from edgepack.errors import SpecError
+from edgepack.ingest import IngestedModel, ingest_model
+from edgepack.prepost import (
+    build_classification_post,
+    build_crop,
+    build_detection_post,
+    build_preprocess,
+    channels,
+    detection_outputs,
+    model_hw,
+)
+from edgepack.spec import (
+    ClassificationPost,
+    DetectionPost,
+    InputSpec,
+    ModelSpec,
+    PipelineStageSpec,
+    PreprocessSpec,
+    Spec,
+)
+from edgepack.tensors import TensorDesc
+
+StageKind = Literal["pre", "model", "post", "crop"]
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    kind: StageKind
+    model: str
+    processor: str
+    onnx: onnx.ModelProto
+    inputs: tuple[TensorDesc, ...]
+    outputs: tuple[TensorDesc, ...]
+
+    def output(self, name: str) -> TensorDesc:
+        for t in self.outputs:
+            if t.name == name:
+                return t
+        raise KeyError(f"{self.name}:{name}")
+
+    def to_manifest(self) -> dict[str, Any]:
+        """The manifest entry; the caller may replace the ``onnx``/``graph`` section names."""
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "model": self.model,
+            "processor": self.processor,
+            "onnx": f"onnx/{self.name}",
+            "graph": f"graph/{self.name}",
+            "inputs": [t.to_manifest() for t in self.inputs],
+            "outputs": [t.to_manifest() for t in self.outputs],
+        }
+
+
+@dataclass(frozen=True)
+class Step:
+    stage: str
+    bind: dict[str, str]  # stage input -> tensor reference
+    map: bool = False
+
+    def to_manifest(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"stage": self.stage, "bind": dict(self.bind)}
+        if self.map:
+            d["map"] = True
+        return d
+
+
+@dataclass(frozen=True)
+class StagePlan:
+    spec: Spec
+    models: tuple[IngestedModel, ...]
+    stages: tuple[Stage, ...]
+    inputs: tuple[TensorDesc, ...]  # pipeline inputs
+    steps: tuple[Step, ...]
+    outputs: dict[str, str] = field(default_factory=dict)  # public name -> tensor reference
+
+    def stage(self, name: str) -> Stage:
+        for s in self.stages:
+            if s.name == name:
+                return s
+        raise KeyError(name)
+
+    def model(self, name: str) -> IngestedModel:
+        for m in self.models:
+            if m.name == name:
+                return m
+        raise KeyError(name)
+
+    def manifest_models(self) -> list[dict[str, Any]]:
+        out = []
+        for m in self.models:
+            spec = m.spec
+            pre = next((i.preprocess for i in spec.inputs if i.preprocess is not None), None)
+            out.append({
+                "name": m.name,
+                "source": _relative(self.spec, spec),
+                "opset": m.opset,
+                "inputs": [t.to_manifest() for t in m.inputs],
+                "outputs": [t.to_manifest() for t in m.outputs],
+                "labels": list(spec.labels) if spec.labels is not None else None,
+                "preprocess": _echo(pre),
+                "postprocess": _echo(spec.postprocess),
+                "stages": [s.name for s in self.stages if s.model == m.name],
+            })
+        return out
+
+    def manifest_stages(self) -> list[dict[str, Any]]:
+        return [s.to_manifest() for s in self.stages]
+
+    def pipeline(self) -> dict[str, Any]:
+        return {
+            "inputs": [t.to_manifest() for t in self.inputs],
+            "steps": [s.to_manifest() for s in self.steps],
+            "outputs": dict(self.outputs),
+        }
+
+
+def _relative(spec: Spec, model: ModelSpec) -> str:
+    try:
+        return model.path.resolve().relative_to(spec.root.resolve()).as_posix()
+    except ValueError:
+        return model.path.as_posix()
+
+
+def _echo(record: PreprocessSpec | ClassificationPost | DetectionPost | None) -> Any:
+    if record is None:
+        return None
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(record).items()}
+
+
+def _image_desc(name: str, pre: PreprocessSpec) -> TensorDesc:
+    h, w = pre.source_size
+    return TensorDesc(name, "uint8", (h, w, channels(pre.pixel_format)), "HWC")
+
+
+def _preprocessed(spec: Spec, model: ModelSpec) -> InputSpec | None:
+    pre = [i for i in model.inputs if i.preprocess is not None]
+    if len(pre) > 1:
+        raise SpecError(spec.path, "edgepack preprocesses at most one input per model",
+                        field=f"models.{model.name}.inputs")
+    return pre[0] if pre else None
+
+
+class _PlanBuilder:
+    def __init__(self, spec: Spec, placement: dict[str, str]) -> None:
+        self.spec = spec
+        self.placement = placement
+        self.models: dict[str, IngestedModel] = {}
+        self.stages: list[Stage] = []
+
+    def add(self, stage: Stage) -> Stage:
+        self.stages.append(stage)
+        return stage
+
+    def model_stage(self, m: IngestedModel) -> Stage:
+        return self.add(Stage(m.name, "model", m.name, self.placement.get(m.name, "cpu"),
+                              m.onnx, m.inputs, m.outputs))
+
+    def pre_stage(self, m: IngestedModel, inp: InputSpec) -> Stage:
+        assert inp.preprocess is not None
+        desc = next(t for t in m.inputs if t.name == inp.name)
+        graph = build_preprocess(inp.preprocess, desc)
+        out = desc.renamed("output")
+        return self.add(Stage(f"{m.name}.pre", "pre", m.name, "cpu", graph,
+                              (_image_desc("image", inp.preprocess),), (out,)))
+
+    def post_stage(self, m: IngestedModel) -> Stage | None:
+        post = m.spec.postprocess
+        if post is None:
+            return None
+        desc = next(t for t in m.outputs if t.name == post.output)
+        if isinstance(post, ClassificationPost):
+            graph = build_classification_post(post, desc)
+            outs = tuple(TensorDesc(o.name, "float32" if o.name == "scores" else "int64",
+                                    tuple(d.dim_value for d in o.type.tensor_type.shape.dim))
+                         for o in graph.graph.output)
+        else:
+            inp = _preprocessed(self.spec, m.spec)
+            pre = inp.preprocess if inp is not None else None
+            model_input = next((t for t in m.inputs if inp and t.name == inp.name), None)
+            graph = build_detection_post(post, desc, pre, model_input)
+            outs = detection_outputs(post)
+        return self.add(Stage(f"{m.name}.post", "post", m.name, "cpu", graph, (desc,), outs))
+
+    def crop_stage(self, m: IngestedModel, source: IngestedModel) -> Stage:
+        inp = _preprocessed(self.spec, m.spec)
+        post = source.spec.postprocess
+        if inp is None or len(m.spec.inputs) != 1 or not isinstance(post, DetectionPost):
+            raise SpecError(self.spec.path, f"model {m.name!r} cannot run on crops of "
+                            f"{source.name!r}: it needs exactly one preprocessed input and "
+                            f"{source.name!r} a detection postprocess", field="pipeline.stages")
+        assert inp.preprocess is not None
+        desc = m.inputs[0]
+        model_hw(inp.preprocess, desc)
+        bound = post.max_detections
+        boxes = TensorDesc("boxes", "float32", (bound, 4), None, True)
+        out = TensorDesc("output", "float32", (bound, *desc.shape[1:]), desc.layout, True)
+        return self.add(Stage(f"{m.name}.crop", "crop", m.name, "cpu",
+                              build_crop(inp.preprocess, desc),
+                              (_image_desc("image", inp.preprocess), boxes), (out,)))
+
+
+def build_stage_plan(spec: Spec, board_placement: dict[str, str] | None = None) -> StagePlan:
+    """Ingest every model, build its pre/post/crop graphs and the pipeline."""
+    b = _PlanBuilder(spec, dict(board_placement or {}))
+    for model_spec in spec.models:
+        b.models[model_spec.name] = ingest_model(model_spec)
+    order = spec.pipeline.stages if spec.pipeline is not None else tuple(
+        PipelineStageSpec(m.name) for m in spec.models)
+    in_pipeline = {st.model for st in order}
+    # Models left out of an explicit pipeline still get their stages (not chained).
+    order = order + tuple(PipelineStageSpec(m.name) for m in spec.models
+                          if m.name not in in_pipeline)
+
+    sources = [(st.model, i) for st in order if st.crops_from is None and st.model in in_pipeline
+               for i in spec.model(st.model).inputs]
+    single = len(sources) == 1
+
+    def input_name(model: str, inp: InputSpec) -> str:
+        if single:
+            return "image" if inp.preprocess is not None else inp.name
+        return f"{model}.{inp.name}"
+
+    pipeline_inputs: list[TensorDesc] = []
+    steps: list[Step] = []
+    outputs: dict[str, str] = {}
+    single_model = len(in_pipeline) == 1
+    for st in order:
+        m = b.models[st.model]
+        chained = st.model in in_pipeline
+        bind: dict[str, str] = {}
+        if st.crops_from is not None:
+            source = b.models[st.crops_from]
+            crop = b.crop_stage(m, source)
+            src_inp = _preprocessed(spec, source.spec)
+            if src_inp is None or src_inp.preprocess is None or (
+                crop.inputs[0].shape != _image_desc("", src_inp.preprocess).shape
+            ):
+                raise SpecError(spec.path, f"model {m.name!r} crops from {source.name!r}: both "
+                                "need the same source_size and pixel_format",
+                                field="pipeline.stages")
+            steps.append(Step(crop.name, {"image": input_name(source.name, src_inp),
+                                          "boxes": f"{source.name}.post:boxes"}))
+            bind[m.inputs[0].name] = f"{crop.name}:output"
+        else:
+            for inp in m.spec.inputs:
+                ref = input_name(m.name, inp)
+                if inp.preprocess is not None:
+                    pre = b.pre_stage(m, inp)
+                    if chained:
+                        pipeline_inputs.append(pre.inputs[0].renamed(ref))
+                        steps.append(Step(pre.name, {"image": ref}))
+                    ref = f"{pre.name}:output"
+                elif chained:
+                    desc = next(t for t in m.inputs if t.name == inp.name)
+                    pipeline_inputs.append(desc.renamed(ref))
+                bind[inp.name] = ref
+        mapped = st.crops_from is not None
+        model_stage = b.model_stage(m)
+        post = b.post_stage(m)
+        if not chained:
+            continue
+        steps.append(Step(model_stage.name, bind, mapped))
+        final = model_stage
+        if post is not None:
+            steps.append(Step(post.name, {post.inputs[0].name: f"{m.name}:{post.inputs[0].name}"},
+                              mapped))
+            final = post
+        for out in final.outputs:
+            public = out.name if single_model else f"{m.name}.{out.name}"
+            outputs[public] = f"{final.name}:{out.name}"
+    return StagePlan(spec, tuple(b.models.values()), tuple(b.stages), tuple(pipeline_inputs),
+                     tuple(steps), outputs)
