@@ -52,9 +52,11 @@ def sdk_version(source: Path = SDK_SOURCE_DIR) -> str:
     return match.group(1) if match else "0.0.0"
 
 
-def conan_env(sysroot: Path, conan_home: Path | None) -> dict[str, str]:
+def conan_env(sysroot: Path, triple: str, conan_home: Path | None) -> dict[str, str]:
+    """The environment the board profiles read: sysroot and the compiler triple to use."""
     env = dict(os.environ)
     env["EDGEPACK_SYSROOT"] = str(sysroot)
+    env["EDGEPACK_TRIPLE"] = triple
     if conan_home is not None:
         env["CONAN_HOME"] = str(conan_home)
     return env
@@ -90,7 +92,7 @@ def create_package(board_id: str, *, conan_home: Path | None = None,
         print(f"edgepack: warning: {toolchain.warning}", file=sys.stderr)
     profile = profile_path(board)
     sysroot = ensure_sysroot(board.debian_arch, board.sysroot_packages, cache or cache_root())
-    env = conan_env(sysroot.path, conan_home)
+    env = conan_env(sysroot.path, toolchain.triple, conan_home)
     ensure_default_profile(env)
     version = sdk_version()
     run_conan(["create", str(SDK_SOURCE_DIR), "-pr:h", str(profile), "-pr:b", "default",
