@@ -10,6 +10,7 @@ needs code is a sign of a missing field here: add the field, not a special case.
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import re
@@ -226,26 +227,33 @@ def _load_file(path: Path) -> Board:
     validator = jsonschema.Draft202012Validator(_schema())
     errors = sorted(validator.iter_errors(data), key=lambda e: [str(p) for p in e.path])
     if errors:
-        first = errors[0]
-        where = list(first.path)
-        message = _schema_message(first)
-        if len(errors) > 1:
-            rest = "; ".join(f"{_dotted(list(e.path)) or '(top level)'}: {_schema_message(e)}"
-                             for e in errors[1:])
-            message += f" (and {len(errors) - 1} more: {rest})"
+        problems = [_schema_problem(e) for e in errors]
+        where, message = problems[0]
+        if len(problems) > 1:
+            rest = "; ".join(f"{_dotted(w) or '(top level)'}: {m}" for w, m in problems[1:])
+            message += f" (and {len(problems) - 1} more: {rest})"
         raise SpecError(path, message, field=_dotted(where) or None, line=_line_of(root, where))
     _check_consistency(path, data, root)
     return _to_board(path, data)
 
 
-def _schema_message(err: jsonschema.ValidationError) -> str:
-    if err.validator == "additionalProperties":
-        return f"unknown field: {err.message.split('(')[-1].rstrip(')')}"
-    if err.validator == "required":
-        return f"missing required field: {err.message.split(' is a required')[0]}"
-    if err.validator == "oneOf" and err.path and err.path[-1] == "ops":
-        return 'ops must be "all" or a list of unique ONNX op types (e.g. [Conv, Relu])'
-    return err.message
+def _schema_problem(err: jsonschema.ValidationError) -> tuple[list[str | int], str]:
+    """(dotted path, message) for one schema violation, phrased for a board author."""
+    where: list[str | int] = list(err.path)
+    if err.validator == "additionalProperties" and isinstance(err.instance, dict):
+        schema = err.schema if isinstance(err.schema, dict) else {}
+        known = list(schema.get("properties", {}))
+        extra = sorted(k for k in err.instance if k not in known)
+        close = difflib.get_close_matches(extra[0], known, n=1) if extra else []
+        hint = f" (did you mean {close[0]!r}?)" if close else f" (known: {', '.join(known)})"
+        return [*where, extra[0]], f"unknown field {extra[0]!r}{hint}"
+    if err.validator == "required" and isinstance(err.instance, dict):
+        required = err.validator_value if isinstance(err.validator_value, list) else []
+        missing = [k for k in required if k not in err.instance]
+        return where, f"missing required field {missing[0]!r}"
+    if err.validator == "oneOf" and where and where[-1] == "ops":
+        return where, 'ops must be "all" or a list of unique ONNX op types (e.g. [Conv, Relu])'
+    return where, err.message
 
 
 def _check_consistency(path: Path, data: dict[str, Any], root: yaml.Node | None) -> None:

@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 
@@ -106,6 +107,11 @@ def _describe(key: object) -> str:
     for cls, name in names.items():
         if isinstance(key, cls):
             return name
+    half = "private" if hasattr(key, "private_bytes") else "public"
+    if isinstance(key, rsa.RSAPrivateKey | rsa.RSAPublicKey):
+        return f"an RSA {half} key"
+    if isinstance(key, ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey):
+        return f"an EC ({key.curve.name}) {half} key"
     return f"a {type(key).__name__.removeprefix('_')} key"
 
 

@@ -51,6 +51,10 @@ def _dims(value_info: Any) -> tuple[int | None, ...]:
     return tuple(d.dim_value if d.HasField("dim_value") else None for d in dims)
 
 
+def _fmt_dims(dims: tuple[int | None, ...]) -> str:
+    return "[" + ", ".join("?" if d is None else str(d) for d in dims) + "]"
+
+
 def read_graph_info(t: Table, path: Path) -> OnnxGraphInfo:
     try:
         model = onnx.load(str(path), load_external_data=False)
@@ -123,7 +127,7 @@ def _inputs(t: Table, info: OnnxGraphInfo) -> tuple[InputSpec, ...]:
         if not any(d.name == name for d in declared):
             if any(d is None or d <= 0 for d in dims):
                 t.fail("inputs", f"model input {name!r} has a dynamic shape "
-                       f"{list(dims)}; give it a static one in [[models.inputs]] with "
+                       f"{_fmt_dims(dims)}; give it a static one in [[models.inputs]] with "
                        f"name = {name!r} and shape = [...]")
             declared.append(InputSpec(name=name, shape=tuple(d for d in dims if d)))
     return tuple(declared)
@@ -132,7 +136,7 @@ def _inputs(t: Table, info: OnnxGraphInfo) -> tuple[InputSpec, ...]:
 def _shape(it: Table, model_dims: tuple[int | None, ...]) -> tuple[int, ...]:
     if not it.has("shape"):
         if any(d is None or d <= 0 for d in model_dims):
-            it.fail(None, f"the model input has a dynamic shape {list(model_dims)}; "
+            it.fail(None, f"the model input has a dynamic shape {_fmt_dims(model_dims)}; "
                     "add shape = [...] with every dimension fixed")
         return tuple(d for d in model_dims if d)
     shape = it.ints("shape")
@@ -140,7 +144,7 @@ def _shape(it: Table, model_dims: tuple[int | None, ...]) -> tuple[int, ...]:
         it.fail("shape", f"every dimension must be a positive integer, got {list(shape)}")
     if len(shape) != len(model_dims):
         it.fail("shape", f"rank {len(shape)} does not match the model input's rank "
-                f"{len(model_dims)} ({list(model_dims)})")
+                f"{len(model_dims)} ({_fmt_dims(model_dims)})")
     for i, (s, m) in enumerate(zip(shape, model_dims, strict=True)):
         if m and s != m:
             it.fail("shape", f"dimension {i} is {s} but the model fixes it to {m}")
@@ -211,7 +215,7 @@ def _postprocess(t: Table, info: OnnxGraphInfo,
         max_detections=p.integer("max_detections", 100, minimum=1))
     if len(dims) != 3:
         p.fail("output", f"a detection output must be [1, boxes, 4 + objectness + classes], "
-               f"{output!r} has shape {list(dims)}")
+               f"{output!r} has shape {_fmt_dims(dims)}")
     if labels is not None and last:
         want = 4 + int(post.has_objectness) + len(labels)
         if want != last:
