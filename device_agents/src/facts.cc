@@ -98,6 +98,7 @@ std::string system_glibc() {
         size_t s = v + 8, e = s;
         while (e < data.size() && (isdigit(static_cast<unsigned char>(data[e])) || data[e] == '.'))
           ++e;
+        while (e > s && data[e - 1] == '.') --e;
         if (e > s) return data.substr(s, e - s);
       }
       p = data.find(marker, p + 1);

@@ -11,4 +11,5 @@ COMMANDS: list[str] = [
     "build",
     "sdk",
     "doctor",
+    "device",
 ]

@@ -1,0 +1,355 @@
+# SPDX-License-Identifier: Apache-2.0
+"""``AgentClient``: the host side of the agent protocol over any byte stream.
+
+The stream is anything with ``write``/``read``/``close`` (an SSH exec channel, a serial port,
+a pipe). The client numbers requests, waits for their replies, pipelines upload chunks within
+the agent's window, and on lossy links (``retransmit=True``, serial) sends a request again
+when its reply does not come; the agent answers repeats without executing twice
+(device_agents/PROTOCOL.md section 3).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from ..errors import DeviceError
+from .protocol import (
+    DEFAULT_CHUNK_SSH,
+    MAX_CHUNK,
+    PROTOCOL_VERSION,
+    FieldInput,
+    FrameDecoder,
+    Message,
+    MsgType,
+    encode_frame,
+)
+
+
+class ByteStream(Protocol):
+    """A bidirectional byte stream to a running agent."""
+
+    def write(self, data: bytes) -> None:
+        """Send all of ``data``; raise ``ConnectionLost`` when the stream is gone."""
+
+    def read(self, max_bytes: int, timeout: float) -> bytes:
+        """Up to ``max_bytes``; ``b""`` after ``timeout`` seconds without data.
+
+        Raises ``ConnectionLost`` at end of stream.
+        """
+
+    def close(self) -> None: ...
+
+
+class ConnectionLost(DeviceError):
+    """The byte stream to the agent closed or broke."""
+
+
+class AgentError(DeviceError):
+    """The agent answered a request with ERROR."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"agent refused: {code}: {message}")
+        self.code = code
+        self.agent_message = message
+
+
+@dataclass(frozen=True)
+class Hello:
+    protocol: int
+    agent_version: str
+    agent_sha256: str
+    capabilities: tuple[str, ...]
+    boot_id: str
+    session: str
+    max_payload: int
+    max_chunk: int
+    max_upload: int
+    window: int
+    facts: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class PutResult:
+    sha256: str
+    size: int
+    chunk: int
+    chunks_total: int
+    chunks_sent: int
+    bytes_sent: int  # payload bytes of the chunks that travelled (resume skips the rest)
+    already_present: bool
+
+
+@dataclass(frozen=True)
+class RunResult:
+    exit_code: int
+    signal: int
+    core_dumped: bool
+    timed_out: bool
+    wall_ns: int
+    utime_us: int
+    stime_us: int
+    maxrss_kb: int
+    stdout: bytes
+    stderr: bytes
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0 and not self.timed_out and self.signal == 0
+
+
+ProgressFn = Callable[[int, int], None]  # (bytes done, bytes total)
+LogFn = Callable[[str, bytes], None]  # (stream name, data)
+
+
+@dataclass
+class LinkStats:
+    bytes_written: int = 0
+    bytes_read: int = 0
+    retransmits: int = 0
+    bad_frames_reported: int = 0  # ERROR bad_frame / frame_too_large from the agent
+    frames_dropped: int = 0  # candidates our decoder dropped
+    notices: list[str] = field(default_factory=list)
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+class AgentClient:
+    def __init__(self, stream: ByteStream, *, timeout: float = 60.0,
+                 retransmit: bool = False, retry_after: float = 2.0,
+                 chunk_size: int = DEFAULT_CHUNK_SSH) -> None:
+        self.stream = stream
+        self.timeout = timeout
+        self.retransmit = retransmit
+        self.retry_after = retry_after
+        self.chunk_size = chunk_size
+        self.stats = LinkStats()
+        self.hello_info: Hello | None = None
+        self._decoder = FrameDecoder()
+        self._inbox: deque[Message] = deque()
+        self._seq = 0
+        self._window = 65_536
+
+    # --- low level -----------------------------------------------------------------------
+
+    def _next_seq(self) -> int:
+        self._seq = self._seq % 0xFFFFFFFF + 1
+        return self._seq
+
+    def _send(self, msg: Message) -> None:
+        wire = encode_frame(msg)
+        self.stream.write(wire)
+        self.stats.bytes_written += len(wire)
+
+    def _pump(self, timeout: float) -> None:
+        data = self.stream.read(1 << 16, timeout)
+        if not data:
+            return
+        self.stats.bytes_read += len(data)
+        before = self._decoder.stats.dropped + self._decoder.stats.oversize
+        for msg in self._decoder.feed(data):
+            if msg.type == MsgType.ERROR and msg.seq == 0:
+                self.stats.bad_frames_reported += 1
+                self.stats.notices.append(msg.get_str("message", ""))
+                continue
+            self._inbox.append(msg)
+        after = self._decoder.stats.dropped + self._decoder.stats.oversize
+        self.stats.frames_dropped += after - before
+
+    def _take(self, seq: int) -> Message | None:
+        for i, msg in enumerate(self._inbox):
+            if msg.seq == seq:
+                del self._inbox[i]
+                return msg
+        return None
+
+    def request(self, mtype: MsgType, *, on_log: LogFn | None = None,
+                timeout: float | None = None, **fields: FieldInput) -> Message:
+        """Send one request and return its final reply; ``LOG`` frames go to ``on_log``.
+
+        Raises ``AgentError`` for an ERROR reply and ``DeviceError`` when no reply comes.
+        """
+        seq = self._next_seq()
+        msg = Message.build(mtype, seq, **fields)
+        self._send(msg)
+        limit = self.timeout if timeout is None else timeout
+        deadline = time.monotonic() + limit
+        resend_at = time.monotonic() + self.retry_after
+        while True:
+            reply = self._take(seq)
+            if reply is not None:
+                if reply.type == MsgType.LOG:
+                    if on_log is not None:
+                        on_log(reply.get_str("stream", "stdout"), reply.get_bytes("data", b""))
+                    deadline = time.monotonic() + limit  # output counts as a sign of life
+                    continue
+                if reply.type == MsgType.ERROR:
+                    raise AgentError(reply.get_str("code", "?"), reply.get_str("message", ""))
+                return reply
+            now = time.monotonic()
+            if now >= deadline:
+                raise DeviceError(f"no reply from the agent to {mtype.name} within {limit:.0f}s",
+                                  hint="is the board still up? check the link and retry")
+            if self.retransmit and now >= resend_at:
+                self.stats.retransmits += 1
+                self._send(msg)
+                resend_at = now + self.retry_after
+            self._pump(min(0.5, max(0.01, deadline - now)))
+
+    # --- requests ------------------------------------------------------------------------
+
+    def hello(self, timeout: float | None = None) -> Hello:
+        reply = self.request(MsgType.HELLO, protocol=PROTOCOL_VERSION, client="edgepack",
+                             timeout=timeout)
+        info = Hello(
+            protocol=reply.get_int("protocol"),
+            agent_version=reply.get_str("agent_version"),
+            agent_sha256=reply.get_str("agent_sha256", ""),
+            capabilities=tuple(reply.get_strs("capabilities")),
+            boot_id=reply.get_str("boot_id", ""),
+            session=reply.get_str("session", ""),
+            max_payload=reply.get_int("max_payload"),
+            max_chunk=reply.get_int("max_chunk"),
+            max_upload=reply.get_int("max_upload"),
+            window=reply.get_int("window"),
+            facts=reply.get_json("facts"),
+        )
+        self.hello_info = info
+        self._window = info.window
+        return info
+
+    def ping(self) -> None:
+        self.request(MsgType.PING)
+
+    def bye(self) -> None:
+        with contextlib.suppress(DeviceError):  # the agent is going away either way
+            self.request(MsgType.BYE, timeout=5.0)
+
+    def put_file(self, path: Path, progress: ProgressFn | None = None,
+                 sha256: str | None = None) -> PutResult:
+        digest = sha256 or sha256_file(path)
+        with path.open("rb") as f:
+            return self._put(digest, path.stat().st_size, f, progress)
+
+    def put_bytes(self, data: bytes, progress: ProgressFn | None = None) -> PutResult:
+        import io
+
+        return self._put(hashlib.sha256(data).hexdigest(), len(data), io.BytesIO(data), progress)
+
+    def _put(self, digest: str, size: int, f: Any, progress: ProgressFn | None) -> PutResult:
+        chunk = min(self.chunk_size, MAX_CHUNK,
+                    self.hello_info.max_chunk if self.hello_info else MAX_CHUNK)
+        have = self.request(MsgType.PUT_BEGIN, sha256=digest, size=size, chunk=chunk)
+        if have.get_int("complete"):
+            if progress:
+                progress(size, size)
+            return PutResult(digest, size, chunk, 0, 0, 0, True)
+        chunk = have.get_int("chunk")  # the agent keeps the chunk size of a partial upload
+        bitmap = have.get_bytes("have", b"")
+        nchunks = (size + chunk - 1) // chunk
+        missing = [i for i in range(nchunks)
+                   if not (i // 8 < len(bitmap) and bitmap[i // 8] >> (i % 8) & 1)]
+        done = size - sum(min(chunk, size - i * chunk) for i in missing)
+        if progress:
+            progress(done, size)
+        sent_bytes = self._send_chunks(digest, size, chunk, missing, f, done, progress)
+        self.request(MsgType.PUT_END, sha256=digest, timeout=max(self.timeout, 120.0))
+        return PutResult(digest, size, chunk, nchunks, len(missing), sent_bytes, False)
+
+    def _send_chunks(self, digest: str, size: int, chunk: int, missing: Sequence[int], f: Any,
+                     done: int, progress: ProgressFn | None) -> int:
+        """Pipelines PUT_CHUNK frames within the agent's window; returns payload bytes sent."""
+        pending: dict[int, tuple[Message, int, float]] = {}  # seq -> (msg, wire size, sent at)
+        in_flight = 0
+        queue = deque(missing)
+        sent_bytes = 0
+        last_progress = time.monotonic()
+        while queue or pending:
+            while queue and (not pending or in_flight + chunk + 64 <= self._window):
+                index = queue.popleft()
+                f.seek(index * chunk)
+                data = f.read(min(chunk, size - index * chunk))
+                msg = Message.build(MsgType.PUT_CHUNK, self._next_seq(), sha256=digest,
+                                    index=index, data=data)
+                wire = len(data) + 64
+                self._send(msg)
+                sent_bytes += len(data)
+                pending[msg.seq] = (msg, wire, time.monotonic())
+                in_flight += wire
+            self._pump(0.2)
+            for seq in list(pending):
+                reply = self._take(seq)
+                if reply is None:
+                    continue
+                msg, wire, _ = pending.pop(seq)
+                in_flight -= wire
+                if reply.type == MsgType.ERROR:
+                    raise AgentError(reply.get_str("code", "?"), reply.get_str("message", ""))
+                done += len(msg.get_bytes("data"))
+                last_progress = time.monotonic()
+                if progress:
+                    progress(done, size)
+            now = time.monotonic()
+            if pending and now - last_progress > self.timeout:
+                raise DeviceError(f"upload stalled: no chunk acknowledged for {self.timeout:.0f}s")
+            if self.retransmit:
+                for seq, (msg, wire, at) in list(pending.items()):
+                    if now - at > self.retry_after:
+                        self.stats.retransmits += 1
+                        self._send(msg)
+                        pending[seq] = (msg, wire, now)
+        return sent_bytes
+
+    def install(self, sha256: str, path: str, mode: int = 0o644) -> None:
+        self.request(MsgType.INSTALL, sha256=sha256, path=path, mode=mode,
+                     timeout=max(self.timeout, 120.0))
+
+    def run(self, argv: Sequence[str], *, cwd: str = ".", env: dict[str, str] | None = None,
+            timeout_s: float = 0.0, stream: bool = False, on_log: LogFn | None = None,
+            max_output: int = 1 << 20) -> RunResult:
+        env_list = [f"{k}={v}" for k, v in (env or {}).items()]
+        wait = self.timeout + (timeout_s + 5.0 if timeout_s else 3600.0)
+        reply = self.request(MsgType.RUN, argv=list(argv), cwd=cwd, env=env_list or None,
+                             timeout_ms=int(timeout_s * 1000), stream=int(stream),
+                             max_output=max_output, on_log=on_log, timeout=wait)
+        return RunResult(
+            exit_code=reply.get_int("exit_code"),
+            signal=reply.get_int("signal", 0),
+            core_dumped=bool(reply.get_int("core_dumped", 0)),
+            timed_out=bool(reply.get_int("timed_out", 0)),
+            wall_ns=reply.get_int("wall_ns", 0),
+            utime_us=reply.get_int("utime_us", 0),
+            stime_us=reply.get_int("stime_us", 0),
+            maxrss_kb=reply.get_int("maxrss_kb", 0),
+            stdout=reply.get_bytes("stdout", b""),
+            stderr=reply.get_bytes("stderr", b""),
+        )
+
+    def get(self, path: str) -> bytes:
+        out = bytearray()
+        while True:
+            reply = self.request(MsgType.GET, path=path, offset=len(out), length=MAX_CHUNK)
+            data = reply.get_bytes("data", b"")
+            out += data
+            if not data or len(out) >= reply.get_int("size"):
+                return bytes(out)
+
+    def deploy_file(self, local: Path, remote: str, mode: int = 0o644,
+                    progress: ProgressFn | None = None) -> PutResult:
+        """Upload (only what the device lacks) and install atomically at ``remote``."""
+        result = self.put_file(local, progress)
+        self.install(result.sha256, remote, mode if mode else os.stat(local).st_mode & 0o777)
+        return result

@@ -1,0 +1,82 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Parse ``--target`` URIs: ``ssh://user@host[:port]`` and ``serial:///dev/ttyX?baud=N``.
+
+Query parameters: ``identity`` (ssh: private key file), ``root`` (install root on the device,
+overriding the board file's), ``baud`` and ``user`` (serial).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from ..errors import UsageError
+
+SERIAL_BAUDS = (9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600, 1500000)
+
+
+@dataclass(frozen=True)
+class Target:
+    scheme: str  # "ssh" | "serial"
+    uri: str
+    host: str = ""
+    port: int = 22
+    user: str = ""
+    device: str = ""  # serial: the tty path
+    baud: int = 115200
+    identity: str | None = None
+    root: str | None = None
+
+    @property
+    def host_key_name(self) -> str:
+        """How known_hosts names this host (OpenSSH: ``[host]:port`` unless port 22)."""
+        return self.host if self.port == 22 else f"[{self.host}]:{self.port}"
+
+
+def _one(query: dict[str, list[str]], key: str, flag: str, uri: str) -> str | None:
+    values = query.get(key)
+    if not values:
+        return None
+    if len(values) > 1 or not values[0]:
+        raise UsageError(f"{flag} {uri}: give '{key}' once, with a value")
+    return values[0]
+
+
+def parse_target(uri: str, flag: str = "--target") -> Target:
+    parts = urlsplit(uri)
+    query = parse_qs(parts.query, keep_blank_values=True)
+    allowed = {"ssh": {"identity", "root"}, "serial": {"baud", "user", "root"}}
+    if parts.scheme not in allowed:
+        raise UsageError(
+            f"{flag} {uri!r}: unknown scheme; use ssh://user@host[:port] or "
+            "serial:///dev/ttyX?baud=115200")
+    unknown = set(query) - allowed[parts.scheme]
+    if unknown:
+        raise UsageError(f"{flag} {uri}: unknown parameter(s) {', '.join(sorted(unknown))}; "
+                         f"allowed: {', '.join(sorted(allowed[parts.scheme]))}")
+    root = _one(query, "root", flag, uri)
+    if root is not None and not root.startswith("/"):
+        raise UsageError(f"{flag} {uri}: root must be an absolute path on the device")
+    if parts.scheme == "ssh":
+        if not parts.hostname:
+            raise UsageError(f"{flag} {uri}: missing host; use ssh://user@host[:port]")
+        if not parts.username:
+            raise UsageError(f"{flag} {uri}: missing user; use ssh://user@host[:port]")
+        try:
+            port = parts.port or 22
+        except ValueError:
+            raise UsageError(f"{flag} {uri}: port must be a number 1..65535") from None
+        if parts.password:
+            raise UsageError(f"{flag} {uri}: passwords in the URI are not accepted; use a key "
+                             "(?identity=FILE)")
+        return Target("ssh", uri, host=parts.hostname, port=port, user=unquote(parts.username),
+                      identity=_one(query, "identity", flag, uri), root=root)
+    device = parts.path
+    if parts.netloc or (not device.startswith("/dev/") and not device.startswith("/")):
+        raise UsageError(f"{flag} {uri}: use serial:///dev/ttyX (three slashes, absolute path)")
+    baud_text = _one(query, "baud", flag, uri) or "115200"
+    if not baud_text.isdigit() or int(baud_text) not in SERIAL_BAUDS:
+        raise UsageError(f"{flag} {uri}: baud must be one of "
+                         f"{', '.join(str(b) for b in SERIAL_BAUDS)}")
+    return Target("serial", uri, device=device, baud=int(baud_text),
+                  user=_one(query, "user", flag, uri) or "root", root=root)
