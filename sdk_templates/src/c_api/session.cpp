@@ -1,0 +1,438 @@
+// SPDX-License-Identifier: Apache-2.0
+// The C API's environment, options and sessions: a thin shell over edgepack::Artifact (the
+// verified, decrypted sections) and edgepack::Pipeline (the runtime). Every entry point runs
+// inside capi::guarded(), checks its pointers first and writes its out-parameters last, so that
+// a failing call leaves them untouched.
+#include <chrono>
+#include <cstddef>
+#include <list>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "artifact/artifact.h"
+#include "c_api/status.h"
+#include "edgepack.h"
+#include "runtime/runtime.h"
+
+// The shipped struct layouts are frozen: any change here is an ABI break.
+static_assert(sizeof(ep_error_code) == sizeof(int), "ep_error_code is int-sized");
+static_assert(offsetof(ep_key, format) == 0 && offsetof(ep_key, reserved) == 4 &&
+                  offsetof(ep_key, path) == 8 && offsetof(ep_key, data) == 8 + sizeof(void*) &&
+                  offsetof(ep_key, size) == 8 + 2 * sizeof(void*) &&
+                  sizeof(ep_key) == 8 + 3 * sizeof(void*),
+              "ep_key layout (API version 1) cannot change");
+static_assert(offsetof(ep_tensor_info, name) == 0 &&
+                  offsetof(ep_tensor_info, dtype) == sizeof(void*) &&
+                  offsetof(ep_tensor_info, flags) == sizeof(void*) + 4 &&
+                  offsetof(ep_tensor_info, rank) == sizeof(void*) + 8 &&
+                  offsetof(ep_tensor_info, shape) == 2 * sizeof(void*) + 8 &&
+                  sizeof(ep_tensor_info) == 3 * sizeof(void*) + 8,
+              "ep_tensor_info layout (API version 1) cannot change");
+static_assert(offsetof(ep_tensor, dtype) == 0 && offsetof(ep_tensor, flags) == 4 &&
+                  offsetof(ep_tensor, rank) == 8 && offsetof(ep_tensor, shape) == 8 + sizeof(void*) &&
+                  offsetof(ep_tensor, data) == 8 + 2 * sizeof(void*) &&
+                  offsetof(ep_tensor, bytes) == 8 + 3 * sizeof(void*) &&
+                  sizeof(ep_tensor) == 8 + 4 * sizeof(void*),
+              "ep_tensor layout (API version 1) cannot change");
+static_assert(static_cast<int>(EP_ARTIFACT_INVALID) ==
+                      static_cast<int>(edgepack::ErrorCode::kArtifactInvalid) &&
+                  static_cast<int>(EP_IO_ERROR) == static_cast<int>(edgepack::ErrorCode::kIoError),
+              "ep_error_code mirrors edgepack::ErrorCode");
+static_assert(static_cast<int>(EP_DTYPE_FLOAT32) == static_cast<int>(edgepack::DType::kFloat32) &&
+                  static_cast<int>(EP_DTYPE_INT64) == static_cast<int>(edgepack::DType::kInt64),
+              "ep_dtype mirrors edgepack::DType");
+
+#ifndef EDGEPACK_VERSION_STRING
+#define EDGEPACK_VERSION_STRING "0.0.0"
+#endif
+
+struct ep_env {
+  uint32_t api_version = EP_API_VERSION;
+};
+
+struct ep_options {
+  edgepack::RuntimeOptions runtime;
+  edgepack::OpenOptions open;
+};
+
+struct ep_session {
+  std::unique_ptr<edgepack::Artifact> artifact;
+  std::unique_ptr<edgepack::Pipeline> pipeline;
+  bool prepared = false;
+  double verify_ms = 0.0, decrypt_ms = 0.0, prepare_ms = 0.0;
+  std::vector<std::string> stage_names;
+
+  // Tensor descriptions handed out as ep_tensor_info: built once per stage, kept until release
+  // (std::map nodes never move, so the borrowed pointers stay valid).
+  struct Described {
+    std::vector<edgepack::TensorInfo> infos;
+  };
+  mutable std::map<std::string, Described> inputs, outputs;
+  // Output views handed out since the last run (borrowed until the next run).
+  std::list<edgepack::TensorView> views;
+  std::vector<edgepack::StageTiming> timings;
+};
+
+namespace edgepack::capi {
+namespace {
+
+template <class T>
+void require(const T* p, const char* what) {
+  if (p == nullptr) invalid_argument(std::string(what) + " is NULL");
+}
+
+std::string stage_arg(const char* stage) { return stage == nullptr ? std::string() : stage; }
+
+DeviceKey load_device_key(const ep_key* k) {
+  require(k, "device_key");
+  if (k->reserved != 0) invalid_argument("device_key.reserved must be 0");
+  switch (k->format) {
+    case EP_KEY_PEM_FILE:
+      require(k->path, "device_key.path");
+      return DeviceKey::from_pem_file(k->path);
+    case EP_KEY_PEM_BYTES:
+      require(k->data, "device_key.data");
+      return DeviceKey::from_pem(k->data, k->size);
+    case EP_KEY_RAW_BYTES:
+      require(k->data, "device_key.data");
+      return DeviceKey::from_raw(k->data, k->size);
+    default:
+      invalid_argument("device_key.format is not an ep_key_format");
+  }
+}
+
+PublisherKey load_publisher_key(const ep_key* k) {
+  require(k, "publisher_key");
+  if (k->reserved != 0) invalid_argument("publisher_key.reserved must be 0");
+  switch (k->format) {
+    case EP_KEY_PEM_FILE:
+      require(k->path, "publisher_key.path");
+      return PublisherKey::from_pem_file(k->path);
+    case EP_KEY_PEM_BYTES:
+      require(k->data, "publisher_key.data");
+      return PublisherKey::from_pem(k->data, k->size);
+    default:
+      invalid_argument("publisher_key.format must be EP_KEY_PEM_FILE or EP_KEY_PEM_BYTES");
+  }
+}
+
+double ms_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+      .count();
+}
+
+// The manifest and graphs are authenticated by now, so a failure to load them is a broken
+// artifact: reported as ArtifactInvalid("manifest"), with the loader's detail (no secret can
+// leak through it: the bytes came from the publisher). A missing op or backend stays
+// kUnsupported, memory exhaustion stays what it is.
+std::unique_ptr<Pipeline> load_pipeline(const Artifact& artifact, const RuntimeOptions& options) {
+  try {
+    return Pipeline::load(artifact.manifest_json(), artifact, options);
+  } catch (const ArtifactInvalid&) {
+    throw;
+  } catch (const Error& e) {
+    if (e.code() == ErrorCode::kUnsupported || e.code() == ErrorCode::kOutOfMemory) throw;
+    throw Error(ErrorCode::kArtifactInvalid, std::string("artifact invalid (manifest): ") + e.what());
+  } catch (const std::bad_alloc&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw Error(ErrorCode::kArtifactInvalid, std::string("artifact invalid (manifest): ") + e.what());
+  }
+}
+
+ep_session* create_session(ep_env* env, const uint8_t* data, size_t size, const char* path,
+                           const ep_key* device_key, const ep_key* publisher_key,
+                           const ep_options* options, uint32_t flags) {
+  require(env, "env");
+  if (flags != 0) invalid_argument("flags must be 0");
+  const DeviceKey device = load_device_key(device_key);
+  const PublisherKey publisher = load_publisher_key(publisher_key);
+  const ep_options defaults;
+  const ep_options& opts = options != nullptr ? *options : defaults;
+
+  auto session = std::make_unique<ep_session>();
+  session->artifact = path != nullptr ? Artifact::open_file(path, device, publisher, opts.open)
+                                      : Artifact::open(data, size, device, publisher, opts.open);
+  session->verify_ms = session->artifact->timing().verify_ms;
+  session->decrypt_ms = session->artifact->timing().decrypt_ms;
+  const auto t_load = std::chrono::steady_clock::now();
+  session->pipeline = load_pipeline(*session->artifact, opts.runtime);
+  session->prepare_ms = ms_since(t_load);  // graph loading counts as preparation
+  session->stage_names = session->pipeline->stage_names();
+  return session.release();
+}
+
+void prepare(ep_session* s) {
+  if (s->prepared) return;
+  const auto t = std::chrono::steady_clock::now();
+  s->pipeline->prepare();
+  s->prepare_ms += ms_since(t);
+  s->prepared = true;
+}
+
+const std::vector<TensorInfo>& described(const ep_session* s, const char* stage, bool inputs) {
+  auto& cache = inputs ? s->inputs : s->outputs;
+  const std::string key = stage_arg(stage);
+  auto it = cache.find(key);
+  if (it == cache.end()) {
+    ep_session::Described d;
+    d.infos = inputs ? s->pipeline->inputs(key) : s->pipeline->outputs(key);
+    it = cache.emplace(key, std::move(d)).first;
+  }
+  return it->second.infos;
+}
+
+void fill_info(const TensorInfo& t, ep_tensor_info* out) {
+  out->name = t.name.c_str();
+  out->dtype = static_cast<int32_t>(t.dtype);
+  out->flags = t.dynamic_dim0 ? EP_TENSOR_DYNAMIC_DIM0 : 0u;
+  out->rank = t.shape.size();
+  out->shape = t.shape.data();
+}
+
+DType checked_dtype(ep_dtype d) {
+  switch (d) {
+    case EP_DTYPE_FLOAT32:
+    case EP_DTYPE_UINT8:
+    case EP_DTYPE_INT32:
+    case EP_DTYPE_INT64:
+      return static_cast<DType>(d);
+  }
+  invalid_argument("dtype is not an ep_dtype");
+}
+
+}  // namespace
+}  // namespace edgepack::capi
+
+using edgepack::capi::guarded;
+using edgepack::capi::invalid_argument;
+using edgepack::capi::require;
+
+extern "C" {
+
+const char* ep_get_version(void) { return EDGEPACK_VERSION_STRING; }
+
+uint32_t ep_get_api_version(void) { return EP_API_VERSION; }
+
+ep_status* ep_env_create(uint32_t api_version, ep_env** out) {
+  return guarded([&] {
+    require(out, "out");
+    if (api_version == 0 || api_version > EP_API_VERSION) {
+      throw edgepack::Error(edgepack::ErrorCode::kUnsupported,
+                            "the app was built for edgepack API version " +
+                                std::to_string(api_version) + "; this library supports 1.." +
+                                std::to_string(EP_API_VERSION));
+    }
+    auto env = std::make_unique<ep_env>();
+    env->api_version = api_version;
+    *out = env.release();
+  });
+}
+
+void ep_env_release(ep_env* env) { delete env; }
+
+ep_status* ep_options_create(ep_options** out) {
+  return guarded([&] {
+    require(out, "out");
+    *out = new ep_options();
+  });
+}
+
+void ep_options_release(ep_options* options) { delete options; }
+
+ep_status* ep_options_set_threads(ep_options* options, int32_t threads) {
+  return guarded([&] {
+    require(options, "options");
+    if (threads < 1) invalid_argument("threads must be >= 1");
+    options->runtime.threads = threads;
+  });
+}
+
+ep_status* ep_options_set_backend_preference(ep_options* options, const char* const* names,
+                                             size_t count) {
+  return guarded([&] {
+    require(options, "options");
+    if (count > 0) require(names, "names");
+    std::vector<std::string> list;
+    for (size_t i = 0; i < count; ++i) {
+      if (names[i] == nullptr || names[i][0] == '\0') invalid_argument("backend name is empty");
+      list.emplace_back(names[i]);
+    }
+    options->runtime.backend_preference = std::move(list);
+  });
+}
+
+ep_status* ep_options_set_min_version_counter(ep_options* options, uint64_t min_counter) {
+  return guarded([&] {
+    require(options, "options");
+    options->open.min_counter = min_counter;
+  });
+}
+
+ep_status* ep_session_create_from_file(ep_env* env, const char* artifact_path,
+                                       const ep_key* device_key, const ep_key* publisher_key,
+                                       const ep_options* options, uint32_t flags,
+                                       ep_session** out) {
+  return guarded([&] {
+    require(artifact_path, "artifact_path");
+    require(out, "out");
+    *out = edgepack::capi::create_session(env, nullptr, 0, artifact_path, device_key,
+                                          publisher_key, options, flags);
+  });
+}
+
+ep_status* ep_session_create_from_memory(ep_env* env, const void* data, size_t size,
+                                         const ep_key* device_key, const ep_key* publisher_key,
+                                         const ep_options* options, uint32_t flags,
+                                         ep_session** out) {
+  return guarded([&] {
+    require(data, "data");
+    require(out, "out");
+    *out = edgepack::capi::create_session(env, static_cast<const uint8_t*>(data), size, nullptr,
+                                          device_key, publisher_key, options, flags);
+  });
+}
+
+void ep_session_release(ep_session* session) { delete session; }
+
+ep_status* ep_session_prepare(ep_session* session) {
+  return guarded([&] {
+    require(session, "session");
+    edgepack::capi::prepare(session);
+  });
+}
+
+ep_status* ep_session_stage_count(const ep_session* session, size_t* count) {
+  return guarded([&] {
+    require(session, "session");
+    require(count, "count");
+    *count = session->stage_names.size();
+  });
+}
+
+ep_status* ep_session_stage_name(const ep_session* session, size_t index, const char** name) {
+  return guarded([&] {
+    require(session, "session");
+    require(name, "name");
+    if (index >= session->stage_names.size()) invalid_argument("stage index out of range");
+    *name = session->stage_names[index].c_str();
+  });
+}
+
+ep_status* ep_session_input_count(const ep_session* session, const char* stage, size_t* count) {
+  return guarded([&] {
+    require(session, "session");
+    require(count, "count");
+    *count = edgepack::capi::described(session, stage, true).size();
+  });
+}
+
+ep_status* ep_session_input_info(const ep_session* session, const char* stage, size_t index,
+                                 ep_tensor_info* info) {
+  return guarded([&] {
+    require(session, "session");
+    require(info, "info");
+    const auto& list = edgepack::capi::described(session, stage, true);
+    if (index >= list.size()) invalid_argument("input index out of range");
+    edgepack::capi::fill_info(list[index], info);
+  });
+}
+
+ep_status* ep_session_output_count(const ep_session* session, const char* stage, size_t* count) {
+  return guarded([&] {
+    require(session, "session");
+    require(count, "count");
+    *count = edgepack::capi::described(session, stage, false).size();
+  });
+}
+
+ep_status* ep_session_output_info(const ep_session* session, const char* stage, size_t index,
+                                  ep_tensor_info* info) {
+  return guarded([&] {
+    require(session, "session");
+    require(info, "info");
+    const auto& list = edgepack::capi::described(session, stage, false);
+    if (index >= list.size()) invalid_argument("output index out of range");
+    edgepack::capi::fill_info(list[index], info);
+  });
+}
+
+ep_status* ep_session_set_tensor(ep_session* session, const char* stage, const char* name,
+                                 ep_dtype dtype, const int64_t* shape, size_t rank,
+                                 const void* data, size_t bytes) {
+  return guarded([&] {
+    require(session, "session");
+    require(name, "name");
+    if (rank > 0) require(shape, "shape");
+    if (bytes > 0) require(data, "data");
+    const edgepack::DType t = edgepack::capi::checked_dtype(dtype);
+    edgepack::capi::prepare(session);
+    std::vector<int64_t> dims(shape, shape + rank);
+    session->pipeline->set_input(edgepack::capi::stage_arg(stage), name, t, dims, data, bytes);
+  });
+}
+
+ep_status* ep_session_get_tensor(ep_session* session, const char* stage, const char* name,
+                                 ep_tensor* tensor) {
+  return guarded([&] {
+    require(session, "session");
+    require(name, "name");
+    require(tensor, "tensor");
+    edgepack::TensorView view = session->pipeline->output(edgepack::capi::stage_arg(stage), name);
+    session->views.push_back(std::move(view));
+    const edgepack::TensorView& v = session->views.back();
+    ep_tensor out;
+    out.dtype = static_cast<int32_t>(v.info.dtype);
+    out.flags = v.info.dynamic_dim0 ? EP_TENSOR_DYNAMIC_DIM0 : 0u;
+    out.rank = v.shape.size();
+    out.shape = v.shape.data();
+    out.data = v.data;
+    out.bytes = v.bytes;
+    *tensor = out;
+  });
+}
+
+ep_status* ep_session_run(ep_session* session, const char* stage) {
+  return guarded([&] {
+    require(session, "session");
+    edgepack::capi::prepare(session);
+    session->views.clear();  // borrowed output pointers end here, as documented
+    session->pipeline->run(edgepack::capi::stage_arg(stage));
+    session->timings = session->pipeline->timings();
+  });
+}
+
+ep_status* ep_session_timing_count(const ep_session* session, size_t* count) {
+  return guarded([&] {
+    require(session, "session");
+    require(count, "count");
+    *count = session->timings.size();
+  });
+}
+
+ep_status* ep_session_stage_timing(const ep_session* session, size_t index, const char** stage,
+                                   double* ms, int32_t* runs) {
+  return guarded([&] {
+    require(session, "session");
+    if (index >= session->timings.size()) invalid_argument("timing index out of range");
+    const edgepack::StageTiming& t = session->timings[index];
+    if (stage != nullptr) *stage = t.stage.c_str();
+    if (ms != nullptr) *ms = t.ms;
+    if (runs != nullptr) *runs = t.runs;
+  });
+}
+
+ep_status* ep_session_load_timing(const ep_session* session, double* verify_ms,
+                                  double* decrypt_ms, double* prepare_ms) {
+  return guarded([&] {
+    require(session, "session");
+    if (verify_ms != nullptr) *verify_ms = session->verify_ms;
+    if (decrypt_ms != nullptr) *decrypt_ms = session->decrypt_ms;
+    if (prepare_ms != nullptr) *prepare_ms = session->prepare_ms;
+  });
+}
+
+}  // extern "C"
