@@ -71,8 +71,12 @@ def check_sysroot(board: Board) -> Check:
         versions = ", ".join(f"{k} {v}" for k, v in sorted(made.packages.items()))
         return Check("sysroot", name, True, f"cached: {versions}")
     first = board.sysroot_packages[0]
-    probe = subprocess.run(["apt-cache", "show", f"{first}:{board.debian_arch}"],
-                           capture_output=True, text=True, timeout=60)
+    try:
+        probe = subprocess.run(["apt-cache", "show", f"{first}:{board.debian_arch}"],
+                               capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError):
+        return Check("sysroot", name, False, "apt-cache not found (sysroots need apt)",
+                     "apt-get install apt dpkg-dev")
     if probe.returncode == 0 and probe.stdout.strip():
         return Check("sysroot", name, True, "not fetched yet; apt can download it on first build")
     return Check("sysroot", name, False, f"apt does not know {first}:{board.debian_arch}",

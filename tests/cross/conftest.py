@@ -1,0 +1,53 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Cross builds under qemu: each board's SDK is built once per test session and shared.
+
+Everything lands under ``<repo>/build/cross/`` (gitignored): the cache (sysroots and CMake build
+folders, so a later session reuses them and Ninja has nothing to do) and the SDK outputs.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from edgepack.boards import Board, load_board
+from edgepack.sdkbuild import SdkBuild, build_sdk
+
+REPO = Path(__file__).resolve().parents[2]
+CROSS_ROOT = REPO / "build" / "cross"
+ARM_BOARDS = ("hi3559a", "rpi4", "rpi4-armhf")
+
+
+@pytest.fixture(scope="session")
+def cross_cache() -> Iterator[Path]:
+    """``EDGEPACK_CACHE`` for the whole session (sysroots + build folders)."""
+    cache = CROSS_ROOT / "cache"
+    cache.mkdir(parents=True, exist_ok=True)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("EDGEPACK_CACHE", str(cache))
+        yield cache
+
+
+@pytest.fixture(scope="session")
+def sdk_for(cross_cache: Path) -> Callable[[str], SdkBuild]:
+    """``sdk_for(board_id)``: the SDK for a board, built on first request only."""
+    builds: dict[str, SdkBuild] = {}
+
+    def get(board_id: str) -> SdkBuild:
+        if board_id not in builds:
+            builds[board_id] = build_sdk(board_id, CROSS_ROOT / "sdk", jobs=2, cache=cross_cache)
+        return builds[board_id]
+
+    return get
+
+
+def board(board_id: str) -> Board:
+    return load_board(board_id)
+
+
+def clean_env() -> dict[str, str]:
+    """The environment without any QEMU_* left over from the caller."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("QEMU_")}
