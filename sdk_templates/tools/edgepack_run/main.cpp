@@ -1,0 +1,428 @@
+// SPDX-License-Identifier: Apache-2.0
+// edgepack-run: load an artifact, run its pipeline (or one stage) on .npy inputs, write .npy
+// outputs, optionally benchmark. Built on the C API only, linked statically, so the binary runs
+// on a board by itself. Usage and the JSON report are documented in README.md next to this file.
+#include <sys/resource.h>
+#include <sys/stat.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <cerrno>
+#include <map>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "edgepack.h"
+#include "npy_file.h"
+#include "stats.h"
+
+namespace {
+
+using edgepack_run::NpyError;
+
+constexpr int kExitUsage = 2;
+constexpr int kExitErrorBase = 10;  // + ep_error_code: 11 invalid argument ... 17 I/O error
+
+const char kUsage[] =
+    "usage: edgepack-run ARTIFACT --key DEVICE_KEY --publisher PUBLISHER_PUB [options]\n"
+    "\n"
+    "Verify, decrypt and run an edgepack artifact.\n"
+    "\n"
+    "  --key FILE          device (or fleet) X25519 private key, PEM\n"
+    "  --publisher FILE    publisher Ed25519 public key, PEM\n"
+    "  --min-counter N     refuse artifacts with a version counter below N (default 0)\n"
+    "  --inputs DIR        read <input name>.npy from DIR (default: zero-filled inputs)\n"
+    "  --outputs DIR       write <output name>.npy to DIR\n"
+    "  --stage NAME        run one stage (or model) instead of the whole pipeline\n"
+    "  --threads T         kernel threads (default 1)\n"
+    "  --bench N           time N runs after the first one\n"
+    "  --warmup W          untimed runs before the N timed ones (default 0)\n"
+    "  --json FILE         write the report (schema edgepack.run/1) to FILE\n"
+    "  --version           print the version and exit\n"
+    "  --help              print this help and exit\n"
+    "\n"
+    "Exit status: 0 ok, 2 usage, 10 + error code otherwise (11 invalid argument, 12 artifact\n"
+    "invalid, 13 not found, 14 unsupported, 15 runtime error, 16 out of memory, 17 I/O error).\n";
+
+struct Args {
+  std::string artifact, key, publisher, inputs, outputs, stage, json;
+  uint64_t min_counter = 0;
+  int threads = 1;
+  long bench = 0, warmup = 0;
+};
+
+struct Failure {
+  int exit_code;
+  std::string message;
+};
+
+[[noreturn]] void usage_error(const std::string& message) {
+  throw Failure{kExitUsage, message + " (see --help)"};
+}
+
+// Takes ownership of `status`; throws a Failure for an error.
+void check(ep_status* status, const std::string& context = "") {
+  if (status == nullptr) return;
+  const int code = static_cast<int>(ep_status_code(status));
+  std::string message = ep_status_message(status);
+  ep_status_release(status);
+  throw Failure{kExitErrorBase + code, context.empty() ? message : context + ": " + message};
+}
+
+long parse_long(const std::string& flag, const char* value, long min) {
+  char* end = nullptr;
+  errno = 0;
+  const long v = std::strtol(value, &end, 10);
+  if (errno != 0 || end == value || *end != '\0' || v < min) {
+    usage_error(flag + " expects an integer >= " + std::to_string(min) + ", got '" + value + "'");
+  }
+  return v;
+}
+
+Args parse_args(int argc, char** argv, bool* done) {
+  Args a;
+  *done = false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    auto value = [&]() -> const char* {
+      if (i + 1 >= argc) usage_error(arg + " needs a value");
+      return argv[++i];
+    };
+    if (arg == "--help" || arg == "-h") {
+      std::fputs(kUsage, stdout);
+      *done = true;
+      return a;
+    } else if (arg == "--version") {
+      std::printf("edgepack-run %s (C API %u)\n", ep_get_version(), ep_get_api_version());
+      *done = true;
+      return a;
+    } else if (arg == "--key") {
+      a.key = value();
+    } else if (arg == "--publisher") {
+      a.publisher = value();
+    } else if (arg == "--min-counter") {
+      const char* v = value();
+      char* end = nullptr;
+      errno = 0;
+      a.min_counter = std::strtoull(v, &end, 10);
+      if (errno != 0 || end == v || *end != '\0' || v[0] == '-') {
+        usage_error("--min-counter expects a non-negative integer, got '" + std::string(v) + "'");
+      }
+    } else if (arg == "--inputs") {
+      a.inputs = value();
+    } else if (arg == "--outputs") {
+      a.outputs = value();
+    } else if (arg == "--stage") {
+      a.stage = value();
+    } else if (arg == "--threads") {
+      a.threads = static_cast<int>(parse_long(arg, value(), 1));
+    } else if (arg == "--bench") {
+      a.bench = parse_long(arg, value(), 1);
+    } else if (arg == "--warmup") {
+      a.warmup = parse_long(arg, value(), 0);
+    } else if (arg == "--json") {
+      a.json = value();
+    } else if (!arg.empty() && arg[0] == '-') {
+      usage_error("unknown option '" + arg + "'");
+    } else if (a.artifact.empty()) {
+      a.artifact = arg;
+    } else {
+      usage_error("unexpected argument '" + arg + "'");
+    }
+  }
+  if (a.artifact.empty()) usage_error("missing ARTIFACT");
+  if (a.key.empty()) usage_error("missing --key");
+  if (a.publisher.empty()) usage_error("missing --publisher");
+  return a;
+}
+
+double now_ms() {
+  return std::chrono::duration<double, std::milli>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+struct Tensor {
+  std::string name;
+  ep_dtype dtype;
+  std::vector<int64_t> shape;
+  bool dynamic_dim0;
+};
+
+std::vector<Tensor> describe(ep_session* s, const char* stage, bool inputs) {
+  size_t n = 0;
+  check(inputs ? ep_session_input_count(s, stage, &n) : ep_session_output_count(s, stage, &n));
+  std::vector<Tensor> out;
+  for (size_t i = 0; i < n; ++i) {
+    ep_tensor_info info;
+    check(inputs ? ep_session_input_info(s, stage, i, &info)
+                 : ep_session_output_info(s, stage, i, &info));
+    out.push_back(Tensor{info.name, static_cast<ep_dtype>(info.dtype),
+                         std::vector<int64_t>(info.shape, info.shape + info.rank),
+                         (info.flags & EP_TENSOR_DYNAMIC_DIM0) != 0});
+  }
+  return out;
+}
+
+std::string shape_text(const std::vector<int64_t>& shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + "]";
+}
+
+void load_inputs(ep_session* s, const char* stage, const std::string& dir) {
+  for (const Tensor& t : describe(s, stage, true)) {
+    edgepack_run::NpyArray a;
+    if (dir.empty()) {
+      a.dtype = t.dtype;
+      a.shape = t.shape;
+      size_t count = 1;
+      for (int64_t d : t.shape) count *= static_cast<size_t>(d);
+      a.data.assign(count * edgepack_run::dtype_size(t.dtype), 0);
+    } else {
+      const std::string path = dir + "/" + t.name + ".npy";
+      struct stat st;
+      if (stat(path.c_str(), &st) != 0) {
+        throw Failure{kExitErrorBase + EP_NOT_FOUND,
+                      "missing input '" + t.name + "': " + path + " does not exist"};
+      }
+      try {
+        a = edgepack_run::read_npy(path);
+      } catch (const NpyError& e) {
+        throw Failure{kExitErrorBase + EP_INVALID_ARGUMENT, e.message};
+      }
+      if (a.dtype != t.dtype) {
+        throw Failure{kExitErrorBase + EP_INVALID_ARGUMENT,
+                      path + ": input '" + t.name + "' must be " +
+                          edgepack_run::dtype_name(t.dtype) + ", the file holds " +
+                          edgepack_run::dtype_name(a.dtype)};
+      }
+      bool shape_ok = a.shape.size() == t.shape.size();
+      for (size_t i = 0; shape_ok && i < a.shape.size(); ++i) {
+        shape_ok = a.shape[i] == t.shape[i] || (i == 0 && t.dynamic_dim0 && a.shape[0] <= t.shape[0]);
+      }
+      if (!shape_ok) {
+        throw Failure{kExitErrorBase + EP_INVALID_ARGUMENT,
+                      path + ": input '" + t.name + "' must have shape " + shape_text(t.shape) +
+                          ", the file holds " + shape_text(a.shape)};
+      }
+    }
+    check(ep_session_set_tensor(s, stage, t.name.c_str(), a.dtype, a.shape.data(), a.shape.size(),
+                                a.data.data(), a.data.size()),
+          "input '" + t.name + "'");
+  }
+}
+
+void write_outputs(ep_session* s, const char* stage, const std::string& dir) {
+  mkdir(dir.c_str(), 0755);  // an existing folder is fine; a failure shows up on write
+  for (const Tensor& t : describe(s, stage, false)) {
+    ep_tensor v;
+    check(ep_session_get_tensor(s, stage, t.name.c_str(), &v), "output '" + t.name + "'");
+    try {
+      edgepack_run::write_npy(dir + "/" + t.name + ".npy", static_cast<ep_dtype>(v.dtype),
+                              std::vector<int64_t>(v.shape, v.shape + v.rank), v.data, v.bytes);
+    } catch (const NpyError& e) {
+      throw Failure{kExitErrorBase + EP_IO_ERROR, e.message};
+    }
+  }
+}
+
+long vm_hwm_kib() {
+  std::ifstream f("/proc/self/status");
+  std::string line;
+  while (std::getline(f, line)) {
+    if (line.rfind("VmHWM:", 0) == 0) return std::strtol(line.c_str() + 6, nullptr, 10);
+  }
+  return -1;
+}
+
+std::string json_string(const std::string& s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof(buf), "\\u%04x", c);
+      out += buf;
+    } else {
+      out += c;
+    }
+  }
+  return out + "\"";
+}
+
+std::string json_number(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.6f", v);
+  return buf;
+}
+
+std::string json_stats(const std::vector<double>& samples) {
+  const edgepack_run::Summary s = edgepack_run::summarize(samples);
+  std::ostringstream o;
+  o << "{\"min\": " << json_number(s.min) << ", \"mean\": " << json_number(s.mean)
+    << ", \"p50\": " << json_number(s.p50) << ", \"p90\": " << json_number(s.p90)
+    << ", \"p99\": " << json_number(s.p99) << ", \"max\": " << json_number(s.max)
+    << ", \"std\": " << json_number(s.std) << ", \"samples\": [";
+  for (size_t i = 0; i < samples.size(); ++i) o << (i ? ", " : "") << json_number(samples[i]);
+  o << "]}";
+  return o.str();
+}
+
+void write_file_atomic(const std::string& path, const std::string& text) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream f(tmp, std::ios::trunc);
+    f << text;
+    if (!f.flush()) throw Failure{kExitErrorBase + EP_IO_ERROR, tmp + ": cannot write"};
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    std::remove(tmp.c_str());
+    throw Failure{kExitErrorBase + EP_IO_ERROR, path + ": cannot write"};
+  }
+}
+
+struct Report {
+  double verify_ms = 0, decrypt_ms = 0, prepare_ms = 0, first_ms = 0;
+  std::vector<double> end_to_end;
+  std::vector<std::string> stage_order;
+  std::map<std::string, std::vector<double>> stage_samples;
+  std::map<std::string, int> stage_runs;
+};
+
+void record_stage_timings(ep_session* s, Report* r) {
+  size_t n = 0;
+  check(ep_session_timing_count(s, &n));
+  for (size_t i = 0; i < n; ++i) {
+    const char* name = nullptr;
+    double ms = 0;
+    int32_t runs = 0;
+    check(ep_session_stage_timing(s, i, &name, &ms, &runs));
+    if (r->stage_samples.find(name) == r->stage_samples.end()) r->stage_order.push_back(name);
+    r->stage_samples[name].push_back(ms);
+    r->stage_runs[name] = runs;
+  }
+}
+
+std::string report_json(const Args& a, const Report& r) {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  std::ostringstream o;
+  o << "{\n  \"schema\": \"edgepack.run/1\",\n"
+    << "  \"edgepack_version\": " << json_string(ep_get_version()) << ",\n"
+    << "  \"api_version\": " << ep_get_api_version() << ",\n"
+    << "  \"artifact\": " << json_string(a.artifact) << ",\n"
+    << "  \"stage\": " << (a.stage.empty() ? "null" : json_string(a.stage)) << ",\n"
+    << "  \"threads\": " << a.threads << ",\n"
+    << "  \"load\": {\"verify_ms\": " << json_number(r.verify_ms)
+    << ", \"decrypt_ms\": " << json_number(r.decrypt_ms)
+    << ", \"prepare_ms\": " << json_number(r.prepare_ms)
+    << ", \"total_ms\": " << json_number(r.verify_ms + r.decrypt_ms + r.prepare_ms) << "},\n"
+    << "  \"first_inference_ms\": " << json_number(r.first_ms) << ",\n"
+    << "  \"warmup\": " << a.warmup << ",\n"
+    << "  \"iterations\": " << r.end_to_end.size() << ",\n"
+    << "  \"end_to_end\": " << json_stats(r.end_to_end) << ",\n"
+    << "  \"stages\": [";
+  for (size_t i = 0; i < r.stage_order.size(); ++i) {
+    const std::string& name = r.stage_order[i];
+    o << (i ? ",\n    " : "\n    ") << "{\"stage\": " << json_string(name)
+      << ", \"runs\": " << r.stage_runs.at(name) << ", \"ms\": "
+      << json_stats(r.stage_samples.at(name)) << "}";
+  }
+  o << (r.stage_order.empty() ? "" : "\n  ") << "],\n"
+    << "  \"peak_rss_kib\": " << ru.ru_maxrss << ",\n"
+    << "  \"vm_hwm_kib\": " << vm_hwm_kib() << "\n}\n";
+  return o.str();
+}
+
+int run(const Args& a) {
+  ep_env* env_raw = nullptr;
+  check(ep_env_create(EP_API_VERSION, &env_raw));
+  std::unique_ptr<ep_env, void (*)(ep_env*)> env(env_raw, ep_env_release);
+  ep_options* opts_raw = nullptr;
+  check(ep_options_create(&opts_raw));
+  std::unique_ptr<ep_options, void (*)(ep_options*)> opts(opts_raw, ep_options_release);
+  check(ep_options_set_threads(opts.get(), a.threads));
+  check(ep_options_set_min_version_counter(opts.get(), a.min_counter));
+
+  const ep_key device{EP_KEY_PEM_FILE, 0, a.key.c_str(), nullptr, 0};
+  const ep_key publisher{EP_KEY_PEM_FILE, 0, a.publisher.c_str(), nullptr, 0};
+  ep_session* s_raw = nullptr;
+  check(ep_session_create_from_file(env.get(), a.artifact.c_str(), &device, &publisher,
+                                    opts.get(), 0, &s_raw),
+        a.artifact);
+  std::unique_ptr<ep_session, void (*)(ep_session*)> session(s_raw, ep_session_release);
+  ep_session* s = session.get();
+  check(ep_session_prepare(s));
+
+  const char* stage = a.stage.empty() ? nullptr : a.stage.c_str();
+  if (stage != nullptr) {
+    size_t n = 0;
+    check(ep_session_stage_count(s, &n));
+    std::string known;
+    bool found = false;
+    for (size_t i = 0; i < n; ++i) {
+      const char* name = nullptr;
+      check(ep_session_stage_name(s, i, &name));
+      found = found || a.stage == name;
+      known += (i ? ", " : "") + std::string(name);
+    }
+    if (!found) {
+      throw Failure{kExitErrorBase + EP_NOT_FOUND,
+                    "unknown stage '" + a.stage + "' (stages: " + known + ")"};
+    }
+  }
+
+  Report r;
+  check(ep_session_load_timing(s, &r.verify_ms, &r.decrypt_ms, &r.prepare_ms));
+  load_inputs(s, stage, a.inputs);
+
+  double t = now_ms();
+  check(ep_session_run(s, stage), "run");
+  r.first_ms = now_ms() - t;
+  // Outputs of the first run: the same inputs give the same outputs on every later run.
+  if (!a.outputs.empty()) write_outputs(s, stage, a.outputs);
+
+  for (long i = 0; i < a.warmup && a.bench > 0; ++i) check(ep_session_run(s, stage), "run");
+  for (long i = 0; i < a.bench; ++i) {
+    t = now_ms();
+    check(ep_session_run(s, stage), "run");
+    r.end_to_end.push_back(now_ms() - t);
+    record_stage_timings(s, &r);
+  }
+  if (a.bench == 0) record_stage_timings(s, &r);
+
+  if (!a.json.empty()) write_file_atomic(a.json, report_json(a, r));
+  std::printf("load: verify %.3f ms, decrypt %.3f ms, prepare %.3f ms; first run %.3f ms\n",
+              r.verify_ms, r.decrypt_ms, r.prepare_ms, r.first_ms);
+  if (!r.end_to_end.empty()) {
+    const edgepack_run::Summary e = edgepack_run::summarize(r.end_to_end);
+    std::printf("bench: %zu runs, p50 %.3f ms, p90 %.3f ms, min %.3f ms, max %.3f ms\n",
+                r.end_to_end.size(), e.p50, e.p90, e.min, e.max);
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    bool done = false;
+    const Args args = parse_args(argc, argv, &done);
+    if (done) return 0;
+    return run(args);
+  } catch (const Failure& f) {
+    std::fprintf(stderr, "edgepack-run: error: %s\n", f.message.c_str());
+    return f.exit_code;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "edgepack-run: error: %s\n", e.what());
+    return 1;
+  }
+}
