@@ -185,11 +185,11 @@ def ingest_model(model: ModelSpec, *, check_seed: int = 0) -> IngestedModel:
     except OSError as exc:
         raise ModelError(f"{path_str}: cannot read model file ({exc.strerror})") from exc
     proto = _load(path_str, data)
+    source_opset = _ai_onnx_opset(path_str, proto)  # first: the checker knows no custom domains
     try:
         onnx.checker.check_model(proto, full_check=True)
     except Exception as exc:
         raise ModelError(f"{path_str}: ONNX checker failed: {exc}") from exc
-    source_opset = _ai_onnx_opset(path_str, proto)
     proto = _convert(path_str, proto, source_opset)
     _name_nodes(proto)
     _fix_input_shapes(path_str, proto, model)
