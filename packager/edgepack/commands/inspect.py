@@ -29,7 +29,8 @@ def fingerprint_of_digest(digest: bytes) -> str:
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("inspect", help="show an artifact's header (and manifest with --key)")
     p.add_argument("artifact", type=Path, metavar="FILE.epk")
-    p.add_argument("--key", type=Path, help="device private key: also decrypt and show the manifest")
+    p.add_argument("--key", type=Path,
+                   help="device private key: also decrypt and show the manifest")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=run)
 

@@ -1,0 +1,166 @@
+# SPDX-License-Identifier: Apache-2.0
+"""From a project folder to a signed, encrypted ``.epk``: the packer's whole job.
+
+spec -> keys -> stage plan (ingest, optimise, pre/post graphs) -> placement check -> lowering
+-> host reference outputs for golden inputs -> manifest -> sealed sections -> signed file.
+Every input is read and checked before anything is written; the artifact appears atomically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import __version__, artifact, keys, manifest
+from .boards import check_placement, load_board
+from .lower import lower
+from .reference import golden_inputs, run_pipeline
+from .spec import Spec
+from .spec_loader import load_spec
+from .stages import StagePlan, build_stage_plan
+
+GOLDEN_SEED = 0
+
+
+@dataclass(frozen=True)
+class PackResult:
+    path: Path
+    header: artifact.Header
+    manifest: dict[str, Any]
+    graph_sizes: dict[str, int]
+    recipients: tuple[str, ...]
+
+    def summary(self) -> dict[str, Any]:
+        counts = {s["name"]: len(s.get("ops", [])) for s in self.manifest["stages"]}
+        return {
+            "artifact": str(self.path),
+            "size": self.header.file_len,
+            "package": self.header.package_name,
+            "version": self.header.package_version,
+            "version_counter": self.header.version_counter,
+            "board": self.manifest["provenance"]["board"],
+            "recipients": list(self.recipients),
+            "stages": [
+                {
+                    "name": s["name"],
+                    "kind": s["kind"],
+                    "processor": s["processor"],
+                    "graph_bytes": self.graph_sizes[s["name"]],
+                    "ops": counts[s["name"]],
+                }
+                for s in self.manifest["stages"]
+            ],
+        }
+
+
+def npy_bytes(array: np.ndarray[Any, Any]) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, np.ascontiguousarray(array), allow_pickle=False)
+    return buf.getvalue()
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _provenance_inputs(spec: Spec, plan: StagePlan) -> dict[str, str]:
+    def rel(p: Path) -> str:
+        try:
+            return p.resolve().relative_to(spec.root.resolve()).as_posix()
+        except ValueError:
+            return p.as_posix()
+
+    inputs = {rel(spec.path): _sha256(spec.path.read_bytes())}
+    for m in plan.models:
+        inputs[rel(m.spec.path)] = m.sha256
+    return dict(sorted(inputs.items()))
+
+
+def build_sections(
+    spec: Spec, plan: StagePlan, board: str | None
+) -> tuple[dict[str, Any], list[tuple[str, bytes]], dict[str, int]]:
+    """The manifest and every section after it, deterministically ordered."""
+    blobs: list[tuple[str, bytes]] = []
+    graph_sizes: dict[str, int] = {}
+    stage_graphs: dict[str, bytes] = {}
+    for stage in plan.stages:
+        graph = lower(stage.onnx)
+        stage_graphs[stage.name] = graph
+        graph_sizes[stage.name] = len(graph)
+        blobs.append((f"onnx/{stage.name}", stage.onnx.SerializeToString(deterministic=True)))
+        blobs.append((f"graph/{stage.name}", graph))
+
+    inputs = golden_inputs(plan, GOLDEN_SEED)
+    outputs = run_pipeline(plan, inputs)
+    golden: dict[str, Any] = {"inputs": {}, "outputs": {}}
+    for kind, tensors in (("input", inputs), ("output", outputs)):
+        for name in sorted(tensors):
+            data = npy_bytes(tensors[name])
+            section = f"golden/{kind}/{name}"
+            blobs.append((section, data))
+            golden[f"{kind}s"][name] = {"section": section, "sha256": _sha256(data)}
+
+    stages = []
+    for stage in plan.stages:
+        entry = stage.to_manifest()
+        entry["onnx"] = f"onnx/{stage.name}"
+        entry["graph"] = f"graph/{stage.name}"
+        entry["ops"] = [n.op_type for n in stage.onnx.graph.node]
+        stages.append(entry)
+    doc: dict[str, Any] = {
+        "schema": manifest.SCHEMA_ID,
+        "package": {
+            "name": spec.package.name,
+            "version": spec.package.version,
+            "version_counter": spec.package.version_counter,
+        },
+        "provenance": {
+            "tool": "edgepack",
+            "tool_version": __version__,
+            "sdk_abi": manifest.SDK_ABI,
+            "board": board,
+            "inputs": _provenance_inputs(spec, plan),
+        },
+        "models": plan.manifest_models(),
+        "stages": stages,
+        "pipeline": plan.pipeline(),
+        "golden": golden,
+    }
+    manifest.validate(doc)
+    return doc, blobs, graph_sizes
+
+
+def pack_project(project: Path, out: Path, *, board: str | None = None) -> PackResult:
+    """Packs the project at ``project`` (a folder or its edgepack.toml) into ``out``."""
+    spec = load_spec(Path(project))
+    publisher = keys.load_publisher_private(spec.keys.publisher)
+    recipients = [keys.load_device_public(p) for p in spec.keys.recipients]
+    placement: dict[str, str] = {}
+    if board is not None:
+        board_spec = load_board(board, project_dir=spec.root)
+        placement = spec.placement.get(board_spec.id, {})
+    plan = build_stage_plan(spec, placement)
+    if board is not None:
+        check_placement(spec, board_spec, {m.name: list(m.ops) for m in plan.models})
+    doc, blobs, graph_sizes = build_sections(spec, plan, board)
+    header = artifact.write_artifact(
+        Path(out),
+        package_name=spec.package.name,
+        package_version=spec.package.version,
+        version_counter=spec.package.version_counter,
+        publisher=publisher,
+        recipients=recipients,
+        sections=[(artifact.MANIFEST_SECTION, manifest.dumps(doc)), *blobs],
+    )
+    return PackResult(
+        path=Path(out),
+        header=header,
+        manifest=doc,
+        graph_sizes=graph_sizes,
+        recipients=tuple(keys.fingerprint(r) for r in recipients),
+    )
