@@ -20,6 +20,8 @@ namespace {
 
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
+constexpr int kMaxPanelWidth = 64;  // >= every micro-kernel's NR
+
 // First t >= 0 with start + t * step >= 0, and first t with start + t * step >= limit.
 inline int64_t first_at_least(int64_t start, int64_t step, int64_t limit) {
   return start >= limit ? 0 : ceil_div(limit - start, step);
@@ -27,44 +29,61 @@ inline int64_t first_at_least(int64_t start, int64_t step, int64_t limit) {
 
 // Writes op(B) = im2col(input) (K = cin * kh * kw rows, N = oh * ow columns) for panels
 // [p0, p1) straight into the packed-B layout of gemm.h: panel p holds, for every k, the nr
-// values of columns [p * nr, p * nr + nr), zero-padded.
+// values of columns [p * nr, p * nr + nr), zero-padded. A panel's columns split into runs along
+// output rows; the runs are the same for every k, so they are computed once per panel.
 void im2col_packed(const Conv2dParams& p, int64_t cin, const float* in, int nr, int64_t p0,
                    int64_t p1, float* dst) {
+  struct Run {
+    int64_t oh, ow, len, at;  // output row, first output column, length, offset in the panel
+  };
+  Run runs[kMaxPanelWidth];
   const int64_t oh_n = p.out_h(), ow_n = p.out_w(), n = oh_n * ow_n;
   const int64_t k = cin * p.kernel_h * p.kernel_w;
+  const int64_t sw = p.stride_w, W = p.in_w;
   for (int64_t panel = p0; panel < p1; ++panel) {
     const int64_t j0 = panel * nr, w = std::min<int64_t>(nr, n - j0);
+    int nruns = 0;
+    for (int64_t done = 0, oh = j0 / ow_n, ow = j0 % ow_n; done < w; ow = 0, ++oh) {
+      const int64_t len = std::min(w - done, ow_n - ow);
+      runs[nruns++] = Run{oh, ow, len, done};
+      done += len;
+    }
     float* d = dst + panel * k * nr;
     for (int64_t ic = 0; ic < cin; ++ic) {
-      const float* plane = in + ic * p.in_h * p.in_w;
+      const float* plane = in + ic * p.in_h * W;
       for (int64_t kh = 0; kh < p.kernel_h; ++kh) {
         for (int64_t kw = 0; kw < p.kernel_w; ++kw, d += nr) {
-          int64_t oh = j0 / ow_n, ow = j0 % ow_n, done = 0;
-          while (done < w) {
-            const int64_t seg = std::min(w - done, ow_n - ow);
-            float* out = d + done;
-            const int64_t ih = oh * p.stride_h - p.pad_top + kh * p.dilation_h;
+          for (int r = 0; r < nruns; ++r) {
+            const Run& run = runs[r];
+            float* out = d + run.at;
+            const int64_t seg = run.len;
+            const int64_t ih = run.oh * p.stride_h - p.pad_top + kh * p.dilation_h;
             if (ih < 0 || ih >= p.in_h) {
               for (int64_t t = 0; t < seg; ++t) out[t] = 0.0f;
-            } else {
-              const float* row = plane + ih * p.in_w;
-              const int64_t iw0 = ow * p.stride_w - p.pad_left + kw * p.dilation_w;
-              const int64_t sw = p.stride_w;
-              const int64_t lo = std::min(seg, first_at_least(iw0, sw, 0));
-              const int64_t hi = std::max(lo, std::min(seg, first_at_least(iw0, sw, p.in_w)));
-              int64_t t = 0;
-              for (; t < lo; ++t) out[t] = 0.0f;
-              if (sw == 1) {
-                const float* src = row + iw0;
-                for (; t < hi; ++t) out[t] = src[t];
-              } else {
-                for (; t < hi; ++t) out[t] = row[iw0 + t * sw];
-              }
-              for (; t < seg; ++t) out[t] = 0.0f;
+              continue;
             }
-            done += seg;
-            ow = 0;
-            ++oh;
+            const float* row = plane + ih * W;
+            const int64_t iw0 = run.ow * sw - p.pad_left + kw * p.dilation_w;
+            int64_t lo, hi;
+            if (sw == 1) {
+              lo = std::min(seg, std::max<int64_t>(0, -iw0));
+              hi = std::max(lo, std::min(seg, W - iw0));
+            } else {
+              lo = std::min(seg, first_at_least(iw0, sw, 0));
+              hi = std::max(lo, std::min(seg, first_at_least(iw0, sw, W)));
+            }
+            int64_t t = 0;
+            for (; t < lo; ++t) out[t] = 0.0f;
+            if (sw == 1) {
+              const float* src = row + iw0;
+              for (; t < hi; ++t) out[t] = src[t];
+            } else if (sw == 2) {  // constant stride: vectorised with shuffles
+              const float* src = row + iw0;
+              for (; t < hi; ++t) out[t] = src[2 * t];
+            } else {
+              for (; t < hi; ++t) out[t] = row[iw0 + t * sw];
+            }
+            for (; t < seg; ++t) out[t] = 0.0f;
           }
           for (int64_t t = w; t < nr; ++t) d[t] = 0.0f;
         }
