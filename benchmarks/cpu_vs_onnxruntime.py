@@ -1,0 +1,201 @@
+# SPDX-License-Identifier: Apache-2.0
+"""edgepack's built-in CPU runtime vs onnxruntime on ResNet-18 and MobileNetV2 (224, batch 1).
+
+Builds the seeded zoo models, optimises (BN folded) and lowers them, builds the SDK (Release),
+checks that edgepack's outputs match onnxruntime's, then measures both in one run, interleaved
+per (model, threads): onnxruntime with intra_op_num_threads = T (inter_op 1, sequential, all
+graph optimisations) and `edgepack-graph-run --bench N --warmup W --threads T`. Prints a table
+and writes JSON (median and p90 of per-iteration times, edgepack/ORT ratio). Target: ratio <= 1.5
+at 1 thread.
+
+    .venv/bin/python benchmarks/cpu_vs_onnxruntime.py [--iterations 50] [--threads 1 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "packager"))
+
+from edgepack import zoo  # noqa: E402
+from edgepack.lower import lower  # noqa: E402
+from edgepack.optimize import optimize  # noqa: E402
+
+BUILD = REPO / "build" / "bench-sdk-release"
+CMAKE = REPO / ".venv" / "bin" / "cmake"
+MODELS = {"resnet18": zoo.resnet18, "mobilenet_v2": zoo.mobilenet_v2}
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def build_sdk() -> Path:
+    subprocess.run([str(CMAKE), "-S", str(REPO / "sdk_templates"), "-B", str(BUILD), "-G", "Ninja",
+                    "-DCMAKE_BUILD_TYPE=Release", "-DEDGEPACK_BUILD_TESTS=OFF"], check=True)
+    subprocess.run([str(CMAKE), "--build", str(BUILD), "-j2", "--target", "edgepack-graph-run"],
+                   check=True)
+    found = sorted(BUILD.rglob("edgepack-graph-run"))
+    if not found:
+        raise SystemExit(f"edgepack-graph-run was not built under {BUILD}")
+    return found[0]
+
+
+def ort_session(model: onnx.ModelProto, threads: int) -> ort.InferenceSession:
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(model.SerializeToString(), so,
+                                providers=["CPUExecutionProvider"])
+
+
+def time_ort(sess: ort.InferenceSession, feeds: dict[str, np.ndarray], iters: int,
+             warmup: int) -> list[float]:
+    for _ in range(warmup):
+        sess.run(None, feeds)
+    samples = []
+    for _ in range(iters):
+        t0 = time.perf_counter()
+        sess.run(None, feeds)
+        samples.append((time.perf_counter() - t0) * 1e3)
+    return samples
+
+
+def samples_from_json(report: Any) -> list[float]:
+    """Per-iteration milliseconds from graph-run's --json report (first list of numbers found
+    under a key naming samples/times)."""
+    if isinstance(report, dict):
+        for key, value in report.items():
+            if (any(w in key.lower() for w in ("sample", "times", "iterations_ms"))
+                    and isinstance(value, list) and value
+                    and all(isinstance(v, int | float) for v in value)):
+                return [float(v) for v in value]
+        for value in report.values():
+            found = samples_from_json(value)
+            if found:
+                return found
+    return []
+
+
+def run_graph(tool: Path, graph: Path, inputs: Path, outputs: Path, threads: int, iters: int,
+              warmup: int, report: Path) -> list[float]:
+    cmd = [str(tool), str(graph), "--inputs", str(inputs), "--outputs", str(outputs),
+           "--threads", str(threads)]
+    if iters:
+        cmd += ["--bench", str(iters), "--warmup", str(warmup), "--json", str(report)]
+    subprocess.run(cmd, check=True, capture_output=True, text=True)
+    if not iters:
+        return []
+    samples = samples_from_json(json.loads(report.read_text()))
+    if not samples:
+        raise SystemExit(f"no per-iteration samples in {report}")
+    return samples
+
+
+def stats(samples: list[float]) -> dict[str, float]:
+    arr = np.asarray(samples)
+    return {"median_ms": float(np.median(arr)), "p90_ms": float(np.percentile(arr, 90)),
+            "min_ms": float(arr.min()), "n": int(arr.size)}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--iterations", type=int, default=50)
+    ap.add_argument("--warmup", type=int, default=5)
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds per configuration")
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--json", type=Path,
+                    default=REPO / "benchmarks" / "results" / "cpu_vs_onnxruntime.json")
+    args = ap.parse_args()
+
+    tool = build_sdk()
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        for name, build in MODELS.items():
+            model, _ = optimize(build(seed=0))
+            graph = tmp / f"{name}.epg"
+            graph.write_bytes(lower(model))
+            inputs, outputs = tmp / f"{name}-in", tmp / f"{name}-out"
+            inputs.mkdir()
+            outputs.mkdir()
+            rng = np.random.default_rng(0)
+            feeds = {}
+            for gi in model.graph.input:
+                dims = [d.dim_value for d in gi.type.tensor_type.shape.dim]
+                feeds[gi.name] = rng.standard_normal(dims).astype(np.float32)
+                np.save(inputs / f"{gi.name}.npy", feeds[gi.name])
+            # Correctness first: edgepack vs onnxruntime on the same input.
+            run_graph(tool, graph, inputs, outputs, 1, 0, 0, tmp / "unused.json")
+            ref = ort_session(model, 1).run(None, feeds)
+            worst = 0.0
+            for go, want in zip(model.graph.output, ref, strict=True):
+                got = np.load(outputs / f"{go.name}.npy")
+                worst = max(worst, float(np.max(np.abs(got - want))))
+                if not np.allclose(got, want, rtol=1e-3, atol=1e-3):
+                    raise SystemExit(f"{name}: output '{go.name}' differs from onnxruntime "
+                                     f"(max abs {worst:.3g})")
+            for threads in args.threads:
+                sess = ort_session(model, threads)
+                ort_s: list[float] = []
+                ep_s: list[float] = []
+                for _ in range(args.rounds):  # interleaved, so drift hits both equally
+                    ort_s += time_ort(sess, feeds, args.iterations, args.warmup)
+                    ep_s += run_graph(tool, graph, inputs, outputs, threads, args.iterations,
+                                      args.warmup, tmp / "report.json")
+                o, e = stats(ort_s), stats(ep_s)
+                rows.append({"model": name, "threads": threads, "onnxruntime": o, "edgepack": e,
+                             "ratio_median": e["median_ms"] / o["median_ms"],
+                             "max_abs_diff_vs_ort": worst})
+
+    print(f"{'model':<14}{'thr':>4}{'ORT med':>10}{'ORT p90':>10}{'EP med':>10}{'EP p90':>10}"
+          f"{'EP/ORT':>8}")
+    for r in rows:
+        print(f"{r['model']:<14}{r['threads']:>4}{r['onnxruntime']['median_ms']:>10.2f}"
+              f"{r['onnxruntime']['p90_ms']:>10.2f}{r['edgepack']['median_ms']:>10.2f}"
+              f"{r['edgepack']['p90_ms']:>10.2f}{r['ratio_median']:>8.2f}")
+    result = {
+        "benchmark": "cpu_vs_onnxruntime",
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "versions": {"onnxruntime": ort.__version__, "onnx": onnx.__version__,
+                     "numpy": np.__version__, "python": platform.python_version()},
+        "iterations": args.iterations, "warmup": args.warmup, "rounds": args.rounds,
+        "target": "ratio_median <= 1.5 at 1 thread",
+        "results": rows,
+    }
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=args.json.parent, delete=False,
+                                     suffix=".tmp") as f:
+        json.dump(result, f, indent=2)
+    os.replace(f.name, args.json)
+    print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
