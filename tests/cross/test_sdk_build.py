@@ -1,0 +1,133 @@
+# SPDX-License-Identifier: Apache-2.0
+"""``edgepack sdk build`` for the ARM boards: ELF checks, runs under qemu, an app built against
+the installed SDK, Ninja no-op rebuilds, compiler errors and unknown boards."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import tarfile
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from conftest import ARM_BOARDS, CROSS_ROOT, REPO, board
+
+from edgepack import qemu
+from edgepack.cli import main
+from edgepack.elfinfo import EM_AARCH64, EM_ARM, read_elf
+from edgepack.errors import ToolchainError
+from edgepack.sdkbuild import SdkBuild, build_sdk, cmake_program
+from edgepack.toolchains import resolve_toolchain
+
+EXPECTED = {"hi3559a": (EM_AARCH64, 64), "rpi4": (EM_AARCH64, 64), "rpi4-armhf": (EM_ARM, 32)}
+CONSUMER = REPO / "sdk_templates" / "examples" / "conan_consumer"
+
+
+def _needed(path: Path) -> list[str]:
+    out = subprocess.run(["readelf", "-d", str(path)], capture_output=True, text=True,
+                         check=True).stdout
+    return [ln.split("[")[1].rstrip("]") for ln in out.splitlines() if "(NEEDED)" in ln]
+
+
+@pytest.mark.parametrize("board_id", ARM_BOARDS)
+def test_sdk_tree_and_elf_headers(sdk_for: Callable[[str], SdkBuild], board_id: str) -> None:
+    sdk = sdk_for(board_id)
+    tree = sdk.sdk_dir
+    assert tree == CROSS_ROOT / "sdk" / board_id
+    for rel in ("include/edgepack.h", "lib/cmake/edgepack/edgepackConfig.cmake",
+                "bin/edgepack-run", "BUILDINFO.json", "README.md"):
+        assert (tree / rel).is_file(), rel
+    shared = sorted((tree / "lib").glob("libedgepack.so*"))
+    static = sorted((tree / "lib").glob("libedgepack*.a"))
+    assert shared and static
+    machine, bits = EXPECTED[board_id]
+    for binary in (tree / "bin" / "edgepack-run", shared[0]):
+        elf = read_elf(binary)
+        assert (elf.machine, elf.bits) == (machine, bits), binary
+        if board_id == "rpi4-armhf":
+            assert elf.hard_float, f"{binary}: EF_ARM_ABI_FLOAT_HARD not set"
+        # libcrypto is linked in, not needed at run time on the board.
+        assert not any("libcrypto" in n for n in _needed(binary)), binary
+    info = json.loads((tree / "BUILDINFO.json").read_text())
+    b = board(board_id)
+    assert info["board"] == board_id and info["flags"] == list(b.cpu.flags)
+    assert info["toolchain"]["triple"] == resolve_toolchain(b).triple
+    assert info["sysroot"]["packages"].keys() == set(b.sysroot_packages)
+    assert info["sdk_abi"] is not None and len(info["source_hash"]["sdk_templates"]) == 64
+    with tarfile.open(sdk.tarball) as tar:
+        names = set(tar.getnames())
+    top = sdk.tarball.name.removesuffix(".tar.gz")
+    assert f"{top}/bin/edgepack-run" in names and f"{top}/BUILDINFO.json" in names
+
+
+@pytest.mark.parametrize("board_id", ARM_BOARDS)
+def test_runner_runs_under_qemu(sdk_for: Callable[[str], SdkBuild], board_id: str) -> None:
+    sdk = sdk_for(board_id)
+    for flag in ("--version", "--help"):
+        done = qemu.run(board(board_id), [sdk.sdk_dir / "bin" / "edgepack-run", flag])
+        assert done.returncode == 0, done.stderr.decode(errors="replace")
+        assert done.stdout or done.stderr
+    version = qemu.run(board(board_id), [sdk.sdk_dir / "bin" / "edgepack-run", "--version"])
+    assert sdk.buildinfo["sdk_version"].encode() in version.stdout + version.stderr
+
+
+@pytest.mark.parametrize("board_id", ["rpi4-armhf", "hi3559a"])
+def test_app_against_installed_sdk(sdk_for: Callable[[str], SdkBuild], tmp_path: Path,
+                                   board_id: str) -> None:
+    """find_package(edgepack) from the unpacked SDK, cross-compiled, run under qemu."""
+    sdk = sdk_for(board_id)
+    b = board(board_id)
+    tc = resolve_toolchain(b)
+    build = tmp_path / "app"
+    configure = subprocess.run(
+        [cmake_program(), "-S", str(CONSUMER), "-B", str(build), "-G", "Ninja",
+         f"-DCMAKE_TOOLCHAIN_FILE={tc.file}", f"-DEDGEPACK_ARCH_FLAGS={' '.join(b.cpu.flags)}",
+         f"-DEDGEPACK_SYSROOT={sdk.sysroot.path}", f"-DCMAKE_PREFIX_PATH={sdk.sdk_dir}"],
+        capture_output=True, text=True)
+    assert configure.returncode == 0, configure.stdout[-3000:] + configure.stderr[-3000:]
+    compiled = subprocess.run([cmake_program(), "--build", str(build)], capture_output=True,
+                              text=True)
+    assert compiled.returncode == 0, compiled.stdout[-3000:]
+    app = build / "edgepack_consumer"
+    assert read_elf(app).machine == EXPECTED[board_id][0]
+    done = qemu.run(b, [app])
+    assert done.returncode == 0, done.stderr.decode(errors="replace")
+    assert done.stdout.decode().startswith(f"edgepack {sdk.buildinfo['sdk_version']}")
+
+
+def test_second_build_compiles_nothing(sdk_for: Callable[[str], SdkBuild],
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    first = sdk_for("rpi4")
+    objects = {p: p.stat().st_mtime_ns for p in first.projects[0].build_dir.rglob("*.o")}
+    assert objects
+    code = main(["sdk", "build", "--board", "rpi4", "--out", str(CROSS_ROOT / "sdk"), "--json"])
+    assert code == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["compiled"] is False
+    assert "ninja: no work to do." in first.projects[0].log.read_text()
+    assert {p: p.stat().st_mtime_ns for p in objects} == objects
+    assert (CROSS_ROOT / "sdk" / "rpi4" / "bin" / "edgepack-run").is_file()
+
+
+def test_compiler_error_reports_command_and_keeps_log(cross_cache: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    with pytest.raises(ToolchainError) as err:
+        build_sdk("rpi4", out, cache=cross_cache, agent_source=None,
+                  sdk_source=Path(__file__).parent / "data" / "broken_sdk")
+    text = str(err.value)
+    assert "build of sdk for rpi4 failed" in text
+    assert "aarch64-linux-gnu-g++" in text and "broken.cpp" in text  # the failing command
+    assert "undeclared_edgepack_symbol" in text and "error" in text  # first error lines
+    log = Path(text.split("build log: ")[1].strip())
+    assert log.is_file() and "undeclared_edgepack_symbol" in log.read_text()
+    assert list(out.iterdir()) == []  # no half-written SDK or tarball
+
+
+def test_unknown_board_lists_known_ones(tmp_path: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["sdk", "build", "--board", "no-such-board", "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code != 0
+    assert "no-such-board" in err and "rpi4" in err and "hi3559a" in err
+    assert "Traceback" not in err
