@@ -12,4 +12,6 @@ COMMANDS: list[str] = [
     "sdk",
     "doctor",
     "device",
+    "report",
+    "bench",
 ]

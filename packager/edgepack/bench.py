@@ -1,0 +1,243 @@
+# SPDX-License-Identifier: Apache-2.0
+"""``run_bench``: benchmark an artifact on a board through the device agent.
+
+Steps: open the artifact on the host with the device key (checks the keys, reads the manifest
+and its golden data) → build or reuse the board's SDK (runner + agent) → connect and start the
+agent (uploading it when missing or outdated) → preflight → upload what the device lacks
+(content addressed) → golden-input run + benchmark run of ``edgepack-run`` → fetch results →
+compare outputs with the host reference → report (``edgepack.report/1``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import __version__
+from .artifact import open_artifact, read_file
+from .boards import Board, load_board
+from .device.client import AgentClient, Hello, RunResult
+from .device.targets import Target, parse_target
+from .device.transport import TransportOptions, connect, start_agent
+from .errors import DeviceError
+from .keys import load_device_private, load_publisher_public
+from .report import REPORT_SCHEMA, compare_output, summarize, validate_report
+
+# uname -m values that run each board architecture.
+MACHINES = {"aarch64": {"aarch64", "arm64"}, "armhf": {"armv7l", "armv8l", "armv7"},
+            "x86_64": {"x86_64", "amd64"}}
+RUN_DIR = "bench"
+
+
+@dataclass
+class BenchOptions:
+    artifact: Path
+    board: str
+    target: str
+    key: Path
+    publisher: Path
+    iterations: int = 100
+    warmup: int = 10
+    threads: int = 1
+    known_hosts: Path | None = None
+    trust_new_host: bool = False
+    tolerance: float = 1e-3
+    min_cosine: float = 0.999
+    sdk_dir: Path | None = None  # a built SDK tree (bin/edgepack-run, bin/edgepack-agent)
+    run_timeout_s: float = 900.0
+    log: Callable[[str], None] = field(default=lambda m: print(m, file=sys.stderr))
+
+
+@dataclass(frozen=True)
+class Golden:
+    inputs: dict[str, bytes]  # name -> .npy bytes
+    outputs: dict[str, np.ndarray[Any, Any]]
+
+
+def load_golden(opts: BenchOptions) -> tuple[dict[str, Any], Golden, bytes]:
+    data = read_file(opts.artifact)
+    device_key = load_device_private(opts.key)
+    publisher = load_publisher_public(opts.publisher)
+    opened = open_artifact(data, device_key, publisher)
+    manifest: dict[str, Any] = json.loads(opened.manifest_bytes)
+    golden = manifest.get("golden") or {}
+    inputs = {n: opened.sections[g["section"]] for n, g in golden.get("inputs", {}).items()}
+    outputs = {n: np.load(io.BytesIO(opened.sections[g["section"]]), allow_pickle=False)
+               for n, g in golden.get("outputs", {}).items()}
+    return manifest, Golden(inputs, outputs), data
+
+
+def sdk_for(board: Board, sdk_dir: Path | None) -> Path:
+    if sdk_dir is not None:
+        return sdk_dir
+    from .sdkbuild import build_sdk
+    from .sysroot import cache_root
+
+    return build_sdk(board, cache_root() / "bench-sdk").sdk_dir
+
+
+def _version_tuple(v: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in v.split(".") if p.isdigit())
+
+
+def preflight(hello: Hello, board: Board, need_bytes: int) -> list[str]:
+    """Problems that make a bench run meaningless or impossible; empty when all is well."""
+    f = hello.facts
+    problems = []
+    machine = str(f.get("machine", ""))
+    if machine not in MACHINES.get(board.arch, {board.arch}):
+        problems.append(f"the device is {machine or 'unknown'}, board {board.id} is {board.arch}")
+    glibc = f.get("glibc")
+    if glibc and _version_tuple(str(glibc)) < _version_tuple(board.min_glibc):
+        problems.append(f"device glibc {glibc} is older than the board's minimum "
+                        f"{board.min_glibc}")
+    free = int(f.get("root_free_bytes", 0))
+    if free < need_bytes:
+        problems.append(f"{free} bytes free at {f.get('root')}, {need_bytes} needed")
+    avail = int(f.get("mem_available_kb", -1))
+    if 0 <= avail * 1024 < need_bytes:
+        problems.append(f"only {avail} KiB of memory available")
+    return problems
+
+
+def _clocks(facts: dict[str, Any]) -> dict[str, Any]:
+    return {"cpus": list(facts.get("cpus", [])), "thermal": list(facts.get("thermal", []))}
+
+
+def _check(res: RunResult, what: str) -> None:
+    if not res.ok:
+        why = ("timed out" if res.timed_out else f"signal {res.signal}" if res.signal
+               else f"exit code {res.exit_code}")
+        tail = (res.stderr or res.stdout).decode(errors="replace").strip()[-800:]
+        raise DeviceError(f"{what} failed on the device ({why}): {tail}")
+
+
+def run_bench(opts: BenchOptions) -> dict[str, Any]:
+    board = load_board(opts.board)
+    target: Target = parse_target(opts.target)
+    manifest, golden, artifact_bytes = load_golden(opts)
+    sdk = sdk_for(board, opts.sdk_dir)
+    runner, agent_bin = sdk / "bin" / "edgepack-run", sdk / "bin" / "edgepack-agent"
+    for p in (runner, agent_bin):
+        if not p.is_file():
+            raise DeviceError(f"{p} missing from the SDK build for {board.id}")
+    transport = connect(target, TransportOptions(known_hosts=opts.known_hosts,
+                                                 trust_new_host=opts.trust_new_host))
+    try:
+        root = target.root or board.install_root
+        opts.log(f"connected to {target.uri}; starting the agent under {root}")
+        agent, uploaded = start_agent(transport, root, agent_bin)
+        try:
+            return _bench_on(agent, uploaded, opts, board, target, manifest, golden,
+                             artifact_bytes, runner)
+        finally:
+            agent.bye()
+            agent.stream.close()
+    finally:
+        transport.close()
+
+
+def _bench_on(agent: AgentClient, agent_uploaded: bool, opts: BenchOptions, board: Board,
+              target: Target, manifest: dict[str, Any], golden: Golden, artifact_bytes: bytes,
+              runner: Path) -> dict[str, Any]:
+    hello = agent.hello_info
+    assert hello is not None
+    need = len(artifact_bytes) * 2 + runner.stat().st_size
+    problems = preflight(hello, board, need)
+    if problems:
+        raise DeviceError("preflight failed on " + target.uri + ": " + "; ".join(problems))
+    files: list[tuple[str, bytes, int]] = [
+        ("bin/edgepack-run", runner.read_bytes(), 0o755),
+        (f"{RUN_DIR}/artifact.epk", artifact_bytes, 0o644),
+        (f"{RUN_DIR}/keys/device.key", opts.key.read_bytes(), 0o600),
+        (f"{RUN_DIR}/keys/publisher.pub", opts.publisher.read_bytes(), 0o644),
+    ]
+    files += [(f"{RUN_DIR}/golden/{name}.npy", data, 0o644)
+              for name, data in golden.inputs.items()]
+    total = sum(len(d) for _, d, _ in files)
+    sent = 0
+    for remote, data, mode in files:
+        put = agent.put_bytes(data)
+        agent.install(put.sha256, remote, mode)
+        sent += put.bytes_sent
+    opts.log(f"uploaded {sent} of {total} bytes (the device had the rest)")
+    common = [f"{RUN_DIR}/artifact.epk", "--key", f"{RUN_DIR}/keys/device.key",
+              "--publisher", f"{RUN_DIR}/keys/publisher.pub", "--threads", str(opts.threads)]
+    inputs = ["--inputs", f"{RUN_DIR}/golden"] if golden.inputs else []
+    opts.log("golden-input run")
+    res = agent.run(["bin/edgepack-run", *common, *inputs, "--outputs", f"{RUN_DIR}/out"],
+                    timeout_s=opts.run_timeout_s)
+    _check(res, "golden-input run")
+    before = agent.hello().facts
+    opts.log(f"benchmark: {opts.warmup} warmup + {opts.iterations} iterations")
+    res = agent.run(["bin/edgepack-run", *common, *inputs, "--bench", str(opts.iterations),
+                     "--warmup", str(opts.warmup), "--json", f"{RUN_DIR}/bench.json"],
+                    timeout_s=opts.run_timeout_s)
+    _check(res, "benchmark run")
+    after = agent.hello().facts
+    device_json: dict[str, Any] = json.loads(agent.get(f"{RUN_DIR}/bench.json"))
+    outputs = []
+    for name, ref in golden.outputs.items():
+        got = np.load(io.BytesIO(agent.get(f"{RUN_DIR}/out/{name}.npy")), allow_pickle=False)
+        outputs.append(compare_output(name, got, ref, opts.tolerance, opts.min_cosine))
+    report = build_report(opts, board, target, hello, before, after, manifest,
+                          artifact_bytes, runner, device_json, outputs,
+                          {"bytes_total": total, "bytes_sent": sent,
+                           "agent_uploaded": agent_uploaded})
+    return report
+
+
+def build_report(opts: BenchOptions, board: Board, target: Target, hello: Hello,
+                 before: dict[str, Any], after: dict[str, Any], manifest: dict[str, Any],
+                 artifact_bytes: bytes, runner: Path, device_json: dict[str, Any],
+                 outputs: list[dict[str, Any]], transfer: dict[str, Any]) -> dict[str, Any]:
+    load = device_json["load"]
+    stages = [{"stage": s["stage"], "runs": int(s["runs"]), "ms": summarize(s["ms"]["samples"])}
+              for s in device_json.get("stages", [])]
+    report: dict[str, Any] = {
+        "schema": REPORT_SCHEMA,
+        "provenance": {
+            "tool_version": __version__,
+            "artifact": opts.artifact.name,
+            "artifact_sha256": hashlib.sha256(artifact_bytes).hexdigest(),
+            "package": manifest.get("package"),
+            "board": board.id,
+            "target": _redact(target),
+            "agent_version": hello.agent_version,
+            "agent_sha256": hello.agent_sha256,
+            "runner_sha256": hashlib.sha256(runner.read_bytes()).hexdigest(),
+            "sdk": {"edgepack_version": device_json.get("edgepack_version"),
+                    "api_version": device_json.get("api_version")},
+        },
+        "device": before,
+        "conditions": {"threads": opts.threads, "warmup": int(device_json.get("warmup", 0)),
+                       "iterations": int(device_json["iterations"]),
+                       "before": _clocks(before), "after": _clocks(after)},
+        "load": {k: float(load[k]) for k in ("verify_ms", "decrypt_ms", "prepare_ms",
+                                             "total_ms")},
+        "first_inference_ms": float(device_json["first_inference_ms"]),
+        "end_to_end": summarize(device_json["end_to_end"]["samples"]),
+        "stages": stages,
+        "memory": {"peak_rss_kib": int(device_json.get("peak_rss_kib", 0))},
+        "accuracy": {"tolerance": opts.tolerance, "min_cosine": opts.min_cosine,
+                     "passed": bool(outputs) and all(o["passed"] for o in outputs),
+                     "outputs": outputs},
+        "transfer": transfer,
+    }
+    validate_report(report)
+    return report
+
+
+def _redact(target: Target) -> str:
+    """The target without local file paths (identity), which say nothing about the device."""
+    if target.scheme == "ssh":
+        return f"ssh://{target.user}@{target.host}:{target.port}"
+    return f"serial://{target.device}?baud={target.baud}"

@@ -1,0 +1,59 @@
+# SPDX-License-Identifier: Apache-2.0
+"""``edgepack bench``: run an artifact on a board through the device agent and report latency,
+memory, clocks and accuracy against the host reference."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from ..bench import BenchOptions, run_bench
+from ..errors import UsageError
+from ..report import render_html, render_text, write_text_atomic
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser("bench", help="benchmark an artifact on a board",
+                              description=__doc__)
+    p.add_argument("artifact", type=Path, metavar="ARTIFACT")
+    p.add_argument("--board", required=True, help="board id, e.g. hi3559a")
+    p.add_argument("--target", required=True,
+                   help="ssh://user@host[:port][?identity=KEY&root=DIR] or "
+                   "serial:///dev/ttyX?baud=115200")
+    p.add_argument("--key", required=True, type=Path, help="device X25519 private key (PEM)")
+    p.add_argument("--publisher", required=True, type=Path,
+                   help="publisher Ed25519 public key (PEM)")
+    p.add_argument("--iterations", type=int, default=100)
+    p.add_argument("--warmup", type=int, default=10)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--tolerance", type=float, default=1e-3,
+                   help="max-abs difference allowed per output (default 1e-3)")
+    p.add_argument("--json", type=Path, metavar="FILE", help="write the report as JSON")
+    p.add_argument("--html", type=Path, metavar="FILE", help="write the report as HTML")
+    p.add_argument("--known-hosts", type=Path, metavar="FILE",
+                   help="known_hosts file (default ~/.config/edgepack/known_hosts)")
+    p.add_argument("--trust-new-host", action="store_true",
+                   help="accept and record an unknown host key (never a changed one)")
+    p.add_argument("--sdk", type=Path, metavar="DIR",
+                   help="use this built SDK tree instead of building or reusing the cached one")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.iterations < 1:
+        raise UsageError("--iterations must be at least 1")
+    if args.warmup < 0 or args.threads < 0:
+        raise UsageError("--warmup and --threads must not be negative")
+    report = run_bench(BenchOptions(
+        artifact=args.artifact, board=args.board, target=args.target, key=args.key,
+        publisher=args.publisher, iterations=args.iterations, warmup=args.warmup,
+        threads=args.threads, known_hosts=args.known_hosts,
+        trust_new_host=args.trust_new_host, tolerance=args.tolerance, sdk_dir=args.sdk))
+    print(render_text(report), end="")
+    if args.json:
+        write_text_atomic(args.json, json.dumps(report, indent=2, sort_keys=True) + "\n")
+    if args.html:
+        write_text_atomic(args.html, render_html(report))
+    return 0 if report["accuracy"]["passed"] else 1
