@@ -16,7 +16,9 @@
 
 namespace edgepack {
 
-enum class DType : int { kFloat32 = 1, kUInt8 = 2, kInt32 = 3, kInt64 = 4 };
+// kBool (1 byte) only appears inside graphs (Equal/Greater/Less feeding Where), never in the
+// manifest.
+enum class DType : int { kFloat32 = 1, kUInt8 = 2, kInt32 = 3, kInt64 = 4, kBool = 5 };
 const char* dtype_name(DType t);
 size_t dtype_size(DType t);
 

@@ -1,0 +1,56 @@
+// SPDX-License-Identifier: Apache-2.0
+// One loaded device graph, ready to run: tensors over one arena (offline plan + op scratch),
+// every node bound to a backend (plugin or built-in CPU) and prepared.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "edgepack_backend.h"
+#include "runtime/backend.h"
+#include "runtime/graph.h"
+#include "runtime/op.h"
+
+namespace edgepack {
+
+class GraphInstance {
+ public:
+  // `graph` bytes must outlive the instance (constants point into them). `pool` may be null.
+  GraphInstance(std::unique_ptr<DeviceGraph> graph, std::vector<std::shared_ptr<Backend>> backends,
+                ThreadPool* pool, int threads);
+  ~GraphInstance();
+  GraphInstance(const GraphInstance&) = delete;
+  GraphInstance& operator=(const GraphInstance&) = delete;
+
+  // Allocates the arena, binds and prepares every node. Idempotent.
+  void prepare();
+  void run();
+
+  const DeviceGraph& graph() const { return *graph_; }
+  Tensor& tensor(uint32_t index) { return tensors_[index]; }
+  const Tensor& tensor(uint32_t index) const { return tensors_[index]; }
+  // Index of a graph input/output by name, or -1.
+  int input_index(const std::string& name) const;
+  int output_index(const std::string& name) const;
+  size_t arena_bytes() const { return arena_size_; }
+  // Backend name per node (after prepare), for logs and tests.
+  std::vector<std::string> node_backends() const;
+
+ private:
+  struct BoundNode;
+  void bind(BoundNode& bn, size_t index);
+
+  std::unique_ptr<DeviceGraph> graph_;
+  std::vector<std::shared_ptr<Backend>> backends_;
+  ThreadPool* pool_;
+  int threads_;
+  std::vector<Tensor> tensors_;
+  std::vector<std::unique_ptr<BoundNode>> nodes_;
+  std::vector<uint8_t> arena_storage_;
+  uint8_t* arena_ = nullptr;
+  size_t arena_size_ = 0;
+  bool prepared_ = false;
+};
+
+}  // namespace edgepack

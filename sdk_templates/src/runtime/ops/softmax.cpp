@@ -1,0 +1,97 @@
+// SPDX-License-Identifier: Apache-2.0
+// Softmax (opset 13+: along one axis) and BatchNormalization (inference form).
+#include "runtime/ops/op_util.h"
+
+namespace edgepack {
+namespace ops {
+namespace {
+struct AxisState : OpState {
+  int64_t axis = -1;
+};
+struct BatchNormState : OpState {
+  std::vector<float> scale, shift;  // y = x * scale[c] + shift[c]
+};
+}  // namespace
+
+void softmax_prepare(PrepareContext& ctx) {
+  Tensor* x = need_input(ctx, 0, "input");
+  need_outputs(ctx, 1);
+  need_dtype(ctx, *x, DType::kFloat32);
+  need_shape(ctx, *ctx.outputs[0], x->static_dims());
+  auto st = std::make_unique<AxisState>();
+  st->axis = norm_axis(ctx, ctx.attrs->get_int("axis", -1), x->rank);
+  ctx.state = std::move(st);
+}
+
+void softmax_run(RunContext& ctx) {
+  const Tensor* x = ctx.input(0);
+  const int64_t axis = ctx.state_as<AxisState>()->axis;
+  int64_t outer = 1, inner = 1;
+  for (int d = 0; d < axis; ++d) outer *= x->shape[d];
+  for (int d = static_cast<int>(axis) + 1; d < x->rank; ++d) inner *= x->shape[d];
+  const int64_t n = x->shape[axis];
+  const float* px = x->as<float>();
+  float* py = ctx.output(0)->as<float>();
+  parallel(ctx.pool, outer, [&](int64_t o0, int64_t o1) {
+    for (int64_t o = o0; o < o1; ++o)
+      for (int64_t i = 0; i < inner; ++i) {
+        const float* s = px + o * n * inner + i;
+        float* d = py + o * n * inner + i;
+        float m = -INFINITY;
+        for (int64_t k = 0; k < n; ++k) m = std::max(m, s[k * inner]);
+        float sum = 0.0f;
+        for (int64_t k = 0; k < n; ++k) {
+          d[k * inner] = std::exp(s[k * inner] - m);
+          sum += d[k * inner];
+        }
+        const float inv = 1.0f / sum;
+        for (int64_t k = 0; k < n; ++k) d[k * inner] *= inv;
+      }
+  });
+}
+
+void batchnorm_prepare(PrepareContext& ctx) {
+  Tensor* x = need_input(ctx, 0, "X");
+  if (x->rank < 2) ctx.fail("input needs rank >= 2");
+  need_dtype(ctx, *x, DType::kFloat32);
+  const int64_t c = x->static_shape[1];
+  auto st = std::make_unique<BatchNormState>();
+  const float eps = ctx.attrs->get_float("epsilon", 1e-5f);
+  const Tensor* p[4];
+  for (int k = 0; k < 4; ++k) {
+    p[k] = need_input(ctx, 1 + k, "scale/B/mean/var");
+    if (!p[k]->constant) ctx.fail("scale, B, mean and var must be constants");
+    need_dtype(ctx, *p[k], DType::kFloat32);
+    if (p[k]->static_numel() != c) ctx.fail("parameter size does not match the channel count");
+  }
+  st->scale.resize(c);
+  st->shift.resize(c);
+  for (int64_t i = 0; i < c; ++i) {
+    const float s = p[0]->as<float>()[i] / std::sqrt(p[3]->as<float>()[i] + eps);
+    st->scale[i] = s;
+    st->shift[i] = p[1]->as<float>()[i] - p[2]->as<float>()[i] * s;
+  }
+  if (ctx.outputs.empty()) ctx.fail("missing output");
+  need_shape(ctx, *ctx.outputs[0], x->static_dims());
+  ctx.state = std::move(st);
+}
+
+void batchnorm_run(RunContext& ctx) {
+  const Tensor* x = ctx.input(0);
+  const auto* st = ctx.state_as<BatchNormState>();
+  const int64_t n = x->shape[0], c = x->shape[1];
+  int64_t inner = 1;
+  for (int d = 2; d < x->rank; ++d) inner *= x->shape[d];
+  const float* px = x->as<float>();
+  float* py = ctx.output(0)->as<float>();
+  for (int64_t b = 0; b < n; ++b)
+    for (int64_t ch = 0; ch < c; ++ch) {
+      const float s = st->scale[ch], t = st->shift[ch];
+      const float* src = px + (b * c + ch) * inner;
+      float* dst = py + (b * c + ch) * inner;
+      for (int64_t i = 0; i < inner; ++i) dst[i] = src[i] * s + t;
+    }
+}
+
+}  // namespace ops
+}  // namespace edgepack

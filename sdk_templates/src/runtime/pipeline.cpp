@@ -1,0 +1,444 @@
+// SPDX-License-Identifier: Apache-2.0
+// Pipeline: the manifest's stages (one GraphInstance each) and steps (docs/manifest.md).
+#include <chrono>
+#include <cstring>
+#include <map>
+
+#include "common/json.h"
+#include "runtime/graph.h"
+#include "runtime/interpreter.h"
+#include "runtime/kernels/threadpool.h"
+#include "runtime/runtime.h"
+
+namespace edgepack {
+namespace {
+
+[[noreturn]] void bad_manifest(const std::string& why) {
+  throw Error(ErrorCode::kInvalidArgument, "manifest: " + why);
+}
+
+DType parse_dtype(const std::string& s, const std::string& path) {
+  if (s == "float32") return DType::kFloat32;
+  if (s == "uint8") return DType::kUInt8;
+  if (s == "int32") return DType::kInt32;
+  if (s == "int64") return DType::kInt64;
+  bad_manifest(path + ": unknown dtype '" + s + "'");
+}
+
+TensorInfo parse_info(const json::Value& v, const std::string& path) {
+  TensorInfo t;
+  t.name = v.at("name", path).as_string(path + ".name");
+  t.dtype = parse_dtype(v.at("dtype", path).as_string(path + ".dtype"), path + ".dtype");
+  for (const auto& d : v.at("shape", path).as_array(path + ".shape")) {
+    const int64_t n = d.as_int(path + ".shape[]");
+    if (n < 0) bad_manifest(path + ".shape: negative dimension");
+    t.shape.push_back(n);
+  }
+  if (const json::Value* dyn = v.find("dynamic_dim0")) t.dynamic_dim0 = dyn->as_bool(path);
+  return t;
+}
+
+size_t byte_size(DType d, const std::vector<int64_t>& shape) {
+  size_t n = dtype_size(d);
+  for (int64_t s : shape) n *= static_cast<size_t>(s);
+  return n;
+}
+
+// A tensor that lives outside the stage graphs: pipeline inputs and stacked "map" outputs.
+struct Buffer {
+  TensorInfo info;
+  std::vector<int64_t> shape;  // actual
+  std::vector<uint8_t> data;
+};
+
+struct Stage {
+  std::string name;
+  std::unique_ptr<GraphInstance> graph;
+  std::vector<TensorInfo> inputs, outputs;
+};
+
+struct Step {
+  Stage* stage = nullptr;
+  std::vector<std::pair<std::string, std::string>> bind;  // stage input -> tensor reference
+  bool map = false;
+  std::map<std::string, Buffer> stacked;  // map steps: output name -> stacked rows
+};
+
+class PipelineImpl : public Pipeline {
+ public:
+  PipelineImpl(const std::string& manifest_json, const SectionSource& sections,
+               const RuntimeOptions& options);
+  void prepare() override;
+  std::vector<std::string> stage_names() const override;
+  std::vector<TensorInfo> inputs(const std::string& stage) const override;
+  std::vector<TensorInfo> outputs(const std::string& stage) const override;
+  void set_input(const std::string& stage, const std::string& name, DType dtype,
+                 const std::vector<int64_t>& shape, const void* data, size_t bytes) override;
+  TensorView output(const std::string& stage, const std::string& name) const override;
+  void run(const std::string& stage) override;
+  const std::vector<StageTiming>& timings() const override { return timings_; }
+
+ private:
+  Stage& stage(const std::string& name);
+  const Stage& stage(const std::string& name) const;
+  // Resolves a tensor reference to (info, actual shape, data).
+  TensorView resolve(const std::string& ref) const;
+  void feed(Stage& st, const std::string& input, const TensorView& src, int64_t row);
+  void run_step(Step& step);
+
+  std::unique_ptr<ThreadPool> pool_;
+  std::vector<std::unique_ptr<Stage>> stages_;
+  std::map<std::string, std::string> model_stage_;  // model name -> its own stage
+  std::map<std::string, Buffer> inputs_;
+  std::vector<std::string> input_order_;
+  std::vector<Step> steps_;
+  std::vector<std::pair<std::string, std::string>> outputs_;  // public name -> reference
+  std::vector<StageTiming> timings_;
+  bool prepared_ = false;
+};
+
+TensorView view_of(const Tensor& t, const TensorInfo& info) {
+  TensorView v;
+  v.info = info;
+  v.shape.assign(t.shape, t.shape + t.rank);
+  v.data = t.data;
+  v.bytes = t.bytes();
+  return v;
+}
+
+TensorInfo info_of(const Tensor& t) {
+  TensorInfo i;
+  i.name = t.name;
+  i.dtype = t.dtype;
+  i.shape.assign(t.static_shape, t.static_shape + t.rank);
+  i.dynamic_dim0 = t.dynamic_dim0;
+  return i;
+}
+
+PipelineImpl::PipelineImpl(const std::string& manifest_json, const SectionSource& sections,
+                           const RuntimeOptions& options) {
+  const json::Value m = json::parse(manifest_json);
+  if (!m.is_object()) bad_manifest("not an object");
+  if (m.at("schema", "").as_string("schema") != "edgepack.manifest/1")
+    bad_manifest("unknown schema '" + m.at("schema", "").str + "'");
+  const int threads = options.threads < 1 ? 1 : options.threads;
+  pool_ = std::make_unique<ThreadPool>(threads);
+  const auto backends = resolve_backends(options.backend_preference);
+  for (const auto& sv : m.at("stages", "").as_array("stages")) {
+    auto st = std::make_unique<Stage>();
+    st->name = sv.at("name", "stages[]").as_string("stages[].name");
+    const std::string path = "stages[" + st->name + "]";
+    const std::string section = sv.at("graph", path).as_string(path + ".graph");
+    size_t size = 0;
+    const uint8_t* bytes = sections.section(section, &size);
+    st->graph = std::make_unique<GraphInstance>(load_graph(bytes, size), backends, pool_.get(),
+                                                threads);
+    for (const auto& t : sv.at("inputs", path).as_array(path + ".inputs"))
+      st->inputs.push_back(parse_info(t, path + ".inputs[]"));
+    for (const auto& t : sv.at("outputs", path).as_array(path + ".outputs"))
+      st->outputs.push_back(parse_info(t, path + ".outputs[]"));
+    for (const auto& t : st->inputs)
+      if (st->graph->input_index(t.name) < 0)
+        bad_manifest(path + ": graph has no input '" + t.name + "'");
+    for (const auto& t : st->outputs)
+      if (st->graph->output_index(t.name) < 0)
+        bad_manifest(path + ": graph has no output '" + t.name + "'");
+    if (const json::Value* kind = sv.find("kind"))
+      if (kind->is_string() && kind->str == "model")
+        if (const json::Value* model = sv.find("model"))
+          if (model->is_string()) model_stage_[model->str] = st->name;
+    for (const auto& other : stages_)
+      if (other->name == st->name) bad_manifest("duplicate stage '" + st->name + "'");
+    stages_.push_back(std::move(st));
+  }
+  const json::Value& p = m.at("pipeline", "");
+  for (const auto& iv : p.at("inputs", "pipeline").as_array("pipeline.inputs")) {
+    Buffer b;
+    b.info = parse_info(iv, "pipeline.inputs[]");
+    input_order_.push_back(b.info.name);
+    inputs_[b.info.name] = std::move(b);
+  }
+  std::map<std::string, bool> produced;  // references available so far
+  for (const auto& name : input_order_) produced[name] = true;
+  for (const auto& sv : p.at("steps", "pipeline").as_array("pipeline.steps")) {
+    Step step;
+    const std::string sname = sv.at("stage", "pipeline.steps[]").as_string("pipeline.steps[].stage");
+    step.stage = &stage(sname);
+    const std::string path = "pipeline.steps[" + sname + "]";
+    if (const json::Value* mv = sv.find("map")) step.map = mv->as_bool(path + ".map");
+    const json::Value& bind = sv.at("bind", path);
+    if (!bind.is_object()) bad_manifest(path + ".bind: expected an object");
+    for (const auto& kv : bind.object) {
+      const std::string ref = kv.second.as_string(path + ".bind." + kv.first);
+      if (!produced.count(ref))
+        bad_manifest(path + ".bind." + kv.first + ": '" + ref + "' is not produced earlier");
+      if (step.stage->graph->input_index(kv.first) < 0)
+        bad_manifest(path + ".bind: stage has no input '" + kv.first + "'");
+      step.bind.emplace_back(kv.first, ref);
+    }
+    for (const auto& t : step.stage->inputs) {
+      bool bound = false;
+      for (const auto& b : step.bind) bound = bound || b.first == t.name;
+      if (!bound) bad_manifest(path + ": input '" + t.name + "' is not bound");
+    }
+    for (const auto& t : step.stage->outputs) produced[sname + ":" + t.name] = true;
+    steps_.push_back(std::move(step));
+  }
+  const json::Value& outs = p.at("outputs", "pipeline");
+  if (!outs.is_object()) bad_manifest("pipeline.outputs: expected an object");
+  for (const auto& kv : outs.object) {
+    const std::string ref = kv.second.as_string("pipeline.outputs." + kv.first);
+    if (!produced.count(ref)) bad_manifest("pipeline.outputs." + kv.first + ": unknown '" + ref + "'");
+    outputs_.emplace_back(kv.first, ref);
+  }
+}
+
+Stage& PipelineImpl::stage(const std::string& name) {
+  return const_cast<Stage&>(static_cast<const PipelineImpl*>(this)->stage(name));
+}
+
+const Stage& PipelineImpl::stage(const std::string& name) const {
+  std::string n = name;
+  auto it = model_stage_.find(name);
+  if (it != model_stage_.end()) n = it->second;
+  for (const auto& s : stages_)
+    if (s->name == n) return *s;
+  throw Error(ErrorCode::kNotFound, "unknown stage '" + name + "'");
+}
+
+void PipelineImpl::prepare() {
+  if (prepared_) return;
+  for (auto& s : stages_) s->graph->prepare();
+  for (auto& kv : inputs_) {
+    Buffer& b = kv.second;
+    b.data.assign(byte_size(b.info.dtype, b.info.shape), 0);
+    b.shape = b.info.shape;
+  }
+  for (Step& step : steps_) {
+    if (!step.map) continue;
+    for (const auto& out : step.stage->outputs) {
+      Buffer b;
+      b.info = out;
+      const TensorView rows_src = resolve(step.bind.front().second);
+      // Stacked bound: the mapped inputs' bound rows, each row one batch-1 run.
+      int64_t bound = 0;
+      for (const auto& bnd : step.bind) {
+        const TensorView v = resolve(bnd.second);
+        if (v.info.dynamic_dim0) bound = std::max<int64_t>(bound, v.info.shape[0]);
+      }
+      (void)rows_src;
+      if (bound == 0) bad_manifest("map step '" + step.stage->name + "' has no dynamic input");
+      b.info.shape = out.shape;
+      if (b.info.shape.empty()) bad_manifest("map step output '" + out.name + "' has rank 0");
+      b.info.shape[0] = bound * out.shape[0];
+      b.info.dynamic_dim0 = true;
+      b.info.name = step.stage->name + ":" + out.name;
+      b.data.assign(byte_size(b.info.dtype, b.info.shape), 0);
+      b.shape = b.info.shape;
+      step.stacked[out.name] = std::move(b);
+    }
+  }
+  timings_.clear();
+  prepared_ = true;
+}
+
+std::vector<std::string> PipelineImpl::stage_names() const {
+  std::vector<std::string> out;
+  for (const auto& s : stages_) out.push_back(s->name);
+  return out;
+}
+
+std::vector<TensorInfo> PipelineImpl::inputs(const std::string& stage_name) const {
+  if (stage_name.empty()) {
+    std::vector<TensorInfo> out;
+    for (const auto& n : input_order_) out.push_back(inputs_.at(n).info);
+    return out;
+  }
+  return stage(stage_name).inputs;
+}
+
+std::vector<TensorInfo> PipelineImpl::outputs(const std::string& stage_name) const {
+  if (stage_name.empty()) {
+    std::vector<TensorInfo> out;
+    for (const auto& o : outputs_) {
+      TensorInfo i = resolve(o.second).info;
+      i.name = o.first;
+      out.push_back(i);
+    }
+    return out;
+  }
+  return stage(stage_name).outputs;
+}
+
+void PipelineImpl::set_input(const std::string& stage_name, const std::string& name, DType dtype,
+                             const std::vector<int64_t>& shape, const void* data, size_t bytes) {
+  prepare();
+  TensorInfo info;
+  void* dst = nullptr;
+  std::vector<int64_t>* actual = nullptr;
+  Tensor* t = nullptr;
+  if (stage_name.empty()) {
+    auto it = inputs_.find(name);
+    if (it == inputs_.end()) throw Error(ErrorCode::kNotFound, "unknown pipeline input '" + name + "'");
+    info = it->second.info;
+    dst = it->second.data.data();
+    actual = &it->second.shape;
+  } else {
+    Stage& st = stage(stage_name);
+    const int idx = st.graph->input_index(name);
+    if (idx < 0) throw Error(ErrorCode::kNotFound, "stage '" + stage_name + "' has no input '" + name + "'");
+    t = &st.graph->tensor(static_cast<uint32_t>(idx));
+    info = info_of(*t);
+    dst = t->data;
+  }
+  if (dtype != info.dtype)
+    throw Error(ErrorCode::kInvalidArgument, "input '" + name + "': dtype " + dtype_name(dtype) +
+                                                 ", expected " + dtype_name(info.dtype));
+  if (shape.size() != info.shape.size())
+    throw Error(ErrorCode::kInvalidArgument, "input '" + name + "': wrong rank");
+  for (size_t d = 0; d < shape.size(); ++d) {
+    const bool ok = (d == 0 && info.dynamic_dim0) ? shape[d] <= info.shape[d] : shape[d] == info.shape[d];
+    if (!ok || shape[d] < 0)
+      throw Error(ErrorCode::kInvalidArgument, "input '" + name + "': shape does not match");
+  }
+  if (bytes != byte_size(dtype, shape) || (bytes && !data))
+    throw Error(ErrorCode::kInvalidArgument, "input '" + name + "': byte size does not match");
+  if (bytes) std::memcpy(dst, data, bytes);
+  if (actual) *actual = shape;
+  if (t) t->shape[0] = shape.empty() ? 0 : shape[0];
+}
+
+TensorView PipelineImpl::resolve(const std::string& ref) const {
+  const size_t colon = ref.find(':');
+  if (colon == std::string::npos) {
+    const Buffer& b = inputs_.at(ref);
+    TensorView v;
+    v.info = b.info;
+    v.shape = b.shape;
+    v.data = const_cast<uint8_t*>(b.data.data());
+    v.bytes = byte_size(b.info.dtype, b.shape);
+    return v;
+  }
+  const std::string sname = ref.substr(0, colon), oname = ref.substr(colon + 1);
+  for (const Step& step : steps_) {
+    if (step.stage->name != sname || !step.map) continue;
+    auto it = step.stacked.find(oname);
+    if (it == step.stacked.end()) continue;
+    TensorView v;
+    v.info = it->second.info;
+    v.shape = it->second.shape;
+    v.data = const_cast<uint8_t*>(it->second.data.data());
+    v.bytes = byte_size(v.info.dtype, v.shape);
+    return v;
+  }
+  const Stage& st = stage(sname);
+  const int idx = st.graph->output_index(oname);
+  if (idx < 0) throw Error(ErrorCode::kNotFound, "unknown tensor '" + ref + "'");
+  const Tensor& t = st.graph->tensor(static_cast<uint32_t>(idx));
+  return view_of(t, info_of(t));
+}
+
+TensorView PipelineImpl::output(const std::string& stage_name, const std::string& name) const {
+  if (stage_name.empty()) {
+    for (const auto& o : outputs_)
+      if (o.first == name) {
+        TensorView v = resolve(o.second);
+        v.info.name = name;
+        return v;
+      }
+    throw Error(ErrorCode::kNotFound, "unknown pipeline output '" + name + "'");
+  }
+  const Stage& st = stage(stage_name);
+  const int idx = st.graph->output_index(name);
+  if (idx < 0) throw Error(ErrorCode::kNotFound, "stage '" + stage_name + "' has no output '" + name + "'");
+  const Tensor& t = st.graph->tensor(static_cast<uint32_t>(idx));
+  return view_of(t, info_of(t));
+}
+
+// Copies `src` (or its row `row` when row >= 0) into the stage's input tensor.
+void PipelineImpl::feed(Stage& st, const std::string& input, const TensorView& src, int64_t row) {
+  Tensor& t = st.graph->tensor(static_cast<uint32_t>(st.graph->input_index(input)));
+  if (t.dtype != src.info.dtype)
+    throw Error(ErrorCode::kRuntimeError, "stage '" + st.name + "' input '" + input + "': dtype " +
+                                              dtype_name(src.info.dtype) + " bound, expected " +
+                                              dtype_name(t.dtype));
+  size_t bytes = src.bytes;
+  const uint8_t* from = static_cast<const uint8_t*>(src.data);
+  int64_t rows = src.shape.empty() ? 0 : src.shape[0];
+  if (row >= 0) {
+    bytes = rows ? src.bytes / static_cast<size_t>(rows) : 0;
+    from += bytes * static_cast<size_t>(row);
+    rows = t.rank ? t.static_shape[0] : 0;
+  }
+  const size_t capacity = static_cast<size_t>(t.static_numel()) * dtype_size(t.dtype);
+  if (bytes > capacity || (!t.dynamic_dim0 && bytes != capacity))
+    throw Error(ErrorCode::kRuntimeError, "stage '" + st.name + "' input '" + input +
+                                              "': bound tensor has " + std::to_string(bytes) +
+                                              " bytes, expected " + std::to_string(capacity));
+  if (bytes) std::memcpy(t.data, from, bytes);
+  if (t.rank) t.shape[0] = t.dynamic_dim0 ? rows : t.static_shape[0];
+}
+
+void PipelineImpl::run_step(Step& step) {
+  Stage& st = *step.stage;
+  if (!step.map) {
+    for (const auto& b : step.bind) feed(st, b.first, resolve(b.second), -1);
+    st.graph->run();
+    return;
+  }
+  int64_t rows = -1;
+  for (const auto& b : step.bind) {
+    const TensorView v = resolve(b.second);
+    if (v.info.dynamic_dim0) rows = rows < 0 ? v.shape[0] : std::min(rows, v.shape[0]);
+  }
+  for (auto& kv : step.stacked) kv.second.shape[0] = 0;
+  for (int64_t r = 0; r < rows; ++r) {
+    for (const auto& b : step.bind) {
+      const TensorView v = resolve(b.second);
+      feed(st, b.first, v, v.info.dynamic_dim0 ? r : -1);
+    }
+    st.graph->run();
+    for (auto& kv : step.stacked) {
+      const Tensor& out = st.graph->tensor(static_cast<uint32_t>(st.graph->output_index(kv.first)));
+      Buffer& b = kv.second;
+      const size_t row_bytes = out.bytes();
+      const size_t offset = static_cast<size_t>(r) * static_cast<size_t>(out.static_numel()) * dtype_size(out.dtype);
+      if (offset + row_bytes > b.data.size())
+        throw Error(ErrorCode::kRuntimeError, "map output '" + kv.first + "' overflows its bound");
+      std::memcpy(b.data.data() + offset, out.data, row_bytes);
+      b.shape[0] = (r + 1) * out.static_shape[0];
+    }
+  }
+}
+
+void PipelineImpl::run(const std::string& stage_name) {
+  prepare();
+  timings_.clear();
+  using clock = std::chrono::steady_clock;
+  if (!stage_name.empty()) {
+    Stage& st = stage(stage_name);
+    const auto t0 = clock::now();
+    st.graph->run();
+    timings_.push_back({st.name, std::chrono::duration<double, std::milli>(clock::now() - t0).count(), 1});
+    return;
+  }
+  for (Step& step : steps_) {
+    const auto t0 = clock::now();
+    run_step(step);
+    StageTiming t;
+    t.stage = step.stage->name;
+    t.ms = std::chrono::duration<double, std::milli>(clock::now() - t0).count();
+    t.runs = step.map ? static_cast<int>(step.stacked.empty() ? 0 : step.stacked.begin()->second.shape[0]) : 1;
+    timings_.push_back(t);
+  }
+}
+
+}  // namespace
+
+std::unique_ptr<Pipeline> Pipeline::load(const std::string& manifest_json,
+                                         const SectionSource& sections,
+                                         const RuntimeOptions& options) {
+  return std::make_unique<PipelineImpl>(manifest_json, sections, options);
+}
+
+}  // namespace edgepack
