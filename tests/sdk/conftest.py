@@ -1,0 +1,21 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Session fixtures of the SDK tests: one host build of the SDK, one packed example."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sdk_host import SdkBuild, build_sdk, pack_example
+
+
+@pytest.fixture(scope="session")
+def sdk_host() -> SdkBuild:
+    """The SDK built for the host (tests on) and installed under build/sdk-host/install."""
+    return build_sdk("sdk-host", "-DEDGEPACK_BUILD_TESTS=ON", install=True)
+
+
+@pytest.fixture(scope="session")
+def packed_demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(artifact, project) for examples/vision-demo, sealed to keys/dev1 and keys/dev2."""
+    return pack_example(tmp_path_factory.mktemp("vision-demo"))
