@@ -1,0 +1,201 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Every CPU op vs onnxruntime: single-node ONNX graphs lowered and run by edgepack-graph-run.
+
+Tolerances: float32 rtol 1e-4, atol 1e-5, except where a case says otherwise (reductions over
+many terms and transcendental functions accumulate differently: atol 1e-4; Resize linear and
+RoiAlign interpolate in float32 with a different operation order: atol 1e-4).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import pytest
+from graph_runner import run_device, run_ort
+from onnx import TensorProto, helper, numpy_helper
+from sdk_host import SdkBuild
+
+RNG = np.random.default_rng(1234)
+NP_TO_ONNX = {np.float32: TensorProto.FLOAT, np.uint8: TensorProto.UINT8,
+              np.int32: TensorProto.INT32, np.int64: TensorProto.INT64, np.bool_: TensorProto.BOOL}
+
+
+@pytest.fixture(scope="module")
+def build(sdk_host: SdkBuild) -> Path:
+    return sdk_host.build
+
+
+def f32(*shape: int, lo: float = -2.0, hi: float = 2.0) -> np.ndarray:
+    return RNG.uniform(lo, hi, size=shape).astype(np.float32)
+
+
+@dataclass
+class Case:
+    id: str
+    op: str
+    inputs: dict[str, np.ndarray]            # graph inputs (fed at run time)
+    consts: dict[str, np.ndarray] = field(default_factory=dict)  # initializers
+    order: list[str] = field(default_factory=list)  # node input order ("" = omitted)
+    attrs: dict[str, Any] = field(default_factory=dict)
+    outputs: int = 1
+    atol: float = 1e-5
+    rtol: float = 1e-4
+
+    def model(self) -> onnx.ModelProto:
+        order = self.order or [*self.inputs, *self.consts]
+        outs = [f"y{i}" for i in range(self.outputs)]
+        node = helper.make_node(self.op, order, outs, name=f"{self.op}_node", **self.attrs)
+        g = helper.make_graph(
+            [node], self.id,
+            [helper.make_tensor_value_info(k, NP_TO_ONNX[v.dtype.type], v.shape)
+             for k, v in self.inputs.items()],
+            [helper.make_tensor_value_info(o, TensorProto.UNDEFINED, None) for o in outs],
+            [numpy_helper.from_array(v, k) for k, v in self.consts.items()],
+        )
+        m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+        m.ir_version = 8
+        return onnx.shape_inference.infer_shapes(m)
+
+
+def i64(*v: int) -> np.ndarray:
+    return np.array(v, dtype=np.int64)
+
+
+def cases() -> list[Case]:
+    c: list[Case] = []
+    # Conv family
+    c.append(Case("conv_basic", "Conv", {"x": f32(1, 3, 9, 9)}, {"w": f32(4, 3, 3, 3)}))
+    c.append(Case("conv_asym_pads_stride_dil", "Conv", {"x": f32(2, 4, 11, 10)},
+                  {"w": f32(6, 4, 3, 2), "b": f32(6)},
+                  attrs={"pads": [1, 0, 2, 1], "strides": [2, 1], "dilations": [2, 1]}))
+    c.append(Case("conv_groups", "Conv", {"x": f32(1, 6, 8, 8)}, {"w": f32(9, 2, 3, 3)},
+                  attrs={"group": 3, "pads": [1, 1, 1, 1]}))
+    c.append(Case("conv_depthwise_same_upper", "Conv", {"x": f32(1, 5, 7, 7)},
+                  {"w": f32(5, 1, 3, 3)}, attrs={"group": 5, "auto_pad": "SAME_UPPER",
+                                                  "strides": [2, 2]}))
+    c.append(Case("conv_transpose", "ConvTranspose", {"x": f32(1, 4, 5, 5)}, {"w": f32(4, 3, 3, 3)},
+                  attrs={"strides": [2, 2], "pads": [1, 1, 0, 0], "output_padding": [1, 1]}))
+    c.append(Case("conv_transpose_groups_dil", "ConvTranspose", {"x": f32(1, 4, 4, 6)},
+                  {"w": f32(4, 2, 2, 3), "b": f32(4)},
+                  attrs={"group": 2, "dilations": [2, 1], "strides": [1, 2]}))
+    c.append(Case("gemm_trans", "Gemm", {"a": f32(7, 5)}, {"b": f32(3, 7), "c": f32(3)},
+                  attrs={"transA": 1, "transB": 1, "alpha": 0.5, "beta": 2.0}))
+    c.append(Case("gemm_plain", "Gemm", {"a": f32(4, 6)}, {"b": f32(6, 5), "c": f32(4, 5)}))
+    c.append(Case("matmul_batched_bcast", "MatMul", {"a": f32(2, 3, 4, 5), "b": f32(3, 5, 6)}))
+    c.append(Case("matmul_1d", "MatMul", {"a": f32(5), "b": f32(2, 5, 3)}))
+    # Element-wise with broadcasting
+    for op in ("Add", "Sub", "Mul", "Div"):
+        c.append(Case(f"{op.lower()}_bcast", op, {"a": f32(2, 3, 4), "b": f32(3, 1)}))
+    c.append(Case("add_int64", "Add", {"a": RNG.integers(-9, 9, (3, 4)).astype(np.int64),
+                                        "b": RNG.integers(-9, 9, (4,)).astype(np.int64)}))
+    c.append(Case("pow", "Pow", {"a": f32(3, 4, lo=0.1, hi=2)}, {"b": np.float32([2.5])},
+                  atol=1e-4))
+    for op in ("Sqrt", "Exp", "Neg", "Relu", "Sigmoid", "Tanh", "HardSwish"):
+        lo = 0.0 if op == "Sqrt" else -4.0
+        c.append(Case(op.lower(), op, {"x": f32(2, 3, 5, lo=lo, hi=4)}, atol=1e-5))
+    c.append(Case("leaky_relu", "LeakyRelu", {"x": f32(4, 5)}, attrs={"alpha": 0.2}))
+    c.append(Case("hard_sigmoid", "HardSigmoid", {"x": f32(4, 5, lo=-5, hi=5)}))
+    c.append(Case("clip_consts", "Clip", {"x": f32(4, 5)},
+                  {"lo": np.float32(-0.5), "hi": np.float32(0.7)}))
+    c.append(Case("clip_min_only", "Clip", {"x": f32(4, 5)}, {"lo": np.float32(0.1)},
+                  order=["x", "lo"]))
+    c.append(Case("softmax_axis1", "Softmax", {"x": f32(2, 5, 3)}, attrs={"axis": 1}))
+    c.append(Case("softmax_neg_axis", "Softmax", {"x": f32(2, 5, 3)}, attrs={"axis": -1}))
+    c.append(Case("batchnorm", "BatchNormalization", {"x": f32(2, 3, 4, 4)},
+                  {"s": f32(3), "b": f32(3), "m": f32(3), "v": f32(3, lo=0.5, hi=2)},
+                  attrs={"epsilon": 1e-3}))
+    # Pools
+    c.append(Case("maxpool_pads", "MaxPool", {"x": f32(1, 2, 9, 9)},
+                  attrs={"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 0, 1, 1]}))
+    c.append(Case("maxpool_ceil_dil", "MaxPool", {"x": f32(1, 2, 10, 9)},
+                  attrs={"kernel_shape": [2, 3], "strides": [2, 2], "ceil_mode": 1,
+                         "dilations": [2, 1]}))
+    c.append(Case("avgpool_exclude_pad", "AveragePool", {"x": f32(1, 2, 8, 8)},
+                  attrs={"kernel_shape": [3, 3], "pads": [1, 1, 1, 1]}))
+    c.append(Case("avgpool_include_pad", "AveragePool", {"x": f32(1, 2, 8, 7)},
+                  attrs={"kernel_shape": [3, 2], "pads": [1, 1, 1, 0], "strides": [2, 2],
+                         "count_include_pad": 1}))
+    c.append(Case("global_avgpool", "GlobalAveragePool", {"x": f32(2, 3, 5, 4)}))
+    # Shape ops
+    c.append(Case("flatten", "Flatten", {"x": f32(2, 3, 4)}, attrs={"axis": -1}))
+    c.append(Case("reshape_neg", "Reshape", {"x": f32(2, 3, 4)}, {"s": i64(0, -1)}))
+    c.append(Case("transpose", "Transpose", {"x": f32(2, 3, 4, 5)}, attrs={"perm": [0, 2, 3, 1]}))
+    c.append(Case("transpose_default", "Transpose", {"x": f32(2, 3, 4)}))
+    c.append(Case("concat_neg_axis", "Concat", {"a": f32(2, 3), "b": f32(2, 5)},
+                  attrs={"axis": -1}))
+    c.append(Case("split_sizes", "Split", {"x": f32(2, 7)}, {"s": i64(3, 4)}, attrs={"axis": 1},
+                  outputs=2))
+    c.append(Case("split_even", "Split", {"x": f32(6, 2)}, outputs=3))
+    c.append(Case("slice_neg_steps", "Slice", {"x": f32(5, 6, 4)},
+                  {"st": i64(-1, 1), "en": i64(-100, 5), "ax": i64(1, 0), "sp": i64(-2, 2)}))
+    c.append(Case("squeeze", "Squeeze", {"x": f32(1, 3, 1, 4)}, {"ax": i64(-2)}))
+    c.append(Case("unsqueeze", "Unsqueeze", {"x": f32(3, 4)}, {"ax": i64(0, -1)}))
+    c.append(Case("gather_neg_idx", "Gather", {"x": f32(5, 4)},
+                  {"i": np.array([[0, -1], [2, 3]], dtype=np.int64)}, attrs={"axis": 0}))
+    c.append(Case("gather_axis1_int32", "Gather", {"x": f32(3, 6, 2)},
+                  {"i": np.array([5, 0, 2], dtype=np.int32)}, attrs={"axis": 1}))
+    c.append(Case("pad_constant", "Pad", {"x": f32(2, 3)},
+                  {"p": i64(1, 0, 0, 2), "v": np.float32(1.5)}))
+    c.append(Case("pad_reflect", "Pad", {"x": f32(1, 2, 4, 5)}, {"p": i64(0, 0, 2, 1, 0, 0, 1, 3)},
+                  attrs={"mode": "reflect"}))
+    c.append(Case("pad_edge", "Pad", {"x": f32(3, 4)}, {"p": i64(2, 1, 1, 2)},
+                  attrs={"mode": "edge"}))
+    c.append(Case("cast_f2i", "Cast", {"x": f32(3, 4, lo=-50, hi=50)},
+                  attrs={"to": TensorProto.INT32}))
+    c.append(Case("cast_u8_f", "Cast", {"x": RNG.integers(0, 255, (3, 4)).astype(np.uint8)},
+                  attrs={"to": TensorProto.FLOAT}))
+    c.append(Case("cast_i64_f", "Cast", {"x": RNG.integers(-99, 99, (5,)).astype(np.int64)},
+                  attrs={"to": TensorProto.FLOAT}))
+    # Resize
+    for mode, ctm, nm in [("nearest", "asymmetric", "floor"),
+                          ("nearest", "half_pixel", "round_prefer_floor"),
+                          ("nearest", "align_corners", "round_prefer_ceil"),
+                          ("linear", "half_pixel", None), ("linear", "align_corners", None),
+                          ("linear", "asymmetric", None), ("linear", "pytorch_half_pixel", None)]:
+        attrs: dict[str, Any] = {"mode": mode, "coordinate_transformation_mode": ctm}
+        if nm:
+            attrs["nearest_mode"] = nm
+        c.append(Case(f"resize_{mode}_{ctm}_scales", "Resize", {"x": f32(1, 2, 5, 7)},
+                      {"roi": np.zeros(0, np.float32), "sc": np.float32([1, 1, 2.0, 1.5])},
+                      attrs=attrs, atol=1e-4))
+        c.append(Case(f"resize_{mode}_{ctm}_sizes", "Resize", {"x": f32(1, 2, 8, 6)},
+                      {"sz": i64(1, 2, 3, 11)}, order=["x", "", "", "sz"], attrs=attrs, atol=1e-4))
+    # Reductions
+    c.append(Case("reduce_mean_keep", "ReduceMean", {"x": f32(2, 3, 4)}, attrs={"axes": [-1, 0]},
+                  atol=1e-5))
+    c.append(Case("reduce_max_nokeep", "ReduceMax", {"x": f32(2, 3, 4)}, attrs={"axes": [1],
+                                                                              "keepdims": 0}))
+    c.append(Case("reduce_mean_all", "ReduceMean", {"x": f32(3, 5)}, attrs={"keepdims": 0}))
+    c.append(Case("argmax", "ArgMax", {"x": f32(3, 5, 2)}, attrs={"axis": 1}))
+    ties = np.array([[1, 3, 3, 0], [2, 2, 1, 2]], dtype=np.float32)
+    c.append(Case("argmax_last_ties", "ArgMax", {"x": ties}, attrs={"axis": -1, "keepdims": 0,
+                                                                    "select_last_index": 1}))
+    c.append(Case("topk_ties", "TopK", {"x": np.array([[1, 3, 3, 0, 3, 2]], np.float32)},
+                  {"k": i64(4)}, outputs=2))
+    c.append(Case("topk_smallest_axis0", "TopK", {"x": f32(6, 3)}, {"k": i64(2)},
+                  attrs={"axis": 0, "largest": 0}, outputs=2))
+    # Comparisons + Where
+    a, b = f32(3, 4), f32(4)
+    b[1] = a[0, 1]
+    for op in ("Equal", "Greater", "Less"):
+        c.append(Case(op.lower(), op, {"a": a, "b": b}))
+    c.append(Case("where", "Where", {"c": RNG.random((3, 1)) > 0.5, "x": f32(3, 4), "y": f32(4)}))
+    return c
+
+
+CASES = cases()
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_op_matches_onnxruntime(build: Path, case: Case) -> None:
+    model = case.model()
+    got = run_device(build, model, case.inputs)
+    want = run_ort(model, case.inputs)
+    for name, ref in want.items():
+        assert got[name].shape == ref.shape, f"{case.id}: {name} {got[name].shape} vs {ref.shape}"
+        assert got[name].dtype == ref.dtype, f"{case.id}: {name} dtype"
+        np.testing.assert_allclose(got[name], ref, rtol=case.rtol, atol=case.atol, err_msg=case.id)
