@@ -68,7 +68,15 @@ def _infer(
     consts: dict[str, Any],
     cut_inputs: dict[str, tuple[int, list[int]]],
 ) -> dict[str, tuple[int, list[int]]]:
-    kept = [n for n in nodes if not _is_data_dependent(n, consts)]
+    # Keep the nodes computable so far: not data-dependent, and fed only by known tensors
+    # (downstream of a cut whose bound is still unknown waits for a later round).
+    known = {i.name for i in model.graph.input} | set(consts) | set(cut_inputs)
+    kept = []
+    for n in nodes:
+        if _is_data_dependent(n, consts) or not all(i in known for i in n.input if i):
+            continue
+        kept.append(n)
+        known.update(o for o in n.output if o)
     used = {i for n in kept for i in n.input}
     inits = [numpy_helper.from_array(np.asarray(v), k) for k, v in consts.items() if k in used]
     init_names = {i.name for i in inits}

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // edgepack-graph-run GRAPH --inputs DIR --outputs DIR [--threads T] [--bench N --warmup W]
-//                    [--json FILE] [--backend SPEC]...
+//                    [--json FILE] [--backend SPEC]... [--placement]
 // Runs one device graph with <input name>.npy files from DIR and writes <output name>.npy
 // (actual shapes: dynamic dim 0 trimmed). --bench times N runs after W warm-up runs and prints
 // median/min/mean/p90 in ms; --json writes them (plus load/prepare times) to FILE.
@@ -30,7 +30,7 @@ double ms_since(clock_type::time_point t0) {
 int usage() {
   std::fprintf(stderr,
                "usage: edgepack-graph-run GRAPH --inputs DIR --outputs DIR [--threads T] "
-               "[--bench N --warmup W] [--json FILE] [--backend SPEC]...\n");
+               "[--bench N --warmup W] [--json FILE] [--backend SPEC]... [--placement]\n");
   return 2;
 }
 
@@ -47,6 +47,7 @@ std::string file_name(const std::string& tensor) {
 int main(int argc, char** argv) {
   std::string graph_path, in_dir, out_dir, json_path;
   int threads = 1, bench = 0, warmup = 0;
+  bool placement = false;
   std::vector<std::string> backends;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -62,6 +63,7 @@ int main(int argc, char** argv) {
       else if (a == "--warmup") warmup = std::stoi(next());
       else if (a == "--json") json_path = next();
       else if (a == "--backend") backends.push_back(next());
+      else if (a == "--placement") placement = true;
       else if (!a.empty() && a[0] == '-') return usage();
       else if (graph_path.empty()) graph_path = a;
       else return usage();
@@ -86,6 +88,11 @@ int main(int argc, char** argv) {
     const auto t_prep = clock_type::now();
     inst.prepare();
     const double prepare_ms = ms_since(t_prep);
+    if (placement) {  // "<node>\t<backend>" per node
+      const auto names = inst.node_backends();
+      for (size_t i = 0; i < names.size(); ++i)
+        std::printf("%s\t%s\n", inst.graph().nodes[i].name.c_str(), names[i].c_str());
+    }
     for (uint32_t t : inst.graph().inputs) {
       edgepack::Tensor& tensor = inst.tensor(t);
       const std::string path = in_dir + "/" + file_name(tensor.name);
