@@ -1,0 +1,159 @@
+# SPDX-License-Identifier: Apache-2.0
+"""``edgepack bench`` end to end on virtual:hi3559a over SSH, the report and ``report compare``."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from edgepack import keys
+from edgepack.cli import main as cli_main
+from edgepack.errors import SpecError
+from edgepack.report import load_report, summarize, validate_report
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE = REPO / "examples" / "vision-demo"
+ITERATIONS = 5
+
+
+@pytest.fixture(scope="session")
+def hi3559a_sdk() -> Iterator[Path]:
+    """The board's SDK (runner + agent), cross-built once and cached under build/."""
+    from edgepack.sdkbuild import build_sdk
+
+    old = os.environ.get("EDGEPACK_CACHE")
+    os.environ["EDGEPACK_CACHE"] = str(REPO / "build" / "cache")
+    try:
+        yield build_sdk("hi3559a", REPO / "build" / "tests-device" / "sdk").sdk_dir
+    finally:
+        if old is None:
+            os.environ.pop("EDGEPACK_CACHE", None)
+        else:
+            os.environ["EDGEPACK_CACHE"] = old
+
+
+@pytest.fixture(scope="session")
+def example(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The example project's classifier (pre -> model -> post) packed with fresh keys."""
+    root = tmp_path_factory.mktemp("vision-demo")
+    shutil.copytree(EXAMPLE, root, dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns("keys", "models", "*.epk"))
+    subprocess.run([sys.executable, str(EXAMPLE / "generate_models.py"), "--out",
+                    str(root / "models")], check=True, capture_output=True)
+    spec = (EXAMPLE / "edgepack.toml").read_text()
+    first = spec.index("[[models]]")
+    second = spec.index("[[models]]", first + 1)
+    (root / "edgepack.toml").write_text(spec[:first] + spec[second:spec.index("[pipeline]")])
+    for name in ("dev1", "dev2"):
+        keys.generate_device_key(root / "keys" / f"{name}.key")
+    keys.generate_publisher_key(root / "keys" / "publisher.key")
+    assert cli_main(["pack", str(root), "--out", str(root / "demo.epk")]) == 0
+    return root
+
+
+def _bench(example: Path, vboard: dict[str, object], sdk: Path, out: Path) -> int:
+    return cli_main([
+        "bench", str(example / "demo.epk"), "--board", "hi3559a",
+        "--target", str(vboard["target"]), "--key", str(example / "keys" / "dev1.key"),
+        "--publisher", str(example / "keys" / "publisher.pub"),
+        "--iterations", str(ITERATIONS), "--warmup", "1",
+        "--known-hosts", str(vboard["known_hosts"]), "--sdk", str(sdk),
+        "--json", str(out.with_suffix(".json")), "--html", str(out.with_suffix(".html"))])
+
+
+def _check_stats(s: dict[str, float]) -> None:
+    assert s["min"] <= s["p50"] <= s["p90"] <= s["p99"] <= s["max"]
+    assert s["min"] <= s["mean"] <= s["max"]
+
+
+def test_bench_end_to_end_on_virtual_hi3559a(example: Path, vboard: dict[str, object],
+                                             hi3559a_sdk: Path, tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    assert _bench(example, vboard, hi3559a_sdk, tmp_path / "first") == 0
+    table = capsys.readouterr().out
+    assert "end-to-end" in table and "accuracy: PASS" in table
+    r = load_report(tmp_path / "first.json")  # validates against the schema
+    assert r["device"]["machine"] == "aarch64"
+    assert r["conditions"]["iterations"] == ITERATIONS == r["end_to_end"]["n"]
+    assert len(r["end_to_end"]["samples"]) == ITERATIONS
+    _check_stats(r["end_to_end"])
+    assert r["stages"], "per-stage timings are missing"
+    for s in r["stages"]:
+        _check_stats(s["ms"])
+        assert s["ms"]["n"] == ITERATIONS
+    for i in range(ITERATIONS):  # the stages of one iteration fit inside its end-to-end time
+        stage_sum = sum(s["ms"]["samples"][i] for s in r["stages"])
+        assert stage_sum <= r["end_to_end"]["samples"][i] * 1.001 + 0.01
+    load = r["load"]
+    assert load["total_ms"] == pytest.approx(
+        load["verify_ms"] + load["decrypt_ms"] + load["prepare_ms"], rel=1e-6, abs=1e-3)
+    acc = r["accuracy"]
+    assert acc["passed"] and acc["outputs"]
+    for o in acc["outputs"]:
+        assert o["max_abs"] <= acc["tolerance"] and o["cosine"] >= acc["min_cosine"]
+    assert r["memory"]["peak_rss_kib"] > 0
+    page = (tmp_path / "first.html").read_text()
+    assert page.count("<svg") == 2 and "<script" not in page and "http://" not in \
+        page.replace("http://www.w3.org/2000/svg", "")
+
+    # A second run of the unchanged artifact: the agent and every file are already there.
+    assert _bench(example, vboard, hi3559a_sdk, tmp_path / "second") == 0
+    again = load_report(tmp_path / "second.json")
+    assert not again["transfer"]["agent_uploaded"]
+    assert again["transfer"]["bytes_sent"] < 0.01 * again["transfer"]["bytes_total"]
+
+
+def _report_copy(base: dict[str, object], factor: float) -> dict[str, object]:
+    r = copy.deepcopy(base)
+    for series in [r["end_to_end"], *[s["ms"] for s in r["stages"]]]:  # type: ignore[attr-defined]
+        series.update(summarize([v * factor for v in series["samples"]]))
+    return r
+
+
+def test_report_compare_flags_regressions(tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    rng = random.Random(3)
+    samples = [rng.uniform(5, 9) for _ in range(50)]
+    base: dict[str, object] = {
+        "schema": "edgepack.report/1",
+        "provenance": {"tool_version": "0", "artifact": "a.epk", "artifact_sha256": "0" * 64,
+                       "board": "hi3559a", "target": "ssh://root@127.0.0.1:22"},
+        "device": {}, "memory": {"peak_rss_kib": 1},
+        "conditions": {"threads": 1, "warmup": 0, "iterations": 50,
+                       "before": {"cpus": [], "thermal": []},
+                       "after": {"cpus": [], "thermal": []}},
+        "load": {"verify_ms": 1.0, "decrypt_ms": 1.0, "prepare_ms": 1.0, "total_ms": 3.0},
+        "first_inference_ms": 9.0, "end_to_end": summarize(samples),
+        "stages": [{"stage": "model", "runs": 1, "ms": summarize([v / 2 for v in samples])}],
+        "accuracy": {"tolerance": 1e-3, "passed": True, "outputs": []},
+    }
+    validate_report(base)
+    for s in [base["end_to_end"], base["stages"][0]["ms"]]:  # type: ignore[index]
+        _check_stats(s)  # type: ignore[arg-type]
+    files = {}
+    for name, factor in [("base", 1.0), ("same", 1.0), ("faster", 0.8), ("slower", 1.25)]:
+        files[name] = tmp_path / f"{name}.json"
+        files[name].write_text(json.dumps(_report_copy(base, factor)))
+    assert cli_main(["report", "compare", str(files["base"]), str(files["same"])]) == 0
+    assert cli_main(["report", "compare", str(files["base"]), str(files["faster"])]) == 0
+    capsys.readouterr()
+    assert cli_main(["report", "compare", str(files["base"]), str(files["slower"]),
+                     "--threshold", "0.1"]) == 1
+    out = capsys.readouterr().out
+    assert "REGRESSED" in out and "end-to-end" in out
+    assert cli_main(["report", "compare", str(files["base"]), str(files["slower"]),
+                     "--threshold", "0.3"]) == 0
+    broken = dict(base)
+    del broken["accuracy"]
+    (tmp_path / "broken.json").write_text(json.dumps(broken))
+    with pytest.raises(SpecError, match="accuracy"):
+        load_report(tmp_path / "broken.json")
