@@ -1,87 +1,91 @@
 // SPDX-License-Identifier: Apache-2.0
-// Conv (2-D, NCHW, float32): groups (incl. depthwise), strides, dilations, asymmetric pads
-// (lowering resolves auto_pad), optional bias, fused activation. Simple direct loops; the fast
-// path lives in runtime/kernels/.
-#include "runtime/ops/op_util.h"
+// Conv (1-D/2-D, NCHW, float32, constant weights): kernels::Conv2d with weights packed at
+// prepare, bias and a fused activation applied in the output pass.
+#include "runtime/kernels/conv.h"
+
+#include "runtime/ops/conv_attrs.h"
 
 namespace edgepack {
 namespace ops {
 namespace {
+
 struct ConvState : OpState {
-  int64_t group = 1, kh = 1, kw = 1, sh = 1, sw = 1, dh = 1, dw = 1, pt = 0, pl = 0;
-  FusedActivation act;
+  kernels::Conv2d conv;
+  int64_t in_image = 0, out_image = 0;  // floats per batch item
 };
+
 }  // namespace
 
 void conv_prepare(PrepareContext& ctx) {
   Tensor* x = need_input(ctx, 0, "X");
-  Tensor* w = need_input(ctx, 1, "W");
-  Tensor* b = ctx.input(2);
-  need_outputs(ctx, 1);
-  need_rank(ctx, *x, 4);
-  need_rank(ctx, *w, 4);
   need_dtype(ctx, *x, DType::kFloat32);
-  need_dtype(ctx, *w, DType::kFloat32);
+  if (x->rank != 3 && x->rank != 4) ctx.fail("X must be N x C x W or N x C x H x W");
+  const int spatial = x->rank - 2;
+  Tensor* w = need_constant_weights(ctx, 1, "W", x->rank);
+  Tensor* b = ctx.input(2);
+  if (b != nullptr) {
+    need_dtype(ctx, *b, DType::kFloat32);
+    if (!b->constant) ctx.fail("bias B must be a constant initializer");
+    if (b->static_numel() != w->static_shape[0]) ctx.fail("bias B must have M elements");
+  }
+  need_outputs(ctx, 1);
+  const ConvAttrs a = read_conv_attrs(ctx, spatial, w->static_shape + 2);
+
+  kernels::Conv2dParams p;
+  p.batch = 1;
+  p.in_channels = x->static_shape[1];
+  p.in_h = spatial == 2 ? x->static_shape[2] : 1;
+  p.in_w = x->static_shape[x->rank - 1];
+  p.out_channels = w->static_shape[0];
+  p.kernel_h = a.kh; p.kernel_w = a.kw;
+  p.stride_h = a.sh; p.stride_w = a.sw;
+  p.dilation_h = a.dh; p.dilation_w = a.dw;
+  p.pad_top = a.pt; p.pad_left = a.pl; p.pad_bottom = a.pb; p.pad_right = a.pr;
+  p.groups = a.group;
+  if (a.auto_pad == "SAME_UPPER" || a.auto_pad == "SAME_LOWER") {
+    auto same = [&](int64_t in, int64_t k, int64_t s, int64_t d, int64_t& lo, int64_t& hi) {
+      const int64_t out = (in + s - 1) / s;
+      const int64_t total = std::max<int64_t>(0, (out - 1) * s + d * (k - 1) + 1 - in);
+      lo = a.auto_pad == "SAME_UPPER" ? total / 2 : total - total / 2;
+      hi = total - lo;
+    };
+    same(p.in_h, p.kernel_h, p.stride_h, p.dilation_h, p.pad_top, p.pad_bottom);
+    same(p.in_w, p.kernel_w, p.stride_w, p.dilation_w, p.pad_left, p.pad_right);
+  } else if (a.auto_pad == "VALID") {
+    p.pad_top = p.pad_left = p.pad_bottom = p.pad_right = 0;
+  } else if (a.auto_pad != "NOTSET") {
+    ctx.fail("unknown auto_pad '" + a.auto_pad + "'");
+  }
+  if (w->static_shape[1] * p.groups != p.in_channels)
+    ctx.fail("W has " + std::to_string(w->static_shape[1]) + " input channels per group, X has " +
+             std::to_string(p.in_channels) + " channels and group is " + std::to_string(p.groups));
+
+  std::vector<int64_t> out_shape = {x->static_shape[0], p.out_channels};
+  if (spatial == 2) out_shape.push_back(p.out_h());
+  out_shape.push_back(p.out_w());
+  need_shape(ctx, *ctx.outputs[0], out_shape);
+
   auto st = std::make_unique<ConvState>();
-  st->group = ctx.attrs->get_int("group", 1);
-  const auto s = ctx.attrs->get_ints("strides", {1, 1});
-  const auto d = ctx.attrs->get_ints("dilations", {1, 1});
-  const auto p = ctx.attrs->get_ints("pads", {0, 0, 0, 0});
-  if (s.size() != 2 || d.size() != 2 || p.size() != 4) ctx.fail("only 2-D convolution");
-  st->kh = w->static_shape[2];
-  st->kw = w->static_shape[3];
-  st->sh = s[0]; st->sw = s[1]; st->dh = d[0]; st->dw = d[1]; st->pt = p[0]; st->pl = p[1];
-  const int64_t cin = x->static_shape[1], cout = w->static_shape[0];
-  if (st->group < 1 || cin % st->group || cout % st->group ||
-      w->static_shape[1] != cin / st->group)
-    ctx.fail("weights " + shape_str(*w) + " do not match input " + shape_str(*x) +
-             " with group " + std::to_string(st->group));
-  if (b && (b->dtype != DType::kFloat32 || b->static_numel() != cout)) ctx.fail("bad bias");
-  if (st->sh < 1 || st->sw < 1 || st->dh < 1 || st->dw < 1) ctx.fail("bad strides/dilations");
-  const int64_t oh = (x->static_shape[2] + p[0] + p[2] - st->dh * (st->kh - 1) - 1) / st->sh + 1;
-  const int64_t ow = (x->static_shape[3] + p[1] + p[3] - st->dw * (st->kw - 1) - 1) / st->sw + 1;
-  need_shape(ctx, *ctx.outputs[0], {x->static_shape[0], cout, oh, ow});
-  st->act = read_activation(ctx);
+  try {
+    st->conv.prepare(p, w->as<float>(), b != nullptr ? b->as<float>() : nullptr,
+                     read_epilogue(ctx));
+  } catch (const Error& e) {
+    ctx.fail(e.what());
+  }
+  st->in_image = p.in_channels * p.in_h * p.in_w;
+  st->out_image = p.out_channels * p.out_h() * p.out_w();
+  ctx.scratch_bytes = st->conv.scratch_bytes();
   ctx.state = std::move(st);
 }
 
 void conv_run(RunContext& ctx) {
+  const auto* st = ctx.state_as<ConvState>();
   const Tensor* x = ctx.input(0);
-  const Tensor* w = ctx.input(1);
-  const Tensor* b = ctx.input(2);
   Tensor* y = ctx.output(0);
-  const auto& st = *ctx.state_as<ConvState>();
-  const int64_t n = x->shape[0], cin = x->shape[1], ih = x->shape[2], iw = x->shape[3];
-  const int64_t cout = y->shape[1], oh = y->shape[2], ow = y->shape[3];
-  const int64_t cin_g = cin / st.group, cout_g = cout / st.group;
-  const float* px = x->as<float>();
-  const float* pw = w->as<float>();
-  const float* pb = b ? b->as<float>() : nullptr;
-  float* py = y->as<float>();
-  parallel(ctx.pool, n * cout, [&](int64_t j0, int64_t j1) {
-    for (int64_t j = j0; j < j1; ++j) {
-      const int64_t bn = j / cout, oc = j % cout, g = oc / cout_g;
-      float* dst = py + j * oh * ow;
-      for (int64_t oy = 0; oy < oh; ++oy)
-        for (int64_t ox = 0; ox < ow; ++ox) {
-          float acc = pb ? pb[oc] : 0.0f;
-          for (int64_t ic = 0; ic < cin_g; ++ic) {
-            const float* src = px + (bn * cin + g * cin_g + ic) * ih * iw;
-            const float* k = pw + (oc * cin_g + ic) * st.kh * st.kw;
-            for (int64_t ky = 0; ky < st.kh; ++ky) {
-              const int64_t yy = oy * st.sh - st.pt + ky * st.dh;
-              if (yy < 0 || yy >= ih) continue;
-              for (int64_t kx = 0; kx < st.kw; ++kx) {
-                const int64_t xx = ox * st.sw - st.pl + kx * st.dw;
-                if (xx < 0 || xx >= iw) continue;
-                acc += src[yy * iw + xx] * k[ky * st.kw + kx];
-              }
-            }
-          }
-          dst[oy * ow + ox] = st.act.apply(acc);
-        }
-    }
-  });
+  const float* in = x->as<float>();
+  float* out = y->as<float>();
+  for (int64_t n = 0; n < x->shape[0]; ++n)
+    st->conv.run(in + n * st->in_image, out + n * st->out_image, ctx.scratch, ctx.pool);
 }
 
 }  // namespace ops

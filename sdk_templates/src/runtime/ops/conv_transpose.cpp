@@ -1,91 +1,98 @@
 // SPDX-License-Identifier: Apache-2.0
-// ConvTranspose (2-D, NCHW, float32): groups, strides, dilations, pads, output_padding
-// (lowering resolves auto_pad/output_shape into pads), optional bias, fused activation.
-// Simple gather form: each output pixel sums the input pixels that scatter onto it.
-#include "runtime/ops/op_util.h"
+// ConvTranspose (1-D/2-D, NCHW, float32, constant weights): GEMM + col2im in
+// kernels::ConvTranspose2d; output_shape (when given) is turned into pads as ONNX specifies.
+#include "runtime/kernels/conv_transpose.h"
+
+#include "runtime/ops/conv_attrs.h"
 
 namespace edgepack {
 namespace ops {
 namespace {
-struct ConvTState : OpState {
-  int64_t group = 1, kh = 1, kw = 1, sh = 1, sw = 1, dh = 1, dw = 1, pt = 0, pl = 0;
-  FusedActivation act;
+
+struct ConvTransposeState : OpState {
+  kernels::ConvTranspose2d op;
+  int64_t in_image = 0, out_image = 0;
 };
+
 }  // namespace
 
 void conv_transpose_prepare(PrepareContext& ctx) {
   Tensor* x = need_input(ctx, 0, "X");
-  Tensor* w = need_input(ctx, 1, "W");
-  Tensor* b = ctx.input(2);
-  need_outputs(ctx, 1);
-  need_rank(ctx, *x, 4);
-  need_rank(ctx, *w, 4);
   need_dtype(ctx, *x, DType::kFloat32);
-  need_dtype(ctx, *w, DType::kFloat32);
-  auto st = std::make_unique<ConvTState>();
-  st->group = ctx.attrs->get_int("group", 1);
-  const auto s = ctx.attrs->get_ints("strides", {1, 1});
-  const auto d = ctx.attrs->get_ints("dilations", {1, 1});
-  const auto p = ctx.attrs->get_ints("pads", {0, 0, 0, 0});
-  const auto op = ctx.attrs->get_ints("output_padding", {0, 0});
-  if (s.size() != 2 || d.size() != 2 || p.size() != 4 || op.size() != 2)
-    ctx.fail("only 2-D transposed convolution");
-  st->kh = w->static_shape[2];
-  st->kw = w->static_shape[3];
-  st->sh = s[0]; st->sw = s[1]; st->dh = d[0]; st->dw = d[1]; st->pt = p[0]; st->pl = p[1];
-  const int64_t cin = x->static_shape[1];
-  if (st->group < 1 || cin % st->group || w->static_shape[0] != cin)
-    ctx.fail("weights " + shape_str(*w) + " do not match input " + shape_str(*x));
-  const int64_t cout = w->static_shape[1] * st->group;
-  if (b && (b->dtype != DType::kFloat32 || b->static_numel() != cout)) ctx.fail("bad bias");
-  const int64_t oh = st->sh * (x->static_shape[2] - 1) + op[0] + (st->kh - 1) * st->dh + 1 - p[0] - p[2];
-  const int64_t ow = st->sw * (x->static_shape[3] - 1) + op[1] + (st->kw - 1) * st->dw + 1 - p[1] - p[3];
-  need_shape(ctx, *ctx.outputs[0], {x->static_shape[0], cout, oh, ow});
-  st->act = read_activation(ctx);
+  if (x->rank != 3 && x->rank != 4) ctx.fail("X must be N x C x W or N x C x H x W");
+  const int spatial = x->rank - 2;
+  Tensor* w = need_constant_weights(ctx, 1, "W", x->rank);
+  Tensor* b = ctx.input(2);
+  const ConvAttrs a = read_conv_attrs(ctx, spatial, w->static_shape + 2);
+  need_outputs(ctx, 1);
+
+  kernels::ConvTranspose2dParams p;
+  p.in_channels = x->static_shape[1];
+  p.in_h = spatial == 2 ? x->static_shape[2] : 1;
+  p.in_w = x->static_shape[x->rank - 1];
+  p.groups = a.group;
+  p.out_channels = w->static_shape[1] * a.group;
+  p.kernel_h = a.kh; p.kernel_w = a.kw;
+  p.stride_h = a.sh; p.stride_w = a.sw;
+  p.dilation_h = a.dh; p.dilation_w = a.dw;
+  p.pad_top = a.pt; p.pad_left = a.pl; p.pad_bottom = a.pb; p.pad_right = a.pr;
+  const auto op = ctx.attrs->get_ints("output_padding", std::vector<int64_t>(spatial, 0));
+  if (static_cast<int>(op.size()) != spatial) ctx.fail("output_padding has the wrong length");
+  p.output_padding_h = spatial == 2 ? op[0] : 0;
+  p.output_padding_w = op[spatial - 1];
+  if (w->static_shape[0] != p.in_channels) ctx.fail("W's first dimension must equal X's channels");
+  if (b != nullptr) {
+    need_dtype(ctx, *b, DType::kFloat32);
+    if (!b->constant) ctx.fail("bias B must be a constant initializer");
+    if (b->static_numel() != p.out_channels) ctx.fail("bias B must have one value per output channel");
+  }
+  const auto out_shape_attr = ctx.attrs->get_ints("output_shape", {});
+  const bool same = a.auto_pad == "SAME_UPPER" || a.auto_pad == "SAME_LOWER";
+  if (!out_shape_attr.empty() || same) {
+    // total_padding = stride * (in - 1) + output_padding + (k - 1) * d + 1 - out
+    auto fit = [&](int64_t in, int64_t k, int64_t s, int64_t d, int64_t opad, int64_t out,
+                   int64_t& lo, int64_t& hi) {
+      const int64_t total = s * (in - 1) + opad + (k - 1) * d + 1 - out;
+      if (total < 0) ctx.fail("output_shape larger than ConvTranspose can produce");
+      lo = a.auto_pad == "SAME_UPPER" ? total / 2 : total - total / 2;
+      hi = total - lo;
+    };
+    const int64_t oh = out_shape_attr.empty() ? p.in_h * p.stride_h
+                                              : (spatial == 2 ? out_shape_attr[0] : 1);
+    const int64_t ow = out_shape_attr.empty() ? p.in_w * p.stride_w : out_shape_attr.back();
+    if (spatial == 2)
+      fit(p.in_h, p.kernel_h, p.stride_h, p.dilation_h, p.output_padding_h, oh, p.pad_top,
+          p.pad_bottom);
+    fit(p.in_w, p.kernel_w, p.stride_w, p.dilation_w, p.output_padding_w, ow, p.pad_left,
+        p.pad_right);
+  } else if (a.auto_pad == "VALID") {
+    p.pad_top = p.pad_left = p.pad_bottom = p.pad_right = 0;
+  }
+  std::vector<int64_t> out_shape = {x->static_shape[0], p.out_channels};
+  if (spatial == 2) out_shape.push_back(p.out_h());
+  out_shape.push_back(p.out_w());
+  need_shape(ctx, *ctx.outputs[0], out_shape);
+
+  auto st = std::make_unique<ConvTransposeState>();
+  try {
+    st->op.prepare(p, w->as<float>(), b != nullptr ? b->as<float>() : nullptr,
+                   read_epilogue(ctx));
+  } catch (const Error& e) {
+    ctx.fail(e.what());
+  }
+  st->in_image = p.in_channels * p.in_h * p.in_w;
+  st->out_image = p.out_channels * p.out_h() * p.out_w();
+  ctx.scratch_bytes = st->op.scratch_bytes();
   ctx.state = std::move(st);
 }
 
 void conv_transpose_run(RunContext& ctx) {
+  const auto* st = ctx.state_as<ConvTransposeState>();
   const Tensor* x = ctx.input(0);
-  const Tensor* w = ctx.input(1);
-  const Tensor* b = ctx.input(2);
-  Tensor* y = ctx.output(0);
-  const auto& st = *ctx.state_as<ConvTState>();
-  const int64_t n = x->shape[0], cin = x->shape[1], ih = x->shape[2], iw = x->shape[3];
-  const int64_t cout = y->shape[1], oh = y->shape[2], ow = y->shape[3];
-  const int64_t cin_g = cin / st.group, cout_g = cout / st.group;
-  const float* px = x->as<float>();
-  const float* pw = w->as<float>();
-  const float* pb = b ? b->as<float>() : nullptr;
-  float* py = y->as<float>();
-  parallel(ctx.pool, n * cout, [&](int64_t j0, int64_t j1) {
-    for (int64_t j = j0; j < j1; ++j) {
-      const int64_t bn = j / cout, oc = j % cout, g = oc / cout_g, ocg = oc % cout_g;
-      float* dst = py + j * oh * ow;
-      for (int64_t oy = 0; oy < oh; ++oy)
-        for (int64_t ox = 0; ox < ow; ++ox) {
-          float acc = pb ? pb[oc] : 0.0f;
-          for (int64_t ky = 0; ky < st.kh; ++ky) {
-            const int64_t ty = oy + st.pt - ky * st.dh;
-            if (ty < 0 || ty % st.sh) continue;
-            const int64_t iy = ty / st.sh;
-            if (iy >= ih) continue;
-            for (int64_t kx = 0; kx < st.kw; ++kx) {
-              const int64_t tx = ox + st.pl - kx * st.dw;
-              if (tx < 0 || tx % st.sw) continue;
-              const int64_t ix = tx / st.sw;
-              if (ix >= iw) continue;
-              for (int64_t ic = 0; ic < cin_g; ++ic) {
-                const int64_t c = g * cin_g + ic;
-                acc += px[((bn * cin + c) * ih + iy) * iw + ix] *
-                       pw[((c * cout_g + ocg) * st.kh + ky) * st.kw + kx];
-              }
-            }
-          }
-          dst[oy * ow + ox] = st.act.apply(acc);
-        }
-    }
-  });
+  const float* in = x->as<float>();
+  float* out = ctx.output(0)->as<float>();
+  for (int64_t n = 0; n < x->shape[0]; ++n)
+    st->op.run(in + n * st->in_image, out + n * st->out_image, ctx.scratch, ctx.pool);
 }
 
 }  // namespace ops
