@@ -101,9 +101,9 @@ def lifetimes(graph: DeviceGraph) -> dict[int, tuple[int, int]]:
     for i, node in enumerate(graph.nodes):
         for t in node.outputs:
             live.setdefault(t, [i, i])
-        for t in node.inputs:
-            if t is not None and not graph.tensors[t].is_constant:
-                live.setdefault(t, [i, i])[1] = i
+        for ti in node.inputs:
+            if ti is not None and not graph.tensors[ti].is_constant:
+                live.setdefault(ti, [i, i])[1] = i
     for t in graph.outputs:
         live.setdefault(t, [-1, end])[1] = end
     return {t: (a, b) for t, (a, b) in live.items()}

@@ -18,10 +18,21 @@ from edgepack.errors import ModelError
 from edgepack.lower_ops import ONNX_DTYPES, LoweredNode, lower_node, resolve_defaults
 
 SUPPORTED_OPS: frozenset[str] = frozenset(
-    """Conv ConvTranspose Gemm MatMul Add Sub Mul Div Pow Sqrt Exp Neg Relu LeakyRelu Clip Sigmoid
-    Tanh HardSigmoid HardSwish Softmax BatchNormalization MaxPool AveragePool GlobalAveragePool
-    Flatten Reshape Transpose Concat Split Slice Squeeze Unsqueeze Gather Pad Identity Cast Resize
-    ReduceMean ReduceMax ArgMax TopK NonMaxSuppression RoiAlign Where Equal Greater Less""".split()
+    {
+        # heavy ops (runtime/kernels)
+        "Conv", "ConvTranspose", "Gemm", "MatMul",
+        # element-wise
+        "Add", "Sub", "Mul", "Div", "Pow", "Sqrt", "Exp", "Neg", "Relu", "LeakyRelu", "Clip",
+        "Sigmoid", "Tanh", "HardSigmoid", "HardSwish", "Equal", "Greater", "Less", "Where",
+        # normalisation, pooling, reductions
+        "Softmax", "BatchNormalization", "MaxPool", "AveragePool", "GlobalAveragePool",
+        "ReduceMean", "ReduceMax", "ArgMax", "TopK",
+        # layout and data movement
+        "Flatten", "Reshape", "Transpose", "Concat", "Split", "Slice", "Squeeze", "Unsqueeze",
+        "Gather", "Pad", "Identity", "Cast", "Resize",
+        # detection
+        "NonMaxSuppression", "RoiAlign",
+    }
 )
 # Ops folded away at lowering time when their inputs are known (never reach the device).
 FOLDABLE_ONLY: frozenset[str] = frozenset({"Constant", "Shape"})
@@ -66,8 +77,8 @@ def _fold_constants(
     for node in model.graph.node:
         ins = [i for i in node.input if i]
         if node.op_type == "Constant":
-            value = ReferenceEvaluator(_one_node_model(node, model)).run(None, {})[0]
-            consts[node.output[0]] = np.asarray(value)
+            value = next(iter(ReferenceEvaluator(_one_node_model(node, model)).run(None, {})))
+            consts[str(node.output[0])] = np.asarray(value)
             continue
         if node.op_type == "Shape" and ins and shapes.get(ins[0]) is not None:
             shape = np.asarray(shapes[ins[0]], dtype=np.int64)

@@ -181,10 +181,7 @@ def _conv_like(c: _Ctx, weight_index: int, transpose: bool = False) -> list[Lowe
                 eff = (kernel[d] - 1) * dilations[d] + 1
                 total = strides[d] * (x[2 + d] - 1) + op[d] + eff - out[2 + d]
                 total = max(total, 0)
-                if auto == "SAME_UPPER":
-                    b = total // 2
-                else:
-                    b = total - total // 2
+                b = total // 2 if auto == "SAME_UPPER" else total - total // 2
                 begin.append(b)
                 end.append(total - b)
             pads = begin + end

@@ -114,6 +114,7 @@ def infer_with_bounds(
             if bounds is None:
                 continue
             for i, (name, shape) in enumerate(bounds.items()):
+                elem: int
                 if node.op_type == "NonMaxSuppression" or i == 1:
                     elem = onnx.TensorProto.INT64
                 else:
@@ -128,17 +129,17 @@ def infer_with_bounds(
         if any(i in dynamic for i in n.input if i):
             dynamic.update(o for o in n.output if o)
     info: dict[str, TensorInfo] = {}
-    for name, (elem, shape) in known.items():
+    for name, (elem_type, shape) in known.items():
         if any(d < 0 for d in shape):
             continue
-        if elem not in ONNX_DTYPES:
+        if elem_type not in ONNX_DTYPES:
             continue
-        info[name] = (ONNX_DTYPES[elem], shape, name in dynamic)
+        info[name] = (ONNX_DTYPES[elem_type], shape, name in dynamic)
     for name, value in consts.items():
         arr = np.asarray(value)
-        elem = helper.np_dtype_to_tensor_dtype(arr.dtype)
-        if elem in ONNX_DTYPES:
-            info[name] = (ONNX_DTYPES[elem], list(arr.shape), False)
+        code = int(helper.np_dtype_to_tensor_dtype(arr.dtype))
+        if code in ONNX_DTYPES:
+            info[name] = (ONNX_DTYPES[code], list(arr.shape), False)
     for name in dynamic:
         if name in info and not info[name][1]:
             raise ModelError(f"tensor '{name}' depends on data but has rank 0")
