@@ -85,19 +85,16 @@ def time_ort(sess: ort.InferenceSession, feeds: dict[str, np.ndarray], iters: in
 
 
 def samples_from_json(report: Any) -> list[float]:
-    """Per-iteration milliseconds from graph-run's --json report (first list of numbers found
-    under a key naming samples/times)."""
-    if isinstance(report, dict):
-        for key, value in report.items():
-            if (any(w in key.lower() for w in ("sample", "times", "iterations_ms"))
-                    and isinstance(value, list) and value
-                    and all(isinstance(v, int | float) for v in value)):
-                return [float(v) for v in value]
-        for value in report.values():
-            found = samples_from_json(value)
-            if found:
-                return found
-    return []
+    """Per-iteration milliseconds from graph-run's --json report ("samples_ms")."""
+    samples = report.get("samples_ms") if isinstance(report, dict) else None
+    if not isinstance(samples, list) or not all(isinstance(v, int | float) for v in samples):
+        return []
+    return [float(v) for v in samples]
+
+
+def npy_name(tensor: str) -> str:
+    """graph-run's file name for a tensor: '/', ':' and '\\' become '_'."""
+    return "".join("_" if c in "/:\\" else c for c in tensor) + ".npy"
 
 
 def run_graph(tool: Path, graph: Path, inputs: Path, outputs: Path, threads: int, iters: int,
@@ -147,13 +144,13 @@ def main() -> int:
             for gi in model.graph.input:
                 dims = [d.dim_value for d in gi.type.tensor_type.shape.dim]
                 feeds[gi.name] = rng.standard_normal(dims).astype(np.float32)
-                np.save(inputs / f"{gi.name}.npy", feeds[gi.name])
+                np.save(inputs / npy_name(gi.name), feeds[gi.name])
             # Correctness first: edgepack vs onnxruntime on the same input.
             run_graph(tool, graph, inputs, outputs, 1, 0, 0, tmp / "unused.json")
             ref = ort_session(model, 1).run(None, feeds)
             worst = 0.0
             for go, want in zip(model.graph.output, ref, strict=True):
-                got = np.load(outputs / f"{go.name}.npy")
+                got = np.load(outputs / npy_name(go.name))
                 worst = max(worst, float(np.max(np.abs(got - want))))
                 if not np.allclose(got, want, rtol=1e-3, atol=1e-3):
                     raise SystemExit(f"{name}: output '{go.name}' differs from onnxruntime "
