@@ -118,11 +118,13 @@ std::vector<uint8_t> serialize(const Array& a) {
   const size_t total = 10 + h.size() + 1;
   h.append((64 - total % 64) % 64, ' ');
   h += '\n';
-  std::vector<uint8_t> out = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0,
-                              static_cast<uint8_t>(h.size() & 0xFF),
-                              static_cast<uint8_t>(h.size() >> 8)};
-  out.insert(out.end(), h.begin(), h.end());
-  out.insert(out.end(), a.data.begin(), a.data.end());
+  const uint8_t preamble[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0,
+                                static_cast<uint8_t>(h.size() & 0xFF),
+                                static_cast<uint8_t>(h.size() >> 8)};
+  std::vector<uint8_t> out(10 + h.size() + a.data.size());
+  std::memcpy(out.data(), preamble, 10);
+  std::memcpy(out.data() + 10, h.data(), h.size());
+  if (!a.data.empty()) std::memcpy(out.data() + 10 + h.size(), a.data.data(), a.data.size());
   return out;
 }
 
