@@ -10,6 +10,8 @@ Conv/Gemm/MatMul; plan memory; serialise.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import onnx
 from onnx import numpy_helper, shape_inference
 
@@ -131,8 +133,14 @@ def _static_shapes(model: onnx.ModelProto) -> dict[str, list[int]]:
     return out
 
 
-def lower(model: onnx.ModelProto) -> bytes:
-    """The device graph bytes for ``model``; raises ModelError for what the runtime can't run."""
+def lower(model: onnx.ModelProto, input_bounds: Mapping[str, int] | None = None) -> bytes:
+    """The device graph bytes for ``model``; raises ModelError for what the runtime can't run.
+
+    ``input_bounds`` names graph inputs whose dimension 0 depends on data (e.g. the boxes a crop
+    stage receives from a detector's NMS) with their bound; they become dynamic_dim0 inputs."""
+    bounds = dict(input_bounds or {})
+    if bounds:
+        model = _bind_input_bounds(model, bounds)
     _check_opset(model)
     bad = unsupported_ops(model)
     if bad:
@@ -146,13 +154,28 @@ def lower(model: onnx.ModelProto) -> bytes:
     nodes, consts = _fold_constants(model, shapes)
     from edgepack.lower_shapes import infer_with_bounds
 
-    info = infer_with_bounds(model, nodes, consts)  # name -> (dtype, shape, dynamic)
+    info = infer_with_bounds(model, nodes, consts, set(bounds))  # name -> (dtype, shape, dynamic)
     lowered: list[LoweredNode] = []
     for node in nodes:
         attrs = resolve_defaults(node)
         lowered.extend(lower_node(node, attrs, consts, info))
     lowered = _fuse_activations(lowered, {o.name for o in model.graph.output})
     return _build(model, lowered, consts, info)
+
+
+def _bind_input_bounds(model: onnx.ModelProto, bounds: dict[str, int]) -> onnx.ModelProto:
+    """A copy of ``model`` whose bounded inputs have their bound as static dimension 0."""
+    bound_model = onnx.ModelProto()
+    bound_model.CopyFrom(model)
+    inputs = {gi.name: gi for gi in bound_model.graph.input}
+    for name, bound in bounds.items():
+        gi = inputs.get(name)
+        if gi is None or not gi.type.tensor_type.shape.dim:
+            raise ModelError(f"bounded input '{name}' is not a graph input with rank >= 1")
+        dim0 = gi.type.tensor_type.shape.dim[0]
+        dim0.Clear()
+        dim0.dim_value = bound
+    return bound_model
 
 
 def _fuse_activations(nodes: list[LoweredNode], graph_outputs: set[str]) -> list[LoweredNode]:

@@ -9,6 +9,7 @@ until every cut has a bound (a cut's own inputs may lie downstream of another cu
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 import numpy as np
@@ -99,7 +100,8 @@ def _infer(
 
 
 def infer_with_bounds(
-    model: onnx.ModelProto, nodes: list[onnx.NodeProto], consts: dict[str, Any]
+    model: onnx.ModelProto, nodes: list[onnx.NodeProto], consts: dict[str, Any],
+    dynamic_inputs: Collection[str] = (),
 ) -> dict[str, TensorInfo]:
     cuts = [n for n in nodes if _is_data_dependent(n, consts)]
     cut_inputs: dict[str, tuple[int, list[int]]] = {}
@@ -124,7 +126,7 @@ def infer_with_bounds(
         if not progressed:
             break
     # Dynamic propagation: anything computed from a cut output.
-    dynamic = set(cut_inputs)
+    dynamic = set(cut_inputs) | set(dynamic_inputs)
     for n in nodes:
         if any(i in dynamic for i in n.input if i):
             dynamic.update(o for o in n.output if o)

@@ -89,7 +89,7 @@ def build_sections(
     graph_sizes: dict[str, int] = {}
     stage_graphs: dict[str, bytes] = {}
     for stage in plan.stages:
-        graph = lower(stage.onnx)
+        graph = lower(stage.onnx, {t.name: t.shape[0] for t in stage.inputs if t.dynamic_dim0})
         stage_graphs[stage.name] = graph
         graph_sizes[stage.name] = len(graph)
         blobs.append((f"onnx/{stage.name}", stage.onnx.SerializeToString(deterministic=True)))

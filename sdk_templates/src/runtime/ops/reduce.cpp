@@ -85,7 +85,8 @@ void argmax_prepare(PrepareContext& ctx) {
   auto st = std::make_unique<ReduceState>();
   st->axis = norm_axis(ctx, ctx.attrs->get_int("axis", 0), x->rank);
   st->last = ctx.attrs->get_int("select_last_index", 0) != 0;
-  if (x->dynamic_dim0 && st->axis == 0) ctx.fail("cannot reduce a dynamic dimension 0");
+  // Along a dynamic dim 0 the index is taken over the actual rows and the output is static
+  // (a detection post uses this to count the rows NonMaxSuppression kept).
   const bool keep = ctx.attrs->get_int("keepdims", 1) != 0;
   std::vector<int64_t> out;
   for (int d = 0; d < x->rank; ++d)
@@ -102,7 +103,11 @@ void argmax_run(RunContext& ctx) {
   for (int d = 0; d < st.axis; ++d) outer *= x->shape[d];
   for (int d = static_cast<int>(st.axis) + 1; d < x->rank; ++d) inner *= x->shape[d];
   const int64_t n = x->shape[st.axis];
-  int64_t* py = ctx.output(0)->as<int64_t>();
+  Tensor* y = ctx.output(0);
+  if (st.axis == 0)  // reduced the (maybe dynamic) rows: the output keeps its static shape
+    for (int d = 0; d < y->rank; ++d) y->shape[d] = y->static_shape[d];
+  if (n == 0) throw Error(ErrorCode::kRuntimeError, std::string("ArgMax: no rows in ") + ctx.node_name);
+  int64_t* py = y->as<int64_t>();
   dispatch(x->dtype, [&](auto tag) {
     using T = decltype(tag);
     const T* px = x->as<T>();
