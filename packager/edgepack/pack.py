@@ -23,6 +23,7 @@ from .reference import golden_inputs, run_pipeline
 from .spec import Spec
 from .spec_loader import load_spec
 from .stages import StagePlan, build_stage_plan
+from .ui import Progress
 
 GOLDEN_SEED = 0
 
@@ -87,16 +88,17 @@ def build_sections(
     """The manifest and every section after it, deterministically ordered."""
     blobs: list[tuple[str, bytes]] = []
     graph_sizes: dict[str, int] = {}
-    stage_graphs: dict[str, bytes] = {}
-    for stage in plan.stages:
-        graph = lower(stage.onnx, {t.name: t.shape[0] for t in stage.inputs if t.dynamic_dim0})
-        stage_graphs[stage.name] = graph
-        graph_sizes[stage.name] = len(graph)
-        blobs.append((f"onnx/{stage.name}", stage.onnx.SerializeToString(deterministic=True)))
-        blobs.append((f"graph/{stage.name}", graph))
+    with Progress("lower stage graphs", total=len(plan.stages)) as progress:
+        for stage in plan.stages:
+            graph = lower(stage.onnx, {t.name: t.shape[0] for t in stage.inputs if t.dynamic_dim0})
+            graph_sizes[stage.name] = len(graph)
+            blobs.append((f"onnx/{stage.name}", stage.onnx.SerializeToString(deterministic=True)))
+            blobs.append((f"graph/{stage.name}", graph))
+            progress.advance()
 
-    inputs = golden_inputs(plan, GOLDEN_SEED)
-    outputs = run_pipeline(plan, inputs)
+    with Progress("host reference on golden inputs"):
+        inputs = golden_inputs(plan, GOLDEN_SEED)
+        outputs = run_pipeline(plan, inputs)
     golden: dict[str, Any] = {"inputs": {}, "outputs": {}}
     for kind, tensors in (("input", inputs), ("output", outputs)):
         for name in sorted(tensors):
@@ -144,19 +146,21 @@ def pack_project(project: Path, out: Path, *, board: str | None = None) -> PackR
     if board is not None:
         board_spec = load_board(board, project_dir=spec.root)
         placement = spec.placement.get(board_spec.id, {})
-    plan = build_stage_plan(spec, placement)
+    with Progress(f"ingest and optimise {len(spec.models)} models"):
+        plan = build_stage_plan(spec, placement)
     if board is not None:
         check_placement(spec, board_spec, {m.name: list(m.ops) for m in plan.models})
     doc, blobs, graph_sizes = build_sections(spec, plan, board)
-    header = artifact.write_artifact(
-        Path(out),
-        package_name=spec.package.name,
-        package_version=spec.package.version,
-        version_counter=spec.package.version_counter,
-        publisher=publisher,
-        recipients=recipients,
-        sections=[(artifact.MANIFEST_SECTION, manifest.dumps(doc)), *blobs],
-    )
+    with Progress("seal and sign"):
+        header = artifact.write_artifact(
+            Path(out),
+            package_name=spec.package.name,
+            package_version=spec.package.version,
+            version_counter=spec.package.version_counter,
+            publisher=publisher,
+            recipients=recipients,
+            sections=[(artifact.MANIFEST_SECTION, manifest.dumps(doc)), *blobs],
+        )
     return PackResult(
         path=Path(out),
         header=header,
