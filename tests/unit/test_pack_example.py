@@ -124,3 +124,28 @@ def test_bad_recipient_file_leaves_nothing(project: Path, tmp_path: Path,
     assert "publisher.pub" in err and "Traceback" not in err
     assert not out.exists()
     assert not any(p.name.endswith(".tmp") for p in tmp_path.iterdir())
+
+
+def test_op_the_processor_cannot_run_is_refused(project: Path, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """The detector's upsample (Resize) is not in the NNIE's op list: placing it there fails at
+    pack time with the op, node, processor and board named, and nothing is written."""
+    placed = tmp_path / "placed"
+    shutil.copytree(project, placed)
+    toml = placed / "edgepack.toml"
+    toml.write_text(toml.read_text().replace('detector = "cpu"', 'detector = "npu"'))
+    out = tmp_path / "x.epk"
+    rc = main(["pack", str(placed), "--board", "hi3559a", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert rc != 0
+    assert "placement.hi3559a.detector" in err
+    assert "npu" in err and "Resize" in err and "hi3559a" in err
+    assert "Traceback" not in err
+    assert not out.exists()
+
+
+def test_pack_for_board_records_placement(project: Path, tmp_path: Path) -> None:
+    out = tmp_path / "board.epk"
+    result = pack_project(project, out, board="hi3559a")
+    assert result.manifest["provenance"]["board"] == "hi3559a"
+    assert {s["processor"] for s in result.manifest["stages"]} == {"cpu"}
