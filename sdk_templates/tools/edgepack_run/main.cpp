@@ -17,13 +17,35 @@
 #include <string>
 #include <vector>
 
+#include "common/error.h"
+#include "common/npy.h"
 #include "edgepack.h"
-#include "npy_file.h"
 #include "stats.h"
 
 namespace {
 
-using edgepack_run::NpyError;
+namespace npy = edgepack::npy;
+
+// The C API's dtypes by their .npy names (common/npy.h speaks dtype names and descr strings).
+const char* dtype_name(ep_dtype d) {
+  switch (d) {
+    case EP_DTYPE_FLOAT32: return "float32";
+    case EP_DTYPE_UINT8: return "uint8";
+    case EP_DTYPE_INT32: return "int32";
+    case EP_DTYPE_INT64: return "int64";
+  }
+  return "unknown";
+}
+
+bool dtype_from_name(const std::string& name, ep_dtype* out) {
+  for (ep_dtype d : {EP_DTYPE_FLOAT32, EP_DTYPE_UINT8, EP_DTYPE_INT32, EP_DTYPE_INT64}) {
+    if (name == dtype_name(d)) {
+      *out = d;
+      return true;
+    }
+  }
+  return false;
+}
 
 constexpr int kExitUsage = 2;
 constexpr int kExitErrorBase = 10;  // + ep_error_code: 11 invalid argument ... 17 I/O error
@@ -177,13 +199,13 @@ std::string shape_text(const std::vector<int64_t>& shape) {
 
 void load_inputs(ep_session* s, const char* stage, const std::string& dir) {
   for (const Tensor& t : describe(s, stage, true)) {
-    edgepack_run::NpyArray a;
+    npy::Array a;
+    ep_dtype dtype = t.dtype;
     if (dir.empty()) {
-      a.dtype = t.dtype;
       a.shape = t.shape;
       size_t count = 1;
       for (int64_t d : t.shape) count *= static_cast<size_t>(d);
-      a.data.assign(count * edgepack_run::dtype_size(t.dtype), 0);
+      a.data.assign(count * npy::item_size(npy::descr_for(dtype_name(t.dtype))), 0);
     } else {
       const std::string path = dir + "/" + t.name + ".npy";
       struct stat st;
@@ -192,15 +214,15 @@ void load_inputs(ep_session* s, const char* stage, const std::string& dir) {
                       "missing input '" + t.name + "': " + path + " does not exist"};
       }
       try {
-        a = edgepack_run::read_npy(path);
-      } catch (const NpyError& e) {
-        throw Failure{kExitErrorBase + EP_INVALID_ARGUMENT, e.message};
+        a = npy::load(path);
+      } catch (const edgepack::Error& e) {
+        throw Failure{kExitErrorBase + static_cast<int>(e.code()), e.what()};
       }
-      if (a.dtype != t.dtype) {
+      const std::string held = npy::dtype_for(a.descr);
+      if (!dtype_from_name(held, &dtype) || dtype != t.dtype) {
         throw Failure{kExitErrorBase + EP_INVALID_ARGUMENT,
-                      path + ": input '" + t.name + "' must be " +
-                          edgepack_run::dtype_name(t.dtype) + ", the file holds " +
-                          edgepack_run::dtype_name(a.dtype)};
+                      path + ": input '" + t.name + "' must be " + dtype_name(t.dtype) +
+                          ", the file holds " + held};
       }
       bool shape_ok = a.shape.size() == t.shape.size();
       for (size_t i = 0; shape_ok && i < a.shape.size(); ++i) {
@@ -212,7 +234,7 @@ void load_inputs(ep_session* s, const char* stage, const std::string& dir) {
                           ", the file holds " + shape_text(a.shape)};
       }
     }
-    check(ep_session_set_tensor(s, stage, t.name.c_str(), a.dtype, a.shape.data(), a.shape.size(),
+    check(ep_session_set_tensor(s, stage, t.name.c_str(), dtype, a.shape.data(), a.shape.size(),
                                 a.data.data(), a.data.size()),
           "input '" + t.name + "'");
   }
@@ -223,11 +245,15 @@ void write_outputs(ep_session* s, const char* stage, const std::string& dir) {
   for (const Tensor& t : describe(s, stage, false)) {
     ep_tensor v;
     check(ep_session_get_tensor(s, stage, t.name.c_str(), &v), "output '" + t.name + "'");
+    npy::Array a;
+    a.descr = npy::descr_for(dtype_name(static_cast<ep_dtype>(v.dtype)));
+    a.shape.assign(v.shape, v.shape + v.rank);
+    const uint8_t* bytes = static_cast<const uint8_t*>(v.data);
+    a.data.assign(bytes, bytes + v.bytes);
     try {
-      edgepack_run::write_npy(dir + "/" + t.name + ".npy", static_cast<ep_dtype>(v.dtype),
-                              std::vector<int64_t>(v.shape, v.shape + v.rank), v.data, v.bytes);
-    } catch (const NpyError& e) {
-      throw Failure{kExitErrorBase + EP_IO_ERROR, e.message};
+      npy::save(dir + "/" + t.name + ".npy", a);
+    } catch (const edgepack::Error& e) {
+      throw Failure{kExitErrorBase + EP_IO_ERROR, e.what()};
     }
   }
 }
