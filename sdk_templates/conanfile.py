@@ -17,7 +17,9 @@ from conan.tools.files import load
 
 class EdgepackSdkConan(ConanFile):
     name = "edgepack-sdk"
-    package_type = "library"
+    # libedgepack.so is what consumers link (cpp_info.libs); the package also carries the
+    # bundled libedgepack_static.a for apps that want one static binary.
+    package_type = "shared-library"
     license = "Apache-2.0"
     description = "edgepack runtime: loads signed, encrypted model artifacts and runs them"
     settings = "os", "arch", "compiler", "build_type"
