@@ -7,6 +7,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +19,7 @@ CMAKE = REPO / ".venv" / "bin" / "cmake"
 EXAMPLE = REPO / "examples" / "vision-demo"
 
 
-def run(cmd: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+def run(cmd: Sequence[object], **kwargs: object) -> subprocess.CompletedProcess[str]:
     """Runs a build step; a failure shows the command and its output."""
     proc = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, check=False,
                           **kwargs)  # type: ignore[call-overload]

@@ -1,0 +1,180 @@
+# SPDX-License-Identifier: Apache-2.0
+"""edgepack-run on the packed example agrees with the host reference: the whole pipeline against
+the golden outputs stored in the artifact, each stage (``--stage``) against onnxruntime on the
+stage's ONNX graph from the artifact, and the bench report keeps its invariants.
+
+Tolerances: box coordinates (source-image pixels) atol 1e-2; scores and other float tensors
+atol 1e-4 relative to the tensor's scale (max(1, max |reference|)); integer outputs equal, except
+top-k class indices where two reference scores are closer than 1e-4 (a near-tie may order either
+way)."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from sdk_host import SdkBuild, run
+
+from edgepack import artifact, keys
+from edgepack.reference import run_stage
+
+BOX_ATOL = 1e-2
+SCORE_ATOL = 1e-4
+TIE = 1e-4
+
+
+@dataclass(frozen=True)
+class Unpacked:
+    epk: Path
+    key_args: tuple[str, ...]
+    manifest: dict[str, Any]
+    sections: dict[str, bytes]
+
+    def npy(self, section: str) -> np.ndarray:
+        return np.asarray(np.load(io.BytesIO(self.sections[section]), allow_pickle=False))
+
+
+@pytest.fixture(scope="module")
+def demo(packed_demo: tuple[Path, Path]) -> Unpacked:
+    epk, project = packed_demo
+    k = project / "keys"
+    opened = artifact.open_artifact(epk.read_bytes(), keys.load_device_private(k / "dev1.key"),
+                                    keys.load_publisher_public(k / "publisher.pub"))
+    return Unpacked(epk, ("--key", str(k / "dev1.key"), "--publisher", str(k / "publisher.pub")),
+                    json.loads(opened.manifest_bytes), dict(opened.sections))
+
+
+def run_runner(sdk: SdkBuild, demo: Unpacked, inputs: dict[str, np.ndarray], out: Path,
+               *extra: str) -> dict[str, np.ndarray]:
+    """Writes `inputs` as .npy, runs edgepack-run, returns its outputs by name."""
+    in_dir = out / "in"
+    in_dir.mkdir(parents=True)
+    for name, value in inputs.items():
+        np.save(in_dir / f"{name}.npy", value)
+    run([sdk.runner, demo.epk, *demo.key_args, "--inputs", in_dir, "--outputs", out / "out",
+         *extra])
+    return {p.stem: np.load(p) for p in (out / "out").glob("*.npy")}
+
+
+def assert_close(name: str, got: np.ndarray, want: np.ndarray) -> None:
+    assert got.dtype == want.dtype and got.shape == want.shape, \
+        (name, got.dtype, got.shape, want.dtype, want.shape)
+    if np.issubdtype(want.dtype, np.integer):
+        np.testing.assert_array_equal(got, want, err_msg=name)
+        return
+    atol = BOX_ATOL if name.endswith("boxes") else \
+        SCORE_ATOL * max(1.0, float(np.abs(want).max(initial=0.0)))
+    np.testing.assert_allclose(got, want, rtol=0, atol=atol, err_msg=name)
+
+
+def assert_topk_indices(name: str, got: np.ndarray, want: np.ndarray,
+                        scores: np.ndarray) -> None:
+    """Indices equal wherever the reference score is not within TIE of a neighbour's."""
+    assert got.shape == want.shape, (name, got.shape, want.shape)
+    gaps = np.abs(np.diff(scores, axis=-1))
+    near_tie = np.zeros(scores.shape, bool)
+    near_tie[..., 1:] |= gaps < TIE
+    near_tie[..., :-1] |= gaps < TIE
+    assert near_tie.mean() < 0.5, f"{name}: too many near-ties to compare"
+    np.testing.assert_array_equal(got[~near_tie], want[~near_tie], err_msg=name)
+
+
+def test_whole_pipeline_matches_golden_outputs(sdk_host: SdkBuild, demo: Unpacked,
+                                               tmp_path: Path) -> None:
+    golden = demo.manifest["golden"]
+    inputs = {n: demo.npy(e["section"]) for n, e in golden["inputs"].items()}
+    want = {n: demo.npy(e["section"]) for n, e in golden["outputs"].items()}
+    assert want["detector.boxes"].shape[0] > 0, "the golden image has no detections to compare"
+    got = run_runner(sdk_host, demo, inputs, tmp_path)
+    assert set(got) == set(want)
+    for name in want:
+        if name == "classifier.indices":
+            assert_topk_indices(name, got[name], want[name], want["classifier.scores"])
+        else:
+            assert_close(name, got[name], want[name])
+
+
+def stage_inputs(demo: Unpacked) -> dict[str, dict[str, np.ndarray]]:
+    """Every stage's inputs, from walking the pipeline with the host reference on the golden
+    inputs (a map step gets its first row, as the runner feeds one row per run)."""
+    stages = {s["name"]: s for s in demo.manifest["stages"]}
+    pipeline = demo.manifest["pipeline"]
+    tensors = {n: demo.npy(e["section"]) for n, e in demo.manifest["golden"]["inputs"].items()}
+    feeds_by_stage: dict[str, dict[str, np.ndarray]] = {}
+    for step in pipeline["steps"]:
+        stage = stages[step["stage"]]
+        feeds = {name: tensors[ref] for name, ref in step["bind"].items()}
+        if step.get("map"):
+            feeds = {n: v[:1] if v.shape[:1] != (1,) else v for n, v in feeds.items()}
+        feeds_by_stage[stage["name"]] = feeds
+        outs = run_stage(demo.sections[stage["onnx"]], feeds)
+        tensors.update({f"{stage['name']}:{n}": v for n, v in outs.items()})
+    return feeds_by_stage
+
+
+def test_each_stage_matches_onnxruntime(sdk_host: SdkBuild, demo: Unpacked,
+                                        tmp_path: Path) -> None:
+    stages = {s["name"]: s for s in demo.manifest["stages"]}
+    feeds = stage_inputs(demo)
+    assert set(feeds) == set(stages)
+    for name, stage_feeds in feeds.items():
+        want = run_stage(demo.sections[stages[name]["onnx"]], stage_feeds)
+        got = run_runner(sdk_host, demo, stage_feeds, tmp_path / name, "--stage", name)
+        assert set(got) == set(want), name
+        for out, value in want.items():
+            if out == "indices":
+                assert_topk_indices(f"{name}:{out}", got[out], value, want["scores"])
+            else:
+                assert_close(f"{name}:{out}", got[out], value)
+
+
+def test_bench_report_invariants(sdk_host: SdkBuild, demo: Unpacked, tmp_path: Path) -> None:
+    golden = demo.manifest["golden"]
+    inputs = {n: demo.npy(e["section"]) for n, e in golden["inputs"].items()}
+    report = tmp_path / "run.json"
+    run_runner(sdk_host, demo, inputs, tmp_path, "--bench", "5", "--warmup", "2", "--json",
+               str(report))
+    r = json.loads(report.read_text())
+    assert r["schema"] == "edgepack.run/1" and r["stage"] is None
+    assert (r["iterations"], r["warmup"]) == (5, 2)
+    load = r["load"]
+    assert load["total_ms"] >= max(load["verify_ms"], load["decrypt_ms"], load["prepare_ms"]) > 0
+    rows = demo.npy(golden["outputs"]["detector.boxes"]["section"]).shape[0]
+    mapped = {s["stage"] for s in demo.manifest["pipeline"]["steps"] if s.get("map")}
+    steps = [s["stage"] for s in demo.manifest["pipeline"]["steps"]]
+    assert [s["stage"] for s in r["stages"]] == steps
+
+    def check_stats(what: str, st: dict[str, Any]) -> None:
+        assert len(st["samples"]) == 5, what
+        assert st["min"] <= st["p50"] <= st["p90"] <= st["p99"] <= st["max"], (what, st)
+        assert st["min"] == min(st["samples"]) and st["max"] == max(st["samples"]), what
+        assert st["min"] <= st["mean"] <= st["max"] and st["std"] >= 0, what
+
+    e2e = r["end_to_end"]
+    check_stats("end_to_end", e2e)
+    for s in r["stages"]:
+        check_stats(s["stage"], s["ms"])
+        assert s["runs"] == (rows if s["stage"] in mapped else 1), s
+    # Stages run inside the end-to-end interval of the same iteration.
+    for i in range(5):
+        assert sum(s["ms"]["samples"][i] for s in r["stages"]) <= e2e["samples"][i], i
+
+
+def test_stage_bench_counts(sdk_host: SdkBuild, demo: Unpacked, tmp_path: Path) -> None:
+    report = tmp_path / "stage.json"
+    run([sdk_host.runner, demo.epk, *demo.key_args, "--stage", "classifier", "--bench", "3",
+         "--json", report])
+    r = json.loads(report.read_text())
+    assert (r["stage"], r["iterations"], r["warmup"]) == ("classifier", 3, 0)
+    assert len(r["end_to_end"]["samples"]) == 3
+    e = r["end_to_end"]
+    assert e["min"] <= e["p50"] <= e["p90"] <= e["p99"] <= e["max"]
+    proc = subprocess.run([str(sdk_host.runner), str(demo.epk), *demo.key_args, "--bench", "x"],
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 2 and "--bench" in proc.stderr, proc.stderr
