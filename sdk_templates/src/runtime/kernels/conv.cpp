@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <limits>
 #include <string>
 
 #include "common/error.h"
@@ -147,7 +148,11 @@ void Conv2d::prepare(const Conv2dParams& params, const float* weights, const flo
   weights_.assign(group_a_floats_ * static_cast<size_t>(p.groups), 0.0f);
   for (int64_t g = 0; g < p.groups; ++g)
     pack_a(weights + g * cout_g * k, k, false, cout_g, k, weights_.data() + g * group_a_floats_);
-  scratch_bytes_ = packed_b_floats(k, n) * sizeof(float) + 64;
+  // Pointwise: only a partial last B panel is packed (see gemm()); im2col: all of B.
+  const size_t b_floats = path_ == Path::kPointwise
+                              ? gemm_scratch_floats(cout_g, n % gemm_shape().nr, k, true, false)
+                              : packed_b_floats(k, n);
+  scratch_bytes_ = b_floats * sizeof(float) + 64;
 }
 
 void Conv2d::run(const float* input, float* output, void* scratch, ThreadPool* pool) const {
@@ -168,8 +173,10 @@ void Conv2d::run(const float* input, float* output, void* scratch, ThreadPool* p
     for (int64_t g = 0; g < p.groups; ++g) {
       const float* in = input + (b * p.in_channels + g * cin_g) * in_plane;
       float* out = output + (b * p.out_channels + g * cout_g) * n;
-      if (path_ == Path::kPointwise) {
-        pack_b(in, n, false, k, n, packed_b, pool);
+      GemmOperand bop;
+      if (path_ == Path::kPointwise) {  // the input is B (k x n) as it is: gemm reads it in place
+        bop.data = in;
+        bop.ld = n;
       } else {
         const int64_t panels = ceil_div(n, nr);
         auto fill = [&](int64_t p0, int64_t p1) { im2col_packed(p, cin_g, in, nr, p0, p1, packed_b); };
@@ -177,14 +184,13 @@ void Conv2d::run(const float* input, float* output, void* scratch, ThreadPool* p
           pool->parallel_for(panels, fill);
         else
           fill(0, panels);
+        bop.packed = packed_b;
       }
       GemmOperand a;
       a.packed = weights_.data() + g * group_a_floats_;
-      GemmOperand bop;
-      bop.packed = packed_b;
       Epilogue ep = ep_;
       if (ep.bias != nullptr) ep.bias += g * cout_g;
-      gemm(cout_g, n, k, 1.0f, a, bop, 0.0f, out, n, ep, nullptr, pool);
+      gemm(cout_g, n, k, 1.0f, a, bop, 0.0f, out, n, ep, packed_b, pool);
     }
   }
 }
@@ -194,8 +200,17 @@ void Conv2d::run_depthwise(const float* input, float* output, ThreadPool* pool) 
   const int64_t oh_n = p.out_h(), ow_n = p.out_w(), s = p.stride_h;
   const int64_t H = p.in_h, W = p.in_w;
   const MicroKernel& kern = selected_microkernel();
+  // ReLU / Clip are applied in the row pass; HardSwish in a second pass over the row.
   Epilogue act_only = ep_;
   act_only.bias = nullptr;
+  float lo = -std::numeric_limits<float>::infinity(), hi = std::numeric_limits<float>::infinity();
+  if (ep_.act == Activation::kRelu) {
+    lo = 0.0f;
+  } else if (ep_.act == Activation::kClip) {
+    lo = ep_.clip_min;
+    hi = ep_.clip_max;
+  }
+  if (ep_.act != Activation::kHardSwish) act_only.act = Activation::kNone;
   // Interior columns: every tap of the row in [0, W).
   const int64_t ow_lo = std::min(ow_n, ceil_div(p.pad_left, s));
   const int64_t ow_hi =
@@ -228,16 +243,17 @@ void Conv2d::run_depthwise(const float* input, float* output, ThreadPool* pool) 
               const int64_t iw = iw0 + t;
               if (iw >= 0 && iw < W) acc += w9[r * 3 + t] * rows[r][iw];
             }
-          out[ow] = acc;
+          acc = acc < lo ? lo : acc;
+          out[ow] = acc > hi ? hi : acc;
         };
         for (int64_t ow = 0; ow < ow_lo; ++ow) edge(ow);
         if (ow_hi > ow_lo) {
           const int64_t off = ow_lo * s - p.pad_left;
-          kern.dw3x3_row(rows[0] + off, rows[1] + off, rows[2] + off, w9, bias, out + ow_lo,
+          kern.dw3x3_row(rows[0] + off, rows[1] + off, rows[2] + off, w9, bias, lo, hi, out + ow_lo,
                          ow_hi - ow_lo, s);
         }
         for (int64_t ow = ow_hi; ow < ow_n; ++ow) edge(ow);
-        apply_epilogue(act_only, out, ow_n, 1, ow_n, 0, 0);
+        if (act_only.act != Activation::kNone) apply_epilogue(act_only, out, ow_n, 1, ow_n, 0, 0);
       }
     }
   };

@@ -67,12 +67,12 @@ void ConvTranspose2d::run(const float* input, float* output, void* scratch,
     for (int64_t g = 0; g < p.groups; ++g) {
       const float* in = input + (b * p.in_channels + g * cin_g) * n;
       float* out = output + (b * p.out_channels + g * cout_g) * out_plane;
-      pack_b(in, n, false, cin_g, n, packed_b, pool);
       GemmOperand a;
       a.packed = weights_.data() + g * group_a_floats_;
-      GemmOperand bop;
-      bop.packed = packed_b;
-      gemm(m, n, cin_g, 1.0f, a, bop, 0.0f, col, n, Epilogue{}, nullptr, pool);
+      GemmOperand bop;  // the input (cin_g x n) read in place; packed_b takes a partial panel
+      bop.data = in;
+      bop.ld = n;
+      gemm(m, n, cin_g, 1.0f, a, bop, 0.0f, col, n, Epilogue{}, packed_b, pool);
 
       auto col2im = [&](int64_t c0, int64_t c1) {
         for (int64_t oc = c0; oc < c1; ++oc) {

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <string>
 
 #include "microkernel.h"
@@ -159,6 +160,30 @@ void apply_epilogue(const Epilogue& ep, float* c, int64_t ldc, int64_t rows, int
   }
 }
 
+namespace {
+
+// The part of an epilogue the micro-kernel applies itself: bias and a clamp (HardSwish is left to
+// apply_epilogue()).
+bool fusable(const Epilogue& ep) { return ep.act != Activation::kHardSwish; }
+
+TileEpilogue tile_epilogue(const Epilogue& ep, int64_t row0, int64_t col0) {
+  TileEpilogue t;
+  if (ep.bias != nullptr) (ep.bias_per_row ? t.row_bias : t.col_bias) =
+      ep.bias + (ep.bias_per_row ? row0 : col0);
+  if (ep.act == Activation::kRelu) {
+    t.clamp = 1;
+    t.lo = 0.0f;
+    t.hi = std::numeric_limits<float>::infinity();
+  } else if (ep.act == Activation::kClip) {
+    t.clamp = 1;
+    t.lo = ep.clip_min;
+    t.hi = ep.clip_max;
+  }
+  return t;
+}
+
+}  // namespace
+
 void gemm(int64_t m, int64_t n, int64_t k, float alpha, const GemmOperand& a,
           const GemmOperand& b, float beta, float* c, int64_t ldc, const Epilogue& ep,
           float* scratch, ThreadPool* pool) {
@@ -166,8 +191,14 @@ void gemm(int64_t m, int64_t n, int64_t k, float alpha, const GemmOperand& a,
   const MicroKernel& kern = mk();
   const int mr = kern.mr, nr = kern.nr;
 
+  // B is read either from packed panels (row stride nr, panel j at pb + j * k) or, when it is
+  // an unpacked, untransposed matrix, in place (row stride b.ld): only a partial last panel is
+  // packed then. Skipping the copy matters for 1x1 convolutions, where B is the activation.
   const float* pa = a.packed;
   const float* pb = b.packed;
+  const bool b_direct = pb == nullptr && !b.trans && k > 0;
+  const int64_t full_cols = (n / nr) * nr;
+  const float* b_tail = nullptr;  // packed columns [full_cols, n) in direct mode
   if (k > 0) {
     float* next = scratch;
     if (pa == nullptr) {
@@ -175,12 +206,17 @@ void gemm(int64_t m, int64_t n, int64_t k, float alpha, const GemmOperand& a,
       pa = next;
       next += packed_a_floats(m, k) + 16;
     }
-    if (pb == nullptr) {
+    if (b_direct) {
+      if (full_cols < n) {
+        pack_panel(b.data, b.ld, false, full_cols, n - full_cols, k, nr, next);
+        b_tail = next;
+      }
+    } else if (pb == nullptr) {
       pack_b(b.data, b.ld, b.trans, k, n, next, pool);
       pb = next;
     }
   }
-
+  const bool fused = k > 0 && fusable(ep);
   // Tasks are (row block, column block) tiles of C, each computed over all of K by one thread.
   // Blocks shrink until every thread has a couple of tasks.
   const int threads = pool != nullptr ? pool->threads() : 1;
@@ -213,27 +249,40 @@ void gemm(int64_t m, int64_t n, int64_t k, float alpha, const GemmOperand& a,
       for (int64_t p0 = 0; p0 < k; p0 += kc_max) {
         const int64_t kc = std::min(kc_max, k - p0);
         const int accumulate = (p0 > 0 || beta != 0.0f) ? 1 : 0;
+        const bool last = fused && p0 + kc >= k;
         for (int64_t j = j0; j < j0 + ncols; j += nr) {
-          const float* bpanel = pb + (j / nr) * nr * k + p0 * nr;
+          const float* bpanel;
+          int64_t ldb = nr;
+          if (!b_direct) {
+            bpanel = pb + (j / nr) * nr * k + p0 * nr;
+          } else if (j < full_cols) {
+            bpanel = b.data + p0 * b.ld + j;
+            ldb = b.ld;
+          } else {
+            bpanel = b_tail + p0 * nr;
+          }
           const int64_t nw = std::min<int64_t>(nr, n - j);
           for (int64_t i = i0; i < i0 + mrows; i += mr) {
             const float* apanel = pa + (i / mr) * mr * k + p0 * mr;
             const int64_t mw = std::min<int64_t>(mr, m - i);
             float* ctile = c + i * ldc + j;
             if (mw == mr && nw == nr) {
-              kern.fn(kc, apanel, bpanel, ctile, ldc, alpha, accumulate);
+              const TileEpilogue te = last ? tile_epilogue(ep, i, j) : TileEpilogue{};
+              kern.fn(kc, apanel, bpanel, ldb, ctile, ldc, alpha, accumulate,
+                      last ? &te : nullptr);
             } else {
-              kern.fn(kc, apanel, bpanel, edge, nr, alpha, 0);
+              kern.fn(kc, apanel, bpanel, ldb, edge, nr, alpha, 0, nullptr);
               for (int64_t ii = 0; ii < mw; ++ii)
                 for (int64_t jj = 0; jj < nw; ++jj) {
                   float& dst = ctile[ii * ldc + jj];
                   dst = accumulate ? dst + edge[ii * nr + jj] : edge[ii * nr + jj];
                 }
+              if (last) apply_epilogue(ep, ctile, ldc, mw, nw, i, j);
             }
           }
         }
       }
-      apply_epilogue(ep, c + i0 * ldc + j0, ldc, mrows, ncols, i0, j0);
+      if (!fused) apply_epilogue(ep, c + i0 * ldc + j0, ldc, mrows, ncols, i0, j0);
     }
   });
 }

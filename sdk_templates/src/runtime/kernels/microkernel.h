@@ -11,10 +11,22 @@
 namespace edgepack {
 namespace kernels {
 
-// Computes the MR x NR tile acc = sum_p A[p][0..MR) (x) B[p][0..NR) over kc steps from packed
-// panels, then c = alpha * acc (accumulate == 0) or c += alpha * acc (row stride ldc).
-using MicroKernelFn = void (*)(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
-                               float alpha, int accumulate);
+// What the micro-kernel applies to a finished tile while it is still in registers (the last K
+// block only): + bias (per row: row_bias[0..MR), or per column: col_bias[0..NR)), then a clamp to
+// [lo, hi] (ReLU is [0, inf), ReLU6 / Clip [lo, hi]; no activation: clamp = 0).
+struct TileEpilogue {
+  const float* row_bias = nullptr;
+  const float* col_bias = nullptr;
+  int clamp = 0;
+  float lo = 0.0f, hi = 0.0f;
+};
+
+// Computes the MR x NR tile acc = sum_p A[p][0..MR) (x) B[p][0..NR) over kc steps: A from a packed
+// panel, B row p at b + p * ldb (ldb == NR for a packed panel, the row stride of B when the kernel
+// reads an unpacked B in place). Then c = alpha * acc (accumulate == 0) or c += alpha * acc (row
+// stride ldc), then the epilogue when ep != nullptr.
+using MicroKernelFn = void (*)(int64_t kc, const float* a, const float* b, int64_t ldb, float* c,
+                               int64_t ldc, float alpha, int accumulate, const TileEpilogue* ep);
 
 struct MicroKernel {
   int mr;
@@ -22,9 +34,10 @@ struct MicroKernel {
   int kc;           // K block: a KC x NR slice of B stays in L1 while A panels stream
   const char* isa;
   MicroKernelFn fn;
-  // Depthwise 3x3 row kernel compiled with the same flags (see depthwise.h).
+  // Depthwise 3x3 row kernel compiled with the same flags (see dw3x3_row_tmpl), clamping each
+  // value to [lo, hi] (pass -inf, inf for none).
   void (*dw3x3_row)(const float* r0, const float* r1, const float* r2, const float* w9,
-                    float bias, float* out, int64_t count, int64_t stride);
+                    float bias, float lo, float hi, float* out, int64_t count, int64_t stride);
 };
 
 const MicroKernel* microkernel_generic();
@@ -43,7 +56,8 @@ namespace {
 // auto-vectoriser would otherwise have to guess.
 template <int MR, int NR, int VB>
 void microkernel_tile(int64_t kc, const float* __restrict a, const float* __restrict b,
-                      float* __restrict c, int64_t ldc, float alpha, int accumulate) {
+                      int64_t ldb, float* __restrict c, int64_t ldc, float alpha, int accumulate,
+                      const TileEpilogue* ep) {
   typedef float V __attribute__((vector_size(VB), aligned(4), may_alias));
   constexpr int kLanes = VB / 4;
   constexpr int kNV = NR / kLanes;
@@ -53,7 +67,7 @@ void microkernel_tile(int64_t kc, const float* __restrict a, const float* __rest
     for (int v = 0; v < kNV; ++v) acc[i][v] = V{} ;
   for (int64_t p = 0; p < kc; ++p) {
     const float* __restrict ap = a + p * MR;
-    const V* bp = reinterpret_cast<const V*>(b + p * NR);
+    const V* bp = reinterpret_cast<const V*>(b + p * ldb);
     V bv[kNV];
     for (int v = 0; v < kNV; ++v) bv[v] = bp[v];
 #pragma GCC unroll 16
@@ -65,31 +79,45 @@ void microkernel_tile(int64_t kc, const float* __restrict a, const float* __rest
   for (int i = 0; i < MR; ++i) {
     V* crow = reinterpret_cast<V*>(c + i * ldc);
     for (int v = 0; v < kNV; ++v) {
-      if (accumulate)
-        crow[v] += alpha * acc[i][v];
-      else
-        crow[v] = alpha * acc[i][v];
+      V r = alpha * acc[i][v];
+      if (accumulate) r += crow[v];
+      if (ep != nullptr) {
+        if (ep->row_bias != nullptr) r += ep->row_bias[i];
+        if (ep->col_bias != nullptr) r += reinterpret_cast<const V*>(ep->col_bias)[v];
+        if (ep->clamp) {
+          const V lo = V{} + ep->lo, hi = V{} + ep->hi;
+          r = r < lo ? lo : r;
+          r = r > hi ? hi : r;
+        }
+      }
+      crow[v] = r;
     }
   }
 }
 
-// out[x] = bias + sum_{r,t} w9[3r+t] * row_r[x*stride + t] for x in [0, count): the interior of
-// one output row of a 3x3 depthwise convolution (no bounds checks; the caller handles borders).
+// out[x] = clamp(bias + sum_{r,t} w9[3r+t] * row_r[x*stride + t], lo, hi) for x in [0, count):
+// the interior of one output row of a 3x3 depthwise convolution (no bounds checks; the caller
+// handles borders).
 inline void dw3x3_row_tmpl(const float* __restrict r0, const float* __restrict r1,
                            const float* __restrict r2, const float* __restrict w9, float bias,
-                           float* __restrict out, int64_t count, int64_t stride) {
+                           float lo, float hi, float* __restrict out, int64_t count,
+                           int64_t stride) {
   const float w0 = w9[0], w1 = w9[1], w2 = w9[2], w3 = w9[3], w4 = w9[4], w5 = w9[5],
               w6 = w9[6], w7 = w9[7], w8 = w9[8];
   if (stride == 1) {
     for (int64_t x = 0; x < count; ++x) {
-      out[x] = bias + w0 * r0[x] + w1 * r0[x + 1] + w2 * r0[x + 2] + w3 * r1[x] +
-               w4 * r1[x + 1] + w5 * r1[x + 2] + w6 * r2[x] + w7 * r2[x + 1] + w8 * r2[x + 2];
+      float v = bias + w0 * r0[x] + w1 * r0[x + 1] + w2 * r0[x + 2] + w3 * r1[x] +
+                w4 * r1[x + 1] + w5 * r1[x + 2] + w6 * r2[x] + w7 * r2[x + 1] + w8 * r2[x + 2];
+      v = v < lo ? lo : v;
+      out[x] = v > hi ? hi : v;
     }
   } else {
     for (int64_t x = 0; x < count; ++x) {
       const int64_t s = x * 2;
-      out[x] = bias + w0 * r0[s] + w1 * r0[s + 1] + w2 * r0[s + 2] + w3 * r1[s] +
-               w4 * r1[s + 1] + w5 * r1[s + 2] + w6 * r2[s] + w7 * r2[s + 1] + w8 * r2[s + 2];
+      float v = bias + w0 * r0[s] + w1 * r0[s + 1] + w2 * r0[s + 2] + w3 * r1[s] +
+                w4 * r1[s + 1] + w5 * r1[s + 2] + w6 * r2[s] + w7 * r2[s + 1] + w8 * r2[s + 2];
+      v = v < lo ? lo : v;
+      out[x] = v > hi ? hi : v;
     }
   }
 }

@@ -8,13 +8,13 @@ namespace kernels {
 namespace {
 constexpr int kMR = 8, kNR = 32, kKC = 192, kVB = 64;
 
-void kernel(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, float alpha,
-            int accumulate) {
-  microkernel_tile<kMR, kNR, kVB>(kc, a, b, c, ldc, alpha, accumulate);
+void kernel(int64_t kc, const float* a, const float* b, int64_t ldb, float* c, int64_t ldc,
+            float alpha, int accumulate, const TileEpilogue* ep) {
+  microkernel_tile<kMR, kNR, kVB>(kc, a, b, ldb, c, ldc, alpha, accumulate, ep);
 }
-void dw(const float* r0, const float* r1, const float* r2, const float* w9, float bias,
-        float* out, int64_t count, int64_t stride) {
-  dw3x3_row_tmpl(r0, r1, r2, w9, bias, out, count, stride);
+void dw(const float* r0, const float* r1, const float* r2, const float* w9, float bias, float lo,
+        float hi, float* out, int64_t count, int64_t stride) {
+  dw3x3_row_tmpl(r0, r1, r2, w9, bias, lo, hi, out, count, stride);
 }
 const MicroKernel kKernel = {kMR, kNR, kKC, "avx512", kernel, dw};
 }  // namespace
