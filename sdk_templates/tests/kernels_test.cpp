@@ -279,6 +279,20 @@ void test_conv(ThreadPool* pools[4]) {
   dw.kernel_h = dw.kernel_w = 3; dw.stride_h = dw.stride_w = 2;
   dw.pad_top = dw.pad_left = dw.pad_bottom = dw.pad_right = 1;
   test_conv_case(dw, 2, true, pools[3]);
+  // Depthwise, every activation, on both sides of the flattened small-plane path (padded plane
+  // <= 4096 floats) and the row-by-row path for large planes; asymmetric pads.
+  for (int big = 0; big < 2; ++big)
+    for (int stride = 1; stride <= 2; ++stride)
+      for (int act = 0; act < 4; ++act) {
+        k::Conv2dParams d;
+        d.in_channels = d.out_channels = d.groups = 3;
+        d.in_h = big ? 71 : 14;
+        d.in_w = big ? 66 : 9;
+        d.kernel_h = d.kernel_w = 3;
+        d.stride_h = d.stride_w = stride;
+        d.pad_top = 1; d.pad_left = act % 2; d.pad_bottom = act / 2; d.pad_right = 1;
+        test_conv_case(d, act, act != 1, act % 2 ? pools[2] : nullptr);
+      }
   k::Conv2dParams pw;
   pw.in_channels = 24; pw.out_channels = 144; pw.in_h = pw.in_w = 14;
   test_conv_case(pw, 3, true, pools[2]);

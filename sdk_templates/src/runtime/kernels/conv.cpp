@@ -22,6 +22,9 @@ namespace {
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 constexpr int kMaxPanelWidth = 64;  // >= every micro-kernel's NR
+// Depthwise planes up to this many floats (padded) take the flattened path: 16 KiB, two of
+// them on each thread's stack.
+constexpr int64_t kFlatPlaneFloats = 4096;
 
 // First t >= 0 with start + t * step >= 0, and first t with start + t * step >= limit.
 inline int64_t first_at_least(int64_t start, int64_t step, int64_t limit) {
@@ -216,13 +219,41 @@ void Conv2d::run_depthwise(const float* input, float* output, ThreadPool* pool) 
   const int64_t ow_hi =
       W - 3 + p.pad_left < 0 ? ow_lo : std::max(ow_lo, std::min(ow_n, (W - 3 + p.pad_left) / s + 1));
 
+  // Small planes (rows too short to fill vectors, border columns a large share): copy the plane
+  // into a zero-padded buffer and run the row kernel once over the flattened plane. Output z =
+  // oh * Wp + ow reads padded element s * z + r * Wp + t, so one pass covers every row; the
+  // values for ow >= ow_n are computed and dropped.
+  const int64_t Hp = H + p.pad_top + p.pad_bottom, Wp = W + p.pad_left + p.pad_right;
+  const int64_t flat_n = (oh_n - 1) * Wp + ow_n;
+  // (out_h() rounds toward zero, so a 3-tap window may overhang a padded plane of 1-2 rows.)
+  const bool flat = Hp * Wp <= kFlatPlaneFloats && flat_n <= kFlatPlaneFloats &&
+                    (oh_n - 1) * s + 3 <= Hp && (ow_n - 1) * s + 3 <= Wp;
+
   auto body = [&](int64_t c0, int64_t c1) {
+    alignas(64) float padded[kFlatPlaneFloats];
+    alignas(64) float flat_out[kFlatPlaneFloats];
     for (int64_t bc = c0; bc < c1; ++bc) {
       const int64_t c = bc % p.out_channels;
       const float* plane = input + bc * H * W;
       float* out_plane = output + bc * oh_n * ow_n;
       const float* w = weights_.data() + c * 9;
       const float bias = bias_[static_cast<size_t>(c)];
+      if (flat) {
+        std::fill(padded, padded + p.pad_top * Wp, 0.0f);
+        for (int64_t ih = 0; ih < H; ++ih) {
+          float* row = padded + (ih + p.pad_top) * Wp;
+          std::fill(row, row + p.pad_left, 0.0f);
+          std::copy(plane + ih * W, plane + ih * W + W, row + p.pad_left);
+          std::fill(row + p.pad_left + W, row + Wp, 0.0f);
+        }
+        std::fill(padded + (H + p.pad_top) * Wp, padded + Hp * Wp, 0.0f);
+        kern.dw3x3_row(padded, padded + Wp, padded + 2 * Wp, w, bias, lo, hi, flat_out, flat_n, s);
+        for (int64_t oh = 0; oh < oh_n; ++oh)
+          std::copy(flat_out + oh * Wp, flat_out + oh * Wp + ow_n, out_plane + oh * ow_n);
+        if (act_only.act != Activation::kNone)
+          apply_epilogue(act_only, out_plane, ow_n, oh_n, ow_n, 0, 0);
+        continue;
+      }
       for (int64_t oh = 0; oh < oh_n; ++oh) {
         float* out = out_plane + oh * ow_n;
         const int64_t ih0 = oh * s - p.pad_top;
