@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "common/npy.h"
 
+#include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -83,6 +85,9 @@ Array parse(const uint8_t* b, size_t size, const std::string& what) {
   if (item_size(a.descr) == 0) bad(what, "unsupported dtype " + a.descr);
   if (field(h, "fortran_order", what).rfind("False", 0) != 0) bad(what, "Fortran order");
   const std::string shape = field(h, "shape", what);
+  // 2^40 elements at most, and never more bytes than size_t holds (32-bit boards: a size_t
+  // shift by 40 is undefined there and refused every array).
+  constexpr uint64_t kMaxCount = std::min<uint64_t>(uint64_t{1} << 40, SIZE_MAX / 8);
   size_t count = 1;
   for (size_t p = 1; p < shape.size();) {
     while (p < shape.size() && (shape[p] == ' ' || shape[p] == ',')) ++p;
@@ -91,7 +96,7 @@ Array parse(const uint8_t* b, size_t size, const std::string& what) {
     const long long d = std::strtoll(shape.c_str() + p, &end, 10);
     if (end == shape.c_str() + p || d < 0 || d > (1LL << 40)) bad(what, "bad shape");
     a.shape.push_back(d);
-    if (d && count > (size_t{1} << 40) / static_cast<size_t>(d)) bad(what, "too large");
+    if (d && count > kMaxCount / static_cast<uint64_t>(d)) bad(what, "too large");
     count *= static_cast<size_t>(d);
     p = static_cast<size_t>(end - shape.c_str());
   }
