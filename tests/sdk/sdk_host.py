@@ -50,11 +50,12 @@ class SdkBuild:
 
 
 def build_sdk(name: str, *options: str, env: dict[str, str] | None = None,
-              targets: tuple[str, ...] = (), install: bool = False) -> SdkBuild:
+              targets: tuple[str, ...] = (), install: bool = False,
+              build_type: str = "Release") -> SdkBuild:
     """Configures and builds sdk_templates into build/<name> (ninja keeps it incremental)."""
     build = REPO / "build" / name
     prefix = build / "install"
-    run([CMAKE, "-S", SDK, "-B", build, "-G", "Ninja", "-DCMAKE_BUILD_TYPE=Release",
+    run([CMAKE, "-S", SDK, "-B", build, "-G", "Ninja", f"-DCMAKE_BUILD_TYPE={build_type}",
          f"-DCMAKE_INSTALL_PREFIX={prefix}", *options], env=env)
     target_args = [a for t in targets for a in ("--target", t)]
     run([CMAKE, "--build", build, "-j2", *target_args])
