@@ -293,6 +293,14 @@ void test_conv(ThreadPool* pools[4]) {
         d.pad_top = 1; d.pad_left = act % 2; d.pad_bottom = act / 2; d.pad_right = 1;
         test_conv_case(d, act, act != 1, act % 2 ? pools[2] : nullptr);
       }
+  // Kernels wider than 16 taps take the generic im2col loop.
+  k::Conv2dParams wide;
+  wide.in_channels = 2; wide.in_h = 5; wide.in_w = 40; wide.out_channels = 5;
+  wide.kernel_h = 3; wide.kernel_w = 17; wide.stride_w = 2; wide.pad_left = 4; wide.pad_right = 3;
+  wide.pad_top = 1;
+  test_conv_case(wide, 2, true, pools[1]);
+  wide.kernel_h = 18; wide.kernel_w = 2; wide.in_h = 20; wide.stride_h = 3; wide.dilation_w = 2;
+  test_conv_case(wide, 0, false, nullptr);
   k::Conv2dParams pw;
   pw.in_channels = 24; pw.out_channels = 144; pw.in_h = pw.in_w = 14;
   test_conv_case(pw, 3, true, pools[2]);

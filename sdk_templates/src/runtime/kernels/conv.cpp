@@ -31,15 +31,67 @@ inline int64_t first_at_least(int64_t start, int64_t step, int64_t limit) {
   return start >= limit ? 0 : ceil_div(limit - start, step);
 }
 
+constexpr int64_t kMaxTaps = 16;  // kernel sizes up to this take im2col_panel_runs()
+
+// An output-row run inside one packed-B panel.
+struct Im2colRun {
+  int64_t oh, ow, len, at;  // output row, first output column, length, offset in the panel
+};
+
+// One panel of im2col_packed(), run by run: the row of every kh and the valid column range of
+// every kw are worked out once per run, so the (ic, kh, kw) loop only copies.
+void im2col_panel_runs(const Conv2dParams& p, int64_t cin, const float* in, int nr,
+                       const Im2colRun* runs, int nruns, int64_t w, float* panel) {
+  const int64_t k = cin * p.kernel_h * p.kernel_w;
+  const int64_t H = p.in_h, W = p.in_w, sw = p.stride_w;
+  if (w < nr)
+    for (int64_t q = 0; q < k; ++q) std::fill(panel + q * nr + w, panel + q * nr + nr, 0.0f);
+  for (int r = 0; r < nruns; ++r) {
+    const Im2colRun& run = runs[r];
+    const int64_t seg = run.len;
+    int64_t ih[kMaxTaps], lo[kMaxTaps], hi[kMaxTaps], iw0[kMaxTaps];
+    for (int64_t kh = 0; kh < p.kernel_h; ++kh) {
+      const int64_t row = run.oh * p.stride_h - p.pad_top + kh * p.dilation_h;
+      ih[kh] = row >= 0 && row < H ? row : -1;
+    }
+    for (int64_t kw = 0; kw < p.kernel_w; ++kw) {
+      iw0[kw] = run.ow * sw - p.pad_left + kw * p.dilation_w;
+      lo[kw] = std::min(seg, first_at_least(iw0[kw], sw, 0));
+      hi[kw] = std::max(lo[kw], std::min(seg, first_at_least(iw0[kw], sw, W)));
+    }
+    float* d = panel + run.at;
+    for (int64_t ic = 0; ic < cin; ++ic) {
+      const float* plane = in + ic * H * W;
+      for (int64_t kh = 0; kh < p.kernel_h; ++kh) {
+        if (ih[kh] < 0) {
+          for (int64_t kw = 0; kw < p.kernel_w; ++kw, d += nr) std::fill(d, d + seg, 0.0f);
+          continue;
+        }
+        const float* row = plane + ih[kh] * W;
+        for (int64_t kw = 0; kw < p.kernel_w; ++kw, d += nr) {
+          const int64_t a = lo[kw], b = hi[kw], x0 = iw0[kw];
+          for (int64_t t = 0; t < a; ++t) d[t] = 0.0f;
+          if (sw == 1) {
+            for (int64_t t = a; t < b; ++t) d[t] = row[x0 + t];
+          } else if (sw == 2) {
+            for (int64_t t = a; t < b; ++t) d[t] = row[x0 + 2 * t];
+          } else {
+            for (int64_t t = a; t < b; ++t) d[t] = row[x0 + t * sw];
+          }
+          for (int64_t t = b; t < seg; ++t) d[t] = 0.0f;
+        }
+      }
+    }
+  }
+}
+
 // Writes op(B) = im2col(input) (K = cin * kh * kw rows, N = oh * ow columns) for panels
-// [p0, p1) straight into the packed-B layout of gemm.h: panel p holds, for every k, the nr
+// [p0, p1) straight into the packed-B layout of gemm.h, panel p0 at dst: panel p holds, for every k, the nr
 // values of columns [p * nr, p * nr + nr), zero-padded. A panel's columns split into runs along
 // output rows; the runs are the same for every k, so they are computed once per panel.
 void im2col_packed(const Conv2dParams& p, int64_t cin, const float* in, int nr, int64_t p0,
                    int64_t p1, float* dst) {
-  struct Run {
-    int64_t oh, ow, len, at;  // output row, first output column, length, offset in the panel
-  };
+  using Run = Im2colRun;
   Run runs[kMaxPanelWidth];
   const int64_t oh_n = p.out_h(), ow_n = p.out_w(), n = oh_n * ow_n;
   const int64_t k = cin * p.kernel_h * p.kernel_w;
@@ -52,7 +104,11 @@ void im2col_packed(const Conv2dParams& p, int64_t cin, const float* in, int nr, 
       runs[nruns++] = Run{oh, ow, len, done};
       done += len;
     }
-    float* d = dst + panel * k * nr;
+    float* d = dst + (panel - p0) * k * nr;
+    if (p.kernel_h <= kMaxTaps && p.kernel_w <= kMaxTaps) {
+      im2col_panel_runs(p, cin, in, nr, runs, nruns, w, d);
+      continue;
+    }
     for (int64_t ic = 0; ic < cin; ++ic) {
       const float* plane = in + ic * p.in_h * W;
       for (int64_t kh = 0; kh < p.kernel_h; ++kh) {
@@ -110,7 +166,7 @@ const MicroKernel& selected_microkernel() {
 }  // namespace
 
 void Conv2d::prepare(const Conv2dParams& params, const float* weights, const float* bias,
-                     const Epilogue& epilogue) {
+                     const Epilogue& epilogue, int threads) {
   const Conv2dParams& p = params;
   if (p.batch < 1 || p.in_channels < 1 || p.in_h < 1 || p.in_w < 1 || p.out_channels < 1)
     bad("input/output dimensions must be positive");
@@ -151,10 +207,16 @@ void Conv2d::prepare(const Conv2dParams& params, const float* weights, const flo
   weights_.assign(group_a_floats_ * static_cast<size_t>(p.groups), 0.0f);
   for (int64_t g = 0; g < p.groups; ++g)
     pack_a(weights + g * cout_g * k, k, false, cout_g, k, weights_.data() + g * group_a_floats_);
-  // Pointwise: only a partial last B panel is packed (see gemm()); im2col: all of B.
-  const size_t b_floats = path_ == Path::kPointwise
-                              ? gemm_scratch_floats(cout_g, n % gemm_shape().nr, k, true, false)
-                              : packed_b_floats(k, n);
+  // Pointwise: only a partial last B panel is packed (see gemm()). im2col: one column block
+  // per slot, of at most ~768 KiB (so it is still in L2 when the GEMM reads it; fewer, wider
+  // blocks also mean fewer passes over the weights) and at least one panel.
+  const int64_t nr = gemm_shape().nr;
+  slots_ = std::max(1, threads);
+  block_panels_ = std::max<int64_t>(1, std::min(ceil_div(n, nr), (512 * 1024) / (k * nr)));
+  const size_t b_floats =
+      path_ == Path::kPointwise
+          ? gemm_scratch_floats(cout_g, n % nr, k, true, false)
+          : static_cast<size_t>(slots_ * block_panels_ * nr * k);
   scratch_bytes_ = b_floats * sizeof(float) + 64;
 }
 
@@ -181,13 +243,30 @@ void Conv2d::run(const float* input, float* output, void* scratch, ThreadPool* p
         bop.data = in;
         bop.ld = n;
       } else {
-        const int64_t panels = ceil_div(n, nr);
-        auto fill = [&](int64_t p0, int64_t p1) { im2col_packed(p, cin_g, in, nr, p0, p1, packed_b); };
+        // im2col fused with the GEMM: each task packs the B panels of one column block (all of
+        // K) into its own slot of scratch and runs every output channel over it while it is in
+        // cache. Column blocks are dealt round-robin to `slots_` slots.
+        const int64_t block_cols = block_panels_ * nr;
+        const int64_t blocks = ceil_div(n, block_cols);
+        const float* pa = weights_.data() + g * group_a_floats_;
+        Epilogue ep = ep_;
+        if (ep.bias != nullptr) ep.bias += g * cout_g;
+        auto work = [&](int64_t s0, int64_t s1) {
+          for (int64_t slot = s0; slot < s1; ++slot) {
+            float* panel = packed_b + slot * block_panels_ * nr * k;
+            for (int64_t blk = slot; blk < blocks; blk += slots_) {
+              const int64_t j0 = blk * block_cols, ncols = std::min(block_cols, n - j0);
+              im2col_packed(p, cin_g, in, nr, j0 / nr, ceil_div(j0 + ncols, nr),
+                            panel);
+              gemm_packed_block(cout_g, n, k, pa, panel, j0, ncols, out, n, ep);
+            }
+          }
+        };
         if (pool != nullptr)
-          pool->parallel_for(panels, fill);
+          pool->parallel_for(slots_, work);
         else
-          fill(0, panels);
-        bop.packed = packed_b;
+          work(0, slots_);
+        continue;
       }
       GemmOperand a;
       a.packed = weights_.data() + g * group_a_floats_;

@@ -6,7 +6,8 @@
 //     one vectorised pass per output row with bias + activation applied in the same sweep;
 //   1x1, stride 1, no pads: GEMM straight on the input (no im2col);
 //   everything else (any kernel, strides, dilations, asymmetric pads, groups): im2col written
-//     directly in the packed-B panel layout, then the packed GEMM with weights packed at prepare.
+//     directly in the packed-B panel layout one column block at a time, each block multiplied
+//     by the weights (packed at prepare) while it is still in cache.
 // Threads split the depthwise path over channels and the GEMM paths over output tiles.
 #pragma once
 
@@ -44,8 +45,10 @@ class Conv2d {
   // Validates params (throws edgepack::Error kInvalidArgument), copies and packs the weights
   // (OIHW: out x in/groups x kh x kw) and bias (out, may be nullptr). Nothing is retained from
   // the pointers: the caller keeps ownership. `epilogue.bias` is ignored (bias comes from here).
+  // threads: how many threads run() will use at most (sizes the im2col scratch; run() with a
+  // bigger pool still works, using this many).
   void prepare(const Conv2dParams& params, const float* weights, const float* bias,
-               const Epilogue& epilogue);
+               const Epilogue& epilogue, int threads = 1);
 
   // Scratch run() needs, in bytes (64-byte aligned pointer expected).
   size_t scratch_bytes() const { return scratch_bytes_; }
@@ -65,6 +68,8 @@ class Conv2d {
   std::vector<float> weights_;  // packed A per group (GEMM paths) or C x 9 (depthwise)
   std::vector<float> bias_;
   size_t group_a_floats_ = 0;
+  int64_t slots_ = 1;          // im2col path: scratch slots, one per thread
+  int64_t block_panels_ = 1;   // im2col path: B panels per column block
   size_t scratch_bytes_ = 0;
 };
 

@@ -182,7 +182,68 @@ TileEpilogue tile_epilogue(const Epilogue& ep, int64_t row0, int64_t col0) {
   return t;
 }
 
+// One MR x NR tile, for partial tiles at the edges.
+constexpr int kEdgeFloats = 16 * 64;
+
+// C[i0, i0 + mrows) x [j0, j0 + ncols) over all of K from packed A (pa) and B panels found by
+// b_at(column, depth, ldb&). accumulate_c: add to C (already scaled by beta). fused: the
+// micro-kernel applies `ep` on the last K block; otherwise the caller applies it.
+template <class BAt>
+void compute_tiles(const MicroKernel& kern, int64_t m, int64_t n, int64_t k, int64_t i0,
+                   int64_t mrows, int64_t j0, int64_t ncols, const float* pa, BAt&& b_at,
+                   float alpha, bool accumulate_c, float* c, int64_t ldc, const Epilogue& ep,
+                   bool fused, float* edge) {
+  const int mr = kern.mr, nr = kern.nr;
+  const int64_t kc_max = kern.kc;
+  for (int64_t p0 = 0; p0 < k; p0 += kc_max) {
+    const int64_t kc = std::min(kc_max, k - p0);
+    const int accumulate = (p0 > 0 || accumulate_c) ? 1 : 0;
+    const bool last = fused && p0 + kc >= k;
+    for (int64_t j = j0; j < j0 + ncols; j += nr) {
+      int64_t ldb = nr;
+      const float* bpanel = b_at(j, p0, ldb);
+      const int64_t nw = std::min<int64_t>(nr, n - j);
+      for (int64_t i = i0; i < i0 + mrows; i += mr) {
+        const float* apanel = pa + (i / mr) * mr * k + p0 * mr;
+        const int64_t mw = std::min<int64_t>(mr, m - i);
+        float* ctile = c + i * ldc + j;
+        if (mw == mr && nw == nr) {
+          const TileEpilogue te = last ? tile_epilogue(ep, i, j) : TileEpilogue{};
+          kern.fn(kc, apanel, bpanel, ldb, ctile, ldc, alpha, accumulate, last ? &te : nullptr);
+        } else {
+          kern.fn(kc, apanel, bpanel, ldb, edge, nr, alpha, 0, nullptr);
+          for (int64_t ii = 0; ii < mw; ++ii)
+            for (int64_t jj = 0; jj < nw; ++jj) {
+              float& dst = ctile[ii * ldc + jj];
+              dst = accumulate ? dst + edge[ii * nr + jj] : edge[ii * nr + jj];
+            }
+          if (last) apply_epilogue(ep, ctile, ldc, mw, nw, i, j);
+        }
+      }
+    }
+  }
+}
+
 }  // namespace
+
+void gemm_packed_block(int64_t m, int64_t n, int64_t k, const float* packed_a,
+                       const float* packed_b, int64_t j0, int64_t ncols, float* c, int64_t ldc,
+                       const Epilogue& ep) {
+  if (m <= 0 || ncols <= 0) return;
+  const MicroKernel& kern = mk();
+  const int nr = kern.nr;
+  const bool fused = k > 0 && fusable(ep);
+  alignas(64) float edge[kEdgeFloats];
+  if (k == 0)
+    for (int64_t i = 0; i < m; ++i) std::fill(c + i * ldc + j0, c + i * ldc + j0 + ncols, 0.0f);
+  auto b_at = [&](int64_t j, int64_t p0, int64_t& ldb) -> const float* {
+    ldb = nr;
+    return packed_b + ((j - j0) / nr) * nr * k + p0 * nr;
+  };
+  compute_tiles(kern, m, n, k, 0, m, j0, ncols, packed_a, b_at, 1.0f, false, c, ldc, ep, fused,
+                edge);
+  if (!fused) apply_epilogue(ep, c + j0, ldc, m, ncols, 0, j0);
+}
 
 void gemm(int64_t m, int64_t n, int64_t k, float alpha, const GemmOperand& a,
           const GemmOperand& b, float beta, float* c, int64_t ldc, const Epilogue& ep,
@@ -231,10 +292,9 @@ void gemm(int64_t m, int64_t n, int64_t k, float alpha, const GemmOperand& a,
   }
   const int64_t mblocks = ceil_div(m, mc);
   const int64_t ntasks = tasks();
-  const int64_t kc_max = kern.kc;
 
   maybe_parallel(pool, ntasks, [&](int64_t t0, int64_t t1) {
-    alignas(64) float edge[16 * 64];  // one MR x NR tile for partial tiles at the edges
+    alignas(64) float edge[kEdgeFloats];
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t i0 = (t % mblocks) * mc, j0 = (t / mblocks) * nc;
       const int64_t mrows = std::min(mc, m - i0), ncols = std::min(nc, n - j0);
@@ -246,42 +306,17 @@ void gemm(int64_t m, int64_t n, int64_t k, float alpha, const GemmOperand& a,
         for (int64_t i = 0; i < mrows; ++i)
           for (int64_t j = 0; j < ncols; ++j) c[(i0 + i) * ldc + j0 + j] = 0.0f;
       }
-      for (int64_t p0 = 0; p0 < k; p0 += kc_max) {
-        const int64_t kc = std::min(kc_max, k - p0);
-        const int accumulate = (p0 > 0 || beta != 0.0f) ? 1 : 0;
-        const bool last = fused && p0 + kc >= k;
-        for (int64_t j = j0; j < j0 + ncols; j += nr) {
-          const float* bpanel;
-          int64_t ldb = nr;
-          if (!b_direct) {
-            bpanel = pb + (j / nr) * nr * k + p0 * nr;
-          } else if (j < full_cols) {
-            bpanel = b.data + p0 * b.ld + j;
-            ldb = b.ld;
-          } else {
-            bpanel = b_tail + p0 * nr;
-          }
-          const int64_t nw = std::min<int64_t>(nr, n - j);
-          for (int64_t i = i0; i < i0 + mrows; i += mr) {
-            const float* apanel = pa + (i / mr) * mr * k + p0 * mr;
-            const int64_t mw = std::min<int64_t>(mr, m - i);
-            float* ctile = c + i * ldc + j;
-            if (mw == mr && nw == nr) {
-              const TileEpilogue te = last ? tile_epilogue(ep, i, j) : TileEpilogue{};
-              kern.fn(kc, apanel, bpanel, ldb, ctile, ldc, alpha, accumulate,
-                      last ? &te : nullptr);
-            } else {
-              kern.fn(kc, apanel, bpanel, ldb, edge, nr, alpha, 0, nullptr);
-              for (int64_t ii = 0; ii < mw; ++ii)
-                for (int64_t jj = 0; jj < nw; ++jj) {
-                  float& dst = ctile[ii * ldc + jj];
-                  dst = accumulate ? dst + edge[ii * nr + jj] : edge[ii * nr + jj];
-                }
-              if (last) apply_epilogue(ep, ctile, ldc, mw, nw, i, j);
-            }
-          }
+      auto b_at = [&](int64_t j, int64_t p0, int64_t& ldb) -> const float* {
+        ldb = nr;
+        if (!b_direct) return pb + (j / nr) * nr * k + p0 * nr;
+        if (j < full_cols) {
+          ldb = b.ld;
+          return b.data + p0 * b.ld + j;
         }
-      }
+        return b_tail + p0 * nr;
+      };
+      compute_tiles(kern, m, n, k, i0, mrows, j0, ncols, pa, b_at, alpha, beta != 0.0f, c, ldc,
+                    ep, fused, edge);
       if (!fused) apply_epilogue(ep, c + i0 * ldc + j0, ldc, mrows, ncols, i0, j0);
     }
   });

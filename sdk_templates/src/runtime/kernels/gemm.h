@@ -56,5 +56,13 @@ void gemm(int64_t m, int64_t n, int64_t k, float alpha, const GemmOperand& a,
           const GemmOperand& b, float beta, float* c, int64_t ldc, const Epilogue& ep,
           float* scratch, ThreadPool* pool = nullptr);
 
+// One column block, single-threaded, for callers that produce B panel by panel (im2col fused
+// with the GEMM, so B stays in cache): C[0, m) x [j0, j0 + ncols) = act(A op(B) + bias), C not
+// read. packed_a: pack_a() of the m x k A; packed_b: the packed-B panels of columns [j0, j0 +
+// ncols) only (j0 a multiple of NR), k * NR floats each; c: the whole C (row stride ldc).
+void gemm_packed_block(int64_t m, int64_t n, int64_t k, const float* packed_a,
+                       const float* packed_b, int64_t j0, int64_t ncols, float* c, int64_t ldc,
+                       const Epilogue& ep);
+
 }  // namespace kernels
 }  // namespace edgepack

@@ -68,7 +68,7 @@ void conv_prepare(PrepareContext& ctx) {
   auto st = std::make_unique<ConvState>();
   try {
     st->conv.prepare(p, w->as<float>(), b != nullptr ? b->as<float>() : nullptr,
-                     read_epilogue(ctx));
+                     read_epilogue(ctx), ctx.threads);
   } catch (const Error& e) {
     ctx.fail(e.what());
   }
