@@ -206,7 +206,8 @@ EP_API ep_status* ep_session_output_info(const ep_session* session, const char* 
 
 /* Copies `bytes` bytes from `data` into input `name` of the pipeline (`stage` NULL) or of a
  * stage. dtype and shape must match the input (dim 0 may be smaller for dynamic inputs).
- * The caller keeps ownership of `shape` and `data`. */
+ * The value stays set for every later run until set again. The caller keeps ownership of
+ * `shape` and `data`. */
 EP_API ep_status* ep_session_set_tensor(ep_session* session, const char* stage, const char* name,
                                         ep_dtype dtype, const int64_t* shape, size_t rank,
                                         const void* data, size_t bytes);
