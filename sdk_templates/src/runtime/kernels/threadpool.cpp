@@ -38,30 +38,52 @@ ThreadPool::~ThreadPool() {
 void ThreadPool::run(int64_t n, Task task, void* ctx) {
   std::lock_guard<std::mutex> call_lock(call_mutex_);
   const int chunks = n < threads_ ? static_cast<int>(n) : threads_;
+  uint64_t gen;
   {
     std::lock_guard<std::mutex> lock(state_mutex_);
     task_ = task;
     ctx_ = ctx;
     n_ = n;
-    chunks_ = chunks;
-    pending_.store(threads_ - 1, std::memory_order_relaxed);
-    generation_.fetch_add(1, std::memory_order_release);
+    chunks_.store(chunks, std::memory_order_relaxed);
+    done_chunks_.store(0, std::memory_order_relaxed);
+    gen = generation_.fetch_add(1, std::memory_order_relaxed) + 1;
+    claim_.store(gen << 32, std::memory_order_release);
   }
   wake_.notify_all();
 
+  // The caller claims chunks too: when a worker is not scheduled (more runnable threads than
+  // cores), its chunk is run here instead of being waited for.
   t_in_worker = true;
-  task(ctx, 0, chunk_begin(n, chunks, 1));
+  run_chunks(gen);
   t_in_worker = false;
 
   for (int i = 0; i < kSpinIterations; ++i) {
-    if (pending_.load(std::memory_order_acquire) == 0) return;
+    if (done_chunks_.load(std::memory_order_acquire) == chunks) return;
     cpu_relax();
   }
   std::unique_lock<std::mutex> lock(state_mutex_);
-  done_.wait(lock, [this] { return pending_.load(std::memory_order_acquire) == 0; });
+  done_.wait(lock, [&] { return done_chunks_.load(std::memory_order_acquire) == chunks; });
 }
 
-void ThreadPool::worker_loop(int index) {
+void ThreadPool::run_chunks(uint64_t gen) {
+  for (;;) {
+    uint64_t c = claim_.load(std::memory_order_acquire);
+    // claim_ = generation << 32 | next chunk; a claim only succeeds for the current job.
+    if ((c >> 32) != (gen & 0xffffffffu)) return;
+    const int chunk = static_cast<int>(c & 0xffffffffu);
+    const int chunks = chunks_.load(std::memory_order_relaxed);
+    if (chunk >= chunks) return;
+    if (!claim_.compare_exchange_weak(c, c + 1, std::memory_order_acq_rel)) continue;
+    // The job cannot change before this chunk is counted done, so its fields are stable here.
+    task_(ctx_, chunk_begin(n_, chunks, chunk), chunk_begin(n_, chunks, chunk + 1));
+    if (done_chunks_.fetch_add(1, std::memory_order_acq_rel) + 1 == chunks) {
+      std::lock_guard<std::mutex> lock(state_mutex_);
+      done_.notify_one();
+    }
+  }
+}
+
+void ThreadPool::worker_loop(int /*index*/) {
   t_in_worker = true;
   uint64_t seen = 0;
   for (;;) {
@@ -77,12 +99,7 @@ void ThreadPool::worker_loop(int index) {
       gen = generation_.load(std::memory_order_acquire);
     }
     seen = gen;
-    const int chunk = index + 1;
-    if (chunk < chunks_) task_(ctx_, chunk_begin(n_, chunks_, chunk), chunk_begin(n_, chunks_, chunk + 1));
-    if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-      std::lock_guard<std::mutex> lock(state_mutex_);
-      done_.notify_one();
-    }
+    run_chunks(gen);
   }
 }
 

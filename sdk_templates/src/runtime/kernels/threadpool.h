@@ -3,7 +3,8 @@
 //
 // Workers are started once and persist; parallel_for() splits [0, n) into one contiguous chunk
 // per thread (static chunking: the kernels choose n so that chunks are balanced) and returns when
-// every chunk is done. The calling thread runs chunk 0 itself. A call allocates nothing. With
+// every chunk is done. Chunks are claimed by whichever thread is free first, the caller included,
+// so a worker that is not scheduled delays nothing. A call allocates nothing. With
 // threads == 1, or when called from inside a running parallel_for (nested), fn runs inline.
 // Concurrent calls from different threads are serialised.
 #pragma once
@@ -48,6 +49,7 @@ class ThreadPool {
   using Task = void (*)(void* ctx, int64_t begin, int64_t end);
   void run(int64_t n, Task task, void* ctx);
   void worker_loop(int index);
+  void run_chunks(uint64_t gen);  // claims and runs chunks of job `gen` until none are left
   static bool in_worker();
 
   int threads_;
@@ -59,12 +61,13 @@ class ThreadPool {
   std::condition_variable wake_;
   std::condition_variable done_;
   std::atomic<uint64_t> generation_{0};
-  std::atomic<int> pending_{0};
+  std::atomic<uint64_t> claim_{0};     // generation << 32 | next unclaimed chunk
+  std::atomic<int> done_chunks_{0};
   bool stop_ = false;
   Task task_ = nullptr;
   void* ctx_ = nullptr;
   int64_t n_ = 0;
-  int chunks_ = 0;
+  std::atomic<int> chunks_{0};  // read by workers before they own a chunk: atomic
 };
 
 // Chunk i of n split into k nearly equal contiguous parts.
