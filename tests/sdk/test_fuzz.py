@@ -3,7 +3,8 @@
 build/sdk-fuzz, each run for 15 s from a seed corpus generated here: a valid artifact signed and
 sealed with the fixed fuzz keys (so the seeds themselves go through unsealing and chunk
 decryption, and every mutation must be refused), device graphs lowered from zoo models and the
-example's stage graphs, manifests. A crash, leak, sanitizer report or hang (-timeout) makes libFuzzer exit non-zero."""
+example's stage graphs, manifests. A crash, leak, sanitizer report or hang (-timeout) makes
+libFuzzer exit non-zero."""
 
 from __future__ import annotations
 
