@@ -36,11 +36,6 @@ const MicroKernel& mk() {
 
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
-// Element (r, c) of op(X) where X is stored row-major with stride ld.
-inline float at(const float* x, int64_t ld, bool trans, int64_t r, int64_t c) {
-  return trans ? x[c * ld + r] : x[r * ld + c];
-}
-
 // Packs rows [r0, r0 + w) (w <= width) of op(X) (rows x depth) as one panel: for each depth
 // index p, `width` consecutive values, zero beyond w. Used for A (rows = m) and, with op(B)
 // viewed as its transpose, for B (rows = n).
