@@ -104,7 +104,9 @@ def lifetimes(graph: DeviceGraph) -> dict[int, tuple[int, int]]:
         for ti in node.inputs:
             if ti is not None and not graph.tensors[ti].is_constant:
                 live.setdefault(ti, [i, i])[1] = i
-    for t in graph.outputs:
+    # Graph inputs and outputs live for the whole run: the app sets inputs once and may run
+    # again (ep_session_run twice, bench loops), so nothing may reuse their space.
+    for t in (*graph.inputs, *graph.outputs):
         live.setdefault(t, [-1, end])[1] = end
     return {t: (a, b) for t, (a, b) in live.items()}
 

@@ -104,6 +104,21 @@ def test_memory_plan_has_no_overlapping_live_tensors() -> None:
     assert g.arena_size < total  # lifetimes let buffers share space
 
 
+def test_graph_inputs_are_never_overwritten() -> None:
+    """Inputs keep their arena space for the whole run, so a second run without setting
+    them again computes on the same data."""
+    model = optimize(zoo.mobilenet_classifier(seed=0))[0]
+    g = dg.parse(lower(model))
+    spans = dg.lifetimes(g)
+    for t in g.inputs:
+        assert spans[t] == (-1, len(g.nodes))
+        o1, e1 = g.tensors[t].offset, g.tensors[t].offset + g.tensors[t].nbytes
+        for other in spans:
+            if other != t:
+                o2 = g.tensors[other].offset
+                assert e1 <= o2 or o2 + g.tensors[other].nbytes <= o1, g.tensors[other].name
+
+
 def test_unsupported_op_is_refused_with_op_and_node() -> None:
     m = _model([helper.make_node("Einsum", ["a", "b"], ["y"], equation="ij,jk->ik",
                                  name="attn/einsum_3")],
