@@ -74,15 +74,6 @@ struct ep_session {
   // Output views handed out since the last run (borrowed until the next run).
   std::list<edgepack::TensorView> views;
   std::vector<edgepack::StageTiming> timings;
-  // Inputs set for a single stage, copied: a stage's memory plan may reuse an input's space
-  // after its last reader, so each run of that stage feeds them again (pipeline inputs are kept
-  // by the pipeline itself).
-  struct StagedInput {
-    edgepack::DType dtype;
-    std::vector<int64_t> shape;
-    std::vector<uint8_t> data;
-  };
-  std::map<std::string, std::map<std::string, StagedInput>> staged;
 };
 
 namespace edgepack::capi {
@@ -380,12 +371,7 @@ ep_status* ep_session_set_tensor(ep_session* session, const char* stage, const c
     const edgepack::DType t = edgepack::capi::checked_dtype(dtype);
     edgepack::capi::prepare(session);
     std::vector<int64_t> dims(shape, shape + rank);
-    const std::string stage_name = edgepack::capi::stage_arg(stage);
-    session->pipeline->set_input(stage_name, name, t, dims, data, bytes);
-    if (!stage_name.empty()) {
-      const uint8_t* p = static_cast<const uint8_t*>(data);
-      session->staged[stage_name][name] = {t, dims, std::vector<uint8_t>(p, p + bytes)};
-    }
+    session->pipeline->set_input(edgepack::capi::stage_arg(stage), name, t, dims, data, bytes);
   });
 }
 
@@ -414,13 +400,7 @@ ep_status* ep_session_run(ep_session* session, const char* stage) {
     require(session, "session");
     edgepack::capi::prepare(session);
     session->views.clear();  // borrowed output pointers end here, as documented
-    const std::string stage_name = edgepack::capi::stage_arg(stage);
-    auto staged = session->staged.find(stage_name);
-    if (!stage_name.empty() && staged != session->staged.end())
-      for (const auto& in : staged->second)
-        session->pipeline->set_input(stage_name, in.first, in.second.dtype, in.second.shape,
-                                     in.second.data.data(), in.second.data.size());
-    session->pipeline->run(stage_name);
+    session->pipeline->run(edgepack::capi::stage_arg(stage));
     session->timings = session->pipeline->timings();
   });
 }
