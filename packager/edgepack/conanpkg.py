@@ -45,8 +45,6 @@ def profile_path(board: Board) -> Path:
 
 
 def sdk_version(source: Path = SDK_SOURCE_DIR) -> str:
-
-
     text = (source / "CMakeLists.txt").read_text()
     match = re.search(r"project\(\s*\w+\s+VERSION\s+([0-9.]+)", text)
     return match.group(1) if match else "0.0.0"

@@ -284,5 +284,7 @@ def _write_tarball(tree: Path, target: Path, top: str) -> None:
         info.uname = info.gname = ""
         return info
 
-    with tarfile.open(target, "w:gz") as tar:
+    # gzip level 6: within 1% of level 9's size at a sixth of the time (9 took 4 of the 5
+    # seconds of a no-op board build).
+    with tarfile.open(target, "w:gz", compresslevel=6) as tar:
         tar.add(tree, arcname=top, filter=normalise)
