@@ -1,26 +1,30 @@
 # SPDX-License-Identifier: Apache-2.0
-"""``edgepack sdk build`` for the ARM boards: ELF checks, runs under qemu, an app built against
-the installed SDK, Ninja no-op rebuilds, compiler errors and unknown boards."""
+"""``edgepack sdk build`` for the ARM boards: ELF checks, the runner and the agent under qemu, an
+app built against the installed SDK, Ninja no-op rebuilds, compiler errors and unknown boards."""
 
 from __future__ import annotations
 
 import json
+import os
+import select
 import subprocess
 import tarfile
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import ARM_BOARDS, CROSS_ROOT, REPO, board
+from conftest import ARM_BOARDS, CROSS_ROOT, REPO, board, clean_env
 
 from edgepack import qemu
 from edgepack.cli import main
+from edgepack.device.client import AgentClient, ConnectionLost, sha256_file
 from edgepack.elfinfo import EM_AARCH64, EM_ARM, read_elf
 from edgepack.errors import ToolchainError
 from edgepack.sdkbuild import SdkBuild, build_sdk, cmake_program
 from edgepack.toolchains import resolve_toolchain
 
 EXPECTED = {"hi3559a": (EM_AARCH64, 64), "rpi4": (EM_AARCH64, 64), "rpi4-armhf": (EM_ARM, 32)}
+GUEST_MACHINE = {"hi3559a": "aarch64", "rpi4": "aarch64", "rpi4-armhf": "armv7l"}
 CONSUMER = REPO / "sdk_templates" / "examples" / "conan_consumer"
 
 
@@ -135,3 +139,57 @@ def test_unknown_board_lists_known_ones(tmp_path: Path,
     assert code != 0
     assert "no-such-board" in err and "rpi4" in err and "hi3559a" in err
     assert "Traceback" not in err
+
+
+class _PipeStream:
+    """The agent's stdio as the client's byte stream (what an SSH exec channel carries)."""
+
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        assert proc.stdin is not None and proc.stdout is not None
+        self.proc, self.stdin, self.stdout = proc, proc.stdin, proc.stdout
+
+    def write(self, data: bytes) -> None:
+        self.stdin.write(data)
+        self.stdin.flush()
+
+    def read(self, max_bytes: int, timeout: float) -> bytes:
+        ready, _, _ = select.select([self.stdout], [], [], timeout)
+        if not ready:
+            return b""
+        data = os.read(self.stdout.fileno(), max_bytes)
+        if not data:
+            raise ConnectionLost("agent closed its stdout")
+        return data
+
+    def close(self) -> None:
+        self.stdin.close()
+
+
+@pytest.mark.parametrize("board_id", ARM_BOARDS)
+def test_agent_under_qemu_answers_and_stores(sdk_for: Callable[[str], SdkBuild], tmp_path: Path,
+                                             board_id: str) -> None:
+    """The board's edgepack-agent over stdio: HELLO with the guest's facts, then a file put,
+    installed and read back."""
+    agent_bin = sdk_for(board_id).sdk_dir / "bin" / "edgepack-agent"
+    assert read_elf(agent_bin).machine == EXPECTED[board_id][0]
+    argv, extra = qemu.command_for(board(board_id), [agent_bin, "--root", tmp_path / "root"])
+    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env={**clean_env(), **extra})
+    try:
+        client = AgentClient(_PipeStream(proc), timeout=60)
+        hello = client.hello()
+        assert hello.protocol == 1
+        assert hello.agent_sha256 == sha256_file(agent_bin)
+        assert hello.facts["machine"] == GUEST_MACHINE[board_id]
+        payload = os.urandom(3000)
+        put = client.put_bytes(payload)
+        client.install(put.sha256, "data/blob.bin")
+        assert client.get("data/blob.bin") == payload
+        assert (tmp_path / "root" / "data" / "blob.bin").read_bytes() == payload
+        client.bye()
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+        for pipe in (proc.stdin, proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()
