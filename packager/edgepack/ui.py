@@ -85,7 +85,8 @@ class Progress:
         if self.total:
             frac = min(1.0, self.done / self.total)
             bar = "#" * int(frac * 30)
-            text = f"\r{self.label} [{bar:<30}] {frac * 100:5.1f}% {self.done}/{self.total}{self.unit}"
+            count = f"{self.done}/{self.total}{self.unit}"
+            text = f"\r{self.label} [{bar:<30}] {frac * 100:5.1f}% {count}"
         else:
             text = f"\r{self.label} ... {now - self._start:5.1f}s"
         self.stream.write(text)
