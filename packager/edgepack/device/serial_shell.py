@@ -37,6 +37,11 @@ _PASSWORD = re.compile(rb"[Pp]assword: ?$")
 _INCORRECT = re.compile(rb"Login incorrect|Login failed|incorrect password")
 _SHELL_PROMPT = re.compile(rb"[#$>%] ?$")
 
+# Echo off, no XON/XOFF, no EOF or suspend character: a bit flip must not turn a byte into
+# ^S (output stops) or ^D (the shell exits). Separate calls: an old stty may lack one.
+_QUIET_TTY = ("stty icanon -echo 2>/dev/null; stty -ixon 2>/dev/null; "
+              "stty eof undef 2>/dev/null; stty susp undef 2>/dev/null")
+
 # Applets the bootstrap can use, with a probe command and the output that proves it works.
 APPLET_PROBES: dict[str, tuple[str, str]] = {
     "base64": ("echo aGk= | base64 -d", "hi"),
@@ -55,6 +60,9 @@ class ConsolePort(Protocol):
     """What the driver needs from a serial port (pyserial's ``Serial`` fits)."""
 
     timeout: float | None
+
+    @property
+    def in_waiting(self) -> int: ...
 
     def read(self, size: int = 1) -> bytes: ...
     def write(self, data: bytes) -> int | None: ...
@@ -95,7 +103,7 @@ class ShellDriver:
     user: str | None = None
     password: str | None = None
     login_timeout: float = 60.0
-    command_timeout: float = 30.0
+    command_timeout: float = 10.0
     dead_timeout: float = 20.0  # silence through resyncs before the console is called dead
     log_path: Path | None = None
     disabled_applets: frozenset[str] = frozenset()  # pretend these are missing (tests, quirks)
@@ -115,8 +123,14 @@ class ShellDriver:
 
     def _fill(self, timeout: float) -> bool:
         """Read what arrives within ``timeout``; True if anything came."""
-        self.port.timeout = max(0.01, min(timeout, 0.2))
-        got = self.port.read(65536)
+        wait = round(max(0.01, min(timeout, 0.2)), 2)
+        if self.port.timeout != wait:
+            self.port.timeout = wait
+        # One byte with a timeout, then whatever else is already there: read(n) would wait
+        # for all n bytes or the whole timeout.
+        got = self.port.read(1)
+        if got and self.port.in_waiting:
+            got += self.port.read(self.port.in_waiting)
         if got:
             self._buf += got
             self.stats.bytes_read += len(got)
@@ -149,6 +163,10 @@ class ShellDriver:
                 return None
             self._fill(left)
 
+    def unread(self, data: bytes) -> None:
+        """Put cleaned console text back in front of what is still to be matched."""
+        self._buf[:0] = data
+
     # -- login and set-up ------------------------------------------------------------------
 
     def start(self) -> None:
@@ -158,49 +176,56 @@ class ShellDriver:
 
     def _login(self) -> None:
         deadline = time.monotonic() + self.login_timeout
-        pats = [_LOGIN, _PASSWORD, _INCORRECT, _SHELL_PROMPT]
+        sent_user = False  # the user name went out for the login prompt now showing
+        tried_password = False
         failures = 0
-        poked = False
+        quiet = 0.0
         while time.monotonic() < deadline:
             # Anchored patterns must see the end of the output, so first let it settle.
-            self._fill(0.3)
+            got = self._fill(0.3)
             while self._fill(0.15):
-                pass
+                got = True
             text = clean(bytes(self._buf))
-            hit = None
-            for i, pat in enumerate(pats):
-                if pat.search(text):
-                    hit = i
-                    break
             self._buf.clear()
-            if hit is None:
-                if poked and not text:
-                    time.sleep(0.5)
-                self.write(b"\n")  # poke a silent console, as a person would press Enter
-                poked = True
-                continue
-            if hit == 0:
+            if _INCORRECT.search(text) and tried_password:
+                failures += 1
+                tried_password = False
+                if failures >= 3:
+                    raise DeviceError(f"login as {self.user!r} refused by the console "
+                                      "(wrong user or password)")
+            if _LOGIN.search(text):
                 if not self.user:
                     raise DeviceError("the console asks for a login but no user was given",
                                       hint="add ?user=NAME to the serial:// URI")
                 self.write(self.user.encode() + b"\n")
-            elif hit == 1:
-                self.write((self.password or "").encode() + b"\n")
-            elif hit == 2:
-                failures += 1
-                if failures >= 3:
-                    raise DeviceError(f"login as {self.user!r} refused by the console "
-                                      "(wrong user or password)")
-            else:
+                sent_user = True
+            elif _PASSWORD.search(text):
+                if sent_user:
+                    self.write((self.password or "").encode() + b"\n")
+                    tried_password = True
+                else:
+                    # A stray newline was taken as the user name: fail this round quickly
+                    # rather than send the password to the wrong question.
+                    self.write(b"\n")
+                sent_user = False
+            elif _SHELL_PROMPT.search(text):
                 return
+            elif not got:
+                # Poke a silent console (as a person presses Enter), but only after a real
+                # pause: every extra newline is read as an answer by a login prompt.
+                quiet += 0.45
+                if quiet >= 2.0:
+                    self.write(b"\n")
+                    quiet = 0.0
+                continue
+            quiet = 0.0
         raise DeviceError(f"no shell prompt on the console within {self.login_timeout:.0f}s")
 
     def _setup(self) -> None:
         prompt = f"EPP{self.token}# "
         split = f"EPP''{self.token}# "
         # Each setting on its own so one an old busybox lacks does not stop the rest.
-        self.write(b"stty -echo 2>/dev/null; stty -ixon 2>/dev/null; "
-                   b"stty eof undef 2>/dev/null; PS2=''; PS1='" + split.encode() + b"'\n")
+        self.write(f"{_QUIET_TTY}; PS2=''; PS1='{split}'\n".encode())
         if self.expect([re.compile(re.escape(prompt.encode()))], 10.0) is None:
             raise DeviceError("the console shell did not take the new prompt (PS1)")
         self._resync()
@@ -213,9 +238,12 @@ class ShellDriver:
         while time.monotonic() < deadline:
             self._seq += 1
             tag = f"S{self.token}:{self._seq}"
-            self.write(b"\x03")
+            # ^Q first: if noise spoiled `stty -ixon` and then sent a ^S, output is stopped.
+            self.write(b"\x11\x03")
             time.sleep(0.1)  # let the shell take SIGINT before it reads the next line
-            self.write(f"\necho '{tag[:4]}''{tag[4:]}'\n".encode())
+            # A command killed by ^C may have left the tty in non-canonical mode, and noise
+            # may have spoiled the set-up line: the settings are repeated every time.
+            self.write(f"\n{_QUIET_TTY}; echo '{tag[:4]}''{tag[4:]}'\n".encode())
             if self.expect([re.compile(re.escape(tag.encode()) + rb"\n")], 3.0) is not None:
                 return
             self.stats.resyncs += 1
@@ -286,8 +314,11 @@ class ShellDriver:
                 if name in self.disabled_applets:
                     found[name] = False
                     continue
-                res = self.run(f"({probe}) 2>/dev/null")
-                found[name] = res.exit_code == 0 and res.output.strip() == expected
+                for _ in range(3):  # noise can spoil a probe's answer; a real lack repeats
+                    res = self.run(f"({probe}) 2>/dev/null", timeout=5.0)
+                    found[name] = res.exit_code == 0 and res.output.strip() == expected
+                    if found[name]:
+                        break
             self._applets = found
         return dict(self._applets)
 

@@ -27,8 +27,8 @@ import shutil
 import signal
 import subprocess
 import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from ..errors import DeviceError, ToolchainError, UsageError
 from ..sysroot import ensure_sysroot
@@ -49,35 +49,50 @@ _DEBIAN_ARCH = {
 }
 
 
-@dataclass(frozen=True)
-class SerialConsole:
-    """A running virtual console. ``tty`` is the host end (open it with pyserial)."""
+class SerialConsole(dict[str, Any]):
+    """A running virtual console, as a plain JSON-able dict (virtual boards store it as is).
 
-    board: str
-    arch: str
-    tty: str
-    pid: int
-    device_root: str
-    busybox: str
-    log: str
-    login_user: str | None = None
-    password: str | None = None
-    baud: int = DEFAULT_BAUD
+    Keys: ``board``, ``arch``, ``tty`` (the host end: open it with pyserial), ``pid`` (socat),
+    ``pids`` (``{"socat": pid}``: what stops it), ``device_root``, ``busybox``, ``log``,
+    ``login_user``, ``password``, ``baud`` and ``uri`` (``serial://<tty>?baud=N[&user=U]``).
+    """
+
+    @property
+    def tty(self) -> str:
+        return str(self["tty"])
+
+    @property
+    def pid(self) -> int:
+        return int(self["pid"])
+
+    @property
+    def device_root(self) -> str:
+        return str(self["device_root"])
+
+    @property
+    def login_user(self) -> str | None:
+        user = self.get("login_user")
+        return str(user) if user else None
+
+    @property
+    def password(self) -> str | None:
+        pw = self.get("password")
+        return str(pw) if pw else None
+
+    @property
+    def baud(self) -> int:
+        return int(self.get("baud", DEFAULT_BAUD))
 
     @property
     def uri(self) -> str:
-        """The target URI for this console, as ``device/targets.py`` parses it."""
-        uri = f"serial://{self.tty}?baud={self.baud}"
-        if self.login_user:
-            uri += f"&user={self.login_user}"
-        return uri
+        return str(self["uri"])
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2, sort_keys=True)
+        return json.dumps(dict(self), indent=2, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> SerialConsole:
-        return cls(**json.loads(text))
+        return cls(json.loads(text))
 
 
 def debian_arch(arch: str) -> str:
@@ -219,10 +234,11 @@ def start_serial_console(
                               f"see {log}")
         time.sleep(0.02)
 
+    uri = f"serial://{tty}?baud={baud}" + (f"&user={login_user}" if login_user else "")
     console = SerialConsole(
-        board=board_id, arch=arch, tty=str(tty), pid=proc.pid, device_root=str(root),
-        busybox=str(busybox), log=str(log), login_user=login_user, password=password,
-        baud=baud,
+        board=board_id, arch=arch, tty=str(tty), pid=proc.pid, pids={"socat": proc.pid},
+        device_root=str(root), busybox=str(busybox), log=str(log), login_user=login_user,
+        password=password, baud=baud, uri=uri,
     )
     state = state_dir / STATE_FILE
     tmp = state.with_suffix(".json.tmp")
