@@ -116,8 +116,11 @@ class ShellDriver:
     # -- raw console I/O -------------------------------------------------------------------
 
     def write(self, data: bytes) -> None:
-        self.port.write(data)
-        self.port.flush()
+        try:
+            self.port.write(data)
+            self.port.flush()
+        except OSError as exc:
+            raise DeviceError(f"the serial console went away: {exc}") from None
         self.stats.bytes_written += len(data)
         self._log(b">> ", data)
 
@@ -128,9 +131,12 @@ class ShellDriver:
             self.port.timeout = wait
         # One byte with a timeout, then whatever else is already there: read(n) would wait
         # for all n bytes or the whole timeout.
-        got = self.port.read(1)
-        if got and self.port.in_waiting:
-            got += self.port.read(self.port.in_waiting)
+        try:
+            got = self.port.read(1)
+            if got and self.port.in_waiting:
+                got += self.port.read(self.port.in_waiting)
+        except OSError as exc:  # pyserial's SerialException is an OSError
+            raise DeviceError(f"the serial console went away: {exc}") from None
         if got:
             self._buf += got
             self.stats.bytes_read += len(got)

@@ -34,6 +34,8 @@ from ..errors import DeviceError, ToolchainError, UsageError
 from ..sysroot import ensure_sysroot
 
 STATE_FILE = "serial-console.json"
+# socat processes started by this process, kept so they are reaped (not left to __del__).
+_RUNNING: dict[int, subprocess.Popen[bytes]] = {}
 DEFAULT_BAUD = 115_200
 
 # edgepack arch names (and common aliases) -> Debian architecture of busybox-static.
@@ -223,6 +225,7 @@ def start_serial_console(
             cmd, cwd=root, env=env, stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
             start_new_session=True,
         )
+    _RUNNING[proc.pid] = proc
     deadline = time.monotonic() + timeout
     while not tty.exists():
         if proc.poll() is not None:
@@ -286,6 +289,9 @@ def stop_serial_console(console: SerialConsole | int) -> None:
     """Stop a console (or the socat pid it was started with), and its shell."""
     pid = console if isinstance(console, int) else console.pid
     _kill(pid)
+    proc = _RUNNING.pop(pid, None)
+    if proc is not None:
+        proc.wait()
     if isinstance(console, SerialConsole):
         tty = Path(console.tty)
         if tty.is_symlink():

@@ -1,0 +1,205 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The serial transport: a board's console (``serial:///dev/ttyX?baud=N&user=U``).
+
+The console shell is only the bootstrap (``serial_shell``): log in, detect applets, upload the
+static agent in verified chunks (``serial_upload``), then start it in the foreground of the
+shell. The agent switches the tty to raw mode itself (PROTOCOL.md section 9) and frames flow
+through ``AgentClient`` with retransmission on, so frames hit by noise are dropped by their
+CRC and sent again. After ``BYE`` the agent restores the tty and the shell comes back.
+
+Baud rate: the console is opened at the URI's rate. ``raise_baud`` is the code path for a
+faster link once the agent runs; it needs the agent to announce the ``baud`` capability
+(PROTOCOL.md has no baud message in version 1, so today it reports "not offered" and keeps the
+rate). A pty ignores the baud rate entirely, so virtual boards cannot prove a rate switch;
+throughput against a line rate is measured with ``faultproxy``'s line-rate limiter instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+from ..errors import DeviceError
+from .client import AgentClient, ConnectionLost
+from .protocol import DEFAULT_CHUNK_SERIAL
+from .serial_shell import ShellDriver
+from .serial_upload import Method, ShellUploader
+from .targets import Target
+from .transport import CommandResult, TransportOptions
+
+
+def open_port(device: str, baud: int, timeout: float = 0.2) -> Any:
+    """Open a tty with pyserial (8N1, no flow control: debug UARTs rarely wire RTS/CTS)."""
+    import serial  # pyserial
+
+    try:
+        return serial.Serial(device, baud, timeout=timeout, xonxoff=False, rtscts=False,
+                             exclusive=True)
+    except (serial.SerialException, OSError) as exc:
+        raise DeviceError(f"cannot open serial port {device}: {exc}",
+                          hint="check the cable/adapter and that no other program holds it"
+                          ) from None
+
+
+class SerialAgentStream:
+    """The ``ByteStream`` to an agent running in the foreground of the console shell.
+
+    The shell prints the command's end marker when the agent exits; seeing it means the
+    stream is over (``ConnectionLost``), so a missing or crashing agent is noticed at once
+    instead of after a HELLO timeout.
+    """
+
+    def __init__(self, transport: SerialTransport, seq: int, pending: bytes) -> None:
+        self.transport = transport
+        self.port = transport.port
+        t = re.escape(transport.shell.token.encode())
+        self._end = re.compile(rb"E" + t + b":" + str(seq).encode() + rb":(\d+)")
+        self._pending = pending
+        self._tail = b""
+        self.exit_code: int | None = None
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        if self.exit_code is not None:
+            raise ConnectionLost(f"the agent on {self.transport.target.uri} has exited "
+                                 f"(status {self.exit_code})")
+        self.port.write(data)
+        self.port.flush()
+
+    def read(self, max_bytes: int, timeout: float) -> bytes:
+        if self.exit_code is not None:
+            raise ConnectionLost(f"the agent on {self.transport.target.uri} exited "
+                                 f"(status {self.exit_code})")
+        if self._pending:
+            data, self._pending = self._pending[:max_bytes], self._pending[max_bytes:]
+        else:
+            self.port.timeout = max(0.01, timeout)
+            data = self.port.read(1)
+            if data and self.port.in_waiting:
+                data += self.port.read(min(max_bytes - 1, self.port.in_waiting))
+        if data:
+            window = (self._tail + data).replace(b"\r", b"")
+            m = self._end.search(window)
+            if m:
+                self.exit_code = int(m.group(1))
+            self._tail = window[-64:]
+        return data
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if self.exit_code is None:
+            # Still running: ask it to leave (BYE restores the tty), then the shell is back.
+            from .protocol import Message, MsgType, encode_frame
+
+            bye = encode_frame(Message.build(MsgType.BYE, 0xFFFFFFF0))
+            deadline = time.monotonic() + 5.0
+            while self.exit_code is None and time.monotonic() < deadline:
+                self.port.write(bye)
+                self.port.flush()
+                try:
+                    while self.read(65536, 0.5):
+                        if self.exit_code is not None:
+                            break
+                except ConnectionLost:
+                    break
+        self.transport._agent_done()
+
+
+class SerialTransport:
+    """``Transport`` over a console: shell for commands and uploads, agent for frames."""
+
+    def __init__(self, target: Target, options: TransportOptions | None = None, *,
+                 password: str | None = None, port: Any = None,
+                 method: Method = "auto", log_path: Path | None = None,
+                 disabled_applets: frozenset[str] = frozenset(),
+                 login_timeout: float = 60.0, dead_timeout: float = 20.0) -> None:
+        self.target = target
+        self.port = port if port is not None else open_port(target.device, target.baud)
+        self.shell = ShellDriver(self.port, user=target.user or None, password=password,
+                                 login_timeout=login_timeout, dead_timeout=dead_timeout,
+                                 log_path=log_path, disabled_applets=disabled_applets)
+        self.method: Method = method
+        self._started = False
+        self._agent_running = False
+        self.last_upload: Any = None
+
+    def _ready_shell(self) -> ShellDriver:
+        if self._agent_running:
+            raise DeviceError("the console is held by the agent; close its stream first")
+        if not self._started:
+            self.shell.start()
+            self._started = True
+        return self.shell
+
+    def _agent_done(self) -> None:
+        self._agent_running = False
+        if self._started:
+            self.shell._resync()  # swallow the agent's leftovers and the prompt
+
+    def run_command(self, command: str, timeout: float = 60.0) -> CommandResult:
+        res = self._ready_shell().run(command, timeout=timeout, retries=0)
+        # The console merges stderr into stdout (one tty); it all comes back as stdout.
+        return CommandResult(res.exit_code, res.output.encode(), b"")
+
+    def upload(self, local: Path, remote: str, mode: int = 0o755) -> None:
+        shell = self._ready_shell()
+        uploader = ShellUploader(shell, method=self.method, baud=self.target.baud)
+        self.last_upload = uploader.upload(local.read_bytes(), remote, mode=mode,
+                                           label=f"upload {local.name} over the console")
+
+    def open_stream(self, command: str) -> SerialAgentStream:
+        """Start ``command`` (an agent) in the foreground of the console shell.
+
+        A leading ``exec`` is dropped: the agent runs as a child so the shell (and the
+        console) is still there after ``BYE``.
+        """
+        shell = self._ready_shell()
+        command = re.sub(r"^\s*exec\s+", "", command)
+        n = shell.send_command(command)
+        begin = re.compile(rb"B" + re.escape(shell.token.encode()) + b":" + str(n).encode()
+                           + rb"\n")
+        if shell.expect([begin], 10.0) is None:
+            raise DeviceError(f"the console on {self.target.uri} did not start {command!r}")
+        pending = bytes(shell._buf)
+        shell._buf.clear()
+        self._agent_running = True
+        return SerialAgentStream(self, n, pending)
+
+    def client(self, stream: SerialAgentStream, timeout: float = 60.0,
+               chunk_size: int = DEFAULT_CHUNK_SERIAL) -> AgentClient:
+        """An ``AgentClient`` set up for a serial line (retransmission on)."""
+        return AgentClient(stream, timeout=timeout, retransmit=True, chunk_size=chunk_size)
+
+    def raise_baud(self, client: AgentClient, baud: int) -> int:
+        """Switch to ``baud`` if the agent offers it; returns the rate in use afterwards.
+
+        The switch must be agreed in frames (both sides change, the host re-sends HELLO at
+        the new rate and falls back to the old one if it gets no answer). Agents that do not
+        announce the ``baud`` capability keep the current rate.
+        """
+        info = client.hello_info or client.hello()
+        if "baud" not in info.capabilities:
+            return int(self.port.baudrate)
+        old = int(self.port.baudrate)
+        try:
+            client.request_baud(baud)  # type: ignore[attr-defined]
+            self.port.baudrate = baud
+            client.hello(timeout=2.0)
+            return baud
+        except (DeviceError, AttributeError):
+            self.port.baudrate = old
+            client.hello(timeout=5.0)
+            return old
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.port.close()
+
+
+def connect(target: Target, options: TransportOptions) -> SerialTransport:
+    return SerialTransport(target, options)
