@@ -22,7 +22,7 @@ from edgepack.device.serial_virtual import (
     stop_serial_console,
 )
 from edgepack.device.targets import parse_target
-from edgepack.device.transport import TransportOptions, start_agent
+from edgepack.device.transport import TransportOptions, connect, start_agent
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +33,10 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SerialConsole]
 
 
 def _transport(tty: str) -> SerialTransport:
-    return SerialTransport(parse_target(f"serial://{tty}?baud=115200"), TransportOptions())
+    # Through the transport registry, as `edgepack bench --target serial://...` does.
+    t = connect(parse_target(f"serial://{tty}?baud=115200"), TransportOptions())
+    assert isinstance(t, SerialTransport)
+    return t
 
 
 def _start(t: SerialTransport, console: SerialConsole, agent: Path) -> tuple[AgentClient, bool]:

@@ -166,7 +166,7 @@ def start_serial_console(
     login_user: str | None = None,
     password: str | None = None,
     cache_dir: Path | None = None,
-    baud: int = DEFAULT_BAUD,
+    baud: int | None = None,
     timeout: float = 15.0,
 ) -> SerialConsole:
     """Start a busybox shell of the board's arch behind a pty and return its console.
@@ -177,6 +177,9 @@ def start_serial_console(
     ``stop_serial_console``.
     """
     board_id, arch = _board_facts(board)
+    board_console = getattr(board, "console", None)
+    if baud is None:
+        baud = int(getattr(board_console, "baud", DEFAULT_BAUD))
     socat = shutil.which("socat")
     if socat is None:
         raise ToolchainError("socat not found", hint="run `bash scripts/setup.sh` (installs socat)")
