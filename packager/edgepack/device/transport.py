@@ -16,6 +16,7 @@ from typing import Protocol
 
 from ..errors import DeviceError, UsageError
 from .client import AgentClient, ByteStream, sha256_file
+from .protocol import DEFAULT_CHUNK_SSH
 from .targets import Target
 
 
@@ -119,7 +120,10 @@ def start_agent(transport: Transport, root: str, agent_binary: Path | None, *,
 def _try_start(transport: Transport, command: str, timeout: float,
                retransmit: bool) -> AgentClient | None:
     stream = transport.open_stream(command)
-    client = AgentClient(stream, timeout=timeout, retransmit=retransmit)
+    # A lossy link (serial) declares its own chunk size and asks for retransmission.
+    client = AgentClient(stream, timeout=timeout,
+                         retransmit=retransmit or bool(getattr(transport, "retransmit", False)),
+                         chunk_size=int(getattr(transport, "chunk_size", DEFAULT_CHUNK_SSH)))
     try:
         client.hello(timeout=20.0)
     except DeviceError:
