@@ -1,4 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
+# cryptography's key classes are abstract; passing them as isinstance targets is intended.
+# mypy: disable-error-code="type-abstract"
 """Key files: the publisher's Ed25519 signing key and X25519 device (recipient) keys.
 
 Private keys are PEM PKCS#8 files with mode 0600; the public key lies beside them as
@@ -15,7 +17,7 @@ import hashlib
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
@@ -134,42 +136,44 @@ def _load_any(path: Path, expected: str) -> object:
                            f"expected {expected}") from None
 
 
-def load_publisher_private(path: Path) -> Ed25519PrivateKey:
-    expected = "an Ed25519 publisher private key"
+_Private = TypeVar("_Private", Ed25519PrivateKey, X25519PrivateKey)
+_Public = TypeVar("_Public", Ed25519PublicKey, X25519PublicKey)
+
+
+def _load_private(path: Path, kind: type[_Private], expected: str) -> _Private:
     key = _load_any(Path(path), expected)
-    if not isinstance(key, Ed25519PrivateKey):
+    if not isinstance(key, kind):
         raise KeyFileError(f"{path}: expected {expected}, found {_describe(key)}")
     return key
+
+
+def _load_public(path: Path, private_kind: type[_Private], kind: type[_Public],
+                 expected: str) -> _Public:
+    """A .pub file, or a private key file from which the public key is derived."""
+    key = _load_any(Path(path), expected)
+    if isinstance(key, private_kind):
+        key = key.public_key()
+    if not isinstance(key, kind):
+        raise KeyFileError(f"{path}: expected {expected}, found {_describe(key)}")
+    return key
+
+
+def load_publisher_private(path: Path) -> Ed25519PrivateKey:
+    return _load_private(path, Ed25519PrivateKey, "an Ed25519 publisher private key")
 
 
 def load_publisher_public(path: Path) -> Ed25519PublicKey:
     """A .pub file, or a private key file from which the public key is derived."""
-    expected = "an Ed25519 publisher key"
-    key = _load_any(Path(path), expected)
-    if isinstance(key, Ed25519PrivateKey):
-        return key.public_key()
-    if not isinstance(key, Ed25519PublicKey):
-        raise KeyFileError(f"{path}: expected {expected}, found {_describe(key)}")
-    return key
+    return _load_public(path, Ed25519PrivateKey, Ed25519PublicKey, "an Ed25519 publisher key")
 
 
 def load_device_private(path: Path) -> X25519PrivateKey:
-    expected = "an X25519 device private key"
-    key = _load_any(Path(path), expected)
-    if not isinstance(key, X25519PrivateKey):
-        raise KeyFileError(f"{path}: expected {expected}, found {_describe(key)}")
-    return key
+    return _load_private(path, X25519PrivateKey, "an X25519 device private key")
 
 
 def load_device_public(path: Path) -> X25519PublicKey:
     """A .pub file, or a private key file from which the public key is derived."""
-    expected = "an X25519 device key"
-    key = _load_any(Path(path), expected)
-    if isinstance(key, X25519PrivateKey):
-        return key.public_key()
-    if not isinstance(key, X25519PublicKey):
-        raise KeyFileError(f"{path}: expected {expected}, found {_describe(key)}")
-    return key
+    return _load_public(path, X25519PrivateKey, X25519PublicKey, "an X25519 device key")
 
 
 # --- identity ----------------------------------------------------------------------------

@@ -4,7 +4,7 @@
 - Host keys are checked against a known_hosts file: edgepack's own
   (``~/.config/edgepack/known_hosts``) unless ``--known-hosts`` names one. An unknown key is
   refused with its fingerprint; ``--trust-new-host`` accepts it and records it. A changed key
-  is always refused. paramiko's ``AutoAddPolicy`` is never used.
+  is always refused; no paramiko policy that accepts unknown keys is ever installed.
 - Every blocking step has a timeout (connect, banner, auth, channel) and the transport sends
   keepalives, so a dead board is reported instead of waited on.
 - The agent runs behind an exec channel without a PTY (a PTY would translate CR/LF and echo,
