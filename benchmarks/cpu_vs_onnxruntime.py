@@ -32,9 +32,9 @@ import onnxruntime as ort
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "packager"))
 
-from edgepack import zoo  # noqa: E402
-from edgepack.lower import lower  # noqa: E402
-from edgepack.optimize import optimize  # noqa: E402
+from edgepack.lower.lowering import lower  # noqa: E402
+from edgepack.model import zoo  # noqa: E402
+from edgepack.model.optimize import optimize  # noqa: E402
 
 BUILD = REPO / "build" / "bench-sdk-release"
 CMAKE = REPO / ".venv" / "bin" / "cmake"

@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """Write the example's models: models/detector.onnx and models/classifier.onnx.
 
-Both are seeded test models from ``edgepack.zoo`` (random weights, real topologies), so the
+Both are seeded test models from ``edgepack.model.zoo`` (random weights, real topologies), so the
 files are byte-identical on every run. Usage: ``python generate_models.py [--out DIR]``.
 """
 
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import onnx
 
-from edgepack import zoo
+from edgepack.model import zoo
 
 HERE = Path(__file__).resolve().parent
 

@@ -13,9 +13,9 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from . import __version__
-from .commands import COMMANDS
-from .errors import EdgepackError
+from edgepack import __version__
+from edgepack.commands import COMMANDS
+from edgepack.errors import EdgepackError
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from edgepack.boards import Board, load_board
-from edgepack.sdkbuild import SdkBuild, build_sdk
+from edgepack.build.sdkbuild import SdkBuild, build_sdk
+from edgepack.spec.boards import Board, load_board
 
 REPO = Path(__file__).resolve().parents[2]
 CROSS_ROOT = REPO / "build" / "cross"

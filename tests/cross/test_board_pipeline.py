@@ -28,10 +28,12 @@ import pytest
 from conftest import REPO, board
 from onnx import TensorProto, helper, numpy_helper
 
-from edgepack import artifact, keys, manifest, qemu
+from edgepack.artifact import container as artifact
+from edgepack.artifact import keys, manifest
+from edgepack.build import qemu
+from edgepack.build.elfinfo import EM_AARCH64, EM_ARM, read_elf
 from edgepack.cli import main
-from edgepack.elfinfo import EM_AARCH64, EM_ARM, read_elf
-from edgepack.lower import lower
+from edgepack.lower.lowering import lower
 
 EXAMPLE = REPO / "examples" / "vision-demo"
 PIPELINE_BOARDS = {"hi3559a": EM_AARCH64, "rpi4-armhf": EM_ARM}

@@ -9,11 +9,11 @@ from pathlib import Path
 
 from conftest import REPO, board
 
-from edgepack import qemu
-from edgepack.conanpkg import conan_env, create_package, run_conan, sdk_version
-from edgepack.elfinfo import EM_AARCH64, read_elf
-from edgepack.sdkbuild import cmake_program
-from edgepack.toolchains import toolchains_dir
+from edgepack.build import qemu
+from edgepack.build.conanpkg import conan_env, create_package, run_conan, sdk_version
+from edgepack.build.elfinfo import EM_AARCH64, read_elf
+from edgepack.build.sdkbuild import cmake_program
+from edgepack.build.toolchains import toolchains_dir
 
 
 def test_conan_create_and_consume_rpi4(cross_cache: Path, tmp_path: Path) -> None:

@@ -15,13 +15,13 @@ from pathlib import Path
 import pytest
 from conftest import ARM_BOARDS, CROSS_ROOT, REPO, board, clean_env
 
-from edgepack import qemu
+from edgepack.build import qemu
+from edgepack.build.elfinfo import EM_AARCH64, EM_ARM, read_elf
+from edgepack.build.sdkbuild import SdkBuild, build_sdk, cmake_program
+from edgepack.build.toolchains import resolve_toolchain
 from edgepack.cli import main
 from edgepack.device.client import AgentClient, ConnectionLost, sha256_file
-from edgepack.elfinfo import EM_AARCH64, EM_ARM, read_elf
 from edgepack.errors import ToolchainError
-from edgepack.sdkbuild import SdkBuild, build_sdk, cmake_program
-from edgepack.toolchains import resolve_toolchain
 
 EXPECTED = {"hi3559a": (EM_AARCH64, 64), "rpi4": (EM_AARCH64, 64), "rpi4-armhf": (EM_ARM, 32)}
 GUEST_MACHINE = {"hi3559a": "aarch64", "rpi4": "aarch64", "rpi4-armhf": "armv7l"}

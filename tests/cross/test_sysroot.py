@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from edgepack.build.sysroot import Sysroot, ensure_sysroot, sysroot_dir
 from edgepack.errors import ToolchainError
-from edgepack.sysroot import Sysroot, ensure_sysroot, sysroot_dir
 
 PACKAGES = ("libssl-dev", "libssl3")
 

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from edgepack import qemu
-from edgepack.boards import list_boards, load_board
+from edgepack.build import qemu
+from edgepack.build.sdkbuild import cmake_program
+from edgepack.build.toolchains import resolve_toolchain, toolchain_file, toolchains_dir
 from edgepack.cli import main
 from edgepack.errors import ToolchainError
-from edgepack.sdkbuild import cmake_program
-from edgepack.toolchains import resolve_toolchain, toolchain_file, toolchains_dir
+from edgepack.spec.boards import list_boards, load_board
 
 
 def _vendor_shim(folder: Path) -> Path:

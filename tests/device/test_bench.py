@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from edgepack import keys
+from edgepack.artifact import keys
+from edgepack.bench.report import load_report, summarize, validate_report
 from edgepack.cli import main as cli_main
 from edgepack.errors import SpecError
-from edgepack.report import load_report, summarize, validate_report
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "vision-demo"
@@ -28,7 +28,7 @@ ITERATIONS = 5
 @pytest.fixture(scope="session")
 def hi3559a_sdk() -> Iterator[Path]:
     """The board's SDK (runner + agent), cross-built once and cached under build/."""
-    from edgepack.sdkbuild import build_sdk
+    from edgepack.build.sdkbuild import build_sdk
 
     old = os.environ.get("EDGEPACK_CACHE")
     os.environ["EDGEPACK_CACHE"] = str(REPO / "build" / "cache")

@@ -12,7 +12,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from edgepack.lower import lower
+from edgepack.lower.lowering import lower
 
 # Built by the session fixture ``sdk_host`` (tests/sdk/conftest.py): one SDK build per session.
 

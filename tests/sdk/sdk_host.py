@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgepack import keys
+from edgepack.artifact import keys
 
 REPO = Path(__file__).resolve().parents[2]
 SDK = REPO / "sdk_templates"

@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 from sdk_host import CMAKE, SDK, SdkBuild, run
 
-from edgepack import artifact, keys
+from edgepack.artifact import container as artifact
+from edgepack.artifact import keys
 
 
 def test_c_api_rules(sdk_host: SdkBuild, packed_demo: tuple[Path, Path]) -> None:

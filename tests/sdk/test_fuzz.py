@@ -18,8 +18,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from sdk_host import SdkBuild, build_sdk
 
-from edgepack import artifact, keys, zoo
-from edgepack.lower import lower
+from edgepack.artifact import container as artifact
+from edgepack.artifact import keys
+from edgepack.lower.lowering import lower
+from edgepack.model import zoo
 
 TARGETS = ("fuzz_epk_layout", "fuzz_epk_open", "fuzz_device_graph", "fuzz_manifest_json")
 SECONDS = 15

@@ -14,11 +14,11 @@ from graph_runner import run_device, run_ort
 from onnx import TensorProto, helper, numpy_helper
 from sdk_host import SdkBuild
 
-from edgepack import device_graph as dg
-from edgepack import zoo
 from edgepack.errors import ModelError
-from edgepack.lower import SUPPORTED_OPS, lower, unsupported_ops
-from edgepack.optimize import optimize
+from edgepack.lower import device_graph as dg
+from edgepack.lower.lowering import SUPPORTED_OPS, lower, unsupported_ops
+from edgepack.model import zoo
+from edgepack.model.optimize import optimize
 
 RNG = np.random.default_rng(7)
 

@@ -16,7 +16,7 @@ from graph_runner import run_ort
 from onnx import TensorProto, helper, numpy_helper
 from sdk_host import SdkBuild
 
-from edgepack.lower import lower
+from edgepack.lower.lowering import lower
 
 RNG = np.random.default_rng(3)
 

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 from sdk_host import SdkBuild, make_keyset, pub, run
 
-from edgepack import artifact, crypto, keys
+from edgepack.artifact import container as artifact
+from edgepack.artifact import crypto, keys
 from edgepack.errors import ArtifactInvalid
 
 CHUNK = 1024

@@ -21,8 +21,9 @@ import numpy as np
 import pytest
 from sdk_host import SdkBuild, run
 
-from edgepack import artifact, keys
-from edgepack.reference import run_stage
+from edgepack.artifact import container as artifact
+from edgepack.artifact import keys
+from edgepack.model.reference import run_stage
 
 BOX_ATOL = 1e-2
 SCORE_ATOL = 1e-4

@@ -17,7 +17,8 @@ import pytest
 from sdk_host import CMAKE, SdkBuild, build_sdk, make_keyset, pub
 from test_reader_interop import SECTIONS, SMALL, _forgeries, write
 
-from edgepack import artifact, keys
+from edgepack.artifact import container as artifact
+from edgepack.artifact import keys
 
 SANITIZER_ENV = {
     **os.environ,

@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from edgepack.prepost import geometry
-from edgepack.spec import DetectionPost, PreprocessSpec
+from edgepack.model.prepost import geometry
+from edgepack.spec.project import DetectionPost, PreprocessSpec
 
 Array = np.ndarray[Any, Any]
 

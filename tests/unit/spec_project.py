@@ -13,7 +13,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from edgepack import keys
+from edgepack.artifact import keys
 
 DETECTOR_CLASSES = 8
 CLASSIFIER_CLASSES = 10

@@ -17,7 +17,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-from edgepack import artifact, crypto, keys
+from edgepack.artifact import container as artifact
+from edgepack.artifact import crypto, keys
 from edgepack.cli import main
 from edgepack.errors import ArtifactInvalid
 

@@ -12,10 +12,10 @@ import onnx
 import pytest
 from spec_project import write_valid_project
 
-from edgepack import boards
-from edgepack.boards import UnknownBoard, UnknownProcessor, check_placement, load_board
 from edgepack.errors import SpecError
-from edgepack.spec_loader import load_spec
+from edgepack.spec import boards
+from edgepack.spec.boards import UnknownBoard, UnknownProcessor, check_placement, load_board
+from edgepack.spec.loader import load_spec
 
 REPO = Path(__file__).resolve().parents[2]
 INVALID = REPO / "tests" / "data" / "boards_invalid"

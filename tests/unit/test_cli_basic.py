@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from edgepack import keys
+from edgepack.artifact import keys
 from edgepack.cli import main
 from edgepack.errors import KeyFileError
 

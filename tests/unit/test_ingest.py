@@ -11,11 +11,11 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from edgepack import zoo
 from edgepack.errors import ModelError
-from edgepack.ingest import ingest_model
-from edgepack.optimize import run_onnxruntime
-from edgepack.spec import ClassificationPost, DetectionPost, InputSpec, ModelSpec
+from edgepack.model import zoo
+from edgepack.model.ingest import ingest_model
+from edgepack.model.optimize import run_onnxruntime
+from edgepack.spec.project import ClassificationPost, DetectionPost, InputSpec, ModelSpec
 
 
 def save(tmp_path: Path, model: onnx.ModelProto, name: str = "m.onnx") -> Path:

@@ -10,8 +10,8 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from edgepack import zoo
-from edgepack.optimize import (
+from edgepack.model import zoo
+from edgepack.model.optimize import (
     EquivalenceError,
     check_equivalent,
     fold_batchnorm,

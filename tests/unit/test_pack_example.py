@@ -13,9 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgepack import artifact, keys, manifest
+from edgepack.artifact import container as artifact
+from edgepack.artifact import keys, manifest
+from edgepack.artifact.pack import pack_project
 from edgepack.cli import main
-from edgepack.pack import pack_project
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "vision-demo"

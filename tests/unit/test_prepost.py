@@ -12,17 +12,17 @@ import pytest
 from onnx.reference import ReferenceEvaluator
 
 from edgepack.errors import ModelError
-from edgepack.ingest import RUNTIME_OPS
-from edgepack.optimize import run_onnxruntime
-from edgepack.prepost import (
+from edgepack.model.ingest import RUNTIME_OPS
+from edgepack.model.optimize import run_onnxruntime
+from edgepack.model.prepost import (
     build_classification_post,
     build_crop,
     build_detection_post,
     build_preprocess,
     geometry,
 )
-from edgepack.spec import ClassificationPost, DetectionPost, PreprocessSpec
-from edgepack.tensors import TensorDesc
+from edgepack.model.tensors import TensorDesc
+from edgepack.spec.project import ClassificationPost, DetectionPost, PreprocessSpec
 
 Array = np.ndarray[Any, Any]
 

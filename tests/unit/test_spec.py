@@ -10,8 +10,8 @@ import pytest
 from spec_project import VALID_TOML, make_detector, populate, write_valid_project
 
 from edgepack.errors import SpecError
-from edgepack.spec import ClassificationPost, DetectionPost
-from edgepack.spec_loader import load_spec
+from edgepack.spec.loader import load_spec
+from edgepack.spec.project import ClassificationPost, DetectionPost
 
 REPO = Path(__file__).resolve().parents[2]
 INVALID = REPO / "tests" / "data" / "spec_invalid"

@@ -13,11 +13,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from edgepack import keys
-from edgepack.reference import golden_inputs, run_pipeline, run_stage
-from edgepack.spec import DetectionPost, Spec
-from edgepack.spec_loader import load_spec
-from edgepack.stages import StagePlan, build_stage_plan
+from edgepack.artifact import keys
+from edgepack.model.reference import golden_inputs, run_pipeline, run_stage
+from edgepack.model.stages import StagePlan, build_stage_plan
+from edgepack.spec.loader import load_spec
+from edgepack.spec.project import DetectionPost, Spec
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "vision-demo"

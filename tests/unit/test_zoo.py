@@ -13,9 +13,9 @@ import numpy as np
 import onnx
 import pytest
 
-from edgepack import zoo
-from edgepack.ingest import RUNTIME_OPS
-from edgepack.optimize import optimize, random_feeds, run_onnxruntime
+from edgepack.model import zoo
+from edgepack.model.ingest import RUNTIME_OPS
+from edgepack.model.optimize import optimize, random_feeds, run_onnxruntime
 
 REPO = Path(__file__).resolve().parents[2]
 

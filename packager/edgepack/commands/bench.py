@@ -9,9 +9,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..bench import BenchOptions, run_bench
-from ..errors import UsageError
-from ..report import render_html, render_text, write_text_atomic
+from edgepack.bench.report import render_html, render_text, write_text_atomic
+from edgepack.bench.runner import BenchOptions, run_bench
+from edgepack.errors import UsageError
 
 
 def register(subparsers: Any) -> None:

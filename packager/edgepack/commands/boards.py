@@ -7,8 +7,8 @@ import argparse
 from dataclasses import asdict
 from typing import Any
 
-from ..boards import Board, list_boards
-from ..ui import emit, format_table
+from edgepack.spec.boards import Board, list_boards
+from edgepack.ui import emit, format_table
 
 
 def register(subparsers: Any) -> None:

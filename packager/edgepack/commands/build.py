@@ -7,8 +7,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from ..ui import emit
-from .sdk import sdk_summary, sdk_text
+from edgepack.commands.sdk import sdk_summary, sdk_text
+from edgepack.ui import emit
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -31,11 +31,11 @@ def _text(data: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..boards import load_board
-    from ..pack import pack_project
-    from ..sdkbuild import build_sdk
-    from ..spec_loader import load_spec
-    from ..toolchains import resolve_toolchain
+    from edgepack.artifact.pack import pack_project
+    from edgepack.build.sdkbuild import build_sdk
+    from edgepack.build.toolchains import resolve_toolchain
+    from edgepack.spec.boards import load_board
+    from edgepack.spec.loader import load_spec
 
     project = Path(args.project)
     board = load_board(args.board, project if project.is_dir() else project.parent)

@@ -6,8 +6,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ..device import virtual
-from ..ui import emit, format_table
+from edgepack.device import virtual
+from edgepack.ui import emit, format_table
 
 
 def register(subparsers: Any) -> None:

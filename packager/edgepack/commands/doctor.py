@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ..ui import emit, format_table
+from edgepack.ui import emit, format_table
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -33,8 +33,8 @@ def _text(data: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..boards import list_boards, load_board
-    from ..doctor import run_checks
+    from edgepack.build.doctor import run_checks
+    from edgepack.spec.boards import list_boards, load_board
 
     boards = [load_board(args.board)] if args.board else list_boards()
     checks = run_checks(boards)

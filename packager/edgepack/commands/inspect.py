@@ -17,9 +17,10 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from .. import artifact, keys, manifest
-from ..errors import ArtifactInvalid
-from ..ui import emit, format_table
+from edgepack.artifact import container as artifact
+from edgepack.artifact import keys, manifest
+from edgepack.errors import ArtifactInvalid
+from edgepack.ui import emit, format_table
 
 
 def fingerprint_of_digest(digest: bytes) -> str:

@@ -7,8 +7,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from .. import keys
-from ..ui import emit
+from edgepack.artifact import keys
+from edgepack.ui import emit
 
 
 def register(subparsers: Any) -> None:

@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from ..ui import emit
+from edgepack.ui import emit
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -31,7 +31,7 @@ def summary_text(r: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..pack import pack_project
+    from edgepack.artifact.pack import pack_project
 
     result = pack_project(args.project, args.out, board=args.board)
     emit(result.summary(), args.json, summary_text)

@@ -8,8 +8,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from ..report import compare_reports, load_report, render_compare
-from ..ui import emit
+from edgepack.bench.report import compare_reports, load_report, render_compare
+from edgepack.ui import emit
 
 
 def register(subparsers: Any) -> None:

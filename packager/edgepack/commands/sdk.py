@@ -7,10 +7,10 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..ui import emit
+from edgepack.ui import emit
 
 if TYPE_CHECKING:
-    from ..sdkbuild import SdkBuild
+    from edgepack.build.sdkbuild import SdkBuild
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -51,7 +51,7 @@ def sdk_text(data: dict[str, Any]) -> str:
 
 
 def run_build(args: argparse.Namespace) -> int:
-    from ..sdkbuild import build_sdk
+    from edgepack.build.sdkbuild import build_sdk
 
     build = build_sdk(args.board, args.out, jobs=args.jobs)
     emit(sdk_summary(build), args.json, sdk_text)
@@ -59,7 +59,7 @@ def run_build(args: argparse.Namespace) -> int:
 
 
 def run_conan(args: argparse.Namespace) -> int:
-    from ..conanpkg import create_package
+    from edgepack.build.conanpkg import create_package
 
     result = create_package(args.board)
     emit(result, args.json, lambda r: f"conan package {r['reference']} created for {r['board']} "

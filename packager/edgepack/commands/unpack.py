@@ -13,9 +13,10 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from .. import artifact, keys, manifest
-from ..errors import ArtifactInvalid, UsageError
-from ..ui import emit
+from edgepack.artifact import container as artifact
+from edgepack.artifact import keys, manifest
+from edgepack.errors import ArtifactInvalid, UsageError
+from edgepack.ui import emit
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

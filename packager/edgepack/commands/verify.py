@@ -7,8 +7,9 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from .. import artifact, keys
-from ..ui import emit
+from edgepack.artifact import container as artifact
+from edgepack.artifact import keys
+from edgepack.ui import emit
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -20,8 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..errors import DeviceError
-from .protocol import (
+from edgepack.device.protocol import (
     DEFAULT_CHUNK_SSH,
     MAX_CHUNK,
     PROTOCOL_VERSION,
@@ -31,6 +30,7 @@ from .protocol import (
     MsgType,
     encode_frame,
 )
+from edgepack.errors import DeviceError
 
 
 class ByteStream(Protocol):

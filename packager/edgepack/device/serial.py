@@ -23,12 +23,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..errors import DeviceError
-from .client import AgentClient, ConnectionLost
-from .serial_shell import ShellDriver
-from .serial_upload import Method, ShellUploader
-from .targets import Target
-from .transport import CommandResult, TransportOptions
+from edgepack.device.client import AgentClient, ConnectionLost
+from edgepack.device.serial_shell import ShellDriver
+from edgepack.device.serial_upload import Method, ShellUploader
+from edgepack.device.targets import Target
+from edgepack.device.transport import CommandResult, TransportOptions
+from edgepack.errors import DeviceError
 
 
 def open_port(device: str, baud: int, timeout: float = 0.2) -> Any:
@@ -94,7 +94,7 @@ class SerialAgentStream:
         self.closed = True
         if self.exit_code is None:
             # Still running: ask it to leave (BYE restores the tty), then the shell is back.
-            from .protocol import Message, MsgType, encode_frame
+            from edgepack.device.protocol import Message, MsgType, encode_frame
 
             bye = encode_frame(Message.build(MsgType.BYE, 0xFFFFFFF0))
             deadline = time.monotonic() + 5.0

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from ..errors import DeviceError
+from edgepack.errors import DeviceError
 
 # VT100/ANSI escapes that busybox line editing and bash emit: CSI sequences (cursor queries
 # such as ESC [6n, colours, bracketed paste), OSC titles, and two-byte escapes.

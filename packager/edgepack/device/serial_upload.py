@@ -24,9 +24,9 @@ import shlex
 from dataclasses import dataclass
 from typing import Literal
 
-from ..errors import DeviceError
-from ..ui import Progress
-from .serial_shell import ShellDriver
+from edgepack.device.serial_shell import ShellDriver
+from edgepack.errors import DeviceError
+from edgepack.ui import Progress
 
 Method = Literal["auto", "base64", "printf"]
 BLOCK = 64  # chunk sizes and offsets are multiples of this (dd bs=64 seek=...)

@@ -30,8 +30,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..errors import DeviceError, ToolchainError, UsageError
-from ..sysroot import ensure_sysroot
+from edgepack.build.sysroot import ensure_sysroot
+from edgepack.errors import DeviceError, ToolchainError, UsageError
 
 STATE_FILE = "serial-console.json"
 # socat processes started by this process, kept so they are reaped (not left to __del__).

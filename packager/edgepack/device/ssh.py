@@ -23,10 +23,10 @@ from pathlib import Path
 
 import paramiko
 
-from ..errors import DeviceError, KeyFileError
-from .client import ConnectionLost
-from .targets import Target
-from .transport import CommandResult, TransportOptions
+from edgepack.device.client import ConnectionLost
+from edgepack.device.targets import Target
+from edgepack.device.transport import CommandResult, TransportOptions
+from edgepack.errors import DeviceError, KeyFileError
 
 KEEPALIVE_S = 5
 

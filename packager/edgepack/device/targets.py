@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from ..errors import UsageError
+from edgepack.errors import UsageError
 
 SERIAL_BAUDS = (9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600, 1500000)
 

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from ..errors import DeviceError, UsageError
-from .client import AgentClient, ByteStream, sha256_file
-from .protocol import DEFAULT_CHUNK_SSH
-from .targets import Target
+from edgepack.device.client import AgentClient, ByteStream, sha256_file
+from edgepack.device.protocol import DEFAULT_CHUNK_SSH
+from edgepack.device.targets import Target
+from edgepack.errors import DeviceError, UsageError
 
 
 @dataclass(frozen=True)

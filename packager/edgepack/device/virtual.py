@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..boards import load_board
-from ..errors import DeviceError, ToolchainError, UsageError
-from ..qemu import binfmt_registered, default_ld_prefix
+from edgepack.build.qemu import binfmt_registered, default_ld_prefix
+from edgepack.errors import DeviceError, ToolchainError, UsageError
+from edgepack.spec.boards import load_board
 
 SSHD = "/usr/sbin/sshd"
 STATE_FILE = "board.json"
@@ -200,7 +200,7 @@ def up(board_id: str, *, serial: bool = False) -> VirtualBoard:
     vb = VirtualBoard(board.id, d, root, port, _user(), d / "user_ed25519", d / "known_hosts",
                       line, {"sshd": pid}, None)
     if serial:
-        from .serial_virtual import start_serial_console  # the serial console part
+        from edgepack.device.serial_virtual import start_serial_console  # the serial console part
 
         console = start_serial_console(board, d, device_root=root)
         info: dict[str, Any] = json.loads(console.to_json())

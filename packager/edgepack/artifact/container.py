@@ -19,8 +19,8 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 
-from . import crypto
-from .errors import ArtifactInvalid, UsageError
+from edgepack.artifact import crypto
+from edgepack.errors import ArtifactInvalid, UsageError
 
 MAGIC = b"\x89EPK\r\n\x1a\n"
 FORMAT_VERSION = 1

@@ -11,10 +11,15 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from .boards import Board
-from .qemu import binfmt_registered
-from .sysroot import cache_root, load_sysroot, sysroot_dir
-from .toolchains import compiler_version, find_compiler, install_hint, is_vendor_triple
+from edgepack.build.qemu import binfmt_registered
+from edgepack.build.sysroot import cache_root, load_sysroot, sysroot_dir
+from edgepack.build.toolchains import (
+    compiler_version,
+    find_compiler,
+    install_hint,
+    is_vendor_triple,
+)
+from edgepack.spec.boards import Board
 
 
 @dataclass(frozen=True)

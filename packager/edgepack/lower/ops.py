@@ -17,9 +17,9 @@ import numpy as np
 import onnx
 from onnx import defs, helper
 
-from edgepack import device_graph as dg
 from edgepack.errors import ModelError
-from edgepack.lower_shapes import ONNX_DTYPES, TensorInfo
+from edgepack.lower import device_graph as dg
+from edgepack.lower.shapes import ONNX_DTYPES, TensorInfo
 
 __all__ = ["ONNX_DTYPES", "LoweredNode", "lower_node", "resolve_defaults"]
 

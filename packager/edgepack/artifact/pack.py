@@ -16,14 +16,16 @@ from typing import Any
 
 import numpy as np
 
-from . import __version__, artifact, keys, manifest
-from .boards import check_placement, load_board
-from .lower import lower
-from .reference import golden_inputs, run_pipeline
-from .spec import Spec
-from .spec_loader import load_spec
-from .stages import StagePlan, build_stage_plan
-from .ui import Progress
+from edgepack import __version__
+from edgepack.artifact import container as artifact
+from edgepack.artifact import keys, manifest
+from edgepack.lower.lowering import lower
+from edgepack.model.reference import golden_inputs, run_pipeline
+from edgepack.model.stages import StagePlan, build_stage_plan
+from edgepack.spec.boards import check_placement, load_board
+from edgepack.spec.loader import load_spec
+from edgepack.spec.project import Spec
+from edgepack.ui import Progress
 
 GOLDEN_SEED = 0
 

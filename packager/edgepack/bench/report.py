@@ -23,8 +23,8 @@ from typing import Any
 import jsonschema
 import numpy as np
 
-from .errors import SpecError
-from .ui import format_table
+from edgepack.errors import SpecError
+from edgepack.ui import format_table
 
 REPORT_SCHEMA = "edgepack.report/1"
 

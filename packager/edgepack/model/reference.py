@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import onnx
 
-from edgepack.stages import Stage, StagePlan
+from edgepack.model.stages import Stage, StagePlan
 
 Graph = onnx.ModelProto | bytes
 

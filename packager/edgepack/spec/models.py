@@ -15,7 +15,8 @@ from typing import Any
 
 import onnx
 
-from .spec import (
+from edgepack.spec.fields import Table, type_name
+from edgepack.spec.project import (
     ClassificationPost,
     DetectionPost,
     InputSpec,
@@ -23,7 +24,6 @@ from .spec import (
     PostprocessSpec,
     PreprocessSpec,
 )
-from .spec_fields import Table, type_name
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 PIXEL_FORMATS = ("rgb", "bgr", "gray")

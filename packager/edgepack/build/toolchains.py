@@ -16,11 +16,11 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from .boards import Board
-from .errors import ToolchainError
+from edgepack.errors import ToolchainError
+from edgepack.spec.boards import Board
 
 TOOLCHAINS_PATH_ENV = "EDGEPACK_TOOLCHAINS_PATH"
-BUILTIN_TOOLCHAINS_DIR = Path(__file__).resolve().parents[2] / "toolchains"
+BUILTIN_TOOLCHAINS_DIR = Path(__file__).resolve().parents[3] / "toolchains"
 
 # Debian packages that install a generic cross compiler; a triple not listed is a vendor one.
 DEBIAN_COMPILER_PACKAGES = {

@@ -17,11 +17,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .boards import Board, load_board
-from .errors import ToolchainError
-from .sdkbuild import SDK_SOURCE_DIR
-from .sysroot import cache_root, ensure_sysroot
-from .toolchains import resolve_toolchain, toolchains_dir
+from edgepack.build.sdkbuild import SDK_SOURCE_DIR
+from edgepack.build.sysroot import cache_root, ensure_sysroot
+from edgepack.build.toolchains import resolve_toolchain, toolchains_dir
+from edgepack.errors import ToolchainError
+from edgepack.spec.boards import Board, load_board
 
 PACKAGE_NAME = "edgepack-sdk"
 

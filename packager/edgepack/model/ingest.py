@@ -15,9 +15,9 @@ import onnx
 from onnx import version_converter
 
 from edgepack.errors import ModelError
-from edgepack.optimize import check_equivalent, optimize
-from edgepack.spec import ModelSpec
-from edgepack.tensors import ONNX_TO_DTYPE, TensorDesc, describe_value
+from edgepack.model.optimize import check_equivalent, optimize
+from edgepack.model.tensors import ONNX_TO_DTYPE, TensorDesc, describe_value
+from edgepack.spec.project import ModelSpec
 
 CANONICAL_OPSET = 17
 ACCEPTED_OPSETS = range(11, 22)  # ai.onnx 11..21, converted to 17

@@ -16,10 +16,10 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from .boards import Board
-from .elfinfo import read_elf
-from .errors import ToolchainError
-from .toolchains import DEBIAN_COMPILER_PACKAGES
+from edgepack.build.elfinfo import read_elf
+from edgepack.build.toolchains import DEBIAN_COMPILER_PACKAGES
+from edgepack.errors import ToolchainError
+from edgepack.spec.boards import Board
 
 BINFMT_DIR = Path("/proc/sys/fs/binfmt_misc")
 

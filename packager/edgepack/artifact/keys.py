@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 
-from .errors import KeyFileError
+from edgepack.errors import KeyFileError
 
 KeyKind = Literal["publisher", "device"]
 PublicKey = Ed25519PublicKey | X25519PublicKey

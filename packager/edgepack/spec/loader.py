@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
-"""``load_spec``: read and validate edgepack.toml into the records of ``edgepack.spec``.
+"""``load_spec``: read and validate edgepack.toml into the records of ``edgepack.spec.project``.
 
 Every mistake is one ``SpecError`` naming the file, the line where known, and the dotted key
 (``models[1].postprocess.top_k``); unknown keys come with the closest known key. docs/spec.md
@@ -13,10 +13,12 @@ import tomllib
 from pathlib import Path
 from typing import NoReturn
 
-from . import keys as keyfiles
-from .boards import UnknownBoard, UnknownProcessor, load_board
-from .errors import KeyFileError, SpecError
-from .spec import (
+from edgepack.artifact import keys as keyfiles
+from edgepack.errors import KeyFileError, SpecError
+from edgepack.spec.boards import UnknownBoard, UnknownProcessor, load_board
+from edgepack.spec.fields import LineIndex, SpecContext, Table, type_name
+from edgepack.spec.models import check_name, parse_model, project_file
+from edgepack.spec.project import (
     SPEC_FILENAME,
     KeysSpec,
     ModelSpec,
@@ -25,8 +27,6 @@ from .spec import (
     PipelineStageSpec,
     Spec,
 )
-from .spec_fields import LineIndex, SpecContext, Table, type_name
-from .spec_models import check_name, parse_model, project_file
 
 TOP_KEYS = ("package", "keys", "models", "pipeline", "placement")
 PACKAGE_KEYS = ("name", "version", "version_counter")

@@ -16,9 +16,9 @@ import onnx
 from onnx import TensorProto, helper
 
 from edgepack.errors import ModelError
-from edgepack.spec import ClassificationPost, DetectionPost, PixelFormat, PreprocessSpec
-from edgepack.tensors import DTYPE_TO_ONNX, TensorDesc
-from edgepack.zoo import IR_VERSION, OPSET, GraphBuilder
+from edgepack.model.tensors import DTYPE_TO_ONNX, TensorDesc
+from edgepack.model.zoo import IR_VERSION, OPSET, GraphBuilder
+from edgepack.spec.project import ClassificationPost, DetectionPost, PixelFormat, PreprocessSpec
 
 # ITU-R BT.601 luma weights (what cv2.cvtColor uses for RGB -> GRAY).
 _LUMA_RGB = (0.299, 0.587, 0.114)

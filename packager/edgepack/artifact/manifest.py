@@ -10,7 +10,7 @@ from typing import Any
 
 import jsonschema
 
-from .errors import ArtifactInvalid
+from edgepack.errors import ArtifactInvalid
 
 SCHEMA_ID = "edgepack.manifest/1"
 SDK_ABI = 1  # bumped when the SDK's C ABI or the manifest contract changes incompatibly

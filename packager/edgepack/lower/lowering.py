@@ -15,9 +15,9 @@ from collections.abc import Mapping
 import onnx
 from onnx import numpy_helper, shape_inference
 
-from edgepack import device_graph as dg
 from edgepack.errors import ModelError
-from edgepack.lower_ops import ONNX_DTYPES, LoweredNode, lower_node, resolve_defaults
+from edgepack.lower import device_graph as dg
+from edgepack.lower.ops import ONNX_DTYPES, LoweredNode, lower_node, resolve_defaults
 
 SUPPORTED_OPS: frozenset[str] = frozenset(
     {
@@ -152,7 +152,7 @@ def lower(model: onnx.ModelProto, input_bounds: Mapping[str, int] | None = None)
             raise ModelError(f"graph input '{gi.name}' has no shape (static shapes required)")
     shapes = _static_shapes(model)
     nodes, consts = _fold_constants(model, shapes)
-    from edgepack.lower_shapes import infer_with_bounds
+    from edgepack.lower.shapes import infer_with_bounds
 
     info = infer_with_bounds(model, nodes, consts, set(bounds))  # name -> (dtype, shape, dynamic)
     lowered: list[LoweredNode] = []

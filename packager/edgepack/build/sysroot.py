@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import ToolchainError
+from edgepack.errors import ToolchainError
 
 CACHE_ENV = "EDGEPACK_CACHE"
 SYSROOT_SCHEMA = "edgepack.sysroot/1"

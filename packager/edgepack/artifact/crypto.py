@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.hpke import AEAD, KDF, KEM, Suite
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from .errors import ArtifactInvalid
+from edgepack.errors import ArtifactInvalid
 
 CONTENT_KEY_SIZE = 32
 ENC_SIZE = 32  # X25519 encapsulated key

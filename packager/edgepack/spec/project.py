@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """The project spec ``edgepack.toml`` as typed records.
 
-This module holds the records only; ``edgepack.spec_loader.load_spec`` reads and validates a
+This module holds the records only; ``edgepack.spec.loader.load_spec`` reads and validates a
 file into them (every mistake is a ``SpecError`` naming file, line where known, and key).
 docs/spec.md documents every key with a full example. Paths here are already resolved
 against the project folder.

@@ -23,12 +23,12 @@ from typing import Any, Literal
 import jsonschema
 import yaml
 
-from .errors import EdgepackError, SpecError
-from .spec import Spec
+from edgepack.errors import EdgepackError, SpecError
+from edgepack.spec.project import Spec
 
 BOARD_SCHEMA_VERSION = 1
 BOARDS_PATH_ENV = "EDGEPACK_BOARDS_PATH"
-BUILTIN_BOARDS_DIR = Path(__file__).resolve().parents[2] / "boards"
+BUILTIN_BOARDS_DIR = Path(__file__).resolve().parents[3] / "boards"
 
 Arch = Literal["aarch64", "armhf", "x86_64"]
 ProcessorKind = Literal["cpu", "gpu", "dsp", "npu"]

@@ -14,8 +14,8 @@ from typing import Any, Literal
 import onnx
 
 from edgepack.errors import SpecError
-from edgepack.ingest import IngestedModel, ingest_model
-from edgepack.prepost import (
+from edgepack.model.ingest import IngestedModel, ingest_model
+from edgepack.model.prepost import (
     build_classification_post,
     build_crop,
     build_detection_post,
@@ -24,7 +24,8 @@ from edgepack.prepost import (
     detection_outputs,
     model_hw,
 )
-from edgepack.spec import (
+from edgepack.model.tensors import TensorDesc
+from edgepack.spec.project import (
     ClassificationPost,
     DetectionPost,
     InputSpec,
@@ -33,7 +34,6 @@ from edgepack.spec import (
     PreprocessSpec,
     Spec,
 )
-from edgepack.tensors import TensorDesc
 
 StageKind = Literal["pre", "model", "post", "crop"]
 

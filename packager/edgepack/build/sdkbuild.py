@@ -25,15 +25,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import __version__
-from .boards import Board, load_board
-from .errors import ToolchainError
-from .sdkreadme import render_readme
-from .sysroot import Sysroot, cache_root, ensure_sysroot, file_lock
-from .toolchains import Toolchain, resolve_toolchain
-from .ui import Progress
+from edgepack import __version__
+from edgepack.build.sdkreadme import render_readme
+from edgepack.build.sysroot import Sysroot, cache_root, ensure_sysroot, file_lock
+from edgepack.build.toolchains import Toolchain, resolve_toolchain
+from edgepack.errors import ToolchainError
+from edgepack.spec.boards import Board, load_board
+from edgepack.ui import Progress
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 SDK_SOURCE_DIR = REPO_ROOT / "sdk_templates"
 AGENT_SOURCE_DIR = REPO_ROOT / "device_agents"
 BUILDINFO_SCHEMA = "edgepack.buildinfo/1"

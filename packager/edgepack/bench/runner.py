@@ -21,15 +21,15 @@ from typing import Any
 
 import numpy as np
 
-from . import __version__
-from .artifact import open_artifact, read_file
-from .boards import Board, load_board
-from .device.client import AgentClient, Hello, RunResult
-from .device.targets import Target, parse_target
-from .device.transport import TransportOptions, connect, start_agent
-from .errors import DeviceError
-from .keys import load_device_private, load_publisher_public
-from .report import REPORT_SCHEMA, compare_output, summarize, validate_report
+from edgepack import __version__
+from edgepack.artifact.container import open_artifact, read_file
+from edgepack.artifact.keys import load_device_private, load_publisher_public
+from edgepack.bench.report import REPORT_SCHEMA, compare_output, summarize, validate_report
+from edgepack.device.client import AgentClient, Hello, RunResult
+from edgepack.device.targets import Target, parse_target
+from edgepack.device.transport import TransportOptions, connect, start_agent
+from edgepack.errors import DeviceError
+from edgepack.spec.boards import Board, load_board
 
 # uname -m values that run each board architecture.
 MACHINES = {"aarch64": {"aarch64", "arm64"}, "armhf": {"armv7l", "armv8l", "armv7"},
@@ -78,8 +78,8 @@ def load_golden(opts: BenchOptions) -> tuple[dict[str, Any], Golden, bytes]:
 def sdk_for(board: Board, sdk_dir: Path | None) -> Path:
     if sdk_dir is not None:
         return sdk_dir
-    from .sdkbuild import build_sdk
-    from .sysroot import cache_root
+    from edgepack.build.sdkbuild import build_sdk
+    from edgepack.build.sysroot import cache_root
 
     return build_sdk(board, cache_root() / "bench-sdk").sdk_dir
 

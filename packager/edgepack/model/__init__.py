@@ -1,0 +1,2 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Model handling: ingest, optimisation, pre/post graphs, stage plan, host reference."""
