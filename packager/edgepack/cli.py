@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from edgepack import __version__
 from edgepack.commands import COMMANDS
-from edgepack.errors import EdgepackError
+from edgepack.errors import EdgepackError, ExitCode
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,7 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         print("edgepack: interrupted", file=sys.stderr)
-        return 130
+        return ExitCode.INTERRUPTED
     return code
 
 

@@ -7,13 +7,30 @@ Anything that is not an ``EdgepackError`` is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+from enum import IntEnum
 from pathlib import Path
+
+
+class ExitCode(IntEnum):
+    """Every exit status of the ``edgepack`` command, in one table (docs/errors.md)."""
+
+    OK = 0
+    ERROR = 1  # an EdgepackError without a more specific kind
+    USAGE = 2  # a bad flag or argument combination (argparse uses 2 as well)
+    SPEC = 3  # an invalid data file: edgepack.toml, a board file, a report, a labels file
+    MODEL = 4  # an ONNX model that cannot be ingested
+    ARTIFACT = 5  # the artifact is invalid (one opaque reason for every crypto/format failure)
+    KEY = 6  # a key file missing, unreadable or of the wrong kind
+    TOOLCHAIN = 7  # a missing or failing build tool
+    DEVICE = 8  # a board that cannot be reached, refuses, or reports a failure
+    CHECK_FAILED = 9  # ran, and its check did not pass (accuracy, regression, doctor)
+    INTERRUPTED = 130  # Ctrl-C (128 + SIGINT, as shells report it)
 
 
 class EdgepackError(Exception):
     """A user-facing error: bad input, missing tool, refused artifact."""
 
-    exit_code = 1
+    exit_code: int = ExitCode.ERROR
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         super().__init__(message)
@@ -27,13 +44,13 @@ class EdgepackError(Exception):
 class UsageError(EdgepackError):
     """A bad flag or argument combination."""
 
-    exit_code = 2
+    exit_code = ExitCode.USAGE
 
 
 class SpecError(EdgepackError):
     """An invalid data file (edgepack.toml, a board file). Names the file and the field."""
 
-    exit_code = 3
+    exit_code = ExitCode.SPEC
 
     def __init__(
         self,
@@ -58,7 +75,7 @@ class SpecError(EdgepackError):
 class ModelError(EdgepackError):
     """An ONNX model that cannot be ingested (checker failure, unsupported op or opset)."""
 
-    exit_code = 4
+    exit_code = ExitCode.MODEL
 
 
 class ArtifactInvalid(EdgepackError):
@@ -68,7 +85,7 @@ class ArtifactInvalid(EdgepackError):
     message shown to the user is always the same.
     """
 
-    exit_code = 5
+    exit_code = ExitCode.ARTIFACT
 
     def __init__(self, reason: str) -> None:
         super().__init__("artifact invalid")
@@ -78,16 +95,16 @@ class ArtifactInvalid(EdgepackError):
 class KeyFileError(EdgepackError):
     """A key file that is missing, unreadable or of the wrong kind."""
 
-    exit_code = 6
+    exit_code = ExitCode.KEY
 
 
 class ToolchainError(EdgepackError):
     """A missing or failing build tool (compiler, sysroot package, qemu, conan)."""
 
-    exit_code = 7
+    exit_code = ExitCode.TOOLCHAIN
 
 
 class DeviceError(EdgepackError):
     """A board that cannot be reached, refuses, or reports a failure."""
 
-    exit_code = 8
+    exit_code = ExitCode.DEVICE

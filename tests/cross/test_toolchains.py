@@ -16,7 +16,7 @@ from edgepack.build import qemu
 from edgepack.build.sdkbuild import cmake_program
 from edgepack.build.toolchains import resolve_toolchain, toolchain_file, toolchains_dir
 from edgepack.cli import main
-from edgepack.errors import ToolchainError
+from edgepack.errors import ExitCode, ToolchainError
 from edgepack.spec.boards import list_boards, load_board
 
 
@@ -122,7 +122,7 @@ def test_doctor_reports_vendor_compiler_as_optional(capsys: pytest.CaptureFixtur
     assert by_name["aarch64-linux-gnu-g++ (hi3559a)"]["ok"]
     assert by_name["qemu-aarch64"]["ok"]
     assert {"cmake", "ninja", "conan", "sshd", "socat"} <= set(by_name)
-    assert code == (0 if data["ok"] else 1)
+    assert code == (ExitCode.OK if data["ok"] else ExitCode.CHECK_FAILED)
 
 
 def test_doctor_names_install_command_for_missing_tools(
@@ -131,6 +131,6 @@ def test_doctor_names_install_command_for_missing_tools(
     monkeypatch.setenv("PATH", str(tmp_path))
     code = main(["doctor", "--board", "rpi4-armhf"])
     out = capsys.readouterr().out
-    assert code == 1
+    assert code == ExitCode.CHECK_FAILED
     assert "apt-get install g++-arm-linux-gnueabihf" in out
     assert "apt-get install socat" in out

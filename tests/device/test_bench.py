@@ -18,7 +18,7 @@ import pytest
 from edgepack.artifact import keys
 from edgepack.bench.report import load_report, summarize, validate_report
 from edgepack.cli import main as cli_main
-from edgepack.errors import SpecError
+from edgepack.errors import ExitCode, SpecError
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "vision-demo"
@@ -147,7 +147,7 @@ def test_report_compare_flags_regressions(tmp_path: Path,
     assert cli_main(["report", "compare", str(files["base"]), str(files["faster"])]) == 0
     capsys.readouterr()
     assert cli_main(["report", "compare", str(files["base"]), str(files["slower"]),
-                     "--threshold", "0.1"]) == 1
+                     "--threshold", "0.1"]) == ExitCode.CHECK_FAILED
     out = capsys.readouterr().out
     assert "REGRESSED" in out and "end-to-end" in out
     assert cli_main(["report", "compare", str(files["base"]), str(files["slower"]),

@@ -94,3 +94,16 @@ def test_console_script_as_a_process(tmp_path: Path) -> None:
                            capture_output=True, text=True, env=env, cwd=tmp_path, check=False)
     assert again.returncode == KeyFileError.exit_code
     assert "already exists" in again.stderr and "Traceback" not in again.stderr
+
+
+def test_exit_code_table_is_documented() -> None:
+    """docs/errors.md lists every ExitCode with its number, and each error kind has its own."""
+    from edgepack import errors
+
+    doc = (REPO / "docs" / "errors.md").read_text()
+    for code in errors.ExitCode:
+        assert f"| {code.value} | {code.name} |" in doc, code
+    kinds = [c for c in vars(errors).values()
+             if isinstance(c, type) and issubclass(c, errors.EdgepackError)]
+    codes = [c.exit_code for c in kinds if c is not errors.EdgepackError]
+    assert len(codes) == len(set(codes)) and errors.ExitCode.CHECK_FAILED not in codes

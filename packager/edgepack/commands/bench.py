@@ -11,7 +11,7 @@ from typing import Any
 
 from edgepack.bench.report import render_html, render_text, write_text_atomic
 from edgepack.bench.runner import BenchOptions, run_bench
-from edgepack.errors import UsageError
+from edgepack.errors import ExitCode, UsageError
 
 
 def register(subparsers: Any) -> None:
@@ -56,4 +56,4 @@ def run(args: argparse.Namespace) -> int:
         write_text_atomic(args.json, json.dumps(report, indent=2, sort_keys=True) + "\n")
     if args.html:
         write_text_atomic(args.html, render_html(report))
-    return 0 if report["accuracy"]["passed"] else 1
+    return ExitCode.OK if report["accuracy"]["passed"] else ExitCode.CHECK_FAILED

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from edgepack.errors import ExitCode
 from edgepack.ui import emit, format_table
 
 
@@ -40,4 +41,4 @@ def run(args: argparse.Namespace) -> int:
     checks = run_checks(boards)
     ok = all(c.ok or not c.required for c in checks)
     emit({"ok": ok, "checks": [c.as_dict() for c in checks]}, args.json, _text)
-    return 0 if ok else 1
+    return ExitCode.OK if ok else ExitCode.CHECK_FAILED

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from edgepack.artifact import container as artifact
 from edgepack.artifact import keys, manifest
-from edgepack.errors import ArtifactInvalid
+from edgepack.errors import ArtifactInvalid, ExitCode
 from edgepack.ui import emit, format_table
 
 
@@ -93,8 +93,4 @@ def _text(info: dict[str, Any]) -> str:
 def run(args: argparse.Namespace) -> int:
     info = describe(args.artifact, args.key)
     emit(info, args.json, _text)
-    return 0 if info["signature"] != "INVALID" else artifact_invalid_code()
-
-
-def artifact_invalid_code() -> int:
-    return ArtifactInvalid("signature").exit_code
+    return ExitCode.OK if info["signature"] != "INVALID" else ExitCode.ARTIFACT

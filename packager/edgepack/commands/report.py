@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from edgepack.bench.report import compare_reports, load_report, render_compare
+from edgepack.errors import ExitCode
 from edgepack.ui import emit
 
 
@@ -33,4 +34,4 @@ def _compare(args: argparse.Namespace) -> int:
                       "change": r.change} for r in rows],
             "regressed": [{"series": r.name, "metric": r.metric} for r in regressed]}
     emit(data, args.json, lambda _d: render_compare(rows, regressed, args.threshold))
-    return 1 if regressed else 0
+    return ExitCode.CHECK_FAILED if regressed else ExitCode.OK
