@@ -92,7 +92,7 @@ def test_identity_on_graph_output_keeps_the_output_name() -> None:
 
 
 def test_batchnorm_not_folded_when_conv_output_is_shared() -> None:
-    g = zoo.GraphBuilder(0)
+    g = zoo.LayerBuilder(0)
     conv = g.conv("input", 3, 4, 3)
     bn = g.bn(conv, 4)
     g.op1("Add", [bn, conv], out="y")

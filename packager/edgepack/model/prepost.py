@@ -16,8 +16,8 @@ import onnx
 from onnx import TensorProto, helper
 
 from edgepack.errors import ModelError
+from edgepack.model.graph_builder import IR_VERSION, OPSET, GraphBuilder
 from edgepack.model.tensors import DTYPE_TO_ONNX, TensorDesc
-from edgepack.model.zoo import IR_VERSION, OPSET, GraphBuilder
 from edgepack.spec.project import ClassificationPost, DetectionPost, PixelFormat, PreprocessSpec
 
 # ITU-R BT.601 luma weights (what cv2.cvtColor uses for RGB -> GRAY).

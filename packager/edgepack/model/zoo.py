@@ -9,54 +9,16 @@ seed gives the same bytes.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, helper
 
-OPSET = 17
-IR_VERSION = 8  # the IR version that goes with opset 17
+from edgepack.model.graph_builder import GraphBuilder
 
 
-class GraphBuilder:
-    """Accumulates nodes and initializers; every helper returns the name of its output."""
+class LayerBuilder(GraphBuilder):
+    """``GraphBuilder`` plus layers with seeded random weights (He-style by fan-in)."""
 
-    def __init__(self, seed: int) -> None:
-        self.rng = np.random.default_rng(seed)
-        self.nodes: list[onnx.NodeProto] = []
-        self.initializers: list[onnx.TensorProto] = []
-        self._counts: dict[str, int] = {}
-
-    def name(self, prefix: str) -> str:
-        n = self._counts.get(prefix, 0)
-        self._counts[prefix] = n + 1
-        return f"{prefix}_{n}"
-
-    def const(self, prefix: str, value: np.ndarray) -> str:
-        name = self.name(prefix)
-        self.initializers.append(numpy_helper.from_array(np.array(value, order="C"), name))
-        return name
-
-    def op(
-        self,
-        op_type: str,
-        inputs: list[str],
-        n_out: int = 1,
-        outs: list[str] | None = None,
-        **attrs: Any,
-    ) -> list[str]:
-        """Add a node; ``outs`` names its outputs explicitly (e.g. a graph output)."""
-        node_name = self.name(op_type.lower())
-        if outs is None:
-            outs = [f"{node_name}_out{i}" if n_out > 1 else node_name for i in range(n_out)]
-        self.nodes.append(helper.make_node(op_type, inputs, outs, name=node_name, **attrs))
-        return outs
-
-    def op1(self, op_type: str, inputs: list[str], out: str | None = None, **attrs: Any) -> str:
-        return self.op(op_type, inputs, 1, None if out is None else [out], **attrs)[0]
-
-    # --- layers -------------------------------------------------------------------------
     def conv(
         self,
         x: str,
@@ -107,27 +69,6 @@ class GraphBuilder:
         b = np.zeros(num_classes, np.float32)
         return self.op1("Gemm", [flat, self.const("fc_w", w), self.const("fc_b", b)], transB=1)
 
-    def finish(
-        self,
-        graph_name: str,
-        inputs: list[onnx.ValueInfoProto],
-        outputs: list[tuple[str, str, list[int]]],
-    ) -> onnx.ModelProto:
-        """``outputs``: (internal tensor, public name, shape); renames via Identity-free rewire."""
-        for internal, public, _ in outputs:
-            for node in self.nodes:
-                node.output[:] = [public if o == internal else o for o in node.output]
-                node.input[:] = [public if i == internal else i for i in node.input]
-        out_infos = [helper.make_tensor_value_info(p, TensorProto.FLOAT, s) for _, p, s in outputs]
-        graph = helper.make_graph(self.nodes, graph_name, inputs, out_infos, self.initializers)
-        model = helper.make_model(
-            graph,
-            opset_imports=[helper.make_opsetid("", OPSET)],
-            producer_name="edgepack.zoo",
-            ir_version=IR_VERSION,
-        )
-        return model
-
 
 def _image_input(name: str, size: int) -> onnx.ValueInfoProto:
     return helper.make_tensor_value_info(name, TensorProto.FLOAT, [1, 3, size, size])
@@ -135,7 +76,7 @@ def _image_input(name: str, size: int) -> onnx.ValueInfoProto:
 
 def resnet18(seed: int = 0, input_size: int = 224, num_classes: int = 1000) -> onnx.ModelProto:
     """ResNet-18 as exported for inference (BN already folded into the convolutions)."""
-    g = GraphBuilder(seed)
+    g = LayerBuilder(seed)
     x = g.op1("Relu", [g.conv("input", 3, 64, 7, stride=2)])
     x = g.op1("MaxPool", [x], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])
     cin = 64
@@ -167,7 +108,7 @@ _MOBILENET_V2_CONFIG = (  # expansion t, channels c, repeats n, first stride s
 
 def mobilenet_v2(seed: int = 0, input_size: int = 224, num_classes: int = 1000) -> onnx.ModelProto:
     """MobileNetV2 (width 1.0): inverted residuals, depthwise 3x3, ReLU6 as Clip(0, 6)."""
-    g = GraphBuilder(seed)
+    g = LayerBuilder(seed)
     x = g.relu6(g.conv("input", 3, 32, 3, stride=2))
     cin = 32
     for t, c, n, s in _MOBILENET_V2_CONFIG:
@@ -192,7 +133,7 @@ def mobilenet_classifier(
     seed: int = 0, input_size: int = 96, num_classes: int = 10
 ) -> onnx.ModelProto:
     """A small depthwise-separable classifier with HardSwish; BN is left for the optimiser."""
-    g = GraphBuilder(seed)
+    g = LayerBuilder(seed)
     x = g.op1("HardSwish", [g.bn(g.conv("input", 3, 16, 3, stride=2, bias=False), 16)])
     cin = 16
     for cout, stride in ((32, 2), (64, 2), (64, 1), (128, 2)):
@@ -216,11 +157,11 @@ OBJ_PRIOR = -2.0
 _YOLO_ANCHORS = {16: ((20, 26), (40, 30), (32, 64)), 32: ((64, 56), (90, 120), (160, 140))}
 
 
-def _yolo_conv(g: GraphBuilder, x: str, cin: int, cout: int, k: int, stride: int = 1) -> str:
+def _yolo_conv(g: LayerBuilder, x: str, cin: int, cout: int, k: int, stride: int = 1) -> str:
     return g.silu(g.bn(g.conv(x, cin, cout, k, stride=stride, bias=False), cout))
 
 
-def _yolo_decode(g: GraphBuilder, feat: str, cin: int, stride: int, grid: int, nc: int) -> str:
+def _yolo_decode(g: LayerBuilder, feat: str, cin: int, stride: int, grid: int, nc: int) -> str:
     """Detection head at one stride, decoded to [1, anchors*grid*grid, 5 + nc]."""
     anchors = _YOLO_ANCHORS[stride]
     na, no = len(anchors), 5 + nc
@@ -257,7 +198,7 @@ def yolo_detector(seed: int = 0, input_size: int = 320, num_classes: int = 8) ->
     cx, cy, w, h in input pixels, objectness and class scores (all after sigmoid)."""
     if input_size % 32:
         raise ValueError("yolo_detector input_size must be a multiple of 32")
-    g = GraphBuilder(seed)
+    g = LayerBuilder(seed)
     x = _yolo_conv(g, "images", 3, 16, 3, 2)  # /2
     x = _yolo_conv(g, x, 16, 32, 3, 2)  # /4
     x = g.op1("Add", [x, _yolo_conv(g, x, 32, 32, 3)])
