@@ -10,9 +10,7 @@ verification chain a device runs, in the same order, and returns the plaintext s
 from __future__ import annotations
 
 import hashlib
-import os
 import struct
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 
 from edgepack.artifact import crypto
 from edgepack.errors import ArtifactInvalid, UsageError
+from edgepack.fsutil import write_atomic
 
 MAGIC = b"\x89EPK\r\n\x1a\n"
 FORMAT_VERSION = 1
@@ -174,26 +173,8 @@ def write_artifact(
         key = crypto.section_key(content_key, i, name)
         body += crypto.seal_section(key, aad, data, chunk_size)
     body += crypto.sign(publisher, bytes(body))
-    atomic_write(out_path, bytes(body))
+    write_atomic(out_path, bytes(body))
     return parse_header(bytes(body))
-
-
-def atomic_write(path: Path, data: bytes, mode: int | None = None) -> None:
-    """Writes ``data`` to a temp file beside ``path``, fsyncs, then renames over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        if mode is not None:
-            os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class _Reader:

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -26,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 
 from edgepack.errors import KeyFileError
+from edgepack.fsutil import write_atomic
 
 KeyKind = Literal["publisher", "device"]
 PublicKey = Ed25519PublicKey | X25519PublicKey
@@ -64,25 +63,9 @@ def _generate(out: Path, key: Ed25519PrivateKey | X25519PrivateKey, force: bool)
     public_pem = key.public_key().public_bytes(serialization.Encoding.PEM,
                                                serialization.PublicFormat.SubjectPublicKeyInfo)
     out.parent.mkdir(parents=True, exist_ok=True)
-    _write_atomic(out, private_pem, 0o600)
-    _write_atomic(pub, public_pem, 0o644)
+    write_atomic(out, private_pem, 0o600)
+    write_atomic(pub, public_pem, 0o644)
     return pub
-
-
-def _write_atomic(path: Path, data: bytes, mode: int) -> None:
-    # mkstemp creates the file with mode 0600, so a private key is never readable by others,
-    # not even for the moment between creation and chmod.
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 # --- reading -----------------------------------------------------------------------------

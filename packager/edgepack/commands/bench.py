@@ -9,9 +9,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from edgepack.bench.report import render_html, render_text, write_text_atomic
+from edgepack.bench.report import render_html, render_text
 from edgepack.bench.runner import BenchOptions, run_bench
 from edgepack.errors import ExitCode, UsageError
+from edgepack.fsutil import write_atomic
 
 
 def register(subparsers: Any) -> None:
@@ -53,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         trust_new_host=args.trust_new_host, tolerance=args.tolerance, sdk_dir=args.sdk))
     print(render_text(report), end="")
     if args.json:
-        write_text_atomic(args.json, json.dumps(report, indent=2, sort_keys=True) + "\n")
+        write_atomic(args.json, json.dumps(report, indent=2, sort_keys=True) + "\n")
     if args.html:
-        write_text_atomic(args.html, render_html(report))
+        write_atomic(args.html, render_html(report))
     return ExitCode.OK if report["accuracy"]["passed"] else ExitCode.CHECK_FAILED
