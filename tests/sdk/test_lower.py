@@ -119,18 +119,36 @@ def test_graph_inputs_are_never_overwritten() -> None:
                 assert e1 <= o2 or o2 + g.tensors[other].nbytes <= o1, g.tensors[other].name
 
 
-def test_unsupported_op_is_refused_with_op_and_node() -> None:
-    m = _model([helper.make_node("Einsum", ["a", "b"], ["y"], equation="ij,jk->ik",
-                                 name="attn/einsum_3")],
-               [helper.make_tensor_value_info("a", TensorProto.FLOAT, [2, 3]),
-                helper.make_tensor_value_info("b", TensorProto.FLOAT, [3, 4])], ["y"])
-    assert unsupported_ops(m) == [("Einsum", "attn/einsum_3")]
+def test_missing_ops_are_refused_once_with_counts() -> None:
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])
+    m = _model([helper.make_node("NonZero", ["x"], ["a"], name="nz1"),
+                helper.make_node("NonZero", ["x"], ["b"], name="nz2"),
+                helper.make_node("Unique", ["x"], ["c"], name="u"),
+                helper.make_node("Relu", ["x"], ["y"], name="r")], [x], ["y", "a", "b", "c"])
+    assert unsupported_ops(m) == [("NonZero", "nz1"), ("NonZero", "nz2"), ("Unique", "u")]
     with pytest.raises(ModelError) as e:
         lower(m)
     assert str(e.value) == (
-        "op 'Einsum' (node 'attn/einsum_3') is not supported by the CPU runtime"
+        "the CPU runtime cannot run this graph: missing ops: NonZero x2, Unique x1"
     )
-    assert "Conv" in SUPPORTED_OPS and "Einsum" not in SUPPORTED_OPS
+    assert "Conv" in SUPPORTED_OPS and "NonZero" not in SUPPORTED_OPS
+
+
+def test_op_outside_its_table_dtypes_is_refused_at_pack_time() -> None:
+    m = _model([helper.make_node("Sqrt", ["x"], ["y"], name="s")],
+               [helper.make_tensor_value_info("x", TensorProto.INT32, [4])], ["y"])
+    with pytest.raises(ModelError, match=r"op 'Sqrt' \(node 's'\): input dtype int32 is not "
+                                         r"supported by the CPU runtime \(float32\)"):
+        lower(m)
+
+
+def test_op_list_h_is_generated_from_the_capability_table() -> None:
+    from edgepack.lower.capabilities import OP_LIST_H, render_op_list
+
+    repo = Path(__file__).resolve().parents[2]
+    assert (repo / OP_LIST_H).read_text(encoding="utf-8") == render_op_list(), (
+        "op_list.h is stale: run python -m edgepack.lower.capabilities --write"
+    )
 
 
 def test_computed_constant_input_is_refused() -> None:

@@ -17,27 +17,16 @@ from onnx import numpy_helper, shape_inference
 
 from edgepack.errors import ModelError
 from edgepack.lower import device_graph as dg
+from edgepack.lower.capabilities import (
+    FOLDABLE_ONLY,
+    missing_ops_message,
+    op_table,
+    runtime_ops,
+)
 from edgepack.lower.ops import ONNX_DTYPES, LoweredNode, lower_node, resolve_defaults
 
-SUPPORTED_OPS: frozenset[str] = frozenset(
-    {
-        # heavy ops (runtime/kernels)
-        "Conv", "ConvTranspose", "Gemm", "MatMul",
-        # element-wise
-        "Add", "Sub", "Mul", "Div", "Pow", "Sqrt", "Exp", "Neg", "Relu", "LeakyRelu", "Clip",
-        "Sigmoid", "Tanh", "HardSigmoid", "HardSwish", "Equal", "Greater", "Less", "Where",
-        # normalisation, pooling, reductions
-        "Softmax", "BatchNormalization", "MaxPool", "AveragePool", "GlobalAveragePool",
-        "ReduceMean", "ReduceMax", "ArgMax", "TopK",
-        # layout and data movement
-        "Flatten", "Reshape", "Transpose", "Concat", "Split", "Slice", "Squeeze", "Unsqueeze",
-        "Gather", "Pad", "Identity", "Cast", "Resize",
-        # detection
-        "NonMaxSuppression", "RoiAlign",
-    }
-)
-# Ops folded away at lowering time when their inputs are known (never reach the device).
-FOLDABLE_ONLY: frozenset[str] = frozenset({"Constant", "Shape"})
+# The op list is the capability table (lower/op_table.toml), shared with the C++ registry.
+SUPPORTED_OPS: frozenset[str] = runtime_ops()
 OPSET = 17
 MIN_OPSET = 13
 FUSABLE = frozenset({"Conv", "ConvTranspose", "Gemm", "MatMul"})
@@ -53,6 +42,48 @@ def unsupported_ops(model: onnx.ModelProto) -> list[tuple[str, str]]:
         ):
             out.append((node.op_type, node.name))
     return out
+
+
+def _check_ops(model: onnx.ModelProto) -> None:
+    """Refuses, in one message, every op type the CPU runtime lacks (with node counts)."""
+    bad = unsupported_ops(model)
+    if bad:
+        foreign = sorted({op for op, _ in bad if op in SUPPORTED_OPS or op in FOLDABLE_ONLY})
+        message = missing_ops_message(op for op, _ in bad if op not in foreign)
+        if foreign:  # an op type of the table, but from a custom domain
+            message = "; ".join(filter(None, [message, "ops from a custom domain: " +
+                                              ", ".join(foreign)]))
+        raise ModelError(f"the CPU runtime cannot run this graph: {message}")
+
+
+def _check_nodes(
+    nodes: list[onnx.NodeProto], consts: Mapping[str, object],
+    info: Mapping[str, tuple[str, list[int], bool]],
+) -> None:
+    """Refuses, per the capability table, computed inputs that must be constant and data
+    inputs of a dtype the op does not list."""
+    table = op_table()
+    for node in nodes:
+        cap = table.get(node.op_type)
+        if cap is None:
+            raise ModelError(
+                f"op '{node.op_type}' (node '{node.name or node.output[0]}') is only supported "
+                "when its inputs are constant (it is folded at pack time)"
+            )
+        for i in cap.const_inputs:
+            if i < len(node.input) and node.input[i] and node.input[i] not in consts:
+                raise ModelError(
+                    f"op '{node.op_type}' (node '{node.name or node.output[0]}'): input {i} "
+                    f"('{node.input[i]}') must be constant at pack time (it is computed)"
+                )
+        if not node.input or not node.input[0] or node.input[0] not in info:
+            continue
+        dtype = info[node.input[0]][0]
+        if dtype not in cap.dtypes:
+            raise ModelError(
+                f"op '{node.op_type}' (node '{node.name or node.output[0]}'): input dtype {dtype} "
+                f"is not supported by the CPU runtime ({', '.join(cap.dtypes)})"
+            )
 
 
 def _check_opset(model: onnx.ModelProto) -> None:
@@ -142,10 +173,7 @@ def lower(model: onnx.ModelProto, input_bounds: Mapping[str, int] | None = None)
     if bounds:
         model = _bind_input_bounds(model, bounds)
     _check_opset(model)
-    bad = unsupported_ops(model)
-    if bad:
-        op, name = bad[0]
-        raise ModelError(f"op '{op}' (node '{name}') is not supported by the CPU runtime")
+    _check_ops(model)
     initializer_names = {i.name for i in model.graph.initializer}
     for gi in model.graph.input:
         if gi.name not in initializer_names and not gi.type.tensor_type.HasField("shape"):
@@ -155,6 +183,7 @@ def lower(model: onnx.ModelProto, input_bounds: Mapping[str, int] | None = None)
     from edgepack.lower.shapes import infer_with_bounds
 
     info = infer_with_bounds(model, nodes, consts, set(bounds))  # name -> (dtype, shape, dynamic)
+    _check_nodes(nodes, consts, info)
     lowered: list[LoweredNode] = []
     for node in nodes:
         attrs = resolve_defaults(node)

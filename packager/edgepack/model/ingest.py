@@ -15,6 +15,7 @@ import onnx
 from onnx import version_converter
 
 from edgepack.errors import ModelError
+from edgepack.lower.capabilities import missing_ops_message, runtime_ops
 from edgepack.model.optimize import check_equivalent, optimize
 from edgepack.model.tensors import ONNX_TO_DTYPE, TensorDesc, describe_value
 from edgepack.spec.project import ModelSpec
@@ -23,15 +24,8 @@ CANONICAL_OPSET = 17
 ACCEPTED_OPSETS = range(11, 22)  # ai.onnx 11..21, converted to 17
 STANDARD_DOMAINS = ("", "ai.onnx")
 
-# The ops the edgepack CPU runtime implements (docs/adding-an-op.md grows this list).
-RUNTIME_OPS = frozenset({
-    "Conv", "ConvTranspose", "Gemm", "MatMul", "Add", "Sub", "Mul", "Div", "Pow", "Sqrt", "Exp",
-    "Neg", "Relu", "LeakyRelu", "Clip", "Sigmoid", "Tanh", "HardSigmoid", "HardSwish", "Softmax",
-    "BatchNormalization", "MaxPool", "AveragePool", "GlobalAveragePool", "Flatten", "Reshape",
-    "Transpose", "Concat", "Split", "Slice", "Squeeze", "Unsqueeze", "Gather", "Pad", "Identity",
-    "Cast", "Resize", "ReduceMean", "ReduceMax", "ArgMax", "TopK", "NonMaxSuppression",
-    "RoiAlign", "Where", "Equal", "Greater", "Less",
-})
+# The ops the edgepack CPU runtime implements (docs/adding-an-op.md).
+RUNTIME_OPS = runtime_ops()  # the capability table, lower/op_table.toml
 
 
 @dataclass(frozen=True)
@@ -170,11 +164,10 @@ def _name_nodes(model: onnx.ModelProto) -> None:
 
 
 def _check_ops(path_str: str, model: onnx.ModelProto) -> None:
-    unsupported = [(n.op_type, n.name) for n in model.graph.node if n.op_type not in RUNTIME_OPS]
-    if unsupported:
-        listed = ", ".join(f"{op} ({name})" for op, name in unsupported[:10])
+    missing = missing_ops_message(n.op_type for n in model.graph.node)
+    if missing:
         raise ModelError(f"{path_str}: ops the edgepack runtime does not implement remain "
-                         f"after optimisation: {listed}")
+                         f"after optimisation: {missing}")
 
 
 def ingest_model(model: ModelSpec, *, check_seed: int = 0) -> IngestedModel:

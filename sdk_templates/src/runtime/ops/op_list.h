@@ -1,8 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
-// The CPU op registration table: ONE line per op, EDGEPACK_OP(OnnxType, function prefix).
-// The op file defines `void <prefix>_prepare(PrepareContext&)` and `void <prefix>_run(RunContext&)`
-// in namespace edgepack::ops; several ONNX types may share one implementation (op family).
-// Included (with EDGEPACK_OP defined) by ops/registry.cpp only. See docs/adding-an-op.md.
+// GENERATED from packager/edgepack/lower/op_table.toml by
+// `python -m edgepack.lower.capabilities --write`: edit the table, not this file.
+// The CPU op registration table: ONE line per op,
+// EDGEPACK_OP(OnnxType, function prefix). The op file defines
+// `void <prefix>_prepare(PrepareContext&)` and `void <prefix>_run(RunContext&)` in
+// namespace edgepack::ops; several ONNX types may share one implementation (op family).
+// Included (with EDGEPACK_OP defined) by ops/registry.cpp only.
+// See docs/adding-an-op.md.
 EDGEPACK_OP(Conv, conv)
 EDGEPACK_OP(ConvTranspose, conv_transpose)
 EDGEPACK_OP(Gemm, gemm)

@@ -1,0 +1,116 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The CPU runtime's op-capability table (``op_table.toml``): one source for the packer's
+refusal and the C++ op registry (``sdk_templates/src/runtime/ops/op_list.h``, rendered from it).
+
+``python -m edgepack.lower.capabilities --write`` regenerates op_list.h from the table;
+``--check`` exits 1 when the checked-in file differs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tomllib
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+TABLE = Path(__file__).with_name("op_table.toml")
+OP_LIST_H = Path("sdk_templates/src/runtime/ops/op_list.h")  # relative to the repository root
+# Ops folded away at lowering time when their inputs are known (never reach the device).
+FOLDABLE_ONLY: frozenset[str] = frozenset({"Constant", "Shape", "ConstantOfShape", "Range", "Size"})
+DTYPE_NAMES = ("float32", "uint8", "int32", "int64", "bool", "int8", "int16", "float16")
+
+
+@dataclass(frozen=True)
+class OpCapability:
+    op_type: str
+    impl: str
+    dtypes: tuple[str, ...]
+    const_inputs: tuple[int, ...] = ()
+    limits: str = ""
+
+
+def _parse(text: str, source: str) -> dict[str, OpCapability]:
+    raw = tomllib.loads(text)
+    out: dict[str, OpCapability] = {}
+    for op, entry in raw.items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("impl"), str):
+            raise ValueError(f"{source}: [{op}] needs impl = \"<function prefix>\"")
+        unknown = set(entry) - {"impl", "dtypes", "const_inputs", "limits"}
+        if unknown:
+            raise ValueError(f"{source}: [{op}] unknown field(s) {sorted(unknown)}")
+        dtypes = tuple(entry.get("dtypes", ()))
+        bad = [d for d in dtypes if d not in DTYPE_NAMES]
+        if not dtypes or bad:
+            raise ValueError(f"{source}: [{op}] dtypes must be a non-empty subset of {DTYPE_NAMES}")
+        out[op] = OpCapability(op, entry["impl"], dtypes,
+                               tuple(int(i) for i in entry.get("const_inputs", ())),
+                               str(entry.get("limits", "")))
+    return out
+
+
+@cache
+def op_table() -> dict[str, OpCapability]:
+    """op type -> capability, in table order."""
+    return _parse(TABLE.read_text(encoding="utf-8"), TABLE.name)
+
+
+def runtime_ops() -> frozenset[str]:
+    """The op types the CPU runtime runs."""
+    return frozenset(op_table())
+
+
+def missing_ops_message(op_types: Iterable[str]) -> str:
+    """'missing ops: Foo x3, Bar x1' for the op types (one entry per node) not in the table,
+    most frequent first; '' when none is missing."""
+    table = op_table()
+    counts = Counter(op for op in op_types if op not in table and op not in FOLDABLE_ONLY)
+    if not counts:
+        return ""
+    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    listed = ", ".join(f"{op} x{n}" for op, n in ranked)
+    return f"missing ops: {listed}"
+
+
+def render_op_list() -> str:
+    """The C++ registration list (op_list.h) for the table."""
+    lines = [
+        "// SPDX-License-Identifier: Apache-2.0",
+        "// GENERATED from packager/edgepack/lower/op_table.toml by",
+        "// `python -m edgepack.lower.capabilities --write`: edit the table, not this file.",
+        "// The CPU op registration table: ONE line per op,",
+        "// EDGEPACK_OP(OnnxType, function prefix). The op file defines",
+        "// `void <prefix>_prepare(PrepareContext&)` and `void <prefix>_run(RunContext&)` in",
+        "// namespace edgepack::ops; several ONNX types may share one implementation (op family).",
+        "// Included (with EDGEPACK_OP defined) by ops/registry.cpp only.",
+        "// See docs/adding-an-op.md.",
+    ]
+    lines += [f"EDGEPACK_OP({c.op_type}, {c.impl})" for c in op_table().values()]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m edgepack.lower.capabilities")
+    p.add_argument("--root", type=Path, default=Path("."), help="repository root")
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--write", action="store_true", help="regenerate op_list.h")
+    g.add_argument("--check", action="store_true", help="exit 1 when op_list.h is stale")
+    args = p.parse_args(argv)
+    path = args.root / OP_LIST_H
+    text = render_op_list()
+    if args.write:
+        path.write_text(text, encoding="utf-8")
+        return 0
+    current = path.read_text(encoding="utf-8") if path.exists() else ""
+    if current != text:
+        print(f"{path} is stale: run python -m edgepack.lower.capabilities --write",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
