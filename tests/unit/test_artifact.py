@@ -10,6 +10,7 @@ step to refuse them.
 from __future__ import annotations
 
 import hashlib
+import json
 import struct
 from pathlib import Path
 
@@ -260,3 +261,29 @@ def test_write_is_atomic(tmp_path: Path, keyset: dict[str, Path]) -> None:
             sections=[("not-manifest", b"")])
     assert target.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["a.epk"]
+
+
+@pytest.mark.parametrize("names", [["zz", "zz/sub"], ["a/b", "a"], ["x/manifest.json", "x"]])
+def test_unpack_refuses_section_names_that_collide_as_paths(
+        tmp_path: Path, keyset: dict[str, Path], capsys: pytest.CaptureFixture[str],
+        names: list[str]) -> None:
+    """A section that is also another section's folder cannot be unpacked: one opaque error,
+    nothing written (a crafted, validly signed artifact once ended in a traceback here)."""
+    manifest_json = json.dumps({"schema": "edgepack.manifest/1"}).encode()
+    epk = tmp_path / "collide.epk"
+    write(epk, keyset, [("manifest", manifest_json)] + [(n, b"x") for n in names])
+    out = tmp_path / "out"
+    with pytest.raises(ArtifactInvalid):
+        _section_paths_of(epk, keyset)
+    rc = main(["unpack", str(epk), "--key", str(keyset["dev1"]),
+               "--publisher", str(keyset["publisher"]), "--out", str(out)])
+    err = capsys.readouterr().err
+    assert rc == ArtifactInvalid.exit_code, err
+    assert err.startswith("edgepack: error:") and "Traceback" not in err
+    assert not out.exists() and [p.name for p in tmp_path.iterdir()] == ["collide.epk"]
+
+
+def _section_paths_of(epk: Path, keyset: dict[str, Path]) -> dict[str, str]:
+    from edgepack.artifact.inspection import _section_paths
+
+    return _section_paths(list(open_with(epk.read_bytes(), keyset).sections))
