@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from edgepack.artifact import container as artifact
 from edgepack.artifact import crypto, keys
 from edgepack.cli import main
-from edgepack.errors import ArtifactInvalid
+from edgepack.errors import ArtifactInvalid, UsageError
 
 CHUNK = 1024
 
@@ -287,3 +287,13 @@ def _section_paths_of(epk: Path, keyset: dict[str, Path]) -> dict[str, str]:
     from edgepack.artifact.inspection import _section_paths
 
     return _section_paths(list(open_with(epk.read_bytes(), keyset).sections))
+
+
+@pytest.mark.parametrize("command", ["inspect", "verify"])
+def test_special_files_are_refused_not_read(tmp_path: Path, keyset: dict[str, Path],
+                                            capsys: pytest.CaptureFixture[str],
+                                            command: str) -> None:
+    args = [command, "/dev/zero"] + (["--publisher", str(keyset["publisher"])]
+                                     if command == "verify" else [])
+    assert main(args) == UsageError.exit_code
+    assert "edgepack: error: /dev/zero: not a regular file" in capsys.readouterr().err

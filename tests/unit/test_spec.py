@@ -133,3 +133,23 @@ def test_invalid_spec(rule: str, tmp_path: Path) -> None:
     assert expected, f"{rule}/expected.txt is empty"
     for substring in expected:
         assert substring in message, f"{rule}: {substring!r} not in {message!r}"
+
+
+@pytest.mark.parametrize("key", ["labels", "path"])
+def test_symlink_leaving_the_project_is_refused(tmp_path: Path, key: str) -> None:
+    """A file named in the spec is resolved with symlinks; one that lands outside the project
+    folder is refused, so a spec cannot pull any file of this machine into an artifact."""
+    project = tmp_path / "project"
+    write_valid_project(project)
+    outside = tmp_path / "secret.txt"
+    outside.write_text("id_ed25519\n")
+    link = project / "models" / "link"
+    link.symlink_to(outside)
+    toml = (project / "edgepack.toml").read_text()
+    old = 'labels = "labels/coco8.txt"' if key == "labels" else 'path = "models/detector.onnx"'
+    assert old in toml
+    (project / "edgepack.toml").write_text(toml.replace(old, f'{key} = "models/link"', 1))
+    with pytest.raises(SpecError) as info:
+        load_spec(project)
+    assert f"models[0].{key}: models/link resolves to {outside}" in str(info.value)
+    assert "outside the project folder" in str(info.value)

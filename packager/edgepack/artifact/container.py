@@ -10,6 +10,7 @@ verification chain a device runs, in the same order, and returns the plaintext s
 from __future__ import annotations
 
 import hashlib
+import stat
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -308,7 +309,10 @@ def open_artifact(
 
 
 def read_file(path: Path) -> bytes:
+    """The artifact's bytes; only a regular file is read (a FIFO or ``/dev/zero`` never ends)."""
     try:
+        if not stat.S_ISREG(Path(path).stat().st_mode):
+            raise UsageError(f"{path}: not a regular file; an artifact is a .epk file")
         return Path(path).read_bytes()
     except FileNotFoundError as exc:
         raise UsageError(f"{path}: no such artifact file") from exc

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from edgepack.artifact import keys as keyfiles
+from edgepack.artifact.container import MAX_NAME_LEN
 from edgepack.errors import KeyFileError, SpecError
 from edgepack.spec.boards import UnknownBoard, UnknownProcessor, load_board
 from edgepack.spec.fields import LineIndex, SpecContext, Table, type_name
@@ -44,7 +45,13 @@ def load_spec(path: Path) -> Spec:
     file = path / SPEC_FILENAME if path.is_dir() else path
     if not file.is_file():
         raise SpecError(file, f"no {SPEC_FILENAME} here" if path.is_dir() else "file not found")
-    text = file.read_text("utf-8")
+    raw = file.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise SpecError(file, f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset "
+                        f"{exc.start}); TOML files are UTF-8", line=line) from None
     index = LineIndex(text)
     try:
         data = tomllib.loads(text)
@@ -77,8 +84,12 @@ def _package(t: Table) -> PackageSpec:
     t.check_keys(PACKAGE_KEYS)
     name = check_name(t, "name", "package name")
     version = t.string("version")
-    if not version or any(c.isspace() for c in version):
+    if not version or any(c.isspace() or not c.isprintable() for c in version):
         t.fail("version", f"expected a version string without spaces, got {version!r}")
+    for key, value in (("name", name), ("version", version)):
+        if len(value.encode("utf-8")) > MAX_NAME_LEN:
+            t.fail(key, f"at most {MAX_NAME_LEN} bytes (the artifact header's limit), "
+                   f"got {len(value.encode('utf-8'))}")
     counter = t.integer("version_counter", minimum=0, maximum=MAX_VERSION_COUNTER)
     return PackageSpec(name=name, version=version, version_counter=counter)
 

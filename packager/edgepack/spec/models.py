@@ -74,8 +74,17 @@ def check_name(t: Table, key: str, what: str) -> str:
     return name
 
 
+# A labels file is one label per line; a larger file is a mistake (a model named by accident).
+MAX_LABELS_BYTES = 4 * 1024 * 1024
+
+
 def project_file(t: Table, key: str, value: str) -> Path:
+    """``value`` resolved inside the project folder: a path (or symlink) that leads outside it
+    is refused, so a spec cannot pull an arbitrary file of this machine into an artifact."""
     path = (t.ctx.root / value).resolve()
+    if not path.is_relative_to(t.ctx.root):
+        t.fail(key, f"{value} resolves to {path}, outside the project folder {t.ctx.root}",
+               hint="copy the file into the project folder")
     if not path.is_file():
         t.fail(key, f"file not found: {value} (resolved to {path})")
     return path
@@ -92,12 +101,28 @@ def parse_model(t: Table) -> ModelSpec:
     return ModelSpec(name=name, path=path, inputs=inputs, postprocess=post, labels=labels)
 
 
+def _read_labels(t: Table, path: Path, value: str) -> str:
+    with path.open("rb") as f:
+        raw = f.read(MAX_LABELS_BYTES + 1)
+    if len(raw) > MAX_LABELS_BYTES:
+        t.fail("labels", f"label file {value} is larger than {MAX_LABELS_BYTES} bytes; "
+               "expected one label per line")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        t.fail("labels", f"label file {value} is not UTF-8 text (byte 0x{raw[exc.start]:02x} "
+               f"at offset {exc.start}); expected one label per line")
+    if "\x00" in text:
+        t.fail("labels", f"label file {value} contains NUL bytes; expected one label per line")
+    return text
+
+
 def _labels(t: Table) -> tuple[str, ...] | None:
     if not t.has("labels"):
         return None
     value = t.data["labels"]
     if isinstance(value, str):
-        text = project_file(t, "labels", value).read_text("utf-8")
+        text = _read_labels(t, project_file(t, "labels", value), value)
         # One label per line; blank lines (a trailing newline, spacing) carry no label.
         labels = [line.strip() for line in text.splitlines() if line.strip()]
         if not labels:
