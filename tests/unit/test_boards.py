@@ -161,3 +161,11 @@ def test_check_placement(tmp_path: Path) -> None:
         assert part in message, message
     # The placement belongs to hi3559a only; on another board everything runs on cpu.
     check_placement(spec, load_board("rpi4", project_dir=tmp_path), ops)
+
+
+def test_mistyped_board_id_gets_a_suggestion(tmp_path: Path) -> None:
+    with pytest.raises(UnknownBoard, match=r"unknown board 'rpi-4'; did you mean 'rpi4'\?"):
+        load_board("rpi-4", project_dir=tmp_path)
+    with pytest.raises(UnknownBoard) as info:
+        load_board("stm32", project_dir=tmp_path)
+    assert "did you mean" not in str(info.value)

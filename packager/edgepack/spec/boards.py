@@ -59,6 +59,9 @@ class CpuCores:
 class Cpu:
     cores: tuple[CpuCores, ...]
     flags: tuple[str, ...]  # compile flags for this CPU, e.g. ("-mcpu=cortex-a72",)
+    # The same for zig's clang (CPU names with "_"), used by builds against an old glibc;
+    # empty: ``flags`` as they are.
+    zig_flags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -157,8 +160,11 @@ def load_board(board_id_or_path: str | Path, project_dir: Path | None = None) ->
         candidate = d / f"{text}.yaml"
         if candidate.is_file():
             return _load_file(candidate)
-    known = ", ".join(known_board_ids(project_dir)) or "none"
-    raise UnknownBoard(f"unknown board {text!r} (known boards: {known})",
+    ids = known_board_ids(project_dir)
+    close = difflib.get_close_matches(text.lower(), ids, n=1, cutoff=0.6)
+    suggestion = f"; did you mean {close[0]!r}?" if close else ""
+    raise UnknownBoard(f"unknown board {text!r}{suggestion} (known boards: "
+                       f"{', '.join(ids) or 'none'})",
                        hint=f"add boards/{text}.yaml to the project, or a folder with it to "
                        f"{BOARDS_PATH_ENV}")
 
@@ -294,7 +300,7 @@ def _check_consistency(path: Path, data: dict[str, Any], root: yaml.Node | None)
 def _to_board(path: Path, d: dict[str, Any]) -> Board:
     cpu = Cpu(cores=tuple(CpuCores(c["model"], c["count"], c.get("mhz"))
                           for c in d["cpu"]["cores"]),
-              flags=tuple(d["cpu"]["flags"]))
+              flags=tuple(d["cpu"]["flags"]), zig_flags=tuple(d["cpu"].get("zig_flags", ())))
     processors = []
     for p in d["processors"]:
         peak = p.get("peak")
