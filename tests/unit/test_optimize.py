@@ -11,16 +11,18 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from edgepack.model import zoo
-from edgepack.model.optimize import (
+from edgepack.model.equivalence import (
     EquivalenceError,
     check_equivalent,
+    random_feeds,
+    run_onnxruntime,
+)
+from edgepack.model.optimize import (
     fold_batchnorm,
     fold_constants,
     optimize,
-    random_feeds,
     remove_dead,
     remove_identity,
-    run_onnxruntime,
 )
 
 

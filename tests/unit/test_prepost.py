@@ -12,8 +12,8 @@ import pytest
 from onnx.reference import ReferenceEvaluator
 
 from edgepack.errors import ModelError
+from edgepack.model.equivalence import run_onnxruntime
 from edgepack.model.ingest import RUNTIME_OPS
-from edgepack.model.optimize import run_onnxruntime
 from edgepack.model.prepost import (
     build_classification_post,
     build_crop,

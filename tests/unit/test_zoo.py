@@ -14,8 +14,9 @@ import onnx
 import pytest
 
 from edgepack.model import zoo
+from edgepack.model.equivalence import random_feeds, run_onnxruntime
 from edgepack.model.ingest import RUNTIME_OPS
-from edgepack.model.optimize import optimize, random_feeds, run_onnxruntime
+from edgepack.model.optimize import optimize
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -1,28 +1,35 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Model ingest: check, pin the opset to 17, fix input shapes, infer static shapes, optimise,
-and prove the optimised graph against the original under onnxruntime.
+"""Model ingest: load (external data beside the model), check, fix input shapes, bring the
+opset to 17, fold shape computations, require static shapes, optimise, and prove the result
+against the user's original graph under onnxruntime.
 
-Every problem with the user's model is a ``ModelError`` naming the file; a mismatch between the
-graph before and after optimisation is a bug (``optimize.EquivalenceError``).
+Every problem is one ``ModelError`` naming the model file; that includes a mismatch between the
+original and the converted graph (an edgepack bug, said so in the message).
 """
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 
 import onnx
-from onnx import version_converter
+import onnx.inliner
 
 from edgepack.errors import ModelError
 from edgepack.lower.capabilities import missing_ops_message, runtime_ops
-from edgepack.model.optimize import check_equivalent, optimize
+from edgepack.model.equivalence import EquivalenceError, OnnxruntimeFailed, check_equivalent
+from edgepack.model.loading import load_model_file
+from edgepack.model.opset import (
+    ACCEPTED_OPSETS,
+    CANONICAL_OPSET,
+    STANDARD_DOMAINS,
+    downgrade,
+    expand_functions,
+    upgrade,
+)
+from edgepack.model.optimize import optimize
+from edgepack.model.shapes import require_static_shapes
 from edgepack.model.tensors import ONNX_TO_DTYPE, TensorDesc, describe_value
 from edgepack.spec.project import ModelSpec
-
-CANONICAL_OPSET = 17
-ACCEPTED_OPSETS = range(11, 22)  # ai.onnx 11..21, converted to 17
-STANDARD_DOMAINS = ("", "ai.onnx")
 
 # The ops the edgepack CPU runtime implements (docs/adding-an-op.md).
 RUNTIME_OPS = runtime_ops()  # the capability table, lower/op_table.toml
@@ -40,17 +47,28 @@ class IngestedModel:
     sha256: str  # of the file as read
     optimize_report: dict[str, int] = field(default_factory=dict)
     max_abs_diff: dict[str, float] = field(default_factory=dict)  # optimised vs original
+    data_files: dict[str, str] = field(default_factory=dict)  # external data file -> sha256
 
     @property
     def name(self) -> str:
         return self.spec.name
 
 
-def _load(path_str: str, data: bytes) -> onnx.ModelProto:
+def _inline_local_functions(path_str: str, model: onnx.ModelProto) -> onnx.ModelProto:
+    """Model-local functions (torch's dynamo exporter may keep some) inlined; the opset imports
+    of the domains only they used are dropped."""
+    if not model.functions:
+        return model
     try:
-        return onnx.load_from_string(data)
-    except Exception as exc:  # protobuf raises DecodeError and friends
-        raise ModelError(f"{path_str}: not an ONNX model ({exc})") from exc
+        inlined = onnx.inliner.inline_local_functions(model)
+    except Exception as exc:
+        raise ModelError(f"{path_str}: cannot inline the model's local functions: {exc}") from exc
+    used = {n.domain for n in inlined.graph.node} | set(STANDARD_DOMAINS)
+    keep = [imp for imp in inlined.opset_import if imp.domain in used]
+    del inlined.opset_import[:]
+    inlined.opset_import.extend(keep)
+    del inlined.functions[:]
+    return inlined
 
 
 def _ai_onnx_opset(path_str: str, model: onnx.ModelProto) -> int:
@@ -78,17 +96,48 @@ def _ai_onnx_opset(path_str: str, model: onnx.ModelProto) -> int:
     return version
 
 
-def _convert(path_str: str, model: onnx.ModelProto, opset: int) -> onnx.ModelProto:
+def _optimise(path_str: str, model: onnx.ModelProto,
+              stage: str) -> tuple[onnx.ModelProto, dict[str, int]]:
+    try:
+        return optimize(model)
+    except onnx.shape_inference.InferenceError as exc:
+        where = f" {stage}" if stage else ""
+        raise ModelError(f"{path_str}: shape inference failed{where}: {exc}") from exc
+
+
+def _to_canonical(path_str: str, model: onnx.ModelProto, opset: int) -> onnx.ModelProto:
+    """The model in opset-17 form. Newer models have their new ops expanded and their shape
+    computations folded first: the down-conversion reads constants and static shapes."""
+    if opset < CANONICAL_OPSET:
+        return upgrade(path_str, model, opset)
     if opset == CANONICAL_OPSET:
         return model
+    model = expand_functions(path_str, model, opset)
+    model, _ = _optimise(path_str, model, f"at opset {opset}")
+    converted = downgrade(path_str, model, opset)
     try:
-        converted = version_converter.convert_version(model, CANONICAL_OPSET)
+        onnx.checker.check_model(converted, full_check=True)
     except Exception as exc:
-        raise ModelError(
-            f"{path_str}: cannot convert from opset {opset} to {CANONICAL_OPSET}: {exc}",
-            hint=f"re-export the model with opset {CANONICAL_OPSET}",
-        ) from exc
+        raise ModelError(f"{path_str}: the model is not valid ONNX once converted from opset "
+                         f"{opset} to {CANONICAL_OPSET}: {exc}",
+                         hint=f"re-export the model with opset {CANONICAL_OPSET}") from exc
     return converted
+
+
+def _check_against_original(path_str: str, original: onnx.ModelProto,
+                            optimised: onnx.ModelProto, seed: int) -> dict[str, float]:
+    try:
+        return check_equivalent(original, optimised, seed=seed)
+    except OnnxruntimeFailed as exc:
+        if exc.which == "original":
+            raise ModelError(f"{path_str}: onnxruntime cannot run the model: {exc}") from exc
+        raise ModelError(f"{path_str}: onnxruntime cannot run the graph edgepack made from "
+                         f"the model: {exc}", hint="this is an edgepack bug: please report it "
+                         "with the model") from exc
+    except EquivalenceError as exc:
+        raise ModelError(f"{path_str}: the graph edgepack made from the model does not match "
+                         f"the original under onnxruntime: {exc}",
+                         hint="this is an edgepack bug: please report it with the model") from exc
 
 
 def _graph_inputs(model: onnx.ModelProto) -> list[onnx.ValueInfoProto]:
@@ -112,31 +161,6 @@ def _fix_input_shapes(path_str: str, model: onnx.ModelProto, spec: ModelSpec) ->
                                  f"{dim.dim_value} in the model but {want} in the spec")
             dim.Clear()
             dim.dim_value = want
-
-
-def _infer_shapes(path_str: str, model: onnx.ModelProto) -> onnx.ModelProto:
-    try:
-        inferred = onnx.shape_inference.infer_shapes(model, strict_mode=True, data_prop=True)
-    except Exception as exc:
-        raise ModelError(f"{path_str}: shape inference failed: {exc}") from exc
-    g = inferred.graph
-    known = {v.name: v for v in [*g.input, *g.value_info, *g.output]}
-    inits = {i.name for i in g.initializer}
-    for node in g.node:
-        for name in node.output:
-            if not name or name in inits:
-                continue
-            value = known.get(name)
-            tensor = value.type.tensor_type if value is not None else None
-            if tensor is None or not tensor.HasField("shape") or not all(
-                d.HasField("dim_value") for d in tensor.shape.dim
-            ):
-                raise ModelError(
-                    f"{path_str}: tensor {name!r} (output of {node.op_type} node {node.name!r}) "
-                    "has no static shape after shape inference",
-                    hint="give every input a fixed `shape` in edgepack.toml",
-                )
-    return inferred
 
 
 def _describe(path_str: str, values: list[onnx.ValueInfoProto],
@@ -173,27 +197,27 @@ def _check_ops(path_str: str, model: onnx.ModelProto) -> None:
 def ingest_model(model: ModelSpec, *, check_seed: int = 0) -> IngestedModel:
     """Load, check, convert, shape, optimise and verify one model of the spec."""
     path_str = str(model.path)
-    try:
-        data = model.path.read_bytes()
-    except OSError as exc:
-        raise ModelError(f"{path_str}: cannot read model file ({exc.strerror})") from exc
-    proto = _load(path_str, data)
+    loaded = load_model_file(model.path)
+    proto = _inline_local_functions(path_str, loaded.proto)
     source_opset = _ai_onnx_opset(path_str, proto)  # first: the checker knows no custom domains
     try:
         onnx.checker.check_model(proto, full_check=True)
     except Exception as exc:
         raise ModelError(f"{path_str}: ONNX checker failed: {exc}") from exc
-    proto = _convert(path_str, proto, source_opset)
     _name_nodes(proto)
     _fix_input_shapes(path_str, proto, model)
-    proto = _infer_shapes(path_str, proto)
-    outputs = {o.name for o in proto.graph.output}
+    _describe(path_str, _graph_inputs(proto), {})  # input dtypes the runtime can feed
+    original = onnx.ModelProto()
+    original.CopyFrom(proto)
+    proto = _to_canonical(path_str, proto, source_opset)
+    optimised, report = _optimise(path_str, proto, "")
+    optimised = require_static_shapes(path_str, optimised)
+    outputs = {o.name for o in optimised.graph.output}
     if model.postprocess is not None and model.postprocess.output not in outputs:
         raise ModelError(f"{path_str}: postprocess output {model.postprocess.output!r} is not "
                          f"an output of model {model.name!r}; its outputs are: "
                          f"{', '.join(sorted(outputs))}")
-    optimised, report = optimize(proto)
-    diffs = check_equivalent(proto, optimised, seed=check_seed)
+    diffs = _check_against_original(path_str, original, optimised, check_seed)
     _check_ops(path_str, optimised)
     layouts = {i.name: ("NCHW" if i.preprocess.layout == "nchw" else "NHWC")
                for i in model.inputs if i.preprocess is not None}
@@ -205,7 +229,8 @@ def ingest_model(model: ModelSpec, *, check_seed: int = 0) -> IngestedModel:
         inputs=_describe(path_str, _graph_inputs(optimised), layouts),
         outputs=_describe(path_str, list(optimised.graph.output), {}),
         ops=tuple((n.op_type, n.name) for n in optimised.graph.node),
-        sha256=hashlib.sha256(data).hexdigest(),
+        sha256=loaded.sha256,
         optimize_report=report,
         max_abs_diff=diffs,
+        data_files=loaded.data_files,
     )

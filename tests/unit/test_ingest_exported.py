@@ -1,0 +1,227 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Ingest of models as exporters write them: shape chains folded before the static-shape
+check, opsets 11..23 (down-conversion and function expansion), external data beside the model
+and confined to its folder, data-dependent shapes refused with the node and where to cut."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from exported_graphs import (
+    channel_shuffle,
+    function_ops,
+    nonzero_gather,
+    opset18_signatures,
+    value_dependent_reshape,
+    vit_attention_reshape,
+    yolov8_head,
+)
+from onnx import TensorProto, helper, numpy_helper
+
+from edgepack.errors import ModelError
+from edgepack.model.equivalence import run_onnxruntime
+from edgepack.model.ingest import ingest_model
+from edgepack.model.opset import downgrade, expand_functions
+from edgepack.model.optimize import optimize
+from edgepack.spec.project import InputSpec, ModelSpec
+
+
+def save(folder: Path, model: onnx.ModelProto, name: str = "model.onnx") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_bytes(model.SerializeToString())
+    return path
+
+
+def refusal(path: Path, inputs: tuple[InputSpec, ...]) -> str:
+    with pytest.raises(ModelError) as info:
+        ingest_model(ModelSpec("m", path, inputs))
+    message = str(info.value)
+    assert message.startswith(str(path)) and "Traceback" not in message
+    return message
+
+
+@pytest.mark.parametrize(("build", "shape"), [
+    (yolov8_head, (1, 16, 8, 8)),
+    (vit_attention_reshape, (1, 5, 8)),
+    (channel_shuffle, (1, 8, 4, 4)),
+])
+def test_shape_chains_fold_before_the_static_check(tmp_path: Path, build: object,
+                                                   shape: tuple[int, ...]) -> None:
+    model = build()  # type: ignore[operator]
+    got = ingest_model(ModelSpec("m", save(tmp_path, model), (InputSpec("x", shape),)))
+    ops = {op for op, _ in got.ops}
+    assert "Shape" not in ops and "Range" not in ops and "Div" not in ops
+    x = np.random.default_rng(1).normal(0, 1, shape).astype(np.float32)
+    (expected,) = run_onnxruntime(model, {"x": x})
+    (actual,) = run_onnxruntime(got.onnx, {"x": x})
+    np.testing.assert_allclose(actual, expected, rtol=1e-6, atol=1e-6)
+    assert got.outputs[0].shape == expected.shape
+
+
+def test_yolov8_slice_gets_a_static_shape(tmp_path: Path) -> None:
+    got = ingest_model(ModelSpec("m", save(tmp_path, yolov8_head()),
+                                 (InputSpec("x", (1, 16, 8, 8)),)))
+    shapes = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim]
+              for v in got.onnx.graph.value_info}
+    assert shapes["box"] == [1, 4, 64] and shapes["cls"] == [1, 4, 64]
+    assert got.outputs[0].shape == (1, 8, 64)
+
+
+def test_data_dependent_shape_names_the_node_the_chain_and_the_cut(tmp_path: Path) -> None:
+    msg = refusal(save(tmp_path, nonzero_gather()), (InputSpec("x", (1, 6)),))
+    assert "tensor 'nz' (output of NonZero '/post/NonZero') has no static shape" in msg
+    assert "depends on the values of its inputs" in msg
+    assert ("NonZero '/post/NonZero' -> Transpose '/post/Transpose' -> GatherND "
+            "'/post/GatherND' -> Relu '/post/Relu' -> output 'y'") in msg
+    assert "cut the model before '/post/NonZero' (make 'mask' its outputs)" in msg
+
+
+def test_value_computed_reshape_names_where_its_shape_comes_from(tmp_path: Path) -> None:
+    msg = refusal(save(tmp_path, value_dependent_reshape()), (InputSpec("x", (1, 6)),))
+    assert "output of Reshape '/pick/Reshape'" in msg
+    assert ("shape input 'shape' is computed from tensor values at run time (Concat "
+            "'/pick/Concat' <- Add '/pick/Add' <- ArgMax '/pick/ArgMax')") in msg
+
+
+@pytest.mark.parametrize("opset", range(18, 24))
+def test_changed_signatures_come_down_to_17(tmp_path: Path, opset: int) -> None:
+    model = opset18_signatures(opset)
+    got = ingest_model(ModelSpec("m", save(tmp_path, model), (InputSpec("x", (1, 5, 6, 6)),)))
+    assert got.source_opset == opset and got.opset == 17
+    assert [(o.domain, o.version) for o in got.onnx.opset_import] == [("", 17)]
+    x = np.random.default_rng(opset).normal(0, 1, (1, 5, 6, 6)).astype(np.float32)
+    expected = run_onnxruntime(model, {"x": x})
+    actual = run_onnxruntime(got.onnx, {"x": x})
+    for e, a in zip(expected, actual, strict=True):
+        np.testing.assert_allclose(a, e, rtol=1e-6, atol=1e-6)
+    by_name = {n.name: n for n in got.onnx.graph.node}
+    split = by_name["/split"]
+    sizes = next(i for i in got.onnx.graph.initializer if i.name == split.input[1])
+    assert numpy_helper.to_array(sizes).tolist() == [3, 2]  # num_outputs=2 over 5 channels
+    assert all(len(by_name[n].input) == 1 for n in ("/mean", "/peak", "/all"))
+
+
+@pytest.mark.parametrize("opset", [18, 20, 21, 23])
+def test_ops_newer_than_17_expand_to_their_function_bodies(opset: int) -> None:
+    model = function_ops(opset)
+    expanded = expand_functions("f.onnx", model, opset)
+    folded, _ = optimize(expanded)
+    converted, _ = optimize(downgrade("f.onnx", folded, opset))
+    onnx.checker.check_model(converted, full_check=True)
+    ops = {n.op_type for n in converted.graph.node}
+    assert not ops & {"Mish", "Gelu", "GroupNormalization", "CastLike", "Sum", "Constant"}
+    x = np.random.default_rng(0).normal(0, 1, (1, 4, 3, 3)).astype(np.float32)
+    for e, a in zip(run_onnxruntime(model, {"x": x}), run_onnxruntime(converted, {"x": x}),
+                    strict=True):
+        np.testing.assert_allclose(a, e, rtol=1e-5, atol=1e-6)
+
+
+def test_new_op_without_function_body_is_refused_by_name(tmp_path: Path) -> None:
+    x = helper.make_tensor_value_info("x", TensorProto.INT32, [1, 4])
+    y = helper.make_tensor_value_info("y", TensorProto.INT32, [1, 4])
+    graph = helper.make_graph([helper.make_node("BitwiseNot", ["x"], ["y"], name="/not")],
+                              "g", [x], [y])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)],
+                              ir_version=8)
+    msg = refusal(save(tmp_path, model), (InputSpec("x", (1, 4)),))
+    assert "node '/not' (BitwiseNot) was added in opset 18" in msg
+
+
+def test_attribute_opset_17_lacks_is_refused_unless_default(tmp_path: Path) -> None:
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 5, 5])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, 3, 3])
+    for dilations, ok in (([1, 1], True), ([2, 2], False)):
+        node = helper.make_node("AveragePool", ["x"], ["y"], kernel_shape=[3, 3] if ok else
+                                [2, 2], dilations=dilations, name="/pool")
+        graph = helper.make_graph([node], "g", [x], [y])
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)],
+                                  ir_version=9)
+        path = save(tmp_path / str(ok), model)
+        if ok:
+            got = ingest_model(ModelSpec("m", path, (InputSpec("x", (1, 2, 5, 5)),)))
+            assert not [a for n in got.onnx.graph.node for a in n.attribute
+                        if a.name == "dilations"]
+        else:
+            assert "node '/pool' (AveragePool) uses dilations [2, 2]" in refusal(
+                path, (InputSpec("x", (1, 2, 5, 5)),))
+
+
+def test_dynamo_export_with_data_beside_the_model(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """torch's dynamo exporter: opset 18, weights in model.onnx.data; ingest from elsewhere."""
+    model = yolov8_head(channels=32)
+    model.opset_import[0].version = 18
+    folder = tmp_path / "export"
+    folder.mkdir()
+    onnx.save_model(model, folder / "model.onnx", save_as_external_data=True,
+                    all_tensors_to_one_file=True, location="model.onnx.data", size_threshold=0)
+    assert (folder / "model.onnx.data").stat().st_size >= 8 * 32 * 4
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    got = ingest_model(ModelSpec("m", folder / "model.onnx", (InputSpec("x", (1, 32, 8, 8)),)))
+    assert got.source_opset == 18
+    assert list(got.data_files) == ["model.onnx.data"]
+    x = np.random.default_rng(2).normal(0, 1, (1, 32, 8, 8)).astype(np.float32)
+    (expected,) = run_onnxruntime(yolov8_head(channels=32), {"x": x})
+    np.testing.assert_allclose(run_onnxruntime(got.onnx, {"x": x})[0], expected, rtol=1e-6)
+
+
+def external_model(folder: Path, location: str, **fields: str) -> Path:
+    """A model whose weight names ``location`` as its data file (the bytes are not moved)."""
+    model = yolov8_head()
+    weight = next(i for i in model.graph.initializer if i.name == "w")
+    weight.ClearField("float_data")
+    weight.ClearField("raw_data")
+    weight.data_location = TensorProto.EXTERNAL
+    entry = weight.external_data.add()
+    entry.key, entry.value = "location", location
+    for key, value in fields.items():
+        entry = weight.external_data.add()
+        entry.key, entry.value = key, value
+    return save(folder, model)
+
+
+@pytest.mark.parametrize(("location", "expected"), [
+    ("../outside.data", "climbs out with '..'"),
+    ("/etc/passwd", "an absolute path"),
+    ("C:\\weights.data", "an absolute path"),
+    ("missing.data", "not a file beside the model"),
+    ("link.data", "a link that leaves the model's folder"),
+])
+def test_external_data_is_confined_to_the_models_folder(tmp_path: Path, location: str,
+                                                        expected: str) -> None:
+    (tmp_path / "outside.data").write_bytes(b"\0" * 4096)
+    folder = tmp_path / "model"
+    folder.mkdir()
+    os.symlink(tmp_path / "outside.data", folder / "link.data")
+    msg = refusal(external_model(folder, location), (InputSpec("x", (1, 16, 8, 8)),))
+    assert f"tensor 'w' stores its data in {location!r}" in msg and expected in msg
+
+
+def test_external_data_range_outside_the_file_is_refused(tmp_path: Path) -> None:
+    folder = tmp_path / "model"
+    path = external_model(folder, "w.data", offset="8", length="512")  # 8 x 16 floats
+    (folder / "w.data").write_bytes(b"\0" * 16)
+    msg = refusal(path, (InputSpec("x", (1, 16, 8, 8)),))
+    assert "tensor 'w' reads bytes 8..520 of 'w.data', which has 16 bytes" in msg
+
+
+def test_local_functions_are_inlined(tmp_path: Path) -> None:
+    body = onnx.helper.make_function(
+        "pkg.custom", "DoubleRelu", ["a"], ["b"],
+        [helper.make_node("Relu", ["a"], ["r"]), helper.make_node("Add", ["r", "r"], ["b"])],
+        [helper.make_opsetid("", 18)])
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])
+    graph = helper.make_graph([helper.make_node("DoubleRelu", ["x"], ["y"], domain="pkg.custom",
+                                                name="/double")], "g", [x], [y])
+    model = helper.make_model(graph, functions=[body], ir_version=8, opset_imports=[
+        helper.make_opsetid("", 18), helper.make_opsetid("pkg.custom", 1)])
+    got = ingest_model(ModelSpec("m", save(tmp_path, model), (InputSpec("x", (1, 4)),)))
+    assert [op for op, _ in got.ops] == ["Relu", "Add"]
