@@ -29,7 +29,8 @@ FLAG_CONSTANT = 4
 FLAG_DYNAMIC_DIM0 = 8
 
 # dtype codes shared with edgepack::DType
-DTYPES: dict[str, int] = {"float32": 1, "uint8": 2, "int32": 3, "int64": 4, "bool": 5}
+DTYPES: dict[str, int] = {"float32": 1, "uint8": 2, "int32": 3, "int64": 4, "bool": 5, "int8": 6,
+                          "int16": 7, "float16": 8}
 DTYPE_NAMES = {v: k for k, v in DTYPES.items()}
 NUMPY_DTYPES: dict[str, np.dtype[np.generic]] = {
     "float32": np.dtype("<f4"),
@@ -37,6 +38,9 @@ NUMPY_DTYPES: dict[str, np.dtype[np.generic]] = {
     "int32": np.dtype("<i4"),
     "int64": np.dtype("<i8"),
     "bool": np.dtype("?"),
+    "int8": np.dtype("i1"),
+    "int16": np.dtype("<i2"),
+    "float16": np.dtype("<f2"),
 }
 
 ATTR_INT, ATTR_FLOAT, ATTR_INTS, ATTR_FLOATS, ATTR_STRING = 1, 2, 3, 4, 5

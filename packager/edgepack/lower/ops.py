@@ -136,6 +136,22 @@ class _Ctx:
             raise self.fail(f"axis {axis} is out of range for rank {rank}")
         return a
 
+    def temp(self, suffix: str, dtype: str, shape: list[int]) -> str:
+        """A new intermediate tensor for a rule that lowers one node to several."""
+        name = f"{self.node.output[0]}/{suffix}"
+        self.info[name] = (dtype, list(shape), self.info[self.node.output[0]][2])
+        return name
+
+    def dtype(self, name: str) -> str:
+        if name not in self.info:
+            raise self.fail(f"tensor '{name}' has no static shape")
+        return self.info[name][0]
+
+    def node_as(self, op_type: str, inputs: list[str], outputs: list[str],
+                attrs: dict[str, dg.Attr] | None = None, suffix: str = "") -> LoweredNode:
+        name = (self.node.name or self.node.output[0]) + suffix
+        return LoweredNode(op_type, name, inputs, outputs, dict(attrs or {}))
+
     def done(self, inputs: list[str] | None = None) -> list[LoweredNode]:
         ins = list(self.node.input) if inputs is None else inputs
         return [LoweredNode(self.node.op_type, self.node.name or self.node.output[0],
@@ -376,8 +392,37 @@ def _gather(c: _Ctx) -> list[LoweredNode]:
 
 def _cast(c: _Ctx) -> list[LoweredNode]:
     if c.i("to") not in ONNX_DTYPES:
-        raise c.fail(f"cast to ONNX type {c.i('to')} is not supported (float32/uint8/int32/int64)")
+        raise c.fail(f"cast to ONNX type {c.i('to')} is not supported "
+                     f"({', '.join(sorted(set(ONNX_DTYPES.values())))})")
     return c.done()
+
+
+def _variadic(c: _Ctx) -> list[LoweredNode]:
+    """Min/Max of N inputs as a chain of binary nodes (1 input: Identity)."""
+    ins = [i for i in c.node.input if i]
+    out = c.node.output[0]
+    if len(ins) == 1:
+        return [c.node_as("Identity", ins, [out])]
+    nodes: list[LoweredNode] = []
+    acc = ins[0]
+    for k, nxt in enumerate(ins[1:], start=1):
+        last = k == len(ins) - 1
+        target = out if last else c.temp(f"{c.node.op_type.lower()}{k}", c.dtype(out),
+                                          _broadcast(c.shape(acc), c.in_shape(k)))
+        suffix = "" if last else f"/{k}"
+        nodes.append(c.node_as(c.node.op_type, [acc, nxt], [target], suffix=suffix))
+        acc = target
+    return nodes
+
+
+def _broadcast(a: list[int], b: list[int]) -> list[int]:
+    return [int(d) for d in np.broadcast_shapes(tuple(a), tuple(b))]
+
+
+def _cast_like(c: _Ctx) -> list[LoweredNode]:
+    to = next(k for k, v in ONNX_DTYPES.items() if v == c.dtype(c.node.input[1]))
+    return [c.node_as("Cast", [c.node.input[0]], [c.node.output[0]],
+                      {"to": dg.Attr(dg.ATTR_INT, to)})]
 
 
 def _passthrough(c: _Ctx) -> list[LoweredNode]:
@@ -409,6 +454,9 @@ _RULES: dict[str, Callable[[_Ctx], list[LoweredNode]]] = {
     "NonMaxSuppression": _nms,
     "BatchNormalization": _batchnorm,
     "Cast": _cast,
+    "CastLike": _cast_like,
+    "Min": _variadic,
+    "Max": _variadic,
 }
 
 

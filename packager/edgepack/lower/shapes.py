@@ -18,7 +18,8 @@ from onnx import helper, numpy_helper, shape_inference
 
 from edgepack.errors import ModelError
 
-ONNX_DTYPES: dict[int, str] = {1: "float32", 2: "uint8", 6: "int32", 7: "int64", 9: "bool"}
+ONNX_DTYPES: dict[int, str] = {1: "float32", 2: "uint8", 6: "int32", 7: "int64", 9: "bool",
+                               3: "int8", 5: "int16", 10: "float16"}
 TensorInfo = tuple[str, list[int], bool]  # dtype, static (bound) shape, dynamic_dim0
 
 

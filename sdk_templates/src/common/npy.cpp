@@ -41,6 +41,9 @@ std::string descr_for(const std::string& dtype) {
   if (dtype == "int32") return "<i4";
   if (dtype == "int64") return "<i8";
   if (dtype == "bool") return "|b1";
+  if (dtype == "int8") return "|i1";
+  if (dtype == "int16") return "<i2";
+  if (dtype == "float16") return "<f2";
   return "";
 }
 
@@ -50,6 +53,9 @@ std::string dtype_for(const std::string& descr) {
   if (descr == "<i4") return "int32";
   if (descr == "<i8") return "int64";
   if (descr == "|b1") return "bool";
+  if (descr == "|i1" || descr == "<i1") return "int8";
+  if (descr == "<i2") return "int16";
+  if (descr == "<f2") return "float16";
   return "";
 }
 
@@ -57,6 +63,7 @@ size_t item_size(const std::string& descr) {
   const std::string d = dtype_for(descr);
   if (d == "float32" || d == "int32") return 4;
   if (d == "int64") return 8;
+  if (d == "int16" || d == "float16") return 2;
   if (d.empty()) return 0;
   return 1;
 }
@@ -82,6 +89,7 @@ Array parse(const uint8_t* b, size_t size, const std::string& what) {
   if (descr.size() < 2) bad(what, "bad descr");
   a.descr = descr.substr(1, descr.size() - 2);
   if (a.descr == "<u1") a.descr = "|u1";
+  if (a.descr == "<i1") a.descr = "|i1";
   if (item_size(a.descr) == 0) bad(what, "unsupported dtype " + a.descr);
   if (field(h, "fortran_order", what).rfind("False", 0) != 0) bad(what, "Fortran order");
   const std::string shape = field(h, "shape", what);

@@ -10,6 +10,9 @@ const char* dtype_name(DType t) {
     case DType::kInt32: return "int32";
     case DType::kInt64: return "int64";
     case DType::kBool: return "bool";
+    case DType::kInt8: return "int8";
+    case DType::kInt16: return "int16";
+    case DType::kFloat16: return "float16";
   }
   return "unknown";
 }
@@ -21,6 +24,9 @@ size_t dtype_size(DType t) {
     case DType::kInt32: return 4;
     case DType::kInt64: return 8;
     case DType::kBool: return 1;
+    case DType::kInt8: return 1;
+    case DType::kInt16: return 2;
+    case DType::kFloat16: return 2;
   }
   return 0;
 }

@@ -156,7 +156,7 @@ std::unique_ptr<DeviceGraph> load_graph(const uint8_t* b, size_t size) {
     gt.name = r.str(rd32(p), rd32(p + 4), what.c_str());
     if (gt.name.empty()) bad(what + ": empty name");
     const uint8_t dt = p[8];
-    if (dt < 1 || dt > 5) bad(what + ": unknown dtype " + std::to_string(dt));
+    if (dt < 1 || dt > kMaxDType) bad(what + ": unknown dtype " + std::to_string(dt));
     gt.dtype = static_cast<DType>(dt);
     gt.rank = p[9];
     if (gt.rank > kMaxRank) bad(what + ": rank too large");

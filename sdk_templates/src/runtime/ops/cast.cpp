@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
-// Cast between float32, uint8, int32, int64 and bool (float -> int truncates toward zero, as
-// onnxruntime does; out-of-range values are implementation-defined in ONNX and saturate here).
+// Cast between float32, float16, uint8, int8, int16, int32, int64 and bool (float -> int
+// truncates toward zero, as onnxruntime does; out-of-range values are implementation-defined in
+// ONNX and saturate here; float16 goes through float32, rounding to nearest even).
 #include <limits>
 
 #include "runtime/ops/op_util.h"
@@ -35,6 +36,28 @@ void cast_run(RunContext& ctx) {
   const Tensor* x = ctx.input(0);
   Tensor* y = ctx.output(0);
   const int64_t n = x->numel();
+  if (x->dtype == y->dtype) {
+    std::memcpy(y->data, x->data, x->bytes());
+    return;
+  }
+  if (x->dtype == DType::kFloat16) {  // half -> float -> target
+    const uint16_t* s = x->as<uint16_t>();
+    dispatch(y->dtype, [&](auto to_tag) {
+      using To = decltype(to_tag);
+      To* d = y->as<To>();
+      for (int64_t i = 0; i < n; ++i) d[i] = convert<To>(half_to_float(s[i]));
+    });
+    return;
+  }
+  if (y->dtype == DType::kFloat16) {  // source -> float -> half
+    uint16_t* d = y->as<uint16_t>();
+    dispatch(x->dtype, [&](auto from_tag) {
+      using From = decltype(from_tag);
+      const From* s = x->as<From>();
+      for (int64_t i = 0; i < n; ++i) d[i] = float_to_half(static_cast<float>(s[i]));
+    });
+    return;
+  }
   dispatch(x->dtype, [&](auto from_tag) {
     using From = decltype(from_tag);
     dispatch(y->dtype, [&](auto to_tag) {

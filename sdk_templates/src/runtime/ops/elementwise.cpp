@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
-// Broadcasting binary ops (Add, Sub, Mul, Div, Pow), comparisons (Equal, Greater, Less) and
-// Where, with numpy broadcasting computed from actual shapes at run time.
+// Broadcasting binary ops (Add, Sub, Mul, Div, Pow, Min, Max, PRelu, Mod), comparisons (Equal,
+// Greater, Less, GreaterOrEqual, LessOrEqual), logical ops (And, Or, Xor) and Where, with numpy
+// broadcasting computed from actual shapes at run time. Variadic Min/Max arrive as chains of
+// binary nodes (lowering).
 #include <cmath>
 
 #include "runtime/ops/op_util.h"
@@ -9,27 +11,37 @@ namespace edgepack {
 namespace ops {
 namespace {
 
-enum class Bin { kAdd, kSub, kMul, kDiv, kPow, kEqual, kGreater, kLess };
+enum class Bin {
+  kAdd, kSub, kMul, kDiv, kPow, kMin, kMax, kPRelu, kMod, kEqual, kGreater, kLess,
+  kGreaterOrEqual, kLessOrEqual, kAnd, kOr, kXor
+};
 
 struct BinaryState : OpState {
   Bin op;
+  bool fmod = false;  // Mod: fmod=1 (C fmod) or integer mod with the divisor's sign
 };
 
 Bin parse(const std::string& t) {
-  if (t == "Add") return Bin::kAdd;
-  if (t == "Sub") return Bin::kSub;
-  if (t == "Mul") return Bin::kMul;
-  if (t == "Div") return Bin::kDiv;
-  if (t == "Pow") return Bin::kPow;
-  if (t == "Equal") return Bin::kEqual;
-  if (t == "Greater") return Bin::kGreater;
-  return Bin::kLess;
+  static const struct { const char* name; Bin op; } kTable[] = {
+      {"Add", Bin::kAdd}, {"Sub", Bin::kSub}, {"Mul", Bin::kMul}, {"Div", Bin::kDiv},
+      {"Pow", Bin::kPow}, {"Min", Bin::kMin}, {"Max", Bin::kMax}, {"PRelu", Bin::kPRelu},
+      {"Mod", Bin::kMod}, {"Equal", Bin::kEqual}, {"Greater", Bin::kGreater},
+      {"Less", Bin::kLess}, {"GreaterOrEqual", Bin::kGreaterOrEqual},
+      {"LessOrEqual", Bin::kLessOrEqual}, {"And", Bin::kAnd}, {"Or", Bin::kOr},
+      {"Xor", Bin::kXor}};
+  for (const auto& e : kTable)
+    if (t == e.name) return e.op;
+  return Bin::kAdd;
 }
 
-bool is_compare(Bin b) { return b == Bin::kEqual || b == Bin::kGreater || b == Bin::kLess; }
+bool is_compare(Bin b) {
+  return b == Bin::kEqual || b == Bin::kGreater || b == Bin::kLess || b == Bin::kGreaterOrEqual ||
+         b == Bin::kLessOrEqual;
+}
+bool is_logical(Bin b) { return b == Bin::kAnd || b == Bin::kOr || b == Bin::kXor; }
 
 template <class T>
-T arith(Bin op, T a, T b) {
+T arith(Bin op, T a, T b, bool fmod) {
   switch (op) {
     case Bin::kAdd: return static_cast<T>(a + b);
     case Bin::kSub: return static_cast<T>(a - b);
@@ -37,14 +49,43 @@ T arith(Bin op, T a, T b) {
     case Bin::kDiv:
       if constexpr (std::is_floating_point<T>::value) return a / b;
       else return b == 0 ? T(0) : static_cast<T>(a / b);
-    case Bin::kPow: return static_cast<T>(std::pow(static_cast<double>(a), static_cast<double>(b)));
+    case Bin::kMin:
+      if constexpr (std::is_floating_point<T>::value)
+        if (std::isnan(a) || std::isnan(b)) return NAN;
+      return b < a ? b : a;
+    case Bin::kMax:
+      if constexpr (std::is_floating_point<T>::value)
+        if (std::isnan(a) || std::isnan(b)) return NAN;
+      return a < b ? b : a;
+    case Bin::kPRelu: return a < T(0) ? static_cast<T>(a * b) : a;
+    case Bin::kMod:
+      if constexpr (std::is_floating_point<T>::value) {
+        if (fmod) return std::fmod(a, b);
+        const T r = std::fmod(a, b);
+        return r != T(0) && ((r < 0) != (b < 0)) ? r + b : r;
+      } else {
+        if (b == 0) return T(0);
+        const T r = static_cast<T>(a % b);
+        if (fmod) return r;
+        return r != 0 && ((r < 0) != (b < 0)) ? static_cast<T>(r + b) : r;
+      }
     default: return T(0);
   }
 }
 
 template <class T>
 bool compare(Bin op, T a, T b) {
-  return op == Bin::kEqual ? a == b : (op == Bin::kGreater ? a > b : a < b);
+  switch (op) {
+    case Bin::kEqual: return a == b;
+    case Bin::kGreater: return a > b;
+    case Bin::kLess: return a < b;
+    case Bin::kGreaterOrEqual: return a >= b;
+    case Bin::kLessOrEqual: return a <= b;
+    case Bin::kAnd: return a && b;
+    case Bin::kOr: return a || b;
+    case Bin::kXor: return a != b;
+    default: return false;
+  }
 }
 
 }  // namespace
@@ -55,13 +96,18 @@ void binary_prepare(PrepareContext& ctx) {
   need_outputs(ctx, 1);
   auto st = std::make_unique<BinaryState>();
   st->op = parse(ctx.op_type);
+  st->fmod = ctx.attrs->get_int("fmod", 0) != 0;
   if (st->op != Bin::kPow && a->dtype != b->dtype)
     ctx.fail(std::string("input dtypes differ: ") + dtype_name(a->dtype) + " vs " +
              dtype_name(b->dtype));
-  if (st->op == Bin::kPow && (a->dtype != DType::kFloat32 || b->dtype != DType::kFloat32))
-    ctx.fail("Pow supports float32 only");
-  need_dtype(ctx, *ctx.outputs[0], is_compare(st->op) ? DType::kBool : a->dtype);
-  if (!is_compare(st->op) && a->dtype == DType::kBool) ctx.fail("arithmetic on bool");
+  if (a->dtype == DType::kFloat16 || b->dtype == DType::kFloat16)
+    ctx.fail("float16 is a storage type here: Cast it to float32 first");
+  if (st->op == Bin::kPow && (a->dtype == DType::kBool || b->dtype == DType::kBool))
+    ctx.fail("Pow on bool");
+  const bool to_bool = is_compare(st->op) || is_logical(st->op);
+  need_dtype(ctx, *ctx.outputs[0], to_bool ? DType::kBool : a->dtype);
+  if (is_logical(st->op)) need_dtype(ctx, *a, DType::kBool);
+  else if (!is_compare(st->op) && a->dtype == DType::kBool) ctx.fail("arithmetic on bool");
   const Tensor* ins[2] = {a, b};
   const int64_t* shapes[2] = {a->static_shape, b->static_shape};
   Broadcast bc;
@@ -75,28 +121,40 @@ void binary_run(RunContext& ctx) {
   const Tensor* a = ctx.input(0);
   const Tensor* b = ctx.input(1);
   Tensor* y = ctx.output(0);
-  const Bin op = ctx.state_as<BinaryState>()->op;
+  const auto* st = ctx.state_as<BinaryState>();
+  const Bin op = st->op;
+  const bool fm = st->fmod;
   const Tensor* ins[2] = {a, b};
   const int64_t* shapes[2] = {a->shape, b->shape};
   Broadcast bc;
   if (!make_broadcast(ins, 2, shapes, bc))
     throw Error(ErrorCode::kRuntimeError, std::string("shapes do not broadcast in ") + ctx.node_name);
   for (int d = 0; d < bc.rank; ++d) y->shape[d] = bc.shape[d];
+  if (op == Bin::kPow) {  // base dtype T, exponent any numeric dtype
+    dispatch(a->dtype, [&](auto tag) {
+      using T = decltype(tag);
+      dispatch(b->dtype, [&](auto etag) {
+        using E = decltype(etag);
+        const T* pa = a->as<T>();
+        const E* pb = b->as<E>();
+        T* out = y->as<T>();
+        for_each_broadcast(bc, 2, [&](int64_t i, int64_t ia, int64_t ib, int64_t) {
+          out[i] = static_cast<T>(std::pow(static_cast<double>(pa[ia]), static_cast<double>(pb[ib])));
+        });
+      });
+    });
+    return;
+  }
   dispatch(a->dtype, [&](auto tag) {
     using T = decltype(tag);
     const T* pa = a->as<T>();
     const T* pb = b->as<T>();
-    if constexpr (std::is_same<T, bool>::value) {
-      bool* out = y->as<bool>();
-      for_each_broadcast(bc, 2, [&](int64_t i, int64_t ia, int64_t ib, int64_t) {
-        out[i] = op == Bin::kEqual ? pa[ia] == pb[ib] : compare(op, pa[ia], pb[ib]);
-      });
-    } else if (is_compare(op)) {
+    if (is_compare(op) || is_logical(op)) {
       bool* out = y->as<bool>();
       for_each_broadcast(bc, 2, [&](int64_t i, int64_t ia, int64_t ib, int64_t) {
         out[i] = compare(op, pa[ia], pb[ib]);
       });
-    } else {
+    } else if constexpr (!std::is_same<T, bool>::value) {
       T* out = y->as<T>();
       // Fast path: same shapes.
       if (a->numel() == b->numel() && a->numel() == y->numel() && a->rank == b->rank) {
@@ -104,12 +162,12 @@ void binary_run(RunContext& ctx) {
         for (int d = 0; d < a->rank; ++d) same = same && a->shape[d] == b->shape[d];
         if (same) {
           const int64_t n = y->numel();
-          for (int64_t i = 0; i < n; ++i) out[i] = arith(op, pa[i], pb[i]);
+          for (int64_t i = 0; i < n; ++i) out[i] = arith(op, pa[i], pb[i], fm);
           return;
         }
       }
       for_each_broadcast(bc, 2, [&](int64_t i, int64_t ia, int64_t ib, int64_t) {
-        out[i] = arith(op, pa[ia], pb[ib]);
+        out[i] = arith(op, pa[ia], pb[ib], fm);
       });
     }
   });

@@ -25,7 +25,49 @@ void dispatch(DType t, F&& f) {
     case DType::kInt32: f(int32_t{}); return;
     case DType::kInt64: f(int64_t{}); return;
     case DType::kBool: f(bool{}); return;
+    case DType::kInt8: f(int8_t{}); return;
+    case DType::kInt16: f(int16_t{}); return;
+    case DType::kFloat16: break;  // storage only: Cast converts it, data movement copies bytes
   }
+  throw Error(ErrorCode::kInvalidArgument,
+              std::string("no arithmetic on dtype ") + dtype_name(t) + " (cast it first)");
+}
+
+// IEEE half <-> float (round to nearest even), for Cast and float16 storage.
+inline float half_to_float(uint16_t h) {
+  const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
+  const uint32_t exp = (h >> 10) & 0x1fu, man = h & 0x3ffu;
+  uint32_t bits;
+  if (exp == 0) {
+    if (man == 0) bits = sign;
+    else {  // subnormal
+      float f = std::ldexp(static_cast<float>(man), -24);
+      std::memcpy(&bits, &f, 4);
+      bits |= sign;
+    }
+  } else if (exp == 31) bits = sign | 0x7f800000u | (man << 13);
+  else bits = sign | ((exp + 112) << 23) | (man << 13);
+  float out;
+  std::memcpy(&out, &bits, 4);
+  return out;
+}
+inline uint16_t float_to_half(float f) {
+  uint32_t x;
+  std::memcpy(&x, &f, 4);
+  const uint16_t sign = static_cast<uint16_t>((x >> 16) & 0x8000u);
+  const uint32_t ax = x & 0x7fffffffu;
+  if (ax >= 0x7f800000u) return static_cast<uint16_t>(sign | 0x7c00u | (ax > 0x7f800000u ? 0x200u : 0));
+  if (ax >= 0x477ff000u) return static_cast<uint16_t>(sign | 0x7c00u);  // overflow -> inf
+  if (ax < 0x38800000u) {  // subnormal or zero: scale into the integer range and round
+    float a;
+    std::memcpy(&a, &ax, 4);
+    return static_cast<uint16_t>(sign | static_cast<uint16_t>(std::nearbyint(a * 16777216.0f)));
+  }
+  const uint32_t man = ax & 0x7fffffu;
+  uint32_t h = ((ax >> 23) - 112) << 10 | (man >> 13);
+  const uint32_t rest = man & 0x1fffu;
+  if (rest > 0x1000u || (rest == 0x1000u && (h & 1u))) ++h;
+  return static_cast<uint16_t>(sign | h);
 }
 
 inline std::string shape_str(const int64_t* s, int rank) {

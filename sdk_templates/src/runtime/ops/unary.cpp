@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
-// Element-wise float32 ops: Sqrt, Exp, Neg, Relu, LeakyRelu, Clip, Sigmoid, Tanh, HardSigmoid,
-// HardSwish. Neg and Relu also accept int32/int64.
+// Element-wise unary ops. float32: Sqrt, Exp, Log, Neg, Abs, Sign, Floor, Ceil, Round,
+// Reciprocal, Relu, LeakyRelu, Clip, Sigmoid, Tanh, HardSigmoid, HardSwish, Softplus, Softsign,
+// Mish, Erf, Elu, Sin, Cos. Integer dtypes: Neg, Abs, Sign, Relu, Clip. bool: Not.
 #include <cmath>
 
 #include "runtime/ops/op_util.h"
@@ -9,8 +10,11 @@ namespace edgepack {
 namespace ops {
 namespace {
 
-enum class Un { kSqrt, kExp, kNeg, kRelu, kLeakyRelu, kClip, kSigmoid, kTanh, kHardSigmoid,
-                kHardSwish };
+enum class Un {
+  kSqrt, kExp, kLog, kNeg, kAbs, kSign, kFloor, kCeil, kRound, kReciprocal, kRelu, kLeakyRelu,
+  kClip, kSigmoid, kTanh, kHardSigmoid, kHardSwish, kSoftplus, kSoftsign, kMish, kErf, kElu,
+  kSin, kCos, kNot, kUnknown
+};
 
 struct UnaryState : OpState {
   Un op;
@@ -18,17 +22,25 @@ struct UnaryState : OpState {
 };
 
 Un parse(const std::string& t) {
-  if (t == "Sqrt") return Un::kSqrt;
-  if (t == "Exp") return Un::kExp;
-  if (t == "Neg") return Un::kNeg;
-  if (t == "Relu") return Un::kRelu;
-  if (t == "LeakyRelu") return Un::kLeakyRelu;
-  if (t == "Clip") return Un::kClip;
-  if (t == "Sigmoid") return Un::kSigmoid;
-  if (t == "Tanh") return Un::kTanh;
-  if (t == "HardSigmoid") return Un::kHardSigmoid;
-  return Un::kHardSwish;
+  static const struct { const char* name; Un op; } kTable[] = {
+      {"Sqrt", Un::kSqrt}, {"Exp", Un::kExp}, {"Log", Un::kLog}, {"Neg", Un::kNeg},
+      {"Abs", Un::kAbs}, {"Sign", Un::kSign}, {"Floor", Un::kFloor}, {"Ceil", Un::kCeil},
+      {"Round", Un::kRound}, {"Reciprocal", Un::kReciprocal}, {"Relu", Un::kRelu},
+      {"LeakyRelu", Un::kLeakyRelu}, {"Clip", Un::kClip}, {"Sigmoid", Un::kSigmoid},
+      {"Tanh", Un::kTanh}, {"HardSigmoid", Un::kHardSigmoid}, {"HardSwish", Un::kHardSwish},
+      {"Softplus", Un::kSoftplus}, {"Softsign", Un::kSoftsign}, {"Mish", Un::kMish},
+      {"Erf", Un::kErf}, {"Elu", Un::kElu}, {"Sin", Un::kSin}, {"Cos", Un::kCos},
+      {"Not", Un::kNot}};
+  for (const auto& e : kTable)
+    if (t == e.name) return e.op;
+  return Un::kUnknown;
 }
+
+bool int_ok(Un op) {
+  return op == Un::kNeg || op == Un::kAbs || op == Un::kSign || op == Un::kRelu || op == Un::kClip;
+}
+
+inline float softplus(float v) { return v > 20.0f ? v : std::log1p(std::exp(v)); }
 
 template <Un OP>
 void apply(const float* x, float* y, int64_t n, float alpha, float beta) {
@@ -36,15 +48,46 @@ void apply(const float* x, float* y, int64_t n, float alpha, float beta) {
     const float v = x[i];
     if constexpr (OP == Un::kSqrt) y[i] = std::sqrt(v);
     else if constexpr (OP == Un::kExp) y[i] = std::exp(v);
+    else if constexpr (OP == Un::kLog) y[i] = std::log(v);
     else if constexpr (OP == Un::kNeg) y[i] = -v;
+    else if constexpr (OP == Un::kAbs) y[i] = std::fabs(v);
+    else if constexpr (OP == Un::kSign) y[i] = v > 0.0f ? 1.0f : (v < 0.0f ? -1.0f : v);
+    else if constexpr (OP == Un::kFloor) y[i] = std::floor(v);
+    else if constexpr (OP == Un::kCeil) y[i] = std::ceil(v);
+    else if constexpr (OP == Un::kRound) y[i] = std::nearbyint(v);  // half to even
+    else if constexpr (OP == Un::kReciprocal) y[i] = 1.0f / v;
     else if constexpr (OP == Un::kRelu) y[i] = v > 0.0f ? v : 0.0f;
     else if constexpr (OP == Un::kLeakyRelu) y[i] = v >= 0.0f ? v : alpha * v;
-    else if constexpr (OP == Un::kClip) y[i] = v < alpha ? alpha : (v > beta ? beta : v);
+    else if constexpr (OP == Un::kClip) y[i] = std::min(std::max(v, alpha), beta);  // ONNX order
     else if constexpr (OP == Un::kSigmoid) y[i] = 1.0f / (1.0f + std::exp(-v));
     else if constexpr (OP == Un::kTanh) y[i] = std::tanh(v);
     else if constexpr (OP == Un::kHardSigmoid)
       y[i] = std::min(std::max(alpha * v + beta, 0.0f), 1.0f);
-    else y[i] = v * std::min(std::max(v / 6.0f + 0.5f, 0.0f), 1.0f);
+    else if constexpr (OP == Un::kHardSwish) y[i] = v * std::min(std::max(v / 6.0f + 0.5f, 0.0f), 1.0f);
+    else if constexpr (OP == Un::kSoftplus) y[i] = softplus(v);
+    else if constexpr (OP == Un::kSoftsign) y[i] = v / (1.0f + std::fabs(v));
+    else if constexpr (OP == Un::kMish) y[i] = v * std::tanh(softplus(v));
+    else if constexpr (OP == Un::kErf) y[i] = std::erf(v);
+    else if constexpr (OP == Un::kElu) y[i] = v >= 0.0f ? v : alpha * (std::exp(v) - 1.0f);
+    else if constexpr (OP == Un::kSin) y[i] = std::sin(v);
+    else if constexpr (OP == Un::kCos) y[i] = std::cos(v);
+  }
+}
+
+template <class T>
+void apply_int(Un op, const T* x, T* y, int64_t n, double lo, double hi) {
+  for (int64_t i = 0; i < n; ++i) {
+    const T v = x[i];
+    switch (op) {
+      case Un::kNeg: y[i] = static_cast<T>(-v); break;
+      case Un::kAbs: y[i] = v < T(0) ? static_cast<T>(-v) : v; break;
+      case Un::kSign: y[i] = static_cast<T>(v > T(0) ? 1 : (v < T(0) ? -1 : 0)); break;
+      case Un::kRelu: y[i] = v > T(0) ? v : T(0); break;
+      case Un::kClip:
+        y[i] = static_cast<T>(std::min(std::max(static_cast<double>(v), lo), hi));
+        break;
+      default: y[i] = v; break;
+    }
   }
 }
 
@@ -55,14 +98,18 @@ void unary_prepare(PrepareContext& ctx) {
   need_outputs(ctx, 1);
   auto st = std::make_unique<UnaryState>();
   st->op = parse(ctx.op_type);
-  const bool int_ok = st->op == Un::kNeg || st->op == Un::kRelu;
-  if (x->dtype != DType::kFloat32 &&
-      !(int_ok && (x->dtype == DType::kInt32 || x->dtype == DType::kInt64)))
-    ctx.fail(std::string("unsupported dtype ") + dtype_name(x->dtype));
+  if (st->op == Un::kUnknown) ctx.fail("not a unary op");
+  const bool is_int = x->dtype == DType::kInt8 || x->dtype == DType::kInt16 ||
+                      x->dtype == DType::kInt32 || x->dtype == DType::kInt64 ||
+                      x->dtype == DType::kUInt8;
+  const bool ok = st->op == Un::kNot ? x->dtype == DType::kBool
+                                     : x->dtype == DType::kFloat32 || (is_int && int_ok(st->op));
+  if (!ok) ctx.fail(std::string("unsupported dtype ") + dtype_name(x->dtype));
   need_dtype(ctx, *ctx.outputs[0], x->dtype);
   need_shape(ctx, *ctx.outputs[0], x->static_dims());
   switch (st->op) {
     case Un::kLeakyRelu: st->alpha = ctx.attrs->get_float("alpha", 0.01f); break;
+    case Un::kElu: st->alpha = ctx.attrs->get_float("alpha", 1.0f); break;
     case Un::kHardSigmoid:
       st->alpha = ctx.attrs->get_float("alpha", 0.2f);
       st->beta = ctx.attrs->get_float("beta", 0.5f);
@@ -70,7 +117,6 @@ void unary_prepare(PrepareContext& ctx) {
     case Un::kClip:
       st->alpha = ctx.attrs->get_float("min", -INFINITY);
       st->beta = ctx.attrs->get_float("max", INFINITY);
-      if (x->dtype != DType::kFloat32) ctx.fail("Clip supports float32 only");
       break;
     default: break;
   }
@@ -82,15 +128,17 @@ void unary_run(RunContext& ctx) {
   Tensor* y = ctx.output(0);
   const auto* st = ctx.state_as<UnaryState>();
   const int64_t n = x->numel();
+  if (st->op == Un::kNot) {
+    const bool* px = x->as<bool>();
+    bool* py = y->as<bool>();
+    for (int64_t i = 0; i < n; ++i) py[i] = !px[i];
+    return;
+  }
   if (x->dtype != DType::kFloat32) {
     dispatch(x->dtype, [&](auto tag) {
       using T = decltype(tag);
-      if constexpr (std::is_same<T, int32_t>::value || std::is_same<T, int64_t>::value) {
-        const T* px = x->as<T>();
-        T* py = y->as<T>();
-        for (int64_t i = 0; i < n; ++i)
-          py[i] = st->op == Un::kNeg ? static_cast<T>(-px[i]) : (px[i] > 0 ? px[i] : T(0));
-      }
+      if constexpr (!std::is_same<T, bool>::value && !std::is_floating_point<T>::value)
+        apply_int<T>(st->op, x->as<T>(), y->as<T>(), n, st->alpha, st->beta);
     });
     return;
   }
@@ -103,16 +151,19 @@ void unary_run(RunContext& ctx) {
     float* d = py + i0;
     const int64_t m = i1 - i0;
     switch (st->op) {
-      case Un::kSqrt: apply<Un::kSqrt>(s, d, m, a, b); break;
-      case Un::kExp: apply<Un::kExp>(s, d, m, a, b); break;
-      case Un::kNeg: apply<Un::kNeg>(s, d, m, a, b); break;
-      case Un::kRelu: apply<Un::kRelu>(s, d, m, a, b); break;
-      case Un::kLeakyRelu: apply<Un::kLeakyRelu>(s, d, m, a, b); break;
-      case Un::kClip: apply<Un::kClip>(s, d, m, a, b); break;
-      case Un::kSigmoid: apply<Un::kSigmoid>(s, d, m, a, b); break;
-      case Un::kTanh: apply<Un::kTanh>(s, d, m, a, b); break;
-      case Un::kHardSigmoid: apply<Un::kHardSigmoid>(s, d, m, a, b); break;
-      case Un::kHardSwish: apply<Un::kHardSwish>(s, d, m, a, b); break;
+#define EDGEPACK_UNARY_CASE(K) \
+  case Un::K: apply<Un::K>(s, d, m, a, b); break;
+      EDGEPACK_UNARY_CASE(kSqrt) EDGEPACK_UNARY_CASE(kExp) EDGEPACK_UNARY_CASE(kLog)
+      EDGEPACK_UNARY_CASE(kNeg) EDGEPACK_UNARY_CASE(kAbs) EDGEPACK_UNARY_CASE(kSign)
+      EDGEPACK_UNARY_CASE(kFloor) EDGEPACK_UNARY_CASE(kCeil) EDGEPACK_UNARY_CASE(kRound)
+      EDGEPACK_UNARY_CASE(kReciprocal) EDGEPACK_UNARY_CASE(kRelu)
+      EDGEPACK_UNARY_CASE(kLeakyRelu) EDGEPACK_UNARY_CASE(kClip) EDGEPACK_UNARY_CASE(kSigmoid)
+      EDGEPACK_UNARY_CASE(kTanh) EDGEPACK_UNARY_CASE(kHardSigmoid)
+      EDGEPACK_UNARY_CASE(kHardSwish) EDGEPACK_UNARY_CASE(kSoftplus)
+      EDGEPACK_UNARY_CASE(kSoftsign) EDGEPACK_UNARY_CASE(kMish) EDGEPACK_UNARY_CASE(kErf)
+      EDGEPACK_UNARY_CASE(kElu) EDGEPACK_UNARY_CASE(kSin) EDGEPACK_UNARY_CASE(kCos)
+#undef EDGEPACK_UNARY_CASE
+      default: break;
     }
   });
 }
