@@ -81,6 +81,8 @@ def _provenance_inputs(spec: Spec, plan: StagePlan) -> dict[str, str]:
     inputs = {rel(spec.path): _sha256(spec.path.read_bytes())}
     for m in plan.models:
         inputs[rel(m.spec.path)] = m.sha256
+        for data_file, digest in m.data_files.items():  # external weights beside the model
+            inputs[rel(m.spec.path.parent / data_file)] = digest
     return dict(sorted(inputs.items()))
 
 
