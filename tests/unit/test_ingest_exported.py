@@ -225,3 +225,21 @@ def test_local_functions_are_inlined(tmp_path: Path) -> None:
         helper.make_opsetid("", 18), helper.make_opsetid("pkg.custom", 1)])
     got = ingest_model(ModelSpec("m", save(tmp_path, model), (InputSpec("x", (1, 4)),)))
     assert [op for op, _ in got.ops] == ["Relu", "Add"]
+
+
+@pytest.mark.parametrize("op", ["ConstantOfShape", "Expand", "Tile"])
+def test_sizes_read_from_the_model_are_checked_before_allocating(tmp_path: Path,
+                                                                  op: str) -> None:
+    """A 10^5 x 10^5 constant (40 GB) is neither folded nor handed to onnxruntime."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [100_000, 100_000])
+    big = numpy_helper.from_array(np.array([100_000, 100_000], np.int64), "big")
+    one = numpy_helper.from_array(np.ones((1, 1), np.float32), "one")
+    grow = {"ConstantOfShape": helper.make_node("ConstantOfShape", ["big"], ["c"], name="/grow"),
+            "Expand": helper.make_node("Expand", ["one", "big"], ["c"], name="/grow"),
+            "Tile": helper.make_node("Tile", ["one", "big"], ["c"], name="/grow")}[op]
+    graph = helper.make_graph([grow, helper.make_node("Add", ["x", "c"], ["y"], name="/add")],
+                              "g", [x], [y], [big, one])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    msg = refusal(save(tmp_path, model), (InputSpec("x", (1, 1)),))
+    assert f"tensor 'c' (output of {op} '/grow') would have shape [100000, 100000]" in msg

@@ -18,6 +18,9 @@ _NONDETERMINISTIC = {"RandomNormal", "RandomNormalLike", "RandomUniform", "Rando
                      "Multinomial", "Bernoulli"}
 # A folded constant larger than this stays a node (e.g. a broadcast that would bloat the file).
 _MAX_FOLDED_ELEMENTS = 1 << 22
+# Ops whose output size is read from their input values: folded only when it is known.
+_SIZED_BY_VALUES = {"ConstantOfShape", "Expand", "Tile", "Range", "Resize", "Upsample", "Pad",
+                    "OneHot", "MatMul", "Gemm", "Einsum", "ConvTranspose", "CenterCropPad"}
 # Initializers up to this size keep their values during shape inference (shape constants).
 _SHAPE_VALUE_LIMIT = 64
 
@@ -172,6 +175,36 @@ def _evaluate_node(node: onnx.NodeProto, values: dict[str, np.ndarray],
     return [np.asarray(r) for r in ReferenceEvaluator(model).run(None, feeds)]
 
 
+def _fits(node: onnx.NodeProto, values: dict[str, np.ndarray],
+          opset: list[onnx.OperatorSetIdProto]) -> bool:
+    """Whether every output of ``node`` is known, before evaluating it, to stay within
+    ``_MAX_FOLDED_ELEMENTS``: sizes read from a model (ConstantOfShape, Expand, Tile, Range,
+    Resize, Pad, MatMul of two constants) are checked before anything is allocated."""
+    small = [numpy_helper.from_array(values[n], n) for n in node.input
+             if n and values[n].size <= _SHAPE_VALUE_LIMIT]
+    typed = [helper.make_tensor_value_info(n, helper.np_dtype_to_tensor_dtype(values[n].dtype),
+                                           values[n].shape)
+             for n in node.input if n and values[n].size > _SHAPE_VALUE_LIMIT]
+    graph = helper.make_graph([node], "size", typed,
+                              [helper.make_empty_tensor_value_info(o) for o in node.output if o],
+                              small)
+    try:
+        inferred = onnx.shape_inference.infer_shapes(
+            helper.make_model(graph, opset_imports=opset), strict_mode=True)
+    except Exception:
+        return False
+    for value in inferred.graph.output:
+        t = value.type.tensor_type
+        if not t.HasField("shape") or not all(d.HasField("dim_value") for d in t.shape.dim):
+            # unknown: fine for ops whose output is bounded by their inputs (NonZero, ...)
+            return node.op_type not in _SIZED_BY_VALUES
+        if int(np.prod([d.dim_value for d in t.shape.dim], dtype=np.float64)) > (
+            _MAX_FOLDED_ELEMENTS
+        ):
+            return False
+    return True
+
+
 def fold_constants(model: onnx.ModelProto) -> int:
     """Evaluate nodes whose inputs are all constants and store the results as initializers."""
     graph = model.graph
@@ -184,6 +217,8 @@ def fold_constants(model: onnx.ModelProto) -> int:
         if any(o in outputs for o in node.output):
             continue
         if not all(i in values for i in node.input if i):
+            continue
+        if not _fits(node, values, list(model.opset_import)):
             continue
         try:
             results = _evaluate_node(node, values, list(model.opset_import))

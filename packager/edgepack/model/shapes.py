@@ -8,7 +8,9 @@ nodes it reaches, and where to cut the model.
 
 from __future__ import annotations
 
+import numpy as np
 import onnx
+from onnx import helper
 
 from edgepack.errors import ModelError
 
@@ -22,6 +24,9 @@ _SHAPE_INPUTS = {
 _VALUE_SIZED = {"NonZero", "Unique", "Compress", "NonMaxSuppression", "Loop", "If", "Scan",
                 "StringSplit"}
 _CHAIN_SHOWN = 6
+# No tensor of a model edgepack packs may be larger (the runtime plans every tensor in memory;
+# onnxruntime's check would allocate it): 1 GiB.
+MAX_TENSOR_BYTES = 1 << 30
 
 
 def _static(value: onnx.ValueInfoProto | None) -> bool:
@@ -73,6 +78,21 @@ def _downstream(node: onnx.NodeProto, graph: onnx.GraphProto) -> str:
     return " -> ".join(chain) + (" -> ..." if len(chain) >= _CHAIN_SHOWN else "")
 
 
+def _check_size(path_str: str, node: onnx.NodeProto, value: onnx.ValueInfoProto) -> None:
+    t = value.type.tensor_type
+    dims = [int(d.dim_value) for d in t.shape.dim]
+    try:
+        itemsize = helper.tensor_dtype_to_np_dtype(t.elem_type).itemsize
+    except (KeyError, TypeError, ValueError):
+        itemsize = 8
+    size = int(np.prod(dims, dtype=np.float64)) * itemsize
+    if size > MAX_TENSOR_BYTES:
+        raise ModelError(f"{path_str}: tensor {value.name!r} (output of {_label(node)}) would "
+                         f"have shape {dims}, {size} bytes; edgepack's limit for one tensor is "
+                         f"{MAX_TENSOR_BYTES} bytes",
+                         hint="check the input shapes in edgepack.toml")
+
+
 def require_static_shapes(path_str: str, model: onnx.ModelProto) -> onnx.ModelProto:
     """The model with every tensor's static shape inferred, or a ``ModelError`` that names the
     node where a shape starts to depend on the data."""
@@ -90,7 +110,10 @@ def require_static_shapes(path_str: str, model: onnx.ModelProto) -> onnx.ModelPr
                              hint="give every input a fixed `shape` in edgepack.toml")
     for node in g.node:  # graph order: the first dynamic tensor's node has static inputs
         for name in node.output:
-            if not name or name in constants or _static(known.get(name)):
+            if not name or name in constants:
+                continue
+            if _static(known.get(name)):
+                _check_size(path_str, node, known[name])
                 continue
             inputs = ", ".join(repr(i) for i in node.input if i)
             raise ModelError(
