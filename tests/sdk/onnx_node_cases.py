@@ -134,11 +134,16 @@ def _opset(model: onnx.ModelProto) -> int:
     return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
 
 
+# Configuration a packed model holds constant although the runtime also takes it computed
+# (TopK's K along axis 0, after NonMaxSuppression): bound like const_inputs.
+PACKED_CONSTANT: dict[str, tuple[int, ...]] = {"TopK": (1,)}
+
+
 def _bind_constants(model: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> onnx.ModelProto:
     """A copy with the node's const_inputs (per the table) turned into initializers."""
     node = model.graph.node[0]
-    cap = op_table()[node.op_type]
-    names = {node.input[i] for i in cap.const_inputs if i < len(node.input) and node.input[i]}
+    positions = (*op_table()[node.op_type].const_inputs, *PACKED_CONSTANT.get(node.op_type, ()))
+    names = {node.input[i] for i in positions if i < len(node.input) and node.input[i]}
     m = onnx.ModelProto()
     m.CopyFrom(model)
     keep = [i for i in m.graph.input if i.name not in names]

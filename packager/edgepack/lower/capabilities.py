@@ -20,8 +20,9 @@ from pathlib import Path
 TABLE = Path(__file__).with_name("op_table.toml")
 OP_LIST_H = Path("sdk_templates/src/runtime/ops/op_list.h")  # relative to the repository root
 # Ops folded away at lowering time when their inputs are known (never reach the device).
-FOLDABLE_ONLY: frozenset[str] = frozenset({"Constant", "Shape", "ConstantOfShape", "Range", "Size"})
-DTYPE_NAMES = ("float32", "uint8", "int32", "int64", "bool", "int8", "int16", "float16")
+FOLDABLE_ONLY: frozenset[str] = frozenset({"Constant", "Shape", "ConstantOfShape", "Size"})
+DTYPE_NAMES = ("float32", "uint8", "int32", "int64", "bool", "int8", "int16", "float16", "uint16",
+               "uint32", "uint64", "float64")
 
 
 @dataclass(frozen=True)

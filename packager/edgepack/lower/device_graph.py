@@ -30,7 +30,8 @@ FLAG_DYNAMIC_DIM0 = 8
 
 # dtype codes shared with edgepack::DType
 DTYPES: dict[str, int] = {"float32": 1, "uint8": 2, "int32": 3, "int64": 4, "bool": 5, "int8": 6,
-                          "int16": 7, "float16": 8}
+                          "int16": 7, "float16": 8, "uint16": 9, "uint32": 10, "uint64": 11,
+                          "float64": 12}
 DTYPE_NAMES = {v: k for k, v in DTYPES.items()}
 NUMPY_DTYPES: dict[str, np.dtype[np.generic]] = {
     "float32": np.dtype("<f4"),
@@ -41,6 +42,10 @@ NUMPY_DTYPES: dict[str, np.dtype[np.generic]] = {
     "int8": np.dtype("i1"),
     "int16": np.dtype("<i2"),
     "float16": np.dtype("<f2"),
+    "uint16": np.dtype("<u2"),
+    "uint32": np.dtype("<u4"),
+    "uint64": np.dtype("<u8"),
+    "float64": np.dtype("<f8"),
 }
 
 ATTR_INT, ATTR_FLOAT, ATTR_INTS, ATTR_FLOATS, ATTR_STRING = 1, 2, 3, 4, 5

@@ -154,8 +154,11 @@ class _Ctx:
 
     def done(self, inputs: list[str] | None = None) -> list[LoweredNode]:
         ins = list(self.node.input) if inputs is None else inputs
+        outs = list(self.node.output)
+        while outs and not outs[-1]:  # omitted optional outputs at the end
+            outs.pop()
         return [LoweredNode(self.node.op_type, self.node.name or self.node.output[0],
-                            ins, [o for o in self.node.output], self.attrs)]
+                            ins, outs, self.attrs)]
 
 
 def _spatial_pads(c: _Ctx, in_sp: list[int], kernel: list[int], strides: list[int],
@@ -353,8 +356,70 @@ def _resize(c: _Ctx) -> list[LoweredNode]:
 
 def _reduce(c: _Ctx) -> list[LoweredNode]:
     rank = len(c.in_shape(0))
-    axes = c.ints("axes", list(range(rank)))
-    c.set_ints("axes", sorted(c.norm_axis(a, rank) for a in axes))
+    if c.has_input(1):  # ReduceSum (opset 13): axes as an input
+        axes = [int(a) for a in c.const(1, "axes").reshape(-1)]
+    else:
+        axes = c.ints("axes")
+    noop = bool(c.i("noop_with_empty_axes")) if "noop_with_empty_axes" in c.attrs else False
+    if not axes and not noop:
+        axes = list(range(rank))
+    c.set_ints("axes", sorted({c.norm_axis(a, rank) for a in axes}))
+    return c.done([c.node.input[0]])
+
+
+def _expand(c: _Ctx) -> list[LoweredNode]:
+    c.set_ints("shape", c.out_shape(0))
+    return c.done([c.node.input[0]])
+
+
+def _tile(c: _Ctx) -> list[LoweredNode]:
+    c.set_ints("repeats", [int(r) for r in c.const(1, "repeats").reshape(-1)])
+    return c.done([c.node.input[0]])
+
+
+def _range(c: _Ctx) -> list[LoweredNode]:
+    start = c.const(0, "start").reshape(-1)[0]
+    delta = c.const(2, "delta").reshape(-1)[0]
+    if np.issubdtype(np.asarray(start).dtype, np.integer):
+        c.set_int("start", int(start))
+        c.set_int("delta", int(delta))
+    else:
+        c.set_float("start", float(start))
+        c.set_float("delta", float(delta))
+    return c.done([])
+
+
+def _data_axis(c: _Ctx) -> list[LoweredNode]:
+    c.set_int("axis", c.norm_axis(c.i("axis"), len(c.in_shape(0))))
+    return c.done()
+
+
+def _einsum(c: _Ctx) -> list[LoweredNode]:
+    """Makes the equation explicit: ellipses become letters, the output is spelled out."""
+    eq = c.s("equation").replace(" ", "")
+    lhs, arrow, rhs = eq.partition("->")
+    terms = lhs.split(",")
+    if len(terms) != len([i for i in c.node.input if i]):
+        raise c.fail(f"equation '{eq}' does not match the input count")
+    used = set("".join(terms) + rhs)
+    spare = [ch for ch in "ABCDEFGHIJKLMNOPQRSTUVWXYZ" if ch not in used]
+    ell_rank = 0
+    for k, t in enumerate(terms):
+        if "..." in t:
+            ell_rank = max(ell_rank, len(c.in_shape(k)) - (len(t) - 3))
+    ell = "".join(spare[:ell_rank])
+    out_terms = []
+    for k, t in enumerate(terms):
+        if "..." in t:
+            n = len(c.in_shape(k)) - (len(t) - 3)
+            t = t.replace("...", ell[ell_rank - n:] if n else "")
+        out_terms.append(t)
+    if not arrow:
+        counts = {ch: "".join(out_terms).count(ch) for ch in set("".join(out_terms))}
+        rhs = ell + "".join(sorted(ch for ch, n in counts.items() if n == 1 and ch not in ell))
+    else:
+        rhs = rhs.replace("...", ell)
+    c.attrs["equation"] = dg.Attr(dg.ATTR_STRING, ",".join(out_terms) + "->" + rhs)
     return c.done()
 
 
@@ -450,6 +515,21 @@ _RULES: dict[str, Callable[[_Ctx], list[LoweredNode]]] = {
     "Resize": _resize,
     "ReduceMean": _reduce,
     "ReduceMax": _reduce,
+    "ReduceMin": _reduce,
+    "ReduceSum": _reduce,
+    "ReduceProd": _reduce,
+    "ReduceL1": _reduce,
+    "ReduceL2": _reduce,
+    "ReduceSumSquare": _reduce,
+    "ReduceLogSum": _reduce,
+    "ReduceLogSumExp": _reduce,
+    "ArgMin": _axis_op,
+    "Expand": _expand,
+    "Tile": _tile,
+    "Range": _range,
+    "GatherElements": _data_axis,
+    "ScatterElements": _data_axis,
+    "Einsum": _einsum,
     "TopK": _topk,
     "NonMaxSuppression": _nms,
     "BatchNormalization": _batchnorm,

@@ -19,7 +19,8 @@ from onnx import helper, numpy_helper, shape_inference
 from edgepack.errors import ModelError
 
 ONNX_DTYPES: dict[int, str] = {1: "float32", 2: "uint8", 6: "int32", 7: "int64", 9: "bool",
-                               3: "int8", 5: "int16", 10: "float16"}
+                               3: "int8", 5: "int16", 10: "float16", 4: "uint16", 12: "uint32",
+                               13: "uint64", 11: "float64"}
 TensorInfo = tuple[str, list[int], bool]  # dtype, static (bound) shape, dynamic_dim0
 
 

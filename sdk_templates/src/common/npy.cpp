@@ -44,6 +44,10 @@ std::string descr_for(const std::string& dtype) {
   if (dtype == "int8") return "|i1";
   if (dtype == "int16") return "<i2";
   if (dtype == "float16") return "<f2";
+  if (dtype == "uint16") return "<u2";
+  if (dtype == "uint32") return "<u4";
+  if (dtype == "uint64") return "<u8";
+  if (dtype == "float64") return "<f8";
   return "";
 }
 
@@ -56,6 +60,10 @@ std::string dtype_for(const std::string& descr) {
   if (descr == "|i1" || descr == "<i1") return "int8";
   if (descr == "<i2") return "int16";
   if (descr == "<f2") return "float16";
+  if (descr == "<u2") return "uint16";
+  if (descr == "<u4") return "uint32";
+  if (descr == "<u8") return "uint64";
+  if (descr == "<f8") return "float64";
   return "";
 }
 
@@ -63,7 +71,9 @@ size_t item_size(const std::string& descr) {
   const std::string d = dtype_for(descr);
   if (d == "float32" || d == "int32") return 4;
   if (d == "int64") return 8;
-  if (d == "int16" || d == "float16") return 2;
+  if (d == "int16" || d == "float16" || d == "uint16") return 2;
+  if (d == "uint32") return 4;
+  if (d == "uint64" || d == "float64") return 8;
   if (d.empty()) return 0;
   return 1;
 }

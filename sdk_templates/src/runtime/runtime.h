@@ -19,9 +19,10 @@ namespace edgepack {
 // kBool (1 byte) only appears inside graphs (Equal/Greater/Less feeding Where), never in the
 // manifest.
 enum class DType : int {
-  kFloat32 = 1, kUInt8 = 2, kInt32 = 3, kInt64 = 4, kBool = 5, kInt8 = 6, kInt16 = 7, kFloat16 = 8
+  kFloat32 = 1, kUInt8 = 2, kInt32 = 3, kInt64 = 4, kBool = 5, kInt8 = 6, kInt16 = 7, kFloat16 = 8,
+  kUInt16 = 9, kUInt32 = 10, kUInt64 = 11, kFloat64 = 12
 };
-constexpr int kMaxDType = 8;  // the highest DType code (the device graph loader checks against it)
+constexpr int kMaxDType = 12;  // the highest DType code (the device graph loader checks against it)
 const char* dtype_name(DType t);
 size_t dtype_size(DType t);
 

@@ -27,6 +27,10 @@ void dispatch(DType t, F&& f) {
     case DType::kBool: f(bool{}); return;
     case DType::kInt8: f(int8_t{}); return;
     case DType::kInt16: f(int16_t{}); return;
+    case DType::kUInt16: f(uint16_t{}); return;
+    case DType::kUInt32: f(uint32_t{}); return;
+    case DType::kUInt64: f(uint64_t{}); return;
+    case DType::kFloat64: f(double{}); return;
     case DType::kFloat16: break;  // storage only: Cast converts it, data movement copies bytes
   }
   throw Error(ErrorCode::kInvalidArgument,

@@ -16,7 +16,7 @@ struct TopKState : OpState {
 void topk_prepare(PrepareContext& ctx) {
   Tensor* x = need_input(ctx, 0, "X");
   need_outputs(ctx, 2);
-  need_dtype(ctx, *x, DType::kFloat32);
+  if (x->dtype == DType::kBool || x->dtype == DType::kFloat16) ctx.fail("unsupported dtype");
   auto st = std::make_unique<TopKState>();
   st->axis = norm_axis(ctx, ctx.attrs->get_int("axis", -1), x->rank);
   st->largest = ctx.attrs->get_int("largest", 1) != 0;
@@ -30,7 +30,7 @@ void topk_prepare(PrepareContext& ctx) {
   }
   std::vector<int64_t> out = x->static_dims();
   if (!kin) out[st->axis] = st->k;
-  need_dtype(ctx, *ctx.outputs[0], DType::kFloat32);
+  need_dtype(ctx, *ctx.outputs[0], x->dtype);
   need_dtype(ctx, *ctx.outputs[1], DType::kInt64);
   need_shape(ctx, *ctx.outputs[0], out);
   need_shape(ctx, *ctx.outputs[1], out);
@@ -58,22 +58,25 @@ void topk_run(RunContext& ctx) {
   for (int d = 0; d < st.axis; ++d) outer *= x->shape[d];
   for (int d = static_cast<int>(st.axis) + 1; d < x->rank; ++d) inner *= x->shape[d];
   int64_t* order = static_cast<int64_t*>(ctx.scratch);
-  const float* px = x->as<float>();
-  for (int64_t o = 0; o < outer; ++o)
-    for (int64_t i = 0; i < inner; ++i) {
-      const float* s = px + o * n * inner + i;
-      for (int64_t j = 0; j < n; ++j) order[j] = j;
-      auto before = [&](int64_t a, int64_t b) {
-        const float va = s[a * inner], vb = s[b * inner];
-        if (va != vb) return st.largest ? va > vb : va < vb;
-        return a < b;
-      };
-      std::partial_sort(order, order + k, order + n, before);
-      for (int64_t j = 0; j < k; ++j) {
-        vals->as<float>()[(o * k + j) * inner + i] = s[order[j] * inner];
-        inds->as<int64_t>()[(o * k + j) * inner + i] = order[j];
+  dispatch(x->dtype, [&](auto tag) {
+    using T = decltype(tag);
+    const T* px = x->as<T>();
+    for (int64_t o = 0; o < outer; ++o)
+      for (int64_t i = 0; i < inner; ++i) {
+        const T* s = px + o * n * inner + i;
+        for (int64_t j = 0; j < n; ++j) order[j] = j;
+        auto before = [&](int64_t a, int64_t b) {
+          const T va = s[a * inner], vb = s[b * inner];
+          if (va != vb) return st.largest ? va > vb : va < vb;
+          return a < b;
+        };
+        std::partial_sort(order, order + k, order + n, before);
+        for (int64_t j = 0; j < k; ++j) {
+          vals->as<T>()[(o * k + j) * inner + i] = s[order[j] * inner];
+          inds->as<int64_t>()[(o * k + j) * inner + i] = order[j];
+        }
       }
-    }
+  });
 }
 
 }  // namespace ops
