@@ -356,10 +356,9 @@ def _resize(c: _Ctx) -> list[LoweredNode]:
 
 def _reduce(c: _Ctx) -> list[LoweredNode]:
     rank = len(c.in_shape(0))
-    if c.has_input(1):  # ReduceSum (opset 13): axes as an input
-        axes = [int(a) for a in c.const(1, "axes").reshape(-1)]
-    else:
-        axes = c.ints("axes")
+    # ReduceSum (opset 13) takes its axes as an input, the others as an attribute.
+    axes = ([int(a) for a in c.const(1, "axes").reshape(-1)] if c.has_input(1)
+            else c.ints("axes"))
     noop = bool(c.i("noop_with_empty_axes")) if "noop_with_empty_axes" in c.attrs else False
     if not axes and not noop:
         axes = list(range(rank))
