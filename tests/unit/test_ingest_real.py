@@ -10,15 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgepack.errors import ModelError
 from edgepack.model.equivalence import run_onnxruntime
 from edgepack.model.ingest import IngestedModel, ingest_model
 from edgepack.spec.project import InputSpec, ModelSpec
 from real_models import BY_NAME, load_real_model, save_real_model
-
-# Ops the runtime does not have yet (issue 9's op list, a separate part): ingest must get
-# through every other step and stop only at the op check naming these.
-NOT_YET_IN_RUNTIME = {"vit_tiny_patch16_224": "LayerNormalization x25"}
 
 
 def ingest(name: str, folder: Path) -> IngestedModel:
@@ -30,13 +25,7 @@ def ingest(name: str, folder: Path) -> IngestedModel:
 
 @pytest.mark.parametrize("name", ["yolov8n", "shufflenet_v2_x1_0", "vit_tiny_patch16_224"])
 def test_real_graph_ingests_with_static_shapes_and_matches(tmp_path: Path, name: str) -> None:
-    try:
-        got = ingest(name, tmp_path)
-    except ModelError as exc:
-        assert name in NOT_YET_IN_RUNTIME, str(exc)
-        assert f"missing ops: {NOT_YET_IN_RUNTIME[name]}" in str(exc), str(exc)
-        return
-    assert name not in NOT_YET_IN_RUNTIME, "the runtime gained the op: drop the entry"
+    got = ingest(name, tmp_path)
     ops = {op for op, _ in got.ops}
     assert not ops & {"Shape", "ConstantOfShape", "Range"}
     for value in got.onnx.graph.value_info:

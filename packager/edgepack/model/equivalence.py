@@ -15,6 +15,8 @@ import numpy as np
 import onnx
 from onnx import helper
 
+from edgepack.model.optimize import static_shapes
+
 # Ops that hand their first input's values through unchanged (maybe reshaped or reordered):
 # an input's valid range is decided by what lies behind them.
 _VALUE_PRESERVING = {"Identity", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose",
@@ -45,22 +47,6 @@ def _consumers(graph: onnx.GraphProto) -> dict[str, list[tuple[onnx.NodeProto, i
     return users
 
 
-def _static_shapes(model: onnx.ModelProto) -> dict[str, tuple[int, ...]]:
-    try:
-        inferred = onnx.shape_inference.infer_shapes(model)
-    except Exception:  # feeds are still made; bounds just stay unknown
-        inferred = model
-    shapes: dict[str, tuple[int, ...]] = {}
-    g = inferred.graph
-    for value in [*g.input, *g.value_info, *g.output]:
-        t = value.type.tensor_type
-        if t.HasField("shape") and all(d.HasField("dim_value") for d in t.shape.dim):
-            shapes[value.name] = tuple(int(d.dim_value) for d in t.shape.dim)
-    for init in g.initializer:
-        shapes[init.name] = tuple(init.dims)
-    return shapes
-
-
 def _attr(node: onnx.NodeProto, name: str, default: int) -> int:
     for a in node.attribute:
         if a.name == name:
@@ -82,7 +68,10 @@ def input_constraints(model: onnx.ModelProto) -> dict[str, tuple[int | None, boo
     """For each graph input: (upper bound for integer ids or None, needs positive values)."""
     graph = model.graph
     users = _consumers(graph)
-    shapes = _static_shapes(model)
+    try:
+        shapes = static_shapes(model)
+    except Exception:  # feeds are still made; bounds just stay unknown
+        shapes = {}
     inits = {i.name for i in graph.initializer}
     found: dict[str, tuple[int | None, bool]] = {}
     for value in graph.input:

@@ -117,6 +117,21 @@ def _shape_skeleton(model: onnx.ModelProto) -> onnx.ModelProto:
     return skeleton
 
 
+def infer_shapes(model: onnx.ModelProto, *, strict: bool = False,
+                 data_prop: bool = False) -> onnx.ModelProto:
+    """``onnx.shape_inference.infer_shapes`` without serialising the weights: a copy of the
+    model with the inferred value_info and outputs of its skeleton."""
+    inferred = onnx.shape_inference.infer_shapes(_shape_skeleton(model), strict_mode=strict,
+                                                 data_prop=data_prop)
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    del out.graph.value_info[:]
+    out.graph.value_info.extend(inferred.graph.value_info)
+    del out.graph.output[:]
+    out.graph.output.extend(inferred.graph.output)
+    return out
+
+
 def static_shapes(model: onnx.ModelProto) -> dict[str, tuple[int, ...]]:
     """Every tensor whose shape onnx infers as static, with data propagation (Shape -> Gather
     -> Concat chains reach the Reshape they feed)."""
@@ -374,5 +389,4 @@ def optimize(model: onnx.ModelProto,
             break
     # Refresh intermediate shapes: folding removed tensors and renamed others.
     del out.graph.value_info[:]
-    out = onnx.shape_inference.infer_shapes(out, strict_mode=True)
-    return out, report
+    return infer_shapes(out, strict=True), report

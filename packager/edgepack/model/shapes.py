@@ -13,6 +13,7 @@ import onnx
 from onnx import helper
 
 from edgepack.errors import ModelError
+from edgepack.model.optimize import infer_shapes
 
 # Inputs (by position) that decide an op's output shape by their values.
 _SHAPE_INPUTS = {
@@ -97,7 +98,7 @@ def require_static_shapes(path_str: str, model: onnx.ModelProto) -> onnx.ModelPr
     """The model with every tensor's static shape inferred, or a ``ModelError`` that names the
     node where a shape starts to depend on the data."""
     try:
-        inferred = onnx.shape_inference.infer_shapes(model, strict_mode=True, data_prop=True)
+        inferred = infer_shapes(model, strict=True, data_prop=True)
     except Exception as exc:
         raise ModelError(f"{path_str}: shape inference failed: {exc}") from exc
     g = inferred.graph
