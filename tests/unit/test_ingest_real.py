@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: Apache-2.0
 """Real exported graphs (tests/data/real_models, weights refilled by ``real_models``) through
 ingest: the shape chains of YOLOv8's Detect head, ShuffleNet's channel shuffle and ViT's
-attention fold, every tensor gets a static shape, and the result matches the original."""
+attention fold, every tensor gets a static shape, and the result matches the original; torch's
+dynamo export (opset 18, weights in model.onnx.data) comes down to opset 17."""
 
 from __future__ import annotations
 
@@ -23,14 +24,17 @@ def ingest(name: str, folder: Path) -> IngestedModel:
         InputSpec(k, v) for k, v in spec.inputs.items())))
 
 
-@pytest.mark.parametrize("name", ["yolov8n", "shufflenet_v2_x1_0", "vit_tiny_patch16_224"])
+@pytest.mark.parametrize("name", ["yolov8n", "shufflenet_v2_x1_0", "vit_tiny_patch16_224",
+                                  "mobilenet_v3_small_dynamo"])
 def test_real_graph_ingests_with_static_shapes_and_matches(tmp_path: Path, name: str) -> None:
     got = ingest(name, tmp_path)
+    spec = BY_NAME[name]
+    assert got.source_opset == spec.opset and got.opset == 17
+    assert list(got.data_files) == (["model.onnx.data"] if spec.external_data else [])
     ops = {op for op, _ in got.ops}
     assert not ops & {"Shape", "ConstantOfShape", "Range"}
     for value in got.onnx.graph.value_info:
         assert all(d.HasField("dim_value") for d in value.type.tensor_type.shape.dim)
-    spec = BY_NAME[name]
     feeds = {k: np.random.default_rng(5).random(v, np.float32) for k, v in spec.inputs.items()}
     expected = run_onnxruntime(load_real_model(name), feeds)
     actual = run_onnxruntime(got.onnx, feeds)
