@@ -336,19 +336,25 @@ def _resize(c: _Ctx) -> list[LoweredNode]:
     x, y = c.in_shape(0), c.out_shape(0)
     mode = c.s("mode")
     ctm = c.s("coordinate_transformation_mode")
-    if mode not in ("nearest", "linear"):
-        raise c.fail(f"mode '{mode}' is not supported (nearest, linear)")
-    if ctm not in ("half_pixel", "asymmetric", "align_corners", "pytorch_half_pixel"):
+    if mode not in ("nearest", "linear", "cubic"):
+        raise c.fail(f"mode '{mode}' is not supported (nearest, linear, cubic)")
+    if ctm not in ("half_pixel", "asymmetric", "align_corners", "pytorch_half_pixel",
+                   "tf_crop_and_resize"):
         raise c.fail(f"coordinate_transformation_mode '{ctm}' is not supported")
     scales: list[float] = []
     if c.has_input(2) and c.const(2, "scales").size:
         scales = [float(v) for v in c.const(2, "scales").reshape(-1)]
     else:
         scales = [yo / xi for xi, yo in zip(x, y, strict=True)]
-    if mode == "linear":
+    if mode != "nearest":
         moving = [d for d in range(len(x)) if x[d] != y[d] or scales[d] != 1.0]
         if any(d < len(x) - 2 for d in moving):
-            raise c.fail("linear resize is supported on the last two dimensions only")
+            raise c.fail(f"{mode} resize is supported on the last two dimensions only")
+    if ctm == "tf_crop_and_resize":
+        roi = c.const(1, "roi").reshape(-1) if c.has_input(1) else np.zeros(0)
+        if roi.size != 2 * len(x):
+            raise c.fail(f"roi has {roi.size} values, expected {2 * len(x)}")
+        c.set_floats("roi", [float(v) for v in roi])
     c.set_floats("scales", scales)
     c.set_ints("sizes", y)
     return c.done([c.node.input[0]])
