@@ -194,15 +194,22 @@ def _conv_like(c: _Ctx, weight_index: int, transpose: bool = False) -> list[Lowe
         pads = c.ints("pads", [0, 0, 0, 0])
         auto = c.s("auto_pad") or "NOTSET"
         if auto in ("SAME_UPPER", "SAME_LOWER") or "output_shape" in c.attrs:
-            pads = []
+            # ONNX: total = stride * (in - 1) + output_padding + eff_kernel - out, split
+            # begin/end by auto_pad. A negative end (output_shape beyond what the pads give)
+            # is extra output_padding at the end; a negative begin would shift the output.
             begin, end = [], []
             for d in range(2):
                 eff = (kernel[d] - 1) * dilations[d] + 1
                 total = strides[d] * (x[2 + d] - 1) + op[d] + eff - out[2 + d]
-                total = max(total, 0)
                 b = total // 2 if auto == "SAME_UPPER" else total - total // 2
+                e = total - b
+                if e < 0:
+                    op[d] -= e
+                    e = 0
+                if b < 0:
+                    raise c.fail(f"output_shape {out[2:]} needs a negative leading pad")
                 begin.append(b)
-                end.append(total - b)
+                end.append(e)
             pads = begin + end
         elif auto == "VALID":
             pads = [0, 0, 0, 0]
@@ -219,14 +226,61 @@ def _conv_like(c: _Ctx, weight_index: int, transpose: bool = False) -> list[Lowe
 
 
 def _conv(c: _Ctx) -> list[LoweredNode]:
+    if len(c.in_shape(0)) == 3:
+        return _as_2d(c, _conv)
     return _conv_like(c, 1)
 
 
 def _conv_transpose(c: _Ctx) -> list[LoweredNode]:
+    if len(c.in_shape(0)) == 3:
+        return _as_2d(c, _conv_transpose)
     return _conv_like(c, 1, transpose=True)
 
 
+_SPATIAL_ONE = {"kernel_shape": 1, "strides": 1, "dilations": 1, "output_shape": 1,
+                "output_padding": 0}
+
+
+def _as_2d(c: _Ctx, rule: Callable[[_Ctx], list[LoweredNode]]) -> list[LoweredNode]:
+    """A 1-D Conv/ConvTranspose/pool as its 2-D form over [N, C, 1, L]: Reshape in, the 2-D
+    node (a constant weight reshaped at pack time), Reshape out."""
+    x, out = c.node.input[0], c.node.output[0]
+    xs, ys = c.in_shape(0), c.out_shape(0)
+    dtype = c.dtype(x)
+    x2 = c.temp("in2d", dtype, [xs[0], xs[1], 1, xs[2]])
+    y2 = c.temp("out2d", dtype, [ys[0], ys[1], 1, ys[2]])
+    inputs = [x2, *c.node.input[1:]]
+    if c.node.op_type in ("Conv", "ConvTranspose"):
+        w = c.const(1, "W")
+        w2 = f"{c.node.input[1]}/2d"
+        c.consts[w2] = w.reshape(w.shape[0], w.shape[1], 1, w.shape[2])
+        c.info[w2] = (c.dtype(c.node.input[1]), list(c.consts[w2].shape), False)
+        inputs[1] = w2
+    node = onnx.NodeProto()
+    node.CopyFrom(c.node)
+    del node.input[:]
+    node.input.extend(inputs)
+    node.output[0] = y2
+    attrs = dict(c.attrs)
+    for name, fill in _SPATIAL_ONE.items():
+        if name in attrs:
+            attrs[name] = dg.Attr(dg.ATTR_INTS, [fill, *c.ints(name)])
+    if "pads" in attrs:
+        b, e = c.ints("pads")
+        attrs["pads"] = dg.Attr(dg.ATTR_INTS, [0, b, 0, e])
+    c.info[y2] = (dtype, [ys[0], ys[1], 1, ys[2]], c.info[out][2])
+    inner = rule(_Ctx(node, attrs, c.consts, c.info))
+    reshape_in = c.node_as("Reshape", [x], [x2],
+                           {"shape": dg.Attr(dg.ATTR_INTS, [xs[0], xs[1], 1, xs[2]])},
+                           suffix="/in2d")
+    reshape_out = c.node_as("Reshape", [y2], [out], {"shape": dg.Attr(dg.ATTR_INTS, list(ys))},
+                            suffix="/out1d")
+    return [reshape_in, *inner, reshape_out]
+
+
 def _pool(c: _Ctx) -> list[LoweredNode]:
+    if len(c.in_shape(0)) == 3 and len([o for o in c.node.output if o]) == 1:
+        return _as_2d(c, _pool)
     if len([o for o in c.node.output if o]) > 1:
         raise c.fail("the Indices output of MaxPool is not supported")
     x = c.in_shape(0)
