@@ -15,6 +15,7 @@ import numpy as np
 import onnx
 from onnx import helper
 
+from edgepack.model.diagnostics import one_line
 from edgepack.model.optimize import static_shapes
 
 # Ops that hand their first input's values through unchanged (maybe reshaped or reordered):
@@ -33,8 +34,7 @@ class OnnxruntimeFailed(Exception):
     """onnxruntime refused to load or run one side of the check (``which``)."""
 
     def __init__(self, which: str, exc: Exception) -> None:
-        text = str(exc).strip().splitlines()
-        super().__init__(text[0] if text else type(exc).__name__)
+        super().__init__(one_line(exc))
         self.which = which
 
 

@@ -16,6 +16,7 @@ import onnx.inliner
 
 from edgepack.errors import ModelError
 from edgepack.lower.capabilities import missing_ops_message, runtime_ops
+from edgepack.model.diagnostics import one_line
 from edgepack.model.equivalence import EquivalenceError, OnnxruntimeFailed, check_equivalent
 from edgepack.model.loading import load_model_file
 from edgepack.model.opset import (
@@ -62,7 +63,8 @@ def _inline_local_functions(path_str: str, model: onnx.ModelProto) -> onnx.Model
     try:
         inlined = onnx.inliner.inline_local_functions(model)
     except Exception as exc:
-        raise ModelError(f"{path_str}: cannot inline the model's local functions: {exc}") from exc
+        raise ModelError(f"{path_str}: cannot inline the model's local functions: "
+                         f"{one_line(exc)}") from exc
     used = {n.domain for n in inlined.graph.node} | set(STANDARD_DOMAINS)
     keep = [imp for imp in inlined.opset_import if imp.domain in used]
     del inlined.opset_import[:]
@@ -98,11 +100,16 @@ def _ai_onnx_opset(path_str: str, model: onnx.ModelProto) -> int:
 
 def _optimise(path_str: str, model: onnx.ModelProto,
               stage: str) -> tuple[onnx.ModelProto, dict[str, int]]:
+    where = f" {stage}" if stage else ""
     try:
         return optimize(model)
     except onnx.shape_inference.InferenceError as exc:
-        where = f" {stage}" if stage else ""
-        raise ModelError(f"{path_str}: shape inference failed{where}: {exc}") from exc
+        raise ModelError(f"{path_str}: shape inference failed{where}: {one_line(exc)}") from exc
+    except Exception as exc:  # never a traceback for a model: say whose fault it may be
+        raise ModelError(f"{path_str}: optimising the graph failed{where}: "
+                         f"{type(exc).__name__}: {one_line(exc)}",
+                         hint="if the model runs under onnxruntime, this is an edgepack bug: "
+                         "please report it with the model") from exc
 
 
 def _to_canonical(path_str: str, model: onnx.ModelProto, opset: int) -> onnx.ModelProto:
@@ -119,7 +126,7 @@ def _to_canonical(path_str: str, model: onnx.ModelProto, opset: int) -> onnx.Mod
         onnx.checker.check_model(converted, full_check=True)
     except Exception as exc:
         raise ModelError(f"{path_str}: the model is not valid ONNX once converted from opset "
-                         f"{opset} to {CANONICAL_OPSET}: {exc}",
+                         f"{opset} to {CANONICAL_OPSET}: {one_line(exc)}",
                          hint=f"re-export the model with opset {CANONICAL_OPSET}") from exc
     return converted
 
@@ -203,7 +210,7 @@ def ingest_model(model: ModelSpec, *, check_seed: int = 0) -> IngestedModel:
     try:
         onnx.checker.check_model(proto, full_check=True)
     except Exception as exc:
-        raise ModelError(f"{path_str}: ONNX checker failed: {exc}") from exc
+        raise ModelError(f"{path_str}: ONNX checker failed: {one_line(exc)}") from exc
     _name_nodes(proto)
     _fix_input_shapes(path_str, proto, model)
     _describe(path_str, _graph_inputs(proto), {})  # input dtypes the runtime can feed

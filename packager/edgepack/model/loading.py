@@ -19,6 +19,7 @@ import onnx
 from onnx.external_data_helper import ExternalDataInfo, uses_external_data
 
 from edgepack.errors import ModelError
+from edgepack.model.diagnostics import one_line
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,7 @@ def _read_external(path_str: str, model: onnx.ModelProto, folder: Path) -> dict[
             info = ExternalDataInfo(tensor)
         except (ValueError, TypeError) as exc:
             raise ModelError(f"{path_str}: tensor {tensor.name!r} has malformed external data "
-                             f"fields ({exc})") from exc
+                             f"fields ({one_line(exc)})") from exc
         location = str(info.location)
         data_path = _confined(path_str, folder, tensor.name, location)
         if data_path not in cache:
@@ -116,6 +117,6 @@ def load_model_file(path: Path) -> LoadedModel:
     try:
         proto = onnx.load_from_string(data)
     except Exception as exc:  # protobuf raises DecodeError and friends
-        raise ModelError(f"{path_str}: not an ONNX model ({exc})") from exc
+        raise ModelError(f"{path_str}: not an ONNX model ({one_line(exc)})") from exc
     data_files = _read_external(path_str, proto, path.parent)
     return LoadedModel(proto, hashlib.sha256(data).hexdigest(), data_files)

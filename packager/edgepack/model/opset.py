@@ -26,6 +26,7 @@ import onnx.defs
 from onnx import helper, numpy_helper, version_converter
 
 from edgepack.errors import ModelError
+from edgepack.model.diagnostics import one_line
 
 CANONICAL_OPSET = 17
 ACCEPTED_OPSETS = range(11, 24)  # ai.onnx 11..23
@@ -294,7 +295,14 @@ def _expand_once(ctx: _Context, opset: int) -> int:
         if in_17 or schema.since_version <= CANONICAL_OPSET:
             nodes.append(node)
             continue
-        body = _function_body(ctx, node, schema, opset)
+        try:
+            body = _function_body(ctx, node, schema, opset)
+        except ModelError:
+            raise
+        except Exception as exc:  # onnx's C++ function builders reject odd attributes
+            raise ctx.fail(node, f"cannot be expanded into opset-{CANONICAL_OPSET} ops "
+                           f"({one_line(exc)})",
+                           hint="replace it in the model or cut the model before it") from exc
         if body is None:
             raise ctx.fail(node, f"was added in opset {schema.since_version}, and opset "
                            f"{CANONICAL_OPSET} has no equivalent edgepack can convert it to",
@@ -332,7 +340,11 @@ def _convert_node(ctx: _Context, node: onnx.NodeProto, opset: int) -> None:
     old = onnx.defs.get_schema(node.op_type, CANONICAL_OPSET, "")
     adapter = _ADAPTERS.get(node.op_type)
     if adapter is not None:
-        adapter(ctx, node)
+        try:
+            adapter(ctx, node)
+        except (IndexError, ValueError, TypeError, ZeroDivisionError) as exc:
+            raise ctx.fail(node, f"has inputs that do not fit its opset-{opset} "
+                           f"signature ({one_line(exc)})") from exc
     if node.op_type != old.name:  # an adapter turned it into another op
         return
     for attr in list(node.attribute):
@@ -359,7 +371,7 @@ def _context(path_str: str, model: onnx.ModelProto) -> _Context:
     try:
         inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
     except Exception as exc:
-        raise ModelError(f"{path_str}: shape inference failed: {exc}") from exc
+        raise ModelError(f"{path_str}: shape inference failed: {one_line(exc)}") from exc
     g = inferred.graph
     constants = {i.name: numpy_helper.to_array(i) for i in g.initializer}
     for node in g.node:
@@ -400,6 +412,7 @@ def upgrade(path_str: str, model: onnx.ModelProto, opset: int) -> onnx.ModelProt
         return version_converter.convert_version(model, CANONICAL_OPSET)
     except Exception as exc:
         raise ModelError(
-            f"{path_str}: cannot convert from opset {opset} to {CANONICAL_OPSET}: {exc}",
+            f"{path_str}: cannot convert from opset {opset} to {CANONICAL_OPSET}: "
+            f"{one_line(exc)}",
             hint=f"re-export the model with opset {CANONICAL_OPSET}",
         ) from exc

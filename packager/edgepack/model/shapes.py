@@ -13,6 +13,7 @@ import onnx
 from onnx import helper
 
 from edgepack.errors import ModelError
+from edgepack.model.diagnostics import one_line
 from edgepack.model.optimize import infer_shapes
 
 # Inputs (by position) that decide an op's output shape by their values.
@@ -100,7 +101,7 @@ def require_static_shapes(path_str: str, model: onnx.ModelProto) -> onnx.ModelPr
     try:
         inferred = infer_shapes(model, strict=True, data_prop=True)
     except Exception as exc:
-        raise ModelError(f"{path_str}: shape inference failed: {exc}") from exc
+        raise ModelError(f"{path_str}: shape inference failed: {one_line(exc)}") from exc
     g = inferred.graph
     known = {v.name: v for v in [*g.input, *g.value_info, *g.output]}
     constants = {i.name for i in g.initializer}
