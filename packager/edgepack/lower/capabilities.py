@@ -32,6 +32,7 @@ class OpCapability:
     dtypes: tuple[str, ...]
     const_inputs: tuple[int, ...] = ()
     limits: str = ""
+    via_float32: tuple[str, ...] = ()  # dtypes lowering computes as float32 (cast in and out)
 
 
 def _parse(text: str, source: str) -> dict[str, OpCapability]:
@@ -40,16 +41,17 @@ def _parse(text: str, source: str) -> dict[str, OpCapability]:
     for op, entry in raw.items():
         if not isinstance(entry, dict) or not isinstance(entry.get("impl"), str):
             raise ValueError(f"{source}: [{op}] needs impl = \"<function prefix>\"")
-        unknown = set(entry) - {"impl", "dtypes", "const_inputs", "limits"}
+        unknown = set(entry) - {"impl", "dtypes", "const_inputs", "limits", "via_float32"}
         if unknown:
             raise ValueError(f"{source}: [{op}] unknown field(s) {sorted(unknown)}")
         dtypes = tuple(entry.get("dtypes", ()))
-        bad = [d for d in dtypes if d not in DTYPE_NAMES]
+        via = tuple(entry.get("via_float32", ()))
+        bad = [d for d in (*dtypes, *via) if d not in DTYPE_NAMES]
         if not dtypes or bad:
             raise ValueError(f"{source}: [{op}] dtypes must be a non-empty subset of {DTYPE_NAMES}")
         out[op] = OpCapability(op, entry["impl"], dtypes,
                                tuple(int(i) for i in entry.get("const_inputs", ())),
-                               str(entry.get("limits", "")))
+                               str(entry.get("limits", "")), via)
     return out
 
 

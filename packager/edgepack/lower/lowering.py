@@ -79,7 +79,7 @@ def _check_nodes(
         if not node.input or not node.input[0] or node.input[0] not in info:
             continue
         dtype = info[node.input[0]][0]
-        if dtype not in cap.dtypes:
+        if dtype not in cap.dtypes and dtype not in cap.via_float32:
             raise ModelError(
                 f"op '{node.op_type}' (node '{node.name or node.output[0]}'): input dtype {dtype} "
                 f"is not supported by the CPU runtime ({', '.join(cap.dtypes)})"

@@ -19,6 +19,7 @@ from onnx import defs, helper
 
 from edgepack.errors import ModelError
 from edgepack.lower import device_graph as dg
+from edgepack.lower.capabilities import op_table
 from edgepack.lower.shapes import ONNX_DTYPES, TensorInfo
 
 __all__ = ["ONNX_DTYPES", "LoweredNode", "lower_node", "resolve_defaults"]
@@ -294,9 +295,27 @@ def _pool(c: _Ctx) -> list[LoweredNode]:
     c.set_ints("dilations", dilations)
     c.set_ints("pads", pads)
     c.attrs["auto_pad"] = dg.Attr(dg.ATTR_STRING, "NOTSET")
+    if "ceil_mode" in c.attrs and c.i("ceil_mode"):
+        _ceil_pool_shape(c, x, kernel, strides, dilations, pads)
     if c.i("storage_order") if "storage_order" in c.attrs else 0:
         raise c.fail("storage_order=1 is not supported")
     return c.done()
+
+
+def _ceil_pool_shape(c: _Ctx, x: list[int], kernel: list[int], strides: list[int],
+                     dilations: list[int], pads: list[int]) -> None:
+    """The output shape of a ceil_mode pool as onnxruntime computes it (a last window that
+    would start in the end padding is dropped; onnx's shape inference keeps it)."""
+    out = list(c.out_shape(0))
+    for d in range(2):
+        span = x[2 + d] + pads[d] + pads[2 + d] - ((kernel[d] - 1) * dilations[d] + 1)
+        o = -(-span // strides[d]) + 1
+        if (o - 1) * strides[d] >= x[2 + d] + pads[d]:
+            o -= 1
+        out[2 + d] = o
+    name = c.node.output[0]
+    if out != c.info[name][1]:
+        c.info[name] = (c.info[name][0], out, c.info[name][2])
 
 
 def _clip(c: _Ctx) -> list[LoweredNode]:
@@ -611,4 +630,44 @@ def lower_node(
             raise c.fail(f"output '{o}' has no static shape (or an unsupported dtype)")
     if node.op_type == "Softmax" and math.prod(c.in_shape(0)) == 0:
         raise c.fail("empty input")
-    return _RULES.get(node.op_type, _passthrough)(c)
+    rule = _RULES.get(node.op_type, _passthrough)
+    cap = op_table().get(node.op_type)
+    narrow = {c.dtype(o) for o in node.output if o} | {
+        c.dtype(i) for i in node.input if i and i in info}
+    if cap is not None and narrow & set(cap.via_float32):
+        return _via_float32(c, rule, narrow & set(cap.via_float32))
+    return rule(c)
+
+
+_NP_DTYPES = {"float16": np.float16, "uint8": np.uint8, "int8": np.int8}
+
+
+def _via_float32(c: _Ctx, rule: Callable[[_Ctx], list[LoweredNode]],
+                 narrow: set[str]) -> list[LoweredNode]:
+    """The node computed in float32: its ``narrow``-dtype inputs cast up (constants at pack
+    time), its narrow outputs cast back (the table's ``via_float32``)."""
+    before: list[LoweredNode] = []
+    after: list[LoweredNode] = []
+    node = onnx.NodeProto()
+    node.CopyFrom(c.node)
+    for k, name in enumerate(c.node.input):
+        if not name or c.info.get(name, ("",))[0] not in narrow:
+            continue
+        wide = f"{name}/f32"
+        if name in c.consts:
+            c.consts[wide] = np.asarray(c.consts[name]).astype(np.float32)
+            c.info[wide] = ("float32", list(c.consts[wide].shape), False)
+        elif wide not in c.info:
+            c.info[wide] = ("float32", c.info[name][1], c.info[name][2])
+            before.append(c.node_as("Cast", [name], [wide], {"to": dg.Attr(dg.ATTR_INT, 1)},
+                                    suffix=f"/in{k}_f32"))
+        node.input[k] = wide
+    for k, name in enumerate(c.node.output):
+        if not name or c.info[name][0] not in narrow:
+            continue
+        wide = c.temp(f"out{k}_f32", "float32", c.info[name][1])
+        to = next(code for code, n in ONNX_DTYPES.items() if n == c.info[name][0])
+        after.append(c.node_as("Cast", [wide], [name], {"to": dg.Attr(dg.ATTR_INT, to)},
+                               suffix=f"/out{k}"))
+        node.output[k] = wide
+    return [*before, *rule(_Ctx(node, dict(c.attrs), c.consts, c.info)), *after]

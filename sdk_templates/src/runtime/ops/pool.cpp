@@ -32,11 +32,19 @@ void pool_prepare(PrepareContext& ctx) {
     ctx.fail("kernel, strides and dilations must be >= 1");
   st->count_include_pad = ctx.attrs->get_int("count_include_pad", 0) != 0;
   const bool ceil = ctx.attrs->get_int("ceil_mode", 0) != 0;
-  (void)ceil;  // the static output shape (from lowering) already reflects ceil_mode
-  const Tensor* y = ctx.outputs[0];
-  if (y->rank != 4 || y->static_shape[0] != x->static_shape[0] ||
-      y->static_shape[1] != x->static_shape[1])
-    ctx.fail("output shape " + shape_str(*y) + " does not match input " + shape_str(*x));
+  // ONNX output size; with ceil_mode a last window that would start in the end padding is
+  // dropped (as onnxruntime and the ONNX reference do).
+  auto out_size = [&](int64_t in, int64_t kk, int64_t ss, int64_t dd, int64_t pa, int64_t pe) {
+    const int64_t span = in + pa + pe - ((kk - 1) * dd + 1);
+    if (span < 0) ctx.fail("the pooling window is larger than the padded input");
+    int64_t o = (ceil ? (span + ss - 1) / ss : span / ss) + 1;
+    if (ceil && (o - 1) * ss >= in + pa) --o;
+    return o;
+  };
+  need_shape(ctx, *ctx.outputs[0],
+             {x->static_shape[0], x->static_shape[1],
+              out_size(x->static_shape[2], st->kh, st->sh, st->dh, st->pt, st->pb),
+              out_size(x->static_shape[3], st->kw, st->sw, st->dw, st->pl, st->pr)});
   ctx.state = std::move(st);
 }
 

@@ -84,7 +84,7 @@ void reduce_typed(const Tensor& x, Tensor& y, const ReduceState& st, double* acc
       case Red::kMax: acc[o] = v > acc[o] || std::isnan(v) ? v : acc[o]; break;
       case Red::kMin: acc[o] = v < acc[o] || std::isnan(v) ? v : acc[o]; break;
       case Red::kProd: acc[o] *= v; break;
-      case Red::kL1: acc[o] += std::fabs(v); break;
+      case Red::kL1: acc[o] += v < 0 ? -v : v; break;
       case Red::kL2: case Red::kSumSquare: acc[o] += v * v; break;
       case Red::kLogSumExp: acc[o] += std::exp(v - acc[on + o]); break;
     }
@@ -115,7 +115,8 @@ void reduce_prepare(PrepareContext& ctx) {
   const DType t = x->dtype;
   const bool is_int = t == DType::kInt32 || t == DType::kInt64 || t == DType::kUInt8 ||
                       t == DType::kInt8;
-  if (t != DType::kFloat32 && t != DType::kFloat64 && !(is_int && int_ok))
+  const bool bool_ok = t == DType::kBool && (st->op == Red::kMax || st->op == Red::kMin);
+  if (t != DType::kFloat32 && t != DType::kFloat64 && !(is_int && int_ok) && !bool_ok)
     ctx.fail(std::string("unsupported dtype ") + dtype_name(t));
   need_dtype(ctx, *ctx.outputs[0], t);
   std::vector<int64_t> axes = ctx.attrs->get_ints("axes");
@@ -148,7 +149,7 @@ void reduce_run(RunContext& ctx) {
   double* acc = static_cast<double*>(ctx.scratch);
   dispatch(x->dtype, [&](auto tag) {
     using T = decltype(tag);
-    if constexpr (!std::is_same<T, bool>::value) reduce_typed<T>(*x, *y, st, acc);
+    reduce_typed<T>(*x, *y, st, acc);
   });
 }
 
