@@ -27,6 +27,7 @@ from onnx import helper, numpy_helper, version_converter
 
 from edgepack.errors import ModelError
 from edgepack.model.diagnostics import one_line
+from edgepack.model.optimize import shape_skeleton
 
 CANONICAL_OPSET = 17
 ACCEPTED_OPSETS = range(11, 24)  # ai.onnx 11..23
@@ -368,8 +369,8 @@ def _convert_node(ctx: _Context, node: onnx.NodeProto, opset: int) -> None:
 
 
 def _context(path_str: str, model: onnx.ModelProto) -> _Context:
-    try:
-        inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
+    try:  # on the weight-less skeleton: adapters need shapes and small constants only
+        inferred = onnx.shape_inference.infer_shapes(shape_skeleton(model), data_prop=True)
     except Exception as exc:
         raise ModelError(f"{path_str}: shape inference failed: {one_line(exc)}") from exc
     g = inferred.graph

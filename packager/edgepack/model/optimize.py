@@ -100,7 +100,7 @@ def _initializer_arrays(graph: onnx.GraphProto) -> dict[str, np.ndarray]:
     return {init.name: numpy_helper.to_array(init) for init in graph.initializer}
 
 
-def _shape_skeleton(model: onnx.ModelProto) -> onnx.ModelProto:
+def shape_skeleton(model: onnx.ModelProto) -> onnx.ModelProto:
     """The model with its large initializers turned into typed graph inputs: shape inference
     needs their shapes, not their bytes (and serialising the weights each round is slow)."""
     g = model.graph
@@ -121,7 +121,7 @@ def infer_shapes(model: onnx.ModelProto, *, strict: bool = False,
                  data_prop: bool = False) -> onnx.ModelProto:
     """``onnx.shape_inference.infer_shapes`` without serialising the weights: a copy of the
     model with the inferred value_info and outputs of its skeleton."""
-    inferred = onnx.shape_inference.infer_shapes(_shape_skeleton(model), strict_mode=strict,
+    inferred = onnx.shape_inference.infer_shapes(shape_skeleton(model), strict_mode=strict,
                                                  data_prop=data_prop)
     out = onnx.ModelProto()
     out.CopyFrom(model)
@@ -135,7 +135,7 @@ def infer_shapes(model: onnx.ModelProto, *, strict: bool = False,
 def static_shapes(model: onnx.ModelProto) -> dict[str, tuple[int, ...]]:
     """Every tensor whose shape onnx infers as static, with data propagation (Shape -> Gather
     -> Concat chains reach the Reshape they feed)."""
-    inferred = onnx.shape_inference.infer_shapes(_shape_skeleton(model), data_prop=True)
+    inferred = onnx.shape_inference.infer_shapes(shape_skeleton(model), data_prop=True)
     shapes: dict[str, tuple[int, ...]] = {}
     g = inferred.graph
     for value in [*g.input, *g.value_info, *g.output]:
@@ -151,7 +151,7 @@ def static_shapes(model: onnx.ModelProto) -> dict[str, tuple[int, ...]]:
 
 
 def _elem_types(model: onnx.ModelProto) -> dict[str, int]:
-    inferred = onnx.shape_inference.infer_shapes(_shape_skeleton(model))
+    inferred = onnx.shape_inference.infer_shapes(shape_skeleton(model))
     g = inferred.graph
     types = {v.name: v.type.tensor_type.elem_type for v in [*g.input, *g.value_info, *g.output]}
     types.update({i.name: i.data_type for i in model.graph.initializer})
