@@ -11,6 +11,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from edgepack.errors import ModelError
 from edgepack.model.equivalence import (
     EquivalenceError,
     check_equivalent,
@@ -112,3 +113,18 @@ def test_nan_producing_model_checks_against_itself() -> None:
                    helper.make_node("Log", ["d"], ["y"])], [x], [y],
                   [numpy_helper.from_array(np.array(1.0, np.float32), "one")])
     assert check_equivalent(model, model, seed=0) == {"y": 0.0}
+
+
+def test_model_onnxruntime_cannot_run_is_one_model_error(tmp_path: Path) -> None:
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1])
+    index = numpy_helper.from_array(np.array([7], np.int64), "index")
+    model = build([helper.make_node("Gather", ["x", "index"], ["y"], axis=1, name="/pick")],
+                  [x], [y], [index])
+    path = tmp_path / "oob.onnx"
+    path.write_bytes(model.SerializeToString())
+    with pytest.raises(ModelError) as info:
+        ingest_model(ModelSpec("oob", path, (InputSpec("x", (1, 4)),)))
+    message = str(info.value)
+    assert message.startswith(f"{path}: onnxruntime cannot run the model: ") and "\n" not in message
+    assert "out of" in message or "indices" in message
