@@ -285,11 +285,12 @@ def _pool(c: _Ctx) -> list[LoweredNode]:
     if len([o for o in c.node.output if o]) > 1:
         raise c.fail("the Indices output of MaxPool is not supported")
     x = c.in_shape(0)
-    if len(x) != 4:
-        raise c.fail(f"only 2-D pooling (rank 4, NCHW) is supported, got rank {len(x)}")
+    if len(x) not in (4, 5):
+        raise c.fail(f"only 1-D, 2-D and 3-D pooling (rank 3 to 5) is supported, got rank {len(x)}")
+    n = len(x) - 2
     kernel = c.ints("kernel_shape")
-    strides = c.ints("strides", [1, 1])
-    dilations = c.ints("dilations", [1, 1])
+    strides = c.ints("strides", [1] * n)
+    dilations = c.ints("dilations", [1] * n)
     pads = _spatial_pads(c, x[2:], kernel, strides, dilations, c.out_shape(0)[2:])
     c.set_ints("strides", strides)
     c.set_ints("dilations", dilations)
@@ -307,8 +308,9 @@ def _ceil_pool_shape(c: _Ctx, x: list[int], kernel: list[int], strides: list[int
     """The output shape of a ceil_mode pool as onnxruntime computes it (a last window that
     would start in the end padding is dropped; onnx's shape inference keeps it)."""
     out = list(c.out_shape(0))
-    for d in range(2):
-        span = x[2 + d] + pads[d] + pads[2 + d] - ((kernel[d] - 1) * dilations[d] + 1)
+    n = len(x) - 2
+    for d in range(n):
+        span = x[2 + d] + pads[d] + pads[n + d] - ((kernel[d] - 1) * dilations[d] + 1)
         o = -(-span // strides[d]) + 1
         if (o - 1) * strides[d] >= x[2 + d] + pads[d]:
             o -= 1
