@@ -83,7 +83,8 @@ void Agent::on_hello(uint32_t seq, const Fields& in) {
   w.add_int("protocol", kProtocolVersion)
       .add_str("agent_version", kAgentVersion)
       .add_str("agent_sha256", self_sha256_);
-  for (const char* c : {"put", "install", "run", "get", "stream"}) w.add_str("capabilities", c);
+  for (const char* c : {"put", "install", "run", "get", "stream", "stdin", "keygen", "deflate"})
+    w.add_str("capabilities", c);
   if (cfg_.tty) w.add_str("capabilities", "tty");
   w.add_str("boot_id", read_boot_id())
       .add_str("session", session_)
@@ -101,7 +102,7 @@ void Agent::handle(const Frame& f) {
     send_error(f.seq, "bad_request", "malformed payload fields");
     return;
   }
-  if (f.seq != 0 && f.seq == cached_seq_ && (f.type == kRun || f.type == kInstall)) {
+  if (f.seq != 0 && f.seq == cached_seq_ && (f.type == kRun || f.type == kInstall || f.type == kKeygen)) {
     send(cached_type_, cached_seq_, cached_payload_);  // a retransmitted request
     return;
   }
@@ -113,6 +114,7 @@ void Agent::handle(const Frame& f) {
     case kInstall: on_install(f.seq, in); break;
     case kRun: on_run(f.seq, in); break;
     case kGet: on_get(f.seq, in); break;
+    case kKeygen: on_keygen(f.seq, in); break;
     case kPing: send(kPong, f.seq, {}); break;
     case kBye:
       send(kBye, f.seq, {});

@@ -52,10 +52,12 @@ class Agent {
   void on_install(uint32_t seq, const Fields& in);
   void on_get(uint32_t seq, const Fields& in);
   void on_run(uint32_t seq, const Fields& in);
+  void on_keygen(uint32_t seq, const Fields& in);
 
   // Resolves a root-relative path; on refusal sends ERROR and returns false.
   bool resolve(uint32_t seq, const std::string& rel, std::string* abs_out);
   std::string cas_dir() const;
+  std::string keys_dir() const;
   void close_upload();
 
   Config cfg_;
@@ -74,5 +76,11 @@ class Agent {
 bool write_all(int fd, const uint8_t* data, size_t len);
 bool fsync_dir(const std::string& dir);
 bool valid_sha256(const std::string& s);
+// Creates `dir` (its parent must exist) or narrows an existing one to mode 0700.
+bool make_private_dir(const std::string& dir);
+
+// The most bytes RUN hands to a program on stdin: PIPE_BUF, so one write into an empty pipe
+// never blocks (a key is a few hundred bytes).
+constexpr size_t kMaxStdin = 4096;
 
 }  // namespace epagent

@@ -25,6 +25,7 @@ enum MsgType : uint8_t {
   kPing = 0x0D,
   kPong = 0x0E,
   kBye = 0x0F,
+  kKeygen = 0x10,
 };
 
 // Fields of a received payload. Accessors return false when a field is missing or malformed.

@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "agent.h"
@@ -40,6 +41,14 @@ void Agent::on_run(uint32_t seq, const Fields& in) {
     send_error(seq, "bad_request", "RUN needs at least one argv");
     return;
   }
+  // Bytes for the program's stdin (e.g. a fleet key: handed through a pipe, never a file).
+  std::string input;
+  const bool has_input = in.get_str("stdin", &input);
+  if (input.size() > kMaxStdin) {
+    send_error(seq, "too_large", "RUN stdin is limited to " + std::to_string(kMaxStdin) +
+                                     " bytes");
+    return;
+  }
   if (cwd_rel == "." || cwd_rel.empty()) {
     cwd = cfg_.root;
   } else if (!resolve(seq, cwd_rel, &cwd)) {
@@ -51,11 +60,23 @@ void Agent::on_run(uint32_t seq, const Fields& in) {
     send_error(seq, "not_found", "no program '" + argv[0] + "' under the root");
     return;
   }
-  int out_pipe[2], err_pipe[2], exec_pipe[2];
+  int out_pipe[2], err_pipe[2], exec_pipe[2], in_pipe[2] = {-1, -1};
   if (::pipe2(out_pipe, O_CLOEXEC) != 0 || ::pipe2(err_pipe, O_CLOEXEC) != 0 ||
-      ::pipe2(exec_pipe, O_CLOEXEC) != 0) {
+      ::pipe2(exec_pipe, O_CLOEXEC) != 0 || (has_input && ::pipe2(in_pipe, O_CLOEXEC) != 0)) {
     send_error(seq, "exec", std::string("pipe: ") + std::strerror(errno));
     return;
+  }
+  if (has_input) {
+    // At most PIPE_BUF bytes into an empty pipe: written at once, before the program runs.
+    bool ok = write_all(in_pipe[1], reinterpret_cast<const uint8_t*>(input.data()),
+                        input.size());
+    std::fill(input.begin(), input.end(), '\0');
+    ::close(in_pipe[1]);
+    if (!ok) {
+      ::close(in_pipe[0]);
+      send_error(seq, "exec", std::string("stdin pipe: ") + std::strerror(errno));
+      return;
+    }
   }
   std::vector<std::string> envs;
   for (char** e = environ; *e; ++e) envs.emplace_back(*e);
@@ -75,7 +96,7 @@ void Agent::on_run(uint32_t seq, const Fields& in) {
   }
   if (pid == 0) {
     ::setpgid(0, 0);
-    int devnull = ::open("/dev/null", O_RDONLY);
+    int devnull = has_input ? in_pipe[0] : ::open("/dev/null", O_RDONLY);
     ::dup2(devnull, 0);
     ::dup2(out_pipe[1], 1);
     ::dup2(err_pipe[1], 2);
@@ -87,6 +108,7 @@ void Agent::on_run(uint32_t seq, const Fields& in) {
     ::_exit(127);
   }
   ::setpgid(pid, pid);
+  if (has_input) ::close(in_pipe[0]);
   ::close(out_pipe[1]);
   ::close(err_pipe[1]);
   ::close(exec_pipe[1]);

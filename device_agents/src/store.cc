@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "agent.h"
+#include "inflate.h"
 #include "sha256.h"
 
 namespace epagent {
@@ -36,6 +37,13 @@ bool mkdirs(const std::string& dir) {
 std::string errno_text(const std::string& what) { return what + ": " + std::strerror(errno); }
 
 }  // namespace
+
+bool make_private_dir(const std::string& dir) {
+  if (::mkdir(dir.c_str(), 0700) == 0) return true;
+  struct stat st {};
+  return errno == EEXIST && ::lstat(dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode) &&
+         ::chmod(dir.c_str(), 0700) == 0;
+}
 
 std::string Agent::cas_dir() const { return cfg_.root + "/.edgepack/cas"; }
 
@@ -99,14 +107,17 @@ void Agent::on_put_begin(uint32_t seq, const Fields& in) {
     return;
   }
   close_upload();
+  // The content store is the agent's alone: 0700 folders, 0600 files (docs/keys.md).
   std::string dir = cas_dir();
-  if (!mkdirs(dir)) {
+  if (!mkdirs(cfg_.root) || !make_private_dir(cfg_.root + "/.edgepack") ||
+      !make_private_dir(dir)) {
     send_error(seq, "io", errno_text("cannot create " + dir));
     return;
   }
   std::string final_path = dir + "/" + sha;
   struct stat st {};
   if (::stat(final_path.c_str(), &st) == 0 && int64_t(st.st_size) == size) {
+    ::chmod(final_path.c_str(), 0600);  // stored by an older agent with a wider mode
     send(kHave, seq,
          FieldWriter().add_str("sha256", sha).add_int("size", size).add_int("chunk", chunk)
              .add_bytes("have", nullptr, 0).add_int("complete", 1).take());
@@ -140,14 +151,15 @@ void Agent::on_put_begin(uint32_t seq, const Fields& in) {
   up_.have.assign(size_t(up_.nchunks), false);
   for (int64_t i : indices)
     if (i < up_.nchunks) up_.have[size_t(i)] = true;
-  up_.fd = ::open(partial.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | (resume ? 0 : O_TRUNC), 0644);
+  up_.fd = ::open(partial.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | (resume ? 0 : O_TRUNC), 0600);
   up_.journal = ::open(journal.c_str(),
-                       O_WRONLY | O_CREAT | O_CLOEXEC | (resume ? O_APPEND : O_TRUNC), 0644);
+                       O_WRONLY | O_CREAT | O_CLOEXEC | (resume ? O_APPEND : O_TRUNC), 0600);
   if (up_.fd < 0 || up_.journal < 0) {
     send_error(seq, "io", errno_text("cannot open " + partial));
     close_upload();
     return;
   }
+  ::fchmod(up_.fd, 0600);  // a resumed partial upload of an older agent
   if (!resume) {
     int64_t head[2] = {size, chunk};
     if (!write_all(up_.journal, reinterpret_cast<uint8_t*>(head), sizeof head)) {
@@ -175,6 +187,19 @@ void Agent::on_put_chunk(uint32_t seq, const Fields& in) {
   if (up_.fd < 0 || sha != up_.sha256) {
     send_error(seq, "unknown_upload", "no PUT_BEGIN for " + sha + " in this session");
     return;
+  }
+  std::string encoding;
+  if (in.get_str("encoding", &encoding) && !encoding.empty()) {
+    // A compressed chunk (PROTOCOL.md section 7): raw DEFLATE of the chunk's bytes.
+    std::vector<uint8_t> plain;
+    if (encoding != "deflate" ||
+        !inflate_raw(reinterpret_cast<const uint8_t*>(data.data()), data.size(),
+                     size_t(up_.chunk), &plain)) {
+      send_error(seq, "bad_chunk", "chunk " + std::to_string(index) + ": cannot decode '" +
+                                       encoding + "' data");
+      return;
+    }
+    data.assign(plain.begin(), plain.end());
   }
   int64_t want = index == up_.nchunks - 1 ? up_.size - index * up_.chunk : up_.chunk;
   if (index < 0 || index >= up_.nchunks || int64_t(data.size()) != want) {

@@ -5,6 +5,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -55,7 +56,8 @@ const char kUsage[] =
     "\n"
     "Verify, decrypt and run an edgepack artifact.\n"
     "\n"
-    "  --key FILE          device (or fleet) X25519 private key, PEM\n"
+    "  --key FILE          device (or fleet) X25519 private key, PEM; '-' reads it from\n"
+    "                      stdin (a pipe: a key held off the device never touches its disk)\n"
     "  --publisher FILE    publisher Ed25519 public key, PEM\n"
     "  --min-counter N     refuse artifacts with a version counter below N (default 0)\n"
     "  --inputs DIR        read <input name>.npy from DIR (default: zero-filled inputs)\n"
@@ -368,6 +370,20 @@ std::string report_json(const Args& a, const Report& r) {
   return o.str();
 }
 
+// `--key -`: the PEM from stdin (at most 16 KiB; a key is a few hundred bytes).
+std::string read_key_stdin() {
+  std::string pem;
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, stdin)) > 0) {
+    pem.append(buf, n);
+    if (pem.size() > 16384) throw Failure{kExitUsage, "--key -: more than 16 KiB on stdin"};
+  }
+  std::fill(buf, buf + sizeof buf, '\0');
+  if (pem.empty()) throw Failure{kExitErrorBase + EP_NOT_FOUND, "--key -: no key on stdin"};
+  return pem;
+}
+
 int run(const Args& a) {
   ep_env* env_raw = nullptr;
   check(ep_env_create(EP_API_VERSION, &env_raw));
@@ -378,12 +394,17 @@ int run(const Args& a) {
   check(ep_options_set_threads(opts.get(), a.threads));
   check(ep_options_set_min_version_counter(opts.get(), a.min_counter));
 
-  const ep_key device{EP_KEY_PEM_FILE, 0, a.key.c_str(), nullptr, 0};
+  std::string key_pem;
+  if (a.key == "-") key_pem = read_key_stdin();
+  const ep_key device = a.key == "-"
+                            ? ep_key{EP_KEY_PEM_BYTES, 0, nullptr, key_pem.data(), key_pem.size()}
+                            : ep_key{EP_KEY_PEM_FILE, 0, a.key.c_str(), nullptr, 0};
   const ep_key publisher{EP_KEY_PEM_FILE, 0, a.publisher.c_str(), nullptr, 0};
   ep_session* s_raw = nullptr;
   check(ep_session_create_from_file(env.get(), a.artifact.c_str(), &device, &publisher,
                                     opts.get(), 0, &s_raw),
         a.artifact);
+  std::fill(key_pem.begin(), key_pem.end(), '\0');  // the library keeps no copy either
   std::unique_ptr<ep_session, void (*)(ep_session*)> session(s_raw, ep_session_release);
   ep_session* s = session.get();
   check(ep_session_prepare(s));
