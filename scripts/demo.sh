@@ -4,7 +4,8 @@
 #   1. generate the example's models and keys (once),
 #   2. `edgepack build --board hi3559a`: the signed, encrypted artifact + the cross-built SDK,
 #   3. start a virtual hi3559a (OpenSSH sshd on 127.0.0.1, ARM code under qemu-user) unless
-#      EDGEPACK_TARGET names a real board (ssh://... or serial:///dev/ttyX?baud=...),
+#      EDGEPACK_TARGET names a real board (ssh://... or serial:///dev/ttyX?baud=...) or a
+#      running virtual one (virtual:BOARD, virtual:BOARD/serial),
 #   4. `edgepack bench` there: upload, run, and print the latency + accuracy table.
 # Override with EDGEPACK_BOARD, EDGEPACK_TARGET, EDGEPACK_KNOWN_HOSTS, ITERATIONS.
 set -euo pipefail
@@ -30,11 +31,10 @@ TARGET=${EDGEPACK_TARGET:-}
 KNOWN_HOSTS=${EDGEPACK_KNOWN_HOSTS:-}
 if [ -z "$TARGET" ]; then
   export EDGEPACK_STATE="$PWD/$OUT/state"
-  edgepack device up "virtual:$BOARD" --json > "$OUT/device.json"
+  edgepack device up "virtual:$BOARD" > "$OUT/device.txt"
   trap 'edgepack device down >/dev/null' EXIT
-  TARGET=$(python -c 'import json,sys; print(json.load(open(sys.argv[1]))["target"])' "$OUT/device.json")
-  KNOWN_HOSTS=$(python -c 'import json,sys; print(json.load(open(sys.argv[1]))["known_hosts"])' "$OUT/device.json")
-  echo "virtual $BOARD is up: $TARGET"
+  TARGET="virtual:$BOARD"  # resolves to the running board: its root, user key and host key
+  echo "virtual $BOARD is up"
 fi
 
 bench_args=(--board "$BOARD" --target "$TARGET" --key "$PROJECT/keys/dev1.key"

@@ -49,8 +49,12 @@ class Progress:
     """Progress of one step: ``with Progress("upload", total=n) as p: p.advance(k)``.
 
     On a terminal it redraws one line at most 10 times a second; otherwise it prints a line
-    when the step starts and when it ends (with the elapsed time).
+    when the step starts and when it ends (with the elapsed time), and for a long step with a
+    total a plain progress line at most every ``plain_every_s`` seconds. With a total, the
+    line shows the rate and the estimated time left.
     """
+
+    plain_every_s = 10.0
 
     def __init__(self, label: str, total: int | None = None, stream: TextIO | None = None,
                  unit: str = "") -> None:
@@ -76,6 +80,24 @@ class Progress:
         self.done += n
         if self.live:
             self._draw()
+        elif self.total and time.monotonic() - max(self._start, self._last_draw) >= \
+                self.plain_every_s:
+            self._last_draw = time.monotonic()
+            self.stream.write(f"{self.label}: {self._status()}\n")
+            self.stream.flush()
+
+    def _status(self) -> str:
+        """``42.0% 1234/5678B, 11.2 kB/s, ETA 1m05s`` (rate and ETA once measurable)."""
+        total = self.total or 0
+        frac = min(1.0, self.done / total) if total else 0.0
+        text = f"{frac * 100:5.1f}% {self.done}/{total}{self.unit}"
+        elapsed = time.monotonic() - self._start
+        if self.done and elapsed >= 0.5:
+            rate = self.done / elapsed
+            left = max(0.0, (total - self.done) / rate)
+            eta = f"{int(left) // 60}m{int(left) % 60:02d}s"
+            text += f", {rate / 1000:.1f} k{self.unit or 'items'}/s, ETA {eta}"
+        return text
 
     def _draw(self, force: bool = False) -> None:
         now = time.monotonic()
@@ -85,8 +107,7 @@ class Progress:
         if self.total:
             frac = min(1.0, self.done / self.total)
             bar = "#" * int(frac * 30)
-            count = f"{self.done}/{self.total}{self.unit}"
-            text = f"\r{self.label} [{bar:<30}] {frac * 100:5.1f}% {count}"
+            text = f"\r\033[K{self.label} [{bar:<30}] {self._status()}"
         else:
             text = f"\r{self.label} ... {now - self._start:5.1f}s"
         self.stream.write(text)

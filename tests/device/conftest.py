@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Fixtures: the agent built for the host and for aarch64, and a real sshd virtual board."""
+"""Fixtures: the agent built for the host and for aarch64, a real sshd virtual board with its
+serial console, the hi3559a SDK (cached under build/) and the example project packed."""
 
 from __future__ import annotations
 
@@ -7,11 +8,13 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from edgepack.artifact import keys
 from edgepack.cli import main as cli_main
 from edgepack.device import virtual
 from edgepack.device.client import AgentClient
@@ -20,6 +23,7 @@ from edgepack.device.transport import Transport, TransportOptions, connect, star
 
 REPO = Path(__file__).resolve().parents[2]
 AGENT_SRC = REPO / "device_agents"
+EXAMPLE = REPO / "examples" / "vision-demo"
 BUILD = REPO / "build" / "tests-device"
 
 
@@ -84,8 +88,9 @@ def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 @pytest.fixture(scope="session")
 def vboard(state_dir: Path) -> Iterator[dict[str, object]]:
-    """``edgepack device up virtual:hi3559a --json``: a real sshd on 127.0.0.1."""
-    info = _cli_json(["device", "up", "virtual:hi3559a", "--json"])
+    """``edgepack device up virtual:hi3559a --serial --json``: a real sshd on 127.0.0.1 and a
+    busybox console behind a pty, sharing one device root."""
+    info = _cli_json(["device", "up", "virtual:hi3559a", "--serial", "--json"])
     pid = int(info["pids"]["sshd"])  # type: ignore[index]
     yield info
     _cli_json(["device", "down", "--json"])
@@ -123,3 +128,38 @@ def agent(transport: Transport, target: Target, host_agent: Path) -> Iterator[Ag
     yield client
     client.bye()
     client.stream.close()
+
+
+@pytest.fixture(scope="session")
+def hi3559a_sdk() -> Iterator[Path]:
+    """The board's SDK (runner + agent), cross-built once and cached under build/."""
+    from edgepack.build.sdkbuild import build_sdk
+
+    old = os.environ.get("EDGEPACK_CACHE")
+    os.environ["EDGEPACK_CACHE"] = str(REPO / "build" / "cache")
+    try:
+        yield build_sdk("hi3559a", REPO / "build" / "tests-device" / "sdk").sdk_dir
+    finally:
+        if old is None:
+            os.environ.pop("EDGEPACK_CACHE", None)
+        else:
+            os.environ["EDGEPACK_CACHE"] = old
+
+
+@pytest.fixture(scope="session")
+def example(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The example project's classifier (pre -> model -> post) packed with fresh keys."""
+    root = tmp_path_factory.mktemp("vision-demo")
+    shutil.copytree(EXAMPLE, root, dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns("keys", "models", "*.epk"))
+    subprocess.run([sys.executable, str(EXAMPLE / "generate_models.py"), "--out",
+                    str(root / "models")], check=True, capture_output=True)
+    spec = (EXAMPLE / "edgepack.toml").read_text()
+    first = spec.index("[[models]]")
+    second = spec.index("[[models]]", first + 1)
+    (root / "edgepack.toml").write_text(spec[:first] + spec[second:spec.index("[pipeline]")])
+    for name in ("dev1", "dev2"):
+        keys.generate_device_key(root / "keys" / f"{name}.key")
+    keys.generate_publisher_key(root / "keys" / "publisher.key")
+    assert cli_main(["pack", str(root), "--out", str(root / "demo.epk")]) == 0
+    return root

@@ -227,3 +227,30 @@ def test_aarch64_agent_under_qemu_behind_sshd(transport: Transport, target: Targ
     again, uploaded = start_agent(transport, root, aarch64_agent)
     assert not uploaded  # the HELLO hash matches: no second upload
     again.bye()
+
+
+def test_put_with_compressed_chunks(agent: AgentClient, target: Target) -> None:
+    assert "deflate" in agent.hello().capabilities
+    agent.compress, agent.chunk_size = True, 4096
+    try:
+        text = b"".join(b"line %d of a compressible file\n" % i for i in range(20_000))
+        noise = os.urandom(50_000)  # does not shrink: travels as is
+        for data in (text, noise, text[:5000] + noise[:3000]):
+            put = agent.put_bytes(data)
+            assert put.bytes_sent == len(data)
+            agent.install(put.sha256, "data/z.bin")
+            assert (Path(str(target.root)) / "data/z.bin").read_bytes() == data
+            if data is text:
+                assert put.wire_bytes < 0.2 * len(data)
+            if data is noise:
+                assert put.wire_bytes == len(data)
+    finally:
+        agent.compress = False
+    # A chunk that does not decode is refused, and nothing is stored.
+    blob = os.urandom(2000)
+    digest = hashlib.sha256(blob).hexdigest()
+    agent.request(MsgType.PUT_BEGIN, sha256=digest, size=len(blob), chunk=4096)
+    with pytest.raises(AgentError) as exc:
+        agent.request(MsgType.PUT_CHUNK, sha256=digest, index=0, data=b"\x07junk",
+                      encoding="deflate")
+    assert exc.value.code == "bad_chunk"

@@ -5,68 +5,29 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import random
-import shutil
-import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from bench_checks import ITERATIONS, assert_no_host_key_on_device
 
-from edgepack.artifact import keys
 from edgepack.bench.report import load_report, summarize, validate_report
 from edgepack.cli import main as cli_main
 from edgepack.errors import ExitCode, SpecError
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "vision-demo"
-ITERATIONS = 5
 
 
-@pytest.fixture(scope="session")
-def hi3559a_sdk() -> Iterator[Path]:
-    """The board's SDK (runner + agent), cross-built once and cached under build/."""
-    from edgepack.build.sdkbuild import build_sdk
-
-    old = os.environ.get("EDGEPACK_CACHE")
-    os.environ["EDGEPACK_CACHE"] = str(REPO / "build" / "cache")
-    try:
-        yield build_sdk("hi3559a", REPO / "build" / "tests-device" / "sdk").sdk_dir
-    finally:
-        if old is None:
-            os.environ.pop("EDGEPACK_CACHE", None)
-        else:
-            os.environ["EDGEPACK_CACHE"] = old
-
-
-@pytest.fixture(scope="session")
-def example(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The example project's classifier (pre -> model -> post) packed with fresh keys."""
-    root = tmp_path_factory.mktemp("vision-demo")
-    shutil.copytree(EXAMPLE, root, dirs_exist_ok=True,
-                    ignore=shutil.ignore_patterns("keys", "models", "*.epk"))
-    subprocess.run([sys.executable, str(EXAMPLE / "generate_models.py"), "--out",
-                    str(root / "models")], check=True, capture_output=True)
-    spec = (EXAMPLE / "edgepack.toml").read_text()
-    first = spec.index("[[models]]")
-    second = spec.index("[[models]]", first + 1)
-    (root / "edgepack.toml").write_text(spec[:first] + spec[second:spec.index("[pipeline]")])
-    for name in ("dev1", "dev2"):
-        keys.generate_device_key(root / "keys" / f"{name}.key")
-    keys.generate_publisher_key(root / "keys" / "publisher.key")
-    assert cli_main(["pack", str(root), "--out", str(root / "demo.epk")]) == 0
-    return root
-
-
-def _bench(example: Path, vboard: dict[str, object], sdk: Path, out: Path) -> int:
+def _bench(example: Path, vboard: dict[str, object], sdk: Path, out: Path,
+           target: str | None = None) -> int:
+    where = (["--target", target] if target else
+             ["--target", str(vboard["target"]), "--known-hosts", str(vboard["known_hosts"])])
     return cli_main([
-        "bench", str(example / "demo.epk"), "--board", "hi3559a",
-        "--target", str(vboard["target"]), "--key", str(example / "keys" / "dev1.key"),
+        "bench", str(example / "demo.epk"), "--board", "hi3559a", *where,
+        "--key", str(example / "keys" / "dev1.key"),
         "--publisher", str(example / "keys" / "publisher.pub"),
-        "--iterations", str(ITERATIONS), "--warmup", "1",
-        "--known-hosts", str(vboard["known_hosts"]), "--sdk", str(sdk),
+        "--iterations", str(ITERATIONS), "--warmup", "1", "--sdk", str(sdk),
         "--json", str(out.with_suffix(".json")), "--html", str(out.with_suffix(".html"))])
 
 
@@ -105,8 +66,11 @@ def test_bench_end_to_end_on_virtual_hi3559a(example: Path, vboard: dict[str, ob
     assert page.count("<svg") == 2 and "<script" not in page and "http://" not in \
         page.replace("http://www.w3.org/2000/svg", "")
 
-    # A second run of the unchanged artifact: the agent and every file are already there.
-    assert _bench(example, vboard, hi3559a_sdk, tmp_path / "second") == 0
+    assert_no_host_key_on_device(Path(str(vboard["root"])), example / "keys" / "dev1.key")
+
+    # A second run of the unchanged artifact, the board named by its virtual id: the agent
+    # and every file are already there.
+    assert _bench(example, vboard, hi3559a_sdk, tmp_path / "second", "virtual:hi3559a") == 0
     again = load_report(tmp_path / "second.json")
     assert not again["transfer"]["agent_uploaded"]
     assert again["transfer"]["bytes_sent"] < 0.01 * again["transfer"]["bytes_total"]

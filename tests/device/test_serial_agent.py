@@ -51,6 +51,9 @@ def test_agent_bootstrapped_over_console(console: SerialConsole, aarch64_agent: 
         client, uploaded = _start(t, console, aarch64_agent)
         assert uploaded  # the board had no agent: it went up through the shell
         assert t.last_upload is not None and t.last_upload.method == "base64"
+        # The board has gunzip: the agent went up gzip-compressed and was unpacked there.
+        assert t.last_upload.path.endswith(".ep-gz")
+        assert t.last_upload.size < 0.6 * aarch64_agent.stat().st_size
         info = client.hello_info
         assert info is not None
         assert info.facts["machine"] == "aarch64"

@@ -79,7 +79,8 @@ def test_wrong_password_is_reported(tmp_path: Path) -> None:
 def test_applets_detected(shell: ShellDriver) -> None:
     found = shell.applets()
     assert found == {name: True for name in
-                     ("base64", "sha256sum", "md5sum", "od", "printf", "dd", "stty", "head")}
+                     ("base64", "sha256sum", "md5sum", "od", "printf", "dd", "stty", "head",
+                      "gunzip")}
 
 
 @pytest.mark.parametrize(("method", "stream", "size"), [

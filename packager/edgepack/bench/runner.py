@@ -1,11 +1,16 @@
 # SPDX-License-Identifier: Apache-2.0
 """``run_bench``: benchmark an artifact on a board through the device agent.
 
-Steps: open the artifact on the host with the device key (checks the keys, reads the manifest
-and its golden data) → build or reuse the board's SDK (runner + agent) → connect and start the
-agent (uploading it when missing or outdated) → preflight → upload what the device lacks
-(content addressed) → golden-input run + benchmark run of ``edgepack-run`` → fetch results →
-compare outputs with the host reference → report (``edgepack.report/1``).
+Steps: open the artifact on the host with a recipient key held on the host (checks the keys,
+reads the manifest and its golden data) → build or reuse the board's SDK (runner + agent) →
+connect and start the agent (uploading it when missing or outdated) → preflight → upload what
+the device lacks (content addressed) → golden-input run + benchmark run of ``edgepack-run`` →
+fetch results → compare outputs with the host reference → report (``edgepack.report/1``).
+
+Keys (docs/keys.md): no private key is ever written to the device by the bench. With
+``device_key`` set, the runner reads the key the device made at provisioning
+(``<root>/.edgepack/keys/<name>.key``); otherwise the host-held key (a fleet key) reaches the
+runner through its stdin pipe (``edgepack-run --key -``).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 import numpy as np
@@ -25,11 +31,12 @@ from edgepack import __version__
 from edgepack.artifact.container import open_artifact, read_file
 from edgepack.artifact.keys import load_device_private, load_publisher_public
 from edgepack.bench.report import REPORT_SCHEMA, compare_output, summarize, validate_report
-from edgepack.device.client import AgentClient, Hello, RunResult
-from edgepack.device.targets import Target, parse_target
+from edgepack.device.client import AgentClient, AgentError, Hello, RunResult
+from edgepack.device.targets import Target, check_install_root, parse_target
 from edgepack.device.transport import TransportOptions, connect, start_agent
-from edgepack.errors import DeviceError
+from edgepack.errors import DeviceError, UsageError
 from edgepack.spec.boards import Board, load_board
+from edgepack.ui import Progress
 
 # uname -m values that run each board architecture.
 MACHINES = {"aarch64": {"aarch64", "arm64"}, "armhf": {"armv7l", "armv8l", "armv7"},
@@ -42,7 +49,7 @@ class BenchOptions:
     artifact: Path
     board: str
     target: str
-    key: Path
+    key: Path | None  # a recipient's private key held on the host: reads the golden reference
     publisher: Path
     iterations: int = 100
     warmup: int = 10
@@ -53,6 +60,7 @@ class BenchOptions:
     min_cosine: float = 0.999
     sdk_dir: Path | None = None  # a built SDK tree (bin/edgepack-run, bin/edgepack-agent)
     run_timeout_s: float = 900.0
+    device_key: str | None = None  # name of a key provisioned on the device ("device")
     log: Callable[[str], None] = field(default=lambda m: print(m, file=sys.stderr))
 
 
@@ -64,6 +72,10 @@ class Golden:
 
 def load_golden(opts: BenchOptions) -> tuple[dict[str, Any], Golden, bytes]:
     data = read_file(opts.artifact)
+    if opts.key is None:
+        raise UsageError("the golden reference inside the artifact needs a recipient key held "
+                         "on the host: give --key FILE (with --device-key it is used on the "
+                         "host only)")
     device_key = load_device_private(opts.key)
     publisher = load_publisher_public(opts.publisher)
     opened = open_artifact(data, device_key, publisher)
@@ -123,6 +135,7 @@ def _check(res: RunResult, what: str) -> None:
 def run_bench(opts: BenchOptions) -> dict[str, Any]:
     board = load_board(opts.board)
     target: Target = parse_target(opts.target)
+    check_install_root(target)
     manifest, golden, artifact_bytes = load_golden(opts)
     sdk = sdk_for(board, opts.sdk_dir)
     runner, agent_bin = sdk / "bin" / "edgepack-run", sdk / "bin" / "edgepack-agent"
@@ -157,30 +170,33 @@ def _bench_on(agent: AgentClient, agent_uploaded: bool, opts: BenchOptions, boar
     files: list[tuple[str, bytes, int]] = [
         ("bin/edgepack-run", runner.read_bytes(), 0o755),
         (f"{RUN_DIR}/artifact.epk", artifact_bytes, 0o644),
-        (f"{RUN_DIR}/keys/device.key", opts.key.read_bytes(), 0o600),
         (f"{RUN_DIR}/keys/publisher.pub", opts.publisher.read_bytes(), 0o644),
     ]
     files += [(f"{RUN_DIR}/golden/{name}.npy", data, 0o644)
               for name, data in golden.inputs.items()]
     total = sum(len(d) for _, d, _ in files)
-    sent = 0
+    sent = wire = 0
     for remote, data, mode in files:
-        put = agent.put_bytes(data)
+        with UploadDisplay(f"upload {remote}") as show:
+            put = agent.put_bytes(data, progress=show)
         agent.install(put.sha256, remote, mode)
         sent += put.bytes_sent
-    opts.log(f"uploaded {sent} of {total} bytes (the device had the rest)")
-    common = [f"{RUN_DIR}/artifact.epk", "--key", f"{RUN_DIR}/keys/device.key",
+        wire += put.wire_bytes
+    opts.log(f"uploaded {sent} of {total} bytes (the device had the rest), {wire} bytes on the "
+             "wire")
+    key_arg, key_pipe = _runner_key(agent, opts)
+    common = [f"{RUN_DIR}/artifact.epk", "--key", key_arg,
               "--publisher", f"{RUN_DIR}/keys/publisher.pub", "--threads", str(opts.threads)]
     inputs = ["--inputs", f"{RUN_DIR}/golden"] if golden.inputs else []
     opts.log("golden-input run")
     res = agent.run(["bin/edgepack-run", *common, *inputs, "--outputs", f"{RUN_DIR}/out"],
-                    timeout_s=opts.run_timeout_s)
+                    timeout_s=opts.run_timeout_s, stdin=key_pipe)
     _check(res, "golden-input run")
     before = agent.hello().facts
     opts.log(f"benchmark: {opts.warmup} warmup + {opts.iterations} iterations")
     res = agent.run(["bin/edgepack-run", *common, *inputs, "--bench", str(opts.iterations),
                      "--warmup", str(opts.warmup), "--json", f"{RUN_DIR}/bench.json"],
-                    timeout_s=opts.run_timeout_s)
+                    timeout_s=opts.run_timeout_s, stdin=key_pipe)
     _check(res, "benchmark run")
     after = agent.hello().facts
     device_json: dict[str, Any] = json.loads(agent.get(f"{RUN_DIR}/bench.json"))
@@ -190,9 +206,50 @@ def _bench_on(agent: AgentClient, agent_uploaded: bool, opts: BenchOptions, boar
         outputs.append(compare_output(name, got, ref, opts.tolerance, opts.min_cosine))
     report = build_report(opts, board, target, hello, before, after, manifest,
                           artifact_bytes, runner, device_json, outputs,
-                          {"bytes_total": total, "bytes_sent": sent,
+                          {"bytes_total": total, "bytes_sent": sent, "bytes_on_wire": wire,
                            "agent_uploaded": agent_uploaded})
     return report
+
+
+class UploadDisplay:
+    """Progress of one upload (bar, rate and ETA on a terminal; plain lines otherwise), shown
+    only once bytes actually travel: files the device already has stay silent."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.bar: Progress | None = None
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.bar is None:
+            if done >= total:
+                return
+            self.bar = Progress(self.label, total=total, unit="B").__enter__()
+            self.bar.done = done  # resumed: what the device already holds
+        self.bar.advance(done - self.bar.done)
+
+    def __enter__(self) -> UploadDisplay:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(exc_type, exc, tb)
+
+
+def _runner_key(agent: AgentClient, opts: BenchOptions) -> tuple[str, bytes | None]:
+    """The runner's ``--key`` argument and the bytes for its stdin pipe, if any."""
+    if opts.device_key is not None:
+        try:
+            key = agent.keygen(opts.device_key, create=False)  # only looks the key up
+        except AgentError as exc:
+            if exc.code != "not_found":
+                raise
+            raise DeviceError(f"the device has no provisioned key {opts.device_key!r}",
+                              hint="run: edgepack device provision TARGET --out keys/NAME.pub, "
+                              "and pack the artifact to that public key") from None
+        return key.path, None
+    assert opts.key is not None
+    return "-", opts.key.read_bytes()
 
 
 def build_report(opts: BenchOptions, board: Board, target: Target, hello: Hello,

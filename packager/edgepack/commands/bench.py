@@ -21,9 +21,15 @@ def register(subparsers: Any) -> None:
     p.add_argument("artifact", type=Path, metavar="ARTIFACT")
     p.add_argument("--board", required=True, help="board id, e.g. hi3559a")
     p.add_argument("--target", required=True,
-                   help="ssh://user@host[:port][?identity=KEY&root=DIR] or "
-                   "serial:///dev/ttyX?baud=115200")
-    p.add_argument("--key", required=True, type=Path, help="device X25519 private key (PEM)")
+                   help="ssh://user@host[:port][?identity=KEY&root=DIR], "
+                   "serial:///dev/ttyX?baud=115200[&root=DIR] or virtual:BOARD[/serial]")
+    p.add_argument("--key", required=True, type=Path,
+                   help="a recipient's X25519 private key held on the host (PEM): reads the "
+                   "golden reference, and reaches the runner through a pipe (never a file "
+                   "on the device) unless --device-key is given")
+    p.add_argument("--device-key", nargs="?", const="device", metavar="NAME",
+                   help="the runner uses the key provisioned on the device "
+                   "(edgepack device provision; default name: device)")
     p.add_argument("--publisher", required=True, type=Path,
                    help="publisher Ed25519 public key (PEM)")
     p.add_argument("--iterations", type=int, default=100)
@@ -51,7 +57,8 @@ def run(args: argparse.Namespace) -> int:
         artifact=args.artifact, board=args.board, target=args.target, key=args.key,
         publisher=args.publisher, iterations=args.iterations, warmup=args.warmup,
         threads=args.threads, known_hosts=args.known_hosts,
-        trust_new_host=args.trust_new_host, tolerance=args.tolerance, sdk_dir=args.sdk))
+        trust_new_host=args.trust_new_host, tolerance=args.tolerance, sdk_dir=args.sdk,
+        device_key=args.device_key))
     print(render_text(report), end="")
     if args.json:
         write_atomic(args.json, json.dumps(report, indent=2, sort_keys=True) + "\n")

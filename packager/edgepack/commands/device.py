@@ -1,12 +1,15 @@
 # SPDX-License-Identifier: Apache-2.0
-"""``edgepack device up|down|status``: virtual boards (sshd on 127.0.0.1 + qemu-user)."""
+"""``edgepack device up|down|status``: virtual boards (sshd on 127.0.0.1 + qemu-user);
+``edgepack device provision``: the device creates its key and returns the public key."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from edgepack.device import virtual
+from edgepack.errors import UsageError
 from edgepack.ui import emit, format_table
 
 
@@ -27,6 +30,28 @@ def register(subparsers: Any) -> None:
     p_status = sub.add_parser("status", help="list virtual boards")
     p_status.add_argument("--json", action="store_true", help="print JSON")
     p_status.set_defaults(func=_status)
+    p_prov = sub.add_parser(
+        "provision", help="create the device key on the device; write its public key",
+        description="The agent creates an X25519 key on the device (0600, outside the "
+        "content store); only the public key comes back, written to --out. Again on the same "
+        "device: the same public key (the device keeps its key) unless --replace.")
+    p_prov.add_argument("target", metavar="TARGET",
+                        help="ssh://..., serial://... or virtual:BOARD[/serial]")
+    p_prov.add_argument("--out", required=True, type=Path, metavar="FILE.pub",
+                        help="where to write the public key (PEM), e.g. keys/board1.pub")
+    p_prov.add_argument("--board", help="board id (default: the virtual board's)")
+    p_prov.add_argument("--name", default="device", help="key name on the device")
+    p_prov.add_argument("--replace", action="store_true",
+                        help="make a new key even if the device has one (artifacts sealed to "
+                        "the old key no longer open there)")
+    p_prov.add_argument("--force", action="store_true",
+                        help="overwrite --out even if it holds another key")
+    p_prov.add_argument("--known-hosts", type=Path, metavar="FILE")
+    p_prov.add_argument("--trust-new-host", action="store_true")
+    p_prov.add_argument("--sdk", type=Path, metavar="DIR",
+                        help="a built SDK tree holding bin/edgepack-agent")
+    p_prov.add_argument("--json", action="store_true", help="print JSON")
+    p_prov.set_defaults(func=_provision)
 
 
 def _up_text(d: dict[str, Any]) -> str:
@@ -40,14 +65,32 @@ def _up_text(d: dict[str, Any]) -> str:
     ]
     if d.get("serial"):
         lines.append(f"  serial target:    {d['serial'].get('target', '?')}")
-    lines.append(f"  use: edgepack bench ... --board {d['board']} --target '{d['target']}' "
-                 f"--known-hosts {d['known_hosts']}")
+    lines.append(f"  use: edgepack bench ... --board {d['board']} --target virtual:{d['board']}"
+                 + (f"  (console: virtual:{d['board']}/serial)" if d.get("serial") else ""))
     return "\n".join(lines)
 
 
 def _up(args: argparse.Namespace) -> int:
     vb = virtual.up(virtual.parse_virtual(args.board), serial=args.serial)
     emit(vb.to_json(), args.json, _up_text)
+    return 0
+
+
+def _provision(args: argparse.Namespace) -> int:
+    from edgepack.device.provision import ProvisionOptions, provision
+
+    board = args.board
+    if board is None:
+        if not args.target.startswith("virtual:"):
+            raise UsageError("--board is required unless TARGET is virtual:BOARD")
+        board = virtual.parse_virtual(args.target).partition("/")[0]
+    info = provision(ProvisionOptions(
+        target=args.target, board=board, out=args.out, name=args.name, replace=args.replace,
+        known_hosts=args.known_hosts, trust_new_host=args.trust_new_host, sdk_dir=args.sdk,
+        force=args.force))
+    emit(info, args.json, lambda d: (
+        f"{'created' if d['created'] else 'kept'} device key {d['device_path']} on "
+        f"{d['target']}\n  public key: {d['public_key']} ({d['fingerprint']})"))
     return 0
 
 

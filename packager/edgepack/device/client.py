@@ -14,6 +14,7 @@ import contextlib
 import hashlib
 import os
 import time
+import zlib
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -83,8 +84,9 @@ class PutResult:
     chunk: int
     chunks_total: int
     chunks_sent: int
-    bytes_sent: int  # payload bytes of the chunks that travelled (resume skips the rest)
+    bytes_sent: int  # bytes of the chunks that travelled (resume skips the rest)
     already_present: bool
+    wire_bytes: int = 0  # what those chunks took on the wire (less when compressed)
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,16 @@ class RunResult:
         return self.exit_code == 0 and not self.timed_out and self.signal == 0
 
 
+@dataclass(frozen=True)
+class DeviceKey:
+    name: str
+    path: str  # relative to the agent's root, e.g. ".edgepack/keys/device.key"
+    public: bytes  # raw X25519 public key, 32 bytes
+    created: bool  # false: the key already existed and was kept
+
+
+MAX_STDIN = 4096  # PROTOCOL.md section 8: RUN's stdin bytes (PIPE_BUF)
+
 ProgressFn = Callable[[int, int], None]  # (bytes done, bytes total)
 LogFn = Callable[[str, bytes], None]  # (stream name, data)
 
@@ -117,6 +129,12 @@ class LinkStats:
     bad_frames_reported: int = 0  # ERROR bad_frame / frame_too_large from the agent
     frames_dropped: int = 0  # candidates our decoder dropped
     notices: list[str] = field(default_factory=list)
+
+
+def deflate_raw(data: bytes, level: int = 6) -> bytes:
+    """Raw DEFLATE (no zlib header), what the agent's decoder reads."""
+    z = zlib.compressobj(level, zlib.DEFLATED, -15)
+    return z.compress(data) + z.flush()
 
 
 def sha256_file(path: Path) -> str:
@@ -136,6 +154,9 @@ class AgentClient:
         self.retransmit = retransmit
         self.retry_after = retry_after
         self.chunk_size = chunk_size
+        # Compress chunks on the wire (raw DEFLATE, PROTOCOL.md section 7) when the agent can
+        # decode them: worth it on slow links (serial), not on SSH.
+        self.compress = False
         self.stats = LinkStats()
         self.hello_info: Hello | None = None
         self._decoder = FrameDecoder()
@@ -265,40 +286,52 @@ class AgentClient:
         done = size - sum(min(chunk, size - i * chunk) for i in missing)
         if progress:
             progress(done, size)
-        sent_bytes = self._send_chunks(digest, size, chunk, missing, f, done, progress)
+        sent_bytes, wire_bytes = self._send_chunks(digest, size, chunk, missing, f, done,
+                                                   progress)
         self.request(MsgType.PUT_END, sha256=digest, timeout=max(self.timeout, 120.0))
-        return PutResult(digest, size, chunk, nchunks, len(missing), sent_bytes, False)
+        return PutResult(digest, size, chunk, nchunks, len(missing), sent_bytes, False,
+                         wire_bytes)
 
     def _send_chunks(self, digest: str, size: int, chunk: int, missing: Sequence[int], f: Any,
-                     done: int, progress: ProgressFn | None) -> int:
-        """Pipelines PUT_CHUNK frames within the agent's window; returns payload bytes sent."""
-        pending: dict[int, tuple[Message, int, float]] = {}  # seq -> (msg, wire size, sent at)
+                     done: int, progress: ProgressFn | None) -> tuple[int, int]:
+        """Pipelines PUT_CHUNK frames within the agent's window; returns the chunk bytes sent
+        and the payload bytes they took on the wire."""
+        # seq -> (msg, chunk bytes, wire size, sent at)
+        pending: dict[int, tuple[Message, int, int, float]] = {}
         in_flight = 0
         queue = deque(missing)
-        sent_bytes = 0
+        sent_bytes = wire_bytes = 0
+        deflate = self.compress and "deflate" in (self.hello_info.capabilities
+                                                  if self.hello_info else ())
         last_progress = time.monotonic()
         while queue or pending:
             while queue and (not pending or in_flight + chunk + 64 <= self._window):
                 index = queue.popleft()
                 f.seek(index * chunk)
                 data = f.read(min(chunk, size - index * chunk))
+                payload, encoding = data, None
+                if deflate:
+                    packed = deflate_raw(data)
+                    if len(packed) < len(data):
+                        payload, encoding = packed, "deflate"
                 msg = Message.build(MsgType.PUT_CHUNK, self._next_seq(), sha256=digest,
-                                    index=index, data=data)
-                wire = len(data) + 64
+                                    index=index, data=payload, encoding=encoding)
+                wire = len(payload) + 64
                 self._send(msg)
                 sent_bytes += len(data)
-                pending[msg.seq] = (msg, wire, time.monotonic())
+                wire_bytes += len(payload)
+                pending[msg.seq] = (msg, len(data), wire, time.monotonic())
                 in_flight += wire
             self._pump(0.2)
             for seq in list(pending):
                 reply = self._take(seq)
                 if reply is None:
                     continue
-                msg, wire, _ = pending.pop(seq)
+                msg, plain, wire, _ = pending.pop(seq)
                 in_flight -= wire
                 if reply.type == MsgType.ERROR:
                     raise AgentError(reply.get_str("code", "?"), reply.get_str("message", ""))
-                done += len(msg.get_bytes("data"))
+                done += plain
                 last_progress = time.monotonic()
                 if progress:
                     progress(done, size)
@@ -306,12 +339,12 @@ class AgentClient:
             if pending and now - last_progress > self.timeout:
                 raise DeviceError(f"upload stalled: no chunk acknowledged for {self.timeout:.0f}s")
             if self.retransmit:
-                for seq, (msg, wire, at) in list(pending.items()):
+                for seq, (msg, plain, wire, at) in list(pending.items()):
                     if now - at > self.retry_after:
                         self.stats.retransmits += 1
                         self._send(msg)
-                        pending[seq] = (msg, wire, now)
-        return sent_bytes
+                        pending[seq] = (msg, plain, wire, now)
+        return sent_bytes, wire_bytes
 
     def install(self, sha256: str, path: str, mode: int = 0o644) -> None:
         self.request(MsgType.INSTALL, sha256=sha256, path=path, mode=mode,
@@ -319,12 +352,18 @@ class AgentClient:
 
     def run(self, argv: Sequence[str], *, cwd: str = ".", env: dict[str, str] | None = None,
             timeout_s: float = 0.0, stream: bool = False, on_log: LogFn | None = None,
-            max_output: int = 1 << 20) -> RunResult:
+            max_output: int = 1 << 20, stdin: bytes | None = None) -> RunResult:
+        """Run a program under the root. ``stdin`` (at most ``MAX_STDIN`` bytes) reaches the
+        program through a pipe, never a file on the device: how a host-held key travels."""
+        if stdin is not None:
+            self._need("stdin", "hand bytes to a program's stdin")
+            if len(stdin) > MAX_STDIN:
+                raise DeviceError(f"RUN stdin is limited to {MAX_STDIN} bytes, got {len(stdin)}")
         env_list = [f"{k}={v}" for k, v in (env or {}).items()]
         wait = self.timeout + (timeout_s + 5.0 if timeout_s else 3600.0)
         reply = self.request(MsgType.RUN, argv=list(argv), cwd=cwd, env=env_list or None,
                              timeout_ms=int(timeout_s * 1000), stream=int(stream),
-                             max_output=max_output, on_log=on_log, timeout=wait)
+                             max_output=max_output, stdin=stdin, on_log=on_log, timeout=wait)
         return RunResult(
             exit_code=reply.get_int("exit_code"),
             signal=reply.get_int("signal", 0),
@@ -337,6 +376,27 @@ class AgentClient:
             stdout=reply.get_bytes("stdout", b""),
             stderr=reply.get_bytes("stderr", b""),
         )
+
+    def keygen(self, name: str = "device", *, create: bool = True,
+               replace: bool = False) -> DeviceKey:
+        """Have the agent create the X25519 key ``<root>/.edgepack/keys/<name>.key`` on the
+        device, or look up the one it has (kept unless ``replace``; ``create=False``: an
+        ``AgentError`` ``not_found`` when there is none). Only the public key comes back."""
+        self._need("keygen", "create keys on the device")
+        reply = self.request(MsgType.KEYGEN, name=name, create=int(create),
+                             replace=int(replace))
+        public = reply.get_bytes("public_key")
+        if len(public) != 32:
+            raise DeviceError(f"the agent returned a {len(public)}-byte public key (want 32)")
+        return DeviceKey(name=reply.get_str("name"), path=reply.get_str("path"), public=public,
+                         created=bool(reply.get_int("created", 0)))
+
+    def _need(self, capability: str, what: str) -> None:
+        info = self.hello_info or self.hello()
+        if capability not in info.capabilities:
+            raise DeviceError(f"the agent on the device (version {info.agent_version}) cannot "
+                              f"{what} (no '{capability}' capability)",
+                              hint="rebuild the SDK so the bench uploads the current agent")
 
     def get(self, path: str) -> bytes:
         out = bytearray()

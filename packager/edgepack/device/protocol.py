@@ -50,6 +50,7 @@ class MsgType(enum.IntEnum):
     PING = 0x0D
     PONG = 0x0E
     BYE = 0x0F
+    KEYGEN = 0x10
 
 
 class ProtocolError(Exception):

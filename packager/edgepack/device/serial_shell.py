@@ -53,6 +53,9 @@ APPLET_PROBES: dict[str, tuple[str, str]] = {
     "dd": ("printf hi | dd bs=1 count=1 2>/dev/null", "h"),
     "stty": ("stty -g >/dev/null && echo ok", "ok"),
     "head": ("printf 'a\\nb\\n' | head -n 1", "a"),
+    # gzip of "hi": lets the bootstrap upload the agent compressed (serial.SerialTransport).
+    "gunzip": ("printf '\\037\\213\\010\\000\\000\\000\\000\\000\\002\\003\\313\\310\\004"
+               "\\000\\254\\052\\223\\330\\002\\000\\000\\000' | gunzip -c", "hi"),
 }
 
 

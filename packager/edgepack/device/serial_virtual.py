@@ -14,8 +14,10 @@ With ``login_user`` set, a small gate script asks ``login:`` (and ``Password:`` 
 password is set) before it execs the interactive shell, to exercise login handling.
 
 The shell's working directory and ``HOME`` are the board's device root, the same folder the
-SSH virtual board serves. A pty ignores the baud rate: throughput is measured with the
-line-rate limiter in ``faultproxy``.
+SSH virtual board serves. ``QEMU_LD_PREFIX`` points qemu-user at the board's C library (the
+cross sysroot, as on the SSH virtual board), so dynamically linked board programs (the SDK
+runner) find ``/lib/ld-linux-*.so`` the way they would in a board's rootfs. A pty ignores
+the baud rate: throughput is measured with the line-rate limiter in ``faultproxy``.
 """
 
 from __future__ import annotations
@@ -152,6 +154,15 @@ def _board_facts(board: object) -> tuple[str, str]:
     return board_id, arch
 
 
+def _ld_prefix(board: object) -> str | None:
+    """The folder that plays the board's rootfs for qemu-user, or None (native or arch only)."""
+    if getattr(board, "qemu", None) is None:
+        return None
+    from edgepack.build.qemu import default_ld_prefix
+
+    return str(default_ld_prefix(board))  # type: ignore[arg-type]
+
+
 def _check_socat_safe(path: Path) -> None:
     # socat splits addresses on these characters; a path holding one would be cut.
     if any(c in str(path) for c in " ,:!'\"\\"):
@@ -218,6 +229,11 @@ def start_serial_console(
         "PS1": "# ",
         "ENV": "",
     }
+    # The board's rootfs: its loader and C library, where qemu-user looks for
+    # /lib/ld-linux-*.so and libc.so.6 (the SSH virtual board's sshd sets the same).
+    ld_prefix = _ld_prefix(board)
+    if ld_prefix is not None:
+        env["QEMU_LD_PREFIX"] = ld_prefix
     cmd = [
         socat, "-d", "-d",
         f"pty,link={tty},raw,echo=0",

@@ -116,7 +116,8 @@ class ChannelStream:
 class SshTransport:
     def __init__(self, target: Target, options: TransportOptions) -> None:
         self.target = target
-        self.known_hosts = options.known_hosts or default_known_hosts()
+        pinned = Path(target.known_hosts) if target.known_hosts else None
+        self.known_hosts = options.known_hosts or pinned or default_known_hosts()
         self.client = paramiko.SSHClient()
         if self.known_hosts.exists():
             try:

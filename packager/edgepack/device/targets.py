@@ -1,12 +1,20 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Parse ``--target`` URIs: ``ssh://user@host[:port]`` and ``serial:///dev/ttyX?baud=N``.
+"""Parse ``--target`` URIs: ``ssh://user@host[:port]``, ``serial:///dev/ttyX?baud=N`` and
+``virtual:BOARD[/serial]`` (a running virtual board, resolved from its state).
 
 Query parameters: ``identity`` (ssh: private key file), ``root`` (install root on the device,
 overriding the board file's), ``baud`` and ``user`` (serial).
+
+A target never installs into the host's own folders by accident: a target that is this
+machine (a loopback or own-name SSH host, or a serial pseudo-terminal, whose other end is a
+program on this host) needs an explicit ``root=`` (``check_install_root``).
 """
 
 from __future__ import annotations
 
+import ipaddress
+import os
+import socket
 from dataclasses import dataclass
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -26,6 +34,7 @@ class Target:
     baud: int = 115200
     identity: str | None = None
     root: str | None = None
+    known_hosts: str | None = None  # ssh: the file that pins the host key (virtual boards)
 
     @property
     def host_key_name(self) -> str:
@@ -43,6 +52,10 @@ def _one(query: dict[str, list[str]], key: str, flag: str, uri: str) -> str | No
 
 
 def parse_target(uri: str, flag: str = "--target") -> Target:
+    if uri.startswith("virtual:"):
+        from edgepack.device.virtual import resolve_target
+
+        return resolve_target(uri, flag)
     parts = urlsplit(uri)
     query = parse_qs(parts.query, keep_blank_values=True)
     allowed = {"ssh": {"identity", "root"}, "serial": {"baud", "user", "root"}}
@@ -80,3 +93,31 @@ def parse_target(uri: str, flag: str = "--target") -> Target:
                          f"{', '.join(str(b) for b in SERIAL_BAUDS)}")
     return Target("serial", uri, device=device, baud=int(baud_text),
                   user=_one(query, "user", flag, uri) or "root", root=root)
+
+
+def is_this_host(target: Target) -> bool:
+    """True when the target is this machine: installs there would land in the host's folders."""
+    if target.scheme == "serial":
+        # A pseudo-terminal's other end is a program on this host (a virtual console); a
+        # USB-serial adapter or UART (ttyUSB*, ttyACM*, ttyS*) reaches another machine.
+        return os.path.realpath(target.device).startswith("/dev/pts/")
+    host = target.host.strip("[]").lower()
+    if host in ("localhost", "localhost.localdomain", "ip6-localhost"):
+        return True
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return True
+    except ValueError:
+        pass
+    names = {socket.gethostname().lower(), socket.getfqdn().lower()}
+    return host in names
+
+
+def check_install_root(target: Target, flag: str = "--target") -> None:
+    """Refuse a target on this machine without ``root=``: the board file's install root
+    (e.g. /opt/edgepack) would be the host's own folder."""
+    if target.root is None and is_this_host(target):
+        raise UsageError(
+            f"{flag} {target.uri}: this target is this machine, so the board's install root "
+            "would be a folder of the host itself; add ?root=DIR (a folder for the device "
+            "files) or use virtual:BOARD for a virtual board")

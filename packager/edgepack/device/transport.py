@@ -124,6 +124,7 @@ def _try_start(transport: Transport, command: str, timeout: float,
     client = AgentClient(stream, timeout=timeout,
                          retransmit=retransmit or bool(getattr(transport, "retransmit", False)),
                          chunk_size=int(getattr(transport, "chunk_size", DEFAULT_CHUNK_SSH)))
+    client.compress = bool(getattr(transport, "compress", False))
     try:
         client.hello(timeout=20.0)
     except DeviceError:

@@ -20,11 +20,13 @@ import signal
 import socket
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from edgepack.build.qemu import binfmt_registered, default_ld_prefix
+from edgepack.device.targets import Target, parse_target
 from edgepack.errors import DeviceError, ToolchainError, UsageError
 from edgepack.spec.boards import load_board
 
@@ -139,6 +141,29 @@ def load(board_id: str) -> VirtualBoard | None:
     return VirtualBoard(d["board"], Path(d["dir"]), Path(d["root"]), d["port"], d["user"],
                         Path(d["identity"]), Path(d["known_hosts"]), d["known_hosts_entry"],
                         dict(d["pids"]), d.get("serial"))
+
+
+def resolve_target(spec: str, flag: str = "--target") -> Target:
+    """``virtual:BOARD`` (its SSH target) or ``virtual:BOARD/serial`` (its console), from the
+    running virtual board's state: device root, user key and pinned host key included."""
+    name = parse_virtual(spec)
+    board_id, _, kind = name.partition("/")
+    if kind not in ("", "ssh", "serial"):
+        raise UsageError(f"{flag} {spec}: use virtual:{board_id} (SSH) or "
+                         f"virtual:{board_id}/serial (its console)")
+    vb = load(board_id)
+    if vb is None or not all(_alive(p) for p in vb.pids.values()):
+        raise UsageError(f"{flag} {spec}: virtual:{board_id} is not running",
+                         hint=f"start it with: edgepack device up virtual:{board_id}"
+                         + (" --serial" if kind == "serial" else ""))
+    if kind == "serial":
+        if not vb.serial:
+            raise UsageError(f"{flag} {spec}: virtual:{board_id} has no serial console",
+                             hint=f"edgepack device down virtual:{board_id}; then "
+                             f"edgepack device up virtual:{board_id} --serial")
+        uri = f"{vb.serial['uri']}&root={quote(str(vb.root))}"
+        return replace(parse_target(uri, flag), uri=spec)
+    return replace(parse_target(vb.target, flag), uri=spec, known_hosts=str(vb.known_hosts))
 
 
 def _save(vb: VirtualBoard) -> None:

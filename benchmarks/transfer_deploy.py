@@ -1,0 +1,133 @@
+# SPDX-License-Identifier: Apache-2.0
+"""A first deploy of the example over a paced serial line: bytes and minutes.
+
+The virtual hi3559a console (aarch64 busybox under qemu behind a pty) is reached through
+``faultproxy.FaultProxy`` with no faults and ``baud`` set (10 bits per byte, like a UART), and
+a fresh device root gets what ``edgepack bench`` deploys: the agent (through the console
+shell: base64, gzip-compressed when the board has ``gunzip``), then the runner, the artifact,
+the publisher key and the golden inputs in agent frames (DEFLATE-compressed chunks). Each file
+is timed; ``--plain`` turns both compressions off for comparison. Target: <= 5 minutes at
+115200 baud.
+
+    .venv/bin/python benchmarks/transfer_deploy.py [--baud 115200] [--sdk DIR] [--plain]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "packager"))
+
+from edgepack.artifact import keys  # noqa: E402
+from edgepack.bench.runner import BenchOptions, load_golden, sdk_for  # noqa: E402
+from edgepack.cli import main as cli_main  # noqa: E402
+from edgepack.device.faultproxy import FaultProxy, Faults  # noqa: E402
+from edgepack.device.serial import SerialTransport  # noqa: E402
+from edgepack.device.serial_virtual import start_serial_console, stop_serial_console  # noqa: E402
+from edgepack.device.targets import parse_target  # noqa: E402
+from edgepack.device.transport import TransportOptions, start_agent  # noqa: E402
+from edgepack.spec.boards import load_board  # noqa: E402
+from edgepack.ui import format_table  # noqa: E402
+
+EXAMPLE = REPO / "examples" / "vision-demo"
+
+
+def pack_example(work: Path) -> tuple[Path, Path, Path]:
+    """The whole example project packed with fresh keys: (artifact, device key, publisher)."""
+    project = work / "vision-demo"
+    shutil.copytree(EXAMPLE, project, ignore=shutil.ignore_patterns("keys", "models", "*.epk"))
+    subprocess.run([sys.executable, str(EXAMPLE / "generate_models.py"), "--out",
+                    str(project / "models")], check=True, capture_output=True)
+    for name in ("dev1", "dev2"):
+        keys.generate_device_key(project / "keys" / f"{name}.key")
+    keys.generate_publisher_key(project / "keys" / "publisher.key")
+    artifact = project / "demo.epk"
+    if cli_main(["pack", str(project), "--out", str(artifact)]) != 0:
+        raise SystemExit("pack failed")
+    return artifact, project / "keys" / "dev1.key", project / "keys" / "publisher.pub"
+
+
+def deploy(link: Path, baud: int, root: str, sdk: Path, files: list[tuple[str, bytes]],
+           plain: bool) -> list[dict[str, Any]]:
+    disabled = frozenset({"gunzip"}) if plain else frozenset()
+    t = SerialTransport(parse_target(f"serial://{link}?baud={baud}&root={root}"),
+                        TransportOptions(), disabled_applets=disabled)
+    rows: list[dict[str, Any]] = []
+    try:
+        agent_bin = sdk / "bin" / "edgepack-agent"
+        start = time.perf_counter()
+        client, uploaded = start_agent(t, root, agent_bin)
+        assert uploaded and t.last_upload is not None
+        rows.append({"file": "edgepack-agent (console shell)", "bytes": agent_bin.stat().st_size,
+                     "wire_bytes": t.last_upload.line_bytes,
+                     "seconds": time.perf_counter() - start})
+        client.compress = not plain
+        for name, data in files:
+            start = time.perf_counter()
+            put = client.put_bytes(data)
+            rows.append({"file": name, "bytes": len(data), "wire_bytes": put.wire_bytes,
+                         "seconds": time.perf_counter() - start})
+        client.bye()
+        client.stream.close()
+    finally:
+        t.close()
+    return rows
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--baud", type=int, default=115_200)
+    ap.add_argument("--sdk", type=Path, help="a built hi3559a SDK tree (default: build it)")
+    ap.add_argument("--plain", action="store_true", help="no gzip, no DEFLATE chunks")
+    ap.add_argument("--json", type=Path, default=REPO / "benchmarks" / "results" /
+                    "transfer_deploy.json")
+    args = ap.parse_args()
+    board = load_board("hi3559a")
+    sdk = sdk_for(board, args.sdk)
+    work = Path(tempfile.mkdtemp(prefix="edgepack-deploy-bench-"))
+    console = None
+    try:
+        artifact, key, publisher = pack_example(work)
+        _, golden, data = load_golden(BenchOptions(artifact=artifact, board="hi3559a",
+                                                   target="", key=key, publisher=publisher))
+        files = [("edgepack-run", (sdk / "bin" / "edgepack-run").read_bytes()),
+                 ("artifact.epk", data), ("publisher.pub", publisher.read_bytes())]
+        files += [(f"golden/{n}.npy", d) for n, d in golden.inputs.items()]
+        console = start_serial_console(board, work / "state")
+        root = str(work / "board")
+        with FaultProxy(console.tty, work / "ttyPACED", faults=Faults.clean(),
+                        baud=args.baud) as proxy:
+            rows = deploy(work / "ttyPACED", args.baud, root, sdk, files, args.plain)
+        assert proxy.error is None, proxy.error
+    finally:
+        if console is not None:
+            stop_serial_console(console)
+        shutil.rmtree(work, ignore_errors=True)
+    total_s = sum(r["seconds"] for r in rows)
+    print(format_table(["file", "bytes", "on the wire", "seconds"],
+                       [[r["file"], str(r["bytes"]), str(r["wire_bytes"]), f"{r['seconds']:.1f}"]
+                        for r in rows]))
+    print(f"first deploy at {args.baud} baud ({'plain' if args.plain else 'compressed'}): "
+          f"{sum(r['bytes'] for r in rows)} bytes, {sum(r['wire_bytes'] for r in rows)} on the "
+          f"wire, {total_s / 60:.1f} minutes (target <= 5)")
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    out = args.json.with_name(args.json.stem + ("-plain" if args.plain else "") + ".json")
+    tmp = out.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"baud": args.baud, "plain": args.plain, "bits_per_byte": 10,
+                               "minutes": total_s / 60, "rows": rows}, indent=2) + "\n")
+    os.replace(tmp, out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
