@@ -19,14 +19,7 @@ from edgepack.lower.capabilities import missing_ops_message, runtime_ops
 from edgepack.model.diagnostics import one_line
 from edgepack.model.equivalence import EquivalenceError, OnnxruntimeFailed, check_equivalent
 from edgepack.model.loading import load_model_file
-from edgepack.model.opset import (
-    ACCEPTED_OPSETS,
-    CANONICAL_OPSET,
-    STANDARD_DOMAINS,
-    downgrade,
-    expand_functions,
-    upgrade,
-)
+from edgepack.model.opset import ACCEPTED_OPSETS, CANONICAL_OPSET, STANDARD_DOMAINS, to_canonical
 from edgepack.model.optimize import optimize
 from edgepack.model.shapes import require_static_shapes
 from edgepack.model.tensors import ONNX_TO_DTYPE, TensorDesc, describe_value
@@ -98,37 +91,16 @@ def _ai_onnx_opset(path_str: str, model: onnx.ModelProto) -> int:
     return version
 
 
-def _optimise(path_str: str, model: onnx.ModelProto,
-              stage: str) -> tuple[onnx.ModelProto, dict[str, int]]:
-    where = f" {stage}" if stage else ""
+def _optimise(path_str: str, model: onnx.ModelProto) -> tuple[onnx.ModelProto, dict[str, int]]:
     try:
         return optimize(model)
     except onnx.shape_inference.InferenceError as exc:
-        raise ModelError(f"{path_str}: shape inference failed{where}: {one_line(exc)}") from exc
+        raise ModelError(f"{path_str}: shape inference failed: {one_line(exc)}") from exc
     except Exception as exc:  # never a traceback for a model: say whose fault it may be
-        raise ModelError(f"{path_str}: optimising the graph failed{where}: "
+        raise ModelError(f"{path_str}: optimising the graph failed: "
                          f"{type(exc).__name__}: {one_line(exc)}",
                          hint="if the model runs under onnxruntime, this is an edgepack bug: "
                          "please report it with the model") from exc
-
-
-def _to_canonical(path_str: str, model: onnx.ModelProto, opset: int) -> onnx.ModelProto:
-    """The model in opset-17 form. Newer models have their new ops expanded and their shape
-    computations folded first: the down-conversion reads constants and static shapes."""
-    if opset < CANONICAL_OPSET:
-        return upgrade(path_str, model, opset)
-    if opset == CANONICAL_OPSET:
-        return model
-    model = expand_functions(path_str, model, opset)
-    model, _ = _optimise(path_str, model, f"at opset {opset}")
-    converted = downgrade(path_str, model, opset)
-    try:
-        onnx.checker.check_model(converted, full_check=True)
-    except Exception as exc:
-        raise ModelError(f"{path_str}: the model is not valid ONNX once converted from opset "
-                         f"{opset} to {CANONICAL_OPSET}: {one_line(exc)}",
-                         hint=f"re-export the model with opset {CANONICAL_OPSET}") from exc
-    return converted
 
 
 def _check_against_original(path_str: str, original: onnx.ModelProto,
@@ -216,8 +188,8 @@ def ingest_model(model: ModelSpec, *, check_seed: int = 0) -> IngestedModel:
     _describe(path_str, _graph_inputs(proto), {})  # input dtypes the runtime can feed
     original = onnx.ModelProto()
     original.CopyFrom(proto)
-    proto = _to_canonical(path_str, proto, source_opset)
-    optimised, report = _optimise(path_str, proto, "")
+    proto = to_canonical(path_str, proto, source_opset)
+    optimised, report = _optimise(path_str, proto)
     optimised = require_static_shapes(path_str, optimised)
     outputs = {o.name for o in optimised.graph.output}
     if model.postprocess is not None and model.postprocess.output not in outputs:

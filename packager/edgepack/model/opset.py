@@ -27,7 +27,7 @@ from onnx import helper, numpy_helper, version_converter
 
 from edgepack.errors import ModelError
 from edgepack.model.diagnostics import one_line
-from edgepack.model.optimize import shape_skeleton
+from edgepack.model.optimize import optimize, shape_skeleton
 
 CANONICAL_OPSET = 17
 ACCEPTED_OPSETS = range(11, 24)  # ai.onnx 11..23
@@ -417,3 +417,29 @@ def upgrade(path_str: str, model: onnx.ModelProto, opset: int) -> onnx.ModelProt
             f"{one_line(exc)}",
             hint=f"re-export the model with opset {CANONICAL_OPSET}",
         ) from exc
+
+
+def to_canonical(path_str: str, model: onnx.ModelProto, opset: int) -> onnx.ModelProto:
+    """``model`` (ai.onnx ``opset``, input shapes fixed) in opset-17 form, the way ingest
+    converts it: newer models have their new ops expanded and their shape computations folded
+    before the down-conversion, which reads constants and static shapes; the result passes the
+    ONNX checker at opset 17."""
+    if opset < CANONICAL_OPSET:
+        return upgrade(path_str, model, opset)
+    if opset == CANONICAL_OPSET:
+        return model
+    expanded = expand_functions(path_str, model, opset)
+    try:
+        folded, _ = optimize(expanded)
+    except Exception as exc:  # onnx's shape inference or evaluator on a model it rejects
+        raise ModelError(f"{path_str}: folding the graph at opset {opset} failed: "
+                         f"{one_line(exc)}",
+                         hint=f"re-export the model with opset {CANONICAL_OPSET}") from exc
+    converted = downgrade(path_str, folded, opset)
+    try:
+        onnx.checker.check_model(converted, full_check=True)
+    except Exception as exc:
+        raise ModelError(f"{path_str}: the model is not valid ONNX once converted from opset "
+                         f"{opset} to {CANONICAL_OPSET}: {one_line(exc)}",
+                         hint=f"re-export the model with opset {CANONICAL_OPSET}") from exc
+    return converted
