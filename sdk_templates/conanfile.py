@@ -2,7 +2,8 @@
 """Conan 2 recipe for the edgepack C++ SDK (``edgepack-sdk/<version>``).
 
 Builds this CMake project with CMakeToolchain + CMakeDeps and the host profile's toolchain file
-(``toolchains/conan/<board>`` sets ``tools.cmake.cmaketoolchain:user_toolchain``). No Conan
+(``edgepack sdk conan`` generates the profile from the board file; it sets
+``tools.cmake.cmaketoolchain:user_toolchain``). No Conan
 dependencies: OpenSSL comes from the board's sysroot (``EDGEPACK_SYSROOT``), linked statically,
 so the package works offline and needs nothing from a remote.
 """
@@ -17,9 +18,9 @@ from conan.tools.files import load
 
 class EdgepackSdkConan(ConanFile):
     name = "edgepack-sdk"
-    # libedgepack.so is what consumers link (cpp_info.libs); the package also carries the
-    # bundled libedgepack_static.a for apps that want one static binary.
-    package_type = "shared-library"
+    # Two components, as in the SDK's own CMake config: edgepack::edgepack (libedgepack.so)
+    # and edgepack::edgepack_static (one archive with libcrypto inside).
+    package_type = "library"
     license = "Apache-2.0"
     description = "edgepack runtime: loads signed, encrypted model artifacts and runs them"
     settings = "os", "arch", "compiler", "build_type"
@@ -64,6 +65,9 @@ class EdgepackSdkConan(ConanFile):
 
     def package_info(self):
         self.cpp_info.set_property("cmake_file_name", "edgepack")
-        self.cpp_info.set_property("cmake_target_name", "edgepack::edgepack")
-        self.cpp_info.libs = ["edgepack"]
-        self.cpp_info.system_libs = ["pthread", "dl", "m"]
+        self.cpp_info.set_property("cmake_target_name", "edgepack::all")
+        for component, lib in (("edgepack", "edgepack"), ("edgepack_static", "edgepack_static")):
+            c = self.cpp_info.components[component]
+            c.set_property("cmake_target_name", f"edgepack::{component}")
+            c.libs = [lib]
+            c.system_libs = ["pthread", "dl", "m"]

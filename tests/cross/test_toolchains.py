@@ -1,11 +1,13 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Toolchain resolution: vendor first when present, generic fallback with a warning, a clear
-error naming the Debian package when nothing is installed."""
+"""Toolchain resolution: vendor first when present, else zig against the board's min_glibc (with
+a warning when a vendor compiler was skipped), a clear error when nothing can build a board; a
+board build whose binaries need too new a glibc is refused."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -13,8 +15,14 @@ from pathlib import Path
 import pytest
 
 from edgepack.build import qemu
-from edgepack.build.sdkbuild import cmake_program
-from edgepack.build.toolchains import resolve_toolchain, toolchain_file, toolchains_dir
+from edgepack.build.sdkbuild import build_sdk, cmake_program
+from edgepack.build.shipcheck import GlibcTooNew
+from edgepack.build.toolchains import (
+    is_vendor_triple,
+    resolve_toolchain,
+    toolchain_file,
+    toolchains_dir,
+)
 from edgepack.cli import main
 from edgepack.errors import ExitCode, ToolchainError
 from edgepack.spec.boards import list_boards, load_board
@@ -73,44 +81,78 @@ def test_vendor_toolchain_file_builds_and_runs(tmp_path: Path,
     assert ran.returncode == 0 and ran.stdout == b"hello 42\n"
 
 
-def test_generic_fallback_warns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # A PATH holding only the generic compilers (no vendor one anywhere).
-    only = tmp_path / "generic-bin"
-    only.mkdir()
-    for name in ("aarch64-linux-gnu-g++", "aarch64-linux-gnu-gcc"):
-        real = shutil.which(name)
-        assert real, "apt-get install g++-aarch64-linux-gnu"
-        (only / name).symlink_to(real)
-    monkeypatch.setenv("PATH", str(only))
-    tc = resolve_toolchain(load_board("hi3559a"))
-    assert tc.triple == "aarch64-linux-gnu" and not tc.vendor
-    assert tc.warning == (
-        "vendor toolchain aarch64-himix100-linux-g++ not on PATH; using aarch64-linux-gnu-g++ "
-        "(same ABI) — install the HiSilicon SDK to use the vendor compiler")
+@pytest.mark.parametrize(("board_id", "target"), [("hi3559a", "aarch64-linux-gnu.2.24"),
+                                                  ("jetson-nano", "aarch64-linux-gnu.2.27"),
+                                                  ("rpi4", "aarch64-linux-gnu.2.31"),
+                                                  ("rpi4-armhf", "arm-linux-gnueabihf.2.31")])
+def test_generic_triples_build_with_zig_for_min_glibc(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch,
+                                                       board_id: str, target: str) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # nothing on PATH: zig comes from ziglang
+    b = load_board(board_id)
+    tc = resolve_toolchain(b)
+    assert tc.kind == "zig" and tc.zig_target == target and not tc.vendor
+    assert tc.file == toolchain_file("zig") and tc.arch_flags == b.cpu.zig_flags
+    assert f"-DEDGEPACK_ZIG_TARGET={target}" in tc.cmake_args()
+    assert tc.cmake_args(static=True)[-1].endswith("-musl") or "musleabihf" in \
+        tc.cmake_args(static=True)[-1]
+    if board_id == "hi3559a":
+        assert tc.warning == (
+            "vendor toolchain aarch64-himix100-linux-g++ not on PATH; using zig "
+            "(aarch64-linux-gnu.2.24) (same ABI) — install the HiSilicon SDK to use the vendor "
+            "compiler")
+    else:
+        assert tc.warning is None
 
 
-@pytest.mark.parametrize(("board_id", "package"), [("rpi4", "g++-aarch64-linux-gnu"),
-                                                   ("rpi4-armhf", "g++-arm-linux-gnueabihf"),
-                                                   ("hi3559a", "g++-aarch64-linux-gnu")])
-def test_missing_toolchain_names_the_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                             board_id: str, package: str) -> None:
-    monkeypatch.setenv("PATH", str(tmp_path))  # nothing at all on PATH
+def test_vendor_only_board_without_its_compiler_names_the_sdk(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    text = (toolchains_dir().parent / "boards" / "hi3559a.yaml").read_text().replace(
+        "toolchains: [aarch64-himix100-linux, aarch64-linux-gnu]",
+        "toolchains: [aarch64-himix100-linux]").replace("id: hi3559a", "id: vendor-only")
+    (tmp_path / "vendor-only.yaml").write_text(text)
+    monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(ToolchainError) as err:
-        resolve_toolchain(load_board(board_id))
-    text = str(err.value)
-    assert f"apt-get install {package}" in text
-    assert board_id in text
+        resolve_toolchain(load_board(str(tmp_path / "vendor-only.yaml")))
+    assert "vendor-only" in str(err.value) and "HiSilicon SDK" in str(err.value)
 
 
-def test_every_board_has_toolchain_files_and_a_conan_profile() -> None:
+def test_every_board_has_its_toolchain_files() -> None:
     for board in list_boards():
+        tc = resolve_toolchain(board)
+        assert tc.file.is_file()
         for triple in board.toolchains:
-            assert toolchain_file(triple).is_file()
-        profile = toolchains_dir() / "conan" / board.id
-        assert profile.is_file(), f"missing Conan profile {profile}"
-        text = profile.read_text()
-        for flag in board.cpu.flags:  # the profile's flags must mirror the board file
-            assert flag in text, f"{profile}: {flag} (from {board.path}) missing"
+            if is_vendor_triple(triple):
+                assert toolchain_file(triple).is_file()
+
+
+def test_too_new_glibc_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """A board whose C library is older than what its compiler links against: Debian's GCC
+    (glibc 2.36) under a vendor name for a board with min_glibc 2.24. The build stops with
+    one error line naming the binary, the version it needs and the board's, and ships
+    nothing."""
+    shim = _vendor_shim(tmp_path / "vendor-bin")
+    monkeypatch.setenv("PATH", f"{shim}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("EDGEPACK_CACHE", str(tmp_path / "cache"))
+    text = (toolchains_dir().parent / "boards" / "hi3559a.yaml").read_text().replace(
+        "id: hi3559a", "id: old-libc")
+    board_file = tmp_path / "old-libc.yaml"
+    board_file.write_text(text)
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "CMakeLists.txt").write_text(
+        "cmake_minimum_required(VERSION 3.20)\nproject(hello CXX)\n"
+        "add_executable(hello hello.cpp)\ninstall(TARGETS hello RUNTIME DESTINATION bin)\n")
+    (src / "hello.cpp").write_text('#include <cstdio>\nint main() { std::puts("hi"); }\n')
+    out = tmp_path / "out"
+    with pytest.raises(GlibcTooNew) as err:
+        build_sdk(load_board(str(board_file)), out, sdk_source=src, agent_source=None,
+                  cache=tmp_path / "cache")
+    message = str(err.value)
+    assert "board old-libc has glibc 2.24" in message and str(board_file) in message
+    assert re.search(r"bin/hello needs GLIBC_2\.3[4-9]", message), message
+    assert list(out.iterdir()) == []  # nothing shipped
 
 
 def test_doctor_reports_vendor_compiler_as_optional(capsys: pytest.CaptureFixture[str]) -> None:
@@ -119,7 +161,8 @@ def test_doctor_reports_vendor_compiler_as_optional(capsys: pytest.CaptureFixtur
     by_name = {c["name"]: c for c in data["checks"]}
     vendor = by_name["aarch64-himix100-linux-g++ (hi3559a)"]
     assert not vendor["ok"] and not vendor["required"] and "HiSilicon SDK" in vendor["fix"]
-    assert by_name["aarch64-linux-gnu-g++ (hi3559a)"]["ok"]
+    assert by_name["zig aarch64-linux-gnu.2.24 (hi3559a)"]["ok"]
+    assert by_name["aarch64-linux-gnu-objcopy (hi3559a)"]["ok"]
     assert by_name["qemu-aarch64"]["ok"]
     assert {"cmake", "ninja", "conan", "sshd", "socat"} <= set(by_name)
     assert code == (ExitCode.OK if data["ok"] else ExitCode.CHECK_FAILED)
@@ -132,5 +175,5 @@ def test_doctor_names_install_command_for_missing_tools(
     code = main(["doctor", "--board", "rpi4-armhf"])
     out = capsys.readouterr().out
     assert code == ExitCode.CHECK_FAILED
-    assert "apt-get install g++-arm-linux-gnueabihf" in out
+    assert "apt-get install binutils-arm-linux-gnueabihf" in out
     assert "apt-get install socat" in out

@@ -14,10 +14,12 @@ from typing import Any
 from edgepack.build.qemu import binfmt_registered
 from edgepack.build.sysroot import cache_root, load_sysroot, sysroot_dir
 from edgepack.build.toolchains import (
+    ZIG_TRIPLES,
     compiler_version,
     find_compiler,
     install_hint,
     is_vendor_triple,
+    zig_program,
 )
 from edgepack.spec.boards import Board
 
@@ -53,6 +55,18 @@ def check_toolchains(board: Board) -> list[Check]:
     checks: list[Check] = []
     usable = False
     for triple in board.toolchains:
+        if triple in ZIG_TRIPLES:  # built with zig against the board's glibc
+            zig = zig_program()
+            usable = usable or zig is not None
+            checks.append(Check("toolchain", f"zig {triple}.{board.min_glibc} ({board.id})",
+                                zig is not None,
+                                _tool_version([zig, "version"]) if zig else "not found",
+                                None if zig else "pip install ziglang"))
+            strip = shutil.which(f"{triple}-objcopy") or shutil.which("llvm-objcopy")
+            checks.append(Check("toolchain", f"{triple}-objcopy ({board.id})", strip is not None,
+                                strip or "not found",
+                                None if strip else f"apt-get install binutils-{triple}"))
+            continue
         found = find_compiler(triple)
         vendor = is_vendor_triple(triple)
         if found:

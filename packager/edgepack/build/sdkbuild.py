@@ -5,9 +5,11 @@ Generic over the CMake projects: configure, build, install — nothing here know
 lists. Build folders are cached under ``<cache>/build/<board>-<key>/`` where the key covers
 everything that changes the object files (board, toolchain and its version, CPU flags,
 sysroot package versions), so a second build with no C++ change is a Ninja no-op. The output
-``DIR/<board>/`` (unpacked SDK + BUILDINFO.json + README.md) and the tarball beside it are
-written in a temp folder and renamed into place: a failed build leaves the old output, never a
-half-written one.
+``DIR/<board>/`` (unpacked SDK + BUILDINFO.json + README.md + the toolchain file an app
+needs) and the tarball beside it are written in a temp folder and renamed into place: a failed
+build leaves the old output, never a half-written one. Shipped binaries are stripped, their
+debug information kept on the host in ``DIR/<board>.debug/``, and each is checked against the
+board's ``min_glibc`` (shipcheck.py) before anything is renamed into place.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from edgepack import __version__
-from edgepack.build.sdkreadme import render_readme
+from edgepack.build.sdkreadme import render_readme, sdk_toolchain_files
+from edgepack.build.shipcheck import check_glibc, objcopy_program, split_debug
 from edgepack.build.sysroot import Sysroot, cache_root, ensure_sysroot, file_lock
 from edgepack.build.toolchains import Toolchain, resolve_toolchain
 from edgepack.errors import ToolchainError
@@ -90,15 +93,26 @@ def source_hash(folder: Path) -> str:
     return digest.hexdigest()
 
 
-def cmake_args(board: Board, toolchain: Toolchain, sysroot: Sysroot) -> list[str]:
+def zig_cache(cache: Path) -> Path:
+    """zig's global cache (its libc stubs and libc++, built once per target) in ours."""
+    return cache / "zig"
+
+
+def cmake_args(board: Board, toolchain: Toolchain, sysroot: Sysroot,
+               cache: Path | None = None) -> list[str]:
     """Configure arguments shared by every project built for ``board``."""
     usr = sysroot.path / "usr"
     args = [
         "-G", "Ninja",
         f"-DCMAKE_TOOLCHAIN_FILE={toolchain.file}",
-        f"-DEDGEPACK_ARCH_FLAGS={' '.join(board.cpu.flags)}",
+        f"-DEDGEPACK_ARCH_FLAGS={' '.join(toolchain.arch_flags)}",
         f"-DEDGEPACK_SYSROOT={sysroot.path}",
         "-DCMAKE_BUILD_TYPE=Release",
+        # Debug information for the host's copy (DIR/<board>.debug); the device gets stripped
+        # binaries.
+        "-DCMAKE_C_FLAGS_RELEASE=-O3 -DNDEBUG -g",
+        "-DCMAKE_CXX_FLAGS_RELEASE=-O3 -DNDEBUG -g",
+        *toolchain.cmake_args(),
         "-DEDGEPACK_BUILD_TESTS=OFF",
         "-DEDGEPACK_STATIC_CRYPTO=ON",
         "-DOPENSSL_USE_STATIC_LIBS=TRUE",
@@ -112,12 +126,23 @@ def cmake_args(board: Board, toolchain: Toolchain, sysroot: Sysroot) -> list[str
         found = sorted((usr / "lib").glob(f"*/{lib}")) or sorted((usr / "lib").glob(lib))
         if found:
             args.append(f"-D{var}={found[0]}")
+    if toolchain.zig_target:
+        args.append(f"-DEDGEPACK_ZIG_CACHE={zig_cache(cache or cache_root())}")
     return args
+
+
+def _project_args(name: str, args: list[str], toolchain: Toolchain) -> list[str]:
+    """The agent is fully static: with zig, that is the musl target (no glibc at all)."""
+    if name != "agent" or not toolchain.zig_target:
+        return args
+    static = toolchain.cmake_args(static=True)
+    return [a for a in args if not a.startswith("-DEDGEPACK_ZIG_TARGET=")] + static[1:]
 
 
 def build_key(board: Board, toolchain: Toolchain, sysroot: Sysroot, sources: list[Path]) -> str:
     data = {"board": board.id, "triple": toolchain.triple, "cxx": toolchain.cxx,
-            "compiler": toolchain.version_line, "flags": list(board.cpu.flags),
+            "compiler": toolchain.version_line, "flags": list(toolchain.arch_flags),
+            "zig_target": toolchain.zig_target, "debug": True,
             "sysroot": sysroot.packages, "sources": [str(s) for s in sources]}
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -143,7 +168,7 @@ def build_sdk(board: Board | str, out_dir: Path, *, jobs: int = 2, cache: Path |
         print(f"edgepack: warning: {toolchain.warning}", file=sys.stderr)
     cache = cache or cache_root()
     sysroot = ensure_sysroot(board.debian_arch, board.sysroot_packages, cache)
-    args = cmake_args(board, toolchain, sysroot)
+    args = cmake_args(board, toolchain, sysroot, cache)
     key = build_key(board, toolchain, sysroot, [src for _, src in projects])
     build_root = cache / "build" / f"{board.id}-{key}"
     out_dir = Path(out_dir)
@@ -151,25 +176,47 @@ def build_sdk(board: Board | str, out_dir: Path, *, jobs: int = 2, cache: Path |
     staging = Path(tempfile.mkdtemp(prefix=f".{board.id}.tmp-", dir=out_dir))
     try:
         tree = staging / board.id
+        debug_tree = staging / f"{board.id}.debug"
         with file_lock(build_root.with_suffix(".lock")):
-            done = tuple(_build_project(name, src, build_root / name, args, jobs, board.id)
+            done = tuple(_build_project(name, src, build_root / name,
+                                        _project_args(name, args, toolchain), jobs, board.id)
                          for name, src in projects)
             for project in done:
                 _install(project, tree)
+        shipped = _check_and_strip(board, toolchain, tree, debug_tree)
+        for name, text in sdk_toolchain_files(board, toolchain).items():
+            (tree / name).parent.mkdir(parents=True, exist_ok=True)
+            (tree / name).write_text(text)
         info = _buildinfo(board, toolchain, sysroot, done, tree)
+        info.update(shipped)
         (tree / "BUILDINFO.json").write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
         (tree / "README.md").write_text(render_readme(info))
         tar_name = f"edgepack-sdk-{info['sdk_version']}-{board.id}.tar.gz"
         _write_tarball(tree, staging / tar_name, tar_name.removesuffix(".tar.gz"))
         final_tree = out_dir / board.id
-        if final_tree.exists():
-            os.rename(final_tree, staging / "previous")
+        final_debug = out_dir / f"{board.id}.debug"
+        for old, aside in ((final_tree, "previous"), (final_debug, "previous.debug")):
+            if old.exists():
+                os.rename(old, staging / aside)
         os.rename(tree, final_tree)
+        if debug_tree.exists():
+            os.rename(debug_tree, final_debug)
         os.replace(staging / tar_name, out_dir / tar_name)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return SdkBuild(board=board.id, sdk_dir=final_tree, tarball=out_dir / tar_name,
                     buildinfo=info, toolchain=toolchain, sysroot=sysroot, projects=done)
+
+
+def _check_and_strip(board: Board, toolchain: Toolchain, tree: Path,
+                     debug_tree: Path) -> dict[str, Any]:
+    """BUILDINFO's ``glibc`` (what the binaries need) and ``sizes`` (before/after stripping);
+    raises before anything is shipped when a binary needs too new a C library."""
+    glibc = check_glibc(tree, board.min_glibc, board.id, board.path)
+    if board.qemu is None:  # the build machine itself: nothing to slim for a slow link
+        return {"glibc": glibc}
+    sizes = split_debug(tree, debug_tree, objcopy_program(toolchain.triple))
+    return {"glibc": glibc, "sizes": sizes}
 
 
 def _build_project(name: str, source: Path, build_dir: Path, args: list[str], jobs: int,
@@ -267,8 +314,9 @@ def _buildinfo(board: Board, toolchain: Toolchain, sysroot: Sysroot,
         "sdk_abi": sdk_abi_version(tree / "include"),
         "toolchain": {"triple": toolchain.triple, "compiler": toolchain.version_line,
                       "version": toolchain.version, "vendor": toolchain.vendor,
-                      "file": toolchain.file.name, "warning": toolchain.warning},
-        "flags": list(board.cpu.flags),
+                      "file": toolchain.file.name, "warning": toolchain.warning,
+                      "zig_target": toolchain.zig_target},
+        "flags": list(toolchain.arch_flags),
         "build_type": "Release",
         "static_crypto": True,
         "sysroot": {"debian_arch": sysroot.debian_arch,

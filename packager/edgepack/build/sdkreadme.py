@@ -1,9 +1,45 @@
 # SPDX-License-Identifier: Apache-2.0
-"""The README.md shipped in every per-board SDK: how an app team links it."""
+"""What makes the per-board SDK usable on its own: its README.md, and the CMake toolchain file
+(with the board's target and CPU flags filled in) that an app configures with."""
 
 from __future__ import annotations
 
 from typing import Any
+
+from edgepack.build.toolchains import Toolchain
+from edgepack.spec.boards import Board
+
+TOOLCHAIN_FILE = "toolchain.cmake"  # at the top of the SDK
+EXAMPLE_DIR = "examples/app"  # an app to build against the SDK, copied from sdk_templates
+
+
+def sdk_toolchain_files(board: Board, toolchain: Toolchain) -> dict[str, str]:
+    """``toolchain.cmake`` (the board's values, then the generic file) and the generic file
+    under ``cmake/``, relative to the SDK root."""
+    base = f"cmake/{toolchain.file.name}"
+    lines = [
+        "# SPDX-License-Identifier: Apache-2.0",
+        f"# The toolchain this SDK was built with, for board {board.id} ({board.name}).",
+        f"#   cmake -S APP -B build -DCMAKE_TOOLCHAIN_FILE=<sdk>/{TOOLCHAIN_FILE} "
+        "-DCMAKE_PREFIX_PATH=<sdk>",
+        f'set(EDGEPACK_ARCH_FLAGS "{" ".join(toolchain.arch_flags)}" CACHE STRING '
+        '"Board CPU flags")',
+    ]
+    if toolchain.zig_target:
+        lines.append(f'set(EDGEPACK_ZIG_TARGET "{toolchain.zig_target}" CACHE STRING '
+                     f'"zig target: the board\'s glibc {board.min_glibc}")')
+    lines.append(f"include(${{CMAKE_CURRENT_LIST_DIR}}/{base})")
+    return {TOOLCHAIN_FILE: "\n".join(lines) + "\n", base: toolchain.file.read_text()}
+
+
+def _compiler_note(info: dict[str, Any]) -> str:
+    tc = info["toolchain"]
+    if tc.get("zig_target"):
+        return ("It uses zig (`pip install ziglang`, or `zig` on PATH) to build against the "
+                f"board's glibc ({tc['zig_target']}); C++ code in an app that links "
+                "`edgepack_static` must use the same compiler (libc++), which the toolchain file "
+                "sets up.")
+    return f"It needs `{tc['triple']}-g++` on PATH."
 
 
 def render_readme(info: dict[str, Any]) -> str:
@@ -12,44 +48,59 @@ def render_readme(info: dict[str, Any]) -> str:
     tc = info["toolchain"]
     flags = " ".join(info["flags"]) or "(none)"
     packages = ", ".join(f"{k} {v}" for k, v in info["sysroot"]["packages"].items())
-    toolchain_file = tc["file"]
+    top = f"edgepack-sdk-{version}-{board}"
+    glibc = info.get("glibc", {})
+    need = glibc.get("required_glibc")
+    loads = (f"The shipped binaries need glibc {need} or newer (the board has "
+             f"{glibc.get('min_glibc')}) and no shared libstdc++." if need else
+             "The shipped binaries need no shared C library version beyond the board's.")
     qemu = {"aarch64": "qemu-aarch64", "armhf": "qemu-arm"}.get(info["arch"], "")
+    multiarch = {"aarch64": "aarch64-linux-gnu", "armhf": "arm-linux-gnueabihf"}.get(
+        info["arch"], "")
+    run_line = (f"`{qemu} -L /usr/{multiarch} $SDK/bin/edgepack-run --help`" if qemu
+                else "`$SDK/bin/edgepack-run --help`")
     return f"""# edgepack SDK {version} for {board} ({info['board_name']})
 
-Built with `{tc['compiler']}` ({tc['triple']}), CPU flags `{flags}`, OpenSSL linked statically
-from Debian {info['sysroot']['debian_arch']} packages ({packages}). Every input of this build is
+Built with `{tc['compiler']}`, CPU flags `{flags}`, OpenSSL linked statically from Debian
+{info['sysroot']['debian_arch']} packages ({packages}). {loads} Every input of this build is
 listed in `BUILDINFO.json`.
 
 ## Contents
 - `include/edgepack.h` (C ABI) and `include/edgepack.hpp` (C++17 RAII wrapper)
-- `lib/`: `libedgepack.so` and the static `libedgepack.a`
-- `lib/cmake/edgepack/`: the CMake package
-  (targets `edgepack::edgepack`, `edgepack::edgepack_static`)
+- `lib/libedgepack.so` (exports the C API only) and `lib/libedgepack_static.a` (one archive with
+  OpenSSL's libcrypto inside)
+- `lib/cmake/edgepack/`: the CMake package (targets `edgepack::edgepack`,
+  `edgepack::edgepack_static`); it refuses a project built for another architecture
+- `{TOOLCHAIN_FILE}`: the CMake toolchain this SDK was built with. {_compiler_note(info)}
+- `{EXAMPLE_DIR}/`: a small app that loads an artifact and runs it
 - `bin/edgepack-run`: loads an artifact and runs or benchmarks it on the board
 - `bin/edgepack-agent` (when built): the device agent used by `edgepack bench`
+Binaries are stripped; their debug information stays on the build host (`{board}.debug/`
+beside the SDK).
 
-## Use with CMake
+## Build the example app
+```sh
+tar xzf {top}.tar.gz
+SDK=$PWD/{top}
+cmake -S $SDK/{EXAMPLE_DIR} -B build-app -DCMAKE_TOOLCHAIN_FILE=$SDK/{TOOLCHAIN_FILE} \\
+  -DCMAKE_PREFIX_PATH=$SDK -DEDGEPACK_APP_STATIC=ON
+cmake --build build-app
+```
+`build-app/example_app` runs on the board. In your own project:
 ```cmake
 find_package(edgepack REQUIRED)
-target_link_libraries(my_app PRIVATE edgepack::edgepack_static)
+target_link_libraries(my_app PRIVATE edgepack::edgepack_static)  # or edgepack::edgepack
 ```
-Configure with the same toolchain and flags the SDK was built with:
-```sh
-cmake -S . -B build -G Ninja \\
-  -DCMAKE_TOOLCHAIN_FILE=<edgepack>/toolchains/{toolchain_file} \\
-  -DEDGEPACK_ARCH_FLAGS="{' '.join(info['flags'])}" \\
-  -DCMAKE_PREFIX_PATH=$PWD/{board}
-```
+configured with the same two `-D` options.
 
 ## Use with Conan 2
-```sh
-edgepack sdk conan --board {board}        # conan create into the local cache (offline)
-conan install . -pr:h <edgepack>/toolchains/conan/{board} -pr:b default --build=never
-```
-then `find_package(edgepack)` as above with the generated `conan_toolchain.cmake`.
+`edgepack sdk conan --board {board}` creates the package `edgepack-sdk/{version}` in the local
+Conan cache (offline) and prints the path of the host profile it generated from the board file;
+`conan install . -pr:h <that profile> -pr:b default --build=never` then gives
+`edgepack::edgepack` and `edgepack::edgepack_static` through `find_package(edgepack)`.
 
 ## Run without a board
-`bin/edgepack-run` is statically linked against OpenSSL; under qemu-user it runs on any Linux
-machine:
-`{qemu} -L /usr/{tc['triple']} bin/edgepack-run --help`.
+`bin/edgepack-run` is linked statically against OpenSSL and the C++ library; under qemu-user
+it runs on any Linux machine:
+{run_line}
 """

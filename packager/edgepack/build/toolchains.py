@@ -3,9 +3,13 @@
 
 A board lists GNU triples, most preferred first (a vendor compiler such as HiSilicon's
 ``aarch64-himix100-linux`` before Debian's generic ``aarch64-linux-gnu`` with the same ABI).
-The first whose ``<triple>-g++`` is on PATH wins; falling back from a vendor compiler prints a
-warning, since vendor compilers can carry fixes and tuning for their SoC. Each triple has one
-CMake toolchain file in ``toolchains/<triple>.toolchain.cmake`` (the host uses ``host``).
+A vendor triple is used when its ``<triple>-g++`` is on PATH; falling back from a vendor
+compiler prints a warning, since vendor compilers can carry fixes and tuning for their SoC.
+A generic Debian triple of a board that is not the build machine itself is built with zig
+(the ``ziglang`` package) against the board's ``min_glibc`` — ``-target
+aarch64-linux-gnu.2.24`` — through ``toolchains/zig.toolchain.cmake``: Debian's cross GCC links
+against its own glibc 2.36, and its binaries do not load on older boards. Every other triple
+has one CMake toolchain file in ``toolchains/<triple>.toolchain.cmake`` (the host uses ``host``).
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgepack.errors import ToolchainError
@@ -34,6 +38,11 @@ VENDOR_SDKS = {
 }
 # Toolchain files not named after their triple.
 _FILE_NAMES = {"x86_64-linux-gnu": "host"}
+# Generic triples built with zig against the board's min_glibc (the build machine's own triple
+# keeps the system compiler), and zig's musl target for fully static programs (the agent).
+ZIG_TRIPLES = {"aarch64-linux-gnu": "aarch64-linux-musl",
+               "arm-linux-gnueabihf": "arm-linux-musleabihf"}
+ZIG_FILE = "zig"
 
 
 @dataclass(frozen=True)
@@ -46,6 +55,20 @@ class Toolchain:
     version_line: str  # first line of `--version`
     vendor: bool  # a vendor compiler (not a Debian package)
     warning: str | None  # set when a preferred vendor compiler was missing
+    zig_target: str | None = None  # zig builds: e.g. "aarch64-linux-gnu.2.24"
+    static_zig_target: str | None = None  # zig builds: the musl target of static programs
+    arch_flags: tuple[str, ...] = field(default=())  # CPU flags in this compiler's spelling
+
+    @property
+    def kind(self) -> str:
+        return "zig" if self.zig_target else "gcc"
+
+    def cmake_args(self, *, static: bool = False) -> list[str]:
+        """Toolchain-specific configure arguments (``static``: a fully static program)."""
+        if not self.zig_target:
+            return []
+        target = self.static_zig_target if static and self.static_zig_target else self.zig_target
+        return [f"-DEDGEPACK_ZIG={self.cxx}", f"-DEDGEPACK_ZIG_TARGET={target}"]
 
 
 def is_vendor_triple(triple: str) -> bool:
@@ -85,6 +108,34 @@ def compiler_version(cxx: str) -> tuple[str, str]:
     return full, line
 
 
+def zig_program() -> str | None:
+    """The zig executable of the ``ziglang`` package (a dependency), else ``zig`` on PATH."""
+    try:
+        import ziglang  # type: ignore[import-untyped]
+    except ImportError:
+        return shutil.which("zig")
+    path = Path(ziglang.__file__).parent / "zig"
+    return str(path) if path.is_file() else shutil.which("zig")
+
+
+def zig_toolchain(board: Board, triple: str) -> Toolchain:
+    """zig for ``triple`` against ``board.min_glibc``."""
+    zig = zig_program()
+    if zig is None:
+        raise ToolchainError(f"zig not found: it builds {board.id} against glibc "
+                             f"{board.min_glibc}", hint="pip install ziglang")
+    try:
+        version = subprocess.run([zig, "version"], capture_output=True, text=True, timeout=60,
+                                 check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise ToolchainError(f"{zig} does not run: {exc}", hint="pip install ziglang") from exc
+    target = f"{triple}.{board.min_glibc}"
+    return Toolchain(triple=triple, cxx=zig, cc=zig, file=toolchain_file(ZIG_FILE),
+                     version=version, version_line=f"zig {version} ({target})", vendor=False,
+                     warning=None, zig_target=target, static_zig_target=ZIG_TRIPLES[triple],
+                     arch_flags=board.cpu.zig_flags or board.cpu.flags)
+
+
 def find_compiler(triple: str, search_path: str | None = None) -> tuple[str, str] | None:
     """Absolute paths of ``<triple>-g++`` and ``<triple>-gcc`` if both are on PATH."""
     cxx = shutil.which(f"{triple}-g++", path=search_path)
@@ -100,23 +151,33 @@ def resolve_toolchain(board: Board, search_path: str | None = None) -> Toolchain
         raise ToolchainError(f"board {board.id!r} lists no toolchains ({board.path})")
     skipped: list[str] = []
     for triple in board.toolchains:
+        if triple in ZIG_TRIPLES:
+            tc = zig_toolchain(board, triple)
+            return _with_warning(tc, skipped)
         found = find_compiler(triple, search_path)
         if found is None:
             skipped.append(triple)
             continue
         cxx, cc = found
         version, line = compiler_version(cxx)
-        warning = None
-        vendor_skipped = [t for t in skipped if is_vendor_triple(t)]
-        if vendor_skipped:
-            missing = vendor_skipped[0]
-            sdk = VENDOR_SDKS.get(missing, "the vendor SDK")
-            warning = (f"vendor toolchain {missing}-g++ not on PATH; using {triple}-g++ "
-                       f"(same ABI) — install {sdk} to use the vendor compiler")
-        return Toolchain(triple=triple, cxx=cxx, cc=cc, file=toolchain_file(triple),
-                         version=version, version_line=line, vendor=is_vendor_triple(triple),
-                         warning=warning)
+        return _with_warning(
+            Toolchain(triple=triple, cxx=cxx, cc=cc, file=toolchain_file(triple),
+                      version=version, version_line=line, vendor=is_vendor_triple(triple),
+                      warning=None, arch_flags=board.cpu.flags), skipped)
     tried = ", ".join(f"{t}-g++" for t in board.toolchains)
     hints = "; ".join(install_hint(t) for t in reversed(board.toolchains))
     raise ToolchainError(f"no compiler for board {board.id!r}: none of {tried} is on PATH",
                          hint=hints)
+
+
+def _with_warning(tc: Toolchain, skipped: list[str]) -> Toolchain:
+    """``tc`` with the warning for a preferred vendor compiler that was not on PATH."""
+    vendor_skipped = [t for t in skipped if is_vendor_triple(t)]
+    if not vendor_skipped:
+        return tc
+    missing = vendor_skipped[0]
+    sdk = VENDOR_SDKS.get(missing, "the vendor SDK")
+    using = f"zig ({tc.zig_target})" if tc.zig_target else f"{tc.triple}-g++"
+    warning = (f"vendor toolchain {missing}-g++ not on PATH; using {using} "
+               f"(same ABI) — install {sdk} to use the vendor compiler")
+    return Toolchain(**{**tc.__dict__, "warning": warning})
