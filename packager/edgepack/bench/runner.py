@@ -31,6 +31,7 @@ from edgepack import __version__
 from edgepack.artifact.container import open_artifact, read_file
 from edgepack.artifact.keys import load_device_private, load_publisher_public
 from edgepack.bench.report import REPORT_SCHEMA, compare_output, summarize, validate_report
+from edgepack.build.elfinfo import required_glibc
 from edgepack.device.client import AgentClient, AgentError, Hello, RunResult
 from edgepack.device.targets import Target, check_install_root, parse_target
 from edgepack.device.transport import TransportOptions, connect, start_agent
@@ -100,17 +101,21 @@ def _version_tuple(v: str) -> tuple[int, ...]:
     return tuple(int(p) for p in v.split(".") if p.isdigit())
 
 
-def preflight(hello: Hello, board: Board, need_bytes: int) -> list[str]:
-    """Problems that make a bench run meaningless or impossible; empty when all is well."""
+def preflight(hello: Hello, board: Board, need_bytes: int,
+              need_glibc: str | None = None) -> list[str]:
+    """Problems that make a bench run meaningless or impossible; empty when all is well.
+    ``need_glibc``: the highest GLIBC_ the runner needs (``elfinfo.required_glibc``); the
+    board's ``min_glibc`` when not given."""
     f = hello.facts
     problems = []
     machine = str(f.get("machine", ""))
     if machine not in MACHINES.get(board.arch, {board.arch}):
         problems.append(f"the device is {machine or 'unknown'}, board {board.id} is {board.arch}")
     glibc = f.get("glibc")
-    if glibc and _version_tuple(str(glibc)) < _version_tuple(board.min_glibc):
-        problems.append(f"device glibc {glibc} is older than the board's minimum "
-                        f"{board.min_glibc}")
+    need = need_glibc or board.min_glibc
+    if glibc and _version_tuple(str(glibc)) < _version_tuple(need):
+        problems.append(f"device glibc {glibc} is older than {need}, which edgepack-run needs "
+                        f"(board {board.id}: min_glibc {board.min_glibc})")
     free = int(f.get("root_free_bytes", 0))
     if free < need_bytes:
         problems.append(f"{free} bytes free at {f.get('root')}, {need_bytes} needed")
@@ -164,7 +169,7 @@ def _bench_on(agent: AgentClient, agent_uploaded: bool, opts: BenchOptions, boar
     hello = agent.hello_info
     assert hello is not None
     need = len(artifact_bytes) * 2 + runner.stat().st_size
-    problems = preflight(hello, board, need)
+    problems = preflight(hello, board, need, required_glibc([runner]))
     if problems:
         raise DeviceError("preflight failed on " + target.uri + ": " + "; ".join(problems))
     files: list[tuple[str, bytes, int]] = [
