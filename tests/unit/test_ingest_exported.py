@@ -240,3 +240,19 @@ def test_sizes_read_from_the_model_are_checked_before_allocating(tmp_path: Path,
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
     msg = refusal(save(tmp_path, model), (InputSpec("x", (1, 1)),))
     assert f"tensor 'c' (output of {op} '/grow') would have shape [100000, 100000]" in msg
+
+
+@pytest.mark.parametrize("op", ["ReduceMax", "ReduceMin"])
+def test_bool_reduce_of_opset_20_runs_as_uint8_at_17(op: str) -> None:
+    x = helper.make_tensor_value_info("x", TensorProto.BOOL, [3, 4])
+    y = helper.make_tensor_value_info("y", TensorProto.BOOL, [3])
+    axes = numpy_helper.from_array(np.array([1], np.int64), "axes")
+    graph = helper.make_graph([helper.make_node(op, ["x", "axes"], ["y"], keepdims=0,
+                                                name="/any")], "g", [x], [y], [axes])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)], ir_version=9)
+    converted = to_canonical("b.onnx", model, 20)
+    assert [n.op_type for n in converted.graph.node] == ["Cast", op, "Cast"]
+    feeds = {"x": np.array([[0, 0, 0, 0], [0, 1, 0, 0], [1, 1, 1, 1]], bool)}
+    (expected,) = run_onnxruntime(model, feeds)
+    (actual,) = run_onnxruntime(converted, feeds)
+    assert actual.dtype == np.bool_ and actual.tolist() == expected.tolist()

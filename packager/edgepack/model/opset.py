@@ -392,6 +392,28 @@ def _context(path_str: str, model: onnx.ModelProto) -> _Context:
     return _Context(path_str, model.graph, constants, shapes, types)
 
 
+def _bool_reduce(ctx: _Context, node: onnx.NodeProto) -> list[onnx.NodeProto]:
+    """ReduceMax/ReduceMin of bool (20): opset 17 reduces uint8, so cast there and back."""
+    kind = ctx.types.get(node.input[0]) if node.input else None
+    if node.op_type not in ("ReduceMax", "ReduceMin") or kind is None or (
+        kind.tensor_type.elem_type != onnx.TensorProto.BOOL
+    ):
+        return [node]
+    taken = {o for n in ctx.graph.node for o in n.output} | set(ctx.types) | set(ctx.constants)
+    widened, reduced = f"{node.name}/as_uint8", f"{node.name}/reduced_uint8"
+    while widened in taken or reduced in taken:
+        widened, reduced = widened + "_", reduced + "_"
+    source, output = node.input[0], node.output[0]
+    node.input[0], node.output[0] = widened, reduced
+    return [
+        helper.make_node("Cast", [source], [widened], to=onnx.TensorProto.UINT8,
+                         name=f"{node.name}/to_uint8"),
+        node,
+        helper.make_node("Cast", [reduced], [output], to=onnx.TensorProto.BOOL,
+                         name=f"{node.name}/to_bool"),
+    ]
+
+
 def downgrade(path_str: str, model: onnx.ModelProto, opset: int) -> onnx.ModelProto:
     """A copy of ``model`` (ai.onnx ``opset`` > 17, functions expanded and shape chains
     folded) in opset-17 form."""
@@ -399,8 +421,12 @@ def downgrade(path_str: str, model: onnx.ModelProto, opset: int) -> onnx.ModelPr
     out.CopyFrom(model)
     ctx = _context(path_str, out)
     ctx.graph = out.graph
+    nodes: list[onnx.NodeProto] = []
     for node in out.graph.node:
         _convert_node(ctx, node, opset)
+        nodes.extend(_bool_reduce(ctx, node))
+    del out.graph.node[:]
+    out.graph.node.extend(nodes)
     for imp in out.opset_import:
         if imp.domain in STANDARD_DOMAINS:
             imp.version = CANONICAL_OPSET
