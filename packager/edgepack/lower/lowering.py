@@ -30,7 +30,7 @@ SUPPORTED_OPS: frozenset[str] = runtime_ops()
 OPSET = 17
 MIN_OPSET = 13
 FUSABLE = frozenset({"Conv", "ConvTranspose", "Gemm", "MatMul"})
-ACTIVATIONS = frozenset({"Relu", "Clip", "HardSwish"})
+ACTIVATIONS = frozenset({"Relu", "Clip", "HardSwish", "HardSigmoid"})
 
 
 def unsupported_ops(model: onnx.ModelProto) -> list[tuple[str, str]]:
@@ -188,6 +188,7 @@ def lower(model: onnx.ModelProto, input_bounds: Mapping[str, int] | None = None)
     for node in nodes:
         attrs = resolve_defaults(node)
         lowered.extend(lower_node(node, attrs, consts, info))
+    lowered = _fuse_silu(lowered, {o.name for o in model.graph.output})
     lowered = _fuse_activations(lowered, {o.name for o in model.graph.output})
     return _build(model, lowered, consts, info)
 
@@ -205,6 +206,35 @@ def _bind_input_bounds(model: onnx.ModelProto, bounds: dict[str, int]) -> onnx.M
         dim0.Clear()
         dim0.dim_value = bound
     return bound_model
+
+
+def _fuse_silu(nodes: list[LoweredNode], graph_outputs: set[str]) -> list[LoweredNode]:
+    """``y = src(...); Mul(y, Sigmoid(y))`` (SiLU / Swish, as torch exports it) becomes ``src``
+    with activation "Silu" when y and the Sigmoid's output have no other reader."""
+    consumers: dict[str, int] = {}
+    for n in nodes:
+        for i in n.inputs:
+            if i:
+                consumers[i] = consumers.get(i, 0) + 1
+    producer = {n.outputs[0]: n for n in nodes if n.outputs}
+    dropped: set[int] = set()
+    for n in nodes:
+        if n.op_type != "Mul" or len(n.inputs) != 2 or len(n.outputs) != 1:
+            continue
+        for y, s in (n.inputs, n.inputs[::-1]):
+            sig, src = producer.get(s), producer.get(y)
+            if (
+                sig is not None and src is not None
+                and sig.op_type == "Sigmoid" and sig.inputs == [y]
+                and src.op_type in FUSABLE and "activation" not in src.attrs
+                and consumers.get(y) == 2 and consumers.get(s) == 1
+                and y not in graph_outputs and s not in graph_outputs
+            ):
+                src.attrs["activation"] = dg.Attr(dg.ATTR_STRING, "Silu")
+                src.outputs[0] = n.outputs[0]
+                dropped.update((id(sig), id(n)))
+                break
+    return [n for n in nodes if id(n) not in dropped]
 
 
 def _fuse_activations(nodes: list[LoweredNode], graph_outputs: set[str]) -> list[LoweredNode]:
@@ -229,6 +259,9 @@ def _fuse_activations(nodes: list[LoweredNode], graph_outputs: set[str]) -> list
             if n.op_type == "Clip":
                 src.attrs["activation_min"] = n.attrs["min"]
                 src.attrs["activation_max"] = n.attrs["max"]
+            elif n.op_type == "HardSigmoid":
+                src.attrs["activation_alpha"] = n.attrs["alpha"]
+                src.attrs["activation_beta"] = n.attrs["beta"]
             src.outputs[0] = n.outputs[0]
             continue
         out.append(n)

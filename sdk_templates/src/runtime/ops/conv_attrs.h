@@ -51,7 +51,11 @@ inline kernels::Epilogue read_epilogue(PrepareContext& ctx) {
     case FusedActivation::kRelu: ep.act = kernels::Activation::kRelu; break;
     case FusedActivation::kClip: ep.act = kernels::Activation::kClip; break;
     case FusedActivation::kHardSwish: ep.act = kernels::Activation::kHardSwish; break;
+    case FusedActivation::kHardSigmoid: ep.act = kernels::Activation::kHardSigmoid; break;
+    case FusedActivation::kSilu: ep.act = kernels::Activation::kSilu; break;
   }
+  ep.alpha = f.alpha;
+  ep.beta = f.beta;
   ep.clip_min = f.lo;
   ep.clip_max = f.hi;
   return ep;

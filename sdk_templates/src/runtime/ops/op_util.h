@@ -174,14 +174,17 @@ void for_each_broadcast(const Broadcast& b, int n, F&& f) {
 
 // Fused activation attributes ("activation", "activation_min", "activation_max").
 struct FusedActivation {
-  enum Kind { kNone, kRelu, kClip, kHardSwish } kind = kNone;
+  enum Kind { kNone, kRelu, kClip, kHardSwish, kHardSigmoid, kSilu } kind = kNone;
   float lo = 0.0f, hi = 0.0f;
+  float alpha = 0.2f, beta = 0.5f;  // kHardSigmoid
   float apply(float x) const {
     switch (kind) {
       case kNone: return x;
       case kRelu: return x > 0.0f ? x : 0.0f;
       case kClip: return std::min(std::max(x, lo), hi);
       case kHardSwish: return x * std::min(std::max(x / 6.0f + 0.5f, 0.0f), 1.0f);
+      case kHardSigmoid: return std::min(std::max(alpha * x + beta, 0.0f), 1.0f);
+      case kSilu: return x / (1.0f + std::exp(-x));
     }
     return x;
   }
@@ -192,6 +195,12 @@ inline FusedActivation read_activation(PrepareContext& ctx) {
   if (s.empty()) return a;
   if (s == "Relu") a.kind = FusedActivation::kRelu;
   else if (s == "HardSwish") a.kind = FusedActivation::kHardSwish;
+  else if (s == "Silu") a.kind = FusedActivation::kSilu;
+  else if (s == "HardSigmoid") {
+    a.kind = FusedActivation::kHardSigmoid;
+    a.alpha = ctx.attrs->get_float("activation_alpha", 0.2f);
+    a.beta = ctx.attrs->get_float("activation_beta", 0.5f);
+  }
   else if (s == "Clip") {
     a.kind = FusedActivation::kClip;
     a.lo = ctx.attrs->get_float("activation_min", -INFINITY);

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // Element-wise unary ops. float32: Sqrt, Exp, Log, Neg, Abs, Sign, Floor, Ceil, Round,
 // Reciprocal, Relu, LeakyRelu, Clip, Sigmoid, Tanh, HardSigmoid, HardSwish, Softplus, Softsign,
-// Mish, Erf, Elu, Sin, Cos. Integer dtypes: Neg, Abs, Sign, Relu, Clip. bool: Not.
+// Erf, Elu, Sin, Cos (Mish and Gelu arrive as their ONNX function bodies from ingest).
+// Integer dtypes: Neg, Abs, Sign, Relu, Clip. bool: Not.
 #include <cmath>
 
 #include "runtime/ops/op_util.h"
@@ -12,7 +13,7 @@ namespace {
 
 enum class Un {
   kSqrt, kExp, kLog, kNeg, kAbs, kSign, kFloor, kCeil, kRound, kReciprocal, kRelu, kLeakyRelu,
-  kClip, kSigmoid, kTanh, kHardSigmoid, kHardSwish, kSoftplus, kSoftsign, kMish, kErf, kElu,
+  kClip, kSigmoid, kTanh, kHardSigmoid, kHardSwish, kSoftplus, kSoftsign, kErf, kElu,
   kSin, kCos, kNot, kUnknown
 };
 
@@ -28,7 +29,7 @@ Un parse(const std::string& t) {
       {"Round", Un::kRound}, {"Reciprocal", Un::kReciprocal}, {"Relu", Un::kRelu},
       {"LeakyRelu", Un::kLeakyRelu}, {"Clip", Un::kClip}, {"Sigmoid", Un::kSigmoid},
       {"Tanh", Un::kTanh}, {"HardSigmoid", Un::kHardSigmoid}, {"HardSwish", Un::kHardSwish},
-      {"Softplus", Un::kSoftplus}, {"Softsign", Un::kSoftsign}, {"Mish", Un::kMish},
+      {"Softplus", Un::kSoftplus}, {"Softsign", Un::kSoftsign},
       {"Erf", Un::kErf}, {"Elu", Un::kElu}, {"Sin", Un::kSin}, {"Cos", Un::kCos},
       {"Not", Un::kNot}};
   for (const auto& e : kTable)
@@ -66,7 +67,6 @@ void apply(const float* x, float* y, int64_t n, float alpha, float beta) {
     else if constexpr (OP == Un::kHardSwish) y[i] = v * std::min(std::max(v / 6.0f + 0.5f, 0.0f), 1.0f);
     else if constexpr (OP == Un::kSoftplus) y[i] = softplus(v);
     else if constexpr (OP == Un::kSoftsign) y[i] = v / (1.0f + std::fabs(v));
-    else if constexpr (OP == Un::kMish) y[i] = v * std::tanh(softplus(v));
     else if constexpr (OP == Un::kErf) y[i] = std::erf(v);
     else if constexpr (OP == Un::kElu) y[i] = v >= 0.0f ? v : alpha * (std::exp(v) - 1.0f);
     else if constexpr (OP == Un::kSin) y[i] = std::sin(v);
@@ -160,7 +160,7 @@ void unary_run(RunContext& ctx) {
       EDGEPACK_UNARY_CASE(kLeakyRelu) EDGEPACK_UNARY_CASE(kClip) EDGEPACK_UNARY_CASE(kSigmoid)
       EDGEPACK_UNARY_CASE(kTanh) EDGEPACK_UNARY_CASE(kHardSigmoid)
       EDGEPACK_UNARY_CASE(kHardSwish) EDGEPACK_UNARY_CASE(kSoftplus)
-      EDGEPACK_UNARY_CASE(kSoftsign) EDGEPACK_UNARY_CASE(kMish) EDGEPACK_UNARY_CASE(kErf)
+      EDGEPACK_UNARY_CASE(kSoftsign) EDGEPACK_UNARY_CASE(kErf)
       EDGEPACK_UNARY_CASE(kElu) EDGEPACK_UNARY_CASE(kSin) EDGEPACK_UNARY_CASE(kCos)
 #undef EDGEPACK_UNARY_CASE
       default: break;
