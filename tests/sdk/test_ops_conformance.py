@@ -214,19 +214,19 @@ def _new_op_cases() -> list[Case]:
         c.append(Case(op.lower(), op, {"x": f32(3, 7, lo=lo, hi=30.0 if op == "Softplus" else 3.0)},
                       atol=1e-5))
     c.append(Case("round_half_even", "Round",
-                  {"x": np.float32([-2.5, -1.5, -0.5, 0.5, 1.5, 2.5, 0.4, -0.6])}))
+                  {"x": np.array([-2.5, -1.5, -0.5, 0.5, 1.5, 2.5, 0.4, -0.6], np.float32)}))
     c.append(Case("elu", "Elu", {"x": f32(4, 5)}, attrs={"alpha": 0.7}))
     c.append(Case("abs_int32", "Abs", {"x": ints(-9, 9, 3, 4, dtype=np.int32)}))
     c.append(Case("clip_min_above_max", "Clip", {"x": f32(4, 5)},
-                  {"lo": np.float32(0.5), "hi": np.float32(-0.5)}))
+                  {"lo": np.array(0.5, np.float32), "hi": np.array(-0.5, np.float32)}))
     c.append(Case("clip_int8", "Clip", {"x": ints(-100, 100, 4, 5, dtype=np.int8)},
-                  {"lo": np.int8(-20), "hi": np.int8(30)}))
+                  {"lo": np.array(-20, np.int8), "hi": np.array(30, np.int8)}))
     c.append(Case("max3_bcast", "Max", {"a": f32(2, 3, 4), "b": f32(3, 1), "c": f32(4)}))
     c.append(Case("min2_int64", "Min", {"a": ints(-9, 9, 3, 4), "b": ints(-9, 9, 4)}))
     c.append(Case("prelu_channel", "PRelu", {"x": f32(2, 3, 4, 4)}, {"s": f32(3, 1, 1)}))
     c.append(Case("mod_int_sign", "Mod", {"a": ints(-20, 20, 3, 4), "b": ints(1, 6, 4)}))
     c.append(Case("mod_fmod_float", "Mod", {"a": f32(3, 4, lo=-5, hi=5)},
-                  {"b": np.float32([1.5, -2.0, 0.7, 3.0])}, attrs={"fmod": 1}))
+                  {"b": np.array([1.5, -2.0, 0.7, 3.0], np.float32)}, attrs={"fmod": 1}))
     bits = {"a": RNG.random((3, 4)) > 0.5, "b": RNG.random((4,)) > 0.5}
     for op in ("And", "Or", "Xor"):
         c.append(Case(op.lower(), op, dict(bits)))
@@ -289,7 +289,7 @@ def _new_op_cases() -> list[Case]:
     c.append(Case("maxpool_uint8", "MaxPool", {"x": ints(0, 255, 1, 2, 5, 5, dtype=np.uint8)},
                   attrs={"kernel_shape": [2, 2]}))
     c.append(Case("resize_cubic", "Resize", {"x": f32(1, 2, 5, 6)},
-                  {"roi": np.zeros(0, np.float32), "sc": np.float32([1, 1, 1.6, 0.5])},
+                  {"roi": np.zeros(0, np.float32), "sc": np.array([1, 1, 1.6, 0.5], np.float32)},
                   attrs={"mode": "cubic"}, atol=1e-4))
     c.append(Case("topk_int64", "TopK", {"x": ints(-9, 9, 2, 7)}, {"k": i64(3)}, outputs=2))
     return c
