@@ -142,6 +142,17 @@ def test_op_outside_its_table_dtypes_is_refused_at_pack_time() -> None:
         lower(m)
 
 
+def test_huge_tensor_from_model_values_is_refused_before_allocating() -> None:
+    # Expand of a constant to a shape read from the model: neither folded (which would
+    # allocate 40 TB) nor planned; one error naming the tensor.
+    m = _model([helper.make_node("Expand", ["c", "s"], ["e"]),
+                helper.make_node("Add", ["x", "e"], ["y"])],
+               [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])], ["y"],
+               {"c": np.ones(1, np.float32), "s": np.array([100000, 100000, 1000], np.int64)})
+    with pytest.raises(ModelError, match=r"tensor 'e' would take 40000000000000 bytes"):
+        lower(m)
+
+
 def test_op_list_h_is_generated_from_the_capability_table() -> None:
     from edgepack.lower.capabilities import OP_LIST_H, render_op_list
 

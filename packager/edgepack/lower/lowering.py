@@ -10,6 +10,7 @@ Conv/Gemm/MatMul; plan memory; serialise.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 import onnx
@@ -128,6 +129,7 @@ def _fold_constants(
             and all(i in consts for i in ins)
             and not any(o in graph_outputs for o in node.output)
             and sum(int(consts[i].size) for i in ins) <= 1 << 16
+            and _small_output(node, shapes)
         )
         if foldable:
             feeds = {i: consts[i] for i in ins}
@@ -137,6 +139,23 @@ def _fold_constants(
             continue
         remaining.append(node)
     return remaining, consts  # type: ignore[return-value]
+
+
+# Ops whose output size comes from values (a shape, repeats, sizes, pads, a range), not from
+# their inputs' sizes: folded only when shape inference bounds the output.
+_EXPANDING = frozenset({"Expand", "Tile", "ConstantOfShape", "Range", "Resize", "Pad",
+                        "Upsample", "MatMul", "Gemm"})
+FOLD_MAX_ELEMENTS = 1 << 22
+MAX_TENSOR_BYTES = 1 << 32  # a tensor larger than this is refused at pack time
+
+
+def _small_output(node: onnx.NodeProto, shapes: dict[str, list[int]]) -> bool:
+    if node.op_type not in _EXPANDING:
+        return True
+    for o in node.output:
+        if o and (o not in shapes or math.prod(shapes[o]) > FOLD_MAX_ELEMENTS):
+            return False
+    return True
 
 
 def _one_node_model(node: onnx.NodeProto, model: onnx.ModelProto) -> onnx.ModelProto:
@@ -292,6 +311,10 @@ def _build(
             if name not in info:
                 raise ModelError(f"tensor '{name}' has no static shape after shape inference")
             dtype, shape, dyn = info[name]
+            nbytes = math.prod(shape) * dg.NUMPY_DTYPES[dtype].itemsize
+            if nbytes > MAX_TENSOR_BYTES:
+                raise ModelError(f"tensor '{name}' would take {nbytes} bytes (shape {shape}); "
+                                 f"the limit is {MAX_TENSOR_BYTES}")
             t = dg.TensorDef(name, dtype, shape, dg.FLAG_DYNAMIC_DIM0 if dyn else 0)
         index[name] = len(tensors)
         tensors.append(t)
