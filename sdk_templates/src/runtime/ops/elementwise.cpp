@@ -200,14 +200,12 @@ void where_run(RunContext& ctx) {
     throw Error(ErrorCode::kRuntimeError, std::string("shapes do not broadcast in ") + ctx.node_name);
   for (int d = 0; d < bc.rank; ++d) out->shape[d] = bc.shape[d];
   const bool* pc = c->as<bool>();
-  dispatch(x->dtype, [&](auto tag) {
-    using T = decltype(tag);
-    const T* px = x->as<T>();
-    const T* py = y->as<T>();
-    T* po = out->as<T>();
-    for_each_broadcast(bc, 3, [&](int64_t i, int64_t ic, int64_t ix, int64_t iy) {
-      po[i] = pc[ic] ? px[ix] : py[iy];
-    });
+  const size_t es = dtype_size(x->dtype);  // any dtype: elements are copied as bytes
+  const uint8_t* px = static_cast<const uint8_t*>(x->data);
+  const uint8_t* py = static_cast<const uint8_t*>(y->data);
+  uint8_t* po = static_cast<uint8_t*>(out->data);
+  for_each_broadcast(bc, 3, [&](int64_t i, int64_t ic, int64_t ix, int64_t iy) {
+    std::memcpy(po + i * es, pc[ic] ? px + ix * es : py + iy * es, es);
   });
 }
 

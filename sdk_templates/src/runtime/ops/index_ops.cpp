@@ -70,7 +70,6 @@ void gather_elements_prepare(PrepareContext& ctx) {
   need_outputs(ctx, 1);
   if (!is_index(idx->dtype)) ctx.fail("indices must be int32 or int64");
   if (idx->rank != data->rank) ctx.fail("indices and data ranks differ");
-  if (data->dtype == DType::kFloat16) ctx.fail("float16: cast first");
   need_dtype(ctx, *ctx.outputs[0], data->dtype);
   need_shape(ctx, *ctx.outputs[0], idx->static_dims());
   auto st = std::make_unique<IndexState>();
