@@ -153,6 +153,21 @@ def test_huge_tensor_from_model_values_is_refused_before_allocating() -> None:
         lower(m)
 
 
+def test_dtype_codes_agree_between_python_and_cpp() -> None:
+    import re
+
+    repo = Path(__file__).resolve().parents[2]
+    header = (repo / "sdk_templates/src/runtime/runtime.h").read_text(encoding="utf-8")
+    enum = re.search(r"enum class DType : int \{([^}]*)\}", header)
+    assert enum is not None
+    codes = {int(v): k for k, v in re.findall(r"k(\w+) = (\d+)", enum.group(1))}
+    names = (repo / "sdk_templates/src/runtime/dtype.cpp").read_text(encoding="utf-8")
+    cpp = {code: dict(re.findall(r'case DType::k(\w+): return "(\w+)"', names))[enum_name]
+           for code, enum_name in codes.items()}
+    assert cpp == {code: name for name, code in dg.DTYPES.items()}
+    assert f"kMaxDType = {max(codes)};" in header
+
+
 def test_op_list_h_is_generated_from_the_capability_table() -> None:
     from edgepack.lower.capabilities import OP_LIST_H, render_op_list
 

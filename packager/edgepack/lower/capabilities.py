@@ -17,12 +17,13 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+from edgepack.lower.device_graph import DTYPES
+
 TABLE = Path(__file__).with_name("op_table.toml")
 OP_LIST_H = Path("sdk_templates/src/runtime/ops/op_list.h")  # relative to the repository root
 # Ops folded away at lowering time when their inputs are known (never reach the device).
 FOLDABLE_ONLY: frozenset[str] = frozenset({"Constant", "Shape", "ConstantOfShape", "Size"})
-DTYPE_NAMES = ("float32", "uint8", "int32", "int64", "bool", "int8", "int16", "float16", "uint16",
-               "uint32", "uint64", "float64")
+DTYPE_NAMES = tuple(DTYPES)  # the device graph's dtypes (lower/device_graph.py)
 
 
 @dataclass(frozen=True)
