@@ -168,6 +168,14 @@ def test_dtype_codes_agree_between_python_and_cpp() -> None:
     assert f"kMaxDType = {max(codes)};" in header
 
 
+def test_tensor_of_a_dtype_without_an_edgepack_code_is_refused_by_name() -> None:
+    m = _model([helper.make_node("Relu", ["x"], ["y"])],
+               [helper.make_tensor_value_info("x", TensorProto.BFLOAT16, [2])], ["y"])
+    with pytest.raises(ModelError, match=r"tensor '(x|y)' has dtype BFLOAT16, which the CPU "
+                                         r"runtime does not support \(bool, float16"):
+        lower(m)
+
+
 def test_op_list_h_is_generated_from_the_capability_table() -> None:
     from edgepack.lower.capabilities import OP_LIST_H, render_op_list
 

@@ -137,7 +137,11 @@ def infer_with_bounds(
         if any(d < 0 for d in shape):
             continue
         if elem_type not in ONNX_DTYPES:
-            continue
+            kind = onnx.TensorProto.DataType.Name(elem_type) if elem_type else "no type"
+            raise ModelError(
+                f"tensor '{name}' has dtype {kind}, which the CPU runtime does not support "
+                f"({', '.join(sorted(set(ONNX_DTYPES.values())))})"
+            )
         info[name] = (ONNX_DTYPES[elem_type], shape, name in dynamic)
     for name, value in consts.items():
         arr = np.asarray(value)
