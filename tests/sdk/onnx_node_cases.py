@@ -1,11 +1,13 @@
 # SPDX-License-Identifier: Apache-2.0
 """The ONNX backend node tests (``onnx.backend.test.case.node``) run through edgepack.
 
-Each single-node case of an op in the capability table (lower/op_table.toml) is converted to
-opset 17 when it declares another opset (the onnx version converter, as ingest does; a case it
-cannot convert fails), its inputs that the table marks ``const_inputs`` are bound to the case's
-values (a packed model has them constant), lowered, run by the native ``edgepack-graph-run`` and
-compared with the case's expected outputs at the case's own tolerance (onnx's rtol/atol).
+Each single-node case of an op in the capability table (lower/op_table.toml) has its inputs
+that the table marks ``const_inputs`` bound to the case's values (a packed model has them
+constant), is converted to opset 17 when it declares another opset (with ingest's own
+conversion, model/opset.py; a case it cannot convert fails), lowered, run by the native
+``edgepack-graph-run`` (two worker processes, one runner process per case) and compared with the
+case's expected outputs at the case's own tolerance (onnx's rtol/atol, NaN where NaN is
+expected). Cases whose tensors have a dtype edgepack has no code for are counted apart.
 
 The cases are generated once per onnx version into ``build/onnx-node-cases/`` (the onnx package
 writes them from Python in about a minute). Used by tests/sdk/test_onnx_node.py; run as a script
