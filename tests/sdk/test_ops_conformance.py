@@ -286,6 +286,9 @@ def _new_op_cases() -> list[Case]:
                   attrs={"kernel_shape": [3], "strides": [2]}))
     c.append(Case("avgpool_3d", "AveragePool", {"x": f32(1, 2, 4, 5, 6)},
                   attrs={"kernel_shape": [2, 3, 2], "pads": [0, 1, 1, 1, 0, 0]}))
+    c.append(Case("maxpool_indices", "MaxPool", {"x": f32(2, 3, 6, 5)},
+                  attrs={"kernel_shape": [3, 2], "strides": [2, 2], "pads": [1, 0, 1, 1]},
+                  outputs=2))
     c.append(Case("maxpool_uint8", "MaxPool", {"x": ints(0, 255, 1, 2, 5, 5, dtype=np.uint8)},
                   attrs={"kernel_shape": [2, 2]}))
     c.append(Case("resize_cubic", "Resize", {"x": f32(1, 2, 5, 6)},

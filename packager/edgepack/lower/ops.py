@@ -280,10 +280,11 @@ def _as_2d(c: _Ctx, rule: Callable[[_Ctx], list[LoweredNode]]) -> list[LoweredNo
 
 
 def _pool(c: _Ctx) -> list[LoweredNode]:
-    if len(c.in_shape(0)) == 3 and len([o for o in c.node.output if o]) == 1:
+    indices = len([o for o in c.node.output if o]) > 1
+    if len(c.in_shape(0)) == 3 and not indices:
         return _as_2d(c, _pool)
-    if len([o for o in c.node.output if o]) > 1:
-        raise c.fail("the Indices output of MaxPool is not supported")
+    if indices and len(c.in_shape(0)) == 3:
+        raise c.fail("the Indices output of a 1-D MaxPool is not supported")
     x = c.in_shape(0)
     if len(x) not in (4, 5):
         raise c.fail(f"only 1-D, 2-D and 3-D pooling (rank 3 to 5) is supported, got rank {len(x)}")

@@ -19,7 +19,6 @@ void pool_prepare(PrepareContext& ctx) {
   Tensor* x = need_input(ctx, 0, "X");
   if (x->rank != 4 && x->rank != 5) ctx.fail("input needs rank 4 or 5 (NCHW, NCDHW)");
   need_dtype(ctx, *x, DType::kFloat32);
-  need_outputs(ctx, 1);
   const int n = x->rank - 2;
   auto st = std::make_unique<PoolState>();
   st->max = ctx.op_type == "MaxPool";
@@ -53,7 +52,15 @@ void pool_prepare(PrepareContext& ctx) {
     if (ceil && (o - 1) * st->s[a] >= in + st->pa[a]) --o;
     out.push_back(o);
   }
+  const bool indices = ctx.outputs.size() == 2 && ctx.outputs[1];
+  if (ctx.outputs.empty() || ctx.outputs.size() > 2 || (indices && !st->max))
+    ctx.fail("expected Y (and for MaxPool optionally Indices)");
   need_shape(ctx, *ctx.outputs[0], out);
+  if (indices) {
+    need_dtype(ctx, *ctx.outputs[1], DType::kInt64);
+    need_shape(ctx, *ctx.outputs[1], out);
+    if (ctx.attrs->get_int("storage_order", 0) != 0) ctx.fail("storage_order=1 is not supported");
+  }
   ctx.state = std::move(st);
 }
 
@@ -71,6 +78,8 @@ void pool_run(RunContext& ctx) {
   const int64_t isz = in[0] * in[1] * in[2], osz = on[0] * on[1] * on[2];
   const float* px = x->as<float>();
   float* py = y->as<float>();
+  // MaxPool's Indices: flat row-major indices into X (batch and channel included).
+  int64_t* pi = ctx.outputs->size() == 2 && ctx.output(1) ? ctx.output(1)->as<int64_t>() : nullptr;
   parallel(ctx.pool, planes, [&](int64_t p0, int64_t p1) {
     for (int64_t p = p0; p < p1; ++p) {
       const float* src = px + p * isz;
@@ -82,7 +91,7 @@ void pool_run(RunContext& ctx) {
             int64_t start[3];
             for (int a = 0; a < 3; ++a) start[a] = o[a] * st.s[a] - st.pa[a];
             float acc = st.max ? -INFINITY : 0.0f;
-            int64_t count = 0;
+            int64_t count = 0, best = -1;
             for (int64_t kz = 0; kz < st.k[0]; ++kz) {
               const int64_t zz = start[0] + kz * st.d[0];
               if (zz < 0 || zz >= in[0]) continue;
@@ -92,9 +101,14 @@ void pool_run(RunContext& ctx) {
                 for (int64_t kx = 0; kx < st.k[2]; ++kx) {
                   const int64_t xx = start[2] + kx * st.d[2];
                   if (xx < 0 || xx >= in[2]) continue;
-                  const float v = src[(zz * in[1] + yy) * in[2] + xx];
-                  if (st.max) acc = std::max(acc, v);
-                  else acc += v;
+                  const int64_t at = (zz * in[1] + yy) * in[2] + xx;
+                  const float v = src[at];
+                  if (st.max) {
+                    if (best < 0 || v > acc) best = at;
+                    acc = std::max(acc, v);
+                  } else {
+                    acc += v;
+                  }
                   ++count;
                 }
               }
@@ -111,7 +125,9 @@ void pool_run(RunContext& ctx) {
               }
               acc = count ? acc / static_cast<float>(count) : 0.0f;
             }
-            dst[(o[0] * on[1] + o[1]) * on[2] + o[2]] = acc;
+            const int64_t oi = (o[0] * on[1] + o[1]) * on[2] + o[2];
+            dst[oi] = acc;
+            if (pi) pi[p * osz + oi] = p * isz + best;
           }
     }
   });
