@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 // Checks every optimised CPU kernel against a naive reference over many shapes: GEMM (odd sizes,
 // tails, M/N/K = 1, transposes, leading dimensions, alpha/beta, bias, every activation, packed
-// and unpacked operands), Conv and ConvTranspose (strides, dilations, groups, depthwise,
-// asymmetric pads), each with 1..4 threads. Prints one line per failure; exit status 1 if any.
+// and unpacked operands), Conv and ConvTranspose (strides, dilations, groups, depthwise of every
+// kernel size, stride and dilation, asymmetric pads), each with 1..4 threads. Prints one line per failure; exit status 1 if any.
+#include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -48,6 +50,8 @@ k::Epilogue make_epilogue(int act, const float* bias, bool per_row) {
   ep.act = static_cast<k::Activation>(act);
   ep.clip_min = -0.25f;
   ep.clip_max = 0.5f;
+  ep.alpha = 0.3f;  // HardSigmoid: not the defaults, so a dropped value shows
+  ep.beta = 0.4f;
   return ep;
 }
 
@@ -66,8 +70,16 @@ void compare(const std::string& what, const std::vector<float>& got, const std::
   }
 }
 
+constexpr int kActivations = 6;  // k::Activation values: none, relu, clip, hardswish, hardsigmoid, silu
+
+// Exact (double) activations, independent of the kernels' approximations.
 double activate_ref(const k::Epilogue& ep, double x) {
-  return static_cast<double>(k::activate(ep, static_cast<float>(x)));
+  switch (ep.act) {
+    case k::Activation::kHardSigmoid:
+      return std::min(std::max(static_cast<double>(ep.alpha) * x + static_cast<double>(ep.beta), 0.0), 1.0);
+    case k::Activation::kSilu: return x / (1.0 + std::exp(-x));
+    default: return static_cast<double>(k::activate(ep, static_cast<float>(x)));
+  }
 }
 
 void test_threadpool() {
@@ -158,7 +170,7 @@ void test_gemm_case(int64_t m, int64_t n, int64_t kd, bool ta, bool tb, int64_t 
 
 void test_gemm(ThreadPool* pools[4]) {
   const int64_t sizes[] = {1, 2, 3, 5, 7, 8, 9, 13, 16, 17, 31, 33, 64, 100};
-  std::uniform_int_distribution<int> pick(0, 13), coin(0, 1), act(0, 3), bias(0, 2), pad(0, 3),
+  std::uniform_int_distribution<int> pick(0, 13), coin(0, 1), act(0, kActivations - 1), bias(0, 2), pad(0, 3),
       tp(0, 4);
   const float alphas[] = {1.0f, 0.5f, -2.0f};
   const float betas[] = {0.0f, 1.0f, -0.7f};
@@ -211,7 +223,7 @@ void test_conv_case(const k::Conv2dParams& p, int act, bool with_bias, ThreadPoo
         }
     }
   k::Conv2d conv;
-  conv.prepare(p, w.data(), with_bias ? bias.data() : nullptr, ep);
+  conv.prepare(p, w.data(), with_bias ? bias.data() : nullptr, ep, pool ? pool->threads() : 1);
   Scratch scratch;
   float* s = scratch.get(conv.scratch_bytes());
   std::vector<float> out(ref.size(), std::nanf(""));
@@ -235,7 +247,7 @@ void test_conv_case(const k::Conv2dParams& p, int act, bool with_bias, ThreadPoo
 void test_conv(ThreadPool* pools[4]) {
   std::uniform_int_distribution<int> r(0, 1 << 20);
   auto any = [&](int lo, int hi) { return lo + r(g_rng) % (hi - lo + 1); };
-  int paths[3] = {0, 0, 0};
+  int paths[4] = {0, 0, 0, 0};
   for (int iter = 0; iter < 300; ++iter) {
     k::Conv2dParams p;
     const int kind = iter % 4;  // 0: general, 1: depthwise 3x3, 2: pointwise, 3: grouped
@@ -263,7 +275,7 @@ void test_conv(ThreadPool* pools[4]) {
       p.out_channels = any(1, 20);
     }
     if (p.out_h() < 1 || p.out_w() < 1) continue;
-    test_conv_case(p, iter % 4, iter % 5 != 0, iter % 3 == 0 ? nullptr : pools[iter % 4]);
+    test_conv_case(p, iter % kActivations, iter % 5 != 0, iter % 3 == 0 ? nullptr : pools[iter % 4]);
     k::Conv2d probe;
     probe.prepare(p, random_vec(static_cast<size_t>(p.out_channels * (p.in_channels / p.groups) * p.kernel_h * p.kernel_w)).data(), nullptr, k::Epilogue{});
     paths[static_cast<int>(probe.path())]++;
@@ -283,7 +295,7 @@ void test_conv(ThreadPool* pools[4]) {
   // <= 4096 floats) and the row-by-row path for large planes; asymmetric pads.
   for (int big = 0; big < 2; ++big)
     for (int stride = 1; stride <= 2; ++stride)
-      for (int act = 0; act < 4; ++act) {
+      for (int act = 0; act < kActivations; ++act) {
         k::Conv2dParams d;
         d.in_channels = d.out_channels = d.groups = 3;
         d.in_h = big ? 71 : 14;
@@ -311,6 +323,86 @@ void test_conv(ThreadPool* pools[4]) {
   }
 }
 
+// Depthwise of every kernel size, stride, dilation and pad (the kDepthwise path: all but 3x3
+// with stride 1/2 and no dilation), every activation, 1..4 threads, row lengths below, at and
+// above each vector width; plus network-sized layers (MobileNetV3 / EfficientNet 5x5, a 7x7).
+void test_depthwise(ThreadPool* pools[4]) {
+  std::uniform_int_distribution<int> r(0, 1 << 20);
+  auto any = [&](int lo, int hi) { return lo + r(g_rng) % (hi - lo + 1); };
+  int reached = 0;
+  for (int iter = 0; iter < 240; ++iter) {
+    k::Conv2dParams p;
+    p.batch = any(1, 2);
+    p.groups = p.in_channels = p.out_channels = any(1, 6);
+    p.in_h = any(1, 20);
+    p.in_w = any(1, 70);
+    p.kernel_h = any(1, 7);
+    p.kernel_w = any(1, 7);
+    p.stride_h = any(1, 3);
+    p.stride_w = any(1, 3);
+    p.dilation_h = any(1, 3);
+    p.dilation_w = any(1, 3);
+    p.pad_top = any(0, 3); p.pad_left = any(0, 3); p.pad_bottom = any(0, 3); p.pad_right = any(0, 3);
+    if (p.out_h() < 1 || p.out_w() < 1) continue;
+    k::Conv2d probe;
+    probe.prepare(p, random_vec(static_cast<size_t>(p.out_channels * p.kernel_h * p.kernel_w)).data(),
+                  nullptr, k::Epilogue{});
+    reached += probe.path() == k::Conv2d::Path::kDepthwise;
+    test_conv_case(p, iter % kActivations, iter % 3 != 0, iter % 5 == 0 ? nullptr : pools[iter % 4]);
+  }
+  ++g_checks;
+  if (reached < 100) {
+    ++g_failures;
+    std::printf("FAIL depthwise sweep reached the kDepthwise path only %d times\n", reached);
+  }
+  struct Layer {
+    int64_t c, hw, k, s, d;
+  };
+  for (const Layer& l : {Layer{72, 28, 5, 2, 1}, Layer{240, 14, 5, 1, 1}, Layer{32, 56, 7, 1, 1},
+                         Layer{48, 33, 3, 1, 2}, Layer{16, 40, 3, 3, 1}, Layer{64, 7, 5, 1, 1}}) {
+    k::Conv2dParams p;
+    p.groups = p.in_channels = p.out_channels = l.c;
+    p.in_h = p.in_w = l.hw;
+    p.kernel_h = p.kernel_w = l.k;
+    p.stride_h = p.stride_w = l.s;
+    p.dilation_h = p.dilation_w = l.d;
+    p.pad_top = p.pad_left = p.pad_bottom = p.pad_right = l.d * (l.k - 1) / 2;
+    for (int t = 0; t < 4; ++t) test_conv_case(p, (t + static_cast<int>(l.k)) % kActivations, true, pools[t]);
+  }
+}
+
+// The pool's cost on small ops: 64 items of `len` multiply-adds each (a few thousand to a few
+// hundred thousand in all, like squeeze-and-excitation layers or late 7x7 stages), split over the
+// pool vs run inline; medians of many calls. Printed, not checked (it depends on the machine's
+// load): it sizes kMinParallelWork.
+void measure_pool_cost(ThreadPool* pools[4]) {
+  for (int len : {64, 1024, 4096}) {
+    std::vector<float> data(static_cast<size_t>(64 * len), 1.0f);
+    auto item = [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) {
+        float acc = 0.0f;
+        for (int j = 0; j < len; ++j) acc += data[static_cast<size_t>(i * len + j)] * 0.5f;
+        data[static_cast<size_t>(i * len)] = acc * 1e-6f + 1.0f;
+      }
+    };
+    auto median_us = [&](ThreadPool* pool) {
+      std::vector<double> us;
+      for (int i = 0; i < 1000; ++i) {
+        const auto t0 = std::chrono::steady_clock::now();
+        if (pool != nullptr)
+          pool->parallel_for(64, item);
+        else
+          item(0, 64);
+        us.push_back(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count());
+      }
+      std::sort(us.begin(), us.end());
+      return us[us.size() / 2];
+    };
+    std::printf("pool: %d multiply-adds inline %.2f us; 2 threads %.2f us, 4 threads %.2f us\n",
+                64 * len, median_us(nullptr), median_us(pools[1]), median_us(pools[3]));
+  }
+}
+
 void test_conv_transpose(ThreadPool* pools[4]) {
   std::uniform_int_distribution<int> r(0, 1 << 20);
   auto any = [&](int lo, int hi) { return lo + r(g_rng) % (hi - lo + 1); };
@@ -332,7 +424,7 @@ void test_conv_transpose(ThreadPool* pools[4]) {
     const auto x = random_vec(static_cast<size_t>(p.batch * p.in_channels * p.in_h * p.in_w));
     const auto w = random_vec(static_cast<size_t>(p.in_channels * cout_g * p.kernel_h * p.kernel_w));
     const auto bias = random_vec(static_cast<size_t>(p.out_channels));
-    const k::Epilogue ep = make_epilogue(iter % 4, nullptr, true);
+    const k::Epilogue ep = make_epilogue(iter % kActivations, nullptr, true);
     const int64_t oh_n = p.out_h(), ow_n = p.out_w();
     std::vector<double> acc(static_cast<size_t>(p.batch * p.out_channels * oh_n * ow_n), 0.0), mag(acc.size(), 0.0);
     for (int64_t b = 0; b < p.batch; ++b)
@@ -376,7 +468,9 @@ int main() {
   test_threadpool();
   test_gemm(pools);
   test_conv(pools);
+  test_depthwise(pools);
   test_conv_transpose(pools);
+  measure_pool_cost(pools);
   std::printf("%d checks, %d failures\n", g_checks, g_failures);
   return g_failures == 0 ? 0 : 1;
 }

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 
 namespace edgepack {
 namespace kernels {
@@ -12,6 +13,8 @@ enum class Activation : int {
   kRelu = 1,       // max(x, 0)
   kClip = 2,       // min(max(x, lo), hi); ReLU6 is Clip(0, 6)
   kHardSwish = 3,  // x * clamp(x / 6 + 0.5, 0, 1) (ONNX HardSwish)
+  kHardSigmoid = 4,  // clamp(alpha * x + beta, 0, 1) (ONNX HardSigmoid)
+  kSilu = 5,       // x * sigmoid(x) (SiLU / Swish: Mul(x, Sigmoid(x)) fused by lowering)
 };
 
 // What happens to each output value after the sum of products: + bias, then the activation.
@@ -21,6 +24,8 @@ struct Epilogue {
   Activation act = Activation::kNone;
   float clip_min = 0.0f;        // kClip only
   float clip_max = 6.0f;
+  float alpha = 0.2f;           // kHardSigmoid only
+  float beta = 0.5f;
 
   bool is_identity() const { return bias == nullptr && act == Activation::kNone; }
 };
@@ -29,6 +34,30 @@ struct Epilogue {
 // the full matrix so the right bias entries are used.
 void apply_epilogue(const Epilogue& ep, float* c, int64_t ldc, int64_t rows, int64_t cols,
                     int64_t row0, int64_t col0);
+
+// e^x for x in float range, branch-free (so loops over it vectorise): x = n ln2 + r with
+// |r| <= ln2 / 2, e^r by the Cephes expf polynomial, 2^n through the exponent bits. Relative
+// error about 2e-7; x is clamped to [-87.3, 88.3] (no denormals, no overflow).
+inline float exp_approx(float x) {
+  x = x < -87.3f ? -87.3f : (x > 88.3f ? 88.3f : x);
+  const float magic = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
+  const float t = x * 1.44269504088896341f + magic;
+  const float n = t - magic;
+  const float r = x - n * 0.693359375f + n * 2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
+  float scale;
+  std::memcpy(&scale, &bits, sizeof scale);
+  return p * scale;
+}
+
+inline float silu(float x) { return x / (1.0f + exp_approx(-x)); }
 
 // Scalar form, for kernels that finish one value at a time.
 inline float activate(const Epilogue& ep, float x) {
@@ -41,6 +70,11 @@ inline float activate(const Epilogue& ep, float x) {
       g = g < 0.0f ? 0.0f : (g > 1.0f ? 1.0f : g);
       return x * g;
     }
+    case Activation::kHardSigmoid: {
+      const float g = ep.alpha * x + ep.beta;
+      return g < 0.0f ? 0.0f : (g > 1.0f ? 1.0f : g);
+    }
+    case Activation::kSilu: return silu(x);
   }
   return x;
 }

@@ -32,6 +32,7 @@ inline int64_t first_at_least(int64_t start, int64_t step, int64_t limit) {
 }
 
 constexpr int64_t kMaxTaps = 16;  // kernel sizes up to this take im2col_panel_runs()
+constexpr int64_t kMaxDwTaps = 64;  // depthwise kernels with up to this many taps: kDepthwise
 
 // An output-row run inside one packed-B panel.
 struct Im2colRun {
@@ -199,6 +200,22 @@ void Conv2d::prepare(const Conv2dParams& params, const float* weights, const flo
     scratch_bytes_ = 0;
     return;
   }
+  if (cin_g == 1 && cout_g == 1 && p.kernel_h * p.kernel_w <= kMaxDwTaps) {
+    path_ = Path::kDepthwise;
+    weights_.assign(weights, weights + p.out_channels * p.kernel_h * p.kernel_w);
+    // out_h()/out_w() round toward zero, so the last window may overhang the padded plane:
+    // the buffer covers every tap (the overhang reads zeros).
+    const int64_t hp = std::max(p.in_h + p.pad_top + p.pad_bottom,
+                                (p.out_h() - 1) * p.stride_h + (p.kernel_h - 1) * p.dilation_h + 1);
+    const int64_t wp = std::max(p.in_w + p.pad_left + p.pad_right,
+                                (p.out_w() - 1) * p.stride_w + (p.kernel_w - 1) * p.dilation_w + 1);
+    dw_padded_h_ = hp;
+    dw_phase_cols_ = ceil_div(wp, p.stride_w);
+    dw_plane_floats_ = ceil_div(hp * p.stride_w * dw_phase_cols_, 16) * 16;
+    slots_ = std::max(1, threads);
+    scratch_bytes_ = static_cast<size_t>(slots_ * dw_plane_floats_) * sizeof(float) + 64;
+    return;
+  }
   path_ = (p.kernel_h == 1 && p.kernel_w == 1 && p.stride_h == 1 && p.stride_w == 1 &&
            p.pad_top == 0 && p.pad_left == 0 && p.pad_bottom == 0 && p.pad_right == 0)
               ? Path::kPointwise
@@ -221,18 +238,23 @@ void Conv2d::prepare(const Conv2dParams& params, const float* weights, const flo
 }
 
 void Conv2d::run(const float* input, float* output, void* scratch, ThreadPool* pool) const {
-  if (path_ == Path::kDepthwise3x3) {
-    run_depthwise(input, output, pool);
-    return;
-  }
   const Conv2dParams& p = p_;
   const int64_t cin_g = p.in_channels / p.groups, cout_g = p.out_channels / p.groups;
   const int64_t k = cin_g * p.kernel_h * p.kernel_w;
   const int64_t n = p.out_h() * p.out_w();
-  const int64_t in_plane = p.in_h * p.in_w;
-  const int nr = gemm_shape().nr;
+  pool = pool_for(pool, static_cast<double>(p.batch * p.out_channels * n) * static_cast<double>(k));
   float* packed_b = reinterpret_cast<float*>(
       (reinterpret_cast<uintptr_t>(scratch) + 63) & ~static_cast<uintptr_t>(63));
+  if (path_ == Path::kDepthwise3x3) {
+    run_depthwise(input, output, pool);
+    return;
+  }
+  if (path_ == Path::kDepthwise) {
+    run_depthwise_taps(input, output, packed_b, pool);
+    return;
+  }
+  const int64_t in_plane = p.in_h * p.in_w;
+  const int nr = gemm_shape().nr;
 
   for (int64_t b = 0; b < p.batch; ++b) {
     for (int64_t g = 0; g < p.groups; ++g) {
@@ -282,7 +304,7 @@ void Conv2d::run_depthwise(const float* input, float* output, ThreadPool* pool) 
   const int64_t oh_n = p.out_h(), ow_n = p.out_w(), s = p.stride_h;
   const int64_t H = p.in_h, W = p.in_w;
   const MicroKernel& kern = selected_microkernel();
-  // ReLU / Clip are applied in the row pass; HardSwish in a second pass over the row.
+  // ReLU / Clip are applied in the row pass; the others in a second pass over the row.
   Epilogue act_only = ep_;
   act_only.bias = nullptr;
   float lo = -std::numeric_limits<float>::infinity(), hi = std::numeric_limits<float>::infinity();
@@ -292,7 +314,7 @@ void Conv2d::run_depthwise(const float* input, float* output, ThreadPool* pool) 
     lo = ep_.clip_min;
     hi = ep_.clip_max;
   }
-  if (ep_.act != Activation::kHardSwish) act_only.act = Activation::kNone;
+  if (ep_.act == Activation::kRelu || ep_.act == Activation::kClip) act_only.act = Activation::kNone;
   // Interior columns: every tap of the row in [0, W).
   const int64_t ow_lo = std::min(ow_n, ceil_div(p.pad_left, s));
   const int64_t ow_hi =
@@ -372,6 +394,85 @@ void Conv2d::run_depthwise(const float* input, float* output, ThreadPool* pool) 
     pool->parallel_for(planes, body);
   else
     body(0, planes);
+}
+
+void Conv2d::run_depthwise_taps(const float* input, float* output, float* scratch,
+                                ThreadPool* pool) const {
+  const Conv2dParams& p = p_;
+  const int64_t oh_n = p.out_h(), ow_n = p.out_w(), H = p.in_h, W = p.in_w;
+  const int64_t sh = p.stride_h, sw = p.stride_w, dh = p.dilation_h, dw = p.dilation_w;
+  const int64_t hp = dw_padded_h_;
+  const int64_t wq = dw_phase_cols_, row_pitch = sw * wq;
+  const int ntaps = static_cast<int>(p.kernel_h * p.kernel_w);
+  const MicroKernel& kern = selected_microkernel();
+  Epilogue act_only = ep_;
+  act_only.bias = nullptr;
+  float lo = -std::numeric_limits<float>::infinity(), hi = std::numeric_limits<float>::infinity();
+  if (ep_.act == Activation::kRelu) {
+    lo = 0.0f;
+  } else if (ep_.act == Activation::kClip) {
+    lo = ep_.clip_min;
+    hi = ep_.clip_max;
+  }
+  if (ep_.act == Activation::kRelu || ep_.act == Activation::kClip) act_only.act = Activation::kNone;
+  // Where tap (r, t) of output row 0 starts in the phase-split plane: row r * dh, column
+  // t * dw, which is phase (t * dw) % sw at offset (t * dw) / sw. Row oh adds oh * sh rows.
+  int64_t tap_at[kMaxDwTaps];
+  for (int64_t r = 0; r < p.kernel_h; ++r)
+    for (int64_t t = 0; t < p.kernel_w; ++t)
+      tap_at[r * p.kernel_w + t] = r * dh * row_pitch + ((t * dw) % sw) * wq + (t * dw) / sw;
+
+  const int64_t planes = p.batch * p.out_channels;
+  const int64_t slots = pool != nullptr ? std::min<int64_t>(slots_, planes) : 1;
+  auto body = [&](int64_t s0, int64_t s1) {
+    const float* taps[kMaxDwTaps];
+    for (int64_t slot = s0; slot < s1; ++slot) {
+      float* buf = scratch + slot * dw_plane_floats_;
+      for (int64_t bc = chunk_begin(planes, static_cast<int>(slots), static_cast<int>(slot));
+           bc < chunk_begin(planes, static_cast<int>(slots), static_cast<int>(slot) + 1); ++bc) {
+        const int64_t c = bc % p.out_channels;
+        const float* plane = input + bc * H * W;
+        float* out_plane = output + bc * oh_n * ow_n;
+        // The zero-padded plane, phase-split: padded (i, j) at i * row_pitch + (j % sw) * wq +
+        // j / sw.
+        for (int64_t i = 0; i < hp; ++i) {
+          float* dst = buf + i * row_pitch;
+          const int64_t ih = i - p.pad_top;
+          if (ih < 0 || ih >= H) {
+            std::fill(dst, dst + row_pitch, 0.0f);
+            continue;
+          }
+          const float* src = plane + ih * W;
+          if (sw == 1) {
+            std::fill(dst, dst + p.pad_left, 0.0f);
+            std::copy(src, src + W, dst + p.pad_left);
+            std::fill(dst + p.pad_left + W, dst + row_pitch, 0.0f);
+            continue;
+          }
+          for (int64_t ph = 0; ph < sw; ++ph) {
+            float* d = dst + ph * wq;
+            for (int64_t q = 0; q < wq; ++q) {
+              const int64_t iw = q * sw + ph - p.pad_left;
+              d[q] = iw >= 0 && iw < W ? src[iw] : 0.0f;
+            }
+          }
+        }
+        const float* w = weights_.data() + c * ntaps;
+        const float bias = bias_[static_cast<size_t>(c)];
+        for (int64_t oh = 0; oh < oh_n; ++oh) {
+          const float* base = buf + oh * sh * row_pitch;
+          for (int t = 0; t < ntaps; ++t) taps[t] = base + tap_at[t];
+          float* out = out_plane + oh * ow_n;
+          kern.dw_taps_row(taps, w, ntaps, bias, lo, hi, out, ow_n);
+          if (act_only.act != Activation::kNone) apply_epilogue(act_only, out, ow_n, 1, ow_n, 0, 0);
+        }
+      }
+    }
+  };
+  if (pool != nullptr && slots > 1)
+    pool->parallel_for(slots, body);
+  else
+    body(0, 1);
 }
 
 }  // namespace kernels

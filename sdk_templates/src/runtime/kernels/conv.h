@@ -4,11 +4,16 @@
 // Paths, chosen at prepare():
 //   depthwise 3x3 (groups == in == out channels, dilation 1, stride 1 or 2, any pads): direct,
 //     one vectorised pass per output row with bias + activation applied in the same sweep;
+//   every other depthwise (any kernel up to 64 taps, strides, dilations, pads): each channel's
+//     plane copied once into a zero-padded buffer split by column phase (column j at phase
+//     j % stride_w), so every tap of an output row is a contiguous run; one vectorised pass per
+//     output row over all taps (accumulators in registers), bias + clamp in the same pass;
 //   1x1, stride 1, no pads: GEMM straight on the input (no im2col);
 //   everything else (any kernel, strides, dilations, asymmetric pads, groups): im2col written
 //     directly in the packed-B panel layout one column block at a time, each block multiplied
 //     by the weights (packed at prepare) while it is still in cache.
-// Threads split the depthwise path over channels and the GEMM paths over output tiles.
+// Threads split the depthwise paths over channels and the GEMM paths over output tiles; a
+// convolution with too little work for the pool (kMinParallelWork) runs on the calling thread.
 #pragma once
 
 #include <cstddef>
@@ -40,7 +45,7 @@ struct Conv2dParams {
 
 class Conv2d {
  public:
-  enum class Path { kDepthwise3x3, kPointwise, kIm2col };
+  enum class Path { kDepthwise3x3, kPointwise, kIm2col, kDepthwise };
 
   // Validates params (throws edgepack::Error kInvalidArgument), copies and packs the weights
   // (OIHW: out x in/groups x kh x kw) and bias (out, may be nullptr). Nothing is retained from
@@ -61,6 +66,8 @@ class Conv2d {
 
  private:
   void run_depthwise(const float* input, float* output, ThreadPool* pool) const;
+  void run_depthwise_taps(const float* input, float* output, float* scratch,
+                          ThreadPool* pool) const;
 
   Conv2dParams p_;
   Path path_ = Path::kIm2col;
@@ -71,6 +78,9 @@ class Conv2d {
   int64_t slots_ = 1;          // im2col path: scratch slots, one per thread
   int64_t block_panels_ = 1;   // im2col path: B panels per column block
   size_t scratch_bytes_ = 0;
+  int64_t dw_padded_h_ = 0;     // kDepthwise: rows of the padded plane
+  int64_t dw_phase_cols_ = 0;   // kDepthwise: columns per phase, ceil(padded width / stride_w)
+  int64_t dw_plane_floats_ = 0; // kDepthwise: floats of one slot's padded plane (64-byte multiple)
 };
 
 }  // namespace kernels

@@ -151,15 +151,26 @@ void apply_epilogue(const Epilogue& ep, float* c, int64_t ldc, int64_t rows, int
           row[j] *= g;
         }
         break;
+      case Activation::kHardSigmoid: {
+        const float a = ep.alpha, b = ep.beta;
+        for (int64_t j = 0; j < cols; ++j) row[j] = std::min(std::max(a * row[j] + b, 0.0f), 1.0f);
+        break;
+      }
+      case Activation::kSilu:
+        for (int64_t j = 0; j < cols; ++j) row[j] = silu(row[j]);
+        break;
     }
   }
 }
 
 namespace {
 
-// The part of an epilogue the micro-kernel applies itself: bias and a clamp (HardSwish is left to
-// apply_epilogue()).
-bool fusable(const Epilogue& ep) { return ep.act != Activation::kHardSwish; }
+// The part of an epilogue the micro-kernel applies itself: bias and a clamp (HardSwish,
+// HardSigmoid and SiLU are left to apply_epilogue()).
+bool fusable(const Epilogue& ep) {
+  return ep.act == Activation::kNone || ep.act == Activation::kRelu ||
+         ep.act == Activation::kClip;
+}
 
 TileEpilogue tile_epilogue(const Epilogue& ep, int64_t row0, int64_t col0) {
   TileEpilogue t;
@@ -244,6 +255,7 @@ void gemm(int64_t m, int64_t n, int64_t k, float alpha, const GemmOperand& a,
           const GemmOperand& b, float beta, float* c, int64_t ldc, const Epilogue& ep,
           float* scratch, ThreadPool* pool) {
   if (m <= 0 || n <= 0) return;
+  pool = pool_for(pool, static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k));
   const MicroKernel& kern = mk();
   const int mr = kern.mr, nr = kern.nr;
 

@@ -38,6 +38,9 @@ struct MicroKernel {
   // value to [lo, hi] (pass -inf, inf for none).
   void (*dw3x3_row)(const float* r0, const float* r1, const float* r2, const float* w9,
                     float bias, float lo, float hi, float* out, int64_t count, int64_t stride);
+  // Depthwise row kernel for any kernel size, stride and dilation (see dw_taps_row_tmpl).
+  void (*dw_taps_row)(const float* const* taps, const float* w, int ntaps, float bias, float lo,
+                      float hi, float* out, int64_t count);
 };
 
 const MicroKernel* microkernel_generic();
@@ -119,6 +122,51 @@ inline void dw3x3_row_tmpl(const float* __restrict r0, const float* __restrict r
       v = v < lo ? lo : v;
       out[x] = v > hi ? hi : v;
     }
+  }
+}
+
+// out[x] = clamp(bias + sum_t w[t] * taps[t][x], lo, hi) for x in [0, count): one output row
+// of a depthwise convolution whose every tap reads a contiguous run (the caller lays the padded
+// input out so that strided taps are contiguous: one plane per column phase). Four vectors of
+// accumulators stay in registers over all taps; explicit vector types, so armv7 gets NEON too
+// (GCC does not auto-vectorise float there without -ffast-math).
+template <int VB>
+void dw_taps_row_tmpl(const float* const* __restrict taps, const float* __restrict w, int ntaps,
+                      float bias, float lo, float hi, float* __restrict out, int64_t count) {
+  typedef float V __attribute__((vector_size(VB), aligned(4), may_alias));
+  constexpr int kL = VB / 4;
+  const V vlo = V{} + lo, vhi = V{} + hi;
+  auto clamp = [&](V v) {
+    v = v < vlo ? vlo : v;
+    return v > vhi ? vhi : v;
+  };
+  int64_t x = 0;
+  for (; x + 4 * kL <= count; x += 4 * kL) {
+    V a0 = V{} + bias, a1 = a0, a2 = a0, a3 = a0;
+    for (int t = 0; t < ntaps; ++t) {
+      const V* src = reinterpret_cast<const V*>(taps[t] + x);
+      const float wt = w[t];
+      a0 += wt * src[0];
+      a1 += wt * src[1];
+      a2 += wt * src[2];
+      a3 += wt * src[3];
+    }
+    V* dst = reinterpret_cast<V*>(out + x);
+    dst[0] = clamp(a0);
+    dst[1] = clamp(a1);
+    dst[2] = clamp(a2);
+    dst[3] = clamp(a3);
+  }
+  for (; x + kL <= count; x += kL) {
+    V a = V{} + bias;
+    for (int t = 0; t < ntaps; ++t) a += w[t] * *reinterpret_cast<const V*>(taps[t] + x);
+    *reinterpret_cast<V*>(out + x) = clamp(a);
+  }
+  for (; x < count; ++x) {
+    float a = bias;
+    for (int t = 0; t < ntaps; ++t) a += w[t] * taps[t][x];
+    a = a < lo ? lo : a;
+    out[x] = a > hi ? hi : a;
   }
 }
 

@@ -70,6 +70,18 @@ class ThreadPool {
   std::atomic<int> chunks_{0};  // read by workers before they own a chunk: atomic
 };
 
+// Work (about one multiply-add per unit) below which a loop runs on the calling thread alone:
+// waking the workers and the closing barrier cost some microseconds per parallel_for (on the
+// order of 5-50 us, more on a loaded machine; kernels_test prints the measured cost as "pool:"),
+// about what one core needs for this much work. Splitting smaller loops made small-tensor
+// models (squeeze-and-excitation, late 7x7 stages) slower with every added thread.
+constexpr double kMinParallelWork = 65536.0;
+
+// `pool`, or nullptr (run inline) when `work` is too small to pay for the split.
+inline ThreadPool* pool_for(ThreadPool* pool, double work) {
+  return work < kMinParallelWork ? nullptr : pool;
+}
+
 // Chunk i of n split into k nearly equal contiguous parts.
 inline int64_t chunk_begin(int64_t n, int k, int i) { return n * i / k; }
 

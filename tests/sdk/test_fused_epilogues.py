@@ -1,0 +1,96 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Fused epilogues: lowering folds SiLU (``Mul(y, Sigmoid(y))``, as torch exports it) and
+HardSigmoid into the Conv/Gemm that produces ``y``, and the runtime's fused result matches
+onnxruntime on the unfused graph, for the depthwise (any kernel size), pointwise, im2col and
+Gemm paths; a ``y`` with another reader is left alone."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from graph_runner import run_device, run_ort
+from onnx import TensorProto, helper, numpy_helper
+from sdk_host import SdkBuild
+
+from edgepack.lower import device_graph as dg
+from edgepack.lower.lowering import lower
+
+RNG = np.random.default_rng(12)
+
+
+def _model(nodes: list[onnx.NodeProto], x_shape: list[int], outputs: list[str],
+           inits: dict[str, np.ndarray]) -> onnx.ModelProto:
+    g = helper.make_graph(
+        nodes, "t", [helper.make_tensor_value_info("x", TensorProto.FLOAT, x_shape)],
+        [helper.make_tensor_value_info(o, TensorProto.UNDEFINED, None) for o in outputs],
+        [numpy_helper.from_array(v, k) for k, v in inits.items()],
+    )
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    return onnx.shape_inference.infer_shapes(m)
+
+
+def _conv(c_in: int, c_out: int, k: int, group: int, stride: int, act: str) -> onnx.ModelProto:
+    w = (RNG.standard_normal((c_out, c_in // group, k, k)) / np.sqrt(k * k)).astype(np.float32)
+    b = RNG.standard_normal(c_out).astype(np.float32) * 0.1
+    conv = helper.make_node("Conv", ["x", "w", "b"], ["y"], group=group, strides=[stride] * 2,
+                            pads=[k // 2] * 4)
+    if act == "silu":
+        tail = [helper.make_node("Sigmoid", ["y"], ["s"]), helper.make_node("Mul", ["s", "y"],
+                                                                              ["out"])]
+    else:
+        tail = [helper.make_node("HardSigmoid", ["y"], ["out"], alpha=0.3, beta=0.4)]
+    return _model([conv, *tail], [1, c_in, 17, 23], ["out"], {"w": w, "b": b})
+
+
+@pytest.mark.parametrize(("c_in", "c_out", "k", "group", "stride"), [
+    (8, 8, 5, 8, 2),    # depthwise 5x5 stride 2 (kDepthwise)
+    (8, 8, 3, 8, 1),    # depthwise 3x3 (its own row kernel)
+    (8, 16, 1, 1, 1),   # pointwise (GEMM on the input)
+    (4, 6, 3, 2, 1),    # grouped, im2col
+])
+@pytest.mark.parametrize("act", ["silu", "hardsigmoid"])
+def test_fused_conv_matches_onnxruntime(sdk_host: SdkBuild, c_in: int, c_out: int, k: int,
+                                        group: int, stride: int, act: str) -> None:
+    model = _conv(c_in, c_out, k, group, stride, act)
+    g = dg.parse(lower(model))
+    assert [n.op_type for n in g.nodes] == ["Conv"]
+    conv = g.nodes[0]
+    assert conv.attrs["activation"].value == ("Silu" if act == "silu" else "HardSigmoid")
+    if act == "hardsigmoid":
+        assert conv.attrs["activation_alpha"].value == pytest.approx(0.3)
+        assert conv.attrs["activation_beta"].value == pytest.approx(0.4)
+    x = RNG.standard_normal((1, c_in, 17, 23)).astype(np.float32) * 3
+    for threads in (1, 2):
+        got = run_device(sdk_host.build, model, {"x": x}, threads=threads)["out"]
+        np.testing.assert_allclose(got, run_ort(model, {"x": x})["out"], rtol=1e-5, atol=1e-5)
+
+
+def test_fused_gemm_silu(sdk_host: SdkBuild) -> None:
+    w = RNG.standard_normal((24, 10)).astype(np.float32)
+    nodes = [helper.make_node("Gemm", ["x", "w"], ["y"]), helper.make_node("Sigmoid", ["y"], ["s"]),
+             helper.make_node("Mul", ["y", "s"], ["out"])]
+    model = _model(nodes, [3, 24], ["out"], {"w": w})
+    assert [n.op_type for n in dg.parse(lower(model)).nodes] == ["Gemm"]
+    x = RNG.standard_normal((3, 24)).astype(np.float32)
+    np.testing.assert_allclose(run_device(sdk_host.build, model, {"x": x})["out"],
+                               run_ort(model, {"x": x})["out"], rtol=1e-5, atol=1e-5)
+
+
+def test_silu_not_fused_when_the_conv_output_has_another_reader() -> None:
+    w = RNG.standard_normal((4, 4, 1, 1)).astype(np.float32)
+    nodes = [helper.make_node("Conv", ["x", "w"], ["y"]), helper.make_node("Sigmoid", ["y"], ["s"]),
+             helper.make_node("Mul", ["y", "s"], ["m"]), helper.make_node("Add", ["m", "y"],
+                                                                          ["out"])]
+    g = dg.parse(lower(_model(nodes, [1, 4, 5, 5], ["out"], {"w": w})))
+    assert [n.op_type for n in g.nodes] == ["Conv", "Sigmoid", "Mul", "Add"]
+    assert "activation" not in g.nodes[0].attrs
+
+
+def test_sigmoid_times_other_tensor_is_not_silu() -> None:
+    w = RNG.standard_normal((4, 4, 1, 1)).astype(np.float32)
+    nodes = [helper.make_node("Conv", ["x", "w"], ["y"]), helper.make_node("Sigmoid", ["y"], ["s"]),
+             helper.make_node("Mul", ["x", "s"], ["out"])]  # x * sigmoid(conv(x)): a gate
+    g = dg.parse(lower(_model(nodes, [1, 4, 5, 5], ["out"], {"w": w})))
+    assert [n.op_type for n in g.nodes] == ["Conv", "Sigmoid", "Mul"]
