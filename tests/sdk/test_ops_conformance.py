@@ -221,6 +221,14 @@ def _new_op_cases() -> list[Case]:
                   {"lo": np.array(0.5, np.float32), "hi": np.array(-0.5, np.float32)}))
     c.append(Case("clip_int8", "Clip", {"x": ints(-100, 100, 4, 5, dtype=np.int8)},
                   {"lo": np.array(-20, np.int8), "hi": np.array(30, np.int8)}))
+    c.append(Case("sum3_bcast", "Sum", {"a": f32(2, 3, 4), "b": f32(3, 1), "c": f32(4)}))
+    c.append(Case("mean2", "Mean", {"a": f32(3, 4), "b": f32(4)}))
+    c.append(Case("log_softmax_axis1", "LogSoftmax", {"x": f32(2, 5, 3)}, attrs={"axis": 1},
+                  atol=1e-5))
+    c.append(Case("selu", "Selu", {"x": f32(4, 5)}, atol=1e-5))
+    c.append(Case("celu", "Celu", {"x": f32(4, 5)}, attrs={"alpha": 0.5}, atol=1e-5))
+    c.append(Case("thresholded_relu", "ThresholdedRelu", {"x": f32(4, 5)}, attrs={"alpha": 0.3}))
+    c.append(Case("shrink", "Shrink", {"x": f32(4, 5)}, attrs={"lambd": 0.4, "bias": 0.1}))
     c.append(Case("max3_bcast", "Max", {"a": f32(2, 3, 4), "b": f32(3, 1), "c": f32(4)}))
     c.append(Case("min2_int64", "Min", {"a": ints(-9, 9, 3, 4), "b": ints(-9, 9, 4)}))
     c.append(Case("prelu_channel", "PRelu", {"x": f32(2, 3, 4, 4)}, {"s": f32(3, 1, 1)}))

@@ -23,6 +23,7 @@ TABLE = Path(__file__).with_name("op_table.toml")
 OP_LIST_H = Path("sdk_templates/src/runtime/ops/op_list.h")  # relative to the repository root
 # Ops folded away at lowering time when their inputs are known (never reach the device).
 FOLDABLE_ONLY: frozenset[str] = frozenset({"Constant", "Shape", "ConstantOfShape", "Size"})
+LOWERED = "lowered"  # impl of an op that lowering rewrites into other ops of the table
 DTYPE_NAMES = tuple(DTYPES)  # the device graph's dtypes (lower/device_graph.py)
 
 
@@ -92,7 +93,8 @@ def render_op_list() -> str:
         "// Included (with EDGEPACK_OP defined) by ops/registry.cpp only.",
         "// See docs/adding-an-op.md.",
     ]
-    lines += [f"EDGEPACK_OP({c.op_type}, {c.impl})" for c in op_table().values()]
+    lines += [f"EDGEPACK_OP({c.op_type}, {c.impl})" for c in op_table().values()
+              if c.impl != LOWERED]
     return "\n".join(lines) + "\n"
 
 

@@ -543,21 +543,31 @@ def _cast(c: _Ctx) -> list[LoweredNode]:
     return c.done()
 
 
+_BINARY_OF = {"Min": "Min", "Max": "Max", "Sum": "Add", "Mean": "Add"}
+
+
 def _variadic(c: _Ctx) -> list[LoweredNode]:
-    """Min/Max of N inputs as a chain of binary nodes (1 input: Identity)."""
+    """Min/Max/Sum/Mean of N inputs as a chain of binary nodes (Mean: then a Div by N;
+    one input: Identity)."""
     ins = [i for i in c.node.input if i]
     out = c.node.output[0]
+    mean = c.node.op_type == "Mean" and len(ins) > 1
     if len(ins) == 1:
         return [c.node_as("Identity", ins, [out])]
     nodes: list[LoweredNode] = []
     acc = ins[0]
     for k, nxt in enumerate(ins[1:], start=1):
-        last = k == len(ins) - 1
+        last = k == len(ins) - 1 and not mean
         target = out if last else c.temp(f"{c.node.op_type.lower()}{k}", c.dtype(out),
                                           _broadcast(c.shape(acc), c.in_shape(k)))
         suffix = "" if last else f"/{k}"
-        nodes.append(c.node_as(c.node.op_type, [acc, nxt], [target], suffix=suffix))
+        nodes.append(c.node_as(_BINARY_OF[c.node.op_type], [acc, nxt], [target], suffix=suffix))
         acc = target
+    if mean:
+        count = f"{out}/count"
+        c.consts[count] = np.array(len(ins), dtype=dg.NUMPY_DTYPES[c.dtype(out)])
+        c.info[count] = (c.dtype(out), [], False)
+        nodes.append(c.node_as("Div", [acc, count], [out]))
     return nodes
 
 
@@ -618,6 +628,8 @@ _RULES: dict[str, Callable[[_Ctx], list[LoweredNode]]] = {
     "CastLike": _cast_like,
     "Min": _variadic,
     "Max": _variadic,
+    "Sum": _variadic,
+    "Mean": _variadic,
 }
 
 

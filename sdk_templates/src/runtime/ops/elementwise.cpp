@@ -13,7 +13,7 @@ namespace {
 
 enum class Bin {
   kAdd, kSub, kMul, kDiv, kPow, kMin, kMax, kPRelu, kMod, kEqual, kGreater, kLess,
-  kGreaterOrEqual, kLessOrEqual, kAnd, kOr, kXor
+  kGreaterOrEqual, kLessOrEqual, kAnd, kOr, kXor, kUnknown
 };
 
 struct BinaryState : OpState {
@@ -31,7 +31,7 @@ Bin parse(const std::string& t) {
       {"Xor", Bin::kXor}};
   for (const auto& e : kTable)
     if (t == e.name) return e.op;
-  return Bin::kAdd;
+  return Bin::kUnknown;
 }
 
 bool is_compare(Bin b) {
@@ -96,6 +96,7 @@ void binary_prepare(PrepareContext& ctx) {
   need_outputs(ctx, 1);
   auto st = std::make_unique<BinaryState>();
   st->op = parse(ctx.op_type);
+  if (st->op == Bin::kUnknown) ctx.fail("not a binary op");
   st->fmod = ctx.attrs->get_int("fmod", 0) != 0;
   if (st->op != Bin::kPow && a->dtype != b->dtype)
     ctx.fail(std::string("input dtypes differ: ") + dtype_name(a->dtype) + " vs " +

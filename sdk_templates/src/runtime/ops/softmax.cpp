@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// Softmax (opset 13+: along one axis) and BatchNormalization (inference form).
+// Softmax and LogSoftmax (opset 13+: along one axis) and BatchNormalization (inference form).
 #include "runtime/ops/op_util.h"
 
 namespace edgepack {
@@ -7,6 +7,7 @@ namespace ops {
 namespace {
 struct AxisState : OpState {
   int64_t axis = -1;
+  bool log = false;  // LogSoftmax
 };
 struct BatchNormState : OpState {
   std::vector<float> scale, shift;  // y = x * scale[c] + shift[c]
@@ -20,12 +21,14 @@ void softmax_prepare(PrepareContext& ctx) {
   need_shape(ctx, *ctx.outputs[0], x->static_dims());
   auto st = std::make_unique<AxisState>();
   st->axis = norm_axis(ctx, ctx.attrs->get_int("axis", -1), x->rank);
+  st->log = ctx.op_type == "LogSoftmax";
   ctx.state = std::move(st);
 }
 
 void softmax_run(RunContext& ctx) {
   const Tensor* x = ctx.input(0);
   const int64_t axis = ctx.state_as<AxisState>()->axis;
+  const bool log = ctx.state_as<AxisState>()->log;
   int64_t outer = 1, inner = 1;
   for (int d = 0; d < axis; ++d) outer *= x->shape[d];
   for (int d = static_cast<int>(axis) + 1; d < x->rank; ++d) inner *= x->shape[d];
@@ -40,6 +43,12 @@ void softmax_run(RunContext& ctx) {
         float m = -INFINITY;
         for (int64_t k = 0; k < n; ++k) m = std::max(m, s[k * inner]);
         float sum = 0.0f;
+        if (log) {  // x - max - log(sum(exp(x - max)))
+          for (int64_t k = 0; k < n; ++k) sum += std::exp(s[k * inner] - m);
+          const float shift = m + std::log(sum);
+          for (int64_t k = 0; k < n; ++k) d[k * inner] = s[k * inner] - shift;
+          continue;
+        }
         for (int64_t k = 0; k < n; ++k) {
           d[k * inner] = std::exp(s[k * inner] - m);
           sum += d[k * inner];

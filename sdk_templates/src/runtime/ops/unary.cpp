@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // Element-wise unary ops. float32: Sqrt, Exp, Log, Neg, Abs, Sign, Floor, Ceil, Round,
 // Reciprocal, Relu, LeakyRelu, Clip, Sigmoid, Tanh, HardSigmoid, HardSwish, Softplus, Softsign,
-// Erf, Elu, Sin, Cos (Mish and Gelu arrive as their ONNX function bodies from ingest).
+// Erf, Elu, Selu, Celu, ThresholdedRelu, Shrink, Sin, Cos (Mish and Gelu arrive as their ONNX function bodies from ingest).
 // Integer dtypes: Neg, Abs, Sign, Relu, Clip. bool: Not.
 #include <cmath>
 
@@ -14,7 +14,7 @@ namespace {
 enum class Un {
   kSqrt, kExp, kLog, kNeg, kAbs, kSign, kFloor, kCeil, kRound, kReciprocal, kRelu, kLeakyRelu,
   kClip, kSigmoid, kTanh, kHardSigmoid, kHardSwish, kSoftplus, kSoftsign, kErf, kElu,
-  kSin, kCos, kNot, kUnknown
+  kSin, kCos, kSelu, kCelu, kThresholdedRelu, kShrink, kNot, kUnknown
 };
 
 struct UnaryState : OpState {
@@ -31,6 +31,8 @@ Un parse(const std::string& t) {
       {"Tanh", Un::kTanh}, {"HardSigmoid", Un::kHardSigmoid}, {"HardSwish", Un::kHardSwish},
       {"Softplus", Un::kSoftplus}, {"Softsign", Un::kSoftsign},
       {"Erf", Un::kErf}, {"Elu", Un::kElu}, {"Sin", Un::kSin}, {"Cos", Un::kCos},
+      {"Selu", Un::kSelu}, {"Celu", Un::kCelu}, {"ThresholdedRelu", Un::kThresholdedRelu},
+      {"Shrink", Un::kShrink},
       {"Not", Un::kNot}};
   for (const auto& e : kTable)
     if (t == e.name) return e.op;
@@ -71,6 +73,13 @@ void apply(const float* x, float* y, int64_t n, float alpha, float beta) {
     else if constexpr (OP == Un::kElu) y[i] = v >= 0.0f ? v : alpha * (std::exp(v) - 1.0f);
     else if constexpr (OP == Un::kSin) y[i] = std::sin(v);
     else if constexpr (OP == Un::kCos) y[i] = std::cos(v);
+    else if constexpr (OP == Un::kSelu)  // alpha, gamma
+      y[i] = v > 0.0f ? beta * v : beta * alpha * (std::exp(v) - 1.0f);
+    else if constexpr (OP == Un::kCelu)
+      y[i] = std::max(0.0f, v) + std::min(0.0f, alpha * (std::exp(v / alpha) - 1.0f));
+    else if constexpr (OP == Un::kThresholdedRelu) y[i] = v > alpha ? v : 0.0f;
+    else if constexpr (OP == Un::kShrink)  // lambd, bias
+      y[i] = v < -alpha ? v + beta : (v > alpha ? v - beta : 0.0f);
   }
 }
 
@@ -110,6 +119,16 @@ void unary_prepare(PrepareContext& ctx) {
   switch (st->op) {
     case Un::kLeakyRelu: st->alpha = ctx.attrs->get_float("alpha", 0.01f); break;
     case Un::kElu: st->alpha = ctx.attrs->get_float("alpha", 1.0f); break;
+    case Un::kCelu: st->alpha = ctx.attrs->get_float("alpha", 1.0f); break;
+    case Un::kThresholdedRelu: st->alpha = ctx.attrs->get_float("alpha", 1.0f); break;
+    case Un::kSelu:
+      st->alpha = ctx.attrs->get_float("alpha", 1.67326319217681884765625f);
+      st->beta = ctx.attrs->get_float("gamma", 1.05070102214813232421875f);
+      break;
+    case Un::kShrink:
+      st->alpha = ctx.attrs->get_float("lambd", 0.5f);
+      st->beta = ctx.attrs->get_float("bias", 0.0f);
+      break;
     case Un::kHardSigmoid:
       st->alpha = ctx.attrs->get_float("alpha", 0.2f);
       st->beta = ctx.attrs->get_float("beta", 0.5f);
@@ -162,6 +181,8 @@ void unary_run(RunContext& ctx) {
       EDGEPACK_UNARY_CASE(kHardSwish) EDGEPACK_UNARY_CASE(kSoftplus)
       EDGEPACK_UNARY_CASE(kSoftsign) EDGEPACK_UNARY_CASE(kErf)
       EDGEPACK_UNARY_CASE(kElu) EDGEPACK_UNARY_CASE(kSin) EDGEPACK_UNARY_CASE(kCos)
+      EDGEPACK_UNARY_CASE(kSelu) EDGEPACK_UNARY_CASE(kCelu)
+      EDGEPACK_UNARY_CASE(kThresholdedRelu) EDGEPACK_UNARY_CASE(kShrink)
 #undef EDGEPACK_UNARY_CASE
       default: break;
     }
