@@ -225,6 +225,9 @@ def _new_op_cases() -> list[Case]:
     c.append(Case("mean2", "Mean", {"a": f32(3, 4), "b": f32(4)}))
     c.append(Case("log_softmax_axis1", "LogSoftmax", {"x": f32(2, 5, 3)}, attrs={"axis": 1},
                   atol=1e-5))
+    c.append(Case("hardmax_axis0_ties", "Hardmax",
+                  {"x": np.array([[1, 3, 2], [3, 3, 0], [0, 1, 2]], np.float32)},
+                  attrs={"axis": 0}))
     c.append(Case("selu", "Selu", {"x": f32(4, 5)}, atol=1e-5))
     c.append(Case("celu", "Celu", {"x": f32(4, 5)}, attrs={"alpha": 0.5}, atol=1e-5))
     c.append(Case("thresholded_relu", "ThresholdedRelu", {"x": f32(4, 5)}, attrs={"alpha": 0.3}))

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// Softmax and LogSoftmax (opset 13+: along one axis) and BatchNormalization (inference form).
+// Softmax, LogSoftmax and Hardmax (opset 13+: along one axis) and BatchNormalization (inference form).
 #include "runtime/ops/op_util.h"
 
 namespace edgepack {
@@ -57,6 +57,39 @@ void softmax_run(RunContext& ctx) {
         for (int64_t k = 0; k < n; ++k) d[k * inner] *= inv;
       }
   });
+}
+
+void hardmax_prepare(PrepareContext& ctx) {
+  Tensor* x = need_input(ctx, 0, "input");
+  need_outputs(ctx, 1);
+  need_dtype(ctx, *x, DType::kFloat32);
+  need_dtype(ctx, *ctx.outputs[0], DType::kFloat32);
+  need_shape(ctx, *ctx.outputs[0], x->static_dims());
+  auto st = std::make_unique<AxisState>();
+  st->axis = norm_axis(ctx, ctx.attrs->get_int("axis", -1), x->rank);
+  ctx.state = std::move(st);
+}
+
+void hardmax_run(RunContext& ctx) {  // 1 at the first maximum along axis, 0 elsewhere
+  const Tensor* x = ctx.input(0);
+  const int64_t axis = ctx.state_as<AxisState>()->axis;
+  int64_t outer = 1, inner = 1;
+  for (int d = 0; d < axis; ++d) outer *= x->shape[d];
+  for (int d = static_cast<int>(axis) + 1; d < x->rank; ++d) inner *= x->shape[d];
+  const int64_t n = x->shape[axis];
+  const float* px = x->as<float>();
+  float* py = ctx.output(0)->as<float>();
+  for (int64_t o = 0; o < outer; ++o)
+    for (int64_t i = 0; i < inner; ++i) {
+      const float* s = px + o * n * inner + i;
+      float* d = py + o * n * inner + i;
+      int64_t best = 0;
+      for (int64_t k = 0; k < n; ++k) {
+        if (s[k * inner] > s[best * inner]) best = k;
+        d[k * inner] = 0.0f;
+      }
+      if (n) d[best * inner] = 1.0f;
+    }
 }
 
 void batchnorm_prepare(PrepareContext& ctx) {
