@@ -53,7 +53,6 @@ KEEP_CONSTANT_BYTES = 64 * 1024
 MAX_TOTAL_BYTES = 15 * 1024 * 1024
 OPSET = 17
 DYNAMO_OPSET = 18
-FLOAT_TYPES = real_models._FLOAT_TYPES
 WEIGHT_OPS = {"Conv", "ConvTranspose", "Gemm", "MatMul", "BatchNormalization",
               "LayerNormalization", "InstanceNormalization", "GroupNormalization"}
 
@@ -155,7 +154,7 @@ def strip(model: onnx.ModelProto) -> list[str]:
     used_by = real_models.consumers(model, {t.name for t in model.graph.initializer})
     stripped = []
     for tensor in model.graph.initializer:
-        if tensor.data_type not in FLOAT_TYPES:
+        if tensor.data_type not in real_models.FLOAT_TYPES:
             continue
         size = len(tensor.raw_data) or 4 * (len(tensor.float_data) + len(tensor.double_data))
         is_weight = tensor.name in used_by and used_by[tensor.name][0].op_type in WEIGHT_OPS

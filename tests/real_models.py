@@ -83,7 +83,7 @@ REAL_MODELS: list[RealModel] = [
               IMAGENET, ("logits",), opset=18, external_data=True),
 ]
 BY_NAME = {m.name: m for m in REAL_MODELS}
-_FLOAT_TYPES = {TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.DOUBLE, TensorProto.BFLOAT16}
+FLOAT_TYPES = {TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.DOUBLE, TensorProto.BFLOAT16}
 
 # Ops a weight reaches its consumer through unchanged in role (exporters insert these).
 _PASS_THROUGH = {"Transpose", "Reshape", "Identity", "Cast", "Unsqueeze", "Squeeze", "Flatten",
@@ -148,7 +148,7 @@ def save_external(model: onnx.ModelProto, path: Path) -> None:
     beside ``path``, the small integer ones (axes, shapes) inline."""
     (path.parent / EXTERNAL_DATA).unlink(missing_ok=True)  # tensors are appended to it
     for t in model.graph.initializer:
-        if t.data_type in _FLOAT_TYPES and t.HasField("raw_data"):
+        if t.data_type in FLOAT_TYPES and t.HasField("raw_data"):
             external_data_helper.set_external_data(t, EXTERNAL_DATA)
     onnx.save_model(model, str(path))
 
