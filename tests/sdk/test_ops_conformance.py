@@ -256,6 +256,13 @@ def _new_op_cases() -> list[Case]:
                   attrs={"to": TensorProto.FLOAT}))
     c.append(Case("castlike_i8", "CastLike", {"x": f32(3, 5, lo=-100, hi=100)},
                   {"like": np.zeros(1, np.int8)}))
+    # float16 computed in float32 between Casts (the table's via_float32)
+    c.append(Case("add_f16", "Add", {"a": f32(3, 4).astype(np.float16),
+                                      "b": f32(4).astype(np.float16)}))
+    c.append(Case("sigmoid_f16", "Sigmoid", {"x": f32(3, 4).astype(np.float16)}, atol=1e-3,
+                  rtol=1e-3))
+    c.append(Case("conv_f16", "Conv", {"x": f32(1, 3, 6, 6).astype(np.float16)},
+                  {"w": f32(4, 3, 3, 3).astype(np.float16)}, atol=1e-2, rtol=1e-2))
     c.append(Case("max_f16", "Max", {"a": f32(3, 4).astype(np.float16),
                                       "b": f32(4).astype(np.float16)}))
     c.append(Case("reduce_sum_axes_input", "ReduceSum", {"x": f32(2, 3, 4)}, {"ax": i64(-1, 0)},

@@ -470,6 +470,26 @@ def _range(c: _Ctx) -> list[LoweredNode]:
     return c.done([])
 
 
+def _cumsum(c: _Ctx) -> list[LoweredNode]:
+    axis = int(c.const(1, "axis").reshape(-1)[0])
+    c.set_int("axis", c.norm_axis(axis, len(c.in_shape(0))))
+    return c.done([c.node.input[0]])
+
+
+def _trilu(c: _Ctx) -> list[LoweredNode]:
+    c.set_int("k", int(c.const(1, "k").reshape(-1)[0]) if c.has_input(1) else 0)
+    return c.done([c.node.input[0]])
+
+
+def _onehot(c: _Ctx) -> list[LoweredNode]:
+    depth = int(c.const(1, "depth").reshape(-1)[0])
+    if depth < 1:
+        raise c.fail(f"depth {depth} must be >= 1")
+    c.set_int("depth", depth)
+    c.set_int("axis", c.norm_axis(c.i("axis"), len(c.in_shape(0)) + 1))
+    return c.done([c.node.input[0], c.node.input[2]])
+
+
 def _data_axis(c: _Ctx) -> list[LoweredNode]:
     c.set_int("axis", c.norm_axis(c.i("axis"), len(c.in_shape(0))))
     return c.done()
@@ -621,6 +641,10 @@ _RULES: dict[str, Callable[[_Ctx], list[LoweredNode]]] = {
     "GatherElements": _data_axis,
     "ScatterElements": _data_axis,
     "Einsum": _einsum,
+    "CumSum": _cumsum,
+    "Trilu": _trilu,
+    "OneHot": _onehot,
+    "LpNormalization": _data_axis,
     "TopK": _topk,
     "NonMaxSuppression": _nms,
     "BatchNormalization": _batchnorm,

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // Element-wise unary ops. float32: Sqrt, Exp, Log, Neg, Abs, Sign, Floor, Ceil, Round,
 // Reciprocal, Relu, LeakyRelu, Clip, Sigmoid, Tanh, HardSigmoid, HardSwish, Softplus, Softsign,
-// Erf, Elu, Selu, Celu, ThresholdedRelu, Shrink, Sin, Cos (Mish and Gelu arrive as their ONNX function bodies from ingest).
+// Erf, Elu, Selu, Celu, ThresholdedRelu, Shrink, Sin, Cos, Tan, Asin, Acos, Atan, Sinh, Cosh,
+// Asinh, Acosh, Atanh (Mish and Gelu arrive as their ONNX function bodies from ingest).
 // Integer dtypes: Neg, Abs, Sign, Relu, Clip. bool: Not.
 #include <cmath>
 
@@ -14,7 +15,7 @@ namespace {
 enum class Un {
   kSqrt, kExp, kLog, kNeg, kAbs, kSign, kFloor, kCeil, kRound, kReciprocal, kRelu, kLeakyRelu,
   kClip, kSigmoid, kTanh, kHardSigmoid, kHardSwish, kSoftplus, kSoftsign, kErf, kElu,
-  kSin, kCos, kSelu, kCelu, kThresholdedRelu, kShrink, kNot, kUnknown
+  kSin, kCos, kTan, kAsin, kAcos, kAtan, kSinh, kCosh, kAsinh, kAcosh, kAtanh, kSelu, kCelu, kThresholdedRelu, kShrink, kNot, kUnknown
 };
 
 struct UnaryState : OpState {
@@ -32,7 +33,9 @@ Un parse(const std::string& t) {
       {"Softplus", Un::kSoftplus}, {"Softsign", Un::kSoftsign},
       {"Erf", Un::kErf}, {"Elu", Un::kElu}, {"Sin", Un::kSin}, {"Cos", Un::kCos},
       {"Selu", Un::kSelu}, {"Celu", Un::kCelu}, {"ThresholdedRelu", Un::kThresholdedRelu},
-      {"Shrink", Un::kShrink},
+      {"Shrink", Un::kShrink}, {"Tan", Un::kTan}, {"Asin", Un::kAsin}, {"Acos", Un::kAcos},
+      {"Atan", Un::kAtan}, {"Sinh", Un::kSinh}, {"Cosh", Un::kCosh}, {"Asinh", Un::kAsinh},
+      {"Acosh", Un::kAcosh}, {"Atanh", Un::kAtanh},
       {"Not", Un::kNot}};
   for (const auto& e : kTable)
     if (t == e.name) return e.op;
@@ -73,6 +76,15 @@ void apply(const float* x, float* y, int64_t n, float alpha, float beta) {
     else if constexpr (OP == Un::kElu) y[i] = v >= 0.0f ? v : alpha * (std::exp(v) - 1.0f);
     else if constexpr (OP == Un::kSin) y[i] = std::sin(v);
     else if constexpr (OP == Un::kCos) y[i] = std::cos(v);
+    else if constexpr (OP == Un::kTan) y[i] = std::tan(v);
+    else if constexpr (OP == Un::kAsin) y[i] = std::asin(v);
+    else if constexpr (OP == Un::kAcos) y[i] = std::acos(v);
+    else if constexpr (OP == Un::kAtan) y[i] = std::atan(v);
+    else if constexpr (OP == Un::kSinh) y[i] = std::sinh(v);
+    else if constexpr (OP == Un::kCosh) y[i] = std::cosh(v);
+    else if constexpr (OP == Un::kAsinh) y[i] = std::asinh(v);
+    else if constexpr (OP == Un::kAcosh) y[i] = std::acosh(v);
+    else if constexpr (OP == Un::kAtanh) y[i] = std::atanh(v);
     else if constexpr (OP == Un::kSelu)  // alpha, gamma
       y[i] = v > 0.0f ? beta * v : beta * alpha * (std::exp(v) - 1.0f);
     else if constexpr (OP == Un::kCelu)
@@ -181,6 +193,9 @@ void unary_run(RunContext& ctx) {
       EDGEPACK_UNARY_CASE(kHardSwish) EDGEPACK_UNARY_CASE(kSoftplus)
       EDGEPACK_UNARY_CASE(kSoftsign) EDGEPACK_UNARY_CASE(kErf)
       EDGEPACK_UNARY_CASE(kElu) EDGEPACK_UNARY_CASE(kSin) EDGEPACK_UNARY_CASE(kCos)
+      EDGEPACK_UNARY_CASE(kTan) EDGEPACK_UNARY_CASE(kAsin) EDGEPACK_UNARY_CASE(kAcos)
+      EDGEPACK_UNARY_CASE(kAtan) EDGEPACK_UNARY_CASE(kSinh) EDGEPACK_UNARY_CASE(kCosh)
+      EDGEPACK_UNARY_CASE(kAsinh) EDGEPACK_UNARY_CASE(kAcosh) EDGEPACK_UNARY_CASE(kAtanh)
       EDGEPACK_UNARY_CASE(kSelu) EDGEPACK_UNARY_CASE(kCelu)
       EDGEPACK_UNARY_CASE(kThresholdedRelu) EDGEPACK_UNARY_CASE(kShrink)
 #undef EDGEPACK_UNARY_CASE
