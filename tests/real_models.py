@@ -26,6 +26,7 @@ How values are chosen, so that activations stay in range through depth without a
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import zlib
@@ -122,10 +123,16 @@ def load_stripped(name: str) -> onnx.ModelProto:
 
 
 def load_real_model(name: str, seed: int = 0) -> onnx.ModelProto:
-    """The model ``name`` of REAL_MODELS with its stripped weights refilled from ``seed``."""
+    """The model ``name`` of REAL_MODELS with its stripped weights refilled from ``seed``: a
+    fresh copy each call (the refill itself is computed once per process and seed)."""
+    return onnx.load_from_string(_refilled(name, seed))
+
+
+@functools.lru_cache(maxsize=8)
+def _refilled(name: str, seed: int) -> bytes:
     model = load_stripped(name)
     refill(model, seed)
-    return model
+    return bytes(model.SerializeToString())
 
 
 def save_real_model(name: str, folder: Path, seed: int = 0) -> Path:
