@@ -40,7 +40,7 @@ from onnx import numpy_helper
 from edgepack.errors import EdgepackError
 from edgepack.lower.capabilities import op_table
 from edgepack.lower.lowering import OPSET, lower
-from edgepack.model.opset import downgrade, expand_functions, upgrade
+from edgepack.model.opset import to_canonical
 
 REPO = Path(__file__).resolve().parents[2]
 CACHE = REPO / "build" / "onnx-node-cases" / onnx.__version__
@@ -159,12 +159,8 @@ def _bind_constants(model: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> onn
 
 
 def to_opset17(model: onnx.ModelProto, opset: int) -> onnx.ModelProto:
-    """The case in opset-17 form, converted the way ingest converts models (model/opset.py)."""
-    if opset < OPSET:
-        return upgrade(model.graph.name, model, opset)
-    if opset == OPSET:
-        return model
-    return downgrade(model.graph.name, expand_functions(model.graph.name, model, opset), opset)
+    """The case in opset-17 form, converted the way ingest converts models."""
+    return to_canonical(model.graph.name, model, opset)
 
 
 def _npy_name(tensor: str) -> str:
