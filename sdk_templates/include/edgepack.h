@@ -44,7 +44,7 @@ extern "C" {
 #endif
 
 /* Version 1: everything in this header. */
-#define EP_API_VERSION 1
+#define EP_API_VERSION 2
 
 /* ---- status ----------------------------------------------------------------------------- */
 
@@ -228,6 +228,17 @@ EP_API ep_status* ep_session_stage_timing(const ep_session* session, size_t inde
  * all sections), prepare (0 until prepared). Any out-pointer may be NULL. */
 EP_API ep_status* ep_session_load_timing(const ep_session* session, double* verify_ms,
                                          double* decrypt_ms, double* prepare_ms);
+
+/* Added in API version 2. */
+/* Per-node profiling. While enabled, every run times each node of every stage graph; enabling
+ * (again) clears the samples, disabling keeps them. Off by default (no cost). Prepares the
+ * session if needed. */
+EP_API ep_status* ep_session_set_profiling(ep_session* session, int enable);
+/* The samples so far as JSON (schema "edgepack.profile/1"): {"runs", "total_ms", "nodes": [{
+ * "stage", "name", "op", "backend", "inputs", "outputs" (shapes), "samples", "ms" (median),
+ * "flops" (one execution; multiply-add = 2), "flops_exact" (false: an estimate of about one
+ * operation per element), "gflops"}]}. `*json` is borrowed until the next call or release. */
+EP_API ep_status* ep_session_profile_json(ep_session* session, const char** json);
 
 #ifdef __cplusplus
 }  /* extern "C" */

@@ -232,6 +232,16 @@ class Session {
     return t;
   }
 
+  // Per-node profiling (API version 2): see ep_session_set_profiling / ep_session_profile_json.
+  void set_profiling(bool enable) {
+    detail::check(ep_session_set_profiling(get(), enable ? 1 : 0));
+  }
+  std::string profile_json() const {
+    const char* json = nullptr;
+    detail::check(ep_session_profile_json(get(), &json));
+    return json;
+  }
+
   ep_session* get() const noexcept { return session_.get(); }
 
  private:

@@ -131,7 +131,28 @@ def render_text(r: Mapping[str, Any]) -> str:
     out.append(format_table(["output", "max-abs", "cosine", "result"], arows))
     out.append(f"accuracy: {'PASS' if acc['passed'] else 'FAIL'} (tolerance max-abs "
                f"{acc['tolerance']:g})")
+    if r.get("profile"):
+        out += ["", render_profile_top(r["profile"])]
     return "\n".join(out) + "\n"
+
+
+def _shape_text(shapes: Sequence[Any]) -> str:
+    return ", ".join("x".join(str(d) for d in s) if isinstance(s, list) else "-" for s in shapes)
+
+
+def render_profile_top(profile: Mapping[str, Any], top: int = 10) -> str:
+    """The ``top`` slowest nodes of a profile (median ms per node) as a table."""
+    nodes = sorted(profile["nodes"], key=lambda n: float(n["ms"]), reverse=True)
+    total = sum(float(n["ms"]) for n in nodes)
+    rows = [[n["stage"], n["op"], n["name"], _shape_text(n["outputs"]), _ms(float(n["ms"])),
+             f"{100.0 * float(n['ms']) / total:.1f}" if total > 0 else "0.0",
+             f"{float(n['flops']) / 1e6:.1f}" + ("" if n["flops_exact"] else "~"),
+             f"{float(n['gflops']):.2f}"] for n in nodes[:top]]
+    head = (f"profile: {len(nodes)} nodes, {_ms(total)} ms summed (median per node, "
+            f"{profile['runs']} runs); the {min(top, len(nodes))} slowest "
+            "(~: FLOPs estimated, about one per element):")
+    return head + "\n" + format_table(
+        ["stage", "op", "node", "output", "ms", "%", "MFLOP", "GFLOP/s"], rows)
 
 
 # --- HTML (inline SVG, no scripts, nothing fetched) -------------------------------------

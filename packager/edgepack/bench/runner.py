@@ -61,6 +61,7 @@ class BenchOptions:
     min_cosine: float = 0.999
     sdk_dir: Path | None = None  # a built SDK tree (bin/edgepack-run, bin/edgepack-agent)
     run_timeout_s: float = 900.0
+    profile: bool = False  # edgepack-run --profile on the timed runs: report["profile"]
     device_key: str | None = None  # name of a key provisioned on the device ("device")
     log: Callable[[str], None] = field(default=lambda m: print(m, file=sys.stderr))
 
@@ -200,7 +201,8 @@ def _bench_on(agent: AgentClient, agent_uploaded: bool, opts: BenchOptions, boar
     before = agent.hello().facts
     opts.log(f"benchmark: {opts.warmup} warmup + {opts.iterations} iterations")
     res = agent.run(["bin/edgepack-run", *common, *inputs, "--bench", str(opts.iterations),
-                     "--warmup", str(opts.warmup), "--json", f"{RUN_DIR}/bench.json"],
+                     "--warmup", str(opts.warmup), "--json", f"{RUN_DIR}/bench.json",
+                     *(["--profile"] if opts.profile else [])],
                     timeout_s=opts.run_timeout_s, stdin=key_pipe)
     _check(res, "benchmark run")
     after = agent.hello().facts
@@ -294,6 +296,8 @@ def build_report(opts: BenchOptions, board: Board, target: Target, hello: Hello,
                      "outputs": outputs},
         "transfer": transfer,
     }
+    if isinstance(device_json.get("profile"), dict):
+        report["profile"] = device_json["profile"]
     validate_report(report)
     return report
 

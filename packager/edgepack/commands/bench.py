@@ -38,6 +38,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--tolerance", type=float, default=1e-3,
                    help="max-abs difference allowed per output (default 1e-3)")
     p.add_argument("--json", type=Path, metavar="FILE", help="write the report as JSON")
+    p.add_argument("--profile", action="store_true",
+                   help="time every node of the timed runs: per-node op, shapes, ms, FLOPs and "
+                   "GFLOP/s in the report, the 10 slowest in the text")
     p.add_argument("--html", type=Path, metavar="FILE", help="write the report as HTML")
     p.add_argument("--known-hosts", type=Path, metavar="FILE",
                    help="known_hosts file (default ~/.config/edgepack/known_hosts)")
@@ -58,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
         publisher=args.publisher, iterations=args.iterations, warmup=args.warmup,
         threads=args.threads, known_hosts=args.known_hosts,
         trust_new_host=args.trust_new_host, tolerance=args.tolerance, sdk_dir=args.sdk,
-        device_key=args.device_key))
+        device_key=args.device_key, profile=args.profile))
     print(render_text(report), end="")
     if args.json:
         write_atomic(args.json, json.dumps(report, indent=2, sort_keys=True) + "\n")

@@ -74,6 +74,7 @@ struct ep_session {
   // Output views handed out since the last run (borrowed until the next run).
   std::list<edgepack::TensorView> views;
   std::vector<edgepack::StageTiming> timings;
+  std::string profile;  // ep_session_profile_json's text (borrowed until the next call)
 };
 
 namespace edgepack::capi {
@@ -422,6 +423,23 @@ ep_status* ep_session_stage_timing(const ep_session* session, size_t index, cons
     if (stage != nullptr) *stage = t.stage.c_str();
     if (ms != nullptr) *ms = t.ms;
     if (runs != nullptr) *runs = t.runs;
+  });
+}
+
+ep_status* ep_session_set_profiling(ep_session* session, int enable) {
+  return guarded([&] {
+    require(session, "session");
+    edgepack::capi::prepare(session);
+    session->pipeline->set_profiling(enable != 0);
+  });
+}
+
+ep_status* ep_session_profile_json(ep_session* session, const char** json) {
+  return guarded([&] {
+    require(session, "session");
+    require(json, "json");
+    session->profile = session->pipeline->profile_json();
+    *json = session->profile.c_str();
   });
 }
 

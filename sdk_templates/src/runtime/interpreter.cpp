@@ -1,8 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "runtime/interpreter.h"
 
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <string>
 
 namespace edgepack {
 namespace {
@@ -43,6 +46,91 @@ int attr_string(const void* self, const char* name, const char** out) {
   if (!a || a->type != AttrType::kString) return 0;
   *out = a->s.c_str();
   return 1;
+}
+
+int64_t numel(const Tensor* t) {
+  if (t == nullptr) return 0;
+  int64_t n = 1;
+  for (int d = 0; d < t->rank; ++d) n *= t->shape[d];
+  return n;
+}
+
+// Floating-point operations of one execution of a node (multiply and add counted as 2), from
+// its actual shapes. Exact for the contraction ops; an estimate (about one operation per
+// element, per window element for pools) for the rest, flagged by `*exact`.
+double node_flops(const GraphNode& node, const std::vector<Tensor*>& in,
+                  const std::vector<Tensor*>& out, bool* exact) {
+  const std::string& op = node.op_type;
+  const Tensor* x = in.empty() ? nullptr : in[0];
+  const Tensor* w = in.size() > 1 ? in[1] : nullptr;
+  const Tensor* y = out.empty() ? nullptr : out[0];
+  *exact = true;
+  if (op == "Conv" && w && w->rank >= 1 && w->shape[0] > 0)
+    return 2.0 * static_cast<double>(numel(y)) * static_cast<double>(numel(w) / w->shape[0]);
+  if (op == "ConvTranspose" && w && x && w->rank >= 1 && w->shape[0] > 0)
+    return 2.0 * static_cast<double>(numel(x)) * static_cast<double>(numel(w) / w->shape[0]);
+  if (op == "Gemm" && x && x->rank == 2) {
+    const GraphAttr* ta = node.attrs.find("transA");
+    const int64_t k = (ta && ta->type == AttrType::kInt && ta->i) ? x->shape[0] : x->shape[1];
+    return 2.0 * static_cast<double>(numel(y)) * static_cast<double>(k);
+  }
+  if (op == "MatMul" && x && x->rank >= 1)
+    return 2.0 * static_cast<double>(numel(y)) * static_cast<double>(x->shape[x->rank - 1]);
+  *exact = false;
+  if ((op == "MaxPool" || op == "AveragePool") && x && y && numel(y) > 0) {
+    const GraphAttr* k = node.attrs.find("kernel_shape");
+    double window = 1.0;
+    if (k && k->type == AttrType::kInts)
+      for (size_t i = 0; i < k->count; ++i) window *= static_cast<double>(k->ints[i]);
+    return static_cast<double>(numel(y)) * window;
+  }
+  int64_t most = 0;
+  for (const Tensor* t : in)
+    if (t && !t->constant) most = std::max(most, numel(t));
+  for (const Tensor* t : out) most = std::max(most, numel(t));
+  return static_cast<double>(most);
+}
+
+double median_of(std::vector<double> v) {
+  if (v.empty()) return 0.0;
+  const size_t mid = v.size() / 2;
+  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(mid), v.end());
+  double m = v[mid];
+  if (v.size() % 2 == 0) m = (m + *std::max_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(mid))) / 2;
+  return m;
+}
+
+std::string json_str(const std::string& s) {
+  std::string o = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') {
+      o += '\\';
+      o += c;
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", c);
+      o += buf;
+    } else {
+      o += c;
+    }
+  }
+  return o + "\"";
+}
+
+std::string json_shapes(const std::vector<Tensor*>& ts) {
+  std::string o = "[";
+  for (size_t i = 0; i < ts.size(); ++i) {
+    if (i) o += ", ";
+    if (!ts[i]) {
+      o += "null";
+      continue;
+    }
+    o += "[";
+    for (int d = 0; d < ts[i]->rank; ++d)
+      o += (d ? ", " : "") + std::to_string(ts[i]->shape[d]);
+    o += "]";
+  }
+  return o + "]";
 }
 
 }  // namespace
@@ -213,11 +301,60 @@ void GraphInstance::prepare() {
   prepared_ = true;
 }
 
+void GraphInstance::set_profiling(bool on) {
+  profiling_ = on;
+  profile_runs_ = 0;
+  node_ms_.assign(graph_->nodes.size(), {});
+}
+
+double GraphInstance::profile_total_ms() const {
+  double total = 0.0;
+  for (const auto& v : node_ms_) total += median_of(v);
+  return total;
+}
+
+std::string GraphInstance::profile_json(const std::string& stage) const {
+  std::string o;
+  if (node_ms_.size() != nodes_.size()) return o;  // never profiled (a stage that did not
+                                                   // run lists its nodes with 0 samples)
+  for (size_t i = 0; i < nodes_.size(); ++i) {
+    const BoundNode& bn = *nodes_[i];
+    const double ms = median_of(node_ms_[i]);
+    bool exact = false;
+    const double flops = node_flops(*bn.node, bn.inputs, bn.outputs, &exact);
+    char nums[256];
+    std::snprintf(nums, sizeof nums,
+                  "\"samples\": %zu, \"ms\": %.6f, \"flops\": %.0f, \"flops_exact\": %s, "
+                  "\"gflops\": %.4f",
+                  node_ms_[i].size(), ms, flops, exact ? "true" : "false",
+                  ms > 0 ? flops / (ms * 1e6) : 0.0);
+    if (!o.empty()) o += ",\n    ";
+    o += "{\"stage\": " + json_str(stage) + ", \"name\": " + json_str(bn.node->name) +
+         ", \"op\": " + json_str(bn.node->op_type) + ", \"backend\": " +
+         json_str(bn.backend ? bn.backend->name() : "") + ", \"inputs\": " +
+         json_shapes(bn.inputs) + ", \"outputs\": " + json_shapes(bn.outputs) + ", " + nums +
+         "}";
+  }
+  return o;
+}
+
 void GraphInstance::run() {
   if (!prepared_) prepare();
+  if (profiling_ && node_ms_.size() != nodes_.size()) node_ms_.assign(nodes_.size(), {});
+  if (profiling_) ++profile_runs_;
+  using clock = std::chrono::steady_clock;
   uint8_t* scratch = arena_ + align_up(static_cast<size_t>(graph_->arena_size));
-  for (auto& up : nodes_) {
-    BoundNode& bn = *up;
+  for (size_t idx = 0; idx < nodes_.size(); ++idx) {
+    BoundNode& bn = *nodes_[idx];
+    const clock::time_point t0 = profiling_ ? clock::now() : clock::time_point();
+    struct Stamp {
+      bool on;
+      clock::time_point t0;
+      std::vector<double>* out;
+      ~Stamp() {
+        if (on) out->push_back(std::chrono::duration<double, std::milli>(clock::now() - t0).count());
+      }
+    } stamp{profiling_, t0, profiling_ ? &node_ms_[idx] : nullptr};
     // Default actual shapes: static, dim 0 scaled like the first dynamic input.
     for (Tensor* t : bn.outputs) {
       for (int d = 0; d < t->rank; ++d) t->shape[d] = t->static_shape[d];

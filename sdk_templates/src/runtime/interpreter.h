@@ -37,6 +37,18 @@ class GraphInstance {
   // Backend name per node (after prepare), for logs and tests.
   std::vector<std::string> node_backends() const;
 
+  // Per-node profiling: when on, every run() times each node (steady clock) and keeps the
+  // samples. Turning it on (again) clears the samples. Off by default: no timing cost.
+  void set_profiling(bool on);
+  bool profiling() const { return profiling_; }
+  // One JSON object per node, comma-separated (no brackets), in graph order: stage, name, op,
+  // backend, input/output shapes (actual, of the last run), samples, ms (median over the
+  // samples), flops (of one execution), flops_exact (false: an estimate, about one operation
+  // per element), gflops (flops / median time). Empty when profiling was never turned on.
+  std::string profile_json(const std::string& stage) const;
+  // Sum over the nodes of their median ms.
+  double profile_total_ms() const;
+
  private:
   struct BoundNode;
   void bind(BoundNode& bn, size_t index);
@@ -51,6 +63,9 @@ class GraphInstance {
   uint8_t* arena_ = nullptr;
   size_t arena_size_ = 0;
   bool prepared_ = false;
+  bool profiling_ = false;
+  int profile_runs_ = 0;                       // runs since profiling was turned on
+  std::vector<std::vector<double>> node_ms_;   // per node: one sample per execution
 };
 
 }  // namespace edgepack

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // Pipeline: the manifest's stages (one GraphInstance each) and steps (docs/manifest.md).
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <map>
 
@@ -77,6 +78,8 @@ class PipelineImpl : public Pipeline {
   TensorView output(const std::string& stage, const std::string& name) const override;
   void run(const std::string& stage) override;
   const std::vector<StageTiming>& timings() const override { return timings_; }
+  void set_profiling(bool on) override;
+  std::string profile_json() const override;
 
  private:
   Stage& stage(const std::string& name);
@@ -95,6 +98,8 @@ class PipelineImpl : public Pipeline {
   std::vector<std::pair<std::string, std::string>> outputs_;  // public name -> reference
   std::vector<StageTiming> timings_;
   bool prepared_ = false;
+  int profile_runs_ = 0;
+  bool profiling_ = false;
 };
 
 TensorView view_of(const Tensor& t, const TensorInfo& info) {
@@ -411,9 +416,33 @@ void PipelineImpl::run_step(Step& step) {
   }
 }
 
+void PipelineImpl::set_profiling(bool on) {
+  prepare();
+  profiling_ = on;
+  profile_runs_ = 0;
+  for (auto& st : stages_) st->graph->set_profiling(on);
+}
+
+std::string PipelineImpl::profile_json() const {
+  std::string nodes;
+  double total = 0.0;
+  for (const auto& st : stages_) {
+    const std::string part = st->graph->profile_json(st->name);
+    if (part.empty()) continue;
+    nodes += (nodes.empty() ? "\n    " : ",\n    ") + part;
+    total += st->graph->profile_total_ms();
+  }
+  char head[160];
+  std::snprintf(head, sizeof head,
+                "{\"schema\": \"edgepack.profile/1\", \"runs\": %d, \"total_ms\": %.6f, ",
+                profile_runs_, total);
+  return std::string(head) + "\"nodes\": [" + nodes + (nodes.empty() ? "" : "\n  ") + "]}";
+}
+
 void PipelineImpl::run(const std::string& stage_name) {
   prepare();
   timings_.clear();
+  if (profiling_) ++profile_runs_;
   using clock = std::chrono::steady_clock;
   if (!stage_name.empty()) {
     Stage& st = stage(stage_name);

@@ -89,6 +89,12 @@ class Pipeline {
   // stage). Times every step.
   virtual void run(const std::string& stage = "") = 0;
   virtual const std::vector<StageTiming>& timings() const = 0;
+
+  // Per-node profiling of every stage graph (see GraphInstance::set_profiling): on clears the
+  // samples; profile_json() is a JSON object {"schema": "edgepack.profile/1", "runs",
+  // "total_ms" (sum of the node medians), "nodes": [...]}.
+  virtual void set_profiling(bool on) = 0;
+  virtual std::string profile_json() const = 0;
 };
 
 }  // namespace edgepack

@@ -67,6 +67,9 @@ const char kUsage[] =
     "  --bench N           time N runs after the first one\n"
     "  --warmup W          untimed runs before the N timed ones (default 0)\n"
     "  --json FILE         write the report (schema edgepack.run/1) to FILE\n"
+    "  --profile           time every node of the timed runs (of the first run without\n"
+    "                      --bench); the report's \"profile\" holds op, shapes, median ms,\n"
+    "                      FLOPs and GFLOP/s per node; prints the 10 slowest nodes\n"
     "  --version           print the version and exit\n"
     "  --help              print this help and exit\n"
     "\n"
@@ -78,6 +81,7 @@ struct Args {
   uint64_t min_counter = 0;
   int threads = 1;
   long bench = 0, warmup = 0;
+  bool profile = false;
 };
 
 struct Failure {
@@ -151,6 +155,8 @@ Args parse_args(int argc, char** argv, bool* done) {
       a.warmup = parse_long(arg, value(), 0);
     } else if (arg == "--json") {
       a.json = value();
+    } else if (arg == "--profile") {
+      a.profile = true;
     } else if (!arg.empty() && arg[0] == '-') {
       usage_error("unknown option '" + arg + "'");
     } else if (a.artifact.empty()) {
@@ -323,6 +329,7 @@ struct Report {
   std::vector<std::string> stage_order;
   std::map<std::string, std::vector<double>> stage_samples;
   std::map<std::string, int> stage_runs;
+  std::string profile;  // ep_session_profile_json's text, "" without --profile
 };
 
 void record_stage_timings(ep_session* s, Report* r) {
@@ -365,9 +372,50 @@ std::string report_json(const Args& a, const Report& r) {
       << json_stats(r.stage_samples.at(name)) << "}";
   }
   o << (r.stage_order.empty() ? "" : "\n  ") << "],\n"
+    << "  \"profile\": " << (r.profile.empty() ? "null" : r.profile) << ",\n"
     << "  \"peak_rss_kib\": " << ru.ru_maxrss << ",\n"
     << "  \"vm_hwm_kib\": " << vm_hwm_kib() << "\n}\n";
   return o.str();
+}
+
+// The `n` slowest nodes of a profile (ep_session_profile_json's text: one node object per line,
+// flat fields), as a table on stdout.
+void print_profile_top(const std::string& profile, size_t n) {
+  struct Row {
+    double ms, gflops;
+    std::string stage, name, op;
+  };
+  auto field = [](const std::string& line, const std::string& key) -> std::string {
+    const std::string k = "\"" + key + "\": ";
+    const size_t at = line.find(k);
+    if (at == std::string::npos) return "";
+    size_t start = at + k.size(), end = start;
+    if (line[start] == '"') {
+      end = ++start;
+      while (end < line.size() && line[end] != '"') end += line[end] == '\\' ? 2 : 1;
+    } else {
+      end = line.find_first_of(",}", start);
+    }
+    return line.substr(start, end - start);
+  };
+  std::vector<Row> rows;
+  double total = 0;
+  std::istringstream in(profile);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.find("\"op\": ") == std::string::npos) continue;
+    Row row{std::strtod(field(line, "ms").c_str(), nullptr),
+            std::strtod(field(line, "gflops").c_str(), nullptr), field(line, "stage"),
+            field(line, "name"), field(line, "op")};
+    total += row.ms;
+    rows.push_back(row);
+  }
+  std::sort(rows.begin(), rows.end(), [](const Row& x, const Row& y) { return x.ms > y.ms; });
+  std::printf("profile: %zu nodes, %.3f ms summed (medians); slowest:\n", rows.size(), total);
+  for (size_t i = 0; i < rows.size() && i < n; ++i)
+    std::printf("  %8.3f ms %5.1f%% %8.2f GFLOP/s  %-18s %s%s%s\n", rows[i].ms,
+                total > 0 ? 100.0 * rows[i].ms / total : 0.0, rows[i].gflops, rows[i].op.c_str(),
+                rows[i].stage.c_str(), rows[i].stage.empty() ? "" : ": ", rows[i].name.c_str());
 }
 
 // `--key -`: the PEM from stdin (at most 16 KiB; a key is a few hundred bytes).
@@ -431,6 +479,7 @@ int run(const Args& a) {
   check(ep_session_load_timing(s, &r.verify_ms, &r.decrypt_ms, &r.prepare_ms));
   load_inputs(s, stage, a.inputs);
 
+  if (a.profile && a.bench == 0) check(ep_session_set_profiling(s, 1));
   double t = now_ms();
   check(ep_session_run(s, stage), "run");
   r.first_ms = now_ms() - t;
@@ -438,6 +487,7 @@ int run(const Args& a) {
   if (!a.outputs.empty()) write_outputs(s, stage, a.outputs);
 
   for (long i = 0; i < a.warmup && a.bench > 0; ++i) check(ep_session_run(s, stage), "run");
+  if (a.profile && a.bench > 0) check(ep_session_set_profiling(s, 1));
   for (long i = 0; i < a.bench; ++i) {
     t = now_ms();
     check(ep_session_run(s, stage), "run");
@@ -445,6 +495,11 @@ int run(const Args& a) {
     record_stage_timings(s, &r);
   }
   if (a.bench == 0) record_stage_timings(s, &r);
+  if (a.profile) {
+    const char* profile = nullptr;
+    check(ep_session_profile_json(s, &profile));
+    r.profile = profile;
+  }
 
   if (!a.json.empty()) write_file_atomic(a.json, report_json(a, r));
   std::printf("load: verify %.3f ms, decrypt %.3f ms, prepare %.3f ms; first run %.3f ms\n",
@@ -454,6 +509,7 @@ int run(const Args& a) {
     std::printf("bench: %zu runs, p50 %.3f ms, p90 %.3f ms, min %.3f ms, max %.3f ms\n",
                 r.end_to_end.size(), e.p50, e.p90, e.min, e.max);
   }
+  if (a.profile) print_profile_top(r.profile, 10);
   return 0;
 }
 

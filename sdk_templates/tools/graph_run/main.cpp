@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 // edgepack-graph-run GRAPH --inputs DIR --outputs DIR [--threads T] [--bench N --warmup W]
-//                    [--json FILE] [--backend SPEC]... [--placement]
+//                    [--json FILE] [--backend SPEC]... [--placement] [--profile]
 // Runs one device graph with <input name>.npy files from DIR and writes <output name>.npy
 // (actual shapes: dynamic dim 0 trimmed). --bench times N runs after W warm-up runs and prints
-// median/min/mean/p90 in ms; --json writes them (plus load/prepare times) to FILE.
+// median/min/mean/p90 in ms; --json writes them (plus load/prepare times) to FILE; --profile adds
+// "profile" (per node: op, shapes, median ms, FLOPs, GFLOP/s) to it, over the timed runs.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -31,7 +32,7 @@ double ms_since(clock_type::time_point t0) {
 int usage() {
   std::fprintf(stderr,
                "usage: edgepack-graph-run GRAPH --inputs DIR --outputs DIR [--threads T] "
-               "[--bench N --warmup W] [--json FILE] [--backend SPEC]... [--placement]\n");
+               "[--bench N --warmup W] [--json FILE] [--backend SPEC]... [--placement] [--profile]\n");
   return 2;
 }
 
@@ -48,7 +49,7 @@ std::string file_name(const std::string& tensor) {
 int main(int argc, char** argv) {
   std::string graph_path, in_dir, out_dir, json_path;
   int threads = 1, bench = 0, warmup = 0;
-  bool placement = false;
+  bool placement = false, profile = false;
   std::vector<std::string> backends;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -65,6 +66,7 @@ int main(int argc, char** argv) {
       else if (a == "--json") json_path = next();
       else if (a == "--backend") backends.push_back(next());
       else if (a == "--placement") placement = true;
+      else if (a == "--profile") profile = true;
       else if (!a.empty() && a[0] == '-') return usage();
       else if (graph_path.empty()) graph_path = a;
       else return usage();
@@ -125,6 +127,11 @@ int main(int argc, char** argv) {
       feed();
       inst.run();
     }
+    if (profile) inst.set_profiling(true);  // the timed runs (the first one without --bench)
+    if (profile && bench == 0) {
+      feed();
+      inst.run();
+    }
     for (int i = 0; i < bench; ++i) {
       feed();
       const auto t0 = clock_type::now();
@@ -166,7 +173,11 @@ int main(int argc, char** argv) {
                       ", \"p90_ms\": " + std::to_string(p90) + ", \"max_ms\": " + std::to_string(mx) +
                       ", \"samples_ms\": [";
       for (size_t i = 0; i < samples.size(); ++i) j += (i ? ", " : "") + std::to_string(samples[i]);
-      j += "]}\n";
+      j += "]";
+      if (profile)
+        j += ", \"profile\": {\"total_ms\": " + std::to_string(inst.profile_total_ms()) +
+             ", \"nodes\": [\n    " + inst.profile_json("") + "\n  ]}";
+      j += "}\n";
       const std::string tmp = json_path + ".tmp";
       std::ofstream o(tmp, std::ios::trunc);
       o << j;
