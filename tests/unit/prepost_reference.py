@@ -77,13 +77,18 @@ def iou(a: Array, b: Array) -> float:
     return float(inter / union) if union > 0 else 0.0
 
 
-def detection_post(pred: Array, post: DetectionPost,
-                   pre: PreprocessSpec | None, h: int, w: int) -> tuple[Array, Array, Array]:
+def detection_post(pred: Array, post: DetectionPost, pre: PreprocessSpec | None, h: int,
+                   w: int) -> tuple[Array, ...]:
+    """(boxes, scores, classes) and, with extra columns, the extras of the kept boxes."""
     p = pred[0].astype(np.float32)
+    if post.layout == "columns":
+        p = p.T
     box = p[:, :4]
     if post.box_format == "cxcywh":
         box = np.concatenate([box[:, :2] - box[:, 2:] / 2, box[:, :2] + box[:, 2:] / 2], axis=1)
-    scores = p[:, 5:] * p[:, 4:5] if post.has_objectness else p[:, 4:]
+    end = p.shape[1] - post.extra_columns
+    scores = p[:, 5:end] * p[:, 4:5] if post.has_objectness else p[:, 4:end]
+    extras = p[:, end:]
     kept: list[tuple[float, int, int]] = []  # score, class, box index
     for c in range(scores.shape[1]):
         order = [i for i in np.argsort(-scores[:, c], kind="stable")
@@ -98,14 +103,20 @@ def detection_post(pred: Array, post: DetectionPost,
     kept.sort(key=lambda t: -t[0])
     kept = kept[:post.max_detections]
     boxes = np.array([box[i] for _, _, i in kept], np.float32).reshape(-1, 4)
+    kept_extras = extras[[i for _, _, i in kept]].astype(np.float32)
     if pre is not None:
         geo = geometry(pre, h, w)
         off = np.array([geo.left, geo.top] * 2, np.float32)
         scale = np.array([geo.scale_x, geo.scale_y] * 2, np.float32)
         limit = np.array([geo.src_w, geo.src_h] * 2, np.float32)
         boxes = np.clip((boxes - off) / scale, 0, limit)
-    return (boxes, np.array([s for s, _, _ in kept], np.float32),
-            np.array([c for _, c, _ in kept], np.int64))
+        if post.keypoints:
+            kp = kept_extras.reshape(len(kept), post.extra_columns // 3, 3).copy()
+            kp[..., :2] = np.clip((kp[..., :2] - off[:2]) / scale[:2], 0, limit[:2])
+            kept_extras = kp.reshape(len(kept), post.extra_columns)
+    out: tuple[Array, ...] = (boxes, np.array([s for s, _, _ in kept], np.float32),
+                              np.array([c for _, c, _ in kept], np.int64))
+    return (*out, kept_extras) if post.extra_columns else out
 
 
 def _bilinear(img: Array, y: float, x: float) -> Array:

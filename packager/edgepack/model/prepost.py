@@ -204,32 +204,60 @@ def _to_source(g: GraphBuilder, boxes: str, geo: Geometry | None) -> str:
     return g.op1("Where", [g.op1("Greater", [x, lim]), lim, x])
 
 
+def _keypoints_to_source(g: GraphBuilder, extras: str, count: int, geo: Geometry) -> str:
+    """Map (x, y, visibility) triples [K, 3 * count] from model-input to source pixels."""
+    kp = g.op1("Reshape", [extras, g.const("shape", np.array([-1, count, 3], np.int64))])
+    xy, vis = g.op("Split", [kp, g.const("split", np.array([2, 1], np.int64))], 2, axis=2)
+    offset = np.array([geo.left, geo.top], np.float32)
+    scale = np.array([geo.scale_x, geo.scale_y], np.float32)
+    limit = g.const("limit", np.array([geo.src_w, geo.src_h], np.float32))
+    x = g.op1("Div", [g.op1("Sub", [xy, g.const("pad", offset)]), g.const("scale", scale)])
+    x = g.op1("Relu", [x])
+    x = g.op1("Where", [g.op1("Greater", [x, limit]), limit, x])
+    kp = g.op1("Concat", [x, vis], axis=2)
+    return g.op1("Reshape", [kp, g.const("shape", np.array([-1, 3 * count], np.int64))])
+
+
+def detection_columns(post: DetectionPost, shape: tuple[int, ...]) -> tuple[int, int, int]:
+    """(boxes N, values per box, classes C) of a detection output in ``post.layout``."""
+    if len(shape) != 3 or shape[0] != 1:
+        want = "[1, values, N]" if post.layout == "columns" else "[1, N, values]"
+        raise ModelError(f"detection output {post.output!r} must be {want} for layout "
+                         f"{post.layout!r}, the model gives {list(shape)}")
+    n, d = (shape[2], shape[1]) if post.layout == "columns" else (shape[1], shape[2])
+    num_classes = d - 4 - int(post.has_objectness) - post.extra_columns
+    if num_classes < 1:
+        raise ModelError(f"detection output {post.output!r} has {d} values per box: no room "
+                         f"for 4 box values{' + objectness' if post.has_objectness else ''} + "
+                         f"classes + {post.extra_columns} extra columns")
+    return n, d, num_classes
+
+
 def build_detection_post(
     post: DetectionPost,
     predictions: TensorDesc,
     pre: PreprocessSpec | None = None,
     model_input: TensorDesc | None = None,
 ) -> onnx.ModelProto:
-    """``predictions`` [1, N, 4 + obj + C] -> per-class NMS -> the best ``max_detections`` by
-    score -> ``boxes`` [K, 4] (x1, y1, x2, y2 in source pixels), ``scores`` [K], ``classes`` [K].
-    Without ``pre`` the boxes stay in model-input pixels."""
-    if len(predictions.shape) != 3 or predictions.shape[0] != 1:
-        raise ModelError(f"detection output {predictions.name!r} must be [1, N, 4 + classes], "
-                         f"the model gives {list(predictions.shape)}")
-    n, d = predictions.shape[1], predictions.shape[2]
+    """``predictions`` [1, N, 4 + obj + C + E] (``rows``) or [1, 4 + obj + C + E, N]
+    (``columns``) -> per-class NMS -> the best ``max_detections`` by score -> ``boxes`` [K, 4]
+    (x1, y1, x2, y2 in source pixels), ``scores`` [K], ``classes`` [K] and, with E extra
+    columns, ``extras`` [K, E] (keypoints mapped to source pixels like the boxes). Without
+    ``pre`` the boxes stay in model-input pixels."""
+    n, _, num_classes = detection_columns(post, predictions.shape)
     obj = 1 if post.has_objectness else 0
-    num_classes = d - 4 - obj
-    if num_classes < 1:
-        raise ModelError(f"detection output {predictions.name!r} has {d} columns: no room for "
-                         f"4 box values{' + objectness' if obj else ''} + classes")
+    extra = post.extra_columns
     geo = None
     if pre is not None and model_input is not None:
         _, h, w = model_hw(pre, model_input)
         geo = geometry(pre, h, w)
 
     g = GraphBuilder(0)
-    sizes = [4, 1, num_classes] if obj else [4, num_classes]
-    parts = g.op("Split", [predictions.name, g.const("split", np.array(sizes, np.int64))],
+    rows = predictions.name
+    if post.layout == "columns":
+        rows = g.op1("Transpose", [rows], perm=[0, 2, 1])  # [1, N, values]
+    sizes = [4, *([1] if obj else []), num_classes, *([extra] if extra else [])]
+    parts = g.op("Split", [rows, g.const("split", np.array(sizes, np.int64))],
                  len(sizes), axis=2)
     box = parts[0]
     scores = g.op1("Mul", [parts[2], parts[1]]) if obj else parts[1]  # [1, N, C]
@@ -256,23 +284,38 @@ def build_detection_post(
     top_scores, order = g.op("TopK", [sel_scores, k], 2, axis=0, largest=1, sorted=1)
     g.op1("Identity", [top_scores], out="scores")
     g.op1("Gather", [cls, order], axis=0, out="classes")
+    kept_idx = g.op1("Gather", [idx, order], axis=0)
     flat_boxes = g.op1("Reshape", [box, g.const("shape", np.array([n, 4], np.int64))])
-    kept = g.op1("Gather", [flat_boxes, g.op1("Gather", [idx, order], axis=0)], axis=0)
+    kept = g.op1("Gather", [flat_boxes, kept_idx], axis=0)
     g.op1("Identity", [_to_source(g, kept, geo)], out="boxes")
+    if extra:
+        flat_extras = g.op1("Reshape", [parts[-1], g.const("shape", np.array([n, extra],
+                                                                                np.int64))])
+        extras = g.op1("Gather", [flat_extras, kept_idx], axis=0)
+        if post.keypoints and geo is not None:
+            extras = _keypoints_to_source(g, extras, extra // 3, geo)
+        g.op1("Identity", [extras], out="extras")
 
-    inp = helper.make_tensor_value_info(predictions.name, TensorProto.FLOAT, [1, n, d])
+    inp = helper.make_tensor_value_info(predictions.name, TensorProto.FLOAT,
+                                        list(predictions.shape))
     outs = [helper.make_tensor_value_info("boxes", TensorProto.FLOAT, ["detections", 4]),
             helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["detections"]),
             helper.make_tensor_value_info("classes", TensorProto.INT64, ["detections"])]
+    if extra:
+        outs.append(helper.make_tensor_value_info("extras", TensorProto.FLOAT,
+                                                  ["detections", extra]))
     return _model(g, "detection_post", [inp], outs)
 
 
 def detection_outputs(post: DetectionPost) -> tuple[TensorDesc, ...]:
     """The detection post's outputs as the manifest describes them (dynamic dim 0)."""
     m = post.max_detections
-    return (TensorDesc("boxes", "float32", (m, 4), None, True),
-            TensorDesc("scores", "float32", (m,), None, True),
-            TensorDesc("classes", "int64", (m,), None, True))
+    outs: tuple[TensorDesc, ...] = (TensorDesc("boxes", "float32", (m, 4), None, True),
+                                     TensorDesc("scores", "float32", (m,), None, True),
+                                     TensorDesc("classes", "int64", (m,), None, True))
+    if post.extra_columns:
+        outs += (TensorDesc("extras", "float32", (m, post.extra_columns), None, True),)
+    return outs
 
 
 def build_crop(pre: PreprocessSpec, input: TensorDesc) -> onnx.ModelProto:

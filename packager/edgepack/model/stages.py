@@ -282,8 +282,18 @@ def build_stage_plan(spec: Spec, board_placement: dict[str, str] | None = None) 
             steps.append(Step(post.name, {post.inputs[0].name: f"{m.name}:{post.inputs[0].name}"},
                               mapped))
             final = post
-        for out in final.outputs:
+        # A postprocess reads one model output; the others (e.g. YOLOv8-seg mask prototypes)
+        # stay pipeline outputs beside the post's.
+        finals = [(final, o) for o in final.outputs]
+        if post is not None:
+            finals += [(model_stage, o) for o in model_stage.outputs
+                       if o.name != post.inputs[0].name]
+        for stage, out in finals:
             public = out.name if single_model else f"{m.name}.{out.name}"
-            outputs[public] = f"{final.name}:{out.name}"
+            if public in outputs:
+                raise SpecError(spec.path, f"model {m.name!r}: output {out.name!r} has the "
+                                "name of a postprocess output; rename it in the model",
+                                field=f"models.{m.name}.postprocess")
+            outputs[public] = f"{stage.name}:{out.name}"
     return StagePlan(spec, tuple(b.models.values()), tuple(b.stages), tuple(pipeline_inputs),
                      tuple(steps), outputs)

@@ -35,7 +35,7 @@ PREPROCESS_KEYS = ("source_size", "pixel_format", "model_format", "resize", "int
                    "pad_value", "mean", "std", "layout")
 CLASSIFICATION_KEYS = ("kind", "output", "softmax", "top_k")
 DETECTION_KEYS = ("kind", "output", "box_format", "has_objectness", "score_threshold",
-                  "iou_threshold", "max_detections")
+                  "iou_threshold", "max_detections", "layout", "extra_columns", "keypoints")
 
 
 @dataclass(frozen=True)
@@ -231,19 +231,36 @@ def _postprocess(t: Table, info: OnnxGraphInfo,
         if classes and top_k > classes:
             p.fail("top_k", f"top_k {top_k} exceeds the number of classes ({classes})")
         return ClassificationPost(output=output, softmax=p.boolean("softmax", True), top_k=top_k)
+    layout = p.string("layout", "rows", ("rows", "columns"))
     post = DetectionPost(
         output=output,
         box_format=p.string("box_format", "cxcywh", ("cxcywh", "xyxy")),  # type: ignore[arg-type]
-        has_objectness=p.boolean("has_objectness", True),
+        # YOLOv8 / YOLO11 heads ([1, values, N]) have no objectness column.
+        has_objectness=p.boolean("has_objectness", layout == "rows"),
         score_threshold=p.number("score_threshold", 0.25, 0.0, 1.0),
         iou_threshold=p.number("iou_threshold", 0.45, 0.0, 1.0),
-        max_detections=p.integer("max_detections", 100, minimum=1))
+        max_detections=p.integer("max_detections", 100, minimum=1),
+        layout=layout,  # type: ignore[arg-type]
+        extra_columns=p.integer("extra_columns", 0, minimum=0),
+        keypoints=p.boolean("keypoints", False))
+    if post.keypoints and (post.extra_columns == 0 or post.extra_columns % 3):
+        p.fail("keypoints", "keypoints need extra_columns to be a positive multiple of 3 "
+               f"(x, y, visibility per keypoint), extra_columns is {post.extra_columns}")
+    shape = "[1, values, boxes]" if layout == "columns" else "[1, boxes, values]"
     if len(dims) != 3:
-        p.fail("output", f"a detection output must be [1, boxes, 4 + objectness + classes], "
+        p.fail("output", f"a detection output with layout {layout!r} must be {shape}, "
                f"{output!r} has shape {_fmt_dims(dims)}")
-    if labels is not None and last:
-        want = 4 + int(post.has_objectness) + len(labels)
-        if want != last:
-            t.fail("labels", f"{len(labels)} labels need {want} columns in {output!r} "
-                   f"(4 box + {int(post.has_objectness)} objectness + classes), it has {last}")
+    values = dims[1] if layout == "columns" else dims[2]
+    fixed = 4 + int(post.has_objectness) + post.extra_columns
+    parts = (f"4 box + {int(post.has_objectness)} objectness + classes + "
+             f"{post.extra_columns} extra_columns")
+    if values and values - fixed < 1:
+        p.fail("output", f"{output!r} has shape {_fmt_dims(dims)}: {values} values per box "
+               f"leave no class scores ({parts}); check layout, has_objectness and "
+               "extra_columns")
+    if labels is not None and values:
+        want = fixed + len(labels)
+        if want != values:
+            t.fail("labels", f"{len(labels)} labels need {want} values per box in {output!r} "
+                   f"({parts}), its shape {_fmt_dims(dims)} has {values} (layout {layout!r})")
     return post

@@ -20,6 +20,7 @@ ResizeMode = Literal["stretch", "letterbox"]
 Interpolation = Literal["linear", "nearest"]
 Layout = Literal["nchw", "nhwc"]
 BoxFormat = Literal["cxcywh", "xyxy"]
+DetectionLayout = Literal["rows", "columns"]
 
 
 @dataclass(frozen=True)
@@ -67,11 +68,17 @@ class ClassificationPost:
 
 @dataclass(frozen=True)
 class DetectionPost:
-    """YOLO-style head already decoded to boxes: output [1, N, 4 + objectness? + classes]."""
+    """YOLO-style head already decoded to boxes. Each box has 4 box values, an optional
+    objectness, the class scores and ``extra_columns`` values carried through NMS (YOLOv8-seg
+    mask coefficients, pose keypoints). ``rows``: output [1, N, values] (YOLOv5);
+    ``columns``: output [1, values, N] (YOLOv8 / YOLO11, no objectness)."""
 
     output: str
     box_format: BoxFormat = "cxcywh"  # in model-input pixel coordinates
     has_objectness: bool = True  # column 4 is objectness, multiplied into class scores
+    layout: DetectionLayout = "rows"
+    extra_columns: int = 0  # values after the class scores, returned per detection as `extras`
+    keypoints: bool = False  # extras are (x, y, visibility) triples in model-input pixels
     score_threshold: float = 0.25
     iou_threshold: float = 0.45
     max_detections: int = 100  # bound on the data-dependent number of boxes
