@@ -136,13 +136,13 @@ def test_refuses_input_without_fixed_shape(tmp_path: Path) -> None:
 
 
 def test_refuses_ops_the_runtime_lacks(tmp_path: Path) -> None:
-    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])
-    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])
-    graph = helper.make_graph([helper.make_node("Hardmax", ["x"], ["y"], name="hardmax_node")],
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])
+    graph = helper.make_graph([helper.make_node("Det", ["x"], ["y"], name="det_node")],
                               "g", [x], [y])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
-    msg = refusal(tmp_path, model, (InputSpec("x", (1, 4)),))
-    assert "Hardmax" in msg and "does not implement" in msg
+    msg = refusal(tmp_path, model, (InputSpec("x", (1, 4, 4)),))
+    assert "missing ops: Det x1" in msg and "does not implement" in msg
 
 
 def test_refuses_missing_file(tmp_path: Path) -> None:
