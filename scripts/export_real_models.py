@@ -150,22 +150,25 @@ def export(spec: real_models.RealModel, folder: Path) -> Path:
 
 
 def strip(model: onnx.ModelProto) -> list[str]:
-    """Empties the weight initializers (see the module doc); returns their names."""
+    """Empties the weight initializers (see the module doc); returns their names. The rule reads
+    only dims, dtypes and the graph, so stripping a stored graph again finds the same tensors."""
     used_by = real_models.consumers(model, {t.name for t in model.graph.initializer})
     stripped = []
     for tensor in model.graph.initializer:
         if tensor.data_type not in real_models.FLOAT_TYPES:
             continue
-        size = len(tensor.raw_data) or 4 * (len(tensor.float_data) + len(tensor.double_data))
+        itemsize = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type)).itemsize
+        size = itemsize * int(np.prod(tensor.dims, dtype=np.int64))
         is_weight = tensor.name in used_by and used_by[tensor.name][0].op_type in WEIGHT_OPS
         if (is_weight and size > STRIP_BYTES) or size > KEEP_CONSTANT_BYTES:
             for field in ("raw_data", "float_data", "double_data", "external_data"):
                 tensor.ClearField(field)
             tensor.data_location = TensorProto.DEFAULT
             stripped.append(tensor.name)
-    prop = model.metadata_props.add()
-    prop.key = real_models.STRIPPED_KEY
-    prop.value = json.dumps(stripped)
+    others = [p for p in model.metadata_props if p.key != real_models.STRIPPED_KEY]
+    del model.metadata_props[:]
+    model.metadata_props.extend(others)
+    model.metadata_props.add(key=real_models.STRIPPED_KEY, value=json.dumps(stripped))
     return stripped
 
 

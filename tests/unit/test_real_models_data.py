@@ -5,7 +5,9 @@ outputs of a sane magnitude."""
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import onnx
@@ -121,3 +123,22 @@ def test_external_data_model_keeps_its_layout(tmp_path: Path) -> None:
     ref = onnx.load_from_string(refilled(spec.name))
     assert [t.raw_data for t in reloaded.graph.initializer] == \
         [t.raw_data for t in ref.graph.initializer]
+
+
+def export_script() -> ModuleType:
+    """scripts/export_real_models.py: its stripping needs only onnx (torch is imported only to
+    export)."""
+    path = Path(__file__).resolve().parents[2] / "scripts" / "export_real_models.py"
+    spec = importlib.util.spec_from_file_location("export_real_models", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_stored_graph_follows_the_export_scripts_stripping_rule(name: str) -> None:
+    model = load_stripped(name)
+    before = stripped_names(model)
+    assert export_script().strip(model) == before
+    assert stripped_names(model) == before
