@@ -16,6 +16,7 @@ import onnx.inliner
 
 from edgepack.errors import ModelError
 from edgepack.lower.capabilities import missing_ops_message, runtime_ops
+from edgepack.model.cut import cut_model
 from edgepack.model.diagnostics import one_line
 from edgepack.model.equivalence import EquivalenceError, OnnxruntimeFailed, check_equivalent
 from edgepack.model.loading import load_model_file
@@ -185,6 +186,8 @@ def ingest_model(model: ModelSpec, *, check_seed: int = 0) -> IngestedModel:
         raise ModelError(f"{path_str}: ONNX checker failed: {one_line(exc)}") from exc
     _name_nodes(proto)
     _fix_input_shapes(path_str, proto, model)
+    if model.outputs is not None:  # `outputs = [...]`: end the model at these tensors
+        proto = cut_model(path_str, proto, model.outputs)
     _describe(path_str, _graph_inputs(proto), {})  # input dtypes the runtime can feed
     original = onnx.ModelProto()
     original.CopyFrom(proto)

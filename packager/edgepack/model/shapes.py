@@ -124,7 +124,9 @@ def require_static_shapes(path_str: str, model: onnx.ModelProto) -> onnx.ModelPr
                 f"{_reason(node, producers, constants)}; it reaches "
                 f"{_downstream(node, g)}",
                 hint=(f"edgepack runs fixed-shape graphs: cut the model before {node.name!r} "
-                      f"(make {inputs} its outputs) and do the rest in post-processing, or "
+                      f"(make {inputs} its outputs) with `outputs = [{inputs}]` in its "
+                      "[[models]] entry of edgepack.toml and do the rest in post-processing "
+                      "(`[models.postprocess]`), or "
                       "re-export without this data-dependent step"),
             )
     return inferred

@@ -15,6 +15,7 @@ from typing import Any
 
 import onnx
 
+from edgepack.model.cut import tensor_names, unknown_tensor_message
 from edgepack.spec.fields import Table, type_name
 from edgepack.spec.project import (
     ClassificationPost,
@@ -29,7 +30,7 @@ NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 PIXEL_FORMATS = ("rgb", "bgr", "gray")
 _CHANNELS = {"rgb": 3, "bgr": 3, "gray": 1}
 
-MODEL_KEYS = ("name", "path", "labels", "inputs", "postprocess")
+MODEL_KEYS = ("name", "path", "labels", "inputs", "outputs", "postprocess")
 INPUT_KEYS = ("name", "shape", "preprocess")
 PREPROCESS_KEYS = ("source_size", "pixel_format", "model_format", "resize", "interpolation",
                    "pad_value", "mean", "std", "layout")
@@ -61,9 +62,33 @@ def read_graph_info(t: Table, path: Path) -> OnnxGraphInfo:
     except Exception as exc:  # onnx raises DecodeError and friends; all mean "not a model"
         t.fail("path", f"{path} is not a readable ONNX model ({type(exc).__name__}: {exc})")
     init = {i.name for i in model.graph.initializer}
+    outputs = {o.name: _dims(o) for o in model.graph.output}
+    if t.has("outputs"):
+        outputs = _cut_outputs(t, model)
     return OnnxGraphInfo(
         inputs={i.name: _dims(i) for i in model.graph.input if i.name not in init},
-        outputs={o.name: _dims(o) for o in model.graph.output})
+        outputs=outputs)
+
+
+def _cut_outputs(t: Table, model: onnx.ModelProto) -> dict[str, tuple[int | None, ...]]:
+    """``outputs = [...]``: tensors of the graph the model is cut at, with their shapes as
+    far as shape inference on the weight-less graph knows them (checked again at pack time)."""
+    value = t.data["outputs"]
+    if not (isinstance(value, list) and value and all(isinstance(v, str) and v for v in value)):
+        t.fail("outputs", "expected a non-empty array of tensor names, found "
+               f"{type_name(value)}")
+    if len(set(value)) != len(value):
+        t.fail("outputs", "a tensor is listed twice")
+    known = set(tensor_names(model.graph))
+    for name in value:
+        if name not in known:
+            t.fail("outputs", unknown_tensor_message(name, model.graph))
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False).graph
+        values = {v.name: v for v in [*inferred.value_info, *inferred.output, *inferred.input]}
+    except Exception:  # shapes are checked again, with a message, when the model is packed
+        values = {}
+    return {name: _dims(values[name]) if name in values else () for name in value}
 
 
 def check_name(t: Table, key: str, what: str) -> str:
@@ -98,7 +123,9 @@ def parse_model(t: Table) -> ModelSpec:
     labels = _labels(t)
     inputs = _inputs(t, info)
     post = _postprocess(t, info, labels)
-    return ModelSpec(name=name, path=path, inputs=inputs, postprocess=post, labels=labels)
+    outputs = tuple(info.outputs) if t.has("outputs") else None
+    return ModelSpec(name=name, path=path, inputs=inputs, postprocess=post, labels=labels,
+                     outputs=outputs)
 
 
 def _read_labels(t: Table, path: Path, value: str) -> str:

@@ -95,6 +95,8 @@ class ModelSpec:
     inputs: tuple[InputSpec, ...]
     postprocess: PostprocessSpec | None = None
     labels: tuple[str, ...] | None = None
+    # Tensors the model ends at (cut there: later nodes dropped); None keeps the graph outputs.
+    outputs: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
