@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: Apache-2.0
 """edgepack-run on the packed example agrees with the host reference: the whole pipeline against
 the golden outputs stored in the artifact, each stage (``--stage``) against onnxruntime on the
-stage's ONNX graph from the artifact, and the bench report keeps its invariants.
+stage's ONNX graph (rebuilt from the project: the artifact keeps only device graphs), and the
+bench report keeps its invariants.
 
 Tolerances: box coordinates (source-image pixels) atol 1e-2; scores and other float tensors
 atol 1e-4 relative to the tensor's scale (max(1, max |reference|)); integer outputs equal, except
@@ -18,12 +19,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnx
 import pytest
 from sdk_host import SdkBuild, run
 
 from edgepack.artifact import container as artifact
 from edgepack.artifact import keys
 from edgepack.model.reference import run_stage
+from edgepack.model.stages import build_stage_plan
+from edgepack.spec.loader import load_spec
 
 BOX_ATOL = 1e-2
 SCORE_ATOL = 1e-4
@@ -36,6 +40,7 @@ class Unpacked:
     key_args: tuple[str, ...]
     manifest: dict[str, Any]
     sections: dict[str, bytes]
+    stage_onnx: dict[str, onnx.ModelProto]  # the packer's stage graphs, rebuilt from the project
 
     def npy(self, section: str) -> np.ndarray:
         return np.asarray(np.load(io.BytesIO(self.sections[section]), allow_pickle=False))
@@ -47,8 +52,10 @@ def demo(packed_demo: tuple[Path, Path]) -> Unpacked:
     k = project / "keys"
     opened = artifact.open_artifact(epk.read_bytes(), keys.load_device_private(k / "dev1.key"),
                                     keys.load_publisher_public(k / "publisher.pub"))
+    plan = build_stage_plan(load_spec(project))  # deterministic: the graphs that were lowered
     return Unpacked(epk, ("--key", str(k / "dev1.key"), "--publisher", str(k / "publisher.pub")),
-                    json.loads(opened.manifest_bytes), dict(opened.sections))
+                    json.loads(opened.manifest_bytes), dict(opened.sections),
+                    {s.name: s.onnx for s in plan.stages})
 
 
 def run_runner(sdk: SdkBuild, demo: Unpacked, inputs: dict[str, np.ndarray], out: Path,
@@ -114,7 +121,7 @@ def stage_inputs(demo: Unpacked) -> dict[str, dict[str, np.ndarray]]:
         if step.get("map"):
             feeds = {n: v[:1] if v.shape[:1] != (1,) else v for n, v in feeds.items()}
         feeds_by_stage[stage["name"]] = feeds
-        outs = run_stage(demo.sections[stage["onnx"]], feeds)
+        outs = run_stage(demo.stage_onnx[stage["name"]], feeds)
         tensors.update({f"{stage['name']}:{n}": v for n, v in outs.items()})
     return feeds_by_stage
 
@@ -125,7 +132,7 @@ def test_each_stage_matches_onnxruntime(sdk_host: SdkBuild, demo: Unpacked,
     feeds = stage_inputs(demo)
     assert set(feeds) == set(stages)
     for name, stage_feeds in feeds.items():
-        want = run_stage(demo.sections[stages[name]["onnx"]], stage_feeds)
+        want = run_stage(demo.stage_onnx[name], stage_feeds)
         got = run_runner(sdk_host, demo, stage_feeds, tmp_path / name, "--stage", name)
         assert set(got) == set(want), name
         for out, value in want.items():

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,12 @@ from edgepack.spec.project import Spec
 from edgepack.ui import Progress
 
 GOLDEN_SEED = 0
+
+# Backends that compile a stage from its ONNX graph with a vendor converter (nnie_mapper for
+# the NNIE, the VP6 DSP's network compiler, TensorRT's builder): a stage placed on one of their
+# processors also carries its ONNX graph (section ``onnx/<stage>``). Every other stage is
+# stored once, as its device graph.
+ONNX_BACKENDS = frozenset({"nnie", "vp6", "tensorrt"})
 
 
 @dataclass(frozen=True)
@@ -87,16 +94,23 @@ def _provenance_inputs(spec: Spec, plan: StagePlan) -> dict[str, str]:
 
 
 def build_sections(
-    spec: Spec, plan: StagePlan, board: str | None
+    spec: Spec, plan: StagePlan, board: str | None,
+    backends: Mapping[str, str] | None = None,
 ) -> tuple[dict[str, Any], list[tuple[str, bytes]], dict[str, int]]:
-    """The manifest and every section after it, deterministically ordered."""
+    """The manifest and every section after it, deterministically ordered. ``backends``
+    maps processor ids to their backend (from the board file); stages on an
+    ``ONNX_BACKENDS`` processor keep their ONNX graph."""
     blobs: list[tuple[str, bytes]] = []
     graph_sizes: dict[str, int] = {}
+    with_onnx = {s.name for s in plan.stages
+                 if (backends or {}).get(s.processor, "cpu") in ONNX_BACKENDS}
     with Progress("lower stage graphs", total=len(plan.stages)) as progress:
         for stage in plan.stages:
             graph = lower(stage.onnx, {t.name: t.shape[0] for t in stage.inputs if t.dynamic_dim0})
             graph_sizes[stage.name] = len(graph)
-            blobs.append((f"onnx/{stage.name}", stage.onnx.SerializeToString(deterministic=True)))
+            if stage.name in with_onnx:
+                blobs.append((f"onnx/{stage.name}",
+                              stage.onnx.SerializeToString(deterministic=True)))
             blobs.append((f"graph/{stage.name}", graph))
             progress.advance()
 
@@ -114,8 +128,8 @@ def build_sections(
     stages = []
     for stage in plan.stages:
         entry = stage.to_manifest()
-        entry["onnx"] = f"onnx/{stage.name}"
-        entry["graph"] = f"graph/{stage.name}"
+        if stage.name in with_onnx:
+            entry["onnx"] = f"onnx/{stage.name}"
         entry["ops"] = [n.op_type for n in stage.onnx.graph.node]
         stages.append(entry)
     doc: dict[str, Any] = {
@@ -154,7 +168,9 @@ def pack_project(project: Path, out: Path, *, board: str | None = None) -> PackR
         plan = build_stage_plan(spec, placement)
     if board is not None:
         check_placement(spec, board_spec, {m.name: list(m.ops) for m in plan.models})
-    doc, blobs, graph_sizes = build_sections(spec, plan, board)
+    backends = ({p.id: p.backend for p in board_spec.processors} if board is not None
+                else None)
+    doc, blobs, graph_sizes = build_sections(spec, plan, board, backends)
     with Progress("seal and sign"):
         header = artifact.write_artifact(
             Path(out),

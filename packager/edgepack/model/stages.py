@@ -55,13 +55,12 @@ class Stage:
         raise KeyError(f"{self.name}:{name}")
 
     def to_manifest(self) -> dict[str, Any]:
-        """The manifest entry; the caller may replace the ``onnx``/``graph`` section names."""
+        """The manifest entry (the packer adds ``onnx`` where it stores the ONNX graph)."""
         return {
             "name": self.name,
             "kind": self.kind,
             "model": self.model,
             "processor": self.processor,
-            "onnx": f"onnx/{self.name}",
             "graph": f"graph/{self.name}",
             "inputs": [t.to_manifest() for t in self.inputs],
             "outputs": [t.to_manifest() for t in self.outputs],
