@@ -42,8 +42,7 @@ def conan_program() -> str:
 CONAN_ARCH = {"aarch64": "armv8", "armhf": "armv7hf", "x86_64": "x86_64"}
 
 
-def render_profile(board: Board, toolchain: Toolchain, toolchain_cmake: Path,
-                   zig_cache_dir: Path | None = None) -> str:
+def render_profile(board: Board, toolchain: Toolchain, toolchain_cmake: Path) -> str:
     """The Conan 2 host profile of ``board``, from the board file and its resolved compiler."""
     major = toolchain.version.split(".")[0]
     if toolchain.zig_target:  # zig's clang and libc++, e.g. "clang version 22.1.8"
@@ -62,8 +61,6 @@ def render_profile(board: Board, toolchain: Toolchain, toolchain_cmake: Path,
     if not toolchain.zig_target:
         lines.append(f'tools.build:compiler_executables={{"c": "{toolchain.cc}", '
                      f'"cpp": "{toolchain.cxx}"}}')
-    if zig_cache_dir is not None and toolchain.zig_target:
-        lines += ["", "[buildenv]", f"EDGEPACK_ZIG_CACHE={zig_cache_dir}"]
     return "\n".join(lines) + "\n"
 
 
@@ -78,12 +75,11 @@ def _zig_cc_version(zig: str) -> str:
 def write_profile(board: Board, toolchain: Toolchain, cache: Path) -> Path:
     """``<cache>/conan/<board>/profile`` with the toolchain files beside it."""
     folder = cache / "conan" / board.id
-    for name, text in sdk_toolchain_files(board, toolchain).items():
+    for name, text in sdk_toolchain_files(board, toolchain, zig_cache(cache)).items():
         (folder / name).parent.mkdir(parents=True, exist_ok=True)
         (folder / name).write_text(text)
     profile = folder / "profile"
-    profile.write_text(render_profile(board, toolchain, folder / TOOLCHAIN_FILE,
-                                      zig_cache(cache)))
+    profile.write_text(render_profile(board, toolchain, folder / TOOLCHAIN_FILE))
     return profile
 
 

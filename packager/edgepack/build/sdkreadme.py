@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from edgepack.build.toolchains import Toolchain
@@ -13,9 +14,11 @@ TOOLCHAIN_FILE = "toolchain.cmake"  # at the top of the SDK
 EXAMPLE_DIR = "examples/app"  # an app to build against the SDK, copied from sdk_templates
 
 
-def sdk_toolchain_files(board: Board, toolchain: Toolchain) -> dict[str, str]:
+def sdk_toolchain_files(board: Board, toolchain: Toolchain,
+                        zig_cache: Path | None = None) -> dict[str, str]:
     """``toolchain.cmake`` (the board's values, then the generic file) and the generic file
-    under ``cmake/``, relative to the SDK root."""
+    under ``cmake/``, relative to the SDK root. ``zig_cache``: a zig cache to use (files
+    that stay on this machine, such as the Conan profile's); the SDK's own uses zig's."""
     base = f"cmake/{toolchain.file.name}"
     lines = [
         "# SPDX-License-Identifier: Apache-2.0",
@@ -28,6 +31,8 @@ def sdk_toolchain_files(board: Board, toolchain: Toolchain) -> dict[str, str]:
     if toolchain.zig_target:
         lines.append(f'set(EDGEPACK_ZIG_TARGET "{toolchain.zig_target}" CACHE STRING '
                      f'"zig target: the board\'s glibc {board.min_glibc}")')
+    if toolchain.zig_target and zig_cache is not None:
+        lines.append(f'set(EDGEPACK_ZIG_CACHE "{zig_cache}" CACHE PATH "zig global cache")')
     lines.append(f"include(${{CMAKE_CURRENT_LIST_DIR}}/{base})")
     return {TOOLCHAIN_FILE: "\n".join(lines) + "\n", base: toolchain.file.read_text()}
 
