@@ -312,6 +312,19 @@ def _new_op_cases() -> list[Case]:
     c.append(Case("resize_cubic", "Resize", {"x": f32(1, 2, 5, 6)},
                   {"roi": np.zeros(0, np.float32), "sc": np.array([1, 1, 1.6, 0.5], np.float32)},
                   attrs={"mode": "cubic"}, atol=1e-4))
+    c.append(Case("quantize_u8", "QuantizeLinear", {"x": f32(2, 3, 4, lo=-3, hi=3)},
+                  {"s": np.array(0.02, np.float32), "z": np.array(128, np.uint8)}))
+    c.append(Case("quantize_i8_axis", "QuantizeLinear", {"x": f32(2, 3, 4, lo=-3, hi=3)},
+                  {"s": np.array([0.01, 0.02, 0.05], np.float32),
+                   "z": np.array([0, -3, 5], np.int8)}, attrs={"axis": 1}))
+    c.append(Case("dequantize_u8", "DequantizeLinear", {"x": ints(0, 255, 2, 5, dtype=np.uint8)},
+                  {"s": np.array(0.1, np.float32), "z": np.array(100, np.uint8)}))
+    c.append(Case("dequantize_i8_axis", "DequantizeLinear",
+                  {"x": ints(-128, 127, 3, 4, dtype=np.int8)},
+                  {"s": np.array([0.5, 0.25, 2.0, 1.0], np.float32),
+                   "z": np.array([1, 0, -2, 3], np.int8)}, attrs={"axis": 1}))
+    c.append(Case("maxpool_indices_column_major", "MaxPool", {"x": f32(1, 2, 5, 4)},
+                  attrs={"kernel_shape": [2, 2], "storage_order": 1}, outputs=2))
     c.append(Case("topk_int64", "TopK", {"x": ints(-9, 9, 2, 7)}, {"k": i64(3)}, outputs=2))
     return c
 

@@ -299,8 +299,6 @@ def _pool(c: _Ctx) -> list[LoweredNode]:
     c.attrs["auto_pad"] = dg.Attr(dg.ATTR_STRING, "NOTSET")
     if "ceil_mode" in c.attrs and c.i("ceil_mode"):
         _ceil_pool_shape(c, x, kernel, strides, dilations, pads)
-    if c.i("storage_order") if "storage_order" in c.attrs else 0:
-        raise c.fail("storage_order=1 is not supported")
     return c.done()
 
 
@@ -545,12 +543,6 @@ def _nms(c: _Ctx) -> list[LoweredNode]:
     return c.done(list(c.node.input[:2]))
 
 
-def _batchnorm(c: _Ctx) -> list[LoweredNode]:
-    if "training_mode" in c.attrs and c.i("training_mode"):
-        raise c.fail("training_mode=1 is not supported")
-    return c.done()
-
-
 def _gather(c: _Ctx) -> list[LoweredNode]:
     c.set_int("axis", c.norm_axis(c.i("axis"), len(c.in_shape(0))))
     return c.done()
@@ -647,7 +639,6 @@ _RULES: dict[str, Callable[[_Ctx], list[LoweredNode]]] = {
     "LpNormalization": _data_axis,
     "TopK": _topk,
     "NonMaxSuppression": _nms,
-    "BatchNormalization": _batchnorm,
     "Cast": _cast,
     "CastLike": _cast_like,
     "Min": _variadic,

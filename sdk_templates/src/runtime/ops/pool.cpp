@@ -10,6 +10,7 @@ namespace {
 struct PoolState : OpState {
   bool max = true;
   bool count_include_pad = false;
+  bool column_major = false;  // MaxPool Indices with storage_order=1
   int64_t k[3] = {1, 1, 1}, s[3] = {1, 1, 1}, d[3] = {1, 1, 1}, pa[3] = {0, 0, 0},
           pe[3] = {0, 0, 0};
 };
@@ -59,7 +60,7 @@ void pool_prepare(PrepareContext& ctx) {
   if (indices) {
     need_dtype(ctx, *ctx.outputs[1], DType::kInt64);
     need_shape(ctx, *ctx.outputs[1], out);
-    if (ctx.attrs->get_int("storage_order", 0) != 0) ctx.fail("storage_order=1 is not supported");
+    st->column_major = ctx.attrs->get_int("storage_order", 0) != 0;
   }
   ctx.state = std::move(st);
 }
@@ -127,7 +128,14 @@ void pool_run(RunContext& ctx) {
             }
             const int64_t oi = (o[0] * on[1] + o[1]) * on[2] + o[2];
             dst[oi] = acc;
-            if (pi) pi[p * osz + oi] = p * isz + best;
+            if (pi) {
+              int64_t at = best;
+              if (st.column_major) {  // spatial index with the first spatial dim fastest
+                const int64_t z = best / (in[1] * in[2]), r = best % (in[1] * in[2]);
+                at = (r % in[2] * in[1] + r / in[2]) * in[0] + z;
+              }
+              pi[p * osz + oi] = p * isz + at;
+            }
           }
     }
   });

@@ -10,7 +10,9 @@ struct AxisState : OpState {
   bool log = false;  // LogSoftmax
 };
 struct BatchNormState : OpState {
-  std::vector<float> scale, shift;  // y = x * scale[c] + shift[c]
+  std::vector<float> scale, shift;  // inference: y = x * scale[c] + shift[c]
+  float eps = 1e-5f, momentum = 0.9f;
+  bool training = false;            // training_mode=1: batch statistics, running outputs
 };
 }  // namespace
 
@@ -98,7 +100,9 @@ void batchnorm_prepare(PrepareContext& ctx) {
   need_dtype(ctx, *x, DType::kFloat32);
   const int64_t c = x->static_shape[1];
   auto st = std::make_unique<BatchNormState>();
-  const float eps = ctx.attrs->get_float("epsilon", 1e-5f);
+  st->eps = ctx.attrs->get_float("epsilon", 1e-5f);
+  st->momentum = ctx.attrs->get_float("momentum", 0.9f);
+  st->training = ctx.attrs->get_int("training_mode", 0) != 0;
   const Tensor* p[4];
   for (int k = 0; k < 4; ++k) {
     p[k] = need_input(ctx, 1 + k, "scale/B/mean/var");
@@ -106,15 +110,18 @@ void batchnorm_prepare(PrepareContext& ctx) {
     need_dtype(ctx, *p[k], DType::kFloat32);
     if (p[k]->static_numel() != c) ctx.fail("parameter size does not match the channel count");
   }
+  if (ctx.outputs.empty() || ctx.outputs.size() > 3 || (!st->training && ctx.outputs.size() > 1))
+    ctx.fail("expected Y (and in training mode optionally running_mean, running_var)");
+  if (x->dynamic_dim0 && st->training) ctx.fail("training mode over a dynamic dimension 0");
+  need_shape(ctx, *ctx.outputs[0], x->static_dims());
+  for (size_t k = 1; k < ctx.outputs.size(); ++k) need_shape(ctx, *ctx.outputs[k], {c});
   st->scale.resize(c);
   st->shift.resize(c);
   for (int64_t i = 0; i < c; ++i) {
-    const float s = p[0]->as<float>()[i] / std::sqrt(p[3]->as<float>()[i] + eps);
+    const float s = p[0]->as<float>()[i] / std::sqrt(p[3]->as<float>()[i] + st->eps);
     st->scale[i] = s;
     st->shift[i] = p[1]->as<float>()[i] - p[2]->as<float>()[i] * s;
   }
-  if (ctx.outputs.empty()) ctx.fail("missing output");
-  need_shape(ctx, *ctx.outputs[0], x->static_dims());
   ctx.state = std::move(st);
 }
 
@@ -126,13 +133,36 @@ void batchnorm_run(RunContext& ctx) {
   for (int d = 2; d < x->rank; ++d) inner *= x->shape[d];
   const float* px = x->as<float>();
   float* py = ctx.output(0)->as<float>();
-  for (int64_t b = 0; b < n; ++b)
-    for (int64_t ch = 0; ch < c; ++ch) {
-      const float s = st->scale[ch], t = st->shift[ch];
+  for (int64_t ch = 0; ch < c; ++ch) {
+    float s = st->scale[ch], t = st->shift[ch];
+    if (st->training) {  // normalise with this batch's statistics (population variance)
+      double sum = 0.0, sq = 0.0;
+      for (int64_t b = 0; b < n; ++b)
+        for (int64_t i = 0; i < inner; ++i) sum += px[(b * c + ch) * inner + i];
+      const double count = static_cast<double>(n * inner), mean = sum / count;
+      for (int64_t b = 0; b < n; ++b)
+        for (int64_t i = 0; i < inner; ++i) {
+          const double d = px[(b * c + ch) * inner + i] - mean;
+          sq += d * d;
+        }
+      const double var = sq / count;
+      const float gamma = ctx.input(1)->as<float>()[ch], beta = ctx.input(2)->as<float>()[ch];
+      s = static_cast<float>(gamma / std::sqrt(var + st->eps));
+      t = static_cast<float>(beta - mean * s);
+      const float m = st->momentum;
+      if (ctx.outputs->size() > 1 && ctx.output(1))
+        ctx.output(1)->as<float>()[ch] =
+            ctx.input(3)->as<float>()[ch] * m + static_cast<float>(mean) * (1.0f - m);
+      if (ctx.outputs->size() > 2 && ctx.output(2))
+        ctx.output(2)->as<float>()[ch] =
+            ctx.input(4)->as<float>()[ch] * m + static_cast<float>(var) * (1.0f - m);
+    }
+    for (int64_t b = 0; b < n; ++b) {
       const float* src = px + (b * c + ch) * inner;
       float* dst = py + (b * c + ch) * inner;
       for (int64_t i = 0; i < inner; ++i) dst[i] = src[i] * s + t;
     }
+  }
 }
 
 }  // namespace ops

@@ -1,0 +1,132 @@
+// SPDX-License-Identifier: Apache-2.0
+// QuantizeLinear (float32 -> uint8/int8/uint16/int16: round half to even, saturate) and
+// DequantizeLinear (uint8/int8/uint16/int16/int32 -> float32), per tensor or per axis (scale and
+// zero point 1-D along `axis`), so that QDQ models run in float32.
+#include <limits>
+
+#include "runtime/ops/op_util.h"
+
+namespace edgepack {
+namespace ops {
+namespace {
+struct QuantState : OpState {
+  int64_t axis = 0;
+  bool per_axis = false;
+};
+
+void quant_common(PrepareContext& ctx, const Tensor& x, Tensor* scale, Tensor* zp,
+                  QuantState& st) {
+  need_dtype(ctx, *scale, DType::kFloat32);
+  if (scale->rank > 1) ctx.fail("scale must be a scalar or 1-D (blocked quantization unsupported)");
+  st.per_axis = scale->rank == 1 && scale->static_shape[0] != 1;
+  if (st.per_axis) {
+    st.axis = norm_axis(ctx, ctx.attrs->get_int("axis", 1), x.rank);
+    if (scale->static_shape[0] != x.static_shape[st.axis])
+      ctx.fail("scale length does not match the axis dimension");
+  }
+  if (zp && zp->static_numel() != scale->static_numel())
+    ctx.fail("zero point and scale differ in size");
+}
+
+template <class F>
+void for_each_channel(const Tensor& x, const QuantState& st, F&& f) {
+  int64_t outer = 1, n = 1, inner = 1;
+  if (st.per_axis) {
+    for (int d = 0; d < st.axis; ++d) outer *= x.shape[d];
+    n = x.shape[st.axis];
+    for (int d = static_cast<int>(st.axis) + 1; d < x.rank; ++d) inner *= x.shape[d];
+  } else {
+    inner = x.numel();
+  }
+  for (int64_t o = 0; o < outer; ++o)
+    for (int64_t c = 0; c < n; ++c) f((o * n + c) * inner, inner, c);
+}
+
+double zero_point(const Tensor* zp, int64_t c) {
+  if (!zp) return 0.0;
+  double v = 0.0;
+  dispatch(zp->dtype, [&](auto tag) {
+    using T = decltype(tag);
+    v = static_cast<double>(zp->as<T>()[c]);
+  });
+  return v;
+}
+}  // namespace
+
+void quantize_prepare(PrepareContext& ctx) {
+  Tensor* x = need_input(ctx, 0, "x");
+  Tensor* scale = need_input(ctx, 1, "y_scale");
+  Tensor* zp = ctx.input(2);
+  need_outputs(ctx, 1);
+  need_dtype(ctx, *x, DType::kFloat32);
+  const DType out = ctx.outputs[0]->dtype;
+  if (out != DType::kUInt8 && out != DType::kInt8 && out != DType::kUInt16 && out != DType::kInt16)
+    ctx.fail(std::string("quantizing to ") + dtype_name(out) + " is not supported");
+  if (zp) need_dtype(ctx, *zp, out);
+  need_shape(ctx, *ctx.outputs[0], x->static_dims());
+  auto st = std::make_unique<QuantState>();
+  quant_common(ctx, *x, scale, zp, *st);
+  ctx.state = std::move(st);
+}
+
+void quantize_run(RunContext& ctx) {
+  const Tensor* x = ctx.input(0);
+  const float* scale = ctx.input(1)->as<float>();
+  const Tensor* zp = ctx.input(2);
+  Tensor* y = ctx.output(0);
+  const auto& st = *ctx.state_as<QuantState>();
+  const float* px = x->as<float>();
+  dispatch(y->dtype, [&](auto tag) {
+    using T = decltype(tag);
+    if constexpr (std::is_integral<T>::value && !std::is_same<T, bool>::value) {
+      T* py = y->as<T>();
+      const double lo = static_cast<double>(std::numeric_limits<T>::lowest());
+      const double hi = static_cast<double>(std::numeric_limits<T>::max());
+      for_each_channel(*x, st, [&](int64_t off, int64_t count, int64_t c) {
+        const float s = scale[st.per_axis ? c : 0];
+        const double z = zero_point(zp, st.per_axis ? c : 0);
+        for (int64_t i = off; i < off + count; ++i) {
+          const double q = std::nearbyint(static_cast<double>(px[i] / s)) + z;  // half to even
+          py[i] = static_cast<T>(std::min(std::max(q, lo), hi));
+        }
+      });
+    }
+  });
+}
+
+void dequantize_prepare(PrepareContext& ctx) {
+  Tensor* x = need_input(ctx, 0, "x");
+  Tensor* scale = need_input(ctx, 1, "x_scale");
+  Tensor* zp = ctx.input(2);
+  need_outputs(ctx, 1);
+  const DType t = x->dtype;
+  if (t != DType::kUInt8 && t != DType::kInt8 && t != DType::kUInt16 && t != DType::kInt16 &&
+      t != DType::kInt32)
+    ctx.fail(std::string("dequantizing ") + dtype_name(t) + " is not supported");
+  if (zp) need_dtype(ctx, *zp, t);
+  need_dtype(ctx, *ctx.outputs[0], DType::kFloat32);
+  need_shape(ctx, *ctx.outputs[0], x->static_dims());
+  auto st = std::make_unique<QuantState>();
+  quant_common(ctx, *x, scale, zp, *st);
+  ctx.state = std::move(st);
+}
+
+void dequantize_run(RunContext& ctx) {
+  const Tensor* x = ctx.input(0);
+  const float* scale = ctx.input(1)->as<float>();
+  const Tensor* zp = ctx.input(2);
+  float* py = ctx.output(0)->as<float>();
+  const auto& st = *ctx.state_as<QuantState>();
+  dispatch(x->dtype, [&](auto tag) {
+    using T = decltype(tag);
+    const T* px = x->as<T>();
+    for_each_channel(*x, st, [&](int64_t off, int64_t count, int64_t c) {
+      const float s = scale[st.per_axis ? c : 0];
+      const float z = static_cast<float>(zero_point(zp, st.per_axis ? c : 0));
+      for (int64_t i = off; i < off + count; ++i) py[i] = (static_cast<float>(px[i]) - z) * s;
+    });
+  });
+}
+
+}  // namespace ops
+}  // namespace edgepack
