@@ -4,7 +4,9 @@
 // Erf, Elu, Selu, Celu, ThresholdedRelu, Shrink, Sin, Cos, Tan, Asin, Acos, Atan, Sinh, Cosh,
 // Asinh, Acosh, Atanh (Mish and Gelu arrive as their ONNX function bodies from ingest).
 // Integer dtypes: Neg, Abs, Sign, Relu, Clip. bool: Not.
+#include <array>
 #include <cmath>
+#include <utility>
 
 #include "runtime/ops/op_util.h"
 
@@ -95,6 +97,15 @@ void apply(const float* x, float* y, int64_t n, float alpha, float beta) {
   }
 }
 
+// One float32 kernel per op, indexed by Un (kNot and kUnknown get a no-op instance).
+using Kernel = void (*)(const float*, float*, int64_t, float, float);
+template <size_t... I>
+constexpr std::array<Kernel, sizeof...(I)> make_kernels(std::index_sequence<I...>) {
+  return {&apply<static_cast<Un>(I)>...};
+}
+constexpr auto kKernels =
+    make_kernels(std::make_index_sequence<static_cast<size_t>(Un::kUnknown) + 1>());
+
 template <class T>
 void apply_int(Un op, const T* x, T* y, int64_t n, double lo, double hi) {
   for (int64_t i = 0; i < n; ++i) {
@@ -181,26 +192,7 @@ void unary_run(RunContext& ctx) {
     const float* s = px + i0;
     float* d = py + i0;
     const int64_t m = i1 - i0;
-    switch (st->op) {
-#define EDGEPACK_UNARY_CASE(K) \
-  case Un::K: apply<Un::K>(s, d, m, a, b); break;
-      EDGEPACK_UNARY_CASE(kSqrt) EDGEPACK_UNARY_CASE(kExp) EDGEPACK_UNARY_CASE(kLog)
-      EDGEPACK_UNARY_CASE(kNeg) EDGEPACK_UNARY_CASE(kAbs) EDGEPACK_UNARY_CASE(kSign)
-      EDGEPACK_UNARY_CASE(kFloor) EDGEPACK_UNARY_CASE(kCeil) EDGEPACK_UNARY_CASE(kRound)
-      EDGEPACK_UNARY_CASE(kReciprocal) EDGEPACK_UNARY_CASE(kRelu)
-      EDGEPACK_UNARY_CASE(kLeakyRelu) EDGEPACK_UNARY_CASE(kClip) EDGEPACK_UNARY_CASE(kSigmoid)
-      EDGEPACK_UNARY_CASE(kTanh) EDGEPACK_UNARY_CASE(kHardSigmoid)
-      EDGEPACK_UNARY_CASE(kHardSwish) EDGEPACK_UNARY_CASE(kSoftplus)
-      EDGEPACK_UNARY_CASE(kSoftsign) EDGEPACK_UNARY_CASE(kErf)
-      EDGEPACK_UNARY_CASE(kElu) EDGEPACK_UNARY_CASE(kSin) EDGEPACK_UNARY_CASE(kCos)
-      EDGEPACK_UNARY_CASE(kTan) EDGEPACK_UNARY_CASE(kAsin) EDGEPACK_UNARY_CASE(kAcos)
-      EDGEPACK_UNARY_CASE(kAtan) EDGEPACK_UNARY_CASE(kSinh) EDGEPACK_UNARY_CASE(kCosh)
-      EDGEPACK_UNARY_CASE(kAsinh) EDGEPACK_UNARY_CASE(kAcosh) EDGEPACK_UNARY_CASE(kAtanh)
-      EDGEPACK_UNARY_CASE(kSelu) EDGEPACK_UNARY_CASE(kCelu)
-      EDGEPACK_UNARY_CASE(kThresholdedRelu) EDGEPACK_UNARY_CASE(kShrink)
-#undef EDGEPACK_UNARY_CASE
-      default: break;
-    }
+    kKernels[static_cast<size_t>(st->op)](s, d, m, a, b);
   });
 }
 
