@@ -114,10 +114,10 @@ def test_provision_then_bench_with_the_on_device_key(
     toml.write_text(toml.read_text().replace('"keys/dev1.pub"', '"keys/board1.pub"'))
     assert cli_main(["pack", str(project), "--out", str(project / "board1.epk")]) == 0
 
-    def bench(artifact: Path, report: Path) -> int:
+    def bench(artifact: Path, report: Path, name: str = "device") -> int:
         return cli_main([
             "bench", str(artifact), "--board", "hi3559a", "--target", "virtual:hi3559a",
-            "--key", str(project / "keys" / "dev2.key"), "--device-key",
+            "--key", str(project / "keys" / "dev2.key"), "--device-key", name,
             "--publisher", str(project / "keys" / "publisher.pub"),
             "--iterations", str(ITERATIONS), "--warmup", "1", "--sdk", str(hi3559a_sdk),
             "--json", str(report)])
@@ -130,3 +130,7 @@ def test_provision_then_bench_with_the_on_device_key(
     assert bench(example / "demo.epk", tmp_path / "other.json") == ExitCode.DEVICE
     err = capsys.readouterr().err
     assert "golden-input run failed" in err and "artifact invalid" in err.lower(), err
+    # A device never provisioned under that name: told so, with the command that fixes it.
+    assert bench(project / "board1.epk", tmp_path / "none.json", "spare") == ExitCode.DEVICE
+    err = capsys.readouterr().err
+    assert "no provisioned key 'spare'" in err and "edgepack device provision" in err, err

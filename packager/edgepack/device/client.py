@@ -271,7 +271,7 @@ class AgentClient:
         return self._put(hashlib.sha256(data).hexdigest(), len(data), io.BytesIO(data), progress)
 
     def _put(self, digest: str, size: int, f: Any, progress: ProgressFn | None) -> PutResult:
-        chunk = min(self.chunk_size, MAX_CHUNK,
+        chunk = min(self._chunk_for(f, size), MAX_CHUNK,
                     self.hello_info.max_chunk if self.hello_info else MAX_CHUNK)
         have = self.request(MsgType.PUT_BEGIN, sha256=digest, size=size, chunk=chunk)
         if have.get_int("complete"):
@@ -292,6 +292,21 @@ class AgentClient:
         return PutResult(digest, size, chunk, nchunks, len(missing), sent_bytes, False,
                          wire_bytes)
 
+    def _deflating(self) -> bool:
+        return self.compress and "deflate" in (self.hello_info.capabilities
+                                               if self.hello_info else ())
+
+    def _chunk_for(self, f: Any, size: int) -> int:
+        """The chunk size for this file: doubled when its chunks travel compressed to less
+        than half, so a compressed frame is about as long on the wire as a plain one (fewer
+        frames, a better ratio), and a chunk that does not shrink still fits the window."""
+        if not self._deflating() or size <= self.chunk_size:
+            return self.chunk_size
+        f.seek(0)
+        sample = f.read(min(size, 16 * self.chunk_size))
+        ratio = len(deflate_raw(sample)) / max(1, len(sample))
+        return self.chunk_size * 2 if ratio < 0.5 else self.chunk_size
+
     def _send_chunks(self, digest: str, size: int, chunk: int, missing: Sequence[int], f: Any,
                      done: int, progress: ProgressFn | None) -> tuple[int, int]:
         """Pipelines PUT_CHUNK frames within the agent's window; returns the chunk bytes sent
@@ -301,22 +316,28 @@ class AgentClient:
         in_flight = 0
         queue = deque(missing)
         sent_bytes = wire_bytes = 0
-        deflate = self.compress and "deflate" in (self.hello_info.capabilities
-                                                  if self.hello_info else ())
+        deflate = self._deflating()
+        ready: tuple[int, bytes, bytes, str | None] | None = None  # the next chunk, encoded
         last_progress = time.monotonic()
-        while queue or pending:
-            while queue and (not pending or in_flight + chunk + 64 <= self._window):
-                index = queue.popleft()
-                f.seek(index * chunk)
-                data = f.read(min(chunk, size - index * chunk))
-                payload, encoding = data, None
-                if deflate:
-                    packed = deflate_raw(data)
-                    if len(packed) < len(data):
-                        payload, encoding = packed, "deflate"
+        while queue or pending or ready:
+            while queue or ready:
+                if ready is None:
+                    index = queue.popleft()
+                    f.seek(index * chunk)
+                    data = f.read(min(chunk, size - index * chunk))
+                    payload, encoding = data, None
+                    if deflate:
+                        packed = deflate_raw(data)
+                        if len(packed) < len(data):
+                            payload, encoding = packed, "deflate"
+                    ready = (index, data, payload, encoding)
+                index, data, payload, encoding = ready
+                wire = len(payload) + 64  # what counts against the window: the wire size
+                if pending and in_flight + wire > self._window:
+                    break
+                ready = None
                 msg = Message.build(MsgType.PUT_CHUNK, self._next_seq(), sha256=digest,
                                     index=index, data=payload, encoding=encoding)
-                wire = len(payload) + 64
                 self._send(msg)
                 sent_bytes += len(data)
                 wire_bytes += len(payload)
