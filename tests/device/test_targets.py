@@ -27,6 +27,17 @@ def test_a_target_on_this_machine_needs_a_root(uri: str) -> None:
     check_install_root(parse_target(uri + "?root=/tmp/board-root"))  # explicit: fine
 
 
+def test_an_address_of_this_machine_is_this_machine() -> None:
+    # The address this machine uses to reach others: not loopback, but its own.
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect(("192.0.2.1", 9))  # TEST-NET-1: no packet is sent for a UDP connect
+            own = s.getsockname()[0]
+        except OSError:
+            own = "127.0.0.1"  # no route at all: loopback is the only address
+    assert is_this_host(parse_target(f"ssh://root@{own}"))
+
+
 def test_remote_targets_use_the_board_root() -> None:
     for uri in ("ssh://root@192.0.2.10", "ssh://pi@board1.lan", "serial:///dev/ttyUSB0"):
         target = parse_target(uri)

@@ -6,8 +6,9 @@ Query parameters: ``identity`` (ssh: private key file), ``root`` (install root o
 overriding the board file's), ``baud`` and ``user`` (serial).
 
 A target never installs into the host's own folders by accident: a target that is this
-machine (a loopback or own-name SSH host, or a serial pseudo-terminal, whose other end is a
-program on this host) needs an explicit ``root=`` (``check_install_root``).
+machine (an SSH host that is loopback, this machine's name or one of its addresses, or a serial
+pseudo-terminal, whose other end is a program on this host) needs an explicit ``root=``
+(``check_install_root``).
 """
 
 from __future__ import annotations
@@ -104,13 +105,27 @@ def is_this_host(target: Target) -> bool:
     host = target.host.strip("[]").lower()
     if host in ("localhost", "localhost.localdomain", "ip6-localhost"):
         return True
+    if host in {socket.gethostname().lower(), socket.getfqdn().lower()}:
+        return True
     try:
-        if ipaddress.ip_address(host).is_loopback:
-            return True
-    except ValueError:
-        pass
-    names = {socket.gethostname().lower(), socket.getfqdn().lower()}
-    return host in names
+        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except (OSError, UnicodeError):
+        return False  # unresolvable: connecting will say so
+    return any(_is_local_address(str(info[4][0])) for info in infos)
+
+
+def _is_local_address(address: str) -> bool:
+    """Loopback, or an address of one of this machine's interfaces (only those can be bound)."""
+    addr = ipaddress.ip_address(address.split("%")[0])
+    if addr.is_loopback:
+        return True
+    family = socket.AF_INET6 if addr.version == 6 else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as s:
+            s.bind((address, 0))
+        return True
+    except OSError:
+        return False
 
 
 def check_install_root(target: Target, flag: str = "--target") -> None:
