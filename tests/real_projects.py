@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -64,6 +65,18 @@ name = "{name.replace('_', '-')}"
 path = "models/{name}.onnx"
 {model_toml}""")
     return root
+
+
+def scene(seed: int) -> np.ndarray[Any, Any]:
+    """A smooth synthetic uint8 [240, 400, 3] scene (blobs on gradients): detections come
+    from structure, not from per-pixel noise."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:240, 0:400].astype(np.float32)
+    img = np.stack([xx / 400 * 255, yy / 240 * 255, np.full_like(xx, 90)], axis=2)
+    for _ in range(12):
+        cy, cx, r = rng.uniform(0, 240), rng.uniform(0, 400), rng.uniform(10, 50)
+        img[(yy - cy) ** 2 + (xx - cx) ** 2 < r * r] = rng.uniform(0, 255, 3)
+    return img.astype(np.uint8)
 
 
 YOLO_LETTERBOX = """\

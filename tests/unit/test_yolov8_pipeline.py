@@ -10,7 +10,6 @@ coefficients and prototypes atol 1e-4 x max(1, max |reference|)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import onnx
@@ -22,7 +21,7 @@ from edgepack.model.reference import run_pipeline
 from edgepack.model.stages import build_stage_plan
 from edgepack.spec.loader import load_spec
 from edgepack.spec.project import DetectionPost
-from real_projects import YOLO_LETTERBOX, write_project, yolo_post
+from real_projects import YOLO_LETTERBOX, scene, write_project, yolo_post
 
 # model -> (extra_columns, keypoints, class prior): the prior (class-logit bias, gain; see
 # real_projects.with_class_prior) leaves a few dozen candidate boxes: 80 classes or 1 (v8 pose).
@@ -32,18 +31,6 @@ CASES = {
     "yolov8n_pose": (51, True, (-6.0, 200.0)),
     "yolo11n_pose": (51, True, (-6.0, 150.0)),
 }
-
-
-def _image(seed: int) -> np.ndarray[Any, Any]:
-    """A smooth synthetic scene (blobs on gradients): detections come from structure, not
-    from per-pixel noise."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:240, 0:400].astype(np.float32)
-    img = np.stack([xx / 400 * 255, yy / 240 * 255, np.full_like(xx, 90)], axis=2)
-    for _ in range(12):
-        cy, cx, r = rng.uniform(0, 240), rng.uniform(0, 400), rng.uniform(10, 50)
-        img[(yy - cy) ** 2 + (xx - cx) ** 2 < r * r] = rng.uniform(0, 255, 3)
-    return img.astype(np.uint8)
 
 
 @pytest.mark.parametrize("name", list(CASES))
@@ -57,7 +44,7 @@ def test_yolo_pipeline_matches_numpy_reference(name: str, tmp_path: Path) -> Non
     assert isinstance(post, DetectionPost) and pre is not None
     assert post.layout == "columns" and not post.has_objectness
     plan = build_stage_plan(spec)
-    image = _image(1)
+    image = scene(1)
     got = run_pipeline(plan, {"image": image})
 
     model = onnx.load(str(root / "models" / f"{name}.onnx"))

@@ -1,0 +1,127 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The real-model suite: every graph of tests/data/real_models (torchvision, ultralytics, timm
+exports with seeded weights) packs in-process, runs through the host SDK's edgepack-run and
+matches onnxruntime on the refilled export; YOLOv8n / YOLOv8n-seg / YOLO11n-pose also run as
+whole pipelines (letterbox pre -> model -> YOLOv8 post -> NMS) against the host reference.
+
+Tolerance (max |edgepack - onnxruntime| / max(1, max |onnxruntime|), per output, on a seeded
+standard-normal input), stated per family:
+- torchvision and timm classifiers: 1e-4 (measured worst 3e-6: efficientnet_b0);
+- ultralytics YOLO raw heads: 1e-4 (measured worst 5e-6: yolo11n_seg's mask prototypes; box
+  rows are pixel coordinates up to ~950, hence the scale);
+- YOLO pipelines: boxes and keypoints (source pixels) atol 1e-2, scores atol 1e-4, classes
+  equal, mask coefficients atol 1e-4 x max(1, max |reference|).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+from sdk_host import SdkBuild, run
+
+from edgepack.artifact import keys
+from edgepack.artifact.pack import pack_project
+from edgepack.model.reference import run_pipeline
+from edgepack.model.stages import build_stage_plan
+from edgepack.spec.loader import load_spec
+from real_models import REAL_MODELS, RealModel, load_real_model, save_real_model
+from real_projects import YOLO_LETTERBOX, scene, write_project, yolo_post
+
+Array = np.ndarray[Any, Any]
+
+FAMILY_TOLERANCE = {"torchvision": 1e-4, "timm": 1e-4, "ultralytics": 1e-4}
+PIPELINES = {  # model -> (extra_columns, keypoints, class prior); see test_yolov8_pipeline
+    "yolov8n": (0, False, (-8.0, 40.0)),
+    "yolov8n_seg": (32, False, (-8.0, 40.0)),
+    "yolo11n_pose": (51, True, (-6.0, 150.0)),
+}
+
+
+def family(spec: RealModel) -> str:
+    return spec.source.split()[0]
+
+
+def runner_outputs(sdk: SdkBuild, project: Path, epk: Path, inputs: dict[str, Array],
+                   work: Path) -> dict[str, Array]:
+    """edgepack-run on ``epk`` with the project's keys; inputs and outputs under ``work``."""
+    (work / "in").mkdir()
+    for name, value in inputs.items():
+        np.save(work / "in" / f"{name}.npy", value)
+    run([sdk.runner, epk, "--key", project / "keys" / "dev1.key", "--publisher",
+         project / "keys" / "publisher.pub", "--inputs", work / "in", "--outputs", work / "out"])
+    return {p.stem: np.load(p) for p in (work / "out").glob("*.npy")}
+
+
+@pytest.mark.parametrize("spec", REAL_MODELS, ids=[m.name for m in REAL_MODELS])
+def test_real_model_packs_and_matches_onnxruntime(sdk_host: SdkBuild, tmp_path: Path,
+                                                  spec: RealModel) -> None:
+    if spec.external_data:  # the dynamo export: model.onnx + model.onnx.data, as torch writes
+        root = tmp_path
+        save_real_model(spec.name, root / "models")
+        keys.generate_device_key(root / "keys" / "dev1.key")
+        keys.generate_publisher_key(root / "keys" / "publisher.key")
+        (root / "edgepack.toml").write_text("""\
+[package]
+name = "dynamo"
+version = "1.0.0"
+version_counter = 1
+
+[keys]
+publisher = "keys/publisher.key"
+recipients = ["keys/dev1.pub"]
+
+[[models]]
+name = "model"
+path = "models/model.onnx"
+""")
+    else:
+        root = write_project(tmp_path, spec.name)
+    epk = tmp_path / "model.epk"
+    packed = pack_project(root, epk)
+    # One copy of the model: the artifact less its golden data (a float input image alone is
+    # 0.6 MB, 6% of mobilenet_v3_small) is at most 1.05x the ONNX.
+    onnx_bytes = sum(p.stat().st_size for p in (root / "models").iterdir())
+    golden = sum(e.ciphertext_size for e in packed.header.sections
+                 if e.name.startswith("golden/"))
+    assert epk.stat().st_size - golden <= 1.05 * onnx_bytes
+
+    rng = np.random.default_rng(0)
+    feeds = {n: rng.standard_normal(s).astype(np.float32) for n, s in spec.inputs.items()}
+    got = runner_outputs(sdk_host, root, epk, feeds, tmp_path)
+    model = load_real_model(spec.name)
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    want = dict(zip(spec.outputs, session.run(None, feeds), strict=True))
+    assert set(got) == set(want)
+    tol = FAMILY_TOLERANCE[family(spec)]
+    for name, ref in want.items():
+        assert got[name].shape == ref.shape and got[name].dtype == ref.dtype, name
+        scale = max(1.0, float(np.abs(ref).max()))
+        np.testing.assert_allclose(got[name], ref, rtol=0, atol=tol * scale,
+                                   err_msg=f"{spec.name}: {name}")
+
+
+@pytest.mark.parametrize("name", list(PIPELINES))
+def test_yolo_pipeline_through_the_runner(sdk_host: SdkBuild, tmp_path: Path, name: str) -> None:
+    extra, keypoints, prior = PIPELINES[name]
+    root = write_project(tmp_path / "project", name,
+                         YOLO_LETTERBOX + yolo_post(extra, keypoints), class_prior=prior)
+    epk = tmp_path / "model.epk"
+    pack_project(root, epk)
+    image = scene(1)
+    got = runner_outputs(sdk_host, root, epk, {"image": image}, tmp_path)
+    want = run_pipeline(build_stage_plan(load_spec(root)), {"image": image})
+    assert set(want) == set(got)
+    assert len(want["scores"]) >= 5, f"only {len(want['scores'])} detections"
+    for out, ref in want.items():
+        assert got[out].shape == ref.shape and got[out].dtype == ref.dtype, out
+        if out == "classes":
+            np.testing.assert_array_equal(got[out], ref)
+        elif out == "boxes" or (out == "extras" and keypoints):
+            np.testing.assert_allclose(got[out], ref, rtol=0, atol=1e-2, err_msg=out)
+        else:
+            atol = 1e-4 * max(1.0, float(np.abs(ref).max(initial=0.0)))
+            np.testing.assert_allclose(got[out], ref, rtol=0, atol=atol, err_msg=out)
