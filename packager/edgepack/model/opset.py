@@ -121,11 +121,13 @@ def _expand_once(ctx: Context, opset: int) -> int:
         except Exception as exc:  # onnx's C++ function builders reject odd attributes
             raise ctx.fail(node, f"cannot be expanded into opset-{CANONICAL_OPSET} ops "
                            f"({one_line(exc)})",
-                           hint="replace it in the model or cut the model before it") from exc
+                           hint="replace it in the model, or cut the model before it with "
+                           "`outputs = [...]` in its [[models]] entry") from exc
         if body is None:
             raise ctx.fail(node, f"was added in opset {schema.since_version}, and opset "
                            f"{CANONICAL_OPSET} has no equivalent edgepack can convert it to",
-                           hint="replace it in the model or cut the model before it")
+                           hint="replace it in the model, or cut the model before it with "
+                           "`outputs = [...]` in its [[models]] entry")
         nodes.extend(_inline(node, body))
         expanded += 1
     del ctx.graph.node[:]
@@ -155,7 +157,8 @@ def _convert_node(ctx: Context, node: onnx.NodeProto, opset: int) -> None:
     if not in_17:
         raise ctx.fail(node, f"was added in opset {schema.since_version}, and opset "
                        f"{CANONICAL_OPSET} has no equivalent edgepack can convert it to",
-                       hint="replace it in the model or cut the model before it")
+                       hint="replace it in the model, or cut the model before it with "
+                       "`outputs = [...]` in its [[models]] entry")
     old = onnx.defs.get_schema(node.op_type, CANONICAL_OPSET, "")
     adapter = ADAPTERS.get(node.op_type)
     if adapter is not None:

@@ -233,18 +233,38 @@ def detection_columns(post: DetectionPost, shape: tuple[int, ...]) -> tuple[int,
     return n, d, num_classes
 
 
+def _two_tensor_head(boxes: TensorDesc,
+                     scores: TensorDesc) -> tuple[int, int]:
+    """(boxes N, classes C) of a boxes [1, N, 4] + scores [1, N, C] head."""
+    if len(boxes.shape) != 3 or boxes.shape[0] != 1 or boxes.shape[2] != 4:
+        raise ModelError(f"detection boxes {boxes.name!r} must be [1, N, 4] with "
+                         f"scores_output, the model gives {list(boxes.shape)}")
+    if len(scores.shape) != 3 or scores.shape[:2] != boxes.shape[:2]:
+        raise ModelError(f"detection scores {scores.name!r} must be [1, {boxes.shape[1]}, "
+                         f"classes] beside boxes {list(boxes.shape)}, the model gives "
+                         f"{list(scores.shape)}")
+    return boxes.shape[1], scores.shape[2]
+
+
 def build_detection_post(
     post: DetectionPost,
     predictions: TensorDesc,
     pre: PreprocessSpec | None = None,
     model_input: TensorDesc | None = None,
+    scores_desc: TensorDesc | None = None,
 ) -> onnx.ModelProto:
     """``predictions`` [1, N, 4 + obj + C + E] (``rows``) or [1, 4 + obj + C + E, N]
     (``columns``) -> per-class NMS -> the best ``max_detections`` by score -> ``boxes`` [K, 4]
     (x1, y1, x2, y2 in source pixels), ``scores`` [K], ``classes`` [K] and, with E extra
     columns, ``extras`` [K, E] (keypoints mapped to source pixels like the boxes). Without
-    ``pre`` the boxes stay in model-input pixels."""
-    n, _, num_classes = detection_columns(post, predictions.shape)
+    ``pre`` the boxes stay in model-input pixels. With ``post.scores_output`` the boxes
+    [1, N, 4] and the class scores ``scores_desc`` [1, N, C] come as two inputs."""
+    if post.scores_output is not None:
+        if scores_desc is None:
+            raise ValueError("scores_output needs the scores tensor")
+        n, num_classes = _two_tensor_head(predictions, scores_desc)
+    else:
+        n, _, num_classes = detection_columns(post, predictions.shape)
     obj = 1 if post.has_objectness else 0
     extra = post.extra_columns
     geo = None
@@ -253,12 +273,15 @@ def build_detection_post(
         geo = geometry(pre, h, w)
 
     g = GraphBuilder(0)
-    rows = predictions.name
-    if post.layout == "columns":
-        rows = g.op1("Transpose", [rows], perm=[0, 2, 1])  # [1, N, values]
-    sizes = [4, *([1] if obj else []), num_classes, *([extra] if extra else [])]
-    parts = g.op("Split", [rows, g.const("split", np.array(sizes, np.int64))],
-                 len(sizes), axis=2)
+    if scores_desc is not None and post.scores_output is not None:
+        parts = [predictions.name, scores_desc.name]
+    else:
+        rows = predictions.name
+        if post.layout == "columns":
+            rows = g.op1("Transpose", [rows], perm=[0, 2, 1])  # [1, N, values]
+        sizes = [4, *([1] if obj else []), num_classes, *([extra] if extra else [])]
+        parts = g.op("Split", [rows, g.const("split", np.array(sizes, np.int64))],
+                     len(sizes), axis=2)
     box = parts[0]
     scores = g.op1("Mul", [parts[2], parts[1]]) if obj else parts[1]  # [1, N, C]
     if post.box_format == "cxcywh":
@@ -296,15 +319,15 @@ def build_detection_post(
             extras = _keypoints_to_source(g, extras, extra // 3, geo)
         g.op1("Identity", [extras], out="extras")
 
-    inp = helper.make_tensor_value_info(predictions.name, TensorProto.FLOAT,
-                                        list(predictions.shape))
+    inputs = [helper.make_tensor_value_info(t.name, TensorProto.FLOAT, list(t.shape))
+              for t in (predictions, scores_desc if post.scores_output else None) if t]
     outs = [helper.make_tensor_value_info("boxes", TensorProto.FLOAT, ["detections", 4]),
             helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["detections"]),
             helper.make_tensor_value_info("classes", TensorProto.INT64, ["detections"])]
     if extra:
         outs.append(helper.make_tensor_value_info("extras", TensorProto.FLOAT,
                                                   ["detections", extra]))
-    return _model(g, "detection_post", [inp], outs)
+    return _model(g, "detection_post", inputs, outs)
 
 
 def detection_outputs(post: DetectionPost) -> tuple[TensorDesc, ...]:

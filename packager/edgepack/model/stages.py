@@ -162,6 +162,7 @@ class _PlanBuilder:
         self.placement = placement
         self.models: dict[str, IngestedModel] = {}
         self.stages: list[Stage] = []
+        self.post_reads: dict[str, dict[str, str]] = {}  # post stage -> input -> model output
 
     def add(self, stage: Stage) -> Stage:
         self.stages.append(stage)
@@ -180,12 +181,28 @@ class _PlanBuilder:
                               (_image_desc("image", inp.preprocess),), (out,)))
 
     def post_stage(self, m: IngestedModel) -> Stage | None:
+        """The model's postprocess stage; its inputs are the model outputs it reads, renamed
+        ``head.<name>`` where a name is also one of the post's outputs (a two-tensor head
+        whose outputs are called ``boxes`` and ``scores``). ``self.post_reads`` maps them back."""
         post = m.spec.postprocess
         if post is None:
             return None
-        desc = next(t for t in m.outputs if t.name == post.output)
+        names = [post.output]
+        if isinstance(post, DetectionPost) and post.scores_output is not None:
+            names.append(post.scores_output)
+        taken = ({"scores", "indices"} if isinstance(post, ClassificationPost)
+                 else {t.name for t in detection_outputs(post)})
+        reads: dict[str, str] = {}
+        descs = []
+        for name in names:
+            desc = next(t for t in m.outputs if t.name == name)
+            if name in taken:
+                desc = desc.renamed(f"head.{name}")
+            reads[desc.name] = name
+            descs.append(desc)
+        self.post_reads[f"{m.name}.post"] = reads
         if isinstance(post, ClassificationPost):
-            graph = build_classification_post(post, desc)
+            graph = build_classification_post(post, descs[0])
             outs = tuple(TensorDesc(o.name, "float32" if o.name == "scores" else "int64",
                                     tuple(d.dim_value for d in o.type.tensor_type.shape.dim))
                          for o in graph.graph.output)
@@ -193,9 +210,11 @@ class _PlanBuilder:
             inp = _preprocessed(self.spec, m.spec)
             pre = inp.preprocess if inp is not None else None
             model_input = next((t for t in m.inputs if inp and t.name == inp.name), None)
-            graph = build_detection_post(post, desc, pre, model_input)
+            graph = build_detection_post(post, descs[0], pre, model_input,
+                                         descs[1] if len(descs) > 1 else None)
             outs = detection_outputs(post)
-        return self.add(Stage(f"{m.name}.post", "post", m.name, "cpu", graph, (desc,), outs))
+        return self.add(Stage(f"{m.name}.post", "post", m.name, "cpu", graph, tuple(descs),
+                              outs))
 
     def crop_stage(self, m: IngestedModel, source: IngestedModel) -> Stage:
         inp = _preprocessed(self.spec, m.spec)
@@ -278,15 +297,16 @@ def build_stage_plan(spec: Spec, board_placement: dict[str, str] | None = None) 
         steps.append(Step(model_stage.name, bind, mapped))
         final = model_stage
         if post is not None:
-            steps.append(Step(post.name, {post.inputs[0].name: f"{m.name}:{post.inputs[0].name}"},
+            steps.append(Step(post.name, {name: f"{m.name}:{output}"
+                                          for name, output in b.post_reads[post.name].items()},
                               mapped))
             final = post
         # A postprocess reads one model output; the others (e.g. YOLOv8-seg mask prototypes)
         # stay pipeline outputs beside the post's.
         finals = [(final, o) for o in final.outputs]
         if post is not None:
-            finals += [(model_stage, o) for o in model_stage.outputs
-                       if o.name != post.inputs[0].name]
+            read = set(b.post_reads[post.name].values())
+            finals += [(model_stage, o) for o in model_stage.outputs if o.name not in read]
         for stage, out in finals:
             public = out.name if single_model else f"{m.name}.{out.name}"
             if public in outputs:

@@ -36,7 +36,8 @@ PREPROCESS_KEYS = ("source_size", "pixel_format", "model_format", "resize", "int
                    "pad_value", "mean", "std", "layout")
 CLASSIFICATION_KEYS = ("kind", "output", "softmax", "top_k")
 DETECTION_KEYS = ("kind", "output", "box_format", "has_objectness", "score_threshold",
-                  "iou_threshold", "max_detections", "layout", "extra_columns", "keypoints")
+                  "iou_threshold", "max_detections", "layout", "extra_columns", "keypoints",
+                  "scores_output")
 
 
 @dataclass(frozen=True)
@@ -258,6 +259,8 @@ def _postprocess(t: Table, info: OnnxGraphInfo,
         if classes and top_k > classes:
             p.fail("top_k", f"top_k {top_k} exceeds the number of classes ({classes})")
         return ClassificationPost(output=output, softmax=p.boolean("softmax", True), top_k=top_k)
+    if p.has("scores_output"):
+        return _two_tensor_detection(t, p, info, output, labels)
     layout = p.string("layout", "rows", ("rows", "columns"))
     post = DetectionPost(
         output=output,
@@ -291,3 +294,42 @@ def _postprocess(t: Table, info: OnnxGraphInfo,
             t.fail("labels", f"{len(labels)} labels need {want} values per box in {output!r} "
                    f"({parts}), its shape {_fmt_dims(dims)} has {values} (layout {layout!r})")
     return post
+
+
+def _two_tensor_detection(t: Table, p: Table, info: OnnxGraphInfo, output: str,
+                          labels: tuple[str, ...] | None) -> DetectionPost:
+    """``output`` = boxes [1, N, 4], ``scores_output`` = class scores [1, N, C]."""
+    for key in ("layout", "extra_columns", "keypoints"):
+        if p.has(key):
+            p.fail(key, f"{key!r} does not apply with scores_output (boxes and class scores "
+                   "in two outputs, one row per box)")
+    if p.boolean("has_objectness", False):
+        p.fail("has_objectness", "a head with scores_output has no objectness (boxes and class "
+               "scores in two outputs)")
+    scores = p.string("scores_output")
+    if scores not in info.outputs:
+        p.fail("scores_output", f"model has no output {scores!r} (outputs: "
+               f"{', '.join(info.outputs)})")
+    if scores == output:
+        p.fail("scores_output", "must differ from output (the boxes)")
+    boxes_dims, scores_dims = info.outputs[output], info.outputs[scores]
+    if len(boxes_dims) != 3 or boxes_dims[2] not in (4, None):
+        p.fail("output", f"with scores_output, {output!r} must be the boxes [1, N, 4], it has "
+               f"shape {_fmt_dims(boxes_dims)}")
+    if len(scores_dims) != 3:
+        p.fail("scores_output", f"{scores!r} must be the class scores [1, N, classes], it has "
+               f"shape {_fmt_dims(scores_dims)}")
+    if None not in (boxes_dims[1], scores_dims[1]) and boxes_dims[1] != scores_dims[1]:
+        p.fail("scores_output", f"{scores!r} {_fmt_dims(scores_dims)} and {output!r} "
+               f"{_fmt_dims(boxes_dims)} differ in the number of boxes")
+    if labels is not None and scores_dims[2] and len(labels) != scores_dims[2]:
+        t.fail("labels", f"{len(labels)} labels but {scores!r} {_fmt_dims(scores_dims)} has "
+               f"{scores_dims[2]} classes")
+    return DetectionPost(
+        output=output,
+        box_format=p.string("box_format", "cxcywh", ("cxcywh", "xyxy")),  # type: ignore[arg-type]
+        has_objectness=False,
+        score_threshold=p.number("score_threshold", 0.25, 0.0, 1.0),
+        iou_threshold=p.number("iou_threshold", 0.45, 0.0, 1.0),
+        max_detections=p.integer("max_detections", 100, minimum=1),
+        scores_output=scores)

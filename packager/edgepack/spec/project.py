@@ -79,6 +79,9 @@ class DetectionPost:
     layout: DetectionLayout = "rows"
     extra_columns: int = 0  # values after the class scores, returned per detection as `extras`
     keypoints: bool = False  # extras are (x, y, visibility) triples in model-input pixels
+    # Two-tensor heads (SSD, RetinaNet-style exports cut at their head): ``output`` holds the
+    # boxes [1, N, 4] and this output the class scores [1, N, C] (layout rows, no objectness).
+    scores_output: str | None = None
     score_threshold: float = 0.25
     iou_threshold: float = 0.45
     max_detections: int = 100  # bound on the data-dependent number of boxes
