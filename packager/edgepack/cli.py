@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from edgepack import __version__
 from edgepack.commands import COMMANDS
 from edgepack.errors import EdgepackError, ExitCode
+from edgepack.ui import terminal_safe
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,7 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.func(args)
     except EdgepackError as exc:
-        print(f"edgepack: error: {exc}", file=sys.stderr)
+        print(f"edgepack: error: {terminal_safe(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("edgepack: interrupted", file=sys.stderr)

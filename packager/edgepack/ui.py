@@ -9,6 +9,7 @@ terminal, plain lines otherwise, so logs and pipes stay readable.
 from __future__ import annotations
 
 import json
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -16,12 +17,25 @@ from types import TracebackType
 from typing import Any, TextIO
 
 
+# C0 controls other than tab and newline, DEL, and the C1 range: what a terminal would act on.
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def terminal_safe(text: str) -> str:
+    """``text`` with every control character shown as an escape (``\\x1b``), so strings that
+    come from a device or an artifact (CPU model, stage names, header fields) cannot move the
+    cursor, retitle the window or hide output. Tabs and newlines are kept."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
 def emit(data: Any, as_json: bool, text: Callable[[Any], str], out: TextIO | None = None) -> None:
+    """JSON (control characters escaped by the encoder) or the text formatter's output, made
+    terminal-safe."""
     stream = out if out is not None else sys.stdout
     if as_json:
         stream.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
     else:
-        rendered = text(data)
+        rendered = terminal_safe(text(data))
         if rendered:
             stream.write(rendered if rendered.endswith("\n") else rendered + "\n")
 
@@ -58,7 +72,7 @@ class Progress:
 
     def __init__(self, label: str, total: int | None = None, stream: TextIO | None = None,
                  unit: str = "") -> None:
-        self.label = label
+        self.label = terminal_safe(label)
         self.total = total
         self.done = 0
         self.unit = unit

@@ -107,3 +107,28 @@ def test_exit_code_table_is_documented() -> None:
              if isinstance(c, type) and issubclass(c, errors.EdgepackError)]
     codes = [c.exit_code for c in kinds if c is not errors.EdgepackError]
     assert len(codes) == len(set(codes)) and errors.ExitCode.CHECK_FAILED not in codes
+
+
+def test_device_and_artifact_strings_reach_the_terminal_escaped(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A hostile CPU model or stage name cannot retitle the terminal or move the cursor."""
+    from edgepack import ui
+    from edgepack.commands import boards as boards_cmd
+    from edgepack.errors import DeviceError
+
+    evil = "A73\x1b]0;pwned\x07\x1b[2J\r\x9b31m"
+    assert ui.terminal_safe(evil) == "A73\\x1b]0;pwned\\x07\\x1b[2J\\x0d\\x9b31m"
+    assert ui.terminal_safe("a\tb\nc") == "a\tb\nc"
+    ui.emit({"cpu": evil}, False, lambda d: f"cpu {d['cpu']}")
+    ui.emit({"cpu": evil}, True, lambda d: "")
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\x07" not in out and "\x9b" not in out
+    assert "cpu A73\\x1b]0;pwned" in out and '"cpu": "A73\\u001b]0;pwned' in out
+
+    def fail(_args: object) -> int:
+        raise DeviceError(f"device said {evil}")
+
+    monkeypatch.setattr(boards_cmd, "run", fail)
+    assert main(["boards"]) == DeviceError.exit_code
+    err = capsys.readouterr().err
+    assert err.startswith("edgepack: error: device said A73\\x1b]0;pwned") and "\x1b" not in err

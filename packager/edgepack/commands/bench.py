@@ -13,6 +13,7 @@ from edgepack.bench.report import render_html, render_text
 from edgepack.bench.runner import BenchOptions, run_bench
 from edgepack.errors import ExitCode, UsageError
 from edgepack.fsutil import write_atomic
+from edgepack.ui import terminal_safe
 
 
 def register(subparsers: Any) -> None:
@@ -62,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
         threads=args.threads, known_hosts=args.known_hosts,
         trust_new_host=args.trust_new_host, tolerance=args.tolerance, sdk_dir=args.sdk,
         device_key=args.device_key, profile=args.profile))
-    print(render_text(report), end="")
+    print(terminal_safe(render_text(report)), end="")
     if args.json:
         write_atomic(args.json, json.dumps(report, indent=2, sort_keys=True) + "\n")
     if args.html:
