@@ -16,7 +16,6 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any, TextIO
 
-
 # C0 controls other than tab and newline, DEL, and the C1 range: what a terminal would act on.
 _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
