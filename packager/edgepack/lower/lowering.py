@@ -141,19 +141,27 @@ def _fold_constants(
     return remaining, consts  # type: ignore[return-value]
 
 
-# Ops whose output size comes from values (a shape, repeats, sizes, pads, a range), not from
-# their inputs' sizes: folded only when shape inference bounds the output.
-_EXPANDING = frozenset({"Expand", "Tile", "ConstantOfShape", "Range", "Resize", "Pad",
-                        "Upsample", "MatMul", "Gemm"})
+# Folding evaluates a node at pack time, so its output must be bounded before it is computed:
+# every output's inferred shape within FOLD_MAX_ELEMENTS; an output whose shape inference did not
+# give is folded only for ops whose output is no larger than their inputs (shape chains).
+_SIZE_BOUNDED = frozenset({
+    "Cast", "Reshape", "Squeeze", "Unsqueeze", "Flatten", "Identity", "Slice", "Concat",
+    "Transpose", "Shape", "Size", "Split", "Neg", "Abs", "Floor", "Ceil", "Round", "Sqrt",
+    "Relu", "Not", "Sign", "ReduceMax", "ReduceMin", "ReduceSum", "ReduceProd", "ReduceMean",
+    "ArgMax", "ArgMin", "Clip",
+})
 FOLD_MAX_ELEMENTS = 1 << 22
 MAX_TENSOR_BYTES = 1 << 32  # a tensor larger than this is refused at pack time
 
 
 def _small_output(node: onnx.NodeProto, shapes: dict[str, list[int]]) -> bool:
-    if node.op_type not in _EXPANDING:
-        return True
     for o in node.output:
-        if o and (o not in shapes or math.prod(shapes[o]) > FOLD_MAX_ELEMENTS):
+        if not o:
+            continue
+        if o in shapes:
+            if math.prod(shapes[o]) > FOLD_MAX_ELEMENTS:
+                return False
+        elif node.op_type not in _SIZE_BOUNDED:
             return False
     return True
 
