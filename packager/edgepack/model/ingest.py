@@ -22,6 +22,7 @@ from edgepack.model.equivalence import EquivalenceError, OnnxruntimeFailed, chec
 from edgepack.model.loading import load_model_file
 from edgepack.model.opset import ACCEPTED_OPSETS, CANONICAL_OPSET, STANDARD_DOMAINS, to_canonical
 from edgepack.model.optimize import optimize
+from edgepack.model.quantize import QuantizedModel, quantize_model
 from edgepack.model.shapes import require_static_shapes
 from edgepack.model.tensors import ONNX_TO_DTYPE, TensorDesc, describe_value
 from edgepack.spec.project import ModelSpec
@@ -43,6 +44,7 @@ class IngestedModel:
     optimize_report: dict[str, int] = field(default_factory=dict)
     max_abs_diff: dict[str, float] = field(default_factory=dict)  # optimised vs original
     data_files: dict[str, str] = field(default_factory=dict)  # external data file -> sha256
+    quantization: QuantizedModel | None = None  # [models.quantize]: `onnx` is the quantised graph
 
     @property
     def name(self) -> str:
@@ -203,16 +205,23 @@ def ingest_model(model: ModelSpec, *, check_seed: int = 0) -> IngestedModel:
     _check_ops(path_str, optimised)
     layouts = {i.name: ("NCHW" if i.preprocess.layout == "nchw" else "NHWC")
                for i in model.inputs if i.preprocess is not None}
+    inputs = _describe(path_str, _graph_inputs(optimised), layouts)
+    quantized = None
+    if model.quantize is not None:
+        quantized = quantize_model(optimised, model, inputs)
+        optimised = quantized.onnx
+        _check_ops(path_str, optimised)
     return IngestedModel(
         spec=model,
         onnx=optimised,
         source_opset=source_opset,
         opset=CANONICAL_OPSET,
-        inputs=_describe(path_str, _graph_inputs(optimised), layouts),
+        inputs=inputs,
         outputs=_describe(path_str, list(optimised.graph.output), {}),
         ops=tuple((n.op_type, n.name) for n in optimised.graph.node),
         sha256=loaded.sha256,
         optimize_report=report,
         max_abs_diff=diffs,
         data_files=loaded.data_files,
+        quantization=quantized,
     )

@@ -8,6 +8,7 @@ can still point at the line of the spec that is wrong.
 
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,13 +25,16 @@ from edgepack.spec.project import (
     ModelSpec,
     PostprocessSpec,
     PreprocessSpec,
+    QuantizeSpec,
 )
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 PIXEL_FORMATS = ("rgb", "bgr", "gray")
 _CHANNELS = {"rgb": 3, "bgr": 3, "gray": 1}
 
-MODEL_KEYS = ("name", "path", "labels", "inputs", "outputs", "postprocess")
+MODEL_KEYS = ("name", "path", "labels", "inputs", "outputs", "postprocess", "quantize")
+QUANTIZE_KEYS = ("dtype", "calibration", "method", "per_channel", "exclude", "min_cosine",
+                 "min_top1")
 INPUT_KEYS = ("name", "shape", "preprocess")
 PREPROCESS_KEYS = ("source_size", "pixel_format", "model_format", "resize", "interpolation",
                    "pad_value", "mean", "std", "layout")
@@ -125,8 +129,48 @@ def parse_model(t: Table) -> ModelSpec:
     inputs = _inputs(t, info)
     post = _postprocess(t, info, labels)
     outputs = tuple(info.outputs) if t.has("outputs") else None
+    quantize = _quantize(t.table("quantize"), path) if t.has("quantize") else None
     return ModelSpec(name=name, path=path, inputs=inputs, postprocess=post, labels=labels,
-                     outputs=outputs)
+                     outputs=outputs, quantize=quantize)
+
+
+def _quantize(q: Table, model_path: Path) -> QuantizeSpec:
+    """``[models.quantize]``; the calibration folder's files are read (and checked) at pack."""
+    q.check_keys(QUANTIZE_KEYS)
+    dtype = q.string("dtype", None, ("int8", "fp16"))
+    calibration: Path | None = None
+    if dtype == "fp16":
+        for key in ("calibration", "method", "per_channel", "min_top1"):
+            if q.has(key):
+                q.fail(key, f"{key!r} applies to dtype = \"int8\" only (fp16 stores the weights "
+                       "in half precision, no calibration)")
+    else:
+        value = q.string("calibration")
+        calibration = (q.ctx.root / value).resolve()
+        if not calibration.is_relative_to(q.ctx.root):
+            q.fail("calibration", f"{value} resolves to {calibration}, outside the project "
+                   f"folder {q.ctx.root}", hint="copy the calibration data into the project")
+        if not calibration.is_dir():
+            q.fail("calibration", f"folder not found: {value} (resolved to {calibration})",
+                   hint="a folder of images or <input>.npy / <input>_<i>.npy tensors")
+    exclude = q.data.get("exclude", [])
+    if not isinstance(exclude, list) or not all(isinstance(v, str) and v for v in exclude):
+        q.fail("exclude", f"expected an array of node names, found {type_name(exclude)}")
+    if exclude:
+        nodes = {n.name for n in onnx.load(str(model_path), load_external_data=False).graph.node}
+        for name in exclude:
+            if name not in nodes:
+                close = difflib.get_close_matches(name, sorted(nodes), n=1)
+                q.fail("exclude", f"model has no node named {name!r}",
+                       hint=f"did you mean {close[0]!r}?" if close else None)
+    return QuantizeSpec(
+        dtype=dtype,  # type: ignore[arg-type]
+        calibration=calibration,
+        method=q.string("method", "minmax", ("minmax", "entropy", "percentile")),  # type: ignore[arg-type]
+        per_channel=q.boolean("per_channel", True),
+        exclude=tuple(exclude),
+        min_cosine=q.number("min_cosine", 0.98, 0.0, 1.0),
+        min_top1=q.number("min_top1", 0.9, 0.0, 1.0))
 
 
 def _read_labels(t: Table, path: Path, value: str) -> str:

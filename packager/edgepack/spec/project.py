@@ -21,6 +21,8 @@ Interpolation = Literal["linear", "nearest"]
 Layout = Literal["nchw", "nhwc"]
 BoxFormat = Literal["cxcywh", "xyxy"]
 DetectionLayout = Literal["rows", "columns"]
+QuantizeDtype = Literal["int8", "fp16"]
+CalibrationMethod = Literal["minmax", "entropy", "percentile"]
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,24 @@ PostprocessSpec = ClassificationPost | DetectionPost
 
 
 @dataclass(frozen=True)
+class QuantizeSpec:
+    """``[models.quantize]``: post-training quantisation (docs/quantization.md).
+
+    int8: static QDQ quantisation by onnxruntime over the ``calibration`` folder (images run
+    through the model's preprocessing, or ``<input>.npy`` / ``<input>_<i>.npy`` tensors).
+    fp16: weights stored in half precision, computed in float32 (no calibration)."""
+
+    dtype: QuantizeDtype
+    calibration: Path | None = None  # a folder inside the project; required for int8
+    method: CalibrationMethod = "minmax"
+    per_channel: bool = True  # one weight scale per output channel
+    exclude: tuple[str, ...] = ()  # node names kept in float
+    # pack refuses the quantised model below these (agreement with float32 on calibration):
+    min_cosine: float = 0.98  # per output
+    min_top1: float = 0.9  # classifiers: fraction of samples with the same top-1 class
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     name: str  # stage name used everywhere (manifest, runner --stage, reports)
     path: Path
@@ -100,6 +120,7 @@ class ModelSpec:
     labels: tuple[str, ...] | None = None
     # Tensors the model ends at (cut there: later nodes dropped); None keeps the graph outputs.
     outputs: tuple[str, ...] | None = None
+    quantize: QuantizeSpec | None = None
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,395 @@
+# SPDX-License-Identifier: Apache-2.0
+"""``[models.quantize]``: post-training quantisation of an ingested model (docs/quantization.md).
+
+int8: onnxruntime's ``quantize_static`` (QDQ format, per-channel int8 weights, uint8
+activations) over the calibration folder; the calibration itself is onnxruntime's, not
+edgepack's. fp16: float32 weights stored as float16 initialisers with a Cast back to float32.
+
+Both are then compared with the float32 model on the calibration samples (onnxruntime on both):
+max-abs and cosine per output, top-1 agreement for a classifier's output. Below the spec's
+``min_cosine`` / ``min_top1`` the model is refused. Calibration files that do not fit the model
+(shape, dtype, unreadable image, unknown input name) fail with one error naming the file.
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from edgepack.errors import EdgepackError, ExitCode, ModelError, SpecError
+from edgepack.model.diagnostics import one_line
+from edgepack.model.prepost import build_preprocess
+from edgepack.model.tensors import TensorDesc
+from edgepack.spec.project import ClassificationPost, ModelSpec, QuantizeSpec
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".pgm", ".webp")
+_NP_DTYPES = {"float32": np.float32, "uint8": np.uint8, "int32": np.int32, "int64": np.int64,
+              "float16": np.float16, "int8": np.int8, "bool": np.bool_}
+_Q_DTYPES = {TensorProto.INT8: "int8", TensorProto.UINT8: "uint8",
+             TensorProto.INT16: "int16", TensorProto.UINT16: "uint16"}
+
+Sample = dict[str, np.ndarray]
+
+
+class QuantizationRefused(EdgepackError):
+    """The quantised model agrees with float32 less than the spec's thresholds allow."""
+
+    exit_code = ExitCode.CHECK_FAILED
+
+
+@dataclass(frozen=True)
+class OutputAgreement:
+    name: str
+    max_abs: float  # over every sample
+    cosine: float  # the lowest per-sample cosine similarity
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """The quantised model against float32 on the calibration samples (onnxruntime on both)."""
+
+    samples: int
+    outputs: tuple[OutputAgreement, ...]
+    top1: float | None = None  # classifiers: fraction of samples with the same top-1 class
+
+    def to_manifest(self) -> dict[str, Any]:
+        return {"samples": self.samples, "top1": self.top1,
+                "outputs": [{"name": o.name, "max_abs": o.max_abs, "cosine": o.cosine}
+                            for o in self.outputs]}
+
+    def text(self) -> str:
+        parts = [f"{o.name}: cosine {o.cosine:.4f}, max-abs {o.max_abs:.4g}"
+                 for o in self.outputs]
+        if self.top1 is not None:
+            parts.insert(0, f"top-1 agreement {self.top1:.1%}")
+        return f"vs float32 on {self.samples} calibration sample(s): " + "; ".join(parts)
+
+
+@dataclass(frozen=True)
+class QuantParam:
+    """Scale and zero point of one quantised tensor (per tensor, or per ``axis`` channel)."""
+
+    tensor: str  # the float tensor (activation or weight) the int values stand for
+    dtype: str  # int8 | uint8 | int16 | uint16
+    scale: tuple[float, ...]
+    zero_point: tuple[int, ...]
+    axis: int | None = None
+
+    def to_manifest(self) -> dict[str, Any]:
+        return {"tensor": self.tensor, "dtype": self.dtype, "scale": list(self.scale),
+                "zero_point": list(self.zero_point), "axis": self.axis}
+
+
+@dataclass(frozen=True)
+class QuantizedModel:
+    spec: QuantizeSpec
+    onnx: onnx.ModelProto
+    agreement: Agreement
+    params: tuple[QuantParam, ...] = ()  # int8 only
+
+    def to_manifest(self) -> dict[str, Any]:
+        return {"dtype": self.spec.dtype, "method": self.spec.method if self.spec.dtype == "int8"
+                else None, "per_channel": self.spec.per_channel,
+                "exclude": list(self.spec.exclude), "agreement": self.agreement.to_manifest(),
+                "tensors": [p.to_manifest() for p in self.params]}
+
+
+# --- calibration data -------------------------------------------------------------------------
+
+def _fail(path: Path, message: str, model: ModelSpec) -> SpecError:
+    return SpecError(path, f"{message} (calibration data of model {model.name!r})")
+
+
+def _load_npy(path: Path, desc: TensorDesc, model: ModelSpec) -> np.ndarray:
+    try:
+        array = np.load(path, allow_pickle=False)
+    except Exception as exc:  # numpy raises ValueError/OSError/EOFError for a bad file
+        raise _fail(path, f"not a readable .npy tensor ({one_line(exc)})", model) from exc
+    if not isinstance(array, np.ndarray):
+        raise _fail(path, "not a single .npy tensor", model)
+    want = _NP_DTYPES.get(desc.dtype)
+    if want is None or array.dtype != np.dtype(want):
+        raise _fail(path, f"dtype {array.dtype} does not match input {desc.name!r} "
+                    f"({desc.dtype})", model)
+    if tuple(array.shape) != tuple(desc.shape):
+        raise _fail(path, f"shape {list(array.shape)} does not match input {desc.name!r} "
+                    f"{list(desc.shape)}", model)
+    return array
+
+
+def _tensor_samples(files: list[Path], inputs: Sequence[TensorDesc],
+                    model: ModelSpec) -> list[Sample]:
+    by_input: dict[str, dict[int, Path]] = {d.name: {} for d in inputs}
+    for path in files:
+        stem = path.name[:-len(".npy")]
+        match = None
+        for d in inputs:
+            m = re.fullmatch(re.escape(d.name) + r"(?:_(\d+))?", stem)
+            if m:
+                match = (d.name, int(m.group(1)) if m.group(1) is not None else 0)
+                break
+        if match is None:
+            raise _fail(path, "file name names no model input; expected <input>.npy or "
+                        f"<input>_<i>.npy with input one of: {', '.join(by_input)}", model)
+        name, index = match
+        if index in by_input[name]:
+            raise _fail(path, f"sample {index} of input {name!r} is also given by "
+                        f"{by_input[name][index].name}", model)
+        by_input[name][index] = path
+    indices = sorted(set().union(*(set(v) for v in by_input.values())))
+    folder = files[0].parent
+    samples = []
+    for i in indices:
+        sample: Sample = {}
+        for d in inputs:
+            found = by_input[d.name].get(i)
+            if found is None:
+                raise _fail(folder / f"{d.name}_{i}.npy", f"missing: sample {i} has no tensor "
+                            f"for input {d.name!r}", model)
+            sample[d.name] = _load_npy(found, d, model)
+        samples.append(sample)
+    return samples
+
+
+def _image_samples(files: list[Path], inputs: Sequence[TensorDesc],
+                   model: ModelSpec) -> list[Sample]:
+    from PIL import Image, UnidentifiedImageError
+
+    pre_inputs = [i for i in model.inputs if i.preprocess is not None]
+    if len(pre_inputs) != 1 or len(inputs) != 1:
+        raise _fail(files[0], "images calibrate a model with exactly one input that has "
+                    "[models.inputs.preprocess]; give <input>.npy tensors instead", model)
+    pre = pre_inputs[0].preprocess
+    assert pre is not None
+    import onnxruntime as ort
+
+    graph = build_preprocess(pre, inputs[0])
+    session = ort.InferenceSession(graph.SerializeToString(), providers=["CPUExecutionProvider"])
+    h, w = pre.source_size
+    mode = "L" if pre.pixel_format == "gray" else "RGB"
+    samples = []
+    for path in files:
+        try:
+            with Image.open(path) as img:
+                pixels = np.asarray(img.convert(mode).resize((w, h), Image.Resampling.BILINEAR))
+        except (UnidentifiedImageError, OSError, ValueError) as exc:
+            raise _fail(path, f"unreadable image ({one_line(exc)})", model) from exc
+        if pixels.ndim == 2:
+            pixels = pixels[:, :, None]
+        if pre.pixel_format == "bgr":
+            pixels = pixels[:, :, ::-1]
+        out = session.run(None, {"image": np.ascontiguousarray(pixels, dtype=np.uint8)})[0]
+        samples.append({inputs[0].name: np.asarray(out, dtype=np.float32)})
+    return samples
+
+
+def load_calibration(model: ModelSpec, inputs: Sequence[TensorDesc]) -> list[Sample]:
+    """The calibration folder as model feeds, one dict per sample (in file-name order)."""
+    q = model.quantize
+    assert q is not None and q.calibration is not None
+    files = sorted(p for p in q.calibration.iterdir() if not p.name.startswith("."))
+    if not files:
+        raise _fail(q.calibration, "the calibration folder is empty; put images or "
+                    "<input>.npy / <input>_<i>.npy tensors in it", model)
+    npy = [p for p in files if p.suffix == ".npy"]
+    images = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
+    for p in files:
+        if p not in npy and p not in images:
+            raise _fail(p, "neither an image ("
+                        f"{', '.join(IMAGE_SUFFIXES)}) nor a .npy tensor", model)
+    if npy and images:
+        raise _fail(images[0], f"images and .npy tensors mixed in one folder (also "
+                    f"{npy[0].name}); use one kind", model)
+    return _tensor_samples(npy, inputs, model) if npy else _image_samples(images, inputs, model)
+
+
+# --- quantisers -------------------------------------------------------------------------------
+
+class _Reader:
+    """onnxruntime's CalibrationDataReader protocol over the loaded samples."""
+
+    def __init__(self, samples: list[Sample]) -> None:
+        self._it: Iterator[Sample] = iter(samples)
+
+    def get_next(self) -> Sample | None:
+        return next(self._it, None)
+
+
+def _int8(proto: onnx.ModelProto, q: QuantizeSpec, samples: list[Sample],
+          path_str: str) -> onnx.ModelProto:
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+
+    class Reader(_Reader, CalibrationDataReader):  # type: ignore[misc]
+        pass
+
+    method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+              "percentile": CalibrationMethod.Percentile}[q.method]
+    with tempfile.TemporaryDirectory(prefix="edgepack-quant-") as tmp:
+        src, dst = Path(tmp) / "float.onnx", Path(tmp) / "int8.onnx"
+        onnx.save(proto, str(src))
+        try:
+            quantize_static(
+                str(src), str(dst), Reader(samples), quant_format=QuantFormat.QDQ,
+                per_channel=q.per_channel, activation_type=QuantType.QUInt8,
+                weight_type=QuantType.QInt8, calibrate_method=method,
+                nodes_to_exclude=list(q.exclude),
+                extra_options={"CalibTensorRangeSymmetric": False,
+                               "CalibMovingAverage": False})
+        except EdgepackError:
+            raise
+        except Exception as exc:
+            raise ModelError(f"{path_str}: onnxruntime could not quantise the model: "
+                             f"{one_line(exc)}") from exc
+        return onnx.load(str(dst))
+
+
+def _fp16(proto: onnx.ModelProto, q: QuantizeSpec) -> onnx.ModelProto:
+    """Float32 initialisers read only by nodes outside ``exclude`` stored as float16, each
+    with a Cast to float32 in front of the graph (weights half the size, computed in fp32)."""
+    out = onnx.ModelProto()
+    out.CopyFrom(proto)
+    g = out.graph
+    readers: dict[str, set[str]] = {}
+    for n in g.node:
+        for name in n.input:
+            readers.setdefault(name, set()).add(n.name)
+    excluded = set(q.exclude)
+    outputs = {o.name for o in g.output}
+    keep: list[onnx.TensorProto] = []
+    casts: list[onnx.NodeProto] = []
+    for init in g.initializer:
+        users = readers.get(init.name, set())
+        array = numpy_helper.to_array(init) if init.data_type == TensorProto.FLOAT else None
+        if (array is None or array.size < 16 or not users or users & excluded
+                or init.name in outputs
+                or not np.all(np.abs(array) <= np.finfo(np.float16).max)):
+            keep.append(init)
+            continue
+        half = f"{init.name}.fp16"
+        keep.append(numpy_helper.from_array(array.astype(np.float16), half))
+        casts.append(helper.make_node("Cast", [half], [init.name], name=f"{init.name}.to_fp32",
+                                      to=TensorProto.FLOAT))
+    del g.initializer[:]
+    g.initializer.extend(keep)
+    nodes = [*casts, *g.node]
+    del g.node[:]
+    g.node.extend(nodes)
+    return out
+
+
+# --- agreement and parameters -----------------------------------------------------------------
+
+def _run(proto: onnx.ModelProto, samples: list[Sample]) -> list[list[np.ndarray]]:
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    session = ort.InferenceSession(proto.SerializeToString(), opts,
+                                   providers=["CPUExecutionProvider"])
+    return [[np.asarray(v) for v in session.run(None, s)] for s in samples]
+
+
+def _cosine(a: np.ndarray, b: np.ndarray) -> float:
+    a64, b64 = a.astype(np.float64).ravel(), b.astype(np.float64).ravel()
+    na, nb = float(np.linalg.norm(a64)), float(np.linalg.norm(b64))
+    if na == 0.0 or nb == 0.0:
+        return 1.0 if na == nb else 0.0
+    return float(np.dot(a64, b64) / (na * nb))
+
+
+def agreement(reference: onnx.ModelProto, quantised: onnx.ModelProto, samples: list[Sample],
+              model: ModelSpec) -> Agreement:
+    ref, got = _run(reference, samples), _run(quantised, samples)
+    names = [o.name for o in reference.graph.output]
+    outputs = []
+    for i, name in enumerate(names):
+        pairs = [(r[i].astype(np.float64), g[i].astype(np.float64)) for r, g in zip(ref, got,
+                                                                                   strict=True)]
+        outputs.append(OutputAgreement(
+            name, max(float(np.max(np.abs(r - g), initial=0.0)) for r, g in pairs),
+            min(_cosine(r, g) for r, g in pairs)))
+    top1 = None
+    post = model.postprocess
+    if isinstance(post, ClassificationPost) and post.output in names:
+        i = names.index(post.output)
+        same = [int(np.argmax(r[i].reshape(-1))) == int(np.argmax(g[i].reshape(-1)))
+                for r, g in zip(ref, got, strict=True)]
+        top1 = sum(same) / len(same)
+    return Agreement(len(samples), tuple(outputs), top1)
+
+
+def quant_params(proto: onnx.ModelProto) -> tuple[QuantParam, ...]:
+    """Scale and zero point of every tensor a QuantizeLinear / DequantizeLinear pair encodes:
+    activations under the float tensor's name, weights under the float weight's name."""
+    inits = {i.name: i for i in proto.graph.initializer}
+    params: dict[str, QuantParam] = {}
+    for n in proto.graph.node:
+        if n.op_type not in ("QuantizeLinear", "DequantizeLinear") or len(n.input) < 3:
+            continue
+        if n.op_type == "QuantizeLinear":
+            tensor = n.input[0]
+        elif n.input[0] in inits:  # a stored int8 weight
+            tensor = n.input[0].removesuffix("_quantized")
+        else:
+            continue
+        if tensor in params or n.input[1] not in inits or n.input[2] not in inits:
+            continue
+        zp = inits[n.input[2]]
+        scale = numpy_helper.to_array(inits[n.input[1]]).reshape(-1)
+        axis = next((a.i for a in n.attribute if a.name == "axis"), 1) if scale.size > 1 \
+            else None
+        params[tensor] = QuantParam(
+            tensor, _Q_DTYPES.get(zp.data_type, str(zp.data_type)),
+            tuple(float(v) for v in scale),
+            tuple(int(v) for v in numpy_helper.to_array(zp).reshape(-1)), axis)
+    return tuple(params.values())
+
+
+def quantize_model(proto: onnx.ModelProto, model: ModelSpec,
+                   inputs: Sequence[TensorDesc]) -> QuantizedModel:
+    """``proto`` (the ingested float32 graph) quantised as ``model.quantize`` says, checked
+    against float32; ``QuantizationRefused`` below the spec's thresholds."""
+    q = model.quantize
+    assert q is not None
+    path_str = str(model.path)
+    if q.dtype == "int8":
+        samples = load_calibration(model, inputs)
+        quantised = _int8(proto, q, samples, path_str)
+        params = quant_params(quantised)
+    else:
+        rng = np.random.default_rng(0)
+        samples = [{d.name: rng.standard_normal(d.shape).astype(np.float32)
+                    if d.dtype == "float32" else np.zeros(d.shape, _NP_DTYPES[d.dtype])
+                    for d in inputs} for _ in range(4)]
+        quantised = _fp16(proto, q)
+        params = ()
+    agreed = agreement(proto, quantised, samples, model)
+    worst = min(agreed.outputs, key=lambda o: o.cosine)
+    if worst.cosine < q.min_cosine:
+        raise QuantizationRefused(
+            f"{path_str}: {q.dtype} model {model.name!r} refused: output {worst.name!r} has "
+            f"cosine {worst.cosine:.4f} against float32, below min_cosine {q.min_cosine} "
+            f"({agreed.text()})",
+            hint="add the nodes that lose accuracy to [models.quantize] exclude, try method = "
+                 "\"percentile\", or lower min_cosine")
+    if agreed.top1 is not None and agreed.top1 < q.min_top1:
+        raise QuantizationRefused(
+            f"{path_str}: {q.dtype} model {model.name!r} refused: top-1 agreement "
+            f"{agreed.top1:.1%} with float32, below min_top1 {q.min_top1} ({agreed.text()})",
+            hint="more calibration samples, exclude = [...] for sensitive nodes, or lower "
+                 "min_top1")
+    return QuantizedModel(q, quantised, agreed, params)

@@ -1,0 +1,208 @@
+# SPDX-License-Identifier: Apache-2.0
+"""[models.quantize]: int8 through onnxruntime's quantize_static over a calibration folder,
+fp16 weights, agreement with float32, and one error naming the file for bad calibration data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+from spec_project import VALID_TOML, write_valid_project
+
+from edgepack.errors import SpecError
+from edgepack.model.ingest import ingest_model
+from edgepack.model.quantize import QuantizationRefused
+from edgepack.spec.loader import load_spec
+
+CLASSES = 10
+
+
+def make_conv_classifier(path: Path) -> Path:
+    """input [1,3,32,32] -> Conv 3x3 (8) -> Relu -> Conv 3x3 (16) -> Relu -> GAP -> Gemm."""
+    rng = np.random.default_rng(3)
+
+    def init(name: str, *shape: int) -> onnx.TensorProto:
+        fan_in = int(np.prod(shape[1:])) if len(shape) > 1 else 1
+        w = rng.standard_normal(shape) * np.sqrt(2.0 / fan_in)
+        return numpy_helper.from_array(w.astype(np.float32), name)
+
+    inits = [init("w1", 8, 3, 3, 3), init("b1", 8), init("w2", 16, 8, 3, 3), init("b2", 16),
+             init("fc", CLASSES, 16), init("fcb", CLASSES)]
+    nodes = [
+        helper.make_node("Conv", ["input", "w1", "b1"], ["c1"], name="conv1", pads=[1] * 4),
+        helper.make_node("Relu", ["c1"], ["r1"], name="relu1"),
+        helper.make_node("Conv", ["r1", "w2", "b2"], ["c2"], name="conv2", pads=[1] * 4,
+                         strides=[2, 2]),
+        helper.make_node("Relu", ["c2"], ["r2"], name="relu2"),
+        helper.make_node("GlobalAveragePool", ["r2"], ["pool"], name="pool"),
+        helper.make_node("Flatten", ["pool"], ["flat"], name="flatten"),
+        helper.make_node("Gemm", ["flat", "fc", "fcb"], ["logits"], name="fc", transB=1),
+    ]
+    graph = helper.make_graph(
+        nodes, "convnet",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 32, 32])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, CLASSES])],
+        initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(path))
+    return path
+
+
+def project(tmp: Path, quantize: str, *, preprocess: bool = False) -> Path:
+    make_conv_classifier(tmp / "models" / "convnet.onnx")
+    pre = """    [models.inputs.preprocess]
+    source_size = [40, 48]
+    mean = [123.675, 116.28, 103.53]
+    std = [58.395, 57.12, 57.375]
+""" if preprocess else ""
+    toml = VALID_TOML[:VALID_TOML.index("[[models]]")] + f"""
+[[models]]
+name = "convnet"
+path = "models/convnet.onnx"
+  [[models.inputs]]
+  name = "input"
+{pre}  [models.postprocess]
+  kind = "classification"
+  output = "logits"
+  [models.quantize]
+{quantize}
+"""
+    return write_valid_project(tmp, toml)
+
+
+def write_tensors(folder: Path, n: int, seed: int = 0) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        np.save(folder / f"input_{i}.npy", rng.standard_normal((1, 3, 32, 32)).astype(np.float32))
+
+
+INT8 = 'dtype = "int8"\ncalibration = "calib"\n'
+
+
+def test_int8_qdq_per_channel_with_agreement_and_params(tmp_path: Path) -> None:
+    write_tensors(tmp_path / "calib", 16)
+    spec = load_spec(project(tmp_path, INT8))
+    q = spec.models[0].quantize
+    assert q is not None and q.method == "minmax" and q.per_channel and q.dtype == "int8"
+    m = ingest_model(spec.models[0])
+    assert m.quantization is not None
+    ops = [n.op_type for n in m.onnx.graph.node]
+    assert "QuantizeLinear" in ops and "DequantizeLinear" in ops
+    weights = [i for i in m.onnx.graph.initializer if i.data_type == TensorProto.INT8]
+    assert {w.name.removesuffix("_quantized") for w in weights} >= {"w1", "w2"}
+    params = {p.tensor: p for p in m.quantization.params}
+    # per-channel conv weights: one scale per output channel, symmetric int8
+    assert len(params["w1"].scale) == 8 and params["w1"].axis == 0
+    assert params["w1"].dtype == "int8" and set(params["w1"].zero_point) == {0}
+    # activations: per tensor uint8, the range covers what calibration saw
+    assert params["input"].dtype == "uint8" and len(params["input"].scale) == 1
+    seen = max(float(np.abs(np.load(p)).max()) for p in (tmp_path / "calib").iterdir())
+    assert params["input"].scale[0] * 255 >= seen * 0.99
+    agreement = m.quantization.agreement
+    assert agreement.samples == 16 and agreement.top1 is not None
+    assert agreement.outputs[0].name == "logits" and agreement.outputs[0].cosine > 0.98
+    assert 0 < agreement.outputs[0].max_abs < 1.0
+    manifest = m.quantization.to_manifest()
+    assert manifest["dtype"] == "int8" and manifest["tensors"]
+
+
+def test_methods_and_exclude_reach_onnxruntime(tmp_path: Path) -> None:
+    write_tensors(tmp_path / "calib", 8)
+    spec = load_spec(project(tmp_path, INT8 + 'method = "percentile"\nexclude = ["conv2"]\n'
+                             "per_channel = false\n"))
+    m = ingest_model(spec.models[0])
+    assert m.quantization is not None
+    params = {p.tensor: p for p in m.quantization.params}
+    assert "w2" not in params and len(params["w1"].scale) == 1  # conv2 kept float
+    conv2 = next(n for n in m.onnx.graph.node if n.name == "conv2")
+    assert "w2" in conv2.input
+
+
+def test_images_run_through_the_preprocessing(tmp_path: Path) -> None:
+    from PIL import Image
+
+    calib = tmp_path / "calib"
+    calib.mkdir()
+    rng = np.random.default_rng(5)
+    for i in range(6):
+        Image.fromarray(rng.integers(0, 256, (60, 50, 3), dtype=np.uint8)).save(
+            calib / f"img{i}.png")
+    spec = load_spec(project(tmp_path, INT8, preprocess=True))
+    m = ingest_model(spec.models[0])
+    assert m.quantization is not None and m.quantization.agreement.samples == 6
+    params = {p.tensor: p for p in m.quantization.params}
+    # normalised pixels span about [-2.1, 2.6]: the input's range is that, not raw 0..255
+    assert 3.0 / 255 < params["input"].scale[0] < 6.0 / 255
+
+
+def test_fp16_weights_half_computed_in_float(tmp_path: Path) -> None:
+    spec = load_spec(project(tmp_path, 'dtype = "fp16"\n'))
+    m = ingest_model(spec.models[0])
+    assert m.quantization is not None
+    halves = {i.name for i in m.onnx.graph.initializer if i.data_type == TensorProto.FLOAT16}
+    # b1 (8 values) and fcb (10) stay float: below 16 values a Cast costs more than it saves
+    assert halves == {"w1.fp16", "w2.fp16", "b2.fp16", "fc.fp16"}
+    casts = [n for n in m.onnx.graph.node if n.op_type == "Cast"]
+    assert {c.output[0] for c in casts} == {"w1", "w2", "b2", "fc"}
+    assert m.quantization.agreement.outputs[0].cosine > 0.9999
+    assert m.quantization.params == ()
+
+
+def test_refused_below_min_cosine(tmp_path: Path) -> None:
+    write_tensors(tmp_path / "calib", 4)
+    spec = load_spec(project(tmp_path, INT8 + "min_cosine = 1.0\n"))
+    with pytest.raises(QuantizationRefused, match=r"cosine .* below min_cosine 1.0"):
+        ingest_model(spec.models[0])
+
+
+def _calibration_error(tmp_path: Path) -> str:
+    spec = load_spec(project(tmp_path, INT8))
+    with pytest.raises(SpecError) as exc:
+        ingest_model(spec.models[0])
+    return str(exc.value)
+
+
+def test_empty_folder(tmp_path: Path) -> None:
+    (tmp_path / "calib").mkdir()
+    msg = _calibration_error(tmp_path)
+    assert "calib: the calibration folder is empty" in msg and "'convnet'" in msg
+
+
+def test_wrong_shape_names_the_file(tmp_path: Path) -> None:
+    write_tensors(tmp_path / "calib", 3)
+    np.save(tmp_path / "calib" / "input_1.npy", np.zeros((1, 3, 16, 16), np.float32))
+    assert "input_1.npy: shape [1, 3, 16, 16] does not match input 'input' [1, 3, 32, 32]" \
+        in _calibration_error(tmp_path)
+
+
+def test_wrong_dtype_names_the_file(tmp_path: Path) -> None:
+    write_tensors(tmp_path / "calib", 2)
+    np.save(tmp_path / "calib" / "input_0.npy", np.zeros((1, 3, 32, 32), np.float64))
+    assert "input_0.npy: dtype float64 does not match input 'input' (float32)" \
+        in _calibration_error(tmp_path)
+
+
+def test_unknown_input_name_names_the_file(tmp_path: Path) -> None:
+    write_tensors(tmp_path / "calib", 1)
+    np.save(tmp_path / "calib" / "images_0.npy", np.zeros((1, 3, 32, 32), np.float32))
+    assert "images_0.npy: file name names no model input" in _calibration_error(tmp_path)
+
+
+def test_unreadable_image_names_the_file(tmp_path: Path) -> None:
+    (tmp_path / "calib").mkdir()
+    (tmp_path / "calib" / "broken.jpg").write_bytes(b"not a jpeg")
+    spec = load_spec(project(tmp_path, INT8, preprocess=True))
+    with pytest.raises(SpecError, match=r"broken\.jpg: unreadable image"):
+        ingest_model(spec.models[0])
+
+
+def test_unknown_file_kind_names_the_file(tmp_path: Path) -> None:
+    write_tensors(tmp_path / "calib", 1)
+    (tmp_path / "calib" / "notes.txt").write_text("x")
+    assert "notes.txt: neither an image" in _calibration_error(tmp_path)
