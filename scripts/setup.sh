@@ -19,6 +19,8 @@ APT_PACKAGES=(
   openssh-server openssh-client socat
   # fetching target-architecture Debian packages for sysroots (apt-get download + dpkg -x)
   dpkg-dev ca-certificates
+  # rendering the HTML bench report headless in its test
+  chromium
 )
 
 missing=()

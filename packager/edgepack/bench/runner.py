@@ -5,7 +5,7 @@ Steps: open the artifact on the host with a recipient key held on the host (chec
 reads the manifest and its golden data) → build or reuse the board's SDK (runner + agent) →
 connect and start the agent (uploading it when missing or outdated) → preflight → upload what
 the device lacks (content addressed) → golden-input run + benchmark run of ``edgepack-run`` →
-fetch results → compare outputs with the host reference → report (``edgepack.report/1``).
+fetch results → compare outputs with the host reference → report (``edgepack.report/2``).
 
 Keys (docs/keys.md): no private key is ever written to the device by the bench. With
 ``device_key`` set, the runner reads the key the device made at provisioning
@@ -30,10 +30,17 @@ import numpy as np
 from edgepack import __version__
 from edgepack.artifact.container import open_artifact, read_file
 from edgepack.artifact.keys import load_device_private, load_publisher_public
-from edgepack.bench.report import REPORT_SCHEMA, compare_output, summarize, validate_report
+from edgepack.bench.report import (
+    REPORT_SCHEMA,
+    compare_output,
+    run_facts,
+    summarize,
+    throughput,
+    validate_report,
+)
 from edgepack.build.elfinfo import required_glibc
 from edgepack.device.client import AgentClient, AgentError, Hello, RunResult
-from edgepack.device.targets import Target, check_install_root, parse_target
+from edgepack.device.targets import Target, check_install_root, is_this_host, parse_target
 from edgepack.device.transport import TransportOptions, connect, start_agent
 from edgepack.errors import DeviceError, UsageError
 from edgepack.spec.boards import Board, load_board
@@ -289,6 +296,7 @@ def build_report(opts: BenchOptions, board: Board, target: Target, hello: Hello,
                                              "total_ms")},
         "first_inference_ms": float(device_json["first_inference_ms"]),
         "end_to_end": summarize(device_json["end_to_end"]["samples"]),
+        "run": run_facts(target.uri, is_this_host(target), str(before.get("machine") or "")),
         "stages": stages,
         "memory": {"peak_rss_kib": int(device_json.get("peak_rss_kib", 0))},
         "accuracy": {"tolerance": opts.tolerance, "min_cosine": opts.min_cosine,
@@ -296,6 +304,7 @@ def build_report(opts: BenchOptions, board: Board, target: Target, hello: Hello,
                      "outputs": outputs},
         "transfer": transfer,
     }
+    report["throughput"] = throughput(report["end_to_end"])
     if isinstance(device_json.get("profile"), dict):
         report["profile"] = device_json["profile"]
     validate_report(report)

@@ -9,7 +9,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from edgepack.bench.report import render_html, render_text
+from edgepack.bench.report import render_text
+from edgepack.bench.report_html import render_html
 from edgepack.bench.runner import BenchOptions, run_bench
 from edgepack.errors import ExitCode, UsageError
 from edgepack.fsutil import write_atomic

@@ -1,16 +1,19 @@
 # SPDX-License-Identifier: Apache-2.0
-"""``edgepack report compare BASE.json NEW.json``: flag latency regressions between two bench
-reports (exit code 1 when a p50 or p90 grew beyond the threshold)."""
+"""``edgepack report compare BASE.json NEW.json``: latency (p50/p90 per series, judged against
+the run-to-run spread of each report's samples), cold load, peak memory and accuracy between
+two bench reports. Reports of different artifacts, boards or thread counts are refused unless
+--force is given. Exit code 9 when something regressed."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
-from edgepack.bench.report import compare_reports, load_report, render_compare
-from edgepack.errors import ExitCode
-from edgepack.ui import emit
+from edgepack.bench.report import compare_reports, comparison_json, load_report, render_compare
+from edgepack.errors import ExitCode, UsageError
+from edgepack.ui import emit, terminal_safe
 
 
 def register(subparsers: Any) -> None:
@@ -22,16 +25,23 @@ def register(subparsers: Any) -> None:
     c.add_argument("new", type=Path, metavar="NEW.json")
     c.add_argument("--threshold", type=float, default=0.1,
                    help="relative growth of p50/p90 that counts as a regression (default 0.1)")
-    c.add_argument("--json", action="store_true", help="print JSON")
+    c.add_argument("--force", action="store_true",
+                   help="compare even when artifact, board or threads differ (with a warning)")
+    c.add_argument("--json", action="store_true", help="print the comparison as JSON on stdout")
     c.set_defaults(func=_compare)
 
 
 def _compare(args: argparse.Namespace) -> int:
-    rows, regressed = compare_reports(load_report(args.base), load_report(args.new),
-                                      args.threshold)
-    data = {"threshold": args.threshold,
-            "rows": [{"series": r.name, "metric": r.metric, "base_ms": r.base, "new_ms": r.new,
-                      "change": r.change} for r in rows],
-            "regressed": [{"series": r.name, "metric": r.metric} for r in regressed]}
-    emit(data, args.json, lambda _d: render_compare(rows, regressed, args.threshold))
-    return ExitCode.CHECK_FAILED if regressed else ExitCode.OK
+    base, new = load_report(args.base), load_report(args.new)
+    comp = compare_reports(base, new, args.threshold)
+    if comp.mismatches and not args.force:
+        raise UsageError(f"{args.base} and {args.new} are not comparable: "
+                         + "; ".join(comp.mismatches),
+                         hint="compare runs of one artifact on one board with the same --threads,"
+                         " or pass --force to compare anyway")
+    for m in comp.mismatches:
+        print(terminal_safe(f"edgepack: warning: comparing anyway (--force): {m}"),
+              file=sys.stderr)
+    emit(comparison_json(comp, args.threshold), args.json,
+         lambda _d: render_compare(comp, args.threshold))
+    return ExitCode.CHECK_FAILED if comp.failed else ExitCode.OK
