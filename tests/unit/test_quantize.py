@@ -206,3 +206,38 @@ def test_unknown_file_kind_names_the_file(tmp_path: Path) -> None:
     write_tensors(tmp_path / "calib", 1)
     (tmp_path / "calib" / "notes.txt").write_text("x")
     assert "notes.txt: neither an image" in _calibration_error(tmp_path)
+
+
+def test_pack_prints_agreement_and_the_manifest_carries_scales(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from edgepack.artifact import container, keys, manifest
+    from edgepack.cli import main
+
+    write_tensors(tmp_path / "calib", 8)
+    project(tmp_path, INT8)
+    out = tmp_path / "q.epk"
+    assert main(["pack", str(tmp_path), "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "convnet: int8 vs float32 on 8 calibration sample(s): top-1 agreement" in text
+    assert "logits cosine 0.9" in text
+    opened = container.open_artifact(
+        out.read_bytes(), keys.load_device_private(tmp_path / "keys" / "dev1.key"),
+        keys.load_publisher_public(tmp_path / "keys" / "publisher.pub"))
+    doc = manifest.loads(opened.manifest_bytes)
+    q = doc["models"][0]["quantization"]
+    assert q["dtype"] == "int8" and q["method"] == "minmax" and q["agreement"]["samples"] == 8
+    w1 = next(t for t in q["tensors"] if t["tensor"] == "w1")
+    assert w1["dtype"] == "int8" and w1["axis"] == 0 and len(w1["scale"]) == 8
+
+
+def test_pack_refusal_is_one_error_line(tmp_path: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    from edgepack.cli import main
+
+    write_tensors(tmp_path / "calib", 4)
+    project(tmp_path, INT8 + "min_top1 = 1.0\nmin_cosine = 1.0\n")
+    assert main(["pack", str(tmp_path), "--out", str(tmp_path / "q.epk")]) == 9
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("edgepack: error: ")]
+    assert len(errors) == 1 and "refused" in errors[0] and "Traceback" not in err
+    assert "Please consider" not in err  # onnxruntime's log lines do not reach the user

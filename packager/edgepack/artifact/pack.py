@@ -65,6 +65,12 @@ class PackResult:
                 }
                 for s in self.manifest["stages"]
             ],
+            # [models.quantize]: agreement of each quantised model with float32
+            "quantized": [
+                {"model": m["name"], "dtype": m["quantization"]["dtype"],
+                 "agreement": m["quantization"]["agreement"]}
+                for m in self.manifest["models"] if m.get("quantization")
+            ],
         }
 
 

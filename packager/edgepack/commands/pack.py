@@ -20,12 +20,24 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=run)
 
 
+def quantized_text(dtype: str, agreement: dict[str, Any]) -> str:
+    """One line: how a quantised model agrees with its float32 original."""
+    parts = [f"{o['name']} cosine {o['cosine']:.4f} max-abs {o['max_abs']:.3g}"
+             for o in agreement["outputs"]]
+    if agreement.get("top1") is not None:
+        parts.insert(0, f"top-1 agreement {agreement['top1']:.1%}")
+    return (f"{dtype} vs float32 on {agreement['samples']} calibration sample(s): "
+            + ", ".join(parts))
+
+
 def summary_text(r: dict[str, Any]) -> str:
     lines = [f"packed {r['package']} {r['version']} (version_counter {r['version_counter']}) "
              f"-> {r['artifact']} ({r['size']} bytes)"]
     for s in r["stages"]:
         lines.append(f"  {s['name']:<24} {s['kind']:<6} on {s['processor']:<4} "
                      f"{s['graph_bytes']:>9} bytes  {s['ops']} ops")
+    for q in r.get("quantized", []):
+        lines.append(f"  {q['model']}: {quantized_text(q['dtype'], q['agreement'])}")
     lines.append(f"  recipients: {', '.join(r['recipients'])}")
     return "\n".join(lines)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import Any
 
 import onnx
 from onnx import numpy_helper, shape_inference
@@ -124,6 +125,11 @@ def _fold_constants(
             end = min(max(end + rank if end < 0 else end, 0), rank)
             consts[node.output[0]] = shape[start:end]
             continue
+        if node.op_type == "DequantizeLinear" and all(i in consts for i in ins):
+            # int8 weights of a QDQ model ([models.quantize]): float32 weights for the
+            # float kernels, at any size (the output is no larger than the int8 input).
+            consts[node.output[0]] = _dequantize(node, [consts[i] for i in ins])
+            continue
         foldable = (
             node.op_type not in ("NonMaxSuppression", "TopK")
             and all(i in consts for i in ins)
@@ -139,6 +145,20 @@ def _fold_constants(
             continue
         remaining.append(node)
     return remaining, consts  # type: ignore[return-value]
+
+
+def _dequantize(node: onnx.NodeProto, args: list[Any]) -> Any:
+    """ONNX DequantizeLinear (per tensor or per axis) in numpy: (x - zero_point) * scale."""
+    import numpy as np
+
+    x, scale = args[0], np.asarray(args[1], np.float32)
+    zero = np.asarray(args[2]) if len(args) > 2 else np.zeros((), x.dtype)
+    if scale.ndim == 1 and scale.size > 1:
+        axis = next((a.i for a in node.attribute if a.name == "axis"), 1) % x.ndim
+        shape = [1] * x.ndim
+        shape[axis] = scale.size
+        scale, zero = scale.reshape(shape), zero.reshape(shape)
+    return ((x.astype(np.int32) - zero.astype(np.int32)).astype(np.float32) * scale)
 
 
 # Folding evaluates a node at pack time, so its output must be bounded before it is computed:

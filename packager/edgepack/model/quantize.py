@@ -13,6 +13,7 @@ max-abs and cosine per output, top-1 agreement for a classifier's output. Below 
 
 from __future__ import annotations
 
+import logging
 import re
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -34,7 +35,8 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".pgm", ".webp")
 _NP_DTYPES = {"float32": np.float32, "uint8": np.uint8, "int32": np.int32, "int64": np.int64,
               "float16": np.float16, "int8": np.int8, "bool": np.bool_}
 _Q_DTYPES = {TensorProto.INT8: "int8", TensorProto.UINT8: "uint8",
-             TensorProto.INT16: "int16", TensorProto.UINT16: "uint16"}
+             TensorProto.INT16: "int16", TensorProto.UINT16: "uint16",
+             TensorProto.INT32: "int32"}  # int32: biases (scale = input scale x weight scale)
 
 Sample = dict[str, np.ndarray]
 
@@ -223,6 +225,21 @@ class _Reader:
         return next(self._it, None)
 
 
+class _QuietRootLogger(logging.Filter):
+    """onnxruntime.quantization logs advice (run its pre-processing) to the root logger; that
+    is not the user's business, so its records are dropped while it runs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        logging.getLogger().addFilter(self)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno > logging.WARNING
+
+    def close(self) -> None:
+        logging.getLogger().removeFilter(self)
+
+
 def _int8(proto: onnx.ModelProto, q: QuantizeSpec, samples: list[Sample],
           path_str: str) -> onnx.ModelProto:
     from onnxruntime.quantization import (
@@ -241,6 +258,7 @@ def _int8(proto: onnx.ModelProto, q: QuantizeSpec, samples: list[Sample],
     with tempfile.TemporaryDirectory(prefix="edgepack-quant-") as tmp:
         src, dst = Path(tmp) / "float.onnx", Path(tmp) / "int8.onnx"
         onnx.save(proto, str(src))
+        quiet = _QuietRootLogger()
         try:
             quantize_static(
                 str(src), str(dst), Reader(samples), quant_format=QuantFormat.QDQ,
@@ -254,6 +272,8 @@ def _int8(proto: onnx.ModelProto, q: QuantizeSpec, samples: list[Sample],
         except Exception as exc:
             raise ModelError(f"{path_str}: onnxruntime could not quantise the model: "
                              f"{one_line(exc)}") from exc
+        finally:
+            quiet.close()
         return onnx.load(str(dst))
 
 

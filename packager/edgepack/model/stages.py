@@ -116,6 +116,9 @@ class StagePlan:
                 "preprocess": _echo(pre),
                 "postprocess": _echo(spec.postprocess),
                 "stages": [s.name for s in self.stages if s.model == m.name],
+                # [models.quantize]: dtype, agreement with float32, scale/zero point per tensor
+                "quantization": (m.quantization.to_manifest()
+                                 if m.quantization is not None else None),
             })
         return out
 
