@@ -14,18 +14,20 @@ import sys
 from collections.abc import Sequence
 
 from edgepack import __version__
+from edgepack.cliformat import Parser
 from edgepack.commands import COMMANDS
 from edgepack.errors import EdgepackError, ExitCode
 from edgepack.ui import terminal_safe
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="edgepack",
         description="Package ONNX models for embedded boards, build per-board SDKs, and "
         "benchmark them on dev boards.",
     )
-    parser.add_argument("--version", action="version", version=f"edgepack {__version__}")
+    parser.add_argument("--version", action="version", version=f"edgepack {__version__}",
+                        help="print the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name in COMMANDS:

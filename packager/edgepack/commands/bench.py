@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,13 +15,13 @@ from edgepack.bench.report_html import render_html
 from edgepack.bench.runner import BenchOptions, run_bench
 from edgepack.errors import ExitCode, UsageError
 from edgepack.fsutil import write_atomic
-from edgepack.ui import terminal_safe
+from edgepack.ui import emit, terminal_safe
 
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser("bench", help="benchmark an artifact on a board",
                               description=__doc__)
-    p.add_argument("artifact", type=Path, metavar="ARTIFACT")
+    p.add_argument("artifact", type=Path, metavar="ARTIFACT", help="the packed artifact (.epk)")
     p.add_argument("--board", required=True, help="board id, e.g. hi3559a")
     p.add_argument("--target", required=True,
                    help="ssh://user@host[:port][?identity=KEY&root=DIR], "
@@ -34,16 +35,23 @@ def register(subparsers: Any) -> None:
                    "(edgepack device provision; default name: device)")
     p.add_argument("--publisher", required=True, type=Path,
                    help="publisher Ed25519 public key (PEM)")
-    p.add_argument("--iterations", type=int, default=100)
-    p.add_argument("--warmup", type=int, default=10)
-    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--iterations", type=int, default=100, help="timed iterations")
+    p.add_argument("--warmup", type=int, default=10,
+                   help="untimed iterations before the timed ones")
+    p.add_argument("--threads", type=int, default=1,
+                   help="worker threads of the runtime")
     p.add_argument("--tolerance", type=float, default=1e-3,
                    help="max-abs difference allowed per output (default 1e-3)")
-    p.add_argument("--json", type=Path, metavar="FILE", help="write the report as JSON")
+    p.add_argument("--json", nargs="?", const=True, default=False, metavar="FILE",
+                   help="print the report as JSON on stdout instead of text (--json FILE, the "
+                   "old spelling of --out-json FILE, still works and says so)")
+    p.add_argument("--out-json", type=Path, metavar="FILE",
+                   help="also write the report as JSON to FILE (schema edgepack.report/2)")
     p.add_argument("--profile", action="store_true",
                    help="time every node of the timed runs: per-node op, shapes, ms, FLOPs and "
                    "GFLOP/s in the report, the 10 slowest in the text")
-    p.add_argument("--html", type=Path, metavar="FILE", help="write the report as HTML")
+    p.add_argument("--html", type=Path, metavar="FILE",
+                   help="also write the report as one offline HTML page")
     p.add_argument("--known-hosts", type=Path, metavar="FILE",
                    help="known_hosts file (default ~/.config/edgepack/known_hosts)")
     p.add_argument("--trust-new-host", action="store_true",
@@ -58,15 +66,22 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--iterations must be at least 1")
     if args.warmup < 0 or args.threads < 0:
         raise UsageError("--warmup and --threads must not be negative")
+    out_json: Path | None = args.out_json
+    if isinstance(args.json, str):  # the old spelling: --json FILE
+        if out_json is not None:
+            raise UsageError("give --out-json FILE once (--json FILE is its old spelling)")
+        out_json = Path(args.json)
+        print(f"edgepack: warning: --json {terminal_safe(args.json)} is deprecated: use "
+              "--out-json FILE (--json alone prints the report as JSON)", file=sys.stderr)
     report = run_bench(BenchOptions(
         artifact=args.artifact, board=args.board, target=args.target, key=args.key,
         publisher=args.publisher, iterations=args.iterations, warmup=args.warmup,
         threads=args.threads, known_hosts=args.known_hosts,
         trust_new_host=args.trust_new_host, tolerance=args.tolerance, sdk_dir=args.sdk,
         device_key=args.device_key, profile=args.profile))
-    print(terminal_safe(render_text(report)), end="")
-    if args.json:
-        write_atomic(args.json, json.dumps(report, indent=2, sort_keys=True) + "\n")
+    emit(report, args.json is True, render_text)
+    if out_json is not None:
+        write_atomic(out_json, json.dumps(report, indent=2, sort_keys=True) + "\n")
     if args.html:
         write_atomic(args.html, render_html(report))
     return ExitCode.OK if report["accuracy"]["passed"] else ExitCode.CHECK_FAILED

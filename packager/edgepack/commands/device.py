@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
 """``edgepack device up|down|status``: virtual boards (sshd on 127.0.0.1 + qemu-user);
+``edgepack device list``: every target this machine can name;
 ``edgepack device provision``: the device creates its key and returns the public key."""
 
 from __future__ import annotations
@@ -19,17 +20,26 @@ def register(subparsers: Any) -> None:
     sub = parser.add_subparsers(dest="device_command", metavar="ACTION")
     sub.required = True
     p_up = sub.add_parser("up", help="start a virtual board: edgepack device up virtual:hi3559a")
-    p_up.add_argument("board", metavar="virtual:BOARD")
+    p_up.add_argument("board", metavar="virtual:BOARD", help="the board to emulate, e.g. "
+                      "virtual:hi3559a (edgepack boards lists the ids)")
     p_up.add_argument("--serial", action="store_true", help="also start a serial console")
     p_up.add_argument("--json", action="store_true", help="print JSON")
     p_up.set_defaults(func=_up)
     p_down = sub.add_parser("down", help="stop virtual boards (all, or the one named)")
-    p_down.add_argument("board", metavar="virtual:BOARD", nargs="?")
+    p_down.add_argument("board", metavar="virtual:BOARD", nargs="?",
+                        help="the board to stop (default: every running virtual board)")
     p_down.add_argument("--json", action="store_true", help="print JSON")
     p_down.set_defaults(func=_down)
     p_status = sub.add_parser("status", help="list virtual boards")
     p_status.add_argument("--json", action="store_true", help="print JSON")
     p_status.set_defaults(func=_status)
+    p_list = sub.add_parser(
+        "list", help="list the targets this machine can name: virtual boards, serial "
+        "adapters, pinned SSH hosts")
+    p_list.add_argument("--known-hosts", type=Path, metavar="FILE",
+                        help="known_hosts file (default ~/.config/edgepack/known_hosts)")
+    p_list.add_argument("--json", action="store_true", help="print JSON")
+    p_list.set_defaults(func=_list)
     p_prov = sub.add_parser(
         "provision", help="create the device key on the device; write its public key",
         description="The agent creates an X25519 key on the device (0600, outside the "
@@ -46,8 +56,10 @@ def register(subparsers: Any) -> None:
                         "the old key no longer open there)")
     p_prov.add_argument("--force", action="store_true",
                         help="overwrite --out even if it holds another key")
-    p_prov.add_argument("--known-hosts", type=Path, metavar="FILE")
-    p_prov.add_argument("--trust-new-host", action="store_true")
+    p_prov.add_argument("--known-hosts", type=Path, metavar="FILE",
+                        help="known_hosts file (default ~/.config/edgepack/known_hosts)")
+    p_prov.add_argument("--trust-new-host", action="store_true",
+                        help="accept and record an unknown host key (never a changed one)")
     p_prov.add_argument("--sdk", type=Path, metavar="DIR",
                         help="a built SDK tree holding bin/edgepack-agent")
     p_prov.add_argument("--json", action="store_true", help="print JSON")
@@ -99,6 +111,17 @@ def _down(args: argparse.Namespace) -> int:
     stopped = virtual.down(board)
     emit({"stopped": stopped}, args.json,
          lambda d: "stopped: " + (", ".join(d["stopped"]) or "nothing was running"))
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    from edgepack.device.listing import list_targets
+
+    found = [t.to_json() for t in list_targets(args.known_hosts)]
+    emit(found, args.json, lambda ts: format_table(
+        ["target", "kind", "state", "detail"],
+        [[t["target"], t["kind"], t["state"], t["detail"]] for t in ts])
+        if ts else "no targets found (edgepack device up virtual:BOARD starts one)")
     return 0
 
 

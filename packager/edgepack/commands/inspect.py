@@ -21,7 +21,7 @@ from edgepack.ui import emit, format_table
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("inspect", help="show an artifact's header (and manifest with --key)")
-    p.add_argument("artifact", type=Path, metavar="FILE.epk")
+    p.add_argument("artifact", type=Path, metavar="FILE.epk", help="the artifact to inspect")
     p.add_argument("--key", type=Path,
                    help="device private key: also decrypt and show the manifest")
     p.add_argument("--json", action="store_true", help="print JSON")

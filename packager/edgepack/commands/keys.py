@@ -29,7 +29,8 @@ def register(subparsers: Any) -> None:
     new.set_defaults(func=run_new)
 
     show = sub.add_parser("show", help="print kind and fingerprint of a key file")
-    show.add_argument("file", type=Path, metavar="FILE")
+    show.add_argument("file", type=Path, metavar="FILE",
+                      help="a key file (PEM): private or public, X25519 or Ed25519")
     show.add_argument("--json", action="store_true", help="print JSON")
     show.set_defaults(func=run_show)
 

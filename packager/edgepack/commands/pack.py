@@ -14,7 +14,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("pack", help="pack a project's models into a signed, encrypted .epk")
     p.add_argument("project", type=Path, nargs="?", default=Path("."),
                    help="project folder with edgepack.toml (default: .)")
-    p.add_argument("--out", type=Path, required=True, metavar="FILE.epk")
+    p.add_argument("--out", type=Path, required=True, metavar="FILE.epk",
+                   help="where to write the artifact")
     p.add_argument("--board", help="board id: apply the spec's placement for this board")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=run)

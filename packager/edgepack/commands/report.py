@@ -21,10 +21,11 @@ def register(subparsers: Any) -> None:
     sub = p.add_subparsers(dest="report_command", metavar="ACTION")
     sub.required = True
     c = sub.add_parser("compare", help="compare two bench reports")
-    c.add_argument("base", type=Path, metavar="BASE.json")
-    c.add_argument("new", type=Path, metavar="NEW.json")
+    c.add_argument("base", type=Path, metavar="BASE.json", help="the baseline report")
+    c.add_argument("new", type=Path, metavar="NEW.json", help="the report to judge")
     c.add_argument("--threshold", type=float, default=0.1,
-                   help="relative growth of p50/p90 that counts as a regression (default 0.1)")
+                   help="relative growth of p50/p90 or peak RSS that counts as a regression, when "
+                   "also outside the run-to-run spread (0.1 = 10%%; default 0.1)")
     c.add_argument("--force", action="store_true",
                    help="compare even when artifact, board or threads differ (with a warning)")
     c.add_argument("--json", action="store_true", help="print the comparison as JSON on stdout")

@@ -19,7 +19,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     actions.required = True
     b = actions.add_parser("build", help="cross-build the SDK: DIR/<board>/ + a tarball")
     b.add_argument("--board", required=True, help="board id (see `edgepack boards`)")
-    b.add_argument("--out", type=Path, required=True, metavar="DIR")
+    b.add_argument("--out", type=Path, required=True, metavar="DIR",
+                   help="folder for the SDK tree (include/, lib/, bin/, cmake/)")
     b.add_argument("--jobs", type=int, default=2, help="parallel compile jobs (default: 2)")
     b.add_argument("--json", action="store_true", help="print JSON")
     b.set_defaults(func=run_build)

@@ -15,7 +15,7 @@ from edgepack.ui import emit
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("unpack", help="decrypt an artifact into a folder (for debugging)")
-    p.add_argument("artifact", type=Path, metavar="FILE.epk")
+    p.add_argument("artifact", type=Path, metavar="FILE.epk", help="the artifact to unpack")
     p.add_argument("--key", type=Path, required=True, help="device private key (a recipient)")
     p.add_argument("--out", type=Path, required=True, help="folder to create")
     p.add_argument("--publisher", type=Path,

@@ -14,7 +14,7 @@ from edgepack.ui import emit
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("verify", help="check an artifact's signature against a publisher key")
-    p.add_argument("artifact", type=Path, metavar="FILE.epk")
+    p.add_argument("artifact", type=Path, metavar="FILE.epk", help="the artifact to verify")
     p.add_argument("--publisher", type=Path, required=True,
                    help="publisher public key (.pub) or private key file")
     p.add_argument("--json", action="store_true", help="print JSON")
