@@ -81,7 +81,7 @@ void trilu_run(RunContext& ctx) {
   const Tensor* x = ctx.input(0);
   const auto& st = *ctx.state_as<MiscState>();
   const int64_t rows = x->shape[x->rank - 2], cols = x->shape[x->rank - 1];
-  const int64_t mats = rows * cols ? x->numel() / (rows * cols) : 0;
+  const int64_t mats = rows * cols != 0 ? x->numel() / (rows * cols) : 0;
   const size_t es = dtype_size(x->dtype);
   const uint8_t* src = static_cast<const uint8_t*>(x->data);
   uint8_t* dst = static_cast<uint8_t*>(ctx.output(0)->data);
