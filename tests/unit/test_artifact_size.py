@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from edgepack.artifact import container as artifact
@@ -44,8 +45,16 @@ def test_resnet18_artifact_is_at_most_105_percent_of_the_onnx(resnet18: Path,
 
 
 def test_stage_on_a_vendor_converter_keeps_its_onnx(resnet18: Path, tmp_path: Path) -> None:
+    # The NNIE computes in int8 only: the model placed there needs [models.quantize].
+    calib = resnet18 / "calib"
+    calib.mkdir(exist_ok=True)
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        np.save(calib / f"input_{i}.npy", rng.standard_normal((1, 3, 224, 224), np.float32))
     toml = resnet18 / "edgepack.toml"
-    toml.write_text(toml.read_text() + '\n[placement.hi3559a]\nresnet18 = "npu"\n')
+    toml.write_text(toml.read_text() + '  [models.quantize]\n  dtype = "int8"\n'
+                    '  calibration = "calib"\n  min_cosine = 0.9\n'
+                    '\n[placement.hi3559a]\nresnet18 = "npu"\n')
     out = tmp_path / "resnet18-npu.epk"
     pack_project(resnet18, out, board="hi3559a")
     doc, sections = _opened(resnet18, out)

@@ -241,3 +241,22 @@ def test_pack_refusal_is_one_error_line(tmp_path: Path,
     errors = [line for line in err.splitlines() if line.startswith("edgepack: error: ")]
     assert len(errors) == 1 and "refused" in errors[0] and "Traceback" not in err
     assert "Please consider" not in err  # onnxruntime's log lines do not reach the user
+
+
+def test_int8_only_processor_needs_int8_quantize(tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """The Hi3559A's NNIE (npu) and VP6 (dsp) compute in int8 only (their peak is int8)."""
+    from edgepack.cli import main
+
+    toml = project(tmp_path, 'dtype = "fp16"\n') / "edgepack.toml"
+    toml.write_text(toml.read_text() + '\n[placement.hi3559a]\nconvnet = "npu"\n')
+    assert main(["pack", str(tmp_path), "--board", "hi3559a", "--out",
+                 str(tmp_path / "q.epk")]) == 3
+    err = capsys.readouterr().err
+    assert "placement.hi3559a.convnet: model 'convnet' is placed on processor 'npu'" in err
+    assert 'computes in int8 only; the model has dtype = "fp16"' in err
+    write_tensors(tmp_path / "calib", 4)
+    toml.write_text(toml.read_text().replace('dtype = "fp16"',
+                                             'dtype = "int8"\ncalibration = "calib"'))
+    assert main(["pack", str(tmp_path), "--board", "hi3559a", "--out",
+                 str(tmp_path / "q.epk")]) == 0

@@ -21,6 +21,7 @@ from edgepack import __version__
 from edgepack.artifact import container as artifact
 from edgepack.artifact import keys, manifest
 from edgepack.lower.lowering import lower
+from edgepack.model.quantize import check_int8_placement
 from edgepack.model.reference import golden_inputs, run_pipeline
 from edgepack.model.stages import StagePlan, build_stage_plan
 from edgepack.spec.boards import check_placement, load_board
@@ -174,6 +175,7 @@ def pack_project(project: Path, out: Path, *, board: str | None = None) -> PackR
         plan = build_stage_plan(spec, placement)
     if board is not None:
         check_placement(spec, board_spec, {m.name: list(m.ops) for m in plan.models})
+        check_int8_placement(spec, board_spec)
     backends = ({p.id: p.backend for p in board_spec.processors} if board is not None
                 else None)
     doc, blobs, graph_sizes = build_sections(spec, plan, board, backends)

@@ -29,7 +29,8 @@ from edgepack.errors import EdgepackError, ExitCode, ModelError, SpecError
 from edgepack.model.diagnostics import one_line
 from edgepack.model.prepost import build_preprocess
 from edgepack.model.tensors import TensorDesc
-from edgepack.spec.project import ClassificationPost, ModelSpec, QuantizeSpec
+from edgepack.spec.boards import Board
+from edgepack.spec.project import ClassificationPost, ModelSpec, QuantizeSpec, Spec
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".pgm", ".webp")
 _NP_DTYPES = {"float32": np.float32, "uint8": np.uint8, "int32": np.int32, "int64": np.int64,
@@ -413,3 +414,21 @@ def quantize_model(proto: onnx.ModelProto, model: ModelSpec,
             hint="more calibration samples, exclude = [...] for sensitive nodes, or lower "
                  "min_top1")
     return QuantizedModel(q, quantised, agreed, params)
+
+
+def check_int8_placement(spec: Spec, board: Board) -> None:
+    """A model placed on a processor that computes in int8 only (its peak is given in int8:
+    the Hi3559A's NNIE and VP6 DSP) needs ``[models.quantize] dtype = "int8"``."""
+    for model_name, processor_id in spec.placement.get(board.id, {}).items():
+        proc = next((p for p in board.processors if p.id == processor_id), None)
+        if proc is None or proc.peak is None or proc.peak.dtype != "int8":
+            continue
+        q = spec.model(model_name).quantize
+        if q is None or q.dtype != "int8":
+            have = "no [models.quantize]" if q is None else f'dtype = "{q.dtype}"'
+            raise SpecError(
+                spec.path, f"model {model_name!r} is placed on processor {proc.id!r} "
+                f"({proc.name}) of board {board.id!r}, which computes in int8 only; the model "
+                f"has {have}", field=f"placement.{board.id}.{model_name}",
+                hint='add [models.quantize] with dtype = "int8" and a calibration folder to '
+                     "the model, or place it on \"cpu\"")
