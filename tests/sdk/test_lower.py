@@ -176,6 +176,14 @@ def test_tensor_of_a_dtype_without_an_edgepack_code_is_refused_by_name() -> None
         lower(m)
 
 
+def test_einsum_equation_not_matching_the_inputs_is_refused() -> None:
+    m = _model([helper.make_node("Einsum", ["a", "b"], ["y"], equation="ij,jkl->ik", name="e")],
+               [helper.make_tensor_value_info("a", TensorProto.FLOAT, [2, 3]),
+                helper.make_tensor_value_info("b", TensorProto.FLOAT, [3, 4])], ["y"])
+    with pytest.raises(ModelError, match=r"Einsum.*does not match"):  # one line, no traceback
+        lower(m)
+
+
 def test_op_list_h_is_generated_from_the_capability_table() -> None:
     from edgepack.lower.capabilities import OP_LIST_H, render_op_list
 

@@ -513,6 +513,14 @@ def _einsum(c: _Ctx) -> list[LoweredNode]:
             n = len(c.in_shape(k)) - (len(t) - 3)
             t = t.replace("...", ell[ell_rank - n:] if n else "")
         out_terms.append(t)
+    sizes: dict[str, int] = {}
+    for k, t in enumerate(out_terms):
+        shape = c.in_shape(k)
+        if len(t) != len(shape) or (t and not t.isalpha()):
+            raise c.fail(f"equation term '{terms[k]}' does not match input {k} of shape {shape}")
+        for ch, n in zip(t, shape, strict=True):
+            if sizes.setdefault(ch, n) != n and 1 not in (n, sizes[ch]):
+                raise c.fail(f"letter '{ch}' has sizes {sizes[ch]} and {n}")
     if not arrow:
         counts = {ch: "".join(out_terms).count(ch) for ch in set("".join(out_terms))}
         rhs = ell + "".join(sorted(ch for ch, n in counts.items() if n == 1 and ch not in ell))
