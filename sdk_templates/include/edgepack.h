@@ -11,7 +11,9 @@
  *  - No C++ exception ever crosses this boundary.
  *  - The API is append-only: new functions and enum values are added at the end, existing ones
  *    never change. EP_API_VERSION counts additions; ep_env_create() refuses a header newer
- *    than the library.
+ *    than the library. The shared library's soname carries the ABI major (libedgepack.so.0).
+ *  - The library never prints: warnings go to the ep_set_log_callback() function (default:
+ *    one "edgepack: ..." line on stderr).
  *  - Handles are not thread-safe: use one session from one thread at a time (several sessions
  *    may run in parallel).
  *
@@ -43,8 +45,9 @@
 extern "C" {
 #endif
 
-/* Version 1: everything in this header. */
-#define EP_API_VERSION 2
+/* Version 1: the base API; 2: profiling; 3: checked runs and reads, typed reads, labels, a log
+ * callback (see "Added in API version N" below). */
+#define EP_API_VERSION 3
 
 /* ---- status ----------------------------------------------------------------------------- */
 
@@ -205,18 +208,24 @@ EP_API ep_status* ep_session_output_info(const ep_session* session, const char* 
                                          size_t index, ep_tensor_info* info);
 
 /* Copies `bytes` bytes from `data` into input `name` of the pipeline (`stage` NULL) or of a
- * stage. dtype and shape must match the input (dim 0 may be smaller for dynamic inputs).
+ * stage. dtype and shape must match the input (dim 0 may be smaller for dynamic inputs); a
+ * mismatch is EP_INVALID_ARGUMENT with a message naming the expected dtype and shape.
  * The value stays set for every later run until set again. The caller keeps ownership of
  * `shape` and `data`. */
 EP_API ep_status* ep_session_set_tensor(ep_session* session, const char* stage, const char* name,
                                         ep_dtype dtype, const int64_t* shape, size_t rank,
                                         const void* data, size_t bytes);
 /* Output `name` of the pipeline (`stage` NULL) or of a stage, after a run. The pointers in
- * `*tensor` are borrowed: valid until the next ep_session_run on this session or its release. */
+ * `*tensor` are borrowed: valid until the next ep_session_run on this session or its release.
+ * Since API version 3, reading before a run that produced the output (a pipeline run, or a run
+ * of that stage) is EP_INVALID_ARGUMENT. */
 EP_API ep_status* ep_session_get_tensor(ep_session* session, const char* stage, const char* name,
                                         ep_tensor* tensor);
 
-/* Runs the whole pipeline (`stage` NULL) or one stage (a model name runs the model's stage). */
+/* Runs the whole pipeline (`stage` NULL) or one stage (a model name runs the model's stage).
+ * Since API version 3, every input must have been set first (ep_session_set_tensor; for a
+ * stage, a pipeline run also provides its inputs): otherwise EP_INVALID_ARGUMENT naming the
+ * first missing input and its expected dtype and shape. */
 EP_API ep_status* ep_session_run(ep_session* session, const char* stage);
 
 /* Per-step timings of the last run: `*count` entries; `*stage` is borrowed until the next run.
@@ -239,6 +248,35 @@ EP_API ep_status* ep_session_set_profiling(ep_session* session, int enable);
  * "flops" (one execution; multiply-add = 2), "flops_exact" (false: an estimate of about one
  * operation per element), "gflops"}]}. `*json` is borrowed until the next call or release. */
 EP_API ep_status* ep_session_profile_json(ep_session* session, const char** json);
+
+/* Added in API version 3. */
+/* Like ep_session_get_tensor, and the output must have dtype `dtype`: otherwise
+ * EP_INVALID_ARGUMENT ("output 'x' is float32, read as uint8") and `*tensor` is untouched. */
+EP_API ep_status* ep_session_get_tensor_typed(ep_session* session, const char* stage,
+                                              const char* name, ep_dtype dtype,
+                                              ep_tensor* tensor);
+/* Class labels of a model (manifest `models[].labels`): `model` names a model or one of its
+ * stages; NULL means the first model that has labels. A model without labels has count 0.
+ * `*label` is borrowed: valid until the session is released. */
+EP_API ep_status* ep_session_label_count(const ep_session* session, const char* model,
+                                         size_t* count);
+EP_API ep_status* ep_session_label(const ep_session* session, const char* model, size_t index,
+                                   const char** label);
+
+typedef enum ep_log_level {
+  EP_LOG_DEBUG = 0,
+  EP_LOG_INFO = 1,
+  EP_LOG_WARNING = 2,
+  EP_LOG_ERROR = 3
+} ep_log_level;
+
+/* Receives every message the library would otherwise print (e.g. a backend that was rejected
+ * and why). `message` is borrowed for the call; the callback may run on any thread that calls
+ * into the library, one call at a time. */
+typedef void (*ep_log_fn)(void* user_data, int32_t level, const char* message);
+/* Process-wide: sets the log callback (NULL restores the default, a line on stderr).
+ * `user_data` is passed back untouched; the caller keeps ownership of it. */
+EP_API ep_status* ep_set_log_callback(ep_log_fn callback, void* user_data);
 
 #ifdef __cplusplus
 }  /* extern "C" */

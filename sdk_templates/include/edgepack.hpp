@@ -132,14 +132,29 @@ struct TensorInfo {
   bool dynamic_dim0;
 };
 
+// The ep_dtype of a C++ element type (API version 3: typed reads are checked).
+template <class T>
+struct dtype_of;
+template <>
+struct dtype_of<float> { static constexpr ep_dtype value = EP_DTYPE_FLOAT32; };
+template <>
+struct dtype_of<uint8_t> { static constexpr ep_dtype value = EP_DTYPE_UINT8; };
+template <>
+struct dtype_of<int32_t> { static constexpr ep_dtype value = EP_DTYPE_INT32; };
+template <>
+struct dtype_of<int64_t> { static constexpr ep_dtype value = EP_DTYPE_INT64; };
+
 // A borrowed view of an output: valid until the next run() of its session.
 struct TensorRef {
   ep_dtype dtype;
   std::vector<int64_t> shape;
   const void* data;
   size_t bytes;
+  // The data as T; throws ep::Exception (EP_INVALID_ARGUMENT) when T is not the dtype.
   template <class T>
-  const T* as() const noexcept {
+  const T* as() const {
+    if (dtype_of<T>::value != dtype)
+      throw Exception(EP_INVALID_ARGUMENT, "tensor dtype does not match the requested type");
     return static_cast<const T*>(data);
   }
 };
@@ -206,6 +221,30 @@ class Session {
     detail::check(ep_session_get_tensor(get(), detail::stage_ptr(stage), name.c_str(), &t));
     return TensorRef{static_cast<ep_dtype>(t.dtype),
                      std::vector<int64_t>(t.shape, t.shape + t.rank), t.data, t.bytes};
+  }
+
+  // Output `name` read as T (API version 3): throws when its dtype is not T's.
+  template <class T>
+  TensorRef get_tensor_as(const std::string& stage, const std::string& name) {
+    ep_tensor t{};
+    detail::check(ep_session_get_tensor_typed(get(), detail::stage_ptr(stage), name.c_str(),
+                                              dtype_of<T>::value, &t));
+    return TensorRef{static_cast<ep_dtype>(t.dtype),
+                     std::vector<int64_t>(t.shape, t.shape + t.rank), t.data, t.bytes};
+  }
+
+  // Class labels of a model or one of its stages ("" = the first model with labels).
+  std::vector<std::string> labels(const std::string& model = "") const {
+    const char* m = model.empty() ? nullptr : model.c_str();
+    size_t n = 0;
+    detail::check(ep_session_label_count(get(), m, &n));
+    std::vector<std::string> out;
+    for (size_t i = 0; i < n; ++i) {
+      const char* label = nullptr;
+      detail::check(ep_session_label(get(), m, i, &label));
+      out.emplace_back(label);
+    }
+    return out;
   }
 
   void run(const std::string& stage = "") {

@@ -23,6 +23,25 @@ def test_c_api_rules(sdk_host: SdkBuild, packed_demo: tuple[Path, Path]) -> None
     assert out.stdout.strip() == "ok"
 
 
+def test_c_api_v3_checked_runs_reads_labels_and_log(sdk_host: SdkBuild,
+                                                     packed_demo: tuple[Path, Path]) -> None:
+    """Run without inputs, read before a run, typed reads, labels and the log callback, from C
+    (sdk_templates/tests/c_api/test_c_api_v3.c). The library prints nothing itself: its backend
+    warning reaches the callback, so stderr stays empty."""
+    epk, project = packed_demo
+    k = project / "keys"
+    proc = subprocess.run([str(sdk_host.build / "tests" / "c_api" / "test_c_api_v3"), str(epk),
+                           str(k / "dev1.key"), str(k / "publisher.pub")],
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), proc.stdout + proc.stderr
+    assert proc.stderr == ""
+    opened = artifact.open_artifact(epk.read_bytes(), keys.load_device_private(k / "dev1.key"),
+                                    keys.load_publisher_public(k / "publisher.pub"))
+    labelled = [m for m in json.loads(opened.manifest_bytes)["models"] if m.get("labels")]
+    first = labelled[0]["labels"]
+    assert f"label0={first[0]} count={len(first)}" in proc.stdout
+
+
 def _runner(sdk: SdkBuild, *args: object) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(sdk.runner), *map(str, args)], capture_output=True, text=True,
                           check=False)
@@ -99,3 +118,14 @@ def test_example_app_with_find_package(sdk_host: SdkBuild, packed_demo: tuple[Pa
         out = run([build / "example_app", epk, k / "dev2.key", k / "publisher.pub"],
                   env={"LD_LIBRARY_PATH": str(sdk_host.prefix / "lib")}).stdout
         assert "stages" in out and "output " in out, out
+
+
+def test_shared_library_has_a_versioned_soname(sdk_host: SdkBuild) -> None:
+    lib = sdk_host.prefix / "lib"
+    real = (lib / "libedgepack.so").resolve()
+    assert (lib / "libedgepack.so").is_symlink() and (lib / "libedgepack.so.0").is_symlink()
+    assert real.name.startswith("libedgepack.so.0.") and real.is_file()
+    dynamic = run(["readelf", "-d", real]).stdout
+    assert "Library soname: [libedgepack.so.0]" in dynamic
+    needed = run(["readelf", "-d", sdk_host.build / "tests" / "c_api" / "test_c_api_v3"]).stdout
+    assert "Shared library: [libedgepack.so.0]" in needed

@@ -8,13 +8,16 @@
 #include <list>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "artifact/artifact.h"
 #include "c_api/status.h"
+#include "common/json.h"
 #include "edgepack.h"
+#include "runtime/log.h"
 #include "runtime/runtime.h"
 
 // The shipped struct layouts are frozen: any change here is an ABI break.
@@ -75,6 +78,17 @@ struct ep_session {
   std::list<edgepack::TensorView> views;
   std::vector<edgepack::StageTiming> timings;
   std::string profile;  // ep_session_profile_json's text (borrowed until the next call)
+
+  // API version 3 checks: inputs set so far ("stage\n" + name; stage "" is the pipeline), and
+  // what has run (outputs may be read only after a run produced them).
+  std::set<std::string> inputs_set;
+  bool pipeline_ran = false;
+  std::set<std::string> stages_ran;
+  // Labels per model, and which model (or stage of it) each name means; parsed on first use.
+  mutable bool labels_loaded = false;
+  mutable std::map<std::string, std::vector<std::string>> labels;  // model -> labels
+  mutable std::map<std::string, std::string> label_owner;          // model or stage -> model
+  mutable std::string first_labelled;
 };
 
 namespace edgepack::capi {
@@ -192,6 +206,122 @@ void fill_info(const TensorInfo& t, ep_tensor_info* out) {
   out->flags = t.dynamic_dim0 ? EP_TENSOR_DYNAMIC_DIM0 : 0u;
   out->rank = t.shape.size();
   out->shape = t.shape.data();
+}
+
+std::string shape_text(const std::vector<int64_t>& shape) {
+  std::string out = "[";
+  for (size_t i = 0; i < shape.size(); ++i) out += (i ? ", " : "") + std::to_string(shape[i]);
+  return out + "]";
+}
+
+std::string expected_text(const TensorInfo& t) {
+  return std::string(dtype_name(t.dtype)) + " " + shape_text(t.shape) +
+         (t.dynamic_dim0 ? " (dim 0 at most " + std::to_string(t.shape.empty() ? 0 : t.shape[0]) +
+                               ")"
+                         : "");
+}
+
+// The caller-side checks of set_tensor, with messages that name what was expected. An unknown
+// name is left to the runtime (EP_NOT_FOUND).
+void check_input(const ep_session* s, const char* stage, const std::string& name, DType dtype,
+                 const std::vector<int64_t>& shape, size_t bytes) {
+  for (const TensorInfo& t : described(s, stage, true)) {
+    if (t.name != name) continue;
+    const std::string want = "expected " + expected_text(t);
+    if (dtype != t.dtype)
+      invalid_argument("input '" + name + "': dtype " + dtype_name(dtype) + ", " + want);
+    bool ok = shape.size() == t.shape.size();
+    for (size_t d = 0; ok && d < shape.size(); ++d)
+      ok = shape[d] >= 0 && ((d == 0 && t.dynamic_dim0) ? shape[d] <= t.shape[d]
+                                                          : shape[d] == t.shape[d]);
+    if (!ok) invalid_argument("input '" + name + "': shape " + shape_text(shape) + ", " + want);
+    size_t need = dtype_size(dtype);
+    for (int64_t d : shape) need *= static_cast<size_t>(d);
+    if (bytes != need)
+      invalid_argument("input '" + name + "': " + std::to_string(bytes) + " bytes, expected " +
+                       std::to_string(need) + " for " + dtype_name(dtype) + " " +
+                       shape_text(shape));
+    return;
+  }
+}
+
+std::string input_key(const char* stage, const std::string& name) {
+  return stage_arg(stage) + "\n" + name;
+}
+
+// Refuses a run while an input it reads was never set.
+void check_run_inputs(const ep_session* s, const char* stage) {
+  if (stage != nullptr && s->pipeline_ran) return;  // the pipeline fed this stage's inputs
+  for (const TensorInfo& t : described(s, stage, true)) {
+    if (s->inputs_set.count(input_key(stage, t.name)) != 0) continue;
+    invalid_argument(std::string(stage == nullptr ? "pipeline" : "stage '" + stage_arg(stage) + "'") +
+                     " input '" + t.name + "' was not set (" + expected_text(t) +
+                     "): call ep_session_set_tensor before ep_session_run");
+  }
+}
+
+void check_ran(const ep_session* s, const char* stage, const std::string& name) {
+  if (s->pipeline_ran || (stage != nullptr && s->stages_ran.count(stage_arg(stage)) != 0)) return;
+  invalid_argument("output '" + name + "' read before " +
+                   (stage == nullptr ? std::string("a run of the pipeline")
+                                     : "a run of stage '" + stage_arg(stage) + "'") +
+                   ": call ep_session_run first");
+}
+
+void load_labels(const ep_session* s) {
+  if (s->labels_loaded) return;
+  const json::Value manifest = json::parse(s->artifact->manifest_json());
+  if (const json::Value* models = manifest.find("models"); models != nullptr && models->is_array()) {
+    for (const json::Value& m : models->array) {
+      const json::Value* name = m.find("name");
+      if (name == nullptr || !name->is_string()) continue;
+      std::vector<std::string> list;
+      if (const json::Value* l = m.find("labels"); l != nullptr && l->is_array())
+        for (const json::Value& v : l->array)
+          if (v.is_string()) list.push_back(v.str);
+      if (!list.empty() && s->first_labelled.empty()) s->first_labelled = name->str;
+      s->label_owner[name->str] = name->str;
+      if (const json::Value* st = m.find("stages"); st != nullptr && st->is_array())
+        for (const json::Value& v : st->array)
+          if (v.is_string()) s->label_owner.emplace(v.str, name->str);
+      s->labels[name->str] = std::move(list);
+    }
+  }
+  s->labels_loaded = true;
+}
+
+const std::vector<std::string>& labels_of(const ep_session* s, const char* model) {
+  static const std::vector<std::string> none;
+  load_labels(s);
+  if (model == nullptr) {
+    return s->first_labelled.empty() ? none : s->labels.at(s->first_labelled);
+  }
+  auto owner = s->label_owner.find(model);
+  if (owner == s->label_owner.end())
+    throw Error(ErrorCode::kNotFound, std::string("no model or stage named '") + model + "'");
+  return s->labels.at(owner->second);
+}
+
+void get_output(ep_session* session, const char* stage, const char* name, const DType* want,
+                ep_tensor* tensor) {
+  require(session, "session");
+  require(name, "name");
+  require(tensor, "tensor");
+  edgepack::TensorView view = session->pipeline->output(stage_arg(stage), name);
+  check_ran(session, stage, name);
+  if (want != nullptr && view.info.dtype != *want)
+    invalid_argument(std::string("output '") + name + "' is " + dtype_name(view.info.dtype) +
+                     ", read as " + dtype_name(*want));
+  session->views.push_back(std::move(view));
+  const edgepack::TensorView& v = session->views.back();
+  ep_tensor out;
+  out.dtype = static_cast<int32_t>(v.info.dtype);
+  out.flags = v.info.dynamic_dim0 ? EP_TENSOR_DYNAMIC_DIM0 : 0u;
+  out.rank = v.shape.size();
+  out.shape = v.shape.data();
+  out.data = v.data;
+  out.bytes = v.bytes;
+  *tensor = out;
 }
 
 DType checked_dtype(ep_dtype d) {
@@ -372,27 +502,22 @@ ep_status* ep_session_set_tensor(ep_session* session, const char* stage, const c
     const edgepack::DType t = edgepack::capi::checked_dtype(dtype);
     edgepack::capi::prepare(session);
     std::vector<int64_t> dims(shape, shape + rank);
+    edgepack::capi::check_input(session, stage, name, t, dims, bytes);
     session->pipeline->set_input(edgepack::capi::stage_arg(stage), name, t, dims, data, bytes);
+    session->inputs_set.insert(edgepack::capi::input_key(stage, name));
   });
 }
 
 ep_status* ep_session_get_tensor(ep_session* session, const char* stage, const char* name,
                                  ep_tensor* tensor) {
+  return guarded([&] { edgepack::capi::get_output(session, stage, name, nullptr, tensor); });
+}
+
+ep_status* ep_session_get_tensor_typed(ep_session* session, const char* stage, const char* name,
+                                       ep_dtype dtype, ep_tensor* tensor) {
   return guarded([&] {
-    require(session, "session");
-    require(name, "name");
-    require(tensor, "tensor");
-    edgepack::TensorView view = session->pipeline->output(edgepack::capi::stage_arg(stage), name);
-    session->views.push_back(std::move(view));
-    const edgepack::TensorView& v = session->views.back();
-    ep_tensor out;
-    out.dtype = static_cast<int32_t>(v.info.dtype);
-    out.flags = v.info.dynamic_dim0 ? EP_TENSOR_DYNAMIC_DIM0 : 0u;
-    out.rank = v.shape.size();
-    out.shape = v.shape.data();
-    out.data = v.data;
-    out.bytes = v.bytes;
-    *tensor = out;
+    const edgepack::DType want = edgepack::capi::checked_dtype(dtype);
+    edgepack::capi::get_output(session, stage, name, &want, tensor);
   });
 }
 
@@ -400,10 +525,39 @@ ep_status* ep_session_run(ep_session* session, const char* stage) {
   return guarded([&] {
     require(session, "session");
     edgepack::capi::prepare(session);
+    edgepack::capi::check_run_inputs(session, stage);
     session->views.clear();  // borrowed output pointers end here, as documented
     session->pipeline->run(edgepack::capi::stage_arg(stage));
     session->timings = session->pipeline->timings();
+    if (stage == nullptr) {
+      session->pipeline_ran = true;
+    } else {
+      session->stages_ran.insert(stage);
+    }
   });
+}
+
+ep_status* ep_session_label_count(const ep_session* session, const char* model, size_t* count) {
+  return guarded([&] {
+    require(session, "session");
+    require(count, "count");
+    *count = edgepack::capi::labels_of(session, model).size();
+  });
+}
+
+ep_status* ep_session_label(const ep_session* session, const char* model, size_t index,
+                            const char** label) {
+  return guarded([&] {
+    require(session, "session");
+    require(label, "label");
+    const auto& list = edgepack::capi::labels_of(session, model);
+    if (index >= list.size()) invalid_argument("label index out of range");
+    *label = list[index].c_str();
+  });
+}
+
+ep_status* ep_set_log_callback(ep_log_fn callback, void* user_data) {
+  return guarded([&] { edgepack::set_log_sink(callback, user_data); });
 }
 
 ep_status* ep_session_timing_count(const ep_session* session, size_t* count) {

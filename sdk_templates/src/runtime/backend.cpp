@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "runtime/backend.h"
+#include "runtime/log.h"
 
 #include <dlfcn.h>
 
@@ -9,7 +10,7 @@
 namespace edgepack {
 namespace {
 void log_rejection(const std::string& spec, const std::string& why) {
-  std::fprintf(stderr, "edgepack: backend '%s' rejected: %s\n", spec.c_str(), why.c_str());
+  log(LogLevel::kWarning, "backend '" + spec + "' rejected: " + why);
 }
 }  // namespace
 

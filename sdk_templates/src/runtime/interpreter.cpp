@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "runtime/interpreter.h"
+#include "runtime/log.h"
 
 #include <algorithm>
 #include <chrono>
@@ -257,9 +258,9 @@ void GraphInstance::bind(BoundNode& bn, size_t index) {
     char err[256] = {0};
     void* st = nullptr;
     if (api->prepare_node(api->context, &bn.plugin_node, &st, err, sizeof err) != 0) {
-      std::fprintf(stderr, "edgepack: backend '%s' could not prepare node '%s' (%s): %s; "
-                   "falling back\n", backend->name().c_str(), node.name.c_str(),
-                   node.op_type.c_str(), err);
+      log(LogLevel::kWarning, "backend '" + backend->name() + "' could not prepare node '" +
+                                  node.name + "' (" + node.op_type + "): " + err +
+                                  "; falling back");
       if (api->release_node) api->release_node(api->context, st);
       continue;
     }
