@@ -248,15 +248,55 @@ def test_int8_only_processor_needs_int8_quantize(tmp_path: Path,
     """The Hi3559A's NNIE (npu) and VP6 (dsp) compute in int8 only (their peak is int8)."""
     from edgepack.cli import main
 
-    toml = project(tmp_path, 'dtype = "fp16"\n') / "edgepack.toml"
-    toml.write_text(toml.read_text() + '\n[placement.hi3559a]\nconvnet = "npu"\n')
+    toml = project(tmp_path, INT8) / "edgepack.toml"
+    quantize = "  [models.quantize]\n" + INT8
+    assert quantize in toml.read_text()
+    placed = toml.read_text() + '\n[placement.hi3559a]\nconvnet = "npu"\n'
+    toml.write_text(placed.replace(quantize, ""))
     assert main(["pack", str(tmp_path), "--board", "hi3559a", "--out",
                  str(tmp_path / "q.epk")]) == 3
     err = capsys.readouterr().err
     assert "placement.hi3559a.convnet: model 'convnet' is placed on processor 'npu'" in err
-    assert 'computes in int8 only; the model has dtype = "fp16"' in err
+    assert "computes in int8 only; the model has no [models.quantize]" in err
     write_tensors(tmp_path / "calib", 4)
-    toml.write_text(toml.read_text().replace('dtype = "fp16"',
-                                             'dtype = "int8"\ncalibration = "calib"'))
+    toml.write_text(placed)
     assert main(["pack", str(tmp_path), "--board", "hi3559a", "--out",
                  str(tmp_path / "q.epk")]) == 0
+
+
+def test_detector_agreement_matches_detections_by_iou(tmp_path: Path) -> None:
+    from spec_project import make_detector
+
+    make_detector(tmp_path / "models" / "det.onnx")
+    calib = tmp_path / "calib"
+    calib.mkdir()
+    rng = np.random.default_rng(2)
+    for i in range(4):
+        np.save(calib / f"images_{i}.npy", rng.random((1, 3, 320, 320), np.float32))
+    toml = VALID_TOML[:VALID_TOML.index("[[models]]")] + """
+[[models]]
+name = "det"
+path = "models/det.onnx"
+  [models.postprocess]
+  kind = "detection"
+  output = "predictions"
+  [models.quantize]
+  dtype = "int8"
+  calibration = "calib"
+  min_cosine = 0.9
+  min_detections = 0.5
+"""
+    spec = load_spec(write_valid_project(tmp_path, toml))
+    m = ingest_model(spec.models[0])
+    assert m.quantization is not None
+    agreement = m.quantization.agreement
+    # random weights: 100 boxes with near-equal scores, so NMS keeps other neighbours after
+    # int8 rounding (cosine 0.9999, about 2/3 of the detections matched)
+    assert agreement.outputs[0].cosine > 0.999
+    assert agreement.detections is not None and 0.5 <= agreement.detections < 1.0
+    assert "detections matched (IoU >= 0.5)" in agreement.text()
+    (tmp_path / "edgepack.toml").write_text(toml.replace("min_detections = 0.5",
+                                                         "min_detections = 1.0"))
+    with pytest.raises(QuantizationRefused, match=r"of the float32 detections matched, below "
+                       r"min_detections 1.0"):
+        ingest_model(load_spec(tmp_path).models[0])

@@ -27,6 +27,8 @@ def quantized_text(dtype: str, agreement: dict[str, Any]) -> str:
              for o in agreement["outputs"]]
     if agreement.get("top1") is not None:
         parts.insert(0, f"top-1 agreement {agreement['top1']:.1%}")
+    if agreement.get("detections") is not None:
+        parts.insert(0, f"detections matched (IoU >= 0.5) {agreement['detections']:.1%}")
     return (f"{dtype} vs float32 on {agreement['samples']} calibration sample(s): "
             + ", ".join(parts))
 

@@ -27,10 +27,16 @@ from onnx import TensorProto, helper, numpy_helper
 
 from edgepack.errors import EdgepackError, ExitCode, ModelError, SpecError
 from edgepack.model.diagnostics import one_line
-from edgepack.model.prepost import build_preprocess
+from edgepack.model.prepost import build_detection_post, build_preprocess
 from edgepack.model.tensors import TensorDesc
 from edgepack.spec.boards import Board
-from edgepack.spec.project import ClassificationPost, ModelSpec, QuantizeSpec, Spec
+from edgepack.spec.project import (
+    ClassificationPost,
+    DetectionPost,
+    ModelSpec,
+    QuantizeSpec,
+    Spec,
+)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".pgm", ".webp")
 _NP_DTYPES = {"float32": np.float32, "uint8": np.uint8, "int32": np.int32, "int64": np.int64,
@@ -62,9 +68,12 @@ class Agreement:
     samples: int
     outputs: tuple[OutputAgreement, ...]
     top1: float | None = None  # classifiers: fraction of samples with the same top-1 class
+    # detectors: float32 detections (after NMS) matched by a quantised one of the same class
+    # with IoU >= 0.5, over all samples (None: no detection postprocess or no detections)
+    detections: float | None = None
 
     def to_manifest(self) -> dict[str, Any]:
-        return {"samples": self.samples, "top1": self.top1,
+        return {"samples": self.samples, "top1": self.top1, "detections": self.detections,
                 "outputs": [{"name": o.name, "max_abs": o.max_abs, "cosine": o.cosine}
                             for o in self.outputs]}
 
@@ -73,6 +82,8 @@ class Agreement:
                  for o in self.outputs]
         if self.top1 is not None:
             parts.insert(0, f"top-1 agreement {self.top1:.1%}")
+        if self.detections is not None:
+            parts.insert(0, f"detections matched (IoU >= 0.5) {self.detections:.1%}")
         return f"vs float32 on {self.samples} calibration sample(s): " + "; ".join(parts)
 
 
@@ -350,7 +361,52 @@ def agreement(reference: onnx.ModelProto, quantised: onnx.ModelProto, samples: l
         same = [int(np.argmax(r[i].reshape(-1))) == int(np.argmax(g[i].reshape(-1)))
                 for r, g in zip(ref, got, strict=True)]
         top1 = sum(same) / len(same)
-    return Agreement(len(samples), tuple(outputs), top1)
+    detections = None
+    if isinstance(post, DetectionPost):
+        detections = _detection_agreement(post, names, ref, got)
+    return Agreement(len(samples), tuple(outputs), top1, detections)
+
+
+def _area(r: np.ndarray) -> np.ndarray:
+    return np.asarray(np.clip(r[..., 2] - r[..., 0], 0, None)
+                      * np.clip(r[..., 3] - r[..., 1], 0, None))
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of box ``a`` [4] (x1, y1, x2, y2) with every box of ``b`` [K, 4]."""
+    x1, y1 = np.maximum(a[0], b[:, 0]), np.maximum(a[1], b[:, 1])
+    x2, y2 = np.minimum(a[2], b[:, 2]), np.minimum(a[3], b[:, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    union = _area(a) + _area(b) - inter
+    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
+
+
+def _detection_agreement(post: DetectionPost, names: list[str], ref: list[list[np.ndarray]],
+                         got: list[list[np.ndarray]]) -> float | None:
+    """Run the model's detection post (NMS, in model-input pixels) on both models' outputs and
+    match each float32 detection greedily to an unused quantised one of its class."""
+    import onnxruntime as ort
+
+    heads = [post.output] + ([post.scores_output] if post.scores_output else [])
+    idx = [names.index(h) for h in heads]
+    descs = [TensorDesc(f"head.{h}", "float32", tuple(ref[0][i].shape)) for h, i in
+             zip(heads, idx, strict=True)]
+    graph = build_detection_post(post, descs[0], None, None, descs[1] if len(descs) > 1 else None)
+    session = ort.InferenceSession(graph.SerializeToString(), providers=["CPUExecutionProvider"])
+    wanted = matched = 0
+    for r, g in zip(ref, got, strict=True):
+        rb, _, rc = session.run(["boxes", "scores", "classes"],
+                                {d.name: r[i] for d, i in zip(descs, idx, strict=True)})
+        gb, _, gc = session.run(["boxes", "scores", "classes"],
+                                {d.name: g[i] for d, i in zip(descs, idx, strict=True)})
+        free = np.ones(len(gb), bool)
+        for box, cls in zip(rb, rc, strict=True):
+            wanted += 1
+            ious = np.where(free & (gc == cls), _iou(box, gb), 0.0) if len(gb) else np.zeros(0)
+            if len(ious) and ious.max() >= 0.5:
+                free[int(ious.argmax())] = False
+                matched += 1
+    return matched / wanted if wanted else None
 
 
 def quant_params(proto: onnx.ModelProto) -> tuple[QuantParam, ...]:
@@ -413,6 +469,13 @@ def quantize_model(proto: onnx.ModelProto, model: ModelSpec,
             f"{agreed.top1:.1%} with float32, below min_top1 {q.min_top1} ({agreed.text()})",
             hint="more calibration samples, exclude = [...] for sensitive nodes, or lower "
                  "min_top1")
+    if agreed.detections is not None and agreed.detections < q.min_detections:
+        raise QuantizationRefused(
+            f"{path_str}: {q.dtype} model {model.name!r} refused: {agreed.detections:.1%} of "
+            f"the float32 detections matched, below min_detections {q.min_detections} "
+            f"({agreed.text()})",
+            hint="more calibration samples, exclude = [...] for the head's nodes, or lower "
+                 "min_detections")
     return QuantizedModel(q, quantised, agreed, params)
 
 

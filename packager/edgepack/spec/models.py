@@ -34,7 +34,7 @@ _CHANNELS = {"rgb": 3, "bgr": 3, "gray": 1}
 
 MODEL_KEYS = ("name", "path", "labels", "inputs", "outputs", "postprocess", "quantize")
 QUANTIZE_KEYS = ("dtype", "calibration", "method", "per_channel", "exclude", "min_cosine",
-                 "min_top1")
+                 "min_top1", "min_detections")
 INPUT_KEYS = ("name", "shape", "preprocess")
 PREPROCESS_KEYS = ("source_size", "pixel_format", "model_format", "resize", "interpolation",
                    "pad_value", "mean", "std", "layout")
@@ -140,7 +140,7 @@ def _quantize(q: Table, model_path: Path) -> QuantizeSpec:
     dtype = q.string("dtype", None, ("int8", "fp16"))
     calibration: Path | None = None
     if dtype == "fp16":
-        for key in ("calibration", "method", "per_channel", "min_top1"):
+        for key in ("calibration", "method", "per_channel", "min_top1", "min_detections"):
             if q.has(key):
                 q.fail(key, f"{key!r} applies to dtype = \"int8\" only (fp16 stores the weights "
                        "in half precision, no calibration)")
@@ -170,7 +170,8 @@ def _quantize(q: Table, model_path: Path) -> QuantizeSpec:
         per_channel=q.boolean("per_channel", True),
         exclude=tuple(exclude),
         min_cosine=q.number("min_cosine", 0.98, 0.0, 1.0),
-        min_top1=q.number("min_top1", 0.9, 0.0, 1.0))
+        min_top1=q.number("min_top1", 0.9, 0.0, 1.0),
+        min_detections=q.number("min_detections", 0.8, 0.0, 1.0))
 
 
 def _read_labels(t: Table, path: Path, value: str) -> str:

@@ -109,6 +109,7 @@ class QuantizeSpec:
     # pack refuses the quantised model below these (agreement with float32 on calibration):
     min_cosine: float = 0.98  # per output
     min_top1: float = 0.9  # classifiers: fraction of samples with the same top-1 class
+    min_detections: float = 0.8  # detectors: float32 detections matched at IoU >= 0.5
 
 
 @dataclass(frozen=True)
