@@ -33,12 +33,12 @@ from edgepack.build.shipcheck import check_glibc, objcopy_program, split_debug
 from edgepack.build.sysroot import Sysroot, cache_root, ensure_sysroot, file_lock
 from edgepack.build.toolchains import Toolchain, resolve_toolchain
 from edgepack.errors import ToolchainError
+from edgepack.resources import agent_source_dir, sdk_source_dir
 from edgepack.spec.boards import Board, load_board
 from edgepack.ui import Progress
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
-SDK_SOURCE_DIR = REPO_ROOT / "sdk_templates"
-AGENT_SOURCE_DIR = REPO_ROOT / "device_agents"
+SDK_SOURCE_DIR = sdk_source_dir()
+AGENT_SOURCE_DIR = agent_source_dir()
 BUILDINFO_SCHEMA = "edgepack.buildinfo/1"
 NO_WORK = "ninja: no work to do."
 _SKIP_DIRS = {"build", "__pycache__", ".git"}

@@ -21,10 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgepack.errors import ToolchainError
+from edgepack.resources import toolchains_dir as shipped_toolchains_dir
 from edgepack.spec.boards import Board
 
 TOOLCHAINS_PATH_ENV = "EDGEPACK_TOOLCHAINS_PATH"
-BUILTIN_TOOLCHAINS_DIR = Path(__file__).resolve().parents[3] / "toolchains"
+BUILTIN_TOOLCHAINS_DIR = shipped_toolchains_dir()
 
 # Debian packages that install a generic cross compiler; a triple not listed is a vendor one.
 DEBIAN_COMPILER_PACKAGES = {

@@ -24,11 +24,12 @@ import jsonschema
 import yaml
 
 from edgepack.errors import EdgepackError, SpecError
+from edgepack.resources import boards_dir
 from edgepack.spec.project import Spec
 
 BOARD_SCHEMA_VERSION = 1
 BOARDS_PATH_ENV = "EDGEPACK_BOARDS_PATH"
-BUILTIN_BOARDS_DIR = Path(__file__).resolve().parents[3] / "boards"
+BUILTIN_BOARDS_DIR = boards_dir()
 
 Arch = Literal["aarch64", "armhf", "x86_64"]
 ProcessorKind = Literal["cpu", "gpu", "dsp", "npu"]
