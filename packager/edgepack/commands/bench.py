@@ -10,9 +10,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from edgepack import api
 from edgepack.bench.report import render_text
 from edgepack.bench.report_html import render_html
-from edgepack.bench.runner import BenchOptions, run_bench
 from edgepack.errors import ExitCode, UsageError
 from edgepack.fsutil import write_atomic
 from edgepack.ui import emit, terminal_safe
@@ -73,12 +73,12 @@ def run(args: argparse.Namespace) -> int:
         out_json = Path(args.json)
         print(f"edgepack: warning: --json {terminal_safe(args.json)} is deprecated: use "
               "--out-json FILE (--json alone prints the report as JSON)", file=sys.stderr)
-    report = run_bench(BenchOptions(
-        artifact=args.artifact, board=args.board, target=args.target, key=args.key,
+    report = api.bench(
+        args.artifact, board=args.board, target=args.target, key=args.key,
         publisher=args.publisher, iterations=args.iterations, warmup=args.warmup,
         threads=args.threads, known_hosts=args.known_hosts,
-        trust_new_host=args.trust_new_host, tolerance=args.tolerance, sdk_dir=args.sdk,
-        device_key=args.device_key, profile=args.profile))
+        trust_new_host=args.trust_new_host, tolerance=args.tolerance, sdk=args.sdk,
+        device_key=args.device_key, profile=args.profile).data
     emit(report, args.json is True, render_text)
     if out_json is not None:
         write_atomic(out_json, json.dumps(report, indent=2, sort_keys=True) + "\n")

@@ -31,20 +31,8 @@ def _text(data: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from edgepack.artifact.pack import pack_project
-    from edgepack.build.sdkbuild import build_sdk
-    from edgepack.build.toolchains import resolve_toolchain
-    from edgepack.spec.boards import load_board
-    from edgepack.spec.loader import load_spec
+    from edgepack import api
 
-    project = Path(args.project)
-    board = load_board(args.board, project if project.is_dir() else project.parent)
-    resolve_toolchain(board)  # fail before packing when the board cannot be built for
-    spec = load_spec(project)
-    out = Path(args.out) if args.out is not None else (
-        project if project.is_dir() else project.parent) / "out"
-    out.mkdir(parents=True, exist_ok=True)
-    packed = pack_project(project, out / f"{spec.package.name}-{board.id}.epk", board=board.id)
-    sdk = build_sdk(board, out, jobs=args.jobs)
-    emit({"artifact": packed.summary(), "sdk": sdk_summary(sdk)}, args.json, _text)
+    built = api.build(args.project, args.board, out=args.out, jobs=args.jobs)
+    emit({"artifact": built.artifact.summary(), "sdk": sdk_summary(built.sdk)}, args.json, _text)
     return 0

@@ -83,7 +83,9 @@ def _up_text(d: dict[str, Any]) -> str:
 
 
 def _up(args: argparse.Namespace) -> int:
-    vb = virtual.up(virtual.parse_virtual(args.board), serial=args.serial)
+    from edgepack import api
+
+    vb = api.device_up(virtual.parse_virtual(args.board), serial=args.serial)
     emit(vb.to_json(), args.json, _up_text)
     return 0
 
@@ -107,8 +109,9 @@ def _provision(args: argparse.Namespace) -> int:
 
 
 def _down(args: argparse.Namespace) -> int:
-    board = virtual.parse_virtual(args.board) if args.board else None
-    stopped = virtual.down(board)
+    from edgepack import api
+
+    stopped = api.device_down(virtual.parse_virtual(args.board) if args.board else None)
     emit({"stopped": stopped}, args.json,
          lambda d: "stopped: " + (", ".join(d["stopped"]) or "nothing was running"))
     return 0

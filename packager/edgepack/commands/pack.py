@@ -46,8 +46,8 @@ def summary_text(r: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from edgepack.artifact.pack import pack_project
+    from edgepack import api
 
-    result = pack_project(args.project, args.out, board=args.board)
+    result = api.pack(args.project, args.out, board=args.board)
     emit(result.summary(), args.json, summary_text)
     return 0

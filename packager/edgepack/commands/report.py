@@ -7,13 +7,12 @@ two bench reports. Reports of different artifacts, boards or thread counts are r
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
-from edgepack.bench.report import compare_reports, comparison_json, load_report, render_compare
-from edgepack.errors import ExitCode, UsageError
-from edgepack.ui import emit, terminal_safe
+from edgepack.bench.report import render_compare
+from edgepack.errors import ExitCode
+from edgepack.ui import emit
 
 
 def register(subparsers: Any) -> None:
@@ -33,16 +32,8 @@ def register(subparsers: Any) -> None:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    base, new = load_report(args.base), load_report(args.new)
-    comp = compare_reports(base, new, args.threshold)
-    if comp.mismatches and not args.force:
-        raise UsageError(f"{args.base} and {args.new} are not comparable: "
-                         + "; ".join(comp.mismatches),
-                         hint="compare runs of one artifact on one board with the same --threads,"
-                         " or pass --force to compare anyway")
-    for m in comp.mismatches:
-        print(terminal_safe(f"edgepack: warning: comparing anyway (--force): {m}"),
-              file=sys.stderr)
-    emit(comparison_json(comp, args.threshold), args.json,
-         lambda _d: render_compare(comp, args.threshold))
-    return ExitCode.CHECK_FAILED if comp.failed else ExitCode.OK
+    from edgepack import api
+
+    result = api.compare_reports(args.base, args.new, threshold=args.threshold, force=args.force)
+    emit(result.to_json(), args.json, lambda _d: render_compare(result.comparison, args.threshold))
+    return ExitCode.CHECK_FAILED if result.failed else ExitCode.OK

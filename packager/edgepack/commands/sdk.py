@@ -52,9 +52,9 @@ def sdk_text(data: dict[str, Any]) -> str:
 
 
 def run_build(args: argparse.Namespace) -> int:
-    from edgepack.build.sdkbuild import build_sdk
+    from edgepack import api
 
-    build = build_sdk(args.board, args.out, jobs=args.jobs)
+    build = api.sdk_build(args.board, args.out, jobs=args.jobs)
     emit(sdk_summary(build), args.json, sdk_text)
     return 0
 
