@@ -278,6 +278,36 @@ typedef void (*ep_log_fn)(void* user_data, int32_t level, const char* message);
  * `user_data` is passed back untouched; the caller keeps ownership of it. */
 EP_API ep_status* ep_set_log_callback(ep_log_fn callback, void* user_data);
 
+/* Camera frames (API version 3). */
+typedef enum ep_pixel_format {
+  EP_PIXEL_RGB8 = 1,  /* packed R, G, B */
+  EP_PIXEL_BGR8 = 2,  /* packed B, G, R */
+  EP_PIXEL_GRAY8 = 3,
+  EP_PIXEL_NV12 = 4,  /* Y plane + interleaved U, V plane at half resolution (BT.601 limited) */
+  EP_PIXEL_NV21 = 5,  /* Y plane + interleaved V, U plane */
+  EP_PIXEL_RGBA8 = 6, /* alpha ignored */
+  EP_PIXEL_BGRA8 = 7
+} ep_pixel_format;
+
+/* A frame as the camera or video pipeline delivers it. Only read during the call. Layout is
+ * frozen (static_assert in the library). */
+typedef struct ep_image {
+  uint32_t format;   /* ep_pixel_format */
+  uint32_t reserved; /* must be 0 */
+  int32_t width;
+  int32_t height;
+  const void* planes[2]; /* NV12/NV21: Y, then chroma; other formats: planes[0] only */
+  size_t strides[2];     /* bytes from one row to the next in each plane (>= the row) */
+} ep_image;
+
+/* Converts `image` into image input `name` of the pipeline (`stage` NULL) or of a stage: to the
+ * channel order the input's preprocess declares (pixel_format rgb, bgr or gray), HWC uint8, row
+ * strides honoured. width and height must equal the input's declared size. An input without a
+ * preprocess table is EP_UNSUPPORTED (use ep_session_set_tensor). `flags` is reserved: pass 0.
+ * Counts as setting the input (ep_session_run). */
+EP_API ep_status* ep_session_set_image(ep_session* session, const char* stage, const char* name,
+                                       const ep_image* image, uint32_t flags);
+
 #ifdef __cplusplus
 }  /* extern "C" */
 #endif

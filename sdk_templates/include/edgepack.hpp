@@ -223,6 +223,11 @@ class Session {
                      std::vector<int64_t>(t.shape, t.shape + t.rank), t.data, t.bytes};
   }
 
+  // A camera frame into image input `name` (API version 3): see ep_session_set_image.
+  void set_image(const std::string& stage, const std::string& name, const ep_image& image) {
+    detail::check(ep_session_set_image(get(), detail::stage_ptr(stage), name.c_str(), &image, 0));
+  }
+
   // Output `name` read as T (API version 3): throws when its dtype is not T's.
   template <class T>
   TensorRef get_tensor_as(const std::string& stage, const std::string& name) {

@@ -129,3 +129,11 @@ def test_shared_library_has_a_versioned_soname(sdk_host: SdkBuild) -> None:
     assert "Library soname: [libedgepack.so.0]" in dynamic
     needed = run(["readelf", "-d", sdk_host.build / "tests" / "c_api" / "test_c_api_v3"]).stdout
     assert "Shared library: [libedgepack.so.0]" in needed
+
+
+def test_camera_frame_conversion_against_a_reference(sdk_host: SdkBuild) -> None:
+    """NV12/NV21 within 1 of a double-precision BT.601 reference, packed formats exact, padded
+    row strides honoured, bad frames refused (sdk_templates/tests/c_api/image_test.cpp); the
+    session path (ep_session_set_image) is in test_c_api_v3.c."""
+    out = run([sdk_host.build / "tests" / "c_api" / "image_test"])
+    assert out.stdout.strip() == "ok" and out.stderr == ""

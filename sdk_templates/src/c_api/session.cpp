@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "artifact/artifact.h"
+#include "c_api/image.h"
 #include "c_api/status.h"
 #include "common/json.h"
 #include "edgepack.h"
@@ -40,6 +41,12 @@ static_assert(offsetof(ep_tensor, dtype) == 0 && offsetof(ep_tensor, flags) == 4
                   offsetof(ep_tensor, bytes) == 8 + 3 * sizeof(void*) &&
                   sizeof(ep_tensor) == 8 + 4 * sizeof(void*),
               "ep_tensor layout (API version 1) cannot change");
+static_assert(offsetof(ep_image, format) == 0 && offsetof(ep_image, reserved) == 4 &&
+                  offsetof(ep_image, width) == 8 && offsetof(ep_image, height) == 12 &&
+                  offsetof(ep_image, planes) == 16 &&
+                  offsetof(ep_image, strides) == 16 + 2 * sizeof(void*) &&
+                  sizeof(ep_image) == 16 + 4 * sizeof(void*),
+              "ep_image layout (API version 3) cannot change");
 static_assert(static_cast<int>(EP_ARTIFACT_INVALID) ==
                       static_cast<int>(edgepack::ErrorCode::kArtifactInvalid) &&
                   static_cast<int>(EP_IO_ERROR) == static_cast<int>(edgepack::ErrorCode::kIoError),
@@ -89,6 +96,8 @@ struct ep_session {
   mutable std::map<std::string, std::vector<std::string>> labels;  // model -> labels
   mutable std::map<std::string, std::string> label_owner;          // model or stage -> model
   mutable std::string first_labelled;
+  mutable std::map<std::string, std::string> pixel_format;  // stage -> its model's pixel_format
+  mutable std::map<std::string, std::vector<std::string>> readers;  // pipeline input -> stages
 };
 
 namespace edgepack::capi {
@@ -285,9 +294,41 @@ void load_labels(const ep_session* s) {
         for (const json::Value& v : st->array)
           if (v.is_string()) s->label_owner.emplace(v.str, name->str);
       s->labels[name->str] = std::move(list);
+      const json::Value* pre = m.find("preprocess");
+      const json::Value* fmt = pre != nullptr && pre->is_object() ? pre->find("pixel_format")
+                                                                   : nullptr;
+      if (fmt != nullptr && fmt->is_string())
+        if (const json::Value* st = m.find("stages"); st != nullptr && st->is_array())
+          for (const json::Value& v : st->array)
+            if (v.is_string()) s->pixel_format[v.str] = fmt->str;
     }
   }
+  if (const json::Value* pipe = manifest.find("pipeline"); pipe != nullptr && pipe->is_object())
+    if (const json::Value* steps = pipe->find("steps"); steps != nullptr && steps->is_array())
+      for (const json::Value& step : steps->array) {
+        const json::Value* st = step.find("stage");
+        const json::Value* bind = step.find("bind");
+        if (st == nullptr || !st->is_string() || bind == nullptr || !bind->is_object()) continue;
+        for (const auto& b : bind->object)
+          if (b.second.is_string() && b.second.str.find(':') == std::string::npos)
+            s->readers[b.second.str].push_back(st->str);
+      }
   s->labels_loaded = true;
+}
+
+// The channel order an image input wants: the preprocess pixel_format of the (first) stage
+// that reads it; "" when no reader has a preprocess table.
+std::string pixel_order(const ep_session* s, const char* stage, const std::string& name) {
+  load_labels(s);
+  std::vector<std::string> stages;
+  if (stage != nullptr) {
+    stages.push_back(stage);
+  } else if (auto it = s->readers.find(name); it != s->readers.end()) {
+    stages = it->second;
+  }
+  for (const std::string& st : stages)
+    if (auto it = s->pixel_format.find(st); it != s->pixel_format.end()) return it->second;
+  return "";
 }
 
 const std::vector<std::string>& labels_of(const ep_session* s, const char* model) {
@@ -504,6 +545,59 @@ ep_status* ep_session_set_tensor(ep_session* session, const char* stage, const c
     std::vector<int64_t> dims(shape, shape + rank);
     edgepack::capi::check_input(session, stage, name, t, dims, bytes);
     session->pipeline->set_input(edgepack::capi::stage_arg(stage), name, t, dims, data, bytes);
+    session->inputs_set.insert(edgepack::capi::input_key(stage, name));
+  });
+}
+
+ep_status* ep_session_set_image(ep_session* session, const char* stage, const char* name,
+                                const ep_image* image, uint32_t flags) {
+  return guarded([&] {
+    using edgepack::capi::PixelFormat;
+    require(session, "session");
+    require(name, "name");
+    require(image, "image");
+    if (flags != 0) invalid_argument("flags must be 0");
+    if (image->reserved != 0) invalid_argument("image.reserved must be 0");
+    if (image->format < EP_PIXEL_RGB8 || image->format > EP_PIXEL_BGRA8)
+      invalid_argument("image.format is not an ep_pixel_format");
+    edgepack::capi::prepare(session);
+    const edgepack::TensorInfo* info = nullptr;
+    for (const auto& t : edgepack::capi::described(session, stage, true))
+      if (t.name == name) info = &t;
+    if (info == nullptr)
+      throw edgepack::Error(edgepack::ErrorCode::kNotFound,
+                            std::string("no input '") + name + "' to set an image into");
+    const std::string order = edgepack::capi::pixel_order(session, stage, name);
+    if (order.empty())
+      throw edgepack::Error(edgepack::ErrorCode::kUnsupported,
+                            std::string("input '") + name + "' has no preprocess pixel_format: "
+                            "set it with ep_session_set_tensor");
+    // HWC, or NHWC with batch 1.
+    const std::vector<int64_t>& shape = info->shape;
+    const size_t r = shape.size();
+    const int channels = edgepack::capi::channels_of(order);
+    if (info->dtype != edgepack::DType::kUInt8 || r < 3 || r > 4 || (r == 4 && shape[0] != 1) ||
+        shape[r - 1] != channels)
+      throw edgepack::Error(edgepack::ErrorCode::kUnsupported,
+                            std::string("input '") + name + "' is not a uint8 HWC image of " +
+                            std::to_string(channels) + " channel(s): expected " +
+                            edgepack::capi::expected_text(*info));
+    if (image->width != shape[r - 2] || image->height != shape[r - 3])
+      invalid_argument("image is " + std::to_string(image->width) + "x" +
+                       std::to_string(image->height) + ", input '" + name + "' expects " +
+                       std::to_string(shape[r - 2]) + "x" + std::to_string(shape[r - 3]) +
+                       " (width x height)");
+    edgepack::capi::Frame frame{static_cast<PixelFormat>(image->format),
+                                image->width,
+                                image->height,
+                                {static_cast<const uint8_t*>(image->planes[0]),
+                                 static_cast<const uint8_t*>(image->planes[1])},
+                                {image->strides[0], image->strides[1]}};
+    std::vector<uint8_t> pixels(static_cast<size_t>(image->width) *
+                                static_cast<size_t>(image->height) * static_cast<size_t>(channels));
+    edgepack::capi::convert_frame(frame, order, pixels.data());
+    session->pipeline->set_input(edgepack::capi::stage_arg(stage), name, edgepack::DType::kUInt8,
+                                 shape, pixels.data(), pixels.size());
     session->inputs_set.insert(edgepack::capi::input_key(stage, name));
   });
 }
