@@ -1,0 +1,164 @@
+# SPDX-License-Identifier: Apache-2.0
+"""int8 vs float32: edgepack's CPU runtime and onnxruntime at 1 thread (issue 13).
+
+Each model (tests/data/real_models, weights refilled) is ingested twice: float32, and with
+``[models.quantize] dtype = "int8"`` (onnxruntime quantize_static over ``--calibration`` seeded
+uniform [0, 1) inputs, minmax, per-channel weights: edgepack.model.quantize). Both are lowered
+to device graphs that ``edgepack-graph-run`` runs; onnxruntime runs the ingested float32 graph
+and the same QDQ graph (all graph optimisations: it fuses QDQ into its int8 kernels), 1 intra-op
+thread. edgepack's int8 outputs are checked against onnxruntime's (cosine) before timing. R
+rounds interleave the four (N runs each) so machine load hits all of them; medians over all
+rounds. Targets from the issue: edgepack int8 >= 1.8x faster than edgepack fp32, and edgepack
+int8 / onnxruntime int8 <= 1.0.
+
+Prints a table and writes JSON (default benchmarks/results/int8.json).
+
+    .venv/bin/python benchmarks/int8.py [--models resnet18 mobilenet_v2 yolov8n]
+        [--iterations 10] [--rounds 3] [--calibration 8] [--tool PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import importlib.util
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "packager"))
+sys.path.insert(0, str(REPO / "tests"))
+
+from edgepack.lower.lowering import lower  # noqa: E402
+from edgepack.model.ingest import ingest_model  # noqa: E402
+from edgepack.spec.project import InputSpec, ModelSpec, QuantizeSpec  # noqa: E402
+from real_models import BY_NAME, save_real_model  # noqa: E402
+
+_spec = importlib.util.spec_from_file_location("bench_real_models",
+                                               REPO / "benchmarks" / "real_models.py")
+assert _spec is not None and _spec.loader is not None
+rm = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(rm)
+
+DEFAULT_MODELS = ["resnet18", "mobilenet_v2", "yolov8n"]
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> float:
+    a64, b64 = a.astype(np.float64).ravel(), b.astype(np.float64).ravel()
+    return float(a64 @ b64 / (np.linalg.norm(a64) * np.linalg.norm(b64)))
+
+
+class Variant:
+    """One lowered graph of a model (float32 or int8) with its inputs on disk."""
+
+    def __init__(self, folder: Path, onnx_model: Any, feeds: dict[str, np.ndarray]) -> None:
+        folder.mkdir()
+        self.onnx = onnx_model
+        self.graph = folder / "model.epg"
+        self.graph.write_bytes(lower(onnx_model))
+        self.inputs, self.outputs = folder / "in", folder / "out"
+        self.inputs.mkdir()
+        self.outputs.mkdir()
+        for k, v in feeds.items():
+            np.save(self.inputs / rm.npy_name(k), v)
+        self.output_names = [o.name for o in onnx_model.graph.output]
+
+
+def prepare(name: str, tmp: Path, samples: int) -> tuple[dict[str, np.ndarray], Variant, Variant,
+                                                          dict[str, Any]]:
+    spec = BY_NAME[name]
+    folder = tmp / name
+    folder.mkdir()
+    path = save_real_model(name, folder)
+    calib = folder / "calib"
+    calib.mkdir()
+    rng = np.random.default_rng(1)
+    for i in range(samples):
+        for k, shape in spec.inputs.items():
+            np.save(calib / f"{k}_{i}.npy", rng.random(shape, np.float32))
+    inputs = tuple(InputSpec(k, v) for k, v in spec.inputs.items())
+    fp32 = ingest_model(ModelSpec(name, path, inputs))
+    t0 = time.monotonic()
+    q = ingest_model(ModelSpec(name, path, inputs, quantize=QuantizeSpec(
+        dtype="int8", calibration=calib, min_cosine=0.0, min_top1=0.0)))
+    quantise_s = time.monotonic() - t0
+    assert q.quantization is not None
+    feeds = {k: np.random.default_rng(0).random(v, np.float32) for k, v in spec.inputs.items()}
+    info = {"quantise_s": quantise_s, "calibration_samples": samples,
+            "agreement_vs_fp32": q.quantization.agreement.to_manifest()}
+    return feeds, Variant(folder / "fp32", fp32.onnx, feeds), Variant(folder / "int8", q.onnx,
+                                                                      feeds), info
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", nargs="+", default=DEFAULT_MODELS, choices=sorted(BY_NAME))
+    ap.add_argument("--iterations", type=int, default=10)
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--calibration", type=int, default=8, help="calibration samples")
+    ap.add_argument("--build", type=Path, default=REPO / "build" / "bench-sdk-release")
+    ap.add_argument("--tool", type=Path, help="a built edgepack-graph-run (skips the build)")
+    ap.add_argument("--json", type=Path, default=REPO / "benchmarks" / "results" / "int8.json")
+    args = ap.parse_args()
+
+    tool = args.tool or rm.build_tool(args.build)
+    load_before = os.getloadavg()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        for name in args.models:
+            feeds, fp32, int8, info = prepare(name, tmp, args.calibration)
+            ort_fp32, ort_int8 = rm.ort_session(fp32.onnx, 1), rm.ort_session(int8.onnx, 1)
+            rm.run_graph(tool, int8.graph, int8.inputs, 1, 0, 0, tmp / "x.json",
+                         outputs=int8.outputs)
+            want = dict(zip(int8.output_names, ort_int8.run(None, feeds), strict=True))
+            cos = min(cosine(np.load(int8.outputs / rm.npy_name(k)), v) for k, v in want.items())
+            times: dict[str, list[float]] = {"ep_fp32": [], "ep_int8": [], "ort_fp32": [],
+                                             "ort_int8": []}
+            for _ in range(args.rounds):
+                for key, variant in (("ep_fp32", fp32), ("ep_int8", int8)):
+                    data = rm.run_graph(tool, variant.graph, variant.inputs, 1, args.iterations,
+                                        args.warmup, tmp / f"{key}.json")
+                    times[key] += [float(s) for s in data["samples_ms"]]
+                for key, sess in (("ort_fp32", ort_fp32), ("ort_int8", ort_int8)):
+                    times[key] += rm.time_ort(sess, feeds, args.iterations, args.warmup)[0]
+            med = {k: statistics.median(v) for k, v in times.items()}
+            rows.append({
+                "model": name, "median_ms": med,
+                "ep_int8_speedup_vs_ep_fp32": med["ep_fp32"] / med["ep_int8"],
+                "ep_int8_over_ort_int8": med["ep_int8"] / med["ort_int8"],
+                "ort_int8_speedup_vs_ort_fp32": med["ort_fp32"] / med["ort_int8"],
+                "cosine_ep_int8_vs_ort_int8": cos, **info})
+
+    head = (f"{'model':<14}{'ep fp32':>9}{'ep int8':>9}{'ep x':>7}{'ort fp32':>10}"
+            f"{'ort int8':>10}{'ort x':>7}{'ep8/ort8':>10}{'cos':>8}")
+    print(head)
+    for r in rows:
+        m = r["median_ms"]
+        print(f"{r['model']:<14}{m['ep_fp32']:>9.2f}{m['ep_int8']:>9.2f}"
+              f"{r['ep_int8_speedup_vs_ep_fp32']:>7.2f}{m['ort_fp32']:>10.2f}"
+              f"{m['ort_int8']:>10.2f}{r['ort_int8_speedup_vs_ort_fp32']:>7.2f}"
+              f"{r['ep_int8_over_ort_int8']:>10.2f}{r['cosine_ep_int8_vs_ort_int8']:>8.4f}")
+    print("ms = median wall time per run at 1 thread; ep x = edgepack fp32 / int8 (target "
+          ">= 1.8); ep8/ort8 = edgepack int8 / onnxruntime int8 (target <= 1.0)")
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps({
+        "benchmark": "int8", "date": datetime.datetime.now(datetime.UTC).isoformat(),
+        "cpu": rm.cpu_model(), "threads": 1, "iterations": args.iterations,
+        "rounds": args.rounds, "load_before": load_before, "load_after": os.getloadavg(),
+        "rows": rows}, indent=2) + "\n")
+    print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
