@@ -39,7 +39,7 @@ fi
 
 bench_args=(--board "$BOARD" --target "$TARGET" --key "$PROJECT/keys/dev1.key"
             --publisher "$PROJECT/keys/publisher.pub" --iterations "$ITERATIONS" --warmup 3
-            --sdk "$OUT/$BOARD" --json "$OUT/report.json" --html "$OUT/report.html")
+            --sdk "$OUT/$BOARD" --out-json "$OUT/report.json" --html "$OUT/report.html")
 [ -n "$KNOWN_HOSTS" ] && bench_args+=(--known-hosts "$KNOWN_HOSTS")
 edgepack bench "$ARTIFACT" "${bench_args[@]}"
 echo "report: $OUT/report.json, $OUT/report.html"
