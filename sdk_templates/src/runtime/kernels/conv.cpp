@@ -211,7 +211,8 @@ void Conv2d::prepare(const Conv2dParams& params, const float* weights, const flo
                                 (p.out_w() - 1) * p.stride_w + (p.kernel_w - 1) * p.dilation_w + 1);
     dw_padded_h_ = hp;
     dw_phase_cols_ = ceil_div(wp, p.stride_w);
-    dw_plane_floats_ = ceil_div(hp * p.stride_w * dw_phase_cols_, 16) * 16;
+    // + 16: the row kernel reads its last partial vector whole (up to 15 floats past a row).
+    dw_plane_floats_ = ceil_div(hp * p.stride_w * dw_phase_cols_ + 16, 16) * 16;
     slots_ = std::max(1, threads);
     scratch_bytes_ = static_cast<size_t>(slots_ * dw_plane_floats_) * sizeof(float) + 64;
     return;
@@ -450,11 +451,15 @@ void Conv2d::run_depthwise_taps(const float* input, float* output, float* scratc
             continue;
           }
           for (int64_t ph = 0; ph < sw; ++ph) {
+            // Column q of phase ph is input column q * sw + ph - pad_left: zero before q_lo and
+            // from q_hi on.
             float* d = dst + ph * wq;
-            for (int64_t q = 0; q < wq; ++q) {
-              const int64_t iw = q * sw + ph - p.pad_left;
-              d[q] = iw >= 0 && iw < W ? src[iw] : 0.0f;
-            }
+            const int64_t q_lo = std::min(wq, first_at_least(ph - p.pad_left, sw, 0));
+            const int64_t q_hi = std::max(q_lo, std::min(wq, first_at_least(ph - p.pad_left, sw, W)));
+            std::fill(d, d + q_lo, 0.0f);
+            const float* s0 = src + (q_lo * sw + ph - p.pad_left);
+            for (int64_t q = q_lo; q < q_hi; ++q) d[q] = s0[(q - q_lo) * sw];
+            std::fill(d + q_hi, d + wq, 0.0f);
           }
         }
         const float* w = weights_.data() + c * ntaps;

@@ -129,7 +129,9 @@ inline void dw3x3_row_tmpl(const float* __restrict r0, const float* __restrict r
 // of a depthwise convolution whose every tap reads a contiguous run (the caller lays the padded
 // input out so that strided taps are contiguous: one plane per column phase). Four vectors of
 // accumulators stay in registers over all taps; explicit vector types, so armv7 gets NEON too
-// (GCC does not auto-vectorise float there without -ffast-math).
+// (GCC does not auto-vectorise float there without -ffast-math). The last partial vector is
+// computed whole: every taps[t] must stay readable up to index round_up(count, VB / 4) - 1 (the
+// values read past count are dropped).
 template <int VB>
 void dw_taps_row_tmpl(const float* const* __restrict taps, const float* __restrict w, int ntaps,
                       float bias, float lo, float hi, float* __restrict out, int64_t count) {
@@ -162,11 +164,13 @@ void dw_taps_row_tmpl(const float* const* __restrict taps, const float* __restri
     for (int t = 0; t < ntaps; ++t) a += w[t] * *reinterpret_cast<const V*>(taps[t] + x);
     *reinterpret_cast<V*>(out + x) = clamp(a);
   }
-  for (; x < count; ++x) {
-    float a = bias;
-    for (int t = 0; t < ntaps; ++t) a += w[t] * taps[t][x];
-    a = a < lo ? lo : a;
-    out[x] = a > hi ? hi : a;
+  if (x < count) {
+    V a = V{} + bias;
+    for (int t = 0; t < ntaps; ++t) a += w[t] * *reinterpret_cast<const V*>(taps[t] + x);
+    a = clamp(a);
+    float tail[kL];
+    *reinterpret_cast<V*>(tail) = a;
+    for (int i = 0; x + i < count; ++i) out[x + i] = tail[i];
   }
 }
 
