@@ -19,8 +19,9 @@ from conan.tools.files import load
 class EdgepackSdkConan(ConanFile):
     name = "edgepack-sdk"
     # Two components, as in the SDK's own CMake config: edgepack::edgepack (libedgepack.so)
-    # and edgepack::edgepack_static (one archive with libcrypto inside).
-    package_type = "library"
+    # and edgepack::edgepack_static (one archive with libcrypto inside). Both are always
+    # built (no "shared" option), so the package type is the shared library's.
+    package_type = "shared-library"
     license = "Apache-2.0"
     description = "edgepack runtime: loads signed, encrypted model artifacts and runs them"
     settings = "os", "arch", "compiler", "build_type"

@@ -17,8 +17,9 @@ EXAMPLE_DIR = "examples/app"  # an app to build against the SDK, copied from sdk
 def sdk_toolchain_files(board: Board, toolchain: Toolchain,
                         zig_cache: Path | None = None) -> dict[str, str]:
     """``toolchain.cmake`` (the board's values, then the generic file) and the generic file
-    under ``cmake/``, relative to the SDK root. ``zig_cache``: a zig cache to use (files
-    that stay on this machine, such as the Conan profile's); the SDK's own uses zig's."""
+    under ``cmake/``, relative to the SDK root. ``zig_cache``: for files that stay on this
+    machine (the Conan profile's), this zig and that cache are named; the SDK's own file
+    finds zig on the user's machine."""
     base = f"cmake/{toolchain.file.name}"
     lines = [
         "# SPDX-License-Identifier: Apache-2.0",
@@ -31,7 +32,8 @@ def sdk_toolchain_files(board: Board, toolchain: Toolchain,
     if toolchain.zig_target:
         lines.append(f'set(EDGEPACK_ZIG_TARGET "{toolchain.zig_target}" CACHE STRING '
                      f'"zig target: the board\'s glibc {board.min_glibc}")')
-    if toolchain.zig_target and zig_cache is not None:
+    if toolchain.zig_target and zig_cache is not None:  # this machine's zig and its cache
+        lines.append(f'set(EDGEPACK_ZIG "{toolchain.cxx}" CACHE FILEPATH "zig executable")')
         lines.append(f'set(EDGEPACK_ZIG_CACHE "{zig_cache}" CACHE PATH "zig global cache")')
     lines.append(f"include(${{CMAKE_CURRENT_LIST_DIR}}/{base})")
     return {TOOLCHAIN_FILE: "\n".join(lines) + "\n", base: toolchain.file.read_text()}
