@@ -276,6 +276,9 @@ def _int8(proto: onnx.ModelProto, q: QuantizeSpec, samples: list[Sample],
                 str(src), str(dst), Reader(samples), quant_format=QuantFormat.QDQ,
                 per_channel=q.per_channel, activation_type=QuantType.QUInt8,
                 weight_type=QuantType.QInt8, calibrate_method=method,
+                # 7-bit weights: onnxruntime's x86 u8 x s8 kernels (the host int8 reference)
+                # sum product pairs in int16 with saturation, exact only for |w| <= 63
+                reduce_range=True,
                 nodes_to_exclude=list(q.exclude),
                 extra_options={"CalibTensorRangeSymmetric": False,
                                "CalibMovingAverage": False})
@@ -321,6 +324,91 @@ def _fp16(proto: onnx.ModelProto, q: QuantizeSpec) -> onnx.ModelProto:
     del g.node[:]
     g.node.extend(nodes)
     return out
+
+
+# --- QDQ patterns to int8 ops ----------------------------------------------------------------
+
+def _init_type(inits: dict[str, onnx.TensorProto], name: str) -> int | None:
+    return inits[name].data_type if name in inits else None
+
+
+def _scalar_int(inits: dict[str, onnx.TensorProto], name: str) -> int | None:
+    if name not in inits:
+        return None
+    values = numpy_helper.to_array(inits[name]).reshape(-1)
+    return int(values[0]) if values.size == 1 else None
+
+
+def fuse_qlinear_conv(proto: onnx.ModelProto) -> int:
+    """DequantizeLinear(x) / (int8 weights) / (int32 bias) -> Conv [-> Relu] -> QuantizeLinear
+    becomes one QLinearConv (uint8 in and out, the runtime's int8 kernel). A Relu folds only
+    when the output zero point is 0 (the clamp at 0 is then the Relu). Grouped convolutions,
+    SAME padding and anything else stay as they are. Returns the number of fused Conv nodes."""
+    g = proto.graph
+    inits = {i.name: i for i in g.initializer}
+    producers = {o: n for n in g.node for o in n.output}
+    consumers: dict[str, list[onnx.NodeProto]] = {}
+    for n in g.node:
+        for name in n.input:
+            consumers.setdefault(name, []).append(n)
+    outputs = {o.name for o in g.output}
+    replaced: dict[int, onnx.NodeProto] = {}
+    dropped: set[int] = set()
+    for conv in g.node:
+        if conv.op_type != "Conv" or len(conv.input) < 2 or conv.output[0] in outputs:
+            continue
+        attrs = {a.name: helper.get_attribute_value(a) for a in conv.attribute}
+        auto_pad = attrs.get("auto_pad", b"NOTSET")
+        if attrs.get("group", 1) != 1 or auto_pad not in (b"NOTSET", b"VALID", "NOTSET", "VALID"):
+            continue
+        dq_x, dq_w = producers.get(conv.input[0]), producers.get(conv.input[1])
+        has_b = len(conv.input) > 2 and conv.input[2] != ""
+        dq_b = producers.get(conv.input[2]) if has_b else None
+        if (dq_x is None or dq_x.op_type != "DequantizeLinear" or len(dq_x.input) < 3
+                or dq_w is None or dq_w.op_type != "DequantizeLinear" or len(dq_w.input) < 3
+                or _init_type(inits, dq_x.input[2]) != TensorProto.UINT8
+                or _init_type(inits, dq_w.input[0]) != TensorProto.INT8
+                or len(inits[dq_w.input[0]].dims) != 4
+                or any(next((a.i for a in dq_w.attribute if a.name == "axis"), 1) != 0
+                       for _ in [0] if numpy_helper.to_array(inits[dq_w.input[1]]).size > 1)):
+            continue
+        if has_b and (dq_b is None or dq_b.op_type != "DequantizeLinear"
+                      or _init_type(inits, dq_b.input[0]) != TensorProto.INT32):
+            continue
+        y = conv.output[0]
+        relu = None
+        users = consumers.get(y, [])
+        if len(users) == 1 and users[0].op_type == "Relu" and users[0].output[0] not in outputs:
+            relu = users[0]
+            users = consumers.get(relu.output[0], [])
+        if len(users) != 1 or users[0].op_type != "QuantizeLinear" or len(users[0].input) < 3:
+            continue
+        q = users[0]
+        if _init_type(inits, q.input[2]) != TensorProto.UINT8:
+            continue
+        if relu is not None and _scalar_int(inits, q.input[2]) != 0:
+            continue
+        inputs = [*dq_x.input[:3], *dq_w.input[:3], q.input[1], q.input[2]]
+        if dq_b is not None:
+            inputs.append(dq_b.input[0])
+        fused = helper.make_node("QLinearConv", inputs, [q.output[0]], name=conv.name)
+        fused.attribute.extend(conv.attribute)
+        index = {id(n): i for i, n in enumerate(g.node)}
+        replaced[index[id(conv)]] = fused
+        dropped.update(index[id(n)] for n in (q, relu) if n is not None)
+        for dq in (dq_w, dq_b):
+            if dq is not None and len(consumers.get(dq.output[0], [])) == 1:
+                dropped.add(index[id(dq)])
+        if len(consumers.get(dq_x.output[0], [])) == 1:
+            dropped.add(index[id(dq_x)])
+    nodes = [replaced.get(i, n) for i, n in enumerate(g.node) if i not in dropped]
+    del g.node[:]
+    g.node.extend(nodes)
+    used = {name for n in g.node for name in n.input}
+    keep = [i for i in g.initializer if i.name in used]
+    del g.initializer[:]
+    g.initializer.extend(keep)
+    return len(replaced)
 
 
 # --- agreement and parameters -----------------------------------------------------------------
@@ -447,6 +535,7 @@ def quantize_model(proto: onnx.ModelProto, model: ModelSpec,
         samples = load_calibration(model, inputs)
         quantised = _int8(proto, q, samples, path_str)
         params = quant_params(quantised)
+        fuse_qlinear_conv(quantised)
     else:
         rng = np.random.default_rng(0)
         samples = [{d.name: rng.standard_normal(d.shape).astype(np.float32)

@@ -1,0 +1,147 @@
+// SPDX-License-Identifier: Apache-2.0
+// QLinearConv (ONNX, 2-D NCHW, group 1): uint8 X and Y, int8 W per tensor or per output
+// channel (symmetric: zero point 0), optional int32 bias. im2col to uint8 rows (padding takes
+// X's zero point, i.e. real 0), kernels::qgemm_s32 (int32 accumulation) and fixed-point
+// requantisation by x_scale * w_scale[m] / y_scale (kernels/qgemm.h). All scales and zero
+// points must be constant; they are read once at prepare.
+#include <algorithm>
+#include <cstring>
+
+#include "runtime/kernels/qgemm.h"
+#include "runtime/ops/conv_attrs.h"
+
+namespace edgepack {
+namespace ops {
+namespace {
+
+struct QConvState : OpState {
+  ConvAttrs a;
+  int64_t c = 0, h = 0, w = 0, m = 0, oh = 0, ow = 0, k = 0;
+  uint8_t x_zero = 0, y_zero = 0;
+  std::vector<int8_t> weights;  // [m][k]
+  std::vector<int32_t> sums, bias;
+  std::vector<kernels::QuantMultiplier> mult;
+};
+
+float scalar_float(PrepareContext& ctx, size_t i, const char* what) {
+  Tensor* t = need_input(ctx, i, what);
+  need_dtype(ctx, *t, DType::kFloat32);
+  if (!t->constant || t->static_numel() != 1)
+    ctx.fail(std::string(what) + " must be a constant scalar");
+  return t->as<float>()[0];
+}
+
+uint8_t zero_u8(PrepareContext& ctx, size_t i, const char* what) {
+  Tensor* t = ctx.input(i);
+  if (t == nullptr) return 0;
+  need_dtype(ctx, *t, DType::kUInt8);
+  if (!t->constant || t->static_numel() != 1)
+    ctx.fail(std::string(what) + " must be a constant uint8 scalar");
+  return t->as<uint8_t>()[0];
+}
+
+}  // namespace
+
+void qlinear_conv_prepare(PrepareContext& ctx) {
+  Tensor* x = need_input(ctx, 0, "x");
+  need_dtype(ctx, *x, DType::kUInt8);
+  need_rank(ctx, *x, 4);
+  const float x_scale = scalar_float(ctx, 1, "x_scale");
+  auto st = std::make_unique<QConvState>();
+  st->x_zero = zero_u8(ctx, 2, "x_zero_point");
+  Tensor* w = need_input(ctx, 3, "w");
+  need_dtype(ctx, *w, DType::kInt8);
+  need_rank(ctx, *w, 4);
+  if (!w->constant) ctx.fail("w must be a constant initializer");
+  st->m = w->static_shape[0];
+  Tensor* ws = need_input(ctx, 4, "w_scale");
+  need_dtype(ctx, *ws, DType::kFloat32);
+  if (!ws->constant || (ws->static_numel() != 1 && ws->static_numel() != st->m))
+    ctx.fail("w_scale must be a constant scalar or have one value per output channel");
+  Tensor* wz = need_input(ctx, 5, "w_zero_point");
+  need_dtype(ctx, *wz, DType::kInt8);
+  if (!wz->constant) ctx.fail("w_zero_point must be constant");
+  for (int64_t i = 0; i < wz->static_numel(); ++i)
+    if (wz->as<int8_t>()[i] != 0) ctx.fail("w_zero_point must be 0 (symmetric int8 weights)");
+  const float y_scale = scalar_float(ctx, 6, "y_scale");
+  st->y_zero = zero_u8(ctx, 7, "y_zero_point");
+  if (!(x_scale > 0.0f) || !(y_scale > 0.0f)) ctx.fail("x_scale and y_scale must be positive");
+  need_outputs(ctx, 1);
+
+  st->a = read_conv_attrs(ctx, 2, w->static_shape + 2);
+  ConvAttrs& a = st->a;
+  if (a.group != 1) ctx.fail("group must be 1");
+  if (a.auto_pad != "NOTSET" && a.auto_pad != "VALID") ctx.fail("auto_pad SAME_* is not supported");
+  if (a.auto_pad == "VALID") a.pt = a.pl = a.pb = a.pr = 0;
+  st->c = x->static_shape[1];
+  st->h = x->static_shape[2];
+  st->w = x->static_shape[3];
+  if (w->static_shape[1] != st->c) ctx.fail("w's input channels do not match x");
+  st->oh = (st->h + a.pt + a.pb - a.dh * (a.kh - 1) - 1) / a.sh + 1;
+  st->ow = (st->w + a.pl + a.pr - a.dw * (a.kw - 1) - 1) / a.sw + 1;
+  if (st->oh <= 0 || st->ow <= 0) ctx.fail("the kernel does not fit the padded input");
+  need_shape(ctx, *ctx.outputs[0], {x->static_shape[0], st->m, st->oh, st->ow});
+  need_dtype(ctx, *ctx.outputs[0], DType::kUInt8);
+
+  st->k = st->c * a.kh * a.kw;
+  st->weights.assign(w->as<int8_t>(), w->as<int8_t>() + st->m * st->k);
+  st->sums.resize(static_cast<size_t>(st->m));
+  kernels::qgemm_row_sums(st->weights.data(), st->m, st->k, st->sums.data());
+  st->bias.assign(static_cast<size_t>(st->m), 0);
+  if (Tensor* b = ctx.input(8)) {
+    need_dtype(ctx, *b, DType::kInt32);
+    if (!b->constant || b->static_numel() != st->m)
+      ctx.fail("bias B must be a constant int32 vector with one value per output channel");
+    std::memcpy(st->bias.data(), b->data, static_cast<size_t>(st->m) * sizeof(int32_t));
+  }
+  for (int64_t j = 0; j < st->m; ++j) {
+    const float wsj = ws->as<float>()[ws->static_numel() == 1 ? 0 : j];
+    st->mult.push_back(kernels::quant_multiplier(double(x_scale) * double(wsj) / double(y_scale)));
+  }
+  const int64_t pixels = st->oh * st->ow;
+  ctx.scratch_bytes = static_cast<size_t>(pixels * st->k) +  // im2col rows (uint8)
+                      64 + static_cast<size_t>(pixels * st->m) * sizeof(int32_t);
+  ctx.state = std::move(st);
+}
+
+void qlinear_conv_run(RunContext& ctx) {
+  const auto* st = ctx.state_as<QConvState>();
+  const ConvAttrs& a = st->a;
+  const Tensor* x = ctx.input(0);
+  Tensor* y = ctx.output(0);
+  const int64_t pixels = st->oh * st->ow;
+  auto* col = static_cast<uint8_t*>(ctx.scratch);
+  const size_t col_bytes = static_cast<size_t>(pixels * st->k);
+  auto* acc = reinterpret_cast<int32_t*>(col + ((col_bytes + 63) / 64) * 64);
+  for (int64_t n = 0; n < x->shape[0]; ++n) {
+    const uint8_t* in = x->as<uint8_t>() + n * st->c * st->h * st->w;
+    uint8_t* out = y->as<uint8_t>() + n * st->m * pixels;
+    for (int64_t oy = 0; oy < st->oh; ++oy) {
+      for (int64_t ox = 0; ox < st->ow; ++ox) {
+        uint8_t* row = col + (oy * st->ow + ox) * st->k;
+        for (int64_t c = 0; c < st->c; ++c) {
+          for (int64_t ky = 0; ky < a.kh; ++ky) {
+            const int64_t iy = oy * a.sh - a.pt + ky * a.dh;
+            for (int64_t kx = 0; kx < a.kw; ++kx) {
+              const int64_t ix = ox * a.sw - a.pl + kx * a.dw;
+              *row++ = (iy < 0 || iy >= st->h || ix < 0 || ix >= st->w)
+                           ? st->x_zero
+                           : in[(c * st->h + iy) * st->w + ix];
+            }
+          }
+        }
+      }
+    }
+    kernels::qgemm_s32(col, st->k, st->x_zero, st->weights.data(), st->sums.data(),
+                       st->bias.data(), pixels, st->m, st->k, acc);
+    for (int64_t j = 0; j < st->m; ++j) {
+      for (int64_t p = 0; p < pixels; ++p) {
+        int32_t v = kernels::apply_multiplier(acc[p * st->m + j], st->mult[j]) + st->y_zero;
+        out[j * pixels + p] = static_cast<uint8_t>(std::min(255, std::max(0, v)));
+      }
+    }
+  }
+}
+
+}  // namespace ops
+}  // namespace edgepack
