@@ -301,3 +301,21 @@ path = "models/det.onnx"
     with pytest.raises(QuantizationRefused, match=r"of the float32 detections matched, below "
                        r"min_detections 1.0"):
         ingest_model(load_spec(tmp_path).models[0])
+
+
+def test_int8_convs_fuse_into_qlinear_conv(tmp_path: Path) -> None:
+    """DQ -> Conv -> Relu -> Q becomes one QLinearConv (Relu folded: output zero point 0);
+    agreement with float32 is measured on the fused graph."""
+    from edgepack.model.quantize import fuse_qlinear_conv
+
+    write_tensors(tmp_path / "calib", 8)
+    spec = load_spec(project(tmp_path, INT8))
+    m = ingest_model(spec.models[0])
+    ops = [n.op_type for n in m.onnx.graph.node]
+    assert ops.count("QLinearConv") == 2 and "Conv" not in ops and "Relu" not in ops
+    qconv = next(n for n in m.onnx.graph.node if n.name == "conv1")
+    weights = {i.name: numpy_helper.to_array(i) for i in m.onnx.graph.initializer}
+    w = weights[qconv.input[3]]
+    assert w.dtype == np.int8 and np.abs(w).max() <= 64  # reduce_range: 255 * 64 * 2 < 2^15
+    assert fuse_qlinear_conv(m.onnx) == 0  # nothing left to fuse
+    assert m.quantization is not None and m.quantization.agreement.outputs[0].cosine > 0.99

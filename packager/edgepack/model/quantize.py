@@ -277,7 +277,7 @@ def _int8(proto: onnx.ModelProto, q: QuantizeSpec, samples: list[Sample],
                 per_channel=q.per_channel, activation_type=QuantType.QUInt8,
                 weight_type=QuantType.QInt8, calibrate_method=method,
                 # 7-bit weights: onnxruntime's x86 u8 x s8 kernels (the host int8 reference)
-                # sum product pairs in int16 with saturation, exact only for |w| <= 63
+                # sum product pairs in int16 with saturation: exact for |w| <= 64 only
                 reduce_range=True,
                 nodes_to_exclude=list(q.exclude),
                 extra_options={"CalibTensorRangeSymmetric": False,
