@@ -3,11 +3,11 @@
 makes packs, runs through the host SDK's edgepack-run and matches the host int8 reference
 (onnxruntime on the same QDQ graph).
 
-edgepack runs QDQ graphs with float32 kernels between QuantizeLinear / DequantizeLinear today
-(int8 weights dequantised at pack). onnxruntime with its graph optimisations off does the same
-arithmetic, so the match is tight there; with its optimisations on it fuses the patterns into
-int8 kernels, whose requantisation rounds a value sitting on a .5 boundary the other way now
-and then: the outputs then agree to a few quantisation steps (cosine >= 0.999 is asserted).
+Group-1 convolutions run as QLinearConv on the int8 kernel, the rest in float32 between
+QuantizeLinear / DequantizeLinear (docs/quantization.md). onnxruntime with its graph
+optimisations off runs the same graph op by op, so the match is tight there (cosine >= 0.9999);
+with its optimisations on it fuses further (e.g. Add), rounding differently now and then
+(cosine >= 0.999 is asserted).
 """
 
 from __future__ import annotations
