@@ -21,6 +21,19 @@ CROSS_ROOT = REPO / "build" / "cross"
 ARM_BOARDS = ("hi3559a", "rpi4", "rpi4-armhf")
 
 
+# A board's first build from an empty cache includes zig's one-time libc/libc++ builds for its
+# target (SDK) and musl target (agent): on a shared 2-core machine that exceeds pytest's
+# 900 s default, so tests that may trigger a build get this limit instead.
+COLD_BUILD_TIMEOUT_S = 2700
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        fixtures = getattr(item, "fixturenames", ())
+        if "sdk_for" in fixtures or "cross_cache" in fixtures:
+            item.add_marker(pytest.mark.timeout(COLD_BUILD_TIMEOUT_S))
+
+
 @pytest.fixture(scope="session")
 def cross_cache() -> Iterator[Path]:
     """``EDGEPACK_CACHE`` for the whole session (sysroots + build folders)."""
