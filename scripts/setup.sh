@@ -17,6 +17,8 @@ APT_PACKAGES=(
   qemu-user qemu-user-static binfmt-support
   # virtual boards: a real sshd on 127.0.0.1 and pty pairs for serial consoles
   openssh-server openssh-client socat
+  # the board-farm tests: a virtual board's console exported over TCP as labgrid expects
+  ser2net
   # fetching target-architecture Debian packages for sysroots (apt-get download + dpkg -x)
   dpkg-dev ca-certificates
   # rendering the HTML bench report headless in its test

@@ -315,4 +315,6 @@ def _redact(target: Target) -> str:
     """The target without local file paths (identity), which say nothing about the device."""
     if target.scheme == "ssh":
         return f"ssh://{target.user}@{target.host}:{target.port}"
+    if target.scheme == "labgrid":
+        return f"labgrid://{target.host}"  # the place
     return f"serial://{target.device}?baud={target.baud}"

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """Parse ``--target`` URIs: ``ssh://user@host[:port]``, ``serial:///dev/ttyX?baud=N`` and
-``virtual:BOARD[/serial]`` (a running virtual board, resolved from its state).
+``virtual:BOARD[/serial]`` (a running virtual board, resolved from its state) and
+``labgrid://PLACE`` (a place in a labgrid farm: device/labgrid.py parses and reaches it).
 
 Query parameters: ``identity`` (ssh: private key file), ``root`` (install root on the device,
 overriding the board file's), ``baud`` and ``user`` (serial).
@@ -57,6 +58,10 @@ def parse_target(uri: str, flag: str = "--target") -> Target:
         from edgepack.device.virtual import resolve_target
 
         return resolve_target(uri, flag)
+    if uri.startswith("labgrid://"):
+        from edgepack.device.labgrid import parse_labgrid
+
+        return parse_labgrid(uri, flag)
     parts = urlsplit(uri)
     query = parse_qs(parts.query, keep_blank_values=True)
     allowed = {"ssh": {"identity", "root"}, "serial": {"baud", "user", "root"}}

@@ -56,6 +56,7 @@ TransportFactory = Callable[[Target, TransportOptions], Transport]
 _REGISTRY: dict[str, str | TransportFactory] = {
     "ssh": "edgepack.device.ssh:connect",
     "serial": "edgepack.device.serial:connect",
+    "labgrid": "edgepack.device.labgrid:connect",  # a place in a labgrid farm
 }
 
 
