@@ -16,9 +16,11 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
@@ -63,6 +65,38 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait()
 
 
+class Relay(ThreadingHTTPServer):
+    """A network power switch (labgrid's ``simplerest`` model): GET /relay/0/{0,1} switches,
+    GET /relay/0 reads. Switching on resumes the board's sshd (a test freezes it with SIGSTOP
+    to make the board stop answering)."""
+
+    def __init__(self, sshd_pid: int) -> None:
+        super().__init__(("127.0.0.1", 0), _RelayHandler)
+        self.sshd_pid = sshd_pid
+        self.switched: list[str] = []
+        self.on = True
+
+
+class _RelayHandler(BaseHTTPRequestHandler):
+    server: Relay
+
+    def do_GET(self) -> None:
+        parts = self.path.strip("/").split("/")
+        if len(parts) == 3:
+            self.server.switched.append(parts[2])
+            self.server.on = parts[2] == "1"
+            if self.server.on:
+                os.kill(self.server.sshd_pid, signal.SIGCONT)
+        body = b"1" if self.server.on else b"0"
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
 @dataclass(frozen=True)
 class Farm:
     coordinator: str
@@ -70,6 +104,7 @@ class Farm:
     console_port: int
     env: dict[str, str]
     state: Path
+    relay: Relay = field(compare=False)
 
     def client(self, *argv: str, user: str | None = None) -> subprocess.CompletedProcess[str]:
         env = dict(self.env)
@@ -104,11 +139,16 @@ def farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Farm]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LG_")}
     env.update(EDGEPACK_STATE=str(state), EDGEPACK_CACHE=str(REPO / "build" / "cache"),
                LG_USERNAME="ci")
+    env["NO_PROXY"] = "127.0.0.1"
     procs: list[subprocess.Popen[bytes]] = []
     up = subprocess.run([sys.executable, "-m", "edgepack.cli", "device", "up", "virtual:host",
                          "--serial", "--json"], env=env, check=True, capture_output=True,
                         text=True)
     board: dict[str, object] = json.loads(up.stdout)
+    pids = board["pids"]
+    assert isinstance(pids, dict)
+    relay = Relay(int(pids["sshd"]))
+    threading.Thread(target=relay.serve_forever, daemon=True).start()
     try:
         coord_port = _free_port()
         coord_dir = work / "coordinator"
@@ -136,12 +176,16 @@ def farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Farm]:
             f"    username: {board['user']}\n"
             "  NetworkSerialPort:\n"
             "    host: 127.0.0.1\n"
-            f"    port: {console_port}\n")
+            f"    port: {console_port}\n"
+            "  NetworkPowerPort:\n"
+            "    model: simplerest\n"
+            f"    host: 'http://127.0.0.1:{relay.server_address[1]}/relay/{{index}}/{{value}}'\n"
+            "    index: 0\n")
         procs.append(_spawn(
             [str(BIN / "labgrid-exporter"), "-c", f"127.0.0.1:{coord_port}", "-n", "bench1",
              "--hostname", "127.0.0.1", str(work / "exporter.yaml")],
             work / "exporter.log", cwd=work, env=env))
-        f = Farm(f"127.0.0.1:{coord_port}", board, console_port, env, state)
+        f = Farm(f"127.0.0.1:{coord_port}", board, console_port, env, state, relay)
         deadline = time.monotonic() + 60
         while "bench1/host-board/NetworkService" not in f.client("resources").stdout:
             assert time.monotonic() < deadline, (work / "exporter.log").read_text()
@@ -151,6 +195,8 @@ def farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Farm]:
             assert done.returncode == 0, done.stderr
         yield f
     finally:
+        relay.shutdown()
+        relay.server_close()
         for proc in reversed(procs):
             _stop(proc)
         subprocess.run([sys.executable, "-m", "edgepack.cli", "device", "down"], env=env,

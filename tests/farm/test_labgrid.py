@@ -9,6 +9,7 @@ the tiny model then takes a few seconds.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -106,6 +107,23 @@ def test_two_benches_queue_on_one_place(farm: Farm, artifact: Artifact, tmp_path
         assert f"labgrid place {PLACE} is held by " in log.read_text()
     for name in ("a", "b"):
         assert json.loads((tmp_path / f"{name}.json").read_text())["accuracy"]["passed"]
+    assert farm.holder() is None
+
+
+def test_a_silent_board_is_power_cycled(farm: Farm, artifact: Artifact) -> None:
+    """sshd frozen: the bench's SSH connect times out, edgepack power-cycles the place through
+    its NetworkPowerPort (off, on: the relay resumes sshd) and the bench then runs."""
+    pids = farm.board["pids"]
+    assert isinstance(pids, dict)
+    farm.relay.switched.clear()
+    os.kill(int(pids["sshd"]), signal.SIGSTOP)
+    try:
+        done = _run(farm, _bench(farm, artifact, farm.target()))
+    finally:
+        os.kill(int(pids["sshd"]), signal.SIGCONT)
+    assert done.returncode == 0, done.stderr
+    assert f"labgrid place {PLACE}: board does not answer; power-cycling it" in done.stderr
+    assert farm.relay.switched == ["0", "1"]
     assert farm.holder() is None
 
 
