@@ -17,3 +17,4 @@ test: setup
 lint: setup
 	.venv/bin/ruff check packager tests benchmarks
 	.venv/bin/mypy
+	git ls-files '*.c' '*.cc' '*.cpp' '*.h' '*.hpp' | xargs clang-format --dry-run --Werror

@@ -11,6 +11,8 @@ APT_PACKAGES=(
   build-essential cmake ninja-build pkg-config libssl-dev
   # sanitizers and the libFuzzer targets
   clang libclang-rt-14-dev
+  # C/C++ formatting, checked by `make lint` (.clang-format)
+  clang-format
   # cross compilers for the ARM boards (aarch64 and 32-bit armhf)
   g++-aarch64-linux-gnu g++-arm-linux-gnueabihf
   # running ARM code without a board

@@ -50,7 +50,9 @@ Agent::Agent(Config cfg, int in_fd, int out_fd)
   if (!sha256_file("/proc/self/exe", &self_sha256_)) self_sha256_ = "";
 }
 
-Agent::~Agent() { close_upload(); }
+Agent::~Agent() {
+  close_upload();
+}
 
 void Agent::send(uint8_t type, uint32_t seq, std::vector<uint8_t> payload) {
   Frame f;
@@ -102,20 +104,39 @@ void Agent::handle(const Frame& f) {
     send_error(f.seq, "bad_request", "malformed payload fields");
     return;
   }
-  if (f.seq != 0 && f.seq == cached_seq_ && (f.type == kRun || f.type == kInstall || f.type == kKeygen)) {
+  if (f.seq != 0 && f.seq == cached_seq_ &&
+      (f.type == kRun || f.type == kInstall || f.type == kKeygen)) {
     send(cached_type_, cached_seq_, cached_payload_);  // a retransmitted request
     return;
   }
   switch (f.type) {
-    case kHello: on_hello(f.seq, in); break;
-    case kPutBegin: on_put_begin(f.seq, in); break;
-    case kPutChunk: on_put_chunk(f.seq, in); break;
-    case kPutEnd: on_put_end(f.seq, in); break;
-    case kInstall: on_install(f.seq, in); break;
-    case kRun: on_run(f.seq, in); break;
-    case kGet: on_get(f.seq, in); break;
-    case kKeygen: on_keygen(f.seq, in); break;
-    case kPing: send(kPong, f.seq, {}); break;
+    case kHello:
+      on_hello(f.seq, in);
+      break;
+    case kPutBegin:
+      on_put_begin(f.seq, in);
+      break;
+    case kPutChunk:
+      on_put_chunk(f.seq, in);
+      break;
+    case kPutEnd:
+      on_put_end(f.seq, in);
+      break;
+    case kInstall:
+      on_install(f.seq, in);
+      break;
+    case kRun:
+      on_run(f.seq, in);
+      break;
+    case kGet:
+      on_get(f.seq, in);
+      break;
+    case kKeygen:
+      on_keygen(f.seq, in);
+      break;
+    case kPing:
+      send(kPong, f.seq, {});
+      break;
     case kBye:
       send(kBye, f.seq, {});
       done_ = true;

@@ -15,9 +15,9 @@ namespace epagent {
 constexpr const char* kAgentVersion = "0.1.0";
 
 struct Config {
-  std::string root;                    // install root, absolute and resolved
+  std::string root;  // install root, absolute and resolved
   int64_t max_upload = int64_t(2) << 30;
-  int64_t window = 262144;             // announced in HELLO; 8 KiB on a tty
+  int64_t window = 262144;  // announced in HELLO; 8 KiB on a tty
   bool tty = false;
 };
 
@@ -28,8 +28,8 @@ struct Upload {
   int64_t chunk = 0;
   int64_t nchunks = 0;
   std::vector<bool> have;
-  int fd = -1;        // the .partial file
-  int journal = -1;   // the .chunks list
+  int fd = -1;       // the .partial file
+  int journal = -1;  // the .chunks list
 };
 
 class Agent {

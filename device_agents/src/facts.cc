@@ -81,10 +81,15 @@ long meminfo_kb(const std::string& key) {
 // Version of the system's shared C library: the string "GNU C Library ... version X.Y"
 // inside libc.so.6. A static agent cannot ask its own libc, which is the build machine's.
 std::string system_glibc() {
-  const char* dirs[] = {"/lib",     "/lib64",        "/usr/lib",
-                        "/lib/aarch64-linux-gnu", "/lib/arm-linux-gnueabihf",
-                        "/lib/x86_64-linux-gnu",  "/usr/lib/aarch64-linux-gnu",
-                        "/usr/lib/arm-linux-gnueabihf", "/usr/lib/x86_64-linux-gnu"};
+  const char* dirs[] = {"/lib",
+                        "/lib64",
+                        "/usr/lib",
+                        "/lib/aarch64-linux-gnu",
+                        "/lib/arm-linux-gnueabihf",
+                        "/lib/x86_64-linux-gnu",
+                        "/usr/lib/aarch64-linux-gnu",
+                        "/usr/lib/arm-linux-gnueabihf",
+                        "/usr/lib/x86_64-linux-gnu"};
   for (const char* d : dirs) {
     std::ifstream f(std::string(d) + "/libc.so.6", std::ios::binary);
     if (!f) continue;
@@ -143,8 +148,8 @@ std::string thermal_json() {
     if (t.empty()) continue;
     o += first ? "" : ",";
     first = false;
-    o += "{\"zone\":" + json_str(z) + ",\"type\":" +
-         json_str(read_small("/sys/class/thermal/" + z + "/type")) +
+    o += "{\"zone\":" + json_str(z) +
+         ",\"type\":" + json_str(read_small("/sys/class/thermal/" + z + "/type")) +
          ",\"millicelsius\":" + num_or_null(t) + "}";
   }
   return o + "]";
@@ -152,7 +157,9 @@ std::string thermal_json() {
 
 }  // namespace
 
-std::string read_boot_id() { return read_small("/proc/sys/kernel/random/boot_id"); }
+std::string read_boot_id() {
+  return read_small("/proc/sys/kernel/random/boot_id");
+}
 
 std::string device_facts_json(const std::string& root) {
   struct utsname u {};

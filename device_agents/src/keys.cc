@@ -57,8 +57,7 @@ bool unbase64(const std::string& s, std::string* out) {
 bool valid_key_name(const std::string& n) {
   if (n.empty() || n.size() > 32) return false;
   for (char c : n)
-    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_'))
-      return false;
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_')) return false;
   return true;
 }
 
@@ -103,8 +102,8 @@ bool write_private(const std::string& dir, const std::string& path, const uint8_
   uint8_t der[48];
   std::memcpy(der, kPkcs8Prefix, 16);
   std::memcpy(der + 16, key, 32);
-  std::string pem = "-----BEGIN PRIVATE KEY-----\n" + base64(der, sizeof der) +
-                    "\n-----END PRIVATE KEY-----\n";
+  std::string pem =
+      "-----BEGIN PRIVATE KEY-----\n" + base64(der, sizeof der) + "\n-----END PRIVATE KEY-----\n";
   std::memset(der, 0, sizeof der);
   const std::string tmp = path + ".tmp";
   ::unlink(tmp.c_str());
@@ -121,7 +120,9 @@ bool write_private(const std::string& dir, const std::string& path, const uint8_
 
 }  // namespace
 
-std::string Agent::keys_dir() const { return cfg_.root + "/.edgepack/keys"; }
+std::string Agent::keys_dir() const {
+  return cfg_.root + "/.edgepack/keys";
+}
 
 void Agent::on_keygen(uint32_t seq, const Fields& in) {
   std::string name = "device";
@@ -159,20 +160,23 @@ void Agent::on_keygen(uint32_t seq, const Fields& in) {
     }
     created = true;
   } else if (!S_ISREG(st.st_mode) || !read_private(path, priv)) {
-    send_error(seq, "io", rel + " exists but is not an X25519 key this agent wrote; "
-                          "replace it with replace=1");
+    send_error(seq, "io",
+               rel +
+                   " exists but is not an X25519 key this agent wrote; "
+                   "replace it with replace=1");
     return;
   } else {
     ::chmod(path.c_str(), 0600);  // an older agent may have left it wider
   }
   x25519_base(pub, priv);
   std::memset(priv, 0, sizeof priv);
-  send_cached(kOk, seq, FieldWriter()
-                            .add_str("name", name)
-                            .add_str("path", rel)
-                            .add_bytes("public_key", pub, sizeof pub)
-                            .add_int("created", created ? 1 : 0)
-                            .take());
+  send_cached(kOk, seq,
+              FieldWriter()
+                  .add_str("name", name)
+                  .add_str("path", rel)
+                  .add_bytes("public_key", pub, sizeof pub)
+                  .add_int("created", created ? 1 : 0)
+                  .take());
 }
 
 }  // namespace epagent

@@ -45,8 +45,7 @@ void Agent::on_run(uint32_t seq, const Fields& in) {
   std::string input;
   const bool has_input = in.get_str("stdin", &input);
   if (input.size() > kMaxStdin) {
-    send_error(seq, "too_large", "RUN stdin is limited to " + std::to_string(kMaxStdin) +
-                                     " bytes");
+    send_error(seq, "too_large", "RUN stdin is limited to " + std::to_string(kMaxStdin) + " bytes");
     return;
   }
   if (cwd_rel == "." || cwd_rel.empty()) {
@@ -68,8 +67,7 @@ void Agent::on_run(uint32_t seq, const Fields& in) {
   }
   if (has_input) {
     // At most PIPE_BUF bytes into an empty pipe: written at once, before the program runs.
-    bool ok = write_all(in_pipe[1], reinterpret_cast<const uint8_t*>(input.data()),
-                        input.size());
+    bool ok = write_all(in_pipe[1], reinterpret_cast<const uint8_t*>(input.data()), input.size());
     std::fill(input.begin(), input.end(), '\0');
     ::close(in_pipe[1]);
     if (!ok) {
@@ -138,11 +136,14 @@ void Agent::on_run(uint32_t seq, const Fields& in) {
         continue;
       }
       if (stream) {
-        send(kLog, seq, FieldWriter().add_str("stream", names[i])
-                            .add_bytes("data", buf.data(), size_t(n)).take());
+        send(kLog, seq,
+             FieldWriter()
+                 .add_str("stream", names[i])
+                 .add_bytes("data", buf.data(), size_t(n))
+                 .take());
       } else {
-        size_t room = size_t(max_output) > captured[i].size()
-                          ? size_t(max_output) - captured[i].size() : 0;
+        size_t room =
+            size_t(max_output) > captured[i].size() ? size_t(max_output) - captured[i].size() : 0;
         size_t take = size_t(n) < room ? size_t(n) : room;
         captured[i].append(reinterpret_cast<char*>(buf.data()), take);
         if (take < size_t(n)) truncated[i] = true;

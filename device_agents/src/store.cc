@@ -18,8 +18,8 @@ namespace epagent {
 namespace {
 
 bool inside(const std::string& root, const std::string& p) {
-  return p == root || (p.size() > root.size() && p.compare(0, root.size(), root) == 0 &&
-                       p[root.size()] == '/');
+  return p == root ||
+         (p.size() > root.size() && p.compare(0, root.size(), root) == 0 && p[root.size()] == '/');
 }
 
 std::string parent_of(const std::string& p) {
@@ -34,7 +34,9 @@ bool mkdirs(const std::string& dir) {
   return ::mkdir(dir.c_str(), 0755) == 0 || errno == EEXIST;
 }
 
-std::string errno_text(const std::string& what) { return what + ": " + std::strerror(errno); }
+std::string errno_text(const std::string& what) {
+  return what + ": " + std::strerror(errno);
+}
 
 }  // namespace
 
@@ -45,7 +47,9 @@ bool make_private_dir(const std::string& dir) {
          ::chmod(dir.c_str(), 0700) == 0;
 }
 
-std::string Agent::cas_dir() const { return cfg_.root + "/.edgepack/cas"; }
+std::string Agent::cas_dir() const {
+  return cfg_.root + "/.edgepack/cas";
+}
 
 bool Agent::resolve(uint32_t seq, const std::string& rel, std::string* abs_out) {
   if (rel.empty() || rel[0] == '/') {
@@ -109,8 +113,7 @@ void Agent::on_put_begin(uint32_t seq, const Fields& in) {
   close_upload();
   // The content store is the agent's alone: 0700 folders, 0600 files (docs/keys.md).
   std::string dir = cas_dir();
-  if (!mkdirs(cfg_.root) || !make_private_dir(cfg_.root + "/.edgepack") ||
-      !make_private_dir(dir)) {
+  if (!mkdirs(cfg_.root) || !make_private_dir(cfg_.root + "/.edgepack") || !make_private_dir(dir)) {
     send_error(seq, "io", errno_text("cannot create " + dir));
     return;
   }
@@ -119,14 +122,20 @@ void Agent::on_put_begin(uint32_t seq, const Fields& in) {
   if (::stat(final_path.c_str(), &st) == 0 && int64_t(st.st_size) == size) {
     ::chmod(final_path.c_str(), 0600);  // stored by an older agent with a wider mode
     send(kHave, seq,
-         FieldWriter().add_str("sha256", sha).add_int("size", size).add_int("chunk", chunk)
-             .add_bytes("have", nullptr, 0).add_int("complete", 1).take());
+         FieldWriter()
+             .add_str("sha256", sha)
+             .add_int("size", size)
+             .add_int("chunk", chunk)
+             .add_bytes("have", nullptr, 0)
+             .add_int("complete", 1)
+             .take());
     return;
   }
   struct statvfs sv {};
   if (::statvfs(dir.c_str(), &sv) == 0 && int64_t(sv.f_bavail * sv.f_frsize) < size) {
-    send_error(seq, "no_space", "upload of " + std::to_string(size) + " bytes does not fit in " +
-                                    std::to_string(sv.f_bavail * sv.f_frsize) + " free bytes");
+    send_error(seq, "no_space",
+               "upload of " + std::to_string(size) + " bytes does not fit in " +
+                   std::to_string(sv.f_bavail * sv.f_frsize) + " free bytes");
     return;
   }
   // Journal layout: size i64 | chunk i64 | index u32 ...
@@ -135,8 +144,8 @@ void Agent::on_put_begin(uint32_t seq, const Fields& in) {
   int jfd = ::open(journal.c_str(), O_RDONLY | O_CLOEXEC);
   if (jfd >= 0) {
     int64_t head[2] = {0, 0};
-    if (::read(jfd, head, sizeof head) == ssize_t(sizeof head) && head[0] == size &&
-        head[1] > 0 && head[1] <= int64_t(kMaxChunk)) {
+    if (::read(jfd, head, sizeof head) == ssize_t(sizeof head) && head[0] == size && head[1] > 0 &&
+        head[1] <= int64_t(kMaxChunk)) {
       chunk = head[1];  // keep the chunk size of the interrupted upload
       uint32_t idx;
       while (::read(jfd, &idx, sizeof idx) == ssize_t(sizeof idx)) indices.push_back(idx);
@@ -152,8 +161,8 @@ void Agent::on_put_begin(uint32_t seq, const Fields& in) {
   for (int64_t i : indices)
     if (i < up_.nchunks) up_.have[size_t(i)] = true;
   up_.fd = ::open(partial.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | (resume ? 0 : O_TRUNC), 0600);
-  up_.journal = ::open(journal.c_str(),
-                       O_WRONLY | O_CREAT | O_CLOEXEC | (resume ? O_APPEND : O_TRUNC), 0600);
+  up_.journal =
+      ::open(journal.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | (resume ? O_APPEND : O_TRUNC), 0600);
   if (up_.fd < 0 || up_.journal < 0) {
     send_error(seq, "io", errno_text("cannot open " + partial));
     close_upload();
@@ -172,15 +181,19 @@ void Agent::on_put_begin(uint32_t seq, const Fields& in) {
   for (int64_t i = 0; i < up_.nchunks; ++i)
     if (up_.have[size_t(i)]) bitmap[size_t(i / 8)] |= uint8_t(1u << (i % 8));
   send(kHave, seq,
-       FieldWriter().add_str("sha256", sha).add_int("size", size).add_int("chunk", chunk)
-           .add_bytes("have", bitmap.data(), bitmap.size()).add_int("complete", 0).take());
+       FieldWriter()
+           .add_str("sha256", sha)
+           .add_int("size", size)
+           .add_int("chunk", chunk)
+           .add_bytes("have", bitmap.data(), bitmap.size())
+           .add_int("complete", 0)
+           .take());
 }
 
 void Agent::on_put_chunk(uint32_t seq, const Fields& in) {
   std::string sha, data;
   int64_t index = -1;
-  if (!in.get_str("sha256", &sha) || !in.get_int("index", &index) ||
-      !in.get_str("data", &data)) {
+  if (!in.get_str("sha256", &sha) || !in.get_int("index", &index) || !in.get_str("data", &data)) {
     send_error(seq, "bad_request", "PUT_CHUNK needs sha256, index and data");
     return;
   }
@@ -192,19 +205,19 @@ void Agent::on_put_chunk(uint32_t seq, const Fields& in) {
   if (in.get_str("encoding", &encoding) && !encoding.empty()) {
     // A compressed chunk (PROTOCOL.md section 7): raw DEFLATE of the chunk's bytes.
     std::vector<uint8_t> plain;
-    if (encoding != "deflate" ||
-        !inflate_raw(reinterpret_cast<const uint8_t*>(data.data()), data.size(),
-                     size_t(up_.chunk), &plain)) {
-      send_error(seq, "bad_chunk", "chunk " + std::to_string(index) + ": cannot decode '" +
-                                       encoding + "' data");
+    if (encoding != "deflate" || !inflate_raw(reinterpret_cast<const uint8_t*>(data.data()),
+                                              data.size(), size_t(up_.chunk), &plain)) {
+      send_error(seq, "bad_chunk",
+                 "chunk " + std::to_string(index) + ": cannot decode '" + encoding + "' data");
       return;
     }
     data.assign(plain.begin(), plain.end());
   }
   int64_t want = index == up_.nchunks - 1 ? up_.size - index * up_.chunk : up_.chunk;
   if (index < 0 || index >= up_.nchunks || int64_t(data.size()) != want) {
-    send_error(seq, "bad_chunk", "chunk " + std::to_string(index) + " of " +
-                                     std::to_string(data.size()) + " bytes does not fit");
+    send_error(seq, "bad_chunk",
+               "chunk " + std::to_string(index) + " of " + std::to_string(data.size()) +
+                   " bytes does not fit");
     return;
   }
   const uint8_t* p = reinterpret_cast<const uint8_t*>(data.data());
@@ -338,8 +351,11 @@ void Agent::on_get(uint32_t seq, const Fields& in) {
     send_error(seq, "io", errno_text("cannot read " + rel));
     return;
   }
-  send(kOk, seq, FieldWriter().add_bytes("data", buf.data(), size_t(n))
-                     .add_int("size", int64_t(st.st_size)).take());
+  send(kOk, seq,
+       FieldWriter()
+           .add_bytes("data", buf.data(), size_t(n))
+           .add_int("size", int64_t(st.st_size))
+           .take());
 }
 
 }  // namespace epagent

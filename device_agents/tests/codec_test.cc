@@ -17,21 +17,21 @@ using namespace epagent;
 
 static int g_failures = 0;
 
-#define CHECK(cond)                                                  \
-  do {                                                               \
-    if (!(cond)) {                                                   \
+#define CHECK(cond)                                                                 \
+  do {                                                                              \
+    if (!(cond)) {                                                                  \
       std::fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-      ++g_failures;                                                  \
-    }                                                                \
+      ++g_failures;                                                                 \
+    }                                                                               \
   } while (0)
 
-static std::vector<uint8_t> bytes(const std::string& s) { return {s.begin(), s.end()}; }
+static std::vector<uint8_t> bytes(const std::string& s) {
+  return {s.begin(), s.end()};
+}
 
 static void test_sha256() {
-  CHECK(sha256_hex("", 0) ==
-        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
-  CHECK(sha256_hex("abc", 3) ==
-        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  CHECK(sha256_hex("", 0) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  CHECK(sha256_hex("abc", 3) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
   std::string m = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
   CHECK(sha256_hex(m.data(), m.size()) ==
         "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
@@ -70,8 +70,11 @@ static void test_frames_and_fields() {
   Frame f;
   f.type = kRun;
   f.seq = 42;
-  f.payload = FieldWriter().add_str("argv", "bin/x").add_str("argv", "--y")
-                  .add_int("timeout_ms", -5).take();
+  f.payload = FieldWriter()
+                  .add_str("argv", "bin/x")
+                  .add_str("argv", "--y")
+                  .add_int("timeout_ms", -5)
+                  .take();
   auto wire = encode_frame(f);
   // Noise before, a corrupted copy, then the good frame: exactly one frame comes out and the
   // corrupted copy is reported as dropped.

@@ -60,7 +60,7 @@ typedef enum ep_error_code {
   EP_UNSUPPORTED = 4,      /* op, dtype or backend not available in this build */
   EP_RUNTIME_ERROR = 5,    /* a failure while running */
   EP_OUT_OF_MEMORY = 6,
-  EP_IO_ERROR = 7          /* a file could not be read */
+  EP_IO_ERROR = 7 /* a file could not be read */
 } ep_error_code;
 
 typedef struct ep_status ep_status;
@@ -99,7 +99,7 @@ typedef enum ep_dtype {
  * until the session is released. Layout is frozen (static_assert in the library). */
 typedef struct ep_tensor_info {
   const char* name;
-  int32_t dtype; /* ep_dtype */
+  int32_t dtype;  /* ep_dtype */
   uint32_t flags; /* EP_TENSOR_* */
   size_t rank;
   const int64_t* shape; /* rank entries */
@@ -109,7 +109,7 @@ typedef struct ep_tensor_info {
  * borrowed from the session: valid until the next ep_session_run on that session or its
  * release, whichever comes first. Copy what you keep. Layout is frozen. */
 typedef struct ep_tensor {
-  int32_t dtype; /* ep_dtype */
+  int32_t dtype;  /* ep_dtype */
   uint32_t flags; /* EP_TENSOR_* */
   size_t rank;
   const int64_t* shape; /* actual shape of the last run (dim 0 <= bound when dynamic) */
@@ -174,8 +174,7 @@ typedef struct ep_session ep_session;
  * `options` may be NULL (defaults); it is copied. `flags` is reserved: pass 0.
  * `env` must outlive the session. `*out` is owned by the caller: ep_session_release. */
 EP_API ep_status* ep_session_create_from_file(ep_env* env, const char* artifact_path,
-                                              const ep_key* device_key,
-                                              const ep_key* publisher_key,
+                                              const ep_key* device_key, const ep_key* publisher_key,
                                               const ep_options* options, uint32_t flags,
                                               ep_session** out);
 /* Same, from an artifact in memory. `data` is only read during the call (not retained). */
@@ -193,19 +192,18 @@ EP_API ep_status* ep_session_prepare(ep_session* session);
 
 /* Stages by index, in manifest order. `*name` is borrowed: valid until the session is released. */
 EP_API ep_status* ep_session_stage_count(const ep_session* session, size_t* count);
-EP_API ep_status* ep_session_stage_name(const ep_session* session, size_t index,
-                                        const char** name);
+EP_API ep_status* ep_session_stage_name(const ep_session* session, size_t index, const char** name);
 
 /* Inputs / outputs of the whole pipeline (`stage` NULL) or of one stage. The pointers in
  * `*info` are borrowed: valid until the session is released. */
 EP_API ep_status* ep_session_input_count(const ep_session* session, const char* stage,
                                          size_t* count);
-EP_API ep_status* ep_session_input_info(const ep_session* session, const char* stage,
-                                        size_t index, ep_tensor_info* info);
+EP_API ep_status* ep_session_input_info(const ep_session* session, const char* stage, size_t index,
+                                        ep_tensor_info* info);
 EP_API ep_status* ep_session_output_count(const ep_session* session, const char* stage,
                                           size_t* count);
-EP_API ep_status* ep_session_output_info(const ep_session* session, const char* stage,
-                                         size_t index, ep_tensor_info* info);
+EP_API ep_status* ep_session_output_info(const ep_session* session, const char* stage, size_t index,
+                                         ep_tensor_info* info);
 
 /* Copies `bytes` bytes from `data` into input `name` of the pipeline (`stage` NULL) or of a
  * stage. dtype and shape must match the input (dim 0 may be smaller for dynamic inputs); a
@@ -253,8 +251,7 @@ EP_API ep_status* ep_session_profile_json(ep_session* session, const char** json
 /* Like ep_session_get_tensor, and the output must have dtype `dtype`: otherwise
  * EP_INVALID_ARGUMENT ("output 'x' is float32, read as uint8") and `*tensor` is untouched. */
 EP_API ep_status* ep_session_get_tensor_typed(ep_session* session, const char* stage,
-                                              const char* name, ep_dtype dtype,
-                                              ep_tensor* tensor);
+                                              const char* name, ep_dtype dtype, ep_tensor* tensor);
 /* Class labels of a model (manifest `models[].labels`): `model` names a model or one of its
  * stages; NULL means the first model that has labels. A model without labels has count 0.
  * `*label` is borrowed: valid until the session is released. */
@@ -280,8 +277,8 @@ EP_API ep_status* ep_set_log_callback(ep_log_fn callback, void* user_data);
 
 /* Camera frames (API version 3). */
 typedef enum ep_pixel_format {
-  EP_PIXEL_RGB8 = 1,  /* packed R, G, B */
-  EP_PIXEL_BGR8 = 2,  /* packed B, G, R */
+  EP_PIXEL_RGB8 = 1, /* packed R, G, B */
+  EP_PIXEL_BGR8 = 2, /* packed B, G, R */
   EP_PIXEL_GRAY8 = 3,
   EP_PIXEL_NV12 = 4,  /* Y plane + interleaved U, V plane at half resolution (BT.601 limited) */
   EP_PIXEL_NV21 = 5,  /* Y plane + interleaved V, U plane */
@@ -309,7 +306,7 @@ EP_API ep_status* ep_session_set_image(ep_session* session, const char* stage, c
                                        const ep_image* image, uint32_t flags);
 
 #ifdef __cplusplus
-}  /* extern "C" */
+} /* extern "C" */
 #endif
 
 #endif /* EDGEPACK_H_ */

@@ -56,7 +56,9 @@ struct SessionRelease {
 };
 }  // namespace detail
 
-inline std::string version() { return ep_get_version(); }
+inline std::string version() {
+  return ep_get_version();
+}
 
 // Where a key comes from. Holds its own copy of the path or bytes until it is used.
 class Key {
@@ -136,13 +138,21 @@ struct TensorInfo {
 template <class T>
 struct dtype_of;
 template <>
-struct dtype_of<float> { static constexpr ep_dtype value = EP_DTYPE_FLOAT32; };
+struct dtype_of<float> {
+  static constexpr ep_dtype value = EP_DTYPE_FLOAT32;
+};
 template <>
-struct dtype_of<uint8_t> { static constexpr ep_dtype value = EP_DTYPE_UINT8; };
+struct dtype_of<uint8_t> {
+  static constexpr ep_dtype value = EP_DTYPE_UINT8;
+};
 template <>
-struct dtype_of<int32_t> { static constexpr ep_dtype value = EP_DTYPE_INT32; };
+struct dtype_of<int32_t> {
+  static constexpr ep_dtype value = EP_DTYPE_INT32;
+};
 template <>
-struct dtype_of<int64_t> { static constexpr ep_dtype value = EP_DTYPE_INT64; };
+struct dtype_of<int64_t> {
+  static constexpr ep_dtype value = EP_DTYPE_INT64;
+};
 
 // A borrowed view of an output: valid until the next run() of its session.
 struct TensorRef {
@@ -179,9 +189,8 @@ class Session {
                                               options ? options->get() : nullptr, 0, &s));
     return Session(s);
   }
-  static Session from_memory(const Env& env, const void* data, size_t size,
-                             const Key& device_key, const Key& publisher_key,
-                             const Options* options = nullptr) {
+  static Session from_memory(const Env& env, const void* data, size_t size, const Key& device_key,
+                             const Key& publisher_key, const Options* options = nullptr) {
     const ep_key dev = device_key.c_key(), pub = publisher_key.c_key();
     ep_session* s = nullptr;
     detail::check(ep_session_create_from_memory(env.get(), data, size, &dev, &pub,

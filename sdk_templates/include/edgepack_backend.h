@@ -27,8 +27,13 @@ extern "C" {
 #define EDGEPACK_BACKEND_MAX_RANK 8
 
 /* dtype codes (same as the device graph format) */
-enum { EP_BACKEND_FLOAT32 = 1, EP_BACKEND_UINT8 = 2, EP_BACKEND_INT32 = 3, EP_BACKEND_INT64 = 4,
-       EP_BACKEND_BOOL = 5 };
+enum {
+  EP_BACKEND_FLOAT32 = 1,
+  EP_BACKEND_UINT8 = 2,
+  EP_BACKEND_INT32 = 3,
+  EP_BACKEND_INT64 = 4,
+  EP_BACKEND_BOOL = 5
+};
 
 typedef struct edgepack_backend_tensor {
   const char* name;
@@ -38,7 +43,7 @@ typedef struct edgepack_backend_tensor {
                                                dynamic output (data-dependent row count) */
   int64_t static_shape[EDGEPACK_BACKEND_MAX_RANK];
   void* data;
-  uint32_t is_constant;  /* data valid at prepare time */
+  uint32_t is_constant; /* data valid at prepare time */
   uint32_t dynamic_dim0;
 } edgepack_backend_tensor;
 
@@ -54,20 +59,20 @@ typedef struct edgepack_backend_attrs {
 } edgepack_backend_attrs;
 
 typedef struct edgepack_backend_node {
-  const char* op_type;  /* ONNX op type, opset-17 semantics, attributes resolved by lowering */
+  const char* op_type; /* ONNX op type, opset-17 semantics, attributes resolved by lowering */
   const char* name;
   size_t num_inputs;
-  edgepack_backend_tensor* const* inputs;  /* NULL entries for omitted optional inputs */
+  edgepack_backend_tensor* const* inputs; /* NULL entries for omitted optional inputs */
   size_t num_outputs;
   edgepack_backend_tensor* const* outputs;
   const edgepack_backend_attrs* attrs;
 } edgepack_backend_node;
 
 typedef struct edgepack_backend_api {
-  uint32_t api_version;  /* EDGEPACK_BACKEND_API_VERSION the plugin was built against: FIRST */
-  uint32_t struct_size;  /* sizeof(edgepack_backend_api) of the plugin */
-  const char* name;      /* short id, e.g. "xnnpack" */
-  void* context;         /* plugin-owned, passed back to every call */
+  uint32_t api_version; /* EDGEPACK_BACKEND_API_VERSION the plugin was built against: FIRST */
+  uint32_t struct_size; /* sizeof(edgepack_backend_api) of the plugin */
+  const char* name;     /* short id, e.g. "xnnpack" */
+  void* context;        /* plugin-owned, passed back to every call */
   /* 1 when the backend can run this node (dtypes, shapes, attributes), else 0. */
   int (*supports_op)(void* context, const edgepack_backend_node* node);
   /* Prepares one node; *node_state is the plugin's. Returns 0 on success, else writes a message
@@ -77,8 +82,8 @@ typedef struct edgepack_backend_api {
   /* Runs one node; must not allocate. 0 on success, else message in err. */
   int (*run_node)(void* context, const edgepack_backend_node* node, void* node_state, char* err,
                   size_t err_size);
-  void (*release_node)(void* context, void* node_state);  /* accepts NULL */
-  void (*release)(void* context);                         /* when the runtime unloads it */
+  void (*release_node)(void* context, void* node_state); /* accepts NULL */
+  void (*release)(void* context);                        /* when the runtime unloads it */
 } edgepack_backend_api;
 
 /* The one entry symbol. Returns NULL when the plugin cannot serve runtime_api_version. */

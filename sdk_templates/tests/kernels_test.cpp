@@ -2,7 +2,8 @@
 // Checks every optimised CPU kernel against a naive reference over many shapes: GEMM (odd sizes,
 // tails, M/N/K = 1, transposes, leading dimensions, alpha/beta, bias, every activation, packed
 // and unpacked operands), Conv and ConvTranspose (strides, dilations, groups, depthwise of every
-// kernel size, stride and dilation, asymmetric pads), each with 1..4 threads. Prints one line per failure; exit status 1 if any.
+// kernel size, stride and dilation, asymmetric pads), each with 1..4 threads. Prints one line per
+// failure; exit status 1 if any.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -70,15 +71,19 @@ void compare(const std::string& what, const std::vector<float>& got, const std::
   }
 }
 
-constexpr int kActivations = 6;  // k::Activation values: none, relu, clip, hardswish, hardsigmoid, silu
+constexpr int kActivations =
+    6;  // k::Activation values: none, relu, clip, hardswish, hardsigmoid, silu
 
 // Exact (double) activations, independent of the kernels' approximations.
 double activate_ref(const k::Epilogue& ep, double x) {
   switch (ep.act) {
     case k::Activation::kHardSigmoid:
-      return std::min(std::max(static_cast<double>(ep.alpha) * x + static_cast<double>(ep.beta), 0.0), 1.0);
-    case k::Activation::kSilu: return x / (1.0 + std::exp(-x));
-    default: return static_cast<double>(k::activate(ep, static_cast<float>(x)));
+      return std::min(
+          std::max(static_cast<double>(ep.alpha) * x + static_cast<double>(ep.beta), 0.0), 1.0);
+    case k::Activation::kSilu:
+      return x / (1.0 + std::exp(-x));
+    default:
+      return static_cast<double>(k::activate(ep, static_cast<float>(x)));
   }
 }
 
@@ -125,8 +130,10 @@ void test_gemm_case(int64_t m, int64_t n, int64_t kd, bool ta, bool tb, int64_t 
       }
       double s = 0, sa = 0;
       for (int64_t p = 0; p < kd; ++p) {
-        const double av = ta ? a[static_cast<size_t>(p * lda + i)] : a[static_cast<size_t>(i * lda + p)];
-        const double bv = tb ? b[static_cast<size_t>(j * ldb + p)] : b[static_cast<size_t>(p * ldb + j)];
+        const double av =
+            ta ? a[static_cast<size_t>(p * lda + i)] : a[static_cast<size_t>(i * lda + p)];
+        const double bv =
+            tb ? b[static_cast<size_t>(j * ldb + p)] : b[static_cast<size_t>(p * ldb + j)];
         s += av * bv;
         sa += std::fabs(av * bv);
       }
@@ -138,8 +145,12 @@ void test_gemm_case(int64_t m, int64_t n, int64_t kd, bool ta, bool tb, int64_t 
 
   std::vector<float> pa, pb;
   k::GemmOperand opa, opb;
-  opa.data = a.data(); opa.ld = lda; opa.trans = ta;
-  opb.data = b.data(); opb.ld = ldb; opb.trans = tb;
+  opa.data = a.data();
+  opa.ld = lda;
+  opa.trans = ta;
+  opb.data = b.data();
+  opb.ld = ldb;
+  opb.trans = tb;
   if (prepack_a) {
     pa.resize(k::packed_a_floats(m, kd));
     k::pack_a(a.data(), lda, ta, m, kd, pa.data(), pool);
@@ -170,22 +181,22 @@ void test_gemm_case(int64_t m, int64_t n, int64_t kd, bool ta, bool tb, int64_t 
 
 void test_gemm(ThreadPool* pools[4]) {
   const int64_t sizes[] = {1, 2, 3, 5, 7, 8, 9, 13, 16, 17, 31, 33, 64, 100};
-  std::uniform_int_distribution<int> pick(0, 13), coin(0, 1), act(0, kActivations - 1), bias(0, 2), pad(0, 3),
-      tp(0, 4);
+  std::uniform_int_distribution<int> pick(0, 13), coin(0, 1), act(0, kActivations - 1), bias(0, 2),
+      pad(0, 3), tp(0, 4);
   const float alphas[] = {1.0f, 0.5f, -2.0f};
   const float betas[] = {0.0f, 1.0f, -0.7f};
   // Fixed shapes that cross the K block and tile boundaries, then a random sweep.
   const int64_t big[][3] = {{1, 1000, 512}, {64, 3136, 147}, {130, 70, 600}, {200, 1, 300},
-                            {1, 1, 1}, {96, 49, 1100}, {17, 33, 1}};
+                            {1, 1, 1},      {96, 49, 1100},  {17, 33, 1}};
   for (auto& s : big)
     for (int t = 0; t < 4; ++t)
       test_gemm_case(s[0], s[1], s[2], false, t % 2 == 1, t, 1.0f, 0.0f, t, t % 3, t == 2, t >= 2,
                      pools[t]);
   for (int iter = 0; iter < 600; ++iter) {
     const int64_t m = sizes[pick(g_rng)], n = sizes[pick(g_rng)], kd = sizes[pick(g_rng)];
-    test_gemm_case(m, n, kd, coin(g_rng), coin(g_rng), pad(g_rng) == 0 ? 5 : 0,
-                   alphas[iter % 3], betas[(iter / 3) % 3], act(g_rng), bias(g_rng), coin(g_rng),
-                   coin(g_rng), tp(g_rng) == 0 ? nullptr : pools[iter % 4]);
+    test_gemm_case(m, n, kd, coin(g_rng), coin(g_rng), pad(g_rng) == 0 ? 5 : 0, alphas[iter % 3],
+                   betas[(iter / 3) % 3], act(g_rng), bias(g_rng), coin(g_rng), coin(g_rng),
+                   tp(g_rng) == 0 ? nullptr : pools[iter % 4]);
   }
   // k == 0: C = act(beta * C + bias).
   test_gemm_case(5, 7, 0, false, false, 0, 1.0f, 0.5f, 1, 1, false, false, pools[1]);
@@ -199,7 +210,8 @@ void test_conv_case(const k::Conv2dParams& p, int act, bool with_bias, ThreadPoo
   const auto bias = random_vec(static_cast<size_t>(p.out_channels));
   const k::Epilogue ep = make_epilogue(act, nullptr, true);
   const int64_t oh_n = p.out_h(), ow_n = p.out_w();
-  std::vector<double> ref(static_cast<size_t>(p.batch * p.out_channels * oh_n * ow_n)), mag(ref.size());
+  std::vector<double> ref(static_cast<size_t>(p.batch * p.out_channels * oh_n * ow_n)),
+      mag(ref.size());
   for (int64_t b = 0; b < p.batch; ++b)
     for (int64_t oc = 0; oc < p.out_channels; ++oc) {
       const int64_t g = oc / cout_g;
@@ -212,12 +224,15 @@ void test_conv_case(const k::Conv2dParams& p, int act, bool with_bias, ThreadPoo
                 const int64_t ih = oh * p.stride_h - p.pad_top + kh * p.dilation_h;
                 const int64_t iw = ow * p.stride_w - p.pad_left + kw * p.dilation_w;
                 if (ih < 0 || ih >= p.in_h || iw < 0 || iw >= p.in_w) continue;
-                const double xv = x[static_cast<size_t>(((b * p.in_channels + g * cin_g + ic) * p.in_h + ih) * p.in_w + iw)];
-                const double wv = w[static_cast<size_t>(((oc * cin_g + ic) * p.kernel_h + kh) * p.kernel_w + kw)];
+                const double xv = x[static_cast<size_t>(
+                    ((b * p.in_channels + g * cin_g + ic) * p.in_h + ih) * p.in_w + iw)];
+                const double wv =
+                    w[static_cast<size_t>(((oc * cin_g + ic) * p.kernel_h + kh) * p.kernel_w + kw)];
                 s += xv * wv;
                 sa += std::fabs(xv * wv);
               }
-          const size_t idx = static_cast<size_t>(((b * p.out_channels + oc) * oh_n + oh) * ow_n + ow);
+          const size_t idx =
+              static_cast<size_t>(((b * p.out_channels + oc) * oh_n + oh) * ow_n + ow);
           ref[idx] = activate_ref(ep, s);
           mag[idx] = sa;
         }
@@ -262,7 +277,10 @@ void test_conv(ThreadPool* pools[4]) {
     p.dilation_h = kind == 0 ? any(1, 2) : 1;
     p.dilation_w = kind == 0 ? any(1, 2) : 1;
     if (kind != 2) {
-      p.pad_top = any(0, 2); p.pad_left = any(0, 2); p.pad_bottom = any(0, 2); p.pad_right = any(0, 2);
+      p.pad_top = any(0, 2);
+      p.pad_left = any(0, 2);
+      p.pad_bottom = any(0, 2);
+      p.pad_right = any(0, 2);
     }
     if (kind == 1) {
       p.groups = p.in_channels = p.out_channels = any(1, 9);
@@ -275,20 +293,30 @@ void test_conv(ThreadPool* pools[4]) {
       p.out_channels = any(1, 20);
     }
     if (p.out_h() < 1 || p.out_w() < 1) continue;
-    test_conv_case(p, iter % kActivations, iter % 5 != 0, iter % 3 == 0 ? nullptr : pools[iter % 4]);
+    test_conv_case(p, iter % kActivations, iter % 5 != 0,
+                   iter % 3 == 0 ? nullptr : pools[iter % 4]);
     k::Conv2d probe;
-    probe.prepare(p, random_vec(static_cast<size_t>(p.out_channels * (p.in_channels / p.groups) * p.kernel_h * p.kernel_w)).data(), nullptr, k::Epilogue{});
+    probe.prepare(p,
+                  random_vec(static_cast<size_t>(p.out_channels * (p.in_channels / p.groups) *
+                                                 p.kernel_h * p.kernel_w))
+                      .data(),
+                  nullptr, k::Epilogue{});
     paths[static_cast<int>(probe.path())]++;
   }
   // Network-sized layers (ResNet stem, MobileNet depthwise stride 2, a 1x1 expansion).
   k::Conv2dParams stem;
-  stem.in_channels = 3; stem.in_h = stem.in_w = 32; stem.out_channels = 16;
-  stem.kernel_h = stem.kernel_w = 7; stem.stride_h = stem.stride_w = 2;
+  stem.in_channels = 3;
+  stem.in_h = stem.in_w = 32;
+  stem.out_channels = 16;
+  stem.kernel_h = stem.kernel_w = 7;
+  stem.stride_h = stem.stride_w = 2;
   stem.pad_top = stem.pad_left = stem.pad_bottom = stem.pad_right = 3;
   test_conv_case(stem, 1, true, pools[1]);
   k::Conv2dParams dw;
-  dw.in_channels = dw.out_channels = dw.groups = 32; dw.in_h = dw.in_w = 28;
-  dw.kernel_h = dw.kernel_w = 3; dw.stride_h = dw.stride_w = 2;
+  dw.in_channels = dw.out_channels = dw.groups = 32;
+  dw.in_h = dw.in_w = 28;
+  dw.kernel_h = dw.kernel_w = 3;
+  dw.stride_h = dw.stride_w = 2;
   dw.pad_top = dw.pad_left = dw.pad_bottom = dw.pad_right = 1;
   test_conv_case(dw, 2, true, pools[3]);
   // Depthwise, every activation, on both sides of the flattened small-plane path (padded plane
@@ -302,24 +330,41 @@ void test_conv(ThreadPool* pools[4]) {
         d.in_w = big ? 66 : 9;
         d.kernel_h = d.kernel_w = 3;
         d.stride_h = d.stride_w = stride;
-        d.pad_top = 1; d.pad_left = act % 2; d.pad_bottom = act / 2; d.pad_right = 1;
+        d.pad_top = 1;
+        d.pad_left = act % 2;
+        d.pad_bottom = act / 2;
+        d.pad_right = 1;
         test_conv_case(d, act, act != 1, act % 2 ? pools[2] : nullptr);
       }
   // Kernels wider than 16 taps take the generic im2col loop.
   k::Conv2dParams wide;
-  wide.in_channels = 2; wide.in_h = 5; wide.in_w = 40; wide.out_channels = 5;
-  wide.kernel_h = 3; wide.kernel_w = 17; wide.stride_w = 2; wide.pad_left = 4; wide.pad_right = 3;
+  wide.in_channels = 2;
+  wide.in_h = 5;
+  wide.in_w = 40;
+  wide.out_channels = 5;
+  wide.kernel_h = 3;
+  wide.kernel_w = 17;
+  wide.stride_w = 2;
+  wide.pad_left = 4;
+  wide.pad_right = 3;
   wide.pad_top = 1;
   test_conv_case(wide, 2, true, pools[1]);
-  wide.kernel_h = 18; wide.kernel_w = 2; wide.in_h = 20; wide.stride_h = 3; wide.dilation_w = 2;
+  wide.kernel_h = 18;
+  wide.kernel_w = 2;
+  wide.in_h = 20;
+  wide.stride_h = 3;
+  wide.dilation_w = 2;
   test_conv_case(wide, 0, false, nullptr);
   k::Conv2dParams pw;
-  pw.in_channels = 24; pw.out_channels = 144; pw.in_h = pw.in_w = 14;
+  pw.in_channels = 24;
+  pw.out_channels = 144;
+  pw.in_h = pw.in_w = 14;
   test_conv_case(pw, 3, true, pools[2]);
   ++g_checks;
   if (paths[0] == 0 || paths[1] == 0 || paths[2] == 0) {
     ++g_failures;
-    std::printf("FAIL conv sweep did not reach every path: %d %d %d\n", paths[0], paths[1], paths[2]);
+    std::printf("FAIL conv sweep did not reach every path: %d %d %d\n", paths[0], paths[1],
+                paths[2]);
   }
 }
 
@@ -342,13 +387,18 @@ void test_depthwise(ThreadPool* pools[4]) {
     p.stride_w = any(1, 3);
     p.dilation_h = any(1, 3);
     p.dilation_w = any(1, 3);
-    p.pad_top = any(0, 3); p.pad_left = any(0, 3); p.pad_bottom = any(0, 3); p.pad_right = any(0, 3);
+    p.pad_top = any(0, 3);
+    p.pad_left = any(0, 3);
+    p.pad_bottom = any(0, 3);
+    p.pad_right = any(0, 3);
     if (p.out_h() < 1 || p.out_w() < 1) continue;
     k::Conv2d probe;
-    probe.prepare(p, random_vec(static_cast<size_t>(p.out_channels * p.kernel_h * p.kernel_w)).data(),
+    probe.prepare(p,
+                  random_vec(static_cast<size_t>(p.out_channels * p.kernel_h * p.kernel_w)).data(),
                   nullptr, k::Epilogue{});
     reached += probe.path() == k::Conv2d::Path::kDepthwise;
-    test_conv_case(p, iter % kActivations, iter % 3 != 0, iter % 5 == 0 ? nullptr : pools[iter % 4]);
+    test_conv_case(p, iter % kActivations, iter % 3 != 0,
+                   iter % 5 == 0 ? nullptr : pools[iter % 4]);
   }
   ++g_checks;
   if (reached < 100) {
@@ -367,7 +417,8 @@ void test_depthwise(ThreadPool* pools[4]) {
     p.stride_h = p.stride_w = l.s;
     p.dilation_h = p.dilation_w = l.d;
     p.pad_top = p.pad_left = p.pad_bottom = p.pad_right = l.d * (l.k - 1) / 2;
-    for (int t = 0; t < 4; ++t) test_conv_case(p, (t + static_cast<int>(l.k)) % kActivations, true, pools[t]);
+    for (int t = 0; t < 4; ++t)
+      test_conv_case(p, (t + static_cast<int>(l.k)) % kActivations, true, pools[t]);
   }
 }
 
@@ -393,7 +444,9 @@ void measure_pool_cost(ThreadPool* pools[4]) {
           pool->parallel_for(64, item);
         else
           item(0, 64);
-        us.push_back(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count());
+        us.push_back(
+            std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0)
+                .count());
       }
       std::sort(us.begin(), us.end());
       return us[us.size() / 2];
@@ -412,21 +465,30 @@ void test_conv_transpose(ThreadPool* pools[4]) {
     p.groups = any(1, 2);
     p.in_channels = p.groups * any(1, 3);
     p.out_channels = p.groups * any(1, 3);
-    p.in_h = any(1, 7); p.in_w = any(1, 8);
-    p.kernel_h = any(1, 4); p.kernel_w = any(1, 4);
-    p.stride_h = any(1, 3); p.stride_w = any(1, 3);
-    p.dilation_h = any(1, 2); p.dilation_w = any(1, 2);
-    p.pad_top = any(0, 1); p.pad_left = any(0, 1); p.pad_bottom = any(0, 1); p.pad_right = any(0, 1);
+    p.in_h = any(1, 7);
+    p.in_w = any(1, 8);
+    p.kernel_h = any(1, 4);
+    p.kernel_w = any(1, 4);
+    p.stride_h = any(1, 3);
+    p.stride_w = any(1, 3);
+    p.dilation_h = any(1, 2);
+    p.dilation_w = any(1, 2);
+    p.pad_top = any(0, 1);
+    p.pad_left = any(0, 1);
+    p.pad_bottom = any(0, 1);
+    p.pad_right = any(0, 1);
     p.output_padding_h = any(0, static_cast<int>(p.stride_h) - 1);
     p.output_padding_w = any(0, static_cast<int>(p.stride_w) - 1);
     if (p.out_h() < 1 || p.out_w() < 1) continue;
     const int64_t cin_g = p.in_channels / p.groups, cout_g = p.out_channels / p.groups;
     const auto x = random_vec(static_cast<size_t>(p.batch * p.in_channels * p.in_h * p.in_w));
-    const auto w = random_vec(static_cast<size_t>(p.in_channels * cout_g * p.kernel_h * p.kernel_w));
+    const auto w =
+        random_vec(static_cast<size_t>(p.in_channels * cout_g * p.kernel_h * p.kernel_w));
     const auto bias = random_vec(static_cast<size_t>(p.out_channels));
     const k::Epilogue ep = make_epilogue(iter % kActivations, nullptr, true);
     const int64_t oh_n = p.out_h(), ow_n = p.out_w();
-    std::vector<double> acc(static_cast<size_t>(p.batch * p.out_channels * oh_n * ow_n), 0.0), mag(acc.size(), 0.0);
+    std::vector<double> acc(static_cast<size_t>(p.batch * p.out_channels * oh_n * ow_n), 0.0),
+        mag(acc.size(), 0.0);
     for (int64_t b = 0; b < p.batch; ++b)
       for (int64_t ic = 0; ic < p.in_channels; ++ic) {
         const int64_t g = ic / cin_g;
@@ -438,15 +500,19 @@ void test_conv_transpose(ThreadPool* pools[4]) {
                   const int64_t oh = ih * p.stride_h - p.pad_top + kh * p.dilation_h;
                   const int64_t ow = iw * p.stride_w - p.pad_left + kw * p.dilation_w;
                   if (oh < 0 || oh >= oh_n || ow < 0 || ow >= ow_n) continue;
-                  const double v = x[static_cast<size_t>(((b * p.in_channels + ic) * p.in_h + ih) * p.in_w + iw)] *
-                                   static_cast<double>(w[static_cast<size_t>(((ic * cout_g + ocg) * p.kernel_h + kh) * p.kernel_w + kw)]);
-                  const size_t idx = static_cast<size_t>(((b * p.out_channels + g * cout_g + ocg) * oh_n + oh) * ow_n + ow);
+                  const double v = x[static_cast<size_t>(
+                                       ((b * p.in_channels + ic) * p.in_h + ih) * p.in_w + iw)] *
+                                   static_cast<double>(w[static_cast<size_t>(
+                                       ((ic * cout_g + ocg) * p.kernel_h + kh) * p.kernel_w + kw)]);
+                  const size_t idx = static_cast<size_t>(
+                      ((b * p.out_channels + g * cout_g + ocg) * oh_n + oh) * ow_n + ow);
                   acc[idx] += v;
                   mag[idx] += std::fabs(v);
                 }
       }
     for (size_t i = 0; i < acc.size(); ++i) {
-      const int64_t oc = static_cast<int64_t>(i / static_cast<size_t>(oh_n * ow_n)) % p.out_channels;
+      const int64_t oc =
+          static_cast<int64_t>(i / static_cast<size_t>(oh_n * ow_n)) % p.out_channels;
       acc[i] = activate_ref(ep, acc[i] + bias[static_cast<size_t>(oc)]);
     }
     k::ConvTranspose2d ct;

@@ -54,8 +54,8 @@ int main(int argc, char** argv) {
     options.threads = 2;
     for (int i = 5; i + 1 < argc; i += 2)
       if (std::string(argv[i]) == "--backend") options.backend_preference.push_back(argv[i + 1]);
-    auto p = edgepack::Pipeline::load(std::string(manifest.begin(), manifest.end()), sections,
-                                      options);
+    auto p =
+        edgepack::Pipeline::load(std::string(manifest.begin(), manifest.end()), sections, options);
     p->prepare();
     for (const auto& in : p->inputs()) {
       const auto a = edgepack::npy::load(std::string(argv[3]) + "/" + in.name + ".npy");

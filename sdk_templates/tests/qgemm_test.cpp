@@ -50,11 +50,14 @@ static void test_accumulation(std::mt19937& rng) {
         }
         // bias may be null
         k::qgemm_s32(a.data(), lda, za, w.data(), sums.data(), nullptr, m, n, kk, acc.data());
-        check(acc[0] + b[0] == [&] {
-          int64_t r = b[0];
-          for (int64_t q = 0; q < kk; ++q) r += (int64_t(a[size_t(q)]) - za) * w[size_t(q)];
-          return r;
-        }(), "qgemm_s32 without bias", long(kk), long(m), long(n));
+        check(
+            acc[0] + b[0] ==
+                [&] {
+                  int64_t r = b[0];
+                  for (int64_t q = 0; q < kk; ++q) r += (int64_t(a[size_t(q)]) - za) * w[size_t(q)];
+                  return r;
+                }(),
+            "qgemm_s32 without bias", long(kk), long(m), long(n));
       }
     }
   }
@@ -67,8 +70,8 @@ static void test_requantize(std::mt19937& rng) {
   for (int t = 0; t < 200; ++t) {
     const double real = std::pow(2.0, scale(rng));
     const k::QuantMultiplier qm = k::quant_multiplier(real);
-    check(qm.m0 >= (int32_t(1) << 30) && qm.shift <= 0, "quant_multiplier range", qm.m0,
-          qm.shift, t);
+    check(qm.m0 >= (int32_t(1) << 30) && qm.shift <= 0, "quant_multiplier range", qm.m0, qm.shift,
+          t);
     const double back = double(qm.m0) / double(int64_t(1) << 31) * std::ldexp(1.0, qm.shift);
     check(std::fabs(back - real) <= real * 1e-9, "quant_multiplier value", t, 0, 0);
     for (int r = 0; r < 200; ++r) {

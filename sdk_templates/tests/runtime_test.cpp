@@ -38,9 +38,9 @@ void test_json() {
   check(v.find("a")->array[0].as_int("a") == 1, "json int");
   check(v.find("a")->array[1].number == -2500.0, "json float");
   check(v.find("s")->str == "x\xc3\xa9\xf0\x9f\x98\x80\n", "json unicode escapes");
-  for (const char* bad : {"", "{", "[1,]", "{\"a\":1,}", "{\"a\":1 \"b\":2}", "01", "1.", "-",
-                          "\"\\x\"", "\"\x01\"", "{\"a\":1,\"a\":2}", "[1] x", "tru", "\"\\ud800\"",
-                          "{a:1}", "[1e]", "nan"})
+  for (const char* bad :
+       {"", "{", "[1,]", "{\"a\":1,}", "{\"a\":1 \"b\":2}", "01", "1.", "-", "\"\\x\"", "\"\x01\"",
+        "{\"a\":1,\"a\":2}", "[1] x", "tru", "\"\\ud800\"", "{a:1}", "[1e]", "nan"})
     check(json_rejects(bad), std::string("json rejects ") + bad);
   check(json_rejects(std::string(100, '[') + std::string(100, ']')), "json depth limit");
 }

@@ -9,7 +9,9 @@
 
 static int64_t g_runs = 0;
 
-int64_t edgepack_test_relu_runs(void) { return g_runs; }
+int64_t edgepack_test_relu_runs(void) {
+  return g_runs;
+}
 
 static int supports(void* ctx, const edgepack_backend_node* node) {
   (void)ctx;
@@ -49,11 +51,19 @@ static void release_node(void* ctx, void* state) {
   (void)state;
 }
 
-static void release(void* ctx) { (void)ctx; }
+static void release(void* ctx) {
+  (void)ctx;
+}
 
-static const edgepack_backend_api k_api = {
-    EDGEPACK_BACKEND_API_VERSION, sizeof(edgepack_backend_api), "test_relu", NULL,
-    supports, prepare, run, release_node, release};
+static const edgepack_backend_api k_api = {EDGEPACK_BACKEND_API_VERSION,
+                                           sizeof(edgepack_backend_api),
+                                           "test_relu",
+                                           NULL,
+                                           supports,
+                                           prepare,
+                                           run,
+                                           release_node,
+                                           release};
 
 const edgepack_backend_api* edgepack_backend_init(uint32_t version) {
   return version == EDGEPACK_BACKEND_API_VERSION ? &k_api : NULL;

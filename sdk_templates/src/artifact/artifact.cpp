@@ -26,7 +26,9 @@ uint8_t* alloc_aligned(size_t size) {
   return static_cast<uint8_t*>(::operator new[](rounded, std::align_val_t(kAlignment)));
 }
 
-void free_aligned(uint8_t* p) { ::operator delete[](p, std::align_val_t(kAlignment)); }
+void free_aligned(uint8_t* p) {
+  ::operator delete[](p, std::align_val_t(kAlignment));
+}
 
 // section_key[i] = HKDF-SHA256(salt = "", ikm = CK, info = "edgepack/v1 section" || u32le(i) ||
 // name_i, L = 32)
@@ -96,8 +98,8 @@ std::unique_ptr<Artifact> Artifact::open(const uint8_t* data, size_t size, const
   if (!hpke::open_base_first(hpke::kEdgepackSuite, device.pkey(), stanza->enc.data(),
                              reinterpret_cast<const uint8_t*>(kContentKeyInfo),
                              sizeof(kContentKeyInfo) - 1, nullptr, 0,
-                             stanza->sealed_content_key.data(),
-                             stanza->sealed_content_key.size(), content_key.data())) {
+                             stanza->sealed_content_key.data(), stanza->sealed_content_key.size(),
+                             content_key.data())) {
     throw ArtifactInvalid("unseal");
   }
 
@@ -161,7 +163,8 @@ std::vector<std::string> Artifact::section_names() const {
 
 const uint8_t* Artifact::section(const std::string& name, size_t* size) const {
   const auto it = index_.find(name);
-  if (it == index_.end()) throw Error(ErrorCode::kNotFound, "artifact has no section '" + name + "'");
+  if (it == index_.end())
+    throw Error(ErrorCode::kNotFound, "artifact has no section '" + name + "'");
   const Plaintext& p = plaintexts_[it->second];
   if (size != nullptr) *size = p.size;
   return p.data;

@@ -64,13 +64,13 @@ bool hkdf_extract(const uint8_t* salt, size_t salt_len, const uint8_t* ikm, size
   size_t n = 0;
   params[n++] = OSSL_PARAM_construct_int(OSSL_KDF_PARAM_MODE, &mode);
   params[n++] = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, kSha256Name, 0);
-  params[n++] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY,
-                                                  const_cast<uint8_t*>(ikm), ikm_len);
+  params[n++] =
+      OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, const_cast<uint8_t*>(ikm), ikm_len);
   // RFC 5869: a missing salt is HashLen zeros, which is also what HMAC does with an empty key;
   // so an empty salt is simply not passed.
   if (salt_len > 0) {
-    params[n++] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT,
-                                                    const_cast<uint8_t*>(salt), salt_len);
+    params[n++] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, const_cast<uint8_t*>(salt),
+                                                    salt_len);
   }
   params[n] = OSSL_PARAM_construct_end();
   if (EVP_KDF_derive(ctx.get(), prk, kSha256Size, params) != 1) return fail();
@@ -88,8 +88,8 @@ bool hkdf_expand(const uint8_t* prk, size_t prk_len, const uint8_t* info, size_t
   size_t n = 0;
   params[n++] = OSSL_PARAM_construct_int(OSSL_KDF_PARAM_MODE, &mode);
   params[n++] = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, kSha256Name, 0);
-  params[n++] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY,
-                                                  const_cast<uint8_t*>(prk), prk_len);
+  params[n++] =
+      OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, const_cast<uint8_t*>(prk), prk_len);
   params[n++] = OSSL_PARAM_construct_octet_string(
       OSSL_KDF_PARAM_INFO, info_len ? const_cast<uint8_t*>(info) : &kNoInfo, info_len);
   params[n] = OSSL_PARAM_construct_end();
@@ -139,16 +139,18 @@ bool aes_gcm_open(const uint8_t* key, size_t key_len, const uint8_t nonce[kGcmNo
 
 GcmStreamOpener::GcmStreamOpener() : ctx_(EVP_CIPHER_CTX_new()) {}
 
-GcmStreamOpener::~GcmStreamOpener() { EVP_CIPHER_CTX_free(ctx_); }
+GcmStreamOpener::~GcmStreamOpener() {
+  EVP_CIPHER_CTX_free(ctx_);
+}
 
 bool GcmStreamOpener::set_key(const uint8_t key[32]) {
-  keyed_ = ctx_ != nullptr &&
-           EVP_DecryptInit_ex(ctx_, EVP_aes_256_gcm(), nullptr, key, nullptr) == 1;
+  keyed_ =
+      ctx_ != nullptr && EVP_DecryptInit_ex(ctx_, EVP_aes_256_gcm(), nullptr, key, nullptr) == 1;
   return keyed_ ? true : fail();
 }
 
-bool GcmStreamOpener::open(const uint8_t nonce[kGcmNonceSize], const uint8_t* aad,
-                           size_t aad_len, const uint8_t* ct, size_t ct_len, uint8_t* out) {
+bool GcmStreamOpener::open(const uint8_t nonce[kGcmNonceSize], const uint8_t* aad, size_t aad_len,
+                           const uint8_t* ct, size_t ct_len, uint8_t* out) {
   if (!keyed_) return fail();
   return gcm_open_with(ctx_, nonce, aad, aad_len, ct, ct_len, out) ? true : fail();
 }

@@ -9,7 +9,9 @@
 namespace edgepack::epk {
 namespace {
 
-[[noreturn]] void layout_error() { throw ArtifactInvalid("layout"); }
+[[noreturn]] void layout_error() {
+  throw ArtifactInvalid("layout");
+}
 
 // A bounds-checked little-endian cursor over [0, end).
 class Cursor {

@@ -18,7 +18,9 @@ void append(std::vector<uint8_t>* out, const void* p, size_t n) {
   const auto* b = static_cast<const uint8_t*>(p);
   out->insert(out->end(), b, b + n);
 }
-void append(std::vector<uint8_t>* out, const char* s) { append(out, s, std::strlen(s)); }
+void append(std::vector<uint8_t>* out, const char* s) {
+  append(out, s, std::strlen(s));
+}
 void append_u16be(std::vector<uint8_t>* out, uint16_t v) {
   out->push_back(static_cast<uint8_t>(v >> 8));
   out->push_back(static_cast<uint8_t>(v & 0xff));

@@ -21,7 +21,7 @@ struct Suite {
   size_t nk;         // AEAD key length: 16 or 32
 };
 
-constexpr Suite kAes128Suite{0x0020, 0x0001, 0x0001, 16};  // RFC 9180 appendix A.1
+constexpr Suite kAes128Suite{0x0020, 0x0001, 0x0001, 16};    // RFC 9180 appendix A.1
 constexpr Suite kEdgepackSuite{0x0020, 0x0001, 0x0002, 32};  // docs/artifact-format.md
 
 constexpr size_t kNenc = 32;
@@ -33,7 +33,7 @@ constexpr size_t kNn = 12;
 struct KeySchedule {
   std::vector<uint8_t> context;  // key_schedule_context: mode || psk_id_hash || info_hash
   uint8_t secret[32] = {};
-  uint8_t key[32] = {};          // first suite.nk bytes used
+  uint8_t key[32] = {};  // first suite.nk bytes used
   uint8_t base_nonce[kNn] = {};
   KeySchedule() = default;
   KeySchedule(const KeySchedule&) = delete;

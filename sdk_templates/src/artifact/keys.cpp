@@ -18,7 +18,9 @@ namespace edgepack {
 namespace {
 
 // Never prompt on a terminal for a passphrase: edgepack key files are unencrypted.
-int no_passphrase(char*, int, int, void*) { return -1; }
+int no_passphrase(char*, int, int, void*) {
+  return -1;
+}
 
 // The PEM text may hold a private key: wipe our copy once parsed.
 struct WipedString {
@@ -50,7 +52,9 @@ OwnedKey& OwnedKey::operator=(OwnedKey&& other) noexcept {
   return *this;
 }
 
-OwnedKey::~OwnedKey() { EVP_PKEY_free(key_); }
+OwnedKey::~OwnedKey() {
+  EVP_PKEY_free(key_);
+}
 
 std::string read_whole_file(const std::string& path, const std::string& what) {
   FILE* f = std::fopen(path.c_str(), "rb");

@@ -8,7 +8,9 @@
 namespace edgepack::capi {
 namespace {
 
-inline uint8_t clamp8(int v) { return static_cast<uint8_t>(std::min(255, std::max(0, v))); }
+inline uint8_t clamp8(int v) {
+  return static_cast<uint8_t>(std::min(255, std::max(0, v)));
+}
 
 // BT.601 limited range (16..235 luma), integer form with 8 fractional bits.
 inline void yuv_to_rgb(int y, int u, int v, uint8_t* rgb) {
@@ -48,7 +50,9 @@ int source_bpp(PixelFormat f) {
 
 }  // namespace
 
-int channels_of(const std::string& dst_order) { return dst_order == "gray" ? 1 : 3; }
+int channels_of(const std::string& dst_order) {
+  return dst_order == "gray" ? 1 : 3;
+}
 
 void convert_frame(const Frame& src, const std::string& order, uint8_t* dst) {
   if (order != "rgb" && order != "bgr" && order != "gray")

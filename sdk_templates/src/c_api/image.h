@@ -11,7 +11,15 @@
 
 namespace edgepack::capi {
 
-enum class PixelFormat { kRgb = 1, kBgr = 2, kGray = 3, kNv12 = 4, kNv21 = 5, kRgba = 6, kBgra = 7 };
+enum class PixelFormat {
+  kRgb = 1,
+  kBgr = 2,
+  kGray = 3,
+  kNv12 = 4,
+  kNv21 = 5,
+  kRgba = 6,
+  kBgra = 7
+};
 
 struct Frame {
   PixelFormat format;

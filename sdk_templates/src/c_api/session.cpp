@@ -36,7 +36,8 @@ static_assert(offsetof(ep_tensor_info, name) == 0 &&
                   sizeof(ep_tensor_info) == 3 * sizeof(void*) + 8,
               "ep_tensor_info layout (API version 1) cannot change");
 static_assert(offsetof(ep_tensor, dtype) == 0 && offsetof(ep_tensor, flags) == 4 &&
-                  offsetof(ep_tensor, rank) == 8 && offsetof(ep_tensor, shape) == 8 + sizeof(void*) &&
+                  offsetof(ep_tensor, rank) == 8 &&
+                  offsetof(ep_tensor, shape) == 8 + sizeof(void*) &&
                   offsetof(ep_tensor, data) == 8 + 2 * sizeof(void*) &&
                   offsetof(ep_tensor, bytes) == 8 + 3 * sizeof(void*) &&
                   sizeof(ep_tensor) == 8 + 4 * sizeof(void*),
@@ -108,7 +109,9 @@ void require(const T* p, const char* what) {
   if (p == nullptr) invalid_argument(std::string(what) + " is NULL");
 }
 
-std::string stage_arg(const char* stage) { return stage == nullptr ? std::string() : stage; }
+std::string stage_arg(const char* stage) {
+  return stage == nullptr ? std::string() : stage;
+}
 
 DeviceKey load_device_key(const ep_key* k) {
   require(k, "device_key");
@@ -159,11 +162,13 @@ std::unique_ptr<Pipeline> load_pipeline(const Artifact& artifact, const RuntimeO
     throw;
   } catch (const Error& e) {
     if (e.code() == ErrorCode::kUnsupported || e.code() == ErrorCode::kOutOfMemory) throw;
-    throw Error(ErrorCode::kArtifactInvalid, std::string("artifact invalid (manifest): ") + e.what());
+    throw Error(ErrorCode::kArtifactInvalid,
+                std::string("artifact invalid (manifest): ") + e.what());
   } catch (const std::bad_alloc&) {
     throw;
   } catch (const std::exception& e) {
-    throw Error(ErrorCode::kArtifactInvalid, std::string("artifact invalid (manifest): ") + e.what());
+    throw Error(ErrorCode::kArtifactInvalid,
+                std::string("artifact invalid (manifest): ") + e.what());
   }
 }
 
@@ -225,9 +230,9 @@ std::string shape_text(const std::vector<int64_t>& shape) {
 
 std::string expected_text(const TensorInfo& t) {
   return std::string(dtype_name(t.dtype)) + " " + shape_text(t.shape) +
-         (t.dynamic_dim0 ? " (dim 0 at most " + std::to_string(t.shape.empty() ? 0 : t.shape[0]) +
-                               ")"
-                         : "");
+         (t.dynamic_dim0
+              ? " (dim 0 at most " + std::to_string(t.shape.empty() ? 0 : t.shape[0]) + ")"
+              : "");
 }
 
 // The caller-side checks of set_tensor, with messages that name what was expected. An unknown
@@ -241,8 +246,8 @@ void check_input(const ep_session* s, const char* stage, const std::string& name
       invalid_argument("input '" + name + "': dtype " + dtype_name(dtype) + ", " + want);
     bool ok = shape.size() == t.shape.size();
     for (size_t d = 0; ok && d < shape.size(); ++d)
-      ok = shape[d] >= 0 && ((d == 0 && t.dynamic_dim0) ? shape[d] <= t.shape[d]
-                                                          : shape[d] == t.shape[d]);
+      ok = shape[d] >= 0 &&
+           ((d == 0 && t.dynamic_dim0) ? shape[d] <= t.shape[d] : shape[d] == t.shape[d]);
     if (!ok) invalid_argument("input '" + name + "': shape " + shape_text(shape) + ", " + want);
     size_t need = dtype_size(dtype);
     for (int64_t d : shape) need *= static_cast<size_t>(d);
@@ -263,9 +268,10 @@ void check_run_inputs(const ep_session* s, const char* stage) {
   if (stage != nullptr && s->pipeline_ran) return;  // the pipeline fed this stage's inputs
   for (const TensorInfo& t : described(s, stage, true)) {
     if (s->inputs_set.count(input_key(stage, t.name)) != 0) continue;
-    invalid_argument(std::string(stage == nullptr ? "pipeline" : "stage '" + stage_arg(stage) + "'") +
-                     " input '" + t.name + "' was not set (" + expected_text(t) +
-                     "): call ep_session_set_tensor before ep_session_run");
+    invalid_argument(
+        std::string(stage == nullptr ? "pipeline" : "stage '" + stage_arg(stage) + "'") +
+        " input '" + t.name + "' was not set (" + expected_text(t) +
+        "): call ep_session_set_tensor before ep_session_run");
   }
 }
 
@@ -280,7 +286,8 @@ void check_ran(const ep_session* s, const char* stage, const std::string& name) 
 void load_labels(const ep_session* s) {
   if (s->labels_loaded) return;
   const json::Value manifest = json::parse(s->artifact->manifest_json());
-  if (const json::Value* models = manifest.find("models"); models != nullptr && models->is_array()) {
+  if (const json::Value* models = manifest.find("models");
+      models != nullptr && models->is_array()) {
     for (const json::Value& m : models->array) {
       const json::Value* name = m.find("name");
       if (name == nullptr || !name->is_string()) continue;
@@ -295,8 +302,8 @@ void load_labels(const ep_session* s) {
           if (v.is_string()) s->label_owner.emplace(v.str, name->str);
       s->labels[name->str] = std::move(list);
       const json::Value* pre = m.find("preprocess");
-      const json::Value* fmt = pre != nullptr && pre->is_object() ? pre->find("pixel_format")
-                                                                   : nullptr;
+      const json::Value* fmt =
+          pre != nullptr && pre->is_object() ? pre->find("pixel_format") : nullptr;
       if (fmt != nullptr && fmt->is_string())
         if (const json::Value* st = m.find("stages"); st != nullptr && st->is_array())
           for (const json::Value& v : st->array)
@@ -385,9 +392,13 @@ using edgepack::capi::require;
 
 extern "C" {
 
-const char* ep_get_version(void) { return EDGEPACK_VERSION_STRING; }
+const char* ep_get_version(void) {
+  return EDGEPACK_VERSION_STRING;
+}
 
-uint32_t ep_get_api_version(void) { return EP_API_VERSION; }
+uint32_t ep_get_api_version(void) {
+  return EP_API_VERSION;
+}
 
 ep_status* ep_env_create(uint32_t api_version, ep_env** out) {
   return guarded([&] {
@@ -404,7 +415,9 @@ ep_status* ep_env_create(uint32_t api_version, ep_env** out) {
   });
 }
 
-void ep_env_release(ep_env* env) { delete env; }
+void ep_env_release(ep_env* env) {
+  delete env;
+}
 
 ep_status* ep_options_create(ep_options** out) {
   return guarded([&] {
@@ -413,7 +426,9 @@ ep_status* ep_options_create(ep_options** out) {
   });
 }
 
-void ep_options_release(ep_options* options) { delete options; }
+void ep_options_release(ep_options* options) {
+  delete options;
+}
 
 ep_status* ep_options_set_threads(ep_options* options, int32_t threads) {
   return guarded([&] {
@@ -451,8 +466,8 @@ ep_status* ep_session_create_from_file(ep_env* env, const char* artifact_path,
   return guarded([&] {
     require(artifact_path, "artifact_path");
     require(out, "out");
-    *out = edgepack::capi::create_session(env, nullptr, 0, artifact_path, device_key,
-                                          publisher_key, options, flags);
+    *out = edgepack::capi::create_session(env, nullptr, 0, artifact_path, device_key, publisher_key,
+                                          options, flags);
   });
 }
 
@@ -468,7 +483,9 @@ ep_status* ep_session_create_from_memory(ep_env* env, const void* data, size_t s
   });
 }
 
-void ep_session_release(ep_session* session) { delete session; }
+void ep_session_release(ep_session* session) {
+  delete session;
+}
 
 ep_status* ep_session_prepare(ep_session* session) {
   return guarded([&] {
@@ -570,8 +587,9 @@ ep_status* ep_session_set_image(ep_session* session, const char* stage, const ch
     const std::string order = edgepack::capi::pixel_order(session, stage, name);
     if (order.empty())
       throw edgepack::Error(edgepack::ErrorCode::kUnsupported,
-                            std::string("input '") + name + "' has no preprocess pixel_format: "
-                            "set it with ep_session_set_tensor");
+                            std::string("input '") + name +
+                                "' has no preprocess pixel_format: "
+                                "set it with ep_session_set_tensor");
     // HWC, or NHWC with batch 1.
     const std::vector<int64_t>& shape = info->shape;
     const size_t r = shape.size();
@@ -580,8 +598,8 @@ ep_status* ep_session_set_image(ep_session* session, const char* stage, const ch
         shape[r - 1] != channels)
       throw edgepack::Error(edgepack::ErrorCode::kUnsupported,
                             std::string("input '") + name + "' is not a uint8 HWC image of " +
-                            std::to_string(channels) + " channel(s): expected " +
-                            edgepack::capi::expected_text(*info));
+                                std::to_string(channels) + " channel(s): expected " +
+                                edgepack::capi::expected_text(*info));
     if (image->width != shape[r - 2] || image->height != shape[r - 3])
       invalid_argument("image is " + std::to_string(image->width) + "x" +
                        std::to_string(image->height) + ", input '" + name + "' expects " +
@@ -691,8 +709,8 @@ ep_status* ep_session_profile_json(ep_session* session, const char** json) {
   });
 }
 
-ep_status* ep_session_load_timing(const ep_session* session, double* verify_ms,
-                                  double* decrypt_ms, double* prepare_ms) {
+ep_status* ep_session_load_timing(const ep_session* session, double* verify_ms, double* decrypt_ms,
+                                  double* prepare_ms) {
   return guarded([&] {
     require(session, "session");
     if (verify_ms != nullptr) *verify_ms = session->verify_ms;

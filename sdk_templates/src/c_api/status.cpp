@@ -6,7 +6,9 @@ namespace {
 ep_status g_out_of_memory{EP_OUT_OF_MEMORY, "out of memory"};
 }  // namespace
 
-ep_status* out_of_memory_status() { return &g_out_of_memory; }
+ep_status* out_of_memory_status() {
+  return &g_out_of_memory;
+}
 
 ep_status* make_status(ep_error_code code, const std::string& message) noexcept {
   try {

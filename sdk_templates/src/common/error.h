@@ -11,13 +11,13 @@ namespace edgepack {
 // Values are shared with ep_status_code in include/edgepack.h; append only.
 enum class ErrorCode : int {
   kOk = 0,
-  kInvalidArgument = 1,   // a caller mistake: bad name, wrong dtype/shape, NULL pointer
-  kArtifactInvalid = 2,   // any failure verifying, unsealing, decrypting or parsing an artifact
-  kNotFound = 3,          // unknown stage, tensor or file
-  kUnsupported = 4,       // op, dtype or backend not available in this build
-  kRuntimeError = 5,      // a failure while running (e.g. a kernel's data-dependent check)
+  kInvalidArgument = 1,  // a caller mistake: bad name, wrong dtype/shape, NULL pointer
+  kArtifactInvalid = 2,  // any failure verifying, unsealing, decrypting or parsing an artifact
+  kNotFound = 3,         // unknown stage, tensor or file
+  kUnsupported = 4,      // op, dtype or backend not available in this build
+  kRuntimeError = 5,     // a failure while running (e.g. a kernel's data-dependent check)
   kOutOfMemory = 6,
-  kIoError = 7,           // a file could not be read or written
+  kIoError = 7,  // a file could not be read or written
 };
 
 class Error : public std::runtime_error {

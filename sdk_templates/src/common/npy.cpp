@@ -26,8 +26,10 @@ std::string field(const std::string& h, const std::string& key, const std::strin
   ++p;
   while (p < h.size() && h[p] == ' ') ++p;
   size_t e = p;
-  if (p < h.size() && h[p] == '(') e = h.find(')', p) + 1;
-  else if (p < h.size() && h[p] == '\'') e = h.find('\'', p + 1) + 1;
+  if (p < h.size() && h[p] == '(')
+    e = h.find(')', p) + 1;
+  else if (p < h.size() && h[p] == '\'')
+    e = h.find('\'', p + 1) + 1;
   else
     while (e < h.size() && h[e] != ',' && h[e] != '}') ++e;
   if (e == 0 || e > h.size()) bad(what, "bad header");
@@ -87,7 +89,8 @@ Array parse(const uint8_t* b, size_t size, const std::string& what) {
     hstart = 10;
   } else if (major == 2 || major == 3) {
     if (size < 12) bad(what, "truncated");
-    hlen = b[8] | (b[9] << 8) | (static_cast<size_t>(b[10]) << 16) | (static_cast<size_t>(b[11]) << 24);
+    hlen = b[8] | (b[9] << 8) | (static_cast<size_t>(b[10]) << 16) |
+           (static_cast<size_t>(b[11]) << 24);
     hstart = 12;
   } else {
     bad(what, "unknown version");
@@ -134,14 +137,23 @@ Array load(const std::string& path) {
 std::vector<uint8_t> serialize(const Array& a) {
   std::string shape = "(";
   for (size_t i = 0; i < a.shape.size(); ++i) shape += std::to_string(a.shape[i]) + ", ";
-  if (a.shape.size() > 1) shape.resize(shape.size() - 2);
-  else if (a.shape.size() == 1) shape.resize(shape.size() - 1);
+  if (a.shape.size() > 1)
+    shape.resize(shape.size() - 2);
+  else if (a.shape.size() == 1)
+    shape.resize(shape.size() - 1);
   shape += ")";
   std::string h = "{'descr': '" + a.descr + "', 'fortran_order': False, 'shape': " + shape + ", }";
   const size_t total = 10 + h.size() + 1;
   h.append((64 - total % 64) % 64, ' ');
   h += '\n';
-  const uint8_t preamble[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0,
+  const uint8_t preamble[10] = {0x93,
+                                'N',
+                                'U',
+                                'M',
+                                'P',
+                                'Y',
+                                1,
+                                0,
                                 static_cast<uint8_t>(h.size() & 0xFF),
                                 static_cast<uint8_t>(h.size() >> 8)};
   std::vector<uint8_t> out(10 + h.size() + a.data.size());
@@ -157,7 +169,8 @@ void save(const std::string& path, const Array& a) {
   {
     std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
     if (!f) throw Error(ErrorCode::kIoError, tmp + ": cannot write");
-    f.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+    f.write(reinterpret_cast<const char*>(bytes.data()),
+            static_cast<std::streamsize>(bytes.size()));
     if (!f) throw Error(ErrorCode::kIoError, tmp + ": write failed");
   }
   if (std::rename(tmp.c_str(), path.c_str()) != 0) {

@@ -11,9 +11,9 @@ namespace edgepack {
 namespace npy {
 
 struct Array {
-  std::string descr;            // "<f4", "|u1", "<i4", "<i8", "|b1"
+  std::string descr;  // "<f4", "|u1", "<i4", "<i8", "|b1"
   std::vector<int64_t> shape;
-  std::vector<uint8_t> data;    // raw little-endian bytes, C order
+  std::vector<uint8_t> data;  // raw little-endian bytes, C order
 };
 
 // Throws edgepack::Error (kIoError for files, kInvalidArgument for malformed content).

@@ -61,7 +61,8 @@ std::shared_ptr<Backend> Backend::load(const std::string& spec, std::string* why
     errors += (errors.empty() ? "" : "; ") + std::string(e ? e : c);
   }
   if (!handle) return reject("cannot load: " + errors);
-  auto init = reinterpret_cast<edgepack_backend_init_fn>(dlsym(handle, EDGEPACK_BACKEND_INIT_SYMBOL));
+  auto init =
+      reinterpret_cast<edgepack_backend_init_fn>(dlsym(handle, EDGEPACK_BACKEND_INIT_SYMBOL));
   if (!init) {
     dlclose(handle);
     return reject("no symbol " EDGEPACK_BACKEND_INIT_SYMBOL);

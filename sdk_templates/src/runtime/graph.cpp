@@ -17,7 +17,9 @@ constexpr size_t kAttrRecord = 24;
 }
 
 // Little-endian readers that never read past `size` (callers check ranges first).
-uint16_t rd16(const uint8_t* p) { return static_cast<uint16_t>(p[0] | (p[1] << 8)); }
+uint16_t rd16(const uint8_t* p) {
+  return static_cast<uint16_t>(p[0] | (p[1] << 8));
+}
 uint32_t rd32(const uint8_t* p) {
   return static_cast<uint32_t>(p[0]) | (static_cast<uint32_t>(p[1]) << 8) |
          (static_cast<uint32_t>(p[2]) << 16) | (static_cast<uint32_t>(p[3]) << 24);
@@ -205,7 +207,9 @@ std::unique_ptr<DeviceGraph> load_graph(const uint8_t* b, size_t size) {
     ga.count = rd32(p + 12);
     const uint64_t v = rd64(p + 16);
     switch (type) {
-      case 1: ga.i = static_cast<int64_t>(v); break;
+      case 1:
+        ga.i = static_cast<int64_t>(v);
+        break;
       case 2: {
         const uint32_t bits = static_cast<uint32_t>(v);
         std::memcpy(&ga.f, &bits, 4);
@@ -224,7 +228,8 @@ std::unique_ptr<DeviceGraph> load_graph(const uint8_t* b, size_t size) {
         if (v > 0xFFFFFFFFu) bad(what + ": string out of range");
         ga.s = r.str(static_cast<uint32_t>(v), ga.count, what.c_str());
         break;
-      default: bad(what + ": unknown type");
+      default:
+        bad(what + ": unknown type");
     }
     ga.type = static_cast<AttrType>(type);
   }

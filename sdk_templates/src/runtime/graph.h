@@ -29,8 +29,8 @@ struct GraphAttr {
   uint32_t count;
   int64_t i = 0;
   float f = 0.0f;
-  const int64_t* ints = nullptr;   // into the data section (8-aligned)
-  const float* floats = nullptr;   // into the data section
+  const int64_t* ints = nullptr;  // into the data section (8-aligned)
+  const float* floats = nullptr;  // into the data section
   std::string s;
 };
 
@@ -40,7 +40,7 @@ struct GraphTensor {
   int rank;
   int64_t shape[kMaxRank];
   uint16_t flags;
-  uint64_t location;   // arena offset, or data-section offset for constants
+  uint64_t location;  // arena offset, or data-section offset for constants
   uint64_t bytes;
   const void* constant = nullptr;  // fixed-up pointer for constants
 };
@@ -64,7 +64,7 @@ constexpr uint32_t kNoTensor = 0xFFFFFFFFu;
 struct GraphNode {
   std::string op_type;
   std::string name;
-  std::vector<uint32_t> inputs;   // kNoTensor = omitted optional input
+  std::vector<uint32_t> inputs;  // kNoTensor = omitted optional input
   std::vector<uint32_t> outputs;
   NodeAttrs attrs;
 };

@@ -12,10 +12,14 @@ namespace edgepack {
 namespace {
 
 constexpr size_t kAlign = 64;
-size_t align_up(size_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
+size_t align_up(size_t n) {
+  return (n + kAlign - 1) / kAlign * kAlign;
+}
 
 // Attribute readers handed to plugins.
-const NodeAttrs* as_attrs(const void* self) { return static_cast<const NodeAttrs*>(self); }
+const NodeAttrs* as_attrs(const void* self) {
+  return static_cast<const NodeAttrs*>(self);
+}
 int attr_int(const void* self, const char* name, int64_t* out) {
   const GraphAttr* a = as_attrs(self)->find(name);
   if (!a || a->type != AttrType::kInt) return 0;
@@ -97,7 +101,8 @@ double median_of(std::vector<double> v) {
   const size_t mid = v.size() / 2;
   std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(mid), v.end());
   double m = v[mid];
-  if (v.size() % 2 == 0) m = (m + *std::max_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(mid))) / 2;
+  if (v.size() % 2 == 0)
+    m = (m + *std::max_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(mid))) / 2;
   return m;
 }
 
@@ -127,8 +132,7 @@ std::string json_shapes(const std::vector<Tensor*>& ts) {
       continue;
     }
     o += "[";
-    for (int d = 0; d < ts[i]->rank; ++d)
-      o += (d ? ", " : "") + std::to_string(ts[i]->shape[d]);
+    for (int d = 0; d < ts[i]->rank; ++d) o += (d ? ", " : "") + std::to_string(ts[i]->shape[d]);
     o += "]";
   }
   return o + "]";
@@ -252,8 +256,8 @@ void GraphInstance::bind(BoundNode& bn, size_t index) {
       bn.plugin_outputs[i] = &bn.plugin_tensors[ni + i];
     }
     bn.plugin_attrs = {&node.attrs, attr_int, attr_float, attr_ints, attr_floats, attr_string};
-    bn.plugin_node = {node.op_type.c_str(), node.name.c_str(), ni, bn.plugin_inputs.data(),
-                      no, bn.plugin_outputs.data(), &bn.plugin_attrs};
+    bn.plugin_node = {node.op_type.c_str(),     node.name.c_str(), ni, bn.plugin_inputs.data(), no,
+                      bn.plugin_outputs.data(), &bn.plugin_attrs};
     if (!api->supports_op(api->context, &bn.plugin_node)) continue;
     char err[256] = {0};
     void* st = nullptr;
@@ -278,7 +282,8 @@ void GraphInstance::prepare() {
   nodes_.clear();
   // Point non-constant tensors into a provisional arena so plugins see real addresses.
   arena_storage_.assign(plan + kAlign, 0);
-  arena_ = arena_storage_.data() + (kAlign - reinterpret_cast<uintptr_t>(arena_storage_.data()) % kAlign) % kAlign;
+  arena_ = arena_storage_.data() +
+           (kAlign - reinterpret_cast<uintptr_t>(arena_storage_.data()) % kAlign) % kAlign;
   auto place = [&]() {
     for (size_t i = 0; i < tensors_.size(); ++i)
       if (!tensors_[i].constant) tensors_[i].data = arena_ + graph_->tensors[i].location;
@@ -316,8 +321,9 @@ double GraphInstance::profile_total_ms() const {
 
 std::string GraphInstance::profile_json(const std::string& stage) const {
   std::string o;
-  if (node_ms_.size() != nodes_.size()) return o;  // never profiled (a stage that did not
-                                                   // run lists its nodes with 0 samples)
+  if (node_ms_.size() != nodes_.size())
+    return o;  // never profiled (a stage that did not
+               // run lists its nodes with 0 samples)
   for (size_t i = 0; i < nodes_.size(); ++i) {
     const BoundNode& bn = *nodes_[i];
     const double ms = median_of(node_ms_[i]);
@@ -331,10 +337,10 @@ std::string GraphInstance::profile_json(const std::string& stage) const {
                   ms > 0 ? flops / (ms * 1e6) : 0.0);
     if (!o.empty()) o += ",\n    ";
     o += "{\"stage\": " + json_str(stage) + ", \"name\": " + json_str(bn.node->name) +
-         ", \"op\": " + json_str(bn.node->op_type) + ", \"backend\": " +
-         json_str(bn.backend ? bn.backend->name() : "") + ", \"inputs\": " +
-         json_shapes(bn.inputs) + ", \"outputs\": " + json_shapes(bn.outputs) + ", " + nums +
-         "}";
+         ", \"op\": " + json_str(bn.node->op_type) +
+         ", \"backend\": " + json_str(bn.backend ? bn.backend->name() : "") +
+         ", \"inputs\": " + json_shapes(bn.inputs) + ", \"outputs\": " + json_shapes(bn.outputs) +
+         ", " + nums + "}";
   }
   return o;
 }
@@ -353,15 +359,16 @@ void GraphInstance::run() {
       clock::time_point t0;
       std::vector<double>* out;
       ~Stamp() {
-        if (on) out->push_back(std::chrono::duration<double, std::milli>(clock::now() - t0).count());
+        if (on)
+          out->push_back(std::chrono::duration<double, std::milli>(clock::now() - t0).count());
       }
     } stamp{profiling_, t0, profiling_ ? &node_ms_[idx] : nullptr};
     // Default actual shapes: static, dim 0 scaled like the first dynamic input.
     for (Tensor* t : bn.outputs) {
       for (int d = 0; d < t->rank; ++d) t->shape[d] = t->static_shape[d];
       if (t->dynamic_dim0 && bn.first_dynamic && bn.first_dynamic->static_shape[0] > 0)
-        t->shape[0] = t->static_shape[0] * bn.first_dynamic->shape[0] /
-                      bn.first_dynamic->static_shape[0];
+        t->shape[0] =
+            t->static_shape[0] * bn.first_dynamic->shape[0] / bn.first_dynamic->static_shape[0];
     }
     if (bn.kernel) {
       RunContext ctx;
@@ -386,8 +393,8 @@ void GraphInstance::run() {
     const edgepack_backend_api* api = bn.backend->api();
     char err[256] = {0};
     if (api->run_node(api->context, &bn.plugin_node, bn.plugin_state, err, sizeof err) != 0)
-      throw Error(ErrorCode::kRuntimeError, "backend '" + bn.backend->name() + "' failed on node '" +
-                                                bn.node->name + "': " + err);
+      throw Error(ErrorCode::kRuntimeError, "backend '" + bn.backend->name() +
+                                                "' failed on node '" + bn.node->name + "': " + err);
     for (size_t i = 0; i < bn.outputs.size(); ++i) {
       const int64_t rows = bn.plugin_tensors[ni + i].shape[0];
       Tensor* t = bn.outputs[i];

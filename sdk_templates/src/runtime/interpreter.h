@@ -64,8 +64,8 @@ class GraphInstance {
   size_t arena_size_ = 0;
   bool prepared_ = false;
   bool profiling_ = false;
-  int profile_runs_ = 0;                       // runs since profiling was turned on
-  std::vector<std::vector<double>> node_ms_;   // per node: one sample per execution
+  int profile_runs_ = 0;                      // runs since profiling was turned on
+  std::vector<std::vector<double>> node_ms_;  // per node: one sample per execution
 };
 
 }  // namespace edgepack

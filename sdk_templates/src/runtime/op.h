@@ -42,7 +42,7 @@ struct Tensor {
   int64_t static_shape[kMaxRank] = {};
   int64_t shape[kMaxRank] = {};  // actual shape; equals static_shape except maybe dim 0
   bool dynamic_dim0 = false;
-  bool constant = false;         // data is valid at prepare time (read-only)
+  bool constant = false;  // data is valid at prepare time (read-only)
   void* data = nullptr;
 
   int64_t numel() const {
@@ -59,7 +59,9 @@ struct Tensor {
   std::vector<int64_t> static_dims() const { return {static_shape, static_shape + rank}; }
   std::vector<int64_t> dims() const { return {shape, shape + rank}; }
   template <class T>
-  T* as() const { return static_cast<T*>(data); }
+  T* as() const {
+    return static_cast<T*>(data);
+  }
 };
 
 // Typed attributes of one node (read-only views into the graph; the getters that return
@@ -86,7 +88,7 @@ struct PrepareContext {
   std::string op_type;
   std::string node_name;
   const Attrs* attrs = nullptr;
-  std::vector<Tensor*> inputs;   // nullptr for an omitted optional input
+  std::vector<Tensor*> inputs;  // nullptr for an omitted optional input
   std::vector<Tensor*> outputs;
   int threads = 1;
   // Filled by prepare():
@@ -106,15 +108,17 @@ struct RunContext {
   const std::vector<Tensor*>* inputs = nullptr;
   const std::vector<Tensor*>* outputs = nullptr;
   OpState* state = nullptr;
-  void* scratch = nullptr;       // scratch_bytes from prepare, 64-byte aligned, arena-owned
+  void* scratch = nullptr;  // scratch_bytes from prepare, 64-byte aligned, arena-owned
   size_t scratch_bytes = 0;
-  ThreadPool* pool = nullptr;    // nullptr: run single-threaded
+  ThreadPool* pool = nullptr;  // nullptr: run single-threaded
   const char* node_name = "";
 
   Tensor* input(size_t i) const { return i < inputs->size() ? (*inputs)[i] : nullptr; }
   Tensor* output(size_t i) const { return (*outputs)[i]; }
   template <class S>
-  S* state_as() const { return static_cast<S*>(state); }
+  S* state_as() const {
+    return static_cast<S*>(state);
+  }
 };
 
 using PrepareFn = void (*)(PrepareContext& ctx);

@@ -136,8 +136,8 @@ PipelineImpl::PipelineImpl(const std::string& manifest_json, const SectionSource
     const std::string section = sv.at("graph", path).as_string(path + ".graph");
     size_t size = 0;
     const uint8_t* bytes = sections.section(section, &size);
-    st->graph = std::make_unique<GraphInstance>(load_graph(bytes, size), backends, pool_.get(),
-                                                threads);
+    st->graph =
+        std::make_unique<GraphInstance>(load_graph(bytes, size), backends, pool_.get(), threads);
     for (const auto& t : sv.at("inputs", path).as_array(path + ".inputs"))
       st->inputs.push_back(parse_info(t, path + ".inputs[]"));
     for (const auto& t : sv.at("outputs", path).as_array(path + ".outputs"))
@@ -167,7 +167,8 @@ PipelineImpl::PipelineImpl(const std::string& manifest_json, const SectionSource
   for (const auto& name : input_order_) produced[name] = true;
   for (const auto& sv : p.at("steps", "pipeline").as_array("pipeline.steps")) {
     Step step;
-    const std::string sname = sv.at("stage", "pipeline.steps[]").as_string("pipeline.steps[].stage");
+    const std::string sname =
+        sv.at("stage", "pipeline.steps[]").as_string("pipeline.steps[].stage");
     step.stage = &stage(sname);
     const std::string path = "pipeline.steps[" + sname + "]";
     if (const json::Value* mv = sv.find("map")) step.map = mv->as_bool(path + ".map");
@@ -193,7 +194,8 @@ PipelineImpl::PipelineImpl(const std::string& manifest_json, const SectionSource
   if (!outs.is_object()) bad_manifest("pipeline.outputs: expected an object");
   for (const auto& kv : outs.object) {
     const std::string ref = kv.second.as_string("pipeline.outputs." + kv.first);
-    if (!produced.count(ref)) bad_manifest("pipeline.outputs." + kv.first + ": unknown '" + ref + "'");
+    if (!produced.count(ref))
+      bad_manifest("pipeline.outputs." + kv.first + ": unknown '" + ref + "'");
     outputs_.emplace_back(kv.first, ref);
   }
 }
@@ -284,14 +286,16 @@ void PipelineImpl::set_input(const std::string& stage_name, const std::string& n
   Tensor* t = nullptr;
   if (stage_name.empty()) {
     auto it = inputs_.find(name);
-    if (it == inputs_.end()) throw Error(ErrorCode::kNotFound, "unknown pipeline input '" + name + "'");
+    if (it == inputs_.end())
+      throw Error(ErrorCode::kNotFound, "unknown pipeline input '" + name + "'");
     info = it->second.info;
     dst = it->second.data.data();
     actual = &it->second.shape;
   } else {
     Stage& st = stage(stage_name);
     const int idx = st.graph->input_index(name);
-    if (idx < 0) throw Error(ErrorCode::kNotFound, "stage '" + stage_name + "' has no input '" + name + "'");
+    if (idx < 0)
+      throw Error(ErrorCode::kNotFound, "stage '" + stage_name + "' has no input '" + name + "'");
     t = &st.graph->tensor(static_cast<uint32_t>(idx));
     info = info_of(*t);
     dst = t->data;
@@ -302,7 +306,8 @@ void PipelineImpl::set_input(const std::string& stage_name, const std::string& n
   if (shape.size() != info.shape.size())
     throw Error(ErrorCode::kInvalidArgument, "input '" + name + "': wrong rank");
   for (size_t d = 0; d < shape.size(); ++d) {
-    const bool ok = (d == 0 && info.dynamic_dim0) ? shape[d] <= info.shape[d] : shape[d] == info.shape[d];
+    const bool ok =
+        (d == 0 && info.dynamic_dim0) ? shape[d] <= info.shape[d] : shape[d] == info.shape[d];
     if (!ok || shape[d] < 0)
       throw Error(ErrorCode::kInvalidArgument, "input '" + name + "': shape does not match");
   }
@@ -355,7 +360,8 @@ TensorView PipelineImpl::output(const std::string& stage_name, const std::string
   }
   const Stage& st = stage(stage_name);
   const int idx = st.graph->output_index(name);
-  if (idx < 0) throw Error(ErrorCode::kNotFound, "stage '" + stage_name + "' has no output '" + name + "'");
+  if (idx < 0)
+    throw Error(ErrorCode::kNotFound, "stage '" + stage_name + "' has no output '" + name + "'");
   const Tensor& t = st.graph->tensor(static_cast<uint32_t>(idx));
   return view_of(t, info_of(t));
 }
@@ -407,7 +413,8 @@ void PipelineImpl::run_step(Step& step) {
       const Tensor& out = st.graph->tensor(static_cast<uint32_t>(st.graph->output_index(kv.first)));
       Buffer& b = kv.second;
       const size_t row_bytes = out.bytes();
-      const size_t offset = static_cast<size_t>(r) * static_cast<size_t>(out.static_numel()) * dtype_size(out.dtype);
+      const size_t offset =
+          static_cast<size_t>(r) * static_cast<size_t>(out.static_numel()) * dtype_size(out.dtype);
       if (offset + row_bytes > b.data.size())
         throw Error(ErrorCode::kRuntimeError, "map output '" + kv.first + "' overflows its bound");
       std::memcpy(b.data.data() + offset, out.data, row_bytes);
@@ -448,7 +455,8 @@ void PipelineImpl::run(const std::string& stage_name) {
     Stage& st = stage(stage_name);
     const auto t0 = clock::now();
     st.graph->run();
-    timings_.push_back({st.name, std::chrono::duration<double, std::milli>(clock::now() - t0).count(), 1});
+    timings_.push_back(
+        {st.name, std::chrono::duration<double, std::milli>(clock::now() - t0).count(), 1});
     return;
   }
   for (Step& step : steps_) {
@@ -457,7 +465,10 @@ void PipelineImpl::run(const std::string& stage_name) {
     StageTiming t;
     t.stage = step.stage->name;
     t.ms = std::chrono::duration<double, std::milli>(clock::now() - t0).count();
-    t.runs = step.map ? static_cast<int>(step.stacked.empty() ? 0 : step.stacked.begin()->second.shape[0]) : 1;
+    t.runs =
+        step.map
+            ? static_cast<int>(step.stacked.empty() ? 0 : step.stacked.begin()->second.shape[0])
+            : 1;
     timings_.push_back(t);
   }
 }

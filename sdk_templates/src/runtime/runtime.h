@@ -19,8 +19,18 @@ namespace edgepack {
 // kBool (1 byte) only appears inside graphs (Equal/Greater/Less feeding Where), never in the
 // manifest.
 enum class DType : int {
-  kFloat32 = 1, kUInt8 = 2, kInt32 = 3, kInt64 = 4, kBool = 5, kInt8 = 6, kInt16 = 7, kFloat16 = 8,
-  kUInt16 = 9, kUInt32 = 10, kUInt64 = 11, kFloat64 = 12
+  kFloat32 = 1,
+  kUInt8 = 2,
+  kInt32 = 3,
+  kInt64 = 4,
+  kBool = 5,
+  kInt8 = 6,
+  kInt16 = 7,
+  kFloat16 = 8,
+  kUInt16 = 9,
+  kUInt32 = 10,
+  kUInt64 = 11,
+  kFloat64 = 12
 };
 constexpr int kMaxDType = 12;  // the highest DType code (the device graph loader checks against it)
 const char* dtype_name(DType t);
@@ -38,7 +48,7 @@ struct TensorView {
   TensorInfo info;
   std::vector<int64_t> shape;  // actual shape after the last run (dim 0 <= bound when dynamic)
   void* data = nullptr;
-  size_t bytes = 0;            // actual byte size
+  size_t bytes = 0;  // actual byte size
 };
 
 // Gives the runtime the decrypted bytes of a section. The returned memory stays owned by the
@@ -46,18 +56,19 @@ struct TensorView {
 class SectionSource {
  public:
   virtual ~SectionSource() = default;
-  virtual const uint8_t* section(const std::string& name, size_t* size) const = 0;  // throws NotFound
+  virtual const uint8_t* section(const std::string& name,
+                                 size_t* size) const = 0;  // throws NotFound
 };
 
 struct RuntimeOptions {
-  int threads = 1;                           // worker threads for kernels (>= 1)
+  int threads = 1;                              // worker threads for kernels (>= 1)
   std::vector<std::string> backend_preference;  // e.g. {"xnnpack", "cpu"}; empty = built-in CPU
 };
 
 struct StageTiming {
   std::string stage;
-  double ms = 0.0;     // wall time of the last run of this step (all rows for a "map" step)
-  int runs = 0;        // executions in the last run (rows for a "map" step)
+  double ms = 0.0;  // wall time of the last run of this step (all rows for a "map" step)
+  int runs = 0;     // executions in the last run (rows for a "map" step)
 };
 
 class Pipeline {

@@ -60,19 +60,18 @@ int main(int argc, char** argv) {
   }
   try {
     const edgepack::DeviceKey device =
-        raw_key.empty() ? edgepack::DeviceKey::from_pem_file(key)
-                        : [&] {
-                            const std::string raw = edgepack::read_whole_file(raw_key, "raw key");
-                            return edgepack::DeviceKey::from_raw(raw.data(), raw.size());
-                          }();
+        raw_key.empty() ? edgepack::DeviceKey::from_pem_file(key) : [&] {
+          const std::string raw = edgepack::read_whole_file(raw_key, "raw key");
+          return edgepack::DeviceKey::from_raw(raw.data(), raw.size());
+        }();
     const edgepack::PublisherKey pub = edgepack::PublisherKey::from_pem_file(publisher);
     for (const std::string& f : files) {
       try {
         std::unique_ptr<edgepack::Artifact> a;
         if (memory) {
           const std::string bytes = edgepack::read_whole_file(f, "artifact");
-          a = edgepack::Artifact::open(reinterpret_cast<const uint8_t*>(bytes.data()),
-                                       bytes.size(), device, pub, options);
+          a = edgepack::Artifact::open(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(),
+                                       device, pub, options);
         } else {
           a = edgepack::Artifact::open_file(f, device, pub, options);
         }

@@ -50,21 +50,21 @@ inline int finish(const char* name) {
 
 }  // namespace edgepack::test
 
-#define EP_CHECK(cond)                                                          \
-  do {                                                                          \
-    if (!(cond)) {                                                              \
+#define EP_CHECK(cond)                                                              \
+  do {                                                                              \
+    if (!(cond)) {                                                                  \
       std::fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-      ++edgepack::test::failures();                                             \
-    }                                                                           \
+      ++edgepack::test::failures();                                                 \
+    }                                                                               \
   } while (0)
 
-#define EP_CHECK_EQ(a, b)                                                          \
-  do {                                                                             \
-    const auto& ep_a_ = (a);                                                       \
-    const auto& ep_b_ = (b);                                                       \
-    if (!(ep_a_ == ep_b_)) {                                                       \
+#define EP_CHECK_EQ(a, b)                                                               \
+  do {                                                                                  \
+    const auto& ep_a_ = (a);                                                            \
+    const auto& ep_b_ = (b);                                                            \
+    if (!(ep_a_ == ep_b_)) {                                                            \
       std::fprintf(stderr, "%s:%d: %s != %s\n  %s\n  %s\n", __FILE__, __LINE__, #a, #b, \
-                   std::string(ep_a_).c_str(), std::string(ep_b_).c_str());        \
-      ++edgepack::test::failures();                                                \
-    }                                                                              \
+                   std::string(ep_a_).c_str(), std::string(ep_b_).c_str());             \
+      ++edgepack::test::failures();                                                     \
+    }                                                                                   \
   } while (0)

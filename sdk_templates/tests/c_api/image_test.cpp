@@ -16,15 +16,17 @@ using edgepack::capi::Frame;
 using edgepack::capi::PixelFormat;
 
 static int failures = 0;
-#define CHECK(c)                                                               \
-  do {                                                                         \
-    if (!(c)) {                                                                \
+#define CHECK(c)                                                                 \
+  do {                                                                           \
+    if (!(c)) {                                                                  \
       std::fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #c); \
-      ++failures;                                                              \
-    }                                                                          \
+      ++failures;                                                                \
+    }                                                                            \
   } while (0)
 
-static double clamp(double v) { return v < 0 ? 0 : v > 255 ? 255 : v; }
+static double clamp(double v) {
+  return v < 0 ? 0 : v > 255 ? 255 : v;
+}
 
 int main() {
   const int w = 6, h = 4;
@@ -52,7 +54,8 @@ int main() {
         const double B = clamp(1.164 * (Y - 16) + 2.018 * (U - 128));
         const uint8_t* o = &rgb[(r * w + c) * 3];
         const uint8_t* b = &bgr[(r * w + c) * 3];
-        CHECK(std::fabs(o[0] - R) <= 1.5 && std::fabs(o[1] - G) <= 1.5 && std::fabs(o[2] - B) <= 1.5);
+        CHECK(std::fabs(o[0] - R) <= 1.5 && std::fabs(o[1] - G) <= 1.5 &&
+              std::fabs(o[2] - B) <= 1.5);
         CHECK(b[0] == o[2] && b[1] == o[1] && b[2] == o[0]);
         CHECK(std::fabs(gray[r * w + c] - (0.299 * o[0] + 0.587 * o[1] + 0.114 * o[2])) <= 1.0);
       }

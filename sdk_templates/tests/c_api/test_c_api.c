@@ -11,12 +11,12 @@
 
 static int failures = 0;
 
-#define CHECK(cond)                                                   \
-  do {                                                                \
-    if (!(cond)) {                                                    \
+#define CHECK(cond)                                                            \
+  do {                                                                         \
+    if (!(cond)) {                                                             \
       fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-      ++failures;                                                     \
-    }                                                                 \
+      ++failures;                                                              \
+    }                                                                          \
   } while (0)
 
 /* Checks the code of `st`, then releases it. */
@@ -73,8 +73,9 @@ static void check_stage_inputs_persist(ep_session* session) {
   for (i = 0; i < n; ++i) data[i] = (unsigned char)(i * 7u + 3u);
   if (in.dtype == EP_DTYPE_FLOAT32)
     for (i = 0; i + 4 <= n; i += 4) data[i + 3] = 0x3f; /* finite floats in [0.5, 2) */
-  expect(ep_session_set_tensor(session, stage, in.name, (ep_dtype)in.dtype, in.shape, in.rank,
-                               data, n), EP_OK);
+  expect(ep_session_set_tensor(session, stage, in.name, (ep_dtype)in.dtype, in.shape, in.rank, data,
+                               n),
+         EP_OK);
   expect(ep_session_run(session, stage), EP_OK);
   {
     ep_tensor_info oi;
@@ -222,8 +223,8 @@ int main(int argc, char** argv) {
       expect(ep_session_set_tensor(session, NULL, info.name, (ep_dtype)info.dtype, &one, 1, &f,
                                    sizeof(f)),
              EP_INVALID_ARGUMENT);
-      expect(ep_session_set_tensor(session, NULL, "no-such-input", (ep_dtype)info.dtype,
-                                   info.shape, info.rank, &f, sizeof(f)),
+      expect(ep_session_set_tensor(session, NULL, "no-such-input", (ep_dtype)info.dtype, info.shape,
+                                   info.rank, &f, sizeof(f)),
              EP_NOT_FOUND);
     }
     expect(ep_session_run(session, "no-such-stage"), EP_NOT_FOUND);

@@ -12,12 +12,12 @@
 
 static int failures = 0;
 
-#define CHECK(cond)                                                              \
-  do {                                                                           \
-    if (!(cond)) {                                                               \
-      fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);  \
-      ++failures;                                                                \
-    }                                                                            \
+#define CHECK(cond)                                                            \
+  do {                                                                         \
+    if (!(cond)) {                                                             \
+      fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
+      ++failures;                                                              \
+    }                                                                          \
   } while (0)
 
 /* Checks the code of `st` and that its message contains `text` (may be NULL), then frees it. */
@@ -116,8 +116,8 @@ static void check_images(ep_session* s, const ep_tensor_info* in, const ep_tenso
 
   /* NV12, mid-gray with a colour cast. */
   memset(nv12, 126, (size_t)w * (size_t)h);
-  for (x = 0; x < (size_t)w * (size_t)h / 2; x += 2) nv12[(size_t)w * (size_t)h + x] = 90,
-                                                      nv12[(size_t)w * (size_t)h + x + 1] = 200;
+  for (x = 0; x < (size_t)w * (size_t)h / 2; x += 2)
+    nv12[(size_t)w * (size_t)h + x] = 90, nv12[(size_t)w * (size_t)h + x + 1] = 200;
   img.format = EP_PIXEL_NV12;
   img.planes[0] = nv12;
   img.planes[1] = nv12 + (size_t)w * (size_t)h;
@@ -126,8 +126,7 @@ static void check_images(ep_session* s, const ep_tensor_info* in, const ep_tenso
   expect(ep_session_run(s, NULL), EP_OK, NULL);
 
   img.width = w - 2;
-  expect(ep_session_set_image(s, NULL, in->name, &img, 0), EP_INVALID_ARGUMENT,
-         "(width x height)");
+  expect(ep_session_set_image(s, NULL, in->name, &img, 0), EP_INVALID_ARGUMENT, "(width x height)");
   img.width = w;
   img.format = 99;
   expect(ep_session_set_image(s, NULL, in->name, &img, 0), EP_INVALID_ARGUMENT, "ep_pixel_format");
@@ -165,8 +164,7 @@ int main(int argc, char** argv) {
   expect(ep_set_log_callback(on_log, &log), EP_OK, NULL);
   expect(ep_options_create(&options), EP_OK, NULL);
   expect(ep_options_set_backend_preference(options, backends, 2), EP_OK, NULL);
-  expect(ep_session_create_from_file(env, argv[1], &dev, &pub, options, 0, &session), EP_OK,
-         NULL);
+  expect(ep_session_create_from_file(env, argv[1], &dev, &pub, options, 0, &session), EP_OK, NULL);
   expect(ep_session_prepare(session), EP_OK, NULL);
   CHECK(log.calls >= 1 && log.level == EP_LOG_WARNING);
   CHECK(strstr(log.text, "no_such_backend") != NULL);
@@ -201,9 +199,9 @@ int main(int argc, char** argv) {
     int64_t wrong[8];
     for (i = 0; i < in.rank && i < 8; ++i) wrong[i] = in.shape[i];
     wrong[in.rank - 1] += 1;
-    expect(ep_session_set_tensor(session, NULL, in.name, (ep_dtype)in.dtype, wrong, in.rank, data,
-                                 n),
-           EP_INVALID_ARGUMENT, expected_shape);
+    expect(
+        ep_session_set_tensor(session, NULL, in.name, (ep_dtype)in.dtype, wrong, in.rank, data, n),
+        EP_INVALID_ARGUMENT, expected_shape);
   }
   for (i = 0; i < inputs; ++i) {
     ep_tensor_info t;
@@ -221,8 +219,7 @@ int main(int argc, char** argv) {
   expect(ep_session_run(session, NULL), EP_OK, NULL);
 
   /* Typed reads: the right dtype works, another one is refused and `out` stays untouched. */
-  expect(ep_session_get_tensor_typed(session, NULL, out_info.name, (ep_dtype)out_info.dtype,
-                                     &out),
+  expect(ep_session_get_tensor_typed(session, NULL, out_info.name, (ep_dtype)out_info.dtype, &out),
          EP_OK, NULL);
   CHECK(out.dtype == out_info.dtype);
   {

@@ -30,10 +30,14 @@ namespace npy = edgepack::npy;
 // The C API's dtypes by their .npy names (common/npy.h speaks dtype names and descr strings).
 const char* dtype_name(ep_dtype d) {
   switch (d) {
-    case EP_DTYPE_FLOAT32: return "float32";
-    case EP_DTYPE_UINT8: return "uint8";
-    case EP_DTYPE_INT32: return "int32";
-    case EP_DTYPE_INT64: return "int64";
+    case EP_DTYPE_FLOAT32:
+      return "float32";
+    case EP_DTYPE_UINT8:
+      return "uint8";
+    case EP_DTYPE_INT32:
+      return "int32";
+    case EP_DTYPE_INT64:
+      return "int64";
   }
   return "unknown";
 }
@@ -228,13 +232,14 @@ void load_inputs(ep_session* s, const char* stage, const std::string& dir) {
       }
       const std::string held = npy::dtype_for(a.descr);
       if (!dtype_from_name(held, &dtype) || dtype != t.dtype) {
-        throw Failure{kExitErrorBase + EP_INVALID_ARGUMENT,
-                      path + ": input '" + t.name + "' must be " + dtype_name(t.dtype) +
-                          ", the file holds " + held};
+        throw Failure{kExitErrorBase + EP_INVALID_ARGUMENT, path + ": input '" + t.name +
+                                                                "' must be " + dtype_name(t.dtype) +
+                                                                ", the file holds " + held};
       }
       bool shape_ok = a.shape.size() == t.shape.size();
       for (size_t i = 0; shape_ok && i < a.shape.size(); ++i) {
-        shape_ok = a.shape[i] == t.shape[i] || (i == 0 && t.dynamic_dim0 && a.shape[0] <= t.shape[0]);
+        shape_ok =
+            a.shape[i] == t.shape[i] || (i == 0 && t.dynamic_dim0 && a.shape[0] <= t.shape[0]);
       }
       if (!shape_ok) {
         throw Failure{kExitErrorBase + EP_INVALID_ARGUMENT,
@@ -368,8 +373,8 @@ std::string report_json(const Args& a, const Report& r) {
   for (size_t i = 0; i < r.stage_order.size(); ++i) {
     const std::string& name = r.stage_order[i];
     o << (i ? ",\n    " : "\n    ") << "{\"stage\": " << json_string(name)
-      << ", \"runs\": " << r.stage_runs.at(name) << ", \"ms\": "
-      << json_stats(r.stage_samples.at(name)) << "}";
+      << ", \"runs\": " << r.stage_runs.at(name)
+      << ", \"ms\": " << json_stats(r.stage_samples.at(name)) << "}";
   }
   o << (r.stage_order.empty() ? "" : "\n  ") << "],\n"
     << "  \"profile\": " << (r.profile.empty() ? "null" : r.profile) << ",\n"
@@ -449,8 +454,8 @@ int run(const Args& a) {
                             : ep_key{EP_KEY_PEM_FILE, 0, a.key.c_str(), nullptr, 0};
   const ep_key publisher{EP_KEY_PEM_FILE, 0, a.publisher.c_str(), nullptr, 0};
   ep_session* s_raw = nullptr;
-  check(ep_session_create_from_file(env.get(), a.artifact.c_str(), &device, &publisher,
-                                    opts.get(), 0, &s_raw),
+  check(ep_session_create_from_file(env.get(), a.artifact.c_str(), &device, &publisher, opts.get(),
+                                    0, &s_raw),
         a.artifact);
   std::fill(key_pem.begin(), key_pem.end(), '\0');  // the library keeps no copy either
   std::unique_ptr<ep_session, void (*)(ep_session*)> session(s_raw, ep_session_release);

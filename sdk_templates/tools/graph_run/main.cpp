@@ -30,9 +30,10 @@ double ms_since(clock_type::time_point t0) {
 }
 
 int usage() {
-  std::fprintf(stderr,
-               "usage: edgepack-graph-run GRAPH --inputs DIR --outputs DIR [--threads T] "
-               "[--bench N --warmup W] [--json FILE] [--backend SPEC]... [--placement] [--profile]\n");
+  std::fprintf(
+      stderr,
+      "usage: edgepack-graph-run GRAPH --inputs DIR --outputs DIR [--threads T] "
+      "[--bench N --warmup W] [--json FILE] [--backend SPEC]... [--placement] [--profile]\n");
   return 2;
 }
 
@@ -54,22 +55,35 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto next = [&]() -> std::string {
-      if (i + 1 >= argc) throw edgepack::Error(edgepack::ErrorCode::kInvalidArgument, a + " needs a value");
+      if (i + 1 >= argc)
+        throw edgepack::Error(edgepack::ErrorCode::kInvalidArgument, a + " needs a value");
       return argv[++i];
     };
     try {
-      if (a == "--inputs") in_dir = next();
-      else if (a == "--outputs") out_dir = next();
-      else if (a == "--threads") threads = std::stoi(next());
-      else if (a == "--bench") bench = std::stoi(next());
-      else if (a == "--warmup") warmup = std::stoi(next());
-      else if (a == "--json") json_path = next();
-      else if (a == "--backend") backends.push_back(next());
-      else if (a == "--placement") placement = true;
-      else if (a == "--profile") profile = true;
-      else if (!a.empty() && a[0] == '-') return usage();
-      else if (graph_path.empty()) graph_path = a;
-      else return usage();
+      if (a == "--inputs")
+        in_dir = next();
+      else if (a == "--outputs")
+        out_dir = next();
+      else if (a == "--threads")
+        threads = std::stoi(next());
+      else if (a == "--bench")
+        bench = std::stoi(next());
+      else if (a == "--warmup")
+        warmup = std::stoi(next());
+      else if (a == "--json")
+        json_path = next();
+      else if (a == "--backend")
+        backends.push_back(next());
+      else if (a == "--placement")
+        placement = true;
+      else if (a == "--profile")
+        profile = true;
+      else if (!a.empty() && a[0] == '-')
+        return usage();
+      else if (graph_path.empty())
+        graph_path = a;
+      else
+        return usage();
     } catch (const std::exception& e) {
       std::fprintf(stderr, "edgepack-graph-run: error: %s\n", e.what());
       return 2;
@@ -82,7 +96,8 @@ int main(int argc, char** argv) {
     const auto t_load = clock_type::now();
     std::ifstream f(graph_path, std::ios::binary);
     if (!f) throw edgepack::Error(edgepack::ErrorCode::kIoError, graph_path + ": cannot open");
-    std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(f)),
+                               std::istreambuf_iterator<char>());
     auto graph = edgepack::load_graph(bytes.data(), bytes.size());
     const double load_ms = ms_since(t_load);
     edgepack::ThreadPool pool(threads);
@@ -104,14 +119,16 @@ int main(int argc, char** argv) {
       const std::string path = in_dir + "/" + file_name(tensor.name);
       const edgepack::npy::Array a = edgepack::npy::load(path);
       if (edgepack::npy::dtype_for(a.descr) != edgepack::dtype_name(tensor.dtype))
-        throw edgepack::Error(edgepack::ErrorCode::kInvalidArgument,
-                              path + ": dtype " + a.descr + ", expected " +
-                                  edgepack::dtype_name(tensor.dtype));
+        throw edgepack::Error(
+            edgepack::ErrorCode::kInvalidArgument,
+            path + ": dtype " + a.descr + ", expected " + edgepack::dtype_name(tensor.dtype));
       bool ok = static_cast<int>(a.shape.size()) == tensor.rank;
       for (int d = 0; ok && d < tensor.rank; ++d)
         ok = d == 0 && tensor.dynamic_dim0 ? a.shape[0] <= tensor.static_shape[0]
                                            : a.shape[d] == tensor.static_shape[d];
-      if (!ok) throw edgepack::Error(edgepack::ErrorCode::kInvalidArgument, path + ": shape does not match");
+      if (!ok)
+        throw edgepack::Error(edgepack::ErrorCode::kInvalidArgument,
+                              path + ": shape does not match");
       if (tensor.rank) tensor.shape[0] = a.shape[0];
       feeds.emplace_back(&tensor, a.data);
     }
@@ -158,20 +175,21 @@ int main(int argc, char** argv) {
       p90 = s[std::min(s.size() - 1, static_cast<size_t>(0.9 * static_cast<double>(s.size())))];
       mn = s.front();
       mx = s.back();
-      std::printf("runs %zu  median %.3f ms  min %.3f  mean %.3f  p90 %.3f  max %.3f  (threads %d)\n",
-                  s.size(), median, mn, mean, p90, mx, threads);
+      std::printf(
+          "runs %zu  median %.3f ms  min %.3f  mean %.3f  p90 %.3f  max %.3f  (threads %d)\n",
+          s.size(), median, mn, mean, p90, mx, threads);
     }
     if (!json_path.empty()) {
-      std::string j = "{\"graph\": \"" + graph_path + "\", \"threads\": " + std::to_string(threads) +
-                      ", \"load_ms\": " + std::to_string(load_ms) +
-                      ", \"prepare_ms\": " + std::to_string(prepare_ms) +
-                      ", \"first_run_ms\": " + std::to_string(first_ms) +
-                      ", \"arena_bytes\": " + std::to_string(inst.arena_bytes()) +
-                      ", \"warmup\": " + std::to_string(warmup) +
-                      ", \"median_ms\": " + std::to_string(median) +
-                      ", \"min_ms\": " + std::to_string(mn) + ", \"mean_ms\": " + std::to_string(mean) +
-                      ", \"p90_ms\": " + std::to_string(p90) + ", \"max_ms\": " + std::to_string(mx) +
-                      ", \"samples_ms\": [";
+      std::string j =
+          "{\"graph\": \"" + graph_path + "\", \"threads\": " + std::to_string(threads) +
+          ", \"load_ms\": " + std::to_string(load_ms) +
+          ", \"prepare_ms\": " + std::to_string(prepare_ms) +
+          ", \"first_run_ms\": " + std::to_string(first_ms) +
+          ", \"arena_bytes\": " + std::to_string(inst.arena_bytes()) +
+          ", \"warmup\": " + std::to_string(warmup) + ", \"median_ms\": " + std::to_string(median) +
+          ", \"min_ms\": " + std::to_string(mn) + ", \"mean_ms\": " + std::to_string(mean) +
+          ", \"p90_ms\": " + std::to_string(p90) + ", \"max_ms\": " + std::to_string(mx) +
+          ", \"samples_ms\": [";
       for (size_t i = 0; i < samples.size(); ++i) j += (i ? ", " : "") + std::to_string(samples[i]);
       j += "]";
       if (profile)

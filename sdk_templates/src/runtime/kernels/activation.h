@@ -10,11 +10,11 @@ namespace kernels {
 
 enum class Activation : int {
   kNone = 0,
-  kRelu = 1,       // max(x, 0)
-  kClip = 2,       // min(max(x, lo), hi); ReLU6 is Clip(0, 6)
-  kHardSwish = 3,  // x * clamp(x / 6 + 0.5, 0, 1) (ONNX HardSwish)
+  kRelu = 1,         // max(x, 0)
+  kClip = 2,         // min(max(x, lo), hi); ReLU6 is Clip(0, 6)
+  kHardSwish = 3,    // x * clamp(x / 6 + 0.5, 0, 1) (ONNX HardSwish)
   kHardSigmoid = 4,  // clamp(alpha * x + beta, 0, 1) (ONNX HardSigmoid)
-  kSilu = 5,       // x * sigmoid(x) (SiLU / Swish: Mul(x, Sigmoid(x)) fused by lowering)
+  kSilu = 5,         // x * sigmoid(x) (SiLU / Swish: Mul(x, Sigmoid(x)) fused by lowering)
 };
 
 // What happens to each output value after the sum of products: + bias, then the activation.
@@ -22,9 +22,9 @@ struct Epilogue {
   const float* bias = nullptr;  // nullptr = no bias; not owned, must outlive the call
   bool bias_per_row = true;     // true: bias[i] for row i (Conv output channel); false: bias[j]
   Activation act = Activation::kNone;
-  float clip_min = 0.0f;        // kClip only
+  float clip_min = 0.0f;  // kClip only
   float clip_max = 6.0f;
-  float alpha = 0.2f;           // kHardSigmoid only
+  float alpha = 0.2f;  // kHardSigmoid only
   float beta = 0.5f;
 
   bool is_identity() const { return bias == nullptr && act == Activation::kNone; }
@@ -57,14 +57,19 @@ inline float exp_approx(float x) {
   return p * scale;
 }
 
-inline float silu(float x) { return x / (1.0f + exp_approx(-x)); }
+inline float silu(float x) {
+  return x / (1.0f + exp_approx(-x));
+}
 
 // Scalar form, for kernels that finish one value at a time.
 inline float activate(const Epilogue& ep, float x) {
   switch (ep.act) {
-    case Activation::kNone: return x;
-    case Activation::kRelu: return x > 0.0f ? x : 0.0f;
-    case Activation::kClip: return x < ep.clip_min ? ep.clip_min : (x > ep.clip_max ? ep.clip_max : x);
+    case Activation::kNone:
+      return x;
+    case Activation::kRelu:
+      return x > 0.0f ? x : 0.0f;
+    case Activation::kClip:
+      return x < ep.clip_min ? ep.clip_min : (x > ep.clip_max ? ep.clip_max : x);
     case Activation::kHardSwish: {
       float g = x * (1.0f / 6.0f) + 0.5f;
       g = g < 0.0f ? 0.0f : (g > 1.0f ? 1.0f : g);
@@ -74,7 +79,8 @@ inline float activate(const Epilogue& ep, float x) {
       const float g = ep.alpha * x + ep.beta;
       return g < 0.0f ? 0.0f : (g > 1.0f ? 1.0f : g);
     }
-    case Activation::kSilu: return silu(x);
+    case Activation::kSilu:
+      return silu(x);
   }
   return x;
 }

@@ -19,7 +19,9 @@ namespace {
   throw Error(ErrorCode::kInvalidArgument, "Conv: " + what);
 }
 
-inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+inline int64_t ceil_div(int64_t a, int64_t b) {
+  return (a + b - 1) / b;
+}
 
 constexpr int kMaxPanelWidth = 64;  // >= every micro-kernel's NR
 // Depthwise planes up to this many floats (padded) take the flattened path: 16 KiB, two of
@@ -31,7 +33,7 @@ inline int64_t first_at_least(int64_t start, int64_t step, int64_t limit) {
   return start >= limit ? 0 : ceil_div(limit - start, step);
 }
 
-constexpr int64_t kMaxTaps = 16;  // kernel sizes up to this take im2col_panel_runs()
+constexpr int64_t kMaxTaps = 16;    // kernel sizes up to this take im2col_panel_runs()
 constexpr int64_t kMaxDwTaps = 64;  // depthwise kernels with up to this many taps: kDepthwise
 
 // An output-row run inside one packed-B panel.
@@ -87,9 +89,9 @@ void im2col_panel_runs(const Conv2dParams& p, int64_t cin, const float* in, int 
 }
 
 // Writes op(B) = im2col(input) (K = cin * kh * kw rows, N = oh * ow columns) for panels
-// [p0, p1) straight into the packed-B layout of gemm.h, panel p0 at dst: panel p holds, for every k, the nr
-// values of columns [p * nr, p * nr + nr), zero-padded. A panel's columns split into runs along
-// output rows; the runs are the same for every k, so they are computed once per panel.
+// [p0, p1) straight into the packed-B layout of gemm.h, panel p0 at dst: panel p holds, for every
+// k, the nr values of columns [p * nr, p * nr + nr), zero-padded. A panel's columns split into runs
+// along output rows; the runs are the same for every k, so they are computed once per panel.
 void im2col_packed(const Conv2dParams& p, int64_t cin, const float* in, int nr, int64_t p0,
                    int64_t p1, float* dst) {
   using Run = Im2colRun;
@@ -231,10 +233,9 @@ void Conv2d::prepare(const Conv2dParams& params, const float* weights, const flo
   const int64_t nr = gemm_shape().nr;
   slots_ = std::max(1, threads);
   block_panels_ = std::max<int64_t>(1, std::min(ceil_div(n, nr), (512 * 1024) / (k * nr)));
-  const size_t b_floats =
-      path_ == Path::kPointwise
-          ? gemm_scratch_floats(cout_g, n % nr, k, true, false)
-          : static_cast<size_t>(slots_ * block_panels_ * nr * k);
+  const size_t b_floats = path_ == Path::kPointwise
+                              ? gemm_scratch_floats(cout_g, n % nr, k, true, false)
+                              : static_cast<size_t>(slots_ * block_panels_ * nr * k);
   scratch_bytes_ = b_floats * sizeof(float) + 64;
 }
 
@@ -244,8 +245,8 @@ void Conv2d::run(const float* input, float* output, void* scratch, ThreadPool* p
   const int64_t k = cin_g * p.kernel_h * p.kernel_w;
   const int64_t n = p.out_h() * p.out_w();
   pool = pool_for(pool, static_cast<double>(p.batch * p.out_channels * n) * static_cast<double>(k));
-  float* packed_b = reinterpret_cast<float*>(
-      (reinterpret_cast<uintptr_t>(scratch) + 63) & ~static_cast<uintptr_t>(63));
+  float* packed_b = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(scratch) + 63) &
+                                             ~static_cast<uintptr_t>(63));
   if (path_ == Path::kDepthwise3x3) {
     run_depthwise(input, output, pool);
     return;
@@ -279,8 +280,7 @@ void Conv2d::run(const float* input, float* output, void* scratch, ThreadPool* p
             float* panel = packed_b + slot * block_panels_ * nr * k;
             for (int64_t blk = slot; blk < blocks; blk += slots_) {
               const int64_t j0 = blk * block_cols, ncols = std::min(block_cols, n - j0);
-              im2col_packed(p, cin_g, in, nr, j0 / nr, ceil_div(j0 + ncols, nr),
-                            panel);
+              im2col_packed(p, cin_g, in, nr, j0 / nr, ceil_div(j0 + ncols, nr), panel);
               gemm_packed_block(cout_g, n, k, pa, panel, j0, ncols, out, n, ep);
             }
           }
@@ -315,11 +315,13 @@ void Conv2d::run_depthwise(const float* input, float* output, ThreadPool* pool) 
     lo = ep_.clip_min;
     hi = ep_.clip_max;
   }
-  if (ep_.act == Activation::kRelu || ep_.act == Activation::kClip) act_only.act = Activation::kNone;
+  if (ep_.act == Activation::kRelu || ep_.act == Activation::kClip)
+    act_only.act = Activation::kNone;
   // Interior columns: every tap of the row in [0, W).
   const int64_t ow_lo = std::min(ow_n, ceil_div(p.pad_left, s));
-  const int64_t ow_hi =
-      W - 3 + p.pad_left < 0 ? ow_lo : std::max(ow_lo, std::min(ow_n, (W - 3 + p.pad_left) / s + 1));
+  const int64_t ow_hi = W - 3 + p.pad_left < 0
+                            ? ow_lo
+                            : std::max(ow_lo, std::min(ow_n, (W - 3 + p.pad_left) / s + 1));
 
   // Small planes (rows too short to fill vectors, border columns a large share): copy the plane
   // into a zero-padded buffer and run the row kernel once over the flattened plane. Output z =
@@ -415,7 +417,8 @@ void Conv2d::run_depthwise_taps(const float* input, float* output, float* scratc
     lo = ep_.clip_min;
     hi = ep_.clip_max;
   }
-  if (ep_.act == Activation::kRelu || ep_.act == Activation::kClip) act_only.act = Activation::kNone;
+  if (ep_.act == Activation::kRelu || ep_.act == Activation::kClip)
+    act_only.act = Activation::kNone;
   // Where tap (r, t) of output row 0 starts in the phase-split plane: row r * dh, column
   // t * dw, which is phase (t * dw) % sw at offset (t * dw) / sw. Row oh adds oh * sh rows.
   int64_t tap_at[kMaxDwTaps];
@@ -455,7 +458,8 @@ void Conv2d::run_depthwise_taps(const float* input, float* output, float* scratc
             // from q_hi on.
             float* d = dst + ph * wq;
             const int64_t q_lo = std::min(wq, first_at_least(ph - p.pad_left, sw, 0));
-            const int64_t q_hi = std::max(q_lo, std::min(wq, first_at_least(ph - p.pad_left, sw, W)));
+            const int64_t q_hi =
+                std::max(q_lo, std::min(wq, first_at_least(ph - p.pad_left, sw, W)));
             std::fill(d, d + q_lo, 0.0f);
             const float* s0 = src + (q_lo * sw + ph - p.pad_left);
             for (int64_t q = q_lo; q < q_hi; ++q) d[q] = s0[(q - q_lo) * sw];

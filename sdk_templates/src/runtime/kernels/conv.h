@@ -75,12 +75,12 @@ class Conv2d {
   std::vector<float> weights_;  // packed A per group (GEMM paths) or C x 9 (depthwise)
   std::vector<float> bias_;
   size_t group_a_floats_ = 0;
-  int64_t slots_ = 1;          // im2col path: scratch slots, one per thread
-  int64_t block_panels_ = 1;   // im2col path: B panels per column block
+  int64_t slots_ = 1;         // im2col path: scratch slots, one per thread
+  int64_t block_panels_ = 1;  // im2col path: B panels per column block
   size_t scratch_bytes_ = 0;
-  int64_t dw_padded_h_ = 0;     // kDepthwise: rows of the padded plane
-  int64_t dw_phase_cols_ = 0;   // kDepthwise: columns per phase, ceil(padded width / stride_w)
-  int64_t dw_plane_floats_ = 0; // kDepthwise: floats of one slot's padded plane (64-byte multiple)
+  int64_t dw_padded_h_ = 0;      // kDepthwise: rows of the padded plane
+  int64_t dw_phase_cols_ = 0;    // kDepthwise: columns per phase, ceil(padded width / stride_w)
+  int64_t dw_plane_floats_ = 0;  // kDepthwise: floats of one slot's padded plane (64-byte multiple)
 };
 
 }  // namespace kernels

@@ -25,8 +25,8 @@ void ConvTranspose2d::prepare(const ConvTranspose2dParams& params, const float* 
   const ConvTranspose2dParams& p = params;
   if (p.batch < 1 || p.in_channels < 1 || p.in_h < 1 || p.in_w < 1 || p.out_channels < 1)
     bad("input/output dimensions must be positive");
-  if (p.kernel_h < 1 || p.kernel_w < 1 || p.stride_h < 1 || p.stride_w < 1 ||
-      p.dilation_h < 1 || p.dilation_w < 1)
+  if (p.kernel_h < 1 || p.kernel_w < 1 || p.stride_h < 1 || p.stride_w < 1 || p.dilation_h < 1 ||
+      p.dilation_w < 1)
     bad("kernel_shape, strides and dilations must be positive");
   if (p.pad_top < 0 || p.pad_left < 0 || p.pad_bottom < 0 || p.pad_right < 0 ||
       p.output_padding_h < 0 || p.output_padding_w < 0)

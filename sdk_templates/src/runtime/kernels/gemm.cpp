@@ -34,7 +34,9 @@ const MicroKernel& mk() {
   return *kSelected;
 }
 
-inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+inline int64_t ceil_div(int64_t a, int64_t b) {
+  return (a + b - 1) / b;
+}
 
 // Packs rows [r0, r0 + w) (w <= width) of op(X) (rows x depth) as one panel: for each depth
 // index p, `width` consecutive values, zero beyond w. Used for A (rows = m) and, with op(B)
@@ -136,7 +138,8 @@ void apply_epilogue(const Epilogue& ep, float* c, int64_t ldc, int64_t rows, int
       }
     }
     switch (ep.act) {
-      case Activation::kNone: break;
+      case Activation::kNone:
+        break;
       case Activation::kRelu:
         for (int64_t j = 0; j < cols; ++j) row[j] = row[j] > 0.0f ? row[j] : 0.0f;
         break;
@@ -168,14 +171,13 @@ namespace {
 // The part of an epilogue the micro-kernel applies itself: bias and a clamp (HardSwish,
 // HardSigmoid and SiLU are left to apply_epilogue()).
 bool fusable(const Epilogue& ep) {
-  return ep.act == Activation::kNone || ep.act == Activation::kRelu ||
-         ep.act == Activation::kClip;
+  return ep.act == Activation::kNone || ep.act == Activation::kRelu || ep.act == Activation::kClip;
 }
 
 TileEpilogue tile_epilogue(const Epilogue& ep, int64_t row0, int64_t col0) {
   TileEpilogue t;
-  if (ep.bias != nullptr) (ep.bias_per_row ? t.row_bias : t.col_bias) =
-      ep.bias + (ep.bias_per_row ? row0 : col0);
+  if (ep.bias != nullptr)
+    (ep.bias_per_row ? t.row_bias : t.col_bias) = ep.bias + (ep.bias_per_row ? row0 : col0);
   if (ep.act == Activation::kRelu) {
     t.clamp = 1;
     t.lo = 0.0f;
@@ -251,9 +253,8 @@ void gemm_packed_block(int64_t m, int64_t n, int64_t k, const float* packed_a,
   if (!fused) apply_epilogue(ep, c + j0, ldc, m, ncols, 0, j0);
 }
 
-void gemm(int64_t m, int64_t n, int64_t k, float alpha, const GemmOperand& a,
-          const GemmOperand& b, float beta, float* c, int64_t ldc, const Epilogue& ep,
-          float* scratch, ThreadPool* pool) {
+void gemm(int64_t m, int64_t n, int64_t k, float alpha, const GemmOperand& a, const GemmOperand& b,
+          float beta, float* c, int64_t ldc, const Epilogue& ep, float* scratch, ThreadPool* pool) {
   if (m <= 0 || n <= 0) return;
   pool = pool_for(pool, static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k));
   const MicroKernel& kern = mk();
@@ -322,8 +323,8 @@ void gemm(int64_t m, int64_t n, int64_t k, float alpha, const GemmOperand& a,
         }
         return b_tail + p0 * nr;
       };
-      compute_tiles(kern, m, n, k, i0, mrows, j0, ncols, pa, b_at, alpha, beta != 0.0f, c, ldc,
-                    ep, fused, edge);
+      compute_tiles(kern, m, n, k, i0, mrows, j0, ncols, pa, b_at, alpha, beta != 0.0f, c, ldc, ep,
+                    fused, edge);
       if (!fused) apply_epilogue(ep, c + i0 * ldc + j0, ldc, mrows, ncols, i0, j0);
     }
   });

@@ -19,9 +19,9 @@ namespace kernels {
 
 // The register-blocking shape of the micro-kernel selected for this CPU.
 struct GemmShape {
-  int mr;             // rows per A panel
-  int nr;             // columns per B panel
-  const char* isa;    // "avx512", "avx2", "neon", "generic"
+  int mr;           // rows per A panel
+  int nr;           // columns per B panel
+  const char* isa;  // "avx512", "avx2", "neon", "generic"
 };
 const GemmShape& gemm_shape();
 
@@ -52,9 +52,9 @@ size_t gemm_scratch_floats(int64_t m, int64_t n, int64_t k, bool a_packed, bool 
 // not read (may hold garbage). scratch: gemm_scratch_floats() floats, 64-byte aligned is best;
 // may be nullptr when both operands are packed. pool may be nullptr. k == 0 gives
 // act(beta * C + bias).
-void gemm(int64_t m, int64_t n, int64_t k, float alpha, const GemmOperand& a,
-          const GemmOperand& b, float beta, float* c, int64_t ldc, const Epilogue& ep,
-          float* scratch, ThreadPool* pool = nullptr);
+void gemm(int64_t m, int64_t n, int64_t k, float alpha, const GemmOperand& a, const GemmOperand& b,
+          float beta, float* c, int64_t ldc, const Epilogue& ep, float* scratch,
+          ThreadPool* pool = nullptr);
 
 // One column block, single-threaded, for callers that produce B panel by panel (im2col fused
 // with the GEMM, so B stays in cache): C[0, m) x [j0, j0 + ncols) = act(A op(B) + bias), C not

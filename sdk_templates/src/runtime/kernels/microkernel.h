@@ -31,13 +31,13 @@ using MicroKernelFn = void (*)(int64_t kc, const float* a, const float* b, int64
 struct MicroKernel {
   int mr;
   int nr;
-  int kc;           // K block: a KC x NR slice of B stays in L1 while A panels stream
+  int kc;  // K block: a KC x NR slice of B stays in L1 while A panels stream
   const char* isa;
   MicroKernelFn fn;
   // Depthwise 3x3 row kernel compiled with the same flags (see dw3x3_row_tmpl), clamping each
   // value to [lo, hi] (pass -inf, inf for none).
-  void (*dw3x3_row)(const float* r0, const float* r1, const float* r2, const float* w9,
-                    float bias, float lo, float hi, float* out, int64_t count, int64_t stride);
+  void (*dw3x3_row)(const float* r0, const float* r1, const float* r2, const float* w9, float bias,
+                    float lo, float hi, float* out, int64_t count, int64_t stride);
   // Depthwise row kernel for any kernel size, stride and dilation (see dw_taps_row_tmpl).
   void (*dw_taps_row)(const float* const* taps, const float* w, int ntaps, float bias, float lo,
                       float hi, float* out, int64_t count);
@@ -58,8 +58,8 @@ namespace {
 // keep this one source portable (SSE, AVX, AVX-512, NEON) while pinning the register layout the
 // auto-vectoriser would otherwise have to guess.
 template <int MR, int NR, int VB>
-void microkernel_tile(int64_t kc, const float* __restrict a, const float* __restrict b,
-                      int64_t ldb, float* __restrict c, int64_t ldc, float alpha, int accumulate,
+void microkernel_tile(int64_t kc, const float* __restrict a, const float* __restrict b, int64_t ldb,
+                      float* __restrict c, int64_t ldc, float alpha, int accumulate,
                       const TileEpilogue* ep) {
   typedef float V __attribute__((vector_size(VB), aligned(4), may_alias));
   constexpr int kLanes = VB / 4;
@@ -67,7 +67,7 @@ void microkernel_tile(int64_t kc, const float* __restrict a, const float* __rest
   static_assert(kNV * kLanes == NR, "NR must be a multiple of the vector width");
   V acc[MR][kNV];
   for (int i = 0; i < MR; ++i)
-    for (int v = 0; v < kNV; ++v) acc[i][v] = V{} ;
+    for (int v = 0; v < kNV; ++v) acc[i][v] = V{};
   for (int64_t p = 0; p < kc; ++p) {
     const float* __restrict ap = a + p * MR;
     const V* bp = reinterpret_cast<const V*>(b + p * ldb);
@@ -105,20 +105,20 @@ inline void dw3x3_row_tmpl(const float* __restrict r0, const float* __restrict r
                            const float* __restrict r2, const float* __restrict w9, float bias,
                            float lo, float hi, float* __restrict out, int64_t count,
                            int64_t stride) {
-  const float w0 = w9[0], w1 = w9[1], w2 = w9[2], w3 = w9[3], w4 = w9[4], w5 = w9[5],
-              w6 = w9[6], w7 = w9[7], w8 = w9[8];
+  const float w0 = w9[0], w1 = w9[1], w2 = w9[2], w3 = w9[3], w4 = w9[4], w5 = w9[5], w6 = w9[6],
+              w7 = w9[7], w8 = w9[8];
   if (stride == 1) {
     for (int64_t x = 0; x < count; ++x) {
-      float v = bias + w0 * r0[x] + w1 * r0[x + 1] + w2 * r0[x + 2] + w3 * r1[x] +
-                w4 * r1[x + 1] + w5 * r1[x + 2] + w6 * r2[x] + w7 * r2[x + 1] + w8 * r2[x + 2];
+      float v = bias + w0 * r0[x] + w1 * r0[x + 1] + w2 * r0[x + 2] + w3 * r1[x] + w4 * r1[x + 1] +
+                w5 * r1[x + 2] + w6 * r2[x] + w7 * r2[x + 1] + w8 * r2[x + 2];
       v = v < lo ? lo : v;
       out[x] = v > hi ? hi : v;
     }
   } else {
     for (int64_t x = 0; x < count; ++x) {
       const int64_t s = x * 2;
-      float v = bias + w0 * r0[s] + w1 * r0[s + 1] + w2 * r0[s + 2] + w3 * r1[s] +
-                w4 * r1[s + 1] + w5 * r1[s + 2] + w6 * r2[s] + w7 * r2[s + 1] + w8 * r2[s + 2];
+      float v = bias + w0 * r0[s] + w1 * r0[s + 1] + w2 * r0[s + 2] + w3 * r1[s] + w4 * r1[s + 1] +
+                w5 * r1[s + 2] + w6 * r2[s] + w7 * r2[s + 1] + w8 * r2[s + 2];
       v = v < lo ? lo : v;
       out[x] = v > hi ? hi : v;
     }

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// AVX-512: 16 of 32 zmm registers hold the 8 x 32 tile. Compiled with its own -m flags (see CMakeLists.txt) and only called after a CPU check.
+// AVX-512: 16 of 32 zmm registers hold the 8 x 32 tile. Compiled with its own -m flags (see
+// CMakeLists.txt) and only called after a CPU check.
 #include "microkernel.h"
 
 namespace edgepack {
@@ -16,14 +17,16 @@ void dw(const float* r0, const float* r1, const float* r2, const float* w9, floa
         float hi, float* out, int64_t count, int64_t stride) {
   dw3x3_row_tmpl(r0, r1, r2, w9, bias, lo, hi, out, count, stride);
 }
-void dw_taps(const float* const* taps, const float* w, int ntaps, float bias, float lo,
-             float hi, float* out, int64_t count) {
+void dw_taps(const float* const* taps, const float* w, int ntaps, float bias, float lo, float hi,
+             float* out, int64_t count) {
   dw_taps_row_tmpl<32>(taps, w, ntaps, bias, lo, hi, out, count);
 }
 const MicroKernel kKernel = {kMR, kNR, kKC, "avx512", kernel, dw, dw_taps};
 }  // namespace
 
-const MicroKernel* microkernel_avx512() { return &kKernel; }
+const MicroKernel* microkernel_avx512() {
+  return &kKernel;
+}
 
 }  // namespace kernels
 }  // namespace edgepack

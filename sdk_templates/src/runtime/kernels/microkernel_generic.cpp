@@ -26,14 +26,16 @@ void dw(const float* r0, const float* r1, const float* r2, const float* w9, floa
         float hi, float* out, int64_t count, int64_t stride) {
   dw3x3_row_tmpl(r0, r1, r2, w9, bias, lo, hi, out, count, stride);
 }
-void dw_taps(const float* const* taps, const float* w, int ntaps, float bias, float lo,
-             float hi, float* out, int64_t count) {
+void dw_taps(const float* const* taps, const float* w, int ntaps, float bias, float lo, float hi,
+             float* out, int64_t count) {
   dw_taps_row_tmpl<kVB>(taps, w, ntaps, bias, lo, hi, out, count);
 }
 const MicroKernel kKernel = {kMR, kNR, kKC, kIsa, kernel, dw, dw_taps};
 }  // namespace
 
-const MicroKernel* microkernel_generic() { return &kKernel; }
+const MicroKernel* microkernel_generic() {
+  return &kKernel;
+}
 
 }  // namespace kernels
 }  // namespace edgepack

@@ -79,7 +79,9 @@ const Kernel& kernel() {
 
 }  // namespace
 
-const char* qgemm_isa() { return kernel().isa; }
+const char* qgemm_isa() {
+  return kernel().isa;
+}
 
 QuantMultiplier quant_multiplier(double real) {
   if (!(real > 0.0)) return {0, 0};
@@ -115,9 +117,8 @@ void qgemm_row_sums(const int8_t* w, int64_t n, int64_t k, int32_t* sums) {
   }
 }
 
-void qgemm_s32(const uint8_t* a, int64_t lda, uint8_t za, const int8_t* w,
-               const int32_t* w_sums, const int32_t* bias, int64_t m, int64_t n, int64_t k,
-               int32_t* acc) {
+void qgemm_s32(const uint8_t* a, int64_t lda, uint8_t za, const int8_t* w, const int32_t* w_sums,
+               const int32_t* bias, int64_t m, int64_t n, int64_t k, int32_t* acc) {
   const DotFn dot = kernel().dot;
   for (int64_t i = 0; i < m; ++i) {
     const uint8_t* row = a + i * lda;

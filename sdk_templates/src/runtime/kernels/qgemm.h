@@ -40,9 +40,8 @@ void qgemm_row_sums(const int8_t* w, int64_t n, int64_t k, int32_t* sums);
 
 // acc (m x n, row stride n) = (a - za) * w^T + bias. a is m x k (row stride lda), w n x k
 // (row stride k), w_sums from qgemm_row_sums, bias may be nullptr.
-void qgemm_s32(const uint8_t* a, int64_t lda, uint8_t za, const int8_t* w,
-               const int32_t* w_sums, const int32_t* bias, int64_t m, int64_t n, int64_t k,
-               int32_t* acc);
+void qgemm_s32(const uint8_t* a, int64_t lda, uint8_t za, const int8_t* w, const int32_t* w_sums,
+               const int32_t* bias, int64_t m, int64_t n, int64_t k, int32_t* acc);
 
 // out (m x n, row stride ldo) = clamp(zo + acc * mult[j], 0, 255).
 void requantize_u8(const int32_t* acc, int64_t m, int64_t n, const QuantMultiplier* mult,

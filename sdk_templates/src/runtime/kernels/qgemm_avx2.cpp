@@ -17,16 +17,16 @@ int32_t qdot_avx2(const uint8_t* a, const int8_t* w, int64_t k) {
     const __m128i a1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(a + i + 16));
     const __m128i w0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w + i));
     const __m128i w1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w + i + 16));
-    acc0 = _mm256_add_epi32(acc0, _mm256_madd_epi16(_mm256_cvtepu8_epi16(a0),
-                                                    _mm256_cvtepi8_epi16(w0)));
-    acc1 = _mm256_add_epi32(acc1, _mm256_madd_epi16(_mm256_cvtepu8_epi16(a1),
-                                                    _mm256_cvtepi8_epi16(w1)));
+    acc0 = _mm256_add_epi32(acc0,
+                            _mm256_madd_epi16(_mm256_cvtepu8_epi16(a0), _mm256_cvtepi8_epi16(w0)));
+    acc1 = _mm256_add_epi32(acc1,
+                            _mm256_madd_epi16(_mm256_cvtepu8_epi16(a1), _mm256_cvtepi8_epi16(w1)));
   }
   for (; i + 16 <= k; i += 16) {
     const __m128i a0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(a + i));
     const __m128i w0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w + i));
-    acc0 = _mm256_add_epi32(acc0, _mm256_madd_epi16(_mm256_cvtepu8_epi16(a0),
-                                                    _mm256_cvtepi8_epi16(w0)));
+    acc0 = _mm256_add_epi32(acc0,
+                            _mm256_madd_epi16(_mm256_cvtepu8_epi16(a0), _mm256_cvtepi8_epi16(w0)));
   }
   const __m256i acc = _mm256_add_epi32(acc0, acc1);
   __m128i s = _mm_add_epi32(_mm256_castsi256_si128(acc), _mm256_extracti128_si256(acc, 1));

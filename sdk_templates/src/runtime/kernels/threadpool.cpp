@@ -19,7 +19,9 @@ inline void cpu_relax() {
 }
 }  // namespace
 
-bool ThreadPool::in_worker() { return t_in_worker; }
+bool ThreadPool::in_worker() {
+  return t_in_worker;
+}
 
 ThreadPool::ThreadPool(int threads) : threads_(threads < 1 ? 1 : threads) {
   workers_.reserve(static_cast<size_t>(threads_ - 1));
@@ -94,7 +96,8 @@ void ThreadPool::worker_loop(int /*index*/) {
     }
     if (gen == seen) {
       std::unique_lock<std::mutex> lock(state_mutex_);
-      wake_.wait(lock, [&] { return stop_ || generation_.load(std::memory_order_acquire) != seen; });
+      wake_.wait(lock,
+                 [&] { return stop_ || generation_.load(std::memory_order_acquire) != seen; });
       if (stop_) return;
       gen = generation_.load(std::memory_order_acquire);
     }

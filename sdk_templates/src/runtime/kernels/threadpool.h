@@ -41,7 +41,8 @@ class ThreadPool {
       return;
     }
     using Fn = std::remove_reference_t<F>;
-    run(n, [](void* ctx, int64_t b, int64_t e) { (*static_cast<Fn*>(ctx))(b, e); },
+    run(
+        n, [](void* ctx, int64_t b, int64_t e) { (*static_cast<Fn*>(ctx))(b, e); },
         const_cast<void*>(static_cast<const void*>(&fn)));
   }
 
@@ -61,7 +62,7 @@ class ThreadPool {
   std::condition_variable wake_;
   std::condition_variable done_;
   std::atomic<uint64_t> generation_{0};
-  std::atomic<uint64_t> claim_{0};     // generation << 32 | next unclaimed chunk
+  std::atomic<uint64_t> claim_{0};  // generation << 32 | next unclaimed chunk
   std::atomic<int> done_chunks_{0};
   bool stop_ = false;
   Task task_ = nullptr;
@@ -83,6 +84,8 @@ inline ThreadPool* pool_for(ThreadPool* pool, double work) {
 }
 
 // Chunk i of n split into k nearly equal contiguous parts.
-inline int64_t chunk_begin(int64_t n, int k, int i) { return n * i / k; }
+inline int64_t chunk_begin(int64_t n, int k, int i) {
+  return n * i / k;
+}
 
 }  // namespace edgepack

@@ -18,7 +18,8 @@ To convert(From v) {
     const double d = static_cast<double>(v);
     if (d <= static_cast<double>(std::numeric_limits<To>::lowest()))
       return std::numeric_limits<To>::lowest();
-    if (d >= static_cast<double>(std::numeric_limits<To>::max())) return std::numeric_limits<To>::max();
+    if (d >= static_cast<double>(std::numeric_limits<To>::max()))
+      return std::numeric_limits<To>::max();
     return static_cast<To>(v);
   } else {
     return static_cast<To>(v);

@@ -37,10 +37,16 @@ void conv_prepare(PrepareContext& ctx) {
   p.in_h = spatial == 2 ? x->static_shape[2] : 1;
   p.in_w = x->static_shape[x->rank - 1];
   p.out_channels = w->static_shape[0];
-  p.kernel_h = a.kh; p.kernel_w = a.kw;
-  p.stride_h = a.sh; p.stride_w = a.sw;
-  p.dilation_h = a.dh; p.dilation_w = a.dw;
-  p.pad_top = a.pt; p.pad_left = a.pl; p.pad_bottom = a.pb; p.pad_right = a.pr;
+  p.kernel_h = a.kh;
+  p.kernel_w = a.kw;
+  p.stride_h = a.sh;
+  p.stride_w = a.sw;
+  p.dilation_h = a.dh;
+  p.dilation_w = a.dw;
+  p.pad_top = a.pt;
+  p.pad_left = a.pl;
+  p.pad_bottom = a.pb;
+  p.pad_right = a.pr;
   p.groups = a.group;
   if (a.auto_pad == "SAME_UPPER" || a.auto_pad == "SAME_LOWER") {
     auto same = [&](int64_t in, int64_t k, int64_t s, int64_t d, int64_t& lo, int64_t& hi) {
@@ -67,8 +73,8 @@ void conv_prepare(PrepareContext& ctx) {
 
   auto st = std::make_unique<ConvState>();
   try {
-    st->conv.prepare(p, w->as<float>(), b != nullptr ? b->as<float>() : nullptr,
-                     read_epilogue(ctx), ctx.threads);
+    st->conv.prepare(p, w->as<float>(), b != nullptr ? b->as<float>() : nullptr, read_epilogue(ctx),
+                     ctx.threads);
   } catch (const Error& e) {
     ctx.fail(e.what());
   }

@@ -35,10 +35,22 @@ inline ConvAttrs read_conv_attrs(PrepareContext& ctx, int spatial, const int64_t
   a.group = ctx.attrs->get_int("group", 1);
   a.auto_pad = ctx.attrs->get_string("auto_pad", "NOTSET");
   if (spatial == 2) {
-    a.kh = ks[0]; a.kw = ks[1]; a.sh = st[0]; a.sw = st[1]; a.dh = di[0]; a.dw = di[1];
-    a.pt = pa[0]; a.pl = pa[1]; a.pb = pa[2]; a.pr = pa[3];
+    a.kh = ks[0];
+    a.kw = ks[1];
+    a.sh = st[0];
+    a.sw = st[1];
+    a.dh = di[0];
+    a.dw = di[1];
+    a.pt = pa[0];
+    a.pl = pa[1];
+    a.pb = pa[2];
+    a.pr = pa[3];
   } else {
-    a.kw = ks[0]; a.sw = st[0]; a.dw = di[0]; a.pl = pa[0]; a.pr = pa[1];
+    a.kw = ks[0];
+    a.sw = st[0];
+    a.dw = di[0];
+    a.pl = pa[0];
+    a.pr = pa[1];
   }
   return a;
 }
@@ -47,12 +59,24 @@ inline kernels::Epilogue read_epilogue(PrepareContext& ctx) {
   const FusedActivation f = read_activation(ctx);
   kernels::Epilogue ep;
   switch (f.kind) {
-    case FusedActivation::kNone: ep.act = kernels::Activation::kNone; break;
-    case FusedActivation::kRelu: ep.act = kernels::Activation::kRelu; break;
-    case FusedActivation::kClip: ep.act = kernels::Activation::kClip; break;
-    case FusedActivation::kHardSwish: ep.act = kernels::Activation::kHardSwish; break;
-    case FusedActivation::kHardSigmoid: ep.act = kernels::Activation::kHardSigmoid; break;
-    case FusedActivation::kSilu: ep.act = kernels::Activation::kSilu; break;
+    case FusedActivation::kNone:
+      ep.act = kernels::Activation::kNone;
+      break;
+    case FusedActivation::kRelu:
+      ep.act = kernels::Activation::kRelu;
+      break;
+    case FusedActivation::kClip:
+      ep.act = kernels::Activation::kClip;
+      break;
+    case FusedActivation::kHardSwish:
+      ep.act = kernels::Activation::kHardSwish;
+      break;
+    case FusedActivation::kHardSigmoid:
+      ep.act = kernels::Activation::kHardSigmoid;
+      break;
+    case FusedActivation::kSilu:
+      ep.act = kernels::Activation::kSilu;
+      break;
   }
   ep.alpha = f.alpha;
   ep.beta = f.beta;

@@ -32,10 +32,16 @@ void conv_transpose_prepare(PrepareContext& ctx) {
   p.in_w = x->static_shape[x->rank - 1];
   p.groups = a.group;
   p.out_channels = w->static_shape[1] * a.group;
-  p.kernel_h = a.kh; p.kernel_w = a.kw;
-  p.stride_h = a.sh; p.stride_w = a.sw;
-  p.dilation_h = a.dh; p.dilation_w = a.dw;
-  p.pad_top = a.pt; p.pad_left = a.pl; p.pad_bottom = a.pb; p.pad_right = a.pr;
+  p.kernel_h = a.kh;
+  p.kernel_w = a.kw;
+  p.stride_h = a.sh;
+  p.stride_w = a.sw;
+  p.dilation_h = a.dh;
+  p.dilation_w = a.dw;
+  p.pad_top = a.pt;
+  p.pad_left = a.pl;
+  p.pad_bottom = a.pb;
+  p.pad_right = a.pr;
   const auto op = ctx.attrs->get_ints("output_padding", std::vector<int64_t>(spatial, 0));
   if (static_cast<int>(op.size()) != spatial) ctx.fail("output_padding has the wrong length");
   p.output_padding_h = spatial == 2 ? op[0] : 0;
@@ -44,7 +50,8 @@ void conv_transpose_prepare(PrepareContext& ctx) {
   if (b != nullptr) {
     need_dtype(ctx, *b, DType::kFloat32);
     if (!b->constant) ctx.fail("bias B must be a constant initializer");
-    if (b->static_numel() != p.out_channels) ctx.fail("bias B must have one value per output channel");
+    if (b->static_numel() != p.out_channels)
+      ctx.fail("bias B must have one value per output channel");
   }
   const auto out_shape_attr = ctx.attrs->get_ints("output_shape", {});
   const bool same = a.auto_pad == "SAME_UPPER" || a.auto_pad == "SAME_LOWER";
@@ -57,8 +64,8 @@ void conv_transpose_prepare(PrepareContext& ctx) {
       lo = a.auto_pad == "SAME_UPPER" ? total / 2 : total - total / 2;
       hi = total - lo;
     };
-    const int64_t oh = out_shape_attr.empty() ? p.in_h * p.stride_h
-                                              : (spatial == 2 ? out_shape_attr[0] : 1);
+    const int64_t oh =
+        out_shape_attr.empty() ? p.in_h * p.stride_h : (spatial == 2 ? out_shape_attr[0] : 1);
     const int64_t ow = out_shape_attr.empty() ? p.in_w * p.stride_w : out_shape_attr.back();
     if (spatial == 2)
       fit(p.in_h, p.kernel_h, p.stride_h, p.dilation_h, p.output_padding_h, oh, p.pad_top,
@@ -75,8 +82,7 @@ void conv_transpose_prepare(PrepareContext& ctx) {
 
   auto st = std::make_unique<ConvTransposeState>();
   try {
-    st->op.prepare(p, w->as<float>(), b != nullptr ? b->as<float>() : nullptr,
-                   read_epilogue(ctx));
+    st->op.prepare(p, w->as<float>(), b != nullptr ? b->as<float>() : nullptr, read_epilogue(ctx));
   } catch (const Error& e) {
     ctx.fail(e.what());
   }

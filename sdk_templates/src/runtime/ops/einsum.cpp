@@ -13,7 +13,7 @@ constexpr int kMaxLetters = 16;
 
 struct EinsumState : OpState {
   int operands = 0;
-  int letters = 0;       // distinct letters; the output's come first
+  int letters = 0;  // distinct letters; the output's come first
   int out_letters = 0;
   int64_t dim[kMaxLetters] = {};
   int64_t stride[kMaxOperands][kMaxLetters] = {};  // element stride of each letter per operand
@@ -32,7 +32,8 @@ void einsum_prepare(PrepareContext& ctx) {
     if (ch == ',') {
       terms.push_back(cur);
       cur.clear();
-    } else if (ch != ' ') cur += ch;
+    } else if (ch != ' ')
+      cur += ch;
   }
   terms.push_back(cur);
   std::string out;
@@ -53,10 +54,12 @@ void einsum_prepare(PrepareContext& ctx) {
   for (int k = 0; k < st->operands; ++k) {
     Tensor* t = need_input(ctx, k, "operand");
     if (k == 0) st->dtype = t->dtype;
-    if (t->dtype != DType::kFloat32 && t->dtype != DType::kFloat64) ctx.fail("float32/float64 only");
+    if (t->dtype != DType::kFloat32 && t->dtype != DType::kFloat64)
+      ctx.fail("float32/float64 only");
     need_dtype(ctx, *t, st->dtype);
     if (t->dynamic_dim0) ctx.fail("a dynamic dimension 0 is not supported");
-    if (static_cast<int>(terms[k].size()) != t->rank) ctx.fail("operand rank does not match '" + terms[k] + "'");
+    if (static_cast<int>(terms[k].size()) != t->rank)
+      ctx.fail("operand rank does not match '" + terms[k] + "'");
     int64_t s = 1;
     for (int d = t->rank - 1; d >= 0; --d) {
       const int l = static_cast<int>(order.find(terms[k][d]));
@@ -115,8 +118,10 @@ void einsum_typed(RunContext& ctx, const EinsumState& st) {
 
 void einsum_run(RunContext& ctx) {
   const auto& st = *ctx.state_as<EinsumState>();
-  if (st.dtype == DType::kFloat64) einsum_typed<double>(ctx, st);
-  else einsum_typed<float>(ctx, st);
+  if (st.dtype == DType::kFloat64)
+    einsum_typed<double>(ctx, st);
+  else
+    einsum_typed<float>(ctx, st);
 }
 
 }  // namespace ops

@@ -12,8 +12,24 @@ namespace ops {
 namespace {
 
 enum class Bin {
-  kAdd, kSub, kMul, kDiv, kPow, kMin, kMax, kPRelu, kMod, kEqual, kGreater, kLess,
-  kGreaterOrEqual, kLessOrEqual, kAnd, kOr, kXor, kUnknown
+  kAdd,
+  kSub,
+  kMul,
+  kDiv,
+  kPow,
+  kMin,
+  kMax,
+  kPRelu,
+  kMod,
+  kEqual,
+  kGreater,
+  kLess,
+  kGreaterOrEqual,
+  kLessOrEqual,
+  kAnd,
+  kOr,
+  kXor,
+  kUnknown
 };
 
 struct BinaryState : OpState {
@@ -22,13 +38,26 @@ struct BinaryState : OpState {
 };
 
 Bin parse(const std::string& t) {
-  static const struct { const char* name; Bin op; } kTable[] = {
-      {"Add", Bin::kAdd}, {"Sub", Bin::kSub}, {"Mul", Bin::kMul}, {"Div", Bin::kDiv},
-      {"Pow", Bin::kPow}, {"Min", Bin::kMin}, {"Max", Bin::kMax}, {"PRelu", Bin::kPRelu},
-      {"Mod", Bin::kMod}, {"Equal", Bin::kEqual}, {"Greater", Bin::kGreater},
-      {"Less", Bin::kLess}, {"GreaterOrEqual", Bin::kGreaterOrEqual},
-      {"LessOrEqual", Bin::kLessOrEqual}, {"And", Bin::kAnd}, {"Or", Bin::kOr},
-      {"Xor", Bin::kXor}};
+  static const struct {
+    const char* name;
+    Bin op;
+  } kTable[] = {{"Add", Bin::kAdd},
+                {"Sub", Bin::kSub},
+                {"Mul", Bin::kMul},
+                {"Div", Bin::kDiv},
+                {"Pow", Bin::kPow},
+                {"Min", Bin::kMin},
+                {"Max", Bin::kMax},
+                {"PRelu", Bin::kPRelu},
+                {"Mod", Bin::kMod},
+                {"Equal", Bin::kEqual},
+                {"Greater", Bin::kGreater},
+                {"Less", Bin::kLess},
+                {"GreaterOrEqual", Bin::kGreaterOrEqual},
+                {"LessOrEqual", Bin::kLessOrEqual},
+                {"And", Bin::kAnd},
+                {"Or", Bin::kOr},
+                {"Xor", Bin::kXor}};
   for (const auto& e : kTable)
     if (t == e.name) return e.op;
   return Bin::kUnknown;
@@ -38,17 +67,24 @@ bool is_compare(Bin b) {
   return b == Bin::kEqual || b == Bin::kGreater || b == Bin::kLess || b == Bin::kGreaterOrEqual ||
          b == Bin::kLessOrEqual;
 }
-bool is_logical(Bin b) { return b == Bin::kAnd || b == Bin::kOr || b == Bin::kXor; }
+bool is_logical(Bin b) {
+  return b == Bin::kAnd || b == Bin::kOr || b == Bin::kXor;
+}
 
 template <class T>
 T arith(Bin op, T a, T b, bool fmod) {
   switch (op) {
-    case Bin::kAdd: return static_cast<T>(a + b);
-    case Bin::kSub: return static_cast<T>(a - b);
-    case Bin::kMul: return static_cast<T>(a * b);
+    case Bin::kAdd:
+      return static_cast<T>(a + b);
+    case Bin::kSub:
+      return static_cast<T>(a - b);
+    case Bin::kMul:
+      return static_cast<T>(a * b);
     case Bin::kDiv:
-      if constexpr (std::is_floating_point<T>::value) return a / b;
-      else return b == 0 ? T(0) : static_cast<T>(a / b);
+      if constexpr (std::is_floating_point<T>::value)
+        return a / b;
+      else
+        return b == 0 ? T(0) : static_cast<T>(a / b);
     case Bin::kMin:
       if constexpr (std::is_floating_point<T>::value)
         if (std::isnan(a) || std::isnan(b)) return NAN;
@@ -57,7 +93,8 @@ T arith(Bin op, T a, T b, bool fmod) {
       if constexpr (std::is_floating_point<T>::value)
         if (std::isnan(a) || std::isnan(b)) return NAN;
       return a < b ? b : a;
-    case Bin::kPRelu: return a < T(0) ? static_cast<T>(a * b) : a;
+    case Bin::kPRelu:
+      return a < T(0) ? static_cast<T>(a * b) : a;
     case Bin::kMod:
       if constexpr (std::is_floating_point<T>::value) {
         if (fmod) return std::fmod(a, b);
@@ -69,22 +106,32 @@ T arith(Bin op, T a, T b, bool fmod) {
         if (fmod) return r;
         return r != 0 && ((r < 0) != (b < 0)) ? static_cast<T>(r + b) : r;
       }
-    default: return T(0);
+    default:
+      return T(0);
   }
 }
 
 template <class T>
 bool compare(Bin op, T a, T b) {
   switch (op) {
-    case Bin::kEqual: return a == b;
-    case Bin::kGreater: return a > b;
-    case Bin::kLess: return a < b;
-    case Bin::kGreaterOrEqual: return a >= b;
-    case Bin::kLessOrEqual: return a <= b;
-    case Bin::kAnd: return a && b;
-    case Bin::kOr: return a || b;
-    case Bin::kXor: return a != b;
-    default: return false;
+    case Bin::kEqual:
+      return a == b;
+    case Bin::kGreater:
+      return a > b;
+    case Bin::kLess:
+      return a < b;
+    case Bin::kGreaterOrEqual:
+      return a >= b;
+    case Bin::kLessOrEqual:
+      return a <= b;
+    case Bin::kAnd:
+      return a && b;
+    case Bin::kOr:
+      return a || b;
+    case Bin::kXor:
+      return a != b;
+    default:
+      return false;
   }
 }
 
@@ -107,8 +154,10 @@ void binary_prepare(PrepareContext& ctx) {
     ctx.fail("Pow on bool");
   const bool to_bool = is_compare(st->op) || is_logical(st->op);
   need_dtype(ctx, *ctx.outputs[0], to_bool ? DType::kBool : a->dtype);
-  if (is_logical(st->op)) need_dtype(ctx, *a, DType::kBool);
-  else if (!is_compare(st->op) && a->dtype == DType::kBool) ctx.fail("arithmetic on bool");
+  if (is_logical(st->op))
+    need_dtype(ctx, *a, DType::kBool);
+  else if (!is_compare(st->op) && a->dtype == DType::kBool)
+    ctx.fail("arithmetic on bool");
   const Tensor* ins[2] = {a, b};
   const int64_t* shapes[2] = {a->static_shape, b->static_shape};
   Broadcast bc;
@@ -129,7 +178,8 @@ void binary_run(RunContext& ctx) {
   const int64_t* shapes[2] = {a->shape, b->shape};
   Broadcast bc;
   if (!make_broadcast(ins, 2, shapes, bc))
-    throw Error(ErrorCode::kRuntimeError, std::string("shapes do not broadcast in ") + ctx.node_name);
+    throw Error(ErrorCode::kRuntimeError,
+                std::string("shapes do not broadcast in ") + ctx.node_name);
   for (int d = 0; d < bc.rank; ++d) y->shape[d] = bc.shape[d];
   if (op == Bin::kPow) {  // base dtype T, exponent any numeric dtype
     dispatch(a->dtype, [&](auto tag) {
@@ -140,7 +190,8 @@ void binary_run(RunContext& ctx) {
         const E* pb = b->as<E>();
         T* out = y->as<T>();
         for_each_broadcast(bc, 2, [&](int64_t i, int64_t ia, int64_t ib, int64_t) {
-          out[i] = static_cast<T>(std::pow(static_cast<double>(pa[ia]), static_cast<double>(pb[ib])));
+          out[i] =
+              static_cast<T>(std::pow(static_cast<double>(pa[ia]), static_cast<double>(pb[ib])));
         });
       });
     });
@@ -198,7 +249,8 @@ void where_run(RunContext& ctx) {
   const int64_t* shapes[3] = {c->shape, x->shape, y->shape};
   Broadcast bc;
   if (!make_broadcast(ins, 3, shapes, bc))
-    throw Error(ErrorCode::kRuntimeError, std::string("shapes do not broadcast in ") + ctx.node_name);
+    throw Error(ErrorCode::kRuntimeError,
+                std::string("shapes do not broadcast in ") + ctx.node_name);
   for (int d = 0; d < bc.rank; ++d) out->shape[d] = bc.shape[d];
   const bool* pc = c->as<bool>();
   const size_t es = dtype_size(x->dtype);  // any dtype: elements are copied as bytes

@@ -43,8 +43,7 @@ void gemm_prepare(PrepareContext& ctx) {
   const int64_t k = st->trans_a ? a->static_shape[0] : a->static_shape[1];
   const int64_t kb = st->trans_b ? b->static_shape[1] : b->static_shape[0];
   const int64_t n = st->trans_b ? b->static_shape[0] : b->static_shape[1];
-  if (k != kb)
-    ctx.fail("inner dimensions differ: A " + shape_str(*a) + ", B " + shape_str(*b));
+  if (k != kb) ctx.fail("inner dimensions differ: A " + shape_str(*a) + ", B " + shape_str(*b));
   if (st->trans_a && a->dynamic_dim0) ctx.fail("transA with a dynamic first dimension");
   need_shape(ctx, *ctx.outputs[0], {m, n});
   st->k = k;
@@ -61,7 +60,8 @@ void gemm_prepare(PrepareContext& ctx) {
                std::to_string(n) + "]");
     if (c->constant && cm == 1) {
       st->bias.resize(static_cast<size_t>(n));
-      for (int64_t j = 0; j < n; ++j) st->bias[static_cast<size_t>(j)] = st->beta * c->as<float>()[cn == 1 ? 0 : j];
+      for (int64_t j = 0; j < n; ++j)
+        st->bias[static_cast<size_t>(j)] = st->beta * c->as<float>()[cn == 1 ? 0 : j];
       st->c_as_bias = true;
       st->ep.bias = st->bias.data();
       st->ep.bias_per_row = false;
@@ -77,7 +77,8 @@ void gemm_prepare(PrepareContext& ctx) {
   }
   ctx.scratch_bytes =
       kernels::gemm_scratch_floats(m, n, k, !st->packed_a.empty(), !st->packed_b.empty()) *
-          sizeof(float) + 64;
+          sizeof(float) +
+      64;
   ctx.state = std::move(st);
 }
 

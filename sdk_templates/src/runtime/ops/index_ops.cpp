@@ -16,7 +16,9 @@ struct IndexState : OpState {
   Reduction reduction = Reduction::kNone;
 };
 
-bool is_index(DType t) { return t == DType::kInt32 || t == DType::kInt64; }
+bool is_index(DType t) {
+  return t == DType::kInt32 || t == DType::kInt64;
+}
 
 int64_t index_at(const Tensor& t, int64_t i) {
   return t.dtype == DType::kInt64 ? t.as<int64_t>()[i] : t.as<int32_t>()[i];
@@ -46,11 +48,21 @@ Reduction parse_reduction(PrepareContext& ctx) {
 template <class T>
 void combine(Reduction r, T& dst, T v) {
   switch (r) {
-    case Reduction::kNone: dst = v; break;
-    case Reduction::kAdd: dst = static_cast<T>(dst + v); break;
-    case Reduction::kMul: dst = static_cast<T>(dst * v); break;
-    case Reduction::kMax: dst = dst < v ? v : dst; break;
-    case Reduction::kMin: dst = v < dst ? v : dst; break;
+    case Reduction::kNone:
+      dst = v;
+      break;
+    case Reduction::kAdd:
+      dst = static_cast<T>(dst + v);
+      break;
+    case Reduction::kMul:
+      dst = static_cast<T>(dst * v);
+      break;
+    case Reduction::kMax:
+      dst = dst < v ? v : dst;
+      break;
+    case Reduction::kMin:
+      dst = v < dst ? v : dst;
+      break;
   }
 }
 
@@ -193,8 +205,7 @@ void for_each_tuple(const Tensor& data, const Tensor& idx, int64_t b, const char
       off += (rem % data.shape[d]) * ds[d];
       rem /= data.shape[d];
     }
-    for (int64_t j = 0; j < k; ++j)
-      off += wrap(pi[t * k + j], data.shape[b + j], node) * ds[b + j];
+    for (int64_t j = 0; j < k; ++j) off += wrap(pi[t * k + j], data.shape[b + j], node) * ds[b + j];
     f(t, off);
   }
 }
@@ -250,8 +261,10 @@ void scatter_nd_run(RunContext& ctx) {
     int64_t slice = 1;
     for_each_tuple(*data, *idx, 0, ctx.node_name, slice, [&](int64_t t, int64_t off) {
       for (int64_t j = 0; j < slice; ++j) {
-        if constexpr (std::is_same<T, bool>::value) py[off + j] = pu[t * slice + j];
-        else combine(r, py[off + j], pu[t * slice + j]);
+        if constexpr (std::is_same<T, bool>::value)
+          py[off + j] = pu[t * slice + j];
+        else
+          combine(r, py[off + j], pu[t * slice + j]);
       }
     });
   });

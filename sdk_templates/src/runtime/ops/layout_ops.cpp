@@ -46,9 +46,8 @@ void copy_mapped(RunContext& ctx, bool tile) {
   const size_t es = dtype_size(x->dtype);
   const uint8_t* src = static_cast<const uint8_t*>(x->data);
   uint8_t* dst = static_cast<uint8_t*>(y->data);
-  for_each_mapped(*x, *y, tile, [&](int64_t i, int64_t s) {
-    std::memcpy(dst + i * es, src + s * es, es);
-  });
+  for_each_mapped(*x, *y, tile,
+                  [&](int64_t i, int64_t s) { std::memcpy(dst + i * es, src + s * es, es); });
 }
 }  // namespace
 
@@ -65,7 +64,9 @@ void expand_prepare(PrepareContext& ctx) {
   }
 }
 
-void expand_run(RunContext& ctx) { copy_mapped(ctx, false); }
+void expand_run(RunContext& ctx) {
+  copy_mapped(ctx, false);
+}
 
 void tile_prepare(PrepareContext& ctx) {
   Tensor* x = need_input(ctx, 0, "input");
@@ -80,7 +81,9 @@ void tile_prepare(PrepareContext& ctx) {
   need_shape(ctx, *y, out);
 }
 
-void tile_run(RunContext& ctx) { copy_mapped(ctx, true); }
+void tile_run(RunContext& ctx) {
+  copy_mapped(ctx, true);
+}
 
 void depth_space_prepare(PrepareContext& ctx) {
   Tensor* x = need_input(ctx, 0, "input");
@@ -118,7 +121,8 @@ void depth_space_run(RunContext& ctx) {
   const bool d2s = y->shape[2] > x->shape[2];
   const Tensor* space = d2s ? y : x;
   const Tensor* depth = d2s ? x : y;
-  const int64_t n = space->shape[0], c = space->shape[1], hs = space->shape[2], ws = space->shape[3];
+  const int64_t n = space->shape[0], c = space->shape[1], hs = space->shape[2],
+                ws = space->shape[3];
   const int64_t cd = depth->shape[1], hd = depth->shape[2], wd = depth->shape[3];
   for (int64_t in = 0; in < n; ++in)
     for (int64_t ic = 0; ic < c; ++ic)
@@ -128,8 +132,10 @@ void depth_space_run(RunContext& ctx) {
           const int64_t dc = st.crd ? ic * b * b + i * b + j : (i * b + j) * c + ic;
           const int64_t so = ((in * c + ic) * hs + h) * ws + w;
           const int64_t dof = ((in * cd + dc) * hd + h / b) * wd + w / b;
-          if (d2s) std::memcpy(dst + so * es, src + dof * es, es);
-          else std::memcpy(dst + dof * es, src + so * es, es);
+          if (d2s)
+            std::memcpy(dst + so * es, src + dof * es, es);
+          else
+            std::memcpy(dst + dof * es, src + so * es, es);
         }
 }
 
@@ -154,7 +160,8 @@ void range_run(RunContext& ctx) {
     using T = decltype(tag);
     T* p = y->as<T>();
     if constexpr (std::is_floating_point<T>::value) {
-      for (int64_t i = 0; i < n; ++i) p[i] = static_cast<T>(st.start + static_cast<double>(i) * st.delta);
+      for (int64_t i = 0; i < n; ++i)
+        p[i] = static_cast<T>(st.start + static_cast<double>(i) * st.delta);
     } else {
       for (int64_t i = 0; i < n; ++i) p[i] = static_cast<T>(st.start_i + i * st.delta_i);
     }

@@ -12,7 +12,7 @@ namespace {
 
 struct MatMulState : OpState {
   int64_t m = 0, k = 0, n = 0;
-  bool fold = false;                 // B is a constant 2-D matrix: one GEMM over all rows of A
+  bool fold = false;  // B is a constant 2-D matrix: one GEMM over all rows of A
   std::vector<float> packed_b;
   // Batched case: output batch shape and per-operand batch strides (0 = broadcast).
   int batch_rank = 0;
@@ -69,8 +69,10 @@ void matmul_prepare(PrepareContext& ctx) {
   }
   int64_t rows = st->m;
   for (int d = 0; d < st->batch_rank; ++d) rows *= st->batch_shape[d];
-  ctx.scratch_bytes = kernels::gemm_scratch_floats(st->fold ? rows : st->m, st->n, st->k, false,
-                                                   st->fold) * sizeof(float) + 64;
+  ctx.scratch_bytes =
+      kernels::gemm_scratch_floats(st->fold ? rows : st->m, st->n, st->k, false, st->fold) *
+          sizeof(float) +
+      64;
   ctx.state = std::move(st);
 }
 

@@ -90,8 +90,10 @@ void trilu_run(RunContext& ctx) {
       for (int64_t c = 0; c < cols; ++c) {
         const int64_t at = (m * rows + r) * cols + c;
         const bool keep = st.flag_a ? c - r >= st.k : c - r <= st.k;
-        if (keep) std::memcpy(dst + at * es, src + at * es, es);
-        else std::memset(dst + at * es, 0, es);
+        if (keep)
+          std::memcpy(dst + at * es, src + at * es, es);
+        else
+          std::memset(dst + at * es, 0, es);
       }
 }
 

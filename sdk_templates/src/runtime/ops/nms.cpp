@@ -83,9 +83,8 @@ void nms_run(RunContext& ctx) {
       for (int64_t i = 0; i < n; ++i)
         if (!st.has_score || sc[i] > st.score) cand[m++] = i;
       // std::sort with an index tie-break: stable order without stable_sort's buffer allocation.
-      std::sort(cand, cand + m, [&](int64_t a, int64_t d) {
-        return sc[a] > sc[d] || (sc[a] == sc[d] && a < d);
-      });
+      std::sort(cand, cand + m,
+                [&](int64_t a, int64_t d) { return sc[a] > sc[d] || (sc[a] == sc[d] && a < d); });
       int64_t nk = 0;
       for (int64_t j = 0; j < m && nk < st.per_class; ++j) {
         const Box cur = read_box(bx + cand[j] * 4, st.center);

@@ -89,13 +89,13 @@ void layernorm_run(RunContext& ctx) {
       for (int64_t i = 0; i < block; ++i) sum += s[i];
       const double mean = sum / static_cast<double>(block);
       for (int64_t i = 0; i < block; ++i) sq += (s[i] - mean) * (s[i] - mean);
-      const float inv = static_cast<float>(1.0 / std::sqrt(sq / static_cast<double>(block) + st.eps));
+      const float inv =
+          static_cast<float>(1.0 / std::sqrt(sq / static_cast<double>(block) + st.eps));
       const float m = static_cast<float>(mean);
       if (mean_out) mean_out[o] = m;
       if (inv_out) inv_out[o] = inv;
       if (st.simple) {
-        for (int64_t i = 0; i < block; ++i)
-          d[i] = (s[i] - m) * inv * ps[i] + (pb ? pb[i] : 0.0f);
+        for (int64_t i = 0; i < block; ++i) d[i] = (s[i] - m) * inv * ps[i] + (pb ? pb[i] : 0.0f);
         continue;
       }
       int64_t idx[kMaxRank] = {};

@@ -20,18 +20,41 @@ namespace ops {
 template <class F>
 void dispatch(DType t, F&& f) {
   switch (t) {
-    case DType::kFloat32: f(float{}); return;
-    case DType::kUInt8: f(uint8_t{}); return;
-    case DType::kInt32: f(int32_t{}); return;
-    case DType::kInt64: f(int64_t{}); return;
-    case DType::kBool: f(bool{}); return;
-    case DType::kInt8: f(int8_t{}); return;
-    case DType::kInt16: f(int16_t{}); return;
-    case DType::kUInt16: f(uint16_t{}); return;
-    case DType::kUInt32: f(uint32_t{}); return;
-    case DType::kUInt64: f(uint64_t{}); return;
-    case DType::kFloat64: f(double{}); return;
-    case DType::kFloat16: break;  // storage only: Cast converts it, data movement copies bytes
+    case DType::kFloat32:
+      f(float{});
+      return;
+    case DType::kUInt8:
+      f(uint8_t{});
+      return;
+    case DType::kInt32:
+      f(int32_t{});
+      return;
+    case DType::kInt64:
+      f(int64_t{});
+      return;
+    case DType::kBool:
+      f(bool{});
+      return;
+    case DType::kInt8:
+      f(int8_t{});
+      return;
+    case DType::kInt16:
+      f(int16_t{});
+      return;
+    case DType::kUInt16:
+      f(uint16_t{});
+      return;
+    case DType::kUInt32:
+      f(uint32_t{});
+      return;
+    case DType::kUInt64:
+      f(uint64_t{});
+      return;
+    case DType::kFloat64:
+      f(double{});
+      return;
+    case DType::kFloat16:
+      break;  // storage only: Cast converts it, data movement copies bytes
   }
   throw Error(ErrorCode::kInvalidArgument,
               std::string("no arithmetic on dtype ") + dtype_name(t) + " (cast it first)");
@@ -43,14 +66,17 @@ inline float half_to_float(uint16_t h) {
   const uint32_t exp = (h >> 10) & 0x1fu, man = h & 0x3ffu;
   uint32_t bits;
   if (exp == 0) {
-    if (man == 0) bits = sign;
+    if (man == 0)
+      bits = sign;
     else {  // subnormal
       float f = std::ldexp(static_cast<float>(man), -24);
       std::memcpy(&bits, &f, 4);
       bits |= sign;
     }
-  } else if (exp == 31) bits = sign | 0x7f800000u | (man << 13);
-  else bits = sign | ((exp + 112) << 23) | (man << 13);
+  } else if (exp == 31)
+    bits = sign | 0x7f800000u | (man << 13);
+  else
+    bits = sign | ((exp + 112) << 23) | (man << 13);
   float out;
   std::memcpy(&out, &bits, 4);
   return out;
@@ -60,7 +86,8 @@ inline uint16_t float_to_half(float f) {
   std::memcpy(&x, &f, 4);
   const uint16_t sign = static_cast<uint16_t>((x >> 16) & 0x8000u);
   const uint32_t ax = x & 0x7fffffffu;
-  if (ax >= 0x7f800000u) return static_cast<uint16_t>(sign | 0x7c00u | (ax > 0x7f800000u ? 0x200u : 0));
+  if (ax >= 0x7f800000u)
+    return static_cast<uint16_t>(sign | 0x7c00u | (ax > 0x7f800000u ? 0x200u : 0));
   if (ax >= 0x477ff000u) return static_cast<uint16_t>(sign | 0x7c00u);  // overflow -> inf
   if (ax < 0x38800000u) {  // subnormal or zero: scale into the integer range and round
     float a;
@@ -79,7 +106,9 @@ inline std::string shape_str(const int64_t* s, int rank) {
   for (int i = 0; i < rank; ++i) out += (i ? ", " : "") + std::to_string(s[i]);
   return out + "]";
 }
-inline std::string shape_str(const Tensor& t) { return shape_str(t.static_shape, t.rank); }
+inline std::string shape_str(const Tensor& t) {
+  return shape_str(t.static_shape, t.rank);
+}
 
 inline Tensor* need_input(PrepareContext& ctx, size_t i, const char* what) {
   Tensor* t = ctx.input(i);
@@ -179,12 +208,18 @@ struct FusedActivation {
   float alpha = 0.2f, beta = 0.5f;  // kHardSigmoid
   float apply(float x) const {
     switch (kind) {
-      case kNone: return x;
-      case kRelu: return x > 0.0f ? x : 0.0f;
-      case kClip: return std::min(std::max(x, lo), hi);
-      case kHardSwish: return x * std::min(std::max(x / 6.0f + 0.5f, 0.0f), 1.0f);
-      case kHardSigmoid: return std::min(std::max(alpha * x + beta, 0.0f), 1.0f);
-      case kSilu: return x / (1.0f + std::exp(-x));
+      case kNone:
+        return x;
+      case kRelu:
+        return x > 0.0f ? x : 0.0f;
+      case kClip:
+        return std::min(std::max(x, lo), hi);
+      case kHardSwish:
+        return x * std::min(std::max(x / 6.0f + 0.5f, 0.0f), 1.0f);
+      case kHardSigmoid:
+        return std::min(std::max(alpha * x + beta, 0.0f), 1.0f);
+      case kSilu:
+        return x / (1.0f + std::exp(-x));
     }
     return x;
   }
@@ -193,27 +228,32 @@ inline FusedActivation read_activation(PrepareContext& ctx) {
   FusedActivation a;
   const std::string s = ctx.attrs->get_string("activation", "");
   if (s.empty()) return a;
-  if (s == "Relu") a.kind = FusedActivation::kRelu;
-  else if (s == "HardSwish") a.kind = FusedActivation::kHardSwish;
-  else if (s == "Silu") a.kind = FusedActivation::kSilu;
+  if (s == "Relu")
+    a.kind = FusedActivation::kRelu;
+  else if (s == "HardSwish")
+    a.kind = FusedActivation::kHardSwish;
+  else if (s == "Silu")
+    a.kind = FusedActivation::kSilu;
   else if (s == "HardSigmoid") {
     a.kind = FusedActivation::kHardSigmoid;
     a.alpha = ctx.attrs->get_float("activation_alpha", 0.2f);
     a.beta = ctx.attrs->get_float("activation_beta", 0.5f);
-  }
-  else if (s == "Clip") {
+  } else if (s == "Clip") {
     a.kind = FusedActivation::kClip;
     a.lo = ctx.attrs->get_float("activation_min", -INFINITY);
     a.hi = ctx.attrs->get_float("activation_max", INFINITY);
-  } else ctx.fail("unknown fused activation '" + s + "'");
+  } else
+    ctx.fail("unknown fused activation '" + s + "'");
   return a;
 }
 
 // Runs f(begin, end) over [0, n) on the pool when there is one.
 template <class F>
 void parallel(ThreadPool* pool, int64_t n, F&& f) {
-  if (pool) pool->parallel_for(n, f);
-  else f(int64_t{0}, n);
+  if (pool)
+    pool->parallel_for(n, f);
+  else
+    f(int64_t{0}, n);
 }
 
 // Normalises a possibly negative axis (lowering already does this; kept for robustness).

@@ -26,8 +26,8 @@ void pad_prepare(PrepareContext& ctx) {
   std::vector<int64_t> out(x->rank);
   for (int d = 0; d < x->rank; ++d) {
     out[d] = x->static_shape[d] + st->pads[d] + st->pads[x->rank + d];
-    if (st->mode == 1 && (st->pads[d] >= x->static_shape[d] ||
-                          st->pads[x->rank + d] >= x->static_shape[d]))
+    if (st->mode == 1 &&
+        (st->pads[d] >= x->static_shape[d] || st->pads[x->rank + d] >= x->static_shape[d]))
       ctx.fail("reflect pads must be smaller than the dimension");
   }
   if (x->dynamic_dim0 && (st->pads[0] != 0 || st->pads[x->rank] != 0))
@@ -63,8 +63,12 @@ void pad_run(RunContext& ctx) {
         int64_t c = idx[d] - st.pads[d];
         const int64_t dim = x->shape[d];
         if (c < 0 || c >= dim) {
-          if (st.mode == 0 || dim == 0) { inside = false; break; }
-          if (st.mode == 2) c = c < 0 ? 0 : dim - 1;
+          if (st.mode == 0 || dim == 0) {
+            inside = false;
+            break;
+          }
+          if (st.mode == 2)
+            c = c < 0 ? 0 : dim - 1;
           else {
             const int64_t period = 2 * (dim - 1);
             c = period ? ((c % period) + period) % period : 0;

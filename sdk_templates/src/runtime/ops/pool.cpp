@@ -119,7 +119,8 @@ void pool_run(RunContext& ctx) {
                 // Window clipped to the padded input (ceil_mode windows may overhang it).
                 count = 1;
                 for (int a = 0; a < 3; ++a) {
-                  const int64_t e = std::min(start[a] + (st.k[a] - 1) * st.d[a] + 1, in[a] + st.pe[a]);
+                  const int64_t e =
+                      std::min(start[a] + (st.k[a] - 1) * st.d[a] + 1, in[a] + st.pe[a]);
                   const int64_t b = std::max(start[a], -st.pa[a]);
                   count *= (e - b + st.d[a] - 1) / st.d[a];
                 }

@@ -132,8 +132,8 @@ void qlinear_conv_run(RunContext& ctx) {
         }
       }
     }
-    kernels::qgemm_s32(col, st->k, st->x_zero, st->weights.data(), st->sums.data(),
-                       st->bias.data(), pixels, st->m, st->k, acc);
+    kernels::qgemm_s32(col, st->k, st->x_zero, st->weights.data(), st->sums.data(), st->bias.data(),
+                       pixels, st->m, st->k, acc);
     for (int64_t j = 0; j < st->m; ++j) {
       for (int64_t p = 0; p < pixels; ++p) {
         int32_t v = kernels::apply_multiplier(acc[p * st->m + j], st->mult[j]) + st->y_zero;

@@ -14,8 +14,7 @@ struct QuantState : OpState {
   bool per_axis = false;
 };
 
-void quant_common(PrepareContext& ctx, const Tensor& x, Tensor* scale, Tensor* zp,
-                  QuantState& st) {
+void quant_common(PrepareContext& ctx, const Tensor& x, Tensor* scale, Tensor* zp, QuantState& st) {
   need_dtype(ctx, *scale, DType::kFloat32);
   if (scale->rank > 1) ctx.fail("scale must be a scalar or 1-D (blocked quantization unsupported)");
   st.per_axis = scale->rank == 1 && scale->static_shape[0] != 1;

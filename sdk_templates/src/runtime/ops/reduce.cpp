@@ -21,11 +21,14 @@ struct ReduceState : OpState {
 };
 
 Red parse(const std::string& t) {
-  static const struct { const char* name; Red op; } kTable[] = {
-      {"ReduceMean", Red::kMean}, {"ReduceMax", Red::kMax}, {"ReduceMin", Red::kMin},
-      {"ReduceSum", Red::kSum}, {"ReduceProd", Red::kProd}, {"ReduceL1", Red::kL1},
-      {"ReduceL2", Red::kL2}, {"ReduceSumSquare", Red::kSumSquare},
-      {"ReduceLogSum", Red::kLogSum}, {"ReduceLogSumExp", Red::kLogSumExp}};
+  static const struct {
+    const char* name;
+    Red op;
+  } kTable[] = {{"ReduceMean", Red::kMean},     {"ReduceMax", Red::kMax},
+                {"ReduceMin", Red::kMin},       {"ReduceSum", Red::kSum},
+                {"ReduceProd", Red::kProd},     {"ReduceL1", Red::kL1},
+                {"ReduceL2", Red::kL2},         {"ReduceSumSquare", Red::kSumSquare},
+                {"ReduceLogSum", Red::kLogSum}, {"ReduceLogSumExp", Red::kLogSumExp}};
   for (const auto& e : kTable)
     if (t == e.name) return e.op;
   return Red::kMean;
@@ -63,9 +66,12 @@ void reduce_typed(const Tensor& x, Tensor& y, const ReduceState& st, double* acc
   const int64_t on = y.numel();
   const Red op = st.op;
   double init = 0.0;
-  if (op == Red::kMax) init = -INFINITY;
-  else if (op == Red::kMin) init = INFINITY;
-  else if (op == Red::kProd) init = 1.0;
+  if (op == Red::kMax)
+    init = -INFINITY;
+  else if (op == Red::kMin)
+    init = INFINITY;
+  else if (op == Red::kProd)
+    init = 1.0;
   if constexpr (std::is_integral<T>::value) {
     if (op == Red::kMax) init = static_cast<double>(std::numeric_limits<T>::lowest());
     if (op == Red::kMin) init = static_cast<double>(std::numeric_limits<T>::max());
@@ -80,22 +86,43 @@ void reduce_typed(const Tensor& x, Tensor& y, const ReduceState& st, double* acc
   for_each_reduce(x, st.reduced, [&](int64_t i, int64_t o) {
     const double v = static_cast<double>(px[i]);
     switch (op) {
-      case Red::kMean: case Red::kSum: case Red::kLogSum: acc[o] += v; break;
-      case Red::kMax: acc[o] = v > acc[o] || std::isnan(v) ? v : acc[o]; break;
-      case Red::kMin: acc[o] = v < acc[o] || std::isnan(v) ? v : acc[o]; break;
-      case Red::kProd: acc[o] *= v; break;
-      case Red::kL1: acc[o] += v < 0 ? -v : v; break;
-      case Red::kL2: case Red::kSumSquare: acc[o] += v * v; break;
-      case Red::kLogSumExp: acc[o] += std::exp(v - acc[on + o]); break;
+      case Red::kMean:
+      case Red::kSum:
+      case Red::kLogSum:
+        acc[o] += v;
+        break;
+      case Red::kMax:
+        acc[o] = v > acc[o] || std::isnan(v) ? v : acc[o];
+        break;
+      case Red::kMin:
+        acc[o] = v < acc[o] || std::isnan(v) ? v : acc[o];
+        break;
+      case Red::kProd:
+        acc[o] *= v;
+        break;
+      case Red::kL1:
+        acc[o] += v < 0 ? -v : v;
+        break;
+      case Red::kL2:
+      case Red::kSumSquare:
+        acc[o] += v * v;
+        break;
+      case Red::kLogSumExp:
+        acc[o] += std::exp(v - acc[on + o]);
+        break;
     }
   });
   const double count = on ? static_cast<double>(x.numel() / on) : 1.0;
   for (int64_t i = 0; i < on; ++i) {
     double v = acc[i];
-    if (op == Red::kMean) v /= count;
-    else if (op == Red::kL2) v = std::sqrt(v);
-    else if (op == Red::kLogSum) v = std::log(v);
-    else if (op == Red::kLogSumExp) v = std::log(v) + acc[on + i];
+    if (op == Red::kMean)
+      v /= count;
+    else if (op == Red::kL2)
+      v = std::sqrt(v);
+    else if (op == Red::kLogSum)
+      v = std::log(v);
+    else if (op == Red::kLogSumExp)
+      v = std::log(v) + acc[on + i];
     if constexpr (std::is_integral<T>::value) {
       if (op == Red::kMean) v = std::trunc(v);
     }
@@ -113,8 +140,8 @@ void reduce_prepare(PrepareContext& ctx) {
                       st->op == Red::kProd || st->op == Red::kMean || st->op == Red::kL1 ||
                       st->op == Red::kSumSquare;
   const DType t = x->dtype;
-  const bool is_int = t == DType::kInt32 || t == DType::kInt64 || t == DType::kUInt8 ||
-                      t == DType::kInt8;
+  const bool is_int =
+      t == DType::kInt32 || t == DType::kInt64 || t == DType::kUInt8 || t == DType::kInt8;
   const bool bool_ok = t == DType::kBool && (st->op == Red::kMax || st->op == Red::kMin);
   if (t != DType::kFloat32 && t != DType::kFloat64 && !(is_int && int_ok) && !bool_ok)
     ctx.fail(std::string("unsupported dtype ") + dtype_name(t));
@@ -132,7 +159,8 @@ void reduce_prepare(PrepareContext& ctx) {
     if (!st->reduced[d]) {
       out.push_back(x->static_shape[d]);
       on *= x->static_shape[d];
-    } else if (keep) out.push_back(1);
+    } else if (keep)
+      out.push_back(1);
   need_shape(ctx, *ctx.outputs[0], out);
   ctx.scratch_bytes = static_cast<size_t>(2 * on) * sizeof(double);
   ctx.state = std::move(st);
@@ -167,8 +195,10 @@ void argmax_prepare(PrepareContext& ctx) {
   const bool keep = ctx.attrs->get_int("keepdims", 1) != 0;
   std::vector<int64_t> out;
   for (int d = 0; d < x->rank; ++d)
-    if (d != st->axis) out.push_back(x->static_shape[d]);
-    else if (keep) out.push_back(1);
+    if (d != st->axis)
+      out.push_back(x->static_shape[d]);
+    else if (keep)
+      out.push_back(1);
   need_shape(ctx, *ctx.outputs[0], out);
   ctx.state = std::move(st);
 }
@@ -183,7 +213,8 @@ void argmax_run(RunContext& ctx) {
   Tensor* y = ctx.output(0);
   if (st.axis == 0)  // reduced the (maybe dynamic) rows: the output keeps its static shape
     for (int d = 0; d < y->rank; ++d) y->shape[d] = y->static_shape[d];
-  if (n == 0) throw Error(ErrorCode::kRuntimeError, std::string("ArgMax: no rows in ") + ctx.node_name);
+  if (n == 0)
+    throw Error(ErrorCode::kRuntimeError, std::string("ArgMax: no rows in ") + ctx.node_name);
   int64_t* py = y->as<int64_t>();
   dispatch(x->dtype, [&](auto tag) {
     using T = decltype(tag);

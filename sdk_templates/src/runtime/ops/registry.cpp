@@ -8,7 +8,7 @@
 namespace edgepack {
 namespace ops {
 // Declarations of every op's functions (one family may serve several ONNX types).
-#define EDGEPACK_OP(type, prefix)          \
+#define EDGEPACK_OP(type, prefix)         \
   void prefix##_prepare(PrepareContext&); \
   void prefix##_run(RunContext&);
 #include "runtime/ops/op_list.h"

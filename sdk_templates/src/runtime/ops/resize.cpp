@@ -37,21 +37,26 @@ float source_coord(const std::string& mode, int64_t o, float scale, int64_t in, 
   if (mode == "pytorch_half_pixel") return out > 1 ? (x + 0.5f) / scale - 0.5f : 0.0f;
   if (mode == "tf_crop_and_resize") {
     const float span = static_cast<float>(in - 1);
-    return out > 1 ? roi_start * span + x * (roi_end - roi_start) * span / static_cast<float>(out - 1)
-                   : 0.5f * (roi_start + roi_end) * span;
+    return out > 1
+               ? roi_start * span + x * (roi_end - roi_start) * span / static_cast<float>(out - 1)
+               : 0.5f * (roi_start + roi_end) * span;
   }
   return (x + 0.5f) / scale - 0.5f;  // half_pixel
 }
 
 int64_t nearest_index(const std::string& mode, float c, int64_t in) {
   int64_t i;
-  if (mode == "floor") i = static_cast<int64_t>(std::floor(c));
-  else if (mode == "ceil") i = static_cast<int64_t>(std::ceil(c));
+  if (mode == "floor")
+    i = static_cast<int64_t>(std::floor(c));
+  else if (mode == "ceil")
+    i = static_cast<int64_t>(std::ceil(c));
   else {
     const float f = std::floor(c);
     const float frac = c - f;
-    if (frac == 0.5f) i = static_cast<int64_t>(mode == "round_prefer_ceil" ? f + 1.0f : f);
-    else i = static_cast<int64_t>(std::round(c));
+    if (frac == 0.5f)
+      i = static_cast<int64_t>(mode == "round_prefer_ceil" ? f + 1.0f : f);
+    else
+      i = static_cast<int64_t>(std::round(c));
   }
   return std::min(std::max<int64_t>(i, 0), in - 1);
 }
@@ -81,8 +86,10 @@ void resize_prepare(PrepareContext& ctx) {
       ctm != "pytorch_half_pixel" && ctm != "tf_crop_and_resize")
     ctx.fail("unsupported coordinate_transformation_mode '" + ctm + "'");
   std::vector<float> roi = ctx.attrs->get_floats("roi");
-  if (ctm != "tf_crop_and_resize") roi.clear();
-  else if (static_cast<int>(roi.size()) != 2 * x->rank) ctx.fail("roi needs 2 values per dimension");
+  if (ctm != "tf_crop_and_resize")
+    roi.clear();
+  else if (static_cast<int>(roi.size()) != 2 * x->rank)
+    ctx.fail("roi needs 2 values per dimension");
   auto roi_at = [&](int axis, bool end) {
     return roi.empty() ? 0.0f : roi[static_cast<size_t>(axis + (end ? x->rank : 0))];
   };
@@ -110,7 +117,8 @@ void resize_prepare(PrepareContext& ctx) {
       t.idx.assign(static_cast<size_t>(out * kMaxTaps), 0);
       t.w.assign(static_cast<size_t>(out * kMaxTaps), 0.0f);
       for (int64_t o = 0; o < out; ++o) {
-        float c = source_coord(ctm, o, scales[axis], in, out, roi_at(axis, false), roi_at(axis, true));
+        float c =
+            source_coord(ctm, o, scales[axis], in, out, roi_at(axis, false), roi_at(axis, true));
         int64_t* idx = &t.idx[static_cast<size_t>(o * kMaxTaps)];
         float* w = &t.w[static_cast<size_t>(o * kMaxTaps)];
         if (outside(c, in)) {
@@ -183,7 +191,8 @@ void resize_run(RunContext& ctx) {
                 const int64_t* xi = &st.tx.idx[static_cast<size_t>(ox * kMaxTaps)];
                 const float* xw = &st.tx.w[static_cast<size_t>(ox * kMaxTaps)];
                 float v = 0.0f;
-                if (yi[0] < 0 || xi[0] < 0) v = st.extrapolation;
+                if (yi[0] < 0 || xi[0] < 0)
+                  v = st.extrapolation;
                 else
                   for (int i = 0; i < taps; ++i) {
                     const T* row = s + yi[i] * iw;
@@ -192,7 +201,8 @@ void resize_run(RunContext& ctx) {
                     v += acc * yw[i];
                   }
                 if constexpr (std::is_same<T, uint8_t>::value)
-                  d[oy * ow + ox] = static_cast<uint8_t>(std::min(std::max(std::nearbyint(v), 0.0f), 255.0f));
+                  d[oy * ow + ox] =
+                      static_cast<uint8_t>(std::min(std::max(std::nearbyint(v), 0.0f), 255.0f));
                 else
                   d[oy * ow + ox] = v;
               }
@@ -222,8 +232,10 @@ void resize_run(RunContext& ctx) {
       out = out || k < 0;
       off += k * in_stride[d];
     }
-    if (out) std::memcpy(dst + i * es, &st.extrapolation, es);  // float32 only (prepare)
-    else std::memcpy(dst + i * es, src + off * es, es);
+    if (out)
+      std::memcpy(dst + i * es, &st.extrapolation, es);  // float32 only (prepare)
+    else
+      std::memcpy(dst + i * es, src + off * es, es);
     for (int d = r - 1; d >= 0; --d) {
       if (++idx[d] < y->shape[d]) break;
       idx[d] = 0;

@@ -52,8 +52,8 @@ void roi_align_run(RunContext& ctx) {
     const float* roi = rois->as<float>() + r * 4;
     const int64_t b = bi->dtype == DType::kInt64 ? bi->as<int64_t>()[r] : bi->as<int32_t>()[r];
     if (b < 0 || b >= x->shape[0])
-      throw Error(ErrorCode::kRuntimeError, std::string("RoiAlign: batch index out of range in ") +
-                                                ctx.node_name);
+      throw Error(ErrorCode::kRuntimeError,
+                  std::string("RoiAlign: batch index out of range in ") + ctx.node_name);
     const float x1 = roi[0] * st.scale - offset, y1 = roi[1] * st.scale - offset;
     float rw = roi[2] * st.scale - offset - x1, rh = roi[3] * st.scale - offset - y1;
     if (!st.half_pixel) {
@@ -81,10 +81,16 @@ void roi_align_run(RunContext& ctx) {
                 float sy = std::max(yy, 0.0f), sx = std::max(xx, 0.0f);
                 int64_t y_lo = static_cast<int64_t>(sy), x_lo = static_cast<int64_t>(sx);
                 int64_t y_hi, x_hi;
-                if (y_lo >= h - 1) { y_hi = y_lo = h - 1; sy = static_cast<float>(y_lo); }
-                else y_hi = y_lo + 1;
-                if (x_lo >= w - 1) { x_hi = x_lo = w - 1; sx = static_cast<float>(x_lo); }
-                else x_hi = x_lo + 1;
+                if (y_lo >= h - 1) {
+                  y_hi = y_lo = h - 1;
+                  sy = static_cast<float>(y_lo);
+                } else
+                  y_hi = y_lo + 1;
+                if (x_lo >= w - 1) {
+                  x_hi = x_lo = w - 1;
+                  sx = static_cast<float>(x_lo);
+                } else
+                  x_hi = x_lo + 1;
                 const float ly = sy - y_lo, lx = sx - x_lo, hy = 1 - ly, hx = 1 - lx;
                 const float v1 = hy * hx * plane[y_lo * w + x_lo];
                 const float v2 = hy * lx * plane[y_lo * w + x_hi];
@@ -92,8 +98,10 @@ void roi_align_run(RunContext& ctx) {
                 const float v4 = ly * lx * plane[y_hi * w + x_hi];
                 v = st.max ? std::max(std::max(v1, v2), std::max(v3, v4)) : v1 + v2 + v3 + v4;
               }
-              if (st.max) acc = any ? std::max(acc, v) : v;
-              else acc += v;
+              if (st.max)
+                acc = any ? std::max(acc, v) : v;
+              else
+                acc += v;
               any = true;
             }
           }

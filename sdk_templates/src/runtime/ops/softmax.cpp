@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// Softmax, LogSoftmax and Hardmax (opset 13+: along one axis) and BatchNormalization (inference form).
+// Softmax, LogSoftmax and Hardmax (opset 13+: along one axis) and BatchNormalization (inference
+// form).
 #include "runtime/kernels/activation.h"
 #include "runtime/ops/op_util.h"
 
@@ -13,7 +14,7 @@ struct AxisState : OpState {
 struct BatchNormState : OpState {
   std::vector<float> scale, shift;  // inference: y = x * scale[c] + shift[c]
   float eps = 1e-5f, momentum = 0.9f;
-  bool training = false;            // training_mode=1: batch statistics, running outputs
+  bool training = false;  // training_mode=1: batch statistics, running outputs
 };
 }  // namespace
 

@@ -48,7 +48,8 @@ void topk_run(RunContext& ctx) {
   if (k < 0) {
     k = ctx.input(1)->as<int64_t>()[0];
     if (k < 0 || k > n)
-      throw Error(ErrorCode::kRuntimeError, std::string("TopK: K out of range in ") + ctx.node_name);
+      throw Error(ErrorCode::kRuntimeError,
+                  std::string("TopK: K out of range in ") + ctx.node_name);
   }
   vals->shape[st.axis] = k;
   inds->shape[st.axis] = k;

@@ -15,9 +15,44 @@ namespace ops {
 namespace {
 
 enum class Un {
-  kSqrt, kExp, kLog, kNeg, kAbs, kSign, kFloor, kCeil, kRound, kReciprocal, kRelu, kLeakyRelu,
-  kClip, kSigmoid, kTanh, kHardSigmoid, kHardSwish, kSoftplus, kSoftsign, kErf, kElu,
-  kSin, kCos, kTan, kAsin, kAcos, kAtan, kSinh, kCosh, kAsinh, kAcosh, kAtanh, kSelu, kCelu, kThresholdedRelu, kShrink, kNot, kUnknown
+  kSqrt,
+  kExp,
+  kLog,
+  kNeg,
+  kAbs,
+  kSign,
+  kFloor,
+  kCeil,
+  kRound,
+  kReciprocal,
+  kRelu,
+  kLeakyRelu,
+  kClip,
+  kSigmoid,
+  kTanh,
+  kHardSigmoid,
+  kHardSwish,
+  kSoftplus,
+  kSoftsign,
+  kErf,
+  kElu,
+  kSin,
+  kCos,
+  kTan,
+  kAsin,
+  kAcos,
+  kAtan,
+  kSinh,
+  kCosh,
+  kAsinh,
+  kAcosh,
+  kAtanh,
+  kSelu,
+  kCelu,
+  kThresholdedRelu,
+  kShrink,
+  kNot,
+  kUnknown
 };
 
 struct UnaryState : OpState {
@@ -26,19 +61,46 @@ struct UnaryState : OpState {
 };
 
 Un parse(const std::string& t) {
-  static const struct { const char* name; Un op; } kTable[] = {
-      {"Sqrt", Un::kSqrt}, {"Exp", Un::kExp}, {"Log", Un::kLog}, {"Neg", Un::kNeg},
-      {"Abs", Un::kAbs}, {"Sign", Un::kSign}, {"Floor", Un::kFloor}, {"Ceil", Un::kCeil},
-      {"Round", Un::kRound}, {"Reciprocal", Un::kReciprocal}, {"Relu", Un::kRelu},
-      {"LeakyRelu", Un::kLeakyRelu}, {"Clip", Un::kClip}, {"Sigmoid", Un::kSigmoid},
-      {"Tanh", Un::kTanh}, {"HardSigmoid", Un::kHardSigmoid}, {"HardSwish", Un::kHardSwish},
-      {"Softplus", Un::kSoftplus}, {"Softsign", Un::kSoftsign},
-      {"Erf", Un::kErf}, {"Elu", Un::kElu}, {"Sin", Un::kSin}, {"Cos", Un::kCos},
-      {"Selu", Un::kSelu}, {"Celu", Un::kCelu}, {"ThresholdedRelu", Un::kThresholdedRelu},
-      {"Shrink", Un::kShrink}, {"Tan", Un::kTan}, {"Asin", Un::kAsin}, {"Acos", Un::kAcos},
-      {"Atan", Un::kAtan}, {"Sinh", Un::kSinh}, {"Cosh", Un::kCosh}, {"Asinh", Un::kAsinh},
-      {"Acosh", Un::kAcosh}, {"Atanh", Un::kAtanh},
-      {"Not", Un::kNot}};
+  static const struct {
+    const char* name;
+    Un op;
+  } kTable[] = {{"Sqrt", Un::kSqrt},
+                {"Exp", Un::kExp},
+                {"Log", Un::kLog},
+                {"Neg", Un::kNeg},
+                {"Abs", Un::kAbs},
+                {"Sign", Un::kSign},
+                {"Floor", Un::kFloor},
+                {"Ceil", Un::kCeil},
+                {"Round", Un::kRound},
+                {"Reciprocal", Un::kReciprocal},
+                {"Relu", Un::kRelu},
+                {"LeakyRelu", Un::kLeakyRelu},
+                {"Clip", Un::kClip},
+                {"Sigmoid", Un::kSigmoid},
+                {"Tanh", Un::kTanh},
+                {"HardSigmoid", Un::kHardSigmoid},
+                {"HardSwish", Un::kHardSwish},
+                {"Softplus", Un::kSoftplus},
+                {"Softsign", Un::kSoftsign},
+                {"Erf", Un::kErf},
+                {"Elu", Un::kElu},
+                {"Sin", Un::kSin},
+                {"Cos", Un::kCos},
+                {"Selu", Un::kSelu},
+                {"Celu", Un::kCelu},
+                {"ThresholdedRelu", Un::kThresholdedRelu},
+                {"Shrink", Un::kShrink},
+                {"Tan", Un::kTan},
+                {"Asin", Un::kAsin},
+                {"Acos", Un::kAcos},
+                {"Atan", Un::kAtan},
+                {"Sinh", Un::kSinh},
+                {"Cosh", Un::kCosh},
+                {"Asinh", Un::kAsinh},
+                {"Acosh", Un::kAcosh},
+                {"Atanh", Un::kAtanh},
+                {"Not", Un::kNot}};
   for (const auto& e : kTable)
     if (t == e.name) return e.op;
   return Un::kUnknown;
@@ -48,50 +110,84 @@ bool int_ok(Un op) {
   return op == Un::kNeg || op == Un::kAbs || op == Un::kSign || op == Un::kRelu || op == Un::kClip;
 }
 
-inline float softplus(float v) { return v > 20.0f ? v : std::log1p(std::exp(v)); }
+inline float softplus(float v) {
+  return v > 20.0f ? v : std::log1p(std::exp(v));
+}
 
 template <Un OP>
 void apply(const float* x, float* y, int64_t n, float alpha, float beta) {
   for (int64_t i = 0; i < n; ++i) {
     const float v = x[i];
-    if constexpr (OP == Un::kSqrt) y[i] = std::sqrt(v);
-    else if constexpr (OP == Un::kExp) y[i] = std::exp(v);
-    else if constexpr (OP == Un::kLog) y[i] = std::log(v);
-    else if constexpr (OP == Un::kNeg) y[i] = -v;
-    else if constexpr (OP == Un::kAbs) y[i] = std::fabs(v);
-    else if constexpr (OP == Un::kSign) y[i] = v > 0.0f ? 1.0f : (v < 0.0f ? -1.0f : v);
-    else if constexpr (OP == Un::kFloor) y[i] = std::floor(v);
-    else if constexpr (OP == Un::kCeil) y[i] = std::ceil(v);
-    else if constexpr (OP == Un::kRound) y[i] = std::nearbyint(v);  // half to even
-    else if constexpr (OP == Un::kReciprocal) y[i] = 1.0f / v;
-    else if constexpr (OP == Un::kRelu) y[i] = v > 0.0f ? v : 0.0f;
-    else if constexpr (OP == Un::kLeakyRelu) y[i] = v >= 0.0f ? v : alpha * v;
-    else if constexpr (OP == Un::kClip) y[i] = std::min(std::max(v, alpha), beta);  // ONNX order
-    else if constexpr (OP == Un::kSigmoid) y[i] = 1.0f / (1.0f + std::exp(-v));
-    else if constexpr (OP == Un::kTanh) y[i] = std::tanh(v);
+    if constexpr (OP == Un::kSqrt)
+      y[i] = std::sqrt(v);
+    else if constexpr (OP == Un::kExp)
+      y[i] = std::exp(v);
+    else if constexpr (OP == Un::kLog)
+      y[i] = std::log(v);
+    else if constexpr (OP == Un::kNeg)
+      y[i] = -v;
+    else if constexpr (OP == Un::kAbs)
+      y[i] = std::fabs(v);
+    else if constexpr (OP == Un::kSign)
+      y[i] = v > 0.0f ? 1.0f : (v < 0.0f ? -1.0f : v);
+    else if constexpr (OP == Un::kFloor)
+      y[i] = std::floor(v);
+    else if constexpr (OP == Un::kCeil)
+      y[i] = std::ceil(v);
+    else if constexpr (OP == Un::kRound)
+      y[i] = std::nearbyint(v);  // half to even
+    else if constexpr (OP == Un::kReciprocal)
+      y[i] = 1.0f / v;
+    else if constexpr (OP == Un::kRelu)
+      y[i] = v > 0.0f ? v : 0.0f;
+    else if constexpr (OP == Un::kLeakyRelu)
+      y[i] = v >= 0.0f ? v : alpha * v;
+    else if constexpr (OP == Un::kClip)
+      y[i] = std::min(std::max(v, alpha), beta);  // ONNX order
+    else if constexpr (OP == Un::kSigmoid)
+      y[i] = 1.0f / (1.0f + std::exp(-v));
+    else if constexpr (OP == Un::kTanh)
+      y[i] = std::tanh(v);
     else if constexpr (OP == Un::kHardSigmoid)
       y[i] = std::min(std::max(alpha * v + beta, 0.0f), 1.0f);
-    else if constexpr (OP == Un::kHardSwish) y[i] = v * std::min(std::max(v / 6.0f + 0.5f, 0.0f), 1.0f);
-    else if constexpr (OP == Un::kSoftplus) y[i] = softplus(v);
-    else if constexpr (OP == Un::kSoftsign) y[i] = v / (1.0f + std::fabs(v));
-    else if constexpr (OP == Un::kErf) y[i] = std::erf(v);
-    else if constexpr (OP == Un::kElu) y[i] = v >= 0.0f ? v : alpha * (std::exp(v) - 1.0f);
-    else if constexpr (OP == Un::kSin) y[i] = std::sin(v);
-    else if constexpr (OP == Un::kCos) y[i] = std::cos(v);
-    else if constexpr (OP == Un::kTan) y[i] = std::tan(v);
-    else if constexpr (OP == Un::kAsin) y[i] = std::asin(v);
-    else if constexpr (OP == Un::kAcos) y[i] = std::acos(v);
-    else if constexpr (OP == Un::kAtan) y[i] = std::atan(v);
-    else if constexpr (OP == Un::kSinh) y[i] = std::sinh(v);
-    else if constexpr (OP == Un::kCosh) y[i] = std::cosh(v);
-    else if constexpr (OP == Un::kAsinh) y[i] = std::asinh(v);
-    else if constexpr (OP == Un::kAcosh) y[i] = std::acosh(v);
-    else if constexpr (OP == Un::kAtanh) y[i] = std::atanh(v);
+    else if constexpr (OP == Un::kHardSwish)
+      y[i] = v * std::min(std::max(v / 6.0f + 0.5f, 0.0f), 1.0f);
+    else if constexpr (OP == Un::kSoftplus)
+      y[i] = softplus(v);
+    else if constexpr (OP == Un::kSoftsign)
+      y[i] = v / (1.0f + std::fabs(v));
+    else if constexpr (OP == Un::kErf)
+      y[i] = std::erf(v);
+    else if constexpr (OP == Un::kElu)
+      y[i] = v >= 0.0f ? v : alpha * (std::exp(v) - 1.0f);
+    else if constexpr (OP == Un::kSin)
+      y[i] = std::sin(v);
+    else if constexpr (OP == Un::kCos)
+      y[i] = std::cos(v);
+    else if constexpr (OP == Un::kTan)
+      y[i] = std::tan(v);
+    else if constexpr (OP == Un::kAsin)
+      y[i] = std::asin(v);
+    else if constexpr (OP == Un::kAcos)
+      y[i] = std::acos(v);
+    else if constexpr (OP == Un::kAtan)
+      y[i] = std::atan(v);
+    else if constexpr (OP == Un::kSinh)
+      y[i] = std::sinh(v);
+    else if constexpr (OP == Un::kCosh)
+      y[i] = std::cosh(v);
+    else if constexpr (OP == Un::kAsinh)
+      y[i] = std::asinh(v);
+    else if constexpr (OP == Un::kAcosh)
+      y[i] = std::acosh(v);
+    else if constexpr (OP == Un::kAtanh)
+      y[i] = std::atanh(v);
     else if constexpr (OP == Un::kSelu)  // alpha, gamma
       y[i] = v > 0.0f ? beta * v : beta * alpha * (std::exp(v) - 1.0f);
     else if constexpr (OP == Un::kCelu)
       y[i] = std::max(0.0f, v) + std::min(0.0f, alpha * (std::exp(v / alpha) - 1.0f));
-    else if constexpr (OP == Un::kThresholdedRelu) y[i] = v > alpha ? v : 0.0f;
+    else if constexpr (OP == Un::kThresholdedRelu)
+      y[i] = v > alpha ? v : 0.0f;
     else if constexpr (OP == Un::kShrink)  // lambd, bias
       y[i] = v < -alpha ? v + beta : (v > alpha ? v - beta : 0.0f);
   }
@@ -111,14 +207,24 @@ void apply_int(Un op, const T* x, T* y, int64_t n, double lo, double hi) {
   for (int64_t i = 0; i < n; ++i) {
     const T v = x[i];
     switch (op) {
-      case Un::kNeg: y[i] = static_cast<T>(-v); break;
-      case Un::kAbs: y[i] = v < T(0) ? static_cast<T>(-v) : v; break;
-      case Un::kSign: y[i] = static_cast<T>(v > T(0) ? 1 : (v < T(0) ? -1 : 0)); break;
-      case Un::kRelu: y[i] = v > T(0) ? v : T(0); break;
+      case Un::kNeg:
+        y[i] = static_cast<T>(-v);
+        break;
+      case Un::kAbs:
+        y[i] = v < T(0) ? static_cast<T>(-v) : v;
+        break;
+      case Un::kSign:
+        y[i] = static_cast<T>(v > T(0) ? 1 : (v < T(0) ? -1 : 0));
+        break;
+      case Un::kRelu:
+        y[i] = v > T(0) ? v : T(0);
+        break;
       case Un::kClip:
         y[i] = static_cast<T>(std::min(std::max(static_cast<double>(v), lo), hi));
         break;
-      default: y[i] = v; break;
+      default:
+        y[i] = v;
+        break;
     }
   }
 }
@@ -140,10 +246,18 @@ void unary_prepare(PrepareContext& ctx) {
   need_dtype(ctx, *ctx.outputs[0], x->dtype);
   need_shape(ctx, *ctx.outputs[0], x->static_dims());
   switch (st->op) {
-    case Un::kLeakyRelu: st->alpha = ctx.attrs->get_float("alpha", 0.01f); break;
-    case Un::kElu: st->alpha = ctx.attrs->get_float("alpha", 1.0f); break;
-    case Un::kCelu: st->alpha = ctx.attrs->get_float("alpha", 1.0f); break;
-    case Un::kThresholdedRelu: st->alpha = ctx.attrs->get_float("alpha", 1.0f); break;
+    case Un::kLeakyRelu:
+      st->alpha = ctx.attrs->get_float("alpha", 0.01f);
+      break;
+    case Un::kElu:
+      st->alpha = ctx.attrs->get_float("alpha", 1.0f);
+      break;
+    case Un::kCelu:
+      st->alpha = ctx.attrs->get_float("alpha", 1.0f);
+      break;
+    case Un::kThresholdedRelu:
+      st->alpha = ctx.attrs->get_float("alpha", 1.0f);
+      break;
     case Un::kSelu:
       st->alpha = ctx.attrs->get_float("alpha", 1.67326319217681884765625f);
       st->beta = ctx.attrs->get_float("gamma", 1.05070102214813232421875f);
@@ -160,7 +274,8 @@ void unary_prepare(PrepareContext& ctx) {
       st->alpha = ctx.attrs->get_float("min", -INFINITY);
       st->beta = ctx.attrs->get_float("max", INFINITY);
       break;
-    default: break;
+    default:
+      break;
   }
   ctx.state = std::move(st);
 }
