@@ -1,8 +1,9 @@
 # SPDX-License-Identifier: Apache-2.0
 """Cross builds under qemu: each board's SDK is built once per test session and shared.
 
-Everything lands under ``<repo>/build/cross/`` (gitignored): the cache (sysroots and CMake build
-folders, so a later session reuses them and Ninja has nothing to do) and the SDK outputs.
+SDK outputs land under ``<repo>/build/cross/``; the cache (sysroots, zig's cache and CMake build
+folders, so a later session reuses them and Ninja has nothing to do) is ``<repo>/build/cache``,
+shared with the device, farm and plugin tests (gitignored).
 """
 
 from __future__ import annotations
@@ -37,7 +38,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(scope="session")
 def cross_cache() -> Iterator[Path]:
     """``EDGEPACK_CACHE`` for the whole session (sysroots + build folders)."""
-    cache = CROSS_ROOT / "cache"
+    # The same cache as tests/device, tests/farm and the pytest-plugin test: one build of each
+    # board's SDK and one zig cache per checkout, whichever suite asks first.
+    cache = REPO / "build" / "cache"
     cache.mkdir(parents=True, exist_ok=True)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("EDGEPACK_CACHE", str(cache))
