@@ -34,6 +34,7 @@ from typing import Any
 
 from edgepack.build.sysroot import ensure_sysroot
 from edgepack.errors import DeviceError, ToolchainError, UsageError
+from edgepack.fsutil import write_atomic
 
 STATE_FILE = "serial-console.json"
 # socat processes started by this process, kept so they are reaped (not left to __del__).
@@ -262,10 +263,7 @@ def start_serial_console(
         device_root=str(root), busybox=str(busybox), log=str(log), login_user=login_user,
         password=password, baud=baud, uri=uri,
     )
-    state = state_dir / STATE_FILE
-    tmp = state.with_suffix(".json.tmp")
-    tmp.write_text(console.to_json())
-    os.replace(tmp, state)
+    write_atomic(state_dir / STATE_FILE, console.to_json())  # 0600: it holds the password
     return console
 
 

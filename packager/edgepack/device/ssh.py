@@ -17,7 +17,6 @@ import base64
 import hashlib
 import os
 import select
-import tempfile
 import time
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from edgepack.device.client import ConnectionLost
 from edgepack.device.targets import Target
 from edgepack.device.transport import CommandResult, TransportOptions
 from edgepack.errors import DeviceError, KeyFileError
+from edgepack.fsutil import write_atomic
 
 KEEPALIVE_S = 5
 
@@ -71,10 +71,7 @@ def _append_known_host(path: Path, hostname: str, key: paramiko.PKey) -> None:
     if old and not old.endswith("\n"):
         old += "\n"
     line = f"{hostname} {key.get_name()} {key.get_base64()}\n"
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".known_hosts.")
-    with os.fdopen(fd, "w") as f:
-        f.write(old + line)
-    os.replace(tmp, path)
+    write_atomic(path, old + line)
 
 
 class ChannelStream:

@@ -28,6 +28,7 @@ from urllib.parse import quote
 from edgepack.build.qemu import binfmt_registered, default_ld_prefix
 from edgepack.device.targets import Target, parse_target
 from edgepack.errors import DeviceError, ToolchainError, UsageError
+from edgepack.fsutil import write_atomic
 from edgepack.spec.boards import load_board
 
 SSHD = "/usr/sbin/sshd"
@@ -167,10 +168,7 @@ def resolve_target(spec: str, flag: str = "--target") -> Target:
 
 
 def _save(vb: VirtualBoard) -> None:
-    f = vb.dir / STATE_FILE
-    tmp = f.with_name(f.name + ".tmp")
-    tmp.write_text(json.dumps(vb.to_json(), indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, f)
+    write_atomic(vb.dir / STATE_FILE, json.dumps(vb.to_json(), indent=2, sort_keys=True) + "\n")
 
 
 def up(board_id: str, *, serial: bool = False) -> VirtualBoard:
