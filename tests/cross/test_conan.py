@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
-"""The SDK as a Conan 2 package for rpi4, created and consumed offline in an isolated home with
+"""The SDK as a Conan 2 package for hi3559a, created and consumed offline in an isolated home with
 the profile generated from the board file; both CMake targets, and a project-local board."""
 
 from __future__ import annotations
@@ -40,9 +40,9 @@ def _consume(consumer: Path, profile: Path, env: dict[str, str]) -> Path:
     return build / "edgepack_consumer"
 
 
-def test_conan_create_and_consume_rpi4(cross_cache: Path, tmp_path: Path) -> None:
+def test_conan_create_and_consume_hi3559a(cross_cache: Path, tmp_path: Path) -> None:
     home = tmp_path / "conan-home"
-    result = create_package("rpi4", conan_home=home, cache=cross_cache)
+    result = create_package("hi3559a", conan_home=home, cache=cross_cache)
     assert result["reference"] == f"edgepack-sdk/{sdk_version()}"
     profile = Path(result["profile"])
     assert profile.is_relative_to(cross_cache)  # generated, not a file of the checkout
@@ -56,7 +56,7 @@ def test_conan_create_and_consume_rpi4(cross_cache: Path, tmp_path: Path) -> Non
         assert target in cml.read_text()
         app = _consume(consumer, profile, env)
         assert read_elf(app).machine == EM_AARCH64
-        done = qemu.run(board("rpi4"), [app])
+        done = qemu.run(board("hi3559a"), [app])
         assert done.returncode == 0, done.stderr.decode(errors="replace")
         assert done.stdout.decode().startswith(f"edgepack {sdk_version()}")
 

@@ -28,15 +28,15 @@ def _hello(glibc: str) -> Hello:
 
 
 def test_preflight_uses_what_the_runner_needs(sdk_for: Callable[[str], SdkBuild]) -> None:
-    board = load_board("rpi4")
-    runner = sdk_for("rpi4").sdk_dir / "bin" / "edgepack-run"
+    board = load_board("hi3559a")
+    runner = sdk_for("hi3559a").sdk_dir / "bin" / "edgepack-run"
     need = required_glibc([runner])
     assert need is not None and version_key(need) <= version_key(board.min_glibc)
     assert preflight(_hello(board.min_glibc), board, 0, need) == []
     older = "2.16"  # older than any GLIBC_ an aarch64 binary can need (2.17 is the first)
     problems = preflight(_hello(older), board, 0, need)
     assert problems == [f"device glibc {older} is older than {need}, which edgepack-run needs "
-                        f"(board rpi4: min_glibc {board.min_glibc})"]
+                        f"(board hi3559a: min_glibc {board.min_glibc})"]
 
 
 @pytest.mark.parametrize("path", ["/bin/ls", "/usr/bin/python3"])
