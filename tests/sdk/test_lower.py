@@ -162,7 +162,7 @@ def test_dtype_codes_agree_between_python_and_cpp() -> None:
     assert enum is not None
     codes = {int(v): k for k, v in re.findall(r"k(\w+) = (\d+)", enum.group(1))}
     names = (repo / "sdk_templates/src/runtime/dtype.cpp").read_text(encoding="utf-8")
-    cpp = {code: dict(re.findall(r'case DType::k(\w+): return "(\w+)"', names))[enum_name]
+    cpp = {code: dict(re.findall(r'case DType::k(\w+):\s*return "(\w+)"', names))[enum_name]
            for code, enum_name in codes.items()}
     assert cpp == {code: name for name, code in dg.DTYPES.items()}
     assert f"kMaxDType = {max(codes)};" in header
