@@ -25,9 +25,9 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from conftest import REPO, board
 from onnx import TensorProto, helper, numpy_helper
 
+from conftest import REPO, board
 from edgepack.artifact import container as artifact
 from edgepack.artifact import keys, manifest
 from edgepack.build import qemu
