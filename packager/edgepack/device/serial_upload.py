@@ -240,5 +240,21 @@ class ShellUploader:
             raise DeviceError(f"upload of {dest}: the assembled file does not match its "
                               "SHA-256 on the board" if verdict else
                               f"upload of {dest}: no verdict from the board's {tool}")
-        sh.run_check(f"chmod {mode:o} {part} && mv -f {part} {shlex.quote(dest)} && "
-                     f"rm -f {scratch}")
+        # Noise can garble this line too (a flipped bit makes a syntax error): ask the board
+        # where the file is now and retry until it sits at ``dest`` with the right digest.
+        finish = f"chmod {mode:o} {part} && mv -f {part} {shlex.quote(dest)} && rm -f {scratch}"
+        probe = (f'if [ -f {part} ]; then echo W"{t}":part; '
+                 f'elif [ "$({tool} <{shlex.quote(dest)})" = "{want}  -" ]; then '
+                 f'chmod {mode:o} {shlex.quote(dest)} && echo W"{t}":done; '
+                 f'else echo W"{t}":lost; fi')
+        for _ in range(5):
+            if sh.run(finish, timeout=60).exit_code == 0:
+                return
+            out = sh.run(probe, timeout=60).output.splitlines()
+            if f"W{t}:done" in out:
+                sh.run(f"rm -f {scratch}")
+                return
+            if f"W{t}:lost" in out:
+                break
+        raise DeviceError(f"upload of {dest}: could not move the verified file into place "
+                          "on the board")
