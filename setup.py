@@ -7,6 +7,7 @@ the folders at the checkout's root.
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 from pathlib import Path
 
@@ -14,7 +15,19 @@ from setuptools import setup
 from setuptools.command.build_py import build_py
 
 ROOT = Path(__file__).resolve().parent
-DATA_FOLDERS = ("boards", "toolchains", "sdk_templates", "device_agents")  # = resources.py
+
+def _data_folders() -> tuple[str, ...]:
+    """resources.DATA_FOLDERS, read from the module file itself (the package's __init__ and
+    its dependencies need not be importable at build time)."""
+    spec = importlib.util.spec_from_file_location(
+        "_edgepack_resources", ROOT / "packager" / "edgepack" / "resources.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return tuple(module.DATA_FOLDERS)
+
+
+DATA_FOLDERS = _data_folders()
 SKIP = shutil.ignore_patterns("build", "out", "__pycache__", ".git", "*.pyc", ".cache")
 
 

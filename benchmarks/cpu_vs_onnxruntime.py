@@ -18,10 +18,8 @@ import datetime
 import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -32,90 +30,28 @@ import onnxruntime as ort
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "packager"))
 
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+import timing  # noqa: E402
+from timing import build_graph_run, cpu_model, npy_name, ort_session, stats  # noqa: E402
+
 from edgepack.lower.lowering import lower  # noqa: E402
 from edgepack.model import zoo  # noqa: E402
 from edgepack.model.optimize import optimize  # noqa: E402
 
 BUILD = REPO / "build" / "bench-sdk-release"
-CMAKE = REPO / ".venv" / "bin" / "cmake"
 MODELS = {"resnet18": zoo.resnet18, "mobilenet_v2": zoo.mobilenet_v2}
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def build_sdk() -> Path:
-    subprocess.run([str(CMAKE), "-S", str(REPO / "sdk_templates"), "-B", str(BUILD), "-G", "Ninja",
-                    "-DCMAKE_BUILD_TYPE=Release", "-DEDGEPACK_BUILD_TESTS=OFF"], check=True)
-    subprocess.run([str(CMAKE), "--build", str(BUILD), "-j2", "--target", "edgepack-graph-run"],
-                   check=True)
-    found = sorted(BUILD.rglob("edgepack-graph-run"))
-    if not found:
-        raise SystemExit(f"edgepack-graph-run was not built under {BUILD}")
-    return found[0]
-
-
-def ort_session(model: onnx.ModelProto, threads: int) -> ort.InferenceSession:
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    so.inter_op_num_threads = 1
-    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return ort.InferenceSession(model.SerializeToString(), so,
-                                providers=["CPUExecutionProvider"])
-
-
-def time_ort(sess: ort.InferenceSession, feeds: dict[str, np.ndarray], iters: int,
-             warmup: int) -> list[float]:
-    for _ in range(warmup):
-        sess.run(None, feeds)
-    samples = []
-    for _ in range(iters):
-        t0 = time.perf_counter()
-        sess.run(None, feeds)
-        samples.append((time.perf_counter() - t0) * 1e3)
-    return samples
-
-
-def samples_from_json(report: Any) -> list[float]:
-    """Per-iteration milliseconds from graph-run's --json report ("samples_ms")."""
-    samples = report.get("samples_ms") if isinstance(report, dict) else None
-    if not isinstance(samples, list) or not all(isinstance(v, int | float) for v in samples):
-        return []
-    return [float(v) for v in samples]
-
-
-def npy_name(tensor: str) -> str:
-    """graph-run's file name for a tensor: '/', ':' and '\\' become '_'."""
-    return "".join("_" if c in "/:\\" else c for c in tensor) + ".npy"
+    return build_graph_run(BUILD)
 
 
 def run_graph(tool: Path, graph: Path, inputs: Path, outputs: Path, threads: int, iters: int,
               warmup: int, report: Path) -> list[float]:
-    cmd = [str(tool), str(graph), "--inputs", str(inputs), "--outputs", str(outputs),
-           "--threads", str(threads)]
-    if iters:
-        cmd += ["--bench", str(iters), "--warmup", str(warmup), "--json", str(report)]
-    subprocess.run(cmd, check=True, capture_output=True, text=True)
-    if not iters:
-        return []
-    samples = samples_from_json(json.loads(report.read_text()))
-    if not samples:
-        raise SystemExit(f"no per-iteration samples in {report}")
-    return samples
-
-
-def stats(samples: list[float]) -> dict[str, float]:
-    arr = np.asarray(samples)
-    return {"median_ms": float(np.median(arr)), "p90_ms": float(np.percentile(arr, 90)),
-            "min_ms": float(arr.min()), "n": int(arr.size)}
+    """Per-iteration ms of one timed graph-run (none for a plain run writing ``outputs``)."""
+    data = timing.run_graph(tool, graph, inputs, threads, iters, warmup, report, outputs)
+    return list(data.get("samples", []))
 
 
 def main() -> int:
@@ -162,7 +98,7 @@ def main() -> int:
                 ep_s: list[float] = []
                 round_ratios: list[float] = []
                 for _ in range(args.rounds):  # interleaved, so drift hits both equally
-                    o_r = time_ort(sess, feeds, args.iterations, args.warmup)
+                    o_r, _ = timing.time_ort(sess, feeds, args.iterations, args.warmup)
                     e_r = run_graph(tool, graph, inputs, outputs, threads, args.iterations,
                                     args.warmup, tmp / "report.json")
                     round_ratios.append(float(np.median(e_r) / np.median(o_r)))

@@ -19,6 +19,7 @@ from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 SHIPPED_DATA_DIR = PACKAGE_DIR / "_data"  # only in an installed wheel
+# The folders a wheel ships under _data/ (setup.py copies exactly these).
 DATA_FOLDERS = ("boards", "toolchains", "sdk_templates", "device_agents")
 
 

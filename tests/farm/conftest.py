@@ -24,10 +24,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
-import numpy as np
-import onnx
 import pytest
-from onnx import TensorProto, helper, numpy_helper
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -52,7 +49,7 @@ def _wait_port(port: int, what: str, timeout: float = 60.0) -> None:
 
 def _spawn(argv: list[str], log: Path, **kw: object) -> subprocess.Popen[bytes]:
     with log.open("wb") as out:  # the child keeps its own descriptor
-        return subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, **kw)  # type: ignore[call-overload]
+        return subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, **kw)  # type: ignore[call-overload,no-any-return]
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
@@ -213,30 +210,7 @@ class Artifact:
 @pytest.fixture(scope="session")
 def artifact(tmp_path_factory: pytest.TempPathFactory) -> Artifact:
     """A tiny classifier packed for the host board."""
-    from edgepack import api
-    from edgepack.artifact import keys
+    from edgepack.testing import tiny_project
 
-    root = tmp_path_factory.mktemp("tiny")
-    w = numpy_helper.from_array(
-        np.random.default_rng(1).standard_normal((3, 4)).astype(np.float32), "w")
-    graph = helper.make_graph(
-        [helper.make_node("GlobalAveragePool", ["input"], ["pooled"]),
-         helper.make_node("Flatten", ["pooled"], ["flat"]),
-         helper.make_node("Gemm", ["flat", "w"], ["logits"])], "tiny",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 16, 16])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 4])], initializer=[w])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    (root / "models").mkdir()
-    onnx.save(model, str(root / "models" / "tiny.onnx"))
-    publisher = keys.generate_publisher_key(root / "keys" / "publisher.key")
-    keys.generate_device_key(root / "keys" / "board.key")
-    (root / "edgepack.toml").write_text(
-        '[package]\nname = "tiny"\nversion = "0.1.0"\nversion_counter = 1\n'
-        '[keys]\npublisher = "keys/publisher.key"\nrecipients = ["keys/board.pub"]\n'
-        '[[models]]\nname = "classifier"\npath = "models/tiny.onnx"\n'
-        'labels = ["a", "b", "c", "d"]\n'
-        '  [models.postprocess]\n  kind = "classification"\n  output = "logits"\n  top_k = 2\n'
-        '[pipeline]\nstages = [ { model = "classifier" } ]\n')
-    packed = api.pack(root, root / "tiny.epk", board="host")
-    return Artifact(packed.path, root / "keys" / "board.key", publisher)
+    tiny = tiny_project(tmp_path_factory.mktemp("tiny"))
+    return Artifact(tiny.pack(board="host"), tiny.key, tiny.publisher)

@@ -121,56 +121,15 @@ def test_boards_outside_the_tree(venv: Path, outside: Path) -> None:
     assert ids >= {"host", "hi3559a", "rpi4", "rpi4-armhf", "jetson-nano", "jetson-orin-nano"}
 
 
-MODEL = """
-import sys
-import numpy as np
-import onnx
-from onnx import TensorProto, helper, numpy_helper
-w = numpy_helper.from_array(
-    np.random.default_rng(1).standard_normal((3, 4)).astype(np.float32), "w")
-nodes = [helper.make_node("GlobalAveragePool", ["input"], ["pooled"]),
-         helper.make_node("Flatten", ["pooled"], ["flat"]),
-         helper.make_node("Gemm", ["flat", "w"], ["logits"])]
-graph = helper.make_graph(nodes, "tiny",
-    [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 16, 16])],
-    [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 4])], initializer=[w])
-model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-model.ir_version = 8
-onnx.save(model, sys.argv[1])
-"""
-
-SPEC = """
-[package]
-name = "tiny"
-version = "0.1.0"
-version_counter = 1
-
-[keys]
-publisher = "keys/publisher.key"
-recipients = ["keys/dev1.pub"]
-
-[[models]]
-name = "classifier"
-path = "models/tiny.onnx"
-labels = ["a", "b", "c", "d"]
-  [models.postprocess]
-  kind = "classification"
-  output = "logits"
-  top_k = 2
-
-[pipeline]
-stages = [ { model = "classifier" } ]
-"""
-
-
 def _project(venv: Path, root: Path) -> Path:
-    (root / "models").mkdir(parents=True)
-    subprocess.run([str(venv / "python"), "-c", MODEL, str(root / "models" / "tiny.onnx")],
-                   check=True, cwd=root)
-    for kind, name in (("publisher", "publisher.key"), ("device", "dev1.key")):
+    """edgepack.testing's tiny classifier, written by the installed package; its keys made
+    with the installed CLI."""
+    subprocess.run([str(venv / "python"), "-c", "import sys; from edgepack.testing import "
+                    "tiny_project; tiny_project(sys.argv[1], make_keys=False)", str(root)],
+                   check=True, cwd=root.parent, env=_env(root.parent))
+    for kind, name in (("publisher", "publisher.key"), ("device", "board.key")):
         done = _edgepack(venv, root, "keys", "new", kind, "--out", f"keys/{name}")
         assert done.returncode == 0, done.stderr
-    (root / "edgepack.toml").write_text(SPEC)
     return root
 
 
