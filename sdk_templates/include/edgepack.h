@@ -46,8 +46,8 @@ extern "C" {
 #endif
 
 /* Version 1: the base API; 2: profiling; 3: checked runs and reads, typed reads, labels, a log
- * callback (see "Added in API version N" below). */
-#define EP_API_VERSION 3
+ * callback; 4: golden inputs (see "Added in API version N" below). */
+#define EP_API_VERSION 4
 
 /* ---- status ----------------------------------------------------------------------------- */
 
@@ -304,6 +304,17 @@ typedef struct ep_image {
  * Counts as setting the input (ep_session_run). */
 EP_API ep_status* ep_session_set_image(ep_session* session, const char* stage, const char* name,
                                        const ep_image* image, uint32_t flags);
+
+/* Added in API version 4. */
+/* The golden input `name` that the packer stored in the artifact for the pipeline (`stage`
+ * NULL: manifest `golden.inputs`) or for one stage (`golden.stages.<stage>.inputs`): the bytes
+ * of a .npy file (format 1.0, little-endian, C order), decrypted and authenticated with the
+ * rest of the artifact. Feeding these instead of a copy sent beside the artifact saves a second
+ * upload of the same data (edgepack-run --inputs @golden). `*npy` is borrowed: valid until the
+ * session is released. An artifact without that golden input is EP_NOT_FOUND naming the inputs
+ * it has; `*npy` and `*size` are then untouched. */
+EP_API ep_status* ep_session_golden_input(const ep_session* session, const char* stage,
+                                          const char* name, const void** npy, size_t* size);
 
 #ifdef __cplusplus
 } /* extern "C" */

@@ -668,6 +668,44 @@ ep_status* ep_session_label(const ep_session* session, const char* model, size_t
   });
 }
 
+ep_status* ep_session_golden_input(const ep_session* session, const char* stage, const char* name,
+                                   const void** npy, size_t* size) {
+  return guarded([&] {
+    require(session, "session");
+    require(name, "name");
+    require(npy, "npy");
+    require(size, "size");
+    namespace json = edgepack::json;
+    const json::Value manifest = json::parse(session->artifact->manifest_json());
+    const json::Value* table = manifest.find("golden");
+    if (table != nullptr && table->is_object() && stage != nullptr) {
+      const json::Value* stages = table->find("stages");
+      table = stages != nullptr && stages->is_object() ? stages->find(stage) : nullptr;
+    }
+    const json::Value* inputs =
+        table != nullptr && table->is_object() ? table->find("inputs") : nullptr;
+    const std::string where =
+        stage == nullptr ? std::string("the pipeline") : "stage '" + std::string(stage) + "'";
+    if (inputs == nullptr || !inputs->is_object())
+      throw edgepack::Error(edgepack::ErrorCode::kNotFound,
+                            "the artifact has no golden inputs for " + where);
+    const json::Value* entry = inputs->find(name);
+    const json::Value* section =
+        entry != nullptr && entry->is_object() ? entry->find("section") : nullptr;
+    if (section == nullptr || !section->is_string()) {
+      std::string known;
+      for (const auto& kv : inputs->object) known += (known.empty() ? "" : ", ") + kv.first;
+      throw edgepack::Error(edgepack::ErrorCode::kNotFound,
+                            "the artifact has no golden input '" + std::string(name) + "' for " +
+                                where + " (golden inputs: " + known + ")");
+    }
+    size_t n = 0;
+    const uint8_t* data = session->artifact->section(section->str, &n);
+    *npy = data;
+    *size = n;
+  });
+}
+
 ep_status* ep_set_log_callback(ep_log_fn callback, void* user_data) {
   return guarded([&] { edgepack::set_log_sink(callback, user_data); });
 }

@@ -64,7 +64,8 @@ const char kUsage[] =
     "                      stdin (a pipe: a key held off the device never touches its disk)\n"
     "  --publisher FILE    publisher Ed25519 public key, PEM\n"
     "  --min-counter N     refuse artifacts with a version counter below N (default 0)\n"
-    "  --inputs DIR        read <input name>.npy from DIR (default: zero-filled inputs)\n"
+    "  --inputs DIR        read <input name>.npy from DIR (default: zero-filled inputs);\n"
+    "                      '@golden' runs the golden inputs stored in the artifact\n"
     "  --outputs DIR       write <output name>.npy to DIR\n"
     "  --stage NAME        run one stage (or model) instead of the whole pipeline\n"
     "  --threads T         kernel threads (default 1)\n"
@@ -209,26 +210,42 @@ std::string shape_text(const std::vector<int64_t>& shape) {
   return s + "]";
 }
 
+constexpr char kGoldenInputs[] = "@golden";
+
 void load_inputs(ep_session* s, const char* stage, const std::string& dir) {
   for (const Tensor& t : describe(s, stage, true)) {
     npy::Array a;
     ep_dtype dtype = t.dtype;
+    std::string path = dir + "/" + t.name + ".npy";
+    if (dir == kGoldenInputs) {
+      // The artifact's own copy (ep_session_golden_input): nothing beside it to upload.
+      const void* bytes = nullptr;
+      size_t size = 0;
+      check(ep_session_golden_input(s, stage, t.name.c_str(), &bytes, &size), "--inputs @golden");
+      path = "golden input '" + t.name + "'";
+      try {
+        a = npy::parse(static_cast<const uint8_t*>(bytes), size, path);
+      } catch (const edgepack::Error& e) {
+        throw Failure{kExitErrorBase + static_cast<int>(e.code()), e.what()};
+      }
+    }
     if (dir.empty()) {
       a.shape = t.shape;
       size_t count = 1;
       for (int64_t d : t.shape) count *= static_cast<size_t>(d);
       a.data.assign(count * npy::item_size(npy::descr_for(dtype_name(t.dtype))), 0);
     } else {
-      const std::string path = dir + "/" + t.name + ".npy";
-      struct stat st;
-      if (stat(path.c_str(), &st) != 0) {
-        throw Failure{kExitErrorBase + EP_NOT_FOUND,
-                      "missing input '" + t.name + "': " + path + " does not exist"};
-      }
-      try {
-        a = npy::load(path);
-      } catch (const edgepack::Error& e) {
-        throw Failure{kExitErrorBase + static_cast<int>(e.code()), e.what()};
+      if (dir != kGoldenInputs) {
+        struct stat st;
+        if (stat(path.c_str(), &st) != 0) {
+          throw Failure{kExitErrorBase + EP_NOT_FOUND,
+                        "missing input '" + t.name + "': " + path + " does not exist"};
+        }
+        try {
+          a = npy::load(path);
+        } catch (const edgepack::Error& e) {
+          throw Failure{kExitErrorBase + static_cast<int>(e.code()), e.what()};
+        }
       }
       const std::string held = npy::dtype_for(a.descr);
       if (!dtype_from_name(held, &dtype) || dtype != t.dtype) {
