@@ -185,8 +185,6 @@ def _bench_on(agent: AgentClient, agent_uploaded: bool, opts: BenchOptions, boar
         (f"{RUN_DIR}/artifact.epk", artifact_bytes, 0o644),
         (f"{RUN_DIR}/keys/publisher.pub", opts.publisher.read_bytes(), 0o644),
     ]
-    files += [(f"{RUN_DIR}/golden/{name}.npy", data, 0o644)
-              for name, data in golden.inputs.items()]
     total = sum(len(d) for _, d, _ in files)
     sent = wire = 0
     for remote, data, mode in files:
@@ -200,7 +198,8 @@ def _bench_on(agent: AgentClient, agent_uploaded: bool, opts: BenchOptions, boar
     key_arg, key_pipe = _runner_key(agent, opts)
     common = [f"{RUN_DIR}/artifact.epk", "--key", key_arg,
               "--publisher", f"{RUN_DIR}/keys/publisher.pub", "--threads", str(opts.threads)]
-    inputs = ["--inputs", f"{RUN_DIR}/golden"] if golden.inputs else []
+    # The golden inputs travel once, inside the artifact: the runner reads them from there.
+    inputs = ["--inputs", "@golden"] if golden.inputs else []
     opts.log("golden-input run")
     res = agent.run(["bin/edgepack-run", *common, *inputs, "--outputs", f"{RUN_DIR}/out"],
                     timeout_s=opts.run_timeout_s, stdin=key_pipe)
