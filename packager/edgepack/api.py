@@ -26,15 +26,17 @@ from typing import Any
 # The typed results other modules already define are re-exported, so `api` is the one import.
 from edgepack.artifact.pack import PackResult
 from edgepack.bench.report import Comparison
+from edgepack.build.doctor import Check
 from edgepack.build.sdkbuild import SdkBuild
 from edgepack.device.virtual import VirtualBoard
 from edgepack.errors import UsageError
 from edgepack.spec.boards import Board
 
 __all__ = [
-    "BenchReport", "Board", "BuildResult", "Comparison", "PackResult", "ReportComparison",
-    "SdkBuild", "VirtualBoard", "bench", "boards", "build", "compare_reports", "device_down",
-    "device_up", "pack", "sdk_build",
+    "ArtifactInfo", "BenchReport", "Board", "BuildResult", "Check", "Comparison",
+    "DoctorResult", "PackResult", "ReportComparison", "SdkBuild", "Verification",
+    "VirtualBoard", "bench", "boards", "build", "compare_reports", "device_down", "device_up",
+    "doctor", "inspect", "pack", "sdk_build", "verify",
 ]
 
 PathLike = str | Path
@@ -87,6 +89,100 @@ class ReportComparison:
         return comparison_json(self.comparison, self.threshold)
 
 
+@dataclass(frozen=True)
+class ArtifactInfo:
+    """``edgepack inspect``: what an artifact's plaintext header says, whether its signature
+    holds by the key in the header (integrity only: :func:`verify` pins the signer), and with
+    a recipient key the decrypted manifest."""
+
+    file: Path
+    size: int
+    format_version: int
+    package: str
+    version: str
+    version_counter: int
+    signer: str  # SHA256:... fingerprint of the key in the header
+    signature_valid: bool
+    recipients: list[str]  # fingerprints
+    sections: list[dict[str, Any]]  # name, size, encrypted_size
+    manifest: dict[str, Any] | None
+    data: dict[str, Any]  # the whole record, as `edgepack inspect --json` prints it
+
+    def to_json(self) -> dict[str, Any]:
+        return self.data
+
+
+@dataclass(frozen=True)
+class Verification:
+    """``edgepack verify``: the signature holds and is the publisher's (otherwise
+    :func:`verify` raises ``ArtifactInvalid``)."""
+
+    file: Path
+    signer: str
+    package: str
+    version: str
+    version_counter: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"file": str(self.file), "valid": True, "signer": self.signer,
+                "package": self.package, "version": self.version,
+                "version_counter": self.version_counter}
+
+
+@dataclass(frozen=True)
+class DoctorResult:
+    """``edgepack doctor``: each check, and whether every required one passed."""
+
+    checks: list[Check]
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok or not c.required for c in self.checks)
+
+    @property
+    def missing(self) -> list[Check]:
+        """The required checks that failed, each with its ``fix`` (the install command)."""
+        return [c for c in self.checks if c.required and not c.ok]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"ok": self.ok, "checks": [c.as_dict() for c in self.checks]}
+
+
+def inspect(artifact: PathLike, *, key: PathLike | None = None) -> ArtifactInfo:
+    """Read an artifact's header (and with ``key``, a recipient's private key, its
+    manifest). A file that is not an artifact raises ``ArtifactInvalid``."""
+    from edgepack.artifact.inspection import SIGNATURE_INVALID, describe
+
+    info = describe(Path(artifact), Path(key) if key is not None else None)
+    pkg = info["package"]
+    return ArtifactInfo(
+        file=Path(artifact), size=int(info["size"]), format_version=int(info["format_version"]),
+        package=str(pkg["name"]), version=str(pkg["version"]),
+        version_counter=int(pkg["version_counter"]), signer=str(info["signer"]),
+        signature_valid=info["signature"] != SIGNATURE_INVALID,
+        recipients=list(info["recipients"]), sections=list(info["sections"]),
+        manifest=info.get("manifest"), data=info)
+
+
+def verify(artifact: PathLike, *, publisher: PathLike) -> Verification:
+    """Check the artifact's signature against ``publisher`` (its public key, or the private
+    key file). Raises ``ArtifactInvalid`` when it does not hold."""
+    from edgepack.artifact import container, keys
+
+    pub = keys.load_publisher_public(Path(publisher))
+    header = container.verify_artifact(container.read_file(Path(artifact)), pub)
+    return Verification(Path(artifact), keys.fingerprint(pub), header.package_name,
+                        header.package_version, header.version_counter)
+
+
+def doctor(board: str | None = None) -> DoctorResult:
+    """Check the tools needed to build for ``board`` (default: every board)."""
+    from edgepack.build.doctor import run_checks
+    from edgepack.spec.boards import list_boards, load_board
+
+    return DoctorResult(run_checks([load_board(board)] if board else list_boards()))
+
+
 def boards(project: PathLike | None = None) -> list[Board]:
     """Every board edgepack knows: the shipped ones, ``$EDGEPACK_BOARDS_PATH``, the project's."""
     from edgepack.spec.boards import list_boards
@@ -131,23 +227,37 @@ def build(project: PathLike, board: str, *, out: PathLike | None = None,
 
 
 def bench(artifact: PathLike, *, board: str, target: str, key: PathLike | None,
-          publisher: PathLike, iterations: int = 100, warmup: int = 10, threads: int = 1,
+          publisher: PathLike, iterations: int | None = None, warmup: int | None = None,
+          duration: float | None = None, input: PathLike | None = None, threads: int = 1,
           tolerance: float = 1e-3, known_hosts: PathLike | None = None,
           trust_new_host: bool = False, sdk: PathLike | None = None,
           device_key: str | None = None, profile: bool = False,
           log: Callable[[str], None] | None = None) -> BenchReport:
     """Run the artifact on a board through the device agent: latency, memory, clocks and
-    accuracy against the host reference. ``target`` as for ``edgepack bench --target``."""
+    accuracy against the host reference. ``target`` as for ``edgepack bench --target``.
+
+    ``iterations`` (exactly N) or ``duration`` (seconds: as many as fit); neither: as many as
+    fit in about 20 s, 10 to 100. ``warmup`` default 2. ``input``: a ``.npy`` file, an image
+    or a folder of ``<input name>.npy`` the timed runs use instead of the golden input (the
+    accuracy check stays on the golden input). ``threads=0``: every core of the device."""
+    from edgepack.bench.plan import DEFAULT_WARMUP
     from edgepack.bench.runner import BenchOptions, run_bench
 
-    if iterations < 1:
+    if iterations is not None and duration is not None:
+        raise UsageError("give iterations or duration, not both (--iterations, --duration)")
+    if iterations is not None and iterations < 1:
         raise UsageError("iterations must be at least 1 (--iterations)")
-    if warmup < 0 or threads < 0:
-        raise UsageError("warmup and threads must not be negative (--warmup, --threads)")
+    if duration is not None and not duration > 0:
+        raise UsageError("duration must be a positive number of seconds (--duration)")
+    if (warmup is not None and warmup < 0) or threads < 0:
+        raise UsageError("warmup and threads must not be negative (--warmup, --threads; "
+                         "--threads 0 uses every core)")
     opts = BenchOptions(
         artifact=Path(artifact), board=board, target=target,
         key=Path(key) if key is not None else None, publisher=Path(publisher),
-        iterations=iterations, warmup=warmup, threads=threads,
+        iterations=iterations, warmup=DEFAULT_WARMUP if warmup is None else warmup,
+        threads=threads, duration_s=duration,
+        inputs=Path(input) if input is not None else None,
         known_hosts=Path(known_hosts) if known_hosts is not None else None,
         trust_new_host=trust_new_host, tolerance=tolerance,
         sdk_dir=Path(sdk) if sdk is not None else None, device_key=device_key,

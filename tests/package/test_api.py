@@ -66,3 +66,40 @@ def test_device_up_and_down(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     finally:
         assert api.device_down("host") == ["host"]
     assert api.device_down() == []
+
+
+def test_inspect_and_verify_return_records(tmp_path: Path) -> None:
+    tiny = tiny_project(tmp_path / "tiny")
+    artifact = tiny.pack(board="host")
+    info = api.inspect(artifact)
+    assert isinstance(info, api.ArtifactInfo)
+    assert (info.package, info.version, info.version_counter) == ("tiny", "0.1.0", 1)
+    assert info.signature_valid and info.manifest is None and info.size == artifact.stat().st_size
+    assert "manifest" in info.sections[0]["name"] and len(info.recipients) == 1
+    opened = api.inspect(artifact, key=tiny.key)
+    assert opened.manifest is not None and opened.manifest["package"]["name"] == "tiny"
+    checked = api.verify(artifact, publisher=tiny.publisher)
+    assert isinstance(checked, api.Verification) and checked.signer == info.signer
+    assert checked.to_json()["valid"] is True
+
+
+def test_verify_by_another_publisher_is_artifact_invalid(tmp_path: Path) -> None:
+    from edgepack.artifact import keys
+    from edgepack.errors import ArtifactInvalid
+
+    artifact = tiny_project(tmp_path / "tiny").pack(board="host")
+    other = keys.generate_publisher_key(tmp_path / "other.key")
+    with pytest.raises(ArtifactInvalid):
+        api.verify(artifact, publisher=other)
+    broken = tmp_path / "broken.epk"
+    broken.write_bytes(artifact.read_bytes()[:100])
+    with pytest.raises(ArtifactInvalid):
+        api.inspect(broken)
+
+
+def test_doctor_returns_the_checks() -> None:
+    result = api.doctor("host")
+    assert isinstance(result, api.DoctorResult) and result.checks
+    assert all(isinstance(c, api.Check) for c in result.checks)
+    assert result.ok == (not result.missing)
+    assert result.to_json()["checks"][0].keys() >= {"area", "name", "ok", "fix"}

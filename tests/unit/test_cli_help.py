@@ -28,8 +28,8 @@ def test_defaults_are_shown(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         cli_main(["bench", "--help"])
     out = " ".join(capsys.readouterr().out.split())
-    assert "timed iterations (default: 100)" in out
-    assert "(default: 10)" in out and "(default: 1)" in out
+    assert "timed iterations (default: as many as fit in about 20 s, 10 to 100" in out
+    assert "ones (default: 2)" in out and "every core of the device (default: 1)" in out
     assert "(default: False)" not in out and "(default: None)" not in out
 
 

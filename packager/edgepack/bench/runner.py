@@ -30,6 +30,8 @@ import numpy as np
 from edgepack import __version__
 from edgepack.artifact.container import open_artifact, read_file
 from edgepack.artifact.keys import load_device_private, load_publisher_public
+from edgepack.bench.inputs import BenchInputs, load_inputs
+from edgepack.bench.plan import DEFAULT_WARMUP, Plan, RunProgress, plan_iterations
 from edgepack.bench.report import (
     REPORT_SCHEMA,
     compare_output,
@@ -59,9 +61,9 @@ class BenchOptions:
     target: str
     key: Path | None  # a recipient's private key held on the host: reads the golden reference
     publisher: Path
-    iterations: int = 100
-    warmup: int = 10
-    threads: int = 1
+    iterations: int | None = None  # None: --duration, else as many as fit (bench/plan.py)
+    warmup: int = DEFAULT_WARMUP
+    threads: int = 1  # 0: every core the device has online
     known_hosts: Path | None = None
     trust_new_host: bool = False
     tolerance: float = 1e-3
@@ -70,6 +72,8 @@ class BenchOptions:
     run_timeout_s: float = 900.0
     profile: bool = False  # edgepack-run --profile on the timed runs: report["profile"]
     device_key: str | None = None  # name of a key provisioned on the device ("device")
+    duration_s: float | None = None  # run the timed loop for about this long instead
+    inputs: Path | None = None  # --input: .npy, image or folder for the timed runs
     log: Callable[[str], None] = field(default=lambda m: print(m, file=sys.stderr))
 
 
@@ -150,20 +154,22 @@ def run_bench(opts: BenchOptions) -> dict[str, Any]:
     target: Target = parse_target(opts.target)
     check_install_root(target)
     manifest, golden, artifact_bytes = load_golden(opts)
+    own = load_inputs(opts.inputs, manifest, opts.log) if opts.inputs is not None else None
     sdk = sdk_for(board, opts.sdk_dir)
     runner, agent_bin = sdk / "bin" / "edgepack-run", sdk / "bin" / "edgepack-agent"
     for p in (runner, agent_bin):
         if not p.is_file():
             raise DeviceError(f"{p} missing from the SDK build for {board.id}")
     transport = connect(target, TransportOptions(known_hosts=opts.known_hosts,
-                                                 trust_new_host=opts.trust_new_host))
+                                                 trust_new_host=opts.trust_new_host,
+                                                 console=board.console))
     try:
         root = target.root or board.install_root
         opts.log(f"connected to {target.uri}; starting the agent under {root}")
         agent, uploaded = start_agent(transport, root, agent_bin)
         try:
             return _bench_on(agent, uploaded, opts, board, target, manifest, golden,
-                             artifact_bytes, runner)
+                             artifact_bytes, runner, own)
         finally:
             agent.bye()
             agent.stream.close()
@@ -173,7 +179,7 @@ def run_bench(opts: BenchOptions) -> dict[str, Any]:
 
 def _bench_on(agent: AgentClient, agent_uploaded: bool, opts: BenchOptions, board: Board,
               target: Target, manifest: dict[str, Any], golden: Golden, artifact_bytes: bytes,
-              runner: Path) -> dict[str, Any]:
+              runner: Path, own: BenchInputs | None = None) -> dict[str, Any]:
     hello = agent.hello_info
     assert hello is not None
     need = len(artifact_bytes) * 2 + runner.stat().st_size
@@ -185,6 +191,9 @@ def _bench_on(agent: AgentClient, agent_uploaded: bool, opts: BenchOptions, boar
         (f"{RUN_DIR}/artifact.epk", artifact_bytes, 0o644),
         (f"{RUN_DIR}/keys/publisher.pub", opts.publisher.read_bytes(), 0o644),
     ]
+    if own is not None:
+        files += [(f"{RUN_DIR}/input/{name}.npy", data, 0o644)
+                  for name, data in own.arrays.items()]
     total = sum(len(d) for _, d, _ in files)
     sent = wire = 0
     for remote, data, mode in files:
@@ -197,19 +206,28 @@ def _bench_on(agent: AgentClient, agent_uploaded: bool, opts: BenchOptions, boar
              "wire")
     key_arg, key_pipe = _runner_key(agent, opts)
     common = [f"{RUN_DIR}/artifact.epk", "--key", key_arg,
-              "--publisher", f"{RUN_DIR}/keys/publisher.pub", "--threads", str(opts.threads)]
+              "--publisher", f"{RUN_DIR}/keys/publisher.pub",
+              "--threads", str(resolve_threads(opts.threads, hello.facts))]
     # The golden inputs travel once, inside the artifact: the runner reads them from there.
     inputs = ["--inputs", "@golden"] if golden.inputs else []
     opts.log("golden-input run")
-    res = agent.run(["bin/edgepack-run", *common, *inputs, "--outputs", f"{RUN_DIR}/out"],
+    # One timed run after the first (--bench 1) measures a run for the iteration plan.
+    res = agent.run(["bin/edgepack-run", *common, *inputs, "--outputs", f"{RUN_DIR}/out",
+                     "--bench", "1", "--json", f"{RUN_DIR}/golden.json"],
                     timeout_s=opts.run_timeout_s, stdin=key_pipe)
     _check(res, "golden-input run")
+    plan = _plan(opts, json.loads(agent.get(f"{RUN_DIR}/golden.json")))
+    if own is not None:
+        inputs = ["--inputs", f"{RUN_DIR}/input"]
     before = agent.hello().facts
-    opts.log(f"benchmark: {opts.warmup} warmup + {opts.iterations} iterations")
-    res = agent.run(["bin/edgepack-run", *common, *inputs, "--bench", str(opts.iterations),
-                     "--warmup", str(opts.warmup), "--json", f"{RUN_DIR}/bench.json",
-                     *(["--profile"] if opts.profile else [])],
-                    timeout_s=opts.run_timeout_s, stdin=key_pipe)
+    label = (f"benchmark: {plan.warmup} warmup + {plan.iterations} iterations"
+             + (f" on {own.source}" if own is not None else ""))
+    with RunProgress(label, plan.expected_s):
+        res = agent.run(["bin/edgepack-run", *common, *inputs, "--bench", str(plan.iterations),
+                         "--warmup", str(plan.warmup), "--json", f"{RUN_DIR}/bench.json",
+                         *(["--profile"] if opts.profile else [])],
+                        timeout_s=max(opts.run_timeout_s, 60.0 + 3.0 * plan.expected_s),
+                        stdin=key_pipe)
     _check(res, "benchmark run")
     after = agent.hello().facts
     device_json: dict[str, Any] = json.loads(agent.get(f"{RUN_DIR}/bench.json"))
@@ -221,7 +239,32 @@ def _bench_on(agent: AgentClient, agent_uploaded: bool, opts: BenchOptions, boar
                           artifact_bytes, runner, device_json, outputs,
                           {"bytes_total": total, "bytes_sent": sent, "bytes_on_wire": wire,
                            "agent_uploaded": agent_uploaded})
+    report["conditions"]["plan"] = {"mode": plan.mode, "duration_s": plan.duration_s,
+                                    "estimate_ms": plan.estimate_ms}
+    report["input"] = own.describe() if own is not None else {"source": "golden",
+                                                                "kind": "golden"}
+    validate_report(report)
     return report
+
+
+def resolve_threads(threads: int, facts: dict[str, Any]) -> int:
+    """``--threads 0``: every core the device has online (HELLO's ``cpu_cores``)."""
+    if threads > 0:
+        return threads
+    cores = facts.get("cpu_cores") or len(facts.get("cpus") or []) or 1
+    return max(1, int(cores))
+
+
+def _plan(opts: BenchOptions, golden_run: dict[str, Any]) -> Plan:
+    samples = golden_run.get("end_to_end", {}).get("samples") or []
+    estimate = float(samples[0]) if samples else float(golden_run["first_inference_ms"])
+    plan = plan_iterations(estimate, iterations=opts.iterations, duration_s=opts.duration_s,
+                           warmup=opts.warmup)
+    if plan.mode != "iterations":
+        opts.log(f"one run takes {estimate:.3f} ms: {plan.iterations} iterations "
+                 + (f"fill --duration {plan.duration_s:g} s" if plan.mode == "duration"
+                    else "(default: about 20 s, 10 to 100 iterations)"))
+    return plan
 
 
 class UploadDisplay:
@@ -288,7 +331,8 @@ def build_report(opts: BenchOptions, board: Board, target: Target, hello: Hello,
                     "api_version": device_json.get("api_version")},
         },
         "device": before,
-        "conditions": {"threads": opts.threads, "warmup": int(device_json.get("warmup", 0)),
+        "conditions": {"threads": int(device_json.get("threads", opts.threads)),
+                       "warmup": int(device_json.get("warmup", 0)),
                        "iterations": int(device_json["iterations"]),
                        "before": _clocks(before), "after": _clocks(after)},
         "load": {k: float(load[k]) for k in ("verify_ms", "decrypt_ms", "prepare_ms",
@@ -316,4 +360,4 @@ def _redact(target: Target) -> str:
         return f"ssh://{target.user}@{target.host}:{target.port}"
     if target.scheme == "labgrid":
         return f"labgrid://{target.host}"  # the place
-    return f"serial://{target.device}?baud={target.baud}"
+    return f"serial://{target.device}" + (f"?baud={target.baud}" if target.baud else "")

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from edgepack import api
+from edgepack.bench.plan import DEFAULT_WARMUP
 from edgepack.bench.report import render_text
 from edgepack.bench.report_html import render_html
 from edgepack.errors import ExitCode, UsageError
@@ -35,11 +36,22 @@ def register(subparsers: Any) -> None:
                    "(edgepack device provision; default name: device)")
     p.add_argument("--publisher", required=True, type=Path,
                    help="publisher Ed25519 public key (PEM)")
-    p.add_argument("--iterations", type=int, default=100, help="timed iterations")
-    p.add_argument("--warmup", type=int, default=10,
+    count = p.add_mutually_exclusive_group()
+    count.add_argument("--iterations", type=int, metavar="N",
+                       help="timed iterations (default: as many as fit in about 20 s, "
+                       "10 to 100, from one timed run)")
+    count.add_argument("--duration", type=float, metavar="SECONDS",
+                       help="run the timed iterations for about this long instead of a "
+                       "fixed count (warm-up not included)")
+    p.add_argument("--warmup", type=int, default=DEFAULT_WARMUP, metavar="N",
                    help="untimed iterations before the timed ones")
-    p.add_argument("--threads", type=int, default=1,
-                   help="worker threads of the runtime")
+    p.add_argument("--threads", type=int, default=1, metavar="T",
+                   help="worker threads of the runtime; 0 = every core of the device")
+    p.add_argument("--input", type=Path, metavar="FILE|DIR",
+                   help="run the timed iterations on this input instead of the golden one: a "
+                   ".npy file, an image (PNG, JPEG, ...: converted to the project's pixel "
+                   "format and source size, then the board's own preprocessing) or a folder "
+                   "of <input name>.npy; the accuracy check stays on the golden input")
     p.add_argument("--tolerance", type=float, default=1e-3,
                    help="max-abs difference allowed per output (default 1e-3)")
     p.add_argument("--json", nargs="?", const=True, default=False, metavar="FILE",
@@ -62,10 +74,6 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.iterations < 1:
-        raise UsageError("--iterations must be at least 1")
-    if args.warmup < 0 or args.threads < 0:
-        raise UsageError("--warmup and --threads must not be negative")
     out_json: Path | None = args.out_json
     if isinstance(args.json, str):  # the old spelling: --json FILE
         if out_json is not None:
@@ -76,7 +84,8 @@ def run(args: argparse.Namespace) -> int:
     report = api.bench(
         args.artifact, board=args.board, target=args.target, key=args.key,
         publisher=args.publisher, iterations=args.iterations, warmup=args.warmup,
-        threads=args.threads, known_hosts=args.known_hosts,
+        duration=args.duration, input=args.input, threads=args.threads,
+        known_hosts=args.known_hosts,
         trust_new_host=args.trust_new_host, tolerance=args.tolerance, sdk=args.sdk,
         device_key=args.device_key, profile=args.profile).data
     emit(report, args.json is True, render_text)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from edgepack import api
 from edgepack.errors import ExitCode
 from edgepack.ui import emit, format_table
 
@@ -34,11 +35,6 @@ def _text(data: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from edgepack.build.doctor import run_checks
-    from edgepack.spec.boards import list_boards, load_board
-
-    boards = [load_board(args.board)] if args.board else list_boards()
-    checks = run_checks(boards)
-    ok = all(c.ok or not c.required for c in checks)
-    emit({"ok": ok, "checks": [c.as_dict() for c in checks]}, args.json, _text)
-    return ExitCode.OK if ok else ExitCode.CHECK_FAILED
+    result = api.doctor(args.board)
+    emit(result.to_json(), args.json, _text)
+    return ExitCode.OK if result.ok else ExitCode.CHECK_FAILED

@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from edgepack.artifact.inspection import SIGNATURE_INVALID, describe
+from edgepack import api
 from edgepack.errors import ExitCode
 from edgepack.ui import emit, format_table
 
@@ -48,6 +48,6 @@ def _text(info: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    info = describe(args.artifact, args.key)
-    emit(info, args.json, _text)
-    return ExitCode.OK if info["signature"] != SIGNATURE_INVALID else ExitCode.ARTIFACT
+    info = api.inspect(args.artifact, key=args.key)
+    emit(info.to_json(), args.json, _text)
+    return ExitCode.OK if info.signature_valid else ExitCode.ARTIFACT

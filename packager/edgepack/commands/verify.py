@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
 
-from edgepack.artifact import container as artifact
-from edgepack.artifact import keys
+from edgepack import api
 from edgepack.ui import emit
 
 
@@ -22,16 +20,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    publisher = keys.load_publisher_public(args.publisher)
-    header = artifact.verify_artifact(artifact.read_file(args.artifact), publisher)
-    result: dict[str, Any] = {
-        "file": str(args.artifact),
-        "valid": True,
-        "signer": keys.fingerprint(publisher),
-        "package": header.package_name,
-        "version": header.package_version,
-        "version_counter": header.version_counter,
-    }
+    result = api.verify(args.artifact, publisher=args.publisher).to_json()
     emit(result, args.json, lambda r: (
         f"{r['file']}: signature valid, signed by {r['signer']} "
         f"({r['package']} {r['version']}, version_counter {r['version_counter']})"))
