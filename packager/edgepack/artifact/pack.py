@@ -2,23 +2,22 @@
 """From a project folder to a signed, encrypted ``.epk``: the packer's whole job.
 
 spec -> keys -> stage plan (ingest, optimise, pre/post graphs) -> placement check -> lowering
--> host reference outputs for golden inputs -> manifest -> sealed sections -> signed file.
+-> host reference outputs for golden inputs (kept small: golden.py) -> manifest -> sealed
+sections -> signed file.
 Every input is read and checked before anything is written; the artifact appears atomically.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from edgepack import __version__
 from edgepack.artifact import container as artifact
+from edgepack.artifact import golden as reference_data
 from edgepack.artifact import keys, manifest
 from edgepack.lower.lowering import lower
 from edgepack.model.quantize import check_int8_placement
@@ -75,12 +74,6 @@ class PackResult:
         }
 
 
-def npy_bytes(array: np.ndarray[Any, Any]) -> bytes:
-    buf = io.BytesIO()
-    np.save(buf, np.ascontiguousarray(array), allow_pickle=False)
-    return buf.getvalue()
-
-
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -124,13 +117,13 @@ def build_sections(
     with Progress("host reference on golden inputs"):
         inputs = golden_inputs(plan, GOLDEN_SEED)
         outputs = run_pipeline(plan, inputs)
+    # Kept small (golden.py): float inputs as exact int8 codes, large outputs summarised.
     golden: dict[str, Any] = {"inputs": {}, "outputs": {}}
-    for kind, tensors in (("input", inputs), ("output", outputs)):
+    for kind, tensors, encode in (("inputs", inputs, reference_data.input_sections),
+                                  ("outputs", outputs, reference_data.output_sections)):
         for name in sorted(tensors):
-            data = npy_bytes(tensors[name])
-            section = f"golden/{kind}/{name}"
-            blobs.append((section, data))
-            golden[f"{kind}s"][name] = {"section": section, "sha256": _sha256(data)}
+            golden[kind][name], sections = encode(name, tensors[name])
+            blobs += sections
 
     stages = []
     for stage in plan.stages:
