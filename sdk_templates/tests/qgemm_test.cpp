@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // int8 GEMM (runtime/kernels/qgemm.h) against naive references: exact int32 accumulation over
-// sizes around every vector width and tail, and fixed-point requantisation against rounding
-// in double (at most 1 apart, equal on >= 99.9% of random values).
+// sizes around every tile, panel and quad edge (7-bit and full-range weights, 1 and 3
+// threads), fixed-point requantisation against rounding in double (at most 1 apart, equal on
+// >= 99.9% of random values), and the requantising epilogue against apply_multiplier.
 // Prints "qgemm: <isa>" and "<N> checks, <F> failures"; exits non-zero on any failure.
 #include <cmath>
 #include <cstdint>
@@ -10,6 +11,7 @@
 #include <vector>
 
 #include "runtime/kernels/qgemm.h"
+#include "runtime/kernels/threadpool.h"
 
 namespace k = edgepack::kernels;
 
@@ -23,41 +25,66 @@ static void check(bool ok, const char* what, long a, long b, long c) {
   }
 }
 
-static void test_accumulation(std::mt19937& rng) {
-  std::uniform_int_distribution<int> u8(0, 255), s8(-128, 127), bias(-100000, 100000);
-  const int64_t ks[] = {1, 3, 15, 16, 17, 31, 32, 33, 47, 64, 147, 576, 1153, 4608};
+// Exact reference of the whole GEMM: sum_k w[j][k] * (x[k][p] - za) + bias[j].
+static std::vector<int64_t> reference(const std::vector<int8_t>& w, const std::vector<uint8_t>& x,
+                                      const std::vector<int32_t>& bias, int64_t m, int64_t kk,
+                                      int64_t n, int64_t ldx, uint8_t za) {
+  std::vector<int64_t> ref(static_cast<size_t>(m * n));
+  for (int64_t j = 0; j < m; ++j)
+    for (int64_t p = 0; p < n; ++p) {
+      int64_t r = bias.empty() ? 0 : bias[size_t(j)];
+      for (int64_t q = 0; q < kk; ++q)
+        r += int64_t(w[size_t(j * kk + q)]) * (int64_t(x[size_t(q * ldx + p)]) - za);
+      ref[size_t(j * n + p)] = r;
+    }
+  return ref;
+}
+
+// int32 accumulation over sizes around every tile and quad edge, 7-bit (one vpmaddubsw per
+// quad) and full-range (two halves) weights, with and without bias, inline and on 3 threads.
+static void test_accumulation(std::mt19937& rng, edgepack::ThreadPool& pool) {
+  std::uniform_int_distribution<int> u8(0, 255), s8(-128, 127), s7(-64, 64), bias(-100000, 100000);
+  const int64_t ks[] = {1, 3, 4, 5, 15, 16, 17, 33, 64, 147, 576, 1153};
+  const int64_t ms[] = {1, 3, 4, 5, 9, 16};
+  const int64_t ns[] = {1, 7, 16, 17, 49, 70};
+  int variant = 0;
   for (int64_t kk : ks) {
-    for (int64_t m : {1, 5}) {
-      for (int64_t n : {1, 7, 16}) {
-        const int64_t lda = kk + 3;  // a row stride larger than k
-        std::vector<uint8_t> a(static_cast<size_t>(m * lda));
-        std::vector<int8_t> w(static_cast<size_t>(n * kk));
-        std::vector<int32_t> b(static_cast<size_t>(n)), sums(static_cast<size_t>(n)),
-            acc(static_cast<size_t>(m * n));
-        for (auto& v : a) v = uint8_t(u8(rng));
-        for (auto& v : w) v = int8_t(s8(rng));
-        for (auto& v : b) v = bias(rng);
+    for (int64_t m : ms) {
+      for (int64_t n : ns) {
+        const bool full = (variant & 1) != 0, with_bias = (variant & 2) != 0;
+        const bool threaded = (variant % 3) == 0;
+        ++variant;
+        const int64_t ldx = n + 5, ldo = n + 2;  // strides larger than n
+        std::vector<uint8_t> x(static_cast<size_t>(kk * ldx));
+        std::vector<int8_t> w(static_cast<size_t>(m * kk));
+        std::vector<int32_t> b;
+        for (auto& v : x) v = uint8_t(u8(rng));
+        for (auto& v : w) v = int8_t(full ? s8(rng) : s7(rng));
+        if (full) w[0] = -128;  // the extremes of both halves
+        if (with_bias)
+          for (int64_t j = 0; j < m; ++j) b.push_back(bias(rng));
         const uint8_t za = uint8_t(u8(rng));
-        k::qgemm_row_sums(w.data(), n, kk, sums.data());
-        k::qgemm_s32(a.data(), lda, za, w.data(), sums.data(), b.data(), m, n, kk, acc.data());
-        for (int64_t i = 0; i < m; ++i) {
-          for (int64_t j = 0; j < n; ++j) {
-            int64_t ref = b[size_t(j)];
-            for (int64_t q = 0; q < kk; ++q)
-              ref += (int64_t(a[size_t(i * lda + q)]) - za) * int64_t(w[size_t(j * kk + q)]);
-            check(acc[size_t(i * n + j)] == ref, "qgemm_s32", long(kk), long(i), long(j));
-          }
+        k::QGemmWeights pw;
+        k::qgemm_pack_weights(w.data(), m, kk, &pw);
+        check(pw.split == full, "split exactly when some |w| > 64", long(kk), long(m), long(n));
+        const int slots = threaded ? 3 : 1;
+        std::vector<uint8_t> scratch(size_t(slots) * k::qgemm_panel_bytes(kk));
+        std::vector<int32_t> acc(static_cast<size_t>(m * ldo), 0x5a5a5a5a);
+        k::QGemmOutput o;
+        o.za = za;
+        o.bias = with_bias ? b.data() : nullptr;
+        o.acc = acc.data();
+        o.ldo = ldo;
+        k::qgemm(pw, x.data(), ldx, n, o, scratch.data(), slots, threaded ? &pool : nullptr);
+        const std::vector<int64_t> ref = reference(w, x, b, m, kk, n, ldx, za);
+        for (int64_t j = 0; j < m; ++j) {
+          for (int64_t p = 0; p < n; ++p)
+            check(acc[size_t(j * ldo + p)] == ref[size_t(j * n + p)], "qgemm int32", long(kk),
+                  long(j), long(p));
+          for (int64_t p = n; p < ldo; ++p)  // nothing written past n
+            check(acc[size_t(j * ldo + p)] == 0x5a5a5a5a, "qgemm wrote past n", long(kk), long(j),
+                  long(p));
         }
-        // bias may be null
-        k::qgemm_s32(a.data(), lda, za, w.data(), sums.data(), nullptr, m, n, kk, acc.data());
-        check(
-            acc[0] + b[0] ==
-                [&] {
-                  int64_t r = b[0];
-                  for (int64_t q = 0; q < kk; ++q) r += (int64_t(a[size_t(q)]) - za) * w[size_t(q)];
-                  return r;
-                }(),
-            "qgemm_s32 without bias", long(kk), long(m), long(n));
       }
     }
   }
@@ -87,20 +114,47 @@ static void test_requantize(std::mt19937& rng) {
   // m0 carries 31 bits, so x * real rounds the other way only when it sits within ~2^-31
   // relative of a .5 boundary: essentially never on random values.
   check(exact >= total * 999 / 1000, "apply_multiplier exact on >= 99.9%", exact, total, 0);
-  // requantize_u8: clamping to [0, 255] around the output zero point, per-channel multipliers
-  const int32_t acc[6] = {-1000000, -10, 0, 10, 1000, 1000000};
-  k::QuantMultiplier mult[3] = {k::quant_multiplier(0.01), k::quant_multiplier(0.5),
-                                k::quant_multiplier(0.25)};
-  uint8_t out[6];
-  k::requantize_u8(acc, 2, 3, mult, 128, out, 3);
-  const uint8_t want[6] = {0, 123, 128, 128, 255, 255};
-  for (int i = 0; i < 6; ++i) check(out[i] == want[i], "requantize_u8", i, out[i], want[i]);
+  // The requantising epilogue: exactly apply_multiplier + zero point, clamped to [0, 255],
+  // per-channel multipliers (a big weight range so both clamps are hit).
+  const int64_t m = 6, kk = 37, n = 39;  // two full panels and a tail
+  std::uniform_int_distribution<int> u8(0, 255), s8(-128, 127);
+  std::vector<uint8_t> x(static_cast<size_t>(kk * n));
+  std::vector<int8_t> w(static_cast<size_t>(m * kk));
+  for (auto& v : x) v = uint8_t(u8(rng));
+  for (auto& v : w) v = int8_t(s8(rng));
+  std::vector<int32_t> b = {-50000, 0, 12345, 100, -7, 90000};
+  std::vector<k::QuantMultiplier> mult;
+  for (int64_t j = 0; j < m; ++j) mult.push_back(k::quant_multiplier(0.0005 * double(j + 1)));
+  mult.back() = k::quant_multiplier(1.7);  // M > 1: the scalar epilogue
+  k::QGemmWeights pw;
+  k::qgemm_pack_weights(w.data(), m, kk, &pw);
+  std::vector<uint8_t> scratch(k::qgemm_panel_bytes(kk)), out(static_cast<size_t>(m * n));
+  k::QGemmOutput o;
+  o.za = 100;
+  o.bias = b.data();
+  o.mult = mult.data();
+  o.zo = 128;
+  o.out = out.data();
+  o.ldo = n;
+  k::qgemm(pw, x.data(), n, n, o, scratch.data(), 1, nullptr);
+  const std::vector<int64_t> ref = reference(w, x, b, m, kk, n, n, 100);
+  int low = 0, high = 0;
+  for (int64_t j = 0; j < m; ++j)
+    for (int64_t p = 0; p < n; ++p) {
+      int32_t v = k::apply_multiplier(int32_t(ref[size_t(j * n + p)]), mult[size_t(j)]) + 128;
+      v = v < 0 ? 0 : (v > 255 ? 255 : v);
+      low += v == 0;
+      high += v == 255;
+      check(out[size_t(j * n + p)] == v, "requantised output", long(j), long(p), long(v));
+    }
+  check(low > 0 && high > 0, "both clamps exercised", low, high, 0);
 }
 
 int main() {
   std::mt19937 rng(1234);
   std::printf("qgemm: %s\n", k::qgemm_isa());
-  test_accumulation(rng);
+  edgepack::ThreadPool pool(3);
+  test_accumulation(rng, pool);
   test_requantize(rng);
   std::printf("%d checks, %d failures\n", g_checks, g_failures);
   return g_failures == 0 ? 0 : 1;

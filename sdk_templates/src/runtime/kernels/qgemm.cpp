@@ -1,80 +1,220 @@
 // SPDX-License-Identifier: Apache-2.0
-// int8 GEMM (qgemm.h): portable and NEON dot products, fixed-point requantisation, dispatch.
+// int8 GEMM (qgemm.h): weight and panel packing, the portable and NEON micro-kernels, the
+// fixed-point requantising epilogue, threading and dispatch. The AVX2 micro-kernel is in
+// qgemm_avx2.cpp.
 #include "runtime/kernels/qgemm.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <limits>
 
+#include "runtime/kernels/threadpool.h"
+
 #if defined(__ARM_NEON) || defined(__ARM_NEON__)
 #include <arm_neon.h>
 #define EDGEPACK_QGEMM_NEON 1
+#endif
+#if defined(__SSE2__)
+#include <emmintrin.h>  // baseline on x86-64: the panel transpose
 #endif
 
 namespace edgepack {
 namespace kernels {
 
 // Defined in qgemm_avx2.cpp (x86 builds only, compiled with -mavx2).
-int32_t qdot_avx2(const uint8_t* a, const int8_t* w, int64_t k);
+void qgemm_tile_avx2(const int8_t* wb, const uint8_t* panel, int64_t quads, int halves,
+                     int32_t* acc);
+void qgemm_requant16_avx2(const int32_t* a, int32_t add, int64_t m0, int total, int32_t zo,
+                          uint8_t* d);
 
 namespace {
 
-using DotFn = int32_t (*)(const uint8_t*, const int8_t*, int64_t);
+constexpr int kMr = kQgemmMr, kNr = kQgemmNr;
 
-int32_t qdot_generic(const uint8_t* a, const int8_t* w, int64_t k) {
-  int32_t s = 0;
-  for (int64_t i = 0; i < k; ++i) s += int32_t(a[i]) * int32_t(w[i]);
-  return s;
+// acc[kMr][kNr] = sum over quads and halves of the packed weight block wb (per quad: halves x
+// kMr rows x 4 bytes) times the packed panel (per quad: kNr columns x 4 bytes).
+using TileFn = void (*)(const int8_t* wb, const uint8_t* panel, int64_t quads, int halves,
+                        int32_t* acc);
+
+void tile_generic(const int8_t* wb, const uint8_t* panel, int64_t quads, int halves, int32_t* acc) {
+  int32_t s[kMr][kNr] = {};
+  for (int64_t q = 0; q < quads; ++q) {
+    const uint8_t* x = panel + q * kNr * 4;
+    for (int h = 0; h < halves; ++h, wb += kMr * 4) {
+      for (int r = 0; r < kMr; ++r) {
+        const int8_t* w = wb + r * 4;
+        for (int t = 0; t < kNr; ++t) {
+          const uint8_t* xt = x + t * 4;
+          s[r][t] += int32_t(w[0]) * xt[0] + int32_t(w[1]) * xt[1] + int32_t(w[2]) * xt[2] +
+                     int32_t(w[3]) * xt[3];
+        }
+      }
+    }
+  }
+  std::memcpy(acc, s, sizeof(s));
 }
 
 #ifdef EDGEPACK_QGEMM_NEON
-// ARMv8.0 widening multiply-accumulate (Cortex-A53/A72/A73 have no SDOT): u8 and s8 widened to
-// s16, vmlal_s16 into four int32 lanes.
-int32_t qdot_neon(const uint8_t* a, const int8_t* w, int64_t k) {
-  int32x4_t acc0 = vdupq_n_s32(0), acc1 = vdupq_n_s32(0);
-  int64_t i = 0;
-  for (; i + 16 <= k; i += 16) {
-    const uint8x16_t av = vld1q_u8(a + i);
-    const int8x16_t wv = vld1q_s8(w + i);
-    const int16x8_t alo = vreinterpretq_s16_u16(vmovl_u8(vget_low_u8(av)));
-    const int16x8_t ahi = vreinterpretq_s16_u16(vmovl_u8(vget_high_u8(av)));
-    const int16x8_t wlo = vmovl_s8(vget_low_s8(wv));
-    const int16x8_t whi = vmovl_s8(vget_high_s8(wv));
-    acc0 = vmlal_s16(acc0, vget_low_s16(alo), vget_low_s16(wlo));
-    acc1 = vmlal_s16(acc1, vget_high_s16(alo), vget_high_s16(wlo));
-    acc0 = vmlal_s16(acc0, vget_low_s16(ahi), vget_low_s16(whi));
-    acc1 = vmlal_s16(acc1, vget_high_s16(ahi), vget_high_s16(whi));
+// ARMv8.0 widening multiply-accumulate: per (row, pixel) one int32x4 of the quad's four k lanes
+// (u8 and s8 widened to s16, vmlal_s16), summed across lanes at the end. kNp pixels at a time
+// keep kMr * kNp accumulators in registers (32 vector registers on aarch64, 16 on armv7).
+#if defined(__aarch64__)
+constexpr int kNp = 4;
+#else
+constexpr int kNp = 2;
+#endif
+
+inline int32_t lanes_sum(int32x4_t v) {
+  const int32x2_t s = vadd_s32(vget_low_s32(v), vget_high_s32(v));
+  return vget_lane_s32(vpadd_s32(s, s), 0);
+}
+
+void tile_neon(const int8_t* wb, const uint8_t* panel, int64_t quads, int halves, int32_t* acc) {
+  for (int t0 = 0; t0 < kNr; t0 += kNp) {
+    int32x4_t a[kMr][kNp];
+    for (int r = 0; r < kMr; ++r)
+      for (int t = 0; t < kNp; ++t) a[r][t] = vdupq_n_s32(0);
+    const int8_t* w = wb;
+    for (int64_t q = 0; q < quads; ++q) {
+      const uint8_t* x = panel + q * kNr * 4 + t0 * 4;
+      int16x8_t xs[kNp / 2];
+      for (int i = 0; i < kNp / 2; ++i)
+        xs[i] = vreinterpretq_s16_u16(vmovl_u8(vld1_u8(x + i * 8)));  // 2 pixels x 4 k
+      for (int h = 0; h < halves; ++h, w += kMr * 4) {
+        for (int r = 0; r < kMr; ++r) {
+          int32_t w4;
+          std::memcpy(&w4, w + r * 4, 4);
+          const int16x4_t wv = vget_low_s16(vmovl_s8(vreinterpret_s8_s32(vdup_n_s32(w4))));
+          for (int i = 0; i < kNp / 2; ++i) {
+            a[r][2 * i] = vmlal_s16(a[r][2 * i], vget_low_s16(xs[i]), wv);
+            a[r][2 * i + 1] = vmlal_s16(a[r][2 * i + 1], vget_high_s16(xs[i]), wv);
+          }
+        }
+      }
+    }
+    for (int r = 0; r < kMr; ++r)
+      for (int t = 0; t < kNp; ++t) acc[r * kNr + t0 + t] = lanes_sum(a[r][t]);
   }
-  const int32x4_t acc = vaddq_s32(acc0, acc1);
-  int32_t s = vgetq_lane_s32(acc, 0) + vgetq_lane_s32(acc, 1) + vgetq_lane_s32(acc, 2) +
-              vgetq_lane_s32(acc, 3);
-  return s + qdot_generic(a + i, w + i, k - i);
 }
 #endif
 
+// kNr requantised bytes of one tile row (M < 1); nullptr: the scalar epilogue.
+using Requant16Fn = void (*)(const int32_t* a, int32_t add, int64_t m0, int total, int32_t zo,
+                             uint8_t* d);
+
 struct Kernel {
-  DotFn dot;
+  TileFn tile;
+  Requant16Fn requant16;
   const char* isa;
 };
 
 Kernel choose() {
   const char* cap = std::getenv("EDGEPACK_CPU_ISA");
-  const bool generic = cap != nullptr && std::strcmp(cap, "generic") == 0;
-  if (generic) return {qdot_generic, "generic"};
+  if (cap != nullptr && std::strcmp(cap, "generic") == 0) return {tile_generic, nullptr, "generic"};
 #if defined(__x86_64__) || defined(__i386__)
-  if (__builtin_cpu_supports("avx2")) return {qdot_avx2, "avx2"};
+  if (__builtin_cpu_supports("avx2")) return {qgemm_tile_avx2, qgemm_requant16_avx2, "avx2"};
 #endif
 #ifdef EDGEPACK_QGEMM_NEON
-  return {qdot_neon, "neon"};
+  return {tile_neon, nullptr, "neon"};
 #else
-  return {qdot_generic, "generic"};
+  return {tile_generic, nullptr, "generic"};
 #endif
 }
 
 const Kernel& kernel() {
   static const Kernel k = choose();
   return k;
+}
+
+// Columns [p0, p0 + cols) of x (k rows, row stride ldx) into one panel: per quad, kNr columns
+// of 4 bytes; columns past cols and k past the end are 0 (their weights are 0).
+void pack_panel(const uint8_t* x, int64_t ldx, int64_t k, int64_t quads, int64_t p0, int64_t cols,
+                uint8_t* panel) {
+  int64_t q = 0;
+  if (cols == kNr) {  // full quads of a full panel: a 4 x 16 byte transpose
+    static_assert(kNr == 16, "one 16-byte vector per row");
+    for (; q < k / 4; ++q) {
+      const uint8_t* r = x + q * 4 * ldx + p0;
+      uint8_t* d = panel + q * kNr * 4;
+#if defined(__SSE2__)
+      const __m128i r0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(r));
+      const __m128i r1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(r + ldx));
+      const __m128i r2 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(r + 2 * ldx));
+      const __m128i r3 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(r + 3 * ldx));
+      const __m128i a = _mm_unpacklo_epi8(r0, r1), b = _mm_unpackhi_epi8(r0, r1);
+      const __m128i c = _mm_unpacklo_epi8(r2, r3), e = _mm_unpackhi_epi8(r2, r3);
+      __m128i* o = reinterpret_cast<__m128i*>(d);
+      _mm_storeu_si128(o + 0, _mm_unpacklo_epi16(a, c));
+      _mm_storeu_si128(o + 1, _mm_unpackhi_epi16(a, c));
+      _mm_storeu_si128(o + 2, _mm_unpacklo_epi16(b, e));
+      _mm_storeu_si128(o + 3, _mm_unpackhi_epi16(b, e));
+#elif defined(EDGEPACK_QGEMM_NEON)
+      uint8x16x4_t v;
+      v.val[0] = vld1q_u8(r);
+      v.val[1] = vld1q_u8(r + ldx);
+      v.val[2] = vld1q_u8(r + 2 * ldx);
+      v.val[3] = vld1q_u8(r + 3 * ldx);
+      vst4q_u8(d, v);
+#else
+      for (int64_t t = 0; t < kNr; ++t)
+        for (int i = 0; i < 4; ++i) d[t * 4 + i] = r[i * ldx + t];
+#endif
+    }
+    if (q == quads) return;
+  }
+  std::memset(panel + q * kNr * 4, 0, static_cast<size_t>((quads - q) * kNr * 4));
+  for (; q < quads; ++q) {
+    uint8_t* d = panel + q * kNr * 4;
+    const int64_t rows = std::min<int64_t>(4, k - q * 4);
+    for (int64_t i = 0; i < rows; ++i) {
+      const uint8_t* row = x + (q * 4 + i) * ldx + p0;
+      for (int64_t t = 0; t < cols; ++t) d[t * 4 + i] = row[t];
+    }
+  }
+}
+
+// Per output row: the fixed-point multiplier as (m0, right shift, rounding half).
+struct RowQuant {
+  int64_t m0;
+  int total;
+  int64_t half;
+};
+
+inline RowQuant row_quant(QuantMultiplier m) {
+  int total = 31 - m.shift;
+  total = std::min(62, std::max(1, total));
+  return {int64_t(m.m0), total, int64_t(1) << (total - 1)};
+}
+
+inline uint8_t requant(int32_t v, const RowQuant& q, int32_t zo) {
+  const int64_t ab = int64_t(v) * q.m0;
+  const int64_t r = ab >= 0 ? (ab + q.half) >> q.total : -((-ab + q.half) >> q.total);
+  const int64_t y = r + zo;
+  return static_cast<uint8_t>(y < 0 ? 0 : (y > 255 ? 255 : y));
+}
+
+// The tile of rows [j0, j0 + rows) x columns [p0, p0 + cols) to its destination.
+void epilogue(const int32_t* acc, const QGemmWeights& w, const QGemmOutput& o, int64_t j0,
+              int64_t rows, int64_t p0, int64_t cols, Requant16Fn requant16) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t j = j0 + r;
+    const int32_t add = (o.bias != nullptr ? o.bias[j] : 0) - int32_t(o.za) * w.sums[size_t(j)];
+    const int32_t* a = acc + r * kNr;
+    if (o.mult == nullptr) {
+      int32_t* d = o.acc + j * o.ldo + p0;
+      for (int64_t t = 0; t < cols; ++t) d[t] = a[t] + add;
+      continue;
+    }
+    const RowQuant q = row_quant(o.mult[j]);
+    uint8_t* d = o.out + j * o.ldo + p0;
+    if (requant16 != nullptr && cols == kNr && o.mult[j].shift <= 0) {
+      requant16(a, add, q.m0, q.total, o.zo, d);
+      continue;
+    }
+    for (int64_t t = 0; t < cols; ++t) d[t] = requant(a[t] + add, q, o.zo);
+  }
 }
 
 }  // namespace
@@ -98,47 +238,82 @@ QuantMultiplier quant_multiplier(double real) {
 int32_t apply_multiplier(int32_t x, QuantMultiplier m) {
   // One 64-bit product and one rounding (half away from zero): no double rounding, so the
   // result is round(x * m0 * 2^(shift - 31)) exactly.
-  int total = 31 - m.shift;
-  if (total > 62) total = 62;
-  if (total < 1) total = 1;  // M < 2^30 in practice; kept defined for any input
-  const int64_t ab = int64_t(x) * int64_t(m.m0);
-  const int64_t half = int64_t(1) << (total - 1);
-  const int64_t r = ab >= 0 ? (ab + half) >> total : -((-ab + half) >> total);
+  const RowQuant q = row_quant(m);
+  const int64_t ab = int64_t(x) * q.m0;
+  const int64_t r = ab >= 0 ? (ab + q.half) >> q.total : -((-ab + q.half) >> q.total);
   if (r > std::numeric_limits<int32_t>::max()) return std::numeric_limits<int32_t>::max();
   if (r < std::numeric_limits<int32_t>::min()) return std::numeric_limits<int32_t>::min();
   return static_cast<int32_t>(r);
 }
 
-void qgemm_row_sums(const int8_t* w, int64_t n, int64_t k, int32_t* sums) {
-  for (int64_t j = 0; j < n; ++j) {
+void qgemm_pack_weights(const int8_t* w, int64_t m, int64_t k, QGemmWeights* out) {
+  out->m = m;
+  out->k = k;
+  out->quads = (k + 3) / 4;
+  out->split = std::any_of(w, w + m * k, [](int8_t v) { return v > 64 || v < -64; });
+  const int halves = out->split ? 2 : 1;
+  const int64_t blocks = (m + kMr - 1) / kMr;
+  out->packed.assign(static_cast<size_t>(blocks * out->quads * halves * kMr * 4), 0);
+  out->sums.assign(static_cast<size_t>(m), 0);
+  for (int64_t j = 0; j < m; ++j) {
     int32_t s = 0;
     for (int64_t i = 0; i < k; ++i) s += w[j * k + i];
-    sums[j] = s;
+    out->sums[size_t(j)] = s;
   }
-}
-
-void qgemm_s32(const uint8_t* a, int64_t lda, uint8_t za, const int8_t* w, const int32_t* w_sums,
-               const int32_t* bias, int64_t m, int64_t n, int64_t k, int32_t* acc) {
-  const DotFn dot = kernel().dot;
-  for (int64_t i = 0; i < m; ++i) {
-    const uint8_t* row = a + i * lda;
-    int32_t* out = acc + i * n;
-    for (int64_t j = 0; j < n; ++j) {
-      const int32_t d = dot(row, w + j * k, k) - int32_t(za) * w_sums[j];
-      out[j] = d + (bias != nullptr ? bias[j] : 0);
+  for (int64_t b = 0; b < blocks; ++b) {
+    for (int64_t q = 0; q < out->quads; ++q) {
+      for (int h = 0; h < halves; ++h) {
+        int8_t* d = out->packed.data() + ((b * out->quads + q) * halves + h) * kMr * 4;
+        for (int r = 0; r < kMr; ++r) {
+          const int64_t j = b * kMr + r;
+          for (int i = 0; i < 4; ++i) {
+            const int64_t kk = q * 4 + i;
+            if (j >= m || kk >= k) continue;
+            const int8_t v = w[j * k + kk];
+            const auto lo = static_cast<int8_t>(v >> 1);  // floor(v / 2), in [-64, 63]
+            d[r * 4 + i] = !out->split ? v : (h == 0 ? lo : static_cast<int8_t>(v - lo));
+          }
+        }
+      }
     }
   }
 }
 
-void requantize_u8(const int32_t* acc, int64_t m, int64_t n, const QuantMultiplier* mult,
-                   uint8_t zo, uint8_t* out, int64_t ldo) {
-  for (int64_t i = 0; i < m; ++i) {
-    for (int64_t j = 0; j < n; ++j) {
-      int32_t v = apply_multiplier(acc[i * n + j], mult[j]) + int32_t(zo);
-      v = v < 0 ? 0 : (v > 255 ? 255 : v);
-      out[i * ldo + j] = static_cast<uint8_t>(v);
+size_t qgemm_panel_bytes(int64_t k) {
+  return static_cast<size_t>((k + 3) / 4 * kNr * 4);
+}
+
+void qgemm(const QGemmWeights& w, const uint8_t* x, int64_t ldx, int64_t n, const QGemmOutput& o,
+           uint8_t* scratch, int slots, ThreadPool* pool) {
+  if (n <= 0 || w.m <= 0) return;
+  const TileFn tile = kernel().tile;
+  const Requant16Fn requant16 = kernel().requant16;
+  const int halves = w.split ? 2 : 1;
+  const int64_t panels = (n + kNr - 1) / kNr;
+  const int64_t blocks = (w.m + kMr - 1) / kMr;
+  const size_t panel_bytes = qgemm_panel_bytes(w.k);
+  const int64_t block_bytes = w.quads * halves * kMr * 4;
+  pool = pool_for(pool, double(w.m) * double(w.k) * double(n));
+  const int64_t used = pool != nullptr ? std::min<int64_t>(std::max(1, slots), panels) : 1;
+  auto body = [&](int64_t s0, int64_t s1) {
+    alignas(64) int32_t acc[kMr * kNr];
+    for (int64_t s = s0; s < s1; ++s) {
+      uint8_t* panel = scratch + size_t(s) * panel_bytes;
+      for (int64_t pi = chunk_begin(panels, int(used), int(s));
+           pi < chunk_begin(panels, int(used), int(s) + 1); ++pi) {
+        const int64_t p0 = pi * kNr, cols = std::min<int64_t>(kNr, n - p0);
+        pack_panel(x, ldx, w.k, w.quads, p0, cols, panel);
+        for (int64_t b = 0; b < blocks; ++b) {
+          tile(w.packed.data() + b * block_bytes, panel, w.quads, halves, acc);
+          epilogue(acc, w, o, b * kMr, std::min<int64_t>(kMr, w.m - b * kMr), p0, cols, requant16);
+        }
+      }
     }
-  }
+  };
+  if (pool != nullptr && used > 1)
+    pool->parallel_for(used, body);
+  else
+    body(0, 1);
 }
 
 }  // namespace kernels

@@ -1,29 +1,41 @@
 // SPDX-License-Identifier: Apache-2.0
-// int8 GEMM for QDQ models ([models.quantize], docs/quantization.md): uint8 activations
-// (asymmetric, zero point za) times int8 weights (symmetric, per output channel), int32
-// accumulation, then fixed-point requantisation to uint8.
+// int8 GEMM for QDQ models ([models.quantize], docs/quantization.md): int8 weights (symmetric,
+// per output channel) times uint8 activations (asymmetric, zero point za), int32 accumulation,
+// then fixed-point requantisation to uint8.
 //
-//   acc[i][j] = sum_k (a[i][k] - za) * w[j][k] + bias[j]
-//   out[i][j] = clamp(zo + round(acc[i][j] * M[j]), 0, 255),  M[j] = sa * sw[j] / so
+//   acc[j][p] = sum_k w[j][k] * (x[k][p] - za) + bias[j]
+//   out[j][p] = clamp(zo + round(acc[j][p] * M[j]), 0, 255),  M[j] = sa * sw[j] / so
 //
 // M is applied in fixed point: M = m0 * 2^-31 * 2^shift with m0 in [2^30, 2^31), one 64-bit
 // product and one rounding shift (TFLite's doubling high multiply + shift rounds twice and is
 // off by one on about 1/2^|shift| of the values). No float arithmetic on the run path.
 //
-// Weights are row-major [n][k] (a Conv's OIHW flattened per output channel, a Gemm's transB
-// weights), so every output is a dot product of two contiguous rows. The dot product widens
-// both operands to int16 and multiply-accumulates into int32 (x86 AVX2: _mm256_madd_epi16;
-// NEON: vmlal_s16), which cannot saturate for k < 2^16. Kernel chosen at run time;
+// Blocked and packed like the float GEMM (gemm.h): the weights (Conv OIHW flattened per output
+// channel, row-major [m][k]) are packed once at prepare into blocks of kQgemmMr rows; the
+// activations ([k][n], n = output pixels, the NCHW layout itself for a 1x1 convolution) are
+// packed per panel of kQgemmNr columns on the run path, k in groups of 4 ("quads": the 4 bytes
+// one 32-bit lane of a u8 x s8 dot-product instruction reads). A micro-kernel computes a
+// kQgemmMr x kQgemmNr tile in registers and the epilogue requantises it straight into the
+// output. Kernels chosen at run time: x86 AVX2 (vpmaddubsw + vpmaddwd), NEON (ARMv8.0 widening
+// multiply-accumulate, vmlal_s16: Cortex-A53/A72/A73 have no SDOT) or portable.
 // EDGEPACK_CPU_ISA=generic caps it like the float GEMM (gemm.cpp).
 //
-// This file is the kernel only; lowering of the QDQ pattern to it is not built yet.
+// Exactness: vpmaddubsw sums two u8 x s8 products in int16 with saturation, exact only while
+// |w| <= 64 (2 * 255 * 64 = 32640). onnxruntime's quantiser gives such 7-bit weights
+// (reduce_range); full-range weights are packed as two halves w = (w >> 1) + (w - (w >> 1)),
+// each within [-64, 64], and cost two instructions per quad. The result is exact either way.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 namespace edgepack {
+class ThreadPool;
 namespace kernels {
+
+constexpr int kQgemmMr = 4;   // weight rows per micro-kernel tile
+constexpr int kQgemmNr = 16;  // activation columns (pixels) per packed panel
 
 // A real multiplier in (0, 1) as (m0, shift): M ~= m0 / 2^31 * 2^shift, m0 in [2^30, 2^31).
 struct QuantMultiplier {
@@ -35,19 +47,39 @@ QuantMultiplier quant_multiplier(double real);
 // round(x * m0 * 2^(shift - 31)), half away from zero, saturated to int32.
 int32_t apply_multiplier(int32_t x, QuantMultiplier m);
 
-// sum_k w[j][k] for each output row j (prepare time: folds the activation zero point).
-void qgemm_row_sums(const int8_t* w, int64_t n, int64_t k, int32_t* sums);
+// Weights packed at prepare (allocates; the run path does not).
+struct QGemmWeights {
+  int64_t m = 0, k = 0;
+  int64_t quads = 0;   // ceil(k / 4)
+  bool split = false;  // some |w| > 64: stored as two halves (see above)
+  std::vector<int8_t> packed;
+  std::vector<int32_t> sums;  // sum_k w[j][k], folds the activation zero point
+};
+// w: m x k, row-major (row stride k).
+void qgemm_pack_weights(const int8_t* w, int64_t m, int64_t k, QGemmWeights* out);
 
-// acc (m x n, row stride n) = (a - za) * w^T + bias. a is m x k (row stride lda), w n x k
-// (row stride k), w_sums from qgemm_row_sums, bias may be nullptr.
-void qgemm_s32(const uint8_t* a, int64_t lda, uint8_t za, const int8_t* w, const int32_t* w_sums,
-               const int32_t* bias, int64_t m, int64_t n, int64_t k, int32_t* acc);
+// Where a GEMM's result goes. With mult == nullptr the int32 accumulators are written to acc
+// (row stride ldo); otherwise the requantised bytes to out (row stride ldo).
+struct QGemmOutput {
+  uint8_t za = 0;                         // activation zero point
+  const int32_t* bias = nullptr;          // m values, or nullptr
+  const QuantMultiplier* mult = nullptr;  // m values, or nullptr (int32 output)
+  uint8_t zo = 0;                         // output zero point
+  uint8_t* out = nullptr;
+  int32_t* acc = nullptr;
+  int64_t ldo = 0;
+};
 
-// out (m x n, row stride ldo) = clamp(zo + acc * mult[j], 0, 255).
-void requantize_u8(const int32_t* acc, int64_t m, int64_t n, const QuantMultiplier* mult,
-                   uint8_t zo, uint8_t* out, int64_t ldo);
+// Bytes of one packed activation panel for depth k (one per thread: qgemm()'s scratch).
+size_t qgemm_panel_bytes(int64_t k);
 
-// The dot-product kernel in use: "avx2", "neon" or "generic".
+// y = W x for x of k rows and n columns (row stride ldx), written per `o`. scratch holds
+// `slots` panels of qgemm_panel_bytes(w.k), 64-byte aligned; at most `slots` threads of pool
+// (which may be nullptr) share the work.
+void qgemm(const QGemmWeights& w, const uint8_t* x, int64_t ldx, int64_t n, const QGemmOutput& o,
+           uint8_t* scratch, int slots, ThreadPool* pool);
+
+// The micro-kernel in use: "avx2", "neon" or "generic".
 const char* qgemm_isa();
 
 }  // namespace kernels

@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 // QLinearConv (ONNX, 2-D NCHW, group 1): uint8 X and Y, int8 W per tensor or per output
-// channel (symmetric: zero point 0), optional int32 bias. im2col to uint8 rows (padding takes
-// X's zero point, i.e. real 0), kernels::qgemm_s32 (int32 accumulation) and fixed-point
-// requantisation by x_scale * w_scale[m] / y_scale (kernels/qgemm.h). All scales and zero
-// points must be constant; they are read once at prepare.
+// channel (symmetric: zero point 0), optional int32 bias. The packed int8 GEMM of
+// kernels/qgemm.h (int32 accumulation, fixed-point requantisation by x_scale * w_scale[m] /
+// y_scale) over X itself for a 1x1 convolution with stride 1 and no padding, otherwise over
+// im2col rows [C*KH*KW][OH*OW] in uint8 (padding takes X's zero point, i.e. real 0). Weights are
+// packed at prepare; all scales and zero points must be constant and are read there too.
 #include <algorithm>
 #include <cstring>
 
@@ -18,10 +19,50 @@ struct QConvState : OpState {
   ConvAttrs a;
   int64_t c = 0, h = 0, w = 0, m = 0, oh = 0, ow = 0, k = 0;
   uint8_t x_zero = 0, y_zero = 0;
-  std::vector<int8_t> weights;  // [m][k]
-  std::vector<int32_t> sums, bias;
+  bool direct = false;  // 1x1, stride 1, no padding: X is the GEMM's [k][pixels] operand
+  int slots = 1;        // GEMM panel buffers in the scratch, one per thread
+  kernels::QGemmWeights weights;
+  std::vector<int32_t> bias;
   std::vector<kernels::QuantMultiplier> mult;
 };
+
+inline size_t align64(size_t n) {
+  return (n + 63) / 64 * 64;
+}
+
+// im2col of one image into rows [c][kh][kw] x [oh * ow] (padding: the zero point).
+void im2col_u8(const QConvState& st, const uint8_t* in, uint8_t* col) {
+  const ConvAttrs& a = st.a;
+  const int64_t pixels = st.oh * st.ow;
+  for (int64_t c = 0; c < st.c; ++c) {
+    for (int64_t ky = 0; ky < a.kh; ++ky) {
+      for (int64_t kx = 0; kx < a.kw; ++kx, col += pixels) {
+        // Output columns whose input column is inside the image: [lo, hi).
+        const int64_t x0 = kx * a.dw - a.pl;
+        int64_t lo = 0;
+        while (lo < st.ow && x0 + lo * a.sw < 0) ++lo;
+        int64_t hi = st.ow;
+        while (hi > lo && x0 + (hi - 1) * a.sw >= st.w) --hi;
+        for (int64_t oy = 0; oy < st.oh; ++oy) {
+          uint8_t* d = col + oy * st.ow;
+          const int64_t iy = oy * a.sh - a.pt + ky * a.dh;
+          if (iy < 0 || iy >= st.h) {
+            std::memset(d, st.x_zero, static_cast<size_t>(st.ow));
+            continue;
+          }
+          const uint8_t* row = in + (c * st.h + iy) * st.w + x0;
+          std::memset(d, st.x_zero, static_cast<size_t>(lo));
+          if (a.sw == 1) {
+            std::memcpy(d + lo, row + lo, static_cast<size_t>(hi - lo));
+          } else {
+            for (int64_t ox = lo; ox < hi; ++ox) d[ox] = row[ox * a.sw];
+          }
+          std::memset(d + hi, st.x_zero, static_cast<size_t>(st.ow - hi));
+        }
+      }
+    }
+  }
+}
 
 float scalar_float(PrepareContext& ctx, size_t i, const char* what) {
   Tensor* t = need_input(ctx, i, what);
@@ -84,9 +125,9 @@ void qlinear_conv_prepare(PrepareContext& ctx) {
   need_dtype(ctx, *ctx.outputs[0], DType::kUInt8);
 
   st->k = st->c * a.kh * a.kw;
-  st->weights.assign(w->as<int8_t>(), w->as<int8_t>() + st->m * st->k);
-  st->sums.resize(static_cast<size_t>(st->m));
-  kernels::qgemm_row_sums(st->weights.data(), st->m, st->k, st->sums.data());
+  kernels::qgemm_pack_weights(w->as<int8_t>(), st->m, st->k, &st->weights);
+  st->direct = a.kh == 1 && a.kw == 1 && a.sh == 1 && a.sw == 1 && a.pt == 0 && a.pl == 0 &&
+               a.pb == 0 && a.pr == 0;
   st->bias.assign(static_cast<size_t>(st->m), 0);
   if (Tensor* b = ctx.input(8)) {
     need_dtype(ctx, *b, DType::kInt32);
@@ -99,47 +140,31 @@ void qlinear_conv_prepare(PrepareContext& ctx) {
     st->mult.push_back(kernels::quant_multiplier(double(x_scale) * double(wsj) / double(y_scale)));
   }
   const int64_t pixels = st->oh * st->ow;
-  ctx.scratch_bytes = static_cast<size_t>(pixels * st->k) +  // im2col rows (uint8)
-                      64 + static_cast<size_t>(pixels * st->m) * sizeof(int32_t);
+  st->slots = std::max(1, ctx.threads);
+  ctx.scratch_bytes = (st->direct ? 0 : align64(static_cast<size_t>(pixels * st->k))) +
+                      size_t(st->slots) * kernels::qgemm_panel_bytes(st->k);
   ctx.state = std::move(st);
 }
 
 void qlinear_conv_run(RunContext& ctx) {
   const auto* st = ctx.state_as<QConvState>();
-  const ConvAttrs& a = st->a;
   const Tensor* x = ctx.input(0);
   Tensor* y = ctx.output(0);
   const int64_t pixels = st->oh * st->ow;
   auto* col = static_cast<uint8_t*>(ctx.scratch);
-  const size_t col_bytes = static_cast<size_t>(pixels * st->k);
-  auto* acc = reinterpret_cast<int32_t*>(col + ((col_bytes + 63) / 64) * 64);
+  uint8_t* panels = col + (st->direct ? 0 : align64(static_cast<size_t>(pixels * st->k)));
+  kernels::QGemmOutput o;
+  o.za = st->x_zero;
+  o.bias = st->bias.data();
+  o.mult = st->mult.data();
+  o.zo = st->y_zero;
+  o.ldo = pixels;
   for (int64_t n = 0; n < x->shape[0]; ++n) {
     const uint8_t* in = x->as<uint8_t>() + n * st->c * st->h * st->w;
-    uint8_t* out = y->as<uint8_t>() + n * st->m * pixels;
-    for (int64_t oy = 0; oy < st->oh; ++oy) {
-      for (int64_t ox = 0; ox < st->ow; ++ox) {
-        uint8_t* row = col + (oy * st->ow + ox) * st->k;
-        for (int64_t c = 0; c < st->c; ++c) {
-          for (int64_t ky = 0; ky < a.kh; ++ky) {
-            const int64_t iy = oy * a.sh - a.pt + ky * a.dh;
-            for (int64_t kx = 0; kx < a.kw; ++kx) {
-              const int64_t ix = ox * a.sw - a.pl + kx * a.dw;
-              *row++ = (iy < 0 || iy >= st->h || ix < 0 || ix >= st->w)
-                           ? st->x_zero
-                           : in[(c * st->h + iy) * st->w + ix];
-            }
-          }
-        }
-      }
-    }
-    kernels::qgemm_s32(col, st->k, st->x_zero, st->weights.data(), st->sums.data(), st->bias.data(),
-                       pixels, st->m, st->k, acc);
-    for (int64_t j = 0; j < st->m; ++j) {
-      for (int64_t p = 0; p < pixels; ++p) {
-        int32_t v = kernels::apply_multiplier(acc[p * st->m + j], st->mult[j]) + st->y_zero;
-        out[j * pixels + p] = static_cast<uint8_t>(std::min(255, std::max(0, v)));
-      }
-    }
+    o.out = y->as<uint8_t>() + n * st->m * pixels;
+    if (!st->direct) im2col_u8(*st, in, col);
+    kernels::qgemm(st->weights, st->direct ? in : col, pixels, pixels, o, panels, st->slots,
+                   ctx.pool);
   }
 }
 

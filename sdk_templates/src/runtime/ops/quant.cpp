@@ -4,6 +4,7 @@
 // zero point 1-D along `axis`), so that QDQ models run in float32.
 #include <limits>
 
+#include "runtime/kernels/quantize.h"
 #include "runtime/ops/op_util.h"
 
 namespace edgepack {
@@ -77,17 +78,13 @@ void quantize_run(RunContext& ctx) {
   const float* px = x->as<float>();
   dispatch(y->dtype, [&](auto tag) {
     using T = decltype(tag);
-    if constexpr (std::is_integral<T>::value && !std::is_same<T, bool>::value) {
+    if constexpr (std::is_same<T, uint8_t>::value || std::is_same<T, int8_t>::value ||
+                  std::is_same<T, uint16_t>::value || std::is_same<T, int16_t>::value) {
       T* py = y->as<T>();
-      const double lo = static_cast<double>(std::numeric_limits<T>::lowest());
-      const double hi = static_cast<double>(std::numeric_limits<T>::max());
       for_each_channel(*x, st, [&](int64_t off, int64_t count, int64_t c) {
         const float s = scale[st.per_axis ? c : 0];
-        const double z = zero_point(zp, st.per_axis ? c : 0);
-        for (int64_t i = off; i < off + count; ++i) {
-          const double q = std::nearbyint(static_cast<double>(px[i] / s)) + z;  // half to even
-          py[i] = static_cast<T>(std::min(std::max(q, lo), hi));
-        }
+        const auto z = static_cast<float>(zero_point(zp, st.per_axis ? c : 0));
+        kernels::quantize_linear<T>(px + off, py + off, count, s, z);
       });
     }
   });
@@ -118,12 +115,16 @@ void dequantize_run(RunContext& ctx) {
   const auto& st = *ctx.state_as<QuantState>();
   dispatch(x->dtype, [&](auto tag) {
     using T = decltype(tag);
-    const T* px = x->as<T>();
-    for_each_channel(*x, st, [&](int64_t off, int64_t count, int64_t c) {
-      const float s = scale[st.per_axis ? c : 0];
-      const float z = static_cast<float>(zero_point(zp, st.per_axis ? c : 0));
-      for (int64_t i = off; i < off + count; ++i) py[i] = (static_cast<float>(px[i]) - z) * s;
-    });
+    if constexpr (std::is_same<T, uint8_t>::value || std::is_same<T, int8_t>::value ||
+                  std::is_same<T, uint16_t>::value || std::is_same<T, int16_t>::value ||
+                  std::is_same<T, int32_t>::value) {
+      const T* px = x->as<T>();
+      for_each_channel(*x, st, [&](int64_t off, int64_t count, int64_t c) {
+        const float s = scale[st.per_axis ? c : 0];
+        const auto z = static_cast<float>(zero_point(zp, st.per_axis ? c : 0));
+        kernels::dequantize_linear<T>(px + off, py + off, count, s, z);
+      });
+    }
   });
 }
 

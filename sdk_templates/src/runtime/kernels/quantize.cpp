@@ -1,0 +1,42 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "runtime/kernels/quantize.h"
+
+#include <limits>
+
+namespace edgepack {
+namespace kernels {
+
+template <class T>
+void quantize_linear(const float* x, T* y, int64_t n, float scale, float zero) {
+  // Clamping before rounding equals rounding before clamping (the bounds are integers), and
+  // keeps |v| < 2^22, where adding and subtracting 1.5 * 2^23 rounds half to even in the
+  // default rounding mode (no fast-math here). NaN becomes the lowest value.
+  const float lo = static_cast<float>(std::numeric_limits<T>::lowest()) - zero;
+  const float hi = static_cast<float>(std::numeric_limits<T>::max()) - zero;
+  constexpr float kMagic = 12582912.0f;
+  for (int64_t i = 0; i < n; ++i) {
+    float v = x[i] / scale;
+    v = v > lo ? v : lo;
+    v = v < hi ? v : hi;
+    v = (v + kMagic) - kMagic;
+    y[i] = static_cast<T>(static_cast<int32_t>(v + zero));
+  }
+}
+
+template <class T>
+void dequantize_linear(const T* x, float* y, int64_t n, float scale, float zero) {
+  for (int64_t i = 0; i < n; ++i) y[i] = (static_cast<float>(x[i]) - zero) * scale;
+}
+
+template void quantize_linear<uint8_t>(const float*, uint8_t*, int64_t, float, float);
+template void quantize_linear<int8_t>(const float*, int8_t*, int64_t, float, float);
+template void quantize_linear<uint16_t>(const float*, uint16_t*, int64_t, float, float);
+template void quantize_linear<int16_t>(const float*, int16_t*, int64_t, float, float);
+template void dequantize_linear<uint8_t>(const uint8_t*, float*, int64_t, float, float);
+template void dequantize_linear<int8_t>(const int8_t*, float*, int64_t, float, float);
+template void dequantize_linear<uint16_t>(const uint16_t*, float*, int64_t, float, float);
+template void dequantize_linear<int16_t>(const int16_t*, float*, int64_t, float, float);
+template void dequantize_linear<int32_t>(const int32_t*, float*, int64_t, float, float);
+
+}  // namespace kernels
+}  // namespace edgepack

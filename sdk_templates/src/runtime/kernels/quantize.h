@@ -1,0 +1,20 @@
+// SPDX-License-Identifier: Apache-2.0
+// QuantizeLinear / DequantizeLinear inner loops (ops/quant.cpp), here so that they are built
+// with the kernels' -O3 and vectorise.
+#pragma once
+
+#include <cstdint>
+
+namespace edgepack {
+namespace kernels {
+
+// y[i] = saturate(round_half_to_even(x[i] / scale) + zero) for T in uint8/int8/uint16/int16.
+template <class T>
+void quantize_linear(const float* x, T* y, int64_t n, float scale, float zero);
+
+// y[i] = (float(x[i]) - zero) * scale for T in uint8/int8/uint16/int16/int32.
+template <class T>
+void dequantize_linear(const T* x, float* y, int64_t n, float scale, float zero);
+
+}  // namespace kernels
+}  // namespace edgepack
