@@ -12,7 +12,33 @@ namespace {
 void log_rejection(const std::string& spec, const std::string& why) {
   log(LogLevel::kWarning, "backend '" + spec + "' rejected: " + why);
 }
+
+std::string version_string(uint32_t v) {
+  if (v < 0x10000u) return std::to_string(v);  // ABI 1: a plain number
+  return std::to_string(v >> 16) + "." + std::to_string(v & 0xFFFFu);
+}
 }  // namespace
+
+// The versioning rule of include/edgepack_backend.h: same major, a table at least as large as
+// 2.0's, the 2.0 functions present. Empty string: accepted.
+std::string check_table(const edgepack_backend_api& api) {
+  const uint32_t major = EDGEPACK_BACKEND_API_VERSION_MAJOR(api.api_version);
+  if (major != EDGEPACK_BACKEND_API_MAJOR)
+    return "built for ABI " + version_string(api.api_version) + " (major " +
+           std::to_string(major) + "), runtime speaks ABI " +
+           version_string(EDGEPACK_BACKEND_API_VERSION) + " (major " +
+           std::to_string(EDGEPACK_BACKEND_API_MAJOR) + ")";
+  if (api.struct_size < EDGEPACK_BACKEND_API_MIN_SIZE)
+    return "function table of " + std::to_string(api.struct_size) +
+           " bytes, smaller than ABI 2.0's " + std::to_string(EDGEPACK_BACKEND_API_MIN_SIZE);
+  std::string missing;
+  if (!api.name) missing += " name";
+  if (!api.supports_op) missing += " supports_op";
+  if (!api.prepare_partition) missing += " prepare_partition";
+  if (!api.run_partition) missing += " run_partition";
+  if (!missing.empty()) return "incomplete function table (NULL:" + missing + ")";
+  return "";
+}
 
 Backend::~Backend() {
   if (api_ && api_->release) api_->release(api_->context);
@@ -38,19 +64,24 @@ std::shared_ptr<Backend> Backend::load(const std::string& spec, std::string* why
   if (spec.find('/') != std::string::npos) {
     candidates.push_back(spec);
   } else {
-    const std::string file = "libedgepack_backend_" + spec + ".so";
+    // Two spellings: libedgepack_backend_<name>.so (test and vendor plugins) and
+    // libedgepack_<name>.so (the backends built with the SDK, e.g. libedgepack_opencl.so).
+    const std::string files[] = {"libedgepack_backend_" + spec + ".so", "libedgepack_" + spec + ".so"};
+    std::vector<std::string> dirs;
     if (const char* path = std::getenv("EDGEPACK_BACKEND_PATH")) {
       std::string p = path;
       size_t start = 0;
       while (start <= p.size()) {
         const size_t end = p.find(':', start);
         const std::string dir = p.substr(start, end == std::string::npos ? end : end - start);
-        if (!dir.empty()) candidates.push_back(dir + "/" + file);
+        if (!dir.empty()) dirs.push_back(dir);
         if (end == std::string::npos) break;
         start = end + 1;
       }
     }
-    candidates.push_back(file);
+    for (const auto& dir : dirs)
+      for (const auto& file : files) candidates.push_back(dir + "/" + file);
+    for (const auto& file : files) candidates.push_back(file);
   }
   void* handle = nullptr;
   std::string errors;
@@ -68,25 +99,21 @@ std::shared_ptr<Backend> Backend::load(const std::string& spec, std::string* why
     return reject("no symbol " EDGEPACK_BACKEND_INIT_SYMBOL);
   }
   const edgepack_backend_api* api = init(EDGEPACK_BACKEND_API_VERSION);
+  std::string why_not;
   if (!api) {
-    dlclose(handle);
-    return reject("init returned NULL for ABI version " +
-                  std::to_string(EDGEPACK_BACKEND_API_VERSION));
+    why_not = "init returned NULL for ABI version " + version_string(EDGEPACK_BACKEND_API_VERSION);
+  } else {
+    why_not = check_table(*api);
   }
-  if (api->api_version != EDGEPACK_BACKEND_API_VERSION) {
-    const std::string got = std::to_string(api->api_version);
+  if (!why_not.empty()) {
     dlclose(handle);
-    return reject("ABI version " + got + ", runtime speaks " +
-                  std::to_string(EDGEPACK_BACKEND_API_VERSION));
-  }
-  if (api->struct_size < sizeof(edgepack_backend_api) || !api->name || !api->supports_op ||
-      !api->prepare_node || !api->run_node) {
-    dlclose(handle);
-    return reject("incomplete function table");
+    return reject(why_not);
   }
   std::shared_ptr<Backend> b(new Backend());
   b->name_ = api->name;
   b->api_ = api;
+  if (EDGEPACK_BACKEND_HAS(api, describe))
+    if (const char* d = api->describe(api->context)) b->description_ = d;
   b->handle_ = handle;
   return b;
 }

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // The backend table: the built-in CPU backend plus plugins loaded with dlopen
-// (include/edgepack_backend.h). Node placement: first backend in preference order that supports
-// and prepares the node; CPU is always the last resort.
+// (include/edgepack_backend.h, ABI 2: partitions). Placement: the first backend in preference
+// order that supports a node claims it; consecutive claimed nodes form one partition
+// (interpreter.cpp); CPU is always the last resort.
 #pragma once
 
 #include <memory>
@@ -21,19 +22,25 @@ class Backend {
   const std::string& name() const { return name_; }
   const edgepack_backend_api* api() const { return api_; }  // nullptr for the built-in CPU
   bool is_cpu() const { return api_ == nullptr; }
+  // The plugin's describe() (ABI 2.1), or empty.
+  const std::string& description() const { return description_; }
 
   static std::shared_ptr<Backend> cpu();
   // Loads `spec`: a path to a .so (contains '/'), or a name looked up as
-  // libedgepack_backend_<name>.so in EDGEPACK_BACKEND_PATH (':'-separated) and the loader's
+  // libedgepack_backend_<name>.so or libedgepack_<name>.so in EDGEPACK_BACKEND_PATH (':'-separated) and the loader's
   // default search path. Returns nullptr and sets *why when rejected (also logged to stderr).
   static std::shared_ptr<Backend> load(const std::string& spec, std::string* why);
 
  private:
   Backend() = default;
   std::string name_;
+  std::string description_;
   const edgepack_backend_api* api_ = nullptr;
   void* handle_ = nullptr;
 };
+
+// Why `api` breaks the versioning rule of edgepack_backend.h, or "" when the loader accepts it.
+std::string check_table(const edgepack_backend_api& api);
 
 // Resolves RuntimeOptions::backend_preference; "cpu" is appended when absent. Rejected plugins
 // are skipped (logged).

@@ -143,22 +143,31 @@ std::string json_shapes(const std::vector<Tensor*>& ts) {
 struct GraphInstance::BoundNode {
   const GraphNode* node = nullptr;
   std::shared_ptr<Backend> backend;
+  int partition = -1;  // index into partitions_, or -1 (CPU)
   // CPU path
   const OpKernel* kernel = nullptr;
   std::vector<Tensor*> inputs, outputs;
   std::unique_ptr<OpState> state;
   size_t scratch_bytes = 0;
   const Tensor* first_dynamic = nullptr;
-  // Plugin path
-  std::vector<edgepack_backend_tensor> plugin_tensors;
+  // Plugin view of the node: pointers into GraphInstance::mirrors_
   std::vector<edgepack_backend_tensor*> plugin_inputs, plugin_outputs;
   edgepack_backend_attrs plugin_attrs{};
   edgepack_backend_node plugin_node{};
-  void* plugin_state = nullptr;
+};
 
-  ~BoundNode() {
-    if (backend && backend->api() && backend->api()->release_node)
-      backend->api()->release_node(backend->api()->context, plugin_state);
+struct GraphInstance::Partition {
+  std::shared_ptr<Backend> backend;
+  size_t first = 0, last = 0;  // node indices, inclusive
+  std::vector<const edgepack_backend_node*> nodes;
+  std::vector<edgepack_backend_tensor*> inputs, outputs;
+  std::vector<uint32_t> input_tensors, output_tensors;  // graph tensor indices of the above
+  edgepack_backend_partition c{};
+  void* state = nullptr;
+
+  ~Partition() {
+    const edgepack_backend_api* api = backend ? backend->api() : nullptr;
+    if (api && api->release_partition) api->release_partition(api->context, state);
   }
 };
 
@@ -201,40 +210,128 @@ std::vector<std::string> GraphInstance::node_backends() const {
   return out;
 }
 
-void GraphInstance::bind(BoundNode& bn, size_t index) {
-  const GraphNode& node = graph_->nodes[index];
-  bn.node = &node;
-  for (uint32_t t : node.inputs) bn.inputs.push_back(t == kNoTensor ? nullptr : &tensors_[t]);
-  for (uint32_t t : node.outputs) bn.outputs.push_back(&tensors_[t]);
-  for (Tensor* t : bn.inputs)
-    if (t && t->dynamic_dim0 && !bn.first_dynamic) bn.first_dynamic = t;
+std::vector<int> GraphInstance::node_partitions() const {
+  std::vector<int> out;
+  for (const auto& bn : nodes_) out.push_back(bn->partition);
+  return out;
+}
 
-  for (const auto& backend : backends_) {
-    if (backend->is_cpu()) {
-      bn.kernel = find_cpu_op(node.op_type);
-      if (!bn.kernel)
-        throw Error(ErrorCode::kUnsupported, "op '" + node.op_type + "' (node '" + node.name +
-                                                 "') is not supported by the CPU runtime");
-      PrepareContext ctx;
-      ctx.op_type = node.op_type;
-      ctx.node_name = node.name;
-      ctx.attrs = &node.attrs;
-      ctx.inputs = bn.inputs;
-      ctx.outputs = bn.outputs;
-      ctx.threads = threads_;
-      bn.kernel->prepare(ctx);
-      bn.state = std::move(ctx.state);
-      bn.scratch_bytes = ctx.scratch_bytes;
-      bn.backend = backend;
-      return;
+void GraphInstance::bind_cpu(BoundNode& bn) {
+  const GraphNode& node = *bn.node;
+  bn.kernel = find_cpu_op(node.op_type);
+  if (!bn.kernel)
+    throw Error(ErrorCode::kUnsupported, "op '" + node.op_type + "' (node '" + node.name +
+                                             "') is not supported by the CPU runtime");
+  PrepareContext ctx;
+  ctx.op_type = node.op_type;
+  ctx.node_name = node.name;
+  ctx.attrs = &node.attrs;
+  ctx.inputs = bn.inputs;
+  ctx.outputs = bn.outputs;
+  ctx.threads = threads_;
+  bn.kernel->prepare(ctx);
+  bn.state = std::move(ctx.state);
+  bn.scratch_bytes = ctx.scratch_bytes;
+  bn.backend = Backend::cpu();
+}
+
+void GraphInstance::mirror_node(BoundNode& bn) {
+  const GraphNode& node = *bn.node;
+  for (uint32_t t : node.inputs) bn.plugin_inputs.push_back(t == kNoTensor ? nullptr : &mirrors_[t]);
+  for (uint32_t t : node.outputs) bn.plugin_outputs.push_back(&mirrors_[t]);
+  bn.plugin_attrs = {&node.attrs, attr_int, attr_float, attr_ints, attr_floats, attr_string};
+  bn.plugin_node = {node.op_type.c_str(),
+                    node.name.c_str(),
+                    bn.plugin_inputs.size(),
+                    bn.plugin_inputs.data(),
+                    bn.plugin_outputs.size(),
+                    bn.plugin_outputs.data(),
+                    &bn.plugin_attrs};
+}
+
+// Nodes first..last (inclusive) as one partition of `backend`: boundary tensors, then
+// prepare_partition. False (logged) when the plugin refuses it.
+bool GraphInstance::try_partition(size_t first, size_t last,
+                                  const std::shared_ptr<Backend>& backend) {
+  auto part = std::make_unique<Partition>();
+  part->backend = backend;
+  part->first = first;
+  part->last = last;
+  std::vector<int> producer(tensors_.size(), -1);
+  for (size_t i = 0; i < graph_->nodes.size(); ++i)
+    for (uint32_t t : graph_->nodes[i].outputs) producer[t] = static_cast<int>(i);
+  auto inside = [&](int node) {
+    return node >= static_cast<int>(first) && node <= static_cast<int>(last);
+  };
+  std::vector<bool> seen(tensors_.size(), false);
+  for (size_t i = first; i <= last; ++i) {
+    part->nodes.push_back(&nodes_[i]->plugin_node);
+    for (uint32_t t : graph_->nodes[i].inputs) {
+      if (t == kNoTensor || seen[t] || tensors_[t].constant || inside(producer[t])) continue;
+      seen[t] = true;
+      part->input_tensors.push_back(t);
     }
-    // Plugin: mirror tensors into the C structs (stable addresses from here on).
-    const edgepack_backend_api* api = backend->api();
-    const size_t ni = bn.inputs.size(), no = bn.outputs.size();
-    bn.plugin_tensors.assign(ni + no, edgepack_backend_tensor{});
-    bn.plugin_inputs.assign(ni, nullptr);
-    bn.plugin_outputs.assign(no, nullptr);
-    auto mirror = [](const Tensor& t, edgepack_backend_tensor& p) {
+  }
+  std::vector<bool> read_outside(tensors_.size(), false);
+  for (size_t i = 0; i < graph_->nodes.size(); ++i)
+    if (!inside(static_cast<int>(i)))
+      for (uint32_t t : graph_->nodes[i].inputs)
+        if (t != kNoTensor) read_outside[t] = true;
+  for (uint32_t t : graph_->outputs) read_outside[t] = true;
+  for (size_t i = first; i <= last; ++i)
+    for (uint32_t t : graph_->nodes[i].outputs)
+      if (read_outside[t]) part->output_tensors.push_back(t);
+  for (uint32_t t : part->input_tensors) part->inputs.push_back(&mirrors_[t]);
+  for (uint32_t t : part->output_tensors) part->outputs.push_back(&mirrors_[t]);
+  part->c.struct_size = sizeof(edgepack_backend_partition);
+  part->c.index = static_cast<uint32_t>(partitions_.size());
+  part->c.num_nodes = part->nodes.size();
+  part->c.nodes = part->nodes.data();
+  part->c.num_inputs = part->inputs.size();
+  part->c.inputs = part->inputs.data();
+  part->c.num_outputs = part->outputs.size();
+  part->c.outputs = part->outputs.data();
+
+  const edgepack_backend_api* api = backend->api();
+  char err[256] = {0};
+  void* st = nullptr;
+  if (api->prepare_partition(api->context, &part->c, &st, err, sizeof err) != 0) {
+    err[sizeof err - 1] = 0;
+    log(LogLevel::kWarning, "backend '" + backend->name() + "' could not prepare the partition of " +
+                                std::to_string(last - first + 1) + " nodes from '" +
+                                graph_->nodes[first].name + "' (" + graph_->nodes[first].op_type +
+                                "): " + err + "; its nodes go to the next backend");
+    part->state = st;  // released by ~Partition
+    return false;
+  }
+  part->state = st;
+  for (size_t i = first; i <= last; ++i) {
+    nodes_[i]->backend = backend;
+    nodes_[i]->partition = static_cast<int>(partitions_.size());
+  }
+  partitions_.push_back(std::move(part));
+  return true;
+}
+
+void GraphInstance::prepare() {
+  if (prepared_) return;
+  // Arena first (prepare may look at tensor pointers), then scratch after binding.
+  const size_t plan = align_up(static_cast<size_t>(graph_->arena_size));
+  nodes_.clear();
+  partitions_.clear();
+  steps_.clear();
+  // Point non-constant tensors into a provisional arena so plugins see real addresses.
+  arena_storage_.assign(plan + kAlign, 0);
+  arena_ = arena_storage_.data() +
+           (kAlign - reinterpret_cast<uintptr_t>(arena_storage_.data()) % kAlign) % kAlign;
+  auto place = [&]() {
+    for (size_t i = 0; i < tensors_.size(); ++i)
+      if (!tensors_[i].constant) tensors_[i].data = arena_ + graph_->tensors[i].location;
+  };
+  auto sync_mirrors = [&]() {
+    for (size_t i = 0; i < tensors_.size(); ++i) {
+      const Tensor& t = tensors_[i];
+      edgepack_backend_tensor& p = mirrors_[i];
       p.name = t.name.c_str();
       p.dtype = static_cast<int32_t>(t.dtype);
       p.rank = t.rank;
@@ -245,53 +342,53 @@ void GraphInstance::bind(BoundNode& bn, size_t index) {
       p.data = t.data;
       p.is_constant = t.constant;
       p.dynamic_dim0 = t.dynamic_dim0;
-    };
-    for (size_t i = 0; i < ni; ++i)
-      if (bn.inputs[i]) {
-        mirror(*bn.inputs[i], bn.plugin_tensors[i]);
-        bn.plugin_inputs[i] = &bn.plugin_tensors[i];
-      }
-    for (size_t i = 0; i < no; ++i) {
-      mirror(*bn.outputs[i], bn.plugin_tensors[ni + i]);
-      bn.plugin_outputs[i] = &bn.plugin_tensors[ni + i];
     }
-    bn.plugin_attrs = {&node.attrs, attr_int, attr_float, attr_ints, attr_floats, attr_string};
-    bn.plugin_node = {node.op_type.c_str(),     node.name.c_str(), ni, bn.plugin_inputs.data(), no,
-                      bn.plugin_outputs.data(), &bn.plugin_attrs};
-    if (!api->supports_op(api->context, &bn.plugin_node)) continue;
-    char err[256] = {0};
-    void* st = nullptr;
-    if (api->prepare_node(api->context, &bn.plugin_node, &st, err, sizeof err) != 0) {
-      log(LogLevel::kWarning, "backend '" + backend->name() + "' could not prepare node '" +
-                                  node.name + "' (" + node.op_type + "): " + err +
-                                  "; falling back");
-      if (api->release_node) api->release_node(api->context, st);
-      continue;
-    }
-    bn.plugin_state = st;
-    bn.backend = backend;
-    return;
-  }
-  throw Error(ErrorCode::kUnsupported, "no backend can run node '" + node.name + "'");
-}
-
-void GraphInstance::prepare() {
-  if (prepared_) return;
-  // Arena first (prepare may look at tensor pointers), then scratch after binding.
-  const size_t plan = align_up(static_cast<size_t>(graph_->arena_size));
-  nodes_.clear();
-  // Point non-constant tensors into a provisional arena so plugins see real addresses.
-  arena_storage_.assign(plan + kAlign, 0);
-  arena_ = arena_storage_.data() +
-           (kAlign - reinterpret_cast<uintptr_t>(arena_storage_.data()) % kAlign) % kAlign;
-  auto place = [&]() {
-    for (size_t i = 0; i < tensors_.size(); ++i)
-      if (!tensors_[i].constant) tensors_[i].data = arena_ + graph_->tensors[i].location;
   };
   place();
-  for (size_t i = 0; i < graph_->nodes.size(); ++i) {
-    nodes_.push_back(std::make_unique<BoundNode>());
-    bind(*nodes_.back(), i);
+  mirrors_.assign(tensors_.size(), edgepack_backend_tensor{});  // addresses fixed from here on
+  sync_mirrors();
+  const size_t n = graph_->nodes.size();
+  for (size_t i = 0; i < n; ++i) {
+    auto bn = std::make_unique<BoundNode>();
+    bn->node = &graph_->nodes[i];
+    for (uint32_t t : bn->node->inputs)
+      bn->inputs.push_back(t == kNoTensor ? nullptr : &tensors_[t]);
+    for (uint32_t t : bn->node->outputs) bn->outputs.push_back(&tensors_[t]);
+    for (Tensor* t : bn->inputs)
+      if (t && t->dynamic_dim0 && !bn->first_dynamic) bn->first_dynamic = t;
+    mirror_node(*bn);
+    nodes_.push_back(std::move(bn));
+  }
+  // Claim: the first backend (from position `from[i]` of the preference) that is the CPU or
+  // whose supports_op says yes. A partition that fails to prepare moves its nodes' `from` past
+  // that backend and is claimed again.
+  std::vector<size_t> from(n, 0);
+  auto claim = [&](size_t i) {
+    for (size_t b = from[i]; b < backends_.size(); ++b) {
+      const auto& backend = backends_[b];
+      if (backend->is_cpu()) return b;
+      const edgepack_backend_api* api = backend->api();
+      if (api->supports_op(api->context, &nodes_[i]->plugin_node)) return b;
+    }
+    return backends_.size();  // CPU (always available)
+  };
+  size_t i = 0;
+  while (i < n) {
+    const size_t b = claim(i);
+    if (b >= backends_.size() || backends_[b]->is_cpu()) {
+      bind_cpu(*nodes_[i]);
+      steps_.push_back(static_cast<int>(i));
+      ++i;
+      continue;
+    }
+    size_t last = i;
+    while (last + 1 < n && claim(last + 1) == b) ++last;
+    if (!try_partition(i, last, backends_[b])) {
+      for (size_t k = i; k <= last; ++k) from[k] = b + 1;
+      continue;
+    }
+    steps_.push_back(-static_cast<int>(partitions_.size()));
+    i = last + 1;
   }
   size_t scratch = 0;
   for (const auto& bn : nodes_) scratch = std::max(scratch, bn->scratch_bytes);
@@ -302,6 +399,7 @@ void GraphInstance::prepare() {
     arena_ = arena_storage_.data() +
              (kAlign - reinterpret_cast<uintptr_t>(arena_storage_.data()) % kAlign) % kAlign;
     place();
+    sync_mirrors();
   }
   arena_size_ = plan + align_up(scratch);
   prepared_ = true;
@@ -339,7 +437,74 @@ std::string GraphInstance::profile_json(const std::string& stage) const {
     o += "{\"stage\": " + json_str(stage) + ", \"name\": " + json_str(bn.node->name) +
          ", \"op\": " + json_str(bn.node->op_type) +
          ", \"backend\": " + json_str(bn.backend ? bn.backend->name() : "") +
+         (bn.partition >= 0 ? ", \"partition\": " + std::to_string(bn.partition) : "") +
          ", \"inputs\": " + json_shapes(bn.inputs) + ", \"outputs\": " + json_shapes(bn.outputs) +
+         ", " + nums + "}";
+  }
+  return o;
+}
+
+namespace {
+// Default actual shapes of a node's outputs: static, dim 0 scaled like the first dynamic input.
+void default_output_shapes(const std::vector<Tensor*>& outputs, const Tensor* first_dynamic) {
+  for (Tensor* t : outputs) {
+    for (int d = 0; d < t->rank; ++d) t->shape[d] = t->static_shape[d];
+    if (t->dynamic_dim0 && first_dynamic && first_dynamic->static_shape[0] > 0)
+      t->shape[0] = t->static_shape[0] * first_dynamic->shape[0] / first_dynamic->static_shape[0];
+  }
+}
+}  // namespace
+
+void GraphInstance::run_partition(Partition& part) {
+  // Refresh what the plugin reads: actual shapes of the inputs, default shapes of everything the
+  // partition produces (data pointers were fixed at the end of prepare()).
+  for (uint32_t t : part.input_tensors)
+    for (int d = 0; d < kMaxRank; ++d) mirrors_[t].shape[d] = tensors_[t].shape[d];
+  for (size_t i = part.first; i <= part.last; ++i) {
+    BoundNode& bn = *nodes_[i];
+    default_output_shapes(bn.outputs, bn.first_dynamic);
+    for (uint32_t t : bn.node->outputs)
+      for (int d = 0; d < kMaxRank; ++d) mirrors_[t].shape[d] = tensors_[t].shape[d];
+  }
+  const edgepack_backend_api* api = part.backend->api();
+  char err[256] = {0};
+  if (api->run_partition(api->context, &part.c, part.state, err, sizeof err) != 0) {
+    err[sizeof err - 1] = 0;
+    throw Error(ErrorCode::kRuntimeError, "backend '" + part.backend->name() +
+                                              "' failed on the partition from node '" +
+                                              graph_->nodes[part.first].name + "': " + err);
+  }
+  for (uint32_t t : part.output_tensors) {
+    const int64_t rows = mirrors_[t].shape[0];
+    Tensor& x = tensors_[t];
+    if (x.rank > 0 && rows >= 0 && rows <= x.static_shape[0]) x.shape[0] = rows;
+  }
+}
+
+std::string GraphInstance::profile_backends_json() const {
+  std::string o;
+  if (node_ms_.size() != nodes_.size()) return o;
+  std::vector<const Backend*> order;
+  for (const auto& b : backends_) order.push_back(b.get());
+  if (std::find(order.begin(), order.end(), Backend::cpu().get()) == order.end())
+    order.push_back(Backend::cpu().get());
+  for (const Backend* b : order) {
+    size_t count = 0;
+    double ms = 0.0;
+    std::vector<int> parts;
+    for (size_t i = 0; i < nodes_.size(); ++i) {
+      if (nodes_[i]->backend.get() != b) continue;
+      ++count;
+      ms += median_of(node_ms_[i]);
+      if (nodes_[i]->partition >= 0 &&
+          std::find(parts.begin(), parts.end(), nodes_[i]->partition) == parts.end())
+        parts.push_back(nodes_[i]->partition);
+    }
+    char nums[128];
+    std::snprintf(nums, sizeof nums, "\"nodes\": %zu, \"partitions\": %zu, \"ms\": %.6f", count,
+                  parts.size(), ms);
+    if (!o.empty()) o += ",\n    ";
+    o += "{\"name\": " + json_str(b->name()) + ", \"device\": " + json_str(b->description()) +
          ", " + nums + "}";
   }
   return o;
@@ -351,8 +516,9 @@ void GraphInstance::run() {
   if (profiling_) ++profile_runs_;
   using clock = std::chrono::steady_clock;
   uint8_t* scratch = arena_ + align_up(static_cast<size_t>(graph_->arena_size));
-  for (size_t idx = 0; idx < nodes_.size(); ++idx) {
-    BoundNode& bn = *nodes_[idx];
+  for (int step : steps_) {
+    // A partition's time is recorded on its first node (its other nodes get 0 ms samples).
+    const size_t idx = step >= 0 ? static_cast<size_t>(step) : partitions_[-step - 1]->first;
     const clock::time_point t0 = profiling_ ? clock::now() : clock::time_point();
     struct Stamp {
       bool on;
@@ -363,43 +529,24 @@ void GraphInstance::run() {
           out->push_back(std::chrono::duration<double, std::milli>(clock::now() - t0).count());
       }
     } stamp{profiling_, t0, profiling_ ? &node_ms_[idx] : nullptr};
-    // Default actual shapes: static, dim 0 scaled like the first dynamic input.
-    for (Tensor* t : bn.outputs) {
-      for (int d = 0; d < t->rank; ++d) t->shape[d] = t->static_shape[d];
-      if (t->dynamic_dim0 && bn.first_dynamic && bn.first_dynamic->static_shape[0] > 0)
-        t->shape[0] =
-            t->static_shape[0] * bn.first_dynamic->shape[0] / bn.first_dynamic->static_shape[0];
-    }
-    if (bn.kernel) {
-      RunContext ctx;
-      ctx.inputs = &bn.inputs;
-      ctx.outputs = &bn.outputs;
-      ctx.state = bn.state.get();
-      ctx.scratch = scratch;
-      ctx.scratch_bytes = bn.scratch_bytes;
-      ctx.pool = pool_;
-      ctx.node_name = bn.node->name.c_str();
-      bn.kernel->run(ctx);
+    if (step < 0) {
+      Partition& part = *partitions_[-step - 1];
+      if (profiling_)
+        for (size_t k = part.first + 1; k <= part.last; ++k) node_ms_[k].push_back(0.0);
+      run_partition(part);
       continue;
     }
-    const size_t ni = bn.inputs.size();
-    for (size_t i = 0; i < bn.plugin_tensors.size(); ++i) {
-      const Tensor* t = i < ni ? bn.inputs[i] : bn.outputs[i - ni];
-      if (!t) continue;
-      edgepack_backend_tensor& p = bn.plugin_tensors[i];
-      for (int d = 0; d < kMaxRank; ++d) p.shape[d] = t->shape[d];
-      p.data = t->data;
-    }
-    const edgepack_backend_api* api = bn.backend->api();
-    char err[256] = {0};
-    if (api->run_node(api->context, &bn.plugin_node, bn.plugin_state, err, sizeof err) != 0)
-      throw Error(ErrorCode::kRuntimeError, "backend '" + bn.backend->name() +
-                                                "' failed on node '" + bn.node->name + "': " + err);
-    for (size_t i = 0; i < bn.outputs.size(); ++i) {
-      const int64_t rows = bn.plugin_tensors[ni + i].shape[0];
-      Tensor* t = bn.outputs[i];
-      if (t->rank > 0 && rows >= 0 && rows <= t->static_shape[0]) t->shape[0] = rows;
-    }
+    BoundNode& bn = *nodes_[idx];
+    default_output_shapes(bn.outputs, bn.first_dynamic);
+    RunContext ctx;
+    ctx.inputs = &bn.inputs;
+    ctx.outputs = &bn.outputs;
+    ctx.state = bn.state.get();
+    ctx.scratch = scratch;
+    ctx.scratch_bytes = bn.scratch_bytes;
+    ctx.pool = pool_;
+    ctx.node_name = bn.node->name.c_str();
+    bn.kernel->run(ctx);
   }
 }
 

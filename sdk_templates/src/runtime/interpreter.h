@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // One loaded device graph, ready to run: tensors over one arena (offline plan + op scratch),
-// every node bound to a backend (plugin or built-in CPU) and prepared.
+// every node bound to a backend and prepared: CPU nodes one by one, plugin nodes in partitions
+// (maximal runs of consecutive nodes one plugin claims, ABI 2 of edgepack_backend.h).
 #pragma once
 
 #include <memory>
@@ -36,6 +37,8 @@ class GraphInstance {
   size_t arena_bytes() const { return arena_size_; }
   // Backend name per node (after prepare), for logs and tests.
   std::vector<std::string> node_backends() const;
+  // Partition index per node (after prepare); -1 for nodes the built-in CPU backend runs.
+  std::vector<int> node_partitions() const;
 
   // Per-node profiling: when on, every run() times each node (steady clock) and keeps the
   // samples. Turning it on (again) clears the samples. Off by default: no timing cost.
@@ -48,10 +51,17 @@ class GraphInstance {
   std::string profile_json(const std::string& stage) const;
   // Sum over the nodes of their median ms.
   double profile_total_ms() const;
+  // Per backend, in preference order: {"name": .., "device": .., "nodes": N, "partitions": P,
+  // "ms": sum of medians}, comma-separated (no brackets). Empty when never profiled.
+  std::string profile_backends_json() const;
 
  private:
   struct BoundNode;
-  void bind(BoundNode& bn, size_t index);
+  struct Partition;
+  void bind_cpu(BoundNode& bn);
+  void mirror_node(BoundNode& bn);
+  bool try_partition(size_t first, size_t last, const std::shared_ptr<Backend>& backend);
+  void run_partition(Partition& part);
 
   std::unique_ptr<DeviceGraph> graph_;
   std::vector<std::shared_ptr<Backend>> backends_;
@@ -59,6 +69,9 @@ class GraphInstance {
   int threads_;
   std::vector<Tensor> tensors_;
   std::vector<std::unique_ptr<BoundNode>> nodes_;
+  std::vector<std::unique_ptr<Partition>> partitions_;
+  std::vector<edgepack_backend_tensor> mirrors_;  // one per graph tensor, for plugins
+  std::vector<int> steps_;  // run order: node index >= 0, or -(partition index) - 1
   std::vector<uint8_t> arena_storage_;
   uint8_t* arena_ = nullptr;
   size_t arena_size_ = 0;

@@ -4,7 +4,8 @@
 // Runs one device graph with <input name>.npy files from DIR and writes <output name>.npy
 // (actual shapes: dynamic dim 0 trimmed). --bench times N runs after W warm-up runs and prints
 // median/min/mean/p90 in ms; --json writes them (plus load/prepare times) to FILE; --profile adds
-// "profile" (per node: op, shapes, median ms, FLOPs, GFLOP/s) to it, over the timed runs.
+// "profile" (per node: op, backend, partition, shapes, median ms, FLOPs, GFLOP/s; per backend:
+// device, nodes, partitions, ms) to it, over the timed runs.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -194,7 +195,8 @@ int main(int argc, char** argv) {
       j += "]";
       if (profile)
         j += ", \"profile\": {\"total_ms\": " + std::to_string(inst.profile_total_ms()) +
-             ", \"nodes\": [\n    " + inst.profile_json("") + "\n  ]}";
+             ", \"nodes\": [\n    " + inst.profile_json("") + "\n  ], \"backends\": [\n    " +
+             inst.profile_backends_json() + "\n  ]}";
       j += "}\n";
       const std::string tmp = json_path + ".tmp";
       std::ofstream o(tmp, std::ios::trunc);
