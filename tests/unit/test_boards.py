@@ -14,6 +14,7 @@ from spec_project import write_valid_project
 
 from edgepack.errors import SpecError
 from edgepack.spec import boards
+from edgepack.spec.arch import ARCHES, arch_facts
 from edgepack.spec.boards import UnknownBoard, UnknownProcessor, check_placement, load_board
 from edgepack.spec.loader import load_spec
 
@@ -169,3 +170,40 @@ def test_mistyped_board_id_gets_a_suggestion(tmp_path: Path) -> None:
     with pytest.raises(UnknownBoard) as info:
         load_board("stm32", project_dir=tmp_path)
     assert "did you mean" not in str(info.value)
+
+
+def test_console_fields_and_defaults(tmp_path: Path) -> None:
+    hi = load_board("hi3559a", project_dir=tmp_path).console
+    assert hi is not None
+    assert (hi.baud, hi.login, hi.prompt, hi.line, hi.flow) == (115200, "root", "[#$] ?$", "8N1",
+                                                                "none")
+    assert (hi.bytesize, hi.parity, hi.stopbits, hi.bits_per_byte) == (8, "N", 1, 10)
+    assert load_board("host", project_dir=tmp_path).console is None
+    text = (REPO / "boards" / "rpi4.yaml").read_text().replace("id: rpi4", "id: lab-uart")
+    text = text.replace("  login: pi\n", "  login: null\n  line: 7E2\n  flow: rtscts\n"
+                        "  login_prompt: 'Username: ?$'\n  login_timeout_s: 5\n")
+    (tmp_path / "boards").mkdir()
+    (tmp_path / "boards" / "lab-uart.yaml").write_text(text)
+    con = load_board("lab-uart", project_dir=tmp_path).console
+    assert con is not None
+    assert (con.login, con.line, con.flow, con.login_prompt, con.login_timeout_s) == (
+        None, "7E2", "rtscts", "Username: ?$", 5)
+    assert (con.bytesize, con.parity, con.stopbits, con.bits_per_byte) == (7, "E", 2, 11)
+    assert con.password_prompt == boards.DEFAULT_CONSOLE.password_prompt  # not given: default
+
+
+def test_arch_facts_come_from_one_table(tmp_path: Path) -> None:
+    # debian_arch and qemu follow from arch; a board file that repeats them must agree.
+    text = (REPO / "boards" / "rpi4.yaml").read_text().replace("id: rpi4", "id: old-style")
+    assert "debian_arch" not in text and "qemu" not in text
+    (tmp_path / "old-style.yaml").write_text(text.replace(
+        "arch: aarch64\n", "arch: aarch64\ndebian_arch: arm64\nqemu: qemu-aarch64\n"))
+    b = load_board(tmp_path / "old-style.yaml")
+    facts = arch_facts(b.arch)
+    assert (b.debian_arch, b.qemu) == (facts.debian, facts.qemu) == ("arm64", "qemu-aarch64")
+    for name, facts in ARCHES.items():
+        assert arch_facts(facts.debian) is facts and all(arch_facts(u) is facts
+                                                          for u in facts.uname)
+        assert facts.name == name and facts.elf_bits in (32, 64)
+    with pytest.raises(KeyError, match="unknown architecture 'mips'"):
+        arch_facts("mips")

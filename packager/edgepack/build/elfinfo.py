@@ -10,10 +10,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-EM_386 = 3
-EM_ARM = 40
-EM_X86_64 = 62
-EM_AARCH64 = 183
+from edgepack.spec.arch import EM_386, EM_AARCH64, EM_ARM, EM_X86_64
+
 EF_ARM_ABI_FLOAT_HARD = 0x400
 EF_ARM_ABI_FLOAT_SOFT = 0x200
 PT_INTERP = 3

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from edgepack.build.toolchains import Toolchain
+from edgepack.spec.arch import ARCHES
 from edgepack.spec.boards import Board
 
 TOOLCHAIN_FILE = "toolchain.cmake"  # at the top of the SDK
@@ -61,9 +62,9 @@ def render_readme(info: dict[str, Any]) -> str:
     loads = (f"The shipped binaries need glibc {need} or newer (the board has "
              f"{glibc.get('min_glibc')}) and no shared libstdc++." if need else
              "The shipped binaries need no shared C library version beyond the board's.")
-    qemu = {"aarch64": "qemu-aarch64", "armhf": "qemu-arm"}.get(info["arch"], "")
-    multiarch = {"aarch64": "aarch64-linux-gnu", "armhf": "arm-linux-gnueabihf"}.get(
-        info["arch"], "")
+    facts = ARCHES.get(info["arch"])
+    qemu = (facts.qemu if facts else None) or ""
+    multiarch = facts.triplet if facts else ""
     run_line = (f"`{qemu} -L /usr/{multiarch} $SDK/bin/edgepack-run --help`" if qemu
                 else "`$SDK/bin/edgepack-run --help`")
     return f"""# edgepack SDK {version} for {board} ({info['board_name']})

@@ -22,17 +22,15 @@ from pathlib import Path
 
 from edgepack.errors import ToolchainError
 from edgepack.resources import toolchains_dir as shipped_toolchains_dir
+from edgepack.spec.arch import ARCHES
 from edgepack.spec.boards import Board
 
 TOOLCHAINS_PATH_ENV = "EDGEPACK_TOOLCHAINS_PATH"
 BUILTIN_TOOLCHAINS_DIR = shipped_toolchains_dir()
 
-# Debian packages that install a generic cross compiler; a triple not listed is a vendor one.
-DEBIAN_COMPILER_PACKAGES = {
-    "aarch64-linux-gnu": "g++-aarch64-linux-gnu",
-    "arm-linux-gnueabihf": "g++-arm-linux-gnueabihf",
-    "x86_64-linux-gnu": "g++",
-}
+# Debian packages that install a generic cross compiler (from spec/arch.py's table); a triple
+# not listed is a vendor one.
+DEBIAN_COMPILER_PACKAGES = {a.triplet: a.cross_gxx_package or "g++" for a in ARCHES.values()}
 # Where a vendor compiler comes from, for the messages.
 VENDOR_SDKS = {
     "aarch64-himix100-linux": "the HiSilicon SDK",
@@ -41,8 +39,7 @@ VENDOR_SDKS = {
 _FILE_NAMES = {"x86_64-linux-gnu": "host"}
 # Generic triples built with zig against the board's min_glibc (the build machine's own triple
 # keeps the system compiler), and zig's musl target for fully static programs (the agent).
-ZIG_TRIPLES = {"aarch64-linux-gnu": "aarch64-linux-musl",
-               "arm-linux-gnueabihf": "arm-linux-musleabihf"}
+ZIG_TRIPLES = {a.zig_gnu: a.zig_musl for a in ARCHES.values() if a.cross_gxx_package}
 ZIG_FILE = "zig"
 
 

@@ -35,23 +35,12 @@ from typing import Any
 from edgepack.build.sysroot import ensure_sysroot
 from edgepack.errors import DeviceError, ToolchainError, UsageError
 from edgepack.fsutil import write_atomic
+from edgepack.spec.arch import ARCHES, arch_facts
 
 STATE_FILE = "serial-console.json"
 # socat processes started by this process, kept so they are reaped (not left to __del__).
 _RUNNING: dict[int, subprocess.Popen[bytes]] = {}
 DEFAULT_BAUD = 115_200
-
-# edgepack arch names (and common aliases) -> Debian architecture of busybox-static.
-_DEBIAN_ARCH = {
-    "aarch64": "arm64",
-    "arm64": "arm64",
-    "armhf": "armhf",
-    "armv7": "armhf",
-    "armv7l": "armhf",
-    "arm": "armhf",
-    "x86_64": "amd64",
-    "amd64": "amd64",
-}
 
 
 class SerialConsole(dict[str, Any]):
@@ -101,12 +90,14 @@ class SerialConsole(dict[str, Any]):
 
 
 def debian_arch(arch: str) -> str:
+    """The Debian architecture of busybox-static for an arch (edgepack's, Debian's or
+    ``uname -m``'s name)."""
     try:
-        return _DEBIAN_ARCH[arch]
+        return arch_facts(arch).debian
     except KeyError:
         raise UsageError(
             f"board arch {arch!r} has no busybox for a virtual serial console "
-            f"(known: {', '.join(sorted(_DEBIAN_ARCH))})"
+            f"(known: {', '.join(sorted(ARCHES))})"
         ) from None
 
 
@@ -124,11 +115,11 @@ _GATE_SCRIPT = """\
 echo ''
 echo 'edgepack virtual board {board} ({arch})'
 while :; do
-  printf '{board} login: '
+  printf {login_prompt}
   read -r user || exit 1
   pw=''
   if [ -n {password} ]; then
-    printf 'Password: '
+    printf {password_prompt}
     stty -echo
     read -r pw
     stty echo
@@ -179,12 +170,15 @@ def start_serial_console(
     password: str | None = None,
     cache_dir: Path | None = None,
     baud: int | None = None,
+    prompts: tuple[str, str] | None = None,
     timeout: float = 15.0,
 ) -> SerialConsole:
     """Start a busybox shell of the board's arch behind a pty and return its console.
 
     ``board`` is a board record (``id`` and ``arch`` attributes) or an arch name.
-    ``device_root`` defaults to ``<state_dir>/root`` (the SSH virtual board's root). The
+    ``device_root`` defaults to ``<state_dir>/root`` (the SSH virtual board's root).
+    ``prompts``: what the login gate prints to ask for the user and the password (default
+    ``"<board> login: "`` and ``"Password: "``), to try a board file's console prompts. The
     console is described in ``<state_dir>/serial-console.json``; stop it with
     ``stop_serial_console``.
     """
@@ -213,6 +207,8 @@ def start_serial_console(
         text = _GATE_SCRIPT.format(
             board=board_id, arch=arch, user=shlex.quote(login_user),
             password=shlex.quote(password or ""), busybox=busybox,
+            login_prompt=shlex.quote(prompts[0] if prompts else f"{board_id} login: "),
+            password_prompt=shlex.quote(prompts[1] if prompts else "Password: "),
         )
         fd = os.open(gate, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:

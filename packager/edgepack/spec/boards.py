@@ -25,6 +25,7 @@ import yaml
 
 from edgepack.errors import EdgepackError, SpecError
 from edgepack.resources import boards_dir
+from edgepack.spec.arch import ARCHES
 from edgepack.spec.project import Spec
 
 BOARD_SCHEMA_VERSION = 1
@@ -34,9 +35,6 @@ BUILTIN_BOARDS_DIR = boards_dir()
 Arch = Literal["aarch64", "armhf", "x86_64"]
 ProcessorKind = Literal["cpu", "gpu", "dsp", "npu"]
 
-# Facts that tie fields together; the schema checks each field alone.
-_DEBIAN_ARCH = {"aarch64": "arm64", "armhf": "armhf", "x86_64": "amd64"}
-_QEMU = {"aarch64": "qemu-aarch64", "armhf": "qemu-arm", "x86_64": None}
 
 
 class UnknownBoard(EdgepackError):
@@ -86,11 +84,48 @@ class Processor:
         return self.ops is None or op_type in self.ops
 
 
+SERIAL_BAUDS = (9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600, 1500000, 3000000)
+FLOW_CONTROLS = ("none", "rtscts", "xonxoff")
+
+
 @dataclass(frozen=True)
 class Console:
-    baud: int
-    login: str  # user name sent at the login prompt
-    prompt: str  # regex matching the end of the shell prompt
+    """How the serial transport talks to the board's console (``console:`` in the board file).
+
+    A ``serial://`` URI's ``baud=`` and ``user=`` override ``baud`` and ``login``; a target
+    with no board (``edgepack device status serial://...``) uses these defaults. The password
+    is never in a board file: it comes from ``$EDGEPACK_SERIAL_PASSWORD``.
+    """
+
+    baud: int = 115_200
+    login: str | None = "root"  # user name sent at the login prompt; None: no login expected
+    prompt: str = r"[#$>%] ?$"  # regex matching the end of the shell prompt
+    login_prompt: str = r"login: ?$"  # regex: the console asks for the user name
+    password_prompt: str = r"[Pp]assword: ?$"  # regex: ... and for the password
+    login_failed: str = r"Login incorrect|Login failed|incorrect password"  # regex
+    line: str = "8N1"  # data bits, parity (N, E, O), stop bits
+    flow: str = "none"  # none | rtscts | xonxoff
+    login_timeout_s: float = 60.0  # from the first byte sent to a shell prompt
+
+    @property
+    def bytesize(self) -> int:
+        return int(self.line[0])
+
+    @property
+    def parity(self) -> str:
+        return self.line[1]
+
+    @property
+    def stopbits(self) -> int:
+        return int(self.line[2])
+
+    @property
+    def bits_per_byte(self) -> int:
+        """Start bit + data + parity + stop bits: what one byte costs on the line."""
+        return 1 + self.bytesize + (self.parity != "N") + self.stopbits
+
+
+DEFAULT_CONSOLE = Console()
 
 
 @dataclass(frozen=True)
@@ -99,10 +134,11 @@ class Board:
     name: str
     soc: str
     arch: Arch
-    debian_arch: str
+    debian_arch: str  # from spec/arch.py's table (a board file may repeat it; it must agree)
     cpu: Cpu
     toolchains: tuple[str, ...]  # GNU triples, most preferred first
     qemu: str | None  # user-mode emulator that runs its binaries on the host; None: native
+    # (from spec/arch.py's table, like debian_arch)
     min_glibc: str
     sysroot_packages: tuple[str, ...]  # Debian packages of debian_arch for the sysroot
     processors: tuple[Processor, ...]
@@ -258,6 +294,9 @@ def _schema_problem(err: jsonschema.ValidationError) -> tuple[list[str | int], s
         required = err.validator_value if isinstance(err.validator_value, list) else []
         missing = [k for k in required if k not in err.instance]
         return where, f"missing required field {missing[0]!r}"
+    if err.validator == "pattern" and where[-2:] == ["console", "line"]:
+        return where, ('line must be data bits 5-8, parity N, E or O and stop bits 1 or 2 '
+                       '(e.g. "8N1")')
     if err.validator == "oneOf" and where and where[-1] == "ops":
         return where, 'ops must be "all" or a list of unique ONNX op types (e.g. [Conv, Relu])'
     return where, err.message
@@ -269,13 +308,14 @@ def _check_consistency(path: Path, data: dict[str, Any], root: yaml.Node | None)
 
     if data["id"] != path.stem:
         fail(f"id {data['id']!r} must match the file name {path.stem!r}", ["id"])
-    arch = data["arch"]
-    if data["debian_arch"] != _DEBIAN_ARCH[arch]:
-        fail(f"debian_arch {data['debian_arch']!r} does not match arch {arch!r} "
-             f"(expected {_DEBIAN_ARCH[arch]!r})", ["debian_arch"])
-    if data["qemu"] != _QEMU[arch]:
-        fail(f"qemu {data['qemu']!r} does not run {arch} binaries "
-             f"(expected {_QEMU[arch]!r})", ["qemu"])
+    # Fields that repeat a fact of spec/arch.py's table must agree with it.
+    arch = ARCHES[data["arch"]]
+    if "debian_arch" in data and data["debian_arch"] != arch.debian:
+        fail(f"debian_arch {data['debian_arch']!r} does not match arch {arch.name!r} "
+             f"(expected {arch.debian!r})", ["debian_arch"])
+    if "qemu" in data and data["qemu"] != arch.qemu:
+        fail(f"qemu {data['qemu']!r} does not run {arch.name} binaries "
+             f"(expected {arch.qemu!r})", ["qemu"])
     seen: set[str] = set()
     for i, proc in enumerate(data["processors"]):
         if proc["id"] in seen:
@@ -292,10 +332,13 @@ def _check_consistency(path: Path, data: dict[str, Any], root: yaml.Node | None)
         fail('processor "cpu" must have kind cpu and ops "all" (it is the fallback)',
              ["processors", cpu[0]])
     if data["console"] is not None:
-        try:
-            re.compile(data["console"]["prompt"])
-        except re.error as exc:
-            fail(f"prompt is not a valid regular expression: {exc}", ["console", "prompt"])
+        for name in ("prompt", "login_prompt", "password_prompt", "login_failed"):
+            if name not in data["console"]:
+                continue
+            try:
+                re.compile(data["console"][name])
+            except re.error as exc:
+                fail(f"{name} is not a valid regular expression: {exc}", ["console", name])
 
 
 def _to_board(path: Path, d: dict[str, Any]) -> Board:
@@ -310,11 +353,12 @@ def _to_board(path: Path, d: dict[str, Any]) -> Board:
             ops=None if p["ops"] == "all" else tuple(p["ops"]),
             peak=Peak(float(peak["value"]), peak["unit"], peak["dtype"]) if peak else None))
     con = d["console"]
+    arch = ARCHES[d["arch"]]  # debian_arch and qemu follow from it (older files repeat them)
     return Board(
-        id=d["id"], name=d["name"], soc=d["soc"], arch=d["arch"], debian_arch=d["debian_arch"],
-        cpu=cpu, toolchains=tuple(d["toolchains"]), qemu=d["qemu"], min_glibc=d["min_glibc"],
+        id=d["id"], name=d["name"], soc=d["soc"], arch=d["arch"], debian_arch=arch.debian,
+        cpu=cpu, toolchains=tuple(d["toolchains"]), qemu=arch.qemu, min_glibc=d["min_glibc"],
         sysroot_packages=tuple(d["sysroot_packages"]), processors=tuple(processors),
-        console=Console(con["baud"], con["login"], con["prompt"]) if con else None,
+        console=Console(**con) if con else None,
         install_root=d["install"]["root"], memory_mb=d["memory_mb"],
         storage_mb=d["storage_mb"], path=path)
 
