@@ -102,10 +102,12 @@ class EdgepackDevice:
         """Run a shell command line on the board (through the target's transport)."""
         from edgepack.device.targets import parse_target
         from edgepack.device.transport import TransportOptions, connect
+        from edgepack.spec.boards import load_board
 
         transport = connect(parse_target(self.target),
                             TransportOptions(known_hosts=self.known_hosts,
-                                             trust_new_host=self.trust_new_host))
+                                             trust_new_host=self.trust_new_host,
+                                             console=load_board(self.board).console))
         try:
             res = transport.run_command(command, timeout=timeout)
         finally:

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """The serial console bootstrap against a real aarch64 busybox shell behind a pty (qemu-user):
-login, prompt, applet detection, verified uploads (base64, printf), a noisy line, a dead one."""
+login (with the board file's prompts), applet detection, verified uploads (base64, printf), a
+noisy line, a dead one."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import pytest
 import serial
 
 from edgepack.device.faultproxy import FaultProxy, Faults
+from edgepack.device.serial import PASSWORD_ENV, SerialTransport
 from edgepack.device.serial_shell import ShellDriver
 from edgepack.device.serial_upload import ShellUploader
 from edgepack.device.serial_virtual import (
@@ -22,7 +24,10 @@ from edgepack.device.serial_virtual import (
     start_serial_console,
     stop_serial_console,
 )
+from edgepack.device.targets import parse_target
+from edgepack.device.transport import TransportOptions, connect
 from edgepack.errors import DeviceError
+from edgepack.spec.boards import Console
 
 USER, PASSWORD = "root", "s3cret"
 
@@ -155,3 +160,31 @@ def test_dead_console_is_reported(tmp_path: Path) -> None:
         stop_serial_console(c)
         with pytest.raises(DeviceError, match="console"):
             sh.run("echo still-there", timeout=3)
+
+
+def test_board_file_console_drives_the_login(tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    # A console whose login asks "Username:" and "Passphrase:" (not login:/Password:): the
+    # board file's console settings say so, and the URI names no user (the board file's).
+    c = start_serial_console("aarch64", tmp_path / "board", login_user="admin",
+                             password=PASSWORD, prompts=("Username: ", "Passphrase: "))
+    board = Console(baud=115200, login="admin", prompt="[#$] ?$", login_prompt="Username: ?$",
+                    password_prompt="Passphrase: ?$", login_timeout_s=60)
+    target = parse_target(f"serial://{c.tty}?root={c.device_root}")
+    monkeypatch.setenv(PASSWORD_ENV, PASSWORD)
+    try:
+        # The built-in prompts do not match this console: no login, and it says so in time.
+        with serial.Serial(c.tty, 115200, timeout=0.2) as p:
+            sh = ShellDriver(p, user="admin", password=PASSWORD, login_timeout=6)
+            with pytest.raises(DeviceError, match="no shell prompt on the console within 6s"):
+                sh.start()
+        t = connect(target, TransportOptions(console=board))
+        assert isinstance(t, SerialTransport)
+        try:
+            assert t.settings.user == "admin" and t.shell.login_timeout == 60
+            res = t.run_command("echo logged-in")
+            assert (res.exit_code, res.stdout) == (0, b"logged-in")
+        finally:
+            t.close()
+    finally:
+        stop_serial_console(c)

@@ -45,12 +45,12 @@ from edgepack.device.client import AgentClient, AgentError, Hello, RunResult
 from edgepack.device.targets import Target, check_install_root, is_this_host, parse_target
 from edgepack.device.transport import TransportOptions, connect, start_agent
 from edgepack.errors import DeviceError, UsageError
+from edgepack.spec.arch import ARCHES
 from edgepack.spec.boards import Board, load_board
 from edgepack.ui import Progress
 
 # uname -m values that run each board architecture.
-MACHINES = {"aarch64": {"aarch64", "arm64"}, "armhf": {"armv7l", "armv8l", "armv7"},
-            "x86_64": {"x86_64", "amd64"}}
+MACHINES = {a.name: set(a.uname) for a in ARCHES.values()}
 RUN_DIR = "bench"
 
 

@@ -31,7 +31,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 from edgepack.device.client import ByteStream
 from edgepack.device.targets import Target, check_install_root
-from edgepack.device.transport import CommandResult, Transport, TransportOptions
+from edgepack.device.transport import CommandResult, Link, Transport, TransportOptions
 from edgepack.errors import DeviceError, ToolchainError, UsageError
 
 PARAMS = {"coordinator", "identity", "root", "wait"}
@@ -235,6 +235,10 @@ class LabgridTransport:
                 if time.monotonic() >= deadline:
                     raise
                 time.sleep(2.0)
+
+    @property
+    def link(self) -> Link:
+        return self._ssh.link
 
     def run_command(self, command: str, timeout: float = 60.0) -> CommandResult:
         return self._ssh.run_command(command, timeout)

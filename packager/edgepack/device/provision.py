@@ -46,7 +46,8 @@ def provision(opts: ProvisionOptions) -> dict[str, Any]:
     check_install_root(target)
     agent_bin = sdk_for(board, opts.sdk_dir) / "bin" / "edgepack-agent"
     transport = connect(target, TransportOptions(known_hosts=opts.known_hosts,
-                                                 trust_new_host=opts.trust_new_host))
+                                                 trust_new_host=opts.trust_new_host,
+                                                 console=board.console))
     try:
         root = target.root or board.install_root
         agent, _ = start_agent(transport, root, agent_bin)

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
-"""The serial transport: a board's console (``serial:///dev/ttyX?baud=N&user=U``).
+"""The serial transport: a board's console (``serial:///dev/ttyX[?baud=N&user=U&root=DIR]``).
 
 The console shell is only the bootstrap (``serial_shell``): log in, detect applets, upload the
 static agent in verified chunks (``serial_upload``), then start it in the foreground of the
@@ -7,11 +7,17 @@ shell. The agent switches the tty to raw mode itself (PROTOCOL.md section 9) and
 through ``AgentClient`` with retransmission on, so frames hit by noise are dropped by their
 CRC and sent again. After ``BYE`` the agent restores the tty and the shell comes back.
 
-Baud rate: the console is opened at the URI's rate. ``raise_baud`` is the code path for a
-faster link once the agent runs; it needs the agent to announce the ``baud`` capability
-(PROTOCOL.md has no baud message in version 1, so today it reports "not offered" and keeps the
-rate). A pty ignores the baud rate entirely, so virtual boards cannot prove a rate switch;
-throughput against a line rate is measured with ``faultproxy``'s line-rate limiter instead.
+Console settings come from the board file's ``console:`` (``TransportOptions.console``: login
+user, login/password/shell prompts, baud, line settings, flow control, login timeout); the
+URI's ``user=`` and ``baud=`` override the board file; without a board file
+``spec.boards.DEFAULT_CONSOLE`` applies (root, 115200, 8N1). The password is never in a URI or
+a board file (both end up in logs): it comes from ``$EDGEPACK_SERIAL_PASSWORD``.
+
+Baud rate: ``raise_baud`` is the code path for a faster link once the agent runs; it needs the
+agent to announce the ``baud`` capability (PROTOCOL.md has no baud message in version 1, so
+today it reports "not offered" and keeps the rate). A pty ignores the baud rate entirely, so
+virtual boards cannot prove a rate switch; throughput against a line rate is measured with
+``faultproxy``'s line-rate limiter instead.
 """
 
 from __future__ import annotations
@@ -23,23 +29,65 @@ import os
 import re
 import shlex
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from edgepack.device.client import AgentClient, ConnectionLost
 from edgepack.device.serial_shell import ShellDriver
 from edgepack.device.serial_upload import Method, ShellUploader
-from edgepack.device.targets import Target
-from edgepack.device.transport import CommandResult, TransportOptions
-from edgepack.errors import DeviceError
+from edgepack.device.targets import Target, query_of, root_of
+from edgepack.device.transport import CommandResult, Link, TransportOptions
+from edgepack.errors import DeviceError, UsageError
+from edgepack.spec.boards import DEFAULT_CONSOLE, SERIAL_BAUDS, Console
+
+PASSWORD_ENV = "EDGEPACK_SERIAL_PASSWORD"
 
 
-def open_port(device: str, baud: int, timeout: float = 0.2) -> Any:
-    """Open a tty with pyserial (8N1, no flow control: debug UARTs rarely wire RTS/CTS)."""
+def parse_uri(uri: str, flag: str = "--target") -> Target:
+    """``serial:///dev/ttyX[?baud=N&user=U&root=DIR]``; baud and user left out are the board
+    file's (``console_settings``)."""
+    parts = urlsplit(uri)
+    query = query_of(uri, {"baud", "user", "root"}, flag)
+    root = root_of(query, uri, flag)
+    device = parts.path
+    if parts.netloc or not device.startswith("/"):
+        raise UsageError(f"{flag} {uri}: use serial:///dev/ttyX (three slashes, absolute path)")
+    baud_text = query.get("baud")
+    if baud_text is not None and (not baud_text.isdigit() or int(baud_text) not in SERIAL_BAUDS):
+        raise UsageError(f"{flag} {uri}: baud must be one of "
+                         f"{', '.join(str(b) for b in SERIAL_BAUDS)}")
+    return Target("serial", uri, device=device, baud=int(baud_text) if baud_text else None,
+                  user=query.get("user", ""), root=root)
+
+
+@dataclass(frozen=True)
+class ConsoleSettings:
+    """The console as this transport uses it: the board file's, with the URI's overrides."""
+
+    console: Console  # prompts, line settings, flow control, login timeout
+    baud: int
+    user: str | None  # None: the console asks for no login
+
+
+def console_settings(target: Target, console: Console | None) -> ConsoleSettings:
+    """Precedence: the URI (``baud=``, ``user=``), then the board file's ``console:``, then
+    ``DEFAULT_CONSOLE``."""
+    con = console or DEFAULT_CONSOLE
+    return ConsoleSettings(con, target.baud or con.baud, target.user or con.login)
+
+
+def open_port(device: str, baud: int, console: Console = DEFAULT_CONSOLE,
+              timeout: float = 0.2) -> Any:
+    """Open a tty with pyserial: the console's line settings (8N1 and no flow control unless
+    the board file says otherwise: debug UARTs rarely wire RTS/CTS)."""
     import serial  # pyserial
 
     try:
-        return serial.Serial(device, baud, timeout=timeout, xonxoff=False, rtscts=False,
+        return serial.Serial(device, baud, timeout=timeout, bytesize=console.bytesize,
+                             parity=console.parity, stopbits=console.stopbits,
+                             xonxoff=console.flow == "xonxoff", rtscts=console.flow == "rtscts",
                              exclusive=True)
     except (serial.SerialException, OSError) as exc:
         raise DeviceError(f"cannot open serial port {device}: {exc}",
@@ -120,19 +168,23 @@ class SerialTransport:
                  password: str | None = None, port: Any = None,
                  method: Method = "auto", log_path: Path | None = None,
                  disabled_applets: frozenset[str] = frozenset(),
-                 login_timeout: float = 60.0, dead_timeout: float = 20.0) -> None:
+                 login_timeout: float | None = None, dead_timeout: float = 20.0) -> None:
         self.target = target
-        self.port = port if port is not None else open_port(target.device, target.baud)
-        self.shell = ShellDriver(self.port, user=target.user or None, password=password,
-                                 login_timeout=login_timeout, dead_timeout=dead_timeout,
+        self.settings = console_settings(target, options.console if options else None)
+        con = self.settings.console
+        self.port = port if port is not None else open_port(target.device, self.settings.baud,
+                                                            con)
+        self.shell = ShellDriver(self.port, user=self.settings.user, password=password,
+                                 console=con,
+                                 login_timeout=login_timeout or con.login_timeout_s,
+                                 dead_timeout=dead_timeout,
                                  log_path=log_path, disabled_applets=disabled_applets)
         self.method: Method = method
-        # What AgentClient should use on this link: retransmission on, and chunks of which
-        # two (with framing) fit the agent's 8 KiB tty window (0.96 of the line rate measured
-        # by benchmarks/transfer_serial.py, against 0.88 with 1 KiB chunks).
-        self.retransmit = True
-        self.chunk_size = 3968
-        self.compress = True  # chunks travel DEFLATE-compressed when the agent decodes them
+        # What AgentClient should use on this link: retransmission on, chunks of which two
+        # (with framing) fit the agent's 8 KiB tty window (0.96 of the line rate measured by
+        # benchmarks/transfer_serial.py, against 0.88 with 1 KiB chunks), and DEFLATE-compressed
+        # chunks when the agent decodes them.
+        self.link = Link(chunk_size=3968, retransmit=True, compress=True)
         self._started = False
         self._agent_running = False
         self.last_upload: Any = None
@@ -159,7 +211,8 @@ class SerialTransport:
         """Upload through the shell; gzip-compressed when the board has ``gunzip`` and it
         pays (a static agent shrinks to about 40%), then unpacked and checked on the board."""
         shell = self._ready_shell()
-        uploader = ShellUploader(shell, method=self.method, baud=self.target.baud)
+        uploader = ShellUploader(shell, method=self.method, baud=self.settings.baud,
+                                 bits_per_byte=self.settings.console.bits_per_byte)
         data = local.read_bytes()
         label = f"upload {local.name} over the console"
         packed = gzip.compress(data, 9, mtime=0) if shell.has("gunzip") else data
@@ -210,7 +263,7 @@ class SerialTransport:
                chunk_size: int | None = None) -> AgentClient:
         """An ``AgentClient`` set up for a serial line (retransmission on)."""
         return AgentClient(stream, timeout=timeout, retransmit=True,
-                           chunk_size=chunk_size or self.chunk_size)
+                           chunk_size=chunk_size or self.link.chunk_size)
 
     def raise_baud(self, client: AgentClient, baud: int) -> int:
         """Switch to ``baud`` if the agent offers it; returns the rate in use afterwards.
@@ -236,9 +289,6 @@ class SerialTransport:
     def close(self) -> None:
         with contextlib.suppress(OSError):
             self.port.close()
-
-
-PASSWORD_ENV = "EDGEPACK_SERIAL_PASSWORD"
 
 
 def connect(target: Target, options: TransportOptions) -> SerialTransport:

@@ -28,14 +28,11 @@ from pathlib import Path
 from typing import Protocol
 
 from edgepack.errors import DeviceError
+from edgepack.spec.boards import DEFAULT_CONSOLE, Console
 
 # VT100/ANSI escapes that busybox line editing and bash emit: CSI sequences (cursor queries
 # such as ESC [6n, colours, bracketed paste), OSC titles, and two-byte escapes.
 _ESCAPES = re.compile(rb"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07]*\x07|\x1b[@-Z\\-_]")
-_LOGIN = re.compile(rb"login: ?$")
-_PASSWORD = re.compile(rb"[Pp]assword: ?$")
-_INCORRECT = re.compile(rb"Login incorrect|Login failed|incorrect password")
-_SHELL_PROMPT = re.compile(rb"[#$>%] ?$")
 
 # Echo off, no XON/XOFF, no EOF or suspend character: a bit flip must not turn a byte into
 # ^S (output stops) or ^D (the shell exits). Separate calls: an old stty may lack one.
@@ -105,6 +102,9 @@ class ShellDriver:
     port: ConsolePort
     user: str | None = None
     password: str | None = None
+    # The board file's console: the login, password and shell prompts it shows, and what it
+    # says when a login fails (regular expressions matched against the end of the output).
+    console: Console = DEFAULT_CONSOLE
     login_timeout: float = 60.0
     command_timeout: float = 10.0
     dead_timeout: float = 20.0  # silence through resyncs before the console is called dead
@@ -184,6 +184,11 @@ class ShellDriver:
         self._setup()
 
     def _login(self) -> None:
+        con = self.console
+        login_re, password_re = re.compile(con.login_prompt.encode()), \
+            re.compile(con.password_prompt.encode())
+        failed_re, prompt_re = re.compile(con.login_failed.encode()), \
+            re.compile(con.prompt.encode())
         deadline = time.monotonic() + self.login_timeout
         sent_user = False  # the user name went out for the login prompt now showing
         tried_password = False
@@ -196,19 +201,20 @@ class ShellDriver:
                 got = True
             text = clean(bytes(self._buf))
             self._buf.clear()
-            if _INCORRECT.search(text) and tried_password:
+            if failed_re.search(text) and tried_password:
                 failures += 1
                 tried_password = False
                 if failures >= 3:
                     raise DeviceError(f"login as {self.user!r} refused by the console "
                                       "(wrong user or password)")
-            if _LOGIN.search(text):
+            if login_re.search(text):
                 if not self.user:
                     raise DeviceError("the console asks for a login but no user was given",
-                                      hint="add ?user=NAME to the serial:// URI")
+                                      hint="set console.login in the board file, or add "
+                                      "?user=NAME to the serial:// URI")
                 self.write(self.user.encode() + b"\n")
                 sent_user = True
-            elif _PASSWORD.search(text):
+            elif password_re.search(text):
                 if sent_user:
                     self.write((self.password or "").encode() + b"\n")
                     tried_password = True
@@ -217,7 +223,7 @@ class ShellDriver:
                     # rather than send the password to the wrong question.
                     self.write(b"\n")
                 sent_user = False
-            elif _SHELL_PROMPT.search(text):
+            elif prompt_re.search(text):
                 return
             elif not got:
                 # Poke a silent console (as a person presses Enter), but only after a real

@@ -62,11 +62,12 @@ def _encoded_chars_per_byte(method: str) -> float:
 class ShellUploader:
     def __init__(self, shell: ShellDriver, *, method: Method = "auto",
                  stream: bool = True, chunk_timeout: float = 3.0, max_attempts: int = 30,
-                 baud: int = 115_200) -> None:
+                 baud: int = 115_200, bits_per_byte: int = 10) -> None:
         self.shell = shell
         self.chunk_timeout = chunk_timeout
         self.max_attempts = max_attempts
         self.baud = baud
+        self.bits_per_byte = bits_per_byte  # on the line: start + data + parity + stop bits
         if method == "auto":
             method = "base64" if shell.has("base64") else "printf"
         if method == "base64" and not shell.has("base64"):
@@ -191,10 +192,10 @@ class ShellUploader:
                     part: str) -> bool:
         sh = self.shell
         n = sh.send_command(line)
-        timeout = self.chunk_timeout + 1.5 * len(line) * 10 / self.baud
+        timeout = self.chunk_timeout + 1.5 * len(line) * self.bits_per_byte / self.baud
         res = None
         if self.stream:
-            timeout += 1.5 * len(encoded) * 10 / self.baud
+            timeout += 1.5 * len(encoded) * self.bits_per_byte / self.baud
             begin = f"B{sh.token}:{n}\n".encode()
             ready = re.escape(begin) + rb"R" + re.escape(f"{sh.token}:{offset}".encode()) + b"\n"
             if sh.expect([re.compile(ready)], self.chunk_timeout) is not None:

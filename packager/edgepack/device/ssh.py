@@ -19,13 +19,14 @@ import os
 import select
 import time
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import paramiko
 
 from edgepack.device.client import ConnectionLost
-from edgepack.device.targets import Target
-from edgepack.device.transport import CommandResult, TransportOptions
-from edgepack.errors import DeviceError, KeyFileError
+from edgepack.device.targets import Target, query_of, root_of
+from edgepack.device.transport import CommandResult, Link, TransportOptions
+from edgepack.errors import DeviceError, KeyFileError, UsageError
 from edgepack.fsutil import write_atomic
 
 KEEPALIVE_S = 5
@@ -110,7 +111,31 @@ class ChannelStream:
         self.channel.close()
 
 
+def parse_uri(uri: str, flag: str = "--target") -> Target:
+    """``ssh://user@host[:port][?identity=FILE&root=DIR]``."""
+    parts = urlsplit(uri)
+    query = query_of(uri, {"identity", "root"}, flag)
+    root = root_of(query, uri, flag)
+    if not parts.hostname:
+        raise UsageError(f"{flag} {uri}: missing host; use ssh://user@host[:port]")
+    if not parts.username:
+        raise UsageError(f"{flag} {uri}: missing user; use ssh://user@host[:port]")
+    try:
+        port = parts.port or 22
+    except ValueError:
+        raise UsageError(f"{flag} {uri}: port must be a number 1..65535") from None
+    if parts.password:
+        raise UsageError(f"{flag} {uri}: passwords in the URI are not accepted; use a key "
+                         "(?identity=FILE)")
+    return Target("ssh", uri, host=parts.hostname, port=port, user=unquote(parts.username),
+                  identity=query.get("identity"), root=root)
+
+
 class SshTransport:
+    # A reliable stream: the default chunk size, no retransmission, no compression (that
+    # pays on slow links only).
+    link = Link()
+
     def __init__(self, target: Target, options: TransportOptions) -> None:
         self.target = target
         pinned = Path(target.known_hosts) if target.known_hosts else None

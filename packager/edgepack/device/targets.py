@@ -1,10 +1,11 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Parse ``--target`` URIs: ``ssh://user@host[:port]``, ``serial:///dev/ttyX?baud=N`` and
-``virtual:BOARD[/serial]`` (a running virtual board, resolved from its state) and
-``labgrid://PLACE`` (a place in a labgrid farm: device/labgrid.py parses and reaches it).
+"""``--target`` URIs: the ``Target`` record and ``parse_target``, which hands each URI to the
+transport that registered its scheme (``device/transport.py``): ``ssh://user@host[:port]``
+(``ssh.py``), ``serial:///dev/ttyX?baud=N`` (``serial.py``), ``labgrid://PLACE``
+(``labgrid.py``) and ``virtual:BOARD[/serial]`` (a running virtual board, ``virtual.py``).
 
-Query parameters: ``identity`` (ssh: private key file), ``root`` (install root on the device,
-overriding the board file's), ``baud`` and ``user`` (serial).
+Every scheme takes ``root=`` (install root on the device, overriding the board file's); the
+rest is the transport's own (``identity`` for ssh, ``baud`` and ``user`` for serial).
 
 A target never installs into the host's own folders by accident: a target that is this
 machine (an SSH host that is loopback, this machine's name or one of its addresses, or a serial
@@ -17,23 +18,22 @@ from __future__ import annotations
 import ipaddress
 import os
 import socket
+from collections.abc import Collection
 from dataclasses import dataclass
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from edgepack.errors import UsageError
-
-SERIAL_BAUDS = (9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600, 1500000)
 
 
 @dataclass(frozen=True)
 class Target:
-    scheme: str  # "ssh" | "serial"
+    scheme: str  # the transport's scheme: "ssh" | "serial" | "labgrid" | a registered one
     uri: str
     host: str = ""
     port: int = 22
-    user: str = ""
+    user: str = ""  # ssh: login user; serial: "" = the board file's console login
     device: str = ""  # serial: the tty path
-    baud: int = 115200
+    baud: int | None = None  # serial: None = the board file's console baud (else 115200)
     identity: str | None = None
     root: str | None = None
     known_hosts: str | None = None  # ssh: the file that pins the host key (virtual boards)
@@ -44,62 +44,38 @@ class Target:
         return self.host if self.port == 22 else f"[{self.host}]:{self.port}"
 
 
-def _one(query: dict[str, list[str]], key: str, flag: str, uri: str) -> str | None:
-    values = query.get(key)
-    if not values:
-        return None
-    if len(values) > 1 or not values[0]:
-        raise UsageError(f"{flag} {uri}: give '{key}' once, with a value")
-    return values[0]
-
-
 def parse_target(uri: str, flag: str = "--target") -> Target:
-    if uri.startswith("virtual:"):
-        from edgepack.device.virtual import resolve_target
+    """The ``Target`` of ``uri``, parsed by the transport registered for its scheme."""
+    from edgepack.device.transport import parse_uri
 
-        return resolve_target(uri, flag)
-    if uri.startswith("labgrid://"):
-        from edgepack.device.labgrid import parse_labgrid
+    return parse_uri(uri, flag)
 
-        return parse_labgrid(uri, flag)
-    parts = urlsplit(uri)
-    query = parse_qs(parts.query, keep_blank_values=True)
-    allowed = {"ssh": {"identity", "root"}, "serial": {"baud", "user", "root"}}
-    if parts.scheme not in allowed:
-        raise UsageError(
-            f"{flag} {uri!r}: unknown scheme; use ssh://user@host[:port] or "
-            "serial:///dev/ttyX?baud=115200")
-    unknown = set(query) - allowed[parts.scheme]
+
+# -- helpers for the transports' URI parsers ------------------------------------------------
+
+def query_of(uri: str, allowed: Collection[str], flag: str) -> dict[str, str]:
+    """The query parameters of ``uri``, each given once with a value, all of them known."""
+    query = parse_qs(urlsplit(uri).query, keep_blank_values=True)
+    unknown = set(query) - set(allowed)
     if unknown:
         raise UsageError(f"{flag} {uri}: unknown parameter(s) {', '.join(sorted(unknown))}; "
-                         f"allowed: {', '.join(sorted(allowed[parts.scheme]))}")
-    root = _one(query, "root", flag, uri)
+                         f"allowed: {', '.join(sorted(allowed))}")
+    out: dict[str, str] = {}
+    for key, values in query.items():
+        if len(values) > 1 or not values[0]:
+            raise UsageError(f"{flag} {uri}: give '{key}' once, with a value")
+        out[key] = values[0]
+    return out
+
+
+def root_of(query: dict[str, str], uri: str, flag: str) -> str | None:
+    root = query.get("root")
     if root is not None and not root.startswith("/"):
         raise UsageError(f"{flag} {uri}: root must be an absolute path on the device")
-    if parts.scheme == "ssh":
-        if not parts.hostname:
-            raise UsageError(f"{flag} {uri}: missing host; use ssh://user@host[:port]")
-        if not parts.username:
-            raise UsageError(f"{flag} {uri}: missing user; use ssh://user@host[:port]")
-        try:
-            port = parts.port or 22
-        except ValueError:
-            raise UsageError(f"{flag} {uri}: port must be a number 1..65535") from None
-        if parts.password:
-            raise UsageError(f"{flag} {uri}: passwords in the URI are not accepted; use a key "
-                             "(?identity=FILE)")
-        return Target("ssh", uri, host=parts.hostname, port=port, user=unquote(parts.username),
-                      identity=_one(query, "identity", flag, uri), root=root)
-    device = parts.path
-    if parts.netloc or (not device.startswith("/dev/") and not device.startswith("/")):
-        raise UsageError(f"{flag} {uri}: use serial:///dev/ttyX (three slashes, absolute path)")
-    baud_text = _one(query, "baud", flag, uri) or "115200"
-    if not baud_text.isdigit() or int(baud_text) not in SERIAL_BAUDS:
-        raise UsageError(f"{flag} {uri}: baud must be one of "
-                         f"{', '.join(str(b) for b in SERIAL_BAUDS)}")
-    return Target("serial", uri, device=device, baud=int(baud_text),
-                  user=_one(query, "user", flag, uri) or "root", root=root)
+    return root
 
+
+# -- this machine? --------------------------------------------------------------------------
 
 def is_this_host(target: Target) -> bool:
     """True when the target is this machine: installs there would land in the host's folders."""

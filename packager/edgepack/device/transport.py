@@ -1,9 +1,15 @@
 # SPDX-License-Identifier: Apache-2.0
-"""The ``Transport`` protocol and its registry (one module per transport, labgrid style).
+"""The ``Transport`` protocol and the scheme registry (one module per transport, labgrid style).
 
 A transport reaches one device and can: run a shell command, upload a file, and open a byte
-stream to an agent it starts. ``start_agent`` builds on those three to bring up an
-``AgentClient``, uploading the agent binary when it is missing or outdated.
+stream to an agent it starts. It declares what its link needs from the agent client in
+``link`` (``Link``). ``start_agent`` builds on those to bring up an ``AgentClient``, uploading
+the agent binary when it is missing or outdated.
+
+Each ``--target`` scheme is registered here with the module function that parses its URIs into
+a ``Target`` and the one that connects to it (``docs/adding-a-transport.md``); modules are
+imported only when a target uses them. ``register_transport`` adds one (``device/fake.py``, a
+unit-test aid, is registered that way by the tests that use it).
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from edgepack.device.client import AgentClient, ByteStream, sha256_file
 from edgepack.device.protocol import DEFAULT_CHUNK_SSH
 from edgepack.device.targets import Target
 from edgepack.errors import DeviceError, UsageError
+from edgepack.spec.boards import Console
 
 
 @dataclass(frozen=True)
@@ -33,10 +40,26 @@ class TransportOptions:
     trust_new_host: bool = False
     identity: Path | None = None
     connect_timeout: float = 10.0
+    # serial: the board file's console (login, prompts, baud, line settings); the URI's
+    # user= and baud= override it; None: spec.boards.DEFAULT_CONSOLE.
+    console: Console | None = None
+
+
+@dataclass(frozen=True)
+class Link:
+    """What a transport's link needs from the agent client."""
+
+    chunk_size: int = DEFAULT_CHUNK_SSH  # PUT_CHUNK payload size
+    retransmit: bool = False  # frames can be lost or corrupted (serial): resend on timeout
+    compress: bool = False  # DEFLATE chunks when the agent decodes them (slow links)
 
 
 class Transport(Protocol):
     target: Target
+
+    @property
+    def link(self) -> Link:
+        """What this link needs from the agent client."""
 
     def run_command(self, command: str, timeout: float = 60.0) -> CommandResult:
         """Run a shell command line on the device."""
@@ -51,33 +74,76 @@ class Transport(Protocol):
 
 
 TransportFactory = Callable[[Target, TransportOptions], Transport]
+TargetParser = Callable[[str, str], Target]  # (uri, flag) -> Target
 
-# scheme -> "module:function"; modules are imported only when a target needs them.
-_REGISTRY: dict[str, str | TransportFactory] = {
-    "ssh": "edgepack.device.ssh:connect",
-    "serial": "edgepack.device.serial:connect",
-    "labgrid": "edgepack.device.labgrid:connect",  # a place in a labgrid farm
+
+@dataclass(frozen=True)
+class Scheme:
+    """One ``--target`` scheme: functions as objects or ``"module:function"`` strings."""
+
+    parse: str | TargetParser
+    connect: str | TransportFactory | None  # None: parse returns another scheme's target
+    usage: str  # the URI form, for messages
+
+
+_REGISTRY: dict[str, Scheme] = {
+    "ssh": Scheme("edgepack.device.ssh:parse_uri", "edgepack.device.ssh:connect",
+                  "ssh://user@host[:port]"),
+    "serial": Scheme("edgepack.device.serial:parse_uri", "edgepack.device.serial:connect",
+                     "serial:///dev/ttyX[?baud=115200]"),
+    "labgrid": Scheme("edgepack.device.labgrid:parse_labgrid",
+                      "edgepack.device.labgrid:connect", "labgrid://PLACE"),
+    # A running virtual board: resolves to its ssh:// or serial:// target.
+    "virtual": Scheme("edgepack.device.virtual:resolve_target", None, "virtual:BOARD[/serial]"),
 }
 
 
-def register_transport(scheme: str, factory: TransportFactory | str) -> None:
-    _REGISTRY[scheme] = factory
+def register_transport(scheme: str, *, parse: str | TargetParser,
+                       connect: str | TransportFactory | None, usage: str) -> None:
+    """Add (or replace) the transport of ``scheme``."""
+    _REGISTRY[scheme] = Scheme(parse, connect, usage)
+
+
+def unregister_transport(scheme: str) -> None:
+    _REGISTRY.pop(scheme, None)
+
+
+def schemes() -> dict[str, str]:
+    """Registered schemes and their URI forms."""
+    return {name: s.usage for name, s in _REGISTRY.items()}
+
+
+def _resolve(entry: object, scheme: str) -> Callable[..., object]:
+    if not isinstance(entry, str):
+        assert callable(entry)
+        return entry
+    module_name, _, func = entry.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError:
+        raise DeviceError(f"the {scheme} transport is not available in this edgepack "
+                          "build") from None
+    found: Callable[..., object] = getattr(module, func)
+    return found
+
+
+def parse_uri(uri: str, flag: str = "--target") -> Target:
+    """A ``--target`` URI parsed by its scheme's transport (``targets.parse_target``)."""
+    scheme = uri.partition(":")[0] if ":" in uri else ""
+    entry = _REGISTRY.get(scheme)
+    if entry is None:
+        forms = " or ".join(s.usage for s in _REGISTRY.values())
+        raise UsageError(f"{flag} {uri!r}: unknown scheme; use {forms}")
+    target = _resolve(entry.parse, scheme)(uri, flag)
+    assert isinstance(target, Target)
+    return target
 
 
 def connect(target: Target, options: TransportOptions) -> Transport:
     entry = _REGISTRY.get(target.scheme)
-    if entry is None:
+    if entry is None or entry.connect is None:
         raise UsageError(f"--target {target.uri}: no transport for scheme {target.scheme!r}")
-    if isinstance(entry, str):
-        module_name, _, func = entry.partition(":")
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError:
-            raise DeviceError(f"the {target.scheme} transport is not available in this "
-                              "edgepack build") from None
-        factory: TransportFactory = getattr(module, func)
-    else:
-        factory = entry
+    factory: TransportFactory = _resolve(entry.connect, target.scheme)  # type: ignore[assignment]
     return factory(target, options)
 
 
@@ -122,10 +188,10 @@ def _try_start(transport: Transport, command: str, timeout: float,
                retransmit: bool) -> AgentClient | None:
     stream = transport.open_stream(command)
     # A lossy link (serial) declares its own chunk size and asks for retransmission.
-    client = AgentClient(stream, timeout=timeout,
-                         retransmit=retransmit or bool(getattr(transport, "retransmit", False)),
-                         chunk_size=int(getattr(transport, "chunk_size", DEFAULT_CHUNK_SSH)))
-    client.compress = bool(getattr(transport, "compress", False))
+    link = transport.link
+    client = AgentClient(stream, timeout=timeout, retransmit=retransmit or link.retransmit,
+                         chunk_size=link.chunk_size)
+    client.compress = link.compress
     try:
         client.hello(timeout=20.0)
     except DeviceError:
