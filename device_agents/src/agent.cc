@@ -41,6 +41,10 @@ bool valid_sha256(const std::string& s) {
   return true;
 }
 
+bool has_nul(const std::string& s) {
+  return s.find('\0') != std::string::npos;
+}
+
 Agent::Agent(Config cfg, int in_fd, int out_fd)
     : cfg_(std::move(cfg)), in_fd_(in_fd), out_fd_(out_fd) {
   std::random_device rd;
@@ -149,8 +153,16 @@ void Agent::handle(const Frame& f) {
   }
 }
 
+void Agent::report_dropped(const FrameDecoder::Result& r) {
+  if (r.event == FrameDecoder::Event::kOversize) {
+    send_error(0, "frame_too_large",
+               "frame of " + std::to_string(r.candidate_len) + " bytes exceeds the limit");
+  } else if (r.candidate_len >= 4) {
+    send_error(0, "bad_frame", r.why);
+  }
+}
+
 int Agent::serve() {
-  FrameDecoder dec;
   std::vector<uint8_t> buf(65536);
   std::vector<FrameDecoder::Result> results;
   while (!done_) {
@@ -158,20 +170,47 @@ int Agent::serve() {
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;  // end of input: the SSH channel or the line closed
     results.clear();
-    dec.feed(buf.data(), size_t(n), &results);
+    dec_.feed(buf.data(), size_t(n), &results);
     for (auto& r : results) {
       if (done_) break;
       if (r.event == FrameDecoder::Event::kFrame) {
         handle(r.frame);
-      } else if (r.event == FrameDecoder::Event::kOversize) {
-        send_error(0, "frame_too_large",
-                   "frame of " + std::to_string(r.candidate_len) + " bytes exceeds the limit");
-      } else if (r.candidate_len >= 4) {
-        send_error(0, "bad_frame", r.why);
+      } else {
+        report_dropped(r);
       }
     }
   }
   return 0;
+}
+
+void Agent::serve_during_run(uint32_t run_seq) {
+  uint8_t buf[4096];
+  ssize_t n = ::read(in_fd_, buf, sizeof buf);
+  if (n < 0) {
+    if (errno == EINTR || errno == EAGAIN) return;
+    host_gone_ = true;
+    return;
+  }
+  if (n == 0) {
+    host_gone_ = true;  // the channel closed: the RUN is ended and the agent exits
+    done_ = true;
+    return;
+  }
+  std::vector<FrameDecoder::Result> results;
+  dec_.feed(buf, size_t(n), &results);
+  for (auto& r : results) {
+    if (r.event != FrameDecoder::Event::kFrame) {
+      report_dropped(r);
+    } else if (r.frame.type == kPing) {
+      send(kPong, r.frame.seq, {});
+    } else if (r.frame.type == kRun && r.frame.seq == run_seq) {
+      // A retransmitted RUN (serial): it is running; its RESULT follows.
+    } else {
+      send_error(r.frame.seq, "busy",
+                 "a RUN (seq " + std::to_string(run_seq) +
+                     ") is in progress; only PING is answered until it ends");
+    }
+  }
 }
 
 }  // namespace epagent

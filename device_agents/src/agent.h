@@ -27,9 +27,9 @@ struct Upload {
   int64_t size = 0;
   int64_t chunk = 0;
   int64_t nchunks = 0;
-  std::vector<bool> have;
-  int fd = -1;       // the .partial file
-  int journal = -1;  // the .chunks list
+  std::vector<bool> have;  // at most kMaxChunks entries, whatever size the host announces
+  int fd = -1;             // the .partial file
+  int journal = -1;        // the .chunks list
 };
 
 class Agent {
@@ -53,6 +53,13 @@ class Agent {
   void on_get(uint32_t seq, const Fields& in);
   void on_run(uint32_t seq, const Fields& in);
   void on_keygen(uint32_t seq, const Fields& in);
+  // While a RUN is in progress: reads what the host sent, answers PING, refuses the rest
+  // (`busy`); end of input sets host_gone_.
+  void serve_during_run(uint32_t run_seq);
+  void report_dropped(const FrameDecoder::Result& r);
+  // Deletes abandoned uploads: older than kPartialMaxAgeS, then the oldest ones while all of
+  // them together (plus `incoming` bytes) exceed max_upload. Keeps the upload of `keep`.
+  void expire_partials(const std::string& keep, int64_t incoming);
 
   // Resolves a root-relative path; on refusal sends ERROR and returns false.
   bool resolve(uint32_t seq, const std::string& rel, std::string* abs_out);
@@ -63,6 +70,8 @@ class Agent {
   Config cfg_;
   int in_fd_, out_fd_;
   bool done_ = false;
+  bool host_gone_ = false;  // end of input while a RUN was in progress
+  FrameDecoder dec_;
   std::string session_;
   std::string self_sha256_;
   Upload up_;
@@ -76,11 +85,9 @@ class Agent {
 bool write_all(int fd, const uint8_t* data, size_t len);
 bool fsync_dir(const std::string& dir);
 bool valid_sha256(const std::string& s);
+// True when `s` holds a NUL byte (a C string would end there: refused in every name).
+bool has_nul(const std::string& s);
 // Creates `dir` (its parent must exist) or narrows an existing one to mode 0700.
 bool make_private_dir(const std::string& dir);
-
-// The most bytes RUN hands to a program on stdin: PIPE_BUF, so one write into an empty pipe
-// never blocks (a key is a few hundred bytes).
-constexpr size_t kMaxStdin = 4096;
 
 }  // namespace epagent

@@ -7,16 +7,14 @@
 #include <string>
 #include <vector>
 
+#include "protocol_table.h"
+
 namespace epagent {
 
-constexpr uint8_t kMagic = 0xE9;
-constexpr uint8_t kProtocolVersion = 1;
 constexpr size_t kHeaderSize = 12;
 constexpr size_t kFrameOverhead = kHeaderSize + 4;
-constexpr size_t kMaxPayload = 262144;
-constexpr size_t kMaxChunk = 131072;
 constexpr size_t kMaxFrame =
-    kMaxPayload + kFrameOverhead + (kMaxPayload + kFrameOverhead) / 254 + 2;
+    size_t(kMaxPayload) + kFrameOverhead + (size_t(kMaxPayload) + kFrameOverhead) / 254 + 2;
 
 uint32_t crc32(const uint8_t* data, size_t len, uint32_t crc = 0);
 std::vector<uint8_t> cobs_encode(const uint8_t* data, size_t len);

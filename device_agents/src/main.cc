@@ -4,6 +4,7 @@
 #include <limits.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <termios.h>
 #include <unistd.h>
@@ -105,7 +106,14 @@ int main(int argc, char** argv) {
         return 2;
       }
     } else if (a == "--max-upload" && (v = next())) {
-      cfg.max_upload = std::atoll(v);
+      char* end = nullptr;
+      cfg.max_upload = std::strtoll(v, &end, 10);
+      if (*v == '\0' || *end != '\0' || cfg.max_upload <= 0 ||
+          cfg.max_upload > epagent::kMaxChunks * epagent::kMaxChunk) {
+        std::fprintf(stderr, "edgepack-agent: --max-upload %s: want 1..%lld bytes\n", v,
+                     static_cast<long long>(epagent::kMaxChunks * epagent::kMaxChunk));
+        return 2;
+      }
     } else {
       return usage();
     }
@@ -119,6 +127,9 @@ int main(int argc, char** argv) {
   }
   cfg.root = real;
   signal(SIGPIPE, SIG_IGN);  // a closed channel shows up as a write error instead
+  // Orphans of a RUN (a `setsid` grandchild, a double fork) are reparented to the agent, so
+  // the watchdog finds and ends them (run.cc).
+  ::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
   int in_fd = 0, out_fd = 1;
   if (!tty.empty()) {
     in_fd = out_fd = ::open(tty.c_str(), O_RDWR | O_NOCTTY | O_CLOEXEC);

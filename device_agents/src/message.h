@@ -7,26 +7,9 @@
 #include <string>
 #include <vector>
 
-namespace epagent {
+#include "protocol_table.h"
 
-enum MsgType : uint8_t {
-  kHello = 0x01,
-  kPutBegin = 0x02,
-  kHave = 0x03,
-  kPutChunk = 0x04,
-  kPutEnd = 0x05,
-  kInstall = 0x06,
-  kRun = 0x07,
-  kResult = 0x08,
-  kLog = 0x09,
-  kGet = 0x0A,
-  kOk = 0x0B,
-  kError = 0x0C,
-  kPing = 0x0D,
-  kPong = 0x0E,
-  kBye = 0x0F,
-  kKeygen = 0x10,
-};
+namespace epagent {
 
 // Fields of a received payload. Accessors return false when a field is missing or malformed.
 class Fields {

@@ -8,7 +8,10 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
+#include <dirent.h>
+#include <time.h>
 
 #include "agent.h"
 #include "inflate.h"
@@ -52,6 +55,11 @@ std::string Agent::cas_dir() const {
 }
 
 bool Agent::resolve(uint32_t seq, const std::string& rel, std::string* abs_out) {
+  if (has_nul(rel) || int64_t(rel.size()) > kMaxPath) {
+    send_error(seq, "bad_request",
+               "a path must be at most " + std::to_string(kMaxPath) + " bytes without NUL bytes");
+    return false;
+  }
   if (rel.empty() || rel[0] == '/') {
     send_error(seq, "path_outside_root", "path '" + rel + "' must be relative to the root");
     return false;
@@ -86,6 +94,12 @@ bool Agent::resolve(uint32_t seq, const std::string& rel, std::string* abs_out) 
     send_error(seq, "path_outside_root", "path '" + rel + "' resolves outside the root");
     return false;
   }
+  // Nothing under the root may lead into the agent's own state (a symlink to the content
+  // store or to the keys).
+  if (inside(cfg_.root + "/.edgepack", real)) {
+    send_error(seq, "path_reserved", "path '" + rel + "' resolves into the agent's own state");
+    return false;
+  }
   *abs_out = abs;
   return true;
 }
@@ -101,13 +115,23 @@ void Agent::on_put_begin(uint32_t seq, const Fields& in) {
   int64_t size = 0, chunk = 0;
   if (!in.get_str("sha256", &sha) || !valid_sha256(sha) || !in.get_int("size", &size) ||
       !in.get_int("chunk", &chunk) || size < 0 || chunk <= 0 || chunk > int64_t(kMaxChunk)) {
-    send_error(seq, "bad_request", "PUT_BEGIN needs sha256 (64 hex), size >= 0, chunk 1..131072");
+    send_error(seq, "bad_request",
+               "PUT_BEGIN needs sha256 (64 hex), size >= 0, chunk 1.." + std::to_string(kMaxChunk));
     return;
   }
   if (size > cfg_.max_upload) {
     send_error(seq, "too_large",
                "upload of " + std::to_string(size) + " bytes exceeds the agent limit of " +
                    std::to_string(cfg_.max_upload));
+    return;
+  }
+  // The have-list is one bit per chunk: the chunk count, not the announced size, bounds it.
+  if ((size + chunk - 1) / chunk > kMaxChunks) {
+    send_error(seq, "bad_request",
+               "upload of " + std::to_string(size) + " bytes in chunks of " +
+                   std::to_string(chunk) + " is more than " + std::to_string(kMaxChunks) +
+                   " chunks: use chunks of at least " +
+                   std::to_string((size + kMaxChunks - 1) / kMaxChunks) + " bytes");
     return;
   }
   close_upload();
@@ -131,35 +155,45 @@ void Agent::on_put_begin(uint32_t seq, const Fields& in) {
              .take());
     return;
   }
+  expire_partials(sha, size);
+  std::string partial = dir + "/" + sha + ".partial", journal = dir + "/" + sha + ".chunks";
+  struct stat pst {};
+  const int64_t have_bytes = ::stat(partial.c_str(), &pst) == 0 ? int64_t(pst.st_size) : 0;
   struct statvfs sv {};
-  if (::statvfs(dir.c_str(), &sv) == 0 && int64_t(sv.f_bavail * sv.f_frsize) < size) {
+  if (::statvfs(dir.c_str(), &sv) == 0 &&
+      int64_t(sv.f_bavail * sv.f_frsize) < size - std::min(size, have_bytes)) {
     send_error(seq, "no_space",
                "upload of " + std::to_string(size) + " bytes does not fit in " +
                    std::to_string(sv.f_bavail * sv.f_frsize) + " free bytes");
     return;
   }
   // Journal layout: size i64 | chunk i64 | index u32 ...
-  std::string partial = dir + "/" + sha + ".partial", journal = dir + "/" + sha + ".chunks";
-  std::vector<int64_t> indices;
+  bool resume = false;
   int jfd = ::open(journal.c_str(), O_RDONLY | O_CLOEXEC);
   if (jfd >= 0) {
     int64_t head[2] = {0, 0};
     if (::read(jfd, head, sizeof head) == ssize_t(sizeof head) && head[0] == size && head[1] > 0 &&
-        head[1] <= int64_t(kMaxChunk)) {
+        head[1] <= kMaxChunk && (size + head[1] - 1) / head[1] <= kMaxChunks) {
       chunk = head[1];  // keep the chunk size of the interrupted upload
-      uint32_t idx;
-      while (::read(jfd, &idx, sizeof idx) == ssize_t(sizeof idx)) indices.push_back(idx);
+      up_.have.assign(size_t((size + chunk - 1) / chunk), false);
+      uint32_t idx[1024];
+      ssize_t n;
+      while ((n = ::read(jfd, idx, sizeof idx)) >= ssize_t(sizeof idx[0])) {
+        for (size_t k = 0; k < size_t(n) / sizeof idx[0]; ++k) {
+          if (idx[k] < up_.have.size()) {
+            up_.have[idx[k]] = true;
+            resume = true;
+          }
+        }
+      }
     }
     ::close(jfd);
   }
-  bool resume = !indices.empty();
   up_.sha256 = sha;
   up_.size = size;
   up_.chunk = chunk;
   up_.nchunks = (size + chunk - 1) / chunk;
-  up_.have.assign(size_t(up_.nchunks), false);
-  for (int64_t i : indices)
-    if (i < up_.nchunks) up_.have[size_t(i)] = true;
+  if (!resume) up_.have.assign(size_t(up_.nchunks), false);
   up_.fd = ::open(partial.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | (resume ? 0 : O_TRUNC), 0600);
   up_.journal =
       ::open(journal.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | (resume ? O_APPEND : O_TRUNC), 0600);
@@ -213,8 +247,14 @@ void Agent::on_put_chunk(uint32_t seq, const Fields& in) {
     }
     data.assign(plain.begin(), plain.end());
   }
+  if (index < 0 || index >= up_.nchunks) {
+    send_error(
+        seq, "bad_chunk",
+        "chunk " + std::to_string(index) + " is not in 0.." + std::to_string(up_.nchunks - 1));
+    return;
+  }
   int64_t want = index == up_.nchunks - 1 ? up_.size - index * up_.chunk : up_.chunk;
-  if (index < 0 || index >= up_.nchunks || int64_t(data.size()) != want) {
+  if (int64_t(data.size()) != want) {
     send_error(seq, "bad_chunk",
                "chunk " + std::to_string(index) + " of " + std::to_string(data.size()) +
                    " bytes does not fit");
@@ -286,7 +326,10 @@ void Agent::on_install(uint32_t seq, const Fields& in) {
     send_error(seq, "bad_request", "INSTALL needs sha256 and path");
     return;
   }
-  in.get_int("mode", &mode);
+  if (in.has("mode") && (!in.get_int("mode", &mode) || mode < 0 || mode > 07777)) {
+    send_error(seq, "bad_request", "INSTALL mode must be 0..07777");
+    return;
+  }
   if (!resolve(seq, rel, &dest)) return;
   std::string src = cas_dir() + "/" + sha;
   int in_fd = ::open(src.c_str(), O_RDONLY | O_CLOEXEC);
@@ -333,15 +376,25 @@ void Agent::on_get(uint32_t seq, const Fields& in) {
     send_error(seq, "bad_request", "GET needs path");
     return;
   }
-  in.get_int("offset", &offset);
-  in.get_int("length", &length);
-  if (length <= 0 || length > int64_t(kMaxChunk)) length = int64_t(kMaxChunk);
+  if ((in.has("offset") && (!in.get_int("offset", &offset) || offset < 0)) ||
+      (in.has("length") && (!in.get_int("length", &length) || length < 1 || length > kMaxChunk))) {
+    send_error(seq, "bad_request",
+               "GET needs offset >= 0 and length 1.." + std::to_string(kMaxChunk));
+    return;
+  }
   if (!resolve(seq, rel, &path)) return;
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  struct stat st {};
-  if (fd < 0 || ::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+  // Only regular files: a FIFO or a device would block the agent or never end. Checked before
+  // opening (opening a FIFO waits for a writer), and again on the open file.
+  struct stat st {
+  }, before{};
+  if (::stat(path.c_str(), &before) != 0 || !S_ISREG(before.st_mode)) {
+    send_error(seq, "not_found", "no regular file '" + rel + "'");
+    return;
+  }
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+  if (fd < 0 || ::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_ino != before.st_ino) {
     if (fd >= 0) ::close(fd);
-    send_error(seq, "not_found", "no file '" + rel + "'");
+    send_error(seq, "not_found", "no regular file '" + rel + "'");
     return;
   }
   std::vector<uint8_t> buf(static_cast<size_t>(length));
@@ -356,6 +409,49 @@ void Agent::on_get(uint32_t seq, const Fields& in) {
            .add_bytes("data", buf.data(), size_t(n))
            .add_int("size", int64_t(st.st_size))
            .take());
+}
+
+}  // namespace epagent
+
+namespace epagent {
+
+void Agent::expire_partials(const std::string& keep, int64_t incoming) {
+  struct Partial {
+    std::string sha;
+    int64_t size;
+    time_t mtime;
+  };
+  std::vector<Partial> found;
+  std::string dir = cas_dir();
+  DIR* d = ::opendir(dir.c_str());
+  if (!d) return;
+  const std::string suffix = ".partial";
+  while (struct dirent* e = ::readdir(d)) {
+    std::string name = e->d_name;
+    if (name.size() != 64 + suffix.size() || name.compare(64, suffix.size(), suffix) != 0) continue;
+    std::string sha = name.substr(0, 64);
+    struct stat st {};
+    if (!valid_sha256(sha) || sha == keep || ::lstat((dir + "/" + name).c_str(), &st) != 0)
+      continue;
+    found.push_back({sha, int64_t(st.st_size), st.st_mtime});
+  }
+  ::closedir(d);
+  auto drop = [&](const Partial& p) {
+    ::unlink((dir + "/" + p.sha + ".partial").c_str());
+    ::unlink((dir + "/" + p.sha + ".chunks").c_str());
+  };
+  // Oldest first: expired by age, then by the quota (all partial uploads <= max_upload).
+  std::sort(found.begin(), found.end(),
+            [](const Partial& a, const Partial& b) { return a.mtime < b.mtime; });
+  const time_t now = ::time(nullptr);
+  int64_t total = incoming;
+  for (const auto& p : found) total += p.size;
+  for (const auto& p : found) {
+    if (now - p.mtime > kPartialMaxAgeS || total > cfg_.max_upload) {
+      drop(p);
+      total -= p.size;
+    }
+  }
 }
 
 }  // namespace epagent

@@ -103,3 +103,34 @@ def test_agent_codec_unit_test(host_agent_build: Path) -> None:
                          capture_output=True, text=True, check=False)
     assert res.returncode == 0, res.stderr
     assert "codec test: ok" in res.stdout
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_agent_protocol_table_is_generated_from_the_python_table() -> None:
+    from edgepack.device.protocol_header import HEADER_PATH, render_header
+
+    text = render_header()
+    assert (REPO / HEADER_PATH).read_text(encoding="utf-8") == text, (
+        "protocol_table.h is stale: run python -m edgepack.device.protocol_header --write")
+    for t in MsgType:
+        assert f"= 0x{int(t):02X}," in text
+    assert "constexpr int64_t kMaxChunks = 1048576;" in text
+
+
+def test_every_limit_is_documented_with_its_value() -> None:
+    from edgepack.device.protocol import LIMITS
+
+    doc = (REPO / "device_agents" / "PROTOCOL.md").read_text(encoding="utf-8")
+    for name, limit in LIMITS.items():
+        row = f"| `{name}` | {limit.value:,} |"
+        assert row in doc, f"PROTOCOL.md section 2 lacks the row {row!r}"
+
+
+def test_protocol_errors_are_device_errors() -> None:
+    from edgepack.errors import DeviceError, EdgepackError
+
+    assert issubclass(ProtocolError, DeviceError) and issubclass(ProtocolError, EdgepackError)
+    with pytest.raises(ProtocolError, match=r"^HELLO message lacks field 'window'$"):
+        Message.build(MsgType.HELLO, 1).get_int("window")

@@ -6,6 +6,10 @@ a pipe). The client numbers requests, waits for their replies, pipelines upload 
 the agent's window, and on lossy links (``retransmit=True``, serial) sends a request again
 when its reply does not come; the agent answers repeats without executing twice
 (device_agents/PROTOCOL.md section 3).
+
+Everything the agent announces is checked against the limits of ``protocol.LIMITS`` before the
+client allocates or reads anything for it, and every failure is a ``DeviceError`` naming the
+device and the request.
 """
 
 from __future__ import annotations
@@ -16,20 +20,33 @@ import os
 import time
 import zlib
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from edgepack.device.protocol import (
     DEFAULT_CHUNK_SSH,
+    DEFAULT_OUTPUT,
     MAX_CHUNK,
+    MAX_CHUNKS,
+    MAX_FACTS,
+    MAX_GET,
+    MAX_OUTPUT,
+    MAX_PAYLOAD,
+    MAX_TIMEOUT_MS,
+    MAX_UPLOAD_CAP,
+    MAX_WINDOW,
     PROTOCOL_VERSION,
     FieldInput,
     FrameDecoder,
     Message,
     MsgType,
+    ProtocolError,
     encode_frame,
+)
+from edgepack.device.protocol import (
+    MAX_STDIN as MAX_STDIN,  # re-exported: callers size RUN stdin with it
 )
 from edgepack.errors import DeviceError
 
@@ -56,8 +73,9 @@ class ConnectionLost(DeviceError):
 class AgentError(DeviceError):
     """The agent answered a request with ERROR."""
 
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"agent refused: {code}: {message}")
+    def __init__(self, code: str, message: str, where: str = "") -> None:
+        prefix = f"{where}: " if where else ""
+        super().__init__(f"{prefix}agent refused: {code}: {message}")
         self.code = code
         self.agent_message = message
 
@@ -101,6 +119,8 @@ class RunResult:
     maxrss_kb: int
     stdout: bytes
     stderr: bytes
+    stdout_truncated: bool = False  # the program wrote more than max_output bytes
+    stderr_truncated: bool = False
 
     @property
     def ok(self) -> bool:
@@ -115,8 +135,6 @@ class DeviceKey:
     created: bool  # false: the key already existed and was kept
 
 
-MAX_STDIN = 4096  # PROTOCOL.md section 8: RUN's stdin bytes (PIPE_BUF)
-
 ProgressFn = Callable[[int, int], None]  # (bytes done, bytes total)
 LogFn = Callable[[str, bytes], None]  # (stream name, data)
 
@@ -129,6 +147,14 @@ class LinkStats:
     bad_frames_reported: int = 0  # ERROR bad_frame / frame_too_large from the agent
     frames_dropped: int = 0  # candidates our decoder dropped
     notices: list[str] = field(default_factory=list)
+
+
+def _bounded(msg: Message, key: str, lo: int, hi: int) -> int:
+    """An int field the peer announces, refused outside ``lo..hi`` before it sizes anything."""
+    value = msg.get_int(key)
+    if not lo <= value <= hi:
+        raise ProtocolError(f"{msg.type.name}.{key} = {value} is outside {lo}..{hi}")
+    return value
 
 
 def deflate_raw(data: bytes, level: int = 6) -> bytes:
@@ -148,8 +174,9 @@ def sha256_file(path: Path) -> str:
 class AgentClient:
     def __init__(self, stream: ByteStream, *, timeout: float = 60.0,
                  retransmit: bool = False, retry_after: float = 2.0,
-                 chunk_size: int = DEFAULT_CHUNK_SSH) -> None:
+                 chunk_size: int = DEFAULT_CHUNK_SSH, device: str = "the device") -> None:
         self.stream = stream
+        self.device = device  # named in every error (a target URI)
         self.timeout = timeout
         self.retransmit = retransmit
         self.retry_after = retry_after
@@ -197,11 +224,27 @@ class AgentClient:
                 return msg
         return None
 
+    def _where(self, mtype: MsgType) -> str:
+        return f"{self.device}: {mtype.name}"
+
+    @contextlib.contextmanager
+    def _reading(self, mtype: MsgType) -> Iterator[None]:
+        """Turns a malformed reply (``ProtocolError``) into one line naming the device and the
+        request."""
+        try:
+            yield
+        except ProtocolError as exc:
+            raise ProtocolError(f"{self._where(mtype)}: the agent's reply is malformed: "
+                                f"{exc.message}",
+                                hint="the agent on the device speaks another protocol "
+                                "version, or the link corrupts data") from None
+
     def request(self, mtype: MsgType, *, on_log: LogFn | None = None,
                 timeout: float | None = None, **fields: FieldInput) -> Message:
         """Send one request and return its final reply; ``LOG`` frames go to ``on_log``.
 
-        Raises ``AgentError`` for an ERROR reply and ``DeviceError`` when no reply comes.
+        ``timeout`` is an absolute deadline: output (``LOG``) does not extend it. Raises
+        ``AgentError`` for an ERROR reply and ``DeviceError`` when no reply comes in time.
         """
         seq = self._next_seq()
         msg = Message.build(mtype, seq, **fields)
@@ -212,17 +255,20 @@ class AgentClient:
         while True:
             reply = self._take(seq)
             if reply is not None:
-                if reply.type == MsgType.LOG:
-                    if on_log is not None:
-                        on_log(reply.get_str("stream", "stdout"), reply.get_bytes("data", b""))
-                    deadline = time.monotonic() + limit  # output counts as a sign of life
-                    continue
-                if reply.type == MsgType.ERROR:
-                    raise AgentError(reply.get_str("code", "?"), reply.get_str("message", ""))
+                with self._reading(mtype):
+                    if reply.type == MsgType.LOG:
+                        if on_log is not None:
+                            on_log(reply.get_str("stream", "stdout"),
+                                   reply.get_bytes("data", b""))
+                        continue
+                    if reply.type == MsgType.ERROR:
+                        raise AgentError(reply.get_str("code", "?"),
+                                         reply.get_str("message", ""), self._where(mtype))
                 return reply
             now = time.monotonic()
             if now >= deadline:
-                raise DeviceError(f"no reply from the agent to {mtype.name} within {limit:.0f}s",
+                raise DeviceError(f"{self._where(mtype)}: no reply from the agent within "
+                                  f"{limit:.0f}s",
                                   hint="is the board still up? check the link and retry")
             if self.retransmit and now >= resend_at:
                 self.stats.retransmits += 1
@@ -235,19 +281,26 @@ class AgentClient:
     def hello(self, timeout: float | None = None) -> Hello:
         reply = self.request(MsgType.HELLO, protocol=PROTOCOL_VERSION, client="edgepack",
                              timeout=timeout)
-        info = Hello(
-            protocol=reply.get_int("protocol"),
-            agent_version=reply.get_str("agent_version"),
-            agent_sha256=reply.get_str("agent_sha256", ""),
-            capabilities=tuple(reply.get_strs("capabilities")),
-            boot_id=reply.get_str("boot_id", ""),
-            session=reply.get_str("session", ""),
-            max_payload=reply.get_int("max_payload"),
-            max_chunk=reply.get_int("max_chunk"),
-            max_upload=reply.get_int("max_upload"),
-            window=reply.get_int("window"),
-            facts=reply.get_json("facts"),
-        )
+        with self._reading(MsgType.HELLO):
+            if len(reply.get_bytes("facts", b"")) > MAX_FACTS:
+                raise ProtocolError(f"facts of {len(reply.raw('facts'))} bytes exceed "
+                                    f"{MAX_FACTS}")
+            facts = reply.get_json("facts")
+            if not isinstance(facts, dict):
+                raise ProtocolError("HELLO.facts is not a JSON object")
+            info = Hello(
+                protocol=reply.get_int("protocol"),
+                agent_version=reply.get_str("agent_version"),
+                agent_sha256=reply.get_str("agent_sha256", ""),
+                capabilities=tuple(reply.get_strs("capabilities")),
+                boot_id=reply.get_str("boot_id", ""),
+                session=reply.get_str("session", ""),
+                max_payload=_bounded(reply, "max_payload", 64, MAX_PAYLOAD),
+                max_chunk=_bounded(reply, "max_chunk", 1, MAX_CHUNK),
+                max_upload=_bounded(reply, "max_upload", 0, MAX_UPLOAD_CAP),
+                window=_bounded(reply, "window", 1, MAX_WINDOW),
+                facts=facts,
+            )
         self.hello_info = info
         self._window = info.window
         return info
@@ -271,16 +324,27 @@ class AgentClient:
         return self._put(hashlib.sha256(data).hexdigest(), len(data), io.BytesIO(data), progress)
 
     def _put(self, digest: str, size: int, f: Any, progress: ProgressFn | None) -> PutResult:
-        chunk = min(self._chunk_for(f, size), MAX_CHUNK,
-                    self.hello_info.max_chunk if self.hello_info else MAX_CHUNK)
+        top = min(MAX_CHUNK, self.hello_info.max_chunk if self.hello_info else MAX_CHUNK)
+        if size > MAX_CHUNKS * top:
+            raise DeviceError(f"{self._where(MsgType.PUT_BEGIN)}: a file of {size} bytes is more "
+                              f"than {MAX_CHUNKS} chunks of {top} bytes")
+        # At least size / MAX_CHUNKS bytes per chunk: the agent's have-list is bounded.
+        chunk = min(max(self._chunk_for(f, size), -(-size // MAX_CHUNKS)), top)
         have = self.request(MsgType.PUT_BEGIN, sha256=digest, size=size, chunk=chunk)
-        if have.get_int("complete"):
-            if progress:
-                progress(size, size)
-            return PutResult(digest, size, chunk, 0, 0, 0, True)
-        chunk = have.get_int("chunk")  # the agent keeps the chunk size of a partial upload
-        bitmap = have.get_bytes("have", b"")
-        nchunks = (size + chunk - 1) // chunk
+        with self._reading(MsgType.PUT_BEGIN):
+            if have.get_int("complete"):
+                if progress:
+                    progress(size, size)
+                return PutResult(digest, size, chunk, 0, 0, 0, True)
+            # The agent keeps the chunk size of a partial upload; it must still be in bounds.
+            chunk = _bounded(have, "chunk", 1, top)
+            nchunks = (size + chunk - 1) // chunk
+            if nchunks > MAX_CHUNKS:
+                raise ProtocolError(f"HAVE.chunk {chunk} makes {nchunks} chunks (at most "
+                                    f"{MAX_CHUNKS})")
+            bitmap = have.get_bytes("have", b"")
+            if len(bitmap) > (nchunks + 7) // 8:
+                raise ProtocolError(f"HAVE.have holds {len(bitmap)} bytes for {nchunks} chunks")
         missing = [i for i in range(nchunks)
                    if not (i // 8 < len(bitmap) and bitmap[i // 8] >> (i % 8) & 1)]
         done = size - sum(min(chunk, size - i * chunk) for i in missing)
@@ -351,14 +415,17 @@ class AgentClient:
                 msg, plain, wire, _ = pending.pop(seq)
                 in_flight -= wire
                 if reply.type == MsgType.ERROR:
-                    raise AgentError(reply.get_str("code", "?"), reply.get_str("message", ""))
+                    with self._reading(MsgType.PUT_CHUNK):
+                        raise AgentError(reply.get_str("code", "?"), reply.get_str("message", ""),
+                                         self._where(MsgType.PUT_CHUNK))
                 done += plain
                 last_progress = time.monotonic()
                 if progress:
                     progress(done, size)
             now = time.monotonic()
             if pending and now - last_progress > self.timeout:
-                raise DeviceError(f"upload stalled: no chunk acknowledged for {self.timeout:.0f}s")
+                raise DeviceError(f"{self._where(MsgType.PUT_CHUNK)}: upload stalled: no chunk "
+                                  f"acknowledged for {self.timeout:.0f}s")
             if self.retransmit:
                 for seq, (msg, plain, wire, at) in list(pending.items()):
                     if now - at > self.retry_after:
@@ -373,30 +440,69 @@ class AgentClient:
 
     def run(self, argv: Sequence[str], *, cwd: str = ".", env: dict[str, str] | None = None,
             timeout_s: float = 0.0, stream: bool = False, on_log: LogFn | None = None,
-            max_output: int = 1 << 20, stdin: bytes | None = None) -> RunResult:
+            max_output: int = DEFAULT_OUTPUT, stdin: bytes | None = None) -> RunResult:
         """Run a program under the root. ``stdin`` (at most ``MAX_STDIN`` bytes) reaches the
-        program through a pipe, never a file on the device: how a host-held key travels."""
+        program through a pipe, never a file on the device: how a host-held key travels.
+
+        The reply must come within ``timeout_s`` + 5 s + the client timeout (an hour instead
+        of ``timeout_s`` when it is 0), output or not. Output beyond one frame arrives as
+        ``LOG`` frames before ``RESULT``; output beyond ``max_output`` bytes per stream is cut
+        and flagged (``stdout_truncated``) and noted in ``stats.notices``."""
+        where = self._where(MsgType.RUN)
         if stdin is not None:
             self._need("stdin", "hand bytes to a program's stdin")
             if len(stdin) > MAX_STDIN:
-                raise DeviceError(f"RUN stdin is limited to {MAX_STDIN} bytes, got {len(stdin)}")
+                raise DeviceError(f"{where}: stdin is limited to {MAX_STDIN} bytes, got "
+                                  f"{len(stdin)}")
+        if not 0 <= max_output <= MAX_OUTPUT:
+            raise DeviceError(f"{where}: max_output must be 0..{MAX_OUTPUT}, got {max_output}")
+        if not 0 <= timeout_s * 1000 <= MAX_TIMEOUT_MS:
+            raise DeviceError(f"{where}: timeout must be 0..{MAX_TIMEOUT_MS // 1000} s, got "
+                              f"{timeout_s}")
         env_list = [f"{k}={v}" for k, v in (env or {}).items()]
         wait = self.timeout + (timeout_s + 5.0 if timeout_s else 3600.0)
+        collected: dict[str, bytearray] = {"stdout": bytearray(), "stderr": bytearray()}
+
+        def collect(name: str, data: bytes) -> None:
+            buf = collected.get(name)
+            if buf is None or len(buf) + len(data) > max_output:
+                raise ProtocolError(f"LOG of {name!r} beyond max_output {max_output}")
+            buf += data
+
         reply = self.request(MsgType.RUN, argv=list(argv), cwd=cwd, env=env_list or None,
                              timeout_ms=int(timeout_s * 1000), stream=int(stream),
-                             max_output=max_output, stdin=stdin, on_log=on_log, timeout=wait)
-        return RunResult(
-            exit_code=reply.get_int("exit_code"),
-            signal=reply.get_int("signal", 0),
-            core_dumped=bool(reply.get_int("core_dumped", 0)),
-            timed_out=bool(reply.get_int("timed_out", 0)),
-            wall_ns=reply.get_int("wall_ns", 0),
-            utime_us=reply.get_int("utime_us", 0),
-            stime_us=reply.get_int("stime_us", 0),
-            maxrss_kb=reply.get_int("maxrss_kb", 0),
-            stdout=reply.get_bytes("stdout", b""),
-            stderr=reply.get_bytes("stderr", b""),
-        )
+                             max_output=max_output, stdin=stdin,
+                             on_log=on_log if stream else collect, timeout=wait)
+        with self._reading(MsgType.RUN):
+            out: dict[str, bytes] = {}
+            truncated: dict[str, bool] = {}
+            for name in ("stdout", "stderr"):
+                truncated[name] = bool(reply.get_int(f"{name}_truncated", 0))
+                if stream:
+                    out[name] = b""
+                    continue
+                out[name] = (bytes(collected[name]) if reply.get_int("output_streamed", 0)
+                             else reply.get_bytes(name, b""))
+                size = reply.get_int(f"{name}_size", len(out[name]))
+                if len(out[name]) != size:
+                    raise DeviceError(f"{where}: {len(out[name])} of the {size} bytes of "
+                                      f"{name} arrived (output frames were lost on the link)")
+                if truncated[name]:
+                    self.stats.notices.append(f"{argv[0]}: {name} cut at {max_output} bytes")
+            return RunResult(
+                exit_code=reply.get_int("exit_code"),
+                signal=reply.get_int("signal", 0),
+                core_dumped=bool(reply.get_int("core_dumped", 0)),
+                timed_out=bool(reply.get_int("timed_out", 0)),
+                wall_ns=reply.get_int("wall_ns", 0),
+                utime_us=reply.get_int("utime_us", 0),
+                stime_us=reply.get_int("stime_us", 0),
+                maxrss_kb=reply.get_int("maxrss_kb", 0),
+                stdout=out["stdout"],
+                stderr=out["stderr"],
+                stdout_truncated=truncated["stdout"],
+                stderr_truncated=truncated["stderr"],
+            )
 
     def keygen(self, name: str = "device", *, create: bool = True,
                replace: bool = False) -> DeviceKey:
@@ -406,11 +512,12 @@ class AgentClient:
         self._need("keygen", "create keys on the device")
         reply = self.request(MsgType.KEYGEN, name=name, create=int(create),
                              replace=int(replace))
-        public = reply.get_bytes("public_key")
-        if len(public) != 32:
-            raise DeviceError(f"the agent returned a {len(public)}-byte public key (want 32)")
-        return DeviceKey(name=reply.get_str("name"), path=reply.get_str("path"), public=public,
-                         created=bool(reply.get_int("created", 0)))
+        with self._reading(MsgType.KEYGEN):
+            public = reply.get_bytes("public_key")
+            if len(public) != 32:
+                raise ProtocolError(f"a {len(public)}-byte public key (want 32)")
+            return DeviceKey(name=reply.get_str("name"), path=reply.get_str("path"),
+                             public=public, created=bool(reply.get_int("created", 0)))
 
     def _need(self, capability: str, what: str) -> None:
         info = self.hello_info or self.hello()
@@ -419,13 +526,28 @@ class AgentClient:
                               f"{what} (no '{capability}' capability)",
                               hint="rebuild the SDK so the bench uploads the current agent")
 
-    def get(self, path: str) -> bytes:
+    def get(self, path: str, max_size: int = MAX_GET) -> bytes:
+        """The file at ``path`` (under the root), read ``MAX_CHUNK`` bytes per request. A size
+        the device announces above ``max_size`` is refused before anything is read."""
         out = bytearray()
+        size: int | None = None
         while True:
             reply = self.request(MsgType.GET, path=path, offset=len(out), length=MAX_CHUNK)
-            data = reply.get_bytes("data", b"")
+            with self._reading(MsgType.GET):
+                data = reply.get_bytes("data", b"")
+                announced = reply.get_int("size")
+                if announced < 0 or announced > max_size:
+                    raise DeviceError(f"{self._where(MsgType.GET)} {path}: the device announces "
+                                      f"{announced} bytes, more than the {max_size} allowed")
+                if size is not None and announced != size:
+                    raise DeviceError(f"{self._where(MsgType.GET)} {path}: the file changed "
+                                      f"size while it was read ({size} -> {announced} bytes)")
+                size = announced
+                if len(data) > MAX_CHUNK or len(out) + len(data) > size:
+                    raise ProtocolError(f"{len(data)} bytes at offset {len(out)} of a "
+                                        f"{size}-byte file")
             out += data
-            if not data or len(out) >= reply.get_int("size"):
+            if not data or len(out) >= size:
                 return bytes(out)
 
     def deploy_file(self, local: Path, remote: str, mode: int = 0o644,

@@ -9,6 +9,10 @@ Two layers, both pure and transport-free so the SSH and serial links share them:
 - fields: a payload is a list of ``key -> value`` fields (repeatable keys) with int / str /
   bytes values, read back through ``Message`` accessors that raise ``ProtocolError`` when a
   field is missing or malformed.
+
+The message ids (``MsgType``) and the limits (``LIMITS``) below are the one source of both
+sides: the agent's ``device_agents/src/protocol_table.h`` is rendered from them
+(``python -m edgepack.device.protocol_header --write``; a test fails when it is stale).
 """
 
 from __future__ import annotations
@@ -21,12 +25,53 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from edgepack.errors import DeviceError
+
 PROTOCOL_VERSION = 1
 MAGIC = 0xE9
 HEADER = struct.Struct("<BBBBII")  # magic, version, type, flags, seq, len
 CRC = struct.Struct("<I")
-MAX_PAYLOAD = 262_144
-MAX_CHUNK = 131_072
+
+
+@dataclass(frozen=True)
+class Limit:
+    value: int
+    doc: str
+    agent: bool = True  # rendered into the agent's header (host-only limits are not)
+
+
+# Every bound of the protocol, in one table (PROTOCOL.md section 2 lists each of them).
+LIMITS: dict[str, Limit] = {
+    "MAX_PAYLOAD": Limit(262_144, "bytes of one frame's payload"),
+    "MAX_CHUNK": Limit(131_072, "bytes of one PUT_CHUNK and of one GET reply"),
+    "MAX_CHUNKS": Limit(1_048_576, "chunks of one upload (the HAVE bitmap stays <= 128 KiB)"),
+    "MAX_STDIN": Limit(4_096, "bytes RUN hands to a program on stdin (PIPE_BUF)"),
+    "DEFAULT_OUTPUT": Limit(1_048_576, "RUN output kept per stream when max_output is absent"),
+    "MAX_OUTPUT": Limit(16_777_216, "largest RUN max_output (bytes per stream)"),
+    "MAX_TIMEOUT_MS": Limit(604_800_000, "largest RUN timeout_ms (7 days)"),
+    "KILL_GRACE_MS": Limit(2_000, "SIGTERM to SIGKILL when a RUN times out"),
+    "ORPHAN_GRACE_MS": Limit(500, "how long output pipes may stay open after the program exits"),
+    "MAX_ENV": Limit(4_096, "RUN env entries"),
+    "MAX_ARGV": Limit(4_096, "RUN argv entries"),
+    "MAX_PATH": Limit(4_095, "bytes of a path in a request"),
+    "PARTIAL_MAX_AGE_S": Limit(604_800, "an abandoned upload older than this is deleted (7 days)"),
+    "MAX_WINDOW": Limit(16_777_216, "largest window a peer may announce in HELLO", agent=False),
+    "MAX_UPLOAD_CAP": Limit(1_048_576 * 131_072,
+                            "largest max_upload a peer may announce in HELLO", agent=False),
+    "MAX_GET": Limit(268_435_456, "largest file the host reads with GET by default", agent=False),
+    "MAX_FACTS": Limit(65_536, "bytes of the HELLO facts JSON the host accepts", agent=False),
+}
+MAX_PAYLOAD = LIMITS["MAX_PAYLOAD"].value
+MAX_CHUNK = LIMITS["MAX_CHUNK"].value
+MAX_CHUNKS = LIMITS["MAX_CHUNKS"].value
+MAX_STDIN = LIMITS["MAX_STDIN"].value
+DEFAULT_OUTPUT = LIMITS["DEFAULT_OUTPUT"].value
+MAX_OUTPUT = LIMITS["MAX_OUTPUT"].value
+MAX_TIMEOUT_MS = LIMITS["MAX_TIMEOUT_MS"].value
+MAX_WINDOW = LIMITS["MAX_WINDOW"].value
+MAX_UPLOAD_CAP = LIMITS["MAX_UPLOAD_CAP"].value
+MAX_GET = LIMITS["MAX_GET"].value
+MAX_FACTS = LIMITS["MAX_FACTS"].value
 FRAME_OVERHEAD = HEADER.size + CRC.size
 MAX_FRAME = MAX_PAYLOAD + FRAME_OVERHEAD + (MAX_PAYLOAD + FRAME_OVERHEAD) // 254 + 2
 
@@ -53,8 +98,9 @@ class MsgType(enum.IntEnum):
     KEYGEN = 0x10
 
 
-class ProtocolError(Exception):
-    """A peer broke the protocol (missing field, wrong type). A bug or a version mismatch."""
+class ProtocolError(DeviceError):
+    """A peer broke the protocol (missing field, wrong type, a size over a limit). The client
+    adds the device and the request to the message (``AgentClient``)."""
 
 
 FieldValue = int | str | bytes

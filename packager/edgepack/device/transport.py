@@ -190,7 +190,8 @@ def _try_start(transport: Transport, command: str, timeout: float,
     # A lossy link (serial) declares its own chunk size and asks for retransmission.
     link = transport.link
     client = AgentClient(stream, timeout=timeout, retransmit=retransmit or link.retransmit,
-                         chunk_size=link.chunk_size)
+                         chunk_size=link.chunk_size,
+                         device=transport.target.uri)
     client.compress = link.compress
     try:
         client.hello(timeout=20.0)
