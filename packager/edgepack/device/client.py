@@ -31,6 +31,7 @@ from edgepack.device.protocol import (
     MAX_CHUNK,
     MAX_CHUNKS,
     MAX_FACTS,
+    MAX_FRAME,
     MAX_GET,
     MAX_OUTPUT,
     MAX_PAYLOAD,
@@ -251,6 +252,7 @@ class AgentClient:
         self._send(msg)
         limit = self.timeout if timeout is None else timeout
         deadline = time.monotonic() + limit
+        oversize_before = self._decoder.stats.oversize
         resend_at = time.monotonic() + self.retry_after
         while True:
             reply = self._take(seq)
@@ -267,6 +269,14 @@ class AgentClient:
                 return reply
             now = time.monotonic()
             if now >= deadline:
+                oversize = self._decoder.stats.oversize - oversize_before
+                if oversize:
+                    raise ProtocolError(f"{self._where(mtype)}: no reply within {limit:.0f}s; "
+                                        f"{oversize} frame(s) larger than the {MAX_FRAME}-byte "
+                                        "limit arrived and were dropped",
+                                        hint="the agent on the device is older than this "
+                                        "edgepack: rebuild the SDK so the current agent is "
+                                        "uploaded")
                 raise DeviceError(f"{self._where(mtype)}: no reply from the agent within "
                                   f"{limit:.0f}s",
                                   hint="is the board still up? check the link and retry")
