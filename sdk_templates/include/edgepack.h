@@ -307,14 +307,14 @@ EP_API ep_status* ep_session_set_image(ep_session* session, const char* stage, c
 
 /* Added in API version 4. */
 /* The golden input `name` that the packer stored in the artifact for the pipeline (`stage`
- * NULL: manifest `golden.inputs`) or for one stage (`golden.stages.<stage>.inputs`): the bytes
- * of a .npy file (format 1.0, little-endian, C order), decrypted and authenticated with the
- * rest of the artifact. Feeding these instead of a copy sent beside the artifact saves a second
- * upload of the same data (edgepack-run --inputs @golden). `*npy` is borrowed: valid until the
- * session is released. An artifact without that golden input is EP_NOT_FOUND naming the inputs
- * it has; `*npy` and `*size` are then untouched. */
-EP_API ep_status* ep_session_golden_input(const ep_session* session, const char* stage,
-                                          const char* name, const void** npy, size_t* size);
+ * NULL: manifest `golden.inputs`) or for one stage (`golden.stages.<stage>.inputs`), decoded
+ * (manifest.md: a float32 input stored as int8 codes with a scale comes back as float32),
+ * authenticated with the rest of the artifact. Feeding it with ep_session_set_tensor runs what
+ * the host reference ran, without a copy sent beside the artifact (edgepack-run --inputs
+ * @golden). The pointers in `*tensor` are borrowed: valid until the session is released. An
+ * artifact without that golden input is EP_NOT_FOUND naming the golden inputs it has. */
+EP_API ep_status* ep_session_golden_input(ep_session* session, const char* stage, const char* name,
+                                          ep_tensor* tensor);
 
 #ifdef __cplusplus
 } /* extern "C" */

@@ -3,13 +3,13 @@
 golden inputs stored inside the artifact, so ``edgepack bench`` sends them once (inside the
 artifact) instead of a second time as .npy files beside it.
 
-Checked: the outputs equal, bit for bit, those of the same run fed the same inputs from .npy
-files, and they match the golden outputs; a stage without golden inputs is one error line
+Checked: a float input stored as int8 codes with a scale comes back decoded; the outputs equal,
+bit for bit, those of the same run fed the same inputs from .npy files, and they match the
+golden outputs; a stage without golden inputs is one error line
 naming it (exit 13, not found)."""
 
 from __future__ import annotations
 
-import io
 import json
 import subprocess
 from pathlib import Path
@@ -20,48 +20,59 @@ from sdk_host import SdkBuild, run
 
 from edgepack.artifact import container as artifact
 from edgepack.artifact import keys
+from edgepack.artifact.golden import input_npy, read_output
+from edgepack.testing import tiny_project
 
 Opened = tuple[Path, tuple[str, ...], artifact.OpenedArtifact]  # artifact, key args, contents
 
 
+def _open(epk: Path, key: Path, publisher: Path) -> Opened:
+    o = artifact.open_artifact(epk.read_bytes(), keys.load_device_private(key),
+                               keys.load_publisher_public(publisher))
+    return epk, ("--key", str(key), "--publisher", str(publisher)), o
+
+
 @pytest.fixture(scope="module")
 def opened(packed_demo: tuple[Path, Path]) -> Opened:
+    """The example: its golden image is uint8, stored as it is."""
     epk, project = packed_demo
-    k = project / "keys"
-    o = artifact.open_artifact(epk.read_bytes(), keys.load_device_private(k / "dev1.key"),
-                               keys.load_publisher_public(k / "publisher.pub"))
-    return epk, ("--key", str(k / "dev1.key"), "--publisher", str(k / "publisher.pub")), o
+    return _open(epk, project / "keys" / "dev1.key", project / "keys" / "publisher.pub")
 
 
-def _npy(data: bytes) -> np.ndarray:
-    return np.asarray(np.load(io.BytesIO(data), allow_pickle=False))
+@pytest.fixture(scope="module")
+def opened_float(tmp_path_factory: pytest.TempPathFactory) -> Opened:
+    """The tiny classifier: its golden input is float32, stored as int8 codes with a scale."""
+    tiny = tiny_project(tmp_path_factory.mktemp("tiny"))
+    return _open(tiny.pack(), tiny.key, tiny.publisher)
 
 
 def _outputs(folder: Path) -> dict[str, np.ndarray]:
     return {p.stem: np.load(p) for p in sorted(folder.glob("*.npy"))}
 
 
-def test_golden_inputs_from_the_artifact(sdk_host: SdkBuild, opened: Opened,
-                                         tmp_path: Path) -> None:
+@pytest.mark.parametrize("which", ["opened", "opened_float"])
+def test_golden_inputs_from_the_artifact(sdk_host: SdkBuild, which: str,
+                                         request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    opened: Opened = request.getfixturevalue(which)
     epk, key_args, o = opened
     golden = json.loads(o.manifest_bytes)["golden"]
     assert golden["inputs"], "the example must carry golden inputs"
+    # A float input stored as int8 codes with a scale (manifest.md) comes back decoded from the
+    # C API, exactly as the host reference ran it.
+    assert any("scale" in e for e in golden["inputs"].values()) == (which == "opened_float")
     in_dir = tmp_path / "in"
     in_dir.mkdir()
     for name, entry in golden["inputs"].items():
-        (in_dir / f"{name}.npy").write_bytes(o.sections[entry["section"]])
+        (in_dir / f"{name}.npy").write_bytes(input_npy(entry, o.sections))
     run([sdk_host.runner, epk, *key_args, "--inputs", "@golden", "--outputs", tmp_path / "a"])
     run([sdk_host.runner, epk, *key_args, "--inputs", in_dir, "--outputs", tmp_path / "b"])
     from_artifact, from_files = _outputs(tmp_path / "a"), _outputs(tmp_path / "b")
     assert set(from_artifact) == set(golden["outputs"]) == set(from_files)
     for name, got in from_artifact.items():
         np.testing.assert_array_equal(got, from_files[name], err_msg=name)
-        want = _npy(o.sections[golden["outputs"][name]["section"]])
-        assert got.dtype == want.dtype and got.shape == want.shape, name
-        if np.issubdtype(want.dtype, np.floating):
-            atol = 1e-2 if name.endswith("boxes") else \
-                1e-4 * max(1.0, float(np.abs(want).max(initial=0.0)))
-            np.testing.assert_allclose(got, want, rtol=0, atol=atol, err_msg=name)
+        check = read_output(golden["outputs"][name], o.sections).compare(
+            name, got, 1e-2 if name.endswith("boxes") else 1e-3, 0.999)
+        assert check["passed"], check
 
 
 def test_stage_without_golden_inputs_is_one_error(sdk_host: SdkBuild, opened: Opened,

@@ -5,6 +5,7 @@
 // a failing call leaves them untouched.
 #include <chrono>
 #include <cstddef>
+#include <cstring>
 #include <list>
 #include <map>
 #include <memory>
@@ -17,6 +18,7 @@
 #include "c_api/image.h"
 #include "c_api/status.h"
 #include "common/json.h"
+#include "common/npy.h"
 #include "edgepack.h"
 #include "runtime/log.h"
 #include "runtime/runtime.h"
@@ -99,6 +101,14 @@ struct ep_session {
   mutable std::string first_labelled;
   mutable std::map<std::string, std::string> pixel_format;  // stage -> its model's pixel_format
   mutable std::map<std::string, std::vector<std::string>> readers;  // pipeline input -> stages
+  // Golden inputs decoded so far ("stage\n" + name; stage "" is the pipeline): handed out as
+  // borrowed ep_tensor views until release (std::map nodes never move).
+  struct GoldenInput {
+    int32_t dtype = 0;
+    std::vector<int64_t> shape;
+    std::vector<uint8_t> data;
+  };
+  std::map<std::string, GoldenInput> golden;
 };
 
 namespace edgepack::capi {
@@ -321,6 +331,69 @@ void load_labels(const ep_session* s) {
             s->readers[b.second.str].push_back(st->str);
       }
   s->labels_loaded = true;
+}
+
+// Golden input `name` of the pipeline (`stage` NULL) or a stage, as manifest.md's `golden`
+// describes it: a .npy section, or int8 codes with a `scale` (a float32 input, decoded exactly:
+// code * scale). The manifest and sections are authenticated, so a malformed entry is a broken
+// artifact; a missing one is kNotFound.
+ep_session::GoldenInput decode_golden_input(const ep_session* s, const char* stage,
+                                            const std::string& name) {
+  const json::Value manifest = json::parse(s->artifact->manifest_json());
+  const json::Value* table = manifest.find("golden");
+  if (table != nullptr && table->is_object() && stage != nullptr) {
+    const json::Value* stages = table->find("stages");
+    table = stages != nullptr && stages->is_object() ? stages->find(stage) : nullptr;
+  }
+  const json::Value* inputs =
+      table != nullptr && table->is_object() ? table->find("inputs") : nullptr;
+  const std::string where = stage == nullptr ? "the pipeline" : "stage '" + stage_arg(stage) + "'";
+  if (inputs == nullptr || !inputs->is_object())
+    throw Error(ErrorCode::kNotFound, "the artifact has no golden inputs for " + where);
+  const json::Value* entry = inputs->find(name);
+  if (entry == nullptr) {
+    std::string known;
+    for (const auto& kv : inputs->object) known += (known.empty() ? "" : ", ") + kv.first;
+    throw Error(ErrorCode::kNotFound, "the artifact has no golden input '" + name + "' for " +
+                                          where + " (golden inputs: " + known + ")");
+  }
+  const std::string path = "golden." + std::string(stage == nullptr ? "" : "stages.") +
+                           stage_arg(stage) + (stage == nullptr ? "" : ".") + "inputs." + name;
+  size_t size = 0;
+  const uint8_t* bytes = s->artifact->section(entry->at("section", path).as_string(path), &size);
+  npy::Array a;
+  try {
+    a = npy::parse(bytes, size, "golden input '" + name + "'");
+  } catch (const Error& e) {
+    throw ArtifactInvalid(std::string("golden input: ") + e.what());
+  }
+  ep_session::GoldenInput g;
+  g.shape = a.shape;
+  const std::string dtype = npy::dtype_for(a.descr);
+  if (const json::Value* scale = entry->find("scale"); scale != nullptr) {
+    if (scale->type != json::Value::Type::kNumber || dtype != "int8")
+      throw ArtifactInvalid("golden input '" + name + "': a scale needs int8 codes");
+    const float k = static_cast<float>(scale->number);
+    g.dtype = EP_DTYPE_FLOAT32;
+    g.data.resize(a.data.size() * sizeof(float));
+    for (size_t i = 0; i < a.data.size(); ++i) {
+      const float v = static_cast<float>(static_cast<int8_t>(a.data[i])) * k;
+      std::memcpy(g.data.data() + i * sizeof(float), &v, sizeof(float));
+    }
+    return g;
+  }
+  const std::pair<const char*, ep_dtype> known[] = {{"float32", EP_DTYPE_FLOAT32},
+                                                    {"uint8", EP_DTYPE_UINT8},
+                                                    {"int32", EP_DTYPE_INT32},
+                                                    {"int64", EP_DTYPE_INT64}};
+  for (const auto& [dtype_name, code] : known)
+    if (dtype == dtype_name) g.dtype = code;
+  if (g.dtype == 0)
+    throw Error(ErrorCode::kUnsupported, "golden input '" + name + "' is " +
+                                             (dtype.empty() ? a.descr : dtype) +
+                                             ", which the C API has no dtype for");
+  g.data = std::move(a.data);
+  return g;
 }
 
 // The channel order an image input wants: the preprocess pixel_format of the (first) stage
@@ -668,41 +741,24 @@ ep_status* ep_session_label(const ep_session* session, const char* model, size_t
   });
 }
 
-ep_status* ep_session_golden_input(const ep_session* session, const char* stage, const char* name,
-                                   const void** npy, size_t* size) {
+ep_status* ep_session_golden_input(ep_session* session, const char* stage, const char* name,
+                                   ep_tensor* tensor) {
   return guarded([&] {
     require(session, "session");
     require(name, "name");
-    require(npy, "npy");
-    require(size, "size");
-    namespace json = edgepack::json;
-    const json::Value manifest = json::parse(session->artifact->manifest_json());
-    const json::Value* table = manifest.find("golden");
-    if (table != nullptr && table->is_object() && stage != nullptr) {
-      const json::Value* stages = table->find("stages");
-      table = stages != nullptr && stages->is_object() ? stages->find(stage) : nullptr;
-    }
-    const json::Value* inputs =
-        table != nullptr && table->is_object() ? table->find("inputs") : nullptr;
-    const std::string where =
-        stage == nullptr ? std::string("the pipeline") : "stage '" + std::string(stage) + "'";
-    if (inputs == nullptr || !inputs->is_object())
-      throw edgepack::Error(edgepack::ErrorCode::kNotFound,
-                            "the artifact has no golden inputs for " + where);
-    const json::Value* entry = inputs->find(name);
-    const json::Value* section =
-        entry != nullptr && entry->is_object() ? entry->find("section") : nullptr;
-    if (section == nullptr || !section->is_string()) {
-      std::string known;
-      for (const auto& kv : inputs->object) known += (known.empty() ? "" : ", ") + kv.first;
-      throw edgepack::Error(edgepack::ErrorCode::kNotFound,
-                            "the artifact has no golden input '" + std::string(name) + "' for " +
-                                where + " (golden inputs: " + known + ")");
-    }
-    size_t n = 0;
-    const uint8_t* data = session->artifact->section(section->str, &n);
-    *npy = data;
-    *size = n;
+    require(tensor, "tensor");
+    const std::string key = (stage == nullptr ? std::string() : std::string(stage)) + "\n" + name;
+    auto it = session->golden.find(key);
+    if (it == session->golden.end())
+      it = session->golden.emplace(key, edgepack::capi::decode_golden_input(session, stage, name))
+               .first;
+    const ep_session::GoldenInput& g = it->second;
+    tensor->dtype = g.dtype;
+    tensor->flags = 0;
+    tensor->rank = g.shape.size();
+    tensor->shape = g.shape.data();
+    tensor->data = g.data.data();
+    tensor->bytes = g.data.size();
   });
 }
 

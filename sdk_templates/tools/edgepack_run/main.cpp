@@ -219,15 +219,13 @@ void load_inputs(ep_session* s, const char* stage, const std::string& dir) {
     std::string path = dir + "/" + t.name + ".npy";
     if (dir == kGoldenInputs) {
       // The artifact's own copy (ep_session_golden_input): nothing beside it to upload.
-      const void* bytes = nullptr;
-      size_t size = 0;
-      check(ep_session_golden_input(s, stage, t.name.c_str(), &bytes, &size), "--inputs @golden");
+      ep_tensor g;
+      check(ep_session_golden_input(s, stage, t.name.c_str(), &g), "--inputs @golden");
       path = "golden input '" + t.name + "'";
-      try {
-        a = npy::parse(static_cast<const uint8_t*>(bytes), size, path);
-      } catch (const edgepack::Error& e) {
-        throw Failure{kExitErrorBase + static_cast<int>(e.code()), e.what()};
-      }
+      a.descr = npy::descr_for(dtype_name(static_cast<ep_dtype>(g.dtype)));
+      a.shape.assign(g.shape, g.shape + g.rank);
+      const uint8_t* bytes = static_cast<const uint8_t*>(g.data);
+      a.data.assign(bytes, bytes + g.bytes);
     }
     if (dir.empty()) {
       a.shape = t.shape;
