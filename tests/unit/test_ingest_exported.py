@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -131,21 +132,46 @@ def test_new_op_without_function_body_is_refused_by_name(tmp_path: Path) -> None
 
 def test_attribute_opset_17_lacks_is_refused_unless_default(tmp_path: Path) -> None:
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 5, 5])
-    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, 3, 3])
-    for dilations, ok in (([1, 1], True), ([2, 2], False)):
-        node = helper.make_node("AveragePool", ["x"], ["y"], kernel_shape=[3, 3] if ok else
-                                [2, 2], dilations=dilations, name="/pool")
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, 4, 4])
+    for ceil_mode, ok in ((0, True), (1, False)):
+        node = helper.make_node("LpPool", ["x"], ["y"], kernel_shape=[2, 2], p=2,
+                                ceil_mode=ceil_mode, name="/pool")
         graph = helper.make_graph([node], "g", [x], [y])
-        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)],
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)],
                                   ir_version=9)
         path = save(tmp_path / str(ok), model)
         if ok:
-            got = ingest_model(ModelSpec("m", path, (InputSpec("x", (1, 2, 5, 5)),)))
-            assert not [a for n in got.onnx.graph.node for a in n.attribute
-                        if a.name == "dilations"]
+            got = to_canonical(str(path), model, 18)
+            assert not [a for n in got.graph.node for a in n.attribute if a.name == "ceil_mode"]
         else:
-            assert "node '/pool' (AveragePool) uses dilations [2, 2]" in refusal(
-                path, (InputSpec("x", (1, 2, 5, 5)),))
+            assert "node '/pool' (LpPool) sets attribute ceil_mode=1, which opset 17 lacks" in (
+                refusal(path, (InputSpec("x", (1, 2, 5, 5)),)))
+
+
+@pytest.mark.parametrize(("pool", "attrs"), [
+    ("AveragePool", {"kernel_shape": [2, 3], "dilations": [2, 2], "pads": [1, 0, 1, 2],
+                     "strides": [2, 1], "count_include_pad": 0}),
+    ("AveragePool", {"kernel_shape": [2, 2], "dilations": [2, 1], "pads": [1, 1, 1, 1],
+                     "ceil_mode": 1, "count_include_pad": 1, "strides": [2, 2]}),
+    ("MaxPool", {"kernel_shape": [2, 2], "strides": [2, 2], "pads": [0, 0, 1, 1],
+                 "ceil_mode": 1}),
+])
+def test_pools_opset_17_cannot_express_become_strided_slices(pool: str,
+                                                             attrs: dict[str, Any]) -> None:
+    """AveragePool dilations (19) and the last ceil_mode window that opset 19 drops become
+    Pad + strided Slices + Sum/Div or Max, and match onnxruntime at the model's opset."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 6, 7])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    graph = helper.make_graph([helper.make_node(pool, ["x"], ["y"], name="/pool", **attrs)],
+                              "g", [x], [y])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)], ir_version=9)
+    converted = to_canonical("pool.onnx", model, 19)
+    assert pool not in {n.op_type for n in converted.graph.node}
+    data = np.random.default_rng(4).normal(0, 1, (1, 3, 6, 7)).astype(np.float32)
+    (want,) = run_onnxruntime(model, {"x": data})
+    (got,) = run_onnxruntime(converted, {"x": data})
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
 
 
 def test_dynamo_export_with_data_beside_the_model(tmp_path: Path,

@@ -26,7 +26,7 @@ from onnx import helper, numpy_helper, version_converter
 
 from edgepack.errors import ModelError
 from edgepack.model.diagnostics import one_line
-from edgepack.model.opset_adapters import ADAPTERS, Context, bool_reduce
+from edgepack.model.opset_adapters import ADAPTERS, Context, bool_reduce, rewrite
 from edgepack.model.opset_adapters import CANONICAL_OPSET as CANONICAL_OPSET
 from edgepack.model.optimize import optimize, shape_skeleton
 
@@ -220,10 +220,14 @@ def downgrade(path_str: str, model: onnx.ModelProto, opset: int) -> onnx.ModelPr
     out.CopyFrom(model)
     ctx = _context(path_str, out)
     ctx.graph = out.graph
+    ctx.opset = opset
     nodes: list[onnx.NodeProto] = []
-    for node in out.graph.node:
-        _convert_node(ctx, node, opset)
-        nodes.extend(bool_reduce(ctx, node))
+    for node in list(out.graph.node):
+        replaced = rewrite(ctx, node)
+        if replaced is None:
+            _convert_node(ctx, node, opset)
+            replaced = bool_reduce(ctx, node)
+        nodes.extend(replaced)
     del out.graph.node[:]
     out.graph.node.extend(nodes)
     for imp in out.opset_import:
