@@ -25,6 +25,8 @@ APT_PACKAGES=(
   dpkg-dev ca-certificates
   # rendering the HTML bench report headless in its test
   chromium
+  # the OpenCL backend: ICD loader + headers to build it, PoCL (CPU OpenCL) to test it
+  ocl-icd-opencl-dev opencl-c-headers opencl-clhpp-headers pocl-opencl-icd
 )
 
 missing=()

@@ -7,7 +7,8 @@
  * Environment knobs for tests/sdk/test_backend_abi.py:
  *   EDGEPACK_TEST_RELU_TRACE=1         one stderr line per prepared partition
  *   EDGEPACK_TEST_RELU_FAIL_PREPARE=1  prepare_partition fails (the nodes fall back to CPU)
- *   EDGEPACK_TEST_RELU_STRUCT_SIZE=N   the table claims N bytes (the loader must refuse N < 2.0's) */
+ *   EDGEPACK_TEST_RELU_STRUCT_SIZE=N   the table claims N bytes (the loader must refuse N < 2.0's)
+ */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>

@@ -24,9 +24,8 @@ std::string version_string(uint32_t v) {
 std::string check_table(const edgepack_backend_api& api) {
   const uint32_t major = EDGEPACK_BACKEND_API_VERSION_MAJOR(api.api_version);
   if (major != EDGEPACK_BACKEND_API_MAJOR)
-    return "built for ABI " + version_string(api.api_version) + " (major " +
-           std::to_string(major) + "), runtime speaks ABI " +
-           version_string(EDGEPACK_BACKEND_API_VERSION) + " (major " +
+    return "built for ABI " + version_string(api.api_version) + " (major " + std::to_string(major) +
+           "), runtime speaks ABI " + version_string(EDGEPACK_BACKEND_API_VERSION) + " (major " +
            std::to_string(EDGEPACK_BACKEND_API_MAJOR) + ")";
   if (api.struct_size < EDGEPACK_BACKEND_API_MIN_SIZE)
     return "function table of " + std::to_string(api.struct_size) +
@@ -66,7 +65,8 @@ std::shared_ptr<Backend> Backend::load(const std::string& spec, std::string* why
   } else {
     // Two spellings: libedgepack_backend_<name>.so (test and vendor plugins) and
     // libedgepack_<name>.so (the backends built with the SDK, e.g. libedgepack_opencl.so).
-    const std::string files[] = {"libedgepack_backend_" + spec + ".so", "libedgepack_" + spec + ".so"};
+    const std::string files[] = {"libedgepack_backend_" + spec + ".so",
+                                 "libedgepack_" + spec + ".so"};
     std::vector<std::string> dirs;
     if (const char* path = std::getenv("EDGEPACK_BACKEND_PATH")) {
       std::string p = path;

@@ -237,15 +237,12 @@ void GraphInstance::bind_cpu(BoundNode& bn) {
 
 void GraphInstance::mirror_node(BoundNode& bn) {
   const GraphNode& node = *bn.node;
-  for (uint32_t t : node.inputs) bn.plugin_inputs.push_back(t == kNoTensor ? nullptr : &mirrors_[t]);
+  for (uint32_t t : node.inputs)
+    bn.plugin_inputs.push_back(t == kNoTensor ? nullptr : &mirrors_[t]);
   for (uint32_t t : node.outputs) bn.plugin_outputs.push_back(&mirrors_[t]);
   bn.plugin_attrs = {&node.attrs, attr_int, attr_float, attr_ints, attr_floats, attr_string};
-  bn.plugin_node = {node.op_type.c_str(),
-                    node.name.c_str(),
-                    bn.plugin_inputs.size(),
-                    bn.plugin_inputs.data(),
-                    bn.plugin_outputs.size(),
-                    bn.plugin_outputs.data(),
+  bn.plugin_node = {node.op_type.c_str(),    node.name.c_str(),        bn.plugin_inputs.size(),
+                    bn.plugin_inputs.data(), bn.plugin_outputs.size(), bn.plugin_outputs.data(),
                     &bn.plugin_attrs};
 }
 
@@ -297,10 +294,10 @@ bool GraphInstance::try_partition(size_t first, size_t last,
   void* st = nullptr;
   if (api->prepare_partition(api->context, &part->c, &st, err, sizeof err) != 0) {
     err[sizeof err - 1] = 0;
-    log(LogLevel::kWarning, "backend '" + backend->name() + "' could not prepare the partition of " +
-                                std::to_string(last - first + 1) + " nodes from '" +
-                                graph_->nodes[first].name + "' (" + graph_->nodes[first].op_type +
-                                "): " + err + "; its nodes go to the next backend");
+    log(LogLevel::kWarning,
+        "backend '" + backend->name() + "' could not prepare the partition of " +
+            std::to_string(last - first + 1) + " nodes from '" + graph_->nodes[first].name + "' (" +
+            graph_->nodes[first].op_type + "): " + err + "; its nodes go to the next backend");
     part->state = st;  // released by ~Partition
     return false;
   }

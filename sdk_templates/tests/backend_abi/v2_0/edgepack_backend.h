@@ -25,9 +25,10 @@
  * run_partition must not allocate host memory per call.
  *
  * Versioning rule (append-only growth, checked by the loader in runtime/backend.cpp):
- *  - api_version = (major << 16) | minor (ABI 1 wrote a plain 1: major 1). A new major means an incompatible change; a new minor
- *    only APPENDS members at the end of edgepack_backend_api (never reorders, resizes or
- *    removes one), and the comment of each appended member names the minor that added it.
+ *  - api_version = (major << 16) | minor (ABI 1 wrote a plain 1: major 1). A new major means an
+ * incompatible change; a new minor only APPENDS members at the end of edgepack_backend_api (never
+ * reorders, resizes or removes one), and the comment of each appended member names the minor that
+ * added it.
  *  - The loader accepts a plugin iff its major equals the runtime's major and its struct_size is
  *    at least EDGEPACK_BACKEND_API_MIN_SIZE (the table of 2.0: every member up to `release`).
  *    The plugin's minor may be lower or higher than the runtime's.
@@ -51,7 +52,8 @@ extern "C" {
 
 #define EDGEPACK_BACKEND_API_MAJOR 2u
 #define EDGEPACK_BACKEND_API_MINOR 0u
-#define EDGEPACK_BACKEND_API_VERSION ((EDGEPACK_BACKEND_API_MAJOR << 16) | EDGEPACK_BACKEND_API_MINOR)
+#define EDGEPACK_BACKEND_API_VERSION \
+  ((EDGEPACK_BACKEND_API_MAJOR << 16) | EDGEPACK_BACKEND_API_MINOR)
 /* The major of an api_version; ABI 1 (before this encoding) wrote a plain 1. */
 #define EDGEPACK_BACKEND_API_VERSION_MAJOR(v) \
   ((uint32_t)(v) < 0x10000u ? (uint32_t)(v) : (uint32_t)(v) >> 16)
@@ -129,8 +131,8 @@ typedef struct edgepack_backend_api {
   /* Prepares one partition; *state is the plugin's. Returns 0 on success, else writes a message
    * into err (err_size bytes, NUL-terminated) and the runtime gives the nodes to the next
    * backend. release_partition is called on *state either way. */
-  int (*prepare_partition)(void* context, const edgepack_backend_partition* partition,
-                           void** state, char* err, size_t err_size);
+  int (*prepare_partition)(void* context, const edgepack_backend_partition* partition, void** state,
+                           char* err, size_t err_size);
   /* Runs one partition: copy inputs in, run the nodes, copy outputs out. 0 on success, else a
    * message in err (the run fails with that message). */
   int (*run_partition)(void* context, const edgepack_backend_partition* partition, void* state,
@@ -143,7 +145,7 @@ typedef struct edgepack_backend_api {
 #define EDGEPACK_BACKEND_API_MIN_SIZE \
   (offsetof(edgepack_backend_api, release) + sizeof(void (*)(void*)))
 /* Whether a table of `api`->struct_size bytes has `member` (added in some minor). */
-#define EDGEPACK_BACKEND_HAS(api, member)                                           \
+#define EDGEPACK_BACKEND_HAS(api, member)                                                  \
   ((api)->struct_size >= offsetof(edgepack_backend_api, member) + sizeof((api)->member) && \
    (api)->member != NULL)
 
