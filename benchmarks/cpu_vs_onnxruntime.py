@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import os
 import platform
 import sys
@@ -130,12 +129,7 @@ def main() -> int:
         "loadavg_1min": {"before": load_before[0], "after": os.getloadavg()[0]},
         "results": rows,
     }
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=args.json.parent, delete=False,
-                                     suffix=".tmp") as f:
-        json.dump(result, f, indent=2)
-    os.replace(f.name, args.json)
-    print(f"wrote {args.json}")
+    timing.write_result(args.json, result)
     return 0
 
 

@@ -9,9 +9,11 @@ Used by cpu_vs_onnxruntime.py and real_models.py (import it with ``benchmarks/``
 from __future__ import annotations
 
 import json
+import os
 import platform
 import resource
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -121,3 +123,12 @@ def stats(samples: list[float]) -> dict[str, float]:
     arr = np.asarray(samples)
     return {"median_ms": float(np.median(arr)), "p90_ms": float(np.percentile(arr, 90)),
             "min_ms": float(arr.min()), "n": int(arr.size)}
+
+
+def write_result(path: Path, result: dict[str, Any]) -> None:
+    """Write a benchmark's JSON result atomically and say where."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as f:
+        json.dump(result, f, indent=2)
+    os.replace(f.name, path)
+    print(f"wrote {path}")

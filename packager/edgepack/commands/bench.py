@@ -14,6 +14,7 @@ from edgepack import api
 from edgepack.bench.plan import DEFAULT_WARMUP
 from edgepack.bench.report import render_text
 from edgepack.bench.report_html import render_html
+from edgepack.commands import add_host_key_options
 from edgepack.errors import ExitCode, UsageError
 from edgepack.fsutil import write_atomic
 from edgepack.ui import emit, terminal_safe
@@ -64,10 +65,7 @@ def register(subparsers: Any) -> None:
                    "GFLOP/s in the report, the 10 slowest in the text")
     p.add_argument("--html", type=Path, metavar="FILE",
                    help="also write the report as one offline HTML page")
-    p.add_argument("--known-hosts", type=Path, metavar="FILE",
-                   help="known_hosts file (default ~/.config/edgepack/known_hosts)")
-    p.add_argument("--trust-new-host", action="store_true",
-                   help="accept and record an unknown host key (never a changed one)")
+    add_host_key_options(p)
     p.add_argument("--sdk", type=Path, metavar="DIR",
                    help="use this built SDK tree instead of building or reusing the cached one")
     p.set_defaults(func=run)

@@ -9,6 +9,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from edgepack.commands import add_host_key_options
 from edgepack.device import virtual
 from edgepack.errors import UsageError
 from edgepack.ui import emit, format_table
@@ -56,10 +57,7 @@ def register(subparsers: Any) -> None:
                         "the old key no longer open there)")
     p_prov.add_argument("--force", action="store_true",
                         help="overwrite --out even if it holds another key")
-    p_prov.add_argument("--known-hosts", type=Path, metavar="FILE",
-                        help="known_hosts file (default ~/.config/edgepack/known_hosts)")
-    p_prov.add_argument("--trust-new-host", action="store_true",
-                        help="accept and record an unknown host key (never a changed one)")
+    add_host_key_options(p_prov)
     p_prov.add_argument("--sdk", type=Path, metavar="DIR",
                         help="a built SDK tree holding bin/edgepack-agent")
     p_prov.add_argument("--json", action="store_true", help="print JSON")
