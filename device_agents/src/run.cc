@@ -58,7 +58,8 @@ bool proc_stat(pid_t pid, pid_t* ppid, pid_t* sid) {
   return true;
 }
 
-// Live descendants of this agent, plus any process still in the RUN's session `sid`.
+// Live descendants of this agent, plus any process still in the RUN's session `sid` (0: none;
+// once the program is reaped its pid, and so its session id, may be reused).
 std::vector<pid_t> descendants(pid_t sid) {
   std::map<pid_t, pid_t> parent;
   std::vector<pid_t> out;
@@ -71,7 +72,7 @@ std::vector<pid_t> descendants(pid_t sid) {
     pid_t pp = 0, s = 0;
     if (!proc_stat(pid_t(pid), &pp, &s)) continue;
     parent[pid_t(pid)] = pp;
-    if (s == sid && pid_t(pid) != ::getpid()) out.push_back(pid_t(pid));
+    if (sid > 0 && s == sid && pid_t(pid) != ::getpid()) out.push_back(pid_t(pid));
   }
   ::closedir(d);
   const pid_t self = ::getpid();
@@ -116,15 +117,15 @@ struct Child {
 
   // Sends `sig` to the program's session and to every descendant of the agent.
   void signal_all(int sig) {
-    ::kill(-pid, sig);
-    for (pid_t p : descendants(pid)) ::kill(p, sig);
+    if (!exited) ::kill(-pid, sig);
+    for (pid_t p : descendants(exited ? 0 : pid)) ::kill(p, sig);
   }
 
   // SIGKILL until no descendant is left (a fork racing with the sweep is caught next round).
   void kill_all() {
     for (int round = 0; round < 50; ++round) {
-      ::kill(-pid, SIGKILL);
-      std::vector<pid_t> left = descendants(pid);
+      if (!exited) ::kill(-pid, SIGKILL);
+      std::vector<pid_t> left = descendants(exited ? 0 : pid);
       for (pid_t p : left) ::kill(p, SIGKILL);
       reap();
       if (left.empty()) return;
