@@ -241,3 +241,20 @@ def test_hello_limits_are_announced_and_bounded(agent: AgentClient) -> None:
     assert info.max_payload == MAX_PAYLOAD and info.max_chunk == 131072
     with pytest.raises(DeviceError, match="max_output"):
         agent.run(["bin/x"], max_output=-1)
+
+
+def test_end_of_input_during_a_run_ends_the_program_and_the_agent(host_agent: Path,
+                                                                  root: Path) -> None:
+    prog = _script(root, "long", "echo $$ > long.pid\nexec sleep 60\n")
+    with stdio_agent(host_agent, root) as agent:
+        agent._send(Message.build(MsgType.RUN, 77, argv=[prog]))
+        deadline = time.monotonic() + 10
+        while not (root / "long.pid").exists() or not (root / "long.pid").read_text():
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        pid = int((root / "long.pid").read_text())
+        assert not _gone(pid)
+        proc = agent.stream.proc  # type: ignore[attr-defined]
+        proc.stdin.close()  # the SSH channel closes
+        assert proc.wait(timeout=10) == 0
+    assert _wait_gone(pid)
