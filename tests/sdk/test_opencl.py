@@ -3,8 +3,9 @@
 
 Op conformance: small single-op graphs run with ``--backend <libedgepack_opencl.so>`` must place
 their node on "opencl" and match the built-in CPU backend on the same graph (float32, rtol/atol
-1e-5 scaled by the output). Real models (tests/real_models.py, seeded weights) run with every node
-on OpenCL against onnxruntime (1e-4 x max(1, max |reference|), the real-model suite's tolerance).
+1e-5 scaled by the output; with fp16 storage 1e-2). Real models (tests/real_models.py, seeded
+weights) run with every node on OpenCL against onnxruntime (1e-4 x max(1, max |reference|), the
+real-model suite's tolerance; 5e-3 with fp16 storage).
 
 PoCL is a real dependency of these tests (scripts/setup.sh installs pocl-opencl-icd): without an
 OpenCL ICD they fail, naming setup.sh. PoCL compiles the kernel program with LLVM once per
@@ -270,22 +271,57 @@ def test_unsupported_node_stays_on_cpu_between_partitions(sdk_host: SdkBuild,
     np.testing.assert_allclose(got.outputs["y"], want.outputs["y"], rtol=1e-5, atol=1e-5)
 
 
+FP16_CASES = ["add_broadcast", "concat_axis1", "conv_depthwise_relu6", "conv_pads_strides",
+              "gemm_transb_bias", "maxpool_pads_ceil", "resize_linear_half_pixel",
+              "softmax_axis1"]
+
+
+def fp16(plugin: Plugin) -> Plugin:
+    if os.environ.get("EDGEPACK_CONFORMANCE_PLUGIN"):
+        pytest.skip("EDGEPACK_OPENCL_PRECISION=fp16 is an option of the OpenCL backend only")
+    return Plugin(plugin.path, plugin.name, {**plugin.env, "EDGEPACK_OPENCL_PRECISION": "fp16"})
+
+
+@pytest.mark.parametrize("case", FP16_CASES)
+def test_op_with_fp16_storage_is_close_to_cpu_backend(sdk_host: SdkBuild, plugin: Plugin,
+                                                      warm: None, case: str) -> None:
+    """Half storage (vload_half/vstore_half, core OpenCL 1.2, so PoCL runs it too): every tensor
+    rounded to 11 significant bits, float arithmetic; within 1e-2 of float32 relative to the
+    output scale."""
+    model, feeds = CASES[case]()
+    add_clip_bounds(model)
+    got = graph_run(sdk_host, model, feeds, fp16(plugin), bench=1)
+    want = graph_run(sdk_host, model, feeds, None)
+    assert set(got.placement.values()) == {plugin.name}
+    backends = {b["name"]: b for b in got.report["profile"]["backends"]}
+    assert "fp16 storage" in backends[plugin.name]["device"]
+    for k, ref in want.outputs.items():
+        scale = max(1.0, float(np.abs(ref).max()))
+        np.testing.assert_allclose(got.outputs[k], ref, rtol=1e-2, atol=1e-2 * scale, err_msg=k)
+        assert not np.array_equal(got.outputs[k], ref), "fp16 storage left no rounding at all"
+
+
 # --- real models -------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name", ["resnet18", "mobilenet_v2"])
+@pytest.mark.parametrize("name,precision", [("resnet18", "fp32"), ("mobilenet_v2", "fp32"),
+                                            ("mobilenet_v2", "fp16")])
 def test_real_model_on_opencl_matches_onnxruntime(sdk_host: SdkBuild, plugin: Plugin,
-                                                  warm: None, name: str) -> None:
+                                                  warm: None, name: str, precision: str) -> None:
+    """Every node on OpenCL, one partition; float32 within 1e-4 of onnxruntime (relative to
+    max(1, max |reference|)), fp16 storage within 5e-3 (measured 1.0e-3 for mobilenet_v2)."""
     spec = BY_NAME[name]
     model = optimize(load_real_model(name))[0]
     feeds = {k: np.random.default_rng(0).standard_normal(s).astype(np.float32)
              for k, s in spec.inputs.items()}
-    got = graph_run(sdk_host, model, feeds, plugin)
+    got = graph_run(sdk_host, model, feeds, fp16(plugin) if precision == "fp16" else plugin)
     on_gpu = [k for k, v in got.placement.items() if v == plugin.name]
     assert len(on_gpu) == len(got.placement), {k: v for k, v in got.placement.items()
                                                if v != plugin.name}
     backends = {b["name"]: b for b in got.report["profile"]["backends"]}
     assert backends[plugin.name]["partitions"] == 1 and backends[plugin.name]["ms"] > 0
     want = run_ort(model, feeds)
+    tolerance = 5e-3 if precision == "fp16" else 1e-4
     for k, ref in want.items():
         scale = max(1.0, float(np.abs(ref).max()))
-        np.testing.assert_allclose(got.outputs[k], ref, rtol=1e-4, atol=1e-4 * scale, err_msg=k)
+        np.testing.assert_allclose(got.outputs[k], ref, rtol=tolerance, atol=tolerance * scale,
+                                   err_msg=k)

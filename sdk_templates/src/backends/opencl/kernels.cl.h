@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 // The OpenCL C 1.2 kernels of the OpenCL backend, embedded as one source string (built once per
 // process, see opencl_backend.cpp). One work-item per output element: simple, correct kernels
-// that every OpenCL 1.2 device (Mali, Adreno, PoCL) compiles; `real` is float, or half when the
-// program is built with -DEP_FP16 (cl_khr_fp16 devices), arithmetic in float either way.
+// that every OpenCL 1.2 device (Mali, Adreno, PoCL) compiles. Tensors are stored as float, or as
+// half when the program is built with -DEP_FP16 (vload_half/vstore_half, core OpenCL 1.2, so no
+// extension is needed); arithmetic is float either way.
 #pragma once
 
 namespace edgepack_opencl {
@@ -10,13 +11,14 @@ namespace edgepack_opencl {
 inline const char* kernel_source() {
   return R"CL(
 #ifdef EP_FP16
-#pragma OPENCL EXTENSION cl_khr_fp16 : enable
-typedef half real;
+typedef half real; /* storage only: vload_half / vstore_half are core OpenCL 1.2 */
+#define LD(p, i) vload_half((i), (p))
+#define ST(p, i, v) vstore_half((v), (i), (p))
 #else
 typedef float real;
-#endif
 #define LD(p, i) ((float)(p)[i])
 #define ST(p, i, v) ((p)[i] = (real)(v))
+#endif
 
 /* Fused activations, as the lowering writes them (attribute "activation"). */
 float act(float v, int a, float p0, float p1) {
@@ -202,7 +204,7 @@ __kernel void concat_part(__global const real* x, __global real* y, int row_in, 
   const int i = get_global_id(0);
   if (i >= total) return;
   const int o = i / row_in, j = i % row_in;
-  y[(size_t)o * row_out + offset + j] = x[i];
+  ST(y, (size_t)o * row_out + offset + j, LD(x, i)); /* exact for half too */
 }
 
 /* Softmax over a middle axis: one work-item per (outer, inner) row. */

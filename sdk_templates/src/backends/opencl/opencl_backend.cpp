@@ -11,8 +11,9 @@
 //
 // Device: the first GPU of the first platform that has one, else the first device of any type
 // (PoCL's CPU device in the tests). EDGEPACK_OPENCL_DEVICE=<substring> picks by device name.
-// Precision: float32 storage and arithmetic; EDGEPACK_OPENCL_FP16=1 stores tensors as half on a
-// device with cl_khr_fp16 (arithmetic stays float).
+// Precision: float32 storage and arithmetic by default; EDGEPACK_OPENCL_PRECISION=fp16 stores
+// every tensor (constants too) as half, halving memory traffic, with float arithmetic (results
+// then differ from float32 by about 1e-3 relative). describe() says which, and cl_khr_fp16.
 #define CL_TARGET_OPENCL_VERSION 120
 #include <CL/cl.h>
 
@@ -205,13 +206,10 @@ struct Device {
     }
     const bool has_fp16 =
         info(device, CL_DEVICE_EXTENSIONS).find("cl_khr_fp16") != std::string::npos;
-    const char* f = std::getenv("EDGEPACK_OPENCL_FP16");
-    fp16 = has_fp16 && f && std::strcmp(f, "1") == 0;
+    const char* precision = std::getenv("EDGEPACK_OPENCL_PRECISION");
+    fp16 = precision && std::strcmp(precision, "fp16") == 0;
     description = info(device, CL_DEVICE_NAME) + " (" + info(device, CL_DEVICE_VERSION) + ", " +
-                  (fp16       ? "fp16 storage"
-                   : has_fp16 ? "fp32, cl_khr_fp16 available"
-                              : "fp32") +
-                  ")";
+                  (fp16 ? "fp16 storage" : "fp32") + (has_fp16 ? ", cl_khr_fp16" : "") + ")";
     return true;
   }
 
