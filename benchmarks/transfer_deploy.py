@@ -5,7 +5,7 @@ The virtual hi3559a console (aarch64 busybox under qemu behind a pty) is reached
 ``faultproxy.FaultProxy`` with no faults and ``baud`` set (10 bits per byte, like a UART), and
 a fresh device root gets what ``edgepack bench`` deploys: the agent (through the console
 shell: base64, gzip-compressed when the board has ``gunzip``), then the runner, the artifact,
-the publisher key and the golden inputs in agent frames (DEFLATE-compressed chunks). Each file
+the publisher key in agent frames (DEFLATE-compressed chunks). Each file
 is timed; ``--plain`` turns both compressions off for comparison. Target: <= 5 minutes at
 115200 baud.
 
@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "packager"))
 
 from edgepack.artifact import keys  # noqa: E402
-from edgepack.bench.runner import BenchOptions, load_golden, sdk_for  # noqa: E402
+from edgepack.bench.runner import sdk_for  # noqa: E402
 from edgepack.cli import main as cli_main  # noqa: E402
 from edgepack.device.faultproxy import FaultProxy, Faults  # noqa: E402
 from edgepack.device.serial import SerialTransport  # noqa: E402
@@ -96,13 +96,14 @@ def main() -> int:
     sdk = sdk_for(board, args.sdk)
     work = Path(tempfile.mkdtemp(prefix="edgepack-deploy-bench-"))
     console = None
+    load_before = os.getloadavg()
     try:
-        artifact, key, publisher = pack_example(work)
-        _, golden, data = load_golden(BenchOptions(artifact=artifact, board="hi3559a",
-                                                   target="", key=key, publisher=publisher))
+        artifact, _key, publisher = pack_example(work)
+        data = artifact.read_bytes()
+        # The golden inputs are not sent beside the artifact: the runner reads them from it
+        # (edgepack-run --inputs @golden).
         files = [("edgepack-run", (sdk / "bin" / "edgepack-run").read_bytes()),
                  ("artifact.epk", data), ("publisher.pub", publisher.read_bytes())]
-        files += [(f"golden/{n}.npy", d) for n, d in golden.inputs.items()]
         console = start_serial_console(board, work / "state")
         root = str(work / "board")
         with FaultProxy(console.tty, work / "ttyPACED", faults=Faults.clean(),
@@ -114,17 +115,23 @@ def main() -> int:
             stop_serial_console(console)
         shutil.rmtree(work, ignore_errors=True)
     total_s = sum(r["seconds"] for r in rows)
+    wire = sum(r["wire_bytes"] for r in rows)
+    line_rate_min = wire * 10 / args.baud / 60  # what the bytes on the wire take at 8N1
     print(format_table(["file", "bytes", "on the wire", "seconds"],
                        [[r["file"], str(r["bytes"]), str(r["wire_bytes"]), f"{r['seconds']:.1f}"]
                         for r in rows]))
     print(f"first deploy at {args.baud} baud ({'plain' if args.plain else 'compressed'}): "
-          f"{sum(r['bytes'] for r in rows)} bytes, {sum(r['wire_bytes'] for r in rows)} on the "
-          f"wire, {total_s / 60:.1f} minutes (target <= 5)")
+          f"{sum(r['bytes'] for r in rows)} bytes, {wire} on the wire, {total_s / 60:.1f} "
+          f"minutes measured, {line_rate_min:.1f} at line rate (target <= 5); load average "
+          f"{load_before[0]:.1f} before, {os.getloadavg()[0]:.1f} after")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     out = args.json.with_name(args.json.stem + ("-plain" if args.plain else "") + ".json")
     tmp = out.with_suffix(".tmp")
     tmp.write_text(json.dumps({"baud": args.baud, "plain": args.plain, "bits_per_byte": 10,
-                               "minutes": total_s / 60, "rows": rows}, indent=2) + "\n")
+                               "minutes": total_s / 60, "line_rate_minutes": line_rate_min,
+                               "load_average": {"before": load_before[0],
+                                                "after": os.getloadavg()[0]},
+                               "rows": rows}, indent=2) + "\n")
     os.replace(tmp, out)
     return 0
 
