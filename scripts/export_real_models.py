@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Exports the real-model test set (tests/real_models.py, REAL_MODELS) to tests/data/real_models/.
+"""Exports the real-model test set (tests/real_models.py, REAL_MODELS and CUT_MODELS) to
+tests/data/real_models/.
 
 Run by hand, never in CI. It needs torch, torchvision, ultralytics, timm, onnx, onnxscript (for
 the dynamo export) and onnxruntime, best in a virtual environment of its own outside the repo:
@@ -18,6 +19,9 @@ prepares them (eval, BatchNorm fused, Detect head in export mode, C2f split forw
 with torch.onnx.export directly, without onnxslim, since ultralytics' exporter installs missing
 packages at run time. One model, ``mobilenet_v3_small_dynamo``, comes from torch's dynamo
 exporter (``dynamo=True``, opset 18, weights in ``model.onnx.data``) and keeps that layout.
+torchvision's ``ssdlite320_mobilenet_v3_large`` is exported whole (``weights=None,
+weights_backbone=None``), its data-dependent post-processing included; the tests cut it at its
+head (``RealModel.cut``).
 
 Then every float initializer larger than STRIP_BYTES that is a weight (consumed by a Conv,
 ConvTranspose, Gemm, MatMul or a normalization node, through Transpose/Reshape/Cast if any), and
@@ -62,6 +66,17 @@ def torchvision_model(arch: str) -> Callable[[], Any]:
         import torchvision
 
         return getattr(torchvision.models, arch)(weights=None)
+    return build
+
+
+def torchvision_detection(arch: str) -> Callable[[], Any]:
+    """A torchvision detection model, whole: transform, backbone, head and its post-processing
+    (the export keeps the per-class loop unrolled; the tests cut it at ``RealModel.cut``)."""
+    def build() -> Any:
+        import torchvision
+
+        return getattr(torchvision.models.detection, arch)(weights=None,
+                                                           weights_backbone=None)
     return build
 
 
@@ -123,6 +138,7 @@ BUILDERS: dict[str, Callable[[], Any]] = {
     "convnext_atto": timm_model("convnext_atto"),
     "mobilevit_xxs": timm_model("mobilevit_xxs"),
     "mobilenet_v3_small_dynamo": torchvision_model("mobilenet_v3_small"),
+    "ssdlite320_mobilenet_v3_large": torchvision_detection("ssdlite320_mobilenet_v3_large"),
 }
 
 
@@ -215,7 +231,10 @@ def verify(spec: real_models.RealModel) -> str:
     feeds = {n: rng.standard_normal(s).astype(np.float32) for n, s in spec.inputs.items()}
     outs = session.run(None, feeds)
     assert all(np.isfinite(o).all() for o in outs), spec.name
-    peaks = ", ".join(f"{o.shape} max|out| {float(np.abs(o).max()):.3g}" for o in outs)
+    produced = {o for n in model.graph.node for o in n.output}
+    assert all(name in produced for name in spec.cut), (spec.name, spec.cut)
+    peaks = ", ".join(f"{o.shape} max|out| {float(np.abs(o).max(initial=0)):.3g}"
+                      for o in outs)
     return peaks
 
 
@@ -227,7 +246,8 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown models: {sorted(unknown)}; known: {sorted(BUILDERS)}")
     assert set(BUILDERS) == set(real_models.BY_NAME), "BUILDERS and REAL_MODELS disagree"
-    specs = [m for m in real_models.REAL_MODELS if not args.names or m.name in args.names]
+    specs = [m for m in [*real_models.REAL_MODELS, *real_models.CUT_MODELS]
+             if not args.names or m.name in args.names]
     for spec in specs:
         with tempfile.TemporaryDirectory() as tmp:
             exported = export(spec, Path(tmp))

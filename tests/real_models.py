@@ -51,6 +51,9 @@ class RealModel:
     outputs: tuple[str, ...]
     opset: int = 17
     external_data: bool = False  # stored as <name>/model.onnx + model.onnx.data
+    # Tensors to cut the export at (``outputs = [...]``) when its own outputs come from
+    # data-dependent post-processing that edgepack's post replaces.
+    cut: tuple[str, ...] = ()
 
     @property
     def path(self) -> Path:
@@ -83,7 +86,16 @@ REAL_MODELS: list[RealModel] = [
     RealModel("mobilenet_v3_small_dynamo", "torchvision mobilenet_v3_small, torch dynamo export",
               IMAGENET, ("logits",), opset=18, external_data=True),
 ]
-BY_NAME = {m.name: m for m in REAL_MODELS}
+# Exports that pack only cut at their head (``cut``), finished by edgepack's detection post:
+# torchvision's SSDlite ends in per-class score thresholds, NonZero and batched NMS. Its head,
+# as torchvision's post-processing sees it per image: boxes [3234, 4] (x1, y1, x2, y2 in
+# model-input pixels, clipped) and softmax scores [3234, 91] with class 0 the background.
+CUT_MODELS: list[RealModel] = [
+    RealModel("ssdlite320_mobilenet_v3_large", "torchvision ssdlite320_mobilenet_v3_large",
+              {"images": (1, 3, 320, 320)}, ("boxes", "scores", "labels"),
+              cut=("/Reshape_output_0", "/Squeeze_2_output_0")),
+]
+BY_NAME = {m.name: m for m in [*REAL_MODELS, *CUT_MODELS]}
 FLOAT_TYPES = {TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.DOUBLE, TensorProto.BFLOAT16}
 
 # Ops a weight reaches its consumer through unchanged in role (exporters insert these).

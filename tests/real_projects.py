@@ -13,7 +13,7 @@ import onnx
 from onnx import numpy_helper
 
 from edgepack.artifact import keys
-from real_models import REAL_MODELS, load_real_model
+from real_models import BY_NAME, load_real_model
 
 # The last 1x1 Conv of each class branch of an ultralytics Detect head (cv3.<level>.2).
 _CLASS_CONV = re.compile(r"^model\.\d+\.cv3\.\d+\.2\.(weight|bias)$")
@@ -49,7 +49,7 @@ def write_project(root: Path, name: str, model_toml: str = "", *, seed: int = 0,
     onnx.save(model, str(root / "models" / f"{name}.onnx"))
     keys.generate_device_key(root / "keys" / "dev1.key")
     keys.generate_publisher_key(root / "keys" / "publisher.key")
-    assert name in {m.name for m in REAL_MODELS}
+    assert name in BY_NAME
     (root / "edgepack.toml").write_text(f"""\
 [package]
 name = "{name.replace('_', '-')}"

@@ -11,6 +11,10 @@ artifact's golden input: seeded standard normal on the int8 x 1/32 grid), stated
   rows are pixel coordinates up to ~950, hence the scale);
 - YOLO pipelines: boxes and keypoints (source pixels) atol 1e-2, scores atol 1e-4, classes
   equal, mask coefficients atol 1e-4 x max(1, max |reference|).
+- torchvision SSDlite, cut at its per-image head (boxes [3234, 4], softmax scores [3234, 91]
+  with class 0 the background) and finished by edgepack's NMS: the same detections as
+  torchvision's own exported post-processing under onnxruntime (boxes atol 1e-2, scores 1e-4,
+  classes equal).
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from edgepack.artifact.pack import pack_project
 from edgepack.model.reference import run_pipeline
 from edgepack.model.stages import build_stage_plan
 from edgepack.spec.loader import load_spec
-from real_models import REAL_MODELS, RealModel, load_real_model, save_real_model
+from real_models import BY_NAME, REAL_MODELS, RealModel, load_real_model, save_real_model
 from real_projects import YOLO_LETTERBOX, scene, write_project, yolo_post
 
 Array = np.ndarray[Any, Any]
@@ -135,3 +139,51 @@ def test_yolo_pipeline_through_the_runner(sdk_host: SdkBuild, tmp_path: Path, na
         else:
             atol = 1e-4 * max(1.0, float(np.abs(ref).max(initial=0.0)))
             np.testing.assert_allclose(got[out], ref, rtol=0, atol=atol, err_msg=out)
+
+
+SSDLITE = "ssdlite320_mobilenet_v3_large"
+
+
+def ssdlite_toml(spec: RealModel, score_threshold: float, max_detections: int) -> str:
+    """Cut at the head and finished by edgepack's NMS with torchvision's IoU threshold."""
+    boxes, scores = spec.cut
+    return f"""outputs = ["{boxes}", "{scores}"]
+  [models.postprocess]
+  kind = "detection"
+  output = "{boxes}"
+  scores_output = "{scores}"
+  box_format = "xyxy"
+  background_class = 0
+  score_threshold = {score_threshold}
+  iou_threshold = 0.55
+  max_detections = {max_detections}
+"""
+
+
+def test_ssdlite_cut_at_its_head_matches_torchvision_postprocessing(
+        sdk_host: SdkBuild, tmp_path: Path) -> None:
+    """torchvision's post-processing (per class: scores above 0.001, the best 300, NMS at IoU
+    0.55; then the best 300 overall) keeps, above 0.2, exactly what edgepack's per-class NMS at
+    the same IoU keeps above 0.2: compared in score order, through the runner and on the host."""
+    spec = BY_NAME[SSDLITE]
+    threshold, count = 0.2, 20
+    root = write_project(tmp_path / "project", SSDLITE, ssdlite_toml(spec, threshold, count))
+    epk = tmp_path / "ssdlite.epk"
+    pack_project(root, epk)
+    image = np.random.default_rng(5).standard_normal((1, 3, 320, 320)).astype(np.float32)
+    got = runner_outputs(sdk_host, root, epk, {"images": image}, tmp_path)
+    host = run_pipeline(build_stage_plan(load_spec(root)), {"images": image})
+
+    session = ort.InferenceSession(load_real_model(SSDLITE).SerializeToString(),
+                                   providers=["CPUExecutionProvider"])
+    boxes, scores, labels = session.run(None, {"images": image})
+    above = scores > threshold
+    assert above.sum() >= 5, f"only {above.sum()} torchvision detections above {threshold}"
+    k = min(int(above.sum()), count)
+    order = np.argsort(-scores, kind="stable")[:k]
+    for result in (got, host):
+        assert len(result["scores"]) == k
+        np.testing.assert_allclose(result["scores"], scores[order], rtol=0, atol=1e-4)
+        np.testing.assert_allclose(result["boxes"], boxes[order], rtol=0, atol=1e-2)
+        np.testing.assert_array_equal(result["classes"], labels[order])
+    assert 0 not in got["classes"]

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -11,7 +12,7 @@ import prepost_reference as ref
 import pytest
 from onnx.reference import ReferenceEvaluator
 
-from edgepack.errors import ModelError
+from edgepack.errors import ModelError, SpecError
 from edgepack.model.equivalence import run_onnxruntime
 from edgepack.model.ingest import RUNTIME_OPS
 from edgepack.model.prepost import (
@@ -22,7 +23,9 @@ from edgepack.model.prepost import (
     geometry,
 )
 from edgepack.model.tensors import TensorDesc
+from edgepack.spec.loader import load_spec
 from edgepack.spec.project import ClassificationPost, DetectionPost, PreprocessSpec
+from ssd_like import POST, project
 
 Array = np.ndarray[Any, Any]
 
@@ -204,3 +207,85 @@ def test_crop_with_no_boxes() -> None:
     img = np.zeros((20, 30, 3), np.uint8)
     (out,) = run_onnxruntime(model, {"image": img, "boxes": np.zeros((0, 4), np.float32)})
     assert out.shape == (0, 3, 8, 8)
+
+
+def _two_tensor(n: int, classes: int, seed: int) -> tuple[Array, Array]:
+    """Per-image boxes [n, 4] (x1, y1, x2, y2, apart from each other) and softmax-like scores
+    [n, classes] whose best class is often the background, class 0."""
+    rng = np.random.default_rng(seed)
+    corner = rng.uniform(0, 280, (n, 2)).astype(np.float32)
+    boxes = np.concatenate([corner, corner + rng.uniform(10, 40, (n, 2))], axis=1)
+    scores = rng.uniform(0, 0.3, (n, classes)).astype(np.float32)
+    scores[:, 0] += 0.5
+    return boxes.astype(np.float32), scores
+
+
+def test_per_image_two_tensor_head_with_a_background_class() -> None:
+    """torchvision's per-image head: boxes [N, 4] and scores [N, C] without a batch dimension,
+    class 0 the background. Same detections as the batched [1, N, 4] + [1, N, C] head with the
+    background column zeroed; without background_class the background wins most boxes."""
+    n, classes = 40, 6
+    boxes, scores = _two_tensor(n, classes, 3)
+    post = DetectionPost(output="boxes", box_format="xyxy", has_objectness=False,
+                         scores_output="scores", background_class=0, score_threshold=0.2,
+                         iou_threshold=0.5, max_detections=10)
+    per_image = build_detection_post(post, TensorDesc("head.boxes", "float32", (n, 4)), None, None,
+                                     TensorDesc("head.scores", "float32", (n, classes)))
+    got, evaluated = both(per_image, {"head.boxes": boxes, "head.scores": scores})
+    batched = build_detection_post(
+        DetectionPost(output="boxes", box_format="xyxy", has_objectness=False,
+                      scores_output="scores", score_threshold=0.2, iou_threshold=0.5,
+                      max_detections=10),
+        TensorDesc("head.boxes", "float32", (1, n, 4)), None, None,
+        TensorDesc("head.scores", "float32", (1, n, classes)))
+    no_background = scores.copy()
+    no_background[:, 0] = 0.0
+    want, _ = both(batched, {"head.boxes": boxes[None], "head.scores": no_background[None]})
+    assert len(want[1]) >= 5 and 0 not in got[2]
+    for g, e, w in zip(got, evaluated, want, strict=True):
+        np.testing.assert_array_equal(g, w)
+        np.testing.assert_array_equal(e, w)
+    with_background, _ = both(batched, {"head.boxes": boxes[None], "head.scores": scores[None]})
+    assert (with_background[2] == 0).sum() > len(with_background[2]) // 2
+
+
+@pytest.mark.parametrize(("boxes", "scores", "message"), [
+    ((5, 4), (1, 5, 3), "must be [5, classes] beside boxes [5, 4]"),
+    ((5, 3), (5, 3), "must be [1, N, 4] or [N, 4]"),
+    ((2, 5, 4), (2, 5, 3), "must be [1, N, 4] or [N, 4]"),
+])
+def test_two_tensor_head_shape_mistakes(boxes: tuple[int, ...], scores: tuple[int, ...],
+                                        message: str) -> None:
+    post = DetectionPost(output="boxes", box_format="xyxy", has_objectness=False,
+                         scores_output="scores")
+    with pytest.raises(ModelError, match=message.replace("[", r"\[")):
+        build_detection_post(post, TensorDesc("boxes", "float32", boxes), None, None,
+                             TensorDesc("scores", "float32", scores))
+
+
+def test_background_class_beyond_the_classes_is_an_error() -> None:
+    post = DetectionPost(output="boxes", box_format="xyxy", has_objectness=False,
+                         scores_output="scores", background_class=3)
+    with pytest.raises(ModelError, match="background_class 3 does not exist"):
+        build_detection_post(post, TensorDesc("boxes", "float32", (5, 4)), None, None,
+                             TensorDesc("scores", "float32", (5, 3)))
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    ("background_class = 3", "postprocess.background_class: class 3 does not exist: the head "
+                             "has 3 classes"),
+    ("background_class = -1", "postprocess.background_class"),
+])
+def test_background_class_mistakes_in_the_spec(tmp_path: Path, extra: str, message: str) -> None:
+    root = project(tmp_path, 'outputs = ["boxes", "scores"]\n' + POST.replace(
+        'output = "head"', f'output = "boxes"\n  scores_output = "scores"\n  {extra}'))
+    with pytest.raises(SpecError) as info:
+        load_spec(root)
+    assert message in str(info.value)
+
+
+def test_background_class_in_the_spec(tmp_path: Path) -> None:
+    root = project(tmp_path, 'outputs = ["head"]\n' + POST.replace(
+        'has_objectness = false', 'has_objectness = false\n  background_class = 0'))
+    post = load_spec(root).models[0].postprocess
+    assert isinstance(post, DetectionPost) and post.background_class == 0

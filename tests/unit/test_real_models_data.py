@@ -16,6 +16,7 @@ import pytest
 
 from real_models import (
     BY_NAME,
+    CUT_MODELS,
     DATA,
     EXTERNAL_DATA,
     REAL_MODELS,
@@ -27,7 +28,7 @@ from real_models import (
     stripped_names,
 )
 
-NAMES = [m.name for m in REAL_MODELS]
+NAMES = [m.name for m in [*REAL_MODELS, *CUT_MODELS]]
 # Refilling runs the graph a few times (calibration); the bytes-level determinism check runs it
 # twice more on one model of each family, the rest use the one cached refill.
 DETERMINISM = ["mobilenet_v3_small", "yolov8n", "vit_tiny_patch16_224"]
@@ -49,11 +50,11 @@ def run(model: onnx.ModelProto, spec: RealModel) -> list[np.ndarray]:
 
 def test_the_set_is_complete() -> None:
     files = {p.name for p in BY_NAME["resnet18"].path.parent.iterdir()}
-    for spec in REAL_MODELS:
+    for spec in [*REAL_MODELS, *CUT_MODELS]:
         assert spec.path.exists(), f"{spec.path} is missing: run scripts/export_real_models.py"
         if not spec.external_data:
             files.discard(spec.path.name)
-    assert {f for f in files if f.endswith(".onnx")} == set(), "a stored graph REAL_MODELS lacks"
+    assert {f for f in files if f.endswith(".onnx")} == set(), "a stored graph the lists lack"
     total = sum(p.stat().st_size for p in DATA.rglob("*") if p.is_file())
     assert total < MAX_TOTAL_BYTES, f"{DATA} holds {total} bytes"
 

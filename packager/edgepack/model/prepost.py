@@ -235,15 +235,30 @@ def detection_columns(post: DetectionPost, shape: tuple[int, ...]) -> tuple[int,
 
 def _two_tensor_head(boxes: TensorDesc,
                      scores: TensorDesc) -> tuple[int, int]:
-    """(boxes N, classes C) of a boxes [1, N, 4] + scores [1, N, C] head."""
-    if len(boxes.shape) != 3 or boxes.shape[0] != 1 or boxes.shape[2] != 4:
-        raise ModelError(f"detection boxes {boxes.name!r} must be [1, N, 4] with "
+    """(boxes N, classes C) of a boxes [1, N, 4] + scores [1, N, C] head, or of a per-image
+    one without the batch dimension, [N, 4] + [N, C] (torchvision's post-processing)."""
+    batch = len(boxes.shape) == 3
+    if len(boxes.shape) not in (2, 3) or (batch and boxes.shape[0] != 1) or (
+            boxes.shape[-1] != 4):
+        raise ModelError(f"detection boxes {boxes.name!r} must be [1, N, 4] or [N, 4] with "
                          f"scores_output, the model gives {list(boxes.shape)}")
-    if len(scores.shape) != 3 or scores.shape[:2] != boxes.shape[:2]:
-        raise ModelError(f"detection scores {scores.name!r} must be [1, {boxes.shape[1]}, "
-                         f"classes] beside boxes {list(boxes.shape)}, the model gives "
-                         f"{list(scores.shape)}")
-    return boxes.shape[1], scores.shape[2]
+    if len(scores.shape) != len(boxes.shape) or scores.shape[:-1] != boxes.shape[:-1]:
+        want = f"[1, {boxes.shape[1]}, classes]" if batch else f"[{boxes.shape[0]}, classes]"
+        raise ModelError(f"detection scores {scores.name!r} must be {want} beside boxes "
+                         f"{list(boxes.shape)}, the model gives {list(scores.shape)}")
+    return boxes.shape[-2], scores.shape[-1]
+
+
+def _without_background(g: GraphBuilder, scores: str, classes: int, background: int) -> str:
+    """Scores [1, N, C] with the background class's set to -1, below any score threshold
+    (the class indices of the others stay as the model numbers them)."""
+    if background >= classes:
+        raise ModelError(f"background_class {background} does not exist: the head has "
+                         f"{classes} classes")
+    keep = np.ones(classes, np.float32)
+    keep[background] = 0.0
+    return g.op1("Add", [g.op1("Mul", [scores, g.const("keep", keep)]),
+                         g.const("background", keep - 1.0)])
 
 
 def build_detection_post(
@@ -258,7 +273,8 @@ def build_detection_post(
     (x1, y1, x2, y2 in source pixels), ``scores`` [K], ``classes`` [K] and, with E extra
     columns, ``extras`` [K, E] (keypoints mapped to source pixels like the boxes). Without
     ``pre`` the boxes stay in model-input pixels. With ``post.scores_output`` the boxes
-    [1, N, 4] and the class scores ``scores_desc`` [1, N, C] come as two inputs."""
+    [1, N, 4] and the class scores ``scores_desc`` [1, N, C] come as two inputs (or [N, 4] and
+    [N, C]). ``post.background_class`` is never a detection."""
     if post.scores_output is not None:
         if scores_desc is None:
             raise ValueError("scores_output needs the scores tensor")
@@ -275,6 +291,9 @@ def build_detection_post(
     g = GraphBuilder(0)
     if scores_desc is not None and post.scores_output is not None:
         parts = [predictions.name, scores_desc.name]
+        if len(predictions.shape) == 2:  # per-image tensors: add the batch dimension
+            axis = g.const("batch_axis", np.array([0], np.int64))
+            parts = [g.op1("Unsqueeze", [t, axis]) for t in parts]
     else:
         rows = predictions.name
         if post.layout == "columns":
@@ -284,6 +303,8 @@ def build_detection_post(
                      len(sizes), axis=2)
     box = parts[0]
     scores = g.op1("Mul", [parts[2], parts[1]]) if obj else parts[1]  # [1, N, C]
+    if post.background_class is not None:
+        scores = _without_background(g, scores, num_classes, post.background_class)
     if post.box_format == "cxcywh":
         centre, size = g.op("Split", [box, g.const("split", np.array([2, 2], np.int64))], 2,
                             axis=2)

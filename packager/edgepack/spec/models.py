@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +41,7 @@ PREPROCESS_KEYS = ("source_size", "pixel_format", "model_format", "resize", "int
 CLASSIFICATION_KEYS = ("kind", "output", "softmax", "top_k")
 DETECTION_KEYS = ("kind", "output", "box_format", "has_objectness", "score_threshold",
                   "iou_threshold", "max_detections", "layout", "extra_columns", "keypoints",
-                  "scores_output")
+                  "scores_output", "background_class")
 
 
 @dataclass(frozen=True)
@@ -318,6 +318,10 @@ def _postprocess(t: Table, info: OnnxGraphInfo,
         layout=layout,  # type: ignore[arg-type]
         extra_columns=p.integer("extra_columns", 0, minimum=0),
         keypoints=p.boolean("keypoints", False))
+    if p.has("background_class"):
+        values = dims[1] if layout == "columns" and len(dims) == 3 else dims[-1]
+        classes = values - 4 - int(post.has_objectness) - post.extra_columns if values else None
+        post = replace(post, background_class=_background(p, classes))
     if post.keypoints and (post.extra_columns == 0 or post.extra_columns % 3):
         p.fail("keypoints", "keypoints need extra_columns to be a positive multiple of 3 "
                f"(x, y, visibility per keypoint), extra_columns is {post.extra_columns}")
@@ -341,9 +345,21 @@ def _postprocess(t: Table, info: OnnxGraphInfo,
     return post
 
 
+def _background(p: Table, classes: int | None) -> int | None:
+    """``background_class``: a class index below ``classes`` that is never a detection."""
+    if not p.has("background_class"):
+        return None
+    background = p.integer("background_class", minimum=0)
+    if classes and background >= classes:
+        p.fail("background_class", f"class {background} does not exist: the head has "
+               f"{classes} classes")
+    return background
+
+
 def _two_tensor_detection(t: Table, p: Table, info: OnnxGraphInfo, output: str,
                           labels: tuple[str, ...] | None) -> DetectionPost:
-    """``output`` = boxes [1, N, 4], ``scores_output`` = class scores [1, N, C]."""
+    """``output`` = boxes [1, N, 4], ``scores_output`` = class scores [1, N, C]; or both
+    without the batch dimension, [N, 4] and [N, C] (torchvision's per-image tensors)."""
     for key in ("layout", "extra_columns", "keypoints"):
         if p.has(key):
             p.fail(key, f"{key!r} does not apply with scores_output (boxes and class scores "
@@ -358,18 +374,20 @@ def _two_tensor_detection(t: Table, p: Table, info: OnnxGraphInfo, output: str,
     if scores == output:
         p.fail("scores_output", "must differ from output (the boxes)")
     boxes_dims, scores_dims = info.outputs[output], info.outputs[scores]
-    if len(boxes_dims) != 3 or boxes_dims[2] not in (4, None):
-        p.fail("output", f"with scores_output, {output!r} must be the boxes [1, N, 4], it has "
-               f"shape {_fmt_dims(boxes_dims)}")
-    if len(scores_dims) != 3:
-        p.fail("scores_output", f"{scores!r} must be the class scores [1, N, classes], it has "
-               f"shape {_fmt_dims(scores_dims)}")
-    if None not in (boxes_dims[1], scores_dims[1]) and boxes_dims[1] != scores_dims[1]:
+    if len(boxes_dims) not in (2, 3) or boxes_dims[-1] not in (4, None):
+        p.fail("output", f"with scores_output, {output!r} must be the boxes [1, N, 4] or "
+               f"[N, 4], it has shape {_fmt_dims(boxes_dims)}")
+    if len(scores_dims) != len(boxes_dims):
+        p.fail("scores_output", f"{scores!r} must be the class scores "
+               f"{'[1, N, classes]' if len(boxes_dims) == 3 else '[N, classes]'} beside the "
+               f"boxes {_fmt_dims(boxes_dims)}, it has shape {_fmt_dims(scores_dims)}")
+    if None not in (boxes_dims[-2], scores_dims[-2]) and boxes_dims[-2] != scores_dims[-2]:
         p.fail("scores_output", f"{scores!r} {_fmt_dims(scores_dims)} and {output!r} "
                f"{_fmt_dims(boxes_dims)} differ in the number of boxes")
-    if labels is not None and scores_dims[2] and len(labels) != scores_dims[2]:
+    if labels is not None and scores_dims[-1] and len(labels) != scores_dims[-1]:
         t.fail("labels", f"{len(labels)} labels but {scores!r} {_fmt_dims(scores_dims)} has "
-               f"{scores_dims[2]} classes")
+               f"{scores_dims[-1]} classes")
+    background = _background(p, scores_dims[-1])
     return DetectionPost(
         output=output,
         box_format=p.string("box_format", "cxcywh", ("cxcywh", "xyxy")),  # type: ignore[arg-type]
@@ -377,4 +395,4 @@ def _two_tensor_detection(t: Table, p: Table, info: OnnxGraphInfo, output: str,
         score_threshold=p.number("score_threshold", 0.25, 0.0, 1.0),
         iou_threshold=p.number("iou_threshold", 0.45, 0.0, 1.0),
         max_detections=p.integer("max_detections", 100, minimum=1),
-        scores_output=scores)
+        scores_output=scores, background_class=background)

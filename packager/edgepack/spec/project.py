@@ -82,8 +82,11 @@ class DetectionPost:
     extra_columns: int = 0  # values after the class scores, returned per detection as `extras`
     keypoints: bool = False  # extras are (x, y, visibility) triples in model-input pixels
     # Two-tensor heads (SSD, RetinaNet-style exports cut at their head): ``output`` holds the
-    # boxes [1, N, 4] and this output the class scores [1, N, C] (layout rows, no objectness).
+    # boxes [1, N, 4] and this output the class scores [1, N, C] (layout rows, no objectness);
+    # or, as torchvision's per-image post-processing has them, [N, 4] and [N, C].
     scores_output: str | None = None
+    # A class that means "no object" (torchvision SSD / Faster R-CNN: 0): never a detection.
+    background_class: int | None = None
     score_threshold: float = 0.25
     iou_threshold: float = 0.45
     max_detections: int = 100  # bound on the data-dependent number of boxes
