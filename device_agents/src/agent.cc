@@ -59,6 +59,14 @@ Agent::~Agent() {
 }
 
 void Agent::send(uint8_t type, uint32_t seq, std::vector<uint8_t> payload) {
+  if (payload.size() > size_t(kMaxPayload)) {  // never a frame the host must drop
+    type = kError;
+    payload = FieldWriter()
+                  .add_str("code", "too_large")
+                  .add_str("message", "reply of " + std::to_string(payload.size()) +
+                                          " bytes exceeds the frame limit")
+                  .take();
+  }
   Frame f;
   f.type = type;
   f.seq = seq;
@@ -68,7 +76,11 @@ void Agent::send(uint8_t type, uint32_t seq, std::vector<uint8_t> payload) {
 }
 
 void Agent::send_error(uint32_t seq, const std::string& code, const std::string& message) {
-  send(kError, seq, FieldWriter().add_str("code", code).add_str("message", message).take());
+  // Messages may quote what the host sent (a path, a hash): at most 1 KiB of it comes back.
+  const size_t kMaxMessage = 1024;
+  std::string shown =
+      message.size() > kMaxMessage ? message.substr(0, kMaxMessage) + "..." : message;
+  send(kError, seq, FieldWriter().add_str("code", code).add_str("message", shown).take());
 }
 
 void Agent::send_cached(uint8_t type, uint32_t seq, std::vector<uint8_t> payload) {

@@ -258,3 +258,10 @@ def test_end_of_input_during_a_run_ends_the_program_and_the_agent(host_agent: Pa
         proc.stdin.close()  # the SSH channel closes
         assert proc.wait(timeout=10) == 0
     assert _wait_gone(pid)
+
+
+def test_error_replies_quoting_the_request_stay_within_a_frame(agent: AgentClient) -> None:
+    huge = "f" * (MAX_PAYLOAD - 200)  # echoed in "no PUT_BEGIN for <sha256>"
+    with pytest.raises(AgentError) as err:
+        agent.request(MsgType.PUT_CHUNK, sha256=huge, index=0, data=b"")
+    assert err.value.code == "unknown_upload" and len(err.value.agent_message) < 1100
