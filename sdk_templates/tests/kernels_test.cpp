@@ -18,6 +18,7 @@
 #include "runtime/kernels/conv_transpose.h"
 #include "runtime/kernels/gemm.h"
 #include "runtime/kernels/threadpool.h"
+#include "runtime/kernels/vector_math.h"
 
 using edgepack::ThreadPool;
 namespace k = edgepack::kernels;
@@ -526,6 +527,56 @@ void test_conv_transpose(ThreadPool* pools[4]) {
 
 }  // namespace
 
+// Vectorised element-wise loops against libm in double: Sigmoid and Erf over [-30, 30] (the
+// tails included) and tiny values; Add/Sub/Mul/Div for every stride pattern and odd lengths.
+void test_vector_math() {
+  std::vector<float> x;
+  for (int i = -3000; i <= 3000; ++i) x.push_back(float(i) * 0.01f);
+  for (float v : {1e-6f, -1e-6f, 3e-4f, -9e-3f, 0.0f, 100.0f, -100.0f}) x.push_back(v);
+  std::vector<float> y(x.size());
+  double worst_sig = 0.0, worst_erf = 0.0;
+  k::sigmoid_f32(x.data(), y.data(), int64_t(x.size()));
+  for (size_t i = 0; i < x.size(); ++i) {
+    const double want = 1.0 / (1.0 + std::exp(-double(x[i])));
+    worst_sig = std::max(worst_sig, std::fabs(y[i] - want) / std::max(want, 1e-30));
+  }
+  k::erf_f32(x.data(), y.data(), int64_t(x.size()));
+  for (size_t i = 0; i < x.size(); ++i) {
+    const double want = std::erf(double(x[i]));
+    // absolute below 0.01, relative (3e-5) above
+    worst_erf = std::max(worst_erf, std::fabs(y[i] - want) / std::max(std::fabs(want) * 1e2, 1.0));
+  }
+  ++g_checks;
+  if (!(worst_sig < 1e-6 && worst_erf < 3e-7)) {
+    ++g_failures;
+    std::printf("FAIL vector_math: sigmoid rel %.3g, erf abs %.3g\n", worst_sig, worst_erf);
+  }
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<float> u(0.5f, 2.0f);
+  for (int64_t n : {1, 7, 8, 33}) {
+    std::vector<float> a(static_cast<size_t>(n)), b(a), out(a);
+    for (auto& v : a) v = u(rng);
+    for (auto& v : b) v = u(rng);
+    for (int op = 0; op < 4; ++op) {
+      for (int64_t sa : {0, 1}) {
+        for (int64_t sb : {0, 1}) {
+          k::binary_f32(static_cast<k::BinaryOp>(op), a.data(), sa, b.data(), sb, out.data(), n);
+          for (int64_t i = 0; i < n; ++i) {
+            const float p = a[size_t(i * sa)], q = b[size_t(i * sb)];
+            const float want = op == 0 ? p + q : op == 1 ? p - q : op == 2 ? p * q : p / q;
+            ++g_checks;
+            if (out[size_t(i)] != want) {
+              ++g_failures;
+              std::printf("FAIL binary_f32 op %d n %ld sa %ld sb %ld i %ld\n", op, long(n),
+                          long(sa), long(sb), long(i));
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
 int main() {
   ThreadPool p1(1), p2(2), p3(3), p4(4);
   ThreadPool* pools[4] = {&p1, &p2, &p3, &p4};
@@ -536,6 +587,7 @@ int main() {
   test_conv(pools);
   test_depthwise(pools);
   test_conv_transpose(pools);
+  test_vector_math();
   measure_pool_cost(pools);
   std::printf("%d checks, %d failures\n", g_checks, g_failures);
   return g_failures == 0 ? 0 : 1;

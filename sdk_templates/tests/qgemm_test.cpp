@@ -10,6 +10,7 @@
 #include <random>
 #include <vector>
 
+#include "runtime/kernels/qdepthwise.h"
 #include "runtime/kernels/qgemm.h"
 #include "runtime/kernels/threadpool.h"
 
@@ -150,12 +151,57 @@ static void test_requantize(std::mt19937& rng) {
   check(low > 0 && high > 0, "both clamps exercised", low, high, 0);
 }
 
+// The int8 depthwise plane (qdepthwise.h) against the exact integer reference followed by
+// apply_multiplier: kernel sizes, strides, dilations and paddings, odd plane sizes.
+static void test_depthwise(std::mt19937& rng) {
+  std::uniform_int_distribution<int> u8(0, 255), s8(-128, 127);
+  struct Case {
+    int64_t h, w, k, s, d, p;
+  };
+  const Case cases[] = {{7, 9, 3, 1, 1, 1},   {13, 11, 3, 2, 1, 1}, {12, 17, 5, 1, 1, 2},
+                        {16, 15, 3, 3, 2, 2}, {5, 4, 3, 1, 1, 0},   {9, 33, 7, 2, 1, 3}};
+  for (const Case& c : cases) {
+    k::QDepthwiseParams p;
+    p.h = c.h;
+    p.w = c.w;
+    p.kh = p.kw = c.k;
+    p.sh = p.sw = c.s;
+    p.dh = p.dw = c.d;
+    p.pt = p.pl = c.p;
+    p.oh = (c.h + 2 * c.p - c.d * (c.k - 1) - 1) / c.s + 1;
+    p.ow = (c.w + 2 * c.p - c.d * (c.k - 1) - 1) / c.s + 1;
+    std::vector<uint8_t> in(static_cast<size_t>(c.h * c.w)), out(static_cast<size_t>(p.oh * p.ow));
+    std::vector<int8_t> w(static_cast<size_t>(c.k * c.k));
+    for (auto& v : in) v = uint8_t(u8(rng));
+    for (auto& v : w) v = int8_t(s8(rng));
+    const uint8_t za = uint8_t(u8(rng)), zo = 120;
+    const int32_t bias = 1234;
+    const k::QuantMultiplier mult = k::quant_multiplier(0.003);
+    std::vector<uint8_t> scratch(k::qdepthwise_scratch_bytes(p) + 64);
+    k::qdepthwise_plane(p, in.data(), za, w.data(), bias, mult, zo, out.data(), scratch.data());
+    for (int64_t oy = 0; oy < p.oh; ++oy)
+      for (int64_t ox = 0; ox < p.ow; ++ox) {
+        int64_t acc = bias;
+        for (int64_t ky = 0; ky < c.k; ++ky)
+          for (int64_t kx = 0; kx < c.k; ++kx) {
+            const int64_t iy = oy * c.s - c.p + ky * c.d, ix = ox * c.s - c.p + kx * c.d;
+            if (iy < 0 || iy >= c.h || ix < 0 || ix >= c.w) continue;
+            acc += int64_t(w[size_t(ky * c.k + kx)]) * (int64_t(in[size_t(iy * c.w + ix)]) - za);
+          }
+        int32_t v = k::apply_multiplier(int32_t(acc), mult) + zo;
+        v = v < 0 ? 0 : (v > 255 ? 255 : v);
+        check(out[size_t(oy * p.ow + ox)] == v, "qdepthwise_plane", long(c.k), long(oy), long(ox));
+      }
+  }
+}
+
 int main() {
   std::mt19937 rng(1234);
   std::printf("qgemm: %s\n", k::qgemm_isa());
   edgepack::ThreadPool pool(3);
   test_accumulation(rng, pool);
   test_requantize(rng);
+  test_depthwise(rng);
   std::printf("%d checks, %d failures\n", g_checks, g_failures);
   return g_failures == 0 ? 0 : 1;
 }

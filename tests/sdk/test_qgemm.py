@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: Apache-2.0
 """The int8 GEMM kernel (sdk_templates/src/runtime/kernels/qgemm.h) against naive references:
 exact int32 accumulation and fixed-point requantisation (sdk_templates/tests/qgemm_test.cpp),
-natively for the AVX2 and portable micro-kernels and cross-built for aarch64 and armhf (NEON
+and the int8 depthwise plane (qdepthwise.h), natively for the AVX2 and portable micro-kernels
+and cross-built for aarch64 and armhf (NEON
 widening multiply-accumulate), which run under qemu-user; 1 and 3 threads."""
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ def test_qgemm_neon_under_qemu(arch: str, tmp_path: Path) -> None:
     binary = tmp_path / "qgemm_test"
     _run([compiler, "-std=c++17", "-O2", "-Wall", "-Wextra", "-Werror", "-static", *flags,
           f"-I{SDK / 'src'}", str(SDK / "tests" / "qgemm_test.cpp"), str(KERNELS / "qgemm.cpp"),
-          str(KERNELS / "threadpool.cpp"), "-pthread",
+          str(KERNELS / "qdepthwise.cpp"), str(KERNELS / "threadpool.cpp"), "-pthread",
           "-o", str(binary)])
     out = _run([qemu, str(binary)], timeout=300).stdout
     assert "qgemm: neon" in out and " 0 failures" in out

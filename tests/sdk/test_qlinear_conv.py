@@ -25,12 +25,21 @@ CASES = {  # name: (C, H, W, M, kernel, stride, pad, dilation, per_channel, bias
     "1x1": (32, 7, 7, 24, 1, 1, 0, 1, False, True),
     "7x7-stride2-pad3": (3, 32, 32, 16, 7, 2, 3, 1, True, True),
     "3x3-dilation2": (4, 10, 10, 6, 3, 1, 2, 2, False, True),
+    "1x1-odd-tails": (37, 5, 9, 13, 1, 1, 0, 1, True, True),  # k, channels and pixels off 4/16
+}
+# Depthwise (group = channels, kernels/qdepthwise.h): same fields, C == M.
+DEPTHWISE = {
+    "dw-3x3-pad1": (24, 13, 11, 24, 3, 1, 1, 1, True, True),
+    "dw-3x3-stride2": (16, 14, 15, 16, 3, 2, 1, 1, True, False),
+    "dw-5x5-pad2": (8, 9, 12, 8, 5, 1, 2, 1, False, True),
+    "dw-3x3-dilation2-stride3": (5, 17, 16, 5, 3, 3, 2, 2, True, True),
 }
 
 
 def _model(c: int, h: int, w: int, m: int, k: int, s: int, p: int, d: int, per_channel: bool,
-           bias: bool, rng: np.random.Generator) -> tuple[Any, dict[str, np.ndarray]]:
-    weights = rng.integers(-127, 128, (m, c, k, k), dtype=np.int8)
+           bias: bool, rng: np.random.Generator,
+           group: int = 1) -> tuple[Any, dict[str, np.ndarray]]:
+    weights = rng.integers(-127, 128, (m, c // group, k, k), dtype=np.int8)
     w_scale = (rng.random(m if per_channel else 1) * 0.02 + 0.001).astype(np.float32)
     inits = [
         numpy_helper.from_array(np.array(0.02, np.float32), "x_scale"),
@@ -49,7 +58,7 @@ def _model(c: int, h: int, w: int, m: int, k: int, s: int, p: int, d: int, per_c
     oh = (h + 2 * p - d * (k - 1) - 1) // s + 1
     ow = (w + 2 * p - d * (k - 1) - 1) // s + 1
     node = helper.make_node("QLinearConv", inputs, ["y"], name="qconv", kernel_shape=[k, k],
-                            strides=[s, s], pads=[p] * 4, dilations=[d, d])
+                            strides=[s, s], pads=[p] * 4, dilations=[d, d], group=group)
     graph = helper.make_graph(
         [node], "qconv", [helper.make_tensor_value_info("x", TensorProto.UINT8, [1, c, h, w])],
         [helper.make_tensor_value_info("y", TensorProto.UINT8, [1, m, oh, ow])], inits)
@@ -69,7 +78,10 @@ def _reference(model: Any, x: np.ndarray, k: int, s: int, p: int, d: int) -> np.
         for kx in range(k):
             y0, x0 = ky * d, kx * d
             patch = xi[:, y0: y0 + s * (oh - 1) + 1: s, x0: x0 + s * (ow - 1) + 1: s]
-            acc += np.einsum("mc,chw->mhw", w[:, :, ky, kx], patch)
+            if w.shape[1] == 1 and w.shape[0] == xi.shape[0] > 1:  # depthwise
+                acc += w[:, 0, ky, kx][:, None, None] * patch
+            else:
+                acc += np.einsum("mc,chw->mhw", w[:, :, ky, kx], patch)
     if "b" in init:
         acc += init["b"].astype(np.int64)[:, None, None]
     scale = float(init["x_scale"]) * init["w_scale"].astype(np.float64) / float(init["y_scale"])
@@ -92,3 +104,17 @@ def test_qlinear_conv_matches_exact_integer_reference(sdk_host: SdkBuild, case: 
     ort_diff = np.abs(run_ort(model, feeds)["y"].astype(np.int32) - want.astype(np.int32))
     if k > 1 and c * k * k >= 32:
         assert ort_diff.max() > 1, "onnxruntime's QLinearConv is exact now: update the docstring"
+
+
+@pytest.mark.parametrize("case", list(DEPTHWISE))
+def test_depthwise_qlinear_conv_matches_exact_integer_reference(sdk_host: SdkBuild,
+                                                                case: str) -> None:
+    c, _, _, _, k, s, p, d, _, _ = DEPTHWISE[case]
+    model, feeds = _model(*DEPTHWISE[case], rng=np.random.default_rng(len(case)), group=c)
+    got = run_device(sdk_host.build, model, feeds)["y"]
+    want = _reference(model, feeds["x"], k, s, p, d)
+    assert got.dtype == np.uint8 and got.shape == want.shape
+    diff = np.abs(got.astype(np.int32) - want.astype(np.int32))
+    assert diff.max() <= 1, case
+    assert (diff == 0).mean() >= 0.99, case
+    assert len(np.unique(want)) > 10

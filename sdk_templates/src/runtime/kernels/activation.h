@@ -39,7 +39,8 @@ void apply_epilogue(const Epilogue& ep, float* c, int64_t ldc, int64_t rows, int
 // |r| <= ln2 / 2, e^r by the Cephes expf polynomial, 2^n through the exponent bits. Relative
 // error about 2e-7; x is clamped to [-87.3, 88.3] (no denormals, no overflow).
 inline float exp_approx(float x) {
-  x = x < -87.3f ? -87.3f : (x > 88.3f ? 88.3f : x);
+  x = x > -87.3f ? x : -87.3f;  // two plain selects: GCC if-converts them (maxss/minss)
+  x = x < 88.3f ? x : 88.3f;
   const float magic = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
   const float t = x * 1.44269504088896341f + magic;
   const float n = t - magic;

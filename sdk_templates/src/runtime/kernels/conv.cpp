@@ -36,6 +36,28 @@ inline int64_t first_at_least(int64_t start, int64_t step, int64_t limit) {
 constexpr int64_t kMaxTaps = 16;    // kernel sizes up to this take im2col_panel_runs()
 constexpr int64_t kMaxDwTaps = 64;  // depthwise kernels with up to this many taps: kDepthwise
 
+// The depthwise paths' activation: ReLU / Clip become the row pass's [lo, hi] clamp; the other
+// activations stay in `rest` (bias removed: the row pass adds it), for a second pass.
+struct RowActivation {
+  Epilogue rest;
+  float lo, hi;
+};
+
+RowActivation split_activation(const Epilogue& ep) {
+  RowActivation ra{ep, -std::numeric_limits<float>::infinity(),
+                   std::numeric_limits<float>::infinity()};
+  ra.rest.bias = nullptr;
+  if (ep.act == Activation::kRelu) {
+    ra.lo = 0.0f;
+    ra.rest.act = Activation::kNone;
+  } else if (ep.act == Activation::kClip) {
+    ra.lo = ep.clip_min;
+    ra.hi = ep.clip_max;
+    ra.rest.act = Activation::kNone;
+  }
+  return ra;
+}
+
 // An output-row run inside one packed-B panel.
 struct Im2colRun {
   int64_t oh, ow, len, at;  // output row, first output column, length, offset in the panel
@@ -305,18 +327,9 @@ void Conv2d::run_depthwise(const float* input, float* output, ThreadPool* pool) 
   const int64_t oh_n = p.out_h(), ow_n = p.out_w(), s = p.stride_h;
   const int64_t H = p.in_h, W = p.in_w;
   const MicroKernel& kern = selected_microkernel();
-  // ReLU / Clip are applied in the row pass; the others in a second pass over the row.
-  Epilogue act_only = ep_;
-  act_only.bias = nullptr;
-  float lo = -std::numeric_limits<float>::infinity(), hi = std::numeric_limits<float>::infinity();
-  if (ep_.act == Activation::kRelu) {
-    lo = 0.0f;
-  } else if (ep_.act == Activation::kClip) {
-    lo = ep_.clip_min;
-    hi = ep_.clip_max;
-  }
-  if (ep_.act == Activation::kRelu || ep_.act == Activation::kClip)
-    act_only.act = Activation::kNone;
+  const RowActivation ra = split_activation(ep_);
+  const Epilogue& act_only = ra.rest;
+  const float lo = ra.lo, hi = ra.hi;
   // Interior columns: every tap of the row in [0, W).
   const int64_t ow_lo = std::min(ow_n, ceil_div(p.pad_left, s));
   const int64_t ow_hi = W - 3 + p.pad_left < 0
@@ -408,17 +421,9 @@ void Conv2d::run_depthwise_taps(const float* input, float* output, float* scratc
   const int64_t wq = dw_phase_cols_, row_pitch = sw * wq;
   const int ntaps = static_cast<int>(p.kernel_h * p.kernel_w);
   const MicroKernel& kern = selected_microkernel();
-  Epilogue act_only = ep_;
-  act_only.bias = nullptr;
-  float lo = -std::numeric_limits<float>::infinity(), hi = std::numeric_limits<float>::infinity();
-  if (ep_.act == Activation::kRelu) {
-    lo = 0.0f;
-  } else if (ep_.act == Activation::kClip) {
-    lo = ep_.clip_min;
-    hi = ep_.clip_max;
-  }
-  if (ep_.act == Activation::kRelu || ep_.act == Activation::kClip)
-    act_only.act = Activation::kNone;
+  const RowActivation ra = split_activation(ep_);
+  const Epilogue& act_only = ra.rest;
+  const float lo = ra.lo, hi = ra.hi;
   // Where tap (r, t) of output row 0 starts in the phase-split plane: row r * dh, column
   // t * dw, which is phase (t * dw) % sw at offset (t * dw) / sw. Row oh adds oh * sh rows.
   int64_t tap_at[kMaxDwTaps];

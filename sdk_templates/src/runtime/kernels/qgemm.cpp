@@ -195,6 +195,24 @@ inline uint8_t requant(int32_t v, const RowQuant& q, int32_t zo) {
   return static_cast<uint8_t>(y < 0 ? 0 : (y > 255 ? 255 : y));
 }
 
+void requantize(const int32_t* a, int64_t n, int32_t add, QuantMultiplier m, uint8_t zo, uint8_t* d,
+                Requant16Fn requant16) {
+  const RowQuant q = row_quant(m);
+  int64_t t = 0;
+  if (requant16 != nullptr && m.shift <= 0) {
+    for (; t + kNr <= n; t += kNr) requant16(a + t, add, q.m0, q.total, zo, d + t);
+    if (t < n) {  // the tail through a full-width copy
+      int32_t tail_in[kNr] = {};
+      uint8_t tail_out[kNr];
+      std::memcpy(tail_in, a + t, static_cast<size_t>(n - t) * sizeof(int32_t));
+      requant16(tail_in, add, q.m0, q.total, zo, tail_out);
+      std::memcpy(d + t, tail_out, static_cast<size_t>(n - t));
+    }
+    return;
+  }
+  for (; t < n; ++t) d[t] = requant(a[t] + add, q, zo);
+}
+
 // The tile of rows [j0, j0 + rows) x columns [p0, p0 + cols) to its destination.
 void epilogue(const int32_t* acc, const QGemmWeights& w, const QGemmOutput& o, int64_t j0,
               int64_t rows, int64_t p0, int64_t cols, Requant16Fn requant16) {
@@ -207,17 +225,16 @@ void epilogue(const int32_t* acc, const QGemmWeights& w, const QGemmOutput& o, i
       for (int64_t t = 0; t < cols; ++t) d[t] = a[t] + add;
       continue;
     }
-    const RowQuant q = row_quant(o.mult[j]);
-    uint8_t* d = o.out + j * o.ldo + p0;
-    if (requant16 != nullptr && cols == kNr && o.mult[j].shift <= 0) {
-      requant16(a, add, q.m0, q.total, o.zo, d);
-      continue;
-    }
-    for (int64_t t = 0; t < cols; ++t) d[t] = requant(a[t] + add, q, o.zo);
+    requantize(a, cols, add, o.mult[j], o.zo, o.out + j * o.ldo + p0, requant16);
   }
 }
 
 }  // namespace
+
+void requantize_row(const int32_t* acc, int64_t n, int32_t add, QuantMultiplier m, uint8_t zo,
+                    uint8_t* out) {
+  requantize(acc, n, add, m, zo, out, kernel().requant16);
+}
 
 const char* qgemm_isa() {
   return kernel().isa;

@@ -47,6 +47,11 @@ QuantMultiplier quant_multiplier(double real);
 // round(x * m0 * 2^(shift - 31)), half away from zero, saturated to int32.
 int32_t apply_multiplier(int32_t x, QuantMultiplier m);
 
+// out[i] = clamp(zo + apply_multiplier(acc[i] + add, m), 0, 255) for i < n (vectorised where the
+// CPU allows; the same bytes either way).
+void requantize_row(const int32_t* acc, int64_t n, int32_t add, QuantMultiplier m, uint8_t zo,
+                    uint8_t* out);
+
 // Weights packed at prepare (allocates; the run path does not).
 struct QGemmWeights {
   int64_t m = 0, k = 0;

@@ -22,12 +22,7 @@ void conv_prepare(PrepareContext& ctx) {
   if (x->rank != 3 && x->rank != 4) ctx.fail("X must be N x C x W or N x C x H x W");
   const int spatial = x->rank - 2;
   Tensor* w = need_constant_weights(ctx, 1, "W", x->rank);
-  Tensor* b = ctx.input(2);
-  if (b != nullptr) {
-    need_dtype(ctx, *b, DType::kFloat32);
-    if (!b->constant) ctx.fail("bias B must be a constant initializer");
-    if (b->static_numel() != w->static_shape[0]) ctx.fail("bias B must have M elements");
-  }
+  Tensor* b = optional_bias(ctx, 2, w->static_shape[0]);
   need_outputs(ctx, 1);
   const ConvAttrs a = read_conv_attrs(ctx, spatial, w->static_shape + 2);
 
@@ -37,16 +32,7 @@ void conv_prepare(PrepareContext& ctx) {
   p.in_h = spatial == 2 ? x->static_shape[2] : 1;
   p.in_w = x->static_shape[x->rank - 1];
   p.out_channels = w->static_shape[0];
-  p.kernel_h = a.kh;
-  p.kernel_w = a.kw;
-  p.stride_h = a.sh;
-  p.stride_w = a.sw;
-  p.dilation_h = a.dh;
-  p.dilation_w = a.dw;
-  p.pad_top = a.pt;
-  p.pad_left = a.pl;
-  p.pad_bottom = a.pb;
-  p.pad_right = a.pr;
+  set_window(a, p);
   p.groups = a.group;
   if (a.auto_pad == "SAME_UPPER" || a.auto_pad == "SAME_LOWER") {
     auto same = [&](int64_t in, int64_t k, int64_t s, int64_t d, int64_t& lo, int64_t& hi) {

@@ -55,6 +55,32 @@ inline ConvAttrs read_conv_attrs(PrepareContext& ctx, int spatial, const int64_t
   return a;
 }
 
+// Kernel size, strides, dilations and explicit pads into a kernels:: parameter struct
+// (Conv2dParams, ConvTranspose2dParams: the same field names); auto_pad is resolved by the caller.
+template <class Params>
+void set_window(const ConvAttrs& a, Params& p) {
+  p.kernel_h = a.kh;
+  p.kernel_w = a.kw;
+  p.stride_h = a.sh;
+  p.stride_w = a.sw;
+  p.dilation_h = a.dh;
+  p.dilation_w = a.dw;
+  p.pad_top = a.pt;
+  p.pad_left = a.pl;
+  p.pad_bottom = a.pb;
+  p.pad_right = a.pr;
+}
+
+// The optional bias input i: nullptr, or a constant float32 tensor of `channels` values.
+inline Tensor* optional_bias(PrepareContext& ctx, size_t i, int64_t channels) {
+  Tensor* b = ctx.input(i);
+  if (b == nullptr) return nullptr;
+  need_dtype(ctx, *b, DType::kFloat32);
+  if (!b->constant) ctx.fail("bias B must be a constant initializer");
+  if (b->static_numel() != channels) ctx.fail("bias B must have one value per output channel");
+  return b;
+}
+
 inline kernels::Epilogue read_epilogue(PrepareContext& ctx) {
   const FusedActivation f = read_activation(ctx);
   kernels::Epilogue ep;

@@ -22,7 +22,6 @@ void conv_transpose_prepare(PrepareContext& ctx) {
   if (x->rank != 3 && x->rank != 4) ctx.fail("X must be N x C x W or N x C x H x W");
   const int spatial = x->rank - 2;
   Tensor* w = need_constant_weights(ctx, 1, "W", x->rank);
-  Tensor* b = ctx.input(2);
   const ConvAttrs a = read_conv_attrs(ctx, spatial, w->static_shape + 2);
   need_outputs(ctx, 1);
 
@@ -32,27 +31,13 @@ void conv_transpose_prepare(PrepareContext& ctx) {
   p.in_w = x->static_shape[x->rank - 1];
   p.groups = a.group;
   p.out_channels = w->static_shape[1] * a.group;
-  p.kernel_h = a.kh;
-  p.kernel_w = a.kw;
-  p.stride_h = a.sh;
-  p.stride_w = a.sw;
-  p.dilation_h = a.dh;
-  p.dilation_w = a.dw;
-  p.pad_top = a.pt;
-  p.pad_left = a.pl;
-  p.pad_bottom = a.pb;
-  p.pad_right = a.pr;
+  set_window(a, p);
   const auto op = ctx.attrs->get_ints("output_padding", std::vector<int64_t>(spatial, 0));
   if (static_cast<int>(op.size()) != spatial) ctx.fail("output_padding has the wrong length");
   p.output_padding_h = spatial == 2 ? op[0] : 0;
   p.output_padding_w = op[spatial - 1];
   if (w->static_shape[0] != p.in_channels) ctx.fail("W's first dimension must equal X's channels");
-  if (b != nullptr) {
-    need_dtype(ctx, *b, DType::kFloat32);
-    if (!b->constant) ctx.fail("bias B must be a constant initializer");
-    if (b->static_numel() != p.out_channels)
-      ctx.fail("bias B must have one value per output channel");
-  }
+  Tensor* b = optional_bias(ctx, 2, p.out_channels);
   const auto out_shape_attr = ctx.attrs->get_ints("output_shape", {});
   const bool same = a.auto_pad == "SAME_UPPER" || a.auto_pad == "SAME_LOWER";
   if (!out_shape_attr.empty() || same) {

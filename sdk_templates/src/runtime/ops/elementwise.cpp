@@ -5,6 +5,7 @@
 // binary nodes (lowering).
 #include <cmath>
 
+#include "runtime/kernels/vector_math.h"
 #include "runtime/ops/op_util.h"
 
 namespace edgepack {
@@ -167,6 +168,50 @@ void binary_prepare(PrepareContext& ctx) {
   ctx.state = std::move(st);
 }
 
+// Float Add/Sub/Mul/Div through the vectorised kernels, one innermost row at a time (numpy
+// broadcasting gives each operand an inner stride of 0 or 1). False for other ops.
+bool float_arith(Bin op, const Broadcast& bc, const float* pa, const float* pb, float* out) {
+  kernels::BinaryOp k;
+  switch (op) {
+    case Bin::kAdd:
+      k = kernels::BinaryOp::kAdd;
+      break;
+    case Bin::kSub:
+      k = kernels::BinaryOp::kSub;
+      break;
+    case Bin::kMul:
+      k = kernels::BinaryOp::kMul;
+      break;
+    case Bin::kDiv:
+      k = kernels::BinaryOp::kDiv;
+      break;
+    default:
+      return false;
+  }
+  if (bc.rank == 0) {
+    kernels::binary_f32(k, pa, 0, pb, 0, out, 1);
+    return true;
+  }
+  int64_t total = 1;
+  for (int d = 0; d < bc.rank; ++d) total *= bc.shape[d];
+  const int last = bc.rank - 1;
+  const int64_t inner = bc.shape[last], sa = bc.strides[0][last], sb = bc.strides[1][last];
+  if (total == 0 || inner == 0) return true;
+  int64_t idx[kMaxRank] = {};
+  int64_t off[2] = {0, 0};
+  for (int64_t i = 0; i < total; i += inner) {
+    kernels::binary_f32(k, pa + off[0], sa, pb + off[1], sb, out + i, inner);
+    for (int d = last - 1; d >= 0; --d) {
+      ++idx[d];
+      for (int q = 0; q < 2; ++q) off[q] += bc.strides[q][d];
+      if (idx[d] < bc.shape[d]) break;
+      for (int q = 0; q < 2; ++q) off[q] -= bc.strides[q][d] * bc.shape[d];
+      idx[d] = 0;
+    }
+  }
+  return true;
+}
+
 void binary_run(RunContext& ctx) {
   const Tensor* a = ctx.input(0);
   const Tensor* b = ctx.input(1);
@@ -208,6 +253,8 @@ void binary_run(RunContext& ctx) {
       });
     } else if constexpr (!std::is_same<T, bool>::value) {
       T* out = y->as<T>();
+      if constexpr (std::is_same<T, float>::value)
+        if (float_arith(op, bc, pa, pb, out)) return;
       // Fast path: same shapes.
       if (a->numel() == b->numel() && a->numel() == y->numel() && a->rank == b->rank) {
         bool same = true;

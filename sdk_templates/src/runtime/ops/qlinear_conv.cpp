@@ -1,14 +1,18 @@
 // SPDX-License-Identifier: Apache-2.0
-// QLinearConv (ONNX, 2-D NCHW, group 1): uint8 X and Y, int8 W per tensor or per output
-// channel (symmetric: zero point 0), optional int32 bias. The packed int8 GEMM of
+// QLinearConv (ONNX, 2-D NCHW, group 1 or depthwise): uint8 X and Y, int8 W per tensor or per
+// output channel (symmetric: zero point 0), optional int32 bias. The packed int8 GEMM of
 // kernels/qgemm.h (int32 accumulation, fixed-point requantisation by x_scale * w_scale[m] /
 // y_scale) over X itself for a 1x1 convolution with stride 1 and no padding, otherwise over
 // im2col rows [C*KH*KW][OH*OW] in uint8 (padding takes X's zero point, i.e. real 0). Weights are
 // packed at prepare; all scales and zero points must be constant and are read there too.
+// Depthwise (group = channels, one filter each): kernels/qdepthwise.h, channel planes split
+// across threads.
 #include <algorithm>
 #include <cstring>
 
+#include "runtime/kernels/qdepthwise.h"
 #include "runtime/kernels/qgemm.h"
+#include "runtime/kernels/threadpool.h"
 #include "runtime/ops/conv_attrs.h"
 
 namespace edgepack {
@@ -19,8 +23,11 @@ struct QConvState : OpState {
   ConvAttrs a;
   int64_t c = 0, h = 0, w = 0, m = 0, oh = 0, ow = 0, k = 0;
   uint8_t x_zero = 0, y_zero = 0;
-  bool direct = false;  // 1x1, stride 1, no padding: X is the GEMM's [k][pixels] operand
-  int slots = 1;        // GEMM panel buffers in the scratch, one per thread
+  bool direct = false;     // 1x1, stride 1, no padding: X is the GEMM's [k][pixels] operand
+  bool depthwise = false;  // group = channels: kernels::qdepthwise_plane, dw_taps per channel
+  int slots = 1;           // per-thread scratch (GEMM panels or depthwise planes)
+  kernels::QDepthwiseParams dw;
+  std::vector<int8_t> dw_taps;  // [c][kh * kw]
   kernels::QGemmWeights weights;
   std::vector<int32_t> bias;
   std::vector<kernels::QuantMultiplier> mult;
@@ -81,6 +88,30 @@ uint8_t zero_u8(PrepareContext& ctx, size_t i, const char* what) {
   return t->as<uint8_t>()[0];
 }
 
+void depthwise_run(const QConvState& st, const Tensor* x, Tensor* y, uint8_t* scratch,
+                   ThreadPool* pool) {
+  const int64_t planes = x->shape[0] * st.c, in_plane = st.h * st.w, out_plane = st.oh * st.ow;
+  const size_t slot_bytes = align64(kernels::qdepthwise_scratch_bytes(st.dw));
+  pool = pool_for(pool, double(planes * out_plane * st.k));
+  const int64_t used = pool != nullptr ? std::min<int64_t>(st.slots, planes) : 1;
+  auto body = [&](int64_t s0, int64_t s1) {
+    for (int64_t s = s0; s < s1; ++s) {
+      for (int64_t pi = chunk_begin(planes, int(used), int(s));
+           pi < chunk_begin(planes, int(used), int(s) + 1); ++pi) {
+        const int64_t c = pi % st.c;
+        kernels::qdepthwise_plane(st.dw, x->as<uint8_t>() + pi * in_plane, st.x_zero,
+                                  st.dw_taps.data() + c * st.k, st.bias[size_t(c)],
+                                  st.mult[size_t(c)], st.y_zero, y->as<uint8_t>() + pi * out_plane,
+                                  scratch + s * slot_bytes);
+      }
+    }
+  };
+  if (pool != nullptr && used > 1)
+    pool->parallel_for(used, body);
+  else
+    body(0, 1);
+}
+
 }  // namespace
 
 void qlinear_conv_prepare(PrepareContext& ctx) {
@@ -111,21 +142,41 @@ void qlinear_conv_prepare(PrepareContext& ctx) {
 
   st->a = read_conv_attrs(ctx, 2, w->static_shape + 2);
   ConvAttrs& a = st->a;
-  if (a.group != 1) ctx.fail("group must be 1");
+  st->depthwise = a.group != 1;
+  if (st->depthwise &&
+      (a.group != x->static_shape[1] || st->m != a.group || w->static_shape[1] != 1))
+    ctx.fail("group must be 1 or the number of channels with one filter each (depthwise)");
   if (a.auto_pad != "NOTSET" && a.auto_pad != "VALID") ctx.fail("auto_pad SAME_* is not supported");
   if (a.auto_pad == "VALID") a.pt = a.pl = a.pb = a.pr = 0;
   st->c = x->static_shape[1];
   st->h = x->static_shape[2];
   st->w = x->static_shape[3];
-  if (w->static_shape[1] != st->c) ctx.fail("w's input channels do not match x");
+  if (w->static_shape[1] * a.group != st->c) ctx.fail("w's input channels do not match x");
   st->oh = (st->h + a.pt + a.pb - a.dh * (a.kh - 1) - 1) / a.sh + 1;
   st->ow = (st->w + a.pl + a.pr - a.dw * (a.kw - 1) - 1) / a.sw + 1;
   if (st->oh <= 0 || st->ow <= 0) ctx.fail("the kernel does not fit the padded input");
   need_shape(ctx, *ctx.outputs[0], {x->static_shape[0], st->m, st->oh, st->ow});
   need_dtype(ctx, *ctx.outputs[0], DType::kUInt8);
 
-  st->k = st->c * a.kh * a.kw;
-  kernels::qgemm_pack_weights(w->as<int8_t>(), st->m, st->k, &st->weights);
+  st->k = w->static_shape[1] * a.kh * a.kw;
+  if (st->depthwise) {
+    st->dw_taps.assign(w->as<int8_t>(), w->as<int8_t>() + st->m * st->k);
+    kernels::QDepthwiseParams& d = st->dw;
+    d.h = st->h;
+    d.w = st->w;
+    d.oh = st->oh;
+    d.ow = st->ow;
+    d.kh = a.kh;
+    d.kw = a.kw;
+    d.sh = a.sh;
+    d.sw = a.sw;
+    d.dh = a.dh;
+    d.dw = a.dw;
+    d.pt = a.pt;
+    d.pl = a.pl;
+  } else {
+    kernels::qgemm_pack_weights(w->as<int8_t>(), st->m, st->k, &st->weights);
+  }
   st->direct = a.kh == 1 && a.kw == 1 && a.sh == 1 && a.sw == 1 && a.pt == 0 && a.pl == 0 &&
                a.pb == 0 && a.pr == 0;
   st->bias.assign(static_cast<size_t>(st->m), 0);
@@ -141,6 +192,11 @@ void qlinear_conv_prepare(PrepareContext& ctx) {
   }
   const int64_t pixels = st->oh * st->ow;
   st->slots = std::max(1, ctx.threads);
+  if (st->depthwise) {
+    ctx.scratch_bytes = size_t(st->slots) * align64(kernels::qdepthwise_scratch_bytes(st->dw));
+    ctx.state = std::move(st);
+    return;
+  }
   ctx.scratch_bytes = (st->direct ? 0 : align64(static_cast<size_t>(pixels * st->k))) +
                       size_t(st->slots) * kernels::qgemm_panel_bytes(st->k);
   ctx.state = std::move(st);
@@ -151,6 +207,10 @@ void qlinear_conv_run(RunContext& ctx) {
   const Tensor* x = ctx.input(0);
   Tensor* y = ctx.output(0);
   const int64_t pixels = st->oh * st->ow;
+  if (st->depthwise) {
+    depthwise_run(*st, x, y, static_cast<uint8_t*>(ctx.scratch), ctx.pool);
+    return;
+  }
   auto* col = static_cast<uint8_t*>(ctx.scratch);
   uint8_t* panels = col + (st->direct ? 0 : align64(static_cast<size_t>(pixels * st->k)));
   kernels::QGemmOutput o;

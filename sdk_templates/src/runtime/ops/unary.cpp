@@ -8,6 +8,7 @@
 #include <cmath>
 #include <utility>
 
+#include "runtime/kernels/vector_math.h"
 #include "runtime/ops/op_util.h"
 
 namespace edgepack {
@@ -307,7 +308,12 @@ void unary_run(RunContext& ctx) {
     const float* s = px + i0;
     float* d = py + i0;
     const int64_t m = i1 - i0;
-    kKernels[static_cast<size_t>(st->op)](s, d, m, a, b);
+    if (st->op == Un::kSigmoid)
+      kernels::sigmoid_f32(s, d, m);
+    else if (st->op == Un::kErf)
+      kernels::erf_f32(s, d, m);
+    else
+      kKernels[static_cast<size_t>(st->op)](s, d, m, a, b);
   });
 }
 

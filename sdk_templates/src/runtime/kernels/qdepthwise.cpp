@@ -1,0 +1,45 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "runtime/kernels/qdepthwise.h"
+
+#include <cstdlib>
+#include <cstring>
+
+#include "runtime/kernels/qdepthwise_impl.h"
+
+namespace edgepack {
+namespace kernels {
+
+// Defined in qdepthwise_avx2.cpp (x86 builds only, compiled with -mavx2).
+void qdepthwise_plane_avx2(const QDepthwiseParams& p, const uint8_t* in, uint8_t za,
+                           const int8_t* w, int32_t bias, QuantMultiplier mult, uint8_t zo,
+                           uint8_t* out, void* scratch);
+
+namespace {
+
+using PlaneFn = void (*)(const QDepthwiseParams&, const uint8_t*, uint8_t, const int8_t*, int32_t,
+                         QuantMultiplier, uint8_t, uint8_t*, void*);
+
+PlaneFn choose() {
+#if defined(__x86_64__) || defined(__i386__)
+  const char* cap = std::getenv("EDGEPACK_CPU_ISA");
+  const bool generic = cap != nullptr && std::strcmp(cap, "generic") == 0;
+  if (!generic && __builtin_cpu_supports("avx2")) return qdepthwise_plane_avx2;
+#endif
+  return qdepthwise_plane_impl;
+}
+
+}  // namespace
+
+size_t qdepthwise_scratch_bytes(const QDepthwiseParams& p) {
+  const size_t plane = static_cast<size_t>(padded_h(p) * padded_w(p)) * sizeof(int16_t);
+  return (plane + 63) / 64 * 64 + static_cast<size_t>(p.oh * p.ow) * sizeof(int32_t);
+}
+
+void qdepthwise_plane(const QDepthwiseParams& p, const uint8_t* in, uint8_t za, const int8_t* w,
+                      int32_t bias, QuantMultiplier mult, uint8_t zo, uint8_t* out, void* scratch) {
+  static const PlaneFn fn = choose();
+  fn(p, in, za, w, bias, mult, zo, out, scratch);
+}
+
+}  // namespace kernels
+}  // namespace edgepack
