@@ -58,8 +58,10 @@ class BenchReport:
 
     @property
     def passed(self) -> bool:
-        """Every output within tolerance of the host reference."""
-        return bool(self.data["accuracy"]["passed"])
+        """Every output within tolerance of the host reference (on the golden input, and on
+        ``input`` when the bench had a ``project`` to compute its reference)."""
+        own = self.data.get("input", {}).get("accuracy", {"passed": True})
+        return bool(self.data["accuracy"]["passed"]) and bool(own["passed"])
 
     @property
     def p50_ms(self) -> float:
@@ -228,7 +230,8 @@ def build(project: PathLike, board: str, *, out: PathLike | None = None,
 
 def bench(artifact: PathLike, *, board: str, target: str, key: PathLike | None,
           publisher: PathLike, iterations: int | None = None, warmup: int | None = None,
-          duration: float | None = None, input: PathLike | None = None, threads: int = 1,
+          duration: float | None = None, input: PathLike | None = None,
+          project: PathLike | None = None, threads: int = 1,
           tolerance: float = 1e-3, known_hosts: PathLike | None = None,
           trust_new_host: bool = False, sdk: PathLike | None = None,
           device_key: str | None = None, profile: bool = False,
@@ -238,13 +241,17 @@ def bench(artifact: PathLike, *, board: str, target: str, key: PathLike | None,
 
     ``iterations`` (exactly N) or ``duration`` (seconds: as many as fit); neither: as many as
     fit in about 20 s, 10 to 100. ``warmup`` default 2. ``input``: a ``.npy`` file, an image
-    or a folder of ``<input name>.npy`` the timed runs use instead of the golden input (the
-    accuracy check stays on the golden input). ``threads=0``: every core of the device."""
+    or a folder of ``<input name>.npy`` the timed runs use instead of the golden input;
+    with ``project`` (the folder the artifact was packed from) the accuracy check covers the
+    board's outputs for it too. ``threads=0``: every core of the device."""
     from edgepack.bench.plan import DEFAULT_WARMUP
     from edgepack.bench.runner import BenchOptions, run_bench
 
     if iterations is not None and duration is not None:
         raise UsageError("give iterations or duration, not both (--iterations, --duration)")
+    if project is not None and input is None:
+        raise UsageError("project is the host reference for an input: give input too "
+                         "(--project needs --input)")
     if iterations is not None and iterations < 1:
         raise UsageError("iterations must be at least 1 (--iterations)")
     if duration is not None and not duration > 0:
@@ -258,6 +265,7 @@ def bench(artifact: PathLike, *, board: str, target: str, key: PathLike | None,
         iterations=iterations, warmup=DEFAULT_WARMUP if warmup is None else warmup,
         threads=threads, duration_s=duration,
         inputs=Path(input) if input is not None else None,
+        project=Path(project) if project is not None else None,
         known_hosts=Path(known_hosts) if known_hosts is not None else None,
         trust_new_host=trust_new_host, tolerance=tolerance,
         sdk_dir=Path(sdk) if sdk is not None else None, device_key=device_key,

@@ -160,3 +160,34 @@ def test_iterations_and_duration_exclude_each_other(tmp_path: Path,
         cli_main(_bench_argv(tmp_path, "--iterations", "5", "--duration", "3"))
     assert exc.value.code == ExitCode.USAGE
     assert "--duration: not allowed with argument --iterations" in capsys.readouterr().err
+
+
+def test_project_needs_an_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli_main(_bench_argv(tmp_path, "--project", str(tmp_path))) == ExitCode.USAGE
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.endswith("(--project needs --input)")
+
+
+def test_host_reference_for_an_input(tmp_path: Path) -> None:
+    """--project: the same stage graphs as at pack time, run on the user's input."""
+    from edgepack import api
+    from edgepack.bench.inputs import reference_outputs
+    from edgepack.testing import tiny_project
+
+    tiny = tiny_project(tmp_path / "tiny")
+    manifest = api.inspect(tiny.pack(board="host"), key=tiny.key).manifest
+    assert manifest is not None
+    value = np.zeros((1, 3, 16, 16), np.float32)
+    value[0, 2] = 1.0  # one channel lit: the logits are the third row of the weights
+    np.save(tmp_path / "x.npy", value)
+    ref = reference_outputs(tiny.root, manifest, "host", load_inputs(tmp_path / "x.npy",
+                                                                     manifest))
+    assert set(ref) == set(manifest["pipeline"]["outputs"])
+    w = np.random.default_rng(1).standard_normal((3, 4)).astype(np.float32)
+    order = np.argsort(-w[2], kind="stable")[:2]
+    assert ref["indices"].ravel().tolist() == order.tolist()
+    np.testing.assert_allclose(ref["scores"].ravel(), np.exp(w[2][order]) / np.exp(w[2]).sum(),
+                               rtol=1e-5)
+    with pytest.raises(UsageError, match=r"--project .*package 'tiny', but the artifact holds"):
+        reference_outputs(tiny.root, {**manifest, "package": {"name": "other"}}, "host",
+                          load_inputs(tmp_path / "x.npy", manifest))

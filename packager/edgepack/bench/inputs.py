@@ -10,6 +10,10 @@ golden input.
   ``source_size``; the board then runs the project's own preprocessing on it.
 
 Every mistake is one ``UsageError`` naming ``--input`` and the file.
+
+With ``--project DIR`` (the project the artifact was packed from) the host reference runs on
+the same input (``reference_outputs``), and the accuracy check covers the board's outputs for
+it as well as for the golden input.
 """
 
 from __future__ import annotations
@@ -157,3 +161,24 @@ def load_inputs(path: Path, manifest: dict[str, Any],
     for name in sorted(encoded):
         digest.update(encoded[name])
     return BenchInputs(encoded, path.name, kind, digest.hexdigest())
+
+
+def reference_outputs(project: Path, manifest: dict[str, Any], board: str,
+                      inputs: BenchInputs) -> dict[str, np.ndarray[Any, Any]]:
+    """The host reference (onnxruntime on the project's stage graphs) for ``inputs``."""
+    from edgepack.model.reference import run_pipeline
+    from edgepack.model.stages import build_stage_plan
+    from edgepack.spec.loader import load_spec
+
+    spec = load_spec(project)
+    packed = (manifest.get("package") or {}).get("name")
+    if packed is not None and spec.package.name != packed:
+        raise UsageError(f"--project {project}: package {spec.package.name!r}, but the "
+                         f"artifact holds {packed!r}")
+    plan = build_stage_plan(spec, spec.placement.get(board, {}))
+    return run_pipeline(plan, {n: _array_of(b) for n, b in inputs.arrays.items()})
+
+
+def _array_of(data: bytes) -> np.ndarray[Any, Any]:
+    array: np.ndarray[Any, Any] = np.load(io.BytesIO(data), allow_pickle=False)
+    return array

@@ -220,7 +220,14 @@ def render_text(r: Mapping[str, Any]) -> str:
               "pass" if o["passed"] else "FAIL"] for o in acc["outputs"]]
     out.append(format_table(["output", "max-abs", "cosine", "result"], arows))
     out.append(f"accuracy: {'PASS' if acc['passed'] else 'FAIL'} (tolerance max-abs "
-               f"{acc['tolerance']:g})")
+               f"{acc['tolerance']:g}, golden input)")
+    own = (r.get("input") or {}).get("accuracy")
+    if own:
+        rows = [[o["name"], f"{o['max_abs']:.3g}", f"{o['cosine']:.6f}",
+                 "pass" if o["passed"] else "FAIL"] for o in own["outputs"]]
+        out += ["", format_table(["output", "max-abs", "cosine", "result"], rows),
+                f"accuracy on {r['input']['source']}: {'PASS' if own['passed'] else 'FAIL'} "
+                "(host reference from --project)"]
     if r.get("profile"):
         out += ["", render_profile_top(r["profile"])]
     return "\n".join(out) + "\n"

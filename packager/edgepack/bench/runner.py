@@ -30,7 +30,7 @@ import numpy as np
 from edgepack import __version__
 from edgepack.artifact.container import open_artifact, read_file
 from edgepack.artifact.keys import load_device_private, load_publisher_public
-from edgepack.bench.inputs import BenchInputs, load_inputs
+from edgepack.bench.inputs import BenchInputs, load_inputs, reference_outputs
 from edgepack.bench.plan import DEFAULT_WARMUP, Plan, RunProgress, plan_iterations
 from edgepack.bench.report import (
     REPORT_SCHEMA,
@@ -74,6 +74,7 @@ class BenchOptions:
     device_key: str | None = None  # name of a key provisioned on the device ("device")
     duration_s: float | None = None  # run the timed loop for about this long instead
     inputs: Path | None = None  # --input: .npy, image or folder for the timed runs
+    project: Path | None = None  # --project: the host reference for --input runs from it
     log: Callable[[str], None] = field(default=lambda m: print(m, file=sys.stderr))
 
 
@@ -155,6 +156,10 @@ def run_bench(opts: BenchOptions) -> dict[str, Any]:
     check_install_root(target)
     manifest, golden, artifact_bytes = load_golden(opts)
     own = load_inputs(opts.inputs, manifest, opts.log) if opts.inputs is not None else None
+    own_ref = None
+    if own is not None and opts.project is not None:
+        opts.log(f"host reference on {own.source} (project {opts.project})")
+        own_ref = reference_outputs(opts.project, manifest, board.id, own)
     sdk = sdk_for(board, opts.sdk_dir)
     runner, agent_bin = sdk / "bin" / "edgepack-run", sdk / "bin" / "edgepack-agent"
     for p in (runner, agent_bin):
@@ -169,7 +174,7 @@ def run_bench(opts: BenchOptions) -> dict[str, Any]:
         agent, uploaded = start_agent(transport, root, agent_bin)
         try:
             return _bench_on(agent, uploaded, opts, board, target, manifest, golden,
-                             artifact_bytes, runner, own)
+                             artifact_bytes, runner, own, own_ref)
         finally:
             agent.bye()
             agent.stream.close()
@@ -179,7 +184,8 @@ def run_bench(opts: BenchOptions) -> dict[str, Any]:
 
 def _bench_on(agent: AgentClient, agent_uploaded: bool, opts: BenchOptions, board: Board,
               target: Target, manifest: dict[str, Any], golden: Golden, artifact_bytes: bytes,
-              runner: Path, own: BenchInputs | None = None) -> dict[str, Any]:
+              runner: Path, own: BenchInputs | None = None,
+              own_ref: dict[str, np.ndarray[Any, Any]] | None = None) -> dict[str, Any]:
     hello = agent.hello_info
     assert hello is not None
     need = len(artifact_bytes) * 2 + runner.stat().st_size
@@ -217,8 +223,8 @@ def _bench_on(agent: AgentClient, agent_uploaded: bool, opts: BenchOptions, boar
                     timeout_s=opts.run_timeout_s, stdin=key_pipe)
     _check(res, "golden-input run")
     plan = _plan(opts, json.loads(agent.get(f"{RUN_DIR}/golden.json")))
-    if own is not None:
-        inputs = ["--inputs", f"{RUN_DIR}/input"]
+    if own is not None:  # the outputs of its first run are checked when there is a reference
+        inputs = ["--inputs", f"{RUN_DIR}/input", "--outputs", f"{RUN_DIR}/out-input"]
     before = agent.hello().facts
     label = (f"benchmark: {plan.warmup} warmup + {plan.iterations} iterations"
              + (f" on {own.source}" if own is not None else ""))
@@ -243,6 +249,12 @@ def _bench_on(agent: AgentClient, agent_uploaded: bool, opts: BenchOptions, boar
                                     "estimate_ms": plan.estimate_ms}
     report["input"] = own.describe() if own is not None else {"source": "golden",
                                                                 "kind": "golden"}
+    if own_ref is not None:
+        checked = [compare_output(name, np.load(io.BytesIO(agent.get(
+                       f"{RUN_DIR}/out-input/{name}.npy")), allow_pickle=False),
+                       ref, opts.tolerance, opts.min_cosine) for name, ref in own_ref.items()]
+        report["input"]["accuracy"] = {"passed": bool(checked) and all(
+            o["passed"] for o in checked), "outputs": checked}
     validate_report(report)
     return report
 
@@ -359,5 +371,9 @@ def _redact(target: Target) -> str:
     if target.scheme == "ssh":
         return f"ssh://{target.user}@{target.host}:{target.port}"
     if target.scheme == "labgrid":
+        if not target.host:  # a place chosen by tags
+            from edgepack.device.labgrid import place_of
+
+            return f"labgrid://?tags={place_of(target).tag_text}"
         return f"labgrid://{target.host}"  # the place
     return f"serial://{target.device}" + (f"?baud={target.baud}" if target.baud else "")

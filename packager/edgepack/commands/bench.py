@@ -27,7 +27,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--board", required=True, help="board id, e.g. hi3559a")
     p.add_argument("--target", required=True,
                    help="ssh://user@host[:port][?identity=KEY&root=DIR], "
-                   "serial:///dev/ttyX?baud=115200[&root=DIR] or virtual:BOARD[/serial]")
+                   "serial:///dev/ttyX?baud=115200[&root=DIR], virtual:BOARD[/serial], "
+                   "labgrid://PLACE[?wait=S&via=console] or labgrid://?tags=KEY=VALUE,... "
+                   "(docs/board-farm.md)")
     p.add_argument("--key", required=True, type=Path,
                    help="a recipient's X25519 private key held on the host (PEM): reads the "
                    "golden reference, and reaches the runner through a pipe (never a file "
@@ -52,7 +54,11 @@ def register(subparsers: Any) -> None:
                    help="run the timed iterations on this input instead of the golden one: a "
                    ".npy file, an image (PNG, JPEG, ...: converted to the project's pixel "
                    "format and source size, then the board's own preprocessing) or a folder "
-                   "of <input name>.npy; the accuracy check stays on the golden input")
+                   "of <input name>.npy")
+    p.add_argument("--project", type=Path, metavar="DIR",
+                   help="with --input: the project the artifact was packed from; the host "
+                   "reference runs on the input and the accuracy check covers it too (without "
+                   "it only the golden input is checked)")
     p.add_argument("--tolerance", type=float, default=1e-3,
                    help="max-abs difference allowed per output (default 1e-3)")
     p.add_argument("--json", nargs="?", const=True, default=False, metavar="FILE",
@@ -79,16 +85,17 @@ def run(args: argparse.Namespace) -> int:
         out_json = Path(args.json)
         print(f"edgepack: warning: --json {terminal_safe(args.json)} is deprecated: use "
               "--out-json FILE (--json alone prints the report as JSON)", file=sys.stderr)
-    report = api.bench(
+    result = api.bench(
         args.artifact, board=args.board, target=args.target, key=args.key,
         publisher=args.publisher, iterations=args.iterations, warmup=args.warmup,
-        duration=args.duration, input=args.input, threads=args.threads,
+        duration=args.duration, input=args.input, project=args.project, threads=args.threads,
         known_hosts=args.known_hosts,
         trust_new_host=args.trust_new_host, tolerance=args.tolerance, sdk=args.sdk,
-        device_key=args.device_key, profile=args.profile).data
+        device_key=args.device_key, profile=args.profile)
+    report = result.data
     emit(report, args.json is True, render_text)
     if out_json is not None:
         write_atomic(out_json, json.dumps(report, indent=2, sort_keys=True) + "\n")
     if args.html:
         write_atomic(args.html, render_html(report))
-    return ExitCode.OK if report["accuracy"]["passed"] else ExitCode.CHECK_FAILED
+    return ExitCode.OK if result.passed else ExitCode.CHECK_FAILED
