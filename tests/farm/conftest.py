@@ -2,7 +2,8 @@
 """A one-board labgrid farm on 127.0.0.1, all real processes: ``labgrid-coordinator``, a
 virtual host board (sshd, and a busybox console on a pty), ``ser2net`` exporting that console
 over TCP, and ``labgrid-exporter`` publishing the board's NetworkService (its sshd) and
-NetworkSerialPort (ser2net) to the coordinator. A place ``farm-host`` matches them.
+NetworkSerialPort (ser2net) to the coordinator. A place ``farm-host`` (tags ``board=host``,
+``lab=ci``) matches them.
 
 The host SDK (runner + agent) the benches use comes from the shared cache under build/cache.
 """
@@ -187,7 +188,8 @@ def farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Farm]:
         while "bench1/host-board/NetworkService" not in f.client("resources").stdout:
             assert time.monotonic() < deadline, (work / "exporter.log").read_text()
             time.sleep(0.5)
-        for argv in (("-p", PLACE, "create"), ("-p", PLACE, "add-match", "bench1/host-board/*")):
+        for argv in (("-p", PLACE, "create"), ("-p", PLACE, "add-match", "bench1/host-board/*"),
+                     ("-p", PLACE, "set-tags", "board=host", "lab=ci")):
             done = f.client(*argv)
             assert done.returncode == 0, done.stderr
         yield f

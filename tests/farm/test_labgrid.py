@@ -167,14 +167,78 @@ def test_ctrl_c_releases_the_place(farm: Farm, artifact: Artifact) -> None:
     assert farm.holder() is None
 
 
+def _by_tags(farm: Farm, tags: str, **extra: str) -> str:
+    target: str = farm.target(tags=tags, **extra)
+    return target.replace(f"labgrid://{PLACE}?", "labgrid://?")
+
+
+def test_bench_on_a_place_chosen_by_tags(farm: Farm, artifact: Artifact, tmp_path: Path) -> None:
+    """labgrid://?tags=...: the coordinator allocates a matching place through a reservation;
+    the bench runs there, then the place is released and the reservation cancelled."""
+    done = _run(farm, _bench(farm, artifact, _by_tags(farm, "board=host,lab=ci"),
+                             tmp_path / "r.json"))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"labgrid tags board=host,lab=ci: place {PLACE}" in done.stderr
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["accuracy"]["passed"]
+    assert report["provenance"]["target"] == "labgrid://?tags=board=host,lab=ci"
+    assert farm.holder() is None
+    assert "allocated" not in farm.client("reservations").stdout
+
+
+def test_tags_no_place_has_are_named(farm: Farm, artifact: Artifact) -> None:
+    done = _run(farm, _bench(farm, artifact, _by_tags(farm, "board=rpi4")))
+    assert done.returncode == 8
+    assert _error(done.stderr).startswith(
+        f"edgepack: error: no labgrid place has the tags board=rpi4 (coordinator "
+        f"{farm.coordinator}; places: {PLACE})")
+
+
+def test_every_tagged_place_held(farm: Farm, artifact: Artifact) -> None:
+    assert farm.client("-p", PLACE, "acquire", user="alice").returncode == 0
+    try:
+        holder = farm.holder()
+        done = _run(farm, _bench(farm, artifact, _by_tags(farm, "board=host")))
+        assert done.returncode == 8, done.stderr
+        assert _error(done.stderr) == ("edgepack: error: every labgrid place with tags "
+                                       f"board=host is held ({PLACE} by {holder})")
+    finally:
+        assert farm.client("-p", PLACE, "release", user="alice").returncode == 0
+    assert "waiting" not in farm.client("reservations").stdout  # cancelled, not left queued
+
+
+def test_bench_over_the_console(farm: Farm, artifact: Artifact, tmp_path: Path) -> None:
+    """via=console: the whole bench through the place's NetworkSerialPort (ser2net's TCP port
+    in front of the board's console), with the board's sshd frozen to prove SSH is unused."""
+    pids = farm.board["pids"]
+    assert isinstance(pids, dict)
+    farm.relay.switched.clear()
+    os.kill(int(pids["sshd"]), signal.SIGSTOP)
+    try:
+        done = _run(farm, _bench(farm, artifact, farm.target(via="console"), tmp_path / "r.json",
+                                 iterations=3))
+    finally:
+        os.kill(int(pids["sshd"]), signal.SIGCONT)
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["accuracy"]["passed"] and report["end_to_end"]["n"] == 3
+    assert farm.relay.switched == []  # never power-cycled: the console answered
+    assert farm.holder() is None
+
+
 def test_target_parsing() -> None:
     t = parse_target("labgrid://rpi4-1?coordinator=lab:20408&root=/opt/ep&wait=30")
     assert (t.scheme, t.host, t.root) == ("labgrid", "rpi4-1", "/opt/ep")
     assert place_of(t) == Place("rpi4-1", "lab:20408", 30.0)
+    t = parse_target("labgrid://?tags=board=rpi4,lab=a&wait=5")
+    assert place_of(t) == Place("", None, 5.0, (("board", "rpi4"), ("lab", "a")))
 
 
 @pytest.mark.parametrize(("uri", "message"), [
-    ("labgrid://", "name the place: labgrid://PLACE"),
+    ("labgrid://", "name the place (labgrid://PLACE) or choose one by tags"),
+    ("labgrid://p?tags=board=host", "name a place or give tags, not both"),
+    ("labgrid://?tags=board", "tags are KEY=VALUE.*, got 'board'"),
+    ("labgrid://p?via=telnet", "via must be one of ssh, console"),
     ("labgrid://p?port=2", "unknown parameter(s) port"),
     ("labgrid://p?wait=soon", "wait must be a number of seconds >= 0"),
     ("labgrid://p?root=opt", "root must be an absolute path"),
