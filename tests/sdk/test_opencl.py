@@ -34,9 +34,11 @@ from graph_runner import graph_run_binary, run_ort
 from onnx import TensorProto, helper, numpy_helper
 from sdk_host import REPO, SdkBuild
 
+from edgepack.artifact.pack import pack_project
 from edgepack.lower.lowering import lower
 from edgepack.model.optimize import optimize
 from real_models import BY_NAME, load_real_model
+from real_projects import write_project
 
 Array = np.ndarray[Any, Any]
 ICD_DIR = Path("/etc/OpenCL/vendors")
@@ -325,3 +327,37 @@ def test_real_model_on_opencl_matches_onnxruntime(sdk_host: SdkBuild, plugin: Pl
         scale = max(1.0, float(np.abs(ref).max()))
         np.testing.assert_allclose(got.outputs[k], ref, rtol=tolerance, atol=tolerance * scale,
                                    err_msg=k)
+
+
+# --- placement ---------------------------------------------------------------------------------
+
+def test_placement_gpu_runs_the_model_stage_on_opencl(sdk_host: SdkBuild, plugin: Plugin,
+                                                      warm: None, tmp_path: Path) -> None:
+    """[placement.hi3559a] model = "gpu" (processor gpu, backend opencl in boards/hi3559a.yaml):
+    the packed stage names backend "opencl", and edgepack-run (which finds
+    libedgepack_opencl.so through EDGEPACK_BACKEND_PATH) runs every node of it there."""
+    name = "mobilenet_v2"
+    root = write_project(tmp_path / "p", name)
+    toml = root / "edgepack.toml"
+    toml.write_text(toml.read_text() + '\n[placement.hi3559a]\nmobilenet-v2 = "gpu"\n')
+    epk = tmp_path / "m.epk"
+    packed = pack_project(root, epk, board="hi3559a")
+    assert [(s["processor"], s.get("backend")) for s in packed.manifest["stages"]] == [
+        ("gpu", "opencl")]
+    x = np.random.default_rng(3).standard_normal(BY_NAME[name].inputs["input"]).astype(
+        np.float32)
+    (tmp_path / "in").mkdir()
+    np.save(tmp_path / "in" / "input.npy", x)
+    env = {**os.environ, **plugin.env, "EDGEPACK_BACKEND_PATH": str(plugin.path.parent)}
+    proc = subprocess.run(
+        [str(sdk_host.runner), str(epk), "--key", str(root / "keys" / "dev1.key"),
+         "--publisher", str(root / "keys" / "publisher.pub"), "--inputs", str(tmp_path / "in"),
+         "--outputs", str(tmp_path / "out"), "--profile", "--json", str(tmp_path / "r.json")],
+        capture_output=True, text=True, env=env, check=False)
+    assert proc.returncode == 0, proc.stderr
+    nodes = json.loads((tmp_path / "r.json").read_text())["profile"]["nodes"]
+    assert nodes and {n["backend"] for n in nodes} == {plugin.name}
+    assert {n.get("partition") for n in nodes} == {0}
+    want = run_ort(load_real_model(name), {"input": x})["logits"]
+    got = np.load(tmp_path / "out" / "logits.npy")
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * max(1.0, np.abs(want).max()))

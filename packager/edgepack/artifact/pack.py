@@ -131,6 +131,9 @@ def build_sections(
         if stage.name in with_onnx:
             entry["onnx"] = f"onnx/{stage.name}"
         entry["ops"] = [n.op_type for n in stage.onnx.graph.node]
+        if (backends or {}).get(stage.processor, "cpu") != "cpu":
+            # the plugin the runtime tries first for this stage (the board's processor backend)
+            entry["backend"] = (backends or {})[stage.processor]
         stages.append(entry)
     doc: dict[str, Any] = {
         "schema": manifest.SCHEMA_ID,

@@ -79,6 +79,17 @@ std::shared_ptr<Backend> Backend::load(const std::string& spec, std::string* why
         start = end + 1;
       }
     }
+    // Then the folder of the library (or program) holding this runtime, and its ../lib: an
+    // installed SDK keeps libedgepack_opencl.so beside libedgepack.so.
+    Dl_info self{};
+    if (dladdr(reinterpret_cast<void*>(&resolve_backends), &self) && self.dli_fname) {
+      const std::string path = self.dli_fname;
+      const size_t slash = path.rfind('/');
+      if (slash != std::string::npos) {
+        dirs.push_back(path.substr(0, slash));
+        dirs.push_back(path.substr(0, slash) + "/../lib");
+      }
+    }
     for (const auto& dir : dirs)
       for (const auto& file : files) candidates.push_back(dir + "/" + file);
     for (const auto& file : files) candidates.push_back(file);

@@ -27,9 +27,9 @@ class Backend {
 
   static std::shared_ptr<Backend> cpu();
   // Loads `spec`: a path to a .so (contains '/'), or a name looked up as
-  // libedgepack_backend_<name>.so or libedgepack_<name>.so in EDGEPACK_BACKEND_PATH (':'-separated)
-  // and the loader's default search path. Returns nullptr and sets *why when rejected (also logged
-  // to stderr).
+  // libedgepack_backend_<name>.so or libedgepack_<name>.so in EDGEPACK_BACKEND_PATH
+  // (':'-separated), the folder of the binary holding the runtime and its ../lib, then the loader's
+  // default search path. Returns nullptr and sets *why when rejected (also logged to stderr).
   static std::shared_ptr<Backend> load(const std::string& spec, std::string* why);
 
  private:

@@ -129,6 +129,7 @@ PipelineImpl::PipelineImpl(const std::string& manifest_json, const SectionSource
   const int threads = options.threads < 1 ? 1 : options.threads;
   pool_ = std::make_unique<ThreadPool>(threads);
   const auto backends = resolve_backends(options.backend_preference);
+  std::map<std::string, std::vector<std::shared_ptr<Backend>>> placed_backends;
   for (const auto& sv : m.at("stages", "").as_array("stages")) {
     auto st = std::make_unique<Stage>();
     st->name = sv.at("name", "stages[]").as_string("stages[].name");
@@ -136,8 +137,19 @@ PipelineImpl::PipelineImpl(const std::string& manifest_json, const SectionSource
     const std::string section = sv.at("graph", path).as_string(path + ".graph");
     size_t size = 0;
     const uint8_t* bytes = sections.section(section, &size);
-    st->graph =
-        std::make_unique<GraphInstance>(load_graph(bytes, size), backends, pool_.get(), threads);
+    // A stage placed on a processor with a backend plugin ("backend": "opencl" for placement
+    // gpu on hi3559a) tries it first, unless the caller chose backends itself.
+    const json::Value* placed = sv.find("backend");
+    auto stage_backends = backends;
+    if (placed && options.backend_preference.empty()) {
+      const std::string& name = placed->as_string(path + ".backend");
+      auto it = placed_backends.find(name);  // one load per plugin
+      if (it == placed_backends.end())
+        it = placed_backends.emplace(name, resolve_backends({name})).first;
+      stage_backends = it->second;
+    }
+    st->graph = std::make_unique<GraphInstance>(load_graph(bytes, size), stage_backends,
+                                                pool_.get(), threads);
     for (const auto& t : sv.at("inputs", path).as_array(path + ".inputs"))
       st->inputs.push_back(parse_info(t, path + ".inputs[]"));
     for (const auto& t : sv.at("outputs", path).as_array(path + ".outputs"))

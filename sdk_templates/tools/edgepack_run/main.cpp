@@ -69,6 +69,9 @@ const char kUsage[] =
     "  --outputs DIR       write <output name>.npy to DIR\n"
     "  --stage NAME        run one stage (or model) instead of the whole pipeline\n"
     "  --threads T         kernel threads (default 1)\n"
+    "  --backend NAME      run the nodes a backend plugin supports on it (opencl:\n"
+    "                      libedgepack_opencl.so from EDGEPACK_BACKEND_PATH or the loader's\n"
+    "                      path; or a path to a .so); repeatable, CPU runs the rest\n"
     "  --bench N           time N runs after the first one\n"
     "  --warmup W          untimed runs before the N timed ones (default 0)\n"
     "  --json FILE         write the report (schema edgepack.run/1) to FILE\n"
@@ -87,6 +90,7 @@ struct Args {
   int threads = 1;
   long bench = 0, warmup = 0;
   bool profile = false;
+  std::vector<std::string> backends;  // --backend, in order of preference
 };
 
 struct Failure {
@@ -162,6 +166,8 @@ Args parse_args(int argc, char** argv, bool* done) {
       a.json = value();
     } else if (arg == "--profile") {
       a.profile = true;
+    } else if (arg == "--backend") {
+      a.backends.push_back(value());
     } else if (!arg.empty() && arg[0] == '-') {
       usage_error("unknown option '" + arg + "'");
     } else if (a.artifact.empty()) {
@@ -460,6 +466,11 @@ int run(const Args& a) {
   check(ep_options_create(&opts_raw));
   std::unique_ptr<ep_options, void (*)(ep_options*)> opts(opts_raw, ep_options_release);
   check(ep_options_set_threads(opts.get(), a.threads));
+  if (!a.backends.empty()) {
+    std::vector<const char*> names;
+    for (const auto& b : a.backends) names.push_back(b.c_str());
+    check(ep_options_set_backend_preference(opts.get(), names.data(), names.size()), "--backend");
+  }
   check(ep_options_set_min_version_counter(opts.get(), a.min_counter));
 
   std::string key_pem;

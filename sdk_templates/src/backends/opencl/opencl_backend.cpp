@@ -737,8 +737,13 @@ void release_partition(void* ctx, void* state) {
   delete static_cast<PartitionState*>(state);
 }
 
+// init/release pairs: a process may load the plugin for several sessions (dlopen hands back
+// the same copy); the device goes with the last release.
+int g_users = 0;
+
 void release(void* ctx) {
   (void)ctx;
+  if (--g_users > 0) return;
   delete g_device;
   g_device = nullptr;
 }
@@ -763,6 +768,7 @@ extern "C" __attribute__((visibility("default"))) const edgepack_backend_api* ed
     }
     g_device = dev.release();
   }
+  ++g_users;
   std::memset(&g_api, 0, sizeof g_api);
   g_api.api_version = EDGEPACK_BACKEND_API_VERSION;
   g_api.struct_size = sizeof(edgepack_backend_api);
