@@ -265,3 +265,11 @@ def test_malformed_error_reply_is_a_device_error(fake: Callable[[Script], AgentC
     with pytest.raises(ProtocolError, match=r"OK\.size is not an 8-byte integer") as err:
         client.get("x")
     assert _one_line(err.value).startswith(f"{DEVICE}: GET: the agent's reply is malformed")
+
+
+def test_a_link_that_breaks_names_device_and_request(
+        fake: Callable[[Script], AgentClient]) -> None:
+    client = fake(lambda dev, msg: dev.dev.shutdown(socket.SHUT_RDWR))
+    with pytest.raises(ConnectionLost) as err:
+        client.ping()
+    assert _one_line(err.value) == f"{DEVICE}: PING: fake device closed the socket"

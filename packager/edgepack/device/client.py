@@ -245,8 +245,24 @@ class AgentClient:
         """Send one request and return its final reply; ``LOG`` frames go to ``on_log``.
 
         ``timeout`` is an absolute deadline: output (``LOG``) does not extend it. Raises
-        ``AgentError`` for an ERROR reply and ``DeviceError`` when no reply comes in time.
+        ``AgentError`` for an ERROR reply, ``DeviceError`` when no reply comes in time and
+        ``ConnectionLost`` when the link breaks, each naming the device and the request.
         """
+        with self._link(mtype):
+            return self._exchange(mtype, on_log, timeout, fields)
+
+    @contextlib.contextmanager
+    def _link(self, mtype: MsgType) -> Iterator[None]:
+        """Names the device and the request in a broken-link error."""
+        try:
+            yield
+        except ConnectionLost as exc:
+            if exc.message.startswith(f"{self.device}: "):
+                raise
+            raise ConnectionLost(f"{self._where(mtype)}: {exc.message}", hint=exc.hint) from None
+
+    def _exchange(self, mtype: MsgType, on_log: LogFn | None, timeout: float | None,
+                  fields: dict[str, FieldInput]) -> Message:
         seq = self._next_seq()
         msg = Message.build(mtype, seq, **fields)
         self._send(msg)
@@ -385,6 +401,11 @@ class AgentClient:
                      done: int, progress: ProgressFn | None) -> tuple[int, int]:
         """Pipelines PUT_CHUNK frames within the agent's window; returns the chunk bytes sent
         and the payload bytes they took on the wire."""
+        with self._link(MsgType.PUT_CHUNK):
+            return self._pipeline(digest, size, chunk, missing, f, done, progress)
+
+    def _pipeline(self, digest: str, size: int, chunk: int, missing: Sequence[int], f: Any,
+                  done: int, progress: ProgressFn | None) -> tuple[int, int]:
         # seq -> (msg, chunk bytes, wire size, sent at)
         pending: dict[int, tuple[Message, int, int, float]] = {}
         in_flight = 0
