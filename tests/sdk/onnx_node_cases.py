@@ -45,7 +45,7 @@ from edgepack.model.opset import to_canonical
 REPO = Path(__file__).resolve().parents[2]
 CACHE = REPO / "build" / "onnx-node-cases" / onnx.__version__
 TABLE_DOC = REPO / "docs" / "onnx-node-tests.md"
-THRESHOLD = 97.0  # % of the cases in edgepack's dtypes that must pass (97.9% measured)
+THRESHOLD = 98.0  # % of the cases in edgepack's dtypes that must pass (99.5% measured)
 NUMPY_NATIVE = {"bool", "float16", "float32", "float64", "int8", "int16", "int32", "int64",
                 "uint8", "uint16", "uint32", "uint64"}
 

@@ -282,3 +282,60 @@ def test_bool_reduce_of_opset_20_runs_as_uint8_at_17(op: str) -> None:
     (expected,) = run_onnxruntime(model, feeds)
     (actual,) = run_onnxruntime(converted, feeds)
     assert actual.dtype == np.bool_ and actual.tolist() == expected.tolist()
+
+
+def _single_node(node: onnx.NodeProto, inputs: list[onnx.ValueInfoProto],
+                 initializers: list[onnx.TensorProto], opset: int) -> onnx.ModelProto:
+    graph = helper.make_graph([node], "g", inputs,
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                              initializer=initializers)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)],
+                             ir_version=9)
+
+
+@pytest.mark.parametrize(("mode", "attrs"), [
+    ("linear", {"antialias": 1}),
+    ("cubic", {"antialias": 1, "cubic_coeff_a": -0.5}),
+    ("linear", {"coordinate_transformation_mode": "half_pixel_symmetric"}),
+])
+def test_resize_opset_17_lacks_becomes_two_matmuls(mode: str, attrs: dict[str, Any]) -> None:
+    """Resize antialias (18) and half_pixel_symmetric (19) as A_h @ X @ A_w^T; matches
+    onnxruntime at the model's opset."""
+    sizes = numpy_helper.from_array(np.array([1, 3, 9, 20], np.int64), "sizes")
+    node = helper.make_node("Resize", ["x", "", "", "sizes"], ["y"], mode=mode, **attrs)
+    model = _single_node(node, [helper.make_tensor_value_info("x", TensorProto.FLOAT,
+                                                              [1, 3, 24, 32])], [sizes], 19)
+    converted = to_canonical("resize.onnx", model, 19)
+    assert [n.op_type for n in converted.graph.node] == ["MatMul", "MatMul"]
+    x = np.random.default_rng(6).normal(0, 1, (1, 3, 24, 32)).astype(np.float32)
+    (want,) = run_onnxruntime(model, {"x": x})
+    (got,) = run_onnxruntime(converted, {"x": x})
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("op", ["ScatterElements", "ScatterND"])
+@pytest.mark.parametrize("reduction", ["max", "min"])
+def test_scatter_min_max_with_duplicate_indices(op: str, reduction: str) -> None:
+    """ScatterElements/ScatterND reduction min/max (18), indices known only at run time and
+    repeated, as a one-hot comparison; matches onnxruntime at opset 18."""
+    if op == "ScatterElements":
+        index, update = (2, 3), (2, 3)
+        indices = np.array([[1, 3, 1], [-1, 0, 0]], np.int64)
+        attrs = {"axis": 1}
+    else:
+        index, update = (3, 1), (3, 5)
+        indices = np.array([[1], [3], [1]], np.int64)
+        attrs = {}
+    inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 5]),
+              helper.make_tensor_value_info("i", TensorProto.INT64, list(index)),
+              helper.make_tensor_value_info("u", TensorProto.FLOAT, list(update))]
+    model = _single_node(helper.make_node(op, ["x", "i", "u"], ["y"], reduction=reduction,
+                                          **attrs), inputs, [], 18)
+    converted = to_canonical("scatter.onnx", model, 18)
+    assert op not in {n.op_type for n in converted.graph.node}
+    rng = np.random.default_rng(7)
+    feeds = {"x": rng.normal(0, 1, (4, 5)).astype(np.float32), "i": indices,
+             "u": rng.normal(0, 2, update).astype(np.float32)}
+    (want,) = run_onnxruntime(model, feeds)
+    (got,) = run_onnxruntime(converted, feeds)
+    np.testing.assert_array_equal(got, want)

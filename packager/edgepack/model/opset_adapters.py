@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import onnx
@@ -580,11 +581,155 @@ def _space_to_depth_crd(ctx: Context, node: onnx.NodeProto) -> list[onnx.NodePro
     ]
 
 
+MAX_RESIZE_MATRIX = 1 << 22  # elements of one interpolation matrix (16 MiB of float32)
+
+
+def _interpolation_matrix(ctx: Context, node: onnx.NodeProto, axis: int, rank: int, n: int,
+                          sizes: np.ndarray | None, scales: np.ndarray | None) -> np.ndarray:
+    """The node's Resize along ``axis`` (one of the last two) as a matrix: onnx's reference
+    Resize of an n x n identity, resized along that axis only. ``A_h`` [out, n] for the rows
+    axis, ``A_w^T`` [n, out] for the last one."""
+    from onnx.reference import ReferenceEvaluator
+
+    eye = np.eye(n, dtype=np.float32).reshape([1] * (rank - 2) + [n, n])
+    if sizes is not None:
+        params = np.array([1] * (rank - 2) + [n, n], np.int64)
+        params[axis] = int(sizes[axis])
+        inputs, kind = ["x", "", "", "p"], TP.INT64
+    else:
+        assert scales is not None
+        params = np.ones(rank, np.float32)
+        params[axis] = np.float32(scales[axis])
+        inputs, kind = ["x", "", "p"], TP.FLOAT
+    size = int(params[axis]) if sizes is not None else int(np.floor(n * params[axis]))
+    if size * n > MAX_RESIZE_MATRIX:
+        raise ctx.fail(node, f"resizes axis {axis} from {n} to {size}: its interpolation "
+                       f"matrix would exceed {MAX_RESIZE_MATRIX} elements")
+    probe = helper.make_node("Resize", inputs, ["y"],
+                             **{a.name: helper.get_attribute_value(a) for a in node.attribute})
+    graph = helper.make_graph([probe], "probe", [
+        helper.make_tensor_value_info("x", TP.FLOAT, list(eye.shape)),
+        helper.make_tensor_value_info("p", kind, [rank])],
+        [helper.make_tensor_value_info("y", TP.FLOAT, None)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", ctx.opset)])
+    outputs: Any = ReferenceEvaluator(model).run(None, {"x": eye, "p": params})
+    result = np.asarray(outputs[0])
+    return result.reshape(result.shape[-2], result.shape[-1]).astype(np.float32)
+
+
+def _resize_as_matmuls(ctx: Context, node: onnx.NodeProto) -> list[onnx.NodeProto] | None:
+    """Resize with ``antialias=1`` or ``half_pixel_symmetric`` (18, 19), which opset 17 and the
+    runtime lack, on the last two axes of a static shape: every Resize mode but
+    tf_crop_and_resize is linear in its input and separable, so it is ``A_h @ X @ A_w^T``
+    with constant interpolation matrices. Each matrix is onnx's reference Resize of an
+    identity matrix along that axis, the node's own attributes and scale (or size) kept."""
+    attrs = _attrs(node)
+    mode = _as_str(attrs.get("coordinate_transformation_mode", "half_pixel"))
+    if not int(attrs.get("antialias", 0)) and mode != "half_pixel_symmetric":  # type: ignore[call-overload]
+        return None
+    data = node.input[0]
+    inputs = list(node.input) + [""] * (4 - len(node.input))
+    if (mode == "tf_crop_and_resize" or data not in ctx.shapes or "axes" in attrs
+            or ctx.elem_type(data) != TP.FLOAT
+            or _as_str(attrs.get("keep_aspect_ratio_policy", "stretch")) != "stretch"
+            or any(name and name not in ctx.constants for name in inputs[1:])):
+        return None  # the Resize adapter refuses it by name
+    shape = ctx.shapes[data]
+    rank = len(shape)
+    sizes = ctx.constants[inputs[3]].reshape(-1) if inputs[3] else None
+    scales = ctx.constants[inputs[2]].reshape(-1) if inputs[2] and sizes is None else None
+    if rank < 2 or (sizes is None and scales is None):
+        return None
+    changed = [a for a in range(rank) if (sizes[a] != shape[a] if sizes is not None
+                                          else scales[a] != 1)]  # type: ignore[index]
+    if any(a < rank - 2 for a in changed):
+        return None
+    matrices = {axis: _interpolation_matrix(ctx, node, axis, rank, shape[axis],
+                                            sizes, scales) for axis in changed}
+    nodes, current = [], data
+    for k, axis in enumerate(sorted(changed)):
+        out = node.output[0] if k == len(changed) - 1 else ctx.fresh(f"{data}/resized{axis}")
+        if axis == rank - 1:  # X @ A_w^T
+            pair = [current, ctx.add_constant(f"{node.name}/columns", matrices[axis])]
+        else:  # A_h @ X
+            pair = [ctx.add_constant(f"{node.name}/rows", matrices[axis]), current]
+        nodes.append(helper.make_node("MatMul", pair, [out], name=f"{node.name}/axis{axis}"))
+        current = out
+    if not nodes:
+        return [helper.make_node("Identity", [data], [node.output[0]], name=node.name)]
+    return nodes
+
+
+MAX_SCATTER_PAIRS = 1 << 22  # updates x data elements compared by a min/max scatter
+
+
+def _scatter_min_max(ctx: Context, node: onnx.NodeProto) -> list[onnx.NodeProto] | None:
+    """ScatterElements/ScatterND reduction 'min'/'max' (18), which opset 17 lacks, on static
+    shapes: each update's flat target in the data (from the indices, at run time), a one-hot
+    [updates, data] comparison that keeps each update in its target's column (the other cells
+    hold the dtype's identity), ReduceMax/ReduceMin over the updates, then Max/Min with the
+    data. Refused past ``MAX_SCATTER_PAIRS`` cells."""
+    reduction = _as_str(_attrs(node).get("reduction", "none"))
+    data, indices, updates = node.input[0], node.input[1], node.input[2]
+    if reduction not in ("max", "min") or not all(n in ctx.shapes for n in node.input[:3]):
+        return None  # the Scatter adapter refuses min/max by name
+    shape, index_shape = ctx.shapes[data], ctx.shapes[indices]
+    total = int(np.prod(shape))
+    count = int(np.prod(ctx.shapes[updates]))
+    dtype = helper.tensor_dtype_to_np_dtype(ctx.elem_type(data) or TP.FLOAT)
+    if count * total > MAX_SCATTER_PAIRS or dtype.kind not in "fiu":
+        return None
+    strides = np.array([int(np.prod(shape[d + 1:])) for d in range(len(shape))], np.int64)
+    name, out = node.name, node.output[0]
+    nodes: list[onnx.NodeProto] = []
+
+    def op(kind: str, inputs: list[str], **attrs: Any) -> str:
+        result = ctx.fresh(f"{out}/{kind.lower()}")
+        nodes.append(helper.make_node(kind, inputs, [result], name=f"{name}/{len(nodes)}",
+                                      **attrs))
+        return result
+
+    def const(what: str, value: np.ndarray) -> str:
+        return ctx.add_constant(f"{name}/{what}", value)
+
+    if node.op_type == "ScatterElements":
+        axis = int(_attrs(node).get("axis", 0)) % len(shape)  # type: ignore[call-overload]
+        grid = np.indices(index_shape, dtype=np.int64)
+        base = sum(grid[d] * strides[d] for d in range(len(shape)) if d != axis)
+        wrapped = op("Mod", [indices, const("dim", np.array(shape[axis], np.int64))])
+        along = op("Mul", [wrapped, const("stride", np.array(strides[axis], np.int64))])
+        targets = op("Add", [along, const("base", np.asarray(base, np.int64))])
+    else:
+        k = index_shape[-1]
+        wrapped = op("Mod", [indices, const("dims", np.array(shape[:k], np.int64))])
+        offsets = op("Mul", [wrapped, const("strides", strides[:k])])
+        first = op("ReduceSum", [offsets, const("last", np.array([-1], np.int64))], keepdims=1)
+        targets = op("Add", [first, const("slice", np.arange(int(np.prod(shape[k:])),
+                                                               dtype=np.int64))])
+    flat = const("flat", np.array([-1, 1], np.int64))
+    column = op("Reshape", [targets, flat])  # [updates, 1]
+    values = op("Reshape", [updates, flat])
+    hit = op("Equal", [column, const("positions", np.arange(total, dtype=np.int64)[None])])
+    info = np.finfo(dtype) if dtype.kind == "f" else np.iinfo(dtype)
+    identity = np.array(-np.inf if dtype.kind == "f" and reduction == "max" else np.inf
+                        if dtype.kind == "f" else info.min if reduction == "max" else info.max,
+                        dtype)
+    cells = op("Where", [hit, values, const("identity", identity)])  # [updates, data]
+    best = op("ReduceMax" if reduction == "max" else "ReduceMin", [cells], axes=[0],
+              keepdims=0)
+    merged = op("Max" if reduction == "max" else "Min",
+                [op("Reshape", [data, const("all", np.array([-1], np.int64))]), best])
+    nodes.append(helper.make_node("Reshape", [merged, const("shape", np.array(shape, np.int64))],
+                                  [out], name=f"{name}/{len(nodes)}"))
+    return nodes
+
+
 REWRITES: dict[str, Callable[[Context, onnx.NodeProto], list[onnx.NodeProto] | None]] = {
     "Celu": _float16_via_float32, "IsInf": _float16_via_float32, "Range": _float16_via_float32,
     "QuantizeLinear": _quantize16, "DequantizeLinear": _quantize16, "Pad": _wrap_pad,
     "AveragePool": _pool_by_slices, "MaxPool": _pool_by_slices,
-    "SpaceToDepth": _space_to_depth_crd,
+    "SpaceToDepth": _space_to_depth_crd, "Resize": _resize_as_matmuls,
+    "ScatterElements": _scatter_min_max, "ScatterND": _scatter_min_max,
 }
 
 
