@@ -204,8 +204,8 @@ def render_text(r: Mapping[str, Any]) -> str:
     out += [f"{label}: {value}" for label, value in provenance_rows(r)[1:]]
     out += [f"device: {r['device'].get('machine', '?')}, {r['device'].get('cpu_model', '?')}, "
             f"{r['device'].get('cpu_cores', '?')} cores; threads {c['threads']}, warmup "
-            f"{c['warmup']}, iterations {c['iterations']}{_plan_note(c)}; input "
-            f"{_input_note(r)}",
+            f"{c['warmup']}, iterations {c['iterations']}{plan_note(c)}; input "
+            f"{input_note(r)}",
             f"cold load: verify {_ms(load['verify_ms'])} ms, decrypt {_ms(load['decrypt_ms'])} ms, "
             f"prepare {_ms(load['prepare_ms'])} ms (total {_ms(load['total_ms'])} ms); "
             f"first inference {_ms(r['first_inference_ms'])} ms; peak RSS "
@@ -233,7 +233,7 @@ def render_text(r: Mapping[str, Any]) -> str:
     return "\n".join(out) + "\n"
 
 
-def _plan_note(conditions: Mapping[str, Any]) -> str:
+def plan_note(conditions: Mapping[str, Any]) -> str:
     plan = conditions.get("plan") or {}
     if plan.get("mode") == "duration":
         return f" (--duration {plan['duration_s']:g} s)"
@@ -242,7 +242,7 @@ def _plan_note(conditions: Mapping[str, Any]) -> str:
     return ""
 
 
-def _input_note(r: Mapping[str, Any]) -> str:
+def input_note(r: Mapping[str, Any]) -> str:
     inp = r.get("input") or {"kind": "golden"}
     if inp.get("kind", "golden") == "golden":
         return "the golden input"

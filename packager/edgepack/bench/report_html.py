@@ -19,7 +19,9 @@ from edgepack.bench.report import (
     RUNS_NOTE,
     clock_line,
     fps_of,
+    input_note,
     latency_rows,
+    plan_note,
     profile_head,
     profile_rows,
     provenance_rows,
@@ -199,7 +201,9 @@ def render_html(r: Mapping[str, Any]) -> str:
     conditions = [
         ("device", f"{d.get('machine', '?')}, {d.get('cpu_model') or '?'}, "
                    f"{d.get('cpu_cores', '?')} cores, kernel {d.get('kernel', '?')}"),
-        ("threads / warmup / iterations", f"{c['threads']} / {c['warmup']} / {c['iterations']}"),
+        ("threads / warmup / iterations",
+         f"{c['threads']} / {c['warmup']} / {c['iterations']}{plan_note(c)}"),
+        ("input", input_note(r)),
         ("clocks before", clock_line(c["before"])), ("clocks after", clock_line(c["after"])),
         ("cold load", f"verify {load['verify_ms']:.3f} ms, decrypt {load['decrypt_ms']:.3f} ms, "
                       f"prepare {load['prepare_ms']:.3f} ms, total {load['total_ms']:.3f} ms"),
