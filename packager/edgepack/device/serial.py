@@ -263,7 +263,7 @@ class SerialTransport:
                chunk_size: int | None = None) -> AgentClient:
         """An ``AgentClient`` set up for a serial line (retransmission on)."""
         return AgentClient(stream, timeout=timeout, retransmit=True,
-                           chunk_size=chunk_size or self.link.chunk_size)
+                           chunk_size=chunk_size or self.link.chunk_size, device=self.target.uri)
 
     def raise_baud(self, client: AgentClient, baud: int) -> int:
         """Switch to ``baud`` if the agent offers it; returns the rate in use afterwards.
