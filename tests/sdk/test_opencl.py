@@ -214,6 +214,11 @@ CASES: dict[str, Any] = {
     "resize_linear_align_corners": lambda: resize("linear", "align_corners", [1, 2, 9, 4]),
     "resize_linear_pytorch": lambda: resize("linear", "pytorch_half_pixel", [1, 2, 3, 11]),
     "flatten": lambda: single("Flatten", {"x": f32(2, 3, 4)}, [2, 12], axis=1),
+    "prelu": lambda: single("PRelu", {"x": f32(2, 3, 4, 4)}, [2, 3, 4, 4],
+                            {"slope": f32(3, 1, 1)}),
+    "transpose_nhwc": lambda: single("Transpose", {"x": f32(2, 3, 4, 5)}, [2, 4, 5, 3],
+                                     perm=[0, 2, 3, 1]),
+    "transpose_default": lambda: single("Transpose", {"x": f32(2, 3, 4)}, [4, 3, 2]),
 }
 
 

@@ -186,9 +186,23 @@ __kernel void binary(__global const real* A, __global const real* B, __global re
     case 3: v = a / b; break;
     case 4: v = fmax(a, b); break;
     case 5: v = fmin(a, b); break;
-    default: v = pow(a, b); break;
+    case 6: v = pow(a, b); break;
+    default: v = a >= 0.0f ? a : a * b; break; /* PRelu */
   }
   ST(Y, i, v);
+}
+
+/* Transpose; meta: rank output dims, then rank input strides (elements) in output order. */
+__kernel void transpose(__global const real* x, __global real* y, __constant int* meta, int rank,
+                        int total) {
+  const int i = get_global_id(0);
+  if (i >= total) return;
+  int r = i, ix = 0;
+  for (int d = rank - 1; d >= 0; --d) {
+    ix += (r % meta[d]) * meta[rank + d];
+    r /= meta[d];
+  }
+  ST(y, i, LD(x, ix));
 }
 
 __kernel void unary(__global const real* x, __global real* y, int a, float p0, float p1,

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // The OpenCL 1.2 backend (libedgepack_opencl.so, ABI 2.1 of edgepack_backend.h): Conv (groups,
 // depthwise, fused activations), Gemm, MatMul, MaxPool/AveragePool/GlobalAveragePool, broadcast
-// binary ops, activations, Concat, Resize (2-D nearest/linear), Softmax, and the reshape family
-// as buffer copies; float32 tensors with static shapes.
+// binary ops (PRelu too), activations, Concat, Resize (2-D nearest/linear), Softmax, Transpose,
+// and the reshape family as buffer copies; float32 tensors with static shapes.
 //
 // Per partition, prepare_partition creates one cl_mem per tensor the partition touches
 // (constants uploaded once), one cl_kernel per node with its arguments set, and run_partition
@@ -135,7 +135,7 @@ bool unary_activation(const Node* n, Act* out) {
 
 const std::map<std::string, int>& binary_ops() {
   static const std::map<std::string, int> ops = {{"Add", 0}, {"Sub", 1}, {"Mul", 2}, {"Div", 3},
-                                                 {"Max", 4}, {"Min", 5}, {"Pow", 6}};
+                                                 {"Max", 4}, {"Min", 5}, {"Pow", 6}, {"PRelu", 7}};
   return ops;
 }
 
@@ -352,6 +352,7 @@ bool supports(const Node* n) {
     return x->static_shape[0] == y->static_shape[0] && x->static_shape[1] == y->static_shape[1];
   }
   if (is_reshape(op)) return numel(x) == numel(y);
+  if (op == "Transpose") return x->rank == y->rank && x->rank <= 8;
   return false;
 }
 
@@ -611,6 +612,23 @@ void prepare_node(PartitionState& s, const Node* n) {
     l.global[1] = static_cast<size_t>(y->static_shape[2]);
     l.global[2] = static_cast<size_t>(y->static_shape[0] * y->static_shape[1]);
     tile_2d(l);
+  } else if (op == "Transpose") {
+    const int r = x->rank;
+    const auto perm = get_ints(n, "perm", {});
+    std::vector<cl_int> meta(static_cast<size_t>(2 * std::max(r, 1)), 1);
+    std::vector<int64_t> stride(static_cast<size_t>(std::max(r, 1)), 1);
+    for (int d = r - 2; d >= 0; --d)
+      stride[static_cast<size_t>(d)] = stride[static_cast<size_t>(d + 1)] * x->static_shape[d + 1];
+    for (int d = 0; d < r; ++d) {
+      const int64_t p =
+          perm.size() == static_cast<size_t>(r) ? perm[static_cast<size_t>(d)] : r - 1 - d;
+      if (p < 0 || p >= r) fail("Transpose perm out of range");
+      meta[static_cast<size_t>(d)] = i32(y->static_shape[d]);
+      meta[static_cast<size_t>(r + d)] = i32(stride[static_cast<size_t>(p)]);
+    }
+    l.kernel = s.kernel("transpose");
+    Args{l.kernel} << X << Y << s.meta(meta) << cl_int(r) << i32(numel(y));
+    l.global[0] = static_cast<size_t>(std::max<int64_t>(numel(y), 1));
   } else if (is_reshape(op)) {
     l.copy_src = X;
     l.copy_dst = Y;
