@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """Graph passes over ``onnx.ModelProto``: each pass is one small function that edits the model
-in place and returns how many things it changed. ``optimize`` runs them to a fixed point;
+in place and returns how many things it changed (``einsum_to_matmul`` lives in model/einsum.py).
+``optimize`` runs them to a fixed point;
 ``equivalence.check_equivalent`` proves the result numerically against onnxruntime.
 """
 
@@ -12,6 +13,8 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
+
+from edgepack.model.einsum import einsum_to_matmul
 
 # Ops whose result is not a function of their inputs: never folded.
 _NONDETERMINISTIC = {"RandomNormal", "RandomNormalLike", "RandomUniform", "RandomUniformLike",
@@ -367,6 +370,7 @@ PASSES: tuple[tuple[str, Callable[[onnx.ModelProto], int]], ...] = (
     ("fold_shapes", fold_shapes),
     ("fold_constants", fold_constants),
     ("fold_batchnorm", fold_batchnorm),
+    ("einsum_to_matmul", einsum_to_matmul),
     ("remove_dead", remove_dead),
 )
 
