@@ -189,7 +189,7 @@ def test_agent_survives_a_protocol_fuzz_run_under_sanitizers(asan_agent: Path,
     report = stderr.read_text(errors="replace")
     assert "Sanitizer" not in report and "runtime error:" not in report, report[-4000:]
     assert code == 0, report[-4000:]
-    assert sent >= 500 and replies >= sent // 2, (sent, replies)
+    assert sent >= 300 and replies >= sent // 2, (sent, replies)
     assert not (root / ".." / "escape").exists()
     print(f"fuzz: {sent} frames, {replies} replies")
 
