@@ -273,3 +273,11 @@ def test_a_link_that_breaks_names_device_and_request(
     with pytest.raises(ConnectionLost) as err:
         client.ping()
     assert _one_line(err.value) == f"{DEVICE}: PING: fake device closed the socket"
+
+
+def test_a_missing_capability_names_the_device(fake: Callable[[Script], AgentClient]) -> None:
+    client = fake(lambda dev, msg: dev.reply(MsgType.HELLO, msg.seq, **HELLO_FIELDS))
+    with pytest.raises(DeviceError) as err:
+        client.keygen()
+    assert _one_line(err.value) == (f"{DEVICE}: the agent (version 0.1.0) cannot create keys on "
+                                    "the device (no 'keygen' capability)")

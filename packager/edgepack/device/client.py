@@ -553,8 +553,8 @@ class AgentClient:
     def _need(self, capability: str, what: str) -> None:
         info = self.hello_info or self.hello()
         if capability not in info.capabilities:
-            raise DeviceError(f"the agent on the device (version {info.agent_version}) cannot "
-                              f"{what} (no '{capability}' capability)",
+            raise DeviceError(f"{self.device}: the agent (version {info.agent_version}) "
+                              f"cannot {what} (no '{capability}' capability)",
                               hint="rebuild the SDK so the bench uploads the current agent")
 
     def get(self, path: str, max_size: int = MAX_GET) -> bytes:
