@@ -242,9 +242,11 @@ EP_API ep_status* ep_session_load_timing(const ep_session* session, double* veri
  * session if needed. */
 EP_API ep_status* ep_session_set_profiling(ep_session* session, int enable);
 /* The samples so far as JSON (schema "edgepack.profile/1"): {"runs", "total_ms", "nodes": [{
- * "stage", "name", "op", "backend", "inputs", "outputs" (shapes), "samples", "ms" (median),
- * "flops" (one execution; multiply-add = 2), "flops_exact" (false: an estimate of about one
- * operation per element), "gflops"}]}. `*json` is borrowed until the next call or release. */
+ * "stage", "name", "op", "backend", "partition" (plugin nodes only; the partition's time is on
+ * its first node), "inputs", "outputs" (shapes), "samples", "ms" (median), "flops" (one
+ * execution; multiply-add = 2), "flops_exact" (false: an estimate of about one operation per
+ * element), "gflops"}], "backends": [{"stage", "name", "device", "nodes", "partitions", "ms"}]}.
+ * `*json` is borrowed until the next call or release. */
 EP_API ep_status* ep_session_profile_json(ep_session* session, const char** json);
 
 /* Added in API version 3. */

@@ -363,9 +363,14 @@ def test_placement_gpu_runs_the_model_stage_on_opencl(sdk_host: SdkBuild, plugin
          str(tmp_path / "out"), "--profile", "--json", str(tmp_path / "r.json")],
         capture_output=True, text=True, env=env, check=False)
     assert proc.returncode == 0, proc.stderr
-    nodes = json.loads((tmp_path / "r.json").read_text())["profile"]["nodes"]
+    profile = json.loads((tmp_path / "r.json").read_text())["profile"]
+    nodes = profile["nodes"]
     assert nodes and {n["backend"] for n in nodes} == {plugin.name}
     assert {n.get("partition") for n in nodes} == {0}
+    backends = {b["name"]: b for b in profile["backends"]}
+    assert backends[plugin.name]["nodes"] == len(nodes)
+    assert backends[plugin.name]["partitions"] == 1 and backends[plugin.name]["ms"] > 0
+    assert backends["cpu"]["nodes"] == 0
     want = run_ort(load_real_model(name), {"input": x})["logits"]
     got = np.load(tmp_path / "out" / "logits.npy")
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * max(1.0, np.abs(want).max()))

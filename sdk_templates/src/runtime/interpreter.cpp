@@ -478,7 +478,7 @@ void GraphInstance::run_partition(Partition& part) {
   }
 }
 
-std::string GraphInstance::profile_backends_json() const {
+std::string GraphInstance::profile_backends_json(const std::string& stage) const {
   std::string o;
   if (node_ms_.size() != nodes_.size()) return o;
   std::vector<const Backend*> order;
@@ -501,8 +501,8 @@ std::string GraphInstance::profile_backends_json() const {
     std::snprintf(nums, sizeof nums, "\"nodes\": %zu, \"partitions\": %zu, \"ms\": %.6f", count,
                   parts.size(), ms);
     if (!o.empty()) o += ",\n    ";
-    o += "{\"name\": " + json_str(b->name()) + ", \"device\": " + json_str(b->description()) +
-         ", " + nums + "}";
+    o += "{\"stage\": " + json_str(stage) + ", \"name\": " + json_str(b->name()) +
+         ", \"device\": " + json_str(b->description()) + ", " + nums + "}";
   }
   return o;
 }

@@ -51,9 +51,10 @@ class GraphInstance {
   std::string profile_json(const std::string& stage) const;
   // Sum over the nodes of their median ms.
   double profile_total_ms() const;
-  // Per backend, in preference order: {"name": .., "device": .., "nodes": N, "partitions": P,
-  // "ms": sum of medians}, comma-separated (no brackets). Empty when never profiled.
-  std::string profile_backends_json() const;
+  // Per backend, in preference order: {"stage": .., "name": .., "device": .., "nodes": N,
+  // "partitions": P, "ms": sum of medians}, comma-separated (no brackets). Empty when never
+  // profiled.
+  std::string profile_backends_json(const std::string& stage) const;
 
  private:
   struct BoundNode;

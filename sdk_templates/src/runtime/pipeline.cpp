@@ -443,19 +443,22 @@ void PipelineImpl::set_profiling(bool on) {
 }
 
 std::string PipelineImpl::profile_json() const {
-  std::string nodes;
+  std::string nodes, backends;
   double total = 0.0;
   for (const auto& st : stages_) {
     const std::string part = st->graph->profile_json(st->name);
     if (part.empty()) continue;
     nodes += (nodes.empty() ? "\n    " : ",\n    ") + part;
+    backends +=
+        (backends.empty() ? "\n    " : ",\n    ") + st->graph->profile_backends_json(st->name);
     total += st->graph->profile_total_ms();
   }
   char head[160];
   std::snprintf(head, sizeof head,
                 "{\"schema\": \"edgepack.profile/1\", \"runs\": %d, \"total_ms\": %.6f, ",
                 profile_runs_, total);
-  return std::string(head) + "\"nodes\": [" + nodes + (nodes.empty() ? "" : "\n  ") + "]}";
+  return std::string(head) + "\"nodes\": [" + nodes + (nodes.empty() ? "" : "\n  ") +
+         "], \"backends\": [" + backends + (backends.empty() ? "" : "\n  ") + "]}";
 }
 
 void PipelineImpl::run(const std::string& stage_name) {

@@ -196,7 +196,7 @@ int main(int argc, char** argv) {
       if (profile)
         j += ", \"profile\": {\"total_ms\": " + std::to_string(inst.profile_total_ms()) +
              ", \"nodes\": [\n    " + inst.profile_json("") + "\n  ], \"backends\": [\n    " +
-             inst.profile_backends_json() + "\n  ]}";
+             inst.profile_backends_json("") + "\n  ]}";
       j += "}\n";
       const std::string tmp = json_path + ".tmp";
       std::ofstream o(tmp, std::ios::trunc);
