@@ -11,10 +11,13 @@ rounds interleave the four (N runs each) so machine load hits all of them; media
 rounds. Targets from the issue: edgepack int8 >= 1.8x faster than edgepack fp32, and edgepack
 int8 / onnxruntime int8 <= 1.0.
 
+With --baseline-tool (an edgepack-graph-run built from an earlier commit) that runner also runs
+both graphs in the same rounds: before/after under the same load.
+
 Prints a table and writes JSON (default benchmarks/results/int8.json).
 
     .venv/bin/python benchmarks/int8.py [--models resnet18 mobilenet_v2 yolov8n]
-        [--iterations 10] [--rounds 3] [--calibration 8] [--tool PATH]
+        [--iterations 10] [--rounds 3] [--calibration 8] [--tool PATH] [--baseline-tool PATH]
 """
 
 from __future__ import annotations
@@ -107,6 +110,8 @@ def main() -> int:
     ap.add_argument("--calibration", type=int, default=8, help="calibration samples")
     ap.add_argument("--build", type=Path, default=REPO / "build" / "bench-sdk-release")
     ap.add_argument("--tool", type=Path, help="a built edgepack-graph-run (skips the build)")
+    ap.add_argument("--baseline-tool", type=Path,
+                    help="an edgepack-graph-run of an earlier commit, timed in the same rounds")
     ap.add_argument("--json", type=Path, default=REPO / "benchmarks" / "results" / "int8.json")
     args = ap.parse_args()
 
@@ -122,13 +127,17 @@ def main() -> int:
                          outputs=int8.outputs)
             want = dict(zip(int8.output_names, ort_int8.run(None, feeds), strict=True))
             cos = min(cosine(np.load(int8.outputs / rm.npy_name(k)), v) for k, v in want.items())
-            times: dict[str, list[float]] = {"ep_fp32": [], "ep_int8": [], "ort_fp32": [],
-                                             "ort_int8": []}
+            runners = [("ep", tool)]
+            if args.baseline_tool is not None:
+                runners.append(("base", args.baseline_tool))
+            times: dict[str, list[float]] = {"ort_fp32": [], "ort_int8": []}
             for _ in range(args.rounds):
-                for key, variant in (("ep_fp32", fp32), ("ep_int8", int8)):
-                    data = rm.run_graph(tool, variant.graph, variant.inputs, 1, args.iterations,
-                                        args.warmup, tmp / f"{key}.json")
-                    times[key] += [float(s) for s in data["samples_ms"]]
+                for who, runner in runners:
+                    for kind, variant in (("fp32", fp32), ("int8", int8)):
+                        key = f"{who}_{kind}"
+                        data = rm.run_graph(runner, variant.graph, variant.inputs, 1,
+                                            args.iterations, args.warmup, tmp / f"{key}.json")
+                        times.setdefault(key, []).extend(float(s) for s in data["samples_ms"])
                 for key, sess in (("ort_fp32", ort_fp32), ("ort_int8", ort_int8)):
                     times[key] += rm.time_ort(sess, feeds, args.iterations, args.warmup)[0]
             med = {k: statistics.median(v) for k, v in times.items()}
@@ -137,6 +146,12 @@ def main() -> int:
                 "ep_int8_speedup_vs_ep_fp32": med["ep_fp32"] / med["ep_int8"],
                 "ep_int8_over_ort_int8": med["ep_int8"] / med["ort_int8"],
                 "ort_int8_speedup_vs_ort_fp32": med["ort_fp32"] / med["ort_int8"],
+                "spread_ms": {k: [float(np.percentile(v, 10)), float(np.percentile(v, 90))]
+                              for k, v in times.items()},
+                "baseline_int8_speedup_vs_fp32": (med["base_fp32"] / med["base_int8"]
+                                                  if "base_int8" in med else None),
+                "baseline_int8_over_ort_int8": (med["base_int8"] / med["ort_int8"]
+                                                if "base_int8" in med else None),
                 "cosine_ep_int8_vs_ort_int8": cos, **info})
 
     head = (f"{'model':<14}{'ep fp32':>9}{'ep int8':>9}{'ep x':>7}{'ort fp32':>10}"
@@ -148,13 +163,21 @@ def main() -> int:
               f"{r['ep_int8_speedup_vs_ep_fp32']:>7.2f}{m['ort_fp32']:>10.2f}"
               f"{m['ort_int8']:>10.2f}{r['ort_int8_speedup_vs_ort_fp32']:>7.2f}"
               f"{r['ep_int8_over_ort_int8']:>10.2f}{r['cosine_ep_int8_vs_ort_int8']:>8.4f}")
+    for r in rows:
+        if r["baseline_int8_speedup_vs_fp32"] is not None:
+            m = r["median_ms"]
+            print(f"baseline runner, {r['model']}: fp32 {m['base_fp32']:.2f} ms, int8 "
+                  f"{m['base_int8']:.2f} ms, x {r['baseline_int8_speedup_vs_fp32']:.2f}, "
+                  f"int8/ort8 {r['baseline_int8_over_ort_int8']:.2f}")
     print("ms = median wall time per run at 1 thread; ep x = edgepack fp32 / int8 (target "
           ">= 1.8); ep8/ort8 = edgepack int8 / onnxruntime int8 (target <= 1.0)")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({
         "benchmark": "int8", "date": datetime.datetime.now(datetime.UTC).isoformat(),
         "cpu": rm.cpu_model(), "threads": 1, "iterations": args.iterations,
-        "rounds": args.rounds, "load_before": load_before, "load_after": os.getloadavg(),
+        "rounds": args.rounds,
+        "baseline_tool": str(args.baseline_tool) if args.baseline_tool else None,
+        "load_before": load_before, "load_after": os.getloadavg(),
         "rows": rows}, indent=2) + "\n")
     print(f"wrote {args.json}")
     return 0

@@ -14,9 +14,11 @@ other processes on the machine disturb much less than wall time.
 Prints a table (per model and thread count), the geometric mean and the worst ratio per thread
 count, and the 5 slowest nodes of the worst model at 1 thread (edgepack-graph-run --profile);
 writes JSON (default benchmarks/results/real_models.json) with the load average around it.
+With --baseline-tool (an edgepack-graph-run built from an earlier commit) that runner is timed
+in the same rounds on the same graphs, so before/after compare under the same load.
 
     .venv/bin/python benchmarks/real_models.py [--models resnet18 ...] [--threads 1 2]
-        [--iterations 20] [--rounds 3] [--build DIR]
+        [--iterations 20] [--rounds 3] [--build DIR] [--baseline-tool PATH]
 """
 
 from __future__ import annotations
@@ -181,6 +183,8 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds")
     ap.add_argument("--build", type=Path, default=REPO / "build" / "bench-sdk-release")
     ap.add_argument("--tool", type=Path, help="a built edgepack-graph-run (skips the build)")
+    ap.add_argument("--baseline-tool", type=Path,
+                    help="an edgepack-graph-run of an earlier commit, timed in the same rounds")
     ap.add_argument("--json", type=Path,
                     default=REPO / "benchmarks" / "results" / "real_models.json")
     args = ap.parse_args()
@@ -204,7 +208,8 @@ def main() -> int:
                 skipped[name] = str(exc).splitlines()[-1] if str(exc) else type(exc).__name__
                 print(f"{name}: skipped: {skipped[name]}", file=sys.stderr)
         samples: dict[tuple[str, int], dict[str, list[float]]] = {
-            (m.name, t): {"ort": [], "edgepack": [], "ratios": [], "cpu_ratios": []}
+            (m.name, t): {"ort": [], "edgepack": [], "ratios": [], "cpu_ratios": [],
+                          "baseline": []}
             for m in models for t in args.threads}
         sessions = {(m.name, t): ort_session(m.original, t) for m in models for t in args.threads}
         for _ in range(args.rounds):
@@ -216,6 +221,10 @@ def main() -> int:
                     run = run_graph(tool, m.graph, m.inputs, threads, args.iterations,
                                     args.warmup, tmp / "report.json")
                     e = run["samples_ms"]
+                    if args.baseline_tool is not None:
+                        s["baseline"] += run_graph(args.baseline_tool, m.graph, m.inputs,
+                                                   threads, args.iterations, args.warmup,
+                                                   tmp / "baseline.json")["samples_ms"]
                     s["ort"] += o
                     s["edgepack"] += e
                     s["ratios"].append(float(np.median(e) / np.median(o)))
@@ -242,6 +251,9 @@ def main() -> int:
                     "cpu_ratio": float(np.median(s["cpu_ratios"])) if s["cpu_ratios"] else None,
                     "cpu_ratio_per_round": s["cpu_ratios"],
                     "max_rel_diff_vs_ort": diffs[m.name],
+                    "baseline_ms": float(np.median(s["baseline"])) if s["baseline"] else None,
+                    "baseline_ratio": (float(np.median(s["baseline"])) / o_med
+                                       if s["baseline"] else None),
                 })
         one = [r for r in rows if r["threads"] == min(args.threads)]
         if one:
@@ -266,7 +278,10 @@ def main() -> int:
         worst = max((r for r in rows if r["threads"] == threads), key=lambda r: r["ratio"],
                     default=None)
         cpu = [r["cpu_ratio"] for r in rows if r["threads"] == threads and r["cpu_ratio"]]
+        base = [r["baseline_ratio"] for r in rows
+                if r["threads"] == threads and r["baseline_ratio"]]
         summary[str(threads)] = {"geomean_ratio": geomean(ratios),
+                                 "baseline_geomean_ratio": geomean(base) if base else None,
                                  "geomean_cpu_ratio": geomean(cpu) if cpu else None,
                                  "worst_ratio": worst["ratio"] if worst else None,
                                  "worst_model": worst["model"] if worst else None}
@@ -278,17 +293,21 @@ def main() -> int:
             scaling[m] = t2["edgepack_ms"]["median"] / t1["edgepack_ms"]["median"]
 
     print(f"{'model':<22}{'thr':>4}{'ORT ms':>9}{'EP ms':>9}{'EP/ORT':>8}{'CPU r':>7}"
-          "  per-round ratios")
+          f"{'base/ORT':>9}  per-round ratios")
     for r in rows:
         per_round = " ".join(f"{x:.2f}" for x in r["ratio_per_round"])
         cpu_r = f"{r['cpu_ratio']:.2f}" if r["cpu_ratio"] else "-"
+        base_r = f"{r['baseline_ratio']:.2f}" if r["baseline_ratio"] else "-"
         print(f"{r['model']:<22}{r['threads']:>4}{r['onnxruntime_ms']['median']:>9.2f}"
-              f"{r['edgepack_ms']['median']:>9.2f}{r['ratio']:>8.2f}{cpu_r:>7}  {per_round}")
+              f"{r['edgepack_ms']['median']:>9.2f}{r['ratio']:>8.2f}{cpu_r:>7}{base_r:>9}  "
+              f"{per_round}")
     for threads, s in summary.items():
         cpu_g = f", CPU-time geometric mean {s['geomean_cpu_ratio']:.2f}" \
             if s["geomean_cpu_ratio"] else ""
+        base_g = f", baseline runner {s['baseline_geomean_ratio']:.2f}" \
+            if s["baseline_geomean_ratio"] else ""
         print(f"threads {threads}: geometric mean {s['geomean_ratio']:.2f}, worst "
-              f"{s['worst_ratio'] or 0:.2f} ({s['worst_model']}){cpu_g}")
+              f"{s['worst_ratio'] or 0:.2f} ({s['worst_model']}){cpu_g}{base_g}")
     if scaling:
         print("edgepack 2-thread / 1-thread time: " +
               ", ".join(f"{m} {v:.2f}" for m, v in sorted(scaling.items())))
@@ -311,6 +330,7 @@ def main() -> int:
         "versions": {"onnxruntime": ort.__version__, "onnx": onnx.__version__,
                      "numpy": np.__version__, "python": platform.python_version()},
         "iterations": args.iterations, "warmup": args.warmup, "rounds": args.rounds,
+        "baseline_tool": str(args.baseline_tool) if args.baseline_tool else None,
         "targets": "1 thread: geometric mean <= 1.0, no model above 1.3; 2 threads at most "
                    "0.85x the 1-thread time",
         "loadavg_1min": {"before": load_before[0], "after": load_after[0]},

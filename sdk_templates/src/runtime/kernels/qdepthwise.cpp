@@ -31,8 +31,7 @@ PlaneFn choose() {
 }  // namespace
 
 size_t qdepthwise_scratch_bytes(const QDepthwiseParams& p) {
-  const size_t plane = static_cast<size_t>(padded_h(p) * padded_w(p)) * sizeof(int16_t);
-  return (plane + 63) / 64 * 64 + static_cast<size_t>(p.oh * p.ow) * sizeof(int32_t);
+  return scratch_bytes_impl(p);
 }
 
 void qdepthwise_plane(const QDepthwiseParams& p, const uint8_t* in, uint8_t za, const int8_t* w,

@@ -14,6 +14,8 @@
 namespace edgepack {
 namespace kernels {
 
+constexpr int64_t kQDepthwiseMaxTaps = 64;  // kh * kw at most
+
 struct QDepthwiseParams {
   int64_t h = 0, w = 0;    // input plane
   int64_t oh = 0, ow = 0;  // output plane

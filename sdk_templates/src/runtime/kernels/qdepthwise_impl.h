@@ -1,67 +1,148 @@
 // SPDX-License-Identifier: Apache-2.0
 // The body of qdepthwise_plane() (qdepthwise.h), included by qdepthwise.cpp (baseline ISA) and
-// qdepthwise_avx2.cpp (-mavx2), which the compiler vectorises for each.
+// qdepthwise_avx2.cpp (-mavx2, which adds the intrinsic tap loop below).
+//
+// Layout: each padded input row is split into `sw` phases (column c goes to phase c % sw at
+// c / sw), so for every stride the taps of consecutive outputs are consecutive int16 values:
+// tap (ky, kx) of output (oy, ox) is row oy * sh + ky * dh, phase (kx * dw) % sw, offset
+// ox + (kx * dw) / sw. Each phase has kSlack spare zeros, so 16-wide loads past the row's end
+// stay in the buffer (their sums are dropped).
 #pragma once
 
 #include <algorithm>
 #include <cstring>
 
 #include "runtime/kernels/qdepthwise.h"
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
 
 namespace edgepack {
 namespace kernels {
-// Internal linkage: this body is compiled once per instruction set (qdepthwise.cpp and
-// qdepthwise_avx2.cpp), each copy private to its file.
+// Internal linkage: this body is compiled once per instruction set, each copy private to its
+// file.
 namespace {
 
-inline int64_t padded_h(const QDepthwiseParams& p) {
-  return (p.oh - 1) * p.sh + (p.kh - 1) * p.dh + 1;
+constexpr int64_t kSlack = 16;
+constexpr int64_t kMaxTaps = kQDepthwiseMaxTaps;
+
+struct Layout {
+  int64_t hp, wp;  // padded plane rows and columns the taps read
+  int64_t wq;      // int16 values per phase (with slack)
+  int64_t owp;     // accumulator row pitch (ow rounded up to 16)
+};
+
+inline Layout layout(const QDepthwiseParams& p) {
+  Layout l;
+  l.hp = (p.oh - 1) * p.sh + (p.kh - 1) * p.dh + 1;
+  l.wp = (p.ow - 1) * p.sw + (p.kw - 1) * p.dw + 1;
+  l.wq = (l.wp + p.sw - 1) / p.sw + kSlack;
+  l.owp = (p.ow + 15) / 16 * 16;
+  return l;
 }
-inline int64_t padded_w(const QDepthwiseParams& p) {
-  return (p.ow - 1) * p.sw + (p.kw - 1) * p.dw + 1;
+
+inline size_t plane_bytes(const Layout& l, const QDepthwiseParams& p) {
+  return (static_cast<size_t>(l.hp * p.sw * l.wq) * sizeof(int16_t) + 63) / 64 * 64;
+}
+
+inline size_t scratch_bytes_impl(const QDepthwiseParams& p) {
+  const Layout l = layout(p);
+  // plane, int32 sums, requantised bytes, one int16 row (strided convolutions)
+  return plane_bytes(l, p) + static_cast<size_t>(p.oh * l.owp) * (sizeof(int32_t) + 1) +
+         static_cast<size_t>(l.wp) * sizeof(int16_t) + 2;
+}
+
+// acc[ox] = bias + sum_t w[t] * src[t][ox] for ox < n (n rounded up to 16 on AVX2: the
+// accumulator row and the sources have room).
+inline void taps_row(const int16_t* const* src, const int8_t* w, int ntaps, int32_t bias, int64_t n,
+                     int32_t* acc) {
+#if defined(__AVX2__)
+  int32_t pairs[kMaxTaps / 2 + 1];
+  for (int t = 0; t < ntaps; t += 2) {
+    const int32_t w1 = t + 1 < ntaps ? w[t + 1] : 0;
+    pairs[t / 2] =
+        int32_t(uint16_t(int16_t(w[t]))) | int32_t(uint32_t(uint16_t(int16_t(w1))) << 16);
+  }
+  for (int64_t ox = 0; ox < n; ox += 16) {
+    __m256i lo = _mm256_set1_epi32(bias), hi = lo;
+    for (int t = 0; t < ntaps; t += 2) {
+      const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src[t] + ox));
+      const __m256i b =
+          t + 1 < ntaps ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src[t + 1] + ox)) : a;
+      const __m256i wv = _mm256_set1_epi32(pairs[t / 2]);
+      // (a[x], b[x]) pairs: columns 0-3 and 8-11 in lo, 4-7 and 12-15 in hi.
+      lo = _mm256_add_epi32(lo, _mm256_madd_epi16(_mm256_unpacklo_epi16(a, b), wv));
+      hi = _mm256_add_epi32(hi, _mm256_madd_epi16(_mm256_unpackhi_epi16(a, b), wv));
+    }
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(acc + ox),
+                        _mm256_permute2x128_si256(lo, hi, 0x20));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(acc + ox + 8),
+                        _mm256_permute2x128_si256(lo, hi, 0x31));
+  }
+#else
+  for (int64_t ox = 0; ox < n; ++ox) acc[ox] = bias;
+  for (int t = 0; t < ntaps; ++t) {
+    const int32_t wt = w[t];
+    const int16_t* s = src[t];
+    for (int64_t ox = 0; ox < n; ++ox) acc[ox] += wt * s[ox];
+  }
+#endif
 }
 
 void qdepthwise_plane_impl(const QDepthwiseParams& p, const uint8_t* in, uint8_t za,
                            const int8_t* w, int32_t bias, QuantMultiplier mult, uint8_t zo,
                            uint8_t* out, void* scratch) {
-  const int64_t hp = padded_h(p), wp = padded_w(p);
+  const Layout l = layout(p);
   auto* plane = static_cast<int16_t*>(scratch);
-  auto* plane_acc = reinterpret_cast<int32_t*>(static_cast<uint8_t*>(scratch) +
-                                               (static_cast<size_t>(hp * wp) * 2 + 63) / 64 * 64);
-  // Columns of the padded row that hold input: [c0, c1).
-  const int64_t c0 = std::min(wp, p.pl), c1 = std::max(c0, std::min(wp, p.pl + p.w));
+  auto* acc = reinterpret_cast<int32_t*>(static_cast<uint8_t*>(scratch) + plane_bytes(l, p));
+  int16_t* tmp = reinterpret_cast<int16_t*>(acc + p.oh * l.owp) + p.oh * l.owp / 2;  // wp values
+  const int64_t pitch = p.sw * l.wq;  // one padded row, all phases
   const auto z = static_cast<int16_t>(za);
-  for (int64_t r = 0; r < hp; ++r) {
-    int16_t* d = plane + r * wp;
+  std::memset(plane, 0, static_cast<size_t>(l.hp * pitch) * sizeof(int16_t));
+  // Padded columns that hold input: [c0, c1).
+  const int64_t c0 = std::min(l.wp, p.pl), c1 = std::max(c0, std::min(l.wp, p.pl + p.w));
+  for (int64_t r = 0; r < l.hp; ++r) {
     const int64_t iy = r - p.pt;
-    if (iy < 0 || iy >= p.h) {
-      std::memset(d, 0, static_cast<size_t>(wp) * sizeof(int16_t));
-      continue;
-    }
+    if (iy < 0 || iy >= p.h) continue;
+    int16_t* d = plane + r * pitch;
     const uint8_t* s = in + iy * p.w - p.pl;
-    for (int64_t c = 0; c < c0; ++c) d[c] = 0;
-    for (int64_t c = c0; c < c1; ++c) d[c] = static_cast<int16_t>(s[c] - z);
-    for (int64_t c = c1; c < wp; ++c) d[c] = 0;
-  }
-  for (int64_t oy = 0; oy < p.oh; ++oy) {
-    int32_t* acc = plane_acc + oy * p.ow;
-    for (int64_t ox = 0; ox < p.ow; ++ox) acc[ox] = bias;
-    for (int64_t ky = 0; ky < p.kh; ++ky) {
-      const int16_t* row = plane + (oy * p.sh + ky * p.dh) * wp;
-      for (int64_t kx = 0; kx < p.kw; ++kx) {
-        const int32_t wt = w[ky * p.kw + kx];
-        const int16_t* s = row + kx * p.dw;
-        if (p.sw == 1) {
-          for (int64_t ox = 0; ox < p.ow; ++ox) acc[ox] += wt * s[ox];
-        } else if (p.sw == 2) {
-          for (int64_t ox = 0; ox < p.ow; ++ox) acc[ox] += wt * s[2 * ox];
-        } else {
-          for (int64_t ox = 0; ox < p.ow; ++ox) acc[ox] += wt * s[ox * p.sw];
+    if (p.sw == 1) {
+      for (int64_t c = c0; c < c1; ++c) d[c] = static_cast<int16_t>(s[c] - z);
+    } else {  // the row in order, then one pass per phase (both loops vectorise)
+      for (int64_t c = 0; c < c0; ++c) tmp[c] = 0;
+      for (int64_t c = c0; c < c1; ++c) tmp[c] = static_cast<int16_t>(s[c] - z);
+      for (int64_t c = c1; c < l.wp; ++c) tmp[c] = 0;
+      if (p.sw == 2) {
+        for (int64_t i = 0; i < l.wp / 2; ++i) {
+          d[i] = tmp[2 * i];
+          d[l.wq + i] = tmp[2 * i + 1];
         }
+        if (l.wp % 2 != 0) d[l.wp / 2] = tmp[l.wp - 1];
+      } else {
+        for (int64_t c = 0; c < l.wp; ++c) d[(c % p.sw) * l.wq + c / p.sw] = tmp[c];
       }
     }
   }
-  requantize_row(plane_acc, p.oh * p.ow, 0, mult, zo, out);
+  const int ntaps = static_cast<int>(p.kh * p.kw);
+  int64_t tap_at[kMaxTaps];
+  for (int64_t ky = 0; ky < p.kh; ++ky)
+    for (int64_t kx = 0; kx < p.kw; ++kx)
+      tap_at[ky * p.kw + kx] = ky * p.dh * pitch + ((kx * p.dw) % p.sw) * l.wq + (kx * p.dw) / p.sw;
+  const int16_t* src[kMaxTaps];
+  for (int64_t oy = 0; oy < p.oh; ++oy) {
+    const int16_t* row = plane + oy * p.sh * pitch;
+    for (int t = 0; t < ntaps; ++t) src[t] = row + tap_at[t];
+    taps_row(src, w, ntaps, bias, p.ow, acc + oy * l.owp);
+  }
+  if (l.owp == p.ow) {
+    requantize_row(acc, p.oh * p.ow, 0, mult, zo, out);
+    return;
+  }
+  // One pass over the padded rows (full vectors), then the rows' valid columns.
+  auto* bytes = reinterpret_cast<uint8_t*>(acc + p.oh * l.owp);
+  requantize_row(acc, p.oh * l.owp, 0, mult, zo, bytes);
+  for (int64_t oy = 0; oy < p.oh; ++oy)
+    std::memcpy(out + oy * p.ow, bytes + oy * l.owp, static_cast<size_t>(p.ow));
 }
 
 }  // namespace

@@ -146,6 +146,9 @@ void qlinear_conv_prepare(PrepareContext& ctx) {
   if (st->depthwise &&
       (a.group != x->static_shape[1] || st->m != a.group || w->static_shape[1] != 1))
     ctx.fail("group must be 1 or the number of channels with one filter each (depthwise)");
+  if (st->depthwise && a.kh * a.kw > kernels::kQDepthwiseMaxTaps)
+    ctx.fail("depthwise kernels have at most " + std::to_string(kernels::kQDepthwiseMaxTaps) +
+             " taps");
   if (a.auto_pad != "NOTSET" && a.auto_pad != "VALID") ctx.fail("auto_pad SAME_* is not supported");
   if (a.auto_pad == "VALID") a.pt = a.pl = a.pb = a.pr = 0;
   st->c = x->static_shape[1];
