@@ -9,8 +9,10 @@ import platform
 import random
 from pathlib import Path
 
+import numpy as np
 import pytest
 from bench_checks import ITERATIONS, assert_no_host_key_on_device
+from PIL import Image
 
 from edgepack.bench.report import load_report, summarize, validate_report
 from edgepack.cli import main as cli_main
@@ -82,6 +84,59 @@ def test_bench_end_to_end_on_virtual_hi3559a(example: Path, vboard: dict[str, ob
     assert again["transfer"]["bytes_sent"] < 0.01 * again["transfer"]["bytes_total"]
 
 
+def test_bench_on_a_camera_image_for_a_duration(example: Path, vboard: dict[str, object],
+                                                hi3559a_sdk: Path, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """--input IMAGE: a 320x240 PNG becomes the project's 640x480 BGR frame (the board runs
+    the project's own preprocessing on it); --duration sizes the timed loop from one timed
+    run; --threads 0 is every core the device reports; --project checks the board's outputs
+    for the frame against the host reference."""
+    rng = np.random.default_rng(7)
+    Image.fromarray(rng.integers(0, 256, (240, 320, 3), dtype=np.uint8)).save(
+        tmp_path / "frame.png")
+    code = cli_main([
+        "bench", str(example / "demo.epk"), "--board", "hi3559a",
+        "--target", str(vboard["target"]), "--known-hosts", str(vboard["known_hosts"]),
+        "--key", str(example / "keys" / "dev1.key"),
+        "--publisher", str(example / "keys" / "publisher.pub"), "--sdk", str(hi3559a_sdk),
+        "--input", str(tmp_path / "frame.png"), "--project", str(example),
+        "--duration", "2", "--warmup", "0",
+        "--threads", "0", "--out-json", str(tmp_path / "r.json")])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "frame.png: 320x240 resized to the declared source_size 640x480" in captured.err
+    assert "benchmark: 0 warmup + " in captured.err and " on frame.png (~" in captured.err
+    r = load_report(tmp_path / "r.json")
+    assert r["input"]["kind"] == "image" and r["input"]["source"] == "frame.png"
+    assert r["conditions"]["threads"] == r["device"]["cpu_cores"] >= 1
+    plan = r["conditions"]["plan"]
+    assert plan["mode"] == "duration" and plan["duration_s"] == 2.0
+    n = r["end_to_end"]["n"]
+    assert n == r["conditions"]["iterations"] == max(1, int(2000.0 // plan["estimate_ms"]))
+    assert r["accuracy"]["passed"]  # checked on the golden input, as always
+    own = r["input"]["accuracy"]  # and on the frame: the host reference ran on it (--project)
+    assert own["passed"] and {o["name"] for o in own["outputs"]} == {
+        o["name"] for o in r["accuracy"]["outputs"]}
+    assert "input frame.png (image, sha256 " in captured.out
+
+
+def test_bench_input_of_the_wrong_shape_is_one_error(example: Path, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    np.save(tmp_path / "frame.npy", np.zeros((240, 320, 3), np.uint8))
+    code = cli_main([
+        "bench", str(example / "demo.epk"), "--board", "hi3559a",
+        "--target", f"ssh://root@127.0.0.1:9?root={tmp_path / 'root'}",  # never reached
+        "--key", str(example / "keys" / "dev1.key"),
+        "--publisher", str(example / "keys" / "publisher.pub"),
+        "--input", str(tmp_path / "frame.npy")])
+    assert code == ExitCode.USAGE
+    err = capsys.readouterr().err
+    (line,) = [x for x in err.splitlines() if x.startswith("edgepack: error:")]
+    assert "Traceback" not in err and "connected to" not in err  # refused before the board
+    assert line == (f"edgepack: error: --input {tmp_path / 'frame.npy'}: pipeline input 'image' "
+                    "is uint8 [480, 640, 3], the file holds uint8 [240, 320, 3]")
+
+
 def _report_copy(base: dict[str, object], factor: float) -> dict[str, object]:
     r = copy.deepcopy(base)
     for series in [r["end_to_end"], *[s["ms"] for s in r["stages"]]]:  # type: ignore[attr-defined]
@@ -108,7 +163,7 @@ def test_report_compare_flags_regressions(tmp_path: Path,
     }
     validate_report(base)
     for s in [base["end_to_end"], base["stages"][0]["ms"]]:  # type: ignore[index]
-        _check_stats(s)  # type: ignore[arg-type]
+        _check_stats(s)
     files = {}
     for name, factor in [("base", 1.0), ("same", 1.0), ("faster", 0.8), ("slower", 1.25)]:
         files[name] = tmp_path / f"{name}.json"
