@@ -45,6 +45,11 @@ def test_bench_over_serial_console(example: Path, vboard: dict[str, object],
     assert transfer["bytes_sent"] == transfer["bytes_total"]  # the board had nothing
     # The runner's chunks travel DEFLATE-compressed (the encrypted artifact does not shrink).
     assert transfer["bytes_on_wire"] < 0.8 * transfer["bytes_sent"]
+    # The golden inputs travel once, inside the artifact (edgepack-run --inputs @golden):
+    # nothing but the runner, the artifact and the publisher key was uploaded for the run.
+    run_dir = root / "bench"
+    assert (run_dir / "artifact.epk").is_file() and (run_dir / "out").is_dir()
+    assert [p for p in run_dir.rglob("*.npy") if p.parent != run_dir / "out"] == []
     assert_no_host_key_on_device(root, example / "keys" / "dev1.key")
 
 
@@ -76,6 +81,6 @@ def test_bench_redeploy_over_paced_line(example: Path, vboard: dict[str, object]
     transfer = r["transfer"]
     assert not transfer["agent_uploaded"]
     size = fresh.stat().st_size
-    assert size <= transfer["bytes_sent"] < size + 4096  # the artifact (and golden inputs)
+    assert size <= transfer["bytes_sent"] < size + 4096  # only the artifact
     # The line really was paced: the bytes cannot have crossed faster than 115200 baud 8N1.
     assert elapsed >= transfer["bytes_on_wire"] * 10 / PACED_BAUD
