@@ -115,7 +115,7 @@ def main() -> int:
     ap.add_argument("--json", type=Path, default=REPO / "benchmarks" / "results" / "int8.json")
     args = ap.parse_args()
 
-    tool = args.tool or rm.build_tool(args.build)
+    tool = args.tool or rm.build_graph_run(args.build)
     load_before = os.getloadavg()
     rows = []
     with tempfile.TemporaryDirectory() as tmp_name:

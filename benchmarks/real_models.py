@@ -25,12 +25,9 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import math
 import os
 import platform
-import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -45,92 +42,24 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "packager"))
 sys.path.insert(0, str(REPO / "tests"))
 
+from timing import (  # noqa: E402  (benchmarks/timing.py: the loop cpu_vs_onnxruntime shares)
+    build_graph_run,
+    cpu_model,
+    npy_name,
+    ort_session,
+    run_graph,
+    time_ort,
+    write_result,
+)
+
 from edgepack.lower.lowering import lower  # noqa: E402
 from edgepack.model.ingest import ingest_model  # noqa: E402
 from edgepack.spec.project import InputSpec, ModelSpec  # noqa: E402
 from real_models import BY_NAME, load_real_model, save_real_model  # noqa: E402
 
-CMAKE = REPO / ".venv" / "bin" / "cmake"
 DEFAULT_MODELS = ["resnet18", "mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large",
                   "efficientnet_b0", "shufflenet_v2_x1_0", "yolov8n", "yolo11n",
                   "convnext_atto", "vit_tiny_patch16_224", "mobilevit_xxs"]
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def build_tool(build: Path) -> Path:
-    subprocess.run([str(CMAKE), "-S", str(REPO / "sdk_templates"), "-B", str(build), "-G",
-                    "Ninja", "-DCMAKE_BUILD_TYPE=Release", "-DEDGEPACK_BUILD_TESTS=OFF"],
-                   check=True, capture_output=True)
-    subprocess.run([str(CMAKE), "--build", str(build), "-j2", "--target", "edgepack-graph-run"],
-                   check=True)
-    found = sorted(build.rglob("edgepack-graph-run"))
-    if not found:
-        raise SystemExit(f"edgepack-graph-run was not built under {build}")
-    return found[0]
-
-
-def npy_name(tensor: str) -> str:
-    """graph-run's file name for a tensor: '/', ':' and '\\' become '_'."""
-    return "".join("_" if c in "/:\\" else c for c in tensor) + ".npy"
-
-
-def ort_session(model: onnx.ModelProto, threads: int) -> ort.InferenceSession:
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    so.inter_op_num_threads = 1
-    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return ort.InferenceSession(model.SerializeToString(), so,
-                                providers=["CPUExecutionProvider"])
-
-
-def time_ort(sess: ort.InferenceSession, feeds: dict[str, np.ndarray], iters: int,
-             warmup: int) -> tuple[list[float], float]:
-    """Per-run wall ms, and CPU ms per run (process time over the timed runs)."""
-    for _ in range(warmup):
-        sess.run(None, feeds)
-    samples = []
-    cpu0 = time.process_time()
-    for _ in range(iters):
-        t0 = time.perf_counter()
-        sess.run(None, feeds)
-        samples.append((time.perf_counter() - t0) * 1e3)
-    return samples, (time.process_time() - cpu0) * 1e3 / iters
-
-
-def _children_cpu_s() -> float:
-    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return ru.ru_utime + ru.ru_stime
-
-
-def run_graph(tool: Path, graph: Path, inputs: Path, threads: int, iters: int, warmup: int,
-              report: Path, outputs: Path | None = None, profile: bool = False) -> dict[str, Any]:
-    cmd = [str(tool), str(graph), "--inputs", str(inputs), "--threads", str(threads)]
-    if outputs is not None:
-        cmd += ["--outputs", str(outputs)]
-    if iters:
-        cmd += ["--bench", str(iters), "--warmup", str(warmup), "--json", str(report)]
-    if profile:
-        cmd.append("--profile")
-    cpu0 = _children_cpu_s()
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    cpu_s = _children_cpu_s() - cpu0
-    if proc.returncode != 0:
-        raise RuntimeError(proc.stderr.strip() or proc.stdout.strip())
-    if not iters:
-        return {}
-    data: dict[str, Any] = json.loads(report.read_text())
-    data["process_cpu_s"] = cpu_s
-    return data
 
 
 class Prepared:
@@ -189,7 +118,7 @@ def main() -> int:
                     default=REPO / "benchmarks" / "results" / "real_models.json")
     args = ap.parse_args()
 
-    tool = args.tool or build_tool(args.build)
+    tool = args.tool or build_graph_run(args.build)
     load_before = os.getloadavg()
     started = time.monotonic()
     skipped: dict[str, str] = {}
@@ -340,12 +269,7 @@ def main() -> int:
         "worst_model_top_nodes": worst_profile,
         "skipped": skipped,
     }
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=args.json.parent, delete=False,
-                                     suffix=".tmp") as f:
-        json.dump(result, f, indent=2)
-    os.replace(f.name, args.json)
-    print(f"wrote {args.json}")
+    write_result(args.json, result)
     return 0
 
 

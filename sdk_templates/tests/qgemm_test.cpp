@@ -162,15 +162,16 @@ static void test_depthwise(std::mt19937& rng) {
                         {16, 15, 3, 3, 2, 2}, {5, 4, 3, 1, 1, 0},   {9, 33, 7, 2, 1, 3}};
   for (const Case& c : cases) {
     k::QDepthwiseParams p;
-    p.h = c.h;
-    p.w = c.w;
-    p.kh = p.kw = c.k;
-    p.sh = p.sw = c.s;
-    p.dh = p.dw = c.d;
-    p.pt = p.pl = c.p;
-    p.oh = (c.h + 2 * c.p - c.d * (c.k - 1) - 1) / c.s + 1;
-    p.ow = (c.w + 2 * c.p - c.d * (c.k - 1) - 1) / c.s + 1;
-    std::vector<uint8_t> in(static_cast<size_t>(c.h * c.w)), out(static_cast<size_t>(p.oh * p.ow));
+    p.in_h = c.h;
+    p.in_w = c.w;
+    p.kernel_h = p.kernel_w = c.k;
+    p.stride_h = p.stride_w = c.s;
+    p.dilation_h = p.dilation_w = c.d;
+    p.pad_top = p.pad_left = c.p;
+    p.out_h = (c.h + 2 * c.p - c.d * (c.k - 1) - 1) / c.s + 1;
+    p.out_w = (c.w + 2 * c.p - c.d * (c.k - 1) - 1) / c.s + 1;
+    std::vector<uint8_t> in(static_cast<size_t>(c.h * c.w)),
+        out(static_cast<size_t>(p.out_h * p.out_w));
     std::vector<int8_t> w(static_cast<size_t>(c.k * c.k));
     for (auto& v : in) v = uint8_t(u8(rng));
     for (auto& v : w) v = int8_t(s8(rng));
@@ -179,8 +180,8 @@ static void test_depthwise(std::mt19937& rng) {
     const k::QuantMultiplier mult = k::quant_multiplier(0.003);
     std::vector<uint8_t> scratch(k::qdepthwise_scratch_bytes(p) + 64);
     k::qdepthwise_plane(p, in.data(), za, w.data(), bias, mult, zo, out.data(), scratch.data());
-    for (int64_t oy = 0; oy < p.oh; ++oy)
-      for (int64_t ox = 0; ox < p.ow; ++ox) {
+    for (int64_t oy = 0; oy < p.out_h; ++oy)
+      for (int64_t ox = 0; ox < p.out_w; ++ox) {
         int64_t acc = bias;
         for (int64_t ky = 0; ky < c.k; ++ky)
           for (int64_t kx = 0; kx < c.k; ++kx) {
@@ -190,7 +191,8 @@ static void test_depthwise(std::mt19937& rng) {
           }
         int32_t v = k::apply_multiplier(int32_t(acc), mult) + zo;
         v = v < 0 ? 0 : (v > 255 ? 255 : v);
-        check(out[size_t(oy * p.ow + ox)] == v, "qdepthwise_plane", long(c.k), long(oy), long(ox));
+        check(out[size_t(oy * p.out_w + ox)] == v, "qdepthwise_plane", long(c.k), long(oy),
+              long(ox));
       }
   }
 }

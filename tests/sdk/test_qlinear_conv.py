@@ -90,10 +90,11 @@ def _reference(model: Any, x: np.ndarray, k: int, s: int, p: int, d: int) -> np.
     return np.clip(y, 0, 255).astype(np.uint8)[None]
 
 
-@pytest.mark.parametrize("case", list(CASES))
-def test_qlinear_conv_matches_exact_integer_reference(sdk_host: SdkBuild, case: str) -> None:
-    c, _, _, _, k, s, p, d, _, _ = CASES[case]
-    model, feeds = _model(*CASES[case], rng=np.random.default_rng(len(case)))
+def _check_against_reference(sdk_host: SdkBuild, case: str, fields: tuple[Any, ...],
+                             group: int) -> tuple[Any, dict[str, np.ndarray], np.ndarray]:
+    """Runs the case on the device; within 1 step of the exact reference, equal on >= 99%."""
+    _, _, _, _, k, s, p, d, _, _ = fields
+    model, feeds = _model(*fields, rng=np.random.default_rng(len(case)), group=group)
     got = run_device(sdk_host.build, model, feeds)["y"]
     want = _reference(model, feeds["x"], k, s, p, d)
     assert got.dtype == np.uint8 and got.shape == want.shape
@@ -101,6 +102,13 @@ def test_qlinear_conv_matches_exact_integer_reference(sdk_host: SdkBuild, case: 
     assert diff.max() <= 1, case
     assert (diff == 0).mean() >= 0.99, case
     assert len(np.unique(want)) > 10  # the case exercises the range, not a clamped constant
+    return model, feeds, want
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_qlinear_conv_matches_exact_integer_reference(sdk_host: SdkBuild, case: str) -> None:
+    c, _, _, _, k, _, _, _, _, _ = CASES[case]
+    model, feeds, want = _check_against_reference(sdk_host, case, CASES[case], 1)
     ort_diff = np.abs(run_ort(model, feeds)["y"].astype(np.int32) - want.astype(np.int32))
     if k > 1 and c * k * k >= 32:
         assert ort_diff.max() > 1, "onnxruntime's QLinearConv is exact now: update the docstring"
@@ -109,12 +117,4 @@ def test_qlinear_conv_matches_exact_integer_reference(sdk_host: SdkBuild, case: 
 @pytest.mark.parametrize("case", list(DEPTHWISE))
 def test_depthwise_qlinear_conv_matches_exact_integer_reference(sdk_host: SdkBuild,
                                                                 case: str) -> None:
-    c, _, _, _, k, s, p, d, _, _ = DEPTHWISE[case]
-    model, feeds = _model(*DEPTHWISE[case], rng=np.random.default_rng(len(case)), group=c)
-    got = run_device(sdk_host.build, model, feeds)["y"]
-    want = _reference(model, feeds["x"], k, s, p, d)
-    assert got.dtype == np.uint8 and got.shape == want.shape
-    diff = np.abs(got.astype(np.int32) - want.astype(np.int32))
-    assert diff.max() <= 1, case
-    assert (diff == 0).mean() >= 0.99, case
-    assert len(np.unique(want)) > 10
+    _check_against_reference(sdk_host, case, DEPTHWISE[case], DEPTHWISE[case][0])

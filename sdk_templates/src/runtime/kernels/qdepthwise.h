@@ -16,18 +16,19 @@ namespace kernels {
 
 constexpr int64_t kQDepthwiseMaxTaps = 64;  // kh * kw at most
 
-struct QDepthwiseParams {
-  int64_t h = 0, w = 0;    // input plane
-  int64_t oh = 0, ow = 0;  // output plane
-  int64_t kh = 1, kw = 1, sh = 1, sw = 1, dh = 1, dw = 1;
-  int64_t pt = 0, pl = 0;  // top and left padding (bottom and right follow from oh, ow)
+struct QDepthwiseParams {  // field names as kernels::Conv2dParams (ops/conv_attrs.h set_window)
+  int64_t in_h = 0, in_w = 0;
+  int64_t out_h = 0, out_w = 0;
+  int64_t kernel_h = 1, kernel_w = 1, stride_h = 1, stride_w = 1, dilation_h = 1, dilation_w = 1;
+  int64_t pad_top = 0, pad_left = 0, pad_bottom = 0, pad_right = 0;  // bottom/right: unused
 };
 
 // Scratch bytes one call of qdepthwise_plane() needs (one per thread).
 size_t qdepthwise_scratch_bytes(const QDepthwiseParams& p);
 
-// out (oh x ow) = clamp(zo + round((sum_taps w * (in - za) + bias) * mult), 0, 255).
-// in: one h x w plane; w: kh x kw taps; scratch: qdepthwise_scratch_bytes(p), 64-byte aligned.
+// out (out_h x out_w) = clamp(zo + round((sum_taps w * (in - za) + bias) * mult), 0, 255).
+// in: one in_h x in_w plane; w: kernel_h x kernel_w taps; scratch: qdepthwise_scratch_bytes(p),
+// 64-byte aligned.
 void qdepthwise_plane(const QDepthwiseParams& p, const uint8_t* in, uint8_t za, const int8_t* w,
                       int32_t bias, QuantMultiplier mult, uint8_t zo, uint8_t* out, void* scratch);
 

@@ -34,21 +34,21 @@ struct Layout {
 
 inline Layout layout(const QDepthwiseParams& p) {
   Layout l;
-  l.hp = (p.oh - 1) * p.sh + (p.kh - 1) * p.dh + 1;
-  l.wp = (p.ow - 1) * p.sw + (p.kw - 1) * p.dw + 1;
-  l.wq = (l.wp + p.sw - 1) / p.sw + kSlack;
-  l.owp = (p.ow + 15) / 16 * 16;
+  l.hp = (p.out_h - 1) * p.stride_h + (p.kernel_h - 1) * p.dilation_h + 1;
+  l.wp = (p.out_w - 1) * p.stride_w + (p.kernel_w - 1) * p.dilation_w + 1;
+  l.wq = (l.wp + p.stride_w - 1) / p.stride_w + kSlack;
+  l.owp = (p.out_w + 15) / 16 * 16;
   return l;
 }
 
 inline size_t plane_bytes(const Layout& l, const QDepthwiseParams& p) {
-  return (static_cast<size_t>(l.hp * p.sw * l.wq) * sizeof(int16_t) + 63) / 64 * 64;
+  return (static_cast<size_t>(l.hp * p.stride_w * l.wq) * sizeof(int16_t) + 63) / 64 * 64;
 }
 
 inline size_t scratch_bytes_impl(const QDepthwiseParams& p) {
   const Layout l = layout(p);
   // plane, int32 sums, requantised bytes, one int16 row (strided convolutions)
-  return plane_bytes(l, p) + static_cast<size_t>(p.oh * l.owp) * (sizeof(int32_t) + 1) +
+  return plane_bytes(l, p) + static_cast<size_t>(p.out_h * l.owp) * (sizeof(int32_t) + 1) +
          static_cast<size_t>(l.wp) * sizeof(int16_t) + 2;
 }
 
@@ -95,54 +95,58 @@ void qdepthwise_plane_impl(const QDepthwiseParams& p, const uint8_t* in, uint8_t
   const Layout l = layout(p);
   auto* plane = static_cast<int16_t*>(scratch);
   auto* acc = reinterpret_cast<int32_t*>(static_cast<uint8_t*>(scratch) + plane_bytes(l, p));
-  int16_t* tmp = reinterpret_cast<int16_t*>(acc + p.oh * l.owp) + p.oh * l.owp / 2;  // wp values
-  const int64_t pitch = p.sw * l.wq;  // one padded row, all phases
+  int16_t* tmp =
+      reinterpret_cast<int16_t*>(acc + p.out_h * l.owp) + p.out_h * l.owp / 2;  // wp values
+  const int64_t pitch = p.stride_w * l.wq;  // one padded row, all phases
   const auto z = static_cast<int16_t>(za);
   std::memset(plane, 0, static_cast<size_t>(l.hp * pitch) * sizeof(int16_t));
   // Padded columns that hold input: [c0, c1).
-  const int64_t c0 = std::min(l.wp, p.pl), c1 = std::max(c0, std::min(l.wp, p.pl + p.w));
+  const int64_t c0 = std::min(l.wp, p.pad_left),
+                c1 = std::max(c0, std::min(l.wp, p.pad_left + p.in_w));
   for (int64_t r = 0; r < l.hp; ++r) {
-    const int64_t iy = r - p.pt;
-    if (iy < 0 || iy >= p.h) continue;
+    const int64_t iy = r - p.pad_top;
+    if (iy < 0 || iy >= p.in_h) continue;
     int16_t* d = plane + r * pitch;
-    const uint8_t* s = in + iy * p.w - p.pl;
-    if (p.sw == 1) {
+    const uint8_t* s = in + iy * p.in_w - p.pad_left;
+    if (p.stride_w == 1) {
       for (int64_t c = c0; c < c1; ++c) d[c] = static_cast<int16_t>(s[c] - z);
     } else {  // the row in order, then one pass per phase (both loops vectorise)
       for (int64_t c = 0; c < c0; ++c) tmp[c] = 0;
       for (int64_t c = c0; c < c1; ++c) tmp[c] = static_cast<int16_t>(s[c] - z);
       for (int64_t c = c1; c < l.wp; ++c) tmp[c] = 0;
-      if (p.sw == 2) {
+      if (p.stride_w == 2) {
         for (int64_t i = 0; i < l.wp / 2; ++i) {
           d[i] = tmp[2 * i];
           d[l.wq + i] = tmp[2 * i + 1];
         }
         if (l.wp % 2 != 0) d[l.wp / 2] = tmp[l.wp - 1];
       } else {
-        for (int64_t c = 0; c < l.wp; ++c) d[(c % p.sw) * l.wq + c / p.sw] = tmp[c];
+        for (int64_t c = 0; c < l.wp; ++c) d[(c % p.stride_w) * l.wq + c / p.stride_w] = tmp[c];
       }
     }
   }
-  const int ntaps = static_cast<int>(p.kh * p.kw);
+  const int ntaps = static_cast<int>(p.kernel_h * p.kernel_w);
   int64_t tap_at[kMaxTaps];
-  for (int64_t ky = 0; ky < p.kh; ++ky)
-    for (int64_t kx = 0; kx < p.kw; ++kx)
-      tap_at[ky * p.kw + kx] = ky * p.dh * pitch + ((kx * p.dw) % p.sw) * l.wq + (kx * p.dw) / p.sw;
+  for (int64_t ky = 0; ky < p.kernel_h; ++ky)
+    for (int64_t kx = 0; kx < p.kernel_w; ++kx)
+      tap_at[ky * p.kernel_w + kx] = ky * p.dilation_h * pitch +
+                                     ((kx * p.dilation_w) % p.stride_w) * l.wq +
+                                     (kx * p.dilation_w) / p.stride_w;
   const int16_t* src[kMaxTaps];
-  for (int64_t oy = 0; oy < p.oh; ++oy) {
-    const int16_t* row = plane + oy * p.sh * pitch;
+  for (int64_t oy = 0; oy < p.out_h; ++oy) {
+    const int16_t* row = plane + oy * p.stride_h * pitch;
     for (int t = 0; t < ntaps; ++t) src[t] = row + tap_at[t];
-    taps_row(src, w, ntaps, bias, p.ow, acc + oy * l.owp);
+    taps_row(src, w, ntaps, bias, p.out_w, acc + oy * l.owp);
   }
-  if (l.owp == p.ow) {
-    requantize_row(acc, p.oh * p.ow, 0, mult, zo, out);
+  if (l.owp == p.out_w) {
+    requantize_row(acc, p.out_h * p.out_w, 0, mult, zo, out);
     return;
   }
   // One pass over the padded rows (full vectors), then the rows' valid columns.
-  auto* bytes = reinterpret_cast<uint8_t*>(acc + p.oh * l.owp);
-  requantize_row(acc, p.oh * l.owp, 0, mult, zo, bytes);
-  for (int64_t oy = 0; oy < p.oh; ++oy)
-    std::memcpy(out + oy * p.ow, bytes + oy * l.owp, static_cast<size_t>(p.ow));
+  auto* bytes = reinterpret_cast<uint8_t*>(acc + p.out_h * l.owp);
+  requantize_row(acc, p.out_h * l.owp, 0, mult, zo, bytes);
+  for (int64_t oy = 0; oy < p.out_h; ++oy)
+    std::memcpy(out + oy * p.out_w, bytes + oy * l.owp, static_cast<size_t>(p.out_w));
 }
 
 }  // namespace

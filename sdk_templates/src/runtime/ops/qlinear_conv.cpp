@@ -165,18 +165,11 @@ void qlinear_conv_prepare(PrepareContext& ctx) {
   if (st->depthwise) {
     st->dw_taps.assign(w->as<int8_t>(), w->as<int8_t>() + st->m * st->k);
     kernels::QDepthwiseParams& d = st->dw;
-    d.h = st->h;
-    d.w = st->w;
-    d.oh = st->oh;
-    d.ow = st->ow;
-    d.kh = a.kh;
-    d.kw = a.kw;
-    d.sh = a.sh;
-    d.sw = a.sw;
-    d.dh = a.dh;
-    d.dw = a.dw;
-    d.pt = a.pt;
-    d.pl = a.pl;
+    set_window(a, d);
+    d.in_h = st->h;
+    d.in_w = st->w;
+    d.out_h = st->oh;
+    d.out_w = st->ow;
   } else {
     kernels::qgemm_pack_weights(w->as<int8_t>(), st->m, st->k, &st->weights);
   }
