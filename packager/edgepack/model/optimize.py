@@ -1,8 +1,9 @@
 # SPDX-License-Identifier: Apache-2.0
 """Graph passes over ``onnx.ModelProto``: each pass is one small function that edits the model
-in place and returns how many things it changed (``einsum_to_matmul`` lives in model/einsum.py).
-``optimize`` runs them to a fixed point;
-``equivalence.check_equivalent`` proves the result numerically against onnxruntime.
+in place and returns how many things it changed (``einsum_to_matmul`` and
+``conv_transpose_3d`` live in model/einsum.py and model/conv_transpose3d.py). ``optimize`` runs
+them to a fixed point; ``equivalence.check_equivalent`` proves the result numerically against
+onnxruntime.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import onnx
 from onnx import helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
 
+from edgepack.model.conv_transpose3d import conv_transpose_3d
 from edgepack.model.einsum import einsum_to_matmul
 
 # Ops whose result is not a function of their inputs: never folded.
@@ -371,6 +373,7 @@ PASSES: tuple[tuple[str, Callable[[onnx.ModelProto], int]], ...] = (
     ("fold_constants", fold_constants),
     ("fold_batchnorm", fold_batchnorm),
     ("einsum_to_matmul", einsum_to_matmul),
+    ("conv_transpose_3d", conv_transpose_3d),
     ("remove_dead", remove_dead),
 )
 
