@@ -14,8 +14,8 @@
  * (explicit copies; the runtime never shares device memory). Tensors used only inside the
  * partition are the backend's business; their `data` still points at valid runtime memory of the
  * right size during run_partition (a host-memory backend may use it). A partition whose
- * prepare_partition fails is logged and its nodes go, one by one, to the next backend in
- * preference order (finally the built-in CPU backend, which runs every op).
+ * prepare_partition fails is logged and its nodes are claimed again by the backends after this
+ * one in preference order (finally the built-in CPU backend, which runs every op).
  *
  * Rules: plain C, no exceptions cross this boundary. Every pointer handed to the plugin is owned
  * by the runtime. Node, tensor and partition structs keep their addresses from prepare_partition
@@ -23,10 +23,9 @@
  * run_partition must not allocate host memory per call.
  *
  * Versioning rule (append-only growth, checked by the loader in runtime/backend.cpp):
- *  - api_version = (major << 16) | minor (ABI 1 wrote a plain 1: major 1). A new major means an
- * incompatible change; a new minor only APPENDS members at the end of edgepack_backend_api (never
- * reorders, resizes or removes one), and the comment of each appended member names the minor that
- * added it.
+ *  - api_version = (major << 16) | minor (ABI 1 wrote a plain 1: major 1). A new major is an
+ *    incompatible change; a new minor only APPENDS members at the end of edgepack_backend_api
+ *    (never reorders, resizes or removes one); each appended member's comment names its minor.
  *  - The loader accepts a plugin iff its major equals the runtime's major and its struct_size is
  *    at least EDGEPACK_BACKEND_API_MIN_SIZE (the table of 2.0: every member up to `release`).
  *    The plugin's minor may be lower or higher than the runtime's.

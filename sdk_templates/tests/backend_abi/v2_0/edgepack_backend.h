@@ -25,10 +25,9 @@
  * run_partition must not allocate host memory per call.
  *
  * Versioning rule (append-only growth, checked by the loader in runtime/backend.cpp):
- *  - api_version = (major << 16) | minor (ABI 1 wrote a plain 1: major 1). A new major means an
- * incompatible change; a new minor only APPENDS members at the end of edgepack_backend_api (never
- * reorders, resizes or removes one), and the comment of each appended member names the minor that
- * added it.
+ *  - api_version = (major << 16) | minor (ABI 1 wrote a plain 1: major 1). A new major is an
+ *    incompatible change; a new minor only APPENDS members at the end of edgepack_backend_api
+ *    (never reorders, resizes or removes one); each appended member's comment names its minor.
  *  - The loader accepts a plugin iff its major equals the runtime's major and its struct_size is
  *    at least EDGEPACK_BACKEND_API_MIN_SIZE (the table of 2.0: every member up to `release`).
  *    The plugin's minor may be lower or higher than the runtime's.
