@@ -13,11 +13,9 @@ URI's ``user=`` and ``baud=`` override the board file; without a board file
 ``spec.boards.DEFAULT_CONSOLE`` applies (root, 115200, 8N1). The password is never in a URI or
 a board file (both end up in logs): it comes from ``$EDGEPACK_SERIAL_PASSWORD``.
 
-Baud rate: ``raise_baud`` is the code path for a faster link once the agent runs; it needs the
-agent to announce the ``baud`` capability (PROTOCOL.md has no baud message in version 1, so
-today it reports "not offered" and keeps the rate). A pty ignores the baud rate entirely, so
-virtual boards cannot prove a rate switch; throughput against a line rate is measured with
-``faultproxy``'s line-rate limiter instead.
+Baud rate: the console stays at the rate it was opened with (PROTOCOL.md has no message to
+switch rates, and a pty ignores the rate, so a virtual board could not prove a switch);
+throughput against a line rate is measured with ``faultproxy``'s line-rate limiter instead.
 """
 
 from __future__ import annotations
@@ -200,7 +198,7 @@ class SerialTransport:
     def _agent_done(self) -> None:
         self._agent_running = False
         if self._started:
-            self.shell._resync()  # swallow the agent's leftovers and the prompt
+            self.shell.resync()  # swallow the agent's leftovers and the prompt
 
     def run_command(self, command: str, timeout: float = 60.0) -> CommandResult:
         res = self._ready_shell().run(command, timeout=timeout, retries=0)
@@ -254,8 +252,7 @@ class SerialTransport:
                            + rb"\n")
         if shell.expect([begin], 10.0) is None:
             raise DeviceError(f"the console on {self.target.uri} did not start {command!r}")
-        pending = bytes(shell._buf)
-        shell._buf.clear()
+        pending = shell.take_pending()
         self._agent_running = True
         return SerialAgentStream(self, n, pending)
 
@@ -264,27 +261,6 @@ class SerialTransport:
         """An ``AgentClient`` set up for a serial line (retransmission on)."""
         return AgentClient(stream, timeout=timeout, retransmit=True,
                            chunk_size=chunk_size or self.link.chunk_size, device=self.target.uri)
-
-    def raise_baud(self, client: AgentClient, baud: int) -> int:
-        """Switch to ``baud`` if the agent offers it; returns the rate in use afterwards.
-
-        The switch must be agreed in frames (both sides change, the host re-sends HELLO at
-        the new rate and falls back to the old one if it gets no answer). Agents that do not
-        announce the ``baud`` capability keep the current rate.
-        """
-        info = client.hello_info or client.hello()
-        if "baud" not in info.capabilities:
-            return int(self.port.baudrate)
-        old = int(self.port.baudrate)
-        try:
-            client.request_baud(baud)  # type: ignore[attr-defined]
-            self.port.baudrate = baud
-            client.hello(timeout=2.0)
-            return baud
-        except (DeviceError, AttributeError):
-            self.port.baudrate = old
-            client.hello(timeout=5.0)
-            return old
 
     def close(self) -> None:
         with contextlib.suppress(OSError):

@@ -70,7 +70,7 @@ class ConsolePort(Protocol):
 
 
 @dataclass(frozen=True)
-class CommandResult:
+class ShellOutput:
     output: str  # stdout and stderr together, lines joined with "\n"
     exit_code: int
 
@@ -172,6 +172,13 @@ class ShellDriver:
                 return None
             self._fill(left)
 
+    def take_pending(self) -> bytes:
+        """What arrived after the last match and is not consumed yet (e.g. the first bytes of a
+        program started in the foreground); the buffer is empty afterwards."""
+        data = bytes(self._buf)
+        self._buf.clear()
+        return data
+
     def unread(self, data: bytes) -> None:
         """Put cleaned console text back in front of what is still to be matched."""
         self._buf[:0] = data
@@ -243,11 +250,11 @@ class ShellDriver:
         self.write(f"{_QUIET_TTY}; PS2=''; PS1='{split}'\n".encode())
         if self.expect([re.compile(re.escape(prompt.encode()))], 10.0) is None:
             raise DeviceError("the console shell did not take the new prompt (PS1)")
-        self._resync()
+        self.resync()
 
     # -- commands --------------------------------------------------------------------------
 
-    def _resync(self) -> None:
+    def resync(self) -> None:
         """Bring the shell back to a clean prompt: ^C, newline, then a fresh marker."""
         deadline = time.monotonic() + self.dead_timeout
         while time.monotonic() < deadline:
@@ -275,7 +282,7 @@ class ShellDriver:
                    .encode())
         return n
 
-    def wait_result(self, n: int, timeout: float) -> CommandResult | None:
+    def wait_result(self, n: int, timeout: float) -> ShellOutput | None:
         """The output and exit code of command ``n``, or None if its markers did not arrive."""
         t = re.escape(self.token.encode())
         num = str(n).encode()
@@ -298,10 +305,10 @@ class ShellDriver:
         if pm:
             self._buf = bytearray(text[pm.end():])
         out = m.group(1).decode("utf-8", "replace")
-        return CommandResult(output=out[:-1] if out.endswith("\n") else out,
+        return ShellOutput(output=out[:-1] if out.endswith("\n") else out,
                              exit_code=int(m.group(2)))
 
-    def run(self, line: str, timeout: float | None = None, retries: int = 2) -> CommandResult:
+    def run(self, line: str, timeout: float | None = None, retries: int = 2) -> ShellOutput:
         """Run one shell command line. Retried after a resync when its markers get lost, so
         it must be safe to run twice."""
         for _ in range(retries + 1):
@@ -309,7 +316,7 @@ class ShellDriver:
             res = self.wait_result(n, timeout or self.command_timeout)
             if res is not None:
                 return res
-            self._resync()
+            self.resync()
         raise DeviceError(f"command got no complete reply on the console: {line[:60]!r}")
 
     def run_check(self, line: str, timeout: float | None = None) -> str:

@@ -205,7 +205,7 @@ class ShellUploader:
         else:
             res = sh.wait_result(n, timeout)
         if res is None:
-            sh._resync()
+            sh.resync()
         elif f"K{sh.token}:{offset}:{h}" in res.output.splitlines():
             return True
         if not self.use_dd:
