@@ -339,3 +339,15 @@ def test_scatter_min_max_with_duplicate_indices(op: str, reduction: str) -> None
     (want,) = run_onnxruntime(model, feeds)
     (got,) = run_onnxruntime(converted, feeds)
     np.testing.assert_array_equal(got, want)
+
+
+def test_rewrites_check_sizes_read_from_the_model_first(tmp_path: Path) -> None:
+    """A wrap pad of 2^40 elements is refused by name before any index array is made."""
+    pads = numpy_helper.from_array(np.array([0, 1 << 40, 0, 0], np.int64), "pads")
+    graph = helper.make_graph(
+        [helper.make_node("Pad", ["x", "pads"], ["y"], mode="wrap", name="/pad")], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["h", "w"])], initializer=[pads])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)], ir_version=9)
+    msg = refusal(save(tmp_path, model), (InputSpec("x", (2, 3)),))
+    assert "node '/pad' (Pad) pads axis 1 of size 3" in msg and "wrap pads up to" in msg

@@ -409,6 +409,10 @@ def _quantize16(ctx: Context, node: onnx.NodeProto) -> list[onnx.NodeProto] | No
     return nodes
 
 
+MAX_WRAP_LENGTH = 1 << 24  # elements of one wrap-padded axis (its Gather indices)
+MAX_POOL_TAPS = 1024  # kernel elements of a pool rewritten as strided slices
+
+
 def _wrap_pad(ctx: Context, node: onnx.NodeProto) -> list[onnx.NodeProto] | None:
     """Pad mode 'wrap' (19) with static pads and shape: one Gather per padded axis, of the
     indices ``(i - begin) mod size`` (negative pads crop)."""
@@ -432,8 +436,9 @@ def _wrap_pad(ctx: Context, node: onnx.NodeProto) -> list[onnx.NodeProto] | None
     nodes, current = [], data
     for k, axis in enumerate(padded):
         size = shape[axis] + int(begin[axis]) + int(end[axis])
-        if size < 0 or shape[axis] == 0:
-            raise ctx.fail(node, f"pads axis {axis} of size {shape[axis]} to {size}")
+        if size < 0 or shape[axis] == 0 or size > MAX_WRAP_LENGTH:
+            raise ctx.fail(node, f"pads axis {axis} of size {shape[axis]} to {size} "
+                           f"(wrap pads up to {MAX_WRAP_LENGTH} elements per axis)")
         index = ctx.add_constant(f"{node.name}/wrap{axis}",
                                  (np.arange(size) - begin[axis]) % shape[axis])
         out = node.output[0] if k == len(padded) - 1 else ctx.fresh(f"{data}/wrap{axis}")
@@ -469,6 +474,9 @@ def _pool_by_slices(ctx: Context, node: onnx.NodeProto) -> list[onnx.NodeProto] 
         return None
     shape = ctx.shapes[data]
     kernel = [int(k) for k in attrs["kernel_shape"]]  # type: ignore[attr-defined]
+    if int(np.prod(kernel, dtype=np.float64)) > MAX_POOL_TAPS:
+        raise ctx.fail(node, f"has a {kernel} kernel: over {MAX_POOL_TAPS} taps to rewrite "
+                       "for opset 17")
     strides = [int(v) for v in attrs.get("strides", [1] * spatial)]  # type: ignore[attr-defined]
     pads = ([int(v) for v in attrs.get("pads", [0] * 2 * spatial)]  # type: ignore[attr-defined]
             if _as_str(attrs.get("auto_pad", "NOTSET")) == "NOTSET" else [0] * 2 * spatial)
@@ -602,7 +610,7 @@ def _interpolation_matrix(ctx: Context, node: onnx.NodeProto, axis: int, rank: i
         params[axis] = np.float32(scales[axis])
         inputs, kind = ["x", "", "p"], TP.FLOAT
     size = int(params[axis]) if sizes is not None else int(np.floor(n * params[axis]))
-    if size * n > MAX_RESIZE_MATRIX:
+    if max(size, n) * n > MAX_RESIZE_MATRIX:
         raise ctx.fail(node, f"resizes axis {axis} from {n} to {size}: its interpolation "
                        f"matrix would exceed {MAX_RESIZE_MATRIX} elements")
     probe = helper.make_node("Resize", inputs, ["y"],
