@@ -244,7 +244,8 @@ def test_op_matches_cpu_backend(sdk_host: SdkBuild, plugin: Plugin, warm: None,
     onnx.checker.check_model(model, full_check=True)
     got = graph_run(sdk_host, model, feeds, plugin)
     want = graph_run(sdk_host, model, feeds, None)
-    assert set(got.placement.values()) == {plugin.name}, (got.placement, got.stderr)
+    not_claimed = {k: v for k, v in got.placement.items() if v != plugin.name}
+    assert not not_claimed, f"{case}: nodes not run by {plugin.name}: {not_claimed}\n{got.stderr}"
     assert set(want.placement.values()) == {"cpu"}
     for k, ref in want.outputs.items():
         scale = max(1.0, float(np.abs(ref).max()))
