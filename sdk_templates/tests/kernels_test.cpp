@@ -551,6 +551,23 @@ void test_vector_math() {
     ++g_failures;
     std::printf("FAIL vector_math: sigmoid rel %.3g, erf abs %.3g\n", worst_sig, worst_erf);
   }
+  for (int64_t n : {1, 7, 8, 9, 64, 257}) {  // softmax rows: around the 8 lanes, large spreads
+    std::vector<float> row(static_cast<size_t>(n)), out(row.size());
+    for (int64_t i = 0; i < n; ++i) row[size_t(i)] = float((i * 37) % 23) * 1.7f - 20.0f;
+    k::softmax_row_f32(row.data(), out.data(), n);
+    double mx = -1e30, sum = 0.0, worst = 0.0;
+    for (float v : row) mx = std::max(mx, double(v));
+    for (float v : row) sum += std::exp(double(v) - mx);
+    for (int64_t i = 0; i < n; ++i) {
+      const double want = std::exp(double(row[size_t(i)]) - mx) / sum;
+      worst = std::max(worst, std::fabs(out[size_t(i)] - want) / want);
+    }
+    ++g_checks;
+    if (!(worst < 2e-6)) {
+      ++g_failures;
+      std::printf("FAIL softmax_row_f32 n %ld: relative error %.3g\n", long(n), worst);
+    }
+  }
   std::mt19937 rng(7);
   std::uniform_real_distribution<float> u(-2.0f, 2.0f);
   for (int64_t n : {1, 7, 8, 33}) {

@@ -29,6 +29,28 @@ void erf_f32(const float* x, float* y, int64_t n) {
   }
 }
 
+void softmax_row_f32(const float* x, float* y, int64_t n) {
+  // Max and sum in 8 independent lanes: the loops vectorise without reassociation flags.
+  constexpr int kLanes = 8;
+  float m8[kLanes], s8[kLanes];
+  for (int j = 0; j < kLanes; ++j) m8[j] = -INFINITY;
+  int64_t k = 0;
+  for (; k + kLanes <= n; k += kLanes)
+    for (int j = 0; j < kLanes; ++j) m8[j] = x[k + j] > m8[j] ? x[k + j] : m8[j];
+  float m = -INFINITY;
+  for (int j = 0; j < kLanes; ++j) m = m8[j] > m ? m8[j] : m;
+  for (int64_t t = k; t < n; ++t) m = x[t] > m ? x[t] : m;
+  for (int64_t t = 0; t < n; ++t) y[t] = exp_approx(x[t] - m);
+  for (int j = 0; j < kLanes; ++j) s8[j] = 0.0f;
+  for (k = 0; k + kLanes <= n; k += kLanes)
+    for (int j = 0; j < kLanes; ++j) s8[j] += y[k + j];
+  float sum = 0.0f;
+  for (int j = 0; j < kLanes; ++j) sum += s8[j];
+  for (int64_t t = k; t < n; ++t) sum += y[t];
+  const float inv = 1.0f / sum;
+  for (int64_t t = 0; t < n; ++t) y[t] *= inv;
+}
+
 namespace {
 
 template <class F>

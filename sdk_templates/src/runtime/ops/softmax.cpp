@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // Softmax, LogSoftmax and Hardmax (opset 13+: along one axis) and BatchNormalization (inference
 // form).
-#include "runtime/kernels/activation.h"
+#include "runtime/kernels/vector_math.h"
 #include "runtime/ops/op_util.h"
 
 namespace edgepack {
@@ -42,15 +42,7 @@ void softmax_run(RunContext& ctx) {
   if (inner == 1 && !log) {  // the last axis (attention): contiguous rows, vectorised exp
     parallel(ctx.pool, outer, [&](int64_t o0, int64_t o1) {
       for (int64_t o = o0; o < o1; ++o) {
-        const float* s = px + o * n;
-        float* d = py + o * n;
-        float m = -INFINITY;
-        for (int64_t k = 0; k < n; ++k) m = std::max(m, s[k]);
-        for (int64_t k = 0; k < n; ++k) d[k] = kernels::exp_approx(s[k] - m);
-        float sum = 0.0f;
-        for (int64_t k = 0; k < n; ++k) sum += d[k];
-        const float inv = 1.0f / sum;
-        for (int64_t k = 0; k < n; ++k) d[k] *= inv;
+        kernels::softmax_row_f32(px + o * n, py + o * n, n);
       }
     });
     return;
