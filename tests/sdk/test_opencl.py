@@ -258,6 +258,25 @@ def test_op_matches_cpu_backend(sdk_host: SdkBuild, plugin: Plugin, warm: None,
         np.testing.assert_allclose(want.outputs[k], ref, rtol=1e-5, atol=1e-5, err_msg=k)
 
 
+def test_fused_activation_on_binary_op_applies_and_elsewhere_is_refused(
+        sdk_host: SdkBuild, plugin: Plugin, warm: None,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The lowering may fuse an activation into more ops than Conv/Gemm/MatMul (Add + Relu in
+    ResNet's residuals): the binary kernel applies it, and an op whose kernel would drop it
+    (here MaxPool) is left to the CPU."""
+    from edgepack.lower import lowering
+    monkeypatch.setattr(lowering, "FUSABLE", lowering.FUSABLE | {"Add", "MaxPool"})
+    model, feeds = single("Add", {"x": f32(2, 3, 4, 5)}, [2, 3, 4, 5], {"b": f32(3, 1, 1)},
+                          extra=act("Relu"))
+    got = graph_run(sdk_host, model, feeds, plugin)
+    assert got.placement == {"n": plugin.name}  # one node: the Relu was fused
+    np.testing.assert_allclose(got.outputs["y"], run_ort(model, feeds)["y"], rtol=1e-6,
+                               atol=1e-6)
+    model, feeds = single("MaxPool", {"x": f32(1, 2, 4, 4)}, [1, 2, 2, 2], kernel_shape=[2, 2],
+                          strides=[2, 2], extra=act("Relu"))
+    assert graph_run(sdk_host, model, feeds, plugin).placement == {"n": "cpu"}
+
+
 def test_unsupported_node_stays_on_cpu_between_partitions(sdk_host: SdkBuild,
                                                           plugin: Plugin) -> None:
     """Conv -> Erf (not an OpenCL op) -> Conv: two OpenCL partitions, the boundary tensors

@@ -164,10 +164,11 @@ __kernel void global_avgpool(__global const real* x, __global real* y, int HW) {
   ST(y, nc, acc / (float)HW);
 }
 
-/* Broadcasting binary op; shape/strides: rank entries each in `meta` (out dims, a strides,
+/* Broadcasting binary op with an optional fused activation; shape/strides: rank entries each in `meta` (out dims, a strides,
  * b strides), elements, stride 0 on broadcast dims. */
 __kernel void binary(__global const real* A, __global const real* B, __global real* Y,
-                     __constant int* meta, int rank, int op, int total) {
+                     __constant int* meta, int rank, int op, int total, int act_code, float p0,
+                     float p1) {
   const int i = get_global_id(0);
   if (i >= total) return;
   int r = i, ia = 0, ib = 0;
@@ -189,7 +190,7 @@ __kernel void binary(__global const real* A, __global const real* B, __global re
     case 6: v = pow(a, b); break;
     default: v = a >= 0.0f ? a : a * b; break; /* PRelu */
   }
-  ST(Y, i, v);
+  ST(Y, i, act(v, act_code, p0, p1)); /* a fused activation (e.g. Add + Relu) */
 }
 
 /* Transpose; meta: rank output dims, then rank input strides (elements) in output order. */

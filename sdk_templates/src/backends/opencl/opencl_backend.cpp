@@ -315,6 +315,10 @@ bool supports(const Node* n) {
   const Tensor* x = n->num_inputs ? n->inputs[0] : nullptr;
   const Tensor* y = n->outputs[0];
   if (!x) return false;
+  // Only these kernels apply a fused activation; on any other op it would be dropped.
+  const bool applies_activation =
+      op == "Conv" || op == "Gemm" || op == "MatMul" || binary_ops().count(op) > 0;
+  if (!applies_activation && !get_string(n, "activation", "").empty()) return false;
   if (numel(y) > INT32_MAX || numel(x) > INT32_MAX) return false;
   Act act;
   if (op == "Conv") {
@@ -335,7 +339,8 @@ bool supports(const Node* n) {
   if (op == "MaxPool" || op == "AveragePool")
     return x->rank == 4 && n->num_outputs == 1 && get_int(n, "storage_order", 0) == 0;
   if (op == "GlobalAveragePool") return x->rank == 4;
-  if (binary_ops().count(op)) return n->num_inputs == 2 && n->inputs[1] && y->rank <= 6;
+  if (binary_ops().count(op))
+    return n->num_inputs == 2 && n->inputs[1] && y->rank <= 6 && fused_activation(n, &act);
   if (unary_activation(n, &act)) return n->num_outputs == 1;
   if (op == "Concat") return n->num_inputs >= 1;
   if (op == "Softmax") return true;
@@ -552,9 +557,11 @@ void prepare_node(PartitionState& s, const Node* n) {
     for (int d = 0; d < r; ++d) meta[static_cast<size_t>(d)] = i32(y->static_shape[d]);
     strides(x, r);
     strides(b, 2 * r);
+    Act a;
+    fused_activation(n, &a);
     l.kernel = s.kernel("binary");
     Args{l.kernel} << X << s.buffer(b) << Y << s.meta(meta) << cl_int(r)
-                   << cl_int(binary_ops().at(op)) << i32(numel(y));
+                   << cl_int(binary_ops().at(op)) << i32(numel(y)) << a.code << a.p0 << a.p1;
     l.global[0] = static_cast<size_t>(numel(y));
   } else if (op == "Concat") {
     const int64_t axis = get_int(n, "axis", 0);
