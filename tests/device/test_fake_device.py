@@ -6,6 +6,7 @@ naming the device and the request, within the request's deadline."""
 
 from __future__ import annotations
 
+import random
 import select
 import socket
 import struct
@@ -16,7 +17,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from edgepack.device.client import AgentClient, AgentError, ConnectionLost
+from edgepack.device.client import AgentClient, AgentError, ConnectionLost, Hello
 from edgepack.device.protocol import (
     CRC,
     HEADER,
@@ -281,3 +282,55 @@ def test_a_missing_capability_names_the_device(fake: Callable[[Script], AgentCli
         client.keygen()
     assert _one_line(err.value) == (f"{DEVICE}: the agent (version 0.1.0) cannot create keys on "
                                     "the device (no 'keygen' capability)")
+
+
+def _mutated_reply(rng: random.Random, msg: Message) -> bytes:
+    """A plausible reply to ``msg`` with fields dropped, retyped or replaced."""
+    good: dict[MsgType, tuple[MsgType, dict[str, FieldInput]]] = {
+        MsgType.HELLO: (MsgType.HELLO, dict(HELLO_FIELDS)),
+        MsgType.GET: (MsgType.OK, {"data": b"abc", "size": 3}),
+        MsgType.RUN: (MsgType.RESULT, {"exit_code": 0, "stdout": b"o", "stderr": b"",
+                                       "stdout_size": 1, "stderr_size": 0}),
+        MsgType.PUT_BEGIN: (MsgType.HAVE, {"sha256": msg.get_bytes("sha256", b""), "size": 10,
+                                           "chunk": 64, "have": b"", "complete": 0}),
+        MsgType.PUT_CHUNK: (MsgType.OK, {"index": msg.get_bytes("index", b"")}),
+        MsgType.KEYGEN: (MsgType.OK, {"name": "device", "path": "p", "public_key": b"k" * 32,
+                                      "created": 1}),
+    }
+    mtype, fields = good.get(msg.type, (MsgType.OK, {}))
+    values: list[FieldInput] = [-1, 0, 1 << 62, b"", b"\xff\xfe", "[" * 5000, "{}", "null",
+                                b"\x01\x02\x03", "x" * 70_000]
+    for _ in range(rng.randrange(1, 4)):
+        if fields and rng.random() < 0.4:
+            fields.pop(rng.choice(list(fields)))
+        else:
+            fields[rng.choice(list(fields) or ["x"])] = rng.choice(values)
+    final = encode_frame(Message.build(mtype, msg.seq, **fields))
+    other = rng.choice([MsgType.ERROR, MsgType.LOG, MsgType.PONG, MsgType.HAVE])
+    wrong = encode_frame(Message.build(other, msg.seq, **fields))
+    if rng.random() < 0.15:  # a reply of the wrong type (after a LOG, the right one follows)
+        return wrong + (final if other is MsgType.LOG else b"")
+    return final
+
+
+def test_every_malformed_reply_is_a_device_error(fake: Callable[[Script], AgentClient]) -> None:
+    """A short fuzz run of the host side: whatever a device answers, the client either
+    succeeds or raises a DeviceError (never a KeyError, ValueError, RecursionError...)."""
+    rng = random.Random(5)
+    client = fake(lambda dev, msg: dev.dev.sendall(_mutated_reply(rng, msg)))
+    client.timeout = 0.3
+    calls: list[Callable[[], object]] = [
+        client.hello, lambda: client.get("x"), lambda: client.run(["bin/x"]),
+        lambda: client.put_bytes(b"y" * 10), lambda: client.keygen(), client.ping,
+    ]
+    outcomes = {"ok": 0, "device_error": 0}
+    end = time.monotonic() + 6
+    while time.monotonic() < end:
+        client.hello_info = Hello(1, "0.1.0", "", ("keygen", "stdin"), "", "", MAX_PAYLOAD,
+                                  MAX_CHUNK, 1 << 30, 262_144, {})
+        try:
+            rng.choice(calls)()
+            outcomes["ok"] += 1
+        except DeviceError:
+            outcomes["device_error"] += 1
+    assert outcomes["device_error"] > 50 and outcomes["ok"] > 5, outcomes

@@ -150,6 +150,21 @@ class LinkStats:
     notices: list[str] = field(default_factory=list)
 
 
+# The replies each request may get besides ERROR (LOG only while a RUN is in progress).
+_REPLIES: dict[MsgType, tuple[MsgType, ...]] = {
+    MsgType.HELLO: (MsgType.HELLO,),
+    MsgType.PUT_BEGIN: (MsgType.HAVE,),
+    MsgType.PUT_CHUNK: (MsgType.OK,),
+    MsgType.PUT_END: (MsgType.OK,),
+    MsgType.INSTALL: (MsgType.OK,),
+    MsgType.RUN: (MsgType.RESULT, MsgType.LOG),
+    MsgType.GET: (MsgType.OK,),
+    MsgType.PING: (MsgType.PONG,),
+    MsgType.BYE: (MsgType.BYE,),
+    MsgType.KEYGEN: (MsgType.OK,),
+}
+
+
 def _bounded(msg: Message, key: str, lo: int, hi: int) -> int:
     """An int field the peer announces, refused outside ``lo..hi`` before it sizes anything."""
     value = msg.get_int(key)
@@ -274,6 +289,8 @@ class AgentClient:
             reply = self._take(seq)
             if reply is not None:
                 with self._reading(mtype):
+                    if reply.type not in (*_REPLIES[mtype], MsgType.ERROR):
+                        raise ProtocolError(f"a {reply.type.name} reply")
                     if reply.type == MsgType.LOG:
                         if on_log is not None:
                             on_log(reply.get_str("stream", "stdout"),
@@ -445,10 +462,12 @@ class AgentClient:
                     continue
                 msg, plain, wire, _ = pending.pop(seq)
                 in_flight -= wire
-                if reply.type == MsgType.ERROR:
-                    with self._reading(MsgType.PUT_CHUNK):
+                with self._reading(MsgType.PUT_CHUNK):
+                    if reply.type == MsgType.ERROR:
                         raise AgentError(reply.get_str("code", "?"), reply.get_str("message", ""),
                                          self._where(MsgType.PUT_CHUNK))
+                    if reply.type != MsgType.OK:
+                        raise ProtocolError(f"a {reply.type.name} reply")
                 done += plain
                 last_progress = time.monotonic()
                 if progress:

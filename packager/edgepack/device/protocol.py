@@ -266,7 +266,7 @@ class Message:
     def get_json(self, key: str) -> Any:
         try:
             return json.loads(self.raw(key).decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except (ValueError, RecursionError) as exc:  # bad UTF-8 or JSON, or nested too deep
             raise ProtocolError(f"{self.type.name}.{key} is not JSON: {exc}") from None
 
 
