@@ -289,7 +289,7 @@ class AgentClient:
             reply = self._take(seq)
             if reply is not None:
                 with self._reading(mtype):
-                    if reply.type not in (*_REPLIES[mtype], MsgType.ERROR):
+                    if reply.type not in (*_REPLIES.get(mtype, tuple(MsgType)), MsgType.ERROR):
                         raise ProtocolError(f"a {reply.type.name} reply")
                     if reply.type == MsgType.LOG:
                         if on_log is not None:
