@@ -8,6 +8,7 @@ the tiny model then takes a few seconds.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -15,6 +16,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -110,17 +112,25 @@ def test_two_benches_queue_on_one_place(farm: Farm, artifact: Artifact, tmp_path
     assert farm.holder() is None
 
 
-def test_a_silent_board_is_power_cycled(farm: Farm, artifact: Artifact) -> None:
-    """sshd frozen: the bench's SSH connect times out, edgepack power-cycles the place through
-    its NetworkPowerPort (off, on: the relay resumes sshd) and the bench then runs."""
+@contextlib.contextmanager
+def _sshd_frozen(farm: Farm) -> Iterator[None]:
+    """The board's sshd stopped (SIGSTOP): SSH connects time out until the power relay or the
+    end of the block resumes it. The relay's switch log starts empty."""
     pids = farm.board["pids"]
     assert isinstance(pids, dict)
     farm.relay.switched.clear()
     os.kill(int(pids["sshd"]), signal.SIGSTOP)
     try:
-        done = _run(farm, _bench(farm, artifact, farm.target()))
+        yield
     finally:
         os.kill(int(pids["sshd"]), signal.SIGCONT)
+
+
+def test_a_silent_board_is_power_cycled(farm: Farm, artifact: Artifact) -> None:
+    """sshd frozen: the bench's SSH connect times out, edgepack power-cycles the place through
+    its NetworkPowerPort (off, on: the relay resumes sshd) and the bench then runs."""
+    with _sshd_frozen(farm):
+        done = _run(farm, _bench(farm, artifact, farm.target()))
     assert done.returncode == 0, done.stderr
     assert f"labgrid place {PLACE}: board does not answer; power-cycling it" in done.stderr
     assert farm.relay.switched == ["0", "1"]
@@ -210,15 +220,9 @@ def test_every_tagged_place_held(farm: Farm, artifact: Artifact) -> None:
 def test_bench_over_the_console(farm: Farm, artifact: Artifact, tmp_path: Path) -> None:
     """via=console: the whole bench through the place's NetworkSerialPort (ser2net's TCP port
     in front of the board's console), with the board's sshd frozen to prove SSH is unused."""
-    pids = farm.board["pids"]
-    assert isinstance(pids, dict)
-    farm.relay.switched.clear()
-    os.kill(int(pids["sshd"]), signal.SIGSTOP)
-    try:
+    with _sshd_frozen(farm):
         done = _run(farm, _bench(farm, artifact, farm.target(via="console"), tmp_path / "r.json",
                                  iterations=3))
-    finally:
-        os.kill(int(pids["sshd"]), signal.SIGCONT)
     assert done.returncode == 0, done.stdout + done.stderr
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["accuracy"]["passed"] and report["end_to_end"]["n"] == 3
