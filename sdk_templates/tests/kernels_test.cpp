@@ -528,7 +528,8 @@ void test_conv_transpose(ThreadPool* pools[4]) {
 }  // namespace
 
 // Vectorised element-wise loops against libm in double: Sigmoid and Erf over [-30, 30] (the
-// tails included) and tiny values; Add/Sub/Mul/Div for every stride pattern and odd lengths.
+// tails included) and tiny values; Add/Sub/Mul/Div/Add+Relu for every stride pattern and odd
+// lengths.
 void test_vector_math() {
   std::vector<float> x;
   for (int i = -3000; i <= 3000; ++i) x.push_back(float(i) * 0.01f);
@@ -574,13 +575,17 @@ void test_vector_math() {
     std::vector<float> a(static_cast<size_t>(n)), b(a), out(a);
     for (auto& v : a) v = u(rng);
     for (auto& v : b) v = u(rng);
-    for (int op = 0; op < 4; ++op) {
+    for (int op = 0; op < 5; ++op) {
       for (int64_t sa : {0, 1}) {
         for (int64_t sb : {0, 1}) {
           k::binary_f32(static_cast<k::BinaryOp>(op), a.data(), sa, b.data(), sb, out.data(), n);
           for (int64_t i = 0; i < n; ++i) {
             const float p = a[size_t(i * sa)], q = b[size_t(i * sb)];
-            const float want = op == 0 ? p + q : op == 1 ? p - q : op == 2 ? p * q : p / q;
+            const float want = op == 0   ? p + q
+                               : op == 1 ? p - q
+                               : op == 2 ? p * q
+                               : op == 3 ? p / q
+                                         : std::max(p + q, 0.0f);  // kAddRelu
             ++g_checks;
             if (out[size_t(i)] != want) {
               ++g_failures;

@@ -2,7 +2,8 @@
 """Fused epilogues: lowering folds SiLU (``Mul(y, Sigmoid(y))``, as torch exports it) and
 HardSigmoid into the Conv/Gemm that produces ``y``, and the runtime's fused result matches
 onnxruntime on the unfused graph, for the depthwise (any kernel size), pointwise, im2col and
-Gemm paths; a ``y`` with another reader is left alone."""
+Gemm paths; a ``y`` with another reader is left alone. Relu after a float32 Add (residuals)
+becomes the Add's activation, with and without broadcasting."""
 
 from __future__ import annotations
 
@@ -94,3 +95,32 @@ def test_sigmoid_times_other_tensor_is_not_silu() -> None:
              helper.make_node("Mul", ["x", "s"], ["out"])]  # x * sigmoid(conv(x)): a gate
     g = dg.parse(lower(_model(nodes, [1, 4, 5, 5], ["out"], {"w": w})))
     assert [n.op_type for n in g.nodes] == ["Conv", "Sigmoid", "Mul"]
+
+
+@pytest.mark.parametrize("b_shape", [[1, 6, 5, 7], [1, 6, 1, 1], [1]])
+def test_add_relu_fused_matches_onnxruntime(sdk_host: SdkBuild, b_shape: list[int]) -> None:
+    b = RNG.standard_normal(b_shape).astype(np.float32)
+    m = _model([helper.make_node("Add", ["x", "b"], ["a"]),
+                helper.make_node("Relu", ["a"], ["out"])], [1, 6, 5, 7], ["out"], {"b": b})
+    g = dg.parse(lower(m))
+    assert [n.op_type for n in g.nodes] == ["Add"]
+    assert g.nodes[0].attrs["activation"].value == "Relu"
+    feeds = {"x": RNG.standard_normal((1, 6, 5, 7)).astype(np.float32)}
+    got, want = run_device(sdk_host.build, m, feeds)["out"], run_ort(m, feeds)["out"]
+    assert (want == 0).any() and (want > 0).any()
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+
+
+def test_add_relu_not_fused_when_the_sum_has_another_reader_or_is_integer() -> None:
+    b = RNG.standard_normal([1, 6, 5, 7]).astype(np.float32)
+    m = _model([helper.make_node("Add", ["x", "b"], ["a"]),
+                helper.make_node("Relu", ["a"], ["r"]),
+                helper.make_node("Mul", ["a", "r"], ["out"])], [1, 6, 5, 7], ["out"], {"b": b})
+    assert [n.op_type for n in dg.parse(lower(m)).nodes] == ["Add", "Relu", "Mul"]
+    g = helper.make_graph(
+        [helper.make_node("Add", ["x", "x"], ["a"]), helper.make_node("Relu", ["a"], ["out"])],
+        "t", [helper.make_tensor_value_info("x", TensorProto.INT32, [4])],
+        [helper.make_tensor_value_info("out", TensorProto.INT32, [4])])
+    im = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    im.ir_version = 8
+    assert [n.op_type for n in dg.parse(lower(im)).nodes] == ["Add", "Relu"]

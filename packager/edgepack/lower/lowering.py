@@ -5,7 +5,7 @@ Steps: refuse unsupported ops and opsets; fold constants (Constant nodes, Shape 
 tensors, nodes whose inputs are all constant, evaluated with onnx's reference evaluator); infer
 static shapes (data-dependent outputs enter at their bound, see docs/device-graph-format.md);
 resolve attribute defaults and turn constant inputs into attributes; fuse activations into
-Conv/Gemm/MatMul; plan memory; serialise.
+Conv/Gemm/MatMul and Relu into float32 Add; plan memory; serialise.
 """
 
 from __future__ import annotations
@@ -237,6 +237,7 @@ def lower(model: onnx.ModelProto, input_bounds: Mapping[str, int] | None = None)
         lowered.extend(lower_node(node, attrs, consts, info))
     lowered = _fuse_silu(lowered, {o.name for o in model.graph.output})
     lowered = _fuse_activations(lowered, {o.name for o in model.graph.output})
+    lowered = _fuse_add_relu(lowered, {o.name for o in model.graph.output}, info)
     return _build(model, lowered, consts, info)
 
 
@@ -309,6 +310,35 @@ def _fuse_activations(nodes: list[LoweredNode], graph_outputs: set[str]) -> list
             elif n.op_type == "HardSigmoid":
                 src.attrs["activation_alpha"] = n.attrs["alpha"]
                 src.attrs["activation_beta"] = n.attrs["beta"]
+            src.outputs[0] = n.outputs[0]
+            continue
+        out.append(n)
+    return out
+
+
+def _fuse_add_relu(nodes: list[LoweredNode], graph_outputs: set[str],
+                   info: Mapping[str, tuple[str, list[int], bool]]) -> list[LoweredNode]:
+    """``Relu(Add(a, b))`` on float32 (ResNet's residuals) becomes one Add with activation
+    "Relu" when the sum has no other reader: one pass over the tensor instead of two."""
+    consumers: dict[str, int] = {}
+    for n in nodes:
+        for i in n.inputs:
+            if i:
+                consumers[i] = consumers.get(i, 0) + 1
+    producer = {n.outputs[0]: n for n in nodes if n.outputs}
+    out: list[LoweredNode] = []
+    for n in nodes:
+        src = producer.get(n.inputs[0]) if n.op_type == "Relu" and len(n.inputs) == 1 else None
+        if (
+            src is not None
+            and src.op_type == "Add"
+            and "activation" not in src.attrs
+            and len(src.outputs) == 1
+            and info.get(src.outputs[0], ("",))[0] == "float32"
+            and consumers.get(src.outputs[0]) == 1
+            and src.outputs[0] not in graph_outputs
+        ):
+            src.attrs["activation"] = dg.Attr(dg.ATTR_STRING, "Relu")
             src.outputs[0] = n.outputs[0]
             continue
         out.append(n)

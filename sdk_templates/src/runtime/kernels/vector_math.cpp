@@ -83,6 +83,11 @@ void binary_f32(BinaryOp op, const float* a, int64_t sa, const float* b, int64_t
       return loop(a, sa, b, sb, y, n, [](float u, float v) { return u * v; });
     case BinaryOp::kDiv:
       return loop(a, sa, b, sb, y, n, [](float u, float v) { return u / v; });
+    case BinaryOp::kAddRelu:
+      return loop(a, sa, b, sb, y, n, [](float u, float v) {
+        const float r = u + v;
+        return r > 0.0f ? r : 0.0f;
+      });
   }
 }
 

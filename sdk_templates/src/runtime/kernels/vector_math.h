@@ -17,7 +17,7 @@ void erf_f32(const float* x, float* y, int64_t n);
 // y = softmax(x) over one contiguous row of n values (exp_approx; sums in 8 partial lanes).
 void softmax_row_f32(const float* x, float* y, int64_t n);
 
-enum class BinaryOp : int { kAdd, kSub, kMul, kDiv };
+enum class BinaryOp : int { kAdd, kSub, kMul, kDiv, kAddRelu };  // kAddRelu: max(a + b, 0)
 // y[i] = a[i * sa] op b[i * sb] with strides 0 (a broadcast scalar) or 1.
 void binary_f32(BinaryOp op, const float* a, int64_t sa, const float* b, int64_t sb, float* y,
                 int64_t n);

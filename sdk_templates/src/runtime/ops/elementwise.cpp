@@ -36,6 +36,7 @@ enum class Bin {
 struct BinaryState : OpState {
   Bin op;
   bool fmod = false;  // Mod: fmod=1 (C fmod) or integer mod with the divisor's sign
+  bool relu = false;  // float32 Add with a fused Relu (lowering: Add + Relu residuals)
 };
 
 Bin parse(const std::string& t) {
@@ -165,16 +166,22 @@ void binary_prepare(PrepareContext& ctx) {
   if (!make_broadcast(ins, 2, shapes, bc))
     ctx.fail("shapes " + shape_str(*a) + " and " + shape_str(*b) + " do not broadcast");
   need_shape(ctx, *ctx.outputs[0], std::vector<int64_t>(bc.shape, bc.shape + bc.rank));
+  const FusedActivation act = read_activation(ctx);
+  st->relu = act.kind == FusedActivation::kRelu;
+  if (act.kind != FusedActivation::kNone &&
+      !(st->relu && st->op == Bin::kAdd && a->dtype == DType::kFloat32))
+    ctx.fail("only a float32 Add takes a fused activation (Relu)");
   ctx.state = std::move(st);
 }
 
-// Float Add/Sub/Mul/Div through the vectorised kernels, one innermost row at a time
+// Float Add (+ fused Relu)/Sub/Mul/Div through the vectorised kernels, one innermost row at a time
 // (numpy broadcasting gives each operand an inner stride of 0 or 1). False for other ops.
-bool float_arith(Bin op, const Broadcast& bc, const float* pa, const float* pb, float* out) {
+bool float_arith(Bin op, bool relu, const Broadcast& bc, const float* pa, const float* pb,
+                 float* out) {
   kernels::BinaryOp k;
   switch (op) {
     case Bin::kAdd:
-      k = kernels::BinaryOp::kAdd;
+      k = relu ? kernels::BinaryOp::kAddRelu : kernels::BinaryOp::kAdd;
       break;
     case Bin::kSub:
       k = kernels::BinaryOp::kSub;
@@ -254,7 +261,7 @@ void binary_run(RunContext& ctx) {
     } else if constexpr (!std::is_same<T, bool>::value) {
       T* out = y->as<T>();
       if constexpr (std::is_same<T, float>::value)
-        if (float_arith(op, bc, pa, pb, out)) return;
+        if (float_arith(op, st->relu, bc, pa, pb, out)) return;
       // Fast path: same shapes.
       if (a->numel() == b->numel() && a->numel() == y->numel() && a->rank == b->rank) {
         bool same = true;
