@@ -24,19 +24,21 @@ import jsonschema
 import numpy as np
 
 from edgepack.errors import SpecError
+from edgepack.spec.arch import arch_facts
 from edgepack.ui import format_table
 
 REPORT_SCHEMA = "edgepack.report/2"
 KNOWN_SCHEMAS = ("edgepack.report/1", REPORT_SCHEMA)
 
-# uname -m spellings of one architecture (qemu-user reports the guest's own)
-_ARCH_ALIASES = {"arm64": "aarch64", "amd64": "x86_64", "armv7l": "arm", "armv7": "arm",
-                 "armv8l": "arm", "armhf": "arm"}
-
 
 def _arch(machine: str) -> str:
+    """One name per architecture for ``uname -m`` spellings (spec/arch.py's table; qemu-user
+    reports the guest's own)."""
     m = machine.strip().lower()
-    return _ARCH_ALIASES.get(m, m)
+    try:
+        return arch_facts(m).name
+    except KeyError:
+        return m
 
 
 def run_facts(target_uri: str, on_this_host: bool, device_machine: str,
