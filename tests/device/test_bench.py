@@ -182,3 +182,27 @@ def test_report_compare_flags_regressions(tmp_path: Path,
     (tmp_path / "broken.json").write_text(json.dumps(broken))
     with pytest.raises(SpecError, match="accuracy"):
         load_report(tmp_path / "broken.json")
+
+
+def test_bench_of_a_raw_yolo_head_uses_the_golden_summary(vboard: dict[str, object],
+                                                          hi3559a_sdk: Path,
+                                                          tmp_path: Path) -> None:
+    """A real model with a float input (golden input stored as int8 codes x scale) and an
+    output over 64 KiB (golden output stored as a summary): the board reads the decoded input
+    from the artifact and the host checks its output against the summary."""
+    from real_projects import write_project
+
+    root = write_project(tmp_path / "yolo", "yolov8n")
+    assert cli_main(["pack", str(root), "--out", str(root / "y.epk")]) == 0
+    out = tmp_path / "y.json"
+    assert cli_main([
+        "bench", str(root / "y.epk"), "--board", "hi3559a",
+        "--target", str(vboard["target"]), "--known-hosts", str(vboard["known_hosts"]),
+        "--key", str(root / "keys" / "dev1.key"),
+        "--publisher", str(root / "keys" / "publisher.pub"),
+        "--iterations", "1", "--warmup", "0", "--sdk", str(hi3559a_sdk),
+        "--out-json", str(out)]) == 0
+    acc = load_report(out)["accuracy"]
+    assert acc["passed"]
+    (head,) = acc["outputs"]
+    assert head["shape"] == [1, 84, 2100] and head["max_abs"] <= acc["tolerance"]

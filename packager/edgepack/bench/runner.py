@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from edgepack import __version__
+from edgepack.artifact import golden as reference_data
 from edgepack.artifact.container import open_artifact, read_file
 from edgepack.artifact.keys import load_device_private, load_publisher_public
 from edgepack.bench.inputs import BenchInputs, load_inputs, reference_outputs
@@ -81,7 +82,7 @@ class BenchOptions:
 @dataclass(frozen=True)
 class Golden:
     inputs: dict[str, bytes]  # name -> .npy bytes
-    outputs: dict[str, np.ndarray[Any, Any]]
+    outputs: dict[str, reference_data.Reference]  # whole, or the summary of a large output
 
 
 def load_golden(opts: BenchOptions) -> tuple[dict[str, Any], Golden, bytes]:
@@ -95,8 +96,9 @@ def load_golden(opts: BenchOptions) -> tuple[dict[str, Any], Golden, bytes]:
     opened = open_artifact(data, device_key, publisher)
     manifest: dict[str, Any] = json.loads(opened.manifest_bytes)
     golden = manifest.get("golden") or {}
-    inputs = {n: opened.sections[g["section"]] for n, g in golden.get("inputs", {}).items()}
-    outputs = {n: np.load(io.BytesIO(opened.sections[g["section"]]), allow_pickle=False)
+    inputs = {n: reference_data.input_npy(g, opened.sections)
+              for n, g in golden.get("inputs", {}).items()}
+    outputs = {n: reference_data.read_output(g, opened.sections)
                for n, g in golden.get("outputs", {}).items()}
     return manifest, Golden(inputs, outputs), data
 
@@ -240,7 +242,7 @@ def _bench_on(agent: AgentClient, agent_uploaded: bool, opts: BenchOptions, boar
     outputs = []
     for name, ref in golden.outputs.items():
         got = np.load(io.BytesIO(agent.get(f"{RUN_DIR}/out/{name}.npy")), allow_pickle=False)
-        outputs.append(compare_output(name, got, ref, opts.tolerance, opts.min_cosine))
+        outputs.append(ref.compare(name, got, opts.tolerance, opts.min_cosine))
     report = build_report(opts, board, target, hello, before, after, manifest,
                           artifact_bytes, runner, device_json, outputs,
                           {"bytes_total": total, "bytes_sent": sent, "bytes_on_wire": wire,
