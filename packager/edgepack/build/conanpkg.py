@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -23,6 +22,7 @@ from edgepack.build.sdkreadme import TOOLCHAIN_FILE, sdk_toolchain_files
 from edgepack.build.sysroot import cache_root, ensure_sysroot
 from edgepack.build.toolchains import Toolchain, resolve_toolchain
 from edgepack.errors import ToolchainError
+from edgepack.programs import require_program
 from edgepack.spec.arch import ARCHES
 from edgepack.spec.boards import Board, load_board
 
@@ -30,13 +30,7 @@ PACKAGE_NAME = "edgepack-sdk"
 
 
 def conan_program() -> str:
-    local = Path(sys.executable).parent / "conan"
-    if local.is_file():
-        return str(local)
-    found = shutil.which("conan")
-    if found is None:
-        raise ToolchainError("conan not found", hint="pip install 'conan>=2.10,<3'")
-    return found
+    return require_program("conan", hint="pip install 'conan>=2.10,<3'")
 
 
 def render_profile(board: Board, toolchain: Toolchain, toolchain_cmake: Path) -> str:

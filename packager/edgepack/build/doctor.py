@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from edgepack.build.toolchains import (
     is_vendor_triple,
     zig_program,
 )
+from edgepack.programs import find_program
 from edgepack.spec.boards import Board
 
 
@@ -44,11 +44,6 @@ def _tool_version(argv: list[str]) -> str:
         return f"does not run: {exc}"
     lines = (done.stdout or done.stderr).strip().splitlines()
     return lines[0] if lines else "(no version output)"
-
-
-def _venv_or_path(name: str) -> str | None:
-    local = Path(sys.executable).parent / name
-    return str(local) if local.is_file() else shutil.which(name)
 
 
 def check_toolchains(board: Board) -> list[Check]:
@@ -119,7 +114,7 @@ def check_tools() -> list[Check]:
     for name, argv_tail, fix in (("cmake", ["--version"], "pip install cmake"),
                                  ("ninja", ["--version"], "apt-get install ninja-build"),
                                  ("conan", ["--version"], "pip install 'conan>=2.10,<3'")):
-        path = _venv_or_path(name)
+        path = find_program(name)
         checks.append(Check("tool", name, True, _tool_version([path, *argv_tail]))
                       if path else Check("tool", name, False, "not found", fix))
     headers = Path("/usr/include/openssl/evp.h")

@@ -33,6 +33,7 @@ from edgepack.build.shipcheck import check_glibc, objcopy_program, split_debug
 from edgepack.build.sysroot import Sysroot, cache_root, ensure_sysroot, file_lock
 from edgepack.build.toolchains import Toolchain, resolve_toolchain
 from edgepack.errors import ToolchainError
+from edgepack.programs import require_program
 from edgepack.resources import agent_source_dir, sdk_source_dir
 from edgepack.spec.boards import Board, load_board
 from edgepack.ui import Progress
@@ -71,13 +72,7 @@ class SdkBuild:
 
 def cmake_program() -> str:
     """The CMake of this Python environment (pinned by pyproject), else the one on PATH."""
-    local = Path(sys.executable).parent / "cmake"
-    if local.is_file():
-        return str(local)
-    found = shutil.which("cmake")
-    if found is None:
-        raise ToolchainError("cmake not found", hint="pip install cmake (or apt-get install cmake)")
-    return found
+    return require_program("cmake", hint="pip install cmake (or apt-get install cmake)")
 
 
 def source_hash(folder: Path) -> str:

@@ -28,7 +28,6 @@ import ast
 import atexit
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -40,7 +39,8 @@ from urllib.parse import parse_qs, quote, urlsplit
 from edgepack.device.client import ByteStream
 from edgepack.device.targets import Target, check_install_root
 from edgepack.device.transport import CommandResult, Link, Transport, TransportOptions
-from edgepack.errors import DeviceError, ToolchainError, UsageError
+from edgepack.errors import DeviceError, UsageError
+from edgepack.programs import require_program
 
 PARAMS = {"coordinator", "identity", "root", "tags", "via", "wait"}
 VIAS = ("ssh", "console")
@@ -118,14 +118,8 @@ def place_of(target: Target) -> Place:
 
 
 def _client_program() -> str:
-    local = Path(sys.executable).parent / "labgrid-client"
-    if local.is_file():
-        return str(local)
-    found = shutil.which("labgrid-client")
-    if found is None:
-        raise ToolchainError("labgrid-client not found (labgrid:// targets need labgrid)",
-                             hint="pip install labgrid")
-    return found
+    return require_program("labgrid-client", hint="pip install labgrid",
+                           message="labgrid-client not found (labgrid:// targets need labgrid)")
 
 
 def labgrid_client(place: Place, *argv: str, timeout: float = 60.0,
