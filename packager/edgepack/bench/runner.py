@@ -44,7 +44,7 @@ from edgepack.bench.report import (
 from edgepack.build.elfinfo import required_glibc
 from edgepack.device.client import AgentClient, AgentError, Hello, RunResult
 from edgepack.device.targets import Target, check_install_root, is_this_host, parse_target
-from edgepack.device.transport import TransportOptions, connect, start_agent
+from edgepack.device.transport import TransportOptions, agent_session
 from edgepack.errors import DeviceError, UsageError
 from edgepack.spec.arch import ARCHES
 from edgepack.spec.boards import Board, load_board
@@ -167,21 +167,13 @@ def run_bench(opts: BenchOptions) -> dict[str, Any]:
     for p in (runner, agent_bin):
         if not p.is_file():
             raise DeviceError(f"{p} missing from the SDK build for {board.id}")
-    transport = connect(target, TransportOptions(known_hosts=opts.known_hosts,
-                                                 trust_new_host=opts.trust_new_host,
-                                                 console=board.console))
-    try:
-        root = target.root or board.install_root
-        opts.log(f"connected to {target.uri}; starting the agent under {root}")
-        agent, uploaded = start_agent(transport, root, agent_bin)
-        try:
-            return _bench_on(agent, uploaded, opts, board, target, manifest, golden,
-                             artifact_bytes, runner, own, own_ref)
-        finally:
-            agent.bye()
-            agent.stream.close()
-    finally:
-        transport.close()
+    root = target.root or board.install_root
+    opts.log(f"connecting to {target.uri}; the agent runs under {root}")
+    options = TransportOptions(known_hosts=opts.known_hosts,
+                               trust_new_host=opts.trust_new_host, console=board.console)
+    with agent_session(target, options, root, agent_bin) as session:
+        return _bench_on(session.agent, session.uploaded, opts, board, target, manifest,
+                         golden, artifact_bytes, runner, own, own_ref)
 
 
 def _bench_on(agent: AgentClient, agent_uploaded: bool, opts: BenchOptions, board: Board,

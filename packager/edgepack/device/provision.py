@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
 from edgepack.artifact.keys import fingerprint
 from edgepack.device.targets import check_install_root, parse_target
-from edgepack.device.transport import TransportOptions, connect, start_agent
+from edgepack.device.transport import TransportOptions, agent_session
 from edgepack.errors import KeyFileError
 from edgepack.fsutil import write_atomic
 from edgepack.spec.boards import load_board
@@ -45,19 +45,11 @@ def provision(opts: ProvisionOptions) -> dict[str, Any]:
     target = parse_target(opts.target)
     check_install_root(target)
     agent_bin = sdk_for(board, opts.sdk_dir) / "bin" / "edgepack-agent"
-    transport = connect(target, TransportOptions(known_hosts=opts.known_hosts,
-                                                 trust_new_host=opts.trust_new_host,
-                                                 console=board.console))
-    try:
-        root = target.root or board.install_root
-        agent, _ = start_agent(transport, root, agent_bin)
-        try:
-            key = agent.keygen(opts.name, replace=opts.replace)
-        finally:
-            agent.bye()
-            agent.stream.close()
-    finally:
-        transport.close()
+    root = target.root or board.install_root
+    options = TransportOptions(known_hosts=opts.known_hosts,
+                               trust_new_host=opts.trust_new_host, console=board.console)
+    with agent_session(target, options, root, agent_bin) as session:
+        key = session.agent.keygen(opts.name, replace=opts.replace)
     public = X25519PublicKey.from_public_bytes(key.public)
     pem = public.public_bytes(serialization.Encoding.PEM,
                               serialization.PublicFormat.SubjectPublicKeyInfo)

@@ -15,7 +15,8 @@ unit-test aid, is registered that way by the tests that use it).
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -182,6 +183,30 @@ def start_agent(transport: Transport, root: str, agent_binary: Path | None, *,
                           f"{transport.target.uri}",
                           hint="check that the board's architecture matches the SDK build")
     return client, True
+
+
+@dataclass(frozen=True)
+class AgentSession:
+    agent: AgentClient
+    uploaded: bool  # the agent binary had to be uploaded first
+    root: str  # the install root on the device
+
+
+@contextmanager
+def agent_session(target: Target, options: TransportOptions, root: str,
+                  agent_binary: Path | None) -> Iterator[AgentSession]:
+    """Connect to ``target``, start (or upload and start) the agent under ``root``; on exit
+    say BYE and close the agent's stream and the link, whatever happened inside."""
+    transport = connect(target, options)
+    try:
+        agent, uploaded = start_agent(transport, root, agent_binary)
+        try:
+            yield AgentSession(agent, uploaded, root)
+        finally:
+            agent.bye()
+            agent.stream.close()
+    finally:
+        transport.close()
 
 
 def _try_start(transport: Transport, command: str, timeout: float,
