@@ -25,6 +25,14 @@ def test_outputs_match_the_host_reference(edgepack_device: EdgepackDevice,
     assert report["end_to_end"]["p50"] < 100.0  # ms; a latency budget for this model
 
 
+def test_a_timed_run(edgepack_device: EdgepackDevice, packed: Any) -> None:
+    # as many iterations as fit in one second, instead of a fixed count
+    report = edgepack_device.bench(packed.artifact, key=packed.key, publisher=packed.publisher,
+                                   duration=1.0, warmup=0)
+    assert report["conditions"]["plan"]["mode"] == "duration"
+    assert report["end_to_end"]["n"] >= 1 and report["accuracy"]["passed"]
+
+
 def test_board_answers(edgepack_device: EdgepackDevice) -> None:
     out = edgepack_device.run("echo ready")
     assert (out.exit_code, out.stdout.strip()) == (0, "ready")

@@ -86,17 +86,23 @@ class EdgepackDevice:
         self.sdk = sdk
 
     def bench(self, artifact: str | Path, *, key: str | Path, publisher: str | Path,
-              iterations: int = 20, warmup: int = 2, threads: int = 1,
-              tolerance: float = 1e-3, device_key: str | None = None) -> dict[str, Any]:
+              iterations: int | None = 20, warmup: int = 2, threads: int = 1,
+              duration: float | None = None, input: str | Path | None = None,
+              project: str | Path | None = None, tolerance: float = 1e-3,
+              device_key: str | None = None, profile: bool = False) -> dict[str, Any]:
         """Benchmark ``artifact`` on the board; the report as a dict (``edgepack.report/2``).
-        Its ``accuracy.passed`` says whether the outputs matched the host reference."""
+        Its ``accuracy.passed`` says whether the outputs matched the host reference.
+        ``duration`` (seconds) replaces the fixed ``iterations``; ``input`` and ``project``
+        as for ``edgepack.api.bench``."""
         from edgepack import api
 
         return api.bench(artifact, board=self.board, target=self.target, key=key,
-                         publisher=publisher, iterations=iterations, warmup=warmup,
+                         publisher=publisher,
+                         iterations=None if duration is not None else iterations,
+                         warmup=warmup, duration=duration, input=input, project=project,
                          threads=threads, tolerance=tolerance, known_hosts=self.known_hosts,
                          trust_new_host=self.trust_new_host, sdk=self.sdk,
-                         device_key=device_key).data
+                         device_key=device_key, profile=profile).data
 
     def run(self, command: str, *, timeout: float = 60.0) -> CommandOutput:
         """Run a shell command line on the board (through the target's transport)."""

@@ -49,7 +49,7 @@ def test_example_suite_on_virtual_host(tmp_path: Path) -> None:
     done = _pytest(tmp_path, "--edgepack-board", "host")
     out = done.stdout + done.stderr
     assert done.returncode == 0, out
-    assert "2 passed, 1 skipped" in out, out
+    assert "3 passed, 1 skipped" in out, out
     assert "for board rpi4, rpi4-armhf, not host" in out, out
     assert _running(tmp_path) == []  # started for the session, stopped at its end
 
