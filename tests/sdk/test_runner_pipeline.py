@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -177,9 +178,10 @@ def test_bench_report_invariants(sdk_host: SdkBuild, demo: Unpacked, tmp_path: P
 def test_stage_bench_counts(sdk_host: SdkBuild, demo: Unpacked, tmp_path: Path) -> None:
     report = tmp_path / "stage.json"
     run([sdk_host.runner, demo.epk, *demo.key_args, "--stage", "classifier", "--bench", "3",
-         "--json", report])
+         "--threads", "0", "--json", report])
     r = json.loads(report.read_text())
     assert (r["stage"], r["iterations"], r["warmup"]) == ("classifier", 3, 0)
+    assert r["threads"] == os.cpu_count()  # --threads 0: one per online core
     assert len(r["end_to_end"]["samples"]) == 3
     e = r["end_to_end"]
     assert e["min"] <= e["p50"] <= e["p90"] <= e["p99"] <= e["max"]

@@ -4,6 +4,7 @@
 // on a board by itself. Usage and the JSON report are documented in README.md next to this file.
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -68,7 +69,7 @@ const char kUsage[] =
     "                      '@golden' runs the golden inputs stored in the artifact\n"
     "  --outputs DIR       write <output name>.npy to DIR\n"
     "  --stage NAME        run one stage (or model) instead of the whole pipeline\n"
-    "  --threads T         kernel threads (default 1)\n"
+    "  --threads T         kernel threads (default 1; 0: one per online core)\n"
     "  --backend NAME      run the nodes a backend plugin supports on it (opencl:\n"
     "                      libedgepack_opencl.so from EDGEPACK_BACKEND_PATH or the loader's\n"
     "                      path; or a path to a .so); repeatable, CPU runs the rest\n"
@@ -157,7 +158,11 @@ Args parse_args(int argc, char** argv, bool* done) {
     } else if (arg == "--stage") {
       a.stage = value();
     } else if (arg == "--threads") {
-      a.threads = static_cast<int>(parse_long(arg, value(), 1));
+      a.threads = static_cast<int>(parse_long(arg, value(), 0));
+      if (a.threads == 0) {
+        const long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        a.threads = cores > 0 ? static_cast<int>(cores) : 1;
+      }
     } else if (arg == "--bench") {
       a.bench = parse_long(arg, value(), 1);
     } else if (arg == "--warmup") {
