@@ -131,6 +131,34 @@ def test_example_pipeline_on_board_matches_host_reference(
                                    err_msg=f"{board_id}: {name}")
 
 
+def test_opencl_backend_without_a_gpu_falls_back_to_the_cpu(
+        board_build: Callable[[str], BoardBuild], tmp_path: Path) -> None:
+    """hi3559a's runner with --backend opencl where no OpenCL platform exists (qemu-user here;
+    a board whose libmali is missing): the plugin is refused with one warning naming why, and
+    the CPU runs the whole pipeline with the same outputs as without the flag."""
+    build = board_build("hi3559a")
+    assert (build.sdk_dir / "lib" / "libedgepack_opencl.so").is_file()
+    doc, sections = _opened(build.artifact, build.project)
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for name, ref in doc["golden"]["inputs"].items():
+        (inputs / f"{name}.npy").write_bytes(sections[ref["section"]])
+    argv: list[str | Path] = [build.runner, build.artifact,
+                              "--key", build.project / "keys" / "dev2.key",
+                              "--publisher", build.project / "keys" / "publisher.pub",
+                              "--inputs", inputs]
+    plain = qemu.run(board("hi3559a"), [*argv, "--outputs", tmp_path / "cpu"], timeout=600)
+    assert plain.returncode == 0, plain.stderr.decode(errors="replace")
+    gpu = qemu.run(board("hi3559a"), [*argv, "--outputs", tmp_path / "gpu", "--backend",
+                                      "opencl"], timeout=600)
+    err = gpu.stderr.decode(errors="replace")
+    assert gpu.returncode == 0, err
+    assert "backend 'opencl' rejected" in err or "no OpenCL platform" in err, err
+    for name in doc["golden"]["outputs"]:
+        np.testing.assert_array_equal(np.load(tmp_path / "gpu" / f"{name}.npy"),
+                                      np.load(tmp_path / "cpu" / f"{name}.npy"), err_msg=name)
+
+
 # ---- single-op stages ---------------------------------------------------------------------
 
 DTYPES = {np.dtype(np.float32): ("float32", TensorProto.FLOAT),

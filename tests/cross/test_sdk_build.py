@@ -66,8 +66,18 @@ def test_sdk_tree_and_elf_headers(sdk_for: Callable[[str], SdkBuild], board_id: 
         # libcrypto and the C++ library are linked in, not needed at run time on the board.
         assert not any("libcrypto" in n or "libstdc++" in n or "libc++" in n
                        for n in _needed(binary)), binary
-    info = json.loads((tree / "BUILDINFO.json").read_text())
     b = board(board_id)
+    plugin = tree / "lib" / "libedgepack_opencl.so"
+    if any(p.backend == "opencl" for p in b.processors):
+        # A board with an OpenCL GPU gets the backend plugin, linked against the ICD loader of
+        # its Debian sysroot (the board's own libOpenCL / libmali answers at run time).
+        elf = read_elf(plugin)
+        assert (elf.machine, elf.bits) == (machine, bits)
+        needed = _needed(plugin)
+        assert "libOpenCL.so.1" in needed and not any("libc++" in n for n in needed), needed
+    else:
+        assert not plugin.exists(), "no OpenCL processor on this board, no plugin"
+    info = json.loads((tree / "BUILDINFO.json").read_text())
     assert info["board"] == board_id
     assert info["flags"] == list(resolve_toolchain(b).arch_flags)
     assert info["toolchain"]["triple"] == resolve_toolchain(b).triple

@@ -110,14 +110,17 @@ def _fetch_and_extract(debian_arch: str, packages: Sequence[str], root: Path) ->
     debs.mkdir()
     versions: dict[str, str] = {}
     for package in packages:
-        spec = f"{package}:{debian_arch}"
+        # "name:all" names an architecture-independent package (headers): no arch qualifier.
+        name, _, arch = package.partition(":")
+        arch = arch or debian_arch
+        spec = name if arch == "all" else f"{name}:{arch}"
         command = ["apt-get", "download", spec]
         try:
             done = subprocess.run(command, cwd=debs, capture_output=True, text=True, timeout=600)
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise ToolchainError(f"cannot fetch sysroot package {spec}: {exc}",
                                  hint=f"run `{' '.join(command)}` by hand") from exc
-        fetched = sorted(debs.glob(f"{package}_*_{debian_arch}.deb"))
+        fetched = sorted(debs.glob(f"{name}_*_{arch}.deb"))
         if done.returncode != 0 or not fetched:
             reason = _first_error(done.stderr) or f"apt-get exited with {done.returncode}"
             raise ToolchainError(
