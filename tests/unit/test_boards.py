@@ -35,7 +35,10 @@ def test_builtin_boards(tmp_path: Path) -> None:
     for b in listed:
         assert b.path == REPO / "boards" / f"{b.id}.yaml"
         assert b.processor("cpu").ops is None and b.processor("cpu").kind == "cpu"
-        assert b.sysroot_packages == ("libssl-dev", "libssl3")
+        assert b.sysroot_packages[:2] == ("libssl-dev", "libssl3")
+        # The OpenCL ICD loader and headers exactly where a processor runs the opencl backend.
+        gpu = any(p.backend == "opencl" for p in b.processors)
+        assert ("ocl-icd-opencl-dev" in b.sysroot_packages) == gpu, b.id
 
 
 def test_hi3559a_facts(tmp_path: Path) -> None:
