@@ -18,7 +18,7 @@ bench, which go to stderr (``log`` of :func:`bench`). docs/python-api.md.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -232,6 +232,7 @@ def bench(artifact: PathLike, *, board: str, target: str, key: PathLike | None,
           publisher: PathLike, iterations: int | None = None, warmup: int | None = None,
           duration: float | None = None, input: PathLike | None = None,
           project: PathLike | None = None, threads: int = 1,
+          cpus: str | Sequence[int] | None = None, cluster: str | None = None,
           tolerance: float = 1e-3, known_hosts: PathLike | None = None,
           trust_new_host: bool = False, sdk: PathLike | None = None,
           device_key: str | None = None, profile: bool = False,
@@ -243,7 +244,9 @@ def bench(artifact: PathLike, *, board: str, target: str, key: PathLike | None,
     fit in about 20 s, 10 to 100. ``warmup`` default 2. ``input``: a ``.npy`` file, an image
     or a folder of ``<input name>.npy`` the timed runs use instead of the golden input;
     with ``project`` (the folder the artifact was packed from) the accuracy check covers the
-    board's outputs for it too. ``threads=0``: every core of the device."""
+    board's outputs for it too. ``threads=0``: every core of the device (of ``cpus``/``cluster``
+    when given). ``cpus`` ("2,3", "4-7" or a list) or ``cluster`` ("big", "little" or a core
+    model of the board file): the runner's threads run only there."""
     from edgepack.bench.plan import DEFAULT_WARMUP
     from edgepack.bench.runner import BenchOptions, run_bench
 
@@ -263,7 +266,7 @@ def bench(artifact: PathLike, *, board: str, target: str, key: PathLike | None,
         artifact=Path(artifact), board=board, target=target,
         key=Path(key) if key is not None else None, publisher=Path(publisher),
         iterations=iterations, warmup=DEFAULT_WARMUP if warmup is None else warmup,
-        threads=threads, duration_s=duration,
+        threads=threads, duration_s=duration, cpus=_cpus(cpus, cluster), cluster=cluster,
         inputs=Path(input) if input is not None else None,
         project=Path(project) if project is not None else None,
         known_hosts=Path(known_hosts) if known_hosts is not None else None,
@@ -273,6 +276,16 @@ def bench(artifact: PathLike, *, board: str, target: str, key: PathLike | None,
     if log is not None:
         opts.log = log
     return BenchReport(run_bench(opts))
+
+
+def _cpus(cpus: str | Sequence[int] | None, cluster: str | None) -> tuple[int, ...] | None:
+    from edgepack.bench.affinity import parse_cpu_list
+
+    if cpus is not None and cluster is not None:
+        raise UsageError("give cpus or cluster, not both (--cpus, --cluster)")
+    if cpus is None:
+        return None
+    return parse_cpu_list(cpus if isinstance(cpus, str) else ",".join(str(int(c)) for c in cpus))
 
 
 def compare_reports(base: PathLike | dict[str, Any], new: PathLike | dict[str, Any], *,

@@ -47,7 +47,7 @@ extern "C" {
 
 /* Version 1: the base API; 2: profiling; 3: checked runs and reads, typed reads, labels, a log
  * callback; 4: golden inputs (see "Added in API version N" below). */
-#define EP_API_VERSION 4
+#define EP_API_VERSION 5
 
 /* ---- status ----------------------------------------------------------------------------- */
 
@@ -137,6 +137,13 @@ EP_API ep_status* ep_options_create(ep_options** out);
 EP_API void ep_options_release(ep_options* options);
 /* Worker threads for kernels, >= 1. */
 EP_API ep_status* ep_options_set_threads(ep_options* options, int32_t threads);
+/* API 5. Pins the kernel worker threads to these CPUs (Linux CPU numbers, e.g. one cluster of a
+ * big.LITTLE SoC): worker i runs on cpus[(i + 1) % count]; cpus[0] is meant for the calling
+ * thread, which the library does not move (pin it yourself, as edgepack-run --cpus does).
+ * count 0 removes the pinning. A negative number or one >= 1024 is EP_INVALID_ARGUMENT here;
+ * a CPU that is offline or outside the process's allowed set is EP_INVALID_ARGUMENT when the
+ * session is created. The list is copied. */
+EP_API ep_status* ep_options_set_cpus(ep_options* options, const int32_t* cpus, size_t count);
 /* Backend names in order of preference, e.g. {"xnnpack", "cpu"}; count 0 = built-in CPU.
  * The strings are copied; the caller keeps ownership of `names`. */
 EP_API ep_status* ep_options_set_backend_preference(ep_options* options, const char* const* names,

@@ -111,6 +111,10 @@ class Options {
     detail::check(ep_options_set_threads(get(), n));
     return *this;
   }
+  Options& cpus(const std::vector<int32_t>& list) {  // API 5
+    detail::check(ep_options_set_cpus(get(), list.data(), list.size()));
+    return *this;
+  }
   Options& backend_preference(const std::vector<std::string>& names) {
     std::vector<const char*> ptrs;
     for (const std::string& n : names) ptrs.push_back(n.c_str());

@@ -189,7 +189,8 @@ def test_bench_of_a_raw_yolo_head_uses_the_golden_summary(vboard: dict[str, obje
                                                           tmp_path: Path) -> None:
     """A real model with a float input (golden input stored as int8 codes x scale) and an
     output over 64 KiB (golden output stored as a summary): the board reads the decoded input
-    from the artifact and the host checks its output against the summary."""
+    from the artifact and the host checks its output against the summary. --cpus pins the
+    runner's threads (reported back by the runner from /proc)."""
     from real_projects import write_project
 
     root = write_project(tmp_path / "yolo", "yolov8n")
@@ -201,8 +202,10 @@ def test_bench_of_a_raw_yolo_head_uses_the_golden_summary(vboard: dict[str, obje
         "--key", str(root / "keys" / "dev1.key"),
         "--publisher", str(root / "keys" / "publisher.pub"),
         "--iterations", "1", "--warmup", "0", "--sdk", str(hi3559a_sdk),
-        "--out-json", str(out)]) == 0
-    acc = load_report(out)["accuracy"]
+        "--threads", "2", "--cpus", "0", "--out-json", str(out)]) == 0
+    report = load_report(out)
+    assert report["conditions"]["cpus"] == [0] and report["conditions"]["threads"] == 2
+    acc = report["accuracy"]
     assert acc["passed"]
     (head,) = acc["outputs"]
     assert head["shape"] == [1, 84, 2100] and head["max_abs"] <= acc["tolerance"]

@@ -188,3 +188,31 @@ def test_stage_bench_counts(sdk_host: SdkBuild, demo: Unpacked, tmp_path: Path) 
     proc = subprocess.run([str(sdk_host.runner), str(demo.epk), *demo.key_args, "--bench", "x"],
                           capture_output=True, text=True, check=False)
     assert proc.returncode == 2 and "--bench" in proc.stderr, proc.stderr
+
+
+def test_cpus_pin_every_thread(sdk_host: SdkBuild, demo: Unpacked, tmp_path: Path) -> None:
+    """--cpus: the runner's own thread and each kernel thread run only on the listed CPUs (read
+    back from /proc/self/task/*/status by the runner itself), so a board's LITTLE cluster can be
+    kept free or measured alone."""
+    allowed = sorted(os.sched_getaffinity(0))
+    pick = allowed[-1:]  # one CPU: every thread of the process must end up there
+    report = tmp_path / "pinned.json"
+    run([sdk_host.runner, demo.epk, *demo.key_args, "--stage", "classifier", "--threads", "3",
+         "--cpus", ",".join(map(str, pick)), "--json", report])
+    r = json.loads(report.read_text())
+    assert r["cpus"] == pick and r["threads"] == 3
+    assert len(r["thread_cpus"]) >= 3  # the caller and two kernel workers at least
+    assert set(r["thread_cpus"]) == {str(pick[0])}, r["thread_cpus"]
+    plain = tmp_path / "plain.json"
+    run([sdk_host.runner, demo.epk, *demo.key_args, "--stage", "classifier", "--json", plain])
+    assert json.loads(plain.read_text())["cpus"] is None
+    for bad, why in (("2-1", "runs backwards"), ("0,0", "listed twice"), ("x", "not a number"),
+                     ("5000", "0..1023")):
+        proc = subprocess.run([str(sdk_host.runner), str(demo.epk), *map(str, demo.key_args),
+                               "--cpus", bad], capture_output=True, text=True, check=False)
+        assert proc.returncode == 2 and why in proc.stderr, (bad, proc.stderr)
+    # A CPU this process may not use: one clear error when the session is created.
+    outside = max(allowed) + 1
+    proc = subprocess.run([str(sdk_host.runner), str(demo.epk), *map(str, demo.key_args),
+                           "--cpus", str(outside)], capture_output=True, text=True, check=False)
+    assert proc.returncode == 11 and "--cpus" in proc.stderr, proc.stderr

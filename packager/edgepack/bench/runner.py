@@ -31,6 +31,7 @@ from edgepack import __version__
 from edgepack.artifact import golden as reference_data
 from edgepack.artifact.container import open_artifact, read_file
 from edgepack.artifact.keys import load_device_private, load_publisher_public
+from edgepack.bench.affinity import cluster_cpus
 from edgepack.bench.inputs import BenchInputs, load_inputs, reference_outputs
 from edgepack.bench.plan import DEFAULT_WARMUP, Plan, RunProgress, plan_iterations
 from edgepack.bench.report import (
@@ -64,7 +65,9 @@ class BenchOptions:
     publisher: Path
     iterations: int | None = None  # None: --duration, else as many as fit (bench/plan.py)
     warmup: int = DEFAULT_WARMUP
-    threads: int = 1  # 0: every core the device has online
+    threads: int = 1  # 0: every core the device has online (or of cpus/cluster)
+    cpus: tuple[int, ...] | None = None  # --cpus: the runner's threads pinned there
+    cluster: str | None = None  # --cluster: big, little or a model of the board file
     known_hosts: Path | None = None
     trust_new_host: bool = False
     tolerance: float = 1e-3
@@ -205,9 +208,15 @@ def _bench_on(agent: AgentClient, agent_uploaded: bool, opts: BenchOptions, boar
     opts.log(f"uploaded {sent} of {total} bytes (the device had the rest), {wire} bytes on the "
              "wire")
     key_arg, key_pipe = _runner_key(agent, opts)
+    cpus = opts.cpus
+    if opts.cluster is not None:
+        cpus = cluster_cpus(board, hello.facts, opts.cluster)
+        opts.log(f"cluster {opts.cluster}: CPUs {','.join(map(str, cpus))}")
+    threads = len(cpus) if cpus and opts.threads == 0 else resolve_threads(opts.threads,
+                                                                             hello.facts)
     common = [f"{RUN_DIR}/artifact.epk", "--key", key_arg,
-              "--publisher", f"{RUN_DIR}/keys/publisher.pub",
-              "--threads", str(resolve_threads(opts.threads, hello.facts))]
+              "--publisher", f"{RUN_DIR}/keys/publisher.pub", "--threads", str(threads),
+              *(["--cpus", ",".join(map(str, cpus))] if cpus else [])]
     # The golden inputs travel once, inside the artifact: the runner reads them from there.
     inputs = ["--inputs", "@golden"] if golden.inputs else []
     opts.log("golden-input run")
@@ -340,6 +349,7 @@ def build_report(opts: BenchOptions, board: Board, target: Target, hello: Hello,
         "conditions": {"threads": int(device_json.get("threads", opts.threads)),
                        "warmup": int(device_json.get("warmup", 0)),
                        "iterations": int(device_json["iterations"]),
+                       "cpus": device_json.get("cpus"),
                        "before": _clocks(before), "after": _clocks(after)},
         "load": {k: float(load[k]) for k in ("verify_ms", "decrypt_ms", "prepare_ms",
                                              "total_ms")},

@@ -50,6 +50,14 @@ def register(subparsers: Any) -> None:
                    help="untimed iterations before the timed ones")
     p.add_argument("--threads", type=int, default=1, metavar="T",
                    help="worker threads of the runtime; 0 = every core of the device")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--cpus", metavar="LIST",
+                       help="run the runtime's threads only on these CPUs of the device, e.g. "
+                       "2,3 or 4-7 (default: wherever the kernel schedules them)")
+    where.add_argument("--cluster", metavar="NAME",
+                       help="run only on one CPU cluster of a big.LITTLE board: big, little or "
+                       "a core model of the board file (e.g. cortex-a53); the device's cpufreq "
+                       "tells which CPUs form it")
     p.add_argument("--input", type=Path, metavar="FILE|DIR",
                    help="run the timed iterations on this input instead of the golden one: a "
                    ".npy file, an image (PNG, JPEG, ...: converted to the project's pixel "
@@ -89,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
         args.artifact, board=args.board, target=args.target, key=args.key,
         publisher=args.publisher, iterations=args.iterations, warmup=args.warmup,
         duration=args.duration, input=args.input, project=args.project, threads=args.threads,
+        cpus=args.cpus, cluster=args.cluster,
         known_hosts=args.known_hosts,
         trust_new_host=args.trust_new_host, tolerance=args.tolerance, sdk=args.sdk,
         device_key=args.device_key, profile=args.profile)

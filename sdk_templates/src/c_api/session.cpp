@@ -511,6 +511,22 @@ ep_status* ep_options_set_threads(ep_options* options, int32_t threads) {
   });
 }
 
+ep_status* ep_options_set_cpus(ep_options* options, const int32_t* cpus, size_t count) {
+  return guarded([&] {
+    require(options, "options");
+    if (count > 0) require(cpus, "cpus");
+    if (count > 1024) invalid_argument("cpus: at most 1024 entries");
+    std::vector<int> list;
+    for (size_t i = 0; i < count; ++i) {
+      if (cpus[i] < 0 || cpus[i] >= 1024)
+        invalid_argument("cpus[" + std::to_string(i) + "] = " + std::to_string(cpus[i]) +
+                         ": CPU numbers are 0..1023");
+      list.push_back(cpus[i]);
+    }
+    options->runtime.cpus = std::move(list);
+  });
+}
+
 ep_status* ep_options_set_backend_preference(ep_options* options, const char* const* names,
                                              size_t count) {
   return guarded([&] {

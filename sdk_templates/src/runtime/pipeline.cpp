@@ -127,7 +127,7 @@ PipelineImpl::PipelineImpl(const std::string& manifest_json, const SectionSource
   if (m.at("schema", "").as_string("schema") != "edgepack.manifest/1")
     bad_manifest("unknown schema '" + m.at("schema", "").str + "'");
   const int threads = options.threads < 1 ? 1 : options.threads;
-  pool_ = std::make_unique<ThreadPool>(threads);
+  pool_ = std::make_unique<ThreadPool>(threads, options.cpus);
   const auto backends = resolve_backends(options.backend_preference);
   std::map<std::string, std::vector<std::shared_ptr<Backend>>> placed_backends;
   for (const auto& sv : m.at("stages", "").as_array("stages")) {

@@ -61,7 +61,8 @@ class SectionSource {
 };
 
 struct RuntimeOptions {
-  int threads = 1;                              // worker threads for kernels (>= 1)
+  int threads = 1;        // worker threads for kernels (>= 1)
+  std::vector<int> cpus;  // kernel workers pinned to these CPUs (ThreadPool); empty: not pinned
   std::vector<std::string> backend_preference;  // e.g. {"xnnpack", "cpu"}; empty = built-in CPU
 };
 

@@ -131,6 +131,16 @@ int main(int argc, char** argv) {
   expect(ep_options_set_threads(options, 0), EP_INVALID_ARGUMENT);
   expect(ep_options_set_threads(NULL, 2), EP_INVALID_ARGUMENT);
   expect(ep_options_set_threads(options, 2), EP_OK);
+  {
+    const int32_t bad[] = {0, -1};
+    const int32_t big[] = {1024};
+    expect(ep_options_set_cpus(options, bad, 2), EP_INVALID_ARGUMENT);
+    expect(ep_options_set_cpus(options, big, 1), EP_INVALID_ARGUMENT);
+    expect(ep_options_set_cpus(options, NULL, 1), EP_INVALID_ARGUMENT);
+    expect(ep_options_set_cpus(NULL, bad, 1), EP_INVALID_ARGUMENT);
+    expect(ep_options_set_cpus(options, bad, 1), EP_OK);
+    expect(ep_options_set_cpus(options, NULL, 0), EP_OK); /* unpinned again */
+  }
   expect(ep_options_set_backend_preference(options, NULL, 1), EP_INVALID_ARGUMENT);
   expect(ep_options_set_min_version_counter(options, 0), EP_OK);
 

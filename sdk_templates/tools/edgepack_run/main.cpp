@@ -2,6 +2,8 @@
 // edgepack-run: load an artifact, run its pipeline (or one stage) on .npy inputs, write .npy
 // outputs, optionally benchmark. Built on the C API only, linked statically, so the binary runs
 // on a board by itself. Usage and the JSON report are documented in README.md next to this file.
+#include <dirent.h>
+#include <sched.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -70,6 +72,9 @@ const char kUsage[] =
     "  --outputs DIR       write <output name>.npy to DIR\n"
     "  --stage NAME        run one stage (or model) instead of the whole pipeline\n"
     "  --threads T         kernel threads (default 1; 0: one per online core)\n"
+    "  --cpus LIST         run on these CPUs only, e.g. 2,3 or 4-7 (one cluster of a\n"
+    "                      big.LITTLE SoC): this thread on the first, each kernel thread\n"
+    "                      pinned to one of them in turn\n"
     "  --backend NAME      run the nodes a backend plugin supports on it (opencl:\n"
     "                      libedgepack_opencl.so from EDGEPACK_BACKEND_PATH or the loader's\n"
     "                      path; or a path to a .so); repeatable, CPU runs the rest\n"
@@ -92,6 +97,7 @@ struct Args {
   long bench = 0, warmup = 0;
   bool profile = false;
   std::vector<std::string> backends;  // --backend, in order of preference
+  std::vector<int32_t> cpus;          // --cpus; empty: not pinned
 };
 
 struct Failure {
@@ -120,6 +126,69 @@ long parse_long(const std::string& flag, const char* value, long min) {
     usage_error(flag + " expects an integer >= " + std::to_string(min) + ", got '" + value + "'");
   }
   return v;
+}
+
+// "0,2-3" -> {0, 2, 3}: CPU numbers 0..1023, ranges ascending, no duplicates.
+std::vector<int32_t> parse_cpu_list(const std::string& text) {
+  std::vector<int32_t> cpus;
+  auto bad = [&](const std::string& why) -> void {
+    usage_error("--cpus expects CPU numbers like 2,3 or 4-7 (" + why + "), got '" + text + "'");
+  };
+  size_t pos = 0;
+  while (pos <= text.size()) {
+    const size_t comma = std::min(text.find(',', pos), text.size());
+    const std::string item = text.substr(pos, comma - pos);
+    const size_t dash = item.find('-');
+    auto number = [&](const std::string& digits) -> int32_t {
+      if (digits.empty() || digits.size() > 4 ||
+          digits.find_first_not_of("0123456789") != std::string::npos)
+        bad("'" + item + "' is not a number or range");
+      const long v = std::strtol(digits.c_str(), nullptr, 10);
+      if (v > 1023) bad("CPU numbers are 0..1023");
+      return static_cast<int32_t>(v);
+    };
+    const int32_t lo = number(item.substr(0, dash));
+    const int32_t hi = dash == std::string::npos ? lo : number(item.substr(dash + 1));
+    if (hi < lo) bad("range '" + item + "' runs backwards");
+    for (int32_t c = lo; c <= hi; ++c) {
+      if (std::find(cpus.begin(), cpus.end(), c) != cpus.end()) bad("CPU listed twice");
+      cpus.push_back(c);
+    }
+    pos = comma + 1;
+  }
+  return cpus;
+}
+
+// Pins the calling thread (and so every thread it starts later) to `cpus`.
+void pin_this_thread(const std::vector<int32_t>& cpus) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  for (int32_t c : cpus) CPU_SET(c, &set);
+  if (sched_setaffinity(0, sizeof(set), &set) != 0) {
+    throw Failure{kExitErrorBase + EP_INVALID_ARGUMENT,
+                  std::string("--cpus: cannot run on these CPUs: ") + std::strerror(errno)};
+  }
+}
+
+// Cpus_allowed_list of every thread of this process ("0-3", "2"), from /proc/self/task.
+std::vector<std::string> thread_cpus() {
+  std::vector<std::string> lists;
+  if (DIR* d = opendir("/proc/self/task")) {
+    while (dirent* e = readdir(d)) {
+      if (e->d_name[0] == '.') continue;
+      std::ifstream f(std::string("/proc/self/task/") + e->d_name + "/status");
+      std::string line;
+      while (std::getline(f, line)) {
+        if (line.rfind("Cpus_allowed_list:", 0) == 0) {
+          const size_t v = line.find_first_not_of(" \t", 18);
+          lists.push_back(v == std::string::npos ? "" : line.substr(v));
+        }
+      }
+    }
+    closedir(d);
+  }
+  std::sort(lists.begin(), lists.end());
+  return lists;
 }
 
 Args parse_args(int argc, char** argv, bool* done) {
@@ -167,6 +236,8 @@ Args parse_args(int argc, char** argv, bool* done) {
       a.bench = parse_long(arg, value(), 1);
     } else if (arg == "--warmup") {
       a.warmup = parse_long(arg, value(), 0);
+    } else if (arg == "--cpus") {
+      a.cpus = parse_cpu_list(value());
     } else if (arg == "--json") {
       a.json = value();
     } else if (arg == "--profile") {
@@ -323,6 +394,12 @@ std::string json_string(const std::string& s) {
   return out + "\"";
 }
 
+std::string json_string_list(const std::vector<std::string>& v) {
+  std::string o = "[";
+  for (size_t i = 0; i < v.size(); ++i) o += (i ? ", " : "") + json_string(v[i]);
+  return o + "]";
+}
+
 std::string json_number(double v) {
   char buf[32];
   std::snprintf(buf, sizeof(buf), "%.6f", v);
@@ -360,8 +437,16 @@ struct Report {
   std::vector<std::string> stage_order;
   std::map<std::string, std::vector<double>> stage_samples;
   std::map<std::string, int> stage_runs;
-  std::string profile;  // ep_session_profile_json's text, "" without --profile
+  std::string profile;                   // ep_session_profile_json's text, "" without --profile
+  std::vector<std::string> thread_cpus;  // each thread's allowed CPUs once the session runs
 };
+
+std::string json_int_list(const std::vector<int32_t>& v) {
+  if (v.empty()) return "null";
+  std::string o = "[";
+  for (size_t i = 0; i < v.size(); ++i) o += (i ? ", " : "") + std::to_string(v[i]);
+  return o + "]";
+}
 
 void record_stage_timings(ep_session* s, Report* r) {
   size_t n = 0;
@@ -387,6 +472,8 @@ std::string report_json(const Args& a, const Report& r) {
     << "  \"artifact\": " << json_string(a.artifact) << ",\n"
     << "  \"stage\": " << (a.stage.empty() ? "null" : json_string(a.stage)) << ",\n"
     << "  \"threads\": " << a.threads << ",\n"
+    << "  \"cpus\": " << json_int_list(a.cpus) << ",\n"
+    << "  \"thread_cpus\": " << json_string_list(r.thread_cpus) << ",\n"
     << "  \"load\": {\"verify_ms\": " << json_number(r.verify_ms)
     << ", \"decrypt_ms\": " << json_number(r.decrypt_ms)
     << ", \"prepare_ms\": " << json_number(r.prepare_ms)
@@ -471,6 +558,10 @@ int run(const Args& a) {
   check(ep_options_create(&opts_raw));
   std::unique_ptr<ep_options, void (*)(ep_options*)> opts(opts_raw, ep_options_release);
   check(ep_options_set_threads(opts.get(), a.threads));
+  if (!a.cpus.empty()) {
+    pin_this_thread(a.cpus);
+    check(ep_options_set_cpus(opts.get(), a.cpus.data(), a.cpus.size()), "--cpus");
+  }
   if (!a.backends.empty()) {
     std::vector<const char*> names;
     for (const auto& b : a.backends) names.push_back(b.c_str());
@@ -519,6 +610,7 @@ int run(const Args& a) {
   double t = now_ms();
   check(ep_session_run(s, stage), "run");
   r.first_ms = now_ms() - t;
+  r.thread_cpus = thread_cpus();
   // Outputs of the first run: the same inputs give the same outputs on every later run.
   if (!a.outputs.empty()) write_outputs(s, stage, a.outputs);
 

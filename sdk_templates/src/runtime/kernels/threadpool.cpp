@@ -1,6 +1,15 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "threadpool.h"
 
+#include <pthread.h>
+#include <sched.h>
+
+#include <cerrno>
+#include <cstring>
+#include <string>
+
+#include "common/error.h"
+
 namespace edgepack {
 
 namespace {
@@ -23,9 +32,31 @@ bool ThreadPool::in_worker() {
   return t_in_worker;
 }
 
-ThreadPool::ThreadPool(int threads) : threads_(threads < 1 ? 1 : threads) {
+ThreadPool::ThreadPool(int threads, const std::vector<int>& cpus)
+    : threads_(threads < 1 ? 1 : threads) {
   workers_.reserve(static_cast<size_t>(threads_ - 1));
-  for (int i = 0; i + 1 < threads_; ++i) workers_.emplace_back([this, i] { worker_loop(i); });
+  for (int i = 0; i + 1 < threads_; ++i) {
+    workers_.emplace_back([this, i] { worker_loop(i); });
+    if (cpus.empty()) continue;
+    const int cpu = cpus[static_cast<size_t>(i + 1) % cpus.size()];
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    int rc = EINVAL;
+    if (cpu >= 0 && cpu < CPU_SETSIZE) {
+      CPU_SET(cpu, &set);
+      rc = pthread_setaffinity_np(workers_.back().native_handle(), sizeof(set), &set);
+    }
+    if (rc != 0) {
+      {
+        std::lock_guard<std::mutex> lock(state_mutex_);
+        stop_ = true;
+      }
+      wake_.notify_all();
+      for (auto& w : workers_) w.join();
+      throw Error(ErrorCode::kInvalidArgument, "cannot pin a kernel thread to CPU " +
+                                                   std::to_string(cpu) + ": " + std::strerror(rc));
+    }
+  }
 }
 
 ThreadPool::~ThreadPool() {

@@ -23,8 +23,10 @@ namespace edgepack {
 class ThreadPool {
  public:
   // threads >= 1 is the total number of threads that run chunks, the caller included
-  // (values < 1 are treated as 1).
-  explicit ThreadPool(int threads);
+  // (values < 1 are treated as 1). With `cpus` not empty, worker i is pinned to
+  // cpus[(i + 1) % cpus.size()] (cpus[0] is left for the caller, which pins itself if it
+  // wants); an impossible CPU (offline, outside the process's allowed set) throws Error.
+  explicit ThreadPool(int threads, const std::vector<int>& cpus = {});
   ~ThreadPool();
   ThreadPool(const ThreadPool&) = delete;
   ThreadPool& operator=(const ThreadPool&) = delete;
