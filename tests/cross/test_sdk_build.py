@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import select
 import shutil
 import subprocess
 import sys
@@ -32,7 +31,8 @@ from edgepack.build.elfinfo import (
 from edgepack.build.sdkbuild import SdkBuild, build_sdk, cmake_program
 from edgepack.build.toolchains import resolve_toolchain
 from edgepack.cli import main
-from edgepack.device.client import AgentClient, ConnectionLost, sha256_file
+from edgepack.device.client import AgentClient, sha256_file
+from edgepack.device.pipes import PipeStream
 from edgepack.errors import ToolchainError
 
 EXPECTED = {"hi3559a": (EM_AARCH64, 64), "rpi4": (EM_AARCH64, 64), "rpi4-armhf": (EM_ARM, 32)}
@@ -267,30 +267,6 @@ def test_unknown_board_lists_known_ones(tmp_path: Path,
     assert "Traceback" not in err
 
 
-class _PipeStream:
-    """The agent's stdio as the client's byte stream (what an SSH exec channel carries)."""
-
-    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
-        assert proc.stdin is not None and proc.stdout is not None
-        self.proc, self.stdin, self.stdout = proc, proc.stdin, proc.stdout
-
-    def write(self, data: bytes) -> None:
-        self.stdin.write(data)
-        self.stdin.flush()
-
-    def read(self, max_bytes: int, timeout: float) -> bytes:
-        ready, _, _ = select.select([self.stdout], [], [], timeout)
-        if not ready:
-            return b""
-        data = os.read(self.stdout.fileno(), max_bytes)
-        if not data:
-            raise ConnectionLost("agent closed its stdout")
-        return data
-
-    def close(self) -> None:
-        self.stdin.close()
-
-
 @pytest.mark.parametrize("board_id", ARM_BOARDS)
 def test_agent_under_qemu_answers_and_stores(sdk_for: Callable[[str], SdkBuild], tmp_path: Path,
                                              board_id: str) -> None:
@@ -302,7 +278,7 @@ def test_agent_under_qemu_answers_and_stores(sdk_for: Callable[[str], SdkBuild],
     proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, env={**clean_env(), **extra})
     try:
-        client = AgentClient(_PipeStream(proc), timeout=60)
+        client = AgentClient(PipeStream(proc), timeout=60)
         hello = client.hello()
         assert hello.protocol == 1
         assert hello.agent_sha256 == sha256_file(agent_bin)

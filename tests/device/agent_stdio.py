@@ -5,41 +5,12 @@ need no sshd: a byte stream over the pipes and a context manager that starts and
 from __future__ import annotations
 
 import contextlib
-import os
-import select
 import subprocess
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-from edgepack.device.client import AgentClient, ConnectionLost
-
-
-class PipeStream:
-    """The client's ``ByteStream`` over a child's pipes."""
-
-    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
-        assert proc.stdin is not None and proc.stdout is not None
-        self.proc, self.stdin, self.stdout = proc, proc.stdin, proc.stdout
-
-    def write(self, data: bytes) -> None:
-        try:
-            self.stdin.write(data)
-            self.stdin.flush()
-        except (BrokenPipeError, ValueError) as exc:
-            raise ConnectionLost(f"agent stdin closed: {exc}") from None
-
-    def read(self, max_bytes: int, timeout: float) -> bytes:
-        ready, _, _ = select.select([self.stdout], [], [], timeout)
-        if not ready:
-            return b""
-        data = os.read(self.stdout.fileno(), max_bytes)
-        if not data:
-            raise ConnectionLost("agent closed its stdout")
-        return data
-
-    def close(self) -> None:
-        with contextlib.suppress(BrokenPipeError):
-            self.stdin.close()
+from edgepack.device.client import AgentClient
+from edgepack.device.pipes import PipeStream
 
 
 @contextlib.contextmanager

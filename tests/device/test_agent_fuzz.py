@@ -18,8 +18,8 @@ import zlib
 from pathlib import Path
 
 import pytest
-from agent_stdio import PipeStream
 
+from edgepack.device.pipes import PipeStream
 from edgepack.device.protocol import (
     CRC,
     HEADER,

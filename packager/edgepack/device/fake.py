@@ -15,16 +15,14 @@ device paths are host paths under it, and everything outside it is refused).
 
 from __future__ import annotations
 
-import contextlib
 import os
-import select
 import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from edgepack.device.client import ConnectionLost
+from edgepack.device.pipes import PipeStream
 from edgepack.device.targets import Target, query_of
 from edgepack.device.transport import (
     CommandResult,
@@ -45,40 +43,6 @@ def parse_uri(uri: str, flag: str = "--target") -> Target:
     if parts.netloc or not parts.path.startswith("/"):
         raise UsageError(f"{flag} {uri}: use fake:///ABSOLUTE/FOLDER")
     return Target(SCHEME, uri, root=parts.path)
-
-
-class PipeStream:
-    """``ByteStream`` over a local child's stdin/stdout."""
-
-    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
-        assert proc.stdin is not None and proc.stdout is not None
-        self.proc, self.stdin, self.stdout = proc, proc.stdin, proc.stdout
-
-    def write(self, data: bytes) -> None:
-        try:
-            self.stdin.write(data)
-            self.stdin.flush()
-        except (BrokenPipeError, ValueError) as exc:
-            raise ConnectionLost(f"fake device: the agent's stdin is closed: {exc}") from None
-
-    def read(self, max_bytes: int, timeout: float) -> bytes:
-        ready, _, _ = select.select([self.stdout], [], [], timeout)
-        if not ready:
-            return b""
-        data = os.read(self.stdout.fileno(), max_bytes)
-        if not data:
-            raise ConnectionLost("fake device: the agent closed its stdout")
-        return data
-
-    def close(self) -> None:
-        with contextlib.suppress(BrokenPipeError, ValueError):
-            self.stdin.close()
-        try:
-            self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=5)
-        self.stdout.close()
 
 
 @dataclass
@@ -125,7 +89,7 @@ class FakeTransport:
         proc = subprocess.Popen(["/bin/sh", "-c", command], cwd=self.root,
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 stderr=subprocess.DEVNULL)
-        stream = PipeStream(proc)
+        stream = PipeStream(proc, who="fake device")
         self._streams.append(stream)
         return stream
 
