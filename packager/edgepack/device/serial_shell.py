@@ -250,19 +250,27 @@ class ShellDriver:
         self.write(f"{_QUIET_TTY}; PS2=''; PS1='{split}'\n".encode())
         if self.expect([re.compile(re.escape(prompt.encode()))], 10.0) is None:
             raise DeviceError("the console shell did not take the new prompt (PS1)")
-        self.resync()
+        # The shell sits at its new prompt: no ^C for this first sync. A SIGINT delivered to
+        # a freshly started busybox sh under qemu-user now and then aborts qemu (SIGABRT),
+        # which took the whole virtual console down in CI.
+        self.resync(interrupt=False)
 
     # -- commands --------------------------------------------------------------------------
 
-    def resync(self) -> None:
-        """Bring the shell back to a clean prompt: ^C, newline, then a fresh marker."""
+    def resync(self, interrupt: bool = True) -> None:
+        """Bring the shell back to a clean prompt: ^C, newline, then a fresh marker. With
+        ``interrupt=False`` the first try sends no ^C (the shell is known to be idle);
+        a retry always does."""
         deadline = time.monotonic() + self.dead_timeout
         while time.monotonic() < deadline:
             self._seq += 1
             tag = f"S{self.token}:{self._seq}"
-            # ^Q first: if noise spoiled `stty -ixon` and then sent a ^S, output is stopped.
-            self.write(b"\x11\x03")
-            time.sleep(0.1)  # let the shell take SIGINT before it reads the next line
+            if interrupt:
+                # ^Q first: if noise spoiled `stty -ixon` and then sent a ^S, output is
+                # stopped.
+                self.write(b"\x11\x03")
+                time.sleep(0.1)  # let the shell take SIGINT before it reads the next line
+            interrupt = True
             # A command killed by ^C may have left the tty in non-canonical mode, and noise
             # may have spoiled the set-up line: the settings are repeated every time.
             self.write(f"\n{_QUIET_TTY}; echo '{tag[:4]}''{tag[4:]}'\n".encode())
