@@ -305,8 +305,8 @@ FP16_CASES = ["add_broadcast", "concat_axis1", "conv_depthwise_relu6", "conv_pad
 
 
 def fp16(plugin: Plugin) -> Plugin:
-    if os.environ.get("EDGEPACK_CONFORMANCE_PLUGIN"):
-        pytest.skip("EDGEPACK_OPENCL_PRECISION=fp16 is an option of the OpenCL backend only")
+    """The OpenCL backend with half storage (an option of that backend only: the conformance
+    kit, `make backend-conformance`, deselects the fp16 cases)."""
     return Plugin(plugin.path, plugin.name, {**plugin.env, "EDGEPACK_OPENCL_PRECISION": "fp16"})
 
 
@@ -377,8 +377,6 @@ def test_placement_gpu_runs_the_model_stage_on_opencl(sdk_host: SdkBuild, plugin
     """[placement.hi3559a] model = "gpu" (processor gpu, backend opencl in boards/hi3559a.yaml):
     the packed stage names backend "opencl", and the installed edgepack-run (bin/) finds the
     installed lib/libedgepack_opencl.so by itself and runs every node of the stage there."""
-    if os.environ.get("EDGEPACK_CONFORMANCE_PLUGIN"):
-        pytest.skip("placement gpu names the OpenCL backend of the SDK")
     name = "mobilenet_v2"
     root = write_project(tmp_path / "p", name)
     toml = root / "edgepack.toml"
