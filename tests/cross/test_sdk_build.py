@@ -28,7 +28,7 @@ from edgepack.build.elfinfo import (
     required_glibcxx,
     version_key,
 )
-from edgepack.build.sdkbuild import SdkBuild, build_sdk, cmake_program
+from edgepack.build.sdkbuild import SdkBuild, build_sdk, cmake_program, zig_cache
 from edgepack.build.toolchains import resolve_toolchain
 from edgepack.cli import main
 from edgepack.device.client import AgentClient, sha256_file
@@ -157,9 +157,12 @@ def test_runner_runs_under_qemu(sdk_for: Callable[[str], SdkBuild], board_id: st
 
 def _app_env() -> dict[str, str]:
     """What a user with the SDK has: cmake and a python with ziglang on PATH (the virtual
-    environment's bin folder, which holds both)."""
+    environment's bin folder, which holds both), and zig's cache already holding its libc++ for
+    the board (as after the user's first app build; here the cache the SDK build filled, which
+    saves a cold libc++ build per board and test session)."""
     tools = os.path.dirname(sys.executable)
-    return {**clean_env(), "PATH": f"{tools}{os.pathsep}{os.environ['PATH']}"}
+    return {**clean_env(), "PATH": f"{tools}{os.pathsep}{os.environ['PATH']}",
+            "ZIG_GLOBAL_CACHE_DIR": str(zig_cache(Path(os.environ["EDGEPACK_CACHE"])))}
 
 
 def _readme_commands(readme: str) -> str:
