@@ -101,6 +101,7 @@ def cmake_args(board: Board, toolchain: Toolchain, sysroot: Sysroot,
         "-G", "Ninja",
         f"-DCMAKE_TOOLCHAIN_FILE={toolchain.file}",
         f"-DEDGEPACK_ARCH_FLAGS={' '.join(toolchain.arch_flags)}",
+        f"-DEDGEPACK_DOTPROD_FLAGS={' '.join(toolchain.dotprod_flags)}",
         f"-DEDGEPACK_SYSROOT={sysroot.path}",
         "-DCMAKE_BUILD_TYPE=Release",
         # Debug information for the host's copy (DIR/<board>.debug); the device gets stripped
@@ -137,6 +138,7 @@ def _project_args(name: str, args: list[str], toolchain: Toolchain) -> list[str]
 def build_key(board: Board, toolchain: Toolchain, sysroot: Sysroot, sources: list[Path]) -> str:
     data = {"board": board.id, "triple": toolchain.triple, "cxx": toolchain.cxx,
             "compiler": toolchain.version_line, "flags": list(toolchain.arch_flags),
+            "dotprod_flags": list(toolchain.dotprod_flags),
             "zig_target": toolchain.zig_target, "debug": True,
             "sysroot": sysroot.packages, "sources": [str(s) for s in sources]}
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]

@@ -56,6 +56,8 @@ class Toolchain:
     zig_target: str | None = None  # zig builds: e.g. "aarch64-linux-gnu.2.24"
     static_zig_target: str | None = None  # zig builds: the musl target of static programs
     arch_flags: tuple[str, ...] = field(default=())  # CPU flags in this compiler's spelling
+    # The flags of the SDOT int8 kernel's one source file; empty: the board has no dotprod.
+    dotprod_flags: tuple[str, ...] = field(default=())
 
     @property
     def kind(self) -> str:
@@ -67,6 +69,24 @@ class Toolchain:
             return []
         target = self.static_zig_target if static and self.static_zig_target else self.zig_target
         return [f"-DEDGEPACK_ZIG={self.cxx}", f"-DEDGEPACK_ZIG_TARGET={target}"]
+
+
+def feature_flags(arch_flags: tuple[str, ...], feature: str, *, zig: bool) -> tuple[str, ...]:
+    """``arch_flags`` with ``+feature`` on their -mcpu/-march: the flags of a source file built
+    for an optional CPU extension of the board (``cpu: features:``), e.g. the SDOT kernel
+    (``-mcpu=cortex-a78ae+dotprod``). The rest of the build keeps ``arch_flags``, and the
+    runtime calls such code only on a CPU that reports the extension."""
+    out = tuple(f"{f}+{feature}" if f.startswith(("-mcpu=", "-march=")) else f
+                for f in arch_flags)
+    if out != arch_flags:
+        return out
+    return (*arch_flags, f"-mcpu=generic+{feature}" if zig else f"-march=armv8-a+{feature}")
+
+
+def _dotprod_flags(board: Board, arch_flags: tuple[str, ...], *, zig: bool) -> tuple[str, ...]:
+    if "dotprod" not in board.cpu.features:
+        return ()
+    return feature_flags(arch_flags, "dotprod", zig=zig)
 
 
 def is_vendor_triple(triple: str) -> bool:
@@ -128,10 +148,11 @@ def zig_toolchain(board: Board, triple: str) -> Toolchain:
     except (OSError, subprocess.SubprocessError) as exc:
         raise ToolchainError(f"{zig} does not run: {exc}", hint="pip install ziglang") from exc
     target = f"{triple}.{board.min_glibc}"
+    flags = board.cpu.zig_flags or board.cpu.flags
     return Toolchain(triple=triple, cxx=zig, cc=zig, file=toolchain_file(ZIG_FILE),
                      version=version, version_line=f"zig {version} ({target})", vendor=False,
                      warning=None, zig_target=target, static_zig_target=ZIG_TRIPLES[triple],
-                     arch_flags=board.cpu.zig_flags or board.cpu.flags)
+                     arch_flags=flags, dotprod_flags=_dotprod_flags(board, flags, zig=True))
 
 
 def find_compiler(triple: str, search_path: str | None = None) -> tuple[str, str] | None:
@@ -161,7 +182,8 @@ def resolve_toolchain(board: Board, search_path: str | None = None) -> Toolchain
         return _with_warning(
             Toolchain(triple=triple, cxx=cxx, cc=cc, file=toolchain_file(triple),
                       version=version, version_line=line, vendor=is_vendor_triple(triple),
-                      warning=None, arch_flags=board.cpu.flags), skipped)
+                      warning=None, arch_flags=board.cpu.flags,
+                      dotprod_flags=_dotprod_flags(board, board.cpu.flags, zig=False)), skipped)
     tried = ", ".join(f"{t}-g++" for t in board.toolchains)
     hints = "; ".join(install_hint(t) for t in reversed(board.toolchains))
     raise ToolchainError(f"no compiler for board {board.id!r}: none of {tried} is on PATH",

@@ -30,6 +30,9 @@ class ArchFacts:
     elf_bits: int  # ELF class: 32 or 64
     uname: tuple[str, ...]  # what ``uname -m`` prints on such a device
     cross_gxx_package: str | None  # Debian package of the cross g++; None: the host compiler
+    # Optional CPU extensions a board file may list under ``cpu: features:`` (each has a kernel
+    # built for it and chosen at run time when the CPU reports it).
+    cpu_features: tuple[str, ...] = ()
 
 
 ARCHES: dict[str, ArchFacts] = {
@@ -37,7 +40,7 @@ ARCHES: dict[str, ArchFacts] = {
         name="aarch64", debian="arm64", triplet="aarch64-linux-gnu", qemu="qemu-aarch64",
         zig_gnu="aarch64-linux-gnu", zig_musl="aarch64-linux-musl", conan="armv8",
         elf_machine=EM_AARCH64, elf_bits=64, uname=("aarch64", "arm64"),
-        cross_gxx_package="g++-aarch64-linux-gnu"),
+        cross_gxx_package="g++-aarch64-linux-gnu", cpu_features=("dotprod",)),
     "armhf": ArchFacts(
         name="armhf", debian="armhf", triplet="arm-linux-gnueabihf", qemu="qemu-arm",
         zig_gnu="arm-linux-gnueabihf", zig_musl="arm-linux-musleabihf", conan="armv7hf",

@@ -61,6 +61,10 @@ class Cpu:
     # The same for zig's clang (CPU names with "_"), used by builds against an old glibc;
     # empty: ``flags`` as they are.
     zig_flags: tuple[str, ...] = ()
+    # Optional extensions every core has, beyond what ``flags`` implies for the whole build:
+    # "dotprod" (ARMv8.2 SDOT, aarch64) builds the int8 dot product kernel with its own flags
+    # (build/toolchains.py), chosen at run time only where the CPU reports it.
+    features: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -316,6 +320,11 @@ def _check_consistency(path: Path, data: dict[str, Any], root: yaml.Node | None)
     if "qemu" in data and data["qemu"] != arch.qemu:
         fail(f"qemu {data['qemu']!r} does not run {arch.name} binaries "
              f"(expected {arch.qemu!r})", ["qemu"])
+    for i, feature in enumerate(data["cpu"].get("features", [])):
+        if feature not in arch.cpu_features:
+            known = ", ".join(arch.cpu_features) or "none"
+            fail(f"cpu feature {feature!r} does not exist on {arch.name} (known: {known})",
+                 ["cpu", "features", i])
     seen: set[str] = set()
     for i, proc in enumerate(data["processors"]):
         if proc["id"] in seen:
@@ -344,7 +353,8 @@ def _check_consistency(path: Path, data: dict[str, Any], root: yaml.Node | None)
 def _to_board(path: Path, d: dict[str, Any]) -> Board:
     cpu = Cpu(cores=tuple(CpuCores(c["model"], c["count"], c.get("mhz"))
                           for c in d["cpu"]["cores"]),
-              flags=tuple(d["cpu"]["flags"]), zig_flags=tuple(d["cpu"].get("zig_flags", ())))
+              flags=tuple(d["cpu"]["flags"]), zig_flags=tuple(d["cpu"].get("zig_flags", ())),
+              features=tuple(d["cpu"].get("features", ())))
     processors = []
     for p in d["processors"]:
         peak = p.get("peak")

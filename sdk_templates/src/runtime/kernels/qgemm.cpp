@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // int8 GEMM (qgemm.h): weight and panel packing, the portable and NEON micro-kernels, the
 // fixed-point requantising epilogue, threading and dispatch. The AVX2 micro-kernel is in
-// qgemm_avx2.cpp.
+// qgemm_avx2.cpp, the aarch64 dot product (SDOT) one in qgemm_dotprod.cpp.
 #include "runtime/kernels/qgemm.h"
 
 #include <algorithm>
@@ -19,6 +19,16 @@
 #if defined(__SSE2__)
 #include <emmintrin.h>  // baseline on x86-64: the panel transpose
 #endif
+// EDGEPACK_QGEMM_DOTPROD: the build compiled qgemm_dotprod.cpp (the board file's cpu features
+// list dotprod; kernels/CMakeLists.txt). Whether this CPU has it is asked at run time.
+#if defined(EDGEPACK_QGEMM_DOTPROD) && defined(__aarch64__) && defined(__linux__)
+#include <sys/auxv.h>
+#ifndef HWCAP_ASIMDDP
+#define HWCAP_ASIMDDP (1UL << 20)  // <asm/hwcap.h>: the dot product instructions
+#endif
+#else
+#undef EDGEPACK_QGEMM_DOTPROD
+#endif
 
 namespace edgepack {
 namespace kernels {
@@ -28,6 +38,9 @@ void qgemm_tile_avx2(const int8_t* wb, const uint8_t* panel, int64_t quads, int 
                      int32_t* acc);
 void qgemm_requant16_avx2(const int32_t* a, int32_t add, int64_t m0, int total, int32_t zo,
                           uint8_t* d);
+// Defined in qgemm_dotprod.cpp (aarch64 builds for boards with the dotprod feature).
+void qgemm_tile_dotprod(const int8_t* wb, const uint8_t* panel, int64_t quads, int halves,
+                        int32_t* acc);
 
 namespace {
 
@@ -108,18 +121,33 @@ struct Kernel {
   TileFn tile;
   Requant16Fn requant16;
   const char* isa;
+  // The tile reads the panel's bytes as x - x_offset (SDOT: signed x signed, so 128); the
+  // epilogue adds x_offset * sum_k w back.
+  int32_t x_offset;
+  // The tile sums pairs of u8 x s8 products in int16 with saturation (vpmaddubsw): weights
+  // beyond [-64, 64] are packed as two halves (qgemm.h). The other tiles are exact as they are.
+  bool pairs_saturate;
 };
 
+// The best kernel this CPU supports. EDGEPACK_CPU_ISA=generic caps it at the portable one and
+// EDGEPACK_CPU_ISA=neon at the ARMv8.0 one (tests check every kernel on one CPU that way).
 Kernel choose() {
   const char* cap = std::getenv("EDGEPACK_CPU_ISA");
-  if (cap != nullptr && std::strcmp(cap, "generic") == 0) return {tile_generic, nullptr, "generic"};
+  const Kernel generic = {tile_generic, nullptr, "generic", 0, false};
+  if (cap != nullptr && std::strcmp(cap, "generic") == 0) return generic;
 #if defined(__x86_64__) || defined(__i386__)
-  if (__builtin_cpu_supports("avx2")) return {qgemm_tile_avx2, qgemm_requant16_avx2, "avx2"};
+  if (__builtin_cpu_supports("avx2"))
+    return {qgemm_tile_avx2, qgemm_requant16_avx2, "avx2", 0, true};
+#endif
+#ifdef EDGEPACK_QGEMM_DOTPROD
+  const bool capped = cap != nullptr && std::strcmp(cap, "neon") == 0;
+  if (!capped && (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0)
+    return {qgemm_tile_dotprod, nullptr, "dotprod", 128, false};
 #endif
 #ifdef EDGEPACK_QGEMM_NEON
-  return {tile_neon, nullptr, "neon"};
+  return {tile_neon, nullptr, "neon", 0, false};
 #else
-  return {tile_generic, nullptr, "generic"};
+  return generic;
 #endif
 }
 
@@ -215,17 +243,18 @@ void requantize(const int32_t* a, int64_t n, int32_t add, QuantMultiplier m, uin
 
 // The tile of rows [j0, j0 + rows) x columns [p0, p0 + cols) to its destination.
 void epilogue(const int32_t* acc, const QGemmWeights& w, const QGemmOutput& o, int64_t j0,
-              int64_t rows, int64_t p0, int64_t cols, Requant16Fn requant16) {
+              int64_t rows, int64_t p0, int64_t cols, const Kernel& kn) {
   for (int64_t r = 0; r < rows; ++r) {
     const int64_t j = j0 + r;
-    const int32_t add = (o.bias != nullptr ? o.bias[j] : 0) - int32_t(o.za) * w.sums[size_t(j)];
+    const int32_t add =
+        (o.bias != nullptr ? o.bias[j] : 0) + (kn.x_offset - int32_t(o.za)) * w.sums[size_t(j)];
     const int32_t* a = acc + r * kNr;
     if (o.mult == nullptr) {
       int32_t* d = o.acc + j * o.ldo + p0;
       for (int64_t t = 0; t < cols; ++t) d[t] = a[t] + add;
       continue;
     }
-    requantize(a, cols, add, o.mult[j], o.zo, o.out + j * o.ldo + p0, requant16);
+    requantize(a, cols, add, o.mult[j], o.zo, o.out + j * o.ldo + p0, kn.requant16);
   }
 }
 
@@ -267,7 +296,8 @@ void qgemm_pack_weights(const int8_t* w, int64_t m, int64_t k, QGemmWeights* out
   out->m = m;
   out->k = k;
   out->quads = (k + 3) / 4;
-  out->split = std::any_of(w, w + m * k, [](int8_t v) { return v > 64 || v < -64; });
+  out->split = kernel().pairs_saturate &&
+               std::any_of(w, w + m * k, [](int8_t v) { return v > 64 || v < -64; });
   const int halves = out->split ? 2 : 1;
   const int64_t blocks = (m + kMr - 1) / kMr;
   out->packed.assign(static_cast<size_t>(blocks * out->quads * halves * kMr * 4), 0);
@@ -303,8 +333,8 @@ size_t qgemm_panel_bytes(int64_t k) {
 void qgemm(const QGemmWeights& w, const uint8_t* x, int64_t ldx, int64_t n, const QGemmOutput& o,
            uint8_t* scratch, int slots, ThreadPool* pool) {
   if (n <= 0 || w.m <= 0) return;
-  const TileFn tile = kernel().tile;
-  const Requant16Fn requant16 = kernel().requant16;
+  const Kernel& kn = kernel();
+  const TileFn tile = kn.tile;
   const int halves = w.split ? 2 : 1;
   const int64_t panels = (n + kNr - 1) / kNr;
   const int64_t blocks = (w.m + kMr - 1) / kMr;
@@ -322,7 +352,7 @@ void qgemm(const QGemmWeights& w, const uint8_t* x, int64_t ldx, int64_t n, cons
         pack_panel(x, ldx, w.k, w.quads, p0, cols, panel);
         for (int64_t b = 0; b < blocks; ++b) {
           tile(w.packed.data() + b * block_bytes, panel, w.quads, halves, acc);
-          epilogue(acc, w, o, b * kMr, std::min<int64_t>(kMr, w.m - b * kMr), p0, cols, requant16);
+          epilogue(acc, w, o, b * kMr, std::min<int64_t>(kMr, w.m - b * kMr), p0, cols, kn);
         }
       }
     }

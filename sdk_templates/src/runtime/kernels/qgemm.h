@@ -16,14 +16,18 @@
 // packed per panel of kQgemmNr columns on the run path, k in groups of 4 ("quads": the 4 bytes
 // one 32-bit lane of a u8 x s8 dot-product instruction reads). A micro-kernel computes a
 // kQgemmMr x kQgemmNr tile in registers and the epilogue requantises it straight into the
-// output. Kernels chosen at run time: x86 AVX2 (vpmaddubsw + vpmaddwd), NEON (ARMv8.0 widening
-// multiply-accumulate, vmlal_s16: Cortex-A53/A72/A73 have no SDOT) or portable.
-// EDGEPACK_CPU_ISA=generic caps it like the float GEMM (gemm.cpp).
+// output. Kernels chosen at run time: x86 AVX2 (vpmaddubsw + vpmaddwd); on aarch64 the ARMv8.2
+// dot product (SDOT, qgemm_dotprod.cpp) when the build has it (the board file's `cpu: features:
+// [dotprod]`) and getauxval(AT_HWCAP) reports HWCAP_ASIMDDP, else NEON (ARMv8.0 widening
+// multiply-accumulate, vmlal_s16: Cortex-A53/A72/A73 have no SDOT); or portable.
+// EDGEPACK_CPU_ISA=generic caps it like the float GEMM (gemm.cpp), EDGEPACK_CPU_ISA=neon at the
+// ARMv8.0 kernel.
 //
 // Exactness: vpmaddubsw sums two u8 x s8 products in int16 with saturation, exact only while
 // |w| <= 64 (2 * 255 * 64 = 32640). onnxruntime's quantiser gives such 7-bit weights
-// (reduce_range); full-range weights are packed as two halves w = (w >> 1) + (w - (w >> 1)),
-// each within [-64, 64], and cost two instructions per quad. The result is exact either way.
+// (reduce_range); for the AVX2 kernel full-range weights are packed as two halves
+// w = (w >> 1) + (w - (w >> 1)), each within [-64, 64], and cost two instructions per quad. The
+// other kernels are exact on full-range weights as they are. The result is exact either way.
 #pragma once
 
 #include <cstddef>
@@ -56,7 +60,7 @@ void requantize_row(const int32_t* acc, int64_t n, int32_t add, QuantMultiplier 
 struct QGemmWeights {
   int64_t m = 0, k = 0;
   int64_t quads = 0;   // ceil(k / 4)
-  bool split = false;  // some |w| > 64: stored as two halves (see above)
+  bool split = false;  // some |w| > 64 and the AVX2 kernel: stored as two halves (see above)
   std::vector<int8_t> packed;
   std::vector<int32_t> sums;  // sum_k w[j][k], folds the activation zero point
 };
@@ -84,7 +88,7 @@ size_t qgemm_panel_bytes(int64_t k);
 void qgemm(const QGemmWeights& w, const uint8_t* x, int64_t ldx, int64_t n, const QGemmOutput& o,
            uint8_t* scratch, int slots, ThreadPool* pool);
 
-// The micro-kernel in use: "avx2", "neon" or "generic".
+// The micro-kernel in use: "avx2", "dotprod", "neon" or "generic".
 const char* qgemm_isa();
 
 }  // namespace kernels
