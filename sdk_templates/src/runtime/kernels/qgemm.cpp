@@ -117,6 +117,36 @@ void tile_neon(const int8_t* wb, const uint8_t* panel, int64_t quads, int halves
 using Requant16Fn = void (*)(const int32_t* a, int32_t add, int64_t m0, int total, int32_t zo,
                              uint8_t* d);
 
+#ifdef EDGEPACK_QGEMM_NEON
+// The NEON epilogue, bytes equal to requant() (and to the AVX2 one): per lane |a + add| * m0 in
+// 64 bits (vmull_u32), + half, logical shift right by total, the sign put back, + zo, then
+// saturating narrows to uint8 (the clamp). M < 1, so the shifted value is below 2^31; it is
+// capped at 2^20 so that adding zo cannot wrap.
+void requant16_neon(const int32_t* a, int32_t add, int64_t m0, int total, int32_t zo, uint8_t* d) {
+  const int32x4_t vadd = vdupq_n_s32(add), vzo = vdupq_n_s32(zo);
+  const uint32x2_t vm0 = vdup_n_u32(static_cast<uint32_t>(m0));
+  const uint64x2_t half = vdupq_n_u64(uint64_t(1) << (total - 1));
+  const int64x2_t shift = vdupq_n_s64(-total);
+  const uint32x4_t cap = vdupq_n_u32(1u << 20);
+  int16x8_t h[2];
+  for (int i = 0; i < 2; ++i) {
+    int32x4_t y[2];
+    for (int j = 0; j < 2; ++j) {
+      const int32x4_t v = vaddq_s32(vld1q_s32(a + 8 * i + 4 * j), vadd);
+      const uint32x4_t x = vreinterpretq_u32_s32(vabsq_s32(v));  // |INT32_MIN| reads 2^31
+      const uint64x2_t lo = vshlq_u64(vaddq_u64(vmull_u32(vget_low_u32(x), vm0), half), shift);
+      const uint64x2_t hi = vshlq_u64(vaddq_u64(vmull_u32(vget_high_u32(x), vm0), half), shift);
+      const int32x4_t r =
+          vreinterpretq_s32_u32(vminq_u32(vcombine_u32(vmovn_u64(lo), vmovn_u64(hi)), cap));
+      const int32x4_t sign = vshrq_n_s32(v, 31);  // 0 or -1
+      y[j] = vaddq_s32(vsubq_s32(veorq_s32(r, sign), sign), vzo);
+    }
+    h[i] = vcombine_s16(vqmovn_s32(y[0]), vqmovn_s32(y[1]));
+  }
+  vst1q_u8(d, vcombine_u8(vqmovun_s16(h[0]), vqmovun_s16(h[1])));
+}
+#endif
+
 struct Kernel {
   TileFn tile;
   Requant16Fn requant16;
@@ -142,10 +172,10 @@ Kernel choose() {
 #ifdef EDGEPACK_QGEMM_DOTPROD
   const bool capped = cap != nullptr && std::strcmp(cap, "neon") == 0;
   if (!capped && (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0)
-    return {qgemm_tile_dotprod, nullptr, "dotprod", 128, false};
+    return {qgemm_tile_dotprod, requant16_neon, "dotprod", 128, false};
 #endif
 #ifdef EDGEPACK_QGEMM_NEON
-  return {tile_neon, nullptr, "neon", 0, false};
+  return {tile_neon, requant16_neon, "neon", 0, false};
 #else
   return generic;
 #endif
