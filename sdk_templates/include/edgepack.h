@@ -46,8 +46,9 @@ extern "C" {
 #endif
 
 /* Version 1: the base API; 2: profiling; 3: checked runs and reads, typed reads, labels, a log
- * callback; 4: golden inputs (see "Added in API version N" below). */
-#define EP_API_VERSION 5
+ * callback; 4: golden inputs; 5: CPU affinity; 6: image size bounds (see "Added in API version
+ * N" below). */
+#define EP_API_VERSION 6
 
 /* ---- status ----------------------------------------------------------------------------- */
 
@@ -213,7 +214,8 @@ EP_API ep_status* ep_session_output_info(const ep_session* session, const char* 
                                          ep_tensor_info* info);
 
 /* Copies `bytes` bytes from `data` into input `name` of the pipeline (`stage` NULL) or of a
- * stage. dtype and shape must match the input (dim 0 may be smaller for dynamic inputs); a
+ * stage. dtype and shape must match the input (dim 0 may be smaller for dynamic inputs; height
+ * and width may be any within an image input's bounds, see ep_session_input_size_bounds); a
  * mismatch is EP_INVALID_ARGUMENT with a message naming the expected dtype and shape.
  * The value stays set for every later run until set again. The caller keeps ownership of
  * `shape` and `data`. */
@@ -308,9 +310,14 @@ typedef struct ep_image {
 
 /* Converts `image` into image input `name` of the pipeline (`stage` NULL) or of a stage: to the
  * channel order the input's preprocess declares (pixel_format rgb, bgr or gray), HWC uint8, row
- * strides honoured. width and height must equal the input's declared size. An input without a
- * preprocess table is EP_UNSUPPORTED (use ep_session_set_tensor). `flags` is reserved: pass 0.
- * Counts as setting the input (ep_session_run). */
+ * strides honoured. width and height must equal the input's declared size, or, when its
+ * preprocess declares source_size_min / source_size_max (ep_session_input_size_bounds), be
+ * within those bounds: each run may use another size, and the pipeline's results (detection
+ * boxes, keypoints, crops) are in that frame's own pixels. A frame outside is
+ * EP_INVALID_ARGUMENT naming both ("image is 100x50, input 'image' accepts 320x240 to 1920x1080
+ * (width x height)"). An input without a preprocess table is EP_UNSUPPORTED (use
+ * ep_session_set_tensor). `flags` is reserved: pass 0. Counts as setting the input
+ * (ep_session_run). */
 EP_API ep_status* ep_session_set_image(ep_session* session, const char* stage, const char* name,
                                        const ep_image* image, uint32_t flags);
 
@@ -324,6 +331,17 @@ EP_API ep_status* ep_session_set_image(ep_session* session, const char* stage, c
  * artifact without that golden input is EP_NOT_FOUND naming the golden inputs it has. */
 EP_API ep_status* ep_session_golden_input(ep_session* session, const char* stage, const char* name,
                                           ep_tensor* tensor);
+
+/* Added in API version 6. */
+/* The frame sizes image input `name` of the pipeline (`stage` NULL) or of a stage accepts:
+ * `min_hw` and `max_hw` receive [height, width] (caller-owned arrays of 2). An input whose
+ * preprocess declares source_size_min / source_size_max takes any frame within them, through
+ * ep_session_set_image or ep_session_set_tensor with shape [height, width, channels]; any other
+ * input of rank >= 2 gives its fixed size twice (dims 0 and 1, or 1 and 2 for rank 4). Rank < 2
+ * is EP_INVALID_ARGUMENT, an unknown name EP_NOT_FOUND. */
+EP_API ep_status* ep_session_input_size_bounds(ep_session* session, const char* stage,
+                                               const char* name, int64_t min_hw[2],
+                                               int64_t max_hw[2]);
 
 #ifdef __cplusplus
 } /* extern "C" */

@@ -12,6 +12,7 @@
 // An empty stage name ("") means the whole pipeline.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <stdexcept>
@@ -239,6 +240,16 @@ class Session {
   // A camera frame into image input `name` (API version 3): see ep_session_set_image.
   void set_image(const std::string& stage, const std::string& name, const ep_image& image) {
     detail::check(ep_session_set_image(get(), detail::stage_ptr(stage), name.c_str(), &image, 0));
+  }
+
+  // The frame sizes image input `name` accepts (API version 6), as {{min height, min width},
+  // {max height, max width}}: see ep_session_input_size_bounds.
+  std::pair<std::array<int64_t, 2>, std::array<int64_t, 2>> input_size_bounds(
+      const std::string& stage, const std::string& name) {
+    std::array<int64_t, 2> lo{}, hi{};
+    detail::check(ep_session_input_size_bounds(get(), detail::stage_ptr(stage), name.c_str(),
+                                               lo.data(), hi.data()));
+    return {lo, hi};
   }
 
   // Output `name` read as T (API version 3): throws when its dtype is not T's.

@@ -16,6 +16,13 @@ import onnx
 from onnx import TensorProto, helper
 
 from edgepack.errors import ModelError
+from edgepack.model.frame_size import (
+    SIZE_INPUT,
+    GeometryTensors,
+    geometry_tensors,
+    pick,
+    resize_and_pad,
+)
 from edgepack.model.graph_builder import IR_VERSION, OPSET, GraphBuilder
 from edgepack.model.tensors import DTYPE_TO_ONNX, TensorDesc
 from edgepack.spec.project import ClassificationPost, DetectionPost, PixelFormat, PreprocessSpec
@@ -103,7 +110,11 @@ def _model(g: GraphBuilder, name: str, inputs: list[onnx.ValueInfoProto],
 
 def _image_to_nchw(g: GraphBuilder, pre: PreprocessSpec) -> str:
     """uint8 [H, W, C] in the app's format -> float [1, C', H, W] in the model's format."""
-    x = g.op1("Cast", ["image"], to=TensorProto.FLOAT)
+    return _hwc_to_nchw(g, g.op1("Cast", ["image"], to=TensorProto.FLOAT), pre)
+
+
+def _hwc_to_nchw(g: GraphBuilder, x: str, pre: PreprocessSpec) -> str:
+    """float [H, W, C] in the app's format -> float [1, C', H, W] in the model's format."""
     src, dst = pre.pixel_format, pre.model_format
     if src != dst:
         if dst == "gray":
@@ -138,16 +149,24 @@ def _resize(g: GraphBuilder, x: str, c: int, h: int, w: int, interpolation: str)
 
 
 def _image_input(pre: PreprocessSpec) -> onnx.ValueInfoProto:
-    h, w = pre.source_size
+    """``image`` uint8 [H, W, C]: the source size, or the largest with run-time bounds."""
+    h, w = pre.source_size_max or pre.source_size
     return helper.make_tensor_value_info("image", TensorProto.UINT8,
                                          [h, w, channels(pre.pixel_format)])
+
+
+def _size_input() -> onnx.ValueInfoProto:
+    return helper.make_tensor_value_info(SIZE_INPUT, TensorProto.INT64, [2])
 
 
 def build_preprocess(pre: PreprocessSpec, input: TensorDesc) -> onnx.ModelProto:
     """``image`` uint8 [H, W, C] -> ``output`` with the model input's shape and layout."""
     c, h, w = model_hw(pre, input)
-    geo = geometry(pre, h, w)
     g = GraphBuilder(0)
+    if pre.bounded:  # geometry from the image_size input (frame_size.py)
+        x = _normalise(g, _hwc_to_nchw(g, resize_and_pad(g, pre, h, w), pre), pre, c)
+        return _preprocess_model(g, pre, input, x)
+    geo = geometry(pre, h, w)
     x = _image_to_nchw(g, pre)
     if (geo.new_h, geo.new_w) != (geo.src_h, geo.src_w):
         x = _resize(g, x, c, geo.new_h, geo.new_w, pre.interpolation)
@@ -155,13 +174,18 @@ def build_preprocess(pre: PreprocessSpec, input: TensorDesc) -> onnx.ModelProto:
         pads = np.array([0, 0, geo.top, geo.left, 0, 0, geo.bottom, geo.right], np.int64)
         fill = g.const("pad_value", np.array(pre.pad_value, np.float32))
         x = g.op1("Pad", [x, g.const("pads", pads), fill], mode="constant")
-    x = _normalise(g, x, pre, c)
+    return _preprocess_model(g, pre, input, _normalise(g, x, pre, c))
+
+
+def _preprocess_model(g: GraphBuilder, pre: PreprocessSpec, input: TensorDesc,
+                      x: str) -> onnx.ModelProto:
     if pre.layout == "nhwc":
         x = g.op1("Transpose", [x], perm=[0, 2, 3, 1], out="output")
     else:
         x = g.op1("Identity", [x], out="output")
     out = helper.make_tensor_value_info("output", TensorProto.FLOAT, list(input.shape))
-    return _model(g, "preprocess", [_image_input(pre)], [out])
+    inputs = [_image_input(pre), *([_size_input()] if pre.bounded else [])]
+    return _model(g, "preprocess", inputs, [out])
 
 
 def build_classification_post(post: ClassificationPost, logits: TensorDesc) -> onnx.ModelProto:
@@ -191,27 +215,37 @@ def _detection_count(g: GraphBuilder, selected: str) -> str:
     return g.op1("ArgMax", [marked], axis=0, keepdims=1)
 
 
-def _to_source(g: GraphBuilder, boxes: str, geo: Geometry | None) -> str:
+# The geometry the detection post undoes: static (a fixed source size) or computed in the graph
+# from the ``image_size`` input (run-time frame size).
+PostGeometry = Geometry | GeometryTensors
+
+
+def _source_map(g: GraphBuilder, geo: PostGeometry, pairs: int) -> tuple[str, str, str]:
+    """(padding offset, scale, source size) as ``pairs`` repeated (x, y) pairs."""
+    if isinstance(geo, GeometryTensors):
+        order = [1, 0] * pairs  # (y, x) vectors -> x, y, ...
+        return pick(g, geo.lead, order), pick(g, geo.scale, order), pick(g, geo.src, order)
+    return (g.const("pad", np.array([geo.left, geo.top] * pairs, np.float32)),
+            g.const("scale", np.array([geo.scale_x, geo.scale_y] * pairs, np.float32)),
+            g.const("limit", np.array([geo.src_w, geo.src_h] * pairs, np.float32)))
+
+
+def _to_source(g: GraphBuilder, boxes: str, geo: PostGeometry | None) -> str:
     """Undo letterbox/stretch (subtract padding, divide by scale) and clip to the image."""
     if geo is None:
         return boxes
-    offset = np.array([geo.left, geo.top, geo.left, geo.top], np.float32)
-    scale = np.array([geo.scale_x, geo.scale_y, geo.scale_x, geo.scale_y], np.float32)
-    limit = np.array([geo.src_w, geo.src_h, geo.src_w, geo.src_h], np.float32)
-    x = g.op1("Div", [g.op1("Sub", [boxes, g.const("pad", offset)]), g.const("scale", scale)])
+    offset, scale, lim = _source_map(g, geo, 2)
+    x = g.op1("Div", [g.op1("Sub", [boxes, offset]), scale])
     x = g.op1("Relu", [x])
-    lim = g.const("limit", limit)
     return g.op1("Where", [g.op1("Greater", [x, lim]), lim, x])
 
 
-def _keypoints_to_source(g: GraphBuilder, extras: str, count: int, geo: Geometry) -> str:
+def _keypoints_to_source(g: GraphBuilder, extras: str, count: int, geo: PostGeometry) -> str:
     """Map (x, y, visibility) triples [K, 3 * count] from model-input to source pixels."""
     kp = g.op1("Reshape", [extras, g.const("shape", np.array([-1, count, 3], np.int64))])
     xy, vis = g.op("Split", [kp, g.const("split", np.array([2, 1], np.int64))], 2, axis=2)
-    offset = np.array([geo.left, geo.top], np.float32)
-    scale = np.array([geo.scale_x, geo.scale_y], np.float32)
-    limit = g.const("limit", np.array([geo.src_w, geo.src_h], np.float32))
-    x = g.op1("Div", [g.op1("Sub", [xy, g.const("pad", offset)]), g.const("scale", scale)])
+    offset, scale, limit = _source_map(g, geo, 1)
+    x = g.op1("Div", [g.op1("Sub", [xy, offset]), scale])
     x = g.op1("Relu", [x])
     x = g.op1("Where", [g.op1("Greater", [x, limit]), limit, x])
     kp = g.op1("Concat", [x, vis], axis=2)
@@ -283,12 +317,11 @@ def build_detection_post(
         n, _, num_classes = detection_columns(post, predictions.shape)
     obj = 1 if post.has_objectness else 0
     extra = post.extra_columns
-    geo = None
+    g = GraphBuilder(0)
+    geo: PostGeometry | None = None
     if pre is not None and model_input is not None:
         _, h, w = model_hw(pre, model_input)
-        geo = geometry(pre, h, w)
-
-    g = GraphBuilder(0)
+        geo = geometry_tensors(g, pre, h, w) if pre.bounded else geometry(pre, h, w)
     if scores_desc is not None and post.scores_output is not None:
         parts = [predictions.name, scores_desc.name]
         if len(predictions.shape) == 2:  # per-image tensors: add the batch dimension
@@ -342,6 +375,8 @@ def build_detection_post(
 
     inputs = [helper.make_tensor_value_info(t.name, TensorProto.FLOAT, list(t.shape))
               for t in (predictions, scores_desc if post.scores_output else None) if t]
+    if isinstance(geo, GeometryTensors):
+        inputs.append(_size_input())
     outs = [helper.make_tensor_value_info("boxes", TensorProto.FLOAT, ["detections", 4]),
             helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["detections"]),
             helper.make_tensor_value_info("classes", TensorProto.INT64, ["detections"])]

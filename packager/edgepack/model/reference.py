@@ -16,6 +16,7 @@ import numpy as np
 import onnx
 
 from edgepack.artifact.golden import on_input_grid
+from edgepack.model.frame_size import SIZE_SUFFIX, place_frame
 from edgepack.model.stages import Stage, StagePlan
 
 Graph = onnx.ModelProto | bytes
@@ -89,6 +90,11 @@ def run_pipeline(
         if desc["name"] not in inputs:
             raise KeyError(f"pipeline input {desc['name']!r} not given")
         tensors[desc["name"]] = np.asarray(inputs[desc["name"]])
+        if "size_max" in desc:  # a frame of the app's size: placed in the largest buffer
+            frame = tensors[desc["name"]]
+            check_frame_size(desc, frame.shape)
+            tensors[desc["name"]] = place_frame(frame, tuple(desc["size_max"]))
+            tensors[desc["name"] + SIZE_SUFFIX] = np.array(frame.shape[:2], np.int64)
     for step in pipeline["steps"]:
         stage = stages[step["stage"]]
         feeds = {name: tensors[ref] for name, ref in step["bind"].items()}
@@ -103,6 +109,17 @@ def run_pipeline(
         for name, value in outs.items():
             tensors[f"{stage['name']}:{name}"] = value
     return {public: tensors[ref] for public, ref in pipeline["outputs"].items()}
+
+
+def check_frame_size(desc: Mapping[str, Any], shape: tuple[int, ...]) -> None:
+    """A frame for a pipeline input with ``size_min`` / ``size_max``: its other dimensions as
+    declared, height and width within the bounds (ValueError naming them otherwise)."""
+    low, high = desc["size_min"], desc["size_max"]
+    if (len(shape) != len(desc["shape"]) or tuple(shape[2:]) != tuple(desc["shape"][2:])
+            or not all(lo <= d <= hi for d, lo, hi in zip(shape[:2], low, high, strict=True))):
+        raise ValueError(f"input {desc['name']!r}: shape {list(shape)} is outside the bounds "
+                         f"[{low[0]}..{high[0]}, {low[1]}..{high[1]}, "
+                         f"{', '.join(map(str, desc['shape'][2:]))}]")
 
 
 def _run_mapped(sessions: _Sessions, stage: Mapping[str, Any], feeds: dict[str, np.ndarray],

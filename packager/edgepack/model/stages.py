@@ -14,6 +14,7 @@ from typing import Any, Literal
 import onnx
 
 from edgepack.errors import SpecError
+from edgepack.model.frame_size import SIZE_INPUT, SIZE_SUFFIX
 from edgepack.model.ingest import IngestedModel, ingest_model
 from edgepack.model.prepost import (
     build_classification_post,
@@ -88,6 +89,9 @@ class StagePlan:
     inputs: tuple[TensorDesc, ...]  # pipeline inputs
     steps: tuple[Step, ...]
     outputs: dict[str, str] = field(default_factory=dict)  # public name -> tensor reference
+    # pipeline image inputs whose size the app chooses per run: name -> ((min h, w), (max h, w))
+    size_bounds: dict[str, tuple[tuple[int, int], tuple[int, int]]] = field(
+        default_factory=dict)
 
     def stage(self, name: str) -> Stage:
         for s in self.stages:
@@ -126,8 +130,15 @@ class StagePlan:
         return [s.to_manifest() for s in self.stages]
 
     def pipeline(self) -> dict[str, Any]:
+        inputs = []
+        for t in self.inputs:
+            entry = t.to_manifest()
+            if t.name in self.size_bounds:
+                low, high = self.size_bounds[t.name]
+                entry["size_min"], entry["size_max"] = list(low), list(high)
+            inputs.append(entry)
         return {
-            "inputs": [t.to_manifest() for t in self.inputs],
+            "inputs": inputs,
             "steps": [s.to_manifest() for s in self.steps],
             "outputs": dict(self.outputs),
         }
@@ -146,9 +157,15 @@ def _echo(record: PreprocessSpec | ClassificationPost | DetectionPost | None) ->
     return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(record).items()}
 
 
-def _image_desc(name: str, pre: PreprocessSpec) -> TensorDesc:
-    h, w = pre.source_size
+def _image_desc(name: str, pre: PreprocessSpec, stage: bool = False) -> TensorDesc:
+    """The app's image: at ``source_size`` as a pipeline input; as a stage input, at the
+    largest size when the size is chosen at run time (the frame arrives top-left in it)."""
+    h, w = (pre.source_size_max or pre.source_size) if stage else pre.source_size
     return TensorDesc(name, "uint8", (h, w, channels(pre.pixel_format)), "HWC")
+
+
+def _size_desc() -> TensorDesc:
+    return TensorDesc(SIZE_INPUT, "int64", (2,))
 
 
 def _preprocessed(spec: Spec, model: ModelSpec) -> InputSpec | None:
@@ -180,8 +197,9 @@ class _PlanBuilder:
         desc = next(t for t in m.inputs if t.name == inp.name)
         graph = build_preprocess(inp.preprocess, desc)
         out = desc.renamed("output")
-        return self.add(Stage(f"{m.name}.pre", "pre", m.name, "cpu", graph,
-                              (_image_desc("image", inp.preprocess),), (out,)))
+        inputs = (_image_desc("image", inp.preprocess, stage=True),
+                  *((_size_desc(),) if inp.preprocess.bounded else ()))
+        return self.add(Stage(f"{m.name}.pre", "pre", m.name, "cpu", graph, inputs, (out,)))
 
     def post_stage(self, m: IngestedModel) -> Stage | None:
         """The model's postprocess stage; its inputs are the model outputs it reads, renamed
@@ -216,6 +234,8 @@ class _PlanBuilder:
             graph = build_detection_post(post, descs[0], pre, model_input,
                                          descs[1] if len(descs) > 1 else None)
             outs = detection_outputs(post)
+            if pre is not None and pre.bounded:
+                descs.append(_size_desc())
         return self.add(Stage(f"{m.name}.post", "post", m.name, "cpu", graph, tuple(descs),
                               outs))
 
@@ -234,7 +254,8 @@ class _PlanBuilder:
         out = TensorDesc("output", "float32", (bound, *desc.shape[1:]), desc.layout, True)
         return self.add(Stage(f"{m.name}.crop", "crop", m.name, "cpu",
                               build_crop(inp.preprocess, desc),
-                              (_image_desc("image", inp.preprocess), boxes), (out,)))
+                              (_image_desc("image", inp.preprocess, stage=True), boxes),
+                              (out,)))
 
 
 def build_stage_plan(spec: Spec, board_placement: dict[str, str] | None = None) -> StagePlan:
@@ -259,6 +280,7 @@ def build_stage_plan(spec: Spec, board_placement: dict[str, str] | None = None) 
         return f"{model}.{inp.name}"
 
     pipeline_inputs: list[TensorDesc] = []
+    size_bounds: dict[str, tuple[tuple[int, int], tuple[int, int]]] = {}
     steps: list[Step] = []
     outputs: dict[str, str] = {}
     single_model = len(in_pipeline) == 1
@@ -266,12 +288,13 @@ def build_stage_plan(spec: Spec, board_placement: dict[str, str] | None = None) 
         m = b.models[st.model]
         chained = st.model in in_pipeline
         bind: dict[str, str] = {}
+        frame_size: str | None = None  # "<image input>#size" when the frame size is bounded
         if st.crops_from is not None:
             source = b.models[st.crops_from]
             crop = b.crop_stage(m, source)
             src_inp = _preprocessed(spec, source.spec)
             if src_inp is None or src_inp.preprocess is None or (
-                crop.inputs[0].shape != _image_desc("", src_inp.preprocess).shape
+                crop.inputs[0].shape != _image_desc("", src_inp.preprocess, stage=True).shape
             ):
                 raise SpecError(spec.path, f"model {m.name!r} crops from {source.name!r}: both "
                                 "need the same source_size and pixel_format",
@@ -285,8 +308,13 @@ def build_stage_plan(spec: Spec, board_placement: dict[str, str] | None = None) 
                 if inp.preprocess is not None:
                     pre = b.pre_stage(m, inp)
                     if chained:
-                        pipeline_inputs.append(pre.inputs[0].renamed(ref))
-                        steps.append(Step(pre.name, {"image": ref}))
+                        pipeline_inputs.append(_image_desc(ref, inp.preprocess))
+                        pre_bind = {"image": ref}
+                        p = inp.preprocess
+                        if p.source_size_min is not None and p.source_size_max is not None:
+                            size_bounds[ref] = (p.source_size_min, p.source_size_max)
+                            frame_size = pre_bind[SIZE_INPUT] = ref + SIZE_SUFFIX
+                        steps.append(Step(pre.name, pre_bind))
                     ref = f"{pre.name}:output"
                 elif chained:
                     desc = next(t for t in m.inputs if t.name == inp.name)
@@ -300,9 +328,15 @@ def build_stage_plan(spec: Spec, board_placement: dict[str, str] | None = None) 
         steps.append(Step(model_stage.name, bind, mapped))
         final = model_stage
         if post is not None:
-            steps.append(Step(post.name, {name: f"{m.name}:{output}"
-                                          for name, output in b.post_reads[post.name].items()},
-                              mapped))
+            post_bind = {name: f"{m.name}:{output}"
+                         for name, output in b.post_reads[post.name].items()}
+            if any(t.name == SIZE_INPUT for t in post.inputs):
+                if frame_size is None:
+                    raise SpecError(spec.path, f"model {m.name!r} runs on crops: its "
+                                    "preprocess cannot declare source_size_min/max",
+                                    field=f"models.{m.name}.inputs")
+                post_bind[SIZE_INPUT] = frame_size
+            steps.append(Step(post.name, post_bind, mapped))
             final = post
         # A postprocess reads one model output; the others (e.g. YOLOv8-seg mask prototypes)
         # stay pipeline outputs beside the post's.
@@ -318,4 +352,4 @@ def build_stage_plan(spec: Spec, board_placement: dict[str, str] | None = None) 
                                 field=f"models.{m.name}.postprocess")
             outputs[public] = f"{stage.name}:{out.name}"
     return StagePlan(spec, tuple(b.models.values()), tuple(b.stages), tuple(pipeline_inputs),
-                     tuple(steps), outputs)
+                     tuple(steps), outputs, size_bounds)

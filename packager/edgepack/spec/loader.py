@@ -169,9 +169,12 @@ def _check_crops_from(st: Table, model: ModelSpec, source: str,
     det_pre = [i.preprocess for i in detector.inputs if i.preprocess is not None]
     pre = model.inputs[0].preprocess
     if det_pre and (det_pre[0].source_size != pre.source_size
-                    or det_pre[0].pixel_format != pre.pixel_format):
+                    or det_pre[0].pixel_format != pre.pixel_format
+                    or det_pre[0].source_size_min != pre.source_size_min
+                    or det_pre[0].source_size_max != pre.source_size_max):
         st.fail("crops_from", f"model {model.name!r} and {source!r} must have the same "
-                "preprocess source_size and pixel_format (crops come from the same image)")
+                "preprocess source_size (and source_size_min/max) and pixel_format (crops "
+                "come from the same image)")
 
 
 def _placement(t: Table, models: tuple[ModelSpec, ...]) -> dict[str, dict[str, str]]:

@@ -36,8 +36,9 @@ MODEL_KEYS = ("name", "path", "labels", "inputs", "outputs", "postprocess", "qua
 QUANTIZE_KEYS = ("dtype", "calibration", "method", "per_channel", "exclude", "min_cosine",
                  "min_top1", "min_detections")
 INPUT_KEYS = ("name", "shape", "preprocess")
-PREPROCESS_KEYS = ("source_size", "pixel_format", "model_format", "resize", "interpolation",
-                   "pad_value", "mean", "std", "layout")
+PREPROCESS_KEYS = ("source_size", "source_size_min", "source_size_max", "pixel_format",
+                   "model_format", "resize", "interpolation", "pad_value", "mean", "std",
+                   "layout")
 CLASSIFICATION_KEYS = ("kind", "output", "softmax", "top_k")
 DETECTION_KEYS = ("kind", "output", "box_format", "has_objectness", "score_threshold",
                   "iou_threshold", "max_detections", "layout", "extra_columns", "keypoints",
@@ -254,6 +255,7 @@ def _preprocess(p: Table, shape: tuple[int, ...]) -> PreprocessSpec:
     size = p.ints("source_size")
     if len(size) != 2 or any(v <= 0 for v in size):
         p.fail("source_size", f"expected [height, width] with positive integers, got {list(size)}")
+    low, high = _size_bounds(p, (size[0], size[1]))
     pixel = p.string("pixel_format", "rgb", PIXEL_FORMATS)
     model_fmt = p.string("model_format", "rgb", PIXEL_FORMATS)
     resize = p.string("resize", "stretch", ("stretch", "letterbox"))
@@ -277,7 +279,33 @@ def _preprocess(p: Table, shape: tuple[int, ...]) -> PreprocessSpec:
     return PreprocessSpec(source_size=(size[0], size[1]), pixel_format=pixel,  # type: ignore[arg-type]
                           model_format=model_fmt, resize=resize,  # type: ignore[arg-type]
                           interpolation=interp, pad_value=pad,  # type: ignore[arg-type]
-                          mean=mean, std=std, layout=layout)  # type: ignore[arg-type]
+                          mean=mean, std=std, layout=layout,  # type: ignore[arg-type]
+                          source_size_min=low, source_size_max=high)
+
+
+def _size_bounds(p: Table, nominal: tuple[int, int]
+                 ) -> tuple[tuple[int, int] | None, tuple[int, int] | None]:
+    """``source_size_min`` / ``source_size_max``: both or neither, each [height, width] of
+    positive integers, min <= source_size <= max per dimension."""
+    given = [k for k in ("source_size_min", "source_size_max") if p.has(k)]
+    if not given:
+        return None, None
+    if len(given) == 1:
+        other = "source_size_max" if given[0] == "source_size_min" else "source_size_min"
+        p.fail(other, f"{given[0]} needs {other} too (the run-time frame size bounds)")
+    bounds = []
+    for key in ("source_size_min", "source_size_max"):
+        v = p.ints(key)
+        if len(v) != 2 or any(d <= 0 for d in v):
+            p.fail(key, f"expected [height, width] with positive integers, got {list(v)}")
+        bounds.append((v[0], v[1]))
+    low, high = bounds
+    if low[0] > high[0] or low[1] > high[1]:
+        p.fail("source_size_min", f"{list(low)} exceeds source_size_max {list(high)}")
+    if not (low[0] <= nominal[0] <= high[0] and low[1] <= nominal[1] <= high[1]):
+        p.fail("source_size", f"{list(nominal)} is outside source_size_min {list(low)} .. "
+               f"source_size_max {list(high)}")
+    return low, high
 
 
 def _postprocess(t: Table, info: OnnxGraphInfo,

@@ -51,6 +51,15 @@ class PreprocessSpec:
     mean: tuple[float, ...] = (0.0, 0.0, 0.0)  # per model channel, in pixel units
     std: tuple[float, ...] = (1.0, 1.0, 1.0)
     layout: Layout = "nchw"  # layout of the model input
+    # (height, width) bounds of the frame the app may pass per run instead of source_size
+    # (inclusive); None: only source_size. source_size stays the nominal size (golden data).
+    source_size_min: tuple[int, int] | None = None
+    source_size_max: tuple[int, int] | None = None
+
+    @property
+    def bounded(self) -> bool:
+        """Whether the app chooses the frame size at run time (within min..max)."""
+        return self.source_size_max is not None
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@
 #include "common/json.h"
 #include "common/npy.h"
 #include "edgepack.h"
+#include "runtime/frame_input.h"
 #include "runtime/log.h"
 #include "runtime/runtime.h"
 
@@ -242,7 +243,8 @@ std::string expected_text(const TensorInfo& t) {
   return std::string(dtype_name(t.dtype)) + " " + shape_text(t.shape) +
          (t.dynamic_dim0
               ? " (dim 0 at most " + std::to_string(t.shape.empty() ? 0 : t.shape[0]) + ")"
-              : "");
+              : "") +
+         bounds_text(t);
 }
 
 // The caller-side checks of set_tensor, with messages that name what was expected. An unknown
@@ -254,11 +256,8 @@ void check_input(const ep_session* s, const char* stage, const std::string& name
     const std::string want = "expected " + expected_text(t);
     if (dtype != t.dtype)
       invalid_argument("input '" + name + "': dtype " + dtype_name(dtype) + ", " + want);
-    bool ok = shape.size() == t.shape.size();
-    for (size_t d = 0; ok && d < shape.size(); ++d)
-      ok = shape[d] >= 0 &&
-           ((d == 0 && t.dynamic_dim0) ? shape[d] <= t.shape[d] : shape[d] == t.shape[d]);
-    if (!ok) invalid_argument("input '" + name + "': shape " + shape_text(shape) + ", " + want);
+    if (!frame_shape_ok(t, shape))
+      invalid_argument("input '" + name + "': shape " + shape_text(shape) + ", " + want);
     size_t need = dtype_size(dtype);
     for (int64_t d : shape) need *= static_cast<size_t>(d);
     if (bytes != need)
@@ -689,11 +688,24 @@ ep_status* ep_session_set_image(ep_session* session, const char* stage, const ch
                             std::string("input '") + name + "' is not a uint8 HWC image of " +
                                 std::to_string(channels) + " channel(s): expected " +
                                 edgepack::capi::expected_text(*info));
-    if (image->width != shape[r - 2] || image->height != shape[r - 3])
+    std::vector<int64_t> frame_shape = shape;
+    if (!info->size_max.empty()) {  // any size within the bounds (rank 3: HWC)
+      const auto& lo = info->size_min;
+      const auto& hi = info->size_max;
+      if (image->width < lo[1] || image->width > hi[1] || image->height < lo[0] ||
+          image->height > hi[0])
+        invalid_argument("image is " + std::to_string(image->width) + "x" +
+                         std::to_string(image->height) + ", input '" + name + "' accepts " +
+                         std::to_string(lo[1]) + "x" + std::to_string(lo[0]) + " to " +
+                         std::to_string(hi[1]) + "x" + std::to_string(hi[0]) + " (width x height)");
+      frame_shape[0] = image->height;
+      frame_shape[1] = image->width;
+    } else if (image->width != shape[r - 2] || image->height != shape[r - 3]) {
       invalid_argument("image is " + std::to_string(image->width) + "x" +
                        std::to_string(image->height) + ", input '" + name + "' expects " +
                        std::to_string(shape[r - 2]) + "x" + std::to_string(shape[r - 3]) +
                        " (width x height)");
+    }
     edgepack::capi::Frame frame{static_cast<PixelFormat>(image->format),
                                 image->width,
                                 image->height,
@@ -704,7 +716,7 @@ ep_status* ep_session_set_image(ep_session* session, const char* stage, const ch
                                 static_cast<size_t>(image->height) * static_cast<size_t>(channels));
     edgepack::capi::convert_frame(frame, order, pixels.data());
     session->pipeline->set_input(edgepack::capi::stage_arg(stage), name, edgepack::DType::kUInt8,
-                                 shape, pixels.data(), pixels.size());
+                                 frame_shape, pixels.data(), pixels.size());
     session->inputs_set.insert(edgepack::capi::input_key(stage, name));
   });
 }
@@ -826,6 +838,32 @@ ep_status* ep_session_load_timing(const ep_session* session, double* verify_ms, 
     if (verify_ms != nullptr) *verify_ms = session->verify_ms;
     if (decrypt_ms != nullptr) *decrypt_ms = session->decrypt_ms;
     if (prepare_ms != nullptr) *prepare_ms = session->prepare_ms;
+  });
+}
+
+ep_status* ep_session_input_size_bounds(ep_session* session, const char* stage, const char* name,
+                                        int64_t min_hw[2], int64_t max_hw[2]) {
+  return guarded([&] {
+    require(session, "session");
+    require(name, "name");
+    require(min_hw, "min_hw");
+    require(max_hw, "max_hw");
+    edgepack::capi::prepare(session);
+    for (const auto& t : edgepack::capi::described(session, stage, true)) {
+      if (t.name != name) continue;
+      if (t.shape.size() < 2)
+        invalid_argument("input '" + t.name + "' has rank " + std::to_string(t.shape.size()) +
+                         ": no height and width");
+      const bool bounded = !t.size_max.empty();
+      const size_t h = t.shape.size() == 4 ? 1 : 0;  // NHWC with batch 1, else HW...
+      const int64_t lo[2] = {bounded ? t.size_min[0] : t.shape[h],
+                             bounded ? t.size_min[1] : t.shape[h + 1]};
+      const int64_t hi[2] = {bounded ? t.size_max[0] : t.shape[h],
+                             bounded ? t.size_max[1] : t.shape[h + 1]};
+      min_hw[0] = lo[0], min_hw[1] = lo[1], max_hw[0] = hi[0], max_hw[1] = hi[1];
+      return;
+    }
+    throw edgepack::Error(edgepack::ErrorCode::kNotFound, std::string("no input '") + name + "'");
   });
 }
 

@@ -6,6 +6,7 @@
 #include <map>
 
 #include "common/json.h"
+#include "runtime/frame_input.h"
 #include "runtime/graph.h"
 #include "runtime/interpreter.h"
 #include "runtime/kernels/threadpool.h"
@@ -36,6 +37,7 @@ TensorInfo parse_info(const json::Value& v, const std::string& path) {
     t.shape.push_back(n);
   }
   if (const json::Value* dyn = v.find("dynamic_dim0")) t.dynamic_dim0 = dyn->as_bool(path);
+  parse_size_bounds(v, path, t);
   return t;
 }
 
@@ -87,6 +89,8 @@ class PipelineImpl : public Pipeline {
   // Resolves a tensor reference to (info, actual shape, data).
   TensorView resolve(const std::string& ref) const;
   void feed(Stage& st, const std::string& input, const TensorView& src, int64_t row);
+  // Writes a bounded input's actual [height, width] into its "<input>#size" buffer.
+  void set_frame_size(const std::string& input, const std::vector<int64_t>& shape);
   void run_step(Step& step);
 
   std::unique_ptr<ThreadPool> pool_;
@@ -176,7 +180,16 @@ PipelineImpl::PipelineImpl(const std::string& manifest_json, const SectionSource
     inputs_[b.info.name] = std::move(b);
   }
   std::map<std::string, bool> produced;  // references available so far
-  for (const auto& name : input_order_) produced[name] = true;
+  for (const auto& name : input_order_) {
+    produced[name] = true;
+    if (inputs_.at(name).info.size_max.empty()) continue;
+    Buffer size;  // "<input>#size": the frame's [height, width], set with the frame
+    size.info.name = name + kFrameSizeSuffix;
+    size.info.dtype = DType::kInt64;
+    size.info.shape = {2};
+    inputs_[size.info.name] = std::move(size);
+    produced[name + kFrameSizeSuffix] = true;
+  }
   for (const auto& sv : p.at("steps", "pipeline").as_array("pipeline.steps")) {
     Step step;
     const std::string sname =
@@ -230,9 +243,11 @@ void PipelineImpl::prepare() {
   for (auto& s : stages_) s->graph->prepare();
   for (auto& kv : inputs_) {
     Buffer& b = kv.second;
-    b.data.assign(byte_size(b.info.dtype, b.info.shape), 0);
+    b.data.assign(byte_size(b.info.dtype, frame_capacity(b.info)), 0);
     b.shape = b.info.shape;
   }
+  for (const auto& name : input_order_)  // until the first frame: the nominal size
+    if (!inputs_.at(name).info.size_max.empty()) set_frame_size(name, inputs_.at(name).shape);
   for (Step& step : steps_) {
     if (!step.map) continue;
     for (const auto& out : step.stage->outputs) {
@@ -317,9 +332,13 @@ void PipelineImpl::set_input(const std::string& stage_name, const std::string& n
                                                  ", expected " + dtype_name(info.dtype));
   if (shape.size() != info.shape.size())
     throw Error(ErrorCode::kInvalidArgument, "input '" + name + "': wrong rank");
+  if (!info.size_max.empty() && !frame_shape_ok(info, shape))
+    throw Error(ErrorCode::kInvalidArgument,
+                "input '" + name + "': shape outside its bounds" + bounds_text(info));
   for (size_t d = 0; d < shape.size(); ++d) {
     const bool ok =
-        (d == 0 && info.dynamic_dim0) ? shape[d] <= info.shape[d] : shape[d] == info.shape[d];
+        (d < 2 && !info.size_max.empty()) ||
+        ((d == 0 && info.dynamic_dim0) ? shape[d] <= info.shape[d] : shape[d] == info.shape[d]);
     if (!ok || shape[d] < 0)
       throw Error(ErrorCode::kInvalidArgument, "input '" + name + "': shape does not match");
   }
@@ -327,6 +346,7 @@ void PipelineImpl::set_input(const std::string& stage_name, const std::string& n
     throw Error(ErrorCode::kInvalidArgument, "input '" + name + "': byte size does not match");
   if (bytes) std::memcpy(dst, data, bytes);
   if (actual) *actual = shape;
+  if (!info.size_max.empty()) set_frame_size(name, shape);
   if (t) t->shape[0] = shape.empty() ? 0 : shape[0];
 }
 
@@ -385,6 +405,17 @@ void PipelineImpl::feed(Stage& st, const std::string& input, const TensorView& s
     throw Error(ErrorCode::kRuntimeError, "stage '" + st.name + "' input '" + input + "': dtype " +
                                               dtype_name(src.info.dtype) + " bound, expected " +
                                               dtype_name(t.dtype));
+  if (!src.info.size_max.empty() && row < 0 &&
+      t.rank == 3) {  // a frame of the app's size into the stage's largest-size buffer
+    const std::vector<int64_t>& hwc = src.shape;
+    if (t.static_shape[0] < hwc[0] || t.static_shape[1] < hwc[1] || t.static_shape[2] != hwc[2])
+      throw Error(ErrorCode::kRuntimeError, "stage '" + st.name + "' input '" + input +
+                                                "': smaller than the bounded frame it reads");
+    place_frame(static_cast<const uint8_t*>(src.data), hwc[0], hwc[1],
+                static_cast<size_t>(hwc[2]) * dtype_size(t.dtype), static_cast<uint8_t*>(t.data),
+                t.static_shape[0], t.static_shape[1]);
+    return;
+  }
   size_t bytes = src.bytes;
   const uint8_t* from = static_cast<const uint8_t*>(src.data);
   int64_t rows = src.shape.empty() ? 0 : src.shape[0];
@@ -400,6 +431,13 @@ void PipelineImpl::feed(Stage& st, const std::string& input, const TensorView& s
                                               " bytes, expected " + std::to_string(capacity));
   if (bytes) std::memcpy(t.data, from, bytes);
   if (t.rank) t.shape[0] = t.dynamic_dim0 ? rows : t.static_shape[0];
+}
+
+void PipelineImpl::set_frame_size(const std::string& input, const std::vector<int64_t>& shape) {
+  Buffer& size = inputs_.at(input + kFrameSizeSuffix);
+  size.data.resize(2 * sizeof(int64_t));
+  std::memcpy(size.data.data(), shape.data(), 2 * sizeof(int64_t));
+  size.shape = {2};
 }
 
 void PipelineImpl::run_step(Step& step) {

@@ -41,6 +41,9 @@ struct TensorInfo {
   DType dtype;
   std::vector<int64_t> shape;  // static shape; for dynamic_dim0 tensors dim 0 is the bound
   bool dynamic_dim0 = false;
+  // [height, width] bounds of an HWC image input whose size the app chooses per run (manifest
+  // size_min / size_max; `shape` holds the nominal size): empty when the size is fixed.
+  std::vector<int64_t> size_min, size_max;
 };
 
 // A view of tensor data owned by the pipeline; valid until the next run or destruction.
@@ -92,7 +95,8 @@ class Pipeline {
   virtual std::vector<TensorInfo> inputs(const std::string& stage = "") const = 0;
   virtual std::vector<TensorInfo> outputs(const std::string& stage = "") const = 0;
 
-  // Copies data in; checks dtype and byte size (and dim 0 for dynamic inputs).
+  // Copies data in; checks dtype and byte size (and dim 0 for dynamic inputs; height and width
+  // within size_min..size_max for a bounded image input).
   virtual void set_input(const std::string& stage, const std::string& name, DType dtype,
                          const std::vector<int64_t>& shape, const void* data, size_t bytes) = 0;
   virtual TensorView output(const std::string& stage, const std::string& name) const = 0;

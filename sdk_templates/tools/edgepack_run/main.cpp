@@ -333,15 +333,25 @@ void load_inputs(ep_session* s, const char* stage, const std::string& dir) {
                                                                 "' must be " + dtype_name(t.dtype) +
                                                                 ", the file holds " + held};
       }
+      // An image input with size bounds takes any height and width within them (API 6).
+      int64_t lo[2] = {0, 0}, hi[2] = {0, 0};
+      std::string bounds;
+      if (t.shape.size() == 3) {
+        check(ep_session_input_size_bounds(s, stage, t.name.c_str(), lo, hi), t.name);
+        if (lo[0] != hi[0] || lo[1] != hi[1])
+          bounds = " (height " + std::to_string(lo[0]) + ".." + std::to_string(hi[0]) + ", width " +
+                   std::to_string(lo[1]) + ".." + std::to_string(hi[1]) + ")";
+      }
       bool shape_ok = a.shape.size() == t.shape.size();
       for (size_t i = 0; shape_ok && i < a.shape.size(); ++i) {
-        shape_ok =
-            a.shape[i] == t.shape[i] || (i == 0 && t.dynamic_dim0 && a.shape[0] <= t.shape[0]);
+        shape_ok = a.shape[i] == t.shape[i] ||
+                   (i == 0 && t.dynamic_dim0 && a.shape[0] <= t.shape[0]) ||
+                   (i < 2 && !bounds.empty() && a.shape[i] >= lo[i] && a.shape[i] <= hi[i]);
       }
       if (!shape_ok) {
         throw Failure{kExitErrorBase + EP_INVALID_ARGUMENT,
                       path + ": input '" + t.name + "' must have shape " + shape_text(t.shape) +
-                          ", the file holds " + shape_text(a.shape)};
+                          bounds + ", the file holds " + shape_text(a.shape)};
       }
     }
     check(ep_session_set_tensor(s, stage, t.name.c_str(), dtype, a.shape.data(), a.shape.size(),
