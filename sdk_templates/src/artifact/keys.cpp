@@ -5,6 +5,7 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <sys/stat.h>
 
 #include <cerrno>
 #include <cstdio>
@@ -63,7 +64,15 @@ std::string read_whole_file(const std::string& path, const std::string& what) {
     throw Error(err == ENOENT ? ErrorCode::kNotFound : ErrorCode::kIoError,
                 what + " '" + path + "': " + std::strerror(err));
   }
+  // A regular file is read straight into a buffer of its size: one allocation, no copies
+  // (a 100 MB artifact otherwise peaks at 2x while the string doubles, and a key's bytes are
+  // left behind in freed memory). Whatever follows (a file that grew, a pipe) is appended.
   std::string data;
+  struct stat st {};
+  if (::fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0) {
+    data.resize(static_cast<size_t>(st.st_size));
+    data.resize(std::fread(&data[0], 1, data.size(), f));
+  }
   char buf[1 << 16];
   size_t n = 0;
   while ((n = std::fread(buf, 1, sizeof(buf), f)) > 0) data.append(buf, n);
