@@ -8,6 +8,7 @@ the frame and refuses one outside the bounds."""
 from __future__ import annotations
 
 import dataclasses
+import io
 from pathlib import Path
 
 import jsonschema
@@ -170,3 +171,58 @@ def test_stage_plan_binds_the_frame_size(tmp_path: Path) -> None:
     assert steps["classifier.crop"]["image"] == "image"
     assert plan.stage("detector.pre").inputs[0].shape == (720, 1280, 3)
     assert plan.stage("classifier.crop").inputs[0].shape == (720, 1280, 3)
+
+
+def test_image_calibration_of_a_bounded_input(tmp_path: Path) -> None:
+    """int8 calibration images go through the nominal-size preprocessing when the input also
+    takes other frame sizes."""
+    from PIL import Image
+    from test_quantize import INT8, project
+
+    from edgepack.model.ingest import ingest_model
+    from edgepack.spec.loader import load_spec
+
+    calib = tmp_path / "calib"
+    calib.mkdir()
+    rng = np.random.default_rng(5)
+    for i in range(3):
+        Image.fromarray(rng.integers(0, 256, (60, 50, 3), dtype=np.uint8)).save(
+            calib / f"img{i}.png")
+    root = project(tmp_path, INT8, preprocess=True)
+    toml = root / "edgepack.toml"
+    toml.write_text(toml.read_text().replace(
+        "source_size = [40, 48]",
+        "source_size = [40, 48]\n    source_size_min = [20, 20]\n    source_size_max = [80, 96]"))
+    spec = load_spec(root)
+    pre = spec.models[0].inputs[0].preprocess
+    assert pre is not None and pre.bounded
+    m = ingest_model(spec.models[0])
+    assert m.quantization is not None and m.quantization.agreement.samples == 3
+
+
+def test_bench_input_keeps_a_frame_within_the_bounds(tmp_path: Path) -> None:
+    """``edgepack bench --input``: an image or .npy within the bounds runs at its own size; an
+    image outside them is resized to source_size, an .npy outside is refused naming them."""
+    from PIL import Image
+
+    from edgepack.bench.inputs import load_inputs
+    from edgepack.errors import UsageError
+
+    camera = {"pipeline": {"inputs": [{"name": "image", "dtype": "uint8", "shape": [48, 64, 3],
+                                       "layout": "HWC", "size_min": [20, 30],
+                                       "size_max": [120, 160]}], "steps": [], "outputs": {}},
+              "models": [{"name": "det", "preprocess": {"pixel_format": "rgb"}}]}
+    Image.fromarray(np.full((100, 150, 3), 7, np.uint8)).save(tmp_path / "own.png")
+    Image.fromarray(np.full((10, 150, 3), 7, np.uint8)).save(tmp_path / "small.png")
+    said: list[str] = []
+    own = load_inputs(tmp_path / "own.png", camera, said.append)
+    assert np.load(io.BytesIO(own.arrays["image"])).shape == (100, 150, 3) and not said
+    small = load_inputs(tmp_path / "small.png", camera, said.append)
+    assert np.load(io.BytesIO(small.arrays["image"])).shape == (48, 64, 3)
+    assert "resized to the declared source_size 64x48" in said[0]
+    np.save(tmp_path / "x.npy", np.zeros((30, 40, 3), np.uint8))
+    assert load_inputs(tmp_path / "x.npy", camera).kind == "npy"
+    np.save(tmp_path / "x.npy", np.zeros((30, 200, 3), np.uint8))
+    with pytest.raises(UsageError, match=r"is uint8 \[48, 64, 3\] \(height 20\.\.120, width "
+                                         r"30\.\.160\), the file holds uint8 \[30, 200, 3\]"):
+        load_inputs(tmp_path / "x.npy", camera)

@@ -7,7 +7,9 @@ golden input.
 - an image file (PNG, JPEG, BMP, ... through Pillow): a pipeline whose input is the camera
   image of a ``[models.inputs.preprocess]`` model. It is converted to the declared pixel format
   (rgb, bgr or gray) and, when its size differs, resized (bilinear) to the declared
-  ``source_size``; the board then runs the project's own preprocessing on it.
+  ``source_size`` (kept as it is when the input declares ``source_size_min`` / ``_max`` and
+  it is within them, like a ``.npy`` of such a size); the board then runs the project's own
+  preprocessing on it.
 
 Every mistake is one ``UsageError`` naming ``--input`` and the file.
 
@@ -58,11 +60,24 @@ def _shape(desc: dict[str, Any]) -> list[int]:
     return [int(d) for d in desc["shape"]]
 
 
+def _within_bounds(desc: dict[str, Any], height: int, width: int) -> bool:
+    """Whether a frame of ``height`` x ``width`` fits an input with ``size_min`` / ``size_max``
+    (an image input whose size the app chooses per run)."""
+    low, high = desc.get("size_min"), desc.get("size_max")
+    return bool(low and high and low[0] <= height <= high[0] and low[1] <= width <= high[1])
+
+
 def _check(path: Path, desc: dict[str, Any], array: np.ndarray[Any, Any]) -> None:
     want_dtype, want_shape = str(desc["dtype"]), _shape(desc)
-    if str(array.dtype) != want_dtype or list(array.shape) != want_shape:
-        raise _fail(path, f"pipeline input {desc['name']!r} is {want_dtype} {want_shape}, "
-                    f"the file holds {array.dtype} {list(array.shape)}")
+    shape = list(array.shape)
+    if str(array.dtype) == want_dtype and len(shape) == len(want_shape) >= 2 and \
+            shape[2:] == want_shape[2:] and _within_bounds(desc, shape[0], shape[1]):
+        return
+    if str(array.dtype) != want_dtype or shape != want_shape:
+        bounds = (f" (height {desc['size_min'][0]}..{desc['size_max'][0]}, width "
+                  f"{desc['size_min'][1]}..{desc['size_max'][1]})" if "size_max" in desc else "")
+        raise _fail(path, f"pipeline input {desc['name']!r} is {want_dtype} {want_shape}"
+                    f"{bounds}, the file holds {array.dtype} {shape}")
 
 
 def _load_npy(path: Path) -> np.ndarray[Any, Any]:
@@ -106,7 +121,8 @@ def _load_image(path: Path, desc: dict[str, Any], pixel_format: str,
         raise _fail(path, "no such file") from None
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise _fail(path, f"not a readable image ({exc})") from None
-    if converted.size != (w, h):
+    if converted.size != (w, h) and not _within_bounds(desc, converted.size[1],
+                                                       converted.size[0]):
         log(f"--input {path.name}: {converted.size[0]}x{converted.size[1]} resized to the "
             f"declared source_size {w}x{h}")
         converted = converted.resize((w, h), Image.Resampling.BILINEAR)

@@ -17,7 +17,7 @@ import logging
 import re
 import tempfile
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -185,7 +185,10 @@ def _image_samples(files: list[Path], inputs: Sequence[TensorDesc],
     assert pre is not None
     import onnxruntime as ort
 
-    graph = build_preprocess(pre, inputs[0])
+    # Images are resized to the nominal source_size: the fixed-size graph (a bounded one also
+    # takes image_size; both give the same tensor for that size).
+    fixed = replace(pre, source_size_min=None, source_size_max=None)
+    graph = build_preprocess(fixed, inputs[0])
     session = ort.InferenceSession(graph.SerializeToString(), providers=["CPUExecutionProvider"])
     h, w = pre.source_size
     mode = "L" if pre.pixel_format == "gray" else "RGB"
