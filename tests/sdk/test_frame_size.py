@@ -112,12 +112,13 @@ def test_runner_takes_an_image_npy_of_another_size(
     epk, project, plan = bounded
     k = project / "keys"
     base = [sdk_host.runner, epk, "--key", k / "dev1.key", "--publisher", k / "publisher.pub"]
-    frame = frames()[0]
     (tmp_path / "in").mkdir()
-    np.save(tmp_path / "in" / "image.npy", frame)
-    run([*base, "--inputs", tmp_path / "in", "--outputs", tmp_path / "out"])
-    got = {p.stem: np.load(p) for p in (tmp_path / "out").glob("*.npy")}
-    compare(got, run_pipeline(plan, {"image": frame}))
+    nominal = np.random.default_rng(480).integers(0, 256, (480, 640, 3), dtype=np.uint8)
+    for i, frame in enumerate([frames()[0], nominal]):  # another size, then source_size again
+        np.save(tmp_path / "in" / "image.npy", frame)
+        run([*base, "--inputs", tmp_path / "in", "--outputs", tmp_path / f"out{i}"])
+        got = {p.stem: np.load(p) for p in (tmp_path / f"out{i}").glob("*.npy")}
+        compare(got, run_pipeline(plan, {"image": frame}))
 
     np.save(tmp_path / "in" / "image.npy", np.zeros((200, 500, 3), np.uint8))
     proc = subprocess.run([str(a) for a in (*base, "--inputs", tmp_path / "in")],
