@@ -96,18 +96,8 @@ def resize_and_pad(g: GraphBuilder, pre: PreprocessSpec, dst_h: int, dst_w: int)
     tx, wx, in_x = _axis_taps(g, geo, 1, dst_w, pre.interpolation)
     rows = g.op1("Gather", ["image", ty], axis=0)  # uint8: only the rows the taps read
     x = g.op1("Cast", [g.op1("Gather", [rows, tx], axis=1)], to=TensorProto.FLOAT)
-    if wy is not None and wx is not None:  # [2 * dst_h, 2 * dst_w, C] -> bilinear blend
-        channels = g.const("shape", np.array([2, dst_h, 2, dst_w, -1], np.int64))
-        x = g.op1("Reshape", [x, channels])
-        one = g.const("one", np.array(1.0, np.float32))
-        blend_y = g.op1("Concat", [g.op1("Sub", [one, wy]), wy], axis=0)
-        blend_x = g.op1("Concat", [g.op1("Sub", [one, wx]), wx], axis=0)
-        blend_y = g.op1("Reshape", [blend_y, g.const("shape", np.array([2, dst_h, 1, 1, 1],
-                                                                       np.int64))])
-        blend_x = g.op1("Reshape", [blend_x, g.const("shape", np.array([1, 1, 2, dst_w, 1],
-                                                                       np.int64))])
-        x = g.op1("Mul", [g.op1("Mul", [x, blend_y]), blend_x])
-        x = g.op1("ReduceSum", [x, g.const("axes", np.array([0, 2], np.int64))], keepdims=0)
+    if wy is not None and wx is not None:
+        x = _blend(g, x, wy, wx, dst_h, dst_w, 1 if pre.pixel_format == "gray" else 3)
     if pre.resize == "letterbox":
         mask = g.op1("Mul", [
             g.op1("Reshape", [in_y, g.const("shape", np.array([dst_h, 1, 1], np.int64))]),
@@ -115,6 +105,30 @@ def resize_and_pad(g: GraphBuilder, pre: PreprocessSpec, dst_h: int, dst_w: int)
         pad = g.const("pad_value", np.array(pre.pad_value, np.float32))
         x = g.op1("Add", [g.op1("Mul", [g.op1("Sub", [x, pad]), mask]), pad])
     return x
+
+
+def _blend(g: GraphBuilder, x: str, wy: str, wx: str, dst_h: int, dst_w: int,
+           c: int) -> str:
+    """float [2 * dst_h, 2 * dst_w, C] (low then high taps along each axis) -> the bilinear
+    blend [dst_h, dst_w, C]. Every product runs over long contiguous rows (weights broadcast
+    along whole rows or repeated per channel): the runtime's vectorised path."""
+    def shape(*dims: int) -> str:
+        return g.const("shape", np.array(dims, np.int64))
+
+    one = g.const("one", np.array(1.0, np.float32))
+    pair_y = g.op1("Concat", [g.op1("Sub", [one, wy]), wy], axis=0)  # [2 * dst_h]
+    x = g.op1("Mul", [g.op1("Reshape", [x, shape(2 * dst_h, 2 * dst_w * c)]),
+                      g.op1("Reshape", [pair_y, shape(2 * dst_h, 1)])])
+    low, high = g.op("Split", [x, g.const("split", np.array([dst_h, dst_h], np.int64))], 2,
+                     axis=0)
+    pair_x = g.op1("Concat", [g.op1("Sub", [one, wx]), wx], axis=0)  # [2 * dst_w]
+    per_channel = g.op1("Mul", [g.op1("Reshape", [pair_x, shape(2 * dst_w, 1)]),
+                                g.const("ones", np.ones((1, c), np.float32))])
+    x = g.op1("Mul", [g.op1("Add", [low, high]),
+                      g.op1("Reshape", [per_channel, shape(1, 2 * dst_w * c)])])
+    left, right = g.op("Split", [g.op1("Reshape", [x, shape(dst_h, 2, dst_w * c)]),
+                                 g.const("split", np.array([1, 1], np.int64))], 2, axis=1)
+    return g.op1("Reshape", [g.op1("Add", [left, right]), shape(dst_h, dst_w, c)])
 
 
 def place_frame(frame: np.ndarray, size_max: tuple[int, int]) -> np.ndarray:
