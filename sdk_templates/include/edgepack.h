@@ -339,7 +339,7 @@ EP_API ep_status* ep_session_golden_input(ep_session* session, const char* stage
  * ep_session_set_image or ep_session_set_tensor with shape [height, width, channels]; any other
  * input of rank >= 2 gives its fixed size twice (dims 0 and 1, or 1 and 2 for rank 4). Rank < 2
  * is EP_INVALID_ARGUMENT, an unknown name EP_NOT_FOUND. */
-EP_API ep_status* ep_session_input_size_bounds(ep_session* session, const char* stage,
+EP_API ep_status* ep_session_input_size_bounds(const ep_session* session, const char* stage,
                                                const char* name, int64_t min_hw[2],
                                                int64_t max_hw[2]);
 

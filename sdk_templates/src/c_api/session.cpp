@@ -841,14 +841,13 @@ ep_status* ep_session_load_timing(const ep_session* session, double* verify_ms, 
   });
 }
 
-ep_status* ep_session_input_size_bounds(ep_session* session, const char* stage, const char* name,
-                                        int64_t min_hw[2], int64_t max_hw[2]) {
+ep_status* ep_session_input_size_bounds(const ep_session* session, const char* stage,
+                                        const char* name, int64_t min_hw[2], int64_t max_hw[2]) {
   return guarded([&] {
     require(session, "session");
     require(name, "name");
     require(min_hw, "min_hw");
     require(max_hw, "max_hw");
-    edgepack::capi::prepare(session);
     for (const auto& t : edgepack::capi::described(session, stage, true)) {
       if (t.name != name) continue;
       if (t.shape.size() < 2)
