@@ -3,8 +3,9 @@
 makes packs, runs through the host SDK's edgepack-run and matches the host int8 reference
 (onnxruntime on the same QDQ graph).
 
-Group-1 convolutions run as QLinearConv on the int8 kernel, the rest in float32 between
-QuantizeLinear / DequantizeLinear (docs/quantization.md). onnxruntime with its graph
+Group-1 convolutions run as QLinearConv on the int8 kernel, element-wise chains between QDQ
+nodes (YOLO's SiLU) as one table lookup each, the rest in float32 between QuantizeLinear /
+DequantizeLinear (docs/quantization.md). onnxruntime with its graph
 optimisations off runs the same graph op by op, so the match is tight there (cosine >= 0.9999);
 with its optimisations on it fuses further (e.g. Add), rounding differently now and then
 (cosine >= 0.999 is asserted).
@@ -16,12 +17,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import pytest
+from graph_runner import run_device
+from onnx import TensorProto, helper, numpy_helper
 from sdk_host import SdkBuild
 from test_real_models import runner_outputs
 
 from edgepack.artifact.pack import pack_project
+from edgepack.lower import device_graph as dg
+from edgepack.lower.lowering import lower
 from edgepack.model.stages import build_stage_plan
 from edgepack.spec.loader import load_spec
 from real_models import REAL_MODELS
@@ -77,3 +83,80 @@ def test_int8_model_through_the_runner(sdk_host: SdkBuild, tmp_path: Path, name:
         assert got[out].shape == ref.shape and got[out].dtype == ref.dtype
         assert _cosine(got[out], ref) >= 0.9999, out
         assert _cosine(got[out], int8[out]) >= 0.999, out
+
+
+# --- element-wise chains between QDQ nodes as table lookups (lower/int8_tables.py) ----------
+
+def _silu_qdq(x_type: int, y_type: int, *, extra_reader: bool = False,
+              vector_const: bool = False) -> onnx.ModelProto:
+    """What quantize_static makes of SiLU: x -> Q -> DQ -> Sigmoid -> Q -> DQ -> Mul(DQ(x)) ->
+    Q -> DQ -> y, then * 0.5 (a scalar, or a per-channel constant: not a table)."""
+    np_x = np.uint8 if x_type == TensorProto.UINT8 else np.int8
+    np_y = np.uint8 if y_type == TensorProto.UINT8 else np.int8
+    half = np.full((1, 8, 1, 1), 0.5, np.float32) if vector_const else np.array(0.5, np.float32)
+    inits = [numpy_helper.from_array(np.array(0.05, np.float32), "sx"),
+             numpy_helper.from_array(np.array(128 if np_x is np.uint8 else -3, np_x), "zx"),
+             numpy_helper.from_array(np.array(1 / 255, np.float32), "ss"),
+             numpy_helper.from_array(np.array(0, np.uint8), "zs"),
+             numpy_helper.from_array(np.array(0.02, np.float32), "sy"),
+             numpy_helper.from_array(np.array(3 if np_y is np.uint8 else -100, np_y), "zy"),
+             numpy_helper.from_array(half, "half")]
+    nodes = [helper.make_node("QuantizeLinear", ["x", "sx", "zx"], ["xq"]),
+             helper.make_node("DequantizeLinear", ["xq", "sx", "zx"], ["xd1"]),
+             helper.make_node("DequantizeLinear", ["xq", "sx", "zx"], ["xd2"]),
+             helper.make_node("Sigmoid", ["xd1"], ["s"]),
+             helper.make_node("QuantizeLinear", ["s", "ss", "zs"], ["sq"]),
+             helper.make_node("DequantizeLinear", ["sq", "ss", "zs"], ["sd"]),
+             helper.make_node("Mul", ["xd2", "sd"], ["m"]),
+             helper.make_node("Mul", ["m", "half"], ["m2"]),
+             helper.make_node("QuantizeLinear", ["m2", "sy", "zy"], ["mq"]),
+             helper.make_node("DequantizeLinear", ["mq", "sy", "zy"], ["y"])]
+    outputs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8, 16, 16])]
+    if extra_reader:  # the sigmoid's bytes are read outside the chain
+        nodes.append(helper.make_node("DequantizeLinear", ["sq", "ss", "zs"], ["s_out"]))
+        outputs.append(helper.make_tensor_value_info("s_out", TensorProto.FLOAT, [1, 8, 16, 16]))
+    graph = helper.make_graph(
+        nodes, "silu_qdq", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 16, 16])],
+        outputs, inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def _device_ops(model: onnx.ModelProto) -> list[str]:
+    return [n.op_type for n in dg.parse(lower(model)).nodes]
+
+
+@pytest.mark.parametrize("x_type", [TensorProto.UINT8, TensorProto.INT8])
+@pytest.mark.parametrize("y_type", [TensorProto.UINT8, TensorProto.INT8])
+def test_qdq_chain_becomes_one_table(sdk_host: SdkBuild, x_type: int, y_type: int) -> None:
+    """The whole SiLU chain (two Q/DQ round trips, Sigmoid, two Muls) is one QuantizeLinear
+    with a table; its bytes equal onnxruntime running the QDQ graph op by op, exactly, and
+    with its optimisations on within one step."""
+    model = _silu_qdq(x_type, y_type)
+    assert _device_ops(model) == ["QuantizeLinear", "QuantizeLinear", "DequantizeLinear"]
+    rng = np.random.default_rng(0)
+    # Inputs over the whole byte range of x, both saturation ends included.
+    feeds = {"x": (rng.standard_normal((1, 8, 16, 16)) * 4).astype(np.float32)}
+    feeds["x"].flat[:4] = [-1000.0, 1000.0, 0.0, -0.0]
+    got = run_device(sdk_host.build, model, feeds)["y"]
+    (emulated,) = _ort(model, feeds, optimise=False)
+    (fused,) = _ort(model, feeds, optimise=True)
+    np.testing.assert_array_equal(got, emulated)
+    assert np.abs(got - fused).max() <= 0.02 + 1e-6  # one step of y
+    assert len(np.unique(got)) > 50  # not a degenerate table
+
+
+def test_qdq_chain_with_outside_readers_stays(sdk_host: SdkBuild) -> None:
+    """When the sigmoid's bytes are also read elsewhere, the product reads two byte tensors
+    and stays float while the sigmoid alone becomes a table; a per-channel constant is no
+    function of one byte either."""
+    model = _silu_qdq(TensorProto.UINT8, TensorProto.UINT8, extra_reader=True)
+    ops = _device_ops(model)
+    assert "Sigmoid" not in ops and ops.count("Mul") == 2
+    feeds = {"x": (np.random.default_rng(1).standard_normal((1, 8, 16, 16)) * 4)
+             .astype(np.float32)}
+    got = run_device(sdk_host.build, model, feeds)
+    for name, ref in zip(["y", "s_out"], _ort(model, feeds, optimise=False), strict=True):
+        np.testing.assert_array_equal(got[name], ref)
+    per_channel = _silu_qdq(TensorProto.UINT8, TensorProto.UINT8, vector_const=True)
+    assert "Sigmoid" not in _device_ops(per_channel)  # sigmoid alone still is one
+    assert "Mul" in _device_ops(per_channel)

@@ -4,6 +4,7 @@
 Steps: refuse unsupported ops and opsets; fold constants (Constant nodes, Shape of static
 tensors, nodes whose inputs are all constant, evaluated with onnx's reference evaluator); infer
 static shapes (data-dependent outputs enter at their bound, see docs/device-graph-format.md);
+turn int8 element-wise chains between QDQ nodes into table lookups (lower/int8_tables.py);
 resolve attribute defaults and turn constant inputs into attributes; fuse activations into
 Conv/Gemm/MatMul and Relu into float32 Add; plan memory; serialise.
 """
@@ -25,6 +26,7 @@ from edgepack.lower.capabilities import (
     op_table,
     runtime_ops,
 )
+from edgepack.lower.int8_tables import plan_tables
 from edgepack.lower.ops import ONNX_DTYPES, LoweredNode, lower_node, resolve_defaults
 
 # The op list is the capability table (lower/op_table.toml), shared with the C++ registry.
@@ -231,8 +233,14 @@ def lower(model: onnx.ModelProto, input_bounds: Mapping[str, int] | None = None)
 
     info = infer_with_bounds(model, nodes, consts, set(bounds))  # name -> (dtype, shape, dynamic)
     _check_nodes(nodes, consts, info)
+    tables = plan_tables(model, nodes, consts, info)  # int8: QDQ chains -> table lookups
+    consts.update(tables.tables)
     lowered: list[LoweredNode] = []
     for node in nodes:
+        if id(node) in tables.replacement:
+            lowered.append(tables.replacement[id(node)])
+        if id(node) in tables.dropped:
+            continue
         attrs = resolve_defaults(node)
         lowered.extend(lower_node(node, attrs, consts, info))
     lowered = _fuse_silu(lowered, {o.name for o in model.graph.output})

@@ -16,5 +16,8 @@ void quantize_linear(const float* x, T* y, int64_t n, float scale, float zero);
 template <class T>
 void dequantize_linear(const T* x, float* y, int64_t n, float scale, float zero);
 
+// y[i] = table[x[i]]: an int8 model's element-wise chain as a 256-entry table (ops/quant.cpp).
+void lookup_bytes(const uint8_t* x, uint8_t* y, int64_t n, const uint8_t* table);
+
 }  // namespace kernels
 }  // namespace edgepack

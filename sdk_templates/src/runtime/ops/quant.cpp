@@ -2,6 +2,11 @@
 // QuantizeLinear (float32 -> uint8/int8/uint16/int16: round half to even, saturate) and
 // DequantizeLinear (uint8/int8/uint16/int16/int32 -> float32), per tensor or per axis (scale and
 // zero point 1-D along `axis`), so that QDQ models run in float32.
+//
+// QuantizeLinear with a fourth input, `table` (256 constant bytes of the output's dtype; only
+// lowering writes it, edgepack/lower/int8_tables.py), takes a uint8/int8 x instead: an int8
+// model's element-wise float chain (e.g. SiLU between Q/DQ) evaluated at pack time for every
+// byte value, so y = table[x as its byte pattern]. y_scale and y_zero_point describe y as usual.
 #include <limits>
 
 #include "runtime/kernels/quantize.h"
@@ -13,7 +18,24 @@ namespace {
 struct QuantState : OpState {
   int64_t axis = 0;
   bool per_axis = false;
+  const uint8_t* table = nullptr;  // the lookup form (see the top of this file)
 };
+
+void table_prepare(PrepareContext& ctx, const Tensor& x, const Tensor& table, const Tensor* zp) {
+  if (x.dtype != DType::kUInt8 && x.dtype != DType::kInt8)
+    ctx.fail(std::string("a table lookup reads uint8 or int8, not ") + dtype_name(x.dtype));
+  const DType out = ctx.outputs[0]->dtype;
+  if (out != DType::kUInt8 && out != DType::kInt8)
+    ctx.fail(std::string("a table lookup writes uint8 or int8, not ") + dtype_name(out));
+  need_dtype(ctx, table, out);
+  if (!table.constant || table.static_numel() != 256)
+    ctx.fail("table must be a constant of 256 entries");
+  if (zp) need_dtype(ctx, *zp, out);
+  need_shape(ctx, *ctx.outputs[0], x.static_dims());
+  auto st = std::make_unique<QuantState>();
+  st->table = static_cast<const uint8_t*>(table.data);
+  ctx.state = std::move(st);
+}
 
 void quant_common(PrepareContext& ctx, const Tensor& x, Tensor* scale, Tensor* zp, QuantState& st) {
   need_dtype(ctx, *scale, DType::kFloat32);
@@ -58,6 +80,7 @@ void quantize_prepare(PrepareContext& ctx) {
   Tensor* scale = need_input(ctx, 1, "y_scale");
   Tensor* zp = ctx.input(2);
   need_outputs(ctx, 1);
+  if (const Tensor* table = ctx.input(3)) return table_prepare(ctx, *x, *table, zp);
   need_dtype(ctx, *x, DType::kFloat32);
   const DType out = ctx.outputs[0]->dtype;
   if (out != DType::kUInt8 && out != DType::kInt8 && out != DType::kUInt16 && out != DType::kInt16)
@@ -75,6 +98,10 @@ void quantize_run(RunContext& ctx) {
   const Tensor* zp = ctx.input(2);
   Tensor* y = ctx.output(0);
   const auto& st = *ctx.state_as<QuantState>();
+  if (st.table != nullptr) {
+    kernels::lookup_bytes(x->as<uint8_t>(), y->as<uint8_t>(), x->numel(), st.table);
+    return;
+  }
   const float* px = x->as<float>();
   dispatch(y->dtype, [&](auto tag) {
     using T = decltype(tag);

@@ -1,0 +1,176 @@
+# SPDX-License-Identifier: Apache-2.0
+"""int8 lowering pattern: element-wise float chains between QDQ nodes become one table lookup.
+
+In a QDQ model ([models.quantize], onnxruntime's quantize_static) an activation such as SiLU
+runs as ``x -> DequantizeLinear -> Sigmoid -> QuantizeLinear -> DequantizeLinear -> Mul(with
+DequantizeLinear(x)) -> QuantizeLinear``: six passes over the tensor in float32, although the
+result depends on nothing but the 8-bit value of ``x``. Such a chain (element-wise ops whose
+other operands are scalar constants, leaves that all dequantise one uint8/int8 tensor per
+tensor, ending in a per-tensor QuantizeLinear to uint8/int8, no intermediate read elsewhere)
+is evaluated once at pack time for all 256 values of ``x`` by onnxruntime, op by op (what the
+host's emulation of the QDQ graph computes), and lowers to one ``QuantizeLinear`` node with a
+fourth input: the 256-entry table (docs/device-graph-format.md), so the device does
+``y = table[x]``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from edgepack.lower.ops import LoweredNode
+
+# Element-wise float ops a chain may contain (other inputs: scalar constants or the chain).
+ELEMENTWISE = frozenset({
+    "Sigmoid", "Mul", "Add", "Sub", "Div", "Relu", "Clip", "Tanh", "HardSigmoid", "HardSwish",
+    "LeakyRelu", "Neg", "Abs", "Exp", "Softplus", "Elu", "Erf", "Sqrt", "Reciprocal", "Pow",
+    "Min", "Max",
+})
+BYTE_TYPES = {"uint8": TensorProto.UINT8, "int8": TensorProto.INT8}
+
+
+@dataclass
+class TablePlan:
+    """What lowering does with the chains it found."""
+
+    dropped: set[int]  # id() of the ONNX nodes the tables replace
+    replacement: dict[int, LoweredNode]  # id() of a chain's last QuantizeLinear -> its node
+    tables: dict[str, np.ndarray]  # the new constants (one table per chain)
+
+
+def plan_tables(model: onnx.ModelProto, nodes: list[onnx.NodeProto], consts: dict[str, Any],
+                info: dict[str, tuple[str, list[int], bool]]) -> TablePlan:
+    """Finds the chains in ``nodes`` (after constant folding) and computes their tables."""
+    producer = {o: n for n in nodes for o in n.output}
+    consumers: dict[str, list[onnx.NodeProto]] = {}
+    for n in nodes:
+        for i in n.input:
+            consumers.setdefault(i, []).append(n)
+    graph_outputs = {o.name for o in model.graph.output}
+    plan = TablePlan(set(), {}, {})
+    for q in reversed(nodes):  # last first: a chain swallows the QuantizeLinear nodes inside it
+        if id(q) in plan.dropped or q.op_type != "QuantizeLinear":
+            continue
+        chain = _chain(q, producer, consumers, consts, info, graph_outputs)
+        if chain is None:
+            continue
+        members, x = chain
+        ordered = [n for n in nodes if id(n) in members]
+        table = _table(model, ordered, q, x, info[x][0], info[q.output[0]][0], consts)
+        name = f"{q.output[0]}::table"
+        plan.tables[name] = table
+        plan.dropped.update(members)
+        plan.replacement[id(q)] = LoweredNode("QuantizeLinear", q.name,
+                                              [x, q.input[1], _input(q, 2), name],
+                                              [q.output[0]])
+    return plan
+
+
+def _input(node: onnx.NodeProto, i: int) -> str:
+    return node.input[i] if len(node.input) > i else ""
+
+
+def _scalar_const(name: str, consts: dict[str, Any]) -> bool:
+    return name == "" or (name in consts and np.asarray(consts[name]).size == 1)
+
+
+def _chain(q: onnx.NodeProto, producer: dict[str, onnx.NodeProto],
+           consumers: dict[str, list[onnx.NodeProto]], consts: dict[str, Any],
+           info: dict[str, tuple[str, list[int], bool]],
+           graph_outputs: set[str]) -> tuple[set[int], str] | None:
+    """(id()s of the chain's nodes, including ``q``; the tensor x) or None."""
+    if info.get(q.output[0], ("",))[0] not in BYTE_TYPES:
+        return None
+    walked = _walk(q, producer, consts)
+    if walked is None:
+        return None
+    members, leaves = walked
+    if len(leaves) != 1:
+        return None
+    x = next(iter(leaves))
+    if x in consts or info.get(x, ("",))[0] not in BYTE_TYPES:
+        return None
+    rank = len(info[x][1])  # scalar constants of a higher rank would broadcast x up
+    if any(np.asarray(consts[i]).ndim > rank for n in members.values() for i in n.input
+           if i in consts):
+        return None
+    if all(n.op_type in ("DequantizeLinear", "QuantizeLinear") for n in members.values()):
+        return None  # DequantizeLinear -> QuantizeLinear alone: leave requantisation be
+    # Nothing computed inside may be read outside (the table replaces it).
+    for n in members.values():
+        if n is q:
+            continue
+        for o in n.output:
+            if o in graph_outputs or any(id(c) not in members for c in consumers.get(o, [])):
+                return None
+    return set(members), x
+
+
+def _walk(q: onnx.NodeProto, producer: dict[str, onnx.NodeProto],
+          consts: dict[str, Any]) -> tuple[dict[int, onnx.NodeProto], set[str]] | None:
+    """The nodes from ``q`` back to DequantizeLinear leaves (and the tensors those read), or
+    None when something other than an element-wise op with scalar constants is in the way. A
+    DequantizeLinear of a QuantizeLinear's output continues through it when that one's own
+    chain qualifies, else the byte tensor between them is a leaf."""
+    if not _scalar_const(q.input[1], consts) or not _scalar_const(_input(q, 2), consts):
+        return None
+    members: dict[int, onnx.NodeProto] = {id(q): q}
+    leaves: set[str] = set()
+    stack = [q.input[0]]
+    while stack:
+        n = producer.get(stack.pop())
+        if n is None:
+            return None  # a graph input read in float: not a function of one byte
+        if id(n) in members:
+            continue
+        if n.op_type == "DequantizeLinear":
+            if not (_scalar_const(n.input[1], consts) and _scalar_const(_input(n, 2), consts)):
+                return None
+            members[id(n)] = n
+            src = producer.get(n.input[0])
+            inner = (_walk(src, producer, consts)
+                     if src is not None and src.op_type == "QuantizeLinear" else None)
+            if inner is None:
+                leaves.add(n.input[0])  # the byte tensor the chain is a function of
+            else:
+                members.update(inner[0])
+                leaves |= inner[1]
+            continue
+        if n.op_type not in ELEMENTWISE:
+            return None
+        members[id(n)] = n
+        for i in n.input:
+            if i in consts:
+                if not _scalar_const(i, consts):
+                    return None
+            elif i:
+                stack.append(i)
+    return members, leaves
+
+
+def _table(model: onnx.ModelProto, ordered: list[onnx.NodeProto], q: onnx.NodeProto, x: str,
+           x_dtype: str, y_dtype: str, consts: dict[str, Any]) -> np.ndarray:
+    """The chain evaluated for every byte value of x: entry i is the output for the byte i
+    (int8 x: its two's-complement pattern)."""
+    import onnxruntime as ort
+
+    np_type = np.uint8 if x_dtype == "uint8" else np.int8
+    values = np.arange(256, dtype=np.uint8).view(np_type)
+    used = {i for n in ordered for i in n.input if i in consts}
+    inits = [numpy_helper.from_array(np.asarray(consts[i]), i) for i in sorted(used)]
+    graph = helper.make_graph(
+        ordered, "table", [helper.make_tensor_value_info(x, BYTE_TYPES[x_dtype], [256])],
+        [helper.make_tensor_value_info(q.output[0], BYTE_TYPES[y_dtype], [256])], inits)
+    proto = helper.make_model(graph, opset_imports=list(model.opset_import),
+                              ir_version=model.ir_version)
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    opts.intra_op_num_threads = 1
+    session = ort.InferenceSession(proto.SerializeToString(), opts,
+                                   providers=["CPUExecutionProvider"])
+    (out,) = session.run(None, {x: values})
+    return np.ascontiguousarray(np.asarray(out).reshape(256))
