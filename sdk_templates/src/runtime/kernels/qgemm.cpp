@@ -151,8 +151,8 @@ struct Kernel {
   TileFn tile;
   Requant16Fn requant16;
   const char* isa;
-  // The tile reads the panel's bytes as x - x_offset (SDOT: signed x signed, so 128); the
-  // epilogue adds x_offset * sum_k w back.
+  // The panel holds x - x_offset (SDOT: signed x signed, so 128: the packed panel's bytes are
+  // flipped, x ^ 0x80); the epilogue adds x_offset * sum_k w back.
   int32_t x_offset;
   // The tile sums pairs of u8 x s8 products in int16 with saturation (vpmaddubsw): weights
   // beyond [-64, 64] are packed as two halves (qgemm.h). The other tiles are exact as they are.
@@ -380,6 +380,8 @@ void qgemm(const QGemmWeights& w, const uint8_t* x, int64_t ldx, int64_t n, cons
            pi < chunk_begin(panels, int(used), int(s) + 1); ++pi) {
         const int64_t p0 = pi * kNr, cols = std::min<int64_t>(kNr, n - p0);
         pack_panel(x, ldx, w.k, w.quads, p0, cols, panel);
+        if (kn.x_offset == 128)  // once per panel, not once per weight block
+          for (size_t i = 0; i < panel_bytes; ++i) panel[i] ^= 0x80;
         for (int64_t b = 0; b < blocks; ++b) {
           tile(w.packed.data() + b * block_bytes, panel, w.quads, halves, acc);
           epilogue(acc, w, o, b * kMr, std::min<int64_t>(kMr, w.m - b * kMr), p0, cols, kn);

@@ -5,10 +5,10 @@
 // the rest of the SDK keeps the board's own flags, and qgemm.cpp calls this only after
 // getauxval(AT_HWCAP) reported HWCAP_ASIMDDP, so the same binary runs on cores without it.
 //
-// SDOT multiplies signed by signed bytes; the panel holds uint8 activations, so each panel
-// vector is flipped to int8 (x ^ 0x80 = x - 128) and the epilogue adds 128 * sum_k w back
-// (kQgemmDotprodOffset in qgemm.cpp). Full-range weights need no split: s8 x s8 products summed
-// four at a time into int32 are exact.
+// SDOT multiplies signed by signed bytes; the activations are uint8, so qgemm.cpp flips the
+// packed panel to int8 (x ^ 0x80 = x - 128) and the epilogue adds 128 * sum_k w back (Kernel::
+// x_offset). Full-range weights need no split: s8 x s8 products summed four at a time into int32
+// are exact.
 //
 // Tile: 4 rows x 16 columns = 16 int32x4 accumulators. Per quad one 16-byte load holds the 4 rows'
 // 4 weights, four 16-byte panel loads hold 4 columns x 4 k each, and vdotq_laneq_s32 broadcasts
@@ -35,14 +35,12 @@ namespace kernels {
 void qgemm_tile_dotprod(const int8_t* wb, const uint8_t* panel, int64_t quads, int halves,
                         int32_t* acc) {
   static_assert(kQgemmMr == 4 && kQgemmNr == 16, "the tile below is 4 x 16");
-  const uint8x16_t flip = vdupq_n_u8(0x80);
   int32x4_t c[4][4];
   for (int r = 0; r < 4; ++r)
     for (int v = 0; v < 4; ++v) c[r][v] = vdupq_n_s32(0);
   for (int64_t q = 0; q < quads; ++q, panel += 64) {
-    int8x16_t x[4];
-    for (int v = 0; v < 4; ++v)
-      x[v] = vreinterpretq_s8_u8(veorq_u8(vld1q_u8(panel + 16 * v), flip));
+    int8x16_t x[4];  // the panel's bytes are x - 128 already
+    for (int v = 0; v < 4; ++v) x[v] = vreinterpretq_s8_u8(vld1q_u8(panel + 16 * v));
     for (int h = 0; h < halves; ++h, wb += 16) {
       const int8x16_t w = vld1q_s8(wb);  // rows 0..3, 4 bytes each
       for (int v = 0; v < 4; ++v) {
