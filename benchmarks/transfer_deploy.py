@@ -2,14 +2,19 @@
 """A first deploy of the example over a paced serial line: bytes and minutes.
 
 The virtual hi3559a console (aarch64 busybox under qemu behind a pty) is reached through
-``faultproxy.FaultProxy`` with no faults and ``baud`` set (10 bits per byte, like a UART), and
-a fresh device root gets what ``edgepack bench`` deploys: the agent (through the console
-shell: base64, gzip-compressed when the board has ``gunzip``), then the runner, the artifact,
-the publisher key in agent frames (DEFLATE-compressed chunks). Each file
-is timed; ``--plain`` turns both compressions off for comparison. Target: <= 5 minutes at
-115200 baud.
+``faultproxy.FaultProxy`` with no faults, pacing at the rate set on the console's own tty
+(10 bits per byte, like a UART) and garbling what crosses while the two ends' rates differ.
+A fresh device root gets what ``edgepack bench`` deploys: the agent (through the console
+shell at the login rate: base64, gzip-compressed when the board has ``gunzip``), then, after
+the agent's ``BAUD`` switch to the board file's ``console.max_baud`` (qemu-user passes at
+most 460800 to the pty, so the agent steps down to that), the runner, the artifact and the
+publisher key in agent frames (DEFLATE-compressed chunks). Each file is timed, and its
+line-rate time (wire bytes x 10 / the rate it travelled at) is given beside the measured one.
+``--no-switch`` keeps the frames at the login rate (``fast_baud=0``), ``--plain`` turns both
+compressions off. Target: <= 5 minutes at 115200 baud.
 
-    .venv/bin/python benchmarks/transfer_deploy.py [--baud 115200] [--sdk DIR] [--plain]
+    .venv/bin/python benchmarks/transfer_deploy.py [--baud 115200] [--sdk DIR] [--no-switch]
+        [--plain]
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from edgepack.artifact import keys  # noqa: E402
 from edgepack.bench.runner import sdk_for  # noqa: E402
 from edgepack.cli import main as cli_main  # noqa: E402
 from edgepack.device.faultproxy import FaultProxy, Faults  # noqa: E402
-from edgepack.device.serial import SerialTransport  # noqa: E402
+from edgepack.device.serial import SerialAgentStream, SerialTransport  # noqa: E402
 from edgepack.device.serial_virtual import start_serial_console, stop_serial_console  # noqa: E402
 from edgepack.device.targets import parse_target  # noqa: E402
 from edgepack.device.transport import TransportOptions, start_agent  # noqa: E402
@@ -58,30 +63,38 @@ def pack_example(work: Path) -> tuple[Path, Path, Path]:
 
 
 def deploy(link: Path, baud: int, root: str, sdk: Path, files: list[tuple[str, bytes]],
-           plain: bool) -> list[dict[str, Any]]:
+           plain: bool, switch: bool) -> tuple[list[dict[str, Any]], int]:
+    """Rows of {file, bytes, wire_bytes, baud, seconds} and the rate frames ran at."""
     disabled = frozenset({"gunzip"}) if plain else frozenset()
-    t = SerialTransport(parse_target(f"serial://{link}?baud={baud}&root={root}"),
-                        TransportOptions(), disabled_applets=disabled)
+    uri = f"serial://{link}?baud={baud}&root={root}" + ("" if switch else "&fast_baud=0")
+    board = load_board("hi3559a")
+    t = SerialTransport(parse_target(uri), TransportOptions(console=board.console),
+                        disabled_applets=disabled)
     rows: list[dict[str, Any]] = []
     try:
         agent_bin = sdk / "bin" / "edgepack-agent"
         start = time.perf_counter()
-        client, uploaded = start_agent(t, root, agent_bin)
+        client, uploaded = start_agent(t, root, agent_bin)  # upload, start, BAUD
         assert uploaded and t.last_upload is not None
+        stream = client.stream
+        assert isinstance(stream, SerialAgentStream)
+        frames_baud = stream.baud
         rows.append({"file": "edgepack-agent (console shell)", "bytes": agent_bin.stat().st_size,
-                     "wire_bytes": t.last_upload.line_bytes,
+                     "wire_bytes": t.last_upload.line_bytes, "baud": baud,
                      "seconds": time.perf_counter() - start})
         client.compress = not plain
         for name, data in files:
             start = time.perf_counter()
             put = client.put_bytes(data)
             rows.append({"file": name, "bytes": len(data), "wire_bytes": put.wire_bytes,
-                         "seconds": time.perf_counter() - start})
+                         "baud": frames_baud, "seconds": time.perf_counter() - start})
         client.bye()
         client.stream.close()
     finally:
         t.close()
-    return rows
+    for r in rows:
+        r["line_rate_seconds"] = r["wire_bytes"] * 10 / r["baud"]
+    return rows, frames_baud
 
 
 def main() -> int:
@@ -89,6 +102,8 @@ def main() -> int:
     ap.add_argument("--baud", type=int, default=115_200)
     ap.add_argument("--sdk", type=Path, help="a built hi3559a SDK tree (default: build it)")
     ap.add_argument("--plain", action="store_true", help="no gzip, no DEFLATE chunks")
+    ap.add_argument("--no-switch", action="store_true",
+                    help="frames stay at the login rate (no BAUD switch)")
     ap.add_argument("--json", type=Path, default=REPO / "benchmarks" / "results" /
                     "transfer_deploy.json")
     args = ap.parse_args()
@@ -104,11 +119,12 @@ def main() -> int:
         # (edgepack-run --inputs @golden).
         files = [("edgepack-run", (sdk / "bin" / "edgepack-run").read_bytes()),
                  ("artifact.epk", data), ("publisher.pub", publisher.read_bytes())]
-        console = start_serial_console(board, work / "state")
+        console = start_serial_console(board, work / "state", baud=args.baud)
         root = str(work / "board")
         with FaultProxy(console.tty, work / "ttyPACED", faults=Faults.clean(),
-                        baud=args.baud) as proxy:
-            rows = deploy(work / "ttyPACED", args.baud, root, sdk, files, args.plain)
+                        device_pty=console.device_pty, match_rates=True) as proxy:
+            rows, frames_baud = deploy(work / "ttyPACED", args.baud, root, sdk, files,
+                                       args.plain, not args.no_switch)
         assert proxy.error is None, proxy.error
     finally:
         if console is not None:
@@ -116,19 +132,26 @@ def main() -> int:
         shutil.rmtree(work, ignore_errors=True)
     total_s = sum(r["seconds"] for r in rows)
     wire = sum(r["wire_bytes"] for r in rows)
-    line_rate_min = wire * 10 / args.baud / 60  # what the bytes on the wire take at 8N1
-    print(format_table(["file", "bytes", "on the wire", "seconds"],
-                       [[r["file"], str(r["bytes"]), str(r["wire_bytes"]), f"{r['seconds']:.1f}"]
+    line_rate_min = sum(r["line_rate_seconds"] for r in rows) / 60
+    print(format_table(["file", "bytes", "on the wire", "baud", "seconds", "at line rate"],
+                       [[r["file"], str(r["bytes"]), str(r["wire_bytes"]), str(r["baud"]),
+                         f"{r['seconds']:.1f}", f"{r['line_rate_seconds']:.1f}"]
                         for r in rows]))
-    print(f"first deploy at {args.baud} baud ({'plain' if args.plain else 'compressed'}): "
-          f"{sum(r['bytes'] for r in rows)} bytes, {wire} on the wire, {total_s / 60:.1f} "
-          f"minutes measured, {line_rate_min:.1f} at line rate (target <= 5); load average "
-          f"{load_before[0]:.1f} before, {os.getloadavg()[0]:.1f} after")
+    how = ("plain" if args.plain else "compressed") + (", no switch" if args.no_switch else
+                                                       f", frames at {frames_baud}")
+    print(f"first deploy at {args.baud} baud ({how}): {sum(r['bytes'] for r in rows)} bytes, "
+          f"{wire} on the wire, {total_s / 60:.1f} minutes measured, {line_rate_min:.1f} at "
+          f"line rate (target <= 5); load average {load_before[0]:.1f} before, "
+          f"{os.getloadavg()[0]:.1f} after")
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    out = args.json.with_name(args.json.stem + ("-plain" if args.plain else "") + ".json")
+    suffix = ("-plain" if args.plain else "") + ("-no-switch" if args.no_switch else "")
+    out = args.json.with_name(args.json.stem + suffix + ".json")
     tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"baud": args.baud, "plain": args.plain, "bits_per_byte": 10,
-                               "minutes": total_s / 60, "line_rate_minutes": line_rate_min,
+    tmp.write_text(json.dumps({"date": time.strftime("%Y-%m-%d", time.gmtime()),
+                               "baud": args.baud, "frames_baud": frames_baud,
+                               "switch": not args.no_switch, "plain": args.plain,
+                               "bits_per_byte": 10, "minutes": total_s / 60,
+                               "line_rate_minutes": line_rate_min,
                                "load_average": {"before": load_before[0],
                                                 "after": os.getloadavg()[0]},
                                "rows": rows}, indent=2) + "\n")

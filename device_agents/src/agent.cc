@@ -3,10 +3,12 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cstdio>
-#include <random>
+#include <cstring>
 
 #include "facts.h"
 #include "sha256.h"
@@ -47,9 +49,15 @@ bool has_nul(const std::string& s) {
 
 Agent::Agent(Config cfg, int in_fd, int out_fd)
     : cfg_(std::move(cfg)), in_fd_(in_fd), out_fd_(out_fd) {
-  std::random_device rd;
+  uint8_t r[8] = {};
+  if (!random_bytes(r, sizeof r)) {  // no /dev/urandom: the clock still tells sessions apart
+    struct timespec ts {};
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t v = (uint64_t(ts.tv_sec) * 1000000000u + uint64_t(ts.tv_nsec)) ^ uint64_t(getpid());
+    std::memcpy(r, &v, sizeof v);
+  }
   char buf[17];
-  std::snprintf(buf, sizeof buf, "%08x%08x", rd(), rd());
+  for (size_t i = 0; i < sizeof r; ++i) std::snprintf(buf + 2 * i, 3, "%02x", r[i]);
   session_ = buf;
   if (!sha256_file("/proc/self/exe", &self_sha256_)) self_sha256_ = "";
 }
@@ -103,7 +111,10 @@ void Agent::on_hello(uint32_t seq, const Fields& in) {
       .add_str("agent_sha256", self_sha256_);
   for (const char* c : {"put", "install", "run", "get", "stream", "stdin", "keygen", "deflate"})
     w.add_str("capabilities", c);
-  if (cfg_.tty) w.add_str("capabilities", "tty");
+  if (cfg_.tty) {
+    w.add_str("capabilities", "tty");
+    w.add_str("capabilities", "baud");
+  }
   w.add_str("boot_id", read_boot_id())
       .add_str("session", session_)
       .add_int("max_payload", int64_t(kMaxPayload))
@@ -150,6 +161,9 @@ void Agent::handle(const Frame& f) {
     case kKeygen:
       on_keygen(f.seq, in);
       break;
+    case kBaud:
+      on_baud(f.seq, in);
+      break;
     case kPing:
       send(kPong, f.seq, {});
       break;
@@ -178,14 +192,26 @@ int Agent::serve() {
   std::vector<uint8_t> buf(65536);
   std::vector<FrameDecoder::Result> results;
   while (!done_) {
+    int wait = baud_wait_ms();
+    if (wait >= 0) {  // a BAUD deadline runs: wait for input at most until then
+      struct pollfd p = {in_fd_, POLLIN, 0};
+      int rc = ::poll(&p, 1, wait);
+      if (rc < 0 && errno == EINTR) continue;
+      if (rc == 0) {
+        baud_check();
+        continue;
+      }
+    }
     ssize_t n = ::read(in_fd_, buf.data(), buf.size());
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;  // end of input: the SSH channel or the line closed
+    baud_bytes();
     results.clear();
     dec_.feed(buf.data(), size_t(n), &results);
     for (auto& r : results) {
       if (done_) break;
       if (r.event == FrameDecoder::Event::kFrame) {
+        baud_frame();
         handle(r.frame);
       } else {
         report_dropped(r);
@@ -208,9 +234,11 @@ void Agent::serve_during_run(uint32_t run_seq) {
     done_ = true;
     return;
   }
+  baud_bytes();
   std::vector<FrameDecoder::Result> results;
   dec_.feed(buf, size_t(n), &results);
   for (auto& r : results) {
+    if (r.event == FrameDecoder::Event::kFrame) baud_frame();
     if (r.event != FrameDecoder::Event::kFrame) {
       report_dropped(r);
     } else if (r.frame.type == kPing) {

@@ -2,6 +2,8 @@
 // The agent: serves protocol requests from one byte stream (PROTOCOL.md).
 #pragma once
 
+#include <termios.h>
+
 #include <cstdint>
 #include <map>
 #include <string>
@@ -32,12 +34,23 @@ struct Upload {
   int journal = -1;        // the .chunks list
 };
 
+// The line rate BAUD set (PROTOCOL.md section 8d).
+struct BaudState {
+  bool switched = false;        // the tty runs at a rate BAUD set
+  bool confirmed = false;       // a valid frame arrived at that rate
+  int64_t switched_at_ms = 0;   // CLOCK_MONOTONIC
+  int64_t noise_since_ms = -1;  // first bytes since the last valid frame (in probation)
+  struct termios before {};     // the settings to go back to
+};
+
 class Agent {
  public:
   Agent(Config cfg, int in_fd, int out_fd);
   ~Agent();
   // Serves until BYE or end of input. Returns the process exit code.
   int serve();
+  // Before BYE restores the console's settings: lets a host that switched rates follow.
+  void baud_restore_delay() const;
 
  private:
   void handle(const Frame& f);
@@ -53,6 +66,16 @@ class Agent {
   void on_get(uint32_t seq, const Fields& in);
   void on_run(uint32_t seq, const Fields& in);
   void on_keygen(uint32_t seq, const Fields& in);
+  void on_baud(uint32_t seq, const Fields& in);
+  // The BAUD fallback: a valid frame confirms the new rate; without one within
+  // kBaudConfirmMs (baud_wait_ms: how long until baud_check must run, -1: no deadline), or
+  // when only bytes that form no frame arrive for that long in the probation time, the tty
+  // goes back to the old rate.
+  void baud_frame();
+  void baud_bytes();
+  int baud_wait_ms() const;
+  void baud_check();
+  void revert_baud();
   // While a RUN is in progress: reads what the host sent, answers PING, refuses the rest
   // (`busy`); end of input sets host_gone_.
   void serve_during_run(uint32_t run_seq);
@@ -75,6 +98,7 @@ class Agent {
   std::string session_;
   std::string self_sha256_;
   Upload up_;
+  BaudState baud_;
   // Final replies of non-idempotent requests, by seq, so a retransmitted request is
   // answered again instead of executed twice (PROTOCOL.md section 3).
   uint32_t cached_seq_ = 0;
@@ -83,6 +107,8 @@ class Agent {
 };
 
 bool write_all(int fd, const uint8_t* data, size_t len);
+// `n` bytes from /dev/urandom; false when it cannot be read.
+bool random_bytes(uint8_t* out, size_t n);
 bool fsync_dir(const std::string& dir);
 bool valid_sha256(const std::string& s);
 // True when `s` holds a NUL byte (a C string would end there: refused in every name).

@@ -2,6 +2,8 @@
 #include "facts.h"
 
 #include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <sys/statvfs.h>
 #include <sys/sysinfo.h>
 #include <sys/utsname.h>
@@ -9,8 +11,7 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <fstream>
-#include <sstream>
+#include <cstdlib>
 #include <vector>
 
 namespace epagent {
@@ -33,14 +34,39 @@ std::string json_str(const std::string& s) {
   return o + "\"";
 }
 
+// Up to `max` bytes of a file (plain POSIX: iostreams would pull libc++'s locale code into
+// the static agent). Empty when it cannot be read.
+std::string read_file(const std::string& path, size_t max) {
+  std::string out;
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return out;
+  char buf[4096];
+  while (out.size() < max) {
+    ssize_t n = ::read(fd, buf, std::min(sizeof buf, max - out.size()));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    out.append(buf, size_t(n));
+  }
+  ::close(fd);
+  return out;
+}
+
 std::string read_small(const std::string& path) {
-  std::ifstream f(path);
-  if (!f) return "";
-  std::stringstream ss;
-  ss << f.rdbuf();
-  std::string s = ss.str();
+  std::string s = read_file(path, 4096);
   while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
   return s;
+}
+
+// Calls `fn(line)` for each line of `text` (without the newline).
+template <typename Fn>
+void each_line(const std::string& text, Fn fn) {
+  size_t start = 0;
+  while (start < text.size()) {
+    size_t end = text.find('\n', start);
+    if (end == std::string::npos) end = text.size();
+    fn(text.substr(start, end - start));
+    start = end + 1;
+  }
 }
 
 std::string num_or_null(const std::string& s) {
@@ -49,33 +75,30 @@ std::string num_or_null(const std::string& s) {
 }
 
 std::string cpu_model() {
-  std::ifstream f("/proc/cpuinfo");
-  std::string line, model, hardware, parts;
-  while (std::getline(f, line)) {
+  std::string model, hardware, parts;
+  each_line(read_file("/proc/cpuinfo", 1 << 20), [&](const std::string& line) {
     auto colon = line.find(':');
-    if (colon == std::string::npos) continue;
+    if (colon == std::string::npos || colon == 0) return;
     std::string key = line.substr(0, line.find_last_not_of(" \t", colon - 1) + 1);
     std::string val = line.substr(std::min(line.size(), colon + 2));
     if (key == "model name" && model.empty()) model = val;
     if (key == "Hardware" && hardware.empty()) hardware = val;
     if (key == "CPU part" && parts.find(val) == std::string::npos)
       parts += (parts.empty() ? "" : ",") + val;
-  }
+  });
   if (!model.empty()) return model;
   if (!hardware.empty()) return hardware;
   return parts.empty() ? "" : "CPU part " + parts;
 }
 
 long meminfo_kb(const std::string& key) {
-  std::ifstream f("/proc/meminfo");
-  std::string k;
   long v = -1;
-  std::string unit;
-  while (f >> k >> v) {
-    std::getline(f, unit);
-    if (k == key + ":") return v;
-  }
-  return -1;
+  const std::string want = key + ":";
+  each_line(read_file("/proc/meminfo", 1 << 16), [&](const std::string& line) {
+    if (v < 0 && line.compare(0, want.size(), want) == 0)
+      v = std::strtol(line.c_str() + want.size(), nullptr, 10);
+  });
+  return v;
 }
 
 // Version of the system's shared C library: the string "GNU C Library ... version X.Y"
@@ -91,9 +114,8 @@ std::string system_glibc() {
                         "/usr/lib/arm-linux-gnueabihf",
                         "/usr/lib/x86_64-linux-gnu"};
   for (const char* d : dirs) {
-    std::ifstream f(std::string(d) + "/libc.so.6", std::ios::binary);
-    if (!f) continue;
-    std::string data((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    std::string data = read_file(std::string(d) + "/libc.so.6", size_t(64) << 20);
+    if (data.empty()) continue;
     const std::string marker = "GNU C Library";
     size_t p = data.find(marker);
     while (p != std::string::npos) {

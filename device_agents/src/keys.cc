@@ -83,20 +83,6 @@ bool read_private(const std::string& path, uint8_t key[32]) {
   return true;
 }
 
-bool random_bytes(uint8_t* out, size_t n) {
-  int fd = ::open("/dev/urandom", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return false;
-  size_t got = 0;
-  while (got < n) {
-    ssize_t r = ::read(fd, out + got, n - got);
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) break;
-    got += size_t(r);
-  }
-  ::close(fd);
-  return got == n;
-}
-
 // Writes the PEM to a 0600 temp file, fsyncs it and renames it over `path`.
 bool write_private(const std::string& dir, const std::string& path, const uint8_t key[32]) {
   uint8_t der[48];
@@ -119,6 +105,20 @@ bool write_private(const std::string& dir, const std::string& path, const uint8_
 }
 
 }  // namespace
+
+bool random_bytes(uint8_t* out, size_t n) {
+  int fd = ::open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  size_t got = 0;
+  while (got < n) {
+    ssize_t r = ::read(fd, out + got, n - got);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) break;
+    got += size_t(r);
+  }
+  ::close(fd);
+  return got == n;
+}
 
 std::string Agent::keys_dir() const {
   return cfg_.root + "/.edgepack/keys";

@@ -14,6 +14,7 @@
 #include <string>
 
 #include "agent.h"
+#include "tty.h"
 
 namespace {
 
@@ -22,37 +23,13 @@ int g_tty_fd = -1;
 
 void restore_tty() {
   if (g_tty_fd >= 0) tcsetattr(g_tty_fd, TCSADRAIN, &g_saved);
+  g_tty_fd = -1;
 }
 
 void on_signal(int sig) {
   restore_tty();
   signal(sig, SIG_DFL);
   raise(sig);
-}
-
-speed_t baud_constant(long baud) {
-  switch (baud) {
-    case 9600:
-      return B9600;
-    case 19200:
-      return B19200;
-    case 38400:
-      return B38400;
-    case 57600:
-      return B57600;
-    case 115200:
-      return B115200;
-    case 230400:
-      return B230400;
-    case 460800:
-      return B460800;
-    case 921600:
-      return B921600;
-    case 1500000:
-      return B1500000;
-    default:
-      return B0;
-  }
 }
 
 // Raw 8N1: no echo, no signals, no CR/LF translation, no XON/XOFF. Saves the old settings.
@@ -66,8 +43,8 @@ bool make_raw(int fd, long baud) {
   t.c_cc[VMIN] = 1;
   t.c_cc[VTIME] = 0;
   if (baud > 0) {
-    cfsetispeed(&t, baud_constant(baud));
-    cfsetospeed(&t, baud_constant(baud));
+    cfsetispeed(&t, epagent::baud_constant(baud));
+    cfsetospeed(&t, epagent::baud_constant(baud));
   }
   atexit(restore_tty);
   signal(SIGTERM, on_signal);
@@ -101,7 +78,7 @@ int main(int argc, char** argv) {
       tty = v;
     } else if (a == "--baud" && (v = next())) {
       baud = std::atol(v);
-      if (baud_constant(baud) == B0) {
+      if (epagent::baud_constant(baud) == B0) {
         std::fprintf(stderr, "edgepack-agent: unsupported --baud %s\n", v);
         return 2;
       }
@@ -151,6 +128,7 @@ int main(int argc, char** argv) {
   }
   epagent::Agent agent(cfg, in_fd, out_fd);
   int rc = agent.serve();
+  agent.baud_restore_delay();
   restore_tty();
   return rc;
 }

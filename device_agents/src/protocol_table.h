@@ -28,6 +28,7 @@ enum MsgType : uint8_t {
   kPong = 0x0E,
   kBye = 0x0F,
   kKeygen = 0x10,
+  kBaud = 0x11,
 };
 
 // bytes of one frame's payload
@@ -56,5 +57,11 @@ constexpr int64_t kMaxArgv = 4096;
 constexpr int64_t kMaxPath = 4095;
 // an abandoned upload older than this is deleted (7 days)
 constexpr int64_t kPartialMaxAgeS = 604800;
+// BAUD: the wait after the OK drained, before the tty switches
+constexpr int64_t kBaudSettleMs = 50;
+// BAUD: back to the old rate without a valid frame at the new
+constexpr int64_t kBaudConfirmMs = 3000;
+// BAUD: how long after the switch garbage still reverts it
+constexpr int64_t kBaudProbationMs = 10000;
 
 }  // namespace epagent

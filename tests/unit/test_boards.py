@@ -181,6 +181,7 @@ def test_console_fields_and_defaults(tmp_path: Path) -> None:
     assert (hi.baud, hi.login, hi.prompt, hi.line, hi.flow) == (115200, "root", "[#$] ?$", "8N1",
                                                                 "none")
     assert (hi.bytesize, hi.parity, hi.stopbits, hi.bits_per_byte) == (8, "N", 1, 10)
+    assert hi.max_baud == 921_600  # the agent's frames switch to it (BAUD)
     assert load_board("host", project_dir=tmp_path).console is None
     text = (REPO / "boards" / "rpi4.yaml").read_text().replace("id: rpi4", "id: lab-uart")
     text = text.replace("  login: pi\n", "  login: null\n  line: 7E2\n  flow: rtscts\n"
@@ -193,6 +194,7 @@ def test_console_fields_and_defaults(tmp_path: Path) -> None:
         None, "7E2", "rtscts", "Username: ?$", 5)
     assert (con.bytesize, con.parity, con.stopbits, con.bits_per_byte) == (7, "E", 2, 11)
     assert con.password_prompt == boards.DEFAULT_CONSOLE.password_prompt  # not given: default
+    assert con.max_baud is None  # not given: the line stays at baud
 
 
 def test_arch_facts_come_from_one_table(tmp_path: Path) -> None:

@@ -28,6 +28,7 @@ from typing import Any, Protocol
 from edgepack.device.protocol import (
     DEFAULT_CHUNK_SSH,
     DEFAULT_OUTPUT,
+    LIMITS,
     MAX_CHUNK,
     MAX_CHUNKS,
     MAX_FACTS,
@@ -162,6 +163,7 @@ _REPLIES: dict[MsgType, tuple[MsgType, ...]] = {
     MsgType.PING: (MsgType.PONG,),
     MsgType.BYE: (MsgType.BYE,),
     MsgType.KEYGEN: (MsgType.OK,),
+    MsgType.BAUD: (MsgType.OK,),
 }
 
 
@@ -350,6 +352,52 @@ class AgentClient:
 
     def ping(self) -> None:
         self.request(MsgType.PING)
+
+    def change_baud(self, baud: int, old: int, set_rate: Callable[[int], None]) -> bool:
+        """Switch a serial line to ``baud`` (PROTOCOL.md section 8d): ``BAUD`` at the old
+        rate, then ``set_rate(baud)`` switches this side and a ``PONG`` at the new rate
+        confirms it. Without one, this side goes back to ``old`` (``set_rate(old)``) and waits
+        until the agent, which has heard no valid frame at the new rate, is back there too.
+        Returns whether the line runs at ``baud``. Raises ``AgentError`` when the agent's tty
+        does not take ``baud`` (nothing switched) and ``DeviceError`` when the agent is not
+        heard at either rate."""
+        self.request(MsgType.BAUD, baud=baud, timeout=15.0)
+        settle = LIMITS["BAUD_SETTLE_MS"].value / 1000
+        confirm = LIMITS["BAUD_CONFIRM_MS"].value / 1000
+        with self._link(MsgType.BAUD):
+            time.sleep(settle)  # our last bytes leave at the old rate; the agent switches next
+            set_rate(baud)
+            time.sleep(2 * settle)
+            # Within the agent's own deadline, while it still listens at the new rate.
+            if self._confirm(0.6 * confirm):
+                return True
+            set_rate(old)
+            # The agent goes back after BAUD_CONFIRM_MS without a frame; if our PING reached
+            # it but its PONG was lost, after BAUD_CONFIRM_MS of bytes that form no frame.
+            if self._confirm(3 * confirm):
+                return False
+        raise DeviceError(f"{self._where(MsgType.BAUD)}: the agent answers at neither "
+                          f"{baud} nor {old} baud after a rate switch",
+                          hint="power-cycle the board; add ?fast_baud=0 to the target to "
+                          "keep the line at its console rate")
+
+    def _confirm(self, seconds: float) -> bool:
+        """PING until a PONG comes back (any of ours), at most ``seconds``."""
+        deadline = time.monotonic() + seconds
+        sent: set[int] = set()
+        while time.monotonic() < deadline:
+            msg = Message.build(MsgType.PING, self._next_seq())
+            sent.add(msg.seq)
+            self._send(msg)
+            until = min(deadline, time.monotonic() + 0.4)
+            while time.monotonic() < until:
+                self._pump(max(0.01, until - time.monotonic()))
+                pongs = [m for m in self._inbox if m.seq in sent and m.type == MsgType.PONG]
+                if pongs:
+                    self._inbox = deque(m for m in self._inbox if m.seq not in sent)
+                    return True
+        self._inbox = deque(m for m in self._inbox if m.seq not in sent)
+        return False
 
     def bye(self) -> None:
         with contextlib.suppress(DeviceError):  # the agent is going away either way

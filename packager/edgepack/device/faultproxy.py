@@ -9,7 +9,15 @@ thread, with ``os.openpty`` and ``select`` only. On the way, each direction inde
 - drops bytes at ``drop_rate`` per byte (UART overruns),
 - delays data by ``delay_s`` plus a uniform ``jitter_s`` (USB-serial latency timers), keeping
   byte order as a real line does,
-- and, with ``baud`` set, paces bytes at the line rate: 10 bits per byte for 8N1.
+- and paces bytes at the line rate (10 bits per byte for 8N1): the rate the device side set
+  on its own tty (``device_pty``: its termios speed, read again every time the proxy paces,
+  so a program that switches its line rate is followed and a test can tell that it did), or
+  a fixed ``baud`` (a UART that keeps its rate whatever the device asks).
+
+With ``match_rates``, bytes that cross while the host's rate (the termios speed the host set
+on its end, e.g. pyserial's ``baudrate``) differs from the device's arrive as garbage, as on
+a real UART: a receiver faster than the sender reads each byte as a framing error (0x00 in
+raw mode), a slower one reads fewer bytes of random value.
 
 Everything is seeded, and ``counters`` says what was done, so a failing run can be replayed.
 Faults are chosen by geometric skips (the distance to the next flipped bit or dropped byte),
@@ -24,14 +32,36 @@ import math
 import os
 import random
 import select
+import termios
 import threading
 import time
 import tty
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 BITS_PER_BYTE_8N1 = 10  # start bit + 8 data bits + stop bit
+
+# termios speed constant -> bits per second, for the rates this platform names.
+_SPEEDS: dict[int, int] = {
+    getattr(termios, f"B{rate}"): rate
+    for rate in (50, 75, 110, 134, 150, 200, 300, 600, 1200, 1800, 2400, 4800, 9600, 19200,
+                 38400, 57600, 115200, 230400, 460800, 500000, 576000, 921600, 1000000,
+                 1152000, 1500000, 2000000, 2500000, 3000000, 3500000, 4000000)
+    if hasattr(termios, f"B{rate}")
+}
+
+
+def tty_baud(fd: int) -> int | None:
+    """The output rate set on the tty ``fd`` (on a pty master: its slave's), or None."""
+    try:
+        return _SPEEDS.get(termios.tcgetattr(fd)[5])
+    except termios.error:
+        return None
+
+
+Rate = Callable[[], "int | None"]
 
 
 @dataclass(frozen=True)
@@ -54,7 +84,9 @@ class DirectionCounters:
     bytes_out: int = 0
     bits_flipped: int = 0
     bytes_dropped: int = 0
+    bytes_garbled: int = 0  # crossed while the two ends ran at different rates
     max_delay_s: float = 0.0
+    baud: int = 0  # the rate bytes were last paced at (0: not paced)
 
 
 @dataclass
@@ -70,10 +102,16 @@ class LineRateLimiter:
     """Paces writes at ``baud`` (8N1: 10 bits a byte): says how many bytes may go now."""
 
     def __init__(self, baud: int, bits_per_byte: int = BITS_PER_BYTE_8N1) -> None:
+        self.bits_per_byte = bits_per_byte
+        self.set_baud(baud)
+        self._line_free_at = 0.0  # when the last byte granted has left the wire
+
+    def set_baud(self, baud: int) -> None:
+        """Pace the next bytes at ``baud`` (the line's rate changed)."""
         if baud <= 0:
             raise ValueError("baud must be positive")
-        self.bytes_per_s = baud / bits_per_byte
-        self._line_free_at = 0.0  # when the last byte granted has left the wire
+        self.baud = baud
+        self.bytes_per_s = baud / self.bits_per_byte
 
     def grant(self, want: int, now: float) -> int:
         """Bytes that may be written at ``now`` (at least one once the line is free)."""
@@ -123,20 +161,36 @@ class _Skipper:
 class _Direction:
     """One way through the proxy: mutate what was read, hold it until due, pace it out."""
 
-    def __init__(self, faults: Faults, baud: int | None, rng: random.Random,
-                 counters: DirectionCounters) -> None:
+    def __init__(self, faults: Faults, rng: random.Random, counters: DirectionCounters, *,
+                 line: Rate, sender: Rate, receiver: Rate | None) -> None:
         self.faults = faults
         self.rng = rng
         self.flips = _Skipper(rng, faults.bit_flip_rate)
         self.drops = _Skipper(rng, faults.drop_rate)
-        self.limiter = LineRateLimiter(baud) if baud else None
+        self.line = line  # the rate to pace at now (None: not paced)
+        self.sender = sender
+        self.receiver = receiver  # None: rates are not compared
+        self.limiter: LineRateLimiter | None = None
         self.counters = counters
         self.queue: deque[tuple[float, bytearray]] = deque()  # (due time, bytes), in order
         self._last_due = 0.0
 
+    def _garble(self, buf: bytearray) -> bytearray:
+        """What a receiver at another rate than the sender reads of ``buf``."""
+        if self.receiver is None:
+            return buf
+        send, recv = self.sender(), self.receiver()
+        if send is None or recv is None or send == recv:
+            return buf
+        self.counters.bytes_garbled += len(buf)
+        if recv > send:  # every byte ends in a framing error
+            return bytearray(len(buf))
+        keep = max(1, len(buf) * recv // send)
+        return bytearray(self.rng.randbytes(keep))
+
     def take(self, data: bytes, now: float) -> None:
         self.counters.bytes_in += len(data)
-        buf = bytearray(data)
+        buf = self._garble(bytearray(data))
         drop = set(self.drops.events_in(len(buf)))
         if drop:
             buf = bytearray(b for i, b in enumerate(buf) if i not in drop)
@@ -157,10 +211,22 @@ class _Direction:
     def pending(self) -> int:
         return sum(len(b) for _, b in self.queue)
 
+    def _pace(self) -> None:
+        """Follow the line's rate as it is now."""
+        baud = self.line()
+        if baud is None:
+            self.limiter = None
+        elif self.limiter is None:
+            self.limiter = LineRateLimiter(baud)
+        elif baud != self.limiter.baud:
+            self.limiter.set_baud(baud)
+        self.counters.baud = baud or 0
+
     def next_wake(self, now: float) -> float | None:
         """Seconds until something can be written, or None if nothing is queued."""
         if not self.queue:
             return None
+        self._pace()
         due = self.queue[0][0] - now
         if self.limiter is not None:
             due = max(due, self.limiter.wait_s(now))
@@ -168,6 +234,7 @@ class _Direction:
 
     def ready(self, now: float) -> bytes:
         """Bytes that may be written now (removed from the queue)."""
+        self._pace()
         out = bytearray()
         while self.queue and self.queue[0][0] <= now:
             _, buf = self.queue[0]
@@ -190,9 +257,15 @@ def _set_raw(fd: int) -> None:
 
 
 class FaultProxy:
-    """``with FaultProxy(device_tty, host_link, faults=..., baud=...) as p:`` then open
+    """``with FaultProxy(device_tty, host_link, faults=..., device_pty=...) as p:`` then open
     ``host_link`` with pyserial. ``faults_to_device``/``faults_to_host`` override ``faults``
-    per direction."""
+    per direction.
+
+    Pacing: ``device_pty`` names the tty the device's programs use (a virtual console's
+    ``device_pty``); the line runs at the speed set on it, read each time bytes are paced.
+    Without it, ``baud`` is a fixed line rate; with neither, bytes are not paced.
+    ``match_rates``: garble what crosses while the host's rate differs from the device's.
+    """
 
     def __init__(
         self,
@@ -203,27 +276,50 @@ class FaultProxy:
         faults_to_device: Faults | None = None,
         faults_to_host: Faults | None = None,
         baud: int | None = None,
+        device_pty: str | Path | None = None,
+        match_rates: bool = False,
         seed: int = 0,
     ) -> None:
         base = faults if faults is not None else Faults()
         self.device_tty = str(device_tty)
         self.host_link = Path(host_link)
         self.baud = baud
+        self.device_pty = str(device_pty) if device_pty is not None else None
         self.seed = seed
         self.counters = ProxyCounters()
+        self._speed_fd = -1  # the device's own tty, for its termios speed
+        self._master = -1
         rng_down = random.Random(f"{seed}/to_device")
         rng_up = random.Random(f"{seed}/to_host")
-        self._down = _Direction(faults_to_device or base, baud, rng_down, self.counters.to_device)
-        self._up = _Direction(faults_to_host or base, baud, rng_up, self.counters.to_host)
+        device_rate, host_rate = self._device_rate, self._host_rate
+        self._down = _Direction(faults_to_device or base, rng_down, self.counters.to_device,
+                                line=device_rate, sender=host_rate,
+                                receiver=device_rate if match_rates else None)
+        self._up = _Direction(faults_to_host or base, rng_up, self.counters.to_host,
+                              line=device_rate, sender=device_rate,
+                              receiver=host_rate if match_rates else None)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._fds: list[int] = []
         self.error: BaseException | None = None
 
+    def _device_rate(self) -> int | None:
+        """The device side's line rate now."""
+        if self._speed_fd >= 0:
+            return tty_baud(self._speed_fd)
+        return self.baud
+
+    def _host_rate(self) -> int | None:
+        """The rate the host set on its end (termios of the pty's slave, read on the master)."""
+        return tty_baud(self._master) if self._master >= 0 else None
+
     def start(self) -> FaultProxy:
         dev = os.open(self.device_tty, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
         master, slave = os.openpty()
         self._fds = [dev, master, slave]
+        if self.device_pty is not None:
+            self._speed_fd = os.open(self.device_pty, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+            self._fds.append(self._speed_fd)
         for fd in (dev, slave):
             _set_raw(fd)
         os.set_blocking(master, False)
@@ -247,6 +343,7 @@ class FaultProxy:
             with contextlib.suppress(OSError):
                 os.close(fd)
         self._fds = []
+        self._speed_fd = self._master = -1
         if self.host_link.is_symlink():
             self.host_link.unlink()
 

@@ -55,6 +55,9 @@ LIMITS: dict[str, Limit] = {
     "MAX_ARGV": Limit(4_096, "RUN argv entries"),
     "MAX_PATH": Limit(4_095, "bytes of a path in a request"),
     "PARTIAL_MAX_AGE_S": Limit(604_800, "an abandoned upload older than this is deleted (7 days)"),
+    "BAUD_SETTLE_MS": Limit(50, "BAUD: the wait after the OK drained, before the tty switches"),
+    "BAUD_CONFIRM_MS": Limit(3_000, "BAUD: back to the old rate without a valid frame at the new"),
+    "BAUD_PROBATION_MS": Limit(10_000, "BAUD: how long after the switch garbage still reverts it"),
     "MAX_WINDOW": Limit(16_777_216, "largest window a peer may announce in HELLO", agent=False),
     "MAX_UPLOAD_CAP": Limit(1_048_576 * 131_072,
                             "largest max_upload a peer may announce in HELLO", agent=False),
@@ -96,6 +99,7 @@ class MsgType(enum.IntEnum):
     PONG = 0x0E
     BYE = 0x0F
     KEYGEN = 0x10
+    BAUD = 0x11
 
 
 class ProtocolError(DeviceError):

@@ -13,9 +13,13 @@ URI's ``user=`` and ``baud=`` override the board file; without a board file
 ``spec.boards.DEFAULT_CONSOLE`` applies (root, 115200, 8N1). The password is never in a URI or
 a board file (both end up in logs): it comes from ``$EDGEPACK_SERIAL_PASSWORD``.
 
-Baud rate: the console stays at the rate it was opened with (PROTOCOL.md has no message to
-switch rates, and a pty ignores the rate, so a virtual board could not prove a switch);
-throughput against a line rate is measured with ``faultproxy``'s line-rate limiter instead.
+Baud rate: the console shell runs at the board's login rate (``console.baud``). Once the
+agent answers, its frames switch to ``console.max_baud`` (``BAUD``, PROTOCOL.md section 8d):
+the agent answers at the old rate and switches its tty, this side follows and confirms with a
+``PING``; when no ``PONG`` comes back both sides go back to the login rate and the deploy goes
+on there, with one warning line. ``?fast_baud=N`` in the URI overrides ``max_baud``,
+``?fast_baud=0`` keeps the line at the login rate. After ``BYE`` both sides are back at the
+login rate, where the shell is.
 """
 
 from __future__ import annotations
@@ -26,13 +30,14 @@ import hashlib
 import os
 import re
 import shlex
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from edgepack.device.client import AgentClient, ConnectionLost
+from edgepack.device.client import AgentClient, AgentError, ConnectionLost
 from edgepack.device.serial_shell import ShellDriver
 from edgepack.device.serial_upload import Method, ShellUploader
 from edgepack.device.targets import Target, query_of, root_of
@@ -44,10 +49,10 @@ PASSWORD_ENV = "EDGEPACK_SERIAL_PASSWORD"
 
 
 def parse_uri(uri: str, flag: str = "--target") -> Target:
-    """``serial:///dev/ttyX[?baud=N&user=U&root=DIR]``; baud and user left out are the board
-    file's (``console_settings``)."""
+    """``serial:///dev/ttyX[?baud=N&user=U&root=DIR&fast_baud=N]``; baud, user and fast_baud
+    left out are the board file's (``console_settings``)."""
     parts = urlsplit(uri)
-    query = query_of(uri, {"baud", "user", "root"}, flag)
+    query = query_of(uri, {"baud", "user", "root", "fast_baud"}, flag)
     root = root_of(query, uri, flag)
     device = parts.path
     if parts.netloc or not device.startswith("/"):
@@ -56,8 +61,20 @@ def parse_uri(uri: str, flag: str = "--target") -> Target:
     if baud_text is not None and (not baud_text.isdigit() or int(baud_text) not in SERIAL_BAUDS):
         raise UsageError(f"{flag} {uri}: baud must be one of "
                          f"{', '.join(str(b) for b in SERIAL_BAUDS)}")
+    fast_baud_of(uri, flag)  # checked here, read again by console_settings
     return Target("serial", uri, device=device, baud=int(baud_text) if baud_text else None,
                   user=query.get("user", ""), root=root)
+
+
+def fast_baud_of(uri: str, flag: str = "--target") -> int | None:
+    """The URI's ``fast_baud=``: a rate of ``SERIAL_BAUDS``, 0 (no switch) or None (absent)."""
+    text = query_of(uri, {"baud", "user", "root", "fast_baud"}, flag).get("fast_baud")
+    if text is None:
+        return None
+    if not text.isdigit() or (int(text) != 0 and int(text) not in SERIAL_BAUDS):
+        raise UsageError(f"{flag} {uri}: fast_baud must be 0 (stay at the console rate) or "
+                         f"one of {', '.join(str(b) for b in SERIAL_BAUDS)}")
+    return int(text)
 
 
 @dataclass(frozen=True)
@@ -67,13 +84,19 @@ class ConsoleSettings:
     console: Console  # prompts, line settings, flow control, login timeout
     baud: int
     user: str | None  # None: the console asks for no login
+    fast_baud: int | None = None  # the agent's frames switch to this rate; None: they do not
 
 
 def console_settings(target: Target, console: Console | None) -> ConsoleSettings:
-    """Precedence: the URI (``baud=``, ``user=``), then the board file's ``console:``, then
-    ``DEFAULT_CONSOLE``."""
+    """Precedence: the URI (``baud=``, ``user=``, ``fast_baud=``), then the board file's
+    ``console:``, then ``DEFAULT_CONSOLE``."""
     con = console or DEFAULT_CONSOLE
-    return ConsoleSettings(con, target.baud or con.baud, target.user or con.login)
+    baud = target.baud or con.baud
+    fast = fast_baud_of(target.uri)
+    if fast is None:
+        fast = con.max_baud
+    return ConsoleSettings(con, baud, target.user or con.login,
+                           fast if fast and fast > baud else None)
 
 
 def open_port(device: str, baud: int, console: Console = DEFAULT_CONSOLE,
@@ -110,6 +133,13 @@ class SerialAgentStream:
         self._tail = b""
         self.exit_code: int | None = None
         self.closed = False
+        self.baud = transport.settings.baud  # the rate this side of the line runs at
+
+    def set_baud(self, baud: int) -> None:
+        """Switch this side of the line (after the agent's ``BAUD`` answer)."""
+        self.port.flush()
+        self.port.baudrate = baud
+        self.baud = baud
 
     def write(self, data: bytes) -> None:
         if self.exit_code is not None:
@@ -141,6 +171,9 @@ class SerialAgentStream:
         if self.closed:
             return
         self.closed = True
+        if self.baud != self.transport.settings.baud:
+            # After BYE the agent restores the console's rate (it waits for us to follow).
+            self.set_baud(self.transport.settings.baud)
         if self.exit_code is None:
             # Still running: ask it to leave (BYE restores the tty), then the shell is back.
             from edgepack.device.protocol import Message, MsgType, encode_frame
@@ -255,6 +288,34 @@ class SerialTransport:
         pending = shell.take_pending()
         self._agent_running = True
         return SerialAgentStream(self, n, pending)
+
+    def tune_link(self, client: AgentClient) -> None:
+        """Called once the agent answers: switch its frames to the fast rate, if any. A rate
+        the agent's tty does not take is refused before anything switches; the next lower
+        standard rate is tried then. A rate it takes but the line does not carry (no answer
+        after the switch) ends the attempt at the login rate. Either way one warning line."""
+        fast, old = self.settings.fast_baud, self.settings.baud
+        stream = client.stream
+        info = client.hello_info
+        if (fast is None or not isinstance(stream, SerialAgentStream) or info is None
+                or "baud" not in info.capabilities):
+            return
+        where = f"edgepack: warning: {self.target.uri}:"
+        for rate in sorted((b for b in SERIAL_BAUDS if old < b <= fast), reverse=True):
+            try:
+                switched = client.change_baud(rate, old, stream.set_baud)
+            except AgentError:  # the tty refused this rate; nothing switched
+                continue
+            if not switched:
+                print(f"{where} no answer from the agent at {rate} baud; the line stays at "
+                      f"{old} baud (lower the board file's console max_baud, or add "
+                      "?fast_baud=0 to the target)", file=sys.stderr)
+            elif rate != fast:
+                print(f"{where} the agent's tty does not take {fast} baud; frames run at "
+                      f"{rate} baud", file=sys.stderr)
+            return
+        print(f"{where} the agent's tty takes no rate above {old} baud; the line stays there",
+              file=sys.stderr)
 
     def client(self, stream: SerialAgentStream, timeout: float = 60.0,
                chunk_size: int | None = None) -> AgentClient:

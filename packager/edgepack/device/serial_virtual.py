@@ -17,7 +17,10 @@ The shell's working directory and ``HOME`` are the board's device root, the same
 SSH virtual board serves. ``QEMU_LD_PREFIX`` points qemu-user at the board's C library (the
 cross sysroot, as on the SSH virtual board), so dynamically linked board programs (the SDK
 runner) find ``/lib/ld-linux-*.so`` the way they would in a board's rootfs. A pty ignores
-the baud rate: throughput is measured with the line-rate limiter in ``faultproxy``.
+the baud rate, but it keeps the speed a program sets on it: the shell's own tty (the console's
+``device_pty``) starts at the board's console baud, the agent switches it with ``BAUD``, and
+``faultproxy.FaultProxy(..., device_pty=console.device_pty)`` paces the line at whatever rate
+is set there, so a test sees the rate the device really runs at.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import shlex
 import shutil
 import signal
 import subprocess
+import termios
 import time
 from pathlib import Path
 from typing import Any
@@ -46,7 +50,8 @@ DEFAULT_BAUD = 115_200
 class SerialConsole(dict[str, Any]):
     """A running virtual console, as a plain JSON-able dict (virtual boards store it as is).
 
-    Keys: ``board``, ``arch``, ``tty`` (the host end: open it with pyserial), ``pid`` (socat),
+    Keys: ``board``, ``arch``, ``tty`` (the host end: open it with pyserial), ``device_pty``
+    (the shell's own tty, where the agent sets its line rate), ``pid`` (socat),
     ``pids`` (``{"socat": pid}``: what stops it), ``device_root``, ``busybox``, ``log``,
     ``login_user``, ``password``, ``baud`` and ``uri`` (``serial://<tty>?baud=N[&user=U]``).
     """
@@ -54,6 +59,10 @@ class SerialConsole(dict[str, Any]):
     @property
     def tty(self) -> str:
         return str(self["tty"])
+
+    @property
+    def device_pty(self) -> str:
+        return str(self["device_pty"])
 
     @property
     def pid(self) -> int:
@@ -253,14 +262,52 @@ def start_serial_console(
                               f"see {log}")
         time.sleep(0.02)
 
+    try:
+        device_pty = _shell_pty(proc, deadline)
+        _set_speed(device_pty, baud)
+    except DeviceError:
+        _kill(proc.pid)
+        raise
     uri = f"serial://{tty}?baud={baud}" + (f"&user={login_user}" if login_user else "")
     console = SerialConsole(
-        board=board_id, arch=arch, tty=str(tty), pid=proc.pid, pids={"socat": proc.pid},
+        board=board_id, arch=arch, tty=str(tty), device_pty=device_pty, pid=proc.pid,
+        pids={"socat": proc.pid},
         device_root=str(root), busybox=str(busybox), log=str(log), login_user=login_user,
         password=password, baud=baud, uri=uri,
     )
     write_atomic(state_dir / STATE_FILE, console.to_json())  # 0600: it holds the password
     return console
+
+
+def _shell_pty(proc: subprocess.Popen[bytes], deadline: float) -> str:
+    """The pty socat gave the shell (its child's stdin), e.g. ``/dev/pts/7``."""
+    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+    while True:
+        for child in children.read_text().split() if children.exists() else []:
+            try:
+                link = os.readlink(f"/proc/{child}/fd/0")
+            except OSError:
+                continue
+            if link.startswith("/dev/pts/"):
+                return link
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise DeviceError("the virtual console's shell did not start (no pty on its "
+                              "stdin)")
+        time.sleep(0.02)
+
+
+def _set_speed(pty: str, baud: int) -> None:
+    """Set the line rate of ``pty`` as a board's getty sets its console's."""
+    speed = getattr(termios, f"B{baud}", None)
+    if speed is None:
+        raise UsageError(f"baud {baud} has no termios speed on this host")
+    fd = os.open(pty, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+    try:
+        attrs = termios.tcgetattr(fd)
+        attrs[4] = attrs[5] = speed
+        termios.tcsetattr(fd, termios.TCSANOW, attrs)
+    finally:
+        os.close(fd)
 
 
 def load_serial_console(state_dir: Path) -> SerialConsole | None:

@@ -169,6 +169,7 @@ def start_agent(transport: Transport, root: str, agent_binary: Path | None, *,
     client = _try_start(transport, command, timeout, retransmit)
     if client is not None and (want is None or (client.hello_info is not None
                                and client.hello_info.agent_sha256 == want)):
+        _tune(transport, client)
         return client, False
     if client is not None:
         client.bye()
@@ -182,7 +183,15 @@ def start_agent(transport: Transport, root: str, agent_binary: Path | None, *,
         raise DeviceError(f"the agent uploaded to {path} does not start on "
                           f"{transport.target.uri}",
                           hint="check that the board's architecture matches the SDK build")
+    _tune(transport, client)
     return client, True
+
+
+def _tune(transport: Transport, client: AgentClient) -> None:
+    """A link with a faster mode for the agent's frames (serial: ``BAUD``) switches now."""
+    tune = getattr(transport, "tune_link", None)
+    if tune is not None:
+        tune(client)
 
 
 @dataclass(frozen=True)

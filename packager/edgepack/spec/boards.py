@@ -110,6 +110,9 @@ class Console:
     line: str = "8N1"  # data bits, parity (N, E, O), stop bits
     flow: str = "none"  # none | rtscts | xonxoff
     login_timeout_s: float = 60.0  # from the first byte sent to a shell prompt
+    # The rate the agent's frames switch to after the handshake (PROTOCOL.md BAUD); None:
+    # the line stays at ``baud``. A ``serial://`` URI's ``fast_baud=`` overrides it.
+    max_baud: int | None = None
 
     @property
     def bytesize(self) -> int:
@@ -341,6 +344,10 @@ def _check_consistency(path: Path, data: dict[str, Any], root: yaml.Node | None)
         fail('processor "cpu" must have kind cpu and ops "all" (it is the fallback)',
              ["processors", cpu[0]])
     if data["console"] is not None:
+        con = data["console"]
+        if con.get("max_baud") is not None and con["max_baud"] < con["baud"]:
+            fail(f"max_baud {con['max_baud']} is below the console's baud {con['baud']}",
+                 ["console", "max_baud"])
         for name in ("prompt", "login_prompt", "password_prompt", "login_failed"):
             if name not in data["console"]:
                 continue
