@@ -58,13 +58,52 @@ struct Stage {
   std::string name;
   std::unique_ptr<GraphInstance> graph;
   std::vector<TensorInfo> inputs, outputs;
+  std::vector<StageTiming> timing;  // one entry, named: timings() after a run of this stage
+};
+
+// Where a tensor reference reads from, resolved at prepare so that run looks nothing up: a
+// pipeline input or stacked map output (buffer), or a stage graph's output (tensor).
+struct Source {
+  const Buffer* buffer = nullptr;
+  const Tensor* tensor = nullptr;
+
+  DType dtype() const { return buffer ? buffer->info.dtype : tensor->dtype; }
+  bool dynamic_dim0() const { return buffer ? buffer->info.dynamic_dim0 : tensor->dynamic_dim0; }
+  // Dimension 0: as declared (the bound when dynamic), and as of the last run.
+  int64_t bound_rows() const {
+    if (buffer) return buffer->info.shape.empty() ? 0 : buffer->info.shape[0];
+    return tensor->rank ? tensor->static_shape[0] : 0;
+  }
+  int64_t rows() const {
+    if (buffer) return buffer->shape.empty() ? 0 : buffer->shape[0];
+    return tensor->rank ? tensor->shape[0] : 0;
+  }
+  size_t bytes() const {
+    return buffer ? byte_size(buffer->info.dtype, buffer->shape) : tensor->bytes();
+  }
+  const uint8_t* data() const {
+    return buffer ? buffer->data.data() : static_cast<const uint8_t*>(tensor->data);
+  }
+};
+
+struct Binding {
+  std::string input;      // the stage's input
+  std::string ref;        // the tensor reference bound to it (manifest)
+  Tensor* dst = nullptr;  // the stage graph's input tensor (prepare)
+  Source src;             // (prepare)
+};
+
+// A map step's output: every row's result, stacked along dimension 0.
+struct Stacked {
+  Buffer rows;
+  const Tensor* out = nullptr;  // the stage graph's output tensor (prepare)
 };
 
 struct Step {
   Stage* stage = nullptr;
-  std::vector<std::pair<std::string, std::string>> bind;  // stage input -> tensor reference
+  std::vector<Binding> bind;
   bool map = false;
-  std::map<std::string, Buffer> stacked;  // map steps: output name -> stacked rows
+  std::map<std::string, Stacked> stacked;  // map steps: output name -> stacked rows
 };
 
 class PipelineImpl : public Pipeline {
@@ -79,19 +118,22 @@ class PipelineImpl : public Pipeline {
                  const std::vector<int64_t>& shape, const void* data, size_t bytes) override;
   TensorView output(const std::string& stage, const std::string& name) const override;
   void run(const std::string& stage) override;
-  const std::vector<StageTiming>& timings() const override { return timings_; }
+  const std::vector<StageTiming>& timings() const override { return *timings_; }
   void set_profiling(bool on) override;
   std::string profile_json() const override;
 
  private:
   Stage& stage(const std::string& name);
   const Stage& stage(const std::string& name) const;
-  // Resolves a tensor reference to (info, actual shape, data).
+  // Where a tensor reference reads from; before prepare a map step's output is its stage's
+  // per-row output (the stacked buffers do not exist yet).
+  Source source(const std::string& ref) const;
   TensorView resolve(const std::string& ref) const;
-  void feed(Stage& st, const std::string& input, const TensorView& src, int64_t row);
+  void feed(const Stage& st, const Binding& b, int64_t row);
   // Writes a bounded input's actual [height, width] into its "<input>#size" buffer.
   void set_frame_size(const std::string& input, const std::vector<int64_t>& shape);
-  void run_step(Step& step);
+  // Runs one step; returns its executions (rows of a map step).
+  int run_step(Step& step);
 
   std::unique_ptr<ThreadPool> pool_;
   std::vector<std::unique_ptr<Stage>> stages_;
@@ -100,7 +142,9 @@ class PipelineImpl : public Pipeline {
   std::vector<std::string> input_order_;
   std::vector<Step> steps_;
   std::vector<std::pair<std::string, std::string>> outputs_;  // public name -> reference
-  std::vector<StageTiming> timings_;
+  std::vector<StageTiming> step_timings_;                     // one per step, named at prepare
+  const std::vector<StageTiming> no_timings_;
+  const std::vector<StageTiming>* timings_ = &no_timings_;  // of the last run
   bool prepared_ = false;
   int profile_runs_ = 0;
   bool profiling_ = false;
@@ -170,6 +214,7 @@ PipelineImpl::PipelineImpl(const std::string& manifest_json, const SectionSource
           if (model->is_string()) model_stage_[model->str] = st->name;
     for (const auto& other : stages_)
       if (other->name == st->name) bad_manifest("duplicate stage '" + st->name + "'");
+    st->timing.push_back({st->name, 0.0, 0});
     stages_.push_back(std::move(st));
   }
   const json::Value& p = m.at("pipeline", "");
@@ -205,11 +250,14 @@ PipelineImpl::PipelineImpl(const std::string& manifest_json, const SectionSource
         bad_manifest(path + ".bind." + kv.first + ": '" + ref + "' is not produced earlier");
       if (step.stage->graph->input_index(kv.first) < 0)
         bad_manifest(path + ".bind: stage has no input '" + kv.first + "'");
-      step.bind.emplace_back(kv.first, ref);
+      Binding b;
+      b.input = kv.first;
+      b.ref = ref;
+      step.bind.push_back(std::move(b));
     }
     for (const auto& t : step.stage->inputs) {
       bool bound = false;
-      for (const auto& b : step.bind) bound = bound || b.first == t.name;
+      for (const auto& b : step.bind) bound = bound || b.input == t.name;
       if (!bound) bad_manifest(path + ": input '" + t.name + "' is not bound");
     }
     for (const auto& t : step.stage->outputs) produced[sname + ":" + t.name] = true;
@@ -230,9 +278,8 @@ Stage& PipelineImpl::stage(const std::string& name) {
 }
 
 const Stage& PipelineImpl::stage(const std::string& name) const {
-  std::string n = name;
   auto it = model_stage_.find(name);
-  if (it != model_stage_.end()) n = it->second;
+  const std::string& n = it != model_stage_.end() ? it->second : name;
   for (const auto& s : stages_)
     if (s->name == n) return *s;
   throw Error(ErrorCode::kNotFound, "unknown stage '" + name + "'");
@@ -248,31 +295,37 @@ void PipelineImpl::prepare() {
   }
   for (const auto& name : input_order_)  // until the first frame: the nominal size
     if (!inputs_.at(name).info.size_max.empty()) set_frame_size(name, inputs_.at(name).shape);
+  // Steps in order: a binding reads pipeline inputs or outputs of earlier steps (the stacked
+  // buffers of earlier map steps exist by the time a later step's bindings are resolved).
+  step_timings_.clear();
   for (Step& step : steps_) {
+    Stage& st = *step.stage;
+    for (Binding& b : step.bind) {
+      b.dst = &st.graph->tensor(static_cast<uint32_t>(st.graph->input_index(b.input)));
+      b.src = source(b.ref);
+    }
+    step_timings_.push_back({st.name, 0.0, 0});
     if (!step.map) continue;
-    for (const auto& out : step.stage->outputs) {
-      Buffer b;
+    // Stacked bound: the mapped inputs' bound rows, each row one batch-1 run.
+    int64_t bound = 0;
+    for (const Binding& b : step.bind)
+      if (b.src.dynamic_dim0()) bound = std::max<int64_t>(bound, b.src.bound_rows());
+    if (bound == 0) bad_manifest("map step '" + st.name + "' has no dynamic input");
+    for (const auto& out : st.outputs) {
+      Stacked s;
+      Buffer& b = s.rows;
       b.info = out;
-      const TensorView rows_src = resolve(step.bind.front().second);
-      // Stacked bound: the mapped inputs' bound rows, each row one batch-1 run.
-      int64_t bound = 0;
-      for (const auto& bnd : step.bind) {
-        const TensorView v = resolve(bnd.second);
-        if (v.info.dynamic_dim0) bound = std::max<int64_t>(bound, v.info.shape[0]);
-      }
-      (void)rows_src;
-      if (bound == 0) bad_manifest("map step '" + step.stage->name + "' has no dynamic input");
-      b.info.shape = out.shape;
       if (b.info.shape.empty()) bad_manifest("map step output '" + out.name + "' has rank 0");
       b.info.shape[0] = bound * out.shape[0];
       b.info.dynamic_dim0 = true;
-      b.info.name = step.stage->name + ":" + out.name;
+      b.info.name = st.name + ":" + out.name;
       b.data.assign(byte_size(b.info.dtype, b.info.shape), 0);
       b.shape = b.info.shape;
-      step.stacked[out.name] = std::move(b);
+      s.out = &st.graph->tensor(static_cast<uint32_t>(st.graph->output_index(out.name)));
+      step.stacked[out.name] = std::move(s);
     }
   }
-  timings_.clear();
+  timings_ = &no_timings_;
   prepared_ = true;
 }
 
@@ -350,34 +403,37 @@ void PipelineImpl::set_input(const std::string& stage_name, const std::string& n
   if (t) t->shape[0] = shape.empty() ? 0 : shape[0];
 }
 
-TensorView PipelineImpl::resolve(const std::string& ref) const {
+Source PipelineImpl::source(const std::string& ref) const {
+  Source src;
   const size_t colon = ref.find(':');
   if (colon == std::string::npos) {
-    const Buffer& b = inputs_.at(ref);
-    TensorView v;
-    v.info = b.info;
-    v.shape = b.shape;
-    v.data = const_cast<uint8_t*>(b.data.data());
-    v.bytes = byte_size(b.info.dtype, b.shape);
-    return v;
+    src.buffer = &inputs_.at(ref);
+    return src;
   }
   const std::string sname = ref.substr(0, colon), oname = ref.substr(colon + 1);
   for (const Step& step : steps_) {
     if (step.stage->name != sname || !step.map) continue;
     auto it = step.stacked.find(oname);
     if (it == step.stacked.end()) continue;
-    TensorView v;
-    v.info = it->second.info;
-    v.shape = it->second.shape;
-    v.data = const_cast<uint8_t*>(it->second.data.data());
-    v.bytes = byte_size(v.info.dtype, v.shape);
-    return v;
+    src.buffer = &it->second.rows;
+    return src;
   }
   const Stage& st = stage(sname);
   const int idx = st.graph->output_index(oname);
   if (idx < 0) throw Error(ErrorCode::kNotFound, "unknown tensor '" + ref + "'");
-  const Tensor& t = st.graph->tensor(static_cast<uint32_t>(idx));
-  return view_of(t, info_of(t));
+  src.tensor = &st.graph->tensor(static_cast<uint32_t>(idx));
+  return src;
+}
+
+TensorView PipelineImpl::resolve(const std::string& ref) const {
+  const Source src = source(ref);
+  if (src.tensor) return view_of(*src.tensor, info_of(*src.tensor));
+  TensorView v;
+  v.info = src.buffer->info;
+  v.shape = src.buffer->shape;
+  v.data = const_cast<uint8_t*>(src.data());
+  v.bytes = src.bytes();
+  return v;
 }
 
 TensorView PipelineImpl::output(const std::string& stage_name, const std::string& name) const {
@@ -398,29 +454,29 @@ TensorView PipelineImpl::output(const std::string& stage_name, const std::string
   return view_of(t, info_of(t));
 }
 
-// Copies `src` (or its row `row` when row >= 0) into the stage's input tensor.
-void PipelineImpl::feed(Stage& st, const std::string& input, const TensorView& src, int64_t row) {
-  Tensor& t = st.graph->tensor(static_cast<uint32_t>(st.graph->input_index(input)));
-  if (t.dtype != src.info.dtype)
+// Copies the bound tensor (or its row `row` when row >= 0) into the stage's input tensor.
+void PipelineImpl::feed(const Stage& st, const Binding& b, int64_t row) {
+  Tensor& t = *b.dst;
+  const std::string& input = b.input;
+  if (t.dtype != b.src.dtype())
     throw Error(ErrorCode::kRuntimeError, "stage '" + st.name + "' input '" + input + "': dtype " +
-                                              dtype_name(src.info.dtype) + " bound, expected " +
+                                              dtype_name(b.src.dtype()) + " bound, expected " +
                                               dtype_name(t.dtype));
-  if (!src.info.size_max.empty() && row < 0 &&
+  if (b.src.buffer != nullptr && !b.src.buffer->info.size_max.empty() && row < 0 &&
       t.rank == 3) {  // a frame of the app's size into the stage's largest-size buffer
-    const std::vector<int64_t>& hwc = src.shape;
+    const std::vector<int64_t>& hwc = b.src.buffer->shape;
     if (t.static_shape[0] < hwc[0] || t.static_shape[1] < hwc[1] || t.static_shape[2] != hwc[2])
       throw Error(ErrorCode::kRuntimeError, "stage '" + st.name + "' input '" + input +
                                                 "': smaller than the bounded frame it reads");
-    place_frame(static_cast<const uint8_t*>(src.data), hwc[0], hwc[1],
-                static_cast<size_t>(hwc[2]) * dtype_size(t.dtype), static_cast<uint8_t*>(t.data),
-                t.static_shape[0], t.static_shape[1]);
+    place_frame(b.src.data(), hwc[0], hwc[1], static_cast<size_t>(hwc[2]) * dtype_size(t.dtype),
+                static_cast<uint8_t*>(t.data), t.static_shape[0], t.static_shape[1]);
     return;
   }
-  size_t bytes = src.bytes;
-  const uint8_t* from = static_cast<const uint8_t*>(src.data);
-  int64_t rows = src.shape.empty() ? 0 : src.shape[0];
+  size_t bytes = b.src.bytes();
+  const uint8_t* from = b.src.data();
+  int64_t rows = b.src.rows();
   if (row >= 0) {
-    bytes = rows ? src.bytes / static_cast<size_t>(rows) : 0;
+    bytes = rows ? bytes / static_cast<size_t>(rows) : 0;
     from += bytes * static_cast<size_t>(row);
     rows = t.rank ? t.static_shape[0] : 0;
   }
@@ -440,28 +496,23 @@ void PipelineImpl::set_frame_size(const std::string& input, const std::vector<in
   size.shape = {2};
 }
 
-void PipelineImpl::run_step(Step& step) {
+int PipelineImpl::run_step(Step& step) {
   Stage& st = *step.stage;
   if (!step.map) {
-    for (const auto& b : step.bind) feed(st, b.first, resolve(b.second), -1);
+    for (const Binding& b : step.bind) feed(st, b, -1);
     st.graph->run();
-    return;
+    return 1;
   }
   int64_t rows = -1;
-  for (const auto& b : step.bind) {
-    const TensorView v = resolve(b.second);
-    if (v.info.dynamic_dim0) rows = rows < 0 ? v.shape[0] : std::min(rows, v.shape[0]);
-  }
-  for (auto& kv : step.stacked) kv.second.shape[0] = 0;
+  for (const Binding& b : step.bind)
+    if (b.src.dynamic_dim0()) rows = rows < 0 ? b.src.rows() : std::min(rows, b.src.rows());
+  for (auto& kv : step.stacked) kv.second.rows.shape[0] = 0;
   for (int64_t r = 0; r < rows; ++r) {
-    for (const auto& b : step.bind) {
-      const TensorView v = resolve(b.second);
-      feed(st, b.first, v, v.info.dynamic_dim0 ? r : -1);
-    }
+    for (const Binding& b : step.bind) feed(st, b, b.src.dynamic_dim0() ? r : -1);
     st.graph->run();
     for (auto& kv : step.stacked) {
-      const Tensor& out = st.graph->tensor(static_cast<uint32_t>(st.graph->output_index(kv.first)));
-      Buffer& b = kv.second;
+      const Tensor& out = *kv.second.out;
+      Buffer& b = kv.second.rows;
       const size_t row_bytes = out.bytes();
       const size_t offset =
           static_cast<size_t>(r) * static_cast<size_t>(out.static_numel()) * dtype_size(out.dtype);
@@ -471,6 +522,7 @@ void PipelineImpl::run_step(Step& step) {
       b.shape[0] = (r + 1) * out.static_shape[0];
     }
   }
+  return rows < 0 ? 0 : static_cast<int>(rows);
 }
 
 void PipelineImpl::set_profiling(bool on) {
@@ -499,31 +551,29 @@ std::string PipelineImpl::profile_json() const {
          "], \"backends\": [" + backends + (backends.empty() ? "" : "\n  ") + "]}";
 }
 
+// Allocates nothing (runtime.h): bindings and timing records were made at prepare. Profiling
+// keeps one sample per node and run, and so allocates as its sample lists grow.
 void PipelineImpl::run(const std::string& stage_name) {
   prepare();
-  timings_.clear();
+  timings_ = &no_timings_;
   if (profiling_) ++profile_runs_;
   using clock = std::chrono::steady_clock;
   if (!stage_name.empty()) {
     Stage& st = stage(stage_name);
     const auto t0 = clock::now();
     st.graph->run();
-    timings_.push_back(
-        {st.name, std::chrono::duration<double, std::milli>(clock::now() - t0).count(), 1});
+    st.timing[0].ms = std::chrono::duration<double, std::milli>(clock::now() - t0).count();
+    st.timing[0].runs = 1;
+    timings_ = &st.timing;
     return;
   }
-  for (Step& step : steps_) {
+  for (size_t i = 0; i < steps_.size(); ++i) {
     const auto t0 = clock::now();
-    run_step(step);
-    StageTiming t;
-    t.stage = step.stage->name;
+    StageTiming& t = step_timings_[i];
+    t.runs = run_step(steps_[i]);
     t.ms = std::chrono::duration<double, std::milli>(clock::now() - t0).count();
-    t.runs =
-        step.map
-            ? static_cast<int>(step.stacked.empty() ? 0 : step.stacked.begin()->second.shape[0])
-            : 1;
-    timings_.push_back(t);
   }
+  timings_ = &step_timings_;
 }
 
 }  // namespace

@@ -3,7 +3,9 @@
 //
 // A Pipeline is built from an already authenticated and decrypted artifact: the manifest JSON
 // and a way to fetch section bytes by name. It owns its tensors (arena from the offline memory
-// plan) and never allocates on the run path after prepare(). Errors are edgepack::Error.
+// plan) and never allocates on the run path after prepare() (bindings, stacked map outputs and
+// timing records are made there; sdk_templates/tests/alloc_test.cpp counts it), except while
+// profiling, which keeps a sample per node and run. Errors are edgepack::Error.
 #pragma once
 
 #include <cstddef>
@@ -102,8 +104,10 @@ class Pipeline {
   virtual TensorView output(const std::string& stage, const std::string& name) const = 0;
 
   // Runs the whole pipeline (stage == "") or one stage by name (a model name is the model's own
-  // stage). Times every step.
+  // stage). Times every step. Allocates nothing (profiling off).
   virtual void run(const std::string& stage = "") = 0;
+  // One entry per step of the last pipeline run, or one for the stage of the last stage run;
+  // valid until the next run.
   virtual const std::vector<StageTiming>& timings() const = 0;
 
   // Per-node profiling of every stage graph (see GraphInstance::set_profiling): on clears the
