@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "common/atomic_file.h"
 #include "common/npy.h"
 #include "runtime/runtime.h"
 
@@ -72,8 +73,10 @@ int main(int argc, char** argv) {
       a.data.assign(d, d + v.bytes);
       edgepack::npy::save(std::string(argv[4]) + "/" + out.name + ".npy", a);
     }
-    std::ofstream t(std::string(argv[4]) + "/timings.txt");
-    for (const auto& s : p->timings()) t << s.stage << " " << s.runs << " " << (s.ms >= 0) << "\n";
+    std::string timings;
+    for (const auto& s : p->timings())
+      timings += s.stage + " " + std::to_string(s.runs) + " " + (s.ms >= 0 ? "1" : "0") + "\n";
+    edgepack::write_file_atomic(std::string(argv[4]) + "/timings.txt", timings);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "pipeline_test: error: %s\n", e.what());
     return 1;

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <iterator>
 
+#include "common/atomic_file.h"
 #include "common/error.h"
 
 namespace edgepack {
@@ -165,18 +166,7 @@ std::vector<uint8_t> serialize(const Array& a) {
 
 void save(const std::string& path, const Array& a) {
   const std::vector<uint8_t> bytes = serialize(a);
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    if (!f) throw Error(ErrorCode::kIoError, tmp + ": cannot write");
-    f.write(reinterpret_cast<const char*>(bytes.data()),
-            static_cast<std::streamsize>(bytes.size()));
-    if (!f) throw Error(ErrorCode::kIoError, tmp + ": write failed");
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    throw Error(ErrorCode::kIoError, path + ": cannot rename into place");
-  }
+  write_file_atomic(path, bytes.data(), bytes.size());
 }
 
 }  // namespace npy

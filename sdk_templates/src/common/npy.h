@@ -20,7 +20,7 @@ struct Array {
 Array parse(const uint8_t* bytes, size_t size, const std::string& what);
 Array load(const std::string& path);
 std::vector<uint8_t> serialize(const Array& a);
-// Writes to a temp file in the same folder, then renames (never half-written).
+// Writes with write_file_atomic (common/atomic_file.h): never half-written.
 void save(const std::string& path, const Array& a);
 
 // dtype name ("float32", ...) <-> descr

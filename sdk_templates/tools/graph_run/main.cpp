@@ -17,6 +17,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/atomic_file.h"
 #include "common/error.h"
 #include "common/npy.h"
 #include "runtime/graph.h"
@@ -198,12 +199,7 @@ int main(int argc, char** argv) {
              ", \"nodes\": [\n    " + inst.profile_json("") + "\n  ], \"backends\": [\n    " +
              inst.profile_backends_json("") + "\n  ]}";
       j += "}\n";
-      const std::string tmp = json_path + ".tmp";
-      std::ofstream o(tmp, std::ios::trunc);
-      o << j;
-      o.close();
-      if (!o || std::rename(tmp.c_str(), json_path.c_str()) != 0)
-        throw edgepack::Error(edgepack::ErrorCode::kIoError, json_path + ": cannot write");
+      edgepack::write_file_atomic(json_path, j);
     }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "edgepack-graph-run: error: %s\n", e.what());
