@@ -13,6 +13,7 @@
 #pragma once
 
 #include <array>
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <stdexcept>
@@ -60,8 +61,12 @@ struct SessionRelease {
 inline std::string version() {
   return ep_get_version();
 }
+// The EP_API_VERSION the library was built with (may be newer than this header's).
+inline uint32_t api_version() {
+  return ep_get_api_version();
+}
 
-// Where a key comes from. Holds its own copy of the path or bytes until it is used.
+// Where a key comes from. Holds its own copy of the path or bytes, wiped when it is destroyed.
 class Key {
  public:
   static Key pem_file(std::string path) { return Key(EP_KEY_PEM_FILE, std::move(path)); }
@@ -81,6 +86,11 @@ class Key {
     }
     return k;
   }
+  Key(const Key&) = default;
+  Key(Key&&) = default;
+  Key& operator=(const Key&) = default;
+  Key& operator=(Key&&) = default;
+  ~Key() { std::fill(value_.begin(), value_.end(), '\0'); }
 
  private:
   Key(uint32_t format, std::string value) : format_(format), value_(std::move(value)) {}
@@ -233,8 +243,7 @@ class Session {
   TensorRef get_tensor(const std::string& stage, const std::string& name) {
     ep_tensor t{};
     detail::check(ep_session_get_tensor(get(), detail::stage_ptr(stage), name.c_str(), &t));
-    return TensorRef{static_cast<ep_dtype>(t.dtype),
-                     std::vector<int64_t>(t.shape, t.shape + t.rank), t.data, t.bytes};
+    return ref(t);
   }
 
   // A camera frame into image input `name` (API version 3): see ep_session_set_image.
@@ -258,8 +267,15 @@ class Session {
     ep_tensor t{};
     detail::check(ep_session_get_tensor_typed(get(), detail::stage_ptr(stage), name.c_str(),
                                               dtype_of<T>::value, &t));
-    return TensorRef{static_cast<ep_dtype>(t.dtype),
-                     std::vector<int64_t>(t.shape, t.shape + t.rank), t.data, t.bytes};
+    return ref(t);
+  }
+
+  // The golden input `name` stored in the artifact for the pipeline ("") or a stage, decoded
+  // (API version 4): see ep_session_golden_input. Borrowed until the session is released.
+  TensorRef golden_input(const std::string& stage, const std::string& name) {
+    ep_tensor t{};
+    detail::check(ep_session_golden_input(get(), detail::stage_ptr(stage), name.c_str(), &t));
+    return ref(t);
   }
 
   // Class labels of a model or one of its stages ("" = the first model with labels).
@@ -314,6 +330,11 @@ class Session {
 
  private:
   explicit Session(ep_session* s) : session_(s) {}
+
+  static TensorRef ref(const ep_tensor& t) {
+    return TensorRef{static_cast<ep_dtype>(t.dtype),
+                     std::vector<int64_t>(t.shape, t.shape + t.rank), t.data, t.bytes};
+  }
 
   template <class CountFn, class InfoFn>
   std::vector<TensorInfo> describe(const std::string& stage, CountFn count_fn,

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 // edgepack-run: load an artifact, run its pipeline (or one stage) on .npy inputs, write .npy
-// outputs, optionally benchmark. Built on the C API only, linked statically, so the binary runs
-// on a board by itself. Usage and the JSON report are documented in README.md next to this file.
+// outputs, optionally benchmark. Talks to the library only through the C++ wrapper edgepack.hpp
+// (over the C API), linked statically, so the binary runs on a board by itself; .npy files and
+// atomic writes come from edgepack_common. Usage and the JSON report are documented in README.md
+// next to this file.
 #include <dirent.h>
 #include <sched.h>
 #include <sys/resource.h>
@@ -9,6 +11,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -16,14 +19,15 @@
 #include <fstream>
 #include <cerrno>
 #include <map>
-#include <memory>
 #include <sstream>
 #include <string>
+#include <tuple>
 #include <vector>
 
+#include "common/atomic_file.h"
 #include "common/error.h"
 #include "common/npy.h"
-#include "edgepack.h"
+#include "edgepack.hpp"
 #include "stats.h"
 
 namespace {
@@ -109,13 +113,19 @@ struct Failure {
   throw Failure{kExitUsage, message + " (see --help)"};
 }
 
-// Takes ownership of `status`; throws a Failure for an error.
-void check(ep_status* status, const std::string& context = "") {
-  if (status == nullptr) return;
-  const int code = static_cast<int>(ep_status_code(status));
-  std::string message = ep_status_message(status);
-  ep_status_release(status);
-  throw Failure{kExitErrorBase + code, context.empty() ? message : context + ": " + message};
+Failure failure(const ep::Exception& e, const std::string& context = "") {
+  return Failure{kExitErrorBase + static_cast<int>(e.code()),
+                 context.empty() ? e.what() : context + ": " + e.what()};
+}
+
+// Calls `f`; a library error becomes a Failure whose message starts with `context`.
+template <class F>
+auto in_context(const std::string& context, F&& f) -> decltype(f()) {
+  try {
+    return f();
+  } catch (const ep::Exception& e) {
+    throw failure(e, context);
+  }
 }
 
 long parse_long(const std::string& flag, const char* value, long min) {
@@ -205,7 +215,7 @@ Args parse_args(int argc, char** argv, bool* done) {
       *done = true;
       return a;
     } else if (arg == "--version") {
-      std::printf("edgepack-run %s (C API %u)\n", ep_get_version(), ep_get_api_version());
+      std::printf("edgepack-run %s (C API %u)\n", ep::version().c_str(), ep::api_version());
       *done = true;
       return a;
     } else if (arg == "--key") {
@@ -264,28 +274,6 @@ double now_ms() {
       .count();
 }
 
-struct Tensor {
-  std::string name;
-  ep_dtype dtype;
-  std::vector<int64_t> shape;
-  bool dynamic_dim0;
-};
-
-std::vector<Tensor> describe(ep_session* s, const char* stage, bool inputs) {
-  size_t n = 0;
-  check(inputs ? ep_session_input_count(s, stage, &n) : ep_session_output_count(s, stage, &n));
-  std::vector<Tensor> out;
-  for (size_t i = 0; i < n; ++i) {
-    ep_tensor_info info;
-    check(inputs ? ep_session_input_info(s, stage, i, &info)
-                 : ep_session_output_info(s, stage, i, &info));
-    out.push_back(Tensor{info.name, static_cast<ep_dtype>(info.dtype),
-                         std::vector<int64_t>(info.shape, info.shape + info.rank),
-                         (info.flags & EP_TENSOR_DYNAMIC_DIM0) != 0});
-  }
-  return out;
-}
-
 std::string shape_text(const std::vector<int64_t>& shape) {
   std::string s = "[";
   for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
@@ -294,18 +282,18 @@ std::string shape_text(const std::vector<int64_t>& shape) {
 
 constexpr char kGoldenInputs[] = "@golden";
 
-void load_inputs(ep_session* s, const char* stage, const std::string& dir) {
-  for (const Tensor& t : describe(s, stage, true)) {
+void load_inputs(ep::Session& s, const std::string& stage, const std::string& dir) {
+  for (const ep::TensorInfo& t : s.inputs(stage)) {
     npy::Array a;
     ep_dtype dtype = t.dtype;
     std::string path = dir + "/" + t.name + ".npy";
     if (dir == kGoldenInputs) {
       // The artifact's own copy (ep_session_golden_input): nothing beside it to upload.
-      ep_tensor g;
-      check(ep_session_golden_input(s, stage, t.name.c_str(), &g), "--inputs @golden");
+      const ep::TensorRef g =
+          in_context("--inputs @golden", [&] { return s.golden_input(stage, t.name); });
       path = "golden input '" + t.name + "'";
-      a.descr = npy::descr_for(dtype_name(static_cast<ep_dtype>(g.dtype)));
-      a.shape.assign(g.shape, g.shape + g.rank);
+      a.descr = npy::descr_for(dtype_name(g.dtype));
+      a.shape = g.shape;
       const uint8_t* bytes = static_cast<const uint8_t*>(g.data);
       a.data.assign(bytes, bytes + g.bytes);
     }
@@ -334,10 +322,10 @@ void load_inputs(ep_session* s, const char* stage, const std::string& dir) {
                                                                 ", the file holds " + held};
       }
       // An image input with size bounds takes any height and width within them (API 6).
-      int64_t lo[2] = {0, 0}, hi[2] = {0, 0};
+      std::array<int64_t, 2> lo{}, hi{};
       std::string bounds;
       if (t.shape.size() == 3) {
-        check(ep_session_input_size_bounds(s, stage, t.name.c_str(), lo, hi), t.name);
+        std::tie(lo, hi) = in_context(t.name, [&] { return s.input_size_bounds(stage, t.name); });
         if (lo[0] != hi[0] || lo[1] != hi[1])
           bounds = " (height " + std::to_string(lo[0]) + ".." + std::to_string(hi[0]) + ", width " +
                    std::to_string(lo[1]) + ".." + std::to_string(hi[1]) + ")";
@@ -354,20 +342,19 @@ void load_inputs(ep_session* s, const char* stage, const std::string& dir) {
                           bounds + ", the file holds " + shape_text(a.shape)};
       }
     }
-    check(ep_session_set_tensor(s, stage, t.name.c_str(), dtype, a.shape.data(), a.shape.size(),
-                                a.data.data(), a.data.size()),
-          "input '" + t.name + "'");
+    in_context("input '" + t.name + "'",
+               [&] { s.set_tensor(stage, t.name, dtype, a.shape, a.data.data(), a.data.size()); });
   }
 }
 
-void write_outputs(ep_session* s, const char* stage, const std::string& dir) {
+void write_outputs(ep::Session& s, const std::string& stage, const std::string& dir) {
   mkdir(dir.c_str(), 0755);  // an existing folder is fine; a failure shows up on write
-  for (const Tensor& t : describe(s, stage, false)) {
-    ep_tensor v;
-    check(ep_session_get_tensor(s, stage, t.name.c_str(), &v), "output '" + t.name + "'");
+  for (const ep::TensorInfo& t : s.outputs(stage)) {
+    const ep::TensorRef v =
+        in_context("output '" + t.name + "'", [&] { return s.get_tensor(stage, t.name); });
     npy::Array a;
-    a.descr = npy::descr_for(dtype_name(static_cast<ep_dtype>(v.dtype)));
-    a.shape.assign(v.shape, v.shape + v.rank);
+    a.descr = npy::descr_for(dtype_name(v.dtype));
+    a.shape = v.shape;
     const uint8_t* bytes = static_cast<const uint8_t*>(v.data);
     a.data.assign(bytes, bytes + v.bytes);
     try {
@@ -428,16 +415,12 @@ std::string json_stats(const std::vector<double>& samples) {
   return o.str();
 }
 
-void write_file_atomic(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::trunc);
-    f << text;
-    if (!f.flush()) throw Failure{kExitErrorBase + EP_IO_ERROR, tmp + ": cannot write"};
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    throw Failure{kExitErrorBase + EP_IO_ERROR, path + ": cannot write"};
+// The --json report, written atomically; a failure is an I/O error (exit 17).
+void write_report(const std::string& path, const std::string& text) {
+  try {
+    edgepack::write_file_atomic(path, text);
+  } catch (const edgepack::Error& e) {
+    throw Failure{kExitErrorBase + EP_IO_ERROR, e.what()};
   }
 }
 
@@ -458,17 +441,11 @@ std::string json_int_list(const std::vector<int32_t>& v) {
   return o + "]";
 }
 
-void record_stage_timings(ep_session* s, Report* r) {
-  size_t n = 0;
-  check(ep_session_timing_count(s, &n));
-  for (size_t i = 0; i < n; ++i) {
-    const char* name = nullptr;
-    double ms = 0;
-    int32_t runs = 0;
-    check(ep_session_stage_timing(s, i, &name, &ms, &runs));
-    if (r->stage_samples.find(name) == r->stage_samples.end()) r->stage_order.push_back(name);
-    r->stage_samples[name].push_back(ms);
-    r->stage_runs[name] = runs;
+void record_stage_timings(const ep::Session& s, Report* r) {
+  for (const ep::StageTiming& t : s.stage_timings()) {
+    if (r->stage_samples.find(t.stage) == r->stage_samples.end()) r->stage_order.push_back(t.stage);
+    r->stage_samples[t.stage].push_back(t.ms);
+    r->stage_runs[t.stage] = t.runs;
   }
 }
 
@@ -477,8 +454,8 @@ std::string report_json(const Args& a, const Report& r) {
   getrusage(RUSAGE_SELF, &ru);
   std::ostringstream o;
   o << "{\n  \"schema\": \"edgepack.run/1\",\n"
-    << "  \"edgepack_version\": " << json_string(ep_get_version()) << ",\n"
-    << "  \"api_version\": " << ep_get_api_version() << ",\n"
+    << "  \"edgepack_version\": " << json_string(ep::version()) << ",\n"
+    << "  \"api_version\": " << ep::api_version() << ",\n"
     << "  \"artifact\": " << json_string(a.artifact) << ",\n"
     << "  \"stage\": " << (a.stage.empty() ? "null" : json_string(a.stage)) << ",\n"
     << "  \"threads\": " << a.threads << ",\n"
@@ -561,85 +538,68 @@ std::string read_key_stdin() {
 }
 
 int run(const Args& a) {
-  ep_env* env_raw = nullptr;
-  check(ep_env_create(EP_API_VERSION, &env_raw));
-  std::unique_ptr<ep_env, void (*)(ep_env*)> env(env_raw, ep_env_release);
-  ep_options* opts_raw = nullptr;
-  check(ep_options_create(&opts_raw));
-  std::unique_ptr<ep_options, void (*)(ep_options*)> opts(opts_raw, ep_options_release);
-  check(ep_options_set_threads(opts.get(), a.threads));
+  ep::Env env;
+  ep::Options opts;
+  opts.threads(a.threads);
   if (!a.cpus.empty()) {
     pin_this_thread(a.cpus);
-    check(ep_options_set_cpus(opts.get(), a.cpus.data(), a.cpus.size()), "--cpus");
+    in_context("--cpus", [&] { opts.cpus(a.cpus); });
   }
-  if (!a.backends.empty()) {
-    std::vector<const char*> names;
-    for (const auto& b : a.backends) names.push_back(b.c_str());
-    check(ep_options_set_backend_preference(opts.get(), names.data(), names.size()), "--backend");
-  }
-  check(ep_options_set_min_version_counter(opts.get(), a.min_counter));
+  if (!a.backends.empty()) in_context("--backend", [&] { opts.backend_preference(a.backends); });
+  opts.min_version_counter(a.min_counter);
 
-  std::string key_pem;
-  if (a.key == "-") key_pem = read_key_stdin();
-  const ep_key device = a.key == "-"
-                            ? ep_key{EP_KEY_PEM_BYTES, 0, nullptr, key_pem.data(), key_pem.size()}
-                            : ep_key{EP_KEY_PEM_FILE, 0, a.key.c_str(), nullptr, 0};
-  const ep_key publisher{EP_KEY_PEM_FILE, 0, a.publisher.c_str(), nullptr, 0};
-  ep_session* s_raw = nullptr;
-  check(ep_session_create_from_file(env.get(), a.artifact.c_str(), &device, &publisher, opts.get(),
-                                    0, &s_raw),
-        a.artifact);
-  std::fill(key_pem.begin(), key_pem.end(), '\0');  // the library keeps no copy either
-  std::unique_ptr<ep_session, void (*)(ep_session*)> session(s_raw, ep_session_release);
-  ep_session* s = session.get();
-  check(ep_session_prepare(s));
+  // The library keeps no copy of the key; ep::Key wipes its own when it goes.
+  ep::Session s = [&] {
+    const ep::Key device =
+        a.key == "-" ? ep::Key::pem_bytes(read_key_stdin()) : ep::Key::pem_file(a.key);
+    return in_context(a.artifact, [&] {
+      return ep::Session::from_file(env, a.artifact, device, ep::Key::pem_file(a.publisher), &opts);
+    });
+  }();
+  s.prepare();
 
-  const char* stage = a.stage.empty() ? nullptr : a.stage.c_str();
-  if (stage != nullptr) {
-    size_t n = 0;
-    check(ep_session_stage_count(s, &n));
+  const std::string& stage = a.stage;
+  if (!stage.empty()) {
     std::string known;
     bool found = false;
-    for (size_t i = 0; i < n; ++i) {
-      const char* name = nullptr;
-      check(ep_session_stage_name(s, i, &name));
-      found = found || a.stage == name;
-      known += (i ? ", " : "") + std::string(name);
+    for (const std::string& name : s.stage_names()) {
+      found = found || stage == name;
+      known += (known.empty() ? "" : ", ") + name;
     }
     if (!found) {
       throw Failure{kExitErrorBase + EP_NOT_FOUND,
-                    "unknown stage '" + a.stage + "' (stages: " + known + ")"};
+                    "unknown stage '" + stage + "' (stages: " + known + ")"};
     }
   }
 
   Report r;
-  check(ep_session_load_timing(s, &r.verify_ms, &r.decrypt_ms, &r.prepare_ms));
+  const ep::LoadTiming load = s.load_timing();
+  r.verify_ms = load.verify_ms;
+  r.decrypt_ms = load.decrypt_ms;
+  r.prepare_ms = load.prepare_ms;
   load_inputs(s, stage, a.inputs);
 
-  if (a.profile && a.bench == 0) check(ep_session_set_profiling(s, 1));
+  auto run_once = [&] { in_context("run", [&] { s.run(stage); }); };
+  if (a.profile && a.bench == 0) s.set_profiling(true);
   double t = now_ms();
-  check(ep_session_run(s, stage), "run");
+  run_once();
   r.first_ms = now_ms() - t;
   r.thread_cpus = thread_cpus();
   // Outputs of the first run: the same inputs give the same outputs on every later run.
   if (!a.outputs.empty()) write_outputs(s, stage, a.outputs);
 
-  for (long i = 0; i < a.warmup && a.bench > 0; ++i) check(ep_session_run(s, stage), "run");
-  if (a.profile && a.bench > 0) check(ep_session_set_profiling(s, 1));
+  for (long i = 0; i < a.warmup && a.bench > 0; ++i) run_once();
+  if (a.profile && a.bench > 0) s.set_profiling(true);
   for (long i = 0; i < a.bench; ++i) {
     t = now_ms();
-    check(ep_session_run(s, stage), "run");
+    run_once();
     r.end_to_end.push_back(now_ms() - t);
     record_stage_timings(s, &r);
   }
   if (a.bench == 0) record_stage_timings(s, &r);
-  if (a.profile) {
-    const char* profile = nullptr;
-    check(ep_session_profile_json(s, &profile));
-    r.profile = profile;
-  }
+  if (a.profile) r.profile = s.profile_json();
 
-  if (!a.json.empty()) write_file_atomic(a.json, report_json(a, r));
+  if (!a.json.empty()) write_report(a.json, report_json(a, r));
   std::printf("load: verify %.3f ms, decrypt %.3f ms, prepare %.3f ms; first run %.3f ms\n",
               r.verify_ms, r.decrypt_ms, r.prepare_ms, r.first_ms);
   if (!r.end_to_end.empty()) {
@@ -662,6 +622,9 @@ int main(int argc, char** argv) {
   } catch (const Failure& f) {
     std::fprintf(stderr, "edgepack-run: error: %s\n", f.message.c_str());
     return f.exit_code;
+  } catch (const ep::Exception& e) {
+    std::fprintf(stderr, "edgepack-run: error: %s\n", e.what());
+    return failure(e).exit_code;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "edgepack-run: error: %s\n", e.what());
     return 1;
