@@ -5,15 +5,12 @@ against the installed SDK, linked shared and static."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 from pathlib import Path
 
 import numpy as np
+from opened_artifact import open_demo
 from sdk_host import CMAKE, SDK, SdkBuild, run
-
-from edgepack.artifact import container as artifact
-from edgepack.artifact import keys
 
 
 def test_c_api_rules(sdk_host: SdkBuild, packed_demo: tuple[Path, Path]) -> None:
@@ -28,16 +25,13 @@ def test_c_api_v3_checked_runs_reads_labels_and_log(sdk_host: SdkBuild,
     """Run without inputs, read before a run, typed reads, labels and the log callback, from C
     (sdk_templates/tests/c_api/test_c_api_v3.c). The library prints nothing itself: its backend
     warning reaches the callback, so stderr stays empty."""
-    epk, project = packed_demo
-    k = project / "keys"
-    proc = subprocess.run([str(sdk_host.build / "tests" / "c_api" / "test_c_api_v3"), str(epk),
-                           str(k / "dev1.key"), str(k / "publisher.pub")],
+    demo = open_demo(packed_demo)
+    proc = subprocess.run([str(sdk_host.build / "tests" / "c_api" / "test_c_api_v3"),
+                           str(demo.epk), str(demo.key), str(demo.publisher)],
                           capture_output=True, text=True, check=False)
     assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), proc.stdout + proc.stderr
     assert proc.stderr == ""
-    opened = artifact.open_artifact(epk.read_bytes(), keys.load_device_private(k / "dev1.key"),
-                                    keys.load_publisher_public(k / "publisher.pub"))
-    labelled = [m for m in json.loads(opened.manifest_bytes)["models"] if m.get("labels")]
+    labelled = [m for m in demo.manifest["models"] if m.get("labels")]
     first = labelled[0]["labels"]
     assert f"label0={first[0]} count={len(first)}" in proc.stdout
 
@@ -51,7 +45,7 @@ def test_runner_errors_one_line_each(sdk_host: SdkBuild, packed_demo: tuple[Path
                                      tmp_path: Path) -> None:
     epk, project = packed_demo
     k = project / "keys"
-    base = (epk, "--key", k / "dev1.key", "--publisher", k / "publisher.pub")
+    base = (epk, *open_demo(packed_demo).key_args)
     truncated = tmp_path / "cut.epk"
     truncated.write_bytes(epk.read_bytes()[:500])
     tampered = tmp_path / "flip.epk"
@@ -84,14 +78,10 @@ def test_runner_errors_one_line_each(sdk_host: SdkBuild, packed_demo: tuple[Path
 
 def test_runner_refuses_wrong_dtype_and_shape(sdk_host: SdkBuild, packed_demo: tuple[Path, Path],
                                               tmp_path: Path) -> None:
-    epk, project = packed_demo
-    k = project / "keys"
-    base = (epk, "--key", k / "dev1.key", "--publisher", k / "publisher.pub")
+    demo = open_demo(packed_demo)
+    base = (demo.epk, *demo.key_args)
     # The manifest names the pipeline inputs with their dtype and shape.
-    opened = artifact.open_artifact(epk.read_bytes(), keys.load_device_private(k / "dev1.key"),
-                                    keys.load_publisher_public(k / "publisher.pub"))
-    manifest = json.loads(opened.manifest_bytes)
-    first = manifest["pipeline"]["inputs"][0]
+    first = demo.manifest["pipeline"]["inputs"][0]
     shape = tuple(first["shape"])
     for name, array, text in (
         ("dtype", np.zeros(shape, np.float32), "must be " + first["dtype"]),

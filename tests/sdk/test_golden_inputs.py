@@ -10,40 +10,29 @@ naming it (exit 13, not found)."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
+from opened_artifact import OpenedArtifact, open_artifact, open_demo
 from sdk_host import SdkBuild, run
 
-from edgepack.artifact import container as artifact
-from edgepack.artifact import keys
-from edgepack.artifact.golden import input_npy, read_output
+from edgepack.artifact.golden import read_output
 from edgepack.testing import tiny_project
 
-Opened = tuple[Path, tuple[str, ...], artifact.OpenedArtifact]  # artifact, key args, contents
-
-
-def _open(epk: Path, key: Path, publisher: Path) -> Opened:
-    o = artifact.open_artifact(epk.read_bytes(), keys.load_device_private(key),
-                               keys.load_publisher_public(publisher))
-    return epk, ("--key", str(key), "--publisher", str(publisher)), o
-
 
 @pytest.fixture(scope="module")
-def opened(packed_demo: tuple[Path, Path]) -> Opened:
+def opened(packed_demo: tuple[Path, Path]) -> OpenedArtifact:
     """The example: its golden image is uint8, stored as it is."""
-    epk, project = packed_demo
-    return _open(epk, project / "keys" / "dev1.key", project / "keys" / "publisher.pub")
+    return open_demo(packed_demo)
 
 
 @pytest.fixture(scope="module")
-def opened_float(tmp_path_factory: pytest.TempPathFactory) -> Opened:
+def opened_float(tmp_path_factory: pytest.TempPathFactory) -> OpenedArtifact:
     """The tiny classifier: its golden input is float32, stored as int8 codes with a scale."""
     tiny = tiny_project(tmp_path_factory.mktemp("tiny"))
-    return _open(tiny.pack(), tiny.key, tiny.publisher)
+    return open_artifact(tiny.pack(), tiny.key, tiny.publisher)
 
 
 def _outputs(folder: Path) -> dict[str, np.ndarray]:
@@ -53,17 +42,14 @@ def _outputs(folder: Path) -> dict[str, np.ndarray]:
 @pytest.mark.parametrize("which", ["opened", "opened_float"])
 def test_golden_inputs_from_the_artifact(sdk_host: SdkBuild, which: str,
                                          request: pytest.FixtureRequest, tmp_path: Path) -> None:
-    opened: Opened = request.getfixturevalue(which)
-    epk, key_args, o = opened
-    golden = json.loads(o.manifest_bytes)["golden"]
+    o: OpenedArtifact = request.getfixturevalue(which)
+    epk, key_args = o.epk, o.key_args
+    golden = o.manifest["golden"]
     assert golden["inputs"], "the example must carry golden inputs"
     # A float input stored as int8 codes with a scale (manifest.md) comes back decoded from the
     # C API, exactly as the host reference ran it.
     assert any("scale" in e for e in golden["inputs"].values()) == (which == "opened_float")
-    in_dir = tmp_path / "in"
-    in_dir.mkdir()
-    for name, entry in golden["inputs"].items():
-        (in_dir / f"{name}.npy").write_bytes(input_npy(entry, o.sections))
+    in_dir = o.write_golden_inputs(tmp_path / "in")
     run([sdk_host.runner, epk, *key_args, "--inputs", "@golden", "--outputs", tmp_path / "a"])
     run([sdk_host.runner, epk, *key_args, "--inputs", in_dir, "--outputs", tmp_path / "b"])
     from_artifact, from_files = _outputs(tmp_path / "a"), _outputs(tmp_path / "b")
@@ -75,10 +61,9 @@ def test_golden_inputs_from_the_artifact(sdk_host: SdkBuild, which: str,
         assert check["passed"], check
 
 
-def test_stage_without_golden_inputs_is_one_error(sdk_host: SdkBuild, opened: Opened,
+def test_stage_without_golden_inputs_is_one_error(sdk_host: SdkBuild, opened: OpenedArtifact,
                                                   tmp_path: Path) -> None:
-    epk, key_args, o = opened
-    manifest = json.loads(o.manifest_bytes)
+    epk, key_args, manifest = opened.epk, opened.key_args, opened.manifest
     stage = manifest["stages"][0]["name"]
     assert stage not in manifest["golden"].get("stages", {})
     proc = subprocess.run([str(sdk_host.runner), str(epk), *key_args, "--stage", stage,

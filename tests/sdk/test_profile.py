@@ -6,19 +6,16 @@ report (schema-valid, top-nodes table in the text)."""
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import subprocess
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
+from opened_artifact import open_demo
 from sdk_host import SdkBuild, run
 
-from edgepack.artifact import container as artifact
-from edgepack.artifact import keys
 from edgepack.bench.report import render_text, summarize, validate_report
 from edgepack.errors import SpecError
 from edgepack.lower import device_graph
@@ -29,20 +26,10 @@ RUNS = 7
 def _open(packed_demo: tuple[Path, Path]) -> tuple[list[str], dict[str, Any], dict[str, bytes]]:
     """Runner arguments (with the golden inputs, so the detector finds boxes and the
     per-box classifier runs), the manifest and the sections."""
-    epk, project = packed_demo
-    k = project / "keys"
-    opened = artifact.open_artifact(epk.read_bytes(), keys.load_device_private(k / "dev1.key"),
-                                    keys.load_publisher_public(k / "publisher.pub"))
-    manifest = json.loads(opened.manifest_bytes)
-    sections = dict(opened.sections)
-    inputs = project / "golden-inputs"
-    inputs.mkdir(exist_ok=True)
-    for name, entry in manifest["golden"]["inputs"].items():
-        value = np.load(io.BytesIO(sections[entry["section"]]), allow_pickle=False)
-        np.save(inputs / f"{name}.npy", value)
-    args = [str(epk), "--key", str(k / "dev1.key"), "--publisher", str(k / "publisher.pub"),
-            "--inputs", str(inputs)]
-    return args, manifest, sections
+    demo = open_demo(packed_demo)
+    inputs = demo.write_golden_inputs(packed_demo[1] / "golden-inputs")
+    args = [str(demo.epk), *demo.key_args, "--inputs", str(inputs)]
+    return args, demo.manifest, demo.sections
 
 
 def _zero_inputs(args: list[str]) -> list[str]:

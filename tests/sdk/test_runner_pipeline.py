@@ -11,7 +11,6 @@ way)."""
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import subprocess
@@ -22,10 +21,9 @@ from typing import Any
 import numpy as np
 import onnx
 import pytest
+from opened_artifact import OpenedArtifact, open_demo
 from sdk_host import SdkBuild, run
 
-from edgepack.artifact import container as artifact
-from edgepack.artifact import keys
 from edgepack.model.reference import run_stage
 from edgepack.model.stages import build_stage_plan
 from edgepack.spec.loader import load_spec
@@ -36,26 +34,15 @@ TIE = 1e-4
 
 
 @dataclass(frozen=True)
-class Unpacked:
-    epk: Path
-    key_args: tuple[str, ...]
-    manifest: dict[str, Any]
-    sections: dict[str, bytes]
+class Unpacked(OpenedArtifact):
     stage_onnx: dict[str, onnx.ModelProto]  # the packer's stage graphs, rebuilt from the project
-
-    def npy(self, section: str) -> np.ndarray:
-        return np.asarray(np.load(io.BytesIO(self.sections[section]), allow_pickle=False))
 
 
 @pytest.fixture(scope="module")
 def demo(packed_demo: tuple[Path, Path]) -> Unpacked:
-    epk, project = packed_demo
-    k = project / "keys"
-    opened = artifact.open_artifact(epk.read_bytes(), keys.load_device_private(k / "dev1.key"),
-                                    keys.load_publisher_public(k / "publisher.pub"))
-    plan = build_stage_plan(load_spec(project))  # deterministic: the graphs that were lowered
-    return Unpacked(epk, ("--key", str(k / "dev1.key"), "--publisher", str(k / "publisher.pub")),
-                    json.loads(opened.manifest_bytes), dict(opened.sections),
+    o = open_demo(packed_demo)
+    plan = build_stage_plan(load_spec(packed_demo[1]))  # deterministic: the graphs lowered
+    return Unpacked(o.epk, o.key, o.publisher, o.manifest, o.sections,
                     {s.name: s.onnx for s in plan.stages})
 
 
@@ -97,7 +84,7 @@ def assert_topk_indices(name: str, got: np.ndarray, want: np.ndarray,
 def test_whole_pipeline_matches_golden_outputs(sdk_host: SdkBuild, demo: Unpacked,
                                                tmp_path: Path) -> None:
     golden = demo.manifest["golden"]
-    inputs = {n: demo.npy(e["section"]) for n, e in golden["inputs"].items()}
+    inputs = demo.golden_inputs()
     want = {n: demo.npy(e["section"]) for n, e in golden["outputs"].items()}
     assert want["detector.boxes"].shape[0] > 0, "the golden image has no detections to compare"
     got = run_runner(sdk_host, demo, inputs, tmp_path)
@@ -114,7 +101,7 @@ def stage_inputs(demo: Unpacked) -> dict[str, dict[str, np.ndarray]]:
     inputs (a map step gets its first row, as the runner feeds one row per run)."""
     stages = {s["name"]: s for s in demo.manifest["stages"]}
     pipeline = demo.manifest["pipeline"]
-    tensors = {n: demo.npy(e["section"]) for n, e in demo.manifest["golden"]["inputs"].items()}
+    tensors = demo.golden_inputs()
     feeds_by_stage: dict[str, dict[str, np.ndarray]] = {}
     for step in pipeline["steps"]:
         stage = stages[step["stage"]]
@@ -145,7 +132,7 @@ def test_each_stage_matches_onnxruntime(sdk_host: SdkBuild, demo: Unpacked,
 
 def test_bench_report_invariants(sdk_host: SdkBuild, demo: Unpacked, tmp_path: Path) -> None:
     golden = demo.manifest["golden"]
-    inputs = {n: demo.npy(e["section"]) for n, e in golden["inputs"].items()}
+    inputs = demo.golden_inputs()
     report = tmp_path / "run.json"
     run_runner(sdk_host, demo, inputs, tmp_path, "--bench", "5", "--warmup", "2", "--json",
                str(report))

@@ -7,54 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "c_api_check.h"
 #include "edgepack.h"
-
-static int failures = 0;
-
-#define CHECK(cond)                                                            \
-  do {                                                                         \
-    if (!(cond)) {                                                             \
-      fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-      ++failures;                                                              \
-    }                                                                          \
-  } while (0)
-
-/* Checks the code of `st`, then releases it. */
-static void expect(ep_status* st, ep_error_code code) {
-  if (ep_status_code(st) != code) {
-    fprintf(stderr, "expected code %d, got %d (%s)\n", (int)code, (int)ep_status_code(st),
-            ep_status_message(st));
-    ++failures;
-  }
-  if (code != EP_OK) CHECK(st != NULL && strlen(ep_status_message(st)) > 0);
-  ep_status_release(st);
-}
-
-static ep_key pem_file(const char* path) {
-  ep_key k;
-  memset(&k, 0, sizeof(k));
-  k.format = EP_KEY_PEM_FILE;
-  k.path = path;
-  return k;
-}
-
-static char* read_file(const char* path, size_t* size) {
-  FILE* f = fopen(path, "rb");
-  char* buf;
-  long n;
-  if (f == NULL) return NULL;
-  fseek(f, 0, SEEK_END);
-  n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  buf = (char*)malloc((size_t)n + 1);
-  *size = fread(buf, 1, (size_t)n, f);
-  fclose(f);
-  return buf;
-}
-
-static size_t dtype_size(int32_t dtype) {
-  return dtype == EP_DTYPE_UINT8 ? 1 : dtype == EP_DTYPE_INT64 ? 8 : 4;
-}
 
 /* Inputs set once stay valid for every later run of that stage: the second run of the first
  * stage gives the same output (the stage's memory plan may reuse input space within a run). */
@@ -250,6 +204,5 @@ int main(int argc, char** argv) {
   ep_session_release(session);
   ep_options_release(options);
   ep_env_release(env);
-  if (failures == 0) printf("ok\n");
-  return failures == 0 ? 0 : 1;
+  return finish();
 }

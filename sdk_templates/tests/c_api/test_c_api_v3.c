@@ -8,42 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "c_api_check.h"
 #include "edgepack.h"
-
-static int failures = 0;
-
-#define CHECK(cond)                                                            \
-  do {                                                                         \
-    if (!(cond)) {                                                             \
-      fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-      ++failures;                                                              \
-    }                                                                          \
-  } while (0)
-
-/* Checks the code of `st` and that its message contains `text` (may be NULL), then frees it. */
-static void expect(ep_status* st, ep_error_code code, const char* text) {
-  if (ep_status_code(st) != code) {
-    fprintf(stderr, "expected code %d, got %d (%s)\n", (int)code, (int)ep_status_code(st),
-            ep_status_message(st));
-    ++failures;
-  } else if (text != NULL && strstr(ep_status_message(st), text) == NULL) {
-    fprintf(stderr, "expected '%s' in: %s\n", text, ep_status_message(st));
-    ++failures;
-  }
-  ep_status_release(st);
-}
-
-static ep_key pem_file(const char* path) {
-  ep_key k;
-  memset(&k, 0, sizeof(k));
-  k.format = EP_KEY_PEM_FILE;
-  k.path = path;
-  return k;
-}
-
-static size_t dtype_size(int32_t dtype) {
-  return dtype == EP_DTYPE_UINT8 ? 1 : dtype == EP_DTYPE_INT64 ? 8 : 4;
-}
 
 struct log_record {
   int calls;
@@ -66,9 +32,9 @@ static unsigned char* output_copy(ep_session* s, const ep_tensor_info* unused, s
   const char* stage = NULL;
   unsigned char* copy;
   (void)unused;
-  expect(ep_session_stage_name(s, 0, &stage), EP_OK, NULL);
-  expect(ep_session_output_info(s, stage, 0, &info), EP_OK, NULL);
-  expect(ep_session_get_tensor(s, stage, info.name, &t), EP_OK, NULL);
+  expect_message(ep_session_stage_name(s, 0, &stage), EP_OK, NULL);
+  expect_message(ep_session_output_info(s, stage, 0, &info), EP_OK, NULL);
+  expect_message(ep_session_get_tensor(s, stage, info.name, &t), EP_OK, NULL);
   copy = (unsigned char*)malloc(t.bytes ? t.bytes : 1);
   memcpy(copy, t.data, t.bytes);
   *bytes = t.bytes;
@@ -102,13 +68,13 @@ static void check_images(ep_session* s, const ep_tensor_info* in, const ep_tenso
   img.height = h;
   img.planes[0] = rgb;
   img.strides[0] = stride;
-  expect(ep_session_set_image(s, NULL, in->name, &img, 0), EP_OK, NULL);
-  expect(ep_session_run(s, NULL), EP_OK, NULL);
+  expect_message(ep_session_set_image(s, NULL, in->name, &img, 0), EP_OK, NULL);
+  expect_message(ep_session_run(s, NULL), EP_OK, NULL);
   a = output_copy(s, out, &na);
-  expect(ep_session_set_tensor(s, NULL, in->name, EP_DTYPE_UINT8, in->shape, in->rank, bgr,
-                               (size_t)w * (size_t)h * 3),
-         EP_OK, NULL);
-  expect(ep_session_run(s, NULL), EP_OK, NULL);
+  expect_message(ep_session_set_tensor(s, NULL, in->name, EP_DTYPE_UINT8, in->shape, in->rank, bgr,
+                                       (size_t)w * (size_t)h * 3),
+                 EP_OK, NULL);
+  expect_message(ep_session_run(s, NULL), EP_OK, NULL);
   b = output_copy(s, out, &nb);
   CHECK(na > 0 && na == nb && memcmp(a, b, na) == 0);
   free(a);
@@ -122,17 +88,19 @@ static void check_images(ep_session* s, const ep_tensor_info* in, const ep_tenso
   img.planes[0] = nv12;
   img.planes[1] = nv12 + (size_t)w * (size_t)h;
   img.strides[0] = img.strides[1] = (size_t)w;
-  expect(ep_session_set_image(s, NULL, in->name, &img, 0), EP_OK, NULL);
-  expect(ep_session_run(s, NULL), EP_OK, NULL);
+  expect_message(ep_session_set_image(s, NULL, in->name, &img, 0), EP_OK, NULL);
+  expect_message(ep_session_run(s, NULL), EP_OK, NULL);
 
   img.width = w - 2;
-  expect(ep_session_set_image(s, NULL, in->name, &img, 0), EP_INVALID_ARGUMENT, "(width x height)");
+  expect_message(ep_session_set_image(s, NULL, in->name, &img, 0), EP_INVALID_ARGUMENT,
+                 "(width x height)");
   img.width = w;
   img.format = 99;
-  expect(ep_session_set_image(s, NULL, in->name, &img, 0), EP_INVALID_ARGUMENT, "ep_pixel_format");
+  expect_message(ep_session_set_image(s, NULL, in->name, &img, 0), EP_INVALID_ARGUMENT,
+                 "ep_pixel_format");
   img.format = EP_PIXEL_NV12;
-  expect(ep_session_set_image(s, NULL, in->name, &img, 1), EP_INVALID_ARGUMENT, "flags");
-  expect(ep_session_set_image(s, NULL, "no-such-input", &img, 0), EP_NOT_FOUND, NULL);
+  expect_message(ep_session_set_image(s, NULL, in->name, &img, 1), EP_INVALID_ARGUMENT, "flags");
+  expect_message(ep_session_set_image(s, NULL, "no-such-input", &img, 0), EP_NOT_FOUND, NULL);
   free(rgb);
   free(bgr);
   free(nv12);
@@ -157,23 +125,24 @@ int main(int argc, char** argv) {
   dev = pem_file(argv[2]);
   pub = pem_file(argv[3]);
   CHECK(ep_get_api_version() >= 3);
-  expect(ep_env_create(EP_API_VERSION, &env), EP_OK, NULL);
+  expect_message(ep_env_create(EP_API_VERSION, &env), EP_OK, NULL);
 
   /* Warnings go to the callback: a backend that cannot be loaded is reported, then skipped. */
   memset(&log, 0, sizeof(log));
-  expect(ep_set_log_callback(on_log, &log), EP_OK, NULL);
-  expect(ep_options_create(&options), EP_OK, NULL);
-  expect(ep_options_set_backend_preference(options, backends, 2), EP_OK, NULL);
-  expect(ep_session_create_from_file(env, argv[1], &dev, &pub, options, 0, &session), EP_OK, NULL);
-  expect(ep_session_prepare(session), EP_OK, NULL);
+  expect_message(ep_set_log_callback(on_log, &log), EP_OK, NULL);
+  expect_message(ep_options_create(&options), EP_OK, NULL);
+  expect_message(ep_options_set_backend_preference(options, backends, 2), EP_OK, NULL);
+  expect_message(ep_session_create_from_file(env, argv[1], &dev, &pub, options, 0, &session), EP_OK,
+                 NULL);
+  expect_message(ep_session_prepare(session), EP_OK, NULL);
   CHECK(log.calls >= 1 && log.level == EP_LOG_WARNING);
   CHECK(strstr(log.text, "no_such_backend") != NULL);
-  expect(ep_set_log_callback(NULL, NULL), EP_OK, NULL);
+  expect_message(ep_set_log_callback(NULL, NULL), EP_OK, NULL);
 
   /* A run before its inputs are set names the input and its expected dtype and shape. */
-  expect(ep_session_input_count(session, NULL, &inputs), EP_OK, NULL);
+  expect_message(ep_session_input_count(session, NULL, &inputs), EP_OK, NULL);
   CHECK(inputs >= 1);
-  expect(ep_session_input_info(session, NULL, 0, &in), EP_OK, NULL);
+  expect_message(ep_session_input_info(session, NULL, 0, &in), EP_OK, NULL);
   for (i = 0; i < in.rank; ++i) {
     char dim[32];
     n *= (size_t)in.shape[i];
@@ -181,16 +150,16 @@ int main(int argc, char** argv) {
     strcat(expected_shape, dim);
   }
   strcat(expected_shape, "]");
-  expect(ep_session_run(session, NULL), EP_INVALID_ARGUMENT, "was not set");
-  expect(ep_session_run(session, NULL), EP_INVALID_ARGUMENT, expected_shape);
+  expect_message(ep_session_run(session, NULL), EP_INVALID_ARGUMENT, "was not set");
+  expect_message(ep_session_run(session, NULL), EP_INVALID_ARGUMENT, expected_shape);
 
   /* Reading an output before any run is refused (it used to return the upper-bound buffer). */
-  expect(ep_session_output_info(session, NULL, 0, &out_info), EP_OK, NULL);
+  expect_message(ep_session_output_info(session, NULL, 0, &out_info), EP_OK, NULL);
   memset(&out, 0xCD, sizeof(out));
-  expect(ep_session_get_tensor(session, NULL, out_info.name, &out), EP_INVALID_ARGUMENT,
-         "before a run");
+  expect_message(ep_session_get_tensor(session, NULL, out_info.name, &out), EP_INVALID_ARGUMENT,
+                 "before a run");
   CHECK(out.bytes == (size_t)0xCDCDCDCDCDCDCDCDull);
-  expect(ep_session_get_tensor(session, NULL, "no-such-output", &out), EP_NOT_FOUND, NULL);
+  expect_message(ep_session_get_tensor(session, NULL, "no-such-output", &out), EP_NOT_FOUND, NULL);
 
   /* A wrong shape names the expected one. */
   n *= dtype_size(in.dtype);
@@ -199,7 +168,7 @@ int main(int argc, char** argv) {
     int64_t wrong[8];
     for (i = 0; i < in.rank && i < 8; ++i) wrong[i] = in.shape[i];
     wrong[in.rank - 1] += 1;
-    expect(
+    expect_message(
         ep_session_set_tensor(session, NULL, in.name, (ep_dtype)in.dtype, wrong, in.rank, data, n),
         EP_INVALID_ARGUMENT, expected_shape);
   }
@@ -207,46 +176,46 @@ int main(int argc, char** argv) {
     ep_tensor_info t;
     size_t bytes = 1, d;
     void* zeros;
-    expect(ep_session_input_info(session, NULL, i, &t), EP_OK, NULL);
+    expect_message(ep_session_input_info(session, NULL, i, &t), EP_OK, NULL);
     for (d = 0; d < t.rank; ++d) bytes *= (size_t)t.shape[d];
     bytes *= dtype_size(t.dtype);
     zeros = calloc(bytes ? bytes : 1, 1);
-    expect(ep_session_set_tensor(session, NULL, t.name, (ep_dtype)t.dtype, t.shape, t.rank, zeros,
-                                 bytes),
-           EP_OK, NULL);
+    expect_message(ep_session_set_tensor(session, NULL, t.name, (ep_dtype)t.dtype, t.shape, t.rank,
+                                         zeros, bytes),
+                   EP_OK, NULL);
     free(zeros);
   }
-  expect(ep_session_run(session, NULL), EP_OK, NULL);
+  expect_message(ep_session_run(session, NULL), EP_OK, NULL);
 
   /* Typed reads: the right dtype works, another one is refused and `out` stays untouched. */
-  expect(ep_session_get_tensor_typed(session, NULL, out_info.name, (ep_dtype)out_info.dtype, &out),
-         EP_OK, NULL);
+  expect_message(
+      ep_session_get_tensor_typed(session, NULL, out_info.name, (ep_dtype)out_info.dtype, &out),
+      EP_OK, NULL);
   CHECK(out.dtype == out_info.dtype);
   {
     ep_tensor kept = out;
     ep_dtype other = out_info.dtype == EP_DTYPE_FLOAT32 ? EP_DTYPE_UINT8 : EP_DTYPE_FLOAT32;
-    expect(ep_session_get_tensor_typed(session, NULL, out_info.name, other, &out),
-           EP_INVALID_ARGUMENT, "read as");
+    expect_message(ep_session_get_tensor_typed(session, NULL, out_info.name, other, &out),
+                   EP_INVALID_ARGUMENT, "read as");
     CHECK(memcmp(&kept, &out, sizeof(out)) == 0);
   }
 
   check_images(session, &in, &out_info);
 
   /* Labels: the artifact's classifier has them (examples/vision-demo). */
-  expect(ep_session_label_count(session, NULL, &count), EP_OK, NULL);
+  expect_message(ep_session_label_count(session, NULL, &count), EP_OK, NULL);
   CHECK(count > 0);
   if (count > 0) {
     const char* label = NULL;
-    expect(ep_session_label(session, NULL, 0, &label), EP_OK, NULL);
+    expect_message(ep_session_label(session, NULL, 0, &label), EP_OK, NULL);
     CHECK(label != NULL && strlen(label) > 0);
-    expect(ep_session_label(session, NULL, count, &label), EP_INVALID_ARGUMENT, NULL);
-    expect(ep_session_label_count(session, "no-such-model", &count), EP_NOT_FOUND, NULL);
+    expect_message(ep_session_label(session, NULL, count, &label), EP_INVALID_ARGUMENT, NULL);
+    expect_message(ep_session_label_count(session, "no-such-model", &count), EP_NOT_FOUND, NULL);
     printf("label0=%s count=%zu\n", label, count);
   }
   free(data);
   ep_session_release(session);
   ep_options_release(options);
   ep_env_release(env);
-  if (failures == 0) printf("ok\n");
-  return failures == 0 ? 0 : 1;
+  return finish();
 }

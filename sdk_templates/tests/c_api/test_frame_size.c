@@ -11,38 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "c_api_check.h"
 #include "edgepack.h"
-
-static int failures = 0;
-
-#define CHECK(cond)                                                            \
-  do {                                                                         \
-    if (!(cond)) {                                                             \
-      fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-      ++failures;                                                              \
-    }                                                                          \
-  } while (0)
-
-/* Checks the code of `st` and that its message contains `text` (may be NULL), then frees it. */
-static void expect(ep_status* st, ep_error_code code, const char* text) {
-  if (ep_status_code(st) != code) {
-    fprintf(stderr, "expected code %d, got %d (%s)\n", (int)code, (int)ep_status_code(st),
-            ep_status_message(st));
-    ++failures;
-  } else if (text != NULL && strstr(ep_status_message(st), text) == NULL) {
-    fprintf(stderr, "expected '%s' in: %s\n", text, ep_status_message(st));
-    ++failures;
-  }
-  ep_status_release(st);
-}
-
-static ep_key pem_file(const char* path) {
-  ep_key k;
-  memset(&k, 0, sizeof(k));
-  k.format = EP_KEY_PEM_FILE;
-  k.path = path;
-  return k;
-}
 
 /* A BGR frame of `w` x `h` with rows `stride` bytes apart (the padding bytes are 0xAB). */
 static ep_image bgr_frame(uint8_t* pixels, int32_t w, int32_t h, size_t stride) {
@@ -58,12 +28,12 @@ static ep_image bgr_frame(uint8_t* pixels, int32_t w, int32_t h, size_t stride) 
 
 static void print_outputs(ep_session* s) {
   size_t count = 0;
-  expect(ep_session_output_count(s, NULL, &count), EP_OK, NULL);
+  expect_message(ep_session_output_count(s, NULL, &count), EP_OK, NULL);
   for (size_t i = 0; i < count; ++i) {
     ep_tensor_info info;
     ep_tensor t;
-    expect(ep_session_output_info(s, NULL, i, &info), EP_OK, NULL);
-    expect(ep_session_get_tensor(s, NULL, info.name, &t), EP_OK, NULL);
+    expect_message(ep_session_output_info(s, NULL, i, &info), EP_OK, NULL);
+    expect_message(ep_session_get_tensor(s, NULL, info.name, &t), EP_OK, NULL);
     printf("out %s %d %zu", info.name, (int)t.dtype, t.rank);
     size_t n = 1;
     for (size_t d = 0; d < t.rank; ++d) {
@@ -101,8 +71,8 @@ static int run_frame(ep_session* s, const char* spec) {
   fclose(f);
   if (ok) {
     ep_image im = bgr_frame(pixels, w, h, stride);
-    expect(ep_session_set_image(s, NULL, "image", &im, 0), EP_OK, NULL);
-    expect(ep_session_run(s, NULL), EP_OK, NULL);
+    expect_message(ep_session_set_image(s, NULL, "image", &im, 0), EP_OK, NULL);
+    expect_message(ep_session_run(s, NULL), EP_OK, NULL);
     printf("frame %dx%d\n", h, w);
     print_outputs(s);
   }
@@ -118,16 +88,17 @@ int main(int argc, char** argv) {
   ep_env* env = NULL;
   ep_session* s = NULL;
   CHECK(ep_get_api_version() >= 6);
-  expect(ep_env_create(EP_API_VERSION, &env), EP_OK, NULL);
+  expect_message(ep_env_create(EP_API_VERSION, &env), EP_OK, NULL);
   ep_key dev = pem_file(argv[2]), pub = pem_file(argv[3]);
-  expect(ep_session_create_from_file(env, argv[1], &dev, &pub, NULL, 0, &s), EP_OK, NULL);
+  expect_message(ep_session_create_from_file(env, argv[1], &dev, &pub, NULL, 0, &s), EP_OK, NULL);
   if (s == NULL) return 1;
 
   int64_t lo[2] = {-1, -1}, hi[2] = {-1, -1};
-  expect(ep_session_input_size_bounds(s, NULL, "image", lo, hi), EP_OK, NULL);
+  expect_message(ep_session_input_size_bounds(s, NULL, "image", lo, hi), EP_OK, NULL);
   printf("bounds %" PRId64 " %" PRId64 " %" PRId64 " %" PRId64 "\n", lo[0], lo[1], hi[0], hi[1]);
-  expect(ep_session_input_size_bounds(s, NULL, "nope", lo, hi), EP_NOT_FOUND, "nope");
-  expect(ep_session_input_size_bounds(s, NULL, "image", NULL, hi), EP_INVALID_ARGUMENT, NULL);
+  expect_message(ep_session_input_size_bounds(s, NULL, "nope", lo, hi), EP_NOT_FOUND, "nope");
+  expect_message(ep_session_input_size_bounds(s, NULL, "image", NULL, hi), EP_INVALID_ARGUMENT,
+                 NULL);
 
   /* Outside the bounds, one pixel too narrow and one too tall: refused, naming both sizes. */
   const int32_t w_small = (int32_t)lo[1] - 1, h_big = (int32_t)hi[0] + 1;
@@ -136,19 +107,19 @@ int main(int argc, char** argv) {
   ep_image im = bgr_frame(big, w_small, (int32_t)lo[0], (size_t)hi[1] * 3);
   snprintf(want, sizeof want, "image is %dx%d, input 'image' accepts %dx%d to %dx%d", w_small,
            (int)lo[0], (int)lo[1], (int)lo[0], (int)hi[1], (int)hi[0]);
-  expect(ep_session_set_image(s, NULL, "image", &im, 0), EP_INVALID_ARGUMENT, want);
+  expect_message(ep_session_set_image(s, NULL, "image", &im, 0), EP_INVALID_ARGUMENT, want);
   im = bgr_frame(big, (int32_t)hi[1], h_big, (size_t)hi[1] * 3);
-  expect(ep_session_set_image(s, NULL, "image", &im, 0), EP_INVALID_ARGUMENT, "accepts");
+  expect_message(ep_session_set_image(s, NULL, "image", &im, 0), EP_INVALID_ARGUMENT, "accepts");
   /* The same bounds hold for ep_session_set_tensor with an HWC shape. */
   const int64_t shape[3] = {h_big, hi[1], 3};
   snprintf(want, sizeof want, "(height %d..%d, width %d..%d)", (int)lo[0], (int)hi[0], (int)lo[1],
            (int)hi[1]);
-  expect(ep_session_set_tensor(s, NULL, "image", EP_DTYPE_UINT8, shape, 3, big,
-                               (size_t)h_big * (size_t)hi[1] * 3),
-         EP_INVALID_ARGUMENT, want);
+  expect_message(ep_session_set_tensor(s, NULL, "image", EP_DTYPE_UINT8, shape, 3, big,
+                                       (size_t)h_big * (size_t)hi[1] * 3),
+                 EP_INVALID_ARGUMENT, want);
   free(big);
   /* Nothing was set by the refused calls: a run is still refused. */
-  expect(ep_session_run(s, NULL), EP_INVALID_ARGUMENT, "was not set");
+  expect_message(ep_session_run(s, NULL), EP_INVALID_ARGUMENT, "was not set");
 
   for (int i = 4; i < argc; ++i) CHECK(run_frame(s, argv[i]));
 
