@@ -1,31 +1,10 @@
 # SPDX-License-Identifier: Apache-2.0
 # HiSilicon's vendor GCC for Hi3559A (from the HiSilicon SDK); same ABI as aarch64-linux-gnu.
-# Cache variables (default: the same-named environment variables, which Conan profiles set):
-# EDGEPACK_ARCH_FLAGS (the board's cpu.flags) and EDGEPACK_SYSROOT (extracted
-# Debian arm64 packages such as OpenSSL; searched for libraries and headers, while the C
-# library comes from the compiler's own sysroot and programs from the host).
+# The C library comes from the compiler's own sysroot; the board's CPU flags and the target
+# libraries (EDGEPACK_ARCH_FLAGS, EDGEPACK_SYSROOT) as in every cross file: linux-cross.cmake.
 set(CMAKE_SYSTEM_NAME Linux)
 set(CMAKE_SYSTEM_PROCESSOR aarch64)
 set(CMAKE_C_COMPILER aarch64-himix100-linux-gcc)
 set(CMAKE_CXX_COMPILER aarch64-himix100-linux-g++)
 set(EDGEPACK_MULTIARCH aarch64-linux-gnu)  # Debian's folder name for this ABI inside the sysroot
-
-set(EDGEPACK_ARCH_FLAGS "$ENV{EDGEPACK_ARCH_FLAGS}" CACHE STRING "Board CPU flags, e.g. -mcpu=cortex-a73.cortex-a53")
-set(EDGEPACK_SYSROOT "$ENV{EDGEPACK_SYSROOT}" CACHE PATH "Target-architecture libraries (extracted Debian packages)")
-# try_compile projects re-read this file: hand them the same values.
-list(APPEND CMAKE_TRY_COMPILE_PLATFORM_VARIABLES EDGEPACK_ARCH_FLAGS EDGEPACK_SYSROOT)
-set(CMAKE_C_FLAGS_INIT "${EDGEPACK_ARCH_FLAGS}")
-set(CMAKE_CXX_FLAGS_INIT "${EDGEPACK_ARCH_FLAGS}")
-
-if(EDGEPACK_SYSROOT)
-  # Debian keeps per-ABI headers (openssl/configuration.h) and libraries in multiarch folders.
-  set(CMAKE_C_STANDARD_INCLUDE_DIRECTORIES ${EDGEPACK_SYSROOT}/usr/include/${EDGEPACK_MULTIARCH})
-  set(CMAKE_CXX_STANDARD_INCLUDE_DIRECTORIES ${EDGEPACK_SYSROOT}/usr/include/${EDGEPACK_MULTIARCH})
-  list(APPEND CMAKE_LIBRARY_PATH ${EDGEPACK_SYSROOT}/usr/lib/${EDGEPACK_MULTIARCH})
-endif()
-set(CMAKE_FIND_ROOT_PATH ${EDGEPACK_SYSROOT})
-set(CMAKE_FIND_ROOT_PATH_MODE_PROGRAM NEVER)
-set(CMAKE_FIND_ROOT_PATH_MODE_LIBRARY ONLY)
-set(CMAKE_FIND_ROOT_PATH_MODE_INCLUDE ONLY)
-# BOTH: an app finds the unpacked SDK (find_package(edgepack)) wherever it was unpacked.
-set(CMAKE_FIND_ROOT_PATH_MODE_PACKAGE BOTH)
+include(${CMAKE_CURRENT_LIST_DIR}/linux-cross.cmake)

@@ -68,18 +68,5 @@ set(CMAKE_C_COMPILER ${EDGEPACK_ZIG_WRAPPERS}/cc)
 set(CMAKE_CXX_COMPILER ${EDGEPACK_ZIG_WRAPPERS}/c++)
 set(CMAKE_AR ${EDGEPACK_ZIG_WRAPPERS}/ar CACHE FILEPATH "Archiver")
 set(CMAKE_RANLIB ${EDGEPACK_ZIG_WRAPPERS}/ranlib CACHE FILEPATH "Ranlib")
-set(CMAKE_C_FLAGS_INIT "${EDGEPACK_ARCH_FLAGS}")
-set(CMAKE_CXX_FLAGS_INIT "${EDGEPACK_ARCH_FLAGS}")
-
-if(EDGEPACK_SYSROOT)
-  # Debian keeps per-ABI headers (openssl/configuration.h) and libraries in multiarch folders.
-  set(CMAKE_C_STANDARD_INCLUDE_DIRECTORIES ${EDGEPACK_SYSROOT}/usr/include/${EDGEPACK_MULTIARCH})
-  set(CMAKE_CXX_STANDARD_INCLUDE_DIRECTORIES ${EDGEPACK_SYSROOT}/usr/include/${EDGEPACK_MULTIARCH})
-  list(APPEND CMAKE_LIBRARY_PATH ${EDGEPACK_SYSROOT}/usr/lib/${EDGEPACK_MULTIARCH})
-endif()
-set(CMAKE_FIND_ROOT_PATH ${EDGEPACK_SYSROOT})
-set(CMAKE_FIND_ROOT_PATH_MODE_PROGRAM NEVER)
-set(CMAKE_FIND_ROOT_PATH_MODE_LIBRARY ONLY)
-set(CMAKE_FIND_ROOT_PATH_MODE_INCLUDE ONLY)
-# BOTH: an app finds the unpacked SDK (find_package(edgepack)) wherever it was unpacked.
-set(CMAKE_FIND_ROOT_PATH_MODE_PACKAGE BOTH)
+# CPU flags, the sysroot's multiarch folders and the find-root modes, as in every cross file.
+include(${CMAKE_CURRENT_LIST_DIR}/linux-cross.cmake)

@@ -16,6 +16,7 @@ import pytest
 
 from edgepack.build import qemu
 from edgepack.build.sdkbuild import build_sdk, cmake_program
+from edgepack.build.sdkreadme import sdk_toolchain_files
 from edgepack.build.shipcheck import GlibcTooNew
 from edgepack.build.toolchains import (
     is_vendor_triple,
@@ -124,6 +125,26 @@ def test_every_board_has_its_toolchain_files() -> None:
         for triple in board.toolchains:
             if is_vendor_triple(triple):
                 assert toolchain_file(triple).is_file()
+
+
+def test_the_sdk_ships_what_its_toolchain_file_includes(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every cross toolchain file (vendor, Debian, zig) ends in the shared linux-cross.cmake, and
+    the SDK's cmake/ folder carries it beside the file that includes it."""
+    included = re.compile(r"include\(\$\{CMAKE_CURRENT_LIST_DIR\}/([^)]+)\)")
+    for path in sorted(toolchains_dir().glob("*.toolchain.cmake")):
+        names = included.findall(path.read_text())
+        assert names == ([] if path.name == "host.toolchain.cmake" else ["linux-cross.cmake"]), \
+            path.name
+    shim = _vendor_shim(tmp_path / "vendor-bin")
+    board = load_board("hi3559a")
+    zig = resolve_toolchain(board)
+    monkeypatch.setenv("PATH", f"{shim}{os.pathsep}{os.environ['PATH']}")
+    for tc in (zig, resolve_toolchain(board)):  # zig, then the vendor compiler
+        files = sdk_toolchain_files(board, tc)
+        base = files[f"cmake/{tc.file.name}"]
+        for name in included.findall(base):
+            assert files[f"cmake/{name}"] == (tc.file.parent / name).read_text(), tc.file.name
 
 
 def test_too_new_glibc_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

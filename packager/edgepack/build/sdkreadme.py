@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from edgepack.build.toolchains import Toolchain
+from edgepack.build.toolchains import Toolchain, shipped_toolchain_files
 from edgepack.spec.arch import ARCHES
 from edgepack.spec.boards import Board
 
@@ -18,9 +18,9 @@ EXAMPLE_DIR = "examples/app"  # an app to build against the SDK, copied from sdk
 def sdk_toolchain_files(board: Board, toolchain: Toolchain,
                         zig_cache: Path | None = None) -> dict[str, str]:
     """``toolchain.cmake`` (the board's values, then the generic file) and the generic file
-    under ``cmake/``, relative to the SDK root. ``zig_cache``: for files that stay on this
-    machine (the Conan profile's), this zig and that cache are named; the SDK's own file
-    finds zig on the user's machine."""
+    (with the shared part it includes) under ``cmake/``, relative to the SDK root.
+    ``zig_cache``: for files that stay on this machine (the Conan profile's), this zig and that
+    cache are named; the SDK's own file finds zig on the user's machine."""
     base = f"cmake/{toolchain.file.name}"
     lines = [
         "# SPDX-License-Identifier: Apache-2.0",
@@ -37,7 +37,10 @@ def sdk_toolchain_files(board: Board, toolchain: Toolchain,
         lines.append(f'set(EDGEPACK_ZIG "{toolchain.cxx}" CACHE FILEPATH "zig executable")')
         lines.append(f'set(EDGEPACK_ZIG_CACHE "{zig_cache}" CACHE PATH "zig global cache")')
     lines.append(f"include(${{CMAKE_CURRENT_LIST_DIR}}/{base})")
-    return {TOOLCHAIN_FILE: "\n".join(lines) + "\n", base: toolchain.file.read_text()}
+    files = {TOOLCHAIN_FILE: "\n".join(lines) + "\n"}
+    for path in shipped_toolchain_files(toolchain):
+        files[f"cmake/{path.name}"] = path.read_text()
+    return files
 
 
 def _compiler_note(info: dict[str, Any]) -> str:

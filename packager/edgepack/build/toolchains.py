@@ -41,6 +41,8 @@ _FILE_NAMES = {"x86_64-linux-gnu": "host"}
 # keeps the system compiler), and zig's musl target for fully static programs (the agent).
 ZIG_TRIPLES = {a.zig_gnu: a.zig_musl for a in ARCHES.values() if a.cross_gxx_package}
 ZIG_FILE = "zig"
+# What every cross toolchain file shares, include()d from beside it (ships with it in the SDK).
+SHARED_FILE = "linux-cross.cmake"
 
 
 @dataclass(frozen=True)
@@ -112,6 +114,12 @@ def toolchain_file(triple: str) -> Path:
         raise ToolchainError(f"no CMake toolchain file for {triple}: expected {path}",
                              hint="see docs/adding-a-board.md")
     return path
+
+
+def shipped_toolchain_files(tc: Toolchain) -> list[Path]:
+    """The toolchain file and the shared part it includes, to copy beside each other."""
+    shared = tc.file.parent / SHARED_FILE
+    return [tc.file, shared] if SHARED_FILE in tc.file.read_text() else [tc.file]
 
 
 def compiler_version(cxx: str) -> tuple[str, str]:
