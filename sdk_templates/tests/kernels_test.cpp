@@ -361,6 +361,26 @@ void test_conv(ThreadPool* pools[4]) {
   pw.out_channels = 144;
   pw.in_h = pw.in_w = 14;
   test_conv_case(pw, 3, true, pools[2]);
+  // 1x1 with few input channels and every activation fused in the micro-kernel's tile (SiLU,
+  // HardSwish, HardSigmoid too); M and N not multiples of the tile.
+  pw.in_channels = 5;
+  pw.out_channels = 43;
+  pw.in_h = 11;
+  pw.in_w = 13;
+  for (int act = 0; act < kActivations; ++act)
+    test_conv_case(pw, act, act != 2, act % 2 ? pools[1] : nullptr);
+  // Late-stage 3x3 layers: few output pixels, so one or three im2col column blocks, split over
+  // output channels for 2..4 threads.
+  k::Conv2dParams late;
+  late.in_channels = 24;
+  late.out_channels = 70;
+  late.in_h = late.in_w = 7;
+  late.kernel_h = late.kernel_w = 3;
+  late.pad_top = late.pad_left = late.pad_bottom = late.pad_right = 1;
+  for (int t = 1; t < 4; ++t) test_conv_case(late, 1 + t, true, pools[t]);
+  late.in_channels = 3;
+  late.in_h = late.in_w = 30;
+  for (int t = 1; t < 4; ++t) test_conv_case(late, 5, t != 2, pools[t]);
   ++g_checks;
   if (paths[0] == 0 || paths[1] == 0 || paths[2] == 0) {
     ++g_failures;

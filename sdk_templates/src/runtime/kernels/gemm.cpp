@@ -123,9 +123,40 @@ size_t gemm_scratch_floats(int64_t m, int64_t n, int64_t k, bool a_packed, bool 
   return total;
 }
 
+namespace {
+
+// The epilogue as the micro-kernel applies it on the last K block: bias, clamp, then HardSwish /
+// HardSigmoid / SiLU on the tile in registers. Partial edge tiles use apply_epilogue().
+TileEpilogue tile_epilogue(const Epilogue& ep, int64_t row0, int64_t col0) {
+  TileEpilogue t;
+  if (ep.bias != nullptr)
+    (ep.bias_per_row ? t.row_bias : t.col_bias) = ep.bias + (ep.bias_per_row ? row0 : col0);
+  if (ep.act == Activation::kRelu) {
+    t.clamp = 1;
+    t.lo = 0.0f;
+    t.hi = std::numeric_limits<float>::infinity();
+  } else if (ep.act == Activation::kClip) {
+    t.clamp = 1;
+    t.lo = ep.clip_min;
+    t.hi = ep.clip_max;
+  } else if (ep.act == Activation::kHardSwish) {
+    t.act = TileEpilogue::kHardSwish;
+  } else if (ep.act == Activation::kHardSigmoid) {
+    t.act = TileEpilogue::kHardSigmoid;
+    t.alpha = ep.alpha;
+    t.beta = ep.beta;
+  } else if (ep.act == Activation::kSilu) {
+    t.act = TileEpilogue::kSilu;
+  }
+  return t;
+}
+
+}  // namespace
+
 void apply_epilogue(const Epilogue& ep, float* c, int64_t ldc, int64_t rows, int64_t cols,
                     int64_t row0, int64_t col0) {
   if (ep.is_identity()) return;
+  const TileEpilogue vector_act = tile_epilogue(ep, 0, 0);  // act_row() reads only its act
   for (int64_t i = 0; i < rows; ++i) {
     float* row = c + i * ldc;
     if (ep.bias != nullptr) {
@@ -149,46 +180,16 @@ void apply_epilogue(const Epilogue& ep, float* c, int64_t ldc, int64_t rows, int
         break;
       }
       case Activation::kHardSwish:
-        for (int64_t j = 0; j < cols; ++j) {
-          const float g = std::min(std::max(row[j] * (1.0f / 6.0f) + 0.5f, 0.0f), 1.0f);
-          row[j] *= g;
-        }
-        break;
-      case Activation::kHardSigmoid: {
-        const float a = ep.alpha, b = ep.beta;
-        for (int64_t j = 0; j < cols; ++j) row[j] = std::min(std::max(a * row[j] + b, 0.0f), 1.0f);
-        break;
-      }
+      case Activation::kHardSigmoid:
       case Activation::kSilu:
-        for (int64_t j = 0; j < cols; ++j) row[j] = silu(row[j]);
+        // Vectorised with the micro-kernel's ISA (this file is built for the baseline one).
+        mk().act_row(vector_act, row, cols);
         break;
     }
   }
 }
 
 namespace {
-
-// The part of an epilogue the micro-kernel applies itself: bias and a clamp (HardSwish,
-// HardSigmoid and SiLU are left to apply_epilogue()).
-bool fusable(const Epilogue& ep) {
-  return ep.act == Activation::kNone || ep.act == Activation::kRelu || ep.act == Activation::kClip;
-}
-
-TileEpilogue tile_epilogue(const Epilogue& ep, int64_t row0, int64_t col0) {
-  TileEpilogue t;
-  if (ep.bias != nullptr)
-    (ep.bias_per_row ? t.row_bias : t.col_bias) = ep.bias + (ep.bias_per_row ? row0 : col0);
-  if (ep.act == Activation::kRelu) {
-    t.clamp = 1;
-    t.lo = 0.0f;
-    t.hi = std::numeric_limits<float>::infinity();
-  } else if (ep.act == Activation::kClip) {
-    t.clamp = 1;
-    t.lo = ep.clip_min;
-    t.hi = ep.clip_max;
-  }
-  return t;
-}
 
 // One MR x NR tile, for partial tiles at the edges.
 constexpr int kEdgeFloats = 16 * 64;
@@ -240,7 +241,7 @@ void gemm_packed_block(int64_t m, int64_t n, int64_t k, const float* packed_a,
   if (m <= 0 || ncols <= 0) return;
   const MicroKernel& kern = mk();
   const int nr = kern.nr;
-  const bool fused = k > 0 && fusable(ep);
+  const bool fused = k > 0;  // k == 0: nothing runs the micro-kernel
   alignas(64) float edge[kEdgeFloats];
   if (k == 0)
     for (int64_t i = 0; i < m; ++i) std::fill(c + i * ldc + j0, c + i * ldc + j0 + ncols, 0.0f);
@@ -285,7 +286,7 @@ void gemm(int64_t m, int64_t n, int64_t k, float alpha, const GemmOperand& a, co
       pb = next;
     }
   }
-  const bool fused = k > 0 && fusable(ep);
+  const bool fused = k > 0;  // k == 0: nothing runs the micro-kernel
   // Tasks are (row block, column block) tiles of C, each computed over all of K by one thread.
   // Blocks shrink until every thread has a couple of tasks.
   const int threads = pool != nullptr ? pool->threads() : 1;

@@ -7,18 +7,25 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 
 namespace edgepack {
 namespace kernels {
 
 // What the micro-kernel applies to a finished tile while it is still in registers (the last K
 // block only): + bias (per row: row_bias[0..MR), or per column: col_bias[0..NR)), then a clamp to
-// [lo, hi] (ReLU is [0, inf), ReLU6 / Clip [lo, hi]; no activation: clamp = 0).
+// [lo, hi] (ReLU is [0, inf), ReLU6 / Clip [lo, hi]; no activation: clamp = 0), then `act`.
+// Applying the activation here, not in a second pass over C, matters most when K is small (1x1
+// convolutions with few input channels): the tile is written once, and the activation runs on
+// full vectors of the kernel's own ISA.
 struct TileEpilogue {
+  enum Act : int { kNone = 0, kHardSwish = 1, kHardSigmoid = 2, kSilu = 3 };
   const float* row_bias = nullptr;
   const float* col_bias = nullptr;
   int clamp = 0;
   float lo = 0.0f, hi = 0.0f;
+  int act = kNone;
+  float alpha = 0.0f, beta = 0.0f;  // kHardSigmoid: clamp(alpha * x + beta, 0, 1)
 };
 
 // Computes the MR x NR tile acc = sum_p A[p][0..MR) (x) B[p][0..NR) over kc steps: A from a packed
@@ -41,6 +48,8 @@ struct MicroKernel {
   // Depthwise row kernel for any kernel size, stride and dilation (see dw_taps_row_tmpl).
   void (*dw_taps_row)(const float* const* taps, const float* w, int ntaps, float bias, float lo,
                       float hi, float* out, int64_t count);
+  // x = act(x) over a contiguous run (see act_row_tmpl).
+  void (*act_row)(const TileEpilogue& ep, float* x, int64_t n);
 };
 
 const MicroKernel* microkernel_generic();
@@ -57,11 +66,87 @@ namespace {
 // VB is the vector width in bytes; NR must be a multiple of VB / 4. GCC/Clang vector extensions
 // keep this one source portable (SSE, AVX, AVX-512, NEON) while pinning the register layout the
 // auto-vectoriser would otherwise have to guess.
+// The TileEpilogue activations on vectors of VB bytes, for the micro-kernel's tile and for
+// act_row_tmpl(). A class template: GCC vector types do not deduce as template arguments.
+template <int VB>
+struct VecAct {
+  typedef float V __attribute__((vector_size(VB), aligned(4), may_alias));
+  typedef int32_t VI __attribute__((vector_size(VB), aligned(4), may_alias));
+
+  // exp_approx() of activation.h (same steps, so the same values up to FMA contraction).
+  static V exp(V x) {
+    const V lo = V{} + -87.3f, hi = V{} + 88.3f;
+    x = x > lo ? x : lo;
+    x = x < hi ? x : hi;
+    const V magic = V{} + 12582912.0f;
+    const V t = x * 1.44269504088896341f + magic;
+    const V n = t - magic;
+    const V r = x - n * 0.693359375f + n * 2.12194440e-4f;
+    V p = V{} + 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    // 2^n: t = n + 1.5 * 2^23 holds n in its low mantissa bits (|n| < 2^22), so its bits less
+    // those of the magic number are n (no float-to-int vector conversion needed).
+    VI bits;
+    std::memcpy(&bits, &t, sizeof bits);
+    bits = (bits - 0x4B400000 + 127) << 23;
+    V scale;
+    std::memcpy(&scale, &bits, sizeof scale);
+    return p * scale;
+  }
+
+  // HardSwish / HardSigmoid / SiLU of `ep` (after its bias and clamp).
+  static V act(const TileEpilogue& ep, V r) {
+    const V zero = V{}, one = V{} + 1.0f;
+    switch (ep.act) {
+      case TileEpilogue::kHardSwish: {
+        V g = r * (1.0f / 6.0f) + 0.5f;
+        g = g < zero ? zero : g;
+        g = g > one ? one : g;
+        return r * g;
+      }
+      case TileEpilogue::kHardSigmoid: {
+        V g = ep.alpha * r + ep.beta;
+        g = g < zero ? zero : g;
+        return g > one ? one : g;
+      }
+      case TileEpilogue::kSilu:
+        return r / (one + exp(-r));
+      default:
+        return r;
+    }
+  }
+};
+
+// x[0, n) = act(x) for the activation of `ep` (its bias and clamp are not applied): the second
+// pass of kernels that cannot apply it while the values are in registers (depthwise rows, edge
+// tiles), vectorised with the micro-kernel's ISA.
+template <int VB>
+void act_row_tmpl(const TileEpilogue& ep, float* x, int64_t n) {
+  typedef typename VecAct<VB>::V V;
+  constexpr int kL = VB / 4;
+  int64_t i = 0;
+  for (; i + kL <= n; i += kL) {
+    V* p = reinterpret_cast<V*>(x + i);
+    *p = VecAct<VB>::act(ep, *p);
+  }
+  if (i < n) {
+    V v = V{};
+    std::memcpy(&v, x + i, static_cast<size_t>(n - i) * sizeof(float));
+    v = VecAct<VB>::act(ep, v);
+    std::memcpy(x + i, &v, static_cast<size_t>(n - i) * sizeof(float));
+  }
+}
+
 template <int MR, int NR, int VB>
 void microkernel_tile(int64_t kc, const float* __restrict a, const float* __restrict b, int64_t ldb,
                       float* __restrict c, int64_t ldc, float alpha, int accumulate,
                       const TileEpilogue* ep) {
-  typedef float V __attribute__((vector_size(VB), aligned(4), may_alias));
+  typedef typename VecAct<VB>::V V;
   constexpr int kLanes = VB / 4;
   constexpr int kNV = NR / kLanes;
   static_assert(kNV * kLanes == NR, "NR must be a multiple of the vector width");
@@ -92,6 +177,7 @@ void microkernel_tile(int64_t kc, const float* __restrict a, const float* __rest
           r = r < lo ? lo : r;
           r = r > hi ? hi : r;
         }
+        if (ep->act != TileEpilogue::kNone) r = VecAct<VB>::act(*ep, r);
       }
       crow[v] = r;
     }

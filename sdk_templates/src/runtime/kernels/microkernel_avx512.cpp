@@ -21,7 +21,10 @@ void dw_taps(const float* const* taps, const float* w, int ntaps, float bias, fl
              float* out, int64_t count) {
   dw_taps_row_tmpl<32>(taps, w, ntaps, bias, lo, hi, out, count);
 }
-const MicroKernel kKernel = {kMR, kNR, kKC, "avx512", kernel, dw, dw_taps};
+void act_row(const TileEpilogue& ep, float* x, int64_t n) {
+  act_row_tmpl<kVB>(ep, x, n);
+}
+const MicroKernel kKernel = {kMR, kNR, kKC, "avx512", kernel, dw, dw_taps, act_row};
 }  // namespace
 
 const MicroKernel* microkernel_avx512() {
