@@ -177,6 +177,34 @@ void im2col_packed(const Conv2dParams& p, int64_t cin, const float* in, int nr, 
   }
 }
 
+// How the im2col path splits the output channels of a column block: `parts` tasks of `rows`
+// channels (a multiple of the micro-kernel's MR). Late layers have few output pixels, so few
+// column blocks (ResNet-18's 14x14 and 7x7 stages: one): split over blocks alone, one thread did
+// all the work. Each part packs its block again; that costs 1/M of the block's multiply-adds.
+struct RowSplit {
+  int64_t parts, rows;
+};
+
+RowSplit split_rows(int64_t m, int64_t blocks, int64_t slots) {
+  const int64_t mr = gemm_shape().mr;
+  const int64_t panels = ceil_div(m, mr);
+  int64_t parts = 1;
+  // Blocks that do not divide evenly over the threads leave some idle at the end: split until
+  // tasks deal out evenly (parts = slots / gcd(blocks, slots)), or while blocks are few.
+  if (slots > 1 && blocks < 4 * slots) {
+    int64_t a = blocks, b = slots;
+    while (b != 0) {
+      const int64_t t = a % b;
+      a = b;
+      b = t;
+    }
+    parts = slots / a;
+  }
+  parts = std::max<int64_t>(1, std::min(parts, panels));
+  const int64_t rows = ceil_div(panels, parts) * mr;
+  return RowSplit{ceil_div(m, rows), rows};
+}
+
 const MicroKernel& selected_microkernel() {
   // gemm_shape() already ran the CPU check; find the matching kernel by ISA name.
   const char* isa = gemm_shape().isa;
@@ -290,27 +318,32 @@ void Conv2d::run(const float* input, float* output, void* scratch, ThreadPool* p
         bop.ld = n;
       } else {
         // im2col fused with the GEMM: each task packs the B panels of one column block (all of
-        // K) into its own slot of scratch and runs every output channel over it while it is in
-        // cache. Column blocks are dealt round-robin to `slots_` slots.
+        // K) into its own slot of scratch and runs output channels [m0, m1) over it while it is
+        // in cache. Tasks are dealt round-robin to the slots (one per thread).
         const int64_t block_cols = block_panels_ * nr;
         const int64_t blocks = ceil_div(n, block_cols);
+        const int64_t slots = pool != nullptr ? std::min<int64_t>(slots_, pool->threads()) : 1;
+        const RowSplit split = split_rows(cout_g, blocks, slots);
+        const int64_t tasks = blocks * split.parts;
         const float* pa = weights_.data() + g * group_a_floats_;
-        Epilogue ep = ep_;
-        if (ep.bias != nullptr) ep.bias += g * cout_g;
         auto work = [&](int64_t s0, int64_t s1) {
           for (int64_t slot = s0; slot < s1; ++slot) {
             float* panel = packed_b + slot * block_panels_ * nr * k;
-            for (int64_t blk = slot; blk < blocks; blk += slots_) {
+            for (int64_t t = slot; t < tasks; t += slots) {
+              const int64_t blk = t / split.parts, m0 = (t % split.parts) * split.rows;
               const int64_t j0 = blk * block_cols, ncols = std::min(block_cols, n - j0);
+              Epilogue ep = ep_;
+              if (ep.bias != nullptr) ep.bias += g * cout_g + m0;
               im2col_packed(p, cin_g, in, nr, j0 / nr, ceil_div(j0 + ncols, nr), panel);
-              gemm_packed_block(cout_g, n, k, pa, panel, j0, ncols, out, n, ep);
+              gemm_packed_block(std::min(split.rows, cout_g - m0), n, k,
+                                pa + packed_a_floats(m0, k), panel, j0, ncols, out + m0 * n, n, ep);
             }
           }
         };
-        if (pool != nullptr)
-          pool->parallel_for(slots_, work);
+        if (slots > 1)
+          pool->parallel_for(slots, work);
         else
-          work(0, slots_);
+          work(0, 1);
         continue;
       }
       GemmOperand a;
