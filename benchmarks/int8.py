@@ -12,7 +12,9 @@ rounds. Targets from the issue: edgepack int8 >= 1.8x faster than edgepack fp32,
 int8 / onnxruntime int8 <= 1.0.
 
 With --baseline-tool (an edgepack-graph-run built from an earlier commit) that runner also runs
-both graphs in the same rounds: before/after under the same load.
+both graphs in the same rounds: before/after under the same load. The int8 graph is also lowered
+without table lookups for element-wise chains (``lower(..., int8_tables=False)``: YOLOv8n's
+SiLU in float32 between Q/DQ) and timed in the same rounds ("int8 no tables").
 
 Prints a table and writes JSON (default benchmarks/results/int8.json).
 
@@ -62,11 +64,12 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
 class Variant:
     """One lowered graph of a model (float32 or int8) with its inputs on disk."""
 
-    def __init__(self, folder: Path, onnx_model: Any, feeds: dict[str, np.ndarray]) -> None:
+    def __init__(self, folder: Path, onnx_model: Any, feeds: dict[str, np.ndarray],
+                 tables: bool = True) -> None:
         folder.mkdir()
         self.onnx = onnx_model
         self.graph = folder / "model.epg"
-        self.graph.write_bytes(lower(onnx_model))
+        self.graph.write_bytes(lower(onnx_model, int8_tables=tables))
         self.inputs, self.outputs = folder / "in", folder / "out"
         self.inputs.mkdir()
         self.outputs.mkdir()
@@ -76,7 +79,7 @@ class Variant:
 
 
 def prepare(name: str, tmp: Path, samples: int) -> tuple[dict[str, np.ndarray], Variant, Variant,
-                                                          dict[str, Any]]:
+                                                          Variant, dict[str, Any]]:
     spec = BY_NAME[name]
     folder = tmp / name
     folder.mkdir()
@@ -97,8 +100,9 @@ def prepare(name: str, tmp: Path, samples: int) -> tuple[dict[str, np.ndarray], 
     feeds = {k: np.random.default_rng(0).random(v, np.float32) for k, v in spec.inputs.items()}
     info = {"quantise_s": quantise_s, "calibration_samples": samples,
             "agreement_vs_fp32": q.quantization.agreement.to_manifest()}
-    return feeds, Variant(folder / "fp32", fp32.onnx, feeds), Variant(folder / "int8", q.onnx,
-                                                                      feeds), info
+    return (feeds, Variant(folder / "fp32", fp32.onnx, feeds),
+            Variant(folder / "int8", q.onnx, feeds),
+            Variant(folder / "int8_notab", q.onnx, feeds, tables=False), info)
 
 
 def main() -> int:
@@ -121,7 +125,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         for name in args.models:
-            feeds, fp32, int8, info = prepare(name, tmp, args.calibration)
+            feeds, fp32, int8, notab, info = prepare(name, tmp, args.calibration)
             ort_fp32, ort_int8 = rm.ort_session(fp32.onnx, 1), rm.ort_session(int8.onnx, 1)
             rm.run_graph(tool, int8.graph, int8.inputs, 1, 0, 0, tmp / "x.json",
                          outputs=int8.outputs)
@@ -138,6 +142,10 @@ def main() -> int:
                         data = rm.run_graph(runner, variant.graph, variant.inputs, 1,
                                             args.iterations, args.warmup, tmp / f"{key}.json")
                         times.setdefault(key, []).extend(float(s) for s in data["samples_ms"])
+                data = rm.run_graph(tool, notab.graph, notab.inputs, 1, args.iterations,
+                                    args.warmup, tmp / "notab.json")
+                times.setdefault("ep_int8_notab", []).extend(float(s)
+                                                             for s in data["samples_ms"])
                 for key, sess in (("ort_fp32", ort_fp32), ("ort_int8", ort_int8)):
                     times[key] += rm.time_ort(sess, feeds, args.iterations, args.warmup)[0]
             med = {k: statistics.median(v) for k, v in times.items()}
@@ -145,6 +153,7 @@ def main() -> int:
                 "model": name, "median_ms": med,
                 "ep_int8_speedup_vs_ep_fp32": med["ep_fp32"] / med["ep_int8"],
                 "ep_int8_over_ort_int8": med["ep_int8"] / med["ort_int8"],
+                "ep_int8_no_tables_speedup_vs_ep_fp32": med["ep_fp32"] / med["ep_int8_notab"],
                 "ort_int8_speedup_vs_ort_fp32": med["ort_fp32"] / med["ort_int8"],
                 "spread_ms": {k: [float(np.percentile(v, 10)), float(np.percentile(v, 90))]
                               for k, v in times.items()},
@@ -154,13 +163,14 @@ def main() -> int:
                                                 if "base_int8" in med else None),
                 "cosine_ep_int8_vs_ort_int8": cos, **info})
 
-    head = (f"{'model':<14}{'ep fp32':>9}{'ep int8':>9}{'ep x':>7}{'ort fp32':>10}"
-            f"{'ort int8':>10}{'ort x':>7}{'ep8/ort8':>10}{'cos':>8}")
+    head = (f"{'model':<14}{'ep fp32':>9}{'ep int8':>9}{'ep x':>7}{'no tab':>8}{'x':>6}"
+            f"{'ort fp32':>10}{'ort int8':>10}{'ort x':>7}{'ep8/ort8':>10}{'cos':>8}")
     print(head)
     for r in rows:
         m = r["median_ms"]
         print(f"{r['model']:<14}{m['ep_fp32']:>9.2f}{m['ep_int8']:>9.2f}"
-              f"{r['ep_int8_speedup_vs_ep_fp32']:>7.2f}{m['ort_fp32']:>10.2f}"
+              f"{r['ep_int8_speedup_vs_ep_fp32']:>7.2f}{m['ep_int8_notab']:>8.2f}"
+              f"{r['ep_int8_no_tables_speedup_vs_ep_fp32']:>6.2f}{m['ort_fp32']:>10.2f}"
               f"{m['ort_int8']:>10.2f}{r['ort_int8_speedup_vs_ort_fp32']:>7.2f}"
               f"{r['ep_int8_over_ort_int8']:>10.2f}{r['cosine_ep_int8_vs_ort_int8']:>8.4f}")
     for r in rows:
@@ -170,7 +180,8 @@ def main() -> int:
                   f"{m['base_int8']:.2f} ms, x {r['baseline_int8_speedup_vs_fp32']:.2f}, "
                   f"int8/ort8 {r['baseline_int8_over_ort_int8']:.2f}")
     print("ms = median wall time per run at 1 thread; ep x = edgepack fp32 / int8 (target "
-          ">= 1.8); ep8/ort8 = edgepack int8 / onnxruntime int8 (target <= 1.0)")
+          ">= 1.8); no tab = edgepack int8 with element-wise chains in float32 (x: fp32 / it); "
+          "ep8/ort8 = edgepack int8 / onnxruntime int8 (target <= 1.0)")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({
         "benchmark": "int8", "date": datetime.datetime.now(datetime.UTC).isoformat(),

@@ -26,7 +26,7 @@ from edgepack.lower.capabilities import (
     op_table,
     runtime_ops,
 )
-from edgepack.lower.int8_tables import plan_tables
+from edgepack.lower.int8_tables import TablePlan, plan_tables
 from edgepack.lower.ops import ONNX_DTYPES, LoweredNode, lower_node, resolve_defaults
 
 # The op list is the capability table (lower/op_table.toml), shared with the C++ registry.
@@ -213,11 +213,13 @@ def _static_shapes(model: onnx.ModelProto) -> dict[str, list[int]]:
     return out
 
 
-def lower(model: onnx.ModelProto, input_bounds: Mapping[str, int] | None = None) -> bytes:
+def lower(model: onnx.ModelProto, input_bounds: Mapping[str, int] | None = None, *,
+          int8_tables: bool = True) -> bytes:
     """The device graph bytes for ``model``; raises ModelError for what the runtime can't run.
 
     ``input_bounds`` names graph inputs whose dimension 0 depends on data (e.g. the boxes a crop
-    stage receives from a detector's NMS) with their bound; they become dynamic_dim0 inputs."""
+    stage receives from a detector's NMS) with their bound; they become dynamic_dim0 inputs.
+    ``int8_tables=False`` keeps int8 element-wise chains in float32 (benchmarks compare)."""
     bounds = dict(input_bounds or {})
     if bounds:
         model = _bind_input_bounds(model, bounds)
@@ -233,7 +235,7 @@ def lower(model: onnx.ModelProto, input_bounds: Mapping[str, int] | None = None)
 
     info = infer_with_bounds(model, nodes, consts, set(bounds))  # name -> (dtype, shape, dynamic)
     _check_nodes(nodes, consts, info)
-    tables = plan_tables(model, nodes, consts, info)  # int8: QDQ chains -> table lookups
+    tables = plan_tables(model, nodes, consts, info) if int8_tables else TablePlan(set(), {}, {})
     consts.update(tables.tables)
     lowered: list[LoweredNode] = []
     for node in nodes:
