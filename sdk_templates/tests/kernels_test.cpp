@@ -430,7 +430,8 @@ void test_depthwise(ThreadPool* pools[4]) {
     int64_t c, hw, k, s, d;
   };
   for (const Layer& l : {Layer{72, 28, 5, 2, 1}, Layer{240, 14, 5, 1, 1}, Layer{32, 56, 7, 1, 1},
-                         Layer{48, 33, 3, 1, 2}, Layer{16, 40, 3, 3, 1}, Layer{64, 7, 5, 1, 1}}) {
+                         Layer{48, 33, 3, 1, 2}, Layer{16, 40, 3, 3, 1}, Layer{64, 7, 5, 1, 1},
+                         Layer{6, 83, 5, 1, 1}}) {  // (last: stride 1, too big for one flat pass)
     k::Conv2dParams p;
     p.groups = p.in_channels = p.out_channels = l.c;
     p.in_h = p.in_w = l.hw;

@@ -464,9 +464,17 @@ void Conv2d::run_depthwise_taps(const float* input, float* output, float* scratc
     for (int64_t t = 0; t < p.kernel_w; ++t)
       tap_at[r * p.kernel_w + t] = r * dh * row_pitch + ((t * dw) % sw) * wq + (t * dw) / sw;
 
+  // Stride 1 and a small plane: one row-kernel pass over the flattened padded plane (output z =
+  // oh * row_pitch + ow reads z + tap_at[t]), so short rows (14x14, 7x7 stages) still fill
+  // blocks of vectors; the values for ow >= ow_n are computed and dropped. The row kernel reads
+  // at most (hp - 1) * row_pitch + wp + 15 floats from the plane: inside its 16 floats of slack.
+  const int64_t flat_n = (oh_n - 1) * row_pitch + ow_n;
+  const bool flat = sh == 1 && sw == 1 && flat_n <= kFlatPlaneFloats;
+
   const int64_t planes = p.batch * p.out_channels;
   const int64_t slots = pool != nullptr ? std::min<int64_t>(slots_, planes) : 1;
   auto body = [&](int64_t s0, int64_t s1) {
+    alignas(64) float flat_out[kFlatPlaneFloats];
     const float* taps[kMaxDwTaps];
     for (int64_t slot = s0; slot < s1; ++slot) {
       float* buf = scratch + slot * dw_plane_floats_;
@@ -506,6 +514,16 @@ void Conv2d::run_depthwise_taps(const float* input, float* output, float* scratc
         }
         const float* w = weights_.data() + c * ntaps;
         const float bias = bias_[static_cast<size_t>(c)];
+        if (flat) {
+          for (int t = 0; t < ntaps; ++t) taps[t] = buf + tap_at[t];
+          kern.dw_taps_row(taps, w, ntaps, bias, lo, hi, flat_out, flat_n);
+          for (int64_t oh = 0; oh < oh_n; ++oh)
+            std::copy(flat_out + oh * row_pitch, flat_out + oh * row_pitch + ow_n,
+                      out_plane + oh * ow_n);
+          if (act_only.act != Activation::kNone)
+            apply_epilogue(act_only, out_plane, oh_n * ow_n, 1, oh_n * ow_n, 0, 0);
+          continue;
+        }
         for (int64_t oh = 0; oh < oh_n; ++oh) {
           const float* base = buf + oh * sh * row_pitch;
           for (int t = 0; t < ntaps; ++t) taps[t] = base + tap_at[t];

@@ -211,52 +211,67 @@ inline void dw3x3_row_tmpl(const float* __restrict r0, const float* __restrict r
   }
 }
 
+// NV vectors of one depthwise row from x on: NV accumulators stay in registers over all taps, so
+// the FMA chains run side by side instead of one after another (a chain of 25 dependent FMAs per
+// vector made 5x5 rows latency-bound). The last vector may be partial (count - x < NV * lanes):
+// it is computed whole and only [x, count) is stored.
+template <int VB, int NV>
+inline void dw_taps_block(const float* const* __restrict taps, const float* __restrict w, int ntaps,
+                          float bias, float lo, float hi, float* __restrict out, int64_t x,
+                          int64_t count) {
+  typedef float V __attribute__((vector_size(VB), aligned(4), may_alias));
+  constexpr int kL = VB / 4;
+  V acc[NV];
+  for (int v = 0; v < NV; ++v) acc[v] = V{} + bias;
+  for (int t = 0; t < ntaps; ++t) {
+    const V* src = reinterpret_cast<const V*>(taps[t] + x);
+    const float wt = w[t];
+    for (int v = 0; v < NV; ++v) acc[v] += wt * src[v];
+  }
+  const V vlo = V{} + lo, vhi = V{} + hi;
+  for (int v = 0; v < NV; ++v) {
+    V a = acc[v] < vlo ? vlo : acc[v];
+    a = a > vhi ? vhi : a;
+    const int64_t at = x + v * kL;
+    if (at + kL <= count) {
+      *reinterpret_cast<V*>(out + at) = a;
+    } else {
+      float tail[kL];
+      *reinterpret_cast<V*>(tail) = a;
+      for (int i = 0; at + i < count; ++i) out[at + i] = tail[i];
+    }
+  }
+}
+
 // out[x] = clamp(bias + sum_t w[t] * taps[t][x], lo, hi) for x in [0, count): one output row
 // of a depthwise convolution whose every tap reads a contiguous run (the caller lays the padded
-// input out so that strided taps are contiguous: one plane per column phase). Four vectors of
-// accumulators stay in registers over all taps; explicit vector types, so armv7 gets NEON too
-// (GCC does not auto-vectorise float there without -ffast-math). The last partial vector is
-// computed whole: every taps[t] must stay readable up to index round_up(count, VB / 4) - 1 (the
-// values read past count are dropped).
+// input out so that strided taps are contiguous: one plane per column phase). Blocks of four
+// vectors, then the rest (one to four vectors, the last maybe partial) in one more pass over the
+// taps; explicit vector types, so armv7 gets NEON too (GCC does not auto-vectorise float there
+// without -ffast-math). The last partial vector is computed whole: every taps[t] must stay
+// readable up to index round_up(count, VB / 4) - 1 (the values read past count are dropped).
 template <int VB>
 void dw_taps_row_tmpl(const float* const* __restrict taps, const float* __restrict w, int ntaps,
                       float bias, float lo, float hi, float* __restrict out, int64_t count) {
-  typedef float V __attribute__((vector_size(VB), aligned(4), may_alias));
   constexpr int kL = VB / 4;
-  const V vlo = V{} + lo, vhi = V{} + hi;
-  auto clamp = [&](V v) {
-    v = v < vlo ? vlo : v;
-    return v > vhi ? vhi : v;
-  };
   int64_t x = 0;
-  for (; x + 4 * kL <= count; x += 4 * kL) {
-    V a0 = V{} + bias, a1 = a0, a2 = a0, a3 = a0;
-    for (int t = 0; t < ntaps; ++t) {
-      const V* src = reinterpret_cast<const V*>(taps[t] + x);
-      const float wt = w[t];
-      a0 += wt * src[0];
-      a1 += wt * src[1];
-      a2 += wt * src[2];
-      a3 += wt * src[3];
-    }
-    V* dst = reinterpret_cast<V*>(out + x);
-    dst[0] = clamp(a0);
-    dst[1] = clamp(a1);
-    dst[2] = clamp(a2);
-    dst[3] = clamp(a3);
-  }
-  for (; x + kL <= count; x += kL) {
-    V a = V{} + bias;
-    for (int t = 0; t < ntaps; ++t) a += w[t] * *reinterpret_cast<const V*>(taps[t] + x);
-    *reinterpret_cast<V*>(out + x) = clamp(a);
-  }
-  if (x < count) {
-    V a = V{} + bias;
-    for (int t = 0; t < ntaps; ++t) a += w[t] * *reinterpret_cast<const V*>(taps[t] + x);
-    a = clamp(a);
-    float tail[kL];
-    *reinterpret_cast<V*>(tail) = a;
-    for (int i = 0; x + i < count; ++i) out[x + i] = tail[i];
+  for (; x + 4 * kL <= count; x += 4 * kL)
+    dw_taps_block<VB, 4>(taps, w, ntaps, bias, lo, hi, out, x, count);
+  switch ((count - x + kL - 1) / kL) {
+    case 1:
+      dw_taps_block<VB, 1>(taps, w, ntaps, bias, lo, hi, out, x, count);
+      break;
+    case 2:
+      dw_taps_block<VB, 2>(taps, w, ntaps, bias, lo, hi, out, x, count);
+      break;
+    case 3:
+      dw_taps_block<VB, 3>(taps, w, ntaps, bias, lo, hi, out, x, count);
+      break;
+    case 4:
+      dw_taps_block<VB, 4>(taps, w, ntaps, bias, lo, hi, out, x, count);
+      break;
+    default:
+      break;
   }
 }
 
