@@ -116,6 +116,13 @@ def open_port(device: str, baud: int, console: Console = DEFAULT_CONSOLE,
                           ) from None
 
 
+def _local_tty(port: Any) -> bool:
+    """Whether this side can set the line rate: a tty of this machine (a ser2net TCP port's
+    rate is ser2net's own)."""
+    fd = getattr(port, "fd", None)
+    return isinstance(fd, int) and os.isatty(fd)
+
+
 class SerialAgentStream:
     """The ``ByteStream`` to an agent running in the foreground of the console shell.
 
@@ -298,7 +305,7 @@ class SerialTransport:
         stream = client.stream
         info = client.hello_info
         if (fast is None or not isinstance(stream, SerialAgentStream) or info is None
-                or "baud" not in info.capabilities):
+                or "baud" not in info.capabilities or not _local_tty(self.port)):
             return
         where = f"edgepack: warning: {self.target.uri}:"
         for rate in sorted((b for b in SERIAL_BAUDS if old < b <= fast), reverse=True):
