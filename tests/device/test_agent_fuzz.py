@@ -103,6 +103,7 @@ def _seeds(sha: str, data: bytes) -> list[tuple[MsgType, dict[str, FieldInput]]]
         (MsgType.RUN, {"argv": ["bin/echo", "a"], "timeout_ms": 2000, "max_output": 10}),
         (MsgType.RUN, {"argv": ["bin/echo"], "stream": 1, "env": ["A=1"], "stdin": b"in"}),
         (MsgType.KEYGEN, {"name": "device", "create": 1}),
+        (MsgType.BAUD, {"baud": 921_600}),  # not a tty here: refused
         (MsgType.PING, {}),
     ]
 
