@@ -4,14 +4,16 @@
 A ~100 MB model (an MLP: Flatten -> four Gemm layers, seeded weights, float32) is packed into
 the tiny project's layout (``edgepack.testing``) for the host, and the host ``edgepack-run``
 loads it: its JSON gives ``load.verify_ms`` (layout, Ed25519 over the whole file),
-``decrypt_ms`` (unseal + AES-256-GCM of every section), ``prepare_ms`` (graph loading, weight
-packing) and the process's peak RSS (``vm_hwm_kib``: getrusage's maximum would carry this
-script's own RSS across fork and exec). The file read itself is not in the load total. The reference is reading the same file into memory, timed
-in the same rounds (interleaved with the loads, so load drifts hit both): from the page cache
-always, and from the disk too when the page cache can be dropped (root and a writable
-``/proc/sys/vm/drop_caches``; the runner is then also timed after a drop). Ratio = median load
-total / median read. Target (performance issue): <= 1.5x. Prints a table, writes JSON (default
-benchmarks/results/cold_load.json) with the load average around it.
+``decrypt_ms`` (unseal + AES-256-GCM of every section, run beside the signature check where
+there is a second core: only what it adds after the check), ``prepare_ms`` (graph loading,
+weight packing) and the peak RSS (``vm_hwm_kib``: getrusage's maximum would carry this
+script's own RSS across fork and exec). The runner's read of the file is not in its load
+total. The reference is reading the same file into memory, timed in the same rounds
+(interleaved with the loads, so load drifts hit both): from the page cache always, and from
+the disk too when the page cache can be dropped (root and a writable
+``/proc/sys/vm/drop_caches``; the runner is then also timed after a drop). Ratio = median
+load total / median read. Target (performance issue): <= 1.5x. Prints a table, writes JSON
+(default benchmarks/results/cold_load.json) with the load average around it.
 
     .venv/bin/python benchmarks/cold_load.py [--size-mb 100] [--rounds 5] [--sdk DIR]
 """
