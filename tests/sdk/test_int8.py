@@ -160,3 +160,40 @@ def test_qdq_chain_with_outside_readers_stays(sdk_host: SdkBuild) -> None:
     per_channel = _silu_qdq(TensorProto.UINT8, TensorProto.UINT8, vector_const=True)
     assert "Sigmoid" not in _device_ops(per_channel)  # sigmoid alone still is one
     assert "Mul" in _device_ops(per_channel)
+
+
+def _activation_qdq(kind: str) -> onnx.ModelProto:
+    """x -> Q -> DQ -> <kind> (scalar-constant operands) -> Q -> DQ: one table each."""
+    inits = [numpy_helper.from_array(np.array(0.04, np.float32), "sx"),
+             numpy_helper.from_array(np.array(120, np.uint8), "zx"),
+             numpy_helper.from_array(np.array(0.025, np.float32), "sy"),
+             numpy_helper.from_array(np.array(0, np.uint8), "zy"),
+             numpy_helper.from_array(np.array(0.0, np.float32), "lo"),
+             numpy_helper.from_array(np.array(6.0, np.float32), "hi"),
+             numpy_helper.from_array(np.array([[[[1.5]]]], np.float32), "k")]
+    body = {
+        "Clip": [helper.make_node("Clip", ["xd", "lo", "hi"], ["a"])],  # Relu6
+        "HardSwish": [helper.make_node("HardSwish", ["xd"], ["a"])],
+        "LeakyRelu": [helper.make_node("LeakyRelu", ["xd"], ["a"], alpha=0.1)],
+        "Mul,Sub,Tanh": [helper.make_node("Mul", ["xd", "k"], ["m"]),  # a rank-4 scalar
+                         helper.make_node("Sub", ["m", "hi"], ["s"]),
+                         helper.make_node("Tanh", ["s"], ["a"])],
+    }[kind]
+    nodes = [helper.make_node("QuantizeLinear", ["x", "sx", "zx"], ["xq"]),
+             helper.make_node("DequantizeLinear", ["xq", "sx", "zx"], ["xd"]), *body,
+             helper.make_node("QuantizeLinear", ["a", "sy", "zy"], ["aq"]),
+             helper.make_node("DequantizeLinear", ["aq", "sy", "zy"], ["y"])]
+    graph = helper.make_graph(
+        nodes, "act_qdq", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 9, 7])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 9, 7])], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+@pytest.mark.parametrize("kind", ["Clip", "HardSwish", "LeakyRelu", "Mul,Sub,Tanh"])
+def test_activation_chains_become_tables(sdk_host: SdkBuild, kind: str) -> None:
+    model = _activation_qdq(kind)
+    assert _device_ops(model) == ["QuantizeLinear", "QuantizeLinear", "DequantizeLinear"]
+    feeds = {"x": (np.random.default_rng(2).standard_normal((1, 4, 9, 7)) * 4)
+             .astype(np.float32)}
+    got = run_device(sdk_host.build, model, feeds)["y"]
+    np.testing.assert_array_equal(got, _ort(model, feeds, optimise=False)[0])
