@@ -2,6 +2,7 @@
 #include "conv.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <limits>
 #include <string>
@@ -319,17 +320,29 @@ void Conv2d::run(const float* input, float* output, void* scratch, ThreadPool* p
       } else {
         // im2col fused with the GEMM: each task packs the B panels of one column block (all of
         // K) into its own slot of scratch and runs output channels [m0, m1) over it while it is
-        // in cache. Tasks are dealt round-robin to the slots (one per thread).
-        const int64_t block_cols = block_panels_ * nr;
-        const int64_t blocks = ceil_div(n, block_cols);
+        // in cache. Each slot (one per thread) has its own scratch.
         const int64_t slots = pool != nullptr ? std::min<int64_t>(slots_, pool->threads()) : 1;
+        // Blocks of equal width, as many as a multiple of the threads: 98 panels in blocks of at
+        // most 28 are 4 blocks of 25, not 28 + 28 + 28 + 14 (2 threads: 56 panels against 42).
+        // Fewer blocks than threads stay whole and split over output channels (split_rows),
+        // which balances better than a few narrow blocks.
+        const int64_t panels = ceil_div(n, nr);
+        const int64_t blocks_min = ceil_div(panels, block_panels_);
+        const int64_t target = blocks_min >= slots
+                                   ? std::min(panels, ceil_div(blocks_min, slots) * slots)
+                                   : blocks_min;
+        const int64_t bp = ceil_div(panels, target);
+        const int64_t block_cols = bp * nr;
+        const int64_t blocks = ceil_div(n, block_cols);
         const RowSplit split = split_rows(cout_g, blocks, slots);
         const int64_t tasks = blocks * split.parts;
         const float* pa = weights_.data() + g * group_a_floats_;
+        // Tasks are claimed one at a time: a thread that is descheduled or slower holds up one.
+        std::atomic<int64_t> next{0};
         auto work = [&](int64_t s0, int64_t s1) {
           for (int64_t slot = s0; slot < s1; ++slot) {
             float* panel = packed_b + slot * block_panels_ * nr * k;
-            for (int64_t t = slot; t < tasks; t += slots) {
+            for (int64_t t = next++; t < tasks; t = next++) {
               const int64_t blk = t / split.parts, m0 = (t % split.parts) * split.rows;
               const int64_t j0 = blk * block_cols, ncols = std::min(block_cols, n - j0);
               Epilogue ep = ep_;
@@ -473,13 +486,13 @@ void Conv2d::run_depthwise_taps(const float* input, float* output, float* scratc
 
   const int64_t planes = p.batch * p.out_channels;
   const int64_t slots = pool != nullptr ? std::min<int64_t>(slots_, planes) : 1;
+  std::atomic<int64_t> next{0};  // planes are claimed one at a time (see the im2col path)
   auto body = [&](int64_t s0, int64_t s1) {
     alignas(64) float flat_out[kFlatPlaneFloats];
     const float* taps[kMaxDwTaps];
     for (int64_t slot = s0; slot < s1; ++slot) {
       float* buf = scratch + slot * dw_plane_floats_;
-      for (int64_t bc = chunk_begin(planes, static_cast<int>(slots), static_cast<int>(slot));
-           bc < chunk_begin(planes, static_cast<int>(slots), static_cast<int>(slot) + 1); ++bc) {
+      for (int64_t bc = next++; bc < planes; bc = next++) {
         const int64_t c = bc % p.out_channels;
         const float* plane = input + bc * H * W;
         float* out_plane = output + bc * oh_n * ow_n;

@@ -70,7 +70,8 @@ ThreadPool::~ThreadPool() {
 
 void ThreadPool::run(int64_t n, Task task, void* ctx) {
   std::lock_guard<std::mutex> call_lock(call_mutex_);
-  const int chunks = n < threads_ ? static_cast<int>(n) : threads_;
+  const int most = kChunksPerThread * threads_;
+  const int chunks = n < most ? static_cast<int>(n) : most;
   uint64_t gen;
   {
     std::lock_guard<std::mutex> lock(state_mutex_);

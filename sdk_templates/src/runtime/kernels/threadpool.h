@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
 // A small fork-join thread pool for the CPU kernels.
 //
-// Workers are started once and persist; parallel_for() splits [0, n) into one contiguous chunk
-// per thread (static chunking: the kernels choose n so that chunks are balanced) and returns when
-// every chunk is done. Chunks are claimed by whichever thread is free first, the caller included,
-// so a worker that is not scheduled delays nothing. A call allocates nothing. With
+// Workers are started once and persist; parallel_for() splits [0, n) into up to kChunksPerThread
+// contiguous chunks per thread and returns when every chunk is done. Chunks are claimed by
+// whichever thread is free first, the caller included, so a worker that is not scheduled (a
+// loaded machine) or runs on a slower core (big.LITTLE) holds up at most the chunk it has taken,
+// not a fixed share of the work. Each index of [0, n) is in exactly one chunk, so kernels that
+// give every index its own scratch slot (n <= threads) stay correct. A call allocates nothing. With
 // threads == 1, or when called from inside a running parallel_for (nested), fn runs inline.
 // Concurrent calls from different threads are serialised.
 #pragma once
@@ -72,6 +74,9 @@ class ThreadPool {
   int64_t n_ = 0;
   std::atomic<int> chunks_{0};  // read by workers before they own a chunk: atomic
 };
+
+// Chunks per thread a parallel_for() is cut into at most (see the top of this file).
+constexpr int kChunksPerThread = 4;
 
 // Work (about one multiply-add per unit) below which a loop runs on the calling thread alone:
 // waking the workers and the closing barrier cost some microseconds per parallel_for (on the
