@@ -6,6 +6,7 @@
 # conformance suite against a plugin (docs/adding-a-backend.md)
 .PHONY: setup demo test lint backend-conformance
 PY := .venv/bin/python
+TEST_DIRS := $(sort $(notdir $(patsubst %/,%,$(dir $(wildcard tests/*/test_*.py)))))
 
 setup:
 	bash scripts/setup.sh
@@ -19,6 +20,8 @@ test: setup
 lint: setup
 	.venv/bin/ruff check packager tests benchmarks
 	.venv/bin/mypy
+	@# The tests too, one folder at a time: each has its own conftest.py and helper modules.
+	set -e; for d in $(TEST_DIRS); do MYPYPATH=packager:tests/$$d:tests .venv/bin/mypy tests/$$d; done
 	git ls-files '*.c' '*.cc' '*.cpp' '*.h' '*.hpp' | xargs clang-format --dry-run --Werror
 
 backend-conformance: setup

@@ -31,9 +31,10 @@ from conftest import REPO, board
 from edgepack.artifact import container as artifact
 from edgepack.artifact import keys, manifest
 from edgepack.build import qemu
-from edgepack.build.elfinfo import EM_AARCH64, EM_ARM, read_elf
+from edgepack.build.elfinfo import read_elf
 from edgepack.cli import main
 from edgepack.lower.lowering import lower
+from edgepack.spec.arch import EM_AARCH64, EM_ARM
 
 EXAMPLE = REPO / "examples" / "vision-demo"
 PIPELINE_BOARDS = {"hi3559a": EM_AARCH64, "rpi4-armhf": EM_ARM}

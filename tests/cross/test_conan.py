@@ -18,9 +18,10 @@ from edgepack.build.conanpkg import (
     sdk_version,
     write_profile,
 )
-from edgepack.build.elfinfo import EM_AARCH64, read_elf
+from edgepack.build.elfinfo import read_elf
 from edgepack.build.sdkbuild import cmake_program
 from edgepack.build.toolchains import resolve_toolchain
+from edgepack.spec.arch import EM_AARCH64
 from edgepack.spec.boards import list_boards, load_board
 
 

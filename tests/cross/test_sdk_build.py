@@ -21,8 +21,6 @@ import pytest
 from conftest import ARM_BOARDS, CROSS_ROOT, REPO, board, clean_env
 from edgepack.build import qemu
 from edgepack.build.elfinfo import (
-    EM_AARCH64,
-    EM_ARM,
     read_elf,
     required_glibc,
     required_glibcxx,
@@ -34,6 +32,7 @@ from edgepack.cli import main
 from edgepack.device.client import AgentClient, sha256_file
 from edgepack.device.pipes import PipeStream
 from edgepack.errors import ToolchainError
+from edgepack.spec.arch import EM_AARCH64, EM_ARM
 
 EXPECTED = {"hi3559a": (EM_AARCH64, 64), "rpi4": (EM_AARCH64, 64), "rpi4-armhf": (EM_ARM, 32)}
 GUEST_MACHINE = {"hi3559a": "aarch64", "rpi4": "aarch64", "rpi4-armhf": "armv7l"}

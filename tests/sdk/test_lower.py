@@ -24,11 +24,12 @@ RNG = np.random.default_rng(7)
 
 
 def _model(nodes: list[onnx.NodeProto], inputs: list[onnx.ValueInfoProto],
-           outputs: list[str], inits: dict[str, np.ndarray] | None = None) -> onnx.ModelProto:
+           outputs: list[str],
+           inits: dict[str, np.ndarray | np.generic] | None = None) -> onnx.ModelProto:
     g = helper.make_graph(
         nodes, "t", inputs,
         [helper.make_tensor_value_info(o, TensorProto.UNDEFINED, None) for o in outputs],
-        [numpy_helper.from_array(v, k) for k, v in (inits or {}).items()],
+        [numpy_helper.from_array(np.asarray(v), k) for k, v in (inits or {}).items()],
     )
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
     m.ir_version = 8

@@ -40,7 +40,7 @@ class Case:
     id: str
     op: str
     inputs: dict[str, np.ndarray]            # graph inputs (fed at run time)
-    consts: dict[str, np.ndarray] = field(default_factory=dict)  # initializers
+    consts: dict[str, np.ndarray | np.generic] = field(default_factory=dict)  # initializers
     order: list[str] = field(default_factory=list)  # node input order ("" = omitted)
     attrs: dict[str, Any] = field(default_factory=dict)
     outputs: int = 1
@@ -56,7 +56,7 @@ class Case:
             [helper.make_tensor_value_info(k, NP_TO_ONNX[v.dtype.type], v.shape)
              for k, v in self.inputs.items()],
             [helper.make_tensor_value_info(o, TensorProto.UNDEFINED, None) for o in outs],
-            [numpy_helper.from_array(v, k) for k, v in self.consts.items()],
+            [numpy_helper.from_array(np.asarray(v), k) for k, v in self.consts.items()],
         )
         m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
         m.ir_version = 8
@@ -94,7 +94,7 @@ def cases() -> list[Case]:
         c.append(Case(f"{op.lower()}_bcast", op, {"a": f32(2, 3, 4), "b": f32(3, 1)}))
     c.append(Case("add_int64", "Add", {"a": RNG.integers(-9, 9, (3, 4)).astype(np.int64),
                                         "b": RNG.integers(-9, 9, (4,)).astype(np.int64)}))
-    c.append(Case("pow", "Pow", {"a": f32(3, 4, lo=0.1, hi=2)}, {"b": np.float32([2.5])},
+    c.append(Case("pow", "Pow", {"a": f32(3, 4, lo=0.1, hi=2)}, {"b": np.array([2.5], np.float32)},
                   atol=1e-4))
     for op in ("Sqrt", "Exp", "Neg", "Relu", "Sigmoid", "Tanh", "HardSwish"):
         lo = 0.0 if op == "Sqrt" else -4.0
@@ -166,7 +166,8 @@ def cases() -> list[Case]:
         # see the node tests); width 8 x 1.5 keeps both equal here.
         width = 8 if ctm == "align_corners" else 7
         c.append(Case(f"resize_{mode}_{ctm}_scales", "Resize", {"x": f32(1, 2, 5, width)},
-                      {"roi": np.zeros(0, np.float32), "sc": np.float32([1, 1, 2.0, 1.5])},
+                      {"roi": np.zeros(0, np.float32),
+                       "sc": np.array([1, 1, 2.0, 1.5], np.float32)},
                       attrs=attrs, atol=1e-4))
         c.append(Case(f"resize_{mode}_{ctm}_sizes", "Resize", {"x": f32(1, 2, 8, 6)},
                       {"sz": i64(1, 2, 3, 11)}, order=["x", "", "", "sz"], attrs=attrs, atol=1e-4))

@@ -93,8 +93,9 @@ def _reference(model: Any, x: np.ndarray, k: int, s: int, p: int, d: int) -> np.
 def _check_against_reference(sdk_host: SdkBuild, case: str, fields: tuple[Any, ...],
                              group: int) -> tuple[Any, dict[str, np.ndarray], np.ndarray]:
     """Runs the case on the device; within 1 step of the exact reference, equal on >= 99%."""
-    _, _, _, _, k, s, p, d, _, _ = fields
-    model, feeds = _model(*fields, rng=np.random.default_rng(len(case)), group=group)
+    c, h, w, m, k, s, p, d, per_channel, bias = fields
+    model, feeds = _model(c, h, w, m, k, s, p, d, per_channel, bias,
+                          rng=np.random.default_rng(len(case)), group=group)
     got = run_device(sdk_host.build, model, feeds)["y"]
     want = _reference(model, feeds["x"], k, s, p, d)
     assert got.dtype == np.uint8 and got.shape == want.shape

@@ -170,9 +170,10 @@ def opset18_signatures(opset: int = 18) -> onnx.ModelProto:
              _i64("two", 2), _i64("axis0", [0]), _i64("h_idx", 2),
              numpy_helper.from_array(np.zeros(0, np.int64), "none")]
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 5, 6, 6])
-    outs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, shape) for n, shape in (
+    out_shapes: tuple[tuple[str, list[str | int]], ...] = (
         ("mean", ["batch", 5, 1, 1]), ("up", ["batch", 3, 12, 12]), ("peak", ["batch", 8, 10]),
-        ("all", []))]
+        ("all", []))
+    outs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, shape) for n, shape in out_shapes]
     graph = helper.make_graph(nodes, "opset18", [x], outs, inits)
     m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], ir_version=10)
     return m

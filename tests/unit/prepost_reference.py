@@ -43,14 +43,16 @@ def resize_linear(x: Array, h: int, w: int) -> Array:
     fy, fx = fy[:, None, None], fx[None, :, None]
     top = x[y0][:, x0] * (1 - fx) + x[y0][:, x1] * fx
     bottom = x[y1][:, x0] * (1 - fx) + x[y1][:, x1] * fx
-    return (top * (1 - fy) + bottom * fy).astype(np.float32)
+    out: Array = (top * (1 - fy) + bottom * fy).astype(np.float32)
+    return out
 
 
 def resize_nearest(x: Array, h: int, w: int) -> Array:
     src_h, src_w = x.shape[:2]
     ys = np.minimum(np.floor(np.arange(h) * (src_h / h)).astype(int), src_h - 1)
     xs = np.minimum(np.floor(np.arange(w) * (src_w / w)).astype(int), src_w - 1)
-    return x[ys][:, xs]
+    out: Array = x[ys][:, xs]
+    return out
 
 
 def preprocess(img: Array, pre: PreprocessSpec, h: int, w: int) -> Array:

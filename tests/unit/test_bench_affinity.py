@@ -52,7 +52,9 @@ def test_cluster_errors(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="has the clusters big, little, cortex-a73, cortex-a53"):
         cluster_cpus(board, _facts(1, 1, 2, 2), "medium")
     # qemu-user or a kernel without cpufreq: one frequency group (or none) is no cluster map.
-    for facts in (_facts(1800000, 1800000, 1800000, 1800000), {"cpus": []}, {}):
+    no_map: tuple[dict[str, Any], ...] = (_facts(1800000, 1800000, 1800000, 1800000),
+                                          {"cpus": []}, {})
+    for facts in no_map:
         with pytest.raises(DeviceError, match="give --cpus LIST"):
             cluster_cpus(board, facts, "big")
     with pytest.raises(UsageError, match="CPU cluster"):

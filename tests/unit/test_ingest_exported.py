@@ -321,7 +321,7 @@ def test_scatter_min_max_with_duplicate_indices(op: str, reduction: str) -> None
     if op == "ScatterElements":
         index, update = (2, 3), (2, 3)
         indices = np.array([[1, 3, 1], [-1, 0, 0]], np.int64)
-        attrs = {"axis": 1}
+        attrs: dict[str, Any] = {"axis": 1}
     else:
         index, update = (3, 1), (3, 5)
         indices = np.array([[1], [3], [1]], np.int64)
@@ -334,7 +334,7 @@ def test_scatter_min_max_with_duplicate_indices(op: str, reduction: str) -> None
     converted = to_canonical("scatter.onnx", model, 18)
     assert op not in {n.op_type for n in converted.graph.node}
     rng = np.random.default_rng(7)
-    feeds = {"x": rng.normal(0, 1, (4, 5)).astype(np.float32), "i": indices,
+    feeds: dict[str, np.ndarray] = {"x": rng.normal(0, 1, (4, 5)).astype(np.float32), "i": indices,
              "u": rng.normal(0, 2, update).astype(np.float32)}
     (want,) = run_onnxruntime(model, feeds)
     (got,) = run_onnxruntime(converted, feeds)

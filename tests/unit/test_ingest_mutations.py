@@ -6,6 +6,7 @@ line naming the model file; none ends in another exception."""
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +25,7 @@ from edgepack.errors import ModelError
 from edgepack.model.ingest import ingest_model
 from edgepack.spec.project import InputSpec, ModelSpec
 
-BASES = [
+BASES: list[tuple[Callable[[], onnx.ModelProto], dict[str, tuple[int, ...]]]] = [
     (yolov8_head, {"x": (1, 16, 8, 8)}), (vit_attention_reshape, {"x": (1, 5, 8)}),
     (channel_shuffle, {"x": (1, 8, 4, 4)}), (lambda: opset18_signatures(20), {"x": (1, 5, 6, 6)}),
     (lambda: function_ops(21), {"x": (1, 4, 3, 3)}),

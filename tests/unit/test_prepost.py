@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import onnx
@@ -128,7 +128,7 @@ def test_detection_post_nms_and_source_mapping() -> None:
     model_in = TensorDesc("images", "float32", (1, 3, 320, 320))
     post = DetectionPost("predictions", score_threshold=0.25, iou_threshold=0.45,
                          max_detections=10)
-    rows = [
+    rows: list[tuple[float, ...]] = [
         # cx, cy, w, h (model pixels), obj, class 0, class 1
         (100.0, 100.0, 40.0, 40.0, 1.0, 0.9, 0.0),  # kept
         (102.0, 101.0, 40.0, 40.0, 1.0, 0.8, 0.0),  # same class, IoU ~0.87: suppressed
@@ -178,7 +178,7 @@ def test_detection_post_with_nothing_above_threshold() -> None:
 
 
 @pytest.mark.parametrize("layout", ["nchw", "nhwc"])
-def test_crop_matches_numpy_roi_align(layout: str) -> None:
+def test_crop_matches_numpy_roi_align(layout: Literal["nchw", "nhwc"]) -> None:
     pre = PreprocessSpec(source_size=(20, 30), pixel_format="bgr", model_format="rgb",
                          mean=(100.0, 110.0, 120.0), std=(50.0, 55.0, 60.0), layout=layout)
     h, w = 6, 5
