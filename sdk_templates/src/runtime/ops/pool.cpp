@@ -65,6 +65,68 @@ void pool_prepare(PrepareContext& ctx) {
   ctx.state = std::move(st);
 }
 
+namespace {
+
+// 2-D windows without dilation (the pools of every CNN): separable, a vertical pass over the
+// window's valid rows into one row of column results (a loop over contiguous floats that the
+// compiler vectorises), then the horizontal windows over that row. Max and sum are both
+// separable, and so is the average's divisor (a product of the valid rows and columns).
+constexpr int64_t kMaxFastRow = 4096;  // columns of the stack row (16 KiB)
+
+bool fast_2d(const PoolState& st, int n, int64_t width, bool indices) {
+  return n == 2 && !indices && st.d[1] == 1 && st.d[2] == 1 && width <= kMaxFastRow;
+}
+
+// Valid taps of the window starting at `start` (may be negative) over an axis of `in`, and the
+// average's count for that axis.
+struct Span {
+  int64_t begin, end, count;
+};
+Span span(int64_t start, int64_t k, int64_t in, int64_t pad_end, bool include_pad) {
+  Span sp{std::max<int64_t>(start, 0), std::min(start + k, in), 0};
+  if (sp.end < sp.begin) sp.end = sp.begin;
+  // count_include_pad: the window clipped to the padded input (a ceil_mode window may overhang).
+  sp.count = include_pad ? std::min(start + k, in + pad_end) - start : sp.end - sp.begin;
+  return sp;
+}
+
+void pool_plane_2d(const PoolState& st, const float* src, float* dst, int64_t ih, int64_t iw,
+                   int64_t oh, int64_t ow) {
+  float row[kMaxFastRow];
+  for (int64_t oy = 0; oy < oh; ++oy) {
+    const Span ys = span(oy * st.s[1] - st.pa[1], st.k[1], ih, st.pe[1], st.count_include_pad);
+    if (st.max) {
+      std::fill(row, row + iw, -INFINITY);
+      for (int64_t y = ys.begin; y < ys.end; ++y) {
+        const float* r = src + y * iw;
+        for (int64_t x = 0; x < iw; ++x) row[x] = std::max(row[x], r[x]);
+      }
+    } else {
+      std::fill(row, row + iw, 0.0f);
+      for (int64_t y = ys.begin; y < ys.end; ++y) {
+        const float* r = src + y * iw;
+        for (int64_t x = 0; x < iw; ++x) row[x] += r[x];
+      }
+    }
+    float* out = dst + oy * ow;
+    for (int64_t ox = 0; ox < ow; ++ox) {
+      const Span xs = span(ox * st.s[2] - st.pa[2], st.k[2], iw, st.pe[2], st.count_include_pad);
+      if (st.max) {
+        float acc = -INFINITY;
+        for (int64_t x = xs.begin; x < xs.end; ++x) acc = std::max(acc, row[x]);
+        out[ox] = acc;
+      } else {
+        float acc = 0.0f;
+        for (int64_t x = xs.begin; x < xs.end; ++x) acc += row[x];
+        const int64_t count = ys.count * xs.count;
+        out[ox] = count ? acc / static_cast<float>(count) : 0.0f;
+      }
+    }
+  }
+}
+
+}  // namespace
+
 void pool_run(RunContext& ctx) {
   const Tensor* x = ctx.input(0);
   Tensor* y = ctx.output(0);
@@ -81,6 +143,13 @@ void pool_run(RunContext& ctx) {
   float* py = y->as<float>();
   // MaxPool's Indices: flat row-major indices into X (batch and channel included).
   int64_t* pi = ctx.outputs->size() == 2 && ctx.output(1) ? ctx.output(1)->as<int64_t>() : nullptr;
+  if (fast_2d(st, n, in[2], pi != nullptr)) {
+    parallel(ctx.pool, planes, [&](int64_t p0, int64_t p1) {
+      for (int64_t p = p0; p < p1; ++p)
+        pool_plane_2d(st, px + p * isz, py + p * osz, in[1], in[2], on[1], on[2]);
+    });
+    return;
+  }
   parallel(ctx.pool, planes, [&](int64_t p0, int64_t p1) {
     for (int64_t p = p0; p < p1; ++p) {
       const float* src = px + p * isz;
