@@ -5,6 +5,7 @@
 // kernel size, stride and dilation, asymmetric pads), each with 1..4 threads. Prints one line per
 // failure; exit status 1 if any.
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
@@ -107,6 +108,29 @@ void test_threadpool() {
                       hits[static_cast<size_t>(i)]);
           break;
         }
+    }
+  }
+  // Back-to-back jobs of changing sizes (so changing chunk counts): a worker finishing one job
+  // must never claim a chunk of the next one that does not exist (that ran a chunk twice, hung
+  // the caller or crashed it in vision transformers at 2 threads).
+  for (int threads = 2; threads <= 4; ++threads) {
+    ThreadPool pool(threads);
+    std::vector<std::atomic<int>> hits(64);
+    int bad = 0;
+    for (int iter = 0; iter < 20000 && bad == 0; ++iter) {
+      const int64_t n = 1 + (iter * 7) % 23;
+      for (int64_t i = 0; i < n; ++i) hits[static_cast<size_t>(i)].store(0);
+      pool.parallel_for(n, [&](int64_t b, int64_t e) {
+        for (int64_t i = b; i < e; ++i) hits[static_cast<size_t>(i)].fetch_add(1);
+      });
+      for (int64_t i = 0; i < n; ++i) bad += hits[static_cast<size_t>(i)].load() != 1;
+    }
+    ++g_checks;
+    if (bad != 0) {
+      ++g_failures;
+      std::printf(
+          "FAIL threadpool threads=%d: jobs of changing sizes ran an index twice or never\n",
+          threads);
     }
   }
 }

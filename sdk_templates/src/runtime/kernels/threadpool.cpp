@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <sched.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <string>
@@ -70,7 +71,7 @@ ThreadPool::~ThreadPool() {
 
 void ThreadPool::run(int64_t n, Task task, void* ctx) {
   std::lock_guard<std::mutex> call_lock(call_mutex_);
-  const int most = kChunksPerThread * threads_;
+  const int most = std::min(kChunksPerThread * threads_, kMaxChunks);
   const int chunks = n < most ? static_cast<int>(n) : most;
   uint64_t gen;
   {
@@ -78,10 +79,9 @@ void ThreadPool::run(int64_t n, Task task, void* ctx) {
     task_ = task;
     ctx_ = ctx;
     n_ = n;
-    chunks_.store(chunks, std::memory_order_relaxed);
     done_chunks_.store(0, std::memory_order_relaxed);
     gen = generation_.fetch_add(1, std::memory_order_relaxed) + 1;
-    claim_.store(gen << 32, std::memory_order_release);
+    claim_.store(gen << 32 | static_cast<uint64_t>(chunks) << 16, std::memory_order_release);
   }
   wake_.notify_all();
 
@@ -102,10 +102,13 @@ void ThreadPool::run(int64_t n, Task task, void* ctx) {
 void ThreadPool::run_chunks(uint64_t gen) {
   for (;;) {
     uint64_t c = claim_.load(std::memory_order_acquire);
-    // claim_ = generation << 32 | next chunk; a claim only succeeds for the current job.
+    // claim_ = generation << 32 | chunks << 16 | next chunk, one word: a claim only succeeds
+    // for the job whose chunk count it read. (With the count in a separate variable, a worker
+    // could pair a finished job's claim word with the next job's larger count and claim a chunk
+    // that did not exist: a chunk run twice or counted for the wrong job.)
     if ((c >> 32) != (gen & 0xffffffffu)) return;
-    const int chunk = static_cast<int>(c & 0xffffffffu);
-    const int chunks = chunks_.load(std::memory_order_relaxed);
+    const int chunk = static_cast<int>(c & 0xffffu);
+    const int chunks = static_cast<int>((c >> 16) & 0xffffu);
     if (chunk >= chunks) return;
     if (!claim_.compare_exchange_weak(c, c + 1, std::memory_order_acq_rel)) continue;
     // The job cannot change before this chunk is counted done, so its fields are stable here.

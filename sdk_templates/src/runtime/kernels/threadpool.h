@@ -66,17 +66,17 @@ class ThreadPool {
   std::condition_variable wake_;
   std::condition_variable done_;
   std::atomic<uint64_t> generation_{0};
-  std::atomic<uint64_t> claim_{0};  // generation << 32 | next unclaimed chunk
+  std::atomic<uint64_t> claim_{0};  // generation << 32 | chunks << 16 | next unclaimed chunk
   std::atomic<int> done_chunks_{0};
   bool stop_ = false;
   Task task_ = nullptr;
   void* ctx_ = nullptr;
   int64_t n_ = 0;
-  std::atomic<int> chunks_{0};  // read by workers before they own a chunk: atomic
 };
 
 // Chunks per thread a parallel_for() is cut into at most (see the top of this file).
 constexpr int kChunksPerThread = 4;
+constexpr int kMaxChunks = 0xffff;  // the chunk fields of the claim word are 16 bits
 
 // Work (about one multiply-add per unit) below which a loop runs on the calling thread alone:
 // waking the workers and the closing barrier cost some microseconds per parallel_for (on the
