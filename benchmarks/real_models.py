@@ -259,7 +259,8 @@ def main() -> int:
         "versions": {"onnxruntime": ort.__version__, "onnx": onnx.__version__,
                      "numpy": np.__version__, "python": platform.python_version()},
         "iterations": args.iterations, "warmup": args.warmup, "rounds": args.rounds,
-        "baseline_tool": str(args.baseline_tool) if args.baseline_tool else None,
+        # the file name only: a path on the machine that ran it says nothing to a reader
+        "baseline_tool": args.baseline_tool.name if args.baseline_tool else None,
         "targets": "1 thread: geometric mean <= 1.0, no model above 1.3; 2 threads at most "
                    "0.85x the 1-thread time",
         "loadavg_1min": {"before": load_before[0], "after": load_after[0]},

@@ -108,7 +108,8 @@ def run_graph(tool: Path, graph: Path, inputs: Path, threads: int, iters: int, w
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     cpu_s = children_cpu_s() - cpu0
     if proc.returncode != 0:
-        raise RuntimeError(proc.stderr.strip() or proc.stdout.strip())
+        raise RuntimeError(proc.stderr.strip() or proc.stdout.strip()
+                           or f"{tool.name} exited with status {proc.returncode}")
     if not iters:
         return {}
     data: dict[str, Any] = json.loads(report.read_text())
