@@ -66,7 +66,7 @@ def compare(got: dict[str, np.ndarray], want: dict[str, np.ndarray]) -> None:
 
 
 def parse_outputs(stdout: str) -> list[dict[str, np.ndarray]]:
-    """test_frame_size's "frame" blocks: outputs by name, per frame."""
+    """The C program test_frame_size's "frame" blocks: outputs by name, per frame."""
     runs: list[dict[str, np.ndarray]] = []
     for line in stdout.splitlines():
         if line.startswith("frame "):
