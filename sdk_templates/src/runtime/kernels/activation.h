@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "exp_cephes.h"
+
 namespace edgepack {
 namespace kernels {
 
@@ -35,22 +37,21 @@ struct Epilogue {
 void apply_epilogue(const Epilogue& ep, float* c, int64_t ldc, int64_t rows, int64_t cols,
                     int64_t row0, int64_t col0);
 
-// e^x for x in float range, branch-free (so loops over it vectorise): x = n ln2 + r with
-// |r| <= ln2 / 2, e^r by the Cephes expf polynomial, 2^n through the exponent bits. Relative
-// error about 2e-7; x is clamped to [-87.3, 88.3] (no denormals, no overflow).
+// e^x for x in float range, branch-free (so loops over it vectorise); exp_cephes.h has the
+// method and its constants.
 inline float exp_approx(float x) {
-  x = x > -87.3f ? x : -87.3f;  // two plain selects: GCC if-converts them (maxss/minss)
-  x = x < 88.3f ? x : 88.3f;
-  const float magic = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
-  const float t = x * 1.44269504088896341f + magic;
-  const float n = t - magic;
-  const float r = x - n * 0.693359375f + n * 2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
+  using namespace exp_cephes;
+  x = x > kMin ? x : kMin;  // two plain selects: GCC if-converts them (maxss/minss)
+  x = x < kMax ? x : kMax;
+  const float t = x * kLog2e + kMagic;
+  const float n = t - kMagic;
+  const float r = x - n * kLn2Hi + n * kLn2Lo;
+  float p = kP5;
+  p = p * r + kP4;
+  p = p * r + kP3;
+  p = p * r + kP2;
+  p = p * r + kP1;
+  p = p * r + kP0;
   p = p * r * r + r + 1.0f;
   const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
   float scale;

@@ -9,6 +9,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "exp_cephes.h"
+
 namespace edgepack {
 namespace kernels {
 
@@ -73,21 +75,23 @@ struct VecAct {
   typedef float V __attribute__((vector_size(VB), aligned(4), may_alias));
   typedef int32_t VI __attribute__((vector_size(VB), aligned(4), may_alias));
 
-  // exp_approx() of activation.h (same steps, so the same values up to FMA contraction).
+  // exp_approx() of activation.h (same steps and exp_cephes.h constants, so the same values up
+  // to FMA contraction).
   static V exp(V x) {
-    const V lo = V{} + -87.3f, hi = V{} + 88.3f;
+    using namespace exp_cephes;
+    const V lo = V{} + kMin, hi = V{} + kMax;
     x = x > lo ? x : lo;
     x = x < hi ? x : hi;
-    const V magic = V{} + 12582912.0f;
-    const V t = x * 1.44269504088896341f + magic;
+    const V magic = V{} + kMagic;
+    const V t = x * kLog2e + magic;
     const V n = t - magic;
-    const V r = x - n * 0.693359375f + n * 2.12194440e-4f;
-    V p = V{} + 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
+    const V r = x - n * kLn2Hi + n * kLn2Lo;
+    V p = V{} + kP5;
+    p = p * r + kP4;
+    p = p * r + kP3;
+    p = p * r + kP2;
+    p = p * r + kP1;
+    p = p * r + kP0;
     p = p * r * r + r + 1.0f;
     // 2^n: t = n + 1.5 * 2^23 holds n in its low mantissa bits (|n| < 2^22), so its bits less
     // those of the magic number are n (no float-to-int vector conversion needed).
