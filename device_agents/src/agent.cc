@@ -109,7 +109,8 @@ void Agent::on_hello(uint32_t seq, const Fields& in) {
   w.add_int("protocol", kProtocolVersion)
       .add_str("agent_version", kAgentVersion)
       .add_str("agent_sha256", self_sha256_);
-  for (const char* c : {"put", "install", "run", "get", "stream", "stdin", "keygen", "deflate"})
+  for (const char* c :
+       {"put", "install", "run", "get", "stream", "stdin", "keygen", "deflate", "hash", "recipe"})
     w.add_str("capabilities", c);
   if (cfg_.tty) {
     w.add_str("capabilities", "tty");
@@ -163,6 +164,12 @@ void Agent::handle(const Frame& f) {
       break;
     case kBaud:
       on_baud(f.seq, in);
+      break;
+    case kHash:
+      on_hash(f.seq, in);
+      break;
+    case kPutRecipe:
+      on_put_recipe(f.seq, in);
       break;
     case kPing:
       send(kPong, f.seq, {});

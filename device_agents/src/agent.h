@@ -60,6 +60,8 @@ class Agent {
 
   void on_hello(uint32_t seq, const Fields& in);
   void on_put_begin(uint32_t seq, const Fields& in);
+  void on_put_recipe(uint32_t seq, const Fields& in);
+  void on_hash(uint32_t seq, const Fields& in);
   void on_put_chunk(uint32_t seq, const Fields& in);
   void on_put_end(uint32_t seq, const Fields& in);
   void on_install(uint32_t seq, const Fields& in);
@@ -89,6 +91,14 @@ class Agent {
   std::string cas_dir() const;
   std::string keys_dir() const;
   void close_upload();
+  // PUT_BEGIN's checks and set-up (`what` names the request in messages): true when the
+  // upload is open and its HAVE is still to be sent; false when a reply went out (an ERROR,
+  // or HAVE complete=1 for a file the store holds).
+  bool open_upload(uint32_t seq, const Fields& in, const char* what);
+  // HAVE for the open upload, with its bitmap.
+  void send_have(uint32_t seq);
+  // Records chunk `index` of the open upload as stored (bitmap and journal).
+  void mark_chunk(int64_t index);
 
   Config cfg_;
   int in_fd_, out_fd_;

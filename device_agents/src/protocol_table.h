@@ -29,6 +29,8 @@ enum MsgType : uint8_t {
   kBye = 0x0F,
   kKeygen = 0x10,
   kBaud = 0x11,
+  kHash = 0x12,
+  kPutRecipe = 0x13,
 };
 
 // bytes of one frame's payload
@@ -57,6 +59,10 @@ constexpr int64_t kMaxArgv = 4096;
 constexpr int64_t kMaxPath = 4095;
 // an abandoned upload older than this is deleted (7 days)
 constexpr int64_t kPartialMaxAgeS = 604800;
+// ranges of one HASH request (the reply holds 32 bytes each)
+constexpr int64_t kMaxRanges = 4096;
+// copy ops of one PUT_RECIPE (24 bytes each in the request)
+constexpr int64_t kMaxCopies = 8192;
 // BAUD: the wait after the OK drained, before the tty switches
 constexpr int64_t kBaudSettleMs = 50;
 // BAUD: back to the old rate without a valid frame at the new

@@ -111,19 +111,24 @@ void Agent::close_upload() {
 }
 
 void Agent::on_put_begin(uint32_t seq, const Fields& in) {
+  if (open_upload(seq, in, "PUT_BEGIN")) send_have(seq);
+}
+
+bool Agent::open_upload(uint32_t seq, const Fields& in, const char* what) {
   std::string sha;
   int64_t size = 0, chunk = 0;
   if (!in.get_str("sha256", &sha) || !valid_sha256(sha) || !in.get_int("size", &size) ||
       !in.get_int("chunk", &chunk) || size < 0 || chunk <= 0 || chunk > int64_t(kMaxChunk)) {
     send_error(seq, "bad_request",
-               "PUT_BEGIN needs sha256 (64 hex), size >= 0, chunk 1.." + std::to_string(kMaxChunk));
-    return;
+               std::string(what) + " needs sha256 (64 hex), size >= 0, chunk 1.." +
+                   std::to_string(kMaxChunk));
+    return false;
   }
   if (size > cfg_.max_upload) {
     send_error(seq, "too_large",
                "upload of " + std::to_string(size) + " bytes exceeds the agent limit of " +
                    std::to_string(cfg_.max_upload));
-    return;
+    return false;
   }
   // The have-list is one bit per chunk: the chunk count, not the announced size, bounds it.
   if ((size + chunk - 1) / chunk > kMaxChunks) {
@@ -132,14 +137,14 @@ void Agent::on_put_begin(uint32_t seq, const Fields& in) {
                    std::to_string(chunk) + " is more than " + std::to_string(kMaxChunks) +
                    " chunks: use chunks of at least " +
                    std::to_string((size + kMaxChunks - 1) / kMaxChunks) + " bytes");
-    return;
+    return false;
   }
   close_upload();
   // The content store is the agent's alone: 0700 folders, 0600 files (docs/keys.md).
   std::string dir = cas_dir();
   if (!mkdirs(cfg_.root) || !make_private_dir(cfg_.root + "/.edgepack") || !make_private_dir(dir)) {
     send_error(seq, "io", errno_text("cannot create " + dir));
-    return;
+    return false;
   }
   std::string final_path = dir + "/" + sha;
   struct stat st {};
@@ -153,7 +158,7 @@ void Agent::on_put_begin(uint32_t seq, const Fields& in) {
              .add_bytes("have", nullptr, 0)
              .add_int("complete", 1)
              .take());
-    return;
+    return false;
   }
   expire_partials(sha, size);
   std::string partial = dir + "/" + sha + ".partial", journal = dir + "/" + sha + ".chunks";
@@ -165,7 +170,7 @@ void Agent::on_put_begin(uint32_t seq, const Fields& in) {
     send_error(seq, "no_space",
                "upload of " + std::to_string(size) + " bytes does not fit in " +
                    std::to_string(sv.f_bavail * sv.f_frsize) + " free bytes");
-    return;
+    return false;
   }
   // Journal layout: size i64 | chunk i64 | index u32 ...
   bool resume = false;
@@ -200,7 +205,7 @@ void Agent::on_put_begin(uint32_t seq, const Fields& in) {
   if (up_.fd < 0 || up_.journal < 0) {
     send_error(seq, "io", errno_text("cannot open " + partial));
     close_upload();
-    return;
+    return false;
   }
   ::fchmod(up_.fd, 0600);  // a resumed partial upload of an older agent
   if (!resume) {
@@ -208,17 +213,21 @@ void Agent::on_put_begin(uint32_t seq, const Fields& in) {
     if (!write_all(up_.journal, reinterpret_cast<uint8_t*>(head), sizeof head)) {
       send_error(seq, "io", errno_text("cannot write " + journal));
       close_upload();
-      return;
+      return false;
     }
   }
+  return true;
+}
+
+void Agent::send_have(uint32_t seq) {
   std::vector<uint8_t> bitmap(size_t((up_.nchunks + 7) / 8), 0);
   for (int64_t i = 0; i < up_.nchunks; ++i)
     if (up_.have[size_t(i)]) bitmap[size_t(i / 8)] |= uint8_t(1u << (i % 8));
   send(kHave, seq,
        FieldWriter()
-           .add_str("sha256", sha)
-           .add_int("size", size)
-           .add_int("chunk", chunk)
+           .add_str("sha256", up_.sha256)
+           .add_int("size", up_.size)
+           .add_int("chunk", up_.chunk)
            .add_bytes("have", bitmap.data(), bitmap.size())
            .add_int("complete", 0)
            .take());
@@ -274,13 +283,15 @@ void Agent::on_put_chunk(uint32_t seq, const Fields& in) {
     left -= size_t(n);
     off += n;
   }
-  if (!up_.have[size_t(index)]) {
-    uint32_t idx = uint32_t(index);
-    // Recorded only after the bytes are written: the list never claims a chunk it lacks.
-    write_all(up_.journal, reinterpret_cast<uint8_t*>(&idx), sizeof idx);
-    up_.have[size_t(index)] = true;
-  }
+  mark_chunk(index);  // only after the bytes are written: the list never claims a chunk it lacks
   send(kOk, seq, FieldWriter().add_int("index", index).take());
+}
+
+void Agent::mark_chunk(int64_t index) {
+  if (up_.have[size_t(index)]) return;
+  uint32_t idx = uint32_t(index);
+  write_all(up_.journal, reinterpret_cast<uint8_t*>(&idx), sizeof idx);
+  up_.have[size_t(index)] = true;
 }
 
 void Agent::on_put_end(uint32_t seq, const Fields& in) {

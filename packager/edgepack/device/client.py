@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from edgepack.device import delta
 from edgepack.device.protocol import (
     DEFAULT_CHUNK_SSH,
     DEFAULT_OUTPUT,
@@ -36,6 +37,7 @@ from edgepack.device.protocol import (
     MAX_GET,
     MAX_OUTPUT,
     MAX_PAYLOAD,
+    MAX_RANGES,
     MAX_TIMEOUT_MS,
     MAX_UPLOAD_CAP,
     MAX_WINDOW,
@@ -107,6 +109,7 @@ class PutResult:
     bytes_sent: int  # bytes of the chunks that travelled (resume skips the rest)
     already_present: bool
     wire_bytes: int = 0  # what those chunks took on the wire (less when compressed)
+    copied_bytes: int = 0  # re-deploy: bytes the device copied from its old file (recipe)
 
 
 @dataclass(frozen=True)
@@ -164,6 +167,8 @@ _REPLIES: dict[MsgType, tuple[MsgType, ...]] = {
     MsgType.BYE: (MsgType.BYE,),
     MsgType.KEYGEN: (MsgType.OK,),
     MsgType.BAUD: (MsgType.OK,),
+    MsgType.HASH: (MsgType.OK,),
+    MsgType.PUT_RECIPE: (MsgType.HAVE,),
 }
 
 
@@ -404,25 +409,42 @@ class AgentClient:
             self.request(MsgType.BYE, timeout=5.0)
 
     def put_file(self, path: Path, progress: ProgressFn | None = None,
-                 sha256: str | None = None) -> PutResult:
+                 sha256: str | None = None, base: str | None = None) -> PutResult:
+        """Upload ``path`` into the content store. ``base``: the device path of an older
+        version (where the file is installed now); the device copies what the two share
+        (``PUT_RECIPE``) and only the rest travels."""
         digest = sha256 or sha256_file(path)
         with path.open("rb") as f:
-            return self._put(digest, path.stat().st_size, f, progress)
+            return self._put(digest, path.stat().st_size, f, progress, base)
 
-    def put_bytes(self, data: bytes, progress: ProgressFn | None = None) -> PutResult:
+    def put_bytes(self, data: bytes, progress: ProgressFn | None = None,
+                  base: str | None = None) -> PutResult:
         import io
 
-        return self._put(hashlib.sha256(data).hexdigest(), len(data), io.BytesIO(data), progress)
+        return self._put(hashlib.sha256(data).hexdigest(), len(data), io.BytesIO(data),
+                         progress, base)
 
-    def _put(self, digest: str, size: int, f: Any, progress: ProgressFn | None) -> PutResult:
+    def _put(self, digest: str, size: int, f: Any, progress: ProgressFn | None,
+             base: str | None = None) -> PutResult:
         top = min(MAX_CHUNK, self.hello_info.max_chunk if self.hello_info else MAX_CHUNK)
         if size > MAX_CHUNKS * top:
             raise DeviceError(f"{self._where(MsgType.PUT_BEGIN)}: a file of {size} bytes is more "
                               f"than {MAX_CHUNKS} chunks of {top} bytes")
         # At least size / MAX_CHUNKS bytes per chunk: the agent's have-list is bounded.
         chunk = min(max(self._chunk_for(f, size), -(-size // MAX_CHUNKS)), top)
-        have = self.request(MsgType.PUT_BEGIN, sha256=digest, size=size, chunk=chunk)
-        with self._reading(MsgType.PUT_BEGIN):
+        copies = self._recipe(base, f, size) if base is not None else []
+        begin = MsgType.PUT_RECIPE if copies else MsgType.PUT_BEGIN
+        try:
+            have = (self.request(MsgType.PUT_RECIPE, sha256=digest, size=size, chunk=chunk,
+                                 base=base, copies=delta.copies_field(copies),
+                                 timeout=max(self.timeout, 120.0)) if copies
+                    else self.request(MsgType.PUT_BEGIN, sha256=digest, size=size, chunk=chunk))
+        except AgentError as exc:
+            if not copies or exc.code not in ("bad_request", "not_found"):
+                raise
+            # The old file changed between HASH and PUT_RECIPE: upload plainly.
+            return self._put(digest, size, f, progress)
+        with self._reading(begin):
             if have.get_int("complete"):
                 if progress:
                     progress(size, size)
@@ -438,14 +460,105 @@ class AgentClient:
                 raise ProtocolError(f"HAVE.have holds {len(bitmap)} bytes for {nchunks} chunks")
         missing = [i for i in range(nchunks)
                    if not (i // 8 < len(bitmap) and bitmap[i // 8] >> (i % 8) & 1)]
+        # What the device holds (copied or resumed) counts as done: the ETA is for what travels.
         done = size - sum(min(chunk, size - i * chunk) for i in missing)
         if progress:
             progress(done, size)
         sent_bytes, wire_bytes = self._send_chunks(digest, size, chunk, missing, f, done,
                                                    progress)
-        self.request(MsgType.PUT_END, sha256=digest, timeout=max(self.timeout, 120.0))
+        try:
+            self.request(MsgType.PUT_END, sha256=digest, timeout=max(self.timeout, 120.0))
+        except AgentError as exc:
+            if not copies or exc.code != "hash_mismatch":
+                raise
+            # The old file changed after it was hashed; the agent dropped the upload.
+            return self._put(digest, size, f, progress)
+        copied = sum(c.length for c in copies)
         return PutResult(digest, size, chunk, nchunks, len(missing), sent_bytes, False,
-                         wire_bytes)
+                         wire_bytes, copied)
+
+    def recipe(self, data: bytes, base: str) -> list[delta.Copy]:
+        """The copies ``put_bytes(data, base=base)`` would ask the device for."""
+        import io
+
+        return self._recipe(base, io.BytesIO(data), len(data))
+
+    def _recipe(self, base: str, f: Any, size: int) -> list[delta.Copy]:
+        """Copies from the device's ``base`` for a new artifact (PROTOCOL.md section 7b);
+        empty when the agent cannot take a recipe, ``base`` is missing or no artifact, or
+        nothing matches: then the file is uploaded plainly."""
+        info = self.hello_info
+        if info is None or not {"hash", "recipe"} <= set(info.capabilities):
+            return []
+        f.seek(0)
+        head = f.read(delta.HEAD_PROBE)
+        n = delta.header_len(head)
+        if n is None:
+            return []
+        if n > len(head):
+            f.seek(0)
+            head = f.read(n)
+        new = delta.sections(head, size)
+        if new is None:
+            return []
+        try:
+            old_head, old_size = self._read_head(base)
+            old = delta.sections(old_head, old_size) if old_head else None
+            if old is None:
+                return []
+            wanted = delta.candidates(old, new)
+            old_digests: list[bytes] = []
+            for at in range(0, len(wanted), MAX_RANGES):
+                old_digests += self._hash(base, wanted[at:at + MAX_RANGES], old_size)
+        except AgentError:
+            return []  # no old file there (or not one the agent may read): a plain upload
+        new_digests = []
+        for s in new:
+            h = hashlib.sha256()
+            f.seek(s.offset)
+            left = s.length
+            while left > 0:
+                block = f.read(min(left, 1 << 20))
+                if not block:
+                    raise DeviceError(f"{self._where(MsgType.PUT_RECIPE)}: the file to upload "
+                                      "changed while it was read")
+                h.update(block)
+                left -= len(block)
+            new_digests.append(h.digest())
+        return delta.plan(new, new_digests, wanted, old_digests)
+
+    def _read_head(self, path: str) -> tuple[bytes, int]:
+        """The header bytes of the artifact at ``path`` on the device and the file's size;
+        ``b""`` when the file is no artifact (or its header is implausibly long)."""
+        out = bytearray()
+        want, size = delta.HEAD_PROBE, 0
+        while len(out) < want:
+            reply = self.request(MsgType.GET, path=path, offset=len(out),
+                                 length=min(MAX_CHUNK, want - len(out)))
+            with self._reading(MsgType.GET):
+                data = reply.get_bytes("data", b"")
+                size = reply.get_int("size")
+            if size < 0 or len(data) > MAX_CHUNK:
+                raise ProtocolError(f"{self._where(MsgType.GET)}: a {len(data)}-byte reply "
+                                    f"for a {size}-byte file")
+            out += data
+            if not data or len(out) >= size:
+                break
+            n = delta.header_len(bytes(out))
+            if n is None or n > delta.MAX_HEADER_LEN:
+                return b"", size
+            want = max(want, n)
+        return bytes(out), size
+
+    def _hash(self, path: str, ranges: Sequence[delta.Section], size: int) -> list[bytes]:
+        reply = self.request(MsgType.HASH, path=path, ranges=delta.ranges_field(ranges),
+                             timeout=max(self.timeout, 120.0))
+        with self._reading(MsgType.HASH):
+            digests = reply.get_bytes("sha256")
+            if reply.get_int("size") != size or len(digests) != 32 * len(ranges):
+                raise ProtocolError(f"{len(digests)} digest bytes for {len(ranges)} ranges of "
+                                    f"a {reply.get_int('size')}-byte file (want {size} bytes)")
+        return [digests[i:i + 32] for i in range(0, len(digests), 32)]
 
     def _deflating(self) -> bool:
         return self.compress and "deflate" in (self.hello_info.capabilities

@@ -55,6 +55,8 @@ LIMITS: dict[str, Limit] = {
     "MAX_ARGV": Limit(4_096, "RUN argv entries"),
     "MAX_PATH": Limit(4_095, "bytes of a path in a request"),
     "PARTIAL_MAX_AGE_S": Limit(604_800, "an abandoned upload older than this is deleted (7 days)"),
+    "MAX_RANGES": Limit(4_096, "ranges of one HASH request (the reply holds 32 bytes each)"),
+    "MAX_COPIES": Limit(8_192, "copy ops of one PUT_RECIPE (24 bytes each in the request)"),
     "BAUD_SETTLE_MS": Limit(50, "BAUD: the wait after the OK drained, before the tty switches"),
     "BAUD_CONFIRM_MS": Limit(3_000, "BAUD: back to the old rate without a valid frame at the new"),
     "BAUD_PROBATION_MS": Limit(10_000, "BAUD: how long after the switch garbage still reverts it"),
@@ -71,6 +73,8 @@ MAX_STDIN = LIMITS["MAX_STDIN"].value
 DEFAULT_OUTPUT = LIMITS["DEFAULT_OUTPUT"].value
 MAX_OUTPUT = LIMITS["MAX_OUTPUT"].value
 MAX_TIMEOUT_MS = LIMITS["MAX_TIMEOUT_MS"].value
+MAX_RANGES = LIMITS["MAX_RANGES"].value
+MAX_COPIES = LIMITS["MAX_COPIES"].value
 MAX_WINDOW = LIMITS["MAX_WINDOW"].value
 MAX_UPLOAD_CAP = LIMITS["MAX_UPLOAD_CAP"].value
 MAX_GET = LIMITS["MAX_GET"].value
@@ -100,6 +104,8 @@ class MsgType(enum.IntEnum):
     BYE = 0x0F
     KEYGEN = 0x10
     BAUD = 0x11
+    HASH = 0x12
+    PUT_RECIPE = 0x13
 
 
 class ProtocolError(DeviceError):
