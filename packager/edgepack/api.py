@@ -192,11 +192,14 @@ def boards(project: PathLike | None = None) -> list[Board]:
     return list_boards(Path(project) if project is not None else None)
 
 
-def pack(project: PathLike, out: PathLike, *, board: str | None = None) -> PackResult:
-    """Pack a project folder (its ``edgepack.toml``) into a signed, encrypted ``.epk``."""
+def pack(project: PathLike, out: PathLike, *, board: str | None = None,
+         stable_sections: bool = True) -> PackResult:
+    """Pack a project folder (its ``edgepack.toml``) into a signed, encrypted ``.epk``.
+    ``stable_sections``: unchanged sections keep their ciphertext bytes across releases
+    (docs/artifact-format.md)."""
     from edgepack.artifact.pack import pack_project
 
-    return pack_project(Path(project), Path(out), board=board)
+    return pack_project(Path(project), Path(out), board=board, stable_sections=stable_sections)
 
 
 def sdk_build(board: str | Board, out: PathLike, *, jobs: int = 2) -> SdkBuild:

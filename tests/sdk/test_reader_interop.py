@@ -3,7 +3,8 @@
 is refused there with the same reason code the Python reader gives.
 
 The C++ side is the `epk_check` driver (sdk_templates/tests/artifact), which opens many files in
-one process and prints one line per file, so hundreds of cases stay fast."""
+one process and prints one line per file, so hundreds of cases stay fast. Both section modes
+are covered: stable sections (header flag bit 0, the writer's default) and flags 0."""
 
 from __future__ import annotations
 
@@ -34,13 +35,16 @@ def keyset(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return make_keyset(tmp_path_factory.mktemp("keys"))
 
 
+STABLE_MODES = pytest.mark.parametrize("stable", [True, False], ids=["stable", "flags0"])
+
+
 def write(path: Path, keyset: dict[str, Path], sections: list[tuple[str, bytes]],
-          publisher: str = "publisher", counter: int = 7) -> bytes:
+          publisher: str = "publisher", counter: int = 7, stable: bool = True) -> bytes:
     artifact.write_artifact(
         path, package_name="demo", package_version="1.0", version_counter=counter,
         publisher=keys.load_publisher_private(keyset[publisher]),
         recipients=[keys.load_device_public(pub(keyset[d])) for d in ("dev1", "dev2")],
-        sections=sections, chunk_size=CHUNK)
+        sections=sections, chunk_size=CHUNK, stable_sections=stable)
     return path.read_bytes()
 
 
@@ -71,10 +75,11 @@ def digests(sections: list[tuple[str, bytes]]) -> str:
     return ",".join(f"{n}={hashlib.sha256(b).hexdigest()}" for n, b in sections)
 
 
+@STABLE_MODES
 def test_round_trip_each_recipient_file_memory_and_raw_key(
-        sdk_host: SdkBuild, keyset: dict[str, Path], tmp_path: Path) -> None:
+        sdk_host: SdkBuild, keyset: dict[str, Path], tmp_path: Path, stable: bool) -> None:
     path = tmp_path / "a.epk"
-    write(path, keyset, SECTIONS)
+    write(path, keyset, SECTIONS, stable=stable)
     for dev in ("dev1", "dev2"):
         for mode in ((), ("--memory",)):
             assert check(sdk_host, [path], keyset, dev, *mode)["a.epk"] == ["ok", digests(SECTIONS)]
@@ -86,16 +91,38 @@ def test_round_trip_each_recipient_file_memory_and_raw_key(
     assert out.split("\t")[1:] == ["ok", digests(SECTIONS) + "\n"]
 
 
+@STABLE_MODES
 def test_large_sections_with_default_chunks(sdk_host: SdkBuild, keyset: dict[str, Path],
-                                            tmp_path: Path) -> None:
+                                            tmp_path: Path, stable: bool) -> None:
     sections = [("manifest", b"{}"), ("graph/big", bytes(range(251)) * 2000),
                 ("graph/exact", b"\x01" * 65536)]
     path = tmp_path / "big.epk"
     artifact.write_artifact(
         path, package_name="big", package_version="2", version_counter=1,
         publisher=keys.load_publisher_private(keyset["publisher"]),
-        recipients=[keys.load_device_public(pub(keyset["dev1"]))], sections=sections)
+        recipients=[keys.load_device_public(pub(keyset["dev1"]))], sections=sections,
+        stable_sections=stable)
     assert check(sdk_host, [path], keyset)["big.epk"] == ["ok", digests(sections)]
+
+
+def test_stable_releases_share_ciphertext_and_both_open(
+        sdk_host: SdkBuild, keyset: dict[str, Path], tmp_path: Path) -> None:
+    """Two releases where only graph/a changed: graph/b's ciphertext bytes are equal in both
+    files (at other offsets: a section was added before it), and the C++ reader opens both."""
+    r1 = write(tmp_path / "r1.epk", keyset, SECTIONS, counter=7)
+    changed = [SECTIONS[0], ("graph/new", b"n" * 5000), ("graph/a", b"\x01" * 2304),
+               *SECTIONS[2:]]
+    r2 = write(tmp_path / "r2.epk", keyset, changed, counter=8)
+    h1, h2 = artifact.parse_header(r1), artifact.parse_header(r2)
+    b1, b2 = h1.section("graph/b"), h2.section("graph/b")
+    assert b1.offset != b2.offset
+    assert r1[b1.offset:b1.offset + b1.ciphertext_size] == \
+        r2[b2.offset:b2.offset + b2.ciphertext_size]
+    a1, a2 = h1.section("graph/a"), h2.section("graph/a")
+    assert r1[a1.offset:a1.offset + a1.ciphertext_size] != \
+        r2[a2.offset:a2.offset + a2.ciphertext_size]
+    got = check(sdk_host, [tmp_path / "r1.epk", tmp_path / "r2.epk"], keyset)
+    assert got == {"r1.epk": ["ok", digests(SECTIONS)], "r2.epk": ["ok", digests(changed)]}
 
 
 def test_every_byte_flip_refused(sdk_host: SdkBuild, keyset: dict[str, Path],
@@ -134,9 +161,21 @@ def _chunks(data: bytes, entry: artifact.SectionEntry) -> list[bytes]:
     return [body[i:i + step] for i in range(0, len(body), step)]
 
 
-def _forgeries(keyset: dict[str, Path], tmp_path: Path) -> dict[str, tuple[bytes, str, int]]:
+def _wrapped_at(h: artifact.Header, name: str) -> int:
+    """Byte offset of a section's wrapped key (stable sections) in the header."""
+    pos = h.table_offset
+    for s in h.sections:
+        pos += 2 + len(s.name.encode()) + 24
+        if s.name == name:
+            return pos
+        pos += len(s.wrapped_key)
+    raise KeyError(name)
+
+
+def _forgeries(keyset: dict[str, Path], tmp_path: Path,
+               stable: bool) -> dict[str, tuple[bytes, str, int]]:
     """name -> (bytes, device key name, min counter): every re-signed tamper case."""
-    data = write(tmp_path / "base.epk", keyset, SECTIONS)
+    data = write(tmp_path / "base.epk", keyset, SECTIONS, stable=stable)
     h = artifact.parse_header(data)
     cases: dict[str, tuple[bytes, str, int]] = {}
 
@@ -159,19 +198,19 @@ def _forgeries(keyset: dict[str, Path], tmp_path: Path) -> dict[str, tuple[bytes
     cases["header_change"] = (resign(bytes(raised), keyset), "dev1", 0)
 
     two = [("manifest", b"{}"), ("graph/a", bytes(range(256)) * 9)]
-    d2 = write(tmp_path / "two.epk", keyset, two)
+    d2 = write(tmp_path / "two.epk", keyset, two, stable=stable)
     h2 = artifact.parse_header(d2)
     e2 = h2.section("graph/a")
     k = _chunks(d2, e2)
     hdr = bytearray(d2[:h2.header_len])
-    struct.pack_into("<QQQ", hdr, h2.header_len - 24, 2 * CHUNK, e2.offset,
-                     2 * (CHUNK + crypto.TAG_SIZE))
+    struct.pack_into("<QQQ", hdr, h2.header_len - 24 - len(e2.wrapped_key), 2 * CHUNK,
+                     e2.offset, 2 * (CHUNK + crypto.TAG_SIZE))
     cases["drop_last_chunk"] = (resign(bytes(hdr) + d2[h2.header_len:e2.offset] + k[0] + k[1],
                                        keyset), "dev1", 0)
 
-    cases["other_publisher"] = (write(tmp_path / "o.epk", keyset, SECTIONS, "other_publisher"),
-                                "dev1", 0)
-    other = write(tmp_path / "o2.epk", keyset, SMALL, "other_publisher")
+    cases["other_publisher"] = (write(tmp_path / "o.epk", keyset, SECTIONS, "other_publisher",
+                                      stable=stable), "dev1", 0)
+    other = write(tmp_path / "o2.epk", keyset, SMALL, "other_publisher", stable=stable)
     cases["header_publisher"] = (resign(other[:-64], keyset), "dev1", 0)
     cases["non_recipient"] = (data, "stranger", 0)
     stranger = keys.load_device_private(keyset["stranger"])
@@ -180,16 +219,56 @@ def _forgeries(keyset: dict[str, Path], tmp_path: Path) -> dict[str, tuple[bytes
         resign(body.replace(dev1_id, crypto.key_id(stranger.public_key()), 1), keyset),
         "stranger", 0)
     cases["counter"] = (data, "dev1", 8)
+    flag = bytearray(body)
+    struct.pack_into("<H", flag, 10, 2)  # an unknown flag bit
+    cases["unknown_flag"] = (resign(bytes(flag), keyset), "dev1", 0)
+    struct.pack_into("<H", flag, 10, 0 if stable else 1)  # the other mode's layout
+    cases["mode_flip"] = (resign(bytes(flag), keyset), "dev1", 0)
+    if not stable:
+        return cases
+
+    wa, wb = _wrapped_at(h, "graph/a"), _wrapped_at(h, "graph/b")
+    flipped = bytearray(body)
+    flipped[wa + 5] ^= 0x01
+    cases["wrapped_flip"] = (resign(bytes(flipped), keyset), "dev1", 0)
+    traded = bytearray(body)
+    traded[wa:wa + 48], traded[wb:wb + 48] = body[wb:wb + 48], body[wa:wa + 48]
+    cases["wrapped_swap"] = (resign(bytes(traded), keyset), "dev1", 0)
+    renamed = bytearray(body)
+    at = wa - 24 - 7
+    assert renamed[at:at + 7] == b"graph/a"
+    renamed[at:at + 7] = b"graph/c"
+    cases["renamed"] = (resign(bytes(renamed), keyset), "dev1", 0)
+    # release 1's graph/a (ciphertext, then also its wrapped key) under release 2's header
+    r2 = write(tmp_path / "r2.epk", keyset,
+               [SECTIONS[0], ("graph/a", b"\x07" * 2304), *SECTIONS[2:]], counter=8)
+    h_r2 = artifact.parse_header(r2)
+    e_r2 = h_r2.section("graph/a")
+    replay = bytearray(r2[:-64])
+    replay[e_r2.offset:e_r2.offset + e_r2.ciphertext_size] = \
+        data[a.offset:a.offset + a.ciphertext_size]
+    cases["replay_ciphertext"] = (resign(bytes(replay), keyset), "dev1", 0)
+    w_r2 = _wrapped_at(h_r2, "graph/a")
+    replay[w_r2:w_r2 + 48] = body[wa:wa + 48]
+    cases["replay_wrapped_key"] = (resign(bytes(replay), keyset), "dev1", 0)
     return cases
 
 
+@STABLE_MODES
 def test_resigned_tampering_refused_with_python_reason(
-        sdk_host: SdkBuild, keyset: dict[str, Path], tmp_path: Path) -> None:
-    cases = _forgeries(keyset, tmp_path)
-    expected = {"reorder": "chunk", "swap": "chunk", "header_change": "chunk",
+        sdk_host: SdkBuild, keyset: dict[str, Path], tmp_path: Path, stable: bool) -> None:
+    cases = _forgeries(keyset, tmp_path, stable)
+    # With stable sections a changed header fails the wrapped keys' AAD (unseal); with flags 0
+    # every chunk's AAD, the header digest (chunk).
+    expected = {"reorder": "chunk", "swap": "chunk",
+                "header_change": "unseal" if stable else "chunk",
                 "drop_last_chunk": "chunk", "other_publisher": "signature",
                 "header_publisher": "publisher", "non_recipient": "not_recipient",
-                "stanza_wrong_key": "unseal", "counter": "counter"}
+                "stanza_wrong_key": "unseal", "counter": "counter", "unknown_flag": "layout",
+                "mode_flip": "layout"}
+    if stable:
+        expected |= {"wrapped_flip": "unseal", "wrapped_swap": "unseal", "renamed": "unseal",
+                     "replay_ciphertext": "chunk", "replay_wrapped_key": "unseal"}
     assert set(cases) == set(expected)
     for name, (data, dev, min_counter) in cases.items():
         f = tmp_path / f"{name}.epk"

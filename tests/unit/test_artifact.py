@@ -4,19 +4,24 @@
 Attacks that change signed bytes are caught by the signature alone. To show that the
 encryption layer stands on its own (chunk counter, last-chunk flag, AAD, per-section keys),
 several cases re-sign the tampered bytes with the real publisher key and expect the decryption
-step to refuse them.
+step to refuse them. Those run in both section modes: stable sections (header flag bit 0, the
+default) and per-release section keys (flags 0, the format before stable sections).
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import struct
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from edgepack.artifact import container as artifact
 from edgepack.artifact import crypto, keys
@@ -39,18 +44,23 @@ def keyset(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return out
 
 
+STABLE_MODES = pytest.mark.parametrize("stable", [True, False], ids=["stable", "flags0"])
+
+
 def write(path: Path, keyset: dict[str, Path], sections: list[tuple[str, bytes]],
-          counter: int = 7, publisher: str = "publisher") -> bytes:
+          counter: int = 7, publisher: str = "publisher", stable: bool = True,
+          recipients: tuple[str, ...] = ("dev1", "dev2"), package: str = "demo",
+          version: str = "1.0.0", chunk_size: int = CHUNK) -> bytes:
     artifact.write_artifact(
         path,
-        package_name="demo",
-        package_version="1.0.0",
+        package_name=package,
+        package_version=version,
         version_counter=counter,
         publisher=keys.load_publisher_private(keyset[publisher]),
-        recipients=[keys.load_device_public(keyset["dev1"]),
-                    keys.load_device_public(keyset["dev2"])],
+        recipients=[keys.load_device_public(keyset[r]) for r in recipients],
         sections=sections,
-        chunk_size=CHUNK,
+        chunk_size=chunk_size,
+        stable_sections=stable,
     )
     return path.read_bytes()
 
@@ -75,22 +85,30 @@ SECTIONS = [
 ]
 
 
-def test_round_trip_each_recipient(tmp_path: Path, keyset: dict[str, Path]) -> None:
-    data = write(tmp_path / "a.epk", keyset, SECTIONS)
+@STABLE_MODES
+def test_round_trip_each_recipient(tmp_path: Path, keyset: dict[str, Path], stable: bool) -> None:
+    data = write(tmp_path / "a.epk", keyset, SECTIONS, stable=stable)
     for dev in ("dev1", "dev2"):
         opened = open_with(data, keyset, dev)
         assert opened.sections == dict(SECTIONS)
         assert opened.header.package_name == "demo"
         assert opened.header.version_counter == 7
+        assert opened.header.stable_sections == stable
 
 
-def test_layout_matches_doc(tmp_path: Path, keyset: dict[str, Path]) -> None:
-    data = write(tmp_path / "a.epk", keyset, SECTIONS)
+@STABLE_MODES
+def test_layout_matches_doc(tmp_path: Path, keyset: dict[str, Path], stable: bool) -> None:
+    data = write(tmp_path / "a.epk", keyset, SECTIONS, stable=stable)
     assert data[:8] == b"\x89EPK\r\n\x1a\n"
     version, flags, header_len = struct.unpack_from("<HHI", data, 8)
-    assert (version, flags) == (1, 0)
+    assert (version, flags) == (1, 1 if stable else 0)
     h = artifact.parse_header(data)
     assert h.header_len == header_len
+    # each section entry: str16 name, 3 x u64, and in stable mode the 48-byte wrapped key
+    entry_sizes = sum(2 + len(n) + 24 + (48 if stable else 0) for n, _ in SECTIONS)
+    assert h.table_offset + entry_sizes == header_len
+    assert struct.unpack_from("<H", data, h.table_offset - 2)[0] == len(SECTIONS)
+    assert all(len(s.wrapped_key) == (48 if stable else 0) for s in h.sections)
     assert h.sections[0].offset == header_len
     assert [s.ciphertext_size for s in h.sections] == [17 + 16, 2304 + 3 * 16, 2304 + 48, 16]
     assert h.sections[-1].offset + h.sections[-1].ciphertext_size == len(data) - 64
@@ -98,11 +116,111 @@ def test_layout_matches_doc(tmp_path: Path, keyset: dict[str, Path]) -> None:
     assert h.recipients[0].key_id == hashlib.sha256(crypto.raw_public(pub)).digest()
 
 
-def test_ciphertext_differs_plaintext_does_not(tmp_path: Path, keyset: dict[str, Path]) -> None:
-    a = write(tmp_path / "a.epk", keyset, SECTIONS)
-    b = write(tmp_path / "b.epk", keyset, SECTIONS)
+def _ciphertexts(data: bytes) -> dict[str, bytes]:
+    h = artifact.parse_header(data)
+    return {s.name: data[s.offset:s.offset + s.ciphertext_size] for s in h.sections}
+
+
+def test_flags0_ciphertext_differs_plaintext_does_not(tmp_path: Path,
+                                                      keyset: dict[str, Path]) -> None:
+    a = write(tmp_path / "a.epk", keyset, SECTIONS, stable=False)
+    b = write(tmp_path / "b.epk", keyset, SECTIONS, stable=False)
     assert a != b  # fresh content key and HPKE ephemeral keys each time
     assert open_with(a, keyset).sections == open_with(b, keyset).sections
+    ca, cb = _ciphertexts(a), _ciphertexts(b)
+    assert all(ca[n] != cb[n] for n in ca)  # per-release keys: no section is shared
+
+
+def test_stable_sections_equal_across_releases(tmp_path: Path, keyset: dict[str, Path]) -> None:
+    """Release 2 changes graph/a, adds a section before the others, another version, counter
+    and recipient list: every unchanged section keeps its ciphertext bytes, the changed one
+    does not, and the file still differs (fresh content key, new header)."""
+    r1 = write(tmp_path / "r1.epk", keyset, SECTIONS, counter=7)
+    changed = [("manifest", SECTIONS[0][1]), ("graph/new", b"new" * 100),
+               ("graph/a", bytes(range(255, -1, -1)) * 9), *SECTIONS[2:]]
+    r2 = write(tmp_path / "r2.epk", keyset, changed, counter=8, version="1.1.0",
+               recipients=("dev2",))
+    c1, c2 = _ciphertexts(r1), _ciphertexts(r2)
+    for name in ("manifest", "graph/b", "empty"):
+        assert c1[name] == c2[name], name
+    assert c1["graph/a"] != c2["graph/a"]
+    assert len(c1["graph/a"]) == len(c2["graph/a"])
+    assert r1 != r2
+    assert open_with(r2, keyset, "dev2").sections == dict(changed)
+    # dev1 was dropped from the recipients: it can no longer open the new release
+    with pytest.raises(ArtifactInvalid) as exc:
+        open_with(r2, keyset, "dev1")
+    assert exc.value.reason == "not_recipient"
+
+
+@pytest.mark.parametrize("change", ["package", "publisher", "chunk_size"])
+def test_stable_keys_depend_on_package_publisher_and_chunking(
+        tmp_path: Path, keyset: dict[str, Path], change: str) -> None:
+    """Equal plaintext under another package name, publisher or chunk size shares no
+    ciphertext (another chunking under the same key would reuse nonces on other bytes)."""
+    base = _ciphertexts(write(tmp_path / "a.epk", keyset, SECTIONS))
+    other = _ciphertexts(write(
+        tmp_path / "b.epk", keyset, SECTIONS, package="demo2" if change == "package" else "demo",
+        publisher="other_publisher" if change == "publisher" else "publisher",
+        chunk_size=2048 if change == "chunk_size" else CHUNK))
+    assert all(base[n][:16] != other[n][:16] for n in base), change
+
+
+def test_stable_section_matches_documented_derivation(tmp_path: Path,
+                                                      keyset: dict[str, Path]) -> None:
+    """docs/artifact-format.md, "Stable section keys", recomputed here from the primitives:
+    the wrapped key in the header opens to the documented section key, and the section's
+    ciphertext is exactly the documented chunk stream."""
+    data = write(tmp_path / "a.epk", keyset, SECTIONS)
+    h = artifact.parse_header(data)
+    publisher = keys.load_publisher_private(keyset["publisher"])
+    secret = HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
+                  info=b"edgepack/v1 stable secret").derive(publisher.private_bytes_raw())
+    device = keys.load_device_private(keyset["dev1"])
+    ck = crypto.open_content_key(h.recipients[0].enc, h.recipients[0].sealed_content_key, device)
+    wrap = HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
+                info=b"edgepack/v1 section wrap").derive(ck)
+    prefix_digest = hashlib.sha256(data[:h.table_offset]).digest()
+
+    def str16(s: str) -> bytes:
+        return struct.pack("<H", len(s.encode())) + s.encode()
+
+    for i, (name, plaintext) in enumerate(SECTIONS):
+        key = hmac.new(secret, b"edgepack/v1 stable section" + str16("demo") + str16(name)
+                       + struct.pack("<I", CHUNK) + hashlib.sha256(plaintext).digest(),
+                       hashlib.sha256).digest()
+        entry = h.sections[i]
+        nonce = b"\x00" * 8 + struct.pack(">I", i)
+        assert AESGCM(wrap).decrypt(nonce, entry.wrapped_key, prefix_digest + name.encode()) == key
+        aad = b"edgepack/v1 stable chunk" + str16("demo") + str16(name)
+        n = max(1, -(-len(plaintext) // CHUNK))
+        expected = b"".join(
+            AESGCM(key).encrypt(b"\x00" * 7 + struct.pack(">I", j) + bytes([j == n - 1]),
+                                plaintext[j * CHUNK:(j + 1) * CHUNK], aad) for j in range(n))
+        assert data[entry.offset:entry.offset + entry.ciphertext_size] == expected, name
+
+
+@pytest.mark.parametrize("flags", [2, 3, 0x8000, 0x8001])
+def test_unknown_flag_bits_refused(tmp_path: Path, keyset: dict[str, Path], flags: int) -> None:
+    data = bytearray(write(tmp_path / "a.epk", keyset, SMALL))
+    struct.pack_into("<H", data, 10, flags)
+    with pytest.raises(ArtifactInvalid) as exc:
+        artifact.parse_header(bytes(data))
+    assert exc.value.reason == "layout"
+    with pytest.raises(ArtifactInvalid) as exc:
+        open_with(resign(bytes(data[:-64]), keyset), keyset)
+    assert exc.value.reason == "layout"
+
+
+@pytest.mark.parametrize("flags", [0, 1])
+def test_resigned_mode_flip_refused(tmp_path: Path, keyset: dict[str, Path], flags: int) -> None:
+    """An artifact re-labelled with the other mode's flag no longer parses: the section
+    entries change size (48-byte wrapped keys), so the table no longer ends at header_len."""
+    data = bytearray(write(tmp_path / "a.epk", keyset, SECTIONS, stable=flags == 0))
+    struct.pack_into("<H", data, 10, flags)
+    with pytest.raises(ArtifactInvalid) as exc:
+        open_with(resign(bytes(data[:-64]), keyset), keyset)
+    assert exc.value.reason == "layout"
 
 
 SMALL = [("manifest", b"{}"), ("graph/x", b"abc" * 20)]
@@ -143,8 +261,10 @@ def _section_chunks(data: bytes, entry: artifact.SectionEntry) -> list[bytes]:
     return [body[i:i + step] for i in range(0, len(body), step)]
 
 
-def test_resigned_chunk_reorder_refused(tmp_path: Path, keyset: dict[str, Path]) -> None:
-    data = write(tmp_path / "a.epk", keyset, SECTIONS)
+@STABLE_MODES
+def test_resigned_chunk_reorder_refused(tmp_path: Path, keyset: dict[str, Path],
+                                        stable: bool) -> None:
+    data = write(tmp_path / "a.epk", keyset, SECTIONS, stable=stable)
     entry = artifact.parse_header(data).section("graph/a")
     c0, c1, c2 = _section_chunks(data, entry)
     body = data[:-64]
@@ -154,8 +274,10 @@ def test_resigned_chunk_reorder_refused(tmp_path: Path, keyset: dict[str, Path])
     assert exc.value.reason == "chunk"
 
 
-def test_resigned_section_swap_refused(tmp_path: Path, keyset: dict[str, Path]) -> None:
-    data = write(tmp_path / "a.epk", keyset, SECTIONS)
+@STABLE_MODES
+def test_resigned_section_swap_refused(tmp_path: Path, keyset: dict[str, Path],
+                                       stable: bool) -> None:
+    data = write(tmp_path / "a.epk", keyset, SECTIONS, stable=stable)
     h = artifact.parse_header(data)
     a, b = h.section("graph/a"), h.section("graph/b")
     assert a.ciphertext_size == b.ciphertext_size
@@ -169,10 +291,13 @@ def test_resigned_section_swap_refused(tmp_path: Path, keyset: dict[str, Path]) 
     assert exc.value.reason == "chunk"
 
 
-def test_resigned_header_change_breaks_every_chunk(tmp_path: Path, keyset: dict[str, Path]) -> None:
+@STABLE_MODES
+def test_resigned_header_change_breaks_every_chunk(tmp_path: Path, keyset: dict[str, Path],
+                                                   stable: bool) -> None:
     """Raising the version_counter in the header (and re-signing) must not yield plaintext:
-    every chunk's AAD is the header digest."""
-    data = write(tmp_path / "a.epk", keyset, SECTIONS)
+    with flags 0 every chunk's AAD is the header digest; with stable sections every wrapped
+    key's AAD is the digest of the header before the section table, so unwrapping fails."""
+    data = write(tmp_path / "a.epk", keyset, SECTIONS, stable=stable)
     h = artifact.parse_header(data)
     name_len = len(h.package_name.encode()) + len(h.package_version.encode())
     counter_at = 16 + 2 + 2 + name_len
@@ -181,25 +306,123 @@ def test_resigned_header_change_breaks_every_chunk(tmp_path: Path, keyset: dict[
     struct.pack_into("<Q", body, counter_at, 99)
     with pytest.raises(ArtifactInvalid) as exc:
         open_with(resign(bytes(body), keyset), keyset)
-    assert exc.value.reason == "chunk"
+    assert exc.value.reason == ("unseal" if stable else "chunk")
 
 
-def test_resigned_dropped_last_chunk_refused(tmp_path: Path, keyset: dict[str, Path]) -> None:
+@STABLE_MODES
+def test_resigned_dropped_last_chunk_refused(tmp_path: Path, keyset: dict[str, Path],
+                                             stable: bool) -> None:
     """Cut graph/a to two chunks and rewrite the header to match: the chunk now last was
     sealed without the last-chunk flag, so it fails."""
     sections = [("manifest", b"{}"), ("graph/a", bytes(range(256)) * 9)]
-    data = write(tmp_path / "a.epk", keyset, sections)
+    data = write(tmp_path / "a.epk", keyset, sections, stable=stable)
     h = artifact.parse_header(data)
     entry = h.section("graph/a")
     chunks = _section_chunks(data, entry)
     body = bytearray(data[:h.header_len])
-    # the section entry for graph/a is the last 24 bytes of the header
-    struct.pack_into("<QQQ", body, h.header_len - 24, 2 * CHUNK, entry.offset,
+    # the sizes of graph/a's entry: 24 bytes at the end of the header, before its wrapped key
+    struct.pack_into("<QQQ", body, h.header_len - 24 - len(entry.wrapped_key), 2 * CHUNK,
+                     entry.offset,
                      2 * (CHUNK + crypto.TAG_SIZE))
     forged = bytes(body) + data[h.header_len:entry.offset] + chunks[0] + chunks[1]
     with pytest.raises(ArtifactInvalid) as exc:
         open_with(resign(forged, keyset), keyset)
     assert exc.value.reason == "chunk"
+
+
+def _entry_at(h: artifact.Header, name: str) -> int:
+    """Byte offset of a section entry in the header."""
+    pos = h.table_offset
+    for s in h.sections:
+        if s.name == name:
+            return pos
+        pos += 2 + len(s.name.encode()) + 24 + len(s.wrapped_key)
+    raise KeyError(name)
+
+
+def _wrapped_at(h: artifact.Header, name: str) -> int:
+    return _entry_at(h, name) + 2 + len(name.encode()) + 24
+
+
+def test_resigned_wrapped_key_flip_refused(tmp_path: Path, keyset: dict[str, Path]) -> None:
+    data = write(tmp_path / "a.epk", keyset, SECTIONS)
+    h = artifact.parse_header(data)
+    for name in ("manifest", "graph/b"):
+        for byte in (0, 31, 47):  # key, key, tag
+            body = bytearray(data[:-64])
+            body[_wrapped_at(h, name) + byte] ^= 0x80
+            with pytest.raises(ArtifactInvalid) as exc:
+                open_with(resign(bytes(body), keyset), keyset)
+            assert exc.value.reason == "unseal", (name, byte)
+
+
+def test_resigned_wrapped_keys_swapped_refused(tmp_path: Path, keyset: dict[str, Path]) -> None:
+    """graph/a's wrapped key in graph/b's entry: the AAD (name) and nonce (index) differ."""
+    data = write(tmp_path / "a.epk", keyset, SECTIONS)
+    h = artifact.parse_header(data)
+    a, b = _wrapped_at(h, "graph/a"), _wrapped_at(h, "graph/b")
+    body = bytearray(data[:-64])
+    body[a:a + 48], body[b:b + 48] = data[b:b + 48], data[a:a + 48]
+    with pytest.raises(ArtifactInvalid) as exc:
+        open_with(resign(bytes(body), keyset), keyset)
+    assert exc.value.reason == "unseal"
+
+
+def test_resigned_sections_reordered_refused(tmp_path: Path, keyset: dict[str, Path]) -> None:
+    """Whole sections moved (entry with its name and wrapped key, and the ciphertext): the
+    wrap nonce is the table index, so a moved key no longer opens."""
+    data = write(tmp_path / "a.epk", keyset, SECTIONS)
+    h = artifact.parse_header(data)
+    ea, eb = _entry_at(h, "graph/a"), _entry_at(h, "graph/b")
+    size = 2 + len(b"graph/a") + 24 + 48
+    a, b = h.section("graph/a"), h.section("graph/b")
+    body = bytearray(data[:-64])
+    # names and wrapped keys trade places; offsets and sizes are equal, so stay
+    for src, dst in ((ea, eb), (eb, ea)):
+        body[dst:dst + 9] = data[src:src + 9]
+        body[dst + 33:dst + size] = data[src + 33:src + size]
+    body[a.offset:a.offset + a.ciphertext_size] = data[b.offset:b.offset + b.ciphertext_size]
+    body[b.offset:b.offset + b.ciphertext_size] = data[a.offset:a.offset + a.ciphertext_size]
+    moved = artifact.parse_header(resign(bytes(body), keyset))
+    assert [s.name for s in moved.sections][1:3] == ["graph/b", "graph/a"]
+    with pytest.raises(ArtifactInvalid) as exc:
+        open_with(resign(bytes(body), keyset), keyset)
+    assert exc.value.reason == "unseal"
+
+
+def test_resigned_section_renamed_refused(tmp_path: Path, keyset: dict[str, Path]) -> None:
+    data = write(tmp_path / "a.epk", keyset, SECTIONS)
+    h = artifact.parse_header(data)
+    body = bytearray(data[:-64])
+    at = _entry_at(h, "graph/a") + 2
+    assert body[at:at + 7] == b"graph/a"
+    body[at:at + 7] = b"graph/c"
+    with pytest.raises(ArtifactInvalid) as exc:
+        open_with(resign(bytes(body), keyset), keyset)
+    assert exc.value.reason == "unseal"
+
+
+def test_resigned_old_release_section_replayed_refused(tmp_path: Path,
+                                                       keyset: dict[str, Path]) -> None:
+    """Release 2 changed graph/a (same size). Release 1's ciphertext of graph/a under release
+    2's header fails its chunks (the wrapped key is the new content's); release 1's wrapped
+    key as well fails to unwrap (another release's content key and header)."""
+    r1 = write(tmp_path / "r1.epk", keyset, SECTIONS, counter=7)
+    changed = [SECTIONS[0], ("graph/a", bytes(range(255, -1, -1)) * 9), *SECTIONS[2:]]
+    r2 = write(tmp_path / "r2.epk", keyset, changed, counter=8)
+    h1, h2 = artifact.parse_header(r1), artifact.parse_header(r2)
+    e1, e2 = h1.section("graph/a"), h2.section("graph/a")
+    old_ct = r1[e1.offset:e1.offset + e1.ciphertext_size]
+    body = bytearray(r2[:-64])
+    body[e2.offset:e2.offset + e2.ciphertext_size] = old_ct
+    with pytest.raises(ArtifactInvalid) as exc:
+        open_with(resign(bytes(body), keyset), keyset)
+    assert exc.value.reason == "chunk"
+    w1, w2 = _wrapped_at(h1, "graph/a"), _wrapped_at(h2, "graph/a")
+    body[w2:w2 + 48] = r1[w1:w1 + 48]
+    with pytest.raises(ArtifactInvalid) as exc:
+        open_with(resign(bytes(body), keyset), keyset)
+    assert exc.value.reason == "unseal"
 
 
 def test_other_publisher_refused(tmp_path: Path, keyset: dict[str, Path]) -> None:

@@ -26,6 +26,10 @@ MAGIC = b"\x89EPK\r\n\x1a\n"
 FORMAT_VERSION = 1
 DEFAULT_CHUNK_SIZE = 64 * 1024
 MANIFEST_SECTION = "manifest"
+# Header flags. Bit 0: stable sections (section keys that depend on the content, not the
+# release, wrapped in the section table; docs/artifact-format.md). Readers refuse other bits.
+FLAG_STABLE_SECTIONS = 0x0001
+KNOWN_FLAGS = FLAG_STABLE_SECTIONS
 
 MAX_HEADER_LEN = 1 << 20
 MAX_NAME_LEN = 255
@@ -51,12 +55,16 @@ class SectionEntry:
     plaintext_size: int
     offset: int
     ciphertext_size: int
+    wrapped_key: bytes = b""  # stable sections only: the section key under the wrap key
 
 
 @dataclass(frozen=True)
 class Header:
     format_version: int
+    flags: int
     header_len: int
+    table_offset: int  # where the first section entry starts: the wrapped keys' AAD covers
+    # the header before it
     package_name: str
     package_version: str
     version_counter: int
@@ -65,6 +73,10 @@ class Header:
     recipients: tuple[RecipientStanza, ...]
     sections: tuple[SectionEntry, ...]
     file_len: int
+
+    @property
+    def stable_sections(self) -> bool:
+        return bool(self.flags & FLAG_STABLE_SECTIONS)
 
     def section(self, name: str) -> SectionEntry:
         for s in self.sections:
@@ -90,38 +102,45 @@ def _str16(s: str, what: str) -> bytes:
     return struct.pack("<H", len(raw)) + raw
 
 
-def _header_bytes(
-    *,
-    package_name: str,
-    package_version: str,
-    version_counter: int,
-    publisher: bytes,
-    chunk_size: int,
-    stanzas: list[RecipientStanza],
-    sections: list[tuple[str, int, int]],  # name, plaintext_size, ciphertext_size
-) -> bytes:
-    """Serialises the header; offsets follow from its own length, so it is built twice."""
+@dataclass(frozen=True)
+class _HeaderFields:
+    package_name: str
+    package_version: str
+    version_counter: int
+    publisher: bytes
+    chunk_size: int
+    flags: int
+    stanzas: list[RecipientStanza]
+    sections: list[tuple[str, int, int]]  # name, plaintext_size, ciphertext_size
 
-    def build(header_len: int) -> bytes:
+    def prefix(self, header_len: int) -> bytes:
+        """The header up to the first section entry (section_count included)."""
         out = bytearray(MAGIC)
-        out += struct.pack("<HHI", FORMAT_VERSION, 0, header_len)
-        out += _str16(package_name, "package name")
-        out += _str16(package_version, "package version")
-        out += struct.pack("<Q", version_counter)
-        out += publisher
-        out += struct.pack("<IH", chunk_size, len(stanzas))
-        for st in stanzas:
+        out += struct.pack("<HHI", FORMAT_VERSION, self.flags, header_len)
+        out += _str16(self.package_name, "package name")
+        out += _str16(self.package_version, "package version")
+        out += struct.pack("<Q", self.version_counter)
+        out += self.publisher
+        out += struct.pack("<IH", self.chunk_size, len(self.stanzas))
+        for st in self.stanzas:
             out += st.key_id + st.enc + st.sealed_content_key
-        out += struct.pack("<H", len(sections))
+        out += struct.pack("<H", len(self.sections))
+        return bytes(out)
+
+    def table(self, header_len: int, wrapped: list[bytes]) -> bytes:
+        out = bytearray()
         offset = header_len
-        for name, pt_size, ct_size in sections:
+        for (name, pt_size, ct_size), wrapped_key in zip(self.sections, wrapped, strict=True):
             out += _str16(name, "section name")
             out += struct.pack("<QQQ", pt_size, offset, ct_size)
+            out += wrapped_key
             offset += ct_size
         return bytes(out)
 
-    provisional = build(0)
-    return build(len(provisional))
+    def header_len(self) -> int:
+        """Offsets follow from the header's own length: measured on a provisional build."""
+        wrapped = crypto.WRAPPED_KEY_SIZE if self.flags & FLAG_STABLE_SECTIONS else 0
+        return len(self.prefix(0)) + len(self.table(0, [b"\0" * wrapped] * len(self.sections)))
 
 
 def write_artifact(
@@ -134,8 +153,14 @@ def write_artifact(
     recipients: list[X25519PublicKey],
     sections: list[tuple[str, bytes]],
     chunk_size: int = DEFAULT_CHUNK_SIZE,
+    stable_sections: bool = True,
 ) -> Header:
-    """Seals and signs ``sections`` (``manifest`` first) into ``out_path`` atomically."""
+    """Seals and signs ``sections`` (``manifest`` first) into ``out_path`` atomically.
+
+    With ``stable_sections`` (the default) a section's ciphertext depends only on the
+    publisher, the package name, the section's name, the chunk size and its plaintext, so
+    that a section unchanged between two releases has the same bytes in both (delta
+    transfers); without it every section gets a key derived from this release's content key."""
     if not sections or sections[0][0] != MANIFEST_SECTION:
         raise ValueError("the first section must be the manifest")
     names = [n for n, _ in sections]
@@ -157,21 +182,37 @@ def write_artifact(
         (name, len(data), len(data) + crypto.TAG_SIZE * crypto.chunk_count(len(data), chunk_size))
         for name, data in sections
     ]
-    header = _header_bytes(
+    fields = _HeaderFields(
         package_name=package_name,
         package_version=package_version,
         version_counter=version_counter,
         publisher=crypto.raw_public(publisher.public_key()),
         chunk_size=chunk_size,
+        flags=FLAG_STABLE_SECTIONS if stable_sections else 0,
         stanzas=stanzas,
         sections=layout,
     )
-    if len(header) > MAX_HEADER_LEN:
+    header_len = fields.header_len()
+    if header_len > MAX_HEADER_LEN:
         raise UsageError("artifact header exceeds 1 MiB (too many recipients or sections)")
-    aad = hashlib.sha256(header).digest()
+    prefix = fields.prefix(header_len)
+    if stable_sections:
+        secret = crypto.stable_secret(publisher)
+        key_wrap = crypto.wrap_key(content_key)
+        prefix_digest = hashlib.sha256(prefix).digest()
+        keys = [crypto.stable_section_key(secret, package_name, name, chunk_size, data)
+                for name, data in sections]
+        wrapped = [crypto.wrap_section_key(key_wrap, i, crypto.wrap_aad(prefix_digest, name), k)
+                   for i, ((name, _), k) in enumerate(zip(sections, keys, strict=True))]
+        header = prefix + fields.table(header_len, wrapped)
+        aads = [crypto.stable_chunk_aad(package_name, name) for name, _ in sections]
+    else:
+        header = prefix + fields.table(header_len, [b""] * len(sections))
+        keys = [crypto.section_key(content_key, i, name) for i, (name, _) in enumerate(sections)]
+        aads = [hashlib.sha256(header).digest()] * len(sections)
+    assert len(header) == header_len
     body = bytearray(header)
-    for i, (name, data) in enumerate(sections):
-        key = crypto.section_key(content_key, i, name)
+    for (_, data), key, aad in zip(sections, keys, aads, strict=True):
         body += crypto.seal_section(key, aad, data, chunk_size)
     body += crypto.sign(publisher, bytes(body))
     write_atomic(out_path, bytes(body))
@@ -212,7 +253,7 @@ def parse_header(data: bytes) -> Header:
     if file_len < len(MAGIC) + 8 + crypto.SIGNATURE_SIZE or data[:8] != MAGIC:
         raise ArtifactInvalid("layout")
     version, flags, header_len = struct.unpack_from("<HHI", data, 8)
-    if version != FORMAT_VERSION or flags != 0:
+    if version != FORMAT_VERSION or flags & ~KNOWN_FLAGS:
         raise ArtifactInvalid("layout")
     if not 16 <= header_len <= min(MAX_HEADER_LEN, file_len - crypto.SIGNATURE_SIZE):
         raise ArtifactInvalid("layout")
@@ -234,12 +275,15 @@ def parse_header(data: bytes) -> Header:
     (n_sections,) = r.unpack("<H")
     if not 1 <= n_sections <= MAX_SECTIONS:
         raise ArtifactInvalid("layout")
+    table_offset = r.pos
+    wrapped_size = crypto.WRAPPED_KEY_SIZE if flags & FLAG_STABLE_SECTIONS else 0
     sections = []
     expected_offset = header_len
     seen: set[str] = set()
     for i in range(n_sections):
         name = r.str16()
         pt_size, offset, ct_size = r.unpack("<QQQ")
+        wrapped_key = r.take(wrapped_size)
         if (
             name in seen
             or pt_size > MAX_SECTION_SIZE
@@ -248,7 +292,7 @@ def parse_header(data: bytes) -> Header:
         ):
             raise ArtifactInvalid("layout")
         seen.add(name)
-        sections.append(SectionEntry(i, name, pt_size, offset, ct_size))
+        sections.append(SectionEntry(i, name, pt_size, offset, ct_size, wrapped_key))
         expected_offset += ct_size
     if r.pos != header_len or expected_offset != file_len - crypto.SIGNATURE_SIZE:
         raise ArtifactInvalid("layout")
@@ -256,7 +300,9 @@ def parse_header(data: bytes) -> Header:
         raise ArtifactInvalid("layout")
     return Header(
         format_version=version,
+        flags=flags,
         header_len=header_len,
+        table_offset=table_offset,
         package_name=package_name,
         package_version=package_version,
         version_counter=version_counter,
@@ -295,17 +341,32 @@ def open_artifact(
     if stanza is None:
         raise ArtifactInvalid("not_recipient")
     content_key = crypto.open_content_key(stanza.enc, stanza.sealed_content_key, device_key)
-    aad = hashlib.sha256(data[: header.header_len]).digest()
+    section_keys = _section_keys(data, header, content_key)
     sections: dict[str, bytes] = {}
-    for entry in header.sections:
+    for entry, (key, aad) in zip(header.sections, section_keys, strict=True):
         if names is not None and entry.name != MANIFEST_SECTION and entry.name not in names:
             continue
-        key = crypto.section_key(content_key, entry.index, entry.name)
         ciphertext = data[entry.offset : entry.offset + entry.ciphertext_size]
         sections[entry.name] = crypto.open_section(
             key, aad, ciphertext, header.chunk_size, entry.plaintext_size
         )
     return OpenedArtifact(header=header, sections=sections)
+
+
+def _section_keys(data: bytes, header: Header, content_key: bytes) -> list[tuple[bytes, bytes]]:
+    """(key, chunk AAD) of every section. Stable sections unwrap every key here, in step 4
+    (unseal), before any section is decrypted."""
+    if not header.stable_sections:
+        aad = hashlib.sha256(data[: header.header_len]).digest()
+        return [(crypto.section_key(content_key, e.index, e.name), aad) for e in header.sections]
+    key_wrap = crypto.wrap_key(content_key)
+    prefix_digest = hashlib.sha256(data[: header.table_offset]).digest()
+    return [
+        (crypto.unwrap_section_key(key_wrap, e.index, crypto.wrap_aad(prefix_digest, e.name),
+                                   e.wrapped_key),
+         crypto.stable_chunk_aad(header.package_name, e.name))
+        for e in header.sections
+    ]
 
 
 def read_file(path: Path) -> bytes:

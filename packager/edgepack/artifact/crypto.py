@@ -3,14 +3,16 @@
 
 The construction is specified in docs/artifact-format.md: an HPKE-sealed content key per
 recipient (RFC 9180 base mode, DHKEM(X25519, HKDF-SHA256) / HKDF-SHA256 / AES-256-GCM),
-per-section keys from HKDF, sections as chunked AES-256-GCM with STREAM nonces, and an Ed25519
-signature. Every failure to open or verify becomes ``ArtifactInvalid(reason)``, with a single
-user-facing message.
+per-section keys from HKDF (or, with stable sections, keys that depend only on the publisher
+and the section's content, wrapped under the content key), sections as chunked AES-256-GCM with
+STREAM nonces, and an Ed25519 signature. Every failure to open or verify becomes
+``ArtifactInvalid(reason)``, with a single user-facing message.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import os
 import struct
 from collections.abc import Iterator
@@ -33,6 +35,12 @@ TAG_SIZE = 16
 SIGNATURE_SIZE = 64
 HPKE_INFO = b"edgepack/v1 content key"
 SECTION_KEY_INFO = b"edgepack/v1 section"
+# Stable sections (header flag bit 0), docs/artifact-format.md "Stable section keys".
+STABLE_SECRET_INFO = b"edgepack/v1 stable secret"
+STABLE_KEY_LABEL = b"edgepack/v1 stable section"
+STABLE_CHUNK_LABEL = b"edgepack/v1 stable chunk"
+WRAP_KEY_INFO = b"edgepack/v1 section wrap"
+WRAPPED_KEY_SIZE = 32 + 16
 
 _SUITE = Suite(KEM.X25519, KDF.HKDF_SHA256, AEAD.AES_256_GCM)
 
@@ -73,13 +81,68 @@ def section_key(content_key: bytes, index: int, name: str) -> bytes:
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(content_key)
 
 
+def _str16(raw: bytes) -> bytes:
+    return struct.pack("<H", len(raw)) + raw
+
+
+def stable_secret(publisher: Ed25519PrivateKey) -> bytes:
+    """The publisher's secret for stable section keys, derived from its Ed25519 seed with its
+    own HKDF label (no second key file). Devices never see it."""
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
+                info=STABLE_SECRET_INFO).derive(publisher.private_bytes_raw())
+
+
+def stable_section_key(secret: bytes, package_name: str, name: str, chunk_size: int,
+                       plaintext: bytes) -> bytes:
+    """The same key for the same (publisher, package, section name, chunk size, plaintext) in
+    every release. The chunk size is part of it: under another chunking, chunk j would be other
+    bytes under the same key and nonce."""
+    message = (STABLE_KEY_LABEL + _str16(package_name.encode("utf-8"))
+               + _str16(name.encode("utf-8")) + struct.pack("<I", chunk_size)
+               + hashlib.sha256(plaintext).digest())
+    return hmac.new(secret, message, hashlib.sha256).digest()
+
+
+def stable_chunk_aad(package_name: str, name: str) -> bytes:
+    """Every chunk's AAD in stable mode: only what the key already depends on (never the
+    header digest), so that equal keys always see equal AADs."""
+    return STABLE_CHUNK_LABEL + _str16(package_name.encode("utf-8")) + _str16(name.encode("utf-8"))
+
+
+def wrap_key(content_key: bytes) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
+                info=WRAP_KEY_INFO).derive(content_key)
+
+
+def _wrap_nonce(index: int) -> bytes:
+    return b"\x00" * 8 + struct.pack(">I", index)
+
+
+def wrap_aad(prefix_digest: bytes, name: str) -> bytes:
+    return prefix_digest + name.encode("utf-8")
+
+
+def wrap_section_key(key_wrap: bytes, index: int, aad: bytes, section_key: bytes) -> bytes:
+    return AESGCM(key_wrap).encrypt(_wrap_nonce(index), section_key, aad)
+
+
+def unwrap_section_key(key_wrap: bytes, index: int, aad: bytes, wrapped: bytes) -> bytes:
+    try:
+        key = AESGCM(key_wrap).decrypt(_wrap_nonce(index), wrapped, aad)
+    except InvalidTag as exc:
+        raise ArtifactInvalid("unseal") from exc
+    if len(key) != 32:
+        raise ArtifactInvalid("unseal")
+    return key
+
+
 def chunk_count(plaintext_size: int, chunk_size: int) -> int:
     return max(1, -(-plaintext_size // chunk_size))
 
 
 def _nonce(index: int, last: bool) -> bytes:
-    # STREAM: 7-byte zero prefix (the key is unique per artifact and section), 32-bit
-    # big-endian chunk counter, last-chunk flag.
+    # STREAM: 7-byte zero prefix (the key is unique per artifact and section, or in stable mode
+    # per distinct plaintext), 32-bit big-endian chunk counter, last-chunk flag.
     return b"\x00" * 7 + struct.pack(">I", index) + (b"\x01" if last else b"\x00")
 
 

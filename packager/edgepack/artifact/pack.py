@@ -158,8 +158,11 @@ def build_sections(
     return doc, blobs, graph_sizes
 
 
-def pack_project(project: Path, out: Path, *, board: str | None = None) -> PackResult:
-    """Packs the project at ``project`` (a folder or its edgepack.toml) into ``out``."""
+def pack_project(project: Path, out: Path, *, board: str | None = None,
+                 stable_sections: bool = True) -> PackResult:
+    """Packs the project at ``project`` (a folder or its edgepack.toml) into ``out``. With
+    ``stable_sections`` (the default) a section unchanged since another release of the package
+    keeps its ciphertext bytes (docs/artifact-format.md, "Stable section keys")."""
     spec = load_spec(Path(project))
     publisher = keys.load_publisher_private(spec.keys.publisher)
     recipients = [keys.load_device_public(p) for p in spec.keys.recipients]
@@ -184,6 +187,7 @@ def pack_project(project: Path, out: Path, *, board: str | None = None) -> PackR
             publisher=publisher,
             recipients=recipients,
             sections=[(artifact.MANIFEST_SECTION, manifest.dumps(doc)), *blobs],
+            stable_sections=stable_sections,
         )
     return PackResult(
         path=Path(out),

@@ -17,6 +17,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--out", type=Path, required=True, metavar="FILE.epk",
                    help="where to write the artifact")
     p.add_argument("--board", help="board id: apply the spec's placement for this board")
+    p.add_argument("--no-stable-sections", dest="stable_sections", action="store_false",
+                   help="give every section a key of this release only: two releases then "
+                        "share no ciphertext (by default a section unchanged since another "
+                        "release keeps its bytes, so a re-deploy sends only what changed; "
+                        "docs/keys.md)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=run)
 
@@ -48,6 +53,7 @@ def summary_text(r: dict[str, Any]) -> str:
 def run(args: argparse.Namespace) -> int:
     from edgepack import api
 
-    result = api.pack(args.project, args.out, board=args.board)
+    result = api.pack(args.project, args.out, board=args.board,
+                      stable_sections=args.stable_sections)
     emit(result.summary(), args.json, summary_text)
     return 0

@@ -16,6 +16,8 @@ namespace {
 
 constexpr char kContentKeyInfo[] = "edgepack/v1 content key";
 constexpr char kSectionKeyInfo[] = "edgepack/v1 section";
+constexpr char kWrapKeyInfo[] = "edgepack/v1 section wrap";
+constexpr char kStableChunkLabel[] = "edgepack/v1 stable chunk";
 constexpr size_t kAlignment = 64;
 
 double ms_since(std::chrono::steady_clock::time_point start) {
@@ -43,6 +45,47 @@ bool derive_section_key(const uint8_t content_key[32], uint32_t index, const std
   crypto::Secret<32> prk;
   return crypto::hkdf_extract(nullptr, 0, content_key, 32, prk.data()) &&
          crypto::hkdf_expand(prk.data(), prk.size(), info.data(), info.size(), out, 32);
+}
+
+// wrap_key = HKDF-SHA256(salt = "", ikm = CK, info = "edgepack/v1 section wrap", L = 32)
+bool derive_wrap_key(const uint8_t content_key[32], uint8_t out[32]) {
+  crypto::Secret<32> prk;
+  return crypto::hkdf_extract(nullptr, 0, content_key, 32, prk.data()) &&
+         crypto::hkdf_expand(prk.data(), prk.size(), reinterpret_cast<const uint8_t*>(kWrapKeyInfo),
+                             sizeof(kWrapKeyInfo) - 1, out, 32);
+}
+
+void append_str16(std::vector<uint8_t>& out, const std::string& s) {
+  out.push_back(static_cast<uint8_t>(s.size()));
+  out.push_back(static_cast<uint8_t>(s.size() >> 8));
+  out.insert(out.end(), s.begin(), s.end());
+}
+
+// Stable sections (artifact-format.md): every section key, unwrapped in table order.
+//   wrapped_key_i = AES-256-GCM(wrap_key, nonce = 0x00 * 8 || u32_be(i),
+//                               aad = SHA-256(header[0, table_offset)) || name_i)
+// Any failure is "unseal"; `keys` (32 bytes per section) is wiped by its owner.
+void unwrap_section_keys(const epk::Header& h, const uint8_t* file, const uint8_t content_key[32],
+                         std::vector<uint8_t>& keys) {
+  crypto::Secret<32> wrap_key;
+  uint8_t prefix_digest[crypto::kSha256Size];
+  if (!derive_wrap_key(content_key, wrap_key.data()) ||
+      !crypto::sha256(file, h.table_offset, prefix_digest)) {
+    throw ArtifactInvalid("unseal");
+  }
+  keys.assign(32 * h.sections.size(), 0);
+  std::vector<uint8_t> aad(prefix_digest, prefix_digest + sizeof(prefix_digest));
+  for (size_t i = 0; i < h.sections.size(); ++i) {
+    const epk::SectionEntry& s = h.sections[i];
+    aad.resize(sizeof(prefix_digest));
+    aad.insert(aad.end(), s.name.begin(), s.name.end());
+    uint8_t nonce[crypto::kGcmNonceSize] = {};
+    for (int b = 0; b < 4; ++b) nonce[11 - b] = static_cast<uint8_t>(i >> (8 * b));
+    if (!crypto::aes_gcm_open(wrap_key.data(), 32, nonce, aad.data(), aad.size(),
+                              s.wrapped_key.data(), s.wrapped_key.size(), &keys[32 * i])) {
+      throw ArtifactInvalid("unseal");
+    }
+  }
 }
 
 // nonce_j = 0x00 * 7 || u32_be(j) || last_flag
@@ -86,8 +129,20 @@ void Artifact::decrypt_sections(const uint8_t* data, const DeviceKey& device) {
                              content_key.data())) {
     throw ArtifactInvalid("unseal");
   }
+  // Stable sections: every key is unwrapped (step 4, reason "unseal") before any section is
+  // decrypted, and each chunk's AAD names the package and the section; otherwise the keys are
+  // derived from CK and every chunk's AAD is the header digest.
+  struct WipedBytes {
+    std::vector<uint8_t> v;
+    ~WipedBytes() { crypto::wipe(v.data(), v.size()); }
+  } stable_keys;
+  const bool stable = h.stable_sections();
+  if (stable) unwrap_section_keys(h, data, content_key.data(), stable_keys.v);
   uint8_t header_digest[crypto::kSha256Size];
-  if (!crypto::sha256(data, h.header_len, header_digest)) throw ArtifactInvalid("chunk");
+  if (!stable && !crypto::sha256(data, h.header_len, header_digest)) {
+    throw ArtifactInvalid("chunk");
+  }
+  std::vector<uint8_t> aad;
   plaintexts_.reserve(h.sections.size());
   crypto::GcmStreamOpener opener;
   for (size_t i = 0; i < h.sections.size(); ++i) {
@@ -96,7 +151,14 @@ void Artifact::decrypt_sections(const uint8_t* data, const DeviceKey& device) {
     pt.size = static_cast<size_t>(s.plaintext_size);
     pt.data = alloc_aligned(pt.size);
     plaintexts_.push_back(pt);
-    {
+    if (stable) {
+      // aad = "edgepack/v1 stable chunk" || str16(package_name) || str16(name_i)
+      aad.assign(kStableChunkLabel, kStableChunkLabel + sizeof(kStableChunkLabel) - 1);
+      append_str16(aad, h.package_name);
+      append_str16(aad, s.name);
+      if (!opener.set_key(&stable_keys.v[32 * i])) throw ArtifactInvalid("chunk");
+    } else {
+      aad.assign(header_digest, header_digest + sizeof(header_digest));
       crypto::Secret<32> key;
       if (!derive_section_key(content_key.data(), static_cast<uint32_t>(i), s.name, key.data()) ||
           !opener.set_key(key.data())) {
@@ -110,7 +172,7 @@ void Artifact::decrypt_sections(const uint8_t* data, const DeviceKey& device) {
       const uint64_t chunk = last ? s.plaintext_size - done : h.chunk_size;
       uint8_t nonce[crypto::kGcmNonceSize];
       chunk_nonce(static_cast<uint32_t>(j), last, nonce);
-      if (!opener.open(nonce, header_digest, sizeof(header_digest), ct,
+      if (!opener.open(nonce, aad.data(), aad.size(), ct,
                        static_cast<size_t>(chunk) + epk::kTagSize, pt.data + done)) {
         throw ArtifactInvalid("chunk");
       }

@@ -101,9 +101,9 @@ Header parse_layout(const uint8_t* file, size_t file_len) {
   Cursor prefix(file + 8, 8);
   Header h;
   h.format_version = prefix.u16();
-  const uint16_t flags = prefix.u16();
+  h.flags = prefix.u16();
   h.header_len = prefix.u32();
-  if (h.format_version != kFormatVersion || flags != 0) layout_error();
+  if (h.format_version != kFormatVersion || (h.flags & ~kKnownFlags) != 0) layout_error();
   if (h.header_len > kMaxHeaderLen || h.header_len < 16 ||
       h.header_len > file_len - kSignatureSize) {
     layout_error();
@@ -132,6 +132,7 @@ Header parse_layout(const uint8_t* file, size_t file_len) {
 
   const uint16_t section_count = c.u16();
   if (section_count == 0 || section_count > kMaxSections) layout_error();
+  h.table_offset = static_cast<uint32_t>(c.pos());
   const uint64_t body_end = file_len - kSignatureSize;
   uint64_t expected_offset = h.header_len;
   std::unordered_set<std::string> names;
@@ -142,6 +143,7 @@ Header parse_layout(const uint8_t* file, size_t file_len) {
     s.plaintext_size = c.u64();
     s.offset = c.u64();
     s.ciphertext_size = c.u64();
+    if (h.stable_sections()) s.wrapped_key = c.bytes<kWrappedKeySize>();
     if (!names.insert(s.name).second) layout_error();
     if (i == 0 && s.name != kManifestSection) layout_error();
     if (s.plaintext_size > kMaxSectionPlaintext) layout_error();

@@ -14,6 +14,11 @@ namespace edgepack::epk {
 
 constexpr uint8_t kMagic[8] = {0x89, 'E', 'P', 'K', '\r', '\n', 0x1a, '\n'};
 constexpr uint16_t kFormatVersion = 1;
+// Header flags; readers refuse any other bit. Stable sections: every section entry carries its
+// key wrapped under this release's content key (docs/artifact-format.md, "Stable section keys").
+constexpr uint16_t kFlagStableSections = 0x0001;
+constexpr uint16_t kKnownFlags = kFlagStableSections;
+constexpr size_t kWrappedKeySize = 48;
 constexpr size_t kSignatureSize = 64;
 constexpr size_t kStanzaSize = 112;
 constexpr size_t kTagSize = 16;
@@ -38,11 +43,14 @@ struct SectionEntry {
   uint64_t offset = 0;
   uint64_t ciphertext_size = 0;
   uint64_t chunk_count = 0;  // derived: max(1, ceil(plaintext_size / chunk_size))
+  std::array<uint8_t, kWrappedKeySize> wrapped_key{};  // stable sections only
 };
 
 struct Header {
   uint16_t format_version = 0;
+  uint16_t flags = 0;
   uint32_t header_len = 0;
+  uint32_t table_offset = 0;  // offset of the first section entry (after section_count)
   std::string package_name;
   std::string package_version;
   uint64_t version_counter = 0;
@@ -50,6 +58,8 @@ struct Header {
   uint32_t chunk_size = 0;
   std::vector<RecipientStanza> recipients;
   std::vector<SectionEntry> sections;
+
+  bool stable_sections() const { return (flags & kFlagStableSections) != 0; }
 };
 
 // Parses and checks the header of a whole file image of `file_len` bytes.
