@@ -197,6 +197,19 @@ def test_interrupted_recipe_upload_resumes(host_agent: Path, tmp_path: Path) -> 
     assert (root / OLD_PATH).read_bytes() == new
 
 
+def test_wrong_result_of_a_recipe_upload_is_uploaded_again_plainly(agent: AgentClient) -> None:
+    old, new = release(None, 1), release("graph/a", 2)
+    _install(agent, old)
+    digest = hashlib.sha256(new).hexdigest()
+    # An interrupted upload left a chunk with wrong bytes (a disk that lost a write).
+    agent.request(MsgType.PUT_BEGIN, sha256=digest, size=len(new), chunk=4096)
+    agent.request(MsgType.PUT_CHUNK, sha256=digest, index=0, data=bytes(4096))
+    put = agent.put_bytes(new, base=OLD_PATH)  # the recipe resumes it: PUT_END refuses
+    assert put.copied_bytes == 0 and put.bytes_sent == len(new)  # then a plain upload
+    agent.install(put.sha256, OLD_PATH)
+    assert (Path(agent.hello().facts["root"]) / OLD_PATH).read_bytes() == new
+
+
 def test_plain_upload_when_no_recipe_is_possible(agent: AgentClient) -> None:
     new = release("graph/b", 2)
     # No old file at the base path: a plain upload.

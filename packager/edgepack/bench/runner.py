@@ -201,7 +201,9 @@ def _bench_on(agent: AgentClient, agent_uploaded: bool, opts: BenchOptions, boar
     sent = wire = 0
     for remote, data, mode in files:
         with UploadDisplay(f"upload {remote}") as show:
-            put = agent.put_bytes(data, progress=show)
+            # The file installed there now is the base of a re-deploy: what it shares with
+            # the new one is copied on the device (an artifact's unchanged sections).
+            put = agent.put_bytes(data, progress=show, base=remote)
         agent.install(put.sha256, remote, mode)
         sent += put.bytes_sent
         wire += put.wire_bytes

@@ -502,7 +502,7 @@ class AgentClient:
         if new is None:
             return []
         try:
-            old_head, old_size = self._read_head(base)
+            old_head, old_size = self._read_head(base, n)
             old = delta.sections(old_head, old_size) if old_head else None
             if old is None:
                 return []
@@ -527,11 +527,12 @@ class AgentClient:
             new_digests.append(h.digest())
         return delta.plan(new, new_digests, wanted, old_digests)
 
-    def _read_head(self, path: str) -> tuple[bytes, int]:
-        """The header bytes of the artifact at ``path`` on the device and the file's size;
-        ``b""`` when the file is no artifact (or its header is implausibly long)."""
+    def _read_head(self, path: str, guess: int) -> tuple[bytes, int]:
+        """The header bytes of the artifact at ``path`` on the device (``guess`` bytes read
+        first: the new header's length) and the file's size; ``b""`` when the file is no
+        artifact (or its header is implausibly long)."""
         out = bytearray()
-        want, size = delta.HEAD_PROBE, 0
+        want, size = max(16, guess), 0
         while len(out) < want:
             reply = self.request(MsgType.GET, path=path, offset=len(out),
                                  length=min(MAX_CHUNK, want - len(out)))

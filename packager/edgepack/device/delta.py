@@ -22,7 +22,7 @@ from edgepack.errors import ArtifactInvalid
 
 RANGE = struct.Struct("<QQ")  # HASH: offset, length
 COPY = struct.Struct("<QQQ")  # PUT_RECIPE: destination, source, length
-HEAD_PROBE = 4096  # bytes read first from the old file: enough for most artifact headers
+HEAD_PROBE = 4096  # bytes of the new file read first: most artifact headers fit
 MAX_HEADER_LEN = container.MAX_HEADER_LEN
 
 
