@@ -1,10 +1,10 @@
 # SPDX-License-Identifier: Apache-2.0
 """The four libFuzzer targets (sdk_templates/fuzz), built with clang + ASan/UBSan into
-build/sdk-fuzz, each run for 15 s from a seed corpus generated here: a valid artifact signed and
-sealed with the fixed fuzz keys (so the seeds themselves go through unsealing and chunk
-decryption, and every mutation must be refused), device graphs lowered from zoo models and the
-example's stage graphs, manifests. A crash, leak, sanitizer report or hang (-timeout) makes
-libFuzzer exit non-zero."""
+build/sdk-asan (the ``sdk_asan`` fixture of conftest.py, shared with test_sanitizers.py), each
+run for 15 s from a seed corpus generated here: a valid artifact signed and sealed with the fixed
+fuzz keys (so the seeds themselves go through unsealing and chunk decryption, and every mutation
+must be refused), device graphs lowered from zoo models and the example's stage graphs,
+manifests. A crash, leak, sanitizer report or hang (-timeout) makes libFuzzer exit non-zero."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-from sdk_host import SdkBuild, build_sdk
+from sdk_host import SdkBuild
 
 from edgepack.artifact import container as artifact
 from edgepack.artifact import keys
@@ -30,30 +30,23 @@ FUZZ_DEVICE_RAW = bytes(range(1, 33))
 FUZZ_PUBLISHER_SEED = b"\x42" * 32
 
 
-@pytest.fixture(scope="module")
-def sdk_fuzz() -> SdkBuild:
-    env = {**os.environ, "CC": "clang", "CXX": "clang++"}
-    return build_sdk("sdk-fuzz", "-DEDGEPACK_BUILD_FUZZERS=ON", "-DEDGEPACK_SANITIZE=ON",
-                     "-DEDGEPACK_BUILD_TESTS=OFF", env=env, targets=TARGETS,
-                     build_type="RelWithDebInfo")
-
-
 def fuzz_artifacts(root: Path, manifest: bytes) -> list[Path]:
     """Artifacts the fuzz targets' fixed keys open: 1 KiB chunks (the minimum) over several
     chunks, one and two recipients, an empty section."""
     publisher = Ed25519PrivateKey.from_private_bytes(FUZZ_PUBLISHER_SEED)
     device = X25519PrivateKey.from_private_bytes(FUZZ_DEVICE_RAW).public_key()
     other = X25519PrivateKey.from_private_bytes(bytes(range(101, 133))).public_key()
-    variants = [
-        ([device], [("manifest", manifest), ("graph/a", bytes(range(256)) * 9), ("e", b"")]),
-        ([other, device], [("manifest", b"{}"), ("graph/x", b"abc" * 400)]),
+    variants = [  # stable sections (the default) and flags 0
+        ([device], [("manifest", manifest), ("graph/a", bytes(range(256)) * 9), ("e", b"")], True),
+        ([other, device], [("manifest", b"{}"), ("graph/x", b"abc" * 400)], True),
+        ([device], [("manifest", b"{}"), ("graph/a", bytes(range(256)) * 9)], False),
     ]
     out = []
-    for i, (recipients, sections) in enumerate(variants):
+    for i, (recipients, sections, stable) in enumerate(variants):
         path = root / f"seed{i}.epk"
         artifact.write_artifact(path, package_name="fuzz", package_version="1", version_counter=3,
                                 publisher=publisher, recipients=recipients, sections=sections,
-                                chunk_size=1024)
+                                chunk_size=1024, stable_sections=stable)
         out.append(path)
     return out
 
@@ -98,9 +91,9 @@ def corpora(tmp_path_factory: pytest.TempPathFactory,
 
 
 @pytest.mark.parametrize("target", TARGETS)
-def test_fuzz_target_finds_nothing(sdk_fuzz: SdkBuild, corpora: dict[str, Path], target: str,
+def test_fuzz_target_finds_nothing(sdk_asan: SdkBuild, corpora: dict[str, Path], target: str,
                                    tmp_path: Path) -> None:
-    binary = sdk_fuzz.build / "fuzz" / target
+    binary = sdk_asan.build / "fuzz" / target
     seeds = sorted(corpora[target].iterdir())
     assert seeds, target
     work = tmp_path / "corpus"

@@ -5,6 +5,7 @@ plaintext changed (what a delta re-deploy relies on). ``--no-stable-sections`` t
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -84,10 +85,18 @@ def test_changed_weights_change_only_their_sections(project: Path, first: bytes,
     assert any(n.startswith("golden/") for n in same)
 
 
-def test_no_stable_sections_flag(project: Path, first: bytes, tmp_path: Path) -> None:
+def test_no_stable_sections_flag(project: Path, first: bytes, tmp_path: Path,
+                                 capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "f0.epk"
     assert main(["pack", str(project), "--out", str(out), "--no-stable-sections"]) == 0
     data = out.read_bytes()
+    (tmp_path / "stable.epk").write_bytes(first)
+    capsys.readouterr()
+    for path, stable in ((out, False), (tmp_path / "stable.epk", True)):
+        assert main(["inspect", str(path), "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["stable_sections"] is stable
+        assert main(["inspect", str(path)]) == 0
+        assert ("stable sections" in capsys.readouterr().out) is stable
     h = artifact.parse_header(data)
     assert not h.stable_sections and h.flags == 0
     assert plaintexts(data, project) == plaintexts(first, project)

@@ -40,6 +40,8 @@ def describe(path: Path, key: Path | None) -> dict[str, Any]:
         "file": str(path),
         "size": header.file_len,
         "format_version": header.format_version,
+        # unchanged sections keep their ciphertext across releases (artifact-format.md)
+        "stable_sections": header.stable_sections,
         "package": {
             "name": header.package_name,
             "version": header.package_version,

@@ -31,7 +31,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def _text(info: dict[str, Any]) -> str:
     pkg = info["package"]
     lines = [
-        f"artifact   {info['file']} ({info['size']} bytes, format v{info['format_version']})",
+        f"artifact   {info['file']} ({info['size']} bytes, format v{info['format_version']}"
+        + (", stable sections)" if info.get("stable_sections") else ")"),
         f"package    {pkg['name']} {pkg['version']} (version_counter {pkg['version_counter']})",
         f"signer     {info['signer']}",
         f"signature  {info['signature']}",
