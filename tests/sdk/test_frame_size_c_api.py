@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pytest
 from sdk_host import EXAMPLE, SdkBuild, run
-from test_runner_pipeline import assert_close, assert_topk_indices
+from test_runner_pipeline import assert_pipeline_outputs
 
 from edgepack.artifact import keys
 from edgepack.model.reference import run_pipeline
@@ -56,15 +56,6 @@ def frames() -> list[np.ndarray]:
     return [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for h, w in SIZES]
 
 
-def compare(got: dict[str, np.ndarray], want: dict[str, np.ndarray]) -> None:
-    assert set(got) == set(want)
-    for name in want:
-        if name == "classifier.indices":
-            assert_topk_indices(name, got[name], want[name], want["classifier.scores"])
-        else:
-            assert_close(name, got[name], want[name])
-
-
 def parse_outputs(stdout: str) -> list[dict[str, np.ndarray]]:
     """The C program test_frame_size's "frame" blocks: outputs by name, per frame."""
     runs: list[dict[str, np.ndarray]] = []
@@ -99,7 +90,7 @@ def test_c_api_frames_of_other_sizes_match_the_reference(
     detections = 0
     for frame, got in zip(frames(), runs, strict=True):
         want = run_pipeline(plan, {"image": frame})
-        compare(got, want)
+        assert_pipeline_outputs(got, want)
         boxes = got["detector.boxes"]
         detections += boxes.shape[0]
         assert float(boxes[:, 0::2].max(initial=0)) <= frame.shape[1]
@@ -118,7 +109,7 @@ def test_runner_takes_an_image_npy_of_another_size(
         np.save(tmp_path / "in" / "image.npy", frame)
         run([*base, "--inputs", tmp_path / "in", "--outputs", tmp_path / f"out{i}"])
         got = {p.stem: np.load(p) for p in (tmp_path / f"out{i}").glob("*.npy")}
-        compare(got, run_pipeline(plan, {"image": frame}))
+        assert_pipeline_outputs(got, run_pipeline(plan, {"image": frame}))
 
     np.save(tmp_path / "in" / "image.npy", np.zeros((200, 500, 3), np.uint8))
     proc = subprocess.run([str(a) for a in (*base, "--inputs", tmp_path / "in")],
