@@ -14,6 +14,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from sdk_host import SdkBuild, make_keyset, pub, run
 
 from edgepack.artifact import container as artifact
@@ -153,6 +155,23 @@ def test_truncation_refused(sdk_host: SdkBuild, keyset: dict[str, Path], tmp_pat
         files.append(f)
     for name, r in check(sdk_host, files, keyset).items():
         assert r[0] == "invalid", (name, r)
+
+
+def test_artifact_from_before_stable_sections_opens(sdk_host: SdkBuild,
+                                                   tmp_path: Path) -> None:
+    """tests/data/artifacts/flags0-v1.epk, written before stable sections (commit 86fc332)
+    with fixed keys (the seeds of tests/unit/test_artifact.py)."""
+    old = Path(__file__).resolve().parents[1] / "data" / "artifacts" / "flags0-v1.epk"
+    raw = tmp_path / "dev.raw"
+    raw.write_bytes(bytes(range(1, 33)))
+    publisher = tmp_path / "publisher.pub"
+    publisher.write_bytes(Ed25519PrivateKey.from_private_bytes(b"\x42" * 32).public_key()
+                          .public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo))
+    out = run([sdk_host.epk_check, "--raw-key", raw, "--publisher", publisher,
+               "--min-counter", "3", old]).stdout
+    sections = [("manifest", b'{"schema":"edgepack.manifest/1"}'),
+                ("graph/a", bytes(range(256)) * 9), ("empty", b"")]
+    assert out.split("\t")[1:] == ["ok", digests(sections) + "\n"]
 
 
 def _chunks(data: bytes, entry: artifact.SectionEntry) -> list[bytes]:

@@ -425,6 +425,24 @@ def test_resigned_old_release_section_replayed_refused(tmp_path: Path,
     assert exc.value.reason == "unseal"
 
 
+# Written by the packer before stable sections existed (commit 86fc332), with the fixed keys
+# below: the flags-0 format must keep opening, independently of today's writer.
+OLD_ARTIFACT = Path(__file__).resolve().parents[1] / "data" / "artifacts" / "flags0-v1.epk"
+OLD_PUBLISHER_SEED = b"\x42" * 32
+OLD_DEVICE_RAW = bytes(range(1, 33))
+OLD_SECTIONS = {"manifest": b'{"schema":"edgepack.manifest/1"}',
+                "graph/a": bytes(range(256)) * 9, "empty": b""}
+
+
+def test_artifact_from_before_stable_sections_opens() -> None:
+    data = OLD_ARTIFACT.read_bytes()
+    opened = artifact.open_artifact(
+        data, X25519PrivateKey.from_private_bytes(OLD_DEVICE_RAW),
+        Ed25519PrivateKey.from_private_bytes(OLD_PUBLISHER_SEED).public_key(), min_counter=3)
+    assert opened.header.flags == 0 and not opened.header.stable_sections
+    assert opened.sections == OLD_SECTIONS
+
+
 def test_other_publisher_refused(tmp_path: Path, keyset: dict[str, Path]) -> None:
     data = write(tmp_path / "a.epk", keyset, SECTIONS, publisher="other_publisher")
     with pytest.raises(ArtifactInvalid) as exc:
