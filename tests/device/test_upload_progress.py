@@ -52,3 +52,19 @@ def test_upload_display_stays_silent_for_files_already_there(
         show(5_000, 5_000)
     err = capsys.readouterr().err
     assert "upload bench/artifact.epk ..." in err and "done in" in err
+
+
+def test_upload_display_counts_only_what_travels(capsys: pytest.CaptureFixture[str],
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    # A re-deploy: 4 MB are copied on the device, 10 kB travel; the rate and the ETA are
+    # those of the 10 kB, not inflated by the copied bytes.
+    monkeypatch.setattr(Progress, "plain_every_s", 0.2)
+    with UploadDisplay("upload bench/artifact.epk") as show:
+        show(4_000_000, 4_010_000)
+        time.sleep(1.0)
+        show(4_005_000, 4_010_000)
+        show(4_010_000, 4_010_000)
+    err = capsys.readouterr().err
+    assert "50.0% 5000/10000B" in err, err
+    rate = float(err.split("50.0% 5000/10000B, ")[1].split(" kB/s")[0])
+    assert rate < 6.0, err  # 5000 B in about 1 s, not 4 MB

@@ -286,19 +286,22 @@ def _plan(opts: BenchOptions, golden_run: dict[str, Any]) -> Plan:
 
 class UploadDisplay:
     """Progress of one upload (bar, rate and ETA on a terminal; plain lines otherwise), shown
-    only once bytes actually travel: files the device already has stay silent."""
+    only once bytes actually travel: files the device already has stay silent. It counts the
+    bytes that travel: what the device already holds (a resumed upload, or what a re-deploy
+    copies from the installed file) is neither in the total nor in the rate."""
 
     def __init__(self, label: str) -> None:
         self.label = label
         self.bar: Progress | None = None
+        self.held = 0  # bytes the device had when the upload started
 
     def __call__(self, done: int, total: int) -> None:
         if self.bar is None:
             if done >= total:
                 return
-            self.bar = Progress(self.label, total=total, unit="B").__enter__()
-            self.bar.done = done  # resumed: what the device already holds
-        self.bar.advance(done - self.bar.done)
+            self.held = done
+            self.bar = Progress(self.label, total=total - done, unit="B").__enter__()
+        self.bar.advance(done - self.held - self.bar.done)
 
     def __enter__(self) -> UploadDisplay:
         return self
