@@ -43,12 +43,13 @@ static std::vector<int64_t> reference(const std::vector<int8_t>& w, const std::v
 }
 
 // int32 accumulation over sizes around every tile and quad edge, 7-bit (one vpmaddubsw per
-// quad) and full-range (two halves) weights, with and without bias, inline and on 3 threads.
+// quad) and full-range (two halves) weights, with and without bias, inline and on 3 threads; the
+// same GEMMs requantised with per-row multipliers.
 static void test_accumulation(std::mt19937& rng, edgepack::ThreadPool& pool) {
   std::uniform_int_distribution<int> u8(0, 255), s8(-128, 127), s7(-64, 64), bias(-100000, 100000);
   const int64_t ks[] = {1, 3, 4, 5, 15, 16, 17, 33, 64, 147, 576, 1153};
   const int64_t ms[] = {1, 3, 4, 5, 9, 16};
-  const int64_t ns[] = {1, 7, 16, 17, 49, 70};
+  const int64_t ns[] = {1, 7, 16, 17, 49, 70, 300};
   int variant = 0;
   for (int64_t kk : ks) {
     for (int64_t m : ms) {
@@ -72,7 +73,7 @@ static void test_accumulation(std::mt19937& rng, edgepack::ThreadPool& pool) {
         check(pw.split == (full && std::strcmp(k::qgemm_isa(), "avx2") == 0),
               "split exactly when some |w| > 64 on avx2", long(kk), long(m), long(n));
         const int slots = threaded ? 3 : 1;
-        std::vector<uint8_t> scratch(size_t(slots) * k::qgemm_panel_bytes(kk));
+        std::vector<uint8_t> scratch(size_t(slots) * k::qgemm_scratch_bytes(kk));
         std::vector<int32_t> acc(static_cast<size_t>(m * ldo), 0x5a5a5a5a);
         k::QGemmOutput o;
         o.za = za;
@@ -87,6 +88,29 @@ static void test_accumulation(std::mt19937& rng, edgepack::ThreadPool& pool) {
                   long(j), long(p));
           for (int64_t p = n; p < ldo; ++p)  // nothing written past n
             check(acc[size_t(j * ldo + p)] == 0x5a5a5a5a, "qgemm wrote past n", long(kk), long(j),
+                  long(p));
+        }
+        // Requantised with a multiplier per row (the fused AVX2 tile on full panels, the
+        // epilogue on column tails and rows with M >= 1), against apply_multiplier.
+        std::vector<k::QuantMultiplier> mult;
+        const double span = 255.0 * (full ? 128.0 : 64.0) * std::sqrt(double(kk)) + 1.0;
+        for (int64_t j = 0; j < m; ++j)
+          mult.push_back(k::quant_multiplier((j == 2 ? 1.5 : 0.7 + 0.3 * double(j)) * 80.0 / span));
+        if (m > 4) mult[4] = k::quant_multiplier(1.25);  // M > 1 in the second row block
+        std::vector<uint8_t> out(static_cast<size_t>(m * ldo), 0xa5);
+        o.mult = mult.data();
+        o.zo = uint8_t(u8(rng));
+        o.out = out.data();
+        k::qgemm(pw, x.data(), ldx, n, o, scratch.data(), slots, threaded ? &pool : nullptr);
+        for (int64_t j = 0; j < m; ++j) {
+          for (int64_t p = 0; p < n; ++p) {
+            int32_t v =
+                k::apply_multiplier(int32_t(ref[size_t(j * n + p)]), mult[size_t(j)]) + o.zo;
+            v = v < 0 ? 0 : (v > 255 ? 255 : v);
+            check(out[size_t(j * ldo + p)] == v, "qgemm requantised", long(kk), long(j), long(p));
+          }
+          for (int64_t p = n; p < ldo; ++p)
+            check(out[size_t(j * ldo + p)] == 0xa5, "qgemm wrote bytes past n", long(kk), long(j),
                   long(p));
         }
       }
@@ -115,7 +139,7 @@ static void test_extremes() {
           std::vector<int32_t> b(size_t(m), 0);
           k::QGemmWeights pw;
           k::qgemm_pack_weights(w.data(), m, kk, &pw);
-          std::vector<uint8_t> scratch(k::qgemm_panel_bytes(kk));
+          std::vector<uint8_t> scratch(k::qgemm_scratch_bytes(kk));
           std::vector<int32_t> acc(static_cast<size_t>(m * n));
           k::QGemmOutput o;
           o.za = za;
@@ -180,7 +204,7 @@ static void test_requantize(std::mt19937& rng) {
   mult.back() = k::quant_multiplier(1.7);  // M > 1: the scalar epilogue
   k::QGemmWeights pw;
   k::qgemm_pack_weights(w.data(), m, kk, &pw);
-  std::vector<uint8_t> scratch(k::qgemm_panel_bytes(kk)), out(static_cast<size_t>(m * n));
+  std::vector<uint8_t> scratch(k::qgemm_scratch_bytes(kk)), out(static_cast<size_t>(m * n));
   k::QGemmOutput o;
   o.za = 100;
   o.bias = b.data();

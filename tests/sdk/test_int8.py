@@ -52,7 +52,7 @@ def _cosine(a: Array, b: Array) -> float:
     return float(a64 @ b64 / (np.linalg.norm(a64) * np.linalg.norm(b64)))
 
 
-@pytest.mark.parametrize("name", ["resnet18", "yolov8n"])
+@pytest.mark.parametrize("name", ["resnet18", "mobilenet_v2", "yolov8n"])
 def test_int8_model_through_the_runner(sdk_host: SdkBuild, tmp_path: Path, name: str) -> None:
     spec = next(m for m in REAL_MODELS if m.name == name)
     (input_name, shape), = spec.inputs.items()
@@ -75,13 +75,17 @@ def test_int8_model_through_the_runner(sdk_host: SdkBuild, tmp_path: Path, name:
     plan = build_stage_plan(load_spec(root))
     qdq = plan.models[0].onnx
     assert sum(n.op_type == "QuantizeLinear" for n in qdq.graph.node) > 10
+    if name != "yolov8n":  # every convolution fused, MobileNetV2's 17 depthwise ones too
+        assert not [n.name for n in qdq.graph.node if n.op_type == "Conv"]
     feeds = {input_name: np.random.default_rng(0).standard_normal(shape).astype(np.float32)}
     got = runner_outputs(sdk_host, root, epk, feeds, tmp_path)
     emulated = dict(zip(spec.outputs, _ort(qdq, feeds, optimise=False), strict=True))
     int8 = dict(zip(spec.outputs, _ort(qdq, feeds, optimise=True), strict=True))
     for out, ref in emulated.items():
         assert got[out].shape == ref.shape and got[out].dtype == ref.dtype
-        assert _cosine(got[out], ref) >= 0.9999, out
+        # 1-step requantisation differences at .5 boundaries compound over MobileNetV2's 52
+        # convolutions: 0.99987 (benchmarks/results/int8.json, also before its depthwise fused)
+        assert _cosine(got[out], ref) >= (0.9995 if name == "mobilenet_v2" else 0.9999), out
         assert _cosine(got[out], int8[out]) >= 0.999, out
 
 

@@ -26,6 +26,9 @@ CASES = {  # name: (C, H, W, M, kernel, stride, pad, dilation, per_channel, bias
     "7x7-stride2-pad3": (3, 32, 32, 16, 7, 2, 3, 1, True, True),
     "3x3-dilation2": (4, 10, 10, 6, 3, 1, 2, 2, False, True),
     "1x1-odd-tails": (37, 5, 9, 13, 1, 1, 0, 1, True, True),  # k, channels and pixels off 4/16
+    # im2col bands of one output row (k * ow above the op's 256 KiB band), 120 / 75 pixels each
+    "3x3-banded": (256, 6, 120, 5, 3, 1, 1, 1, True, True),
+    "3x3-stride2-banded": (240, 9, 150, 6, 3, 2, 1, 1, False, True),
 }
 # Depthwise (group = channels, kernels/qdepthwise.h): same fields, C == M.
 DEPTHWISE = {

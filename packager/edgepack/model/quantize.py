@@ -342,11 +342,24 @@ def _scalar_int(inits: dict[str, onnx.TensorProto], name: str) -> int | None:
     return int(values[0]) if values.size == 1 else None
 
 
-def fuse_qlinear_conv(proto: onnx.ModelProto) -> int:
+def _fusable_group(group: int, dq_w: onnx.NodeProto | None,
+                   inits: dict[str, onnx.TensorProto], depthwise: bool) -> bool:
+    """group 1, or (with ``depthwise``) one 2-D filter of at most 64 taps per channel (the
+    runtime's kernels/qdepthwise.h); other grouped convolutions stay float."""
+    if group == 1:
+        return True
+    if not depthwise or dq_w is None or dq_w.input[0] not in inits:
+        return False
+    dims = list(inits[dq_w.input[0]].dims)
+    return len(dims) == 4 and dims[0] == group and dims[1] == 1 and dims[2] * dims[3] <= 64
+
+
+def fuse_qlinear_conv(proto: onnx.ModelProto, depthwise: bool = True) -> int:
     """DequantizeLinear(x) / (int8 weights) / (int32 bias) -> Conv [-> Relu] -> QuantizeLinear
     becomes one QLinearConv (uint8 in and out, the runtime's int8 kernel). A Relu folds only
-    when the output zero point is 0 (the clamp at 0 is then the Relu). Grouped convolutions,
-    SAME padding and anything else stay as they are. Returns the number of fused Conv nodes."""
+    when the output zero point is 0 (the clamp at 0 is then the Relu). Depthwise convolutions
+    (group = channels) fuse too unless ``depthwise`` is false; other grouped convolutions, SAME
+    padding and anything else stay as they are. Returns the number of fused Conv nodes."""
     g = proto.graph
     inits = {i.name: i for i in g.initializer}
     producers = {o: n for n in g.node for o in n.output}
@@ -362,9 +375,11 @@ def fuse_qlinear_conv(proto: onnx.ModelProto) -> int:
             continue
         attrs = {a.name: helper.get_attribute_value(a) for a in conv.attribute}
         auto_pad = attrs.get("auto_pad", b"NOTSET")
-        if attrs.get("group", 1) != 1 or auto_pad not in (b"NOTSET", b"VALID", "NOTSET", "VALID"):
+        if auto_pad not in (b"NOTSET", b"VALID", "NOTSET", "VALID"):
             continue
         dq_x, dq_w = producers.get(conv.input[0]), producers.get(conv.input[1])
+        if not _fusable_group(int(attrs.get("group", 1)), dq_w, inits, depthwise):
+            continue
         has_b = len(conv.input) > 2 and conv.input[2] != ""
         dq_b = producers.get(conv.input[2]) if has_b else None
         if (dq_x is None or dq_x.op_type != "DequantizeLinear" or len(dq_x.input) < 3

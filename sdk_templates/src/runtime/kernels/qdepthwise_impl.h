@@ -15,6 +15,8 @@
 #include "runtime/kernels/qdepthwise.h"
 #if defined(__AVX2__)
 #include <immintrin.h>
+
+#include "runtime/kernels/qrequant_avx2.h"
 #endif
 
 namespace edgepack {
@@ -54,30 +56,63 @@ inline size_t scratch_bytes_impl(const QDepthwiseParams& p) {
 
 // acc[ox] = bias + sum_t w[t] * src[t][ox] for ox < n (n rounded up to 16 on AVX2: the
 // accumulator row and the sources have room).
-inline void taps_row(const int16_t* const* src, const int8_t* w, int ntaps, int32_t bias, int64_t n,
-                     int32_t* acc) {
 #if defined(__AVX2__)
-  int32_t pairs[kMaxTaps / 2 + 1];
+// The taps as int16 pairs (w[t], w[t + 1]) for vpmaddwd; an odd last tap pairs with 0.
+inline void tap_pairs(const int8_t* w, int ntaps, int32_t* pairs) {
   for (int t = 0; t < ntaps; t += 2) {
     const int32_t w1 = t + 1 < ntaps ? w[t + 1] : 0;
     pairs[t / 2] =
         int32_t(uint16_t(int16_t(w[t]))) | int32_t(uint32_t(uint16_t(int16_t(w1))) << 16);
   }
+}
+
+// Sums of outputs ox .. ox + 15 in order: v[0] columns 0-7, v[1] columns 8-15.
+inline void taps16(const int16_t* const* src, const int32_t* pairs, int ntaps, int32_t bias,
+                   int64_t ox, __m256i v[2]) {
+  __m256i lo = _mm256_set1_epi32(bias), hi = lo;
+  for (int t = 0; t < ntaps; t += 2) {
+    const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src[t] + ox));
+    const __m256i b =
+        t + 1 < ntaps ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src[t + 1] + ox)) : a;
+    const __m256i wv = _mm256_set1_epi32(pairs[t / 2]);
+    // (a[x], b[x]) pairs: columns 0-3 and 8-11 in lo, 4-7 and 12-15 in hi.
+    lo = _mm256_add_epi32(lo, _mm256_madd_epi16(_mm256_unpacklo_epi16(a, b), wv));
+    hi = _mm256_add_epi32(hi, _mm256_madd_epi16(_mm256_unpackhi_epi16(a, b), wv));
+  }
+  v[0] = _mm256_permute2x128_si256(lo, hi, 0x20);
+  v[1] = _mm256_permute2x128_si256(lo, hi, 0x31);
+}
+
+// One output row requantised from the registers (M < 1): no int32 row through memory.
+inline void taps_row_requant(const int16_t* const* src, const int8_t* w, int ntaps, int32_t bias,
+                             int64_t n, int64_t m0, int total, int32_t zo, uint8_t* out) {
+  int32_t pairs[kMaxTaps / 2 + 1];
+  tap_pairs(w, ntaps, pairs);
   for (int64_t ox = 0; ox < n; ox += 16) {
-    __m256i lo = _mm256_set1_epi32(bias), hi = lo;
-    for (int t = 0; t < ntaps; t += 2) {
-      const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src[t] + ox));
-      const __m256i b =
-          t + 1 < ntaps ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src[t + 1] + ox)) : a;
-      const __m256i wv = _mm256_set1_epi32(pairs[t / 2]);
-      // (a[x], b[x]) pairs: columns 0-3 and 8-11 in lo, 4-7 and 12-15 in hi.
-      lo = _mm256_add_epi32(lo, _mm256_madd_epi16(_mm256_unpacklo_epi16(a, b), wv));
-      hi = _mm256_add_epi32(hi, _mm256_madd_epi16(_mm256_unpackhi_epi16(a, b), wv));
+    __m256i v[2];
+    taps16(src, pairs, ntaps, bias, ox, v);
+    const __m128i bytes = requant16_avx2(v, 0, m0, total, zo);
+    if (ox + 16 <= n) {
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(out + ox), bytes);
+    } else {
+      alignas(16) uint8_t tail[16];
+      _mm_store_si128(reinterpret_cast<__m128i*>(tail), bytes);
+      std::memcpy(out + ox, tail, static_cast<size_t>(n - ox));
     }
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(acc + ox),
-                        _mm256_permute2x128_si256(lo, hi, 0x20));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(acc + ox + 8),
-                        _mm256_permute2x128_si256(lo, hi, 0x31));
+  }
+}
+#endif
+
+inline void taps_row(const int16_t* const* src, const int8_t* w, int ntaps, int32_t bias, int64_t n,
+                     int32_t* acc) {
+#if defined(__AVX2__)
+  int32_t pairs[kMaxTaps / 2 + 1];
+  tap_pairs(w, ntaps, pairs);
+  for (int64_t ox = 0; ox < n; ox += 16) {
+    __m256i v[2];
+    taps16(src, pairs, ntaps, bias, ox, v);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(acc + ox), v[0]);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(acc + ox + 8), v[1]);
   }
 #else
   for (int64_t ox = 0; ox < n; ++ox) acc[ox] = bias;
@@ -133,6 +168,17 @@ void qdepthwise_plane_impl(const QDepthwiseParams& p, const uint8_t* in, uint8_t
                                      ((kx * p.dilation_w) % p.stride_w) * l.wq +
                                      (kx * p.dilation_w) / p.stride_w;
   const int16_t* src[kMaxTaps];
+#if defined(__AVX2__)
+  if (mult.shift <= 0) {
+    const int total = std::min(62, 31 - mult.shift);
+    for (int64_t oy = 0; oy < p.out_h; ++oy) {
+      const int16_t* row = plane + oy * p.stride_h * pitch;
+      for (int t = 0; t < ntaps; ++t) src[t] = row + tap_at[t];
+      taps_row_requant(src, w, ntaps, bias, p.out_w, mult.m0, total, zo, out + oy * p.out_w);
+    }
+    return;
+  }
+#endif
   for (int64_t oy = 0; oy < p.out_h; ++oy) {
     const int16_t* row = plane + oy * p.stride_h * pitch;
     for (int t = 0; t < ntaps; ++t) src[t] = row + tap_at[t];

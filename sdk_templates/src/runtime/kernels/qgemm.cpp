@@ -38,6 +38,8 @@ void qgemm_tile_avx2(const int8_t* wb, const uint8_t* panel, int64_t quads, int 
                      int32_t* acc);
 void qgemm_requant16_avx2(const int32_t* a, int32_t add, int64_t m0, int total, int32_t zo,
                           uint8_t* d);
+void qgemm_tile_requant_avx2(const int8_t* wb, const uint8_t* panel, int64_t quads, int halves,
+                             const QRowQuant* rq, int rows, int32_t zo, uint8_t* out, int64_t ldo);
 // Defined in qgemm_dotprod.cpp (aarch64 builds for boards with the dotprod feature).
 void qgemm_tile_dotprod(const int8_t* wb, const uint8_t* panel, int64_t quads, int halves,
                         int32_t* acc);
@@ -45,6 +47,19 @@ void qgemm_tile_dotprod(const int8_t* wb, const uint8_t* panel, int64_t quads, i
 namespace {
 
 constexpr int kMr = kQgemmMr, kNr = kQgemmNr;
+// A thread packs up to kGroupBytes of panels (at most kMaxGroup) before running the weight blocks
+// over them: a block is read once per group (from L1) and the group stays in L2 (512 KiB and up
+// on the x86 and Cortex-A cores edgepack targets), not the whole weight matrix once per panel.
+constexpr size_t kGroupBytes = 256 * 1024;
+constexpr int64_t kMaxGroup = 8;
+
+size_t panel_bytes(int64_t k) {
+  return static_cast<size_t>((k + 3) / 4 * kNr * 4);
+}
+
+int64_t group_panels(int64_t k) {
+  return std::max<int64_t>(1, std::min<int64_t>(kMaxGroup, int64_t(kGroupBytes / panel_bytes(k))));
+}
 
 // acc[kMr][kNr] = sum over quads and halves of the packed weight block wb (per quad: halves x
 // kMr rows x 4 bytes) times the packed panel (per quad: kNr columns x 4 bytes).
@@ -147,9 +162,16 @@ void requant16_neon(const int32_t* a, int32_t add, int64_t m0, int total, int32_
 }
 #endif
 
+// A full-width tile (kNr columns) requantised straight from the registers: rows of rq, out with
+// row stride ldo; nullptr: tile + epilogue.
+using TileRequantFn = void (*)(const int8_t* wb, const uint8_t* panel, int64_t quads, int halves,
+                               const QRowQuant* rq, int rows, int32_t zo, uint8_t* out,
+                               int64_t ldo);
+
 struct Kernel {
   TileFn tile;
   Requant16Fn requant16;
+  TileRequantFn tile_requant;
   const char* isa;
   // The panel holds x - x_offset (SDOT: signed x signed, so 128: the packed panel's bytes are
   // flipped, x ^ 0x80); the epilogue adds x_offset * sum_k w back.
@@ -163,19 +185,19 @@ struct Kernel {
 // EDGEPACK_CPU_ISA=neon at the ARMv8.0 one (tests check every kernel on one CPU that way).
 Kernel choose() {
   const char* cap = std::getenv("EDGEPACK_CPU_ISA");
-  const Kernel generic = {tile_generic, nullptr, "generic", 0, false};
+  const Kernel generic = {tile_generic, nullptr, nullptr, "generic", 0, false};
   if (cap != nullptr && std::strcmp(cap, "generic") == 0) return generic;
 #if defined(__x86_64__) || defined(__i386__)
   if (__builtin_cpu_supports("avx2"))
-    return {qgemm_tile_avx2, qgemm_requant16_avx2, "avx2", 0, true};
+    return {qgemm_tile_avx2, qgemm_requant16_avx2, qgemm_tile_requant_avx2, "avx2", 0, true};
 #endif
 #ifdef EDGEPACK_QGEMM_DOTPROD
   const bool capped = cap != nullptr && std::strcmp(cap, "neon") == 0;
   if (!capped && (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0)
-    return {qgemm_tile_dotprod, requant16_neon, "dotprod", 128, false};
+    return {qgemm_tile_dotprod, requant16_neon, nullptr, "dotprod", 128, false};
 #endif
 #ifdef EDGEPACK_QGEMM_NEON
-  return {tile_neon, requant16_neon, "neon", 0, false};
+  return {tile_neon, requant16_neon, nullptr, "neon", 0, false};
 #else
   return generic;
 #endif
@@ -271,13 +293,30 @@ void requantize(const int32_t* a, int64_t n, int32_t add, QuantMultiplier m, uin
   for (; t < n; ++t) d[t] = requant(a[t] + add, q, zo);
 }
 
+inline int32_t row_add(const QGemmWeights& w, const QGemmOutput& o, int64_t j, const Kernel& kn) {
+  return (o.bias != nullptr ? o.bias[j] : 0) + (kn.x_offset - int32_t(o.za)) * w.sums[size_t(j)];
+}
+
+// The requantisation of rows [j0, j0 + rows) for the fused tile; false when a row's M >= 1 (the
+// scalar epilogue) or there is no requantisation.
+bool row_quants(const QGemmWeights& w, const QGemmOutput& o, int64_t j0, int64_t rows,
+                const Kernel& kn, QRowQuant* rq) {
+  if (o.mult == nullptr) return false;
+  for (int64_t r = 0; r < rows; ++r) {
+    const QuantMultiplier m = o.mult[j0 + r];
+    if (m.shift > 0) return false;
+    const RowQuant q = row_quant(m);
+    rq[r] = {row_add(w, o, j0 + r, kn), q.total, q.m0};
+  }
+  return true;
+}
+
 // The tile of rows [j0, j0 + rows) x columns [p0, p0 + cols) to its destination.
 void epilogue(const int32_t* acc, const QGemmWeights& w, const QGemmOutput& o, int64_t j0,
               int64_t rows, int64_t p0, int64_t cols, const Kernel& kn) {
   for (int64_t r = 0; r < rows; ++r) {
     const int64_t j = j0 + r;
-    const int32_t add =
-        (o.bias != nullptr ? o.bias[j] : 0) + (kn.x_offset - int32_t(o.za)) * w.sums[size_t(j)];
+    const int32_t add = row_add(w, o, j, kn);
     const int32_t* a = acc + r * kNr;
     if (o.mult == nullptr) {
       int32_t* d = o.acc + j * o.ldo + p0;
@@ -356,8 +395,8 @@ void qgemm_pack_weights(const int8_t* w, int64_t m, int64_t k, QGemmWeights* out
   }
 }
 
-size_t qgemm_panel_bytes(int64_t k) {
-  return static_cast<size_t>((k + 3) / 4 * kNr * 4);
+size_t qgemm_scratch_bytes(int64_t k) {
+  return size_t(group_panels(k)) * panel_bytes(k);
 }
 
 void qgemm(const QGemmWeights& w, const uint8_t* x, int64_t ldx, int64_t n, const QGemmOutput& o,
@@ -368,23 +407,41 @@ void qgemm(const QGemmWeights& w, const uint8_t* x, int64_t ldx, int64_t n, cons
   const int halves = w.split ? 2 : 1;
   const int64_t panels = (n + kNr - 1) / kNr;
   const int64_t blocks = (w.m + kMr - 1) / kMr;
-  const size_t panel_bytes = qgemm_panel_bytes(w.k);
+  const size_t pbytes = panel_bytes(w.k);
+  const int64_t group = group_panels(w.k);
   const int64_t block_bytes = w.quads * halves * kMr * 4;
   pool = pool_for(pool, double(w.m) * double(w.k) * double(n));
   const int64_t used = pool != nullptr ? std::min<int64_t>(std::max(1, slots), panels) : 1;
   auto body = [&](int64_t s0, int64_t s1) {
     alignas(64) int32_t acc[kMr * kNr];
+    QRowQuant rq[kMr];
     for (int64_t s = s0; s < s1; ++s) {
-      uint8_t* panel = scratch + size_t(s) * panel_bytes;
-      for (int64_t pi = chunk_begin(panels, int(used), int(s));
-           pi < chunk_begin(panels, int(used), int(s) + 1); ++pi) {
-        const int64_t p0 = pi * kNr, cols = std::min<int64_t>(kNr, n - p0);
-        pack_panel(x, ldx, w.k, w.quads, p0, cols, panel);
-        if (kn.x_offset == 128)  // once per panel, not once per weight block
-          for (size_t i = 0; i < panel_bytes; ++i) panel[i] ^= 0x80;
+      uint8_t* slot = scratch + size_t(s) * size_t(group) * pbytes;
+      const int64_t end = chunk_begin(panels, int(used), int(s) + 1);
+      for (int64_t g0 = chunk_begin(panels, int(used), int(s)); g0 < end; g0 += group) {
+        const int64_t count = std::min(group, end - g0);
+        for (int64_t i = 0; i < count; ++i) {
+          const int64_t p0 = (g0 + i) * kNr;
+          uint8_t* panel = slot + size_t(i) * pbytes;
+          pack_panel(x, ldx, w.k, w.quads, p0, std::min<int64_t>(kNr, n - p0), panel);
+          if (kn.x_offset == 128)  // once per panel, not once per weight block
+            for (size_t t = 0; t < pbytes; ++t) panel[t] ^= 0x80;
+        }
         for (int64_t b = 0; b < blocks; ++b) {
-          tile(w.packed.data() + b * block_bytes, panel, w.quads, halves, acc);
-          epilogue(acc, w, o, b * kMr, std::min<int64_t>(kMr, w.m - b * kMr), p0, cols, kn);
+          const int8_t* wb = w.packed.data() + b * block_bytes;
+          const int64_t j0 = b * kMr, rows = std::min<int64_t>(kMr, w.m - j0);
+          const bool fused = kn.tile_requant != nullptr && row_quants(w, o, j0, rows, kn, rq);
+          for (int64_t i = 0; i < count; ++i) {
+            const uint8_t* panel = slot + size_t(i) * pbytes;
+            const int64_t p0 = (g0 + i) * kNr, cols = std::min<int64_t>(kNr, n - p0);
+            if (fused && cols == kNr) {
+              kn.tile_requant(wb, panel, w.quads, halves, rq, int(rows), o.zo,
+                              o.out + j0 * o.ldo + p0, o.ldo);
+              continue;
+            }
+            tile(wb, panel, w.quads, halves, acc);
+            epilogue(acc, w, o, j0, rows, p0, cols, kn);
+          }
         }
       }
     }

@@ -14,12 +14,13 @@
 // channel, row-major [m][k]) are packed once at prepare into blocks of kQgemmMr rows; the
 // activations ([k][n], n = output pixels, the NCHW layout itself for a 1x1 convolution) are
 // packed per panel of kQgemmNr columns on the run path, k in groups of 4 ("quads": the 4 bytes
-// one 32-bit lane of a u8 x s8 dot-product instruction reads). A micro-kernel computes a
-// kQgemmMr x kQgemmNr tile in registers and the epilogue requantises it straight into the
-// output. Kernels chosen at run time: x86 AVX2 (vpmaddubsw + vpmaddwd); on aarch64 the ARMv8.2
-// dot product (SDOT, qgemm_dotprod.cpp) when the build has it (the board file's `cpu: features:
-// [dotprod]`) and getauxval(AT_HWCAP) reports HWCAP_ASIMDDP, else NEON (ARMv8.0 widening
-// multiply-accumulate, vmlal_s16: Cortex-A53/A72/A73 have no SDOT); or portable.
+// one 32-bit lane of a u8 x s8 dot-product instruction reads), a group of panels at a time that
+// every weight block then runs over. A micro-kernel computes a kQgemmMr x kQgemmNr tile in
+// registers and the epilogue requantises it straight into the output (on AVX2 in the same
+// function, from the registers). Kernels chosen at run time: x86 AVX2 (vpmaddubsw + vpmaddwd); on
+// aarch64 the ARMv8.2 dot product (SDOT, qgemm_dotprod.cpp) when the build has it (the board file's
+// `cpu: features: [dotprod]`) and getauxval(AT_HWCAP) reports HWCAP_ASIMDDP, else NEON (ARMv8.0
+// widening multiply-accumulate, vmlal_s16: Cortex-A53/A72/A73 have no SDOT); or portable.
 // EDGEPACK_CPU_ISA=generic caps it like the float GEMM (gemm.cpp), EDGEPACK_CPU_ISA=neon at the
 // ARMv8.0 kernel.
 //
@@ -56,6 +57,14 @@ int32_t apply_multiplier(int32_t x, QuantMultiplier m);
 void requantize_row(const int32_t* acc, int64_t n, int32_t add, QuantMultiplier m, uint8_t zo,
                     uint8_t* out);
 
+// One output row's requantisation as the micro-kernels apply it (M < 1): acc + add, times m0,
+// plus 2^(total - 1), shifted right by total (on |acc + add|, the sign put back).
+struct QRowQuant {
+  int32_t add;  // bias + zero-point correction of the row
+  int total;    // 31 - shift, in [31, 62]
+  int64_t m0;
+};
+
 // Weights packed at prepare (allocates; the run path does not).
 struct QGemmWeights {
   int64_t m = 0, k = 0;
@@ -79,11 +88,13 @@ struct QGemmOutput {
   int64_t ldo = 0;
 };
 
-// Bytes of one packed activation panel for depth k (one per thread: qgemm()'s scratch).
-size_t qgemm_panel_bytes(int64_t k);
+// Scratch bytes per thread for depth k: a group of packed activation panels (qgemm() packs up
+// to ~256 KiB of panels at a time and runs every weight block over them, so that a weight block
+// is read once per group rather than once per panel).
+size_t qgemm_scratch_bytes(int64_t k);
 
 // y = W x for x of k rows and n columns (row stride ldx), written per `o`. scratch holds
-// `slots` panels of qgemm_panel_bytes(w.k), 64-byte aligned; at most `slots` threads of pool
+// `slots` x qgemm_scratch_bytes(w.k) bytes, 64-byte aligned; at most `slots` threads of pool
 // (which may be nullptr) share the work.
 void qgemm(const QGemmWeights& w, const uint8_t* x, int64_t ldx, int64_t n, const QGemmOutput& o,
            uint8_t* scratch, int slots, ThreadPool* pool);

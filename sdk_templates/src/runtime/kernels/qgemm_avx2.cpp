@@ -1,14 +1,16 @@
 // SPDX-License-Identifier: Apache-2.0
 // The int8 micro-kernel of qgemm.h on AVX2 (compiled with -mavx2; chosen at run time): a
-// kQgemmMr x kQgemmNr tile in eight registers. Per quad, vpmaddubsw multiplies the panel's
-// u8 by a broadcast row of 4 s8 weights and sums pairs in int16 (exact: |w| <= 64, qgemm.h),
-// vpmaddwd by ones sums those pairs into int32.
+// kQgemmMr x kQgemmNr tile in eight registers, stored as int32 or requantised to bytes in
+// registers (qgemm_tile_requant_avx2: no int32 round trip through memory). Per quad, vpmaddubsw
+// multiplies the panel's u8 by a broadcast row of 4 s8 weights and sums pairs in int16 (exact:
+// |w| <= 64, qgemm.h), vpmaddwd by ones sums those pairs into int32.
 #include <immintrin.h>
 
 #include <cstdint>
 #include <cstring>
 
 #include "runtime/kernels/qgemm.h"
+#include "runtime/kernels/qrequant_avx2.h"
 
 namespace edgepack {
 namespace kernels {
@@ -25,10 +27,12 @@ inline __m256i dot4(__m256i x, __m256i w, __m256i ones) {
   return _mm256_madd_epi16(_mm256_maddubs_epi16(x, w), ones);
 }
 
-}  // namespace
+// The 4 x 16 tile in eight registers (c[row][half]).
+struct Tile {
+  __m256i c[4][2];
+};
 
-void qgemm_tile_avx2(const int8_t* wb, const uint8_t* panel, int64_t quads, int halves,
-                     int32_t* acc) {
+inline Tile accumulate(const int8_t* wb, const uint8_t* panel, int64_t quads, int halves) {
   static_assert(kQgemmMr == 4 && kQgemmNr == 16, "the tile below is 4 x 16");
   const __m256i ones = _mm256_set1_epi16(1);
   __m256i c00 = _mm256_setzero_si256(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
@@ -51,43 +55,34 @@ void qgemm_tile_avx2(const int8_t* wb, const uint8_t* panel, int64_t quads, int 
       c31 = _mm256_add_epi32(c31, dot4(x1, w, ones));
     }
   }
-  __m256i* out = reinterpret_cast<__m256i*>(acc);
-  _mm256_storeu_si256(out + 0, c00);
-  _mm256_storeu_si256(out + 1, c01);
-  _mm256_storeu_si256(out + 2, c10);
-  _mm256_storeu_si256(out + 3, c11);
-  _mm256_storeu_si256(out + 4, c20);
-  _mm256_storeu_si256(out + 5, c21);
-  _mm256_storeu_si256(out + 6, c30);
-  _mm256_storeu_si256(out + 7, c31);
+  return {{{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}}};
 }
 
-// 16 requantised bytes, for M < 1 (shift <= 0): d[t] = clamp(zo + round(((a[t] + add) * m0) >>
-// total), 0, 255), rounding half away from zero as apply_multiplier() does (on |x|, the sign put
-// back after the shift).
+}  // namespace
+
+void qgemm_tile_avx2(const int8_t* wb, const uint8_t* panel, int64_t quads, int halves,
+                     int32_t* acc) {
+  const Tile t = accumulate(wb, panel, quads, halves);
+  __m256i* out = reinterpret_cast<__m256i*>(acc);
+  for (int r = 0; r < 4; ++r) {
+    _mm256_storeu_si256(out + 2 * r, t.c[r][0]);
+    _mm256_storeu_si256(out + 2 * r + 1, t.c[r][1]);
+  }
+}
+
+void qgemm_tile_requant_avx2(const int8_t* wb, const uint8_t* panel, int64_t quads, int halves,
+                             const QRowQuant* rq, int rows, int32_t zo, uint8_t* out, int64_t ldo) {
+  const Tile t = accumulate(wb, panel, quads, halves);
+  for (int r = 0; r < rows; ++r)
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + r * ldo),
+                     requant16_avx2(t.c[r], rq[r].add, rq[r].m0, rq[r].total, zo));
+}
+
 void qgemm_requant16_avx2(const int32_t* a, int32_t add, int64_t m0, int total, int32_t zo,
                           uint8_t* d) {
-  const __m256i vadd = _mm256_set1_epi32(add), vm0 = _mm256_set1_epi64x(m0);
-  const __m256i half = _mm256_set1_epi64x(int64_t(1) << (total - 1));
-  const __m128i shift = _mm_cvtsi32_si128(total);
-  const __m256i vzo = _mm256_set1_epi32(zo);
-  __m256i y[2];
-  for (int i = 0; i < 2; ++i) {
-    const __m256i v =
-        _mm256_add_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a) + i), vadd);
-    const __m256i x = _mm256_abs_epi32(v);  // |INT32_MIN| reads as 2^31 unsigned: still exact
-    const __m256i even = _mm256_srl_epi64(_mm256_add_epi64(_mm256_mul_epu32(x, vm0), half), shift);
-    const __m256i odd = _mm256_srl_epi64(
-        _mm256_add_epi64(_mm256_mul_epu32(_mm256_srli_epi64(x, 32), vm0), half), shift);
-    // r < 2^31 since M < 1 (the caller's condition); capped so that adding zo cannot wrap.
-    const __m256i r = _mm256_min_epu32(_mm256_blend_epi32(even, _mm256_slli_epi64(odd, 32), 0xaa),
-                                       _mm256_set1_epi32(1 << 20));
-    y[i] = _mm256_add_epi32(_mm256_sign_epi32(r, v), vzo);
-  }
-  // int32 -> int16 -> uint8 with saturation (the clamp); packs work per 128-bit lane.
-  const __m256i w16 = _mm256_permute4x64_epi64(_mm256_packs_epi32(y[0], y[1]), 0xd8);
-  const __m128i b = _mm_packus_epi16(_mm256_castsi256_si128(w16), _mm256_extracti128_si256(w16, 1));
-  _mm_storeu_si128(reinterpret_cast<__m128i*>(d), b);
+  const __m256i v[2] = {_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a)),
+                        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a) + 1)};
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(d), requant16_avx2(v, add, m0, total, zo));
 }
 
 }  // namespace kernels

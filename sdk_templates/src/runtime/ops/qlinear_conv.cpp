@@ -3,9 +3,11 @@
 // output channel (symmetric: zero point 0), optional int32 bias. The packed int8 GEMM of
 // kernels/qgemm.h (int32 accumulation, fixed-point requantisation by x_scale * w_scale[m] /
 // y_scale) over X itself for a 1x1 convolution with stride 1 and no padding, otherwise over
-// im2col rows [C*KH*KW][OH*OW] in uint8 (padding takes X's zero point, i.e. real 0). Weights are
-// packed at prepare; all scales and zero points must be constant and are read there too.
-// Depthwise (group = channels, one filter each): kernels/qdepthwise.h, channel planes split
+// im2col rows [C*KH*KW][band pixels] in uint8 (padding takes X's zero point, i.e. real 0), one
+// band of output rows at a time: the band (~256 KiB) stays in L2 between im2col and the GEMM's
+// packing, and the scratch is bounded by the band, not the image (ResNet-18's stem: 1.8 MB).
+// Weights are packed at prepare; all scales and zero points must be constant and are read there
+// too. Depthwise (group = channels, one filter each): kernels/qdepthwise.h, channel planes split
 // across threads.
 #include <algorithm>
 #include <cstring>
@@ -24,6 +26,7 @@ struct QConvState : OpState {
   int64_t c = 0, h = 0, w = 0, m = 0, oh = 0, ow = 0, k = 0;
   uint8_t x_zero = 0, y_zero = 0;
   bool direct = false;     // 1x1, stride 1, no padding: X is the GEMM's [k][pixels] operand
+  int64_t band = 0;        // output rows per im2col band (not direct)
   bool depthwise = false;  // group = channels: kernels::qdepthwise_plane, dw_taps per channel
   int slots = 1;           // per-thread scratch (GEMM panels or depthwise planes)
   kernels::QDepthwiseParams dw;
@@ -37,10 +40,37 @@ inline size_t align64(size_t n) {
   return (n + 63) / 64 * 64;
 }
 
-// im2col of one image into rows [c][kh][kw] x [oh * ow] (padding: the zero point).
-void im2col_u8(const QConvState& st, const uint8_t* in, uint8_t* col) {
+// Bytes of im2col scratch per band (kBandBytes / row bytes output rows, at least one).
+constexpr int64_t kBandBytes = 256 * 1024;
+
+// One im2col row of a stride-1 convolution whose output is as wide as its input ("same"
+// padding): output row oy reads input row oy + dy, and since both rows have the same width the
+// valid part of the whole band is one contiguous copy of the plane (d[oy][ox] = plane[oy + dy]
+// [ox + x0]); the at most few border columns per row that this fills from the neighbouring
+// row are set to the zero point afterwards, rows above and below the image too. One memcpy per
+// (channel, tap) instead of one per output row (3x3: 2-3x faster im2col).
+void block_rows(const QConvState& st, const uint8_t* plane, int64_t oy0, int64_t oy1, int64_t dy,
+                int64_t x0, int64_t lo, int64_t hi, uint8_t* d) {
+  const int64_t ow = st.ow;
+  const int64_t a = std::min(oy1, std::max(oy0, -dy)), b = std::max(a, std::min(oy1, st.h - dy));
+  std::memset(d, st.x_zero, static_cast<size_t>((a - oy0) * ow));
+  std::memset(d + (b - oy0) * ow, st.x_zero, static_cast<size_t>((oy1 - b) * ow));
+  if (b == a) return;
+  uint8_t* first = d + (a - oy0) * ow;
+  std::memcpy(first + lo, plane + (a + dy) * ow + x0 + lo,
+              static_cast<size_t>((b - a - 1) * ow + hi - lo));
+  for (int64_t oy = a; oy < b; ++oy) {
+    uint8_t* r = d + (oy - oy0) * ow;
+    for (int64_t ox = 0; ox < lo; ++ox) r[ox] = st.x_zero;
+    for (int64_t ox = hi; ox < ow; ++ox) r[ox] = st.x_zero;
+  }
+}
+
+// im2col of output rows [oy0, oy1) of one image into rows [c][kh][kw] x [(oy1 - oy0) * ow]
+// (padding: the zero point).
+void im2col_u8(const QConvState& st, const uint8_t* in, int64_t oy0, int64_t oy1, uint8_t* col) {
   const ConvAttrs& a = st.a;
-  const int64_t pixels = st.oh * st.ow;
+  const int64_t pixels = (oy1 - oy0) * st.ow;
   for (int64_t c = 0; c < st.c; ++c) {
     for (int64_t ky = 0; ky < a.kh; ++ky) {
       for (int64_t kx = 0; kx < a.kw; ++kx, col += pixels) {
@@ -50,8 +80,12 @@ void im2col_u8(const QConvState& st, const uint8_t* in, uint8_t* col) {
         while (lo < st.ow && x0 + lo * a.sw < 0) ++lo;
         int64_t hi = st.ow;
         while (hi > lo && x0 + (hi - 1) * a.sw >= st.w) --hi;
-        for (int64_t oy = 0; oy < st.oh; ++oy) {
-          uint8_t* d = col + oy * st.ow;
+        if (a.sh == 1 && a.sw == 1 && st.ow == st.w && hi > lo) {
+          block_rows(st, in + c * st.h * st.w, oy0, oy1, ky * a.dh - a.pt, x0, lo, hi, col);
+          continue;
+        }
+        for (int64_t oy = oy0; oy < oy1; ++oy) {
+          uint8_t* d = col + (oy - oy0) * st.ow;
           const int64_t iy = oy * a.sh - a.pt + ky * a.dh;
           if (iy < 0 || iy >= st.h) {
             std::memset(d, st.x_zero, static_cast<size_t>(st.ow));
@@ -186,15 +220,15 @@ void qlinear_conv_prepare(PrepareContext& ctx) {
     const float wsj = ws->as<float>()[ws->static_numel() == 1 ? 0 : j];
     st->mult.push_back(kernels::quant_multiplier(double(x_scale) * double(wsj) / double(y_scale)));
   }
-  const int64_t pixels = st->oh * st->ow;
+  st->band = std::min(st->oh, std::max<int64_t>(1, kBandBytes / (st->k * st->ow)));
   st->slots = std::max(1, ctx.threads);
   if (st->depthwise) {
     ctx.scratch_bytes = size_t(st->slots) * align64(kernels::qdepthwise_scratch_bytes(st->dw));
     ctx.state = std::move(st);
     return;
   }
-  ctx.scratch_bytes = (st->direct ? 0 : align64(static_cast<size_t>(pixels * st->k))) +
-                      size_t(st->slots) * kernels::qgemm_panel_bytes(st->k);
+  ctx.scratch_bytes = (st->direct ? 0 : align64(static_cast<size_t>(st->band * st->ow * st->k))) +
+                      size_t(st->slots) * kernels::qgemm_scratch_bytes(st->k);
   ctx.state = std::move(st);
 }
 
@@ -208,7 +242,8 @@ void qlinear_conv_run(RunContext& ctx) {
     return;
   }
   auto* col = static_cast<uint8_t*>(ctx.scratch);
-  uint8_t* panels = col + (st->direct ? 0 : align64(static_cast<size_t>(pixels * st->k)));
+  uint8_t* panels =
+      col + (st->direct ? 0 : align64(static_cast<size_t>(st->band * st->ow * st->k)));
   kernels::QGemmOutput o;
   o.za = st->x_zero;
   o.bias = st->bias.data();
@@ -217,10 +252,18 @@ void qlinear_conv_run(RunContext& ctx) {
   o.ldo = pixels;
   for (int64_t n = 0; n < x->shape[0]; ++n) {
     const uint8_t* in = x->as<uint8_t>() + n * st->c * st->h * st->w;
-    o.out = y->as<uint8_t>() + n * st->m * pixels;
-    if (!st->direct) im2col_u8(*st, in, col);
-    kernels::qgemm(st->weights, st->direct ? in : col, pixels, pixels, o, panels, st->slots,
-                   ctx.pool);
+    uint8_t* out = y->as<uint8_t>() + n * st->m * pixels;
+    if (st->direct) {
+      o.out = out;
+      kernels::qgemm(st->weights, in, pixels, pixels, o, panels, st->slots, ctx.pool);
+      continue;
+    }
+    for (int64_t oy0 = 0; oy0 < st->oh; oy0 += st->band) {
+      const int64_t oy1 = std::min(st->oh, oy0 + st->band), cols = (oy1 - oy0) * st->ow;
+      im2col_u8(*st, in, oy0, oy1, col);
+      o.out = out + oy0 * st->ow;
+      kernels::qgemm(st->weights, col, cols, cols, o, panels, st->slots, ctx.pool);
+    }
   }
 }
 
