@@ -12,6 +12,7 @@ import hashlib
 import os
 import random
 import shutil
+import struct
 import subprocess
 import time
 import zlib
@@ -76,7 +77,7 @@ STRS = ["", ".", "..", "a/../b", "/etc/passwd", "bin/echo", "bin/echo\0x", ".edg
         "LD_PRELOAD=/x", "a//b", "dir/"]
 KEYS = ["sha256", "size", "chunk", "index", "data", "encoding", "path", "mode", "argv", "cwd",
         "env", "timeout_ms", "stream", "max_output", "stdin", "offset", "length", "name",
-        "create", "replace", "protocol", "client"]
+        "create", "replace", "protocol", "client", "ranges", "base", "copies"]
 
 
 def _value(rng: random.Random) -> FieldInput:
@@ -104,6 +105,9 @@ def _seeds(sha: str, data: bytes) -> list[tuple[MsgType, dict[str, FieldInput]]]
         (MsgType.RUN, {"argv": ["bin/echo"], "stream": 1, "env": ["A=1"], "stdin": b"in"}),
         (MsgType.KEYGEN, {"name": "device", "create": 1}),
         (MsgType.BAUD, {"baud": 921_600}),  # not a tty here: refused
+        (MsgType.HASH, {"path": "inst/file", "ranges": struct.pack("<QQQQ", 0, 10, 5, 100)}),
+        (MsgType.PUT_RECIPE, {"sha256": sha, "size": len(data), "chunk": 64, "base": "inst/file",
+                              "copies": struct.pack("<QQQQQQ", 0, 0, 64, 100, 10, 50)}),
         (MsgType.PING, {}),
     ]
 
