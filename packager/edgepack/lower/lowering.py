@@ -245,6 +245,7 @@ def lower(model: onnx.ModelProto, input_bounds: Mapping[str, int] | None = None,
             continue
         attrs = resolve_defaults(node)
         lowered.extend(lower_node(node, attrs, consts, info))
+    lowered = _fuse_gelu(lowered, {o.name for o in model.graph.output}, consts, info)
     lowered = _fuse_silu(lowered, {o.name for o in model.graph.output})
     lowered = _fuse_activations(lowered, {o.name for o in model.graph.output})
     lowered = _fuse_add_relu(lowered, {o.name for o in model.graph.output}, info)
@@ -264,6 +265,71 @@ def _bind_input_bounds(model: onnx.ModelProto, bounds: dict[str, int]) -> onnx.M
         dim0.Clear()
         dim0.dim_value = bound
     return bound_model
+
+
+def _scalar_const(consts: Mapping[str, object], name: str, want: float) -> bool:
+    """``name`` is a constant holding one value within float32 rounding of ``want``."""
+    import numpy as np
+
+    if name not in consts:
+        return False
+    arr = np.asarray(consts[name])
+    return bool(arr.size == 1 and abs(float(arr.reshape(-1)[0]) - want) <= 1e-6 * abs(want))
+
+
+def _fuse_gelu(nodes: list[LoweredNode], graph_outputs: set[str], consts: Mapping[str, object],
+               info: Mapping[str, tuple[str, list[int], bool]]) -> list[LoweredNode]:
+    """GELU as torch exports it, ``Mul(Mul(x, Add(Erf(Div(x, sqrt 2)), 1)), 0.5)`` (also with
+    ``Mul(x, 1/sqrt 2)``), becomes one ``Gelu`` (one pass instead of five) when the intermediate
+    tensors have no other reader."""
+    consumers: dict[str, list[LoweredNode]] = {}
+    for n in nodes:
+        for i in n.inputs:
+            if i:
+                consumers.setdefault(i, []).append(n)
+    producer = {n.outputs[0]: n for n in nodes if n.outputs}
+
+    def only_reader(t: str) -> LoweredNode | None:
+        readers = consumers.get(t, [])
+        return readers[0] if len(readers) == 1 and t not in graph_outputs else None
+
+    def other(n: LoweredNode, t: str) -> str | None:
+        if len(n.inputs) != 2 or len(n.outputs) != 1 or "activation" in n.attrs:
+            return None
+        if n.inputs[0] == t:
+            return n.inputs[1]
+        return n.inputs[0] if n.inputs[1] == t else None
+
+    dropped: set[int] = set()
+    fused: dict[int, LoweredNode] = {}  # id of the chain's last node -> its replacement
+    for erf in nodes:
+        if erf.op_type != "Erf" or len(erf.inputs) != 1 or id(erf) in dropped:
+            continue
+        scale = producer.get(erf.inputs[0])
+        if scale is None or len(scale.inputs) != 2 or "activation" in scale.attrs:
+            continue
+        x, c = scale.inputs
+        if not ((scale.op_type == "Div" and _scalar_const(consts, c, math.sqrt(2.0)))
+                or (scale.op_type == "Mul" and _scalar_const(consts, c, math.sqrt(0.5)))):
+            continue
+        add = only_reader(erf.outputs[0])
+        one = other(add, erf.outputs[0]) if add is not None and add.op_type == "Add" else None
+        if add is None or one is None or not _scalar_const(consts, one, 1.0):
+            continue
+        mul = only_reader(add.outputs[0])
+        if mul is None or mul.op_type != "Mul" or other(mul, add.outputs[0]) != x:
+            continue
+        half = only_reader(mul.outputs[0])
+        h = other(half, mul.outputs[0]) if half is not None and half.op_type == "Mul" else None
+        if (half is None or h is None or not _scalar_const(consts, h, 0.5)
+                or only_reader(scale.outputs[0]) is not erf
+                or info.get(x, ("",))[0] != "float32"
+                or info.get(half.outputs[0], ("", []))[1] != info[x][1]):
+            continue
+        fused[id(half)] = LoweredNode("Gelu", erf.name, [x], list(half.outputs),
+                                      {"approximate": dg.Attr(dg.ATTR_STRING, "none")})
+        dropped.update((id(scale), id(erf), id(add), id(mul)))
+    return [fused.get(id(n), n) for n in nodes if id(n) not in dropped]
 
 
 def _fuse_silu(nodes: list[LoweredNode], graph_outputs: set[str]) -> list[LoweredNode]:

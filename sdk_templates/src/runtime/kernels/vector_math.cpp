@@ -2,30 +2,67 @@
 #include "runtime/kernels/vector_math.h"
 
 #include <cmath>
+#include <cstring>
 
 #include "runtime/kernels/activation.h"
+#include "runtime/kernels/threadpool.h"
 
 namespace edgepack {
 namespace kernels {
+
+namespace {
+
+// Runs f(begin, end) over [0, n) on the pool, or inline when pool is nullptr.
+template <class F>
+void parallel(ThreadPool* pool, int64_t n, F&& f) {
+  if (pool)
+    pool->parallel_for(n, f);
+  else
+    f(int64_t{0}, n);
+}
+
+}  // namespace
 
 void sigmoid_f32(const float* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] = 1.0f / (1.0f + exp_approx(-x[i]));
 }
 
+namespace {
+
+// erf(x): Abramowitz and Stegun 7.1.26 with exp_approx (absolute error below 2e-7); near 0,
+// where that absolute error is a large relative one, the series.
+inline float erf_approx(float v) {
+  const float a = std::fabs(v);
+  const float t = 1.0f / (1.0f + 0.3275911f * a);
+  float p = 1.061405429f;
+  p = p * t - 1.453152027f;
+  p = p * t + 1.421413741f;
+  p = p * t - 0.284496736f;
+  p = p * t + 0.254829592f;
+  float r = 1.0f - p * t * exp_approx(-a * a);
+  r = a < 1e-2f ? a * (1.1283791671f - 0.3761263890f * a * a) : r;
+  return v < 0.0f ? -r : r;
+}
+
+}  // namespace
+
 void erf_f32(const float* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = erf_approx(x[i]);
+}
+
+void gelu_f32(const float* x, float* y, int64_t n, bool tanh_form) {
+  if (tanh_form) {
+    // 0.5 x (1 + tanh(u)) = x (1 - 1 / (1 + e^(2u))), u = sqrt(2 / pi) (x + 0.044715 x^3).
+    for (int64_t i = 0; i < n; ++i) {
+      const float v = x[i];
+      const float u2 = 1.5957691216f * (v + 0.044715f * v * v * v);
+      y[i] = v - v / (1.0f + exp_approx(u2));
+    }
+    return;
+  }
   for (int64_t i = 0; i < n; ++i) {
     const float v = x[i];
-    const float a = std::fabs(v);
-    const float t = 1.0f / (1.0f + 0.3275911f * a);
-    float p = 1.061405429f;
-    p = p * t - 1.453152027f;
-    p = p * t + 1.421413741f;
-    p = p * t - 0.284496736f;
-    p = p * t + 0.254829592f;
-    float r = 1.0f - p * t * exp_approx(-a * a);
-    // Near 0 the formula's absolute error is relative error: the series instead.
-    r = a < 1e-2f ? a * (1.1283791671f - 0.3761263890f * a * a) : r;
-    y[i] = v < 0.0f ? -r : r;
+    y[i] = 0.5f * v * (1.0f + erf_approx(v * 0.70710678118654752f));
   }
 }
 
@@ -49,6 +86,97 @@ void softmax_row_f32(const float* x, float* y, int64_t n) {
   for (int64_t t = k; t < n; ++t) sum += y[t];
   const float inv = 1.0f / sum;
   for (int64_t t = 0; t < n; ++t) y[t] *= inv;
+}
+
+void layernorm_row_f32(const float* x, float* y, int64_t n, const float* scale, const float* bias,
+                       float eps, float* mean_out, float* inv_out) {
+  constexpr int kLanes = 8;
+  float acc[kLanes] = {};
+  int64_t k = 0;
+  for (; k + kLanes <= n; k += kLanes)
+    for (int j = 0; j < kLanes; ++j) acc[j] += x[k + j];
+  float sum = 0.0f;
+  for (int j = 0; j < kLanes; ++j) sum += acc[j];
+  for (int64_t t = k; t < n; ++t) sum += x[t];
+  const float mean = sum / static_cast<float>(n);
+  for (int j = 0; j < kLanes; ++j) acc[j] = 0.0f;
+  for (k = 0; k + kLanes <= n; k += kLanes)
+    for (int j = 0; j < kLanes; ++j) {
+      const float d = x[k + j] - mean;
+      acc[j] += d * d;
+    }
+  float sq = 0.0f;
+  for (int j = 0; j < kLanes; ++j) sq += acc[j];
+  for (int64_t t = k; t < n; ++t) sq += (x[t] - mean) * (x[t] - mean);
+  const float inv = 1.0f / std::sqrt(sq / static_cast<float>(n) + eps);
+  if (mean_out) *mean_out = mean;
+  if (inv_out) *inv_out = inv;
+  if (bias) {
+    for (int64_t t = 0; t < n; ++t) y[t] = (x[t] - mean) * inv * scale[t] + bias[t];
+  } else {
+    for (int64_t t = 0; t < n; ++t) y[t] = (x[t] - mean) * inv * scale[t];
+  }
+}
+
+namespace {
+
+// Four dot products with x at once (x is read once per four rows), 8 lanes each.
+void dot4(const float* w, int64_t k, const float* x, float alpha, float* y) {
+  constexpr int kLanes = 8;
+  float a0[kLanes] = {}, a1[kLanes] = {}, a2[kLanes] = {}, a3[kLanes] = {};
+  const float *w0 = w, *w1 = w + k, *w2 = w + 2 * k, *w3 = w + 3 * k;
+  int64_t i = 0;
+  for (; i + kLanes <= k; i += kLanes)
+    for (int j = 0; j < kLanes; ++j) {
+      const float v = x[i + j];
+      a0[j] += w0[i + j] * v;
+      a1[j] += w1[i + j] * v;
+      a2[j] += w2[i + j] * v;
+      a3[j] += w3[i + j] * v;
+    }
+  float s[4] = {};
+  for (int j = 0; j < kLanes; ++j) {
+    s[0] += a0[j];
+    s[1] += a1[j];
+    s[2] += a2[j];
+    s[3] += a3[j];
+  }
+  for (; i < k; ++i) {
+    s[0] += w0[i] * x[i];
+    s[1] += w1[i] * x[i];
+    s[2] += w2[i] * x[i];
+    s[3] += w3[i] * x[i];
+  }
+  for (int r = 0; r < 4; ++r) y[r] = alpha * s[r];
+}
+
+float dot1(const float* w, int64_t k, const float* x) {
+  constexpr int kLanes = 8;
+  float a[kLanes] = {};
+  int64_t i = 0;
+  for (; i + kLanes <= k; i += kLanes)
+    for (int j = 0; j < kLanes; ++j) a[j] += w[i + j] * x[i + j];
+  float s = 0.0f;
+  for (int j = 0; j < kLanes; ++j) s += a[j];
+  for (; i < k; ++i) s += w[i] * x[i];
+  return s;
+}
+
+}  // namespace
+
+void gemv_f32(const float* w, const float* x, float* y, int64_t n, int64_t k, float alpha,
+              ThreadPool* pool) {
+  const int64_t quads = n / 4;
+  parallel(pool_for(pool, static_cast<double>(n) * static_cast<double>(k)), quads + 1,
+           [&](int64_t q0, int64_t q1) {
+             for (int64_t q = q0; q < q1; ++q) {
+               if (q < quads) {
+                 dot4(w + q * 4 * k, k, x, alpha, y + q * 4);
+                 continue;
+               }
+               for (int64_t j = quads * 4; j < n; ++j) y[j] = alpha * dot1(w + j * k, k, x);
+             }
+           });
 }
 
 namespace {
@@ -88,6 +216,181 @@ void binary_f32(BinaryOp op, const float* a, int64_t sa, const float* b, int64_t
         const float r = u + v;
         return r > 0.0f ? r : 0.0f;
       });
+  }
+}
+
+namespace {
+
+constexpr int kViewRank = 9;  // up to 8 dimensions, plus bytes for odd element sizes
+
+// A strided view with unit dimensions dropped and contiguous neighbours merged.
+struct View {
+  int rank = 0;
+  int64_t shape[kViewRank] = {};
+  int64_t stride[kViewRank] = {};
+};
+
+View simplify(const int64_t* shape, const int64_t* strides, int rank) {
+  View v;
+  for (int d = 0; d < rank; ++d) {
+    if (shape[d] == 1) continue;
+    if (v.rank > 0 && v.stride[v.rank - 1] == strides[d] * shape[d]) {
+      v.shape[v.rank - 1] *= shape[d];  // the previous dimension steps over this one whole
+      v.stride[v.rank - 1] = strides[d];
+      continue;
+    }
+    v.shape[v.rank] = shape[d];
+    v.stride[v.rank] = strides[d];
+    ++v.rank;
+  }
+  return v;
+}
+
+// Walks the first `nd` dimensions of a view in row-major order, tracking the source offset.
+struct Odometer {
+  const View& v;
+  int nd;
+  int64_t idx[kViewRank] = {};
+  int64_t off = 0;
+  Odometer(const View& view, int dims, int64_t start) : v(view), nd(dims) {
+    for (int d = nd - 1; d >= 0; --d) {
+      idx[d] = start % v.shape[d];
+      start /= v.shape[d];
+      off += idx[d] * v.stride[d];
+    }
+  }
+  void next() {
+    for (int d = nd - 1; d >= 0; --d) {
+      off += v.stride[d];
+      if (++idx[d] < v.shape[d]) return;
+      off -= v.stride[d] * v.shape[d];
+      idx[d] = 0;
+    }
+  }
+};
+
+// Rows of the innermost dimension gathered with a stride (no dimension is contiguous).
+template <class T>
+void gather_rows(const T* src, const View& v, T* dst, int64_t r0, int64_t r1) {
+  const int last = v.rank - 1;
+  const int64_t n = v.shape[last], s = v.stride[last];
+  Odometer it(v, last, r0);
+  for (int64_t r = r0; r < r1; ++r, it.next()) {
+    const T* p = src + it.off;
+    T* d = dst + r * n;
+    for (int64_t k = 0; k < n; ++k) d[k] = p[k * s];
+  }
+}
+
+// A 2-D transpose per outer index: output dimension j is contiguous in the source, the
+// innermost output dimension is strided there. Items are (outer index, block of j) pairs.
+constexpr int64_t kTile = 16;
+
+template <class T>
+void transpose_tiles(const T* src, const View& v, int j, T* dst, int64_t i0, int64_t i1) {
+  const int last = v.rank - 1;
+  const int64_t na = v.shape[j], nb = v.shape[last], sb = v.stride[last];
+  const int64_t blocks = (na + kTile - 1) / kTile;
+  int64_t dstride[kViewRank];
+  int64_t s = 1;
+  for (int d = v.rank - 1; d >= 0; --d) {
+    dstride[d] = s;
+    s *= v.shape[d];
+  }
+  const int64_t da = dstride[j];
+  for (int64_t item = i0; item < i1; ++item) {
+    int64_t outer = item / blocks;
+    const int64_t a0 = item % blocks * kTile, a1 = a0 + kTile < na ? a0 + kTile : na;
+    // Offsets of the outer index over the dimensions other than j and last.
+    int64_t so = 0, dofs = 0;
+    for (int d = last - 1; d >= 0; --d) {
+      if (d == j) continue;
+      const int64_t i = outer % v.shape[d];
+      outer /= v.shape[d];
+      so += i * v.stride[d];
+      dofs += i * dstride[d];
+    }
+    for (int64_t b0 = 0; b0 < nb; b0 += kTile) {
+      const int64_t b1 = b0 + kTile < nb ? b0 + kTile : nb;
+      for (int64_t a = a0; a < a1; ++a) {
+        const T* p = src + so + a;
+        T* d = dst + dofs + a * da;
+        for (int64_t b = b0; b < b1; ++b) d[b] = p[b * sb];
+      }
+    }
+  }
+}
+
+template <class T>
+void strided_copy_typed(const T* src, const View& v, T* dst, ThreadPool* pool) {
+  int64_t n = 1;
+  for (int d = 0; d < v.rank; ++d) n *= v.shape[d];
+  const double bytes = static_cast<double>(n) * sizeof(T);
+  const int last = v.rank - 1;
+  if (v.stride[last] == 1) {
+    // Contiguous rows: memcpy. One long row is cut into pieces so that it can be split too.
+    const int64_t inner = v.shape[last];
+    const int64_t rows = n / inner;
+    const int64_t piece = rows == 1 ? int64_t{16384} : inner;
+    const int64_t pieces_per_row = (inner + piece - 1) / piece;
+    parallel(pool_for(pool, bytes / 2), rows * pieces_per_row, [&](int64_t i0, int64_t i1) {
+      if (pieces_per_row > 1) {
+        const int64_t b = i0 * piece, e = i1 * piece < inner ? i1 * piece : inner;
+        std::memcpy(dst + b, src + b, static_cast<size_t>(e - b) * sizeof(T));
+        return;
+      }
+      Odometer it(v, last, i0);
+      for (int64_t r = i0; r < i1; ++r, it.next())
+        std::memcpy(dst + r * inner, src + it.off, static_cast<size_t>(inner) * sizeof(T));
+    });
+    return;
+  }
+  int j = -1;
+  for (int d = 0; d < last; ++d)
+    if (v.stride[d] == 1) j = d;
+  if (j >= 0) {
+    const int64_t items = n / v.shape[last] / v.shape[j] * ((v.shape[j] + kTile - 1) / kTile);
+    parallel(pool_for(pool, bytes), items,
+             [&](int64_t i0, int64_t i1) { transpose_tiles(src, v, j, dst, i0, i1); });
+    return;
+  }
+  parallel(pool_for(pool, bytes), n / v.shape[last],
+           [&](int64_t r0, int64_t r1) { gather_rows(src, v, dst, r0, r1); });
+}
+
+}  // namespace
+
+void strided_copy(const void* src, const int64_t* shape, const int64_t* strides, int rank,
+                  size_t elem_size, void* dst, ThreadPool* pool) {
+  for (int d = 0; d < rank; ++d)
+    if (shape[d] == 0) return;
+  View v = simplify(shape, strides, rank);
+  if (v.rank == 0) {  // one element
+    v.rank = 1;
+    v.shape[0] = 1;
+    v.stride[0] = 1;
+  }
+  switch (elem_size) {
+    case 1:
+      return strided_copy_typed(static_cast<const uint8_t*>(src), v, static_cast<uint8_t*>(dst),
+                                pool);
+    case 2:
+      return strided_copy_typed(static_cast<const uint16_t*>(src), v, static_cast<uint16_t*>(dst),
+                                pool);
+    case 4:
+      return strided_copy_typed(static_cast<const uint32_t*>(src), v, static_cast<uint32_t*>(dst),
+                                pool);
+    case 8:
+      return strided_copy_typed(static_cast<const uint64_t*>(src), v, static_cast<uint64_t*>(dst),
+                                pool);
+    default: {  // other element sizes: one byte per element of a wider view
+      View b = v;
+      b.shape[b.rank] = static_cast<int64_t>(elem_size);
+      b.stride[b.rank] = 1;
+      for (int d = 0; d < b.rank; ++d) b.stride[d] *= static_cast<int64_t>(elem_size);
+      ++b.rank;
+      strided_copy_typed(static_cast<const uint8_t*>(src), b, static_cast<uint8_t*>(dst), pool);
+    }
   }
 }
 

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 // Gemm (float32): Y = act(alpha * op(A) op(B) + beta * C). A constant operand is packed once at
-// prepare; a constant row-vector C becomes the GEMM's fused bias (one pass over Y).
+// prepare; a constant row-vector C becomes the GEMM's fused bias (one pass over Y). One row of A
+// times a constant B (a classifier) is a GEMV over B's rows, transposed once at prepare.
 #include "runtime/kernels/gemm.h"
+#include "runtime/kernels/vector_math.h"
 
 #include "runtime/ops/conv_attrs.h"
 
@@ -14,6 +16,7 @@ struct GemmState : OpState {
   float alpha = 1.0f, beta = 0.0f;
   int64_t k = 0, n = 0;
   std::vector<float> packed_a, packed_b, bias;
+  std::vector<float> w_rows;  // GEMV: B as n rows of k (empty: the GEMM path)
   kernels::Epilogue ep;
   bool c_as_bias = false;
 };
@@ -67,6 +70,17 @@ void gemm_prepare(PrepareContext& ctx) {
       st->ep.bias_per_row = false;
     }
   }
+  const bool c_other = c != nullptr && st->beta != 0.0f && !st->c_as_bias;
+  if (b->constant && m == 1 && !a->dynamic_dim0 && !c_other) {
+    // GEMV: a dot product per output, over contiguous rows of B^T (B itself when transB).
+    st->w_rows.resize(static_cast<size_t>(n * k));
+    const float* pb = b->as<float>();
+    for (int64_t j = 0; j < n; ++j)
+      for (int64_t i = 0; i < k; ++i)
+        st->w_rows[static_cast<size_t>(j * k + i)] = st->trans_b ? pb[j * k + i] : pb[i * n + j];
+    ctx.state = std::move(st);
+    return;
+  }
   if (b->constant) {
     st->packed_b.resize(kernels::packed_b_floats(k, n));
     kernels::pack_b(b->as<float>(), b->static_shape[1], st->trans_b, k, n, st->packed_b.data());
@@ -90,6 +104,12 @@ void gemm_run(RunContext& ctx) {
   float* y = ctx.output(0)->as<float>();
   const int64_t m = st->trans_a ? a->shape[1] : a->shape[0];
   const int64_t n = st->n;
+  if (!st->w_rows.empty()) {
+    const float* x = a->as<float>();  // one row: transA changes nothing
+    kernels::gemv_f32(st->w_rows.data(), x, y, n, st->k, st->alpha, ctx.pool);
+    if (!st->ep.is_identity()) kernels::apply_epilogue(st->ep, y, n, 1, n, 0, 0);
+    return;
+  }
   float beta = 0.0f;
   if (c != nullptr && st->beta != 0.0f && !st->c_as_bias) {
     // Y = C broadcast, then the GEMM accumulates onto beta * Y.

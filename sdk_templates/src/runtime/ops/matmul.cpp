@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 // MatMul (float32, numpy semantics: 1-D operands promoted, batch dimensions broadcast). When B
 // is a constant matrix (the common "linear layer" case) it is packed once at prepare and all of
-// A's leading dimensions fold into M: one GEMM call.
+// A's leading dimensions fold into M: one GEMM call. Otherwise (attention: Q K^T, weights V)
+// each product of the batch is one GEMM, and with threads the batch is split across them, each
+// with its own scratch slot (many small GEMMs split badly inside).
 #include "runtime/kernels/gemm.h"
 
 #include "runtime/ops/conv_attrs.h"
@@ -19,6 +21,8 @@ struct MatMulState : OpState {
   int64_t batch_shape[kMaxRank] = {};
   int64_t a_stride[kMaxRank] = {}, b_stride[kMaxRank] = {};
   kernels::Epilogue ep;
+  size_t slot_floats = 0;  // batched: scratch floats per thread
+  int threads = 1;
 };
 
 float* align64(void* p) {
@@ -69,10 +73,11 @@ void matmul_prepare(PrepareContext& ctx) {
   }
   int64_t rows = st->m;
   for (int d = 0; d < st->batch_rank; ++d) rows *= st->batch_shape[d];
-  ctx.scratch_bytes =
-      kernels::gemm_scratch_floats(st->fold ? rows : st->m, st->n, st->k, false, st->fold) *
-          sizeof(float) +
-      64;
+  const size_t floats =
+      kernels::gemm_scratch_floats(st->fold ? rows : st->m, st->n, st->k, false, st->fold);
+  st->threads = st->fold ? 1 : std::max(ctx.threads, 1);
+  st->slot_floats = (floats + 15) / 16 * 16;  // slots stay 64-byte aligned
+  ctx.scratch_bytes = st->slot_floats * static_cast<size_t>(st->threads) * sizeof(float) + 64;
   ctx.state = std::move(st);
 }
 
@@ -98,7 +103,9 @@ void matmul_run(RunContext& ctx) {
   // Dynamic dim 0 of a batched A scales the leading batch dimension.
   if (st->batch_rank > 0 && a->rank - 2 == st->batch_rank && a->shape[0] != a->static_shape[0])
     total = total / st->batch_shape[0] * a->shape[0];
-  for (int64_t t = 0; t < total; ++t) {
+  const float* pa = a->as<float>();
+  const float* pb = b->as<float>();
+  auto product = [&](int64_t t, float* slot, ThreadPool* pool) {
     int64_t rem = t, oa = 0, ob = 0;
     for (int d = st->batch_rank - 1; d >= 0; --d) {
       const int64_t i = rem % st->batch_shape[d];
@@ -106,11 +113,28 @@ void matmul_run(RunContext& ctx) {
       oa += i * st->a_stride[d];
       ob += i * st->b_stride[d];
     }
-    opa.data = a->as<float>() + oa;
-    opb.data = b->as<float>() + ob;
-    kernels::gemm(st->m, st->n, st->k, 1.0f, opa, opb, 0.0f, y + t * st->m * st->n, st->n, st->ep,
-                  scratch, ctx.pool);
+    kernels::GemmOperand qa = opa, qb = opb;
+    qa.data = pa + oa;
+    qb.data = pb + ob;
+    kernels::gemm(st->m, st->n, st->k, 1.0f, qa, qb, 0.0f, y + t * st->m * st->n, st->n, st->ep,
+                  slot, pool);
+  };
+  const double work = static_cast<double>(total) * static_cast<double>(st->m * st->n * st->k);
+  ThreadPool* pool = pool_for(ctx.pool, work);
+  const int threads = pool ? std::min(pool->threads(), st->threads) : 1;
+  if (threads > 1 && total >= threads) {
+    // One index per thread, each with its own scratch slot (see threadpool.h).
+    pool->parallel_for(threads, [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; ++i) {
+        float* slot = scratch + static_cast<size_t>(i) * st->slot_floats;
+        const int64_t t1 = chunk_begin(total, threads, static_cast<int>(i) + 1);
+        for (int64_t t = chunk_begin(total, threads, static_cast<int>(i)); t < t1; ++t)
+          product(t, slot, nullptr);
+      }
+    });
+    return;
   }
+  for (int64_t t = 0; t < total; ++t) product(t, scratch, ctx.pool);
 }
 
 }  // namespace ops

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 // LayerNormalization (opset 17: normalise over dims [axis, rank), optional Mean and InvStdDev
-// outputs) and InstanceNormalization (per sample and channel over the spatial dims), float32,
-// statistics accumulated in double.
+// outputs) and InstanceNormalization (per sample and channel over the spatial dims), float32.
+// LayerNorm rows with dense scale/bias run kernels::layernorm_row_f32 (vectorised, float lanes);
+// the broadcast forms and InstanceNorm accumulate in double.
+#include "runtime/kernels/vector_math.h"
 #include "runtime/ops/op_util.h"
 
 namespace edgepack {
@@ -81,6 +83,16 @@ void layernorm_run(RunContext& ctx) {
   float* inv_out = ctx.outputs->size() > 2 && ctx.output(2) ? ctx.output(2)->as<float>() : nullptr;
   const float* ps = scale->as<float>();
   const float* pb = bias ? bias->as<float>() : nullptr;
+  if (st.simple) {
+    parallel(pool_for(ctx.pool, 8.0 * static_cast<double>(outer * block)), outer,
+             [&](int64_t o0, int64_t o1) {
+               for (int64_t o = o0; o < o1; ++o)
+                 kernels::layernorm_row_f32(px + o * block, py + o * block, block, ps, pb, st.eps,
+                                            mean_out ? mean_out + o : nullptr,
+                                            inv_out ? inv_out + o : nullptr);
+             });
+    return;
+  }
   parallel(ctx.pool, outer, [&](int64_t o0, int64_t o1) {
     for (int64_t o = o0; o < o1; ++o) {
       const float* s = px + o * block;
@@ -94,10 +106,6 @@ void layernorm_run(RunContext& ctx) {
       const float m = static_cast<float>(mean);
       if (mean_out) mean_out[o] = m;
       if (inv_out) inv_out[o] = inv;
-      if (st.simple) {
-        for (int64_t i = 0; i < block; ++i) d[i] = (s[i] - m) * inv * ps[i] + (pb ? pb[i] : 0.0f);
-        continue;
-      }
       int64_t idx[kMaxRank] = {};
       int64_t so = 0, bo = 0;
       for (int64_t i = 0; i < block; ++i) {

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // Slice with per-axis start and step (lowering clamps starts and resolves axes); the element
-// counts come from the output's static shape.
+// counts come from the output's static shape. A strided copy (kernels::strided_copy).
+#include "runtime/kernels/vector_math.h"
 #include "runtime/ops/op_util.h"
 
 namespace edgepack {
@@ -47,24 +48,14 @@ void slice_run(RunContext& ctx) {
     in_stride[d] = s;
     s *= x->shape[d];
   }
-  const size_t es = dtype_size(x->dtype);
-  const uint8_t* src = static_cast<const uint8_t*>(x->data);
-  uint8_t* dst = static_cast<uint8_t*>(y->data);
-  const int64_t n = y->numel();
-  if (n == 0) return;
-  int64_t idx[kMaxRank] = {};
-  int64_t off = 0;
-  for (int d = 0; d < r; ++d) off += st.starts[d] * in_stride[d];
-  for (int64_t i = 0; i < n; ++i) {
-    std::memcpy(dst + i * es, src + off * es, es);
-    for (int d = r - 1; d >= 0; --d) {
-      ++idx[d];
-      off += st.steps[d] * in_stride[d];
-      if (idx[d] < y->shape[d]) break;
-      off -= st.steps[d] * in_stride[d] * y->shape[d];
-      idx[d] = 0;
-    }
+  int64_t off = 0, step_stride[kMaxRank];
+  for (int d = 0; d < r; ++d) {
+    off += st.starts[d] * in_stride[d];
+    step_stride[d] = st.steps[d] * in_stride[d];
   }
+  const size_t es = dtype_size(x->dtype);
+  kernels::strided_copy(static_cast<const uint8_t*>(x->data) + off * static_cast<int64_t>(es),
+                        y->shape, step_stride, r, es, y->data, ctx.pool);
 }
 
 }  // namespace ops

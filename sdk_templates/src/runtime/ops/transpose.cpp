@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
-// Transpose (any rank up to 8; `perm` resolved by lowering).
+// Transpose (any rank up to 8; `perm` resolved by lowering): a strided copy
+// (kernels::strided_copy: contiguous runs by memcpy, 2-D tiles otherwise, split across threads).
+#include "runtime/kernels/vector_math.h"
 #include "runtime/ops/op_util.h"
 
 namespace edgepack {
@@ -46,22 +48,7 @@ void transpose_run(RunContext& ctx) {
     src_stride[d] = in_stride[perm[d]];
     y->shape[d] = out_shape[d];
   }
-  const int64_t n = x->numel();
-  const size_t es = dtype_size(x->dtype);
-  const uint8_t* src = static_cast<const uint8_t*>(x->data);
-  uint8_t* dst = static_cast<uint8_t*>(y->data);
-  int64_t idx[kMaxRank] = {};
-  int64_t off = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    std::memcpy(dst + i * es, src + off * es, es);
-    for (int d = r - 1; d >= 0; --d) {
-      ++idx[d];
-      off += src_stride[d];
-      if (idx[d] < out_shape[d]) break;
-      off -= src_stride[d] * out_shape[d];
-      idx[d] = 0;
-    }
-  }
+  kernels::strided_copy(x->data, out_shape, src_stride, r, dtype_size(x->dtype), y->data, ctx.pool);
 }
 
 }  // namespace ops

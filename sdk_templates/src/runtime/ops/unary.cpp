@@ -2,7 +2,8 @@
 // Element-wise unary ops. float32: Sqrt, Exp, Log, Neg, Abs, Sign, Floor, Ceil, Round,
 // Reciprocal, Relu, LeakyRelu, Clip, Sigmoid, Tanh, HardSigmoid, HardSwish, Softplus, Softsign,
 // Erf, Elu, Selu, Celu, ThresholdedRelu, Shrink, Sin, Cos, Tan, Asin, Acos, Atan, Sinh, Cosh,
-// Asinh, Acosh, Atanh (Mish and Gelu arrive as their ONNX function bodies from ingest).
+// Asinh, Acosh, Atanh, Gelu (opset 20: approximate "none" or "tanh"; lowering also fuses the
+// Erf chain torch exports for GELU into one Gelu). Mish arrives as its ONNX function body.
 // Integer dtypes: Neg, Abs, Sign, Relu, Clip. bool: Not.
 #include <array>
 #include <cmath>
@@ -52,6 +53,7 @@ enum class Un {
   kCelu,
   kThresholdedRelu,
   kShrink,
+  kGelu,
   kNot,
   kUnknown
 };
@@ -101,6 +103,7 @@ Un parse(const std::string& t) {
                 {"Asinh", Un::kAsinh},
                 {"Acosh", Un::kAcosh},
                 {"Atanh", Un::kAtanh},
+                {"Gelu", Un::kGelu},
                 {"Not", Un::kNot}};
   for (const auto& e : kTable)
     if (t == e.name) return e.op;
@@ -189,6 +192,8 @@ void apply(const float* x, float* y, int64_t n, float alpha, float beta) {
       y[i] = std::max(0.0f, v) + std::min(0.0f, alpha * (std::exp(v / alpha) - 1.0f));
     else if constexpr (OP == Un::kThresholdedRelu)
       y[i] = v > alpha ? v : 0.0f;
+    else if constexpr (OP == Un::kGelu)  // unused: unary_run calls kernels::gelu_f32
+      y[i] = 0.5f * v * (1.0f + std::erf(v * 0.70710678118654752f));
     else if constexpr (OP == Un::kShrink)  // lambd, bias
       y[i] = v < -alpha ? v + beta : (v > alpha ? v - beta : 0.0f);
   }
@@ -275,6 +280,13 @@ void unary_prepare(PrepareContext& ctx) {
       st->alpha = ctx.attrs->get_float("min", -INFINITY);
       st->beta = ctx.attrs->get_float("max", INFINITY);
       break;
+    case Un::kGelu: {
+      const std::string approx = ctx.attrs->get_string("approximate", "none");
+      if (approx != "none" && approx != "tanh")
+        ctx.fail("approximate must be \"none\" or \"tanh\", not \"" + approx + "\"");
+      st->alpha = approx == "tanh" ? 1.0f : 0.0f;
+      break;
+    }
     default:
       break;
   }
@@ -312,6 +324,8 @@ void unary_run(RunContext& ctx) {
       kernels::sigmoid_f32(s, d, m);
     else if (st->op == Un::kErf)
       kernels::erf_f32(s, d, m);
+    else if (st->op == Un::kGelu)
+      kernels::gelu_f32(s, d, m, a != 0.0f);
     else
       kKernels[static_cast<size_t>(st->op)](s, d, m, a, b);
   });

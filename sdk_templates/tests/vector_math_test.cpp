@@ -1,0 +1,244 @@
+// SPDX-License-Identifier: Apache-2.0
+// Checks the layout and transformer kernels of kernels/vector_math.h against naive references:
+// strided_copy (Transpose / Slice views of every rank, negative steps, element sizes 1..8 and
+// odd ones), GELU (erf and tanh forms, against libm in double), LayerNorm rows (odd lengths, a
+// large mean) and the GEMV (odd sizes, 1..4 threads). Prints one line per failure; exit status 1
+// if any.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <numeric>
+#include <random>
+#include <vector>
+
+#include "runtime/kernels/threadpool.h"
+#include "runtime/kernels/vector_math.h"
+
+using edgepack::ThreadPool;
+namespace k = edgepack::kernels;
+
+namespace {
+
+int g_failures = 0;
+int g_checks = 0;
+std::mt19937 g_rng(4321);
+
+void fail(const char* what, const std::vector<int64_t>& shape, int threads) {
+  ++g_failures;
+  std::printf("FAIL %s shape", what);
+  for (int64_t d : shape) std::printf(" %ld", long(d));
+  std::printf(" threads %d\n", threads);
+}
+
+// Naive strided gather, element by element.
+std::vector<uint8_t> naive_copy(const uint8_t* src, const std::vector<int64_t>& shape,
+                                const std::vector<int64_t>& strides, size_t es) {
+  const int r = int(shape.size());
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  std::vector<uint8_t> out(size_t(n) * es);
+  std::vector<int64_t> idx(size_t(r), 0);
+  for (int64_t i = 0; i < n; ++i) {
+    int64_t off = 0;
+    for (int d = 0; d < r; ++d) off += idx[size_t(d)] * strides[size_t(d)];
+    std::memcpy(out.data() + size_t(i) * es, src + off * int64_t(es), es);
+    for (int d = r - 1; d >= 0; --d) {
+      if (++idx[size_t(d)] < shape[size_t(d)]) break;
+      idx[size_t(d)] = 0;
+    }
+  }
+  return out;
+}
+
+void check_copy(const char* what, const std::vector<uint8_t>& buf, int64_t base,
+                const std::vector<int64_t>& shape, const std::vector<int64_t>& strides, size_t es,
+                ThreadPool* pool) {
+  const std::vector<uint8_t> want = naive_copy(buf.data() + base * int64_t(es), shape, strides, es);
+  std::vector<uint8_t> got(want.size() + 16, 0xAB);
+  k::strided_copy(buf.data() + base * int64_t(es), shape.data(), strides.data(), int(shape.size()),
+                  es, got.data(), pool);
+  ++g_checks;
+  bool guard = true;
+  for (size_t i = want.size(); i < got.size(); ++i) guard = guard && got[i] == 0xAB;
+  if (!guard || std::memcmp(got.data(), want.data(), want.size()) != 0)
+    fail(what, shape, pool ? pool->threads() : 1);
+}
+
+std::vector<int64_t> row_major(const std::vector<int64_t>& shape) {
+  std::vector<int64_t> s(shape.size());
+  int64_t acc = 1;
+  for (size_t d = shape.size(); d-- > 0;) {
+    s[d] = acc;
+    acc *= shape[d];
+  }
+  return s;
+}
+
+void test_transposes(ThreadPool* pools[4]) {
+  // Shapes of the real models (channel shuffle, attention heads, NCHW <-> NHWC) and odd ones.
+  const struct {
+    std::vector<int64_t> shape;
+    std::vector<int> perm;
+  } cases[] = {
+      {{1, 2, 58, 28, 28}, {0, 2, 1, 3, 4}},  // ShuffleNet channel shuffle
+      {{1, 197, 3, 3, 64}, {2, 0, 3, 1, 4}},  // ViT q/k/v split
+      {{1, 40, 56, 56}, {0, 2, 3, 1}},        // ConvNeXt NCHW -> NHWC
+      {{1, 56, 56, 40}, {0, 3, 1, 2}},        // and back
+      {{4, 4, 256, 16}, {0, 1, 3, 2}},        // K^T
+      {{3, 5, 7}, {2, 1, 0}},                 // no contiguous dimension left
+      {{17, 33}, {1, 0}},                     // tile tails both ways
+      {{1, 1, 5}, {2, 1, 0}},                 // unit dimensions only around
+      {{2, 3, 1, 4, 5, 1, 2, 3}, {7, 0, 6, 2, 5, 1, 4, 3}},
+      {{300, 3}, {1, 0}},
+  };
+  for (const auto& c : cases) {
+    int64_t n = 1;
+    for (int64_t d : c.shape) n *= d;
+    for (size_t es : {size_t(1), size_t(2), size_t(4), size_t(8), size_t(3)}) {
+      std::vector<uint8_t> buf(size_t(n) * es);
+      for (auto& b : buf) b = uint8_t(g_rng());
+      const std::vector<int64_t> in_stride = row_major(c.shape);
+      std::vector<int64_t> shape, strides;
+      for (int p : c.perm) {
+        shape.push_back(c.shape[size_t(p)]);
+        strides.push_back(in_stride[size_t(p)]);
+      }
+      for (int t = 0; t < 4; ++t)
+        check_copy("strided_copy transpose", buf, 0, shape, strides, es,
+                   t == 0 ? nullptr : pools[t]);
+    }
+  }
+}
+
+void test_slices(ThreadPool* pools[4]) {
+  // (input shape, starts, steps, output shape): channel halves, strided and reversed views.
+  const struct {
+    std::vector<int64_t> in, starts, steps, out;
+  } cases[] = {
+      {{1, 232, 14, 14}, {0, 116, 0, 0}, {1, 1, 1, 1}, {1, 116, 14, 14}},
+      {{1, 64, 128, 128}, {0, 0, 0, 0}, {1, 1, 1, 1}, {1, 64, 128, 128}},  // whole: long memcpy
+      {{5, 6, 4}, {4, 1, 3}, {-1, 2, -1}, {3, 3, 4}},
+      {{8, 9, 10}, {1, 0, 2}, {2, 3, 3}, {4, 3, 3}},
+      {{300, 257}, {3, 1}, {1, 2}, {290, 128}},
+      {{2, 3}, {1, 2}, {1, 1}, {1, 1}},
+  };
+  for (const auto& c : cases) {
+    int64_t n = 1;
+    for (int64_t d : c.in) n *= d;
+    const std::vector<int64_t> in_stride = row_major(c.in);
+    int64_t base = 0;
+    std::vector<int64_t> strides;
+    for (size_t d = 0; d < c.in.size(); ++d) {
+      base += c.starts[d] * in_stride[d];
+      strides.push_back(c.steps[d] * in_stride[d]);
+    }
+    for (size_t es : {size_t(1), size_t(4), size_t(8)}) {
+      std::vector<uint8_t> buf(size_t(n) * es);
+      for (auto& b : buf) b = uint8_t(g_rng());
+      for (int t = 0; t < 4; ++t)
+        check_copy("strided_copy slice", buf, base, c.out, strides, es,
+                   t == 0 ? nullptr : pools[t]);
+    }
+  }
+}
+
+void test_gelu() {
+  std::vector<float> x;
+  for (int i = -1200; i <= 1200; ++i) x.push_back(float(i) * 0.01f);
+  for (float v : {1e-7f, -1e-6f, 4e-3f, -9e-3f, 0.0f, 30.0f, -30.0f, 100.0f, -100.0f})
+    x.push_back(v);
+  std::vector<float> y(x.size());
+  for (bool tanh_form : {false, true}) {
+    k::gelu_f32(x.data(), y.data(), int64_t(x.size()), tanh_form);
+    double worst = 0.0;
+    for (size_t i = 0; i < x.size(); ++i) {
+      const double v = x[i];
+      const double want =
+          tanh_form ? 0.5 * v * (1.0 + std::tanh(0.7978845608028654 * (v + 0.044715 * v * v * v)))
+                    : 0.5 * v * (1.0 + std::erf(v / std::sqrt(2.0)));
+      // absolute near 0, relative for large |x| (float rounding of x itself)
+      worst = std::max(worst, std::fabs(y[i] - want) / std::max(1.0, std::fabs(want)));
+    }
+    ++g_checks;
+    if (!(worst < 1e-6)) {
+      ++g_failures;
+      std::printf("FAIL gelu_f32 %s: error %.3g\n", tanh_form ? "tanh" : "erf", worst);
+    }
+  }
+}
+
+void test_layernorm() {
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  for (int64_t n : {1, 7, 8, 9, 40, 192, 257}) {
+    std::vector<float> x(static_cast<size_t>(n)), s(x), b(x), y(x);
+    for (size_t i = 0; i < x.size(); ++i) {
+      x[i] = 50.0f + 3.0f * nd(g_rng);  // a mean far from 0: the centred second pass matters
+      s[i] = nd(g_rng);
+      b[i] = nd(g_rng);
+    }
+    for (bool with_bias : {true, false}) {
+      float mean = 0.0f, inv = 0.0f;
+      k::layernorm_row_f32(x.data(), y.data(), n, s.data(), with_bias ? b.data() : nullptr, 1e-5f,
+                           &mean, &inv);
+      double m = 0.0, v = 0.0;
+      for (float t : x) m += t;
+      m /= double(n);
+      for (float t : x) v += (t - m) * (t - m);
+      const double iv = 1.0 / std::sqrt(v / double(n) + 1e-5);
+      double worst = std::fabs(mean - m) / 50.0 + std::fabs(inv - iv) / iv;
+      for (size_t i = 0; i < x.size(); ++i) {
+        const double want = (x[i] - m) * iv * s[i] + (with_bias ? b[i] : 0.0);
+        worst = std::max(worst, std::fabs(y[i] - want));
+      }
+      ++g_checks;
+      if (!(worst < 2e-5)) {
+        ++g_failures;
+        std::printf("FAIL layernorm_row_f32 n %ld bias %d: error %.3g\n", long(n), int(with_bias),
+                    worst);
+      }
+    }
+  }
+}
+
+void test_gemv(ThreadPool* pools[4]) {
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  const int64_t sizes[][2] = {{1000, 1024}, {1, 1}, {3, 5}, {7, 9}, {13, 300}, {1001, 1280}};
+  for (const auto& nk : sizes) {
+    const int64_t n = nk[0], kk = nk[1];
+    std::vector<float> w(static_cast<size_t>(n * kk)), x(static_cast<size_t>(kk));
+    std::vector<float> y(static_cast<size_t>(n) + 1, 7.0f);
+    for (auto& v : w) v = u(g_rng);
+    for (auto& v : x) v = u(g_rng);
+    for (int t = 0; t < 4; ++t) {
+      k::gemv_f32(w.data(), x.data(), y.data(), n, kk, 0.5f, t == 0 ? nullptr : pools[t]);
+      double worst = 0.0;
+      for (int64_t j = 0; j < n; ++j) {
+        double want = 0.0;
+        for (int64_t i = 0; i < kk; ++i) want += double(w[size_t(j * kk + i)]) * x[size_t(i)];
+        worst = std::max(worst, std::fabs(y[size_t(j)] - 0.5 * want));
+      }
+      ++g_checks;
+      if (!(worst < 1e-4) || y[size_t(n)] != 7.0f) {
+        ++g_failures;
+        std::printf("FAIL gemv_f32 n %ld k %ld threads %d: error %.3g\n", long(n), long(kk), t + 1,
+                    worst);
+      }
+    }
+  }
+}
+
+}  // namespace
+
+int main() {
+  ThreadPool p1(1), p2(2), p3(3), p4(4);
+  ThreadPool* pools[4] = {&p1, &p2, &p3, &p4};
+  test_transposes(pools);
+  test_slices(pools);
+  test_gelu();
+  test_layernorm();
+  test_gemv(pools);
+  std::printf("%d checks, %d failures\n", g_checks, g_failures);
+  return g_failures == 0 ? 0 : 1;
+}

@@ -1,0 +1,78 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The layout and transformer kernels (strided copy, GELU, LayerNorm rows, GEMV) against naive
+references: `sdk_templates/tests/vector_math_test.cpp` built with the host GCC (the kernels'
+flags), with clang (zig) for aarch64, and with the Debian cross GCCs for aarch64 (NEON,
+Cortex-A72) and armhf (NEON, ARMv8 32-bit), the ARM builds run under qemu-user."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SDK = REPO / "sdk_templates"
+KERNELS = SDK / "src" / "runtime" / "kernels"
+TEST_SOURCE = SDK / "tests" / "vector_math_test.cpp"
+SOURCES = [TEST_SOURCE, KERNELS / "vector_math.cpp", KERNELS / "threadpool.cpp"]
+BUILD = REPO / "build" / "tests-vector-math"
+# The kernels library's flags (kernels/CMakeLists.txt): FMA contraction and no trapping math
+# change what vectorises, so the test is built the way the library is.
+FLAGS = ["-std=c++17", "-O3", "-ffp-contract=fast", "-fno-trapping-math", "-Wall", "-Wextra",
+         "-Werror", f"-I{SDK / 'src'}"]
+
+CROSS = {
+    # name: (compiler, flags, qemu, sysroot)
+    "aarch64": ("aarch64-linux-gnu-g++", ["-mcpu=cortex-a72"], "qemu-aarch64",
+                "/usr/aarch64-linux-gnu"),
+    "armhf": ("arm-linux-gnueabihf-g++",
+              ["-mcpu=cortex-a53", "-mfpu=neon-fp-armv8", "-mfloat-abi=hard"], "qemu-arm",
+              "/usr/arm-linux-gnueabihf"),
+}
+
+
+def _run(cmd: list[str], timeout: int = 600,
+         env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=timeout,
+                          env=env)
+    assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout}\n{proc.stderr}"
+    return proc
+
+
+def _check_output(out: str) -> None:
+    assert " 0 failures" in out, out
+    checks = int(out.strip().splitlines()[-1].split()[0])
+    assert checks >= 300, out  # every case ran
+
+
+def test_vector_math_native_gcc(tmp_path: Path) -> None:
+    binary = tmp_path / "vector_math_test"
+    _run(["g++", *FLAGS, *map(str, SOURCES), "-o", str(binary), "-pthread"])
+    _check_output(_run([str(binary)], timeout=300).stdout)
+
+
+@pytest.mark.parametrize("arch", sorted(CROSS))
+def test_vector_math_under_qemu(tmp_path: Path, arch: str) -> None:
+    compiler, flags, qemu, sysroot = CROSS[arch]
+    assert shutil.which(compiler), f"{compiler} missing: run scripts/setup.sh (cross toolchains)"
+    assert shutil.which(qemu), f"{qemu} missing: run scripts/setup.sh (qemu-user)"
+    binary = tmp_path / "vector_math_test"
+    _run([compiler, *FLAGS, "-static", *flags, *map(str, SOURCES), "-o", str(binary),
+          "-pthread"])
+    _check_output(_run([qemu, "-L", sysroot, str(binary)], timeout=600).stdout)
+
+
+def test_vector_math_aarch64_clang_under_qemu(tmp_path: Path) -> None:
+    """zig's clang, as board builds use it (PLATFORM-NOTES: old glibc targets)."""
+    assert shutil.which("qemu-aarch64"), "qemu-aarch64 missing: run scripts/setup.sh (qemu-user)"
+    binary = tmp_path / "vector_math_test"
+    env = {**os.environ, "ZIG_GLOBAL_CACHE_DIR": str(REPO / "build" / "tests-qgemm" / "zig-cache")}
+    _run([sys.executable, "-m", "ziglang", "c++", "-target", "aarch64-linux-gnu.2.24",
+          "-mcpu=cortex_a73", *FLAGS, *map(str, SOURCES), "-o", str(binary), "-pthread"],
+         env=env)
+    _check_output(_run(["qemu-aarch64", "-L", "/usr/aarch64-linux-gnu", str(binary)],
+                       timeout=600).stdout)
