@@ -7,6 +7,16 @@
 #include "runtime/kernels/activation.h"
 #include "runtime/kernels/threadpool.h"
 
+// On x86-64 Linux the element-wise loops are also compiled for AVX2 + FMA (x86-64-v3) and
+// AVX-512 (x86-64-v4), picked at load time (ifunc): the library itself is built for baseline
+// x86-64 (SSE2) so that it runs on any host. ARM builds use the board's -mcpu (NEON).
+#if defined(__x86_64__) && defined(__linux__) && (defined(__GNUC__) || defined(__clang__))
+#define EDGEPACK_VECTOR_CLONES \
+  __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define EDGEPACK_VECTOR_CLONES
+#endif
+
 namespace edgepack {
 namespace kernels {
 
@@ -23,6 +33,7 @@ void parallel(ThreadPool* pool, int64_t n, F&& f) {
 
 }  // namespace
 
+EDGEPACK_VECTOR_CLONES
 void sigmoid_f32(const float* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] = 1.0f / (1.0f + exp_approx(-x[i]));
 }
@@ -46,10 +57,12 @@ inline float erf_approx(float v) {
 
 }  // namespace
 
+EDGEPACK_VECTOR_CLONES
 void erf_f32(const float* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] = erf_approx(x[i]);
 }
 
+EDGEPACK_VECTOR_CLONES
 void gelu_f32(const float* x, float* y, int64_t n, bool tanh_form) {
   if (tanh_form) {
     // 0.5 x (1 + tanh(u)) = x (1 - 1 / (1 + e^(2u))), u = sqrt(2 / pi) (x + 0.044715 x^3).
@@ -66,6 +79,7 @@ void gelu_f32(const float* x, float* y, int64_t n, bool tanh_form) {
   }
 }
 
+EDGEPACK_VECTOR_CLONES
 void softmax_row_f32(const float* x, float* y, int64_t n) {
   // Max and sum in 8 independent lanes: the loops vectorise without reassociation flags.
   constexpr int kLanes = 8;
@@ -88,6 +102,7 @@ void softmax_row_f32(const float* x, float* y, int64_t n) {
   for (int64_t t = 0; t < n; ++t) y[t] *= inv;
 }
 
+EDGEPACK_VECTOR_CLONES
 void layernorm_row_f32(const float* x, float* y, int64_t n, const float* scale, const float* bias,
                        float eps, float* mean_out, float* inv_out) {
   constexpr int kLanes = 8;
@@ -121,6 +136,7 @@ void layernorm_row_f32(const float* x, float* y, int64_t n, const float* scale, 
 namespace {
 
 // Four dot products with x at once (x is read once per four rows), 8 lanes each.
+EDGEPACK_VECTOR_CLONES
 void dot4(const float* w, int64_t k, const float* x, float alpha, float* y) {
   constexpr int kLanes = 8;
   float a0[kLanes] = {}, a1[kLanes] = {}, a2[kLanes] = {}, a3[kLanes] = {};
@@ -150,6 +166,7 @@ void dot4(const float* w, int64_t k, const float* x, float alpha, float* y) {
   for (int r = 0; r < 4; ++r) y[r] = alpha * s[r];
 }
 
+EDGEPACK_VECTOR_CLONES
 float dot1(const float* w, int64_t k, const float* x) {
   constexpr int kLanes = 8;
   float a[kLanes] = {};
@@ -200,6 +217,7 @@ void loop(const float* a, int64_t sa, const float* b, int64_t sb, float* y, int6
 
 }  // namespace
 
+EDGEPACK_VECTOR_CLONES
 void binary_f32(BinaryOp op, const float* a, int64_t sa, const float* b, int64_t sb, float* y,
                 int64_t n) {
   switch (op) {

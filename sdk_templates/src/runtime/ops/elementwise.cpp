@@ -175,9 +175,10 @@ void binary_prepare(PrepareContext& ctx) {
 }
 
 // Float Add (+ fused Relu)/Sub/Mul/Div through the vectorised kernels, one innermost row at a time
-// (numpy broadcasting gives each operand an inner stride of 0 or 1). False for other ops.
+// (numpy broadcasting gives each operand an inner stride of 0 or 1), rows split across threads
+// when the tensor is large enough to pay. False for other ops.
 bool float_arith(Bin op, bool relu, const Broadcast& bc, const float* pa, const float* pb,
-                 float* out) {
+                 float* out, ThreadPool* pool) {
   kernels::BinaryOp k;
   switch (op) {
     case Bin::kAdd:
@@ -204,18 +205,38 @@ bool float_arith(Bin op, bool relu, const Broadcast& bc, const float* pa, const 
   const int last = bc.rank - 1;
   const int64_t inner = bc.shape[last], sa = bc.strides[0][last], sb = bc.strides[1][last];
   if (total == 0 || inner == 0) return true;
-  int64_t idx[kMaxRank] = {};
-  int64_t off[2] = {0, 0};
-  for (int64_t i = 0; i < total; i += inner) {
-    kernels::binary_f32(k, pa + off[0], sa, pb + off[1], sb, out + i, inner);
-    for (int d = last - 1; d >= 0; --d) {
-      ++idx[d];
-      for (int q = 0; q < 2; ++q) off[q] += bc.strides[q][d];
-      if (idx[d] < bc.shape[d]) break;
-      for (int q = 0; q < 2; ++q) off[q] -= bc.strides[q][d] * bc.shape[d];
-      idx[d] = 0;
-    }
+  const int64_t rows = total / inner;
+  // Large tensors split across threads: by rows, or a single long row by pieces.
+  ThreadPool* p = pool_for(pool, static_cast<double>(total));
+  if (rows == 1) {
+    constexpr int64_t kPiece = 16384;
+    parallel(p, (inner + kPiece - 1) / kPiece, [&](int64_t c0, int64_t c1) {
+      const int64_t b = c0 * kPiece, e = std::min(inner, c1 * kPiece);
+      kernels::binary_f32(k, pa + b * sa, sa, pb + b * sb, sb, out + b, e - b);
+    });
+    return true;
   }
+  parallel(p, rows, [&](int64_t r0, int64_t r1) {
+    // Offsets of row r0 over the outer dimensions, then an odometer.
+    int64_t idx[kMaxRank] = {};
+    int64_t off[2] = {0, 0};
+    int64_t rem = r0;
+    for (int d = last - 1; d >= 0; --d) {
+      idx[d] = rem % bc.shape[d];
+      rem /= bc.shape[d];
+      for (int q = 0; q < 2; ++q) off[q] += idx[d] * bc.strides[q][d];
+    }
+    for (int64_t r = r0; r < r1; ++r) {
+      kernels::binary_f32(k, pa + off[0], sa, pb + off[1], sb, out + r * inner, inner);
+      for (int d = last - 1; d >= 0; --d) {
+        ++idx[d];
+        for (int q = 0; q < 2; ++q) off[q] += bc.strides[q][d];
+        if (idx[d] < bc.shape[d]) break;
+        for (int q = 0; q < 2; ++q) off[q] -= bc.strides[q][d] * bc.shape[d];
+        idx[d] = 0;
+      }
+    }
+  });
   return true;
 }
 
@@ -261,7 +282,7 @@ void binary_run(RunContext& ctx) {
     } else if constexpr (!std::is_same<T, bool>::value) {
       T* out = y->as<T>();
       if constexpr (std::is_same<T, float>::value)
-        if (float_arith(op, st->relu, bc, pa, pb, out)) return;
+        if (float_arith(op, st->relu, bc, pa, pb, out, ctx.pool)) return;
       // Fast path: same shapes.
       if (a->numel() == b->numel() && a->numel() == y->numel() && a->rank == b->rank) {
         bool same = true;
