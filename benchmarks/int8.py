@@ -8,8 +8,9 @@ to device graphs that ``edgepack-graph-run`` runs; onnxruntime runs the ingested
 and the same QDQ graph (all graph optimisations: it fuses QDQ into its int8 kernels), 1 intra-op
 thread. edgepack's int8 outputs are checked against onnxruntime's (cosine) before timing. R
 rounds interleave the four (N runs each) so machine load hits all of them; medians over all
-rounds. Targets from the issue: edgepack int8 >= 1.8x faster than edgepack fp32, and edgepack
-int8 / onnxruntime int8 <= 1.0.
+rounds. A profiled run of each int8 graph (graph-run --profile) adds ms per op type and the
+slowest nodes to the JSON ("int8_profile") and prints the op types. Targets from the issue:
+edgepack int8 >= 1.8x faster than edgepack fp32, and edgepack int8 / onnxruntime int8 <= 1.0.
 
 With --baseline-tool (an edgepack-graph-run built from an earlier commit) that runner also runs
 both graphs in the same rounds: before/after under the same load. The int8 graph is also lowered
@@ -105,6 +106,18 @@ def prepare(name: str, tmp: Path, samples: int) -> tuple[dict[str, np.ndarray], 
             Variant(folder / "int8_notab", q.onnx, feeds, tables=False), info)
 
 
+def profile_summary(profile: dict[str, Any]) -> dict[str, Any]:
+    """graph-run's --profile of the int8 graph: ms per op type and the 5 slowest nodes."""
+    by_op: dict[str, float] = {}
+    for n in profile["nodes"]:
+        by_op[n["op"]] = by_op.get(n["op"], 0.0) + float(n["ms"])
+    slowest = sorted(profile["nodes"], key=lambda n: -float(n["ms"]))[:5]
+    return {"total_ms": float(profile["total_ms"]),
+            "ms_by_op": dict(sorted(by_op.items(), key=lambda kv: -kv[1])),
+            "slowest": [{"name": n["name"], "op": n["op"], "ms": float(n["ms"])}
+                        for n in slowest]}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", nargs="+", default=DEFAULT_MODELS, choices=sorted(BY_NAME))
@@ -148,9 +161,12 @@ def main() -> int:
                                                              for s in data["samples_ms"])
                 for key, sess in (("ort_fp32", ort_fp32), ("ort_int8", ort_int8)):
                     times[key] += rm.time_ort(sess, feeds, args.iterations, args.warmup)[0]
+            prof = rm.run_graph(tool, int8.graph, int8.inputs, 1, args.iterations, args.warmup,
+                                tmp / "profile.json", profile=True)["profile"]
             med = {k: statistics.median(v) for k, v in times.items()}
             rows.append({
                 "model": name, "median_ms": med,
+                "min_ms": {k: min(v) for k, v in times.items()},
                 "ep_int8_speedup_vs_ep_fp32": med["ep_fp32"] / med["ep_int8"],
                 "ep_int8_over_ort_int8": med["ep_int8"] / med["ort_int8"],
                 "ep_int8_no_tables_speedup_vs_ep_fp32": med["ep_fp32"] / med["ep_int8_notab"],
@@ -161,7 +177,8 @@ def main() -> int:
                                                   if "base_int8" in med else None),
                 "baseline_int8_over_ort_int8": (med["base_int8"] / med["ort_int8"]
                                                 if "base_int8" in med else None),
-                "cosine_ep_int8_vs_ort_int8": cos, **info})
+                "cosine_ep_int8_vs_ort_int8": cos, "int8_profile": profile_summary(prof),
+                **info})
 
     head = (f"{'model':<14}{'ep fp32':>9}{'ep int8':>9}{'ep x':>7}{'no tab':>8}{'x':>6}"
             f"{'ort fp32':>10}{'ort int8':>10}{'ort x':>7}{'ep8/ort8':>10}{'cos':>8}")
@@ -173,6 +190,15 @@ def main() -> int:
               f"{r['ep_int8_no_tables_speedup_vs_ep_fp32']:>6.2f}{m['ort_fp32']:>10.2f}"
               f"{m['ort_int8']:>10.2f}{r['ort_int8_speedup_vs_ort_fp32']:>7.2f}"
               f"{r['ep_int8_over_ort_int8']:>10.2f}{r['cosine_ep_int8_vs_ort_int8']:>8.4f}")
+    for r in rows:  # minima: less moved by other processes on a loaded machine than medians
+        m = r["min_ms"]
+        print(f"minimum ms, {r['model']}: ep fp32 {m['ep_fp32']:.2f}, ep int8 {m['ep_int8']:.2f}"
+              f" (x {m['ep_fp32'] / m['ep_int8']:.2f}), ort int8 {m['ort_int8']:.2f} "
+              f"(ep8/ort8 {m['ep_int8'] / m['ort_int8']:.2f})")
+    for r in rows:
+        by_op = list(r["int8_profile"]["ms_by_op"].items())[:5]
+        ops = ", ".join(f"{op} {ms:.2f}" for op, ms in by_op)
+        print(f"int8 profile, {r['model']} (ms per op type): {ops}")
     for r in rows:
         if r["baseline_int8_speedup_vs_fp32"] is not None:
             m = r["median_ms"]
@@ -187,7 +213,7 @@ def main() -> int:
         "benchmark": "int8", "date": datetime.datetime.now(datetime.UTC).isoformat(),
         "cpu": rm.cpu_model(), "threads": 1, "iterations": args.iterations,
         "rounds": args.rounds,
-        "baseline_tool": str(args.baseline_tool) if args.baseline_tool else None,
+        "baseline_tool": args.baseline_tool.name if args.baseline_tool else None,
         "load_before": load_before, "load_after": os.getloadavg(),
         "rows": rows}, indent=2) + "\n")
     print(f"wrote {args.json}")
