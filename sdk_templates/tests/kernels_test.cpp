@@ -287,7 +287,7 @@ void test_conv_case(const k::Conv2dParams& p, int act, bool with_bias, ThreadPoo
 void test_conv(ThreadPool* pools[4]) {
   std::uniform_int_distribution<int> r(0, 1 << 20);
   auto any = [&](int lo, int hi) { return lo + r(g_rng) % (hi - lo + 1); };
-  int paths[4] = {0, 0, 0, 0};
+  int paths[5] = {0, 0, 0, 0, 0};
   for (int iter = 0; iter < 300; ++iter) {
     k::Conv2dParams p;
     const int kind = iter % 4;  // 0: general, 1: depthwise 3x3, 2: pointwise, 3: grouped
@@ -410,6 +410,57 @@ void test_conv(ThreadPool* pools[4]) {
     ++g_failures;
     std::printf("FAIL conv sweep did not reach every path: %d %d %d\n", paths[0], paths[1],
                 paths[2]);
+  }
+}
+
+// 3x3 stride-1 convolutions on the Winograd path: both tile sizes (F(4x4, 3x3) on larger planes,
+// F(2x2, 3x3) on small ones), planes that are not multiples of the tile, asymmetric pads (0..2),
+// tile counts below, at and above a panel, every activation, batch 2, 1..4 threads.
+void test_winograd(ThreadPool* pools[4]) {
+  std::uniform_int_distribution<int> r(0, 1 << 20);
+  auto any = [&](int lo, int hi) { return lo + r(g_rng) % (hi - lo + 1); };
+  int reached[2] = {0, 0};
+  for (int iter = 0; iter < 60; ++iter) {
+    k::Conv2dParams p;
+    p.batch = iter % 7 == 0 ? 2 : 1;
+    p.in_channels = any(8, 40);
+    p.out_channels = any(8, 50);
+    p.in_h = any(2, 30);
+    p.in_w = any(2, 45);
+    p.kernel_h = p.kernel_w = 3;
+    p.pad_top = any(0, 2);
+    p.pad_left = any(0, 2);
+    p.pad_bottom = any(0, 2);
+    p.pad_right = any(0, 2);
+    if (p.out_h() < 1 || p.out_w() < 1) continue;
+    k::Conv2d probe;
+    probe.prepare(p, random_vec(static_cast<size_t>(p.out_channels * p.in_channels * 9)).data(),
+                  nullptr, k::Epilogue{});
+    if (probe.path() == k::Conv2d::Path::kWinograd) reached[p.out_h() * p.out_w() >= 300]++;
+    test_conv_case(p, iter % kActivations, iter % 4 != 0,
+                   iter % 5 == 0 ? nullptr : pools[iter % 4]);
+  }
+  ++g_checks;
+  if (reached[0] < 5 || reached[1] < 5) {
+    ++g_failures;
+    std::printf("FAIL winograd sweep reached the path %d (small) / %d (large) times\n", reached[0],
+                reached[1]);
+  }
+  // Network-sized layers: ResNet-18's stages (56x56 x 64, 28x28 x 128, 14x14 x 256, 7x7 x 512)
+  // and a YOLO bottleneck (16 channels, 80x80), with ReLU / SiLU.
+  struct Layer {
+    int64_t c, hw;
+  };
+  int layer = 0;
+  for (const Layer& l :
+       {Layer{64, 56}, Layer{128, 28}, Layer{256, 14}, Layer{512, 7}, Layer{16, 80}}) {
+    k::Conv2dParams p;
+    p.in_channels = p.out_channels = l.c;
+    p.in_h = p.in_w = l.hw;
+    p.kernel_h = p.kernel_w = 3;
+    p.pad_top = p.pad_left = p.pad_bottom = p.pad_right = 1;
+    const int t = layer++ % 2 == 0 ? 0 : 3;  // 1 and 4 threads, in turn
+    test_conv_case(p, t == 0 ? 1 : 5, true, pools[t]);
   }
 }
 
@@ -653,6 +704,7 @@ int main() {
   test_gemm(pools);
   test_conv(pools);
   test_depthwise(pools);
+  test_winograd(pools);
   test_conv_transpose(pools);
   test_vector_math();
   measure_pool_cost(pools);

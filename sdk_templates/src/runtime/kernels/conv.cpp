@@ -36,6 +36,7 @@ inline int64_t first_at_least(int64_t start, int64_t step, int64_t limit) {
 
 constexpr int64_t kMaxTaps = 16;    // kernel sizes up to this take im2col_panel_runs()
 constexpr int64_t kMaxDwTaps = 64;  // depthwise kernels with up to this many taps: kDepthwise
+constexpr int64_t kWinogradMinChannels = 8;
 
 // The depthwise paths' activation: ReLU / Clip become the row pass's [lo, hi] clamp; the other
 // activations stay in `rest` (bias removed: the row pass adds it), for a second pass.
@@ -206,6 +207,55 @@ RowSplit split_rows(int64_t m, int64_t blocks, int64_t slots) {
   return RowSplit{ceil_div(m, rows), rows};
 }
 
+// The zero-padded plane, phase-split by column: padded (i, j) at buf[i * sw * wq + (j % sw) * wq +
+// j / sw] (i < hp rows, wq columns per phase), so every tap of a strided output row reads a
+// contiguous run.
+void phase_split(const Conv2dParams& p, const float* plane, int64_t hp, int64_t wq, float* buf) {
+  const int64_t H = p.in_h, W = p.in_w, sw = p.stride_w, row_pitch = sw * wq;
+  for (int64_t i = 0; i < hp; ++i) {
+    float* dst = buf + i * row_pitch;
+    const int64_t ih = i - p.pad_top;
+    if (ih < 0 || ih >= H) {
+      std::fill(dst, dst + row_pitch, 0.0f);
+      continue;
+    }
+    const float* src = plane + ih * W;
+    if (sw == 1) {
+      std::fill(dst, dst + p.pad_left, 0.0f);
+      std::copy(src, src + W, dst + p.pad_left);
+      std::fill(dst + p.pad_left + W, dst + row_pitch, 0.0f);
+      continue;
+    }
+    for (int64_t ph = 0; ph < sw; ++ph) {
+      // Column q of phase ph is input column q * sw + ph - pad_left: zero before q_lo and
+      // from q_hi on.
+      float* d = dst + ph * wq;
+      const int64_t q_lo = std::min(wq, first_at_least(ph - p.pad_left, sw, 0));
+      const int64_t q_hi = std::max(q_lo, std::min(wq, first_at_least(ph - p.pad_left, sw, W)));
+      std::fill(d, d + q_lo, 0.0f);
+      const float* s0 = src + (q_lo * sw + ph - p.pad_left);
+      for (int64_t q = q_lo; q < q_hi; ++q) d[q] = s0[(q - q_lo) * sw];
+      std::fill(d + q_hi, d + wq, 0.0f);
+    }
+  }
+}
+
+// The Winograd tile for a layer, 0 for none: 3x3, stride 1, no dilation or groups, and enough
+// channels that the transforms (per input and output channel) are small against the GEMMs (per
+// pair of channels). F(4x4, 3x3) needs planes of a few tiles per panel; smaller planes take
+// F(2x2, 3x3), whose 4x4 tiles waste less on padding.
+int winograd_tile(const Conv2dParams& p) {
+  if (!p.allow_winograd || p.kernel_h != 3 || p.kernel_w != 3 || p.stride_h != 1 ||
+      p.stride_w != 1 || p.dilation_h != 1 || p.dilation_w != 1 || p.groups != 1)
+    return 0;
+  if (p.in_channels < kWinogradMinChannels || p.out_channels < kWinogradMinChannels) return 0;
+  const int64_t nr = gemm_shape().nr;
+  const int64_t tiles4 = ceil_div(p.out_h(), 4) * ceil_div(p.out_w(), 4);
+  if (tiles4 >= nr) return 4;
+  const int64_t tiles2 = ceil_div(p.out_h(), 2) * ceil_div(p.out_w(), 2);
+  return tiles2 >= nr ? 2 : 0;
+}
+
 const MicroKernel& selected_microkernel() {
   // gemm_shape() already ran the CPU check; find the matching kernel by ISA name.
   const char* isa = gemm_shape().isa;
@@ -270,6 +320,22 @@ void Conv2d::prepare(const Conv2dParams& params, const float* weights, const flo
     scratch_bytes_ = static_cast<size_t>(slots_ * dw_plane_floats_) * sizeof(float) + 64;
     return;
   }
+  const int wino_tile = winograd_tile(p);
+  if (wino_tile != 0) {
+    path_ = Path::kWinograd;
+    Winograd3x3::Shape ws;
+    ws.in_channels = p.in_channels;
+    ws.out_channels = p.out_channels;
+    ws.in_h = p.in_h;
+    ws.in_w = p.in_w;
+    ws.out_h = p.out_h();
+    ws.out_w = p.out_w();
+    ws.pad_top = p.pad_top;
+    ws.pad_left = p.pad_left;
+    winograd_.prepare(ws, weights, wino_tile, threads);
+    scratch_bytes_ = winograd_.scratch_floats() * sizeof(float) + 64;
+    return;
+  }
   path_ = (p.kernel_h == 1 && p.kernel_w == 1 && p.stride_h == 1 && p.stride_w == 1 &&
            p.pad_top == 0 && p.pad_left == 0 && p.pad_bottom == 0 && p.pad_right == 0)
               ? Path::kPointwise
@@ -304,6 +370,12 @@ void Conv2d::run(const float* input, float* output, void* scratch, ThreadPool* p
   }
   if (path_ == Path::kDepthwise) {
     run_depthwise_taps(input, output, packed_b, pool);
+    return;
+  }
+  if (path_ == Path::kWinograd) {
+    const int64_t in_image = p.in_channels * p.in_h * p.in_w, out_image = p.out_channels * n;
+    for (int64_t b = 0; b < p.batch; ++b)
+      winograd_.run(input + b * in_image, output + b * out_image, ep_, packed_b, pool);
     return;
   }
   const int64_t in_plane = p.in_h * p.in_w;
@@ -496,35 +568,7 @@ void Conv2d::run_depthwise_taps(const float* input, float* output, float* scratc
         const int64_t c = bc % p.out_channels;
         const float* plane = input + bc * H * W;
         float* out_plane = output + bc * oh_n * ow_n;
-        // The zero-padded plane, phase-split: padded (i, j) at i * row_pitch + (j % sw) * wq +
-        // j / sw.
-        for (int64_t i = 0; i < hp; ++i) {
-          float* dst = buf + i * row_pitch;
-          const int64_t ih = i - p.pad_top;
-          if (ih < 0 || ih >= H) {
-            std::fill(dst, dst + row_pitch, 0.0f);
-            continue;
-          }
-          const float* src = plane + ih * W;
-          if (sw == 1) {
-            std::fill(dst, dst + p.pad_left, 0.0f);
-            std::copy(src, src + W, dst + p.pad_left);
-            std::fill(dst + p.pad_left + W, dst + row_pitch, 0.0f);
-            continue;
-          }
-          for (int64_t ph = 0; ph < sw; ++ph) {
-            // Column q of phase ph is input column q * sw + ph - pad_left: zero before q_lo and
-            // from q_hi on.
-            float* d = dst + ph * wq;
-            const int64_t q_lo = std::min(wq, first_at_least(ph - p.pad_left, sw, 0));
-            const int64_t q_hi =
-                std::max(q_lo, std::min(wq, first_at_least(ph - p.pad_left, sw, W)));
-            std::fill(d, d + q_lo, 0.0f);
-            const float* s0 = src + (q_lo * sw + ph - p.pad_left);
-            for (int64_t q = q_lo; q < q_hi; ++q) d[q] = s0[(q - q_lo) * sw];
-            std::fill(d + q_hi, d + wq, 0.0f);
-          }
-        }
+        phase_split(p, plane, hp, wq, buf);
         const float* w = weights_.data() + c * ntaps;
         const float bias = bias_[static_cast<size_t>(c)];
         if (flat) {

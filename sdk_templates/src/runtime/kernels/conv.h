@@ -9,6 +9,8 @@
 //     j % stride_w), so every tap of an output row is a contiguous run; one vectorised pass per
 //     output row over all taps (accumulators in registers), bias + clamp in the same pass;
 //   1x1, stride 1, no pads: GEMM straight on the input (no im2col);
+//   3x3, stride 1, no dilation or groups, enough channels: Winograd F(4x4, 3x3), or F(2x2, 3x3)
+//     on small planes (winograd.h), filters transformed at prepare;
 //   everything else (any kernel, strides, dilations, asymmetric pads, groups): im2col written
 //     directly in the packed-B panel layout one column block at a time, each block multiplied
 //     by the weights (packed at prepare) while it is still in cache.
@@ -24,6 +26,7 @@
 
 #include "activation.h"
 #include "threadpool.h"
+#include "winograd.h"
 
 namespace edgepack {
 namespace kernels {
@@ -36,6 +39,9 @@ struct Conv2dParams {
   int64_t dilation_h = 1, dilation_w = 1;
   int64_t pad_top = 0, pad_left = 0, pad_bottom = 0, pad_right = 0;
   int64_t groups = 1;
+  // Whether prepare() may choose the Winograd path (tests and benchmarks turn it off to compare
+  // it with im2col + GEMM on the same layer).
+  bool allow_winograd = true;
 
   int64_t out_h() const {
     return (in_h + pad_top + pad_bottom - dilation_h * (kernel_h - 1) - 1) / stride_h + 1;
@@ -47,7 +53,7 @@ struct Conv2dParams {
 
 class Conv2d {
  public:
-  enum class Path { kDepthwise3x3, kPointwise, kIm2col, kDepthwise };
+  enum class Path { kDepthwise3x3, kPointwise, kIm2col, kDepthwise, kWinograd };
 
   // Validates params (throws edgepack::Error kInvalidArgument), copies and packs the weights
   // (OIHW: out x in/groups x kh x kw) and bias (out, may be nullptr). Nothing is retained from
@@ -83,6 +89,7 @@ class Conv2d {
   int64_t dw_padded_h_ = 0;      // kDepthwise: rows of the padded plane
   int64_t dw_phase_cols_ = 0;    // kDepthwise: columns per phase, ceil(padded width / stride_w)
   int64_t dw_plane_floats_ = 0;  // kDepthwise: floats of one slot's padded plane (64-byte multiple)
+  Winograd3x3 winograd_;         // kWinograd
 };
 
 }  // namespace kernels

@@ -123,10 +123,6 @@ size_t gemm_scratch_floats(int64_t m, int64_t n, int64_t k, bool a_packed, bool 
   return total;
 }
 
-namespace {
-
-// The epilogue as the micro-kernel applies it on the last K block: bias, clamp, then HardSwish /
-// HardSigmoid / SiLU on the tile in registers. Partial edge tiles use apply_epilogue().
 TileEpilogue tile_epilogue(const Epilogue& ep, int64_t row0, int64_t col0) {
   TileEpilogue t;
   if (ep.bias != nullptr)
@@ -150,8 +146,6 @@ TileEpilogue tile_epilogue(const Epilogue& ep, int64_t row0, int64_t col0) {
   }
   return t;
 }
-
-}  // namespace
 
 void apply_epilogue(const Epilogue& ep, float* c, int64_t ldc, int64_t rows, int64_t cols,
                     int64_t row0, int64_t col0) {

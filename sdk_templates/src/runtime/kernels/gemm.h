@@ -37,6 +37,11 @@ void pack_a(const float* a, int64_t lda, bool trans, int64_t m, int64_t k, float
 void pack_b(const float* b, int64_t ldb, bool trans, int64_t k, int64_t n, float* dst,
             ThreadPool* pool = nullptr);
 
+// The epilogue as the micro-kernel applies it to a finished tile (microkernel.h): bias (rows from
+// row0 or columns from col0), the ReLU / Clip clamp, then HardSwish / HardSigmoid / SiLU.
+struct TileEpilogue;
+TileEpilogue tile_epilogue(const Epilogue& ep, int64_t row0, int64_t col0);
+
 // One operand: either raw (data, ld, trans) or already packed (packed != nullptr, data ignored).
 struct GemmOperand {
   const float* data = nullptr;

@@ -1,0 +1,384 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "winograd.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+
+#include "gemm.h"
+#include "microkernel.h"
+
+namespace edgepack {
+namespace kernels {
+
+namespace {
+
+// The input, zero-padded so that every tile is whole: row i, column j of channel c at
+// data[c * plane + i * wp + j] is input (i - pad_top, j - pad_left).
+struct PaddedImage {
+  const float* data;
+  int64_t wp, plane, tiles_w;
+};
+
+// Four lanes: SSE on x86 hosts (baseline), NEON on aarch64 and armv7 (explicit vector types, so
+// armv7 gets NEON too: GCC does not auto-vectorise float there without -ffast-math). Lanes are
+// four output tiles side by side.
+typedef float V4 __attribute__((vector_size(16), aligned(4), may_alias));
+
+typedef int32_t VI4 __attribute__((vector_size(16)));
+
+inline int64_t ceil_div(int64_t a, int64_t b) {
+  return (a + b - 1) / b;
+}
+
+// Floats from one xi's matrix (rows x block) to the next: 64 bytes more than the matrix, so the
+// 16 or 36 matrices that the transforms read or write side by side do not all fall into the
+// same L1 cache sets (a multiple of 4 KiB apart, they did: 30% slower on 64 channels).
+inline int64_t xi_floats(int64_t rows, int64_t block) {
+  return rows * block + 16;
+}
+
+inline V4 load4(const float* p) {
+  V4 v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
+// Lanes I0..I3 of the eight lanes of (a, b).
+template <int I0, int I1, int I2, int I3>
+inline V4 shuffle(V4 a, V4 b) {
+#if defined(__clang__)
+  return __builtin_shufflevector(a, b, I0, I1, I2, I3);
+#else
+  return __builtin_shuffle(a, b, VI4{I0, I1, I2, I3});
+#endif
+}
+
+// r[0..4) as rows of a 4x4 matrix -> its columns.
+inline void transpose4(V4* r) {
+  const V4 t0 = shuffle<0, 4, 1, 5>(r[0], r[1]), t1 = shuffle<2, 6, 3, 7>(r[0], r[1]);
+  const V4 t2 = shuffle<0, 4, 1, 5>(r[2], r[3]), t3 = shuffle<2, 6, 3, 7>(r[2], r[3]);
+  r[0] = shuffle<0, 1, 4, 5>(t0, t2);
+  r[1] = shuffle<2, 3, 6, 7>(t0, t2);
+  r[2] = shuffle<0, 1, 4, 5>(t1, t3);
+  r[3] = shuffle<2, 3, 6, 7>(t1, t3);
+}
+
+// F(4, 3) on points 0, +-1, +-2 (the transform of Lavin & Gray, as in ncnn): B^T, G, A^T.
+struct F4 {
+  static constexpr int m = 4, a = 6;
+  static void in(const V4* d, V4* o) {  // o = B^T d
+    o[0] = 4.0f * d[0] - 5.0f * d[2] + d[4];
+    o[1] = -4.0f * (d[1] + d[2]) + d[3] + d[4];
+    o[2] = 4.0f * (d[1] - d[2]) - d[3] + d[4];
+    o[3] = -2.0f * (d[1] - d[3]) - d[2] + d[4];
+    o[4] = 2.0f * (d[1] - d[3]) - d[2] + d[4];
+    o[5] = 4.0f * d[1] - 5.0f * d[3] + d[5];
+  }
+  static void out(const V4* s, V4* o) {  // o = A^T s
+    const V4 p = s[1] + s[2], q = s[1] - s[2], r = s[3] + s[4], t = s[3] - s[4];
+    o[0] = s[0] + p + r;
+    o[1] = q + 2.0f * t;
+    o[2] = p + 4.0f * r;
+    o[3] = q + 8.0f * t + s[5];
+  }
+  static constexpr double G[a][3] = {{1.0 / 4, 0, 0},
+                                     {-1.0 / 6, -1.0 / 6, -1.0 / 6},
+                                     {-1.0 / 6, 1.0 / 6, -1.0 / 6},
+                                     {1.0 / 24, 1.0 / 12, 1.0 / 6},
+                                     {1.0 / 24, -1.0 / 12, 1.0 / 6},
+                                     {0, 0, 1}};
+};
+
+// F(2, 3): additions only in the data transforms.
+struct F2 {
+  static constexpr int m = 2, a = 4;
+  static void in(const V4* d, V4* o) {
+    o[0] = d[0] - d[2];
+    o[1] = d[1] + d[2];
+    o[2] = d[2] - d[1];
+    o[3] = d[1] - d[3];
+  }
+  static void out(const V4* s, V4* o) {
+    o[0] = s[0] + s[1] + s[2];
+    o[1] = s[1] - s[2] - s[3];
+  }
+  static constexpr double G[a][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
+};
+
+// U = G g G^T for one 3x3 filter, in double.
+template <class F>
+void transform_filter(const float* g, double* u) {
+  constexpr int a = F::a;
+  double gg[a][3];
+  for (int i = 0; i < a; ++i)
+    for (int c = 0; c < 3; ++c) {
+      double acc = 0.0;
+      for (int r = 0; r < 3; ++r) acc += F::G[i][r] * static_cast<double>(g[r * 3 + c]);
+      gg[i][c] = acc;
+    }
+  for (int i = 0; i < a; ++i)
+    for (int j = 0; j < a; ++j) {
+      double acc = 0.0;
+      for (int c = 0; c < 3; ++c) acc += gg[i][c] * F::G[j][c];
+      u[i * a + j] = acc;
+    }
+}
+
+// V_xi for tiles [t0, t0 + nt) of the image, all input channels, in the packed-B layout of gemm.h:
+// xi's matrix (in x block) at v + xi * in * block, tile t (block-local) in panel t / nr, column
+// t % nr. Reads the zero-padded image (pad_image()), where every tile is whole and each tile row
+// has 8 readable floats, so a lane's row of a tile is two vector loads and four lanes become the
+// columns of the tile by 4x4 transposes. Lanes past nt repeat the last tile (columns dropped).
+template <class F>
+void input_transform(const Winograd3x3::Shape& s, const PaddedImage& img, int64_t t0, int64_t nt,
+                     int64_t block, int nr, float* v) {
+  constexpr int a = F::a, m = F::m;
+  const int64_t cin = s.in_channels, xi_stride = xi_floats(cin, block);
+  for (int64_t g = 0; g < nt; g += 4) {
+    const float* base[4];
+    for (int l = 0; l < 4; ++l) {
+      const int64_t t = t0 + std::min<int64_t>(g + l, nt - 1);
+      base[l] = img.data + (t / img.tiles_w) * m * img.wp + (t % img.tiles_w) * m;
+    }
+    float* dst = v + (g / nr) * cin * nr + g % nr;
+    for (int64_t ic = 0; ic < cin; ++ic, dst += nr) {
+      const int64_t at = ic * img.plane;
+      // d[r][c]: row r, column c of the four tiles (lanes).
+      V4 d[a][8];
+      for (int r = 0; r < a; ++r) {
+        V4 lo[4], hi[4];
+        for (int l = 0; l < 4; ++l) {
+          const float* row = base[l] + at + r * img.wp;
+          lo[l] = load4(row);
+          if (a > 4) hi[l] = load4(row + 4);
+        }
+        transpose4(lo);
+        for (int c = 0; c < 4; ++c) d[r][c] = lo[c];
+        if (a > 4) {
+          transpose4(hi);
+          for (int c = 4; c < a; ++c) d[r][c] = hi[c - 4];
+        }
+      }
+      // Columns first: tmp[i][c] = (B^T d)[i][c]; then rows: V[i][j] = (tmp B)[i][j].
+      V4 tmp[a][a];
+      for (int c = 0; c < a; ++c) {
+        V4 col[a], o[a];
+        for (int r = 0; r < a; ++r) col[r] = d[r][c];
+        F::in(col, o);
+        for (int i = 0; i < a; ++i) tmp[i][c] = o[i];
+      }
+      for (int i = 0; i < a; ++i) {
+        V4 o[a];
+        F::in(tmp[i], o);
+        for (int j = 0; j < a; ++j) std::memcpy(dst + (i * a + j) * xi_stride, &o[j], sizeof(V4));
+      }
+    }
+  }
+}
+
+// Y = A^T M A for output channels [m0, m0 + rows) and tiles [t0, t0 + nt): M_xi of channel oc
+// (block-local row oc - m0) at mbuf + xi * mstride + (oc - m0) * block. Adds the bias, applies the
+// activation and writes the tiles' valid outputs.
+template <class F>
+void output_transform(const Winograd3x3::Shape& s, int64_t tiles_w, const float* mbuf,
+                      int64_t mstride, int64_t block, int64_t t0, int64_t nt, int64_t m0,
+                      int64_t rows, const Epilogue& ep, const TileEpilogue& te, float* out) {
+  constexpr int a = F::a, m = F::m;
+  const int64_t OH = s.out_h, OW = s.out_w;
+  const V4 lo = V4{} + te.lo, hi = V4{} + te.hi;
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t oc = m0 + r;
+    const V4 bias = V4{} + (ep.bias != nullptr ? ep.bias[oc] : 0.0f);
+    const float* src = mbuf + r * block;
+    float* plane = out + oc * OH * OW;
+    for (int64_t g = 0; g < nt; g += 4) {
+      V4 tmp[m][a];
+      for (int c = 0; c < a; ++c) {
+        V4 col[a], o[m];
+        for (int i = 0; i < a; ++i)
+          col[i] = *reinterpret_cast<const V4*>(src + (i * a + c) * mstride + g);
+        F::out(col, o);
+        for (int i = 0; i < m; ++i) tmp[i][c] = o[i];
+      }
+      V4 y[m][m];  // y[i][j]: output row i, column j of the four tiles (lanes)
+      for (int i = 0; i < m; ++i) {
+        F::out(tmp[i], y[i]);
+        for (int j = 0; j < m; ++j) {
+          V4 val = y[i][j] + bias;
+          if (te.clamp) {
+            val = val < lo ? lo : val;
+            val = val > hi ? hi : val;
+          }
+          if (te.act != TileEpilogue::kNone) val = VecAct<16>::act(te, val);
+          y[i][j] = val;
+        }
+      }
+      // Four whole 4x4 tiles: transposed back, each output row of a tile is one vector store.
+      bool whole = m == 4 && g + 4 <= nt;
+      int64_t at[4];
+      for (int l = 0; l < 4 && whole; ++l) {
+        const int64_t t = t0 + g + l;
+        const int64_t oh0 = (t / tiles_w) * m, ow0 = (t % tiles_w) * m;
+        whole = oh0 + m <= OH && ow0 + m <= OW;
+        at[l] = oh0 * OW + ow0;
+      }
+      if (whole) {
+        for (int i = 0; i < m; ++i) {
+          transpose4(y[i]);
+          for (int l = 0; l < 4; ++l) std::memcpy(plane + at[l] + i * OW, &y[i][l], sizeof(V4));
+        }
+        continue;
+      }
+      for (int l = 0; l < 4 && g + l < nt; ++l) {
+        const int64_t t = t0 + g + l;
+        const int64_t oh0 = (t / tiles_w) * m, ow0 = (t % tiles_w) * m;
+        const int64_t hn = std::min<int64_t>(m, OH - oh0), wn = std::min<int64_t>(m, OW - ow0);
+        for (int64_t i = 0; i < hn; ++i) {
+          float* row = plane + (oh0 + i) * OW + ow0;
+          for (int64_t j = 0; j < wn; ++j) row[j] = y[i][j][l];
+        }
+      }
+    }
+  }
+}
+
+template <class F>
+void run_tiles(const Winograd3x3::Shape& s, const PaddedImage& img, float* output,
+               const Epilogue& ep, const float* u, size_t a_floats, int64_t t0, int64_t nt,
+               int64_t block, int64_t m0, int64_t rows, float* v, float* mbuf) {
+  constexpr int a = F::a;
+  const int nr = gemm_shape().nr;
+  const int64_t cin = s.in_channels;
+  input_transform<F>(s, img, t0, nt, block, nr, v);
+  const int64_t mstride = xi_floats(rows, block);
+  const Epilogue none;
+  for (int xi = 0; xi < a * a; ++xi)
+    gemm_packed_block(rows, nt, cin, u + xi * a_floats + packed_a_floats(m0, cin),
+                      v + xi * xi_floats(cin, block), 0, nt, mbuf + xi * mstride, block, none);
+  output_transform<F>(s, img.tiles_w, mbuf, mstride, block, t0, nt, m0, rows, ep,
+                      tile_epilogue(ep, 0, 0), output);
+}
+
+}  // namespace
+
+void Winograd3x3::prepare(const Shape& shape, const float* weights, int tile, int threads) {
+  s_ = shape;
+  m_ = tile == 2 ? 2 : 4;
+  a_ = m_ + 2;
+  tiles_h_ = ceil_div(s_.out_h, m_);
+  tiles_w_ = ceil_div(s_.out_w, m_);
+  const int64_t cin = s_.in_channels, cout = s_.out_channels, xis = a_ * a_;
+  std::vector<double> u(static_cast<size_t>(xis));
+  std::vector<float> t(static_cast<size_t>(xis * cout * cin));  // [xi][oc][ic]
+  for (int64_t oc = 0; oc < cout; ++oc)
+    for (int64_t ic = 0; ic < cin; ++ic) {
+      const float* g = weights + (oc * cin + ic) * 9;
+      if (m_ == 4)
+        transform_filter<F4>(g, u.data());
+      else
+        transform_filter<F2>(g, u.data());
+      for (int64_t xi = 0; xi < xis; ++xi)
+        t[static_cast<size_t>((xi * cout + oc) * cin + ic)] =
+            static_cast<float>(u[static_cast<size_t>(xi)]);
+    }
+  a_floats_ = packed_a_floats(cout, cin);
+  u_.assign(a_floats_ * static_cast<size_t>(xis), 0.0f);
+  for (int64_t xi = 0; xi < xis; ++xi)
+    pack_a(t.data() + xi * cout * cin, cin, false, cout, cin, u_.data() + xi * a_floats_);
+  // Blocks of tiles whose transformed input (a^2 x in x block floats) is at most ~512 KiB, so it
+  // is still in L2 when the GEMMs read it; at least one panel.
+  const int64_t nr = gemm_shape().nr, tiles = tiles_h_ * tiles_w_;
+  block_ =
+      nr * std::max<int64_t>(1, std::min(ceil_div(tiles, nr), (512 * 1024 / 4) / (xis * cin * nr)));
+  slots_ = std::max(1, threads);
+  slot_floats_ = static_cast<size_t>(xis * (xi_floats(cin, block_) + xi_floats(cout, block_)));
+  // The padded image covers every tile's a x a window, and 8 floats from each tile's first column
+  // (the input transform's two vector loads).
+  padded_h_ = tiles_h_ * m_ + 2;
+  padded_w_ = tiles_w_ * m_ + 4;
+  scratch_floats_ = slot_floats_ * static_cast<size_t>(slots_) +
+                    static_cast<size_t>(cin * padded_h_ * padded_w_) + 16;
+}
+
+void Winograd3x3::run(const float* input, float* output, const Epilogue& ep, float* scratch,
+                      ThreadPool* pool) const {
+  const int64_t nr = gemm_shape().nr, mr = gemm_shape().mr;
+  const int64_t tiles = tiles_h_ * tiles_w_, cout = s_.out_channels, cin = s_.in_channels;
+  const int64_t xis = a_ * a_;
+  const int64_t slots = pool != nullptr ? std::min<int64_t>(slots_, pool->threads()) : 1;
+  // Blocks of equal width, as many as a multiple of the threads (see Conv2d's im2col path).
+  const int64_t panels = ceil_div(tiles, nr);
+  const int64_t blocks_min = ceil_div(panels, block_ / nr);
+  const int64_t target =
+      blocks_min >= slots ? std::min(panels, ceil_div(blocks_min, slots) * slots) : blocks_min;
+  const int64_t bt = ceil_div(panels, target) * nr;
+  const int64_t blocks = ceil_div(tiles, bt);
+  // Few blocks, or blocks that do not deal out evenly: split them over output channels.
+  int64_t parts = 1;
+  if (slots > 1 && blocks < 4 * slots) {
+    int64_t x = blocks, y = slots;
+    while (y != 0) {
+      const int64_t r = x % y;
+      x = y;
+      y = r;
+    }
+    parts = slots / x;
+  }
+  const int64_t mpanels = ceil_div(cout, mr);
+  parts = std::max<int64_t>(1, std::min(parts, mpanels));
+  const int64_t rows = ceil_div(mpanels, parts) * mr;
+  parts = ceil_div(cout, rows);
+  const int64_t tasks = blocks * parts;
+
+  // The zero-padded input, after the slots.
+  float* padded = scratch + static_cast<size_t>(slots_) * slot_floats_;
+  const int64_t hp = padded_h_, wp = padded_w_, H = s_.in_h, W = s_.in_w;
+  auto pad = [&](int64_t c0, int64_t c1) {
+    for (int64_t c = c0; c < c1; ++c) {
+      float* dst = padded + c * hp * wp;
+      const float* src = input + c * H * W;
+      for (int64_t i = 0; i < hp; ++i, dst += wp) {
+        const int64_t ih = i - s_.pad_top;
+        if (ih < 0 || ih >= H) {
+          std::fill(dst, dst + wp, 0.0f);
+          continue;
+        }
+        // Columns [pad_left, pad_left + W) hold the row; pad_left + W may pass wp (the right
+        // columns no tile reads are dropped).
+        const int64_t w = std::min(W, wp - s_.pad_left);
+        std::fill(dst, dst + std::min(wp, s_.pad_left), 0.0f);
+        if (w > 0) std::copy(src + ih * W, src + ih * W + w, dst + s_.pad_left);
+        std::fill(dst + std::min(wp, s_.pad_left + std::max<int64_t>(w, 0)), dst + wp, 0.0f);
+      }
+    }
+  };
+  if (slots > 1)
+    pool->parallel_for(cin, pad);
+  else
+    pad(0, cin);
+  const PaddedImage img{padded, wp, hp * wp, tiles_w_};
+  std::atomic<int64_t> next{0};
+  auto work = [&](int64_t s0, int64_t s1) {
+    for (int64_t slot = s0; slot < s1; ++slot) {
+      float* v = scratch + static_cast<size_t>(slot) * slot_floats_;
+      float* mbuf = v + xis * xi_floats(cin, block_);
+      for (int64_t t = next++; t < tasks; t = next++) {
+        const int64_t blk = t / parts, m0 = (t % parts) * rows;
+        const int64_t t0 = blk * bt, nt = std::min(bt, tiles - t0);
+        const int64_t mrows = std::min(rows, cout - m0);
+        if (m_ == 4)
+          run_tiles<F4>(s_, img, output, ep, u_.data(), a_floats_, t0, nt, bt, m0, mrows, v, mbuf);
+        else
+          run_tiles<F2>(s_, img, output, ep, u_.data(), a_floats_, t0, nt, bt, m0, mrows, v, mbuf);
+      }
+    }
+  };
+  if (slots > 1)
+    pool->parallel_for(slots, work);
+  else
+    work(0, 1);
+}
+
+}  // namespace kernels
+}  // namespace edgepack
