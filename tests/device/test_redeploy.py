@@ -30,7 +30,7 @@ from edgepack.device.serial_virtual import (
     stop_serial_console,
 )
 from edgepack.device.targets import parse_target
-from edgepack.device.transport import TransportOptions, connect, start_agent
+from edgepack.device.transport import TransportOptions, agent_path, connect, start_agent
 from edgepack.model import zoo
 from epk_synth import artifact, ciphertext
 
@@ -243,10 +243,16 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SerialConsole]
 
 
 def test_redeploy_over_a_serial_console(console: SerialConsole, aarch64_agent: Path) -> None:
+    # The agent is put in place beside the test (the console bootstrap has tests of its own):
+    # what crosses the console here are the frames.
+    placed = Path(agent_path(console.device_root))
+    placed.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(aarch64_agent, placed)
     t = connect(parse_target(f"serial://{console.tty}?baud=115200"), TransportOptions())
     assert isinstance(t, SerialTransport)
     try:
-        client, _ = start_agent(t, console.device_root, aarch64_agent, retransmit=True)
+        client, uploaded = start_agent(t, console.device_root, aarch64_agent, retransmit=True)
+        assert not uploaded
         client.compress = True
         old, new = release(None, 1), release("graph/c", 2)
         client.install(client.put_bytes(old).sha256, OLD_PATH)
