@@ -135,37 +135,6 @@ void layernorm_row_f32(const float* x, float* y, int64_t n, const float* scale, 
 
 namespace {
 
-// Four dot products with x at once (x is read once per four rows), 8 lanes each.
-EDGEPACK_VECTOR_CLONES
-void dot4(const float* w, int64_t k, const float* x, float alpha, float* y) {
-  constexpr int kLanes = 8;
-  float a0[kLanes] = {}, a1[kLanes] = {}, a2[kLanes] = {}, a3[kLanes] = {};
-  const float *w0 = w, *w1 = w + k, *w2 = w + 2 * k, *w3 = w + 3 * k;
-  int64_t i = 0;
-  for (; i + kLanes <= k; i += kLanes)
-    for (int j = 0; j < kLanes; ++j) {
-      const float v = x[i + j];
-      a0[j] += w0[i + j] * v;
-      a1[j] += w1[i + j] * v;
-      a2[j] += w2[i + j] * v;
-      a3[j] += w3[i + j] * v;
-    }
-  float s[4] = {};
-  for (int j = 0; j < kLanes; ++j) {
-    s[0] += a0[j];
-    s[1] += a1[j];
-    s[2] += a2[j];
-    s[3] += a3[j];
-  }
-  for (; i < k; ++i) {
-    s[0] += w0[i] * x[i];
-    s[1] += w1[i] * x[i];
-    s[2] += w2[i] * x[i];
-    s[3] += w3[i] * x[i];
-  }
-  for (int r = 0; r < 4; ++r) y[r] = alpha * s[r];
-}
-
 EDGEPACK_VECTOR_CLONES
 float dot1(const float* w, int64_t k, const float* x) {
   constexpr int kLanes = 8;
@@ -183,16 +152,9 @@ float dot1(const float* w, int64_t k, const float* x) {
 
 void gemv_f32(const float* w, const float* x, float* y, int64_t n, int64_t k, float alpha,
               ThreadPool* pool) {
-  const int64_t quads = n / 4;
-  parallel(pool_for(pool, static_cast<double>(n) * static_cast<double>(k)), quads + 1,
-           [&](int64_t q0, int64_t q1) {
-             for (int64_t q = q0; q < q1; ++q) {
-               if (q < quads) {
-                 dot4(w + q * 4 * k, k, x, alpha, y + q * 4);
-                 continue;
-               }
-               for (int64_t j = quads * 4; j < n; ++j) y[j] = alpha * dot1(w + j * k, k, x);
-             }
+  parallel(pool_for(pool, static_cast<double>(n) * static_cast<double>(k)), n,
+           [&](int64_t j0, int64_t j1) {
+             for (int64_t j = j0; j < j1; ++j) y[j] = alpha * dot1(w + j * k, k, x);
            });
 }
 
