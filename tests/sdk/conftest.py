@@ -1,8 +1,10 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Session fixtures of the SDK tests: one host build of the SDK, one packed example."""
+"""Session fixtures of the SDK tests: one host build of the SDK, one sanitized build, one packed
+example."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,16 @@ from sdk_host import SdkBuild, build_sdk, pack_example
 def sdk_host() -> SdkBuild:
     """The SDK built for the host (tests on) and installed under build/sdk-host/install."""
     return build_sdk("sdk-host", "-DEDGEPACK_BUILD_TESTS=ON", install=True)
+
+
+@pytest.fixture(scope="session")
+def sdk_asan() -> SdkBuild:
+    """One clang build of the SDK with AddressSanitizer + UndefinedBehaviorSanitizer
+    (RelWithDebInfo, into build/sdk-asan) for two suites: its unit tests, tools and example
+    pipeline (test_sanitizers.py) and its libFuzzer targets (test_fuzz.py)."""
+    env = {**os.environ, "CC": "clang", "CXX": "clang++"}
+    return build_sdk("sdk-asan", "-DEDGEPACK_SANITIZE=ON", "-DEDGEPACK_BUILD_TESTS=ON",
+                     "-DEDGEPACK_BUILD_FUZZERS=ON", env=env, build_type="RelWithDebInfo")
 
 
 @pytest.fixture(scope="session")

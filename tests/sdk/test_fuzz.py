@@ -1,10 +1,10 @@
 # SPDX-License-Identifier: Apache-2.0
 """The four libFuzzer targets (sdk_templates/fuzz), built with clang + ASan/UBSan into
-build/sdk-fuzz, each run for 15 s from a seed corpus generated here: a valid artifact signed and
-sealed with the fixed fuzz keys (so the seeds themselves go through unsealing and chunk
-decryption, and every mutation must be refused), device graphs lowered from zoo models and the
-example's stage graphs, manifests. A crash, leak, sanitizer report or hang (-timeout) makes
-libFuzzer exit non-zero."""
+build/sdk-asan (the ``sdk_asan`` fixture of conftest.py, shared with test_sanitizers.py), each
+run for 15 s from a seed corpus generated here: a valid artifact signed and sealed with the fixed
+fuzz keys (so the seeds themselves go through unsealing and chunk decryption, and every mutation
+must be refused), device graphs lowered from zoo models and the example's stage graphs,
+manifests. A crash, leak, sanitizer report or hang (-timeout) makes libFuzzer exit non-zero."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-from sdk_host import SdkBuild, build_sdk
+from sdk_host import SdkBuild
 
 from edgepack.artifact import container as artifact
 from edgepack.artifact import keys
@@ -28,14 +28,6 @@ SECONDS = 15
 # The fixed keys of sdk_templates/fuzz/fuzz_keys.h.
 FUZZ_DEVICE_RAW = bytes(range(1, 33))
 FUZZ_PUBLISHER_SEED = b"\x42" * 32
-
-
-@pytest.fixture(scope="module")
-def sdk_fuzz() -> SdkBuild:
-    env = {**os.environ, "CC": "clang", "CXX": "clang++"}
-    return build_sdk("sdk-fuzz", "-DEDGEPACK_BUILD_FUZZERS=ON", "-DEDGEPACK_SANITIZE=ON",
-                     "-DEDGEPACK_BUILD_TESTS=OFF", env=env, targets=TARGETS,
-                     build_type="RelWithDebInfo")
 
 
 def fuzz_artifacts(root: Path, manifest: bytes) -> list[Path]:
@@ -99,9 +91,9 @@ def corpora(tmp_path_factory: pytest.TempPathFactory,
 
 
 @pytest.mark.parametrize("target", TARGETS)
-def test_fuzz_target_finds_nothing(sdk_fuzz: SdkBuild, corpora: dict[str, Path], target: str,
+def test_fuzz_target_finds_nothing(sdk_asan: SdkBuild, corpora: dict[str, Path], target: str,
                                    tmp_path: Path) -> None:
-    binary = sdk_fuzz.build / "fuzz" / target
+    binary = sdk_asan.build / "fuzz" / target
     seeds = sorted(corpora[target].iterdir())
     assert seeds, target
     work = tmp_path / "corpus"
