@@ -68,13 +68,15 @@ def test_tamper_corpus_under_sanitizers(sdk_asan: SdkBuild, tmp_path: Path) -> N
     rows = sanitized([*base, *files]).stdout.splitlines()
     assert len(rows) == len(files)
     assert rows[0].split("\t")[1] == "ok" and all("\tinvalid\t" in r for r in rows[1:]), rows[:3]
-    # The re-signed forgeries reach the deeper checks (unseal, chunk decryption).
-    for name, (forged, dev, min_counter) in _forgeries(keyset, tmp_path).items():
-        f = tmp_path / f"{name}.epk"
-        f.write_bytes(forged)
-        out = sanitized([sdk_asan.epk_check, "--key", keyset[dev], "--publisher",
-                         pub(keyset["publisher"]), "--min-counter", min_counter, f]).stdout
-        assert out.split("\t")[1] == "invalid", (name, out)
+    # The re-signed forgeries reach the deeper checks (unseal, chunk decryption), in both
+    # section modes.
+    for stable in (False, True):
+        for name, (forged, dev, min_counter) in _forgeries(keyset, tmp_path, stable).items():
+            f = tmp_path / f"{name}-{'stable' if stable else 'fresh'}.epk"
+            f.write_bytes(forged)
+            out = sanitized([sdk_asan.epk_check, "--key", keyset[dev], "--publisher",
+                             pub(keyset["publisher"]), "--min-counter", min_counter, f]).stdout
+            assert out.split("\t")[1] == "invalid", (name, stable, out)
 
 
 def test_whole_pipeline_under_sanitizers(sdk_asan: SdkBuild, packed_demo: tuple[Path, Path],
