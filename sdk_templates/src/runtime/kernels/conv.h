@@ -15,9 +15,10 @@
 //     directly in the packed-B panel layout one column block at a time, each block multiplied
 //     by the weights (packed at prepare) while it is still in cache.
 // Threads split the depthwise paths over channels, the pointwise path over output tiles and the
-// im2col path over column blocks and, when the blocks are fewer than about four per thread or do
-// not deal out evenly (late layers with few output pixels), over output channels too; a
-// convolution with too little work for the pool (kMinParallelWork) runs on the calling thread.
+// im2col and Winograd paths over column (tile) blocks and, when the blocks are fewer than about
+// four per thread or do not deal out evenly (late layers with few output pixels), over output
+// channels too; a convolution with too little work for the pool (kMinParallelWork) runs on the
+// calling thread.
 #pragma once
 
 #include <cstddef>
