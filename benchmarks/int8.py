@@ -8,9 +8,11 @@ to device graphs that ``edgepack-graph-run`` runs; onnxruntime runs the ingested
 and the same QDQ graph (all graph optimisations: it fuses QDQ into its int8 kernels), 1 intra-op
 thread. edgepack's int8 outputs are checked against onnxruntime's (cosine) before timing. R
 rounds interleave the four (N runs each) so machine load hits all of them; medians over all
-rounds. A profiled run of each int8 graph (graph-run --profile) adds ms per op type and the
-slowest nodes to the JSON ("int8_profile") and prints the op types. Targets from the issue:
-edgepack int8 >= 1.8x faster than edgepack fp32, and edgepack int8 / onnxruntime int8 <= 1.0.
+rounds; also the minima, and CPU ms per run (process CPU time, edgepack's less that of a 1-run
+process: load and prepare), which a loaded machine moves far less than wall time. A profiled run
+of each int8 graph (graph-run --profile) adds ms per op type and the slowest nodes to the JSON
+("int8_profile") and prints the op types. Targets from the issue: edgepack int8 >= 1.8x faster
+than edgepack fp32, and edgepack int8 / onnxruntime int8 <= 1.0.
 
 With --baseline-tool (an edgepack-graph-run built from an earlier commit) that runner also runs
 both graphs in the same rounds: before/after under the same load. The int8 graph is also lowered
@@ -106,6 +108,16 @@ def prepare(name: str, tmp: Path, samples: int) -> tuple[dict[str, np.ndarray], 
             Variant(folder / "int8_notab", q.onnx, feeds, tables=False), info)
 
 
+def cpu_ms_per_run(runner: Path, variant: Variant, timed: dict[str, Any],
+                   args: argparse.Namespace, tmp: Path) -> float:
+    """CPU ms per run of ``timed`` (a graph-run of args.iterations + args.warmup runs): its
+    process CPU time less that of a 1-run process (load and prepare), per extra run. On a
+    loaded machine CPU time moves far less than wall time (time slices of other processes)."""
+    one = rm.run_graph(runner, variant.graph, variant.inputs, 1, 1, 0, tmp / "one.json")
+    runs = args.iterations + args.warmup - 1
+    return max(0.0, float(timed["process_cpu_s"]) - float(one["process_cpu_s"])) * 1e3 / runs
+
+
 def profile_summary(profile: dict[str, Any]) -> dict[str, Any]:
     """graph-run's --profile of the int8 graph: ms per op type and the 5 slowest nodes."""
     by_op: dict[str, float] = {}
@@ -148,6 +160,7 @@ def main() -> int:
             if args.baseline_tool is not None:
                 runners.append(("base", args.baseline_tool))
             times: dict[str, list[float]] = {"ort_fp32": [], "ort_int8": []}
+            cpu: dict[str, list[float]] = {}
             for _ in range(args.rounds):
                 for who, runner in runners:
                     for kind, variant in (("fp32", fp32), ("int8", int8)):
@@ -155,18 +168,23 @@ def main() -> int:
                         data = rm.run_graph(runner, variant.graph, variant.inputs, 1,
                                             args.iterations, args.warmup, tmp / f"{key}.json")
                         times.setdefault(key, []).extend(float(s) for s in data["samples_ms"])
+                        cpu.setdefault(key, []).append(
+                            cpu_ms_per_run(runner, variant, data, args, tmp))
                 data = rm.run_graph(tool, notab.graph, notab.inputs, 1, args.iterations,
                                     args.warmup, tmp / "notab.json")
                 times.setdefault("ep_int8_notab", []).extend(float(s)
                                                              for s in data["samples_ms"])
                 for key, sess in (("ort_fp32", ort_fp32), ("ort_int8", ort_int8)):
-                    times[key] += rm.time_ort(sess, feeds, args.iterations, args.warmup)[0]
+                    wall, cpu_ms = rm.time_ort(sess, feeds, args.iterations, args.warmup)
+                    times[key] += wall
+                    cpu.setdefault(key, []).append(cpu_ms)
             prof = rm.run_graph(tool, int8.graph, int8.inputs, 1, args.iterations, args.warmup,
                                 tmp / "profile.json", profile=True)["profile"]
             med = {k: statistics.median(v) for k, v in times.items()}
             rows.append({
                 "model": name, "median_ms": med,
                 "min_ms": {k: min(v) for k, v in times.items()},
+                "cpu_ms": {k: statistics.median(v) for k, v in cpu.items()},
                 "ep_int8_speedup_vs_ep_fp32": med["ep_fp32"] / med["ep_int8"],
                 "ep_int8_over_ort_int8": med["ep_int8"] / med["ort_int8"],
                 "ep_int8_no_tables_speedup_vs_ep_fp32": med["ep_fp32"] / med["ep_int8_notab"],
@@ -190,11 +208,11 @@ def main() -> int:
               f"{r['ep_int8_no_tables_speedup_vs_ep_fp32']:>6.2f}{m['ort_fp32']:>10.2f}"
               f"{m['ort_int8']:>10.2f}{r['ort_int8_speedup_vs_ort_fp32']:>7.2f}"
               f"{r['ep_int8_over_ort_int8']:>10.2f}{r['cosine_ep_int8_vs_ort_int8']:>8.4f}")
-    for r in rows:  # minima: less moved by other processes on a loaded machine than medians
-        m = r["min_ms"]
-        print(f"minimum ms, {r['model']}: ep fp32 {m['ep_fp32']:.2f}, ep int8 {m['ep_int8']:.2f}"
-              f" (x {m['ep_fp32'] / m['ep_int8']:.2f}), ort int8 {m['ort_int8']:.2f} "
-              f"(ep8/ort8 {m['ep_int8'] / m['ort_int8']:.2f})")
+    for r in rows:  # minima and CPU time: less moved by other processes than wall medians
+        for what, m in (("minimum wall ms", r["min_ms"]), ("median CPU ms", r["cpu_ms"])):
+            print(f"{what}, {r['model']}: ep fp32 {m['ep_fp32']:.2f}, ep int8 "
+                  f"{m['ep_int8']:.2f} (x {m['ep_fp32'] / m['ep_int8']:.2f}), ort int8 "
+                  f"{m['ort_int8']:.2f} (ep8/ort8 {m['ep_int8'] / m['ort_int8']:.2f})")
     for r in rows:
         by_op = list(r["int8_profile"]["ms_by_op"].items())[:5]
         ops = ", ".join(f"{op} {ms:.2f}" for op, ms in by_op)
