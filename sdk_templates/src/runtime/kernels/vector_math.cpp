@@ -7,10 +7,11 @@
 #include "runtime/kernels/activation.h"
 #include "runtime/kernels/threadpool.h"
 
-// On x86-64 Linux the element-wise loops are also compiled for AVX2 + FMA (x86-64-v3) and
-// AVX-512 (x86-64-v4), picked at load time (ifunc): the library itself is built for baseline
-// x86-64 (SSE2) so that it runs on any host. ARM builds use the board's -mcpu (NEON).
-#if defined(__x86_64__) && defined(__linux__) && (defined(__GNUC__) || defined(__clang__))
+// With GCC on x86-64 Linux the element-wise loops are also compiled for AVX2 + FMA (x86-64-v3)
+// and AVX-512 (x86-64-v4), picked at load time (ifunc): the library itself is built for baseline
+// x86-64 (SSE2) so that it runs on any host. Not with clang: Debian's clang 14 put AVX-512 code
+// into the default version (SIGILL on an AVX2-only host). ARM builds use the board's -mcpu (NEON).
+#if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__) && !defined(__clang__)
 #define EDGEPACK_VECTOR_CLONES \
   __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
