@@ -5,6 +5,7 @@
 // each product of the batch is one GEMM, and with threads the batch is split across them, each
 // with its own scratch slot (many small GEMMs split badly inside).
 #include "runtime/kernels/gemm.h"
+#include "runtime/kernels/vector_math.h"
 
 #include "runtime/ops/conv_attrs.h"
 
@@ -23,6 +24,10 @@ struct MatMulState : OpState {
   kernels::Epilogue ep;
   size_t slot_floats = 0;  // batched: scratch floats per thread
   int threads = 1;
+  // Batched products with few columns and many rows (attention weights times V: 256 x 256 by
+  // 256 x 16) are computed transposed, C^T = B^T A^T, into the slot and transposed back: one
+  // such product took 1.03 ms, its transposed form 0.55 ms (AVX2 6x16 micro-kernel, 1 thread).
+  bool transposed = false;
 };
 
 float* align64(void* p) {
@@ -77,6 +82,13 @@ void matmul_prepare(PrepareContext& ctx) {
       kernels::gemm_scratch_floats(st->fold ? rows : st->m, st->n, st->k, false, st->fold);
   st->threads = st->fold ? 1 : std::max(ctx.threads, 1);
   st->slot_floats = (floats + 15) / 16 * 16;  // slots stay 64-byte aligned
+  st->transposed = !st->fold && st->ep.bias == nullptr && st->n <= kernels::gemm_shape().nr &&
+                   st->m >= 4 * st->n;
+  if (st->transposed) {
+    const size_t ct = static_cast<size_t>(st->m * st->n + 15) / 16 * 16;
+    const size_t t = kernels::gemm_scratch_floats(st->n, st->m, st->k, false, false);
+    st->slot_floats = std::max(st->slot_floats, ct + (t + 15) / 16 * 16);
+  }
   ctx.scratch_bytes = st->slot_floats * static_cast<size_t>(st->threads) * sizeof(float) + 64;
   ctx.state = std::move(st);
 }
@@ -116,8 +128,25 @@ void matmul_run(RunContext& ctx) {
     kernels::GemmOperand qa = opa, qb = opb;
     qa.data = pa + oa;
     qb.data = pb + ob;
-    kernels::gemm(st->m, st->n, st->k, 1.0f, qa, qb, 0.0f, y + t * st->m * st->n, st->n, st->ep,
-                  slot, pool);
+    float* out = y + t * st->m * st->n;
+    if (st->transposed) {
+      // C^T (n x m) = op(B^T) op(A^T): B (k x n) read transposed as the left operand, A (m x k)
+      // transposed as the right one; then C^T copied back transposed into C.
+      kernels::GemmOperand ta, tb;
+      ta.data = qb.data;
+      ta.ld = st->n;
+      ta.trans = true;
+      tb.data = qa.data;
+      tb.ld = st->k;
+      tb.trans = true;
+      float* ct = slot;
+      float* rest = slot + static_cast<size_t>(st->m * st->n + 15) / 16 * 16;
+      kernels::gemm(st->n, st->m, st->k, 1.0f, ta, tb, 0.0f, ct, st->m, st->ep, rest, nullptr);
+      const int64_t shape[2] = {st->m, st->n}, strides[2] = {1, st->m};
+      kernels::strided_copy(ct, shape, strides, 2, sizeof(float), out, nullptr);
+      return;
+    }
+    kernels::gemm(st->m, st->n, st->k, 1.0f, qa, qb, 0.0f, out, st->n, st->ep, slot, pool);
   };
   const double work = static_cast<double>(total) * static_cast<double>(st->m * st->n * st->k);
   ThreadPool* pool = pool_for(ctx.pool, work);
