@@ -169,3 +169,16 @@ def test_gemm_with_one_row_matches_onnxruntime(sdk_host: SdkBuild, k: int, n: in
                {"x": [1, k]}, ["out"], consts)
     _check(sdk_host, m, {"x": RNG.standard_normal((1, k)).astype(np.float32)}, atol=1e-4,
            rtol=1e-4)
+
+
+def test_transposed_matmul_keeps_a_fused_relu(sdk_host: SdkBuild) -> None:
+    """Few columns, many rows: the product runs transposed (C^T = B^T A^T); the Relu lowering
+    fuses into the MatMul is applied to it as well."""
+    nodes = [helper.make_node("MatMul", ["a", "b"], ["m"]),
+             helper.make_node("Relu", ["m"], ["out"])]
+    m = _model(nodes, {"a": [3, 96, 40], "b": [3, 40, 8]}, ["out"])
+    g = dg.parse(lower(m))
+    assert [n.op_type for n in g.nodes] == ["MatMul"]
+    feeds = {"a": RNG.standard_normal((3, 96, 40)).astype(np.float32),
+             "b": RNG.standard_normal((3, 40, 8)).astype(np.float32)}
+    _check(sdk_host, m, feeds, atol=1e-4, rtol=1e-4)
