@@ -14,6 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from edgepack.build.sdkbuild import zig_cache
+from edgepack.build.toolchains import resolve_toolchain
+from edgepack.spec.boards import load_board
+
 REPO = Path(__file__).resolve().parents[2]
 SDK = REPO / "sdk_templates"
 KERNELS = SDK / "src" / "runtime" / "kernels"
@@ -67,12 +71,15 @@ def test_vector_math_under_qemu(tmp_path: Path, arch: str) -> None:
 
 
 def test_vector_math_aarch64_clang_under_qemu(tmp_path: Path) -> None:
-    """zig's clang, as board builds use it (PLATFORM-NOTES: old glibc targets)."""
+    """zig's clang for hi3559a's glibc and CPU, as its board build uses it."""
     assert shutil.which("qemu-aarch64"), "qemu-aarch64 missing: run scripts/setup.sh (qemu-user)"
     binary = tmp_path / "vector_math_test"
-    env = {**os.environ, "ZIG_GLOBAL_CACHE_DIR": str(REPO / "build" / "tests-qgemm" / "zig-cache")}
-    _run([sys.executable, "-m", "ziglang", "c++", "-target", "aarch64-linux-gnu.2.24",
-          "-mcpu=cortex_a73", *FLAGS, *map(str, SOURCES), "-o", str(binary), "-pthread"],
+    # The board builds' zig cache (tests/cross, tests/device): hi3559a's target and CPU, so
+    # zig's glibc stubs and libc++ for them are built once per run, not once more here.
+    env = {**os.environ, "ZIG_GLOBAL_CACHE_DIR": str(zig_cache(REPO / "build" / "cache"))}
+    board = resolve_toolchain(load_board("hi3559a"))
+    _run([sys.executable, "-m", "ziglang", "c++", "-target", str(board.zig_target),
+          *board.arch_flags, *FLAGS, *map(str, SOURCES), "-o", str(binary), "-pthread"],
          env=env)
     _check_output(_run(["qemu-aarch64", "-L", "/usr/aarch64-linux-gnu", str(binary)],
                        timeout=600).stdout)
