@@ -133,7 +133,7 @@ void Agent::handle(const Frame& f) {
     return;
   }
   if (f.seq != 0 && f.seq == cached_seq_ &&
-      (f.type == kRun || f.type == kInstall || f.type == kKeygen)) {
+      (f.type == kRun || f.type == kInstall || f.type == kKeygen || f.type == kPutEnd)) {
     send(cached_type_, cached_seq_, cached_payload_);  // a retransmitted request
     return;
   }

@@ -327,7 +327,9 @@ void Agent::on_put_end(uint32_t seq, const Fields& in) {
   }
   fsync_dir(dir);
   ::unlink(journal.c_str());
-  send(kOk, seq, FieldWriter().add_str("sha256", sha).take());
+  // Kept by seq: the upload is closed now, so a retransmitted PUT_END (its OK lost, or the host
+  // timed out while the file was hashed) gets this answer again, not unknown_upload.
+  send_cached(kOk, seq, FieldWriter().add_str("sha256", sha).take());
 }
 
 void Agent::on_install(uint32_t seq, const Fields& in) {
