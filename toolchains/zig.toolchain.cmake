@@ -9,6 +9,10 @@
 #   EDGEPACK_SYSROOT     extracted Debian packages of the target (OpenSSL), optional
 #   EDGEPACK_ZIG         the zig executable (default: `zig` on PATH, else python3's ziglang)
 #   EDGEPACK_ZIG_CACHE   zig's global cache folder (default: zig's own, ~/.cache/zig)
+#   EDGEPACK_ZIG_LIBCXX  OFF: C++ links without libc++ (`-nostdlib++` on every link, CMake's own
+#                        checks included), so zig never builds it for this target; compiles
+#                        keep libc++'s headers. For programs that need only header templates
+#                        (the device agent). Default ON.
 # CMAKE_C_COMPILER must be one executable, so this file writes small wrapper scripts
 # (cc, c++, ar, ranlib) into the build folder and points CMake at them.
 set(EDGEPACK_ZIG_TARGET "$ENV{EDGEPACK_ZIG_TARGET}" CACHE STRING "zig target, e.g. aarch64-linux-gnu.2.24")
@@ -16,6 +20,7 @@ set(EDGEPACK_ARCH_FLAGS "$ENV{EDGEPACK_ARCH_FLAGS}" CACHE STRING "CPU flags, e.g
 set(EDGEPACK_SYSROOT "$ENV{EDGEPACK_SYSROOT}" CACHE PATH "Target-architecture libraries (extracted Debian packages)")
 set(EDGEPACK_ZIG "$ENV{EDGEPACK_ZIG}" CACHE FILEPATH "zig executable")
 set(EDGEPACK_ZIG_CACHE "$ENV{EDGEPACK_ZIG_CACHE}" CACHE PATH "zig global cache folder")
+set(EDGEPACK_ZIG_LIBCXX ON CACHE BOOL "link C++ programs with zig's libc++")
 if(NOT EDGEPACK_ZIG_TARGET MATCHES "^([a-z0-9_]+)-linux-(gnu[a-z]*|musl[a-z]*)(\\.[0-9.]+)?$")
   message(FATAL_ERROR "EDGEPACK_ZIG_TARGET must be a zig Linux target such as "
                       "aarch64-linux-gnu.2.24, not '${EDGEPACK_ZIG_TARGET}'")
@@ -47,19 +52,30 @@ endif()
 
 # try_compile projects re-read this file: hand them the same values and the same wrappers.
 list(APPEND CMAKE_TRY_COMPILE_PLATFORM_VARIABLES EDGEPACK_ZIG_TARGET EDGEPACK_ARCH_FLAGS
-     EDGEPACK_SYSROOT EDGEPACK_ZIG EDGEPACK_ZIG_CACHE EDGEPACK_ZIG_WRAPPERS)
+     EDGEPACK_SYSROOT EDGEPACK_ZIG EDGEPACK_ZIG_CACHE EDGEPACK_ZIG_LIBCXX EDGEPACK_ZIG_WRAPPERS)
 if(NOT EDGEPACK_ZIG_WRAPPERS)
   set(EDGEPACK_ZIG_WRAPPERS ${CMAKE_BINARY_DIR}/zig-${EDGEPACK_ZIG_TARGET} CACHE INTERNAL "")
   set(_ep_env "")
   if(EDGEPACK_ZIG_CACHE)
     set(_ep_env "ZIG_GLOBAL_CACHE_DIR='${EDGEPACK_ZIG_CACHE}'; export ZIG_GLOBAL_CACHE_DIR\n")
   endif()
+  # Without libc++: a command that compiles only (-c, -E, -S) keeps zig's libc++ headers, every
+  # other one (a link) gets -nostdlib++.
+  set(_ep_cxx_link "")
+  if(NOT EDGEPACK_ZIG_LIBCXX)
+    set(_ep_cxx_link "for a in \"$@\"; do case $a in -c|-E|-S) exec '${EDGEPACK_ZIG}' c++ -target ${EDGEPACK_ZIG_TARGET} \"$@\";; esac; done\n")
+  endif()
   foreach(_ep_tool "cc;cc -target ${EDGEPACK_ZIG_TARGET}" "c++;c++ -target ${EDGEPACK_ZIG_TARGET}"
                    "ar;ar" "ranlib;ranlib")
     list(GET _ep_tool 0 _ep_name)
     list(GET _ep_tool 1 _ep_args)
+    set(_ep_pre "")
+    if(_ep_name STREQUAL "c++" AND _ep_cxx_link)
+      set(_ep_pre "${_ep_cxx_link}")
+      string(APPEND _ep_args " -nostdlib++")
+    endif()
     file(WRITE ${EDGEPACK_ZIG_WRAPPERS}/${_ep_name}
-         "#!/bin/sh\n${_ep_env}exec '${EDGEPACK_ZIG}' ${_ep_args} \"$@\"\n")
+         "#!/bin/sh\n${_ep_env}${_ep_pre}exec '${EDGEPACK_ZIG}' ${_ep_args} \"$@\"\n")
     file(CHMOD ${EDGEPACK_ZIG_WRAPPERS}/${_ep_name}
          PERMISSIONS OWNER_READ OWNER_WRITE OWNER_EXECUTE GROUP_READ GROUP_EXECUTE)
   endforeach()
