@@ -247,15 +247,17 @@ class _Reader:
             raise ArtifactInvalid("layout") from exc
 
 
-def parse_header(data: bytes) -> Header:
-    """Step 1 of verification: the layout. Needs no key; authenticates nothing."""
-    file_len = len(data)
-    if file_len < len(MAGIC) + 8 + crypto.SIGNATURE_SIZE or data[:8] != MAGIC:
+def parse_header(data: bytes, file_len: int | None = None) -> Header:
+    """Step 1 of verification: the layout. Needs no key; authenticates nothing. ``data`` is
+    the file, or (with ``file_len``, the file's length) at least its first header_len bytes:
+    the section table is checked against that length without the sections' bytes."""
+    file_len = len(data) if file_len is None else file_len
+    if file_len < len(MAGIC) + 8 + crypto.SIGNATURE_SIZE or len(data) < 16 or data[:8] != MAGIC:
         raise ArtifactInvalid("layout")
     version, flags, header_len = struct.unpack_from("<HHI", data, 8)
     if version != FORMAT_VERSION or flags & ~KNOWN_FLAGS:
         raise ArtifactInvalid("layout")
-    if not 16 <= header_len <= min(MAX_HEADER_LEN, file_len - crypto.SIGNATURE_SIZE):
+    if not 16 <= header_len <= min(MAX_HEADER_LEN, file_len - crypto.SIGNATURE_SIZE, len(data)):
         raise ArtifactInvalid("layout")
     r = _Reader(data, header_len)
     r.take(16)

@@ -60,9 +60,7 @@ def sections(head: bytes, file_size: int) -> list[Section] | None:
     if n is None or n > len(head) or n > file_size:
         return None
     try:
-        # The layout check compares the section table with the file's length: a stand-in of
-        # that length whose bytes past the header are never read.
-        parsed = container.parse_header(head[:n] + bytes(file_size - n))
+        parsed = container.parse_header(head[:n], file_len=file_size)
     except ArtifactInvalid:
         return None
     return [Section(s.offset, s.ciphertext_size) for s in parsed.sections]
