@@ -222,12 +222,13 @@ def main() -> int:
     scaling: dict[str, dict[str, float]] = {}
     slower: dict[str, list[int]] = {}
     if 1 in counts:
-        for m in sorted({r["model"] for r in rows}):
-            scaling[m] = {str(t): median_ms[(m, t)] / median_ms[(m, 1)] for t in counts if t > 1}
+        for name in sorted({r["model"] for r in rows}):
+            scaling[name] = {str(t): median_ms[(name, t)] / median_ms[(name, 1)]
+                             for t in counts if t > 1}
             worse = [t for a, t in itertools.pairwise(counts)
-                     if median_ms[(m, t)] > median_ms[(m, a)]]
+                     if median_ms[(name, t)] > median_ms[(name, a)]]
             if worse:
-                slower[m] = worse
+                slower[name] = worse
 
     print(f"{'model':<22}{'thr':>4}{'ORT ms':>9}{'EP ms':>9}{'EP/ORT':>8}{'CPU r':>7}"
           f"{'base/ORT':>9}  per-round ratios")
@@ -247,9 +248,10 @@ def main() -> int:
               f"{s['worst_ratio'] or 0:.2f} ({s['worst_model']}){cpu_g}{base_g}")
     if scaling:
         print("edgepack T-thread / 1-thread time:")
-        for m, by_t in scaling.items():
-            print(f"  {m:<22}" + "  ".join(f"T={t} {v:.2f}" for t, v in by_t.items()) +
-                  (f"  (slower at T={', '.join(map(str, slower[m]))})" if m in slower else ""))
+        for name, by_t in scaling.items():
+            print(f"  {name:<22}" + "  ".join(f"T={t} {v:.2f}" for t, v in by_t.items()) +
+                  (f"  (slower at T={', '.join(map(str, slower[name]))})"
+                   if name in slower else ""))
     if worst_profile:
         print(f"slowest nodes of {worst_profile[0]['model']} (threads {min(args.threads)}):")
         for n in worst_profile:
