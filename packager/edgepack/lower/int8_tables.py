@@ -10,7 +10,8 @@ tensor, ending in a per-tensor QuantizeLinear to uint8/int8, no intermediate rea
 is evaluated once at pack time for all 256 values of ``x`` by onnxruntime, op by op (what the
 host's emulation of the QDQ graph computes), and lowers to one ``QuantizeLinear`` node with a
 fourth input: the 256-entry table (docs/device-graph-format.md), so the device does
-``y = table[x]``.
+``y = table[x]``. A bare ``DequantizeLinear -> QuantizeLinear`` (a requantisation from one
+(scale, zero point) to another, e.g. a Concat input's, model/qdq_bytes.py) is such a chain too.
 """
 
 from __future__ import annotations
@@ -98,8 +99,6 @@ def _chain(q: onnx.NodeProto, producer: dict[str, onnx.NodeProto],
     if any(np.asarray(consts[i]).ndim > rank for n in members.values() for i in n.input
            if i in consts):
         return None
-    if all(n.op_type in ("DequantizeLinear", "QuantizeLinear") for n in members.values()):
-        return None  # DequantizeLinear -> QuantizeLinear alone: leave requantisation be
     # Nothing computed inside may be read outside (the table replaces it).
     for n in members.values():
         if n is q:

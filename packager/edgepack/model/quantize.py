@@ -28,6 +28,7 @@ from onnx import TensorProto, helper, numpy_helper
 from edgepack.errors import EdgepackError, ExitCode, ModelError, SpecError
 from edgepack.model.diagnostics import one_line
 from edgepack.model.prepost import build_detection_post, build_preprocess
+from edgepack.model.qdq_bytes import fuse_byte_ops
 from edgepack.model.tensors import TensorDesc
 from edgepack.spec.boards import Board
 from edgepack.spec.project import (
@@ -554,6 +555,7 @@ def quantize_model(proto: onnx.ModelProto, model: ModelSpec,
         quantised = _int8(proto, q, samples, path_str)
         params = quant_params(quantised)
         fuse_qlinear_conv(quantised)
+        fuse_byte_ops(quantised)
     else:
         rng = np.random.default_rng(0)
         samples = [{d.name: rng.standard_normal(d.shape).astype(np.float32)
