@@ -30,7 +30,6 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -39,53 +38,32 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "packager"))
+sys.path.insert(0, str(REPO / "tests"))  # example_project
 
-from edgepack.artifact import keys  # noqa: E402
 from edgepack.bench.runner import RUN_DIR, sdk_for  # noqa: E402
-from edgepack.cli import main as cli_main  # noqa: E402
 from edgepack.device.client import AgentClient  # noqa: E402
 from edgepack.device.faultproxy import FaultProxy, Faults  # noqa: E402
 from edgepack.device.serial import SerialAgentStream, SerialTransport  # noqa: E402
 from edgepack.device.serial_virtual import start_serial_console, stop_serial_console  # noqa: E402
 from edgepack.device.targets import parse_target  # noqa: E402
 from edgepack.device.transport import TransportOptions, start_agent  # noqa: E402
-from edgepack.model import zoo  # noqa: E402
 from edgepack.spec.boards import load_board  # noqa: E402
 from edgepack.ui import format_table  # noqa: E402
-
-EXAMPLE = REPO / "examples" / "vision-demo"
+from example_project import example_project, next_release, pack_project  # noqa: E402
 
 
 def pack_example(work: Path) -> tuple[Path, Path, Path]:
     """The whole example project packed with fresh keys: (artifact, device key, publisher)."""
-    project = work / "vision-demo"
-    shutil.copytree(EXAMPLE, project, ignore=shutil.ignore_patterns("keys", "models", "*.epk"))
-    subprocess.run([sys.executable, str(EXAMPLE / "generate_models.py"), "--out",
-                    str(project / "models")], check=True, capture_output=True)
-    for name in ("dev1", "dev2"):
-        keys.generate_device_key(project / "keys" / f"{name}.key")
-    keys.generate_publisher_key(project / "keys" / "publisher.key")
-    artifact = project / "demo.epk"
-    if cli_main(["pack", str(project), "--out", str(artifact)]) != 0:
-        raise SystemExit("pack failed")
+    project = example_project(work / "vision-demo")
+    artifact = pack_project(project, project / "demo.epk")
     return artifact, project / "keys" / "dev1.key", project / "keys" / "publisher.pub"
 
 
 def repack_changed(artifact: Path) -> Path:
     """The next release of the packed example: the classifier's weights changed (seed 3
     instead of 2, same topology), version_counter + 1."""
-    import onnx
-
-    project = artifact.parent
-    onnx.save(zoo.mobilenet_classifier(seed=3, input_size=96, num_classes=10),
-              project / "models" / "classifier.onnx")
-    spec = project / "edgepack.toml"
-    text = spec.read_text()
-    spec.write_text(text.replace("version_counter = 7", "version_counter = 8", 1))
-    out = project / "demo-next.epk"
-    if cli_main(["pack", str(project), "--out", str(out)]) != 0:
-        raise SystemExit("pack of the changed example failed")
-    return out
+    next_release(artifact.parent)
+    return pack_project(artifact.parent, artifact.parent / "demo-next.epk")
 
 
 def _put(client: AgentClient, name: str, remote: str, data: bytes, baud: int,

@@ -13,9 +13,6 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
-import subprocess
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +24,7 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from conftest import REPO, board
+from conftest import board
 from edgepack.artifact import container as artifact
 from edgepack.artifact import keys, manifest
 from edgepack.build import qemu
@@ -35,8 +32,8 @@ from edgepack.build.elfinfo import read_elf
 from edgepack.cli import main
 from edgepack.lower.lowering import lower
 from edgepack.spec.arch import EM_AARCH64, EM_ARM
+from example_project import example_project
 
-EXAMPLE = REPO / "examples" / "vision-demo"
 PIPELINE_BOARDS = {"hi3559a": EM_AARCH64, "rpi4-armhf": EM_ARM}
 NMS_K = 10  # boxes kept per class at most; 2 classes: at most 2 * NMS_K rows
 
@@ -56,15 +53,8 @@ class BoardBuild:
 @pytest.fixture(scope="session")
 def example_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """examples/vision-demo copied as a user would start: models generated, keys created."""
-    root = tmp_path_factory.mktemp("examples-copy") / "vision-demo"
-    shutil.copytree(EXAMPLE, root, ignore=shutil.ignore_patterns("keys", "out", "*.onnx", "*.epk"))
-    done = subprocess.run([sys.executable, str(root / "generate_models.py"), "--out",
-                           str(root / "models")], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    for name in ("dev1", "dev2"):
-        assert main(["keys", "new", "device", "--out", str(root / "keys" / f"{name}.key")]) == 0
-    assert main(["keys", "new", "publisher", "--out", str(root / "keys" / "publisher.key")]) == 0
-    return root
+    return example_project(tmp_path_factory.mktemp("examples-copy") / "vision-demo",
+                           keys_by_cli=True)
 
 
 @pytest.fixture(scope="session")

@@ -9,17 +9,13 @@ import dataclasses
 import hashlib
 import random
 import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-import onnx
 import pytest
 from agent_stdio import stdio_agent
 
-from edgepack.artifact import container, keys
-from edgepack.cli import main as cli_main
+from edgepack.artifact import container
 from edgepack.device import delta
 from edgepack.device.client import AgentClient, AgentError
 from edgepack.device.protocol import MAX_COPIES, MAX_RANGES, MsgType
@@ -31,10 +27,9 @@ from edgepack.device.serial_virtual import (
 )
 from edgepack.device.targets import parse_target
 from edgepack.device.transport import TransportOptions, agent_path, connect, start_agent
-from edgepack.model import zoo
 from epk_synth import artifact, ciphertext
+from example_project import example_project, next_release, pack_project
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "vision-demo"
 OLD_PATH = "run/artifact.epk"
 MODELS = {"graph/a": 300_000, "graph/b": 200_000, "graph/c": 500_000}
 
@@ -269,27 +264,12 @@ def test_redeploy_over_a_serial_console(console: SerialConsole, aarch64_agent: P
     assert (Path(console.device_root) / OLD_PATH).read_bytes() == new
 
 
-def _pack(project: Path, out: str) -> bytes:
-    assert cli_main(["pack", str(project), "--out", str(project / out)]) == 0
-    return (project / out).read_bytes()
-
-
 def test_redeploy_of_the_example_with_one_model_changed(host_agent: Path,
                                                         tmp_path: Path) -> None:
-    project = tmp_path / "vision-demo"
-    shutil.copytree(EXAMPLE, project, ignore=shutil.ignore_patterns("keys", "models", "*.epk"))
-    subprocess.run([sys.executable, str(EXAMPLE / "generate_models.py"), "--out",
-                    str(project / "models")], check=True, capture_output=True)
-    for name in ("dev1", "dev2"):
-        keys.generate_device_key(project / "keys" / f"{name}.key")
-    keys.generate_publisher_key(project / "keys" / "publisher.key")
-    old = _pack(project, "demo.epk")
-    # The next release: the classifier's weights changed (same topology), a higher counter.
-    onnx.save(zoo.mobilenet_classifier(seed=3, input_size=96, num_classes=10),
-              project / "models" / "classifier.onnx")
-    spec = project / "edgepack.toml"
-    spec.write_text(spec.read_text().replace("version_counter = 7", "version_counter = 8"))
-    new = _pack(project, "demo-next.epk")
+    project = example_project(tmp_path / "vision-demo")
+    old = pack_project(project, project / "demo.epk").read_bytes()
+    next_release(project)  # the classifier's weights changed, a higher counter
+    new = pack_project(project, project / "demo-next.epk").read_bytes()
     classifier = container.parse_header(new).section("graph/classifier")
     root = tmp_path / "root"
     with stdio_agent(host_agent, root) as agent:

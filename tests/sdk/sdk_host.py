@@ -4,19 +4,18 @@ inputs of the SDK tests: key sets and a packed example artifact."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from edgepack.artifact import keys
+from example_project import EXAMPLE as EXAMPLE  # the example folder, for the SDK tests
+from example_project import example_project, pack_project
 
 REPO = Path(__file__).resolve().parents[2]
 SDK = REPO / "sdk_templates"
 CMAKE = REPO / ".venv" / "bin" / "cmake"
-EXAMPLE = REPO / "examples" / "vision-demo"
 
 
 def run(cmd: Sequence[object], **kwargs: object) -> subprocess.CompletedProcess[str]:
@@ -82,13 +81,7 @@ def pub(path: Path) -> Path:
 
 
 def pack_example(root: Path) -> tuple[Path, Path]:
-    """Packs examples/vision-demo with fresh keys; returns (artifact, project folder)."""
-    shutil.copytree(EXAMPLE, root, dirs_exist_ok=True,
-                    ignore=shutil.ignore_patterns("keys", "models", "*.epk"))
-    run([sys.executable, EXAMPLE / "generate_models.py", "--out", root / "models"])
-    for name in ("dev1", "dev2", "stranger"):
-        keys.generate_device_key(root / "keys" / f"{name}.key")
-    keys.generate_publisher_key(root / "keys" / "publisher.key")
-    out = root / "vision-demo.epk"
-    run([sys.executable, "-m", "edgepack.cli", "pack", root, "--out", out])
-    return out, root
+    """Packs examples/vision-demo with fresh keys (dev1, dev2 sealed to; stranger not);
+    returns (artifact, project folder)."""
+    project = example_project(root, devices=("dev1", "dev2", "stranger"))
+    return pack_project(project, root / "vision-demo.epk"), project
