@@ -233,8 +233,16 @@ static void test_depthwise(std::mt19937& rng) {
   struct Case {
     int64_t h, w, k, s, d, p;
   };
-  const Case cases[] = {{7, 9, 3, 1, 1, 1},   {13, 11, 3, 2, 1, 1}, {12, 17, 5, 1, 1, 2},
-                        {16, 15, 3, 3, 2, 2}, {5, 4, 3, 1, 1, 0},   {9, 33, 7, 2, 1, 3}};
+  const Case cases[] = {{7, 9, 3, 1, 1, 1},
+                        {13, 11, 3, 2, 1, 1},
+                        {12, 17, 5, 1, 1, 2},
+                        {16, 15, 3, 3, 2, 2},
+                        {5, 4, 3, 1, 1, 0},
+                        {9, 33, 7, 2, 1, 3},
+                        // 3x3 planes wider than a vector (the AVX2 9-tap path, stride-2 phases)
+                        {20, 37, 3, 1, 1, 1},
+                        {30, 45, 3, 2, 1, 1},
+                        {14, 56, 3, 2, 1, 0}};
   for (const Case& c : cases) {
     k::QDepthwiseParams p;
     p.in_h = c.h;

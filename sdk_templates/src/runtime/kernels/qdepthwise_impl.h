@@ -83,6 +83,85 @@ inline void taps16(const int16_t* const* src, const int32_t* pairs, int ntaps, i
   v[1] = _mm256_permute2x128_si256(lo, hi, 0x31);
 }
 
+// taps16 for a kernel of NT taps known at compile time (3x3: 9), the tap pairs broadcast once
+// per plane (wv) and the loop unrolled: MobileNetV2's 3x3 depthwise planes ~1.5x faster.
+template <int NT>
+inline void taps16_fixed(const int16_t* const* src, const __m256i* wv, __m256i bias, int64_t ox,
+                         __m256i v[2]) {
+  __m256i lo = bias, hi = bias;
+  for (int t = 0; t < NT; t += 2) {
+    const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src[t] + ox));
+    const __m256i b = t + 1 < NT
+                          ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src[t + 1] + ox))
+                          : _mm256_setzero_si256();
+    lo = _mm256_add_epi32(lo, _mm256_madd_epi16(_mm256_unpacklo_epi16(a, b), wv[t / 2]));
+    hi = _mm256_add_epi32(hi, _mm256_madd_epi16(_mm256_unpackhi_epi16(a, b), wv[t / 2]));
+  }
+  v[0] = _mm256_permute2x128_si256(lo, hi, 0x20);
+  v[1] = _mm256_permute2x128_si256(lo, hi, 0x31);
+}
+
+// All output rows of a plane of an NT-tap kernel, requantised from the registers (M < 1).
+template <int NT>
+void rows_requant_fixed(const int16_t* plane, int64_t row_pitch, const int64_t* tap_at,
+                        const int8_t* w, int32_t bias, int64_t out_h, int64_t n, int64_t m0,
+                        int total, int32_t zo, uint8_t* out) {
+  int32_t pairs[NT / 2 + 1];
+  tap_pairs(w, NT, pairs);
+  __m256i wv[NT / 2 + 1];
+  for (int t = 0; t < NT; t += 2) wv[t / 2] = _mm256_set1_epi32(pairs[t / 2]);
+  const __m256i vbias = _mm256_set1_epi32(bias);
+  const int16_t* src[NT];
+  for (int64_t oy = 0; oy < out_h; ++oy, out += n) {
+    const int16_t* row = plane + oy * row_pitch;
+    for (int t = 0; t < NT; ++t) src[t] = row + tap_at[t];
+    int64_t ox = 0;
+    for (; ox + 16 <= n; ox += 16) {
+      __m256i v[2];
+      taps16_fixed<NT>(src, wv, vbias, ox, v);
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(out + ox), requant16_avx2(v, 0, m0, total, zo));
+    }
+    if (ox < n) {
+      __m256i v[2];
+      taps16_fixed<NT>(src, wv, vbias, ox, v);
+      alignas(16) uint8_t tail[16];
+      _mm_store_si128(reinterpret_cast<__m128i*>(tail), requant16_avx2(v, 0, m0, total, zo));
+      std::memcpy(out + ox, tail, static_cast<size_t>(n - ox));
+    }
+  }
+}
+
+// d[i] = s[2 * i] and d[wq + i] = s[2 * i + 1] for i < n (the two phases of a stride-2 row).
+inline void split_phases2(const int16_t* s, int64_t n, int64_t wq, int16_t* d) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + 2 * i));
+    const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + 2 * i + 8));
+    const __m128i even = _mm_packs_epi32(_mm_srai_epi32(_mm_slli_epi32(a, 16), 16),
+                                         _mm_srai_epi32(_mm_slli_epi32(b, 16), 16));
+    const __m128i odd = _mm_packs_epi32(_mm_srai_epi32(a, 16), _mm_srai_epi32(b, 16));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(d + i), even);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(d + wq + i), odd);
+  }
+  for (; i < n; ++i) {
+    d[i] = s[2 * i];
+    d[wq + i] = s[2 * i + 1];
+  }
+}
+
+// d[c] = s[c] - z for c < n, 16 at a time (the compiler's own loop ran byte by byte: its
+// run-time overlap check between s and d failed).
+inline void widen_row(const uint8_t* s, int64_t n, int16_t z, int16_t* d) {
+  const __m256i vz = _mm256_set1_epi16(z);
+  int64_t c = 0;
+  for (; c + 16 <= n; c += 16) {
+    const __m256i v =
+        _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s + c)));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + c), _mm256_sub_epi16(v, vz));
+  }
+  for (; c < n; ++c) d[c] = static_cast<int16_t>(s[c] - z);
+}
+
 // One output row requantised from the registers (M < 1): no int32 row through memory.
 inline void taps_row_requant(const int16_t* const* src, const int8_t* w, int ntaps, int32_t bias,
                              int64_t n, int64_t m0, int total, int32_t zo, uint8_t* out) {
@@ -144,16 +223,28 @@ void qdepthwise_plane_impl(const QDepthwiseParams& p, const uint8_t* in, uint8_t
     int16_t* d = plane + r * pitch;
     const uint8_t* s = in + iy * p.in_w - p.pad_left;
     if (p.stride_w == 1) {
+#if defined(__AVX2__)
+      widen_row(s + c0, c1 - c0, z, d + c0);
+#else
       for (int64_t c = c0; c < c1; ++c) d[c] = static_cast<int16_t>(s[c] - z);
-    } else {  // the row in order, then one pass per phase (both loops vectorise)
+#endif
+    } else {  // the row in order, then one pass per phase
       for (int64_t c = 0; c < c0; ++c) tmp[c] = 0;
+#if defined(__AVX2__)
+      widen_row(s + c0, c1 - c0, z, tmp + c0);
+#else
       for (int64_t c = c0; c < c1; ++c) tmp[c] = static_cast<int16_t>(s[c] - z);
+#endif
       for (int64_t c = c1; c < l.wp; ++c) tmp[c] = 0;
       if (p.stride_w == 2) {
+#if defined(__AVX2__)
+        split_phases2(tmp, l.wp / 2, l.wq, d);
+#else
         for (int64_t i = 0; i < l.wp / 2; ++i) {
           d[i] = tmp[2 * i];
           d[l.wq + i] = tmp[2 * i + 1];
         }
+#endif
         if (l.wp % 2 != 0) d[l.wp / 2] = tmp[l.wp - 1];
       } else {
         for (int64_t c = 0; c < l.wp; ++c) d[(c % p.stride_w) * l.wq + c / p.stride_w] = tmp[c];
@@ -175,6 +266,11 @@ void qdepthwise_plane_impl(const QDepthwiseParams& p, const uint8_t* in, uint8_t
 #if defined(__AVX2__)
   if (mult.shift <= 0) {
     const int total = std::min(62, 31 - mult.shift);
+    if (ntaps == 9) {
+      rows_requant_fixed<9>(plane, p.stride_h * pitch, tap_at, w, bias, p.out_h, p.out_w, mult.m0,
+                            total, zo, out);
+      return;
+    }
     for (int64_t oy = 0; oy < p.out_h; ++oy) {
       const int16_t* row = plane + oy * p.stride_h * pitch;
       for (int t = 0; t < ntaps; ++t) src[t] = row + tap_at[t];
