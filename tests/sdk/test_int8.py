@@ -201,3 +201,48 @@ def test_activation_chains_become_tables(sdk_host: SdkBuild, kind: str) -> None:
              .astype(np.float32)}
     got = run_device(sdk_host.build, model, feeds)["y"]
     np.testing.assert_array_equal(got, _ort(model, feeds, optimise=False)[0])
+
+
+def _residual_qdq(relu: bool) -> onnx.ModelProto:
+    """Two residual Adds in a row, as quantize_static leaves them: a, b -> Q -> DQ -> Add
+    [-> Relu] -> Q -> DQ -> Add(DQ(c)) -> Q -> DQ -> y (each Add one 65536-entry table)."""
+    shape = [1, 3, 5, 7]
+    inits = [numpy_helper.from_array(np.array(s, np.float32), f"s{i}")
+             for i, s in enumerate([0.03, 0.05, 0.04, 0.06, 0.07])]
+    inits += [numpy_helper.from_array(np.array(z, np.uint8), f"z{i}")
+              for i, z in enumerate([128, 100, 0 if relu else 90, 140, 110])]
+    nodes = []
+    for i, name in enumerate(["a", "b", "c"]):
+        s, z = ("s4", "z4") if name == "c" else (f"s{i}", f"z{i}")
+        nodes += [helper.make_node("QuantizeLinear", [name, s, z], [f"{name}q"]),
+                  helper.make_node("DequantizeLinear", [f"{name}q", s, z], [f"{name}d"])]
+    nodes.append(helper.make_node("Add", ["ad", "bd"], ["sum"]))
+    if relu:
+        nodes.append(helper.make_node("Relu", ["sum"], ["sum_r"]))
+    nodes += [helper.make_node("QuantizeLinear", ["sum_r" if relu else "sum", "s2", "z2"],
+                               ["sq"]),
+              helper.make_node("DequantizeLinear", ["sq", "s2", "z2"], ["sd"]),
+              helper.make_node("Add", ["sd", "cd"], ["sum2"]),
+              helper.make_node("QuantizeLinear", ["sum2", "s3", "z3"], ["yq"]),
+              helper.make_node("DequantizeLinear", ["yq", "s3", "z3"], ["y"])]
+    graph = helper.make_graph(
+        nodes, "residual_qdq",
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, shape) for n in "abc"],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, shape)], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+@pytest.mark.parametrize("relu", [False, True])
+def test_residual_adds_become_pair_tables(sdk_host: SdkBuild, relu: bool) -> None:
+    """DQ(a) + DQ(b) [-> Relu] -> Q reads two byte tensors: one lookup in a 65536-entry table
+    (lower/int8_tables.py), bytes equal to onnxruntime running the QDQ graph op by op; a second
+    Add reading the first one's bytes is its own table, not merged into a three-input chain."""
+    model = _residual_qdq(relu)
+    blob = dg.parse(lower(model))
+    assert [n.op_type for n in blob.nodes] == ["QuantizeLinear"] * 5 + ["DequantizeLinear"]
+    tables = [n for n in blob.nodes if len(n.inputs) == 5]
+    assert len(tables) == 2
+    rng = np.random.default_rng(3)
+    feeds = {n: (rng.standard_normal((1, 3, 5, 7)) * 5).astype(np.float32) for n in "abc"}
+    got = run_device(sdk_host.build, model, feeds)["y"]
+    np.testing.assert_array_equal(got, _ort(model, feeds, optimise=False)[0])

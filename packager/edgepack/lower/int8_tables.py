@@ -10,8 +10,11 @@ tensor, ending in a per-tensor QuantizeLinear to uint8/int8, no intermediate rea
 is evaluated once at pack time for all 256 values of ``x`` by onnxruntime, op by op (what the
 host's emulation of the QDQ graph computes), and lowers to one ``QuantizeLinear`` node with a
 fourth input: the 256-entry table (docs/device-graph-format.md), so the device does
-``y = table[x]``. A bare ``DequantizeLinear -> QuantizeLinear`` (a requantisation from one
-(scale, zero point) to another, e.g. a Concat input's, model/qdq_bytes.py) is such a chain too.
+``y = table[x]``. A chain of two byte tensors of one shape (a residual ``DQ(a) + DQ(b) ->
+[Relu ->] Q``) has a 65536-entry table and the second tensor as a fifth input:
+``y = table[256 * x + x2]``. A bare ``DequantizeLinear -> QuantizeLinear`` (a requantisation
+from one (scale, zero point) to another, e.g. a Concat input's, model/qdq_bytes.py) is such a
+chain too.
 """
 
 from __future__ import annotations
@@ -59,14 +62,15 @@ def plan_tables(model: onnx.ModelProto, nodes: list[onnx.NodeProto], consts: dic
         chain = _chain(q, producer, consumers, consts, info, graph_outputs)
         if chain is None:
             continue
-        members, x = chain
+        members, xs = chain
         ordered = [n for n in nodes if id(n) in members]
-        table = _table(model, ordered, q, x, info[x][0], info[q.output[0]][0], consts)
+        table = _table(model, ordered, q, xs, [info[x][0] for x in xs], info[q.output[0]][0],
+                       consts)
         name = f"{q.output[0]}::table"
         plan.tables[name] = table
         plan.dropped.update(members)
         plan.replacement[id(q)] = LoweredNode("QuantizeLinear", q.name,
-                                              [x, q.input[1], _input(q, 2), name],
+                                              [xs[0], q.input[1], _input(q, 2), name, *xs[1:]],
                                               [q.output[0]])
     return plan
 
@@ -82,19 +86,26 @@ def _scalar_const(name: str, consts: dict[str, Any]) -> bool:
 def _chain(q: onnx.NodeProto, producer: dict[str, onnx.NodeProto],
            consumers: dict[str, list[onnx.NodeProto]], consts: dict[str, Any],
            info: dict[str, tuple[str, list[int], bool]],
-           graph_outputs: set[str]) -> tuple[set[int], str] | None:
-    """(id()s of the chain's nodes, including ``q``; the tensor x) or None."""
+           graph_outputs: set[str]) -> tuple[set[int], list[str]] | None:
+    """(id()s of the chain's nodes, including ``q``; the byte tensors it reads: one, or two of
+    one static shape, e.g. a residual Add's) or None."""
     if info.get(q.output[0], ("",))[0] not in BYTE_TYPES:
         return None
     walked = _walk(q, producer, consts)
+    if walked is not None and len(walked[1]) > 2:  # e.g. residual Adds in a row: each its own
+        walked = _walk(q, producer, consts, merge=False)
     if walked is None:
         return None
     members, leaves = walked
-    if len(leaves) != 1:
+    xs = sorted(leaves)
+    if len(xs) not in (1, 2):
         return None
-    x = next(iter(leaves))
-    if x in consts or info.get(x, ("",))[0] not in BYTE_TYPES:
+    if any(x in consts or info.get(x, ("",))[0] not in BYTE_TYPES for x in xs):
         return None
+    if len(xs) == 2 and (info[xs[0]][1] != info[xs[1]][1] or info[xs[0]][2] or info[xs[1]][2]
+                         or info[q.output[0]][1] != info[xs[0]][1]):
+        return None  # no broadcasting between the two, static shapes
+    x = xs[0]
     rank = len(info[x][1])  # scalar constants of a higher rank would broadcast x up
     if any(np.asarray(consts[i]).ndim > rank for n in members.values() for i in n.input
            if i in consts):
@@ -106,15 +117,15 @@ def _chain(q: onnx.NodeProto, producer: dict[str, onnx.NodeProto],
         for o in n.output:
             if o in graph_outputs or any(id(c) not in members for c in consumers.get(o, [])):
                 return None
-    return set(members), x
+    return set(members), xs
 
 
-def _walk(q: onnx.NodeProto, producer: dict[str, onnx.NodeProto],
-          consts: dict[str, Any]) -> tuple[dict[int, onnx.NodeProto], set[str]] | None:
+def _walk(q: onnx.NodeProto, producer: dict[str, onnx.NodeProto], consts: dict[str, Any],
+          merge: bool = True) -> tuple[dict[int, onnx.NodeProto], set[str]] | None:
     """The nodes from ``q`` back to DequantizeLinear leaves (and the tensors those read), or
     None when something other than an element-wise op with scalar constants is in the way. A
-    DequantizeLinear of a QuantizeLinear's output continues through it when that one's own
-    chain qualifies, else the byte tensor between them is a leaf."""
+    DequantizeLinear of a QuantizeLinear's output continues through it (with ``merge``) when
+    that one's own chain qualifies, else the byte tensor between them is a leaf."""
     if not _scalar_const(q.input[1], consts) or not _scalar_const(_input(q, 2), consts):
         return None
     members: dict[int, onnx.NodeProto] = {id(q): q}
@@ -132,7 +143,7 @@ def _walk(q: onnx.NodeProto, producer: dict[str, onnx.NodeProto],
             members[id(n)] = n
             src = producer.get(n.input[0])
             inner = (_walk(src, producer, consts)
-                     if src is not None and src.op_type == "QuantizeLinear" else None)
+                     if merge and src is not None and src.op_type == "QuantizeLinear" else None)
             if inner is None:
                 leaves.add(n.input[0])  # the byte tensor the chain is a function of
             else:
@@ -151,19 +162,26 @@ def _walk(q: onnx.NodeProto, producer: dict[str, onnx.NodeProto],
     return members, leaves
 
 
-def _table(model: onnx.ModelProto, ordered: list[onnx.NodeProto], q: onnx.NodeProto, x: str,
-           x_dtype: str, y_dtype: str, consts: dict[str, Any]) -> np.ndarray:
+def _table(model: onnx.ModelProto, ordered: list[onnx.NodeProto], q: onnx.NodeProto,
+           xs: list[str], x_dtypes: list[str], y_dtype: str,
+           consts: dict[str, Any]) -> np.ndarray:
     """The chain evaluated for every byte value of x: entry i is the output for the byte i
-    (int8 x: its two's-complement pattern)."""
+    (int8 x: its two's-complement pattern); of two tensors x1, x2: entry 256 * i + j is the
+    output for the bytes i of x1 and j of x2 (65536 entries)."""
     import onnxruntime as ort
 
-    np_type = np.uint8 if x_dtype == "uint8" else np.int8
-    values = np.arange(256, dtype=np.uint8).view(np_type)
+    byte = np.arange(256, dtype=np.uint8)
+    grids = [byte] if len(xs) == 1 else [np.repeat(byte, 256), np.tile(byte, 256)]
+    feeds = {x: g.view(np.uint8 if t == "uint8" else np.int8)
+             for x, t, g in zip(xs, x_dtypes, grids, strict=True)}
+    size = 256 ** len(xs)
     used = {i for n in ordered for i in n.input if i in consts}
     inits = [numpy_helper.from_array(np.asarray(consts[i]), i) for i in sorted(used)]
     graph = helper.make_graph(
-        ordered, "table", [helper.make_tensor_value_info(x, BYTE_TYPES[x_dtype], [256])],
-        [helper.make_tensor_value_info(q.output[0], BYTE_TYPES[y_dtype], [256])], inits)
+        ordered, "table",
+        [helper.make_tensor_value_info(x, BYTE_TYPES[t], [size])
+         for x, t in zip(xs, x_dtypes, strict=True)],
+        [helper.make_tensor_value_info(q.output[0], BYTE_TYPES[y_dtype], [size])], inits)
     proto = helper.make_model(graph, opset_imports=list(model.opset_import),
                               ir_version=model.ir_version)
     opts = ort.SessionOptions()
@@ -171,5 +189,5 @@ def _table(model: onnx.ModelProto, ordered: list[onnx.NodeProto], q: onnx.NodePr
     opts.intra_op_num_threads = 1
     session = ort.InferenceSession(proto.SerializeToString(), opts,
                                    providers=["CPUExecutionProvider"])
-    (out,) = session.run(None, {x: values})
-    return np.ascontiguousarray(np.asarray(out).reshape(256))
+    (out,) = session.run(None, feeds)
+    return np.ascontiguousarray(np.asarray(out).reshape(size))

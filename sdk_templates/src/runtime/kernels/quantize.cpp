@@ -40,6 +40,20 @@ void lookup_bytes(const uint8_t* x, uint8_t* y, int64_t n, const uint8_t* table)
   for (; i < n; ++i) y[i] = table[x[i]];
 }
 
+void lookup_byte_pairs(const uint8_t* x, const uint8_t* x2, uint8_t* y, int64_t n,
+                       const uint8_t* table) {
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4) {  // four independent loads per step
+    const uint8_t a = table[x[i] << 8 | x2[i]], b = table[x[i + 1] << 8 | x2[i + 1]],
+                  c = table[x[i + 2] << 8 | x2[i + 2]], d = table[x[i + 3] << 8 | x2[i + 3]];
+    y[i] = a;
+    y[i + 1] = b;
+    y[i + 2] = c;
+    y[i + 3] = d;
+  }
+  for (; i < n; ++i) y[i] = table[x[i] << 8 | x2[i]];
+}
+
 template void quantize_linear<uint8_t>(const float*, uint8_t*, int64_t, float, float);
 template void quantize_linear<int8_t>(const float*, int8_t*, int64_t, float, float);
 template void quantize_linear<uint16_t>(const float*, uint16_t*, int64_t, float, float);

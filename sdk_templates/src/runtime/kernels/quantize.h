@@ -19,5 +19,9 @@ void dequantize_linear(const T* x, float* y, int64_t n, float scale, float zero)
 // y[i] = table[x[i]]: an int8 model's element-wise chain as a 256-entry table (ops/quant.cpp).
 void lookup_bytes(const uint8_t* x, uint8_t* y, int64_t n, const uint8_t* table);
 
+// y[i] = table[256 * x[i] + x2[i]]: a chain of two byte tensors as a 65536-entry table.
+void lookup_byte_pairs(const uint8_t* x, const uint8_t* x2, uint8_t* y, int64_t n,
+                       const uint8_t* table);
+
 }  // namespace kernels
 }  // namespace edgepack

@@ -7,6 +7,8 @@
 // lowering writes it, edgepack/lower/int8_tables.py), takes a uint8/int8 x instead: an int8
 // model's element-wise float chain (e.g. SiLU between Q/DQ) evaluated at pack time for every
 // byte value, so y = table[x as its byte pattern]. y_scale and y_zero_point describe y as usual.
+// With a fifth input x2 (bytes of x's shape) the table has 65536 entries, y = table[256 * x +
+// x2]: a chain of two byte tensors, e.g. a residual DQ(a) + DQ(b) -> Relu -> Q.
 #include <limits>
 
 #include "runtime/kernels/quantize.h"
@@ -19,6 +21,7 @@ struct QuantState : OpState {
   int64_t axis = 0;
   bool per_axis = false;
   const uint8_t* table = nullptr;  // the lookup form (see the top of this file)
+  bool pairs = false;              // 65536 entries indexed by (x, x2)
 };
 
 void table_prepare(PrepareContext& ctx, const Tensor& x, const Tensor& table, const Tensor* zp) {
@@ -28,12 +31,21 @@ void table_prepare(PrepareContext& ctx, const Tensor& x, const Tensor& table, co
   if (out != DType::kUInt8 && out != DType::kInt8)
     ctx.fail(std::string("a table lookup writes uint8 or int8, not ") + dtype_name(out));
   need_dtype(ctx, table, out);
-  if (!table.constant || table.static_numel() != 256)
-    ctx.fail("table must be a constant of 256 entries");
+  const Tensor* x2 = ctx.input(4);
+  if (x2 != nullptr) {
+    if (x2->dtype != DType::kUInt8 && x2->dtype != DType::kInt8)
+      ctx.fail(std::string("a table lookup reads uint8 or int8, not ") + dtype_name(x2->dtype));
+    if (x2->static_dims() != x.static_dims() || x.dynamic_dim0 || x2->dynamic_dim0)
+      ctx.fail("x2 must have x's static shape");
+  }
+  const int64_t entries = x2 != nullptr ? 65536 : 256;
+  if (!table.constant || table.static_numel() != entries)
+    ctx.fail("table must be a constant of " + std::to_string(entries) + " entries");
   if (zp) need_dtype(ctx, *zp, out);
   need_shape(ctx, *ctx.outputs[0], x.static_dims());
   auto st = std::make_unique<QuantState>();
   st->table = static_cast<const uint8_t*>(table.data);
+  st->pairs = x2 != nullptr;
   ctx.state = std::move(st);
 }
 
@@ -98,6 +110,11 @@ void quantize_run(RunContext& ctx) {
   const Tensor* zp = ctx.input(2);
   Tensor* y = ctx.output(0);
   const auto& st = *ctx.state_as<QuantState>();
+  if (st.table != nullptr && st.pairs) {
+    kernels::lookup_byte_pairs(x->as<uint8_t>(), ctx.input(4)->as<uint8_t>(), y->as<uint8_t>(),
+                               x->numel(), st.table);
+    return;
+  }
   if (st.table != nullptr) {
     kernels::lookup_bytes(x->as<uint8_t>(), y->as<uint8_t>(), x->numel(), st.table);
     return;
