@@ -107,6 +107,9 @@ def cases() -> list[Case]:
                   order=["x", "lo"]))
     c.append(Case("softmax_axis1", "Softmax", {"x": f32(2, 5, 3)}, attrs={"axis": 1}))
     c.append(Case("softmax_neg_axis", "Softmax", {"x": f32(2, 5, 3)}, attrs={"axis": -1}))
+    # a strided axis wider than one column tile (64), with a partial tile: YOLO's DFL shape
+    c.append(Case("softmax_dfl_axis1", "Softmax", {"x": f32(2, 16, 4, 37, lo=-8, hi=8)},
+                  attrs={"axis": 1}))
     c.append(Case("batchnorm", "BatchNormalization", {"x": f32(2, 3, 4, 4)},
                   {"s": f32(3), "b": f32(3), "m": f32(3), "v": f32(3, lo=0.5, hi=2)},
                   attrs={"epsilon": 1e-3}))

@@ -110,6 +110,35 @@ void softmax_row_f32(const float* x, float* y, int64_t n) {
 }
 
 EDGEPACK_VECTOR_CLONES
+void softmax_columns_f32(const float* x, float* y, int64_t n, int64_t stride, int64_t cols) {
+  // Per column: the maximum over the n rows, then exp and the sum, then the scale. Each pass runs
+  // along the rows' contiguous segments (vectorised over columns), kSoftmaxColumns at a time.
+  for (int64_t c0 = 0; c0 < cols; c0 += kSoftmaxColumns) {
+    const int64_t w = cols - c0 < kSoftmaxColumns ? cols - c0 : kSoftmaxColumns;
+    float m[kSoftmaxColumns], s[kSoftmaxColumns];
+    for (int64_t j = 0; j < w; ++j) m[j] = x[c0 + j];
+    for (int64_t k = 1; k < n; ++k) {
+      const float* xr = x + k * stride + c0;
+      for (int64_t j = 0; j < w; ++j) m[j] = xr[j] > m[j] ? xr[j] : m[j];
+    }
+    for (int64_t j = 0; j < w; ++j) s[j] = 0.0f;
+    for (int64_t k = 0; k < n; ++k) {
+      const float* xr = x + k * stride + c0;
+      float* yr = y + k * stride + c0;
+      for (int64_t j = 0; j < w; ++j) {
+        yr[j] = exp_approx(xr[j] - m[j]);
+        s[j] += yr[j];
+      }
+    }
+    for (int64_t j = 0; j < w; ++j) s[j] = 1.0f / s[j];
+    for (int64_t k = 0; k < n; ++k) {
+      float* yr = y + k * stride + c0;
+      for (int64_t j = 0; j < w; ++j) yr[j] *= s[j];
+    }
+  }
+}
+
+EDGEPACK_VECTOR_CLONES
 void layernorm_row_f32(const float* x, float* y, int64_t n, const float* scale, const float* bias,
                        float eps, float* mean_out, float* inv_out) {
   constexpr int kLanes = kReduceLanes;

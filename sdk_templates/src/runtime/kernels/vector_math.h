@@ -20,12 +20,19 @@ void erf_f32(const float* x, float* y, int64_t n);
 // 1e-6 for |x| <= 10, both forms).
 void gelu_f32(const float* x, float* y, int64_t n, bool tanh_form);
 
-// y = softmax(x) over one contiguous row of n values (exp_approx; sums in 8 partial lanes).
+// y = softmax(x) over one contiguous row of n values (exp_approx; max and sum in 8 partial lanes).
 void softmax_row_f32(const float* x, float* y, int64_t n);
+
+// Softmax along a strided axis (ONNX Softmax with axis != last, e.g. YOLO's DFL): over n rows
+// `stride` floats apart, for columns [0, cols) of each: y[k * stride + j] = softmax_k(x[. + j]).
+// y may be x (in place). Columns are taken kSoftmaxColumns at a time (the per-column maxima and
+// sums live on the stack), so callers split work across threads in multiples of it.
+constexpr int64_t kSoftmaxColumns = 64;
+void softmax_columns_f32(const float* x, float* y, int64_t n, int64_t stride, int64_t cols);
 
 // LayerNormalization of one row of n values: y = (x - mean) / sqrt(var + eps) * scale + bias
 // (bias may be nullptr); mean and 1 / sqrt(var + eps) are returned through mean_out / inv_out
-// when not nullptr. Two passes in 8 float lanes (the mean first, then the centred squares).
+// when not nullptr. Two passes in 16 float lanes (the mean first, then the centred squares).
 void layernorm_row_f32(const float* x, float* y, int64_t n, const float* scale, const float* bias,
                        float eps, float* mean_out, float* inv_out);
 

@@ -47,6 +47,22 @@ void softmax_run(RunContext& ctx) {
     });
     return;
   }
+  if (!log) {  // a strided axis (YOLO's DFL: 16 bins x 8400 anchors): column tiles
+    const int64_t tiles_per_outer =
+        (inner + kernels::kSoftmaxColumns - 1) / kernels::kSoftmaxColumns;
+    // ~20 operations per element (exp_approx, max, sum, scale)
+    ThreadPool* pool = pool_for(ctx.pool, 20.0 * static_cast<double>(outer * n * inner));
+    parallel(pool, outer * tiles_per_outer, [&](int64_t t0, int64_t t1) {
+      for (int64_t t = t0; t < t1; ++t) {
+        const int64_t o = t / tiles_per_outer,
+                      c0 = (t % tiles_per_outer) * kernels::kSoftmaxColumns;
+        const int64_t cols = std::min(kernels::kSoftmaxColumns, inner - c0);
+        kernels::softmax_columns_f32(px + o * n * inner + c0, py + o * n * inner + c0, n, inner,
+                                     cols);
+      }
+    });
+    return;
+  }
   parallel(ctx.pool, outer, [&](int64_t o0, int64_t o1) {
     for (int64_t o = o0; o < o1; ++o)
       for (int64_t i = 0; i < inner; ++i) {
@@ -54,19 +70,10 @@ void softmax_run(RunContext& ctx) {
         float* d = py + o * n * inner + i;
         float m = -INFINITY;
         for (int64_t k = 0; k < n; ++k) m = std::max(m, s[k * inner]);
-        float sum = 0.0f;
-        if (log) {  // x - max - log(sum(exp(x - max)))
-          for (int64_t k = 0; k < n; ++k) sum += std::exp(s[k * inner] - m);
-          const float shift = m + std::log(sum);
-          for (int64_t k = 0; k < n; ++k) d[k * inner] = s[k * inner] - shift;
-          continue;
-        }
-        for (int64_t k = 0; k < n; ++k) {
-          d[k * inner] = std::exp(s[k * inner] - m);
-          sum += d[k * inner];
-        }
-        const float inv = 1.0f / sum;
-        for (int64_t k = 0; k < n; ++k) d[k * inner] *= inv;
+        float sum = 0.0f;  // LogSoftmax: x - max - log(sum(exp(x - max)))
+        for (int64_t k = 0; k < n; ++k) sum += std::exp(s[k * inner] - m);
+        const float shift = m + std::log(sum);
+        for (int64_t k = 0; k < n; ++k) d[k * inner] = s[k * inner] - shift;
       }
   });
 }
