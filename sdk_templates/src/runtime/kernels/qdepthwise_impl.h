@@ -113,6 +113,7 @@ void rows_requant_fixed(const int16_t* plane, int64_t row_pitch, const int64_t* 
   const __m256i vbias = _mm256_set1_epi32(bias);
   const int16_t* src[NT];
   for (int64_t oy = 0; oy < out_h; ++oy, out += n) {
+    const int64_t room = (out_h - oy) * n;  // output bytes from this row's start
     const int16_t* row = plane + oy * row_pitch;
     for (int t = 0; t < NT; ++t) src[t] = row + tap_at[t];
     int64_t ox = 0;
@@ -124,9 +125,14 @@ void rows_requant_fixed(const int16_t* plane, int64_t row_pitch, const int64_t* 
     if (ox < n) {
       __m256i v[2];
       taps16_fixed<NT>(src, wv, vbias, ox, v);
-      alignas(16) uint8_t tail[16];
-      _mm_store_si128(reinterpret_cast<__m128i*>(tail), requant16_avx2(v, 0, m0, total, zo));
-      std::memcpy(out + ox, tail, static_cast<size_t>(n - ox));
+      const __m128i bytes = requant16_avx2(v, 0, m0, total, zo);
+      if (ox + 16 <= room) {  // past the row: bytes of the rows below, written after this one
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(out + ox), bytes);
+      } else {
+        alignas(16) uint8_t tail[16];
+        _mm_store_si128(reinterpret_cast<__m128i*>(tail), bytes);
+        std::memcpy(out + ox, tail, static_cast<size_t>(n - ox));
+      }
     }
   }
 }
@@ -224,7 +230,18 @@ void qdepthwise_plane_impl(const QDepthwiseParams& p, const uint8_t* in, uint8_t
     const uint8_t* s = in + iy * p.in_w - p.pad_left;
     if (p.stride_w == 1) {
 #if defined(__AVX2__)
-      widen_row(s + c0, c1 - c0, z, d + c0);
+      const int64_t n = c1 - c0;
+      if (n > 0 && n < 16 && (iy + 1) * p.in_w + 16 <= p.in_h * p.in_w) {
+        // A short row (14x14 and 7x7 planes) as one vector: 16 bytes stay inside the plane;
+        // the values past the row land in its padding and slack (wq >= c1 + 16), re-zeroed.
+        const __m256i v =
+            _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s + c0)));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + c0),
+                            _mm256_sub_epi16(v, _mm256_set1_epi16(z)));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + c1), _mm256_setzero_si256());
+      } else {
+        widen_row(s + c0, n, z, d + c0);
+      }
 #else
       for (int64_t c = c0; c < c1; ++c) d[c] = static_cast<int16_t>(s[c] - z);
 #endif
