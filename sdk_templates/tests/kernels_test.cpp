@@ -287,7 +287,7 @@ void test_conv_case(const k::Conv2dParams& p, int act, bool with_bias, ThreadPoo
 void test_conv(ThreadPool* pools[4]) {
   std::uniform_int_distribution<int> r(0, 1 << 20);
   auto any = [&](int lo, int hi) { return lo + r(g_rng) % (hi - lo + 1); };
-  int paths[5] = {0, 0, 0, 0, 0};
+  int paths[7] = {0, 0, 0, 0, 0, 0, 0};
   for (int iter = 0; iter < 300; ++iter) {
     k::Conv2dParams p;
     const int kind = iter % 4;  // 0: general, 1: depthwise 3x3, 2: pointwise, 3: grouped
@@ -309,6 +309,7 @@ void test_conv(ThreadPool* pools[4]) {
     }
     if (kind == 1) {
       p.groups = p.in_channels = p.out_channels = any(1, 9);
+      p.depthwise_blocked = (iter / 4) % 3 - 1;  // prepare()'s choice, row path, blocked path
     } else if (kind == 3) {
       p.groups = any(2, 3);
       p.in_channels = p.groups * any(1, 3);
@@ -316,6 +317,7 @@ void test_conv(ThreadPool* pools[4]) {
     } else {
       p.in_channels = any(1, 9);
       p.out_channels = any(1, 20);
+      p.pointwise_transposed = (iter / 4) % 3 - 1;  // prepare()'s choice, direct, transposed
     }
     if (p.out_h() < 1 || p.out_w() < 1) continue;
     test_conv_case(p, iter % kActivations, iter % 5 != 0,
@@ -344,6 +346,8 @@ void test_conv(ThreadPool* pools[4]) {
   dw.stride_h = dw.stride_w = 2;
   dw.pad_top = dw.pad_left = dw.pad_bottom = dw.pad_right = 1;
   test_conv_case(dw, 2, true, pools[3]);
+  dw.depthwise_blocked = 0;
+  test_conv_case(dw, 2, true, pools[3]);
   // Depthwise, every activation, on both sides of the flattened small-plane path (padded plane
   // <= 4096 floats) and the row-by-row path for large planes; asymmetric pads.
   for (int big = 0; big < 2; ++big)
@@ -359,6 +363,7 @@ void test_conv(ThreadPool* pools[4]) {
         d.pad_left = act % 2;
         d.pad_bottom = act / 2;
         d.pad_right = 1;
+        d.depthwise_blocked = 0;  // the row paths (the blocked one: test_depthwise)
         test_conv_case(d, act, act != 1, act % 2 ? pools[2] : nullptr);
       }
   // Kernels wider than 16 taps take the generic im2col loop.
@@ -393,6 +398,17 @@ void test_conv(ThreadPool* pools[4]) {
   pw.in_w = 13;
   for (int act = 0; act < kActivations; ++act)
     test_conv_case(pw, act, act != 2, act % 2 ? pools[1] : nullptr);
+  // Late 1x1 layers with few output pixels (7x7: computed transposed), channel counts that are
+  // and are not multiples of the panel width, batch 2, 1..4 threads.
+  for (int t = 0; t < 4; ++t) {
+    k::Conv2dParams late_pw;
+    late_pw.batch = t == 2 ? 2 : 1;
+    late_pw.in_channels = t % 2 ? 160 : 37;
+    late_pw.out_channels = t % 2 ? 96 : 53;
+    late_pw.in_h = late_pw.in_w = 7;
+    late_pw.pointwise_transposed = t % 2 ? 1 : -1;
+    test_conv_case(late_pw, 2 + t, t != 1, pools[t]);
+  }
   // Late-stage 3x3 layers: few output pixels, so one or three im2col column blocks, split over
   // output channels for 2..4 threads.
   k::Conv2dParams late;
@@ -406,10 +422,10 @@ void test_conv(ThreadPool* pools[4]) {
   late.in_h = late.in_w = 30;
   for (int t = 1; t < 4; ++t) test_conv_case(late, 5, t != 2, pools[t]);
   ++g_checks;
-  if (paths[0] == 0 || paths[1] == 0 || paths[2] == 0) {
+  if (paths[0] == 0 || paths[1] == 0 || paths[2] == 0 || paths[5] == 0 || paths[6] == 0) {
     ++g_failures;
-    std::printf("FAIL conv sweep did not reach every path: %d %d %d\n", paths[0], paths[1],
-                paths[2]);
+    std::printf("FAIL conv sweep did not reach every path: %d %d %d %d %d\n", paths[0], paths[1],
+                paths[2], paths[5], paths[6]);
   }
 }
 
@@ -464,17 +480,20 @@ void test_winograd(ThreadPool* pools[4]) {
   }
 }
 
-// Depthwise of every kernel size, stride, dilation and pad (the kDepthwise path: all but 3x3
-// with stride 1/2 and no dilation), every activation, 1..4 threads, row lengths below, at and
-// above each vector width; plus network-sized layers (MobileNetV3 / EfficientNet 5x5, a 7x7).
+// Depthwise of every kernel size, stride, dilation and pad, every activation, 1..4 threads, row
+// lengths below, at and above each vector width, channel counts below, at and above each vector
+// width (the channel-blocked path's partial last block), on the row paths (kDepthwise: all but
+// 3x3 with stride 1/2 and no dilation) and on the channel-blocked one; plus network-sized layers
+// (MobileNetV3 / EfficientNet 5x5 stride 1 and 2, a 7x7, 3x3 at 7x7).
 void test_depthwise(ThreadPool* pools[4]) {
   std::uniform_int_distribution<int> r(0, 1 << 20);
   auto any = [&](int lo, int hi) { return lo + r(g_rng) % (hi - lo + 1); };
-  int reached = 0;
-  for (int iter = 0; iter < 240; ++iter) {
+  int reached = 0, blocked = 0;
+  for (int iter = 0; iter < 360; ++iter) {
     k::Conv2dParams p;
     p.batch = any(1, 2);
-    p.groups = p.in_channels = p.out_channels = any(1, 6);
+    p.groups = p.in_channels = p.out_channels = iter % 3 == 2 ? any(1, 37) : any(1, 6);
+    p.depthwise_blocked = iter % 3 - 1;  // prepare()'s choice, row paths, blocked path
     p.in_h = any(1, 20);
     p.in_w = any(1, 70);
     p.kernel_h = any(1, 7);
@@ -493,20 +512,23 @@ void test_depthwise(ThreadPool* pools[4]) {
                   random_vec(static_cast<size_t>(p.out_channels * p.kernel_h * p.kernel_w)).data(),
                   nullptr, k::Epilogue{});
     reached += probe.path() == k::Conv2d::Path::kDepthwise;
+    blocked += probe.path() == k::Conv2d::Path::kDepthwiseBlocked;
     test_conv_case(p, iter % kActivations, iter % 3 != 0,
                    iter % 5 == 0 ? nullptr : pools[iter % 4]);
   }
   ++g_checks;
-  if (reached < 100) {
+  if (reached < 80 || blocked < 150) {
     ++g_failures;
-    std::printf("FAIL depthwise sweep reached the kDepthwise path only %d times\n", reached);
+    std::printf("FAIL depthwise sweep reached the kDepthwise path %d times, kDepthwiseBlocked %d\n",
+                reached, blocked);
   }
   struct Layer {
     int64_t c, hw, k, s, d;
   };
   for (const Layer& l : {Layer{72, 28, 5, 2, 1}, Layer{240, 14, 5, 1, 1}, Layer{32, 56, 7, 1, 1},
                          Layer{48, 33, 3, 1, 2}, Layer{16, 40, 3, 3, 1}, Layer{64, 7, 5, 1, 1},
-                         Layer{6, 83, 5, 1, 1}}) {  // (last: stride 1, too big for one flat pass)
+                         Layer{6, 83, 5, 1, 1},  // (stride 1, too big for one flat pass)
+                         Layer{67, 14, 5, 2, 1}, Layer{35, 7, 3, 1, 1}, Layer{21, 56, 3, 2, 1}}) {
     k::Conv2dParams p;
     p.groups = p.in_channels = p.out_channels = l.c;
     p.in_h = p.in_w = l.hw;
@@ -514,8 +536,10 @@ void test_depthwise(ThreadPool* pools[4]) {
     p.stride_h = p.stride_w = l.s;
     p.dilation_h = p.dilation_w = l.d;
     p.pad_top = p.pad_left = p.pad_bottom = p.pad_right = l.d * (l.k - 1) / 2;
-    for (int t = 0; t < 4; ++t)
+    for (int t = 0; t < 4; ++t) {
+      p.depthwise_blocked = t % 2 == 0 ? -1 : 1;
       test_conv_case(p, (t + static_cast<int>(l.k)) % kActivations, true, pools[t]);
+    }
   }
 }
 

@@ -37,6 +37,13 @@ inline int64_t first_at_least(int64_t start, int64_t step, int64_t limit) {
 constexpr int64_t kMaxTaps = 16;    // kernel sizes up to this take im2col_panel_runs()
 constexpr int64_t kMaxDwTaps = 64;  // depthwise kernels with up to this many taps: kDepthwise
 constexpr int64_t kWinogradMinChannels = 8;
+// Blocked depthwise layers whose padded input block would exceed this many floats (4 MiB per
+// thread) take the row paths.
+constexpr int64_t kMaxBlockedDwFloats = int64_t{1} << 20;
+// 1x1 layers with at most this many output pixels may run transposed (pointwise_transposed()).
+constexpr int64_t kMaxTransposedPixels = 64;
+// Stride-1 depthwise layers with output rows up to this wide take the channel-blocked path.
+constexpr int64_t kBlockedDwMaxWidth = 28;
 
 // The depthwise paths' activation: ReLU / Clip become the row pass's [lo, hi] clamp; the other
 // activations stay in `rest` (bias removed: the row pass adds it), for a second pass.
@@ -267,6 +274,42 @@ const MicroKernel& selected_microkernel() {
   return *microkernel_generic();
 }
 
+// Whether a 1x1 layer (groups 1) runs transposed: pixels on the micro-kernel's M side (MR rows)
+// and output channels on its N side (NR columns), when that pads fewer products: 7x7 = 49 pixels
+// are 64 columns of 16-wide AVX2 panels (77% useful) but 54 rows of 6 (91%). The transpose of
+// C^T back to NCHW costs one pass over the output: 10% of margin.
+bool pointwise_transposed(const Conv2dParams& p) {
+  if (p.groups != 1) return false;
+  if (p.pointwise_transposed >= 0) return p.pointwise_transposed != 0;
+  const int64_t mr = gemm_shape().mr, nr = gemm_shape().nr;
+  const int64_t n = p.out_h() * p.out_w(), m = p.out_channels;
+  // Larger planes pad little either way, and packing X^T and transposing C^T cost more there
+  // (16 output channels of 112x112: 0.67 ms transposed against 0.24 direct).
+  if (n > kMaxTransposedPixels) return false;
+  const int64_t direct = ceil_div(m, mr) * mr * ceil_div(n, nr) * nr;
+  const int64_t transposed = ceil_div(n, mr) * mr * ceil_div(m, nr) * nr;
+  return 10 * transposed < 9 * direct;
+}
+
+// Whether a depthwise layer takes the channel-blocked path: strided layers (the row paths need
+// the strided input de-interleaved, the blocked path reads whole pixels whatever the stride) and
+// planes whose output rows are short (late stages: 7x7, 14x14), where row-wise vectors are mostly
+// padding and the per-row work (edges, borders, the activation) dominates. Stride-1 layers with
+// long rows (56, 112) stay on the row paths: no copy at all there (AVX2, 1 thread, ms: 144 x
+// 56x56 3x3 0.29-0.32 row / 0.36 blocked; 96 x 112x112 3x3 stride 2 0.50 / 0.42; 72 x 56x56 5x5
+// stride 2 0.27 / 0.11).
+bool depthwise_blocked(const Conv2dParams& p) {
+  if (p.kernel_h * p.kernel_w > kMaxBlockedDwTaps) return false;
+  // Each thread's buffer holds L interleaved planes: large planes take the row paths.
+  const int64_t lanes = selected_microkernel().dw_lanes;
+  if ((p.in_h + p.pad_top + p.pad_bottom + p.kernel_h) *
+          (p.in_w + p.pad_left + p.pad_right + p.kernel_w) * lanes >
+      kMaxBlockedDwFloats)
+    return false;
+  if (p.depthwise_blocked >= 0) return p.depthwise_blocked != 0;
+  return p.stride_w > 1 || p.out_w() <= kBlockedDwMaxWidth;
+}
+
 }  // namespace
 
 void Conv2d::prepare(const Conv2dParams& params, const float* weights, const float* bias,
@@ -296,6 +339,31 @@ void Conv2d::prepare(const Conv2dParams& params, const float* weights, const flo
   const int64_t k = cin_g * p.kernel_h * p.kernel_w;
   const int64_t n = p.out_h() * p.out_w();
 
+  if (cin_g == 1 && cout_g == 1 && depthwise_blocked(p)) {
+    path_ = Path::kDepthwiseBlocked;
+    const int64_t lanes = selected_microkernel().dw_lanes, taps = p.kernel_h * p.kernel_w;
+    const int64_t blocks = ceil_div(p.out_channels, lanes);
+    // Per block: taps x L weights, then L biases; zero past the last channel.
+    weights_.assign(static_cast<size_t>(blocks * taps * lanes), 0.0f);
+    dw_block_bias_.assign(static_cast<size_t>(blocks * lanes), 0.0f);
+    for (int64_t c = 0; c < p.out_channels; ++c) {
+      const int64_t blk = c / lanes, lane = c % lanes;
+      for (int64_t t = 0; t < taps; ++t)
+        weights_[static_cast<size_t>((blk * taps + t) * lanes + lane)] = weights[c * taps + t];
+      dw_block_bias_[static_cast<size_t>(c)] = bias_[static_cast<size_t>(c)];
+    }
+    const int64_t hp = std::max(p.in_h + p.pad_top + p.pad_bottom,
+                                (p.out_h() - 1) * p.stride_h + (p.kernel_h - 1) * p.dilation_h + 1);
+    dw_padded_w_ = std::max(p.in_w + p.pad_left + p.pad_right,
+                            (p.out_w() - 1) * p.stride_w + (p.kernel_w - 1) * p.dilation_w + 1);
+    dw_padded_h_ = hp;
+    // Per slot: the interleaved padded input block, then the interleaved output block.
+    dw_in_floats_ = ceil_div(hp * dw_padded_w_ * lanes, 16) * 16;
+    dw_plane_floats_ = dw_in_floats_ + ceil_div(p.out_h() * p.out_w() * lanes, 16) * 16;
+    slots_ = std::max(1, threads);
+    scratch_bytes_ = static_cast<size_t>(slots_ * dw_plane_floats_) * sizeof(float) + 64;
+    return;
+  }
   if (cin_g == 1 && cout_g == 1 && p.kernel_h == 3 && p.kernel_w == 3 && p.dilation_h == 1 &&
       p.dilation_w == 1 && p.stride_h == p.stride_w && (p.stride_h == 1 || p.stride_h == 2)) {
     path_ = Path::kDepthwise3x3;
@@ -340,6 +408,18 @@ void Conv2d::prepare(const Conv2dParams& params, const float* weights, const flo
            p.pad_top == 0 && p.pad_left == 0 && p.pad_bottom == 0 && p.pad_right == 0)
               ? Path::kPointwise
               : Path::kIm2col;
+  if (path_ == Path::kPointwise && pointwise_transposed(p)) {
+    path_ = Path::kPointwiseTransposed;
+    // B = W^T (k x out channels), packed in NR-column panels.
+    weights_.assign(packed_b_floats(k, p.out_channels), 0.0f);
+    pack_b(weights, k, true, k, p.out_channels, weights_.data());
+    // Scratch: gemm()'s packed A (X^T), then C^T (pixels x channels).
+    pw_ct_offset_ =
+        ceil_div(static_cast<int64_t>(gemm_scratch_floats(n, p.out_channels, k, false, true)), 16) *
+        16;
+    scratch_bytes_ = static_cast<size_t>(pw_ct_offset_ + n * p.out_channels) * sizeof(float) + 64;
+    return;
+  }
   group_a_floats_ = packed_a_floats(cout_g, k);
   weights_.assign(group_a_floats_ * static_cast<size_t>(p.groups), 0.0f);
   for (int64_t g = 0; g < p.groups; ++g)
@@ -370,6 +450,14 @@ void Conv2d::run(const float* input, float* output, void* scratch, ThreadPool* p
   }
   if (path_ == Path::kDepthwise) {
     run_depthwise_taps(input, output, packed_b, pool);
+    return;
+  }
+  if (path_ == Path::kDepthwiseBlocked) {
+    run_depthwise_blocked(input, output, packed_b, pool);
+    return;
+  }
+  if (path_ == Path::kPointwiseTransposed) {
+    run_pointwise_transposed(input, output, packed_b, pool);
     return;
   }
   if (path_ == Path::kWinograd) {
@@ -588,6 +676,79 @@ void Conv2d::run_depthwise_taps(const float* input, float* output, float* scratc
           kern.dw_taps_row(taps, w, ntaps, bias, lo, hi, out, ow_n);
           if (act_only.act != Activation::kNone) apply_epilogue(act_only, out, ow_n, 1, ow_n, 0, 0);
         }
+      }
+    }
+  };
+  if (pool != nullptr && slots > 1)
+    pool->parallel_for(slots, body);
+  else
+    body(0, 1);
+}
+
+void Conv2d::run_pointwise_transposed(const float* input, float* output, float* scratch,
+                                      ThreadPool* pool) const {
+  const Conv2dParams& p = p_;
+  const int64_t n = p.out_h() * p.out_w(), m = p.out_channels, k = p.in_channels;
+  float* ct = scratch + pw_ct_offset_;
+  Epilogue ep = ep_;
+  ep.bias_per_row = false;  // C^T: one output channel per column
+  for (int64_t b = 0; b < p.batch; ++b) {
+    GemmOperand a;  // op(A) = X^T (n x k): X is k x n
+    a.data = input + b * k * n;
+    a.ld = n;
+    a.trans = true;
+    GemmOperand bop;
+    bop.packed = weights_.data();
+    gemm(n, m, k, 1.0f, a, bop, 0.0f, ct, m, ep, scratch, pool);
+    float* out = output + b * m * n;
+    auto transpose = [&](int64_t c0, int64_t c1) {
+      for (int64_t c = c0; c < c1; ++c)
+        for (int64_t j = 0; j < n; ++j) out[c * n + j] = ct[j * m + c];
+    };
+    if (pool != nullptr)
+      pool->parallel_for(m, transpose);
+    else
+      transpose(0, m);
+  }
+}
+
+void Conv2d::run_depthwise_blocked(const float* input, float* output, float* scratch,
+                                   ThreadPool* pool) const {
+  const Conv2dParams& p = p_;
+  const MicroKernel& kern = selected_microkernel();
+  const int64_t lanes = kern.dw_lanes, taps = p.kernel_h * p.kernel_w;
+  const int64_t C = p.out_channels, H = p.in_h, W = p.in_w, wp = dw_padded_w_;
+  const int64_t blocks = ceil_div(C, lanes), tasks = p.batch * blocks;
+  const int64_t out_plane = p.out_h() * p.out_w();
+  Epilogue act = ep_;
+  act.bias = nullptr;  // the bias is the accumulators' start value
+  const TileEpilogue te = tile_epilogue(act, 0, 0);
+  DwBlock g{};
+  g.out_h = p.out_h();
+  g.out_w = p.out_w();
+  g.in_w = wp;
+  g.kernel_h = p.kernel_h;
+  g.kernel_w = p.kernel_w;
+  g.stride_h = p.stride_h;
+  g.stride_w = p.stride_w;
+  g.dilation_h = p.dilation_h;
+  g.dilation_w = p.dilation_w;
+  g.out_plane = out_plane;
+  const int64_t slots = pool != nullptr ? std::min<int64_t>(slots_, tasks) : 1;
+  std::atomic<int64_t> next{0};  // blocks are claimed one at a time (see the im2col path)
+  auto body = [&](int64_t s0, int64_t s1) {
+    for (int64_t slot = s0; slot < s1; ++slot) {
+      float* buf = scratch + slot * dw_plane_floats_;
+      // The pads stay zero: each block overwrites the interior only.
+      std::fill(buf, buf + dw_in_floats_, 0.0f);
+      for (int64_t t = next++; t < tasks; t = next++) {
+        const int64_t b = t / blocks, blk = t % blocks, c0 = blk * lanes;
+        const int nc = static_cast<int>(std::min(lanes, C - c0));
+        kern.dw_pack(input + (b * C + c0) * H * W, H * W, nc, H, W, p.pad_top, p.pad_left, wp, buf);
+        DwBlock gb = g;
+        gb.channels = nc;
+        kern.dw_cblock(buf, weights_.data() + blk * taps * lanes, dw_block_bias_.data() + c0, gb,
+                       te, buf + dw_in_floats_, output + (b * C + c0) * out_plane);
       }
     }
   };

@@ -2,13 +2,20 @@
 // 2D convolution, NCHW float32, with bias and a fused activation.
 //
 // Paths, chosen at prepare():
-//   depthwise 3x3 (groups == in == out channels, dilation 1, stride 1 or 2, any pads): direct,
-//     one vectorised pass per output row with bias + activation applied in the same sweep;
+//   depthwise (groups == in == out channels) with strides > 1 or output rows up to 28 wide, up
+//     to 64 taps, any dilation and pads: channel-blocked: blocks of L channels (L = vector width)
+//     copied into one zero-padded buffer, interleaved so that a vector holds one pixel of L
+//     channels (transposed in registers); every tap is then one vector FMA per output pixel
+//     whatever the stride, with bias + activation in registers (microkernel.h);
+//   other depthwise 3x3 (stride 1, dilation 1, any pads): direct, one vectorised pass per output
+//     row with bias + clamp applied in the same sweep;
 //   every other depthwise (any kernel up to 64 taps, strides, dilations, pads): each channel's
 //     plane copied once into a zero-padded buffer split by column phase (column j at phase
 //     j % stride_w), so every tap of an output row is a contiguous run; one vectorised pass per
 //     output row over all taps (accumulators in registers), bias + clamp in the same pass;
-//   1x1, stride 1, no pads: GEMM straight on the input (no im2col);
+//   1x1, stride 1, no pads: GEMM straight on the input (no im2col); with few output pixels
+//     (7x7) transposed, C^T = X^T W^T (pixels on the micro-kernel's M side pad less), then C^T
+//     transposed into the output;
 //   3x3, stride 1, no dilation or groups, enough channels: Winograd F(4x4, 3x3), or F(2x2, 3x3)
 //     on small planes (winograd.h), filters transformed at prepare;
 //   everything else (any kernel, strides, dilations, asymmetric pads, groups): im2col written
@@ -43,6 +50,12 @@ struct Conv2dParams {
   // Whether prepare() may choose the Winograd path (tests and benchmarks turn it off to compare
   // it with im2col + GEMM on the same layer).
   bool allow_winograd = true;
+  // Depthwise layers: -1 lets prepare() choose between the row paths and the channel-blocked
+  // one by the plane's size; 0 / 1 force it (tests and benchmarks compare the two).
+  int depthwise_blocked = -1;
+  // 1x1 layers (groups 1): -1 lets prepare() choose whether to compute C^T = X^T W^T (few
+  // output pixels, e.g. 7x7); 0 / 1 force it.
+  int pointwise_transposed = -1;
 
   int64_t out_h() const {
     return (in_h + pad_top + pad_bottom - dilation_h * (kernel_h - 1) - 1) / stride_h + 1;
@@ -54,7 +67,15 @@ struct Conv2dParams {
 
 class Conv2d {
  public:
-  enum class Path { kDepthwise3x3, kPointwise, kIm2col, kDepthwise, kWinograd };
+  enum class Path {
+    kDepthwise3x3,
+    kPointwise,
+    kIm2col,
+    kDepthwise,
+    kWinograd,
+    kDepthwiseBlocked,
+    kPointwiseTransposed
+  };
 
   // Validates params (throws edgepack::Error kInvalidArgument), copies and packs the weights
   // (OIHW: out x in/groups x kh x kw) and bias (out, may be nullptr). Nothing is retained from
@@ -77,11 +98,17 @@ class Conv2d {
   void run_depthwise(const float* input, float* output, ThreadPool* pool) const;
   void run_depthwise_taps(const float* input, float* output, float* scratch,
                           ThreadPool* pool) const;
+  void run_depthwise_blocked(const float* input, float* output, float* scratch,
+                             ThreadPool* pool) const;
+  void run_pointwise_transposed(const float* input, float* output, float* scratch,
+                                ThreadPool* pool) const;
 
   Conv2dParams p_;
   Path path_ = Path::kIm2col;
   Epilogue ep_;
-  std::vector<float> weights_;  // packed A per group (GEMM paths) or C x 9 (depthwise)
+  // Packed A per group (GEMM paths), packed B = W^T (transposed 1x1), C x taps (depthwise row
+  // paths) or taps x L per block of L channels (blocked depthwise).
+  std::vector<float> weights_;
   std::vector<float> bias_;
   size_t group_a_floats_ = 0;
   int64_t slots_ = 1;         // im2col path: scratch slots, one per thread
@@ -89,8 +116,13 @@ class Conv2d {
   size_t scratch_bytes_ = 0;
   int64_t dw_padded_h_ = 0;      // kDepthwise: rows of the padded plane
   int64_t dw_phase_cols_ = 0;    // kDepthwise: columns per phase, ceil(padded width / stride_w)
-  int64_t dw_plane_floats_ = 0;  // kDepthwise: floats of one slot's padded plane (64-byte multiple)
-  Winograd3x3 winograd_;         // kWinograd
+  int64_t dw_plane_floats_ = 0;  // kDepthwise(Blocked): floats of one slot's padded plane (or
+                                 // block of interleaved planes), a 64-byte multiple
+  int64_t pw_ct_offset_ = 0;     // kPointwiseTransposed: where C^T starts in scratch (floats)
+  int64_t dw_padded_w_ = 0;      // kDepthwiseBlocked: pixels per padded row
+  int64_t dw_in_floats_ = 0;     // kDepthwiseBlocked: floats of a slot's input block
+  std::vector<float> dw_block_bias_;  // kDepthwiseBlocked: bias per channel block (L floats)
+  Winograd3x3 winograd_;              // kWinograd
 };
 
 }  // namespace kernels

@@ -37,6 +37,16 @@ struct TileEpilogue {
 using MicroKernelFn = void (*)(int64_t kc, const float* a, const float* b, int64_t ldb, float* c,
                                int64_t ldc, float alpha, int accumulate, const TileEpilogue* ep);
 
+// One block of a channel-blocked depthwise convolution (dw_cblock_tmpl): L = dw_lanes channels,
+// interleaved so that one vector holds one pixel of every channel of the block.
+struct DwBlock {
+  int64_t out_h, out_w;  // output pixels
+  int64_t in_w;          // pixels per row of the padded, interleaved input
+  int64_t kernel_h, kernel_w, stride_h, stride_w, dilation_h, dilation_w;
+  int64_t out_plane;  // floats between two channels' planes of the NCHW output
+  int channels;       // channels of this block (<= L: the last block may be partial)
+};
+
 struct MicroKernel {
   int mr;
   int nr;
@@ -52,6 +62,14 @@ struct MicroKernel {
                       float hi, float* out, int64_t count);
   // x = act(x) over a contiguous run (see act_row_tmpl).
   void (*act_row)(const TileEpilogue& ep, float* x, int64_t n);
+  // Depthwise convolution of one block of dw_lanes channels held channel-interleaved (see
+  // dw_cblock_tmpl); dw_lanes is the vector width in floats.
+  int dw_lanes;
+  void (*dw_cblock)(const float* in, const float* w, const float* bias, const DwBlock& g,
+                    const TileEpilogue& ep, float* work, float* out);
+  // Copies up to dw_lanes NCHW planes into that interleaved, padded layout (see dw_pack_tmpl).
+  void (*dw_pack)(const float* src, int64_t src_plane, int channels, int64_t h, int64_t w,
+                  int64_t pad_top, int64_t pad_left, int64_t padded_w, float* dst);
 };
 
 const MicroKernel* microkernel_generic();
@@ -277,6 +295,192 @@ void dw_taps_row_tmpl(const float* const* __restrict taps, const float* __restri
     default:
       break;
   }
+}
+
+// R consecutive output pixels of one channel block, starting at input pixel `in` (the window's
+// top-left tap): acc = bias + sum over taps t of w[t] (x) in[off[t] + r * step], every operand a
+// vector of L channels, so any stride or dilation is a plain vector load; then the clamp and
+// activation of `ep` in registers, stored as R pixel vectors at out. STEP: the distance between
+// output pixels in floats when it is a compile-time constant (stride 1 and 2), else 0 and `step`
+// holds it.
+template <int VB, int R, int STEP>
+inline void dw_cblock_px(const float* __restrict in, const float* __restrict w,
+                         const float* __restrict bias, const int32_t* __restrict off, int taps,
+                         int64_t step, const TileEpilogue& ep, float* __restrict out) {
+  typedef typename VecAct<VB>::V V;
+  constexpr int kL = VB / 4;
+  if (STEP != 0) step = STEP;
+  V acc[R];
+  const V b = *reinterpret_cast<const V*>(bias);
+  for (int r = 0; r < R; ++r) acc[r] = b;
+  for (int t = 0; t < taps; ++t) {
+    const V wv = *reinterpret_cast<const V*>(w + t * kL);
+    const float* px = in + off[t];
+    for (int r = 0; r < R; ++r) acc[r] += wv * *reinterpret_cast<const V*>(px + r * step);
+  }
+  for (int r = 0; r < R; ++r) {
+    V a = acc[r];
+    if (ep.clamp) {
+      const V lo = V{} + ep.lo, hi = V{} + ep.hi;
+      a = a < lo ? lo : a;
+      a = a > hi ? hi : a;
+    }
+    if (ep.act != TileEpilogue::kNone) a = VecAct<VB>::act(ep, a);
+    *reinterpret_cast<V*>(out + r * kL) = a;
+  }
+}
+
+template <int VB, int STEP>
+void dw_cblock_rows(const float* in, const float* w, const float* bias, const int32_t* off,
+                    const DwBlock& g, const TileEpilogue& ep, float* out) {
+  constexpr int kL = VB / 4, kR = 4;
+  const int taps = static_cast<int>(g.kernel_h * g.kernel_w);
+  const int64_t step = g.stride_w * kL;
+  for (int64_t oh = 0; oh < g.out_h; ++oh) {
+    const float* row = in + oh * g.stride_h * g.in_w * kL;
+    float* o = out + oh * g.out_w * kL;
+    int64_t ow = 0;
+    for (; ow + kR <= g.out_w; ow += kR)
+      dw_cblock_px<VB, kR, STEP>(row + ow * step, w, bias, off, taps, step, ep, o + ow * kL);
+    switch (g.out_w - ow) {
+      case 1:
+        dw_cblock_px<VB, 1, STEP>(row + ow * step, w, bias, off, taps, step, ep, o + ow * kL);
+        break;
+      case 2:
+        dw_cblock_px<VB, 2, STEP>(row + ow * step, w, bias, off, taps, step, ep, o + ow * kL);
+        break;
+      case 3:
+        dw_cblock_px<VB, 3, STEP>(row + ow * step, w, bias, off, taps, step, ep, o + ow * kL);
+        break;
+      default:
+        break;
+    }
+  }
+}
+
+// Lane zips of two vectors: lo = (a0 b0 a1 b1 ...) from their first halves, hi from the second.
+// (Partial specialisations, so a file built without AVX never instantiates the wider ones.)
+template <int VB, int kUnused = 0>
+struct Zip;
+template <int kUnused>
+struct Zip<16, kUnused> {
+  typedef float V __attribute__((vector_size(16), aligned(4), may_alias));
+  static V lo(V a, V b) { return __builtin_shufflevector(a, b, 0, 4, 1, 5); }
+  static V hi(V a, V b) { return __builtin_shufflevector(a, b, 2, 6, 3, 7); }
+};
+template <int kUnused>
+struct Zip<32, kUnused> {
+  typedef float V __attribute__((vector_size(32), aligned(4), may_alias));
+  static V lo(V a, V b) { return __builtin_shufflevector(a, b, 0, 8, 1, 9, 2, 10, 3, 11); }
+  static V hi(V a, V b) { return __builtin_shufflevector(a, b, 4, 12, 5, 13, 6, 14, 7, 15); }
+};
+template <int kUnused>
+struct Zip<64, kUnused> {
+  typedef float V __attribute__((vector_size(64), aligned(4), may_alias));
+  static V lo(V a, V b) {
+    return __builtin_shufflevector(a, b, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+  }
+  static V hi(V a, V b) {
+    return __builtin_shufflevector(a, b, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15,
+                                   31);
+  }
+};
+
+// Transposes the L x L tile r[0..L) (L = VB / 4 lanes) in registers: log2(L) rounds of zipping
+// row i with row i + L / 2 (the perfect shuffle), which leave row j holding column j.
+template <int VB>
+inline void transpose_tile(typename Zip<VB>::V* r) {
+  typedef typename Zip<VB>::V V;
+  constexpr int kL = VB / 4;
+  for (int len = 1; len < kL; len *= 2) {
+    V n[kL];
+#pragma GCC unroll 16
+    for (int i = 0; i < kL / 2; ++i) {
+      n[2 * i] = Zip<VB>::lo(r[i], r[i + kL / 2]);
+      n[2 * i + 1] = Zip<VB>::hi(r[i], r[i + kL / 2]);
+    }
+#pragma GCC unroll 16
+    for (int i = 0; i < kL; ++i) r[i] = n[i];
+  }
+}
+
+// Channels [0, channels) of up to L = VB / 4 NCHW planes (plane c at src + c * src_plane, h x w)
+// into the interleaved block of dw_cblock_tmpl: pixel (i, j) of channel c at
+// dst[((i + pad_top) * padded_w + j + pad_left) * L + c]. The pads are not written. The planes are
+// read as flat runs of L pixels, transposed in registers and stored one pixel vector at a time
+// (lanes past `channels` hold zeros).
+template <int VB>
+void dw_pack_tmpl(const float* src, int64_t src_plane, int channels, int64_t h, int64_t w,
+                  int64_t pad_top, int64_t pad_left, int64_t padded_w, float* dst) {
+  typedef typename Zip<VB>::V V;
+  constexpr int kL = VB / 4;
+  const int64_t n = h * w;
+  int64_t pix = 0, row = 0, col = 0;
+  for (; pix + kL <= n; pix += kL) {
+    V r[kL];
+    for (int c = 0; c < kL; ++c)
+      r[c] = c < channels ? *reinterpret_cast<const V*>(src + c * src_plane + pix) : V{};
+    transpose_tile<VB>(r);
+    for (int j = 0; j < kL; ++j) {
+      *reinterpret_cast<V*>(dst + ((row + pad_top) * padded_w + col + pad_left) * kL) = r[j];
+      if (++col == w) {
+        col = 0;
+        ++row;
+      }
+    }
+  }
+  for (; pix < n; ++pix) {
+    float* d = dst + ((row + pad_top) * padded_w + col + pad_left) * kL;
+    for (int c = 0; c < channels; ++c) d[c] = src[c * src_plane + pix];
+    if (++col == w) {
+      col = 0;
+      ++row;
+    }
+  }
+}
+
+// The inverse of dw_pack_tmpl without pads: n interleaved pixel vectors at src (pixel p of
+// channel c at src[p * L + c]) into channels [0, channels) of NCHW planes (channel c's pixel p at
+// dst[c * dst_plane + p]), L pixels at a time transposed in registers.
+template <int VB>
+void dw_unpack_tmpl(const float* src, int64_t n, int channels, float* dst, int64_t dst_plane) {
+  typedef typename Zip<VB>::V V;
+  constexpr int kL = VB / 4;
+  int64_t pix = 0;
+  for (; pix + kL <= n; pix += kL) {
+    V r[kL];
+    for (int j = 0; j < kL; ++j) r[j] = *reinterpret_cast<const V*>(src + (pix + j) * kL);
+    transpose_tile<VB>(r);
+    for (int c = 0; c < channels; ++c) *reinterpret_cast<V*>(dst + c * dst_plane + pix) = r[c];
+  }
+  for (; pix < n; ++pix)
+    for (int c = 0; c < channels; ++c) dst[c * dst_plane + pix] = src[pix * kL + c];
+}
+
+// The depthwise convolution of one block of L = VB / 4 channels, channel-interleaved: padded
+// input pixel (i, j) of channel c at in[(i * g.in_w + j) * L + c] (zero-padded, covering every
+// tap), weights w[tap * L + c], bias[c] (L floats each, zero past g.channels). Computes the output
+// block interleaved into work (out_h * out_w * L floats), after the clamp and activation of `ep`
+// (its bias fields are not read), then writes channel c's plane at out + c * g.out_plane (NCHW).
+// Small planes (7x7, 14x14) leave most lanes of a row-wise vector idle; here every lane is a
+// channel, whatever the width, stride or dilation. At most kMaxBlockedDwTaps taps.
+constexpr int kMaxBlockedDwTaps = 64;
+template <int VB>
+void dw_cblock_tmpl(const float* in, const float* w, const float* bias, const DwBlock& g,
+                    const TileEpilogue& ep, float* work, float* out) {
+  constexpr int kL = VB / 4;
+  int32_t off[kMaxBlockedDwTaps];  // where each tap reads, from the window's top-left pixel
+  for (int64_t kh = 0; kh < g.kernel_h; ++kh)
+    for (int64_t kw = 0; kw < g.kernel_w; ++kw)
+      off[kh * g.kernel_w + kw] =
+          static_cast<int32_t>((kh * g.dilation_h * g.in_w + kw * g.dilation_w) * kL);
+  if (g.stride_w == 1)
+    dw_cblock_rows<VB, kL>(in, w, bias, off, g, ep, work);
+  else if (g.stride_w == 2)
+    dw_cblock_rows<VB, 2 * kL>(in, w, bias, off, g, ep, work);
+  else
+    dw_cblock_rows<VB, 0>(in, w, bias, off, g, ep, work);
+  dw_unpack_tmpl<VB>(work, g.out_h * g.out_w, g.channels, out, g.out_plane);
 }
 
 }  // namespace

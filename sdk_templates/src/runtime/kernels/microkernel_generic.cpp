@@ -30,10 +30,19 @@ void dw_taps(const float* const* taps, const float* w, int ntaps, float bias, fl
              float* out, int64_t count) {
   dw_taps_row_tmpl<kVB>(taps, w, ntaps, bias, lo, hi, out, count);
 }
+void dw_cblock(const float* in, const float* w, const float* bias, const DwBlock& g,
+               const TileEpilogue& ep, float* work, float* out) {
+  dw_cblock_tmpl<kVB>(in, w, bias, g, ep, work, out);
+}
+void dw_pack(const float* src, int64_t src_plane, int channels, int64_t h, int64_t w,
+             int64_t pad_top, int64_t pad_left, int64_t padded_w, float* dst) {
+  dw_pack_tmpl<kVB>(src, src_plane, channels, h, w, pad_top, pad_left, padded_w, dst);
+}
 void act_row(const TileEpilogue& ep, float* x, int64_t n) {
   act_row_tmpl<kVB>(ep, x, n);
 }
-const MicroKernel kKernel = {kMR, kNR, kKC, kIsa, kernel, dw, dw_taps, act_row};
+const MicroKernel kKernel = {kMR,     kNR,     kKC,     kIsa,      kernel, dw,
+                             dw_taps, act_row, kVB / 4, dw_cblock, dw_pack};
 }  // namespace
 
 const MicroKernel* microkernel_generic() {
