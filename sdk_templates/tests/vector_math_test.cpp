@@ -2,8 +2,9 @@
 // Checks the layout and transformer kernels of kernels/vector_math.h against naive references:
 // strided_copy (Transpose / Slice views of every rank, negative steps, element sizes 1..8 and
 // odd ones), GELU (erf and tanh forms, against libm in double), LayerNorm rows (odd lengths, a
-// large mean) and the GEMV (odd sizes, 1..4 threads). Prints one line per failure; exit status 1
-// if any.
+// large mean), the GEMV (odd sizes, 1..4 threads), and the row kernels of Resize and the pools
+// (upsample_row, gather_row, max_taps_f32, sum_f32) and the cheap activations (unary_f32). Prints
+// one line per failure; exit status 1 if any.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -229,6 +230,146 @@ void test_gemv(ThreadPool* pools[4]) {
   }
 }
 
+// upsample_row and gather_row against an element-by-element copy: factors 1..6 (the fixed
+// 2..4 and the generic loop), element sizes 1, 2, 4, 8 and 3 (byte by byte), row lengths around
+// the vector widths; a guard byte after each row must stay.
+void test_nearest_rows() {
+  std::uniform_int_distribution<int> byte(0, 255);
+  for (size_t es : {size_t(1), size_t(2), size_t(3), size_t(4), size_t(8)}) {
+    for (int64_t n : {1, 3, 4, 7, 8, 9, 16, 17, 33, 80}) {
+      std::vector<uint8_t> x(size_t(n) * es);
+      for (auto& v : x) v = uint8_t(byte(g_rng));
+      for (int64_t f = 1; f <= 6; ++f) {
+        const int64_t m = n * f;
+        std::vector<uint8_t> got(size_t(m) * es + 1, 0xAB), want(size_t(m) * es);
+        for (int64_t o = 0; o < m; ++o)
+          std::memcpy(want.data() + size_t(o) * es, x.data() + size_t(o / f) * es, es);
+        k::upsample_row(x.data(), n, f, got.data(), es);
+        ++g_checks;
+        if (std::memcmp(got.data(), want.data(), want.size()) != 0 || got.back() != 0xAB) {
+          ++g_failures;
+          std::printf("FAIL upsample_row es %zu n %ld factor %ld\n", es, long(n), long(f));
+        }
+      }
+      // A gather: every other element backwards, then the first one repeated.
+      std::vector<int64_t> idx;
+      for (int64_t i = n - 1; i >= 0; i -= 2) idx.push_back(i);
+      for (int i = 0; i < 5; ++i) idx.push_back(0);
+      const int64_t m = int64_t(idx.size());
+      std::vector<uint8_t> got(size_t(m) * es + 1, 0xAB), want(size_t(m) * es);
+      for (int64_t o = 0; o < m; ++o)
+        std::memcpy(want.data() + size_t(o) * es, x.data() + size_t(idx[size_t(o)]) * es, es);
+      k::gather_row(x.data(), idx.data(), got.data(), m, es);
+      ++g_checks;
+      if (std::memcmp(got.data(), want.data(), want.size()) != 0 || got.back() != 0xAB) {
+        ++g_failures;
+        std::printf("FAIL gather_row es %zu n %ld\n", es, long(n));
+      }
+    }
+  }
+}
+
+// max_taps_f32 against the scalar loop it replaces (std::max from -inf over the taps, so a NaN
+// in x is passed over): taps 1..8 (fixed 2..5, per-tap otherwise), steps 1, 2 (a dilation) and a
+// row width, strides 1, 2 (the fixed kernels) and 3, lengths around the vector widths, with -inf,
+// +inf and NaN among the values.
+void test_max_taps() {
+  std::uniform_real_distribution<float> u(-5.0f, 5.0f);
+  for (int taps = 1; taps <= 8; ++taps) {
+    for (int64_t step : {1, 2, 13}) {
+      for (int64_t stride : {1, 2, 3}) {
+        for (int64_t n : {1, 5, 8, 15, 16, 31, 100}) {
+          std::vector<float> x(size_t((n - 1) * stride + (taps - 1) * step + 1));
+          for (auto& v : x) v = u(g_rng);
+          x[x.size() / 2] = -INFINITY;
+          x[x.size() / 3] = INFINITY;
+          if (x.size() > 4) x[x.size() / 4] = NAN;
+          std::vector<float> got(size_t(n) + 1, 7.0f);
+          k::max_taps_f32(x.data(), n, taps, step, stride, got.data());
+          bool ok = got[size_t(n)] == 7.0f;
+          for (int64_t i = 0; i < n && ok; ++i) {
+            float want = -INFINITY;
+            for (int j = 0; j < taps; ++j) want = std::max(want, x[size_t(i * stride + j * step)]);
+            ok = std::memcmp(&want, &got[size_t(i)], sizeof(float)) == 0;
+          }
+          ++g_checks;
+          if (!ok) {
+            ++g_failures;
+            std::printf("FAIL max_taps_f32 taps %d step %ld stride %ld n %ld\n", taps, long(step),
+                        long(stride), long(n));
+          }
+        }
+      }
+    }
+  }
+}
+
+// unary_f32 against each op's scalar expression in double: values around the clamps' corners,
+// infinities and NaN (NaN must stay NaN), lengths around the vector widths.
+void test_unary() {
+  std::vector<float> x = {0.0f, -0.0f, 3.0f,     -3.0f,     2.5f, -2.5f,
+                          6.0f, -6.0f, INFINITY, -INFINITY, NAN};
+  std::uniform_real_distribution<float> u(-8.0f, 8.0f);
+  while (x.size() < 77) x.push_back(u(g_rng));
+  const float alpha = 0.2f, beta = 0.5f;
+  auto want = [&](k::UnaryOp op, double v) -> double {
+    switch (op) {
+      case k::UnaryOp::kRelu:
+        return v > 0 ? v : 0;
+      case k::UnaryOp::kLeakyRelu:
+        return v >= 0 ? v : alpha * v;
+      case k::UnaryOp::kClip:  // min = alpha, max = beta
+        return std::isnan(v) ? v : std::min(std::max(v, double(alpha)), double(beta));
+      case k::UnaryOp::kHardSigmoid:
+        return std::isnan(v) ? v : std::min(std::max(alpha * v + beta, 0.0), 1.0);
+      case k::UnaryOp::kHardSwish:
+        return std::isnan(v) ? v : v * std::min(std::max(v / 6 + 0.5, 0.0), 1.0);
+      case k::UnaryOp::kNeg:
+        return -v;
+      case k::UnaryOp::kAbs:
+        return std::fabs(v);
+    }
+    return 0;
+  };
+  for (int op = 0; op <= int(k::UnaryOp::kAbs); ++op) {
+    for (int64_t n : {1, 7, 8, 9, 17, 77}) {
+      std::vector<float> y(size_t(n) + 1, 7.0f);
+      k::unary_f32(k::UnaryOp(op), x.data(), y.data(), n, alpha, beta);
+      bool ok = y[size_t(n)] == 7.0f;
+      for (int64_t i = 0; i < n && ok; ++i) {
+        const double w = want(k::UnaryOp(op), x[size_t(i)]);
+        const double g = y[size_t(i)];
+        ok = std::isnan(w) ? std::isnan(g)
+                           : (g == w || std::fabs(g - w) <= 1e-6 * std::max(1.0, std::fabs(w)));
+      }
+      ++g_checks;
+      if (!ok) {
+        ++g_failures;
+        std::printf("FAIL unary_f32 op %d n %ld\n", op, long(n));
+      }
+    }
+  }
+}
+
+// sum_f32 against a double sum.
+void test_sum() {
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  for (int64_t n : {0, 1, 7, 8, 9, 49, 196, 3136, 10001}) {
+    std::vector<float> x(static_cast<size_t>(n));
+    double want = 0.0;
+    for (auto& v : x) {
+      v = u(g_rng);
+      want += v;
+    }
+    const double got = k::sum_f32(x.data(), n);
+    ++g_checks;
+    if (!(std::fabs(got - want) <= 1e-6 * std::max(1.0, double(n)))) {
+      ++g_failures;
+      std::printf("FAIL sum_f32 n %ld: %.9g vs %.9g\n", long(n), got, want);
+    }
+  }
+}
+
 }  // namespace
 
 int main() {
@@ -239,6 +380,10 @@ int main() {
   test_gelu();
   test_layernorm();
   test_gemv(pools);
+  test_nearest_rows();
+  test_max_taps();
+  test_sum();
+  test_unary();
   std::printf("%d checks, %d failures\n", g_checks, g_failures);
   return g_failures == 0 ? 0 : 1;
 }

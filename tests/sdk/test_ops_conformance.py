@@ -195,6 +195,7 @@ def cases() -> list[Case]:
         c.append(Case(op.lower(), op, {"a": a, "b": b}))
     c.append(Case("where", "Where", {"c": RNG.random((3, 1)) > 0.5, "x": f32(3, 4), "y": f32(4)}))
     c += _new_op_cases()
+    c += _row_kernel_cases()  # last: the cases above keep their random values
     return c
 
 
@@ -330,6 +331,42 @@ def _new_op_cases() -> list[Case]:
     c.append(Case("maxpool_indices_column_major", "MaxPool", {"x": f32(1, 2, 5, 4)},
                   attrs={"kernel_shape": [2, 2], "storage_order": 1}, outputs=2))
     c.append(Case("topk_int64", "TopK", {"x": ints(-9, 9, 2, 7)}, {"k": i64(3)}, outputs=2))
+    return c
+
+
+def _row_kernel_cases() -> list[Case]:
+    c: list[Case] = []
+    # 2-D MaxPool on a padded plane (vectorised passes): YOLO's SPPF, asymmetric pads with
+    # ceil_mode, 2 and 6-7 taps (the fixed and the per-tap kernels), ResNet's stride 2, stride 3
+    # with dilation (maxpool_pads and maxpool_ceil_dil above too); GlobalAveragePool over planes
+    # longer than the 8 summing lanes.
+    c.append(Case("maxpool_sppf", "MaxPool", {"x": f32(1, 3, 10, 10)},
+                  attrs={"kernel_shape": [5, 5], "pads": [2, 2, 2, 2], "strides": [1, 1]}))
+    c.append(Case("maxpool_s1_asym_ceil", "MaxPool", {"x": f32(2, 2, 7, 9)},
+                  attrs={"kernel_shape": [3, 2], "pads": [0, 1, 2, 0], "ceil_mode": 1}))
+    c.append(Case("maxpool_s1_k7", "MaxPool", {"x": f32(1, 2, 9, 8)},
+                  attrs={"kernel_shape": [7, 6], "pads": [3, 3, 3, 2]}))
+    c.append(Case("maxpool_s1_k2", "MaxPool", {"x": f32(1, 2, 6, 5)},
+                  attrs={"kernel_shape": [2, 2]}))
+    c.append(Case("maxpool_resnet", "MaxPool", {"x": f32(1, 3, 12, 11)},
+                  attrs={"kernel_shape": [3, 3], "pads": [1, 1, 1, 1], "strides": [2, 2]}))
+    c.append(Case("maxpool_s3_dil", "MaxPool", {"x": f32(1, 2, 13, 14)},
+                  attrs={"kernel_shape": [3, 2], "strides": [3, 3], "dilations": [2, 3],
+                         "pads": [1, 0, 0, 1], "ceil_mode": 1}))
+    c.append(Case("global_avgpool_odd", "GlobalAveragePool", {"x": f32(1, 5, 13, 11)}))
+    # Nearest resize by rows: integer upsampling (factors 2, 3, 5), rows of a resized leading
+    # dimension copied, a gather along the last axis, and 1-byte (uint8) elements.
+    nearest = {"mode": "nearest", "coordinate_transformation_mode": "asymmetric",
+               "nearest_mode": "floor"}
+    for name, x, scales in [("x2", f32(1, 3, 5, 7), [1, 1, 2, 2]),
+                            ("x3", f32(2, 2, 3, 4), [1, 1, 3, 3]),
+                            ("x5_w", f32(1, 2, 3, 3), [1, 1, 1, 5]),
+                            ("channels", f32(1, 3, 4, 5), [1, 2, 2, 1]),
+                            ("down", f32(1, 2, 9, 10), [1, 1, 0.5, 0.6]),
+                            ("uint8_x2", ints(0, 255, 1, 2, 3, 5, dtype=np.uint8), [1, 1, 2, 2])]:
+        c.append(Case(f"resize_nearest_rows_{name}", "Resize", {"x": x},
+                      {"roi": np.zeros(0, np.float32), "sc": np.array(scales, np.float32)},
+                      attrs=nearest))
     return c
 
 

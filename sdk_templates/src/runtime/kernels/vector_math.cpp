@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "runtime/kernels/vector_math.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -39,6 +40,39 @@ void parallel(ThreadPool* pool, int64_t n, F&& f) {
 }
 
 }  // namespace
+
+namespace {
+
+template <class F>
+void map(const float* x, float* y, int64_t n, F f) {
+  for (int64_t i = 0; i < n; ++i) y[i] = f(x[i]);
+}
+
+inline float clamp01(float v) {
+  return std::min(std::max(v, 0.0f), 1.0f);
+}
+
+}  // namespace
+
+EDGEPACK_VECTOR_CLONES
+void unary_f32(UnaryOp op, const float* x, float* y, int64_t n, float alpha, float beta) {
+  switch (op) {
+    case UnaryOp::kRelu:
+      return map(x, y, n, [](float v) { return v > 0.0f ? v : 0.0f; });
+    case UnaryOp::kLeakyRelu:
+      return map(x, y, n, [alpha](float v) { return v >= 0.0f ? v : alpha * v; });
+    case UnaryOp::kClip:
+      return map(x, y, n, [alpha, beta](float v) { return std::min(std::max(v, alpha), beta); });
+    case UnaryOp::kHardSigmoid:
+      return map(x, y, n, [alpha, beta](float v) { return clamp01(alpha * v + beta); });
+    case UnaryOp::kHardSwish:
+      return map(x, y, n, [](float v) { return v * clamp01(v / 6.0f + 0.5f); });
+    case UnaryOp::kNeg:
+      return map(x, y, n, [](float v) { return -v; });
+    case UnaryOp::kAbs:
+      return map(x, y, n, [](float v) { return std::fabs(v); });
+  }
+}
 
 EDGEPACK_VECTOR_CLONES
 void sigmoid_f32(const float* x, float* y, int64_t n) {
@@ -233,6 +267,148 @@ void binary_f32(BinaryOp op, const float* a, int64_t sa, const float* b, int64_t
         return r > 0.0f ? r : 0.0f;
       });
   }
+}
+
+namespace {
+
+// Each element of x repeated F times (F fixed: the stores interleave as vector shuffles).
+template <class T, int F>
+void repeat_fixed(const T* x, int64_t n, T* y) {
+  for (int64_t i = 0; i < n; ++i)
+    for (int j = 0; j < F; ++j) y[i * F + j] = x[i];
+}
+
+template <class T>
+void repeat(const T* x, int64_t n, int64_t f, T* y) {
+  switch (f) {
+    case 1:
+      std::memcpy(y, x, static_cast<size_t>(n) * sizeof(T));
+      return;
+    case 2:
+      return repeat_fixed<T, 2>(x, n, y);
+    case 3:
+      return repeat_fixed<T, 3>(x, n, y);
+    case 4:
+      return repeat_fixed<T, 4>(x, n, y);
+    default:
+      for (int64_t i = 0; i < n; ++i)
+        for (int64_t j = 0; j < f; ++j) y[i * f + j] = x[i];
+  }
+}
+
+template <class T>
+void gather(const T* x, const int64_t* idx, T* y, int64_t n) {
+  for (int64_t o = 0; o < n; ++o) y[o] = x[idx[o]];
+}
+
+}  // namespace
+
+EDGEPACK_VECTOR_CLONES
+void upsample_row(const void* x, int64_t n_in, int64_t factor, void* y, size_t elem_size) {
+  switch (elem_size) {
+    case 1:
+      return repeat(static_cast<const uint8_t*>(x), n_in, factor, static_cast<uint8_t*>(y));
+    case 2:
+      return repeat(static_cast<const uint16_t*>(x), n_in, factor, static_cast<uint16_t*>(y));
+    case 4:
+      return repeat(static_cast<const uint32_t*>(x), n_in, factor, static_cast<uint32_t*>(y));
+    case 8:
+      return repeat(static_cast<const uint64_t*>(x), n_in, factor, static_cast<uint64_t*>(y));
+    default: {
+      const uint8_t* s = static_cast<const uint8_t*>(x);
+      uint8_t* d = static_cast<uint8_t*>(y);
+      for (int64_t i = 0; i < n_in; ++i)
+        for (int64_t j = 0; j < factor; ++j)
+          std::memcpy(d + static_cast<size_t>(i * factor + j) * elem_size,
+                      s + static_cast<size_t>(i) * elem_size, elem_size);
+    }
+  }
+}
+
+EDGEPACK_VECTOR_CLONES
+void gather_row(const void* x, const int64_t* idx, void* y, int64_t n, size_t elem_size) {
+  switch (elem_size) {
+    case 1:
+      return gather(static_cast<const uint8_t*>(x), idx, static_cast<uint8_t*>(y), n);
+    case 2:
+      return gather(static_cast<const uint16_t*>(x), idx, static_cast<uint16_t*>(y), n);
+    case 4:
+      return gather(static_cast<const uint32_t*>(x), idx, static_cast<uint32_t*>(y), n);
+    case 8:
+      return gather(static_cast<const uint64_t*>(x), idx, static_cast<uint64_t*>(y), n);
+    default: {
+      const uint8_t* s = static_cast<const uint8_t*>(x);
+      uint8_t* d = static_cast<uint8_t*>(y);
+      for (int64_t o = 0; o < n; ++o)
+        std::memcpy(d + static_cast<size_t>(o) * elem_size,
+                    s + static_cast<size_t>(idx[o]) * elem_size, elem_size);
+    }
+  }
+}
+
+namespace {
+
+inline float max_nan_skip(float m, float v) {
+  return m < v ? v : m;  // std::max(m, v): a NaN v leaves m
+}
+
+// All taps in one pass (TAPS and STRIDE fixed: the loop over i vectorises, the taps unrolled in
+// it; a stride of 2 reads as de-interleaving loads).
+template <int TAPS, int STRIDE>
+void max_taps_fixed(const float* x, int64_t n, int64_t step, float* y) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float* p = x + i * STRIDE;
+    float m = max_nan_skip(-INFINITY, p[0]);
+    for (int j = 1; j < TAPS; ++j) m = max_nan_skip(m, p[j * step]);
+    y[i] = m;
+  }
+}
+
+template <int STRIDE>
+bool max_taps_stride(const float* x, int64_t n, int taps, int64_t step, float* y) {
+  switch (taps) {
+    case 2:
+      max_taps_fixed<2, STRIDE>(x, n, step, y);
+      return true;
+    case 3:
+      max_taps_fixed<3, STRIDE>(x, n, step, y);
+      return true;
+    case 4:
+      max_taps_fixed<4, STRIDE>(x, n, step, y);
+      return true;
+    case 5:
+      max_taps_fixed<5, STRIDE>(x, n, step, y);
+      return true;
+    default:
+      return false;
+  }
+}
+
+}  // namespace
+
+EDGEPACK_VECTOR_CLONES
+void max_taps_f32(const float* x, int64_t n, int taps, int64_t step, int64_t stride, float* y) {
+  if (stride == 1 && max_taps_stride<1>(x, n, taps, step, y)) return;
+  if (stride == 2 && max_taps_stride<2>(x, n, taps, step, y)) return;
+  // Other tap counts and strides: one pass per tap (each vectorises for stride 1).
+  for (int64_t i = 0; i < n; ++i) y[i] = max_nan_skip(-INFINITY, x[i * stride]);
+  for (int j = 1; j < taps; ++j) {
+    const float* xj = x + j * step;
+    for (int64_t i = 0; i < n; ++i) y[i] = max_nan_skip(y[i], xj[i * stride]);
+  }
+}
+
+EDGEPACK_VECTOR_CLONES
+float sum_f32(const float* x, int64_t n) {
+  constexpr int kLanes = kReduceLanes;
+  float acc[kLanes] = {};
+  int64_t k = 0;
+  for (; k + kLanes <= n; k += kLanes)
+    for (int j = 0; j < kLanes; ++j) acc[j] += x[k + j];
+  float s = 0.0f;
+  for (int j = 0; j < kLanes; ++j) s += acc[j];
+  for (; k < n; ++k) s += x[k];
+  return s;
 }
 
 namespace {

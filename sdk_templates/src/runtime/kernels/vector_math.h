@@ -11,6 +11,19 @@ namespace edgepack {
 class ThreadPool;
 namespace kernels {
 
+// Cheap element-wise activations, each exactly as the scalar expression in its comment
+// (std::min / std::max order, so NaN propagates as there): ops/unary.cpp's float32 path.
+enum class UnaryOp : int {
+  kRelu,         // v > 0 ? v : 0
+  kLeakyRelu,    // v >= 0 ? v : alpha * v
+  kClip,         // std::min(std::max(v, alpha), beta)
+  kHardSigmoid,  // std::min(std::max(alpha * v + beta, 0), 1)
+  kHardSwish,    // v * std::min(std::max(v / 6 + 0.5, 0), 1)
+  kNeg,          // -v
+  kAbs,          // |v|
+};
+void unary_f32(UnaryOp op, const float* x, float* y, int64_t n, float alpha, float beta);
+
 // y = 1 / (1 + e^-x) (relative error about 3e-7).
 void sigmoid_f32(const float* x, float* y, int64_t n);
 // y = erf(x) (Abramowitz and Stegun 7.1.26 with exp_approx: absolute error below 2e-7).
@@ -45,6 +58,24 @@ enum class BinaryOp : int { kAdd, kSub, kMul, kDiv, kAddRelu };  // kAddRelu: ma
 // y[i] = a[i * sa] op b[i * sb] with strides 0 (a broadcast scalar) or 1.
 void binary_f32(BinaryOp op, const float* a, int64_t sa, const float* b, int64_t sb, float* y,
                 int64_t n);
+
+// Nearest-neighbour resampling of one row (ops/resize.cpp), elements of elem_size bytes (1, 2,
+// 4 and 8 are moved as integers of that size, other sizes byte by byte):
+// upsample_row: y[o] = x[o / factor] for o in [0, n_in * factor), factor >= 1: each element
+// repeated, as vector shuffles (interleaving stores) for factors 2 to 4.
+void upsample_row(const void* x, int64_t n_in, int64_t factor, void* y, size_t elem_size);
+// gather_row: y[o] = x[idx[o]] for o in [0, n), any mapping.
+void gather_row(const void* x, const int64_t* idx, void* y, int64_t n, size_t elem_size);
+
+// Max pooling's separable passes (ops/pool.cpp): y[i] = max(-inf, x[i * stride + j * step] for
+// j in [0, taps)) for i in [0, n), max as std::max (NaN in x is passed over, as the scalar pool
+// loop does). With step = a row's width (times the dilation) it is the vertical pass over a
+// padded plane, with step = the dilation the horizontal one; stride is the pool's (1 and 2 with
+// 2 to 5 taps in one pass).
+void max_taps_f32(const float* x, int64_t n, int taps, int64_t step, int64_t stride, float* y);
+
+// The sum of n floats, in 8 partial lanes (GlobalAveragePool).
+float sum_f32(const float* x, int64_t n);
 
 // Copies the strided view of `src` (shape[rank], strides in elements of elem_size bytes, any
 // sign) into the contiguous `dst`: Transpose and Slice. Dimensions of size 1 are dropped and

@@ -174,10 +174,34 @@ void binary_prepare(PrepareContext& ctx) {
   ctx.state = std::move(st);
 }
 
+// The same iteration with fewer, longer rows: dimensions of size 1 dropped, and a dimension
+// merged into the one inside it where every operand steps over the inner one whole (contiguous
+// in both, or broadcast in both). A squeeze-and-excitation scale, N C H W by N C 1 1, becomes
+// C rows of H * W instead of C * H rows of W.
+Broadcast coalesce(const Broadcast& bc, int operands) {
+  Broadcast c;
+  for (int d = 0; d < bc.rank; ++d) {
+    if (bc.shape[d] == 1) continue;
+    bool merge = c.rank > 0;
+    for (int q = 0; q < operands && merge; ++q)
+      merge = c.strides[q][c.rank - 1] == bc.strides[q][d] * bc.shape[d];
+    if (merge) {
+      c.shape[c.rank - 1] *= bc.shape[d];
+      for (int q = 0; q < operands; ++q) c.strides[q][c.rank - 1] = bc.strides[q][d];
+      continue;
+    }
+    c.shape[c.rank] = bc.shape[d];
+    for (int q = 0; q < operands; ++q) c.strides[q][c.rank] = bc.strides[q][d];
+    ++c.rank;
+  }
+  return c;
+}
+
 // Float Add (+ fused Relu)/Sub/Mul/Div through the vectorised kernels, one innermost row at a time
-// (numpy broadcasting gives each operand an inner stride of 0 or 1), rows split across threads
-// when the tensor is large enough to pay. False for other ops.
-bool float_arith(Bin op, bool relu, const Broadcast& bc, const float* pa, const float* pb,
+// (numpy broadcasting gives each operand an inner stride of 0 or 1; rows as long as coalesce()
+// makes them), rows split across threads when the tensor is large enough to pay. False for
+// other ops.
+bool float_arith(Bin op, bool relu, const Broadcast& full, const float* pa, const float* pb,
                  float* out, ThreadPool* pool) {
   kernels::BinaryOp k;
   switch (op) {
@@ -196,6 +220,7 @@ bool float_arith(Bin op, bool relu, const Broadcast& bc, const float* pa, const 
     default:
       return false;
   }
+  const Broadcast bc = coalesce(full, 2);
   if (bc.rank == 0) {
     kernels::binary_f32(k, pa, 0, pb, 0, out, 1);
     return true;

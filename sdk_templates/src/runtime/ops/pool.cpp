@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // MaxPool, AveragePool (2-D NCHW and 3-D NCDHW; 1-D arrives as 2-D from lowering; pads,
 // strides, dilations, ceil_mode, count_include_pad) and GlobalAveragePool.
+#include "runtime/kernels/vector_math.h"
 #include "runtime/ops/op_util.h"
 
 namespace edgepack {
@@ -13,7 +14,20 @@ struct PoolState : OpState {
   bool column_major = false;  // MaxPool Indices with storage_order=1
   int64_t k[3] = {1, 1, 1}, s[3] = {1, 1, 1}, d[3] = {1, 1, 1}, pa[3] = {0, 0, 0},
           pe[3] = {0, 0, 0};
+  // 2-D MaxPool without Indices (YOLO's SPPF 5x5 stride 1, ResNet's 3x3 stride 2): each plane
+  // padded with -inf into a scratch slot, then two vectorised passes (see max_plane).
+  bool max_plane = false;
+  int64_t slot_floats = 0;  // scratch per thread: the padded plane and the vertical maxima
+  int threads = 1;
 };
+
+// The padded plane a 2-D pool reads: rows and columns up to the last window's end.
+int64_t padded_rows(const PoolState& st, int64_t oh) {
+  return (oh - 1) * st.s[1] + (st.k[1] - 1) * st.d[1] + 1;
+}
+int64_t padded_cols(const PoolState& st, int64_t ow) {
+  return (ow - 1) * st.s[2] + (st.k[2] - 1) * st.d[2] + 1;
+}
 }  // namespace
 
 void pool_prepare(PrepareContext& ctx) {
@@ -39,6 +53,7 @@ void pool_prepare(PrepareContext& ctx) {
     st->pa[off + i] = p[i];
     st->pe[off + i] = p[n + i];
     if (k[i] < 1 || s[i] < 1 || d[i] < 1) ctx.fail("kernel, strides and dilations must be >= 1");
+    if (p[i] < 0 || p[n + i] < 0) ctx.fail("pads must be >= 0");
   }
   st->count_include_pad = ctx.attrs->get_int("count_include_pad", 0) != 0;
   const bool ceil = ctx.attrs->get_int("ceil_mode", 0) != 0;
@@ -62,19 +77,26 @@ void pool_prepare(PrepareContext& ctx) {
     need_shape(ctx, *ctx.outputs[1], out);
     st->column_major = ctx.attrs->get_int("storage_order", 0) != 0;
   }
+  if (st->max && n == 2 && !indices && out[2] > 0 && out[3] > 0) {
+    const int64_t oh = out[2], ow = out[3], pw = padded_cols(*st, ow);
+    st->max_plane = true;
+    st->slot_floats = ((padded_rows(*st, oh) + oh) * pw + 15) / 16 * 16;  // 64-byte slots
+    st->threads = std::max(ctx.threads, 1);
+    ctx.scratch_bytes =
+        static_cast<size_t>(st->slot_floats) * sizeof(float) * static_cast<size_t>(st->threads);
+  }
   ctx.state = std::move(st);
 }
 
 namespace {
 
-// 2-D windows without dilation (the pools of every CNN): separable, a vertical pass over the
-// window's valid rows into one row of column results (a loop over contiguous floats that the
-// compiler vectorises), then the horizontal windows over that row. Max and sum are both
-// separable, and so is the average's divisor (a product of the valid rows and columns).
+// 2-D AveragePool windows without dilation: separable, a vertical pass over the window's valid
+// rows into one row of column sums, then the horizontal windows over that row (the average's
+// divisor is separable too: a product of the valid rows and columns). 2-D MaxPool: max_plane.
 constexpr int64_t kMaxFastRow = 4096;  // columns of the stack row (16 KiB)
 
-bool fast_2d(const PoolState& st, int n, int64_t width, bool indices) {
-  return n == 2 && !indices && st.d[1] == 1 && st.d[2] == 1 && width <= kMaxFastRow;
+bool fast_avg_2d(const PoolState& st, int n, int64_t width) {
+  return n == 2 && !st.max && st.d[1] == 1 && st.d[2] == 1 && width <= kMaxFastRow;
 }
 
 // Valid taps of the window starting at `start` (may be negative) over an axis of `in`, and the
@@ -90,38 +112,64 @@ Span span(int64_t start, int64_t k, int64_t in, int64_t pad_end, bool include_pa
   return sp;
 }
 
-void pool_plane_2d(const PoolState& st, const float* src, float* dst, int64_t ih, int64_t iw,
-                   int64_t oh, int64_t ow) {
+void avg_plane_2d(const PoolState& st, const float* src, float* dst, int64_t ih, int64_t iw,
+                  int64_t oh, int64_t ow) {
   float row[kMaxFastRow];
   for (int64_t oy = 0; oy < oh; ++oy) {
     const Span ys = span(oy * st.s[1] - st.pa[1], st.k[1], ih, st.pe[1], st.count_include_pad);
-    if (st.max) {
-      std::fill(row, row + iw, -INFINITY);
-      for (int64_t y = ys.begin; y < ys.end; ++y) {
-        const float* r = src + y * iw;
-        for (int64_t x = 0; x < iw; ++x) row[x] = std::max(row[x], r[x]);
-      }
-    } else {
-      std::fill(row, row + iw, 0.0f);
-      for (int64_t y = ys.begin; y < ys.end; ++y) {
-        const float* r = src + y * iw;
-        for (int64_t x = 0; x < iw; ++x) row[x] += r[x];
-      }
+    std::fill(row, row + iw, 0.0f);
+    for (int64_t y = ys.begin; y < ys.end; ++y) {
+      const float* r = src + y * iw;
+      for (int64_t x = 0; x < iw; ++x) row[x] += r[x];
     }
     float* out = dst + oy * ow;
     for (int64_t ox = 0; ox < ow; ++ox) {
       const Span xs = span(ox * st.s[2] - st.pa[2], st.k[2], iw, st.pe[2], st.count_include_pad);
-      if (st.max) {
-        float acc = -INFINITY;
-        for (int64_t x = xs.begin; x < xs.end; ++x) acc = std::max(acc, row[x]);
-        out[ox] = acc;
-      } else {
-        float acc = 0.0f;
-        for (int64_t x = xs.begin; x < xs.end; ++x) acc += row[x];
-        const int64_t count = ys.count * xs.count;
-        out[ox] = count ? acc / static_cast<float>(count) : 0.0f;
-      }
+      float acc = 0.0f;
+      for (int64_t x = xs.begin; x < xs.end; ++x) acc += row[x];
+      const int64_t count = ys.count * xs.count;
+      out[ox] = count ? acc / static_cast<float>(count) : 0.0f;
     }
+  }
+}
+
+// One plane of a 2-D MaxPool: the plane copied into `pad` with -inf around it (rows and columns
+// of the padded input, the ceil_mode overhang included), the vertical maxima of every column of
+// each output row, then the horizontal maxima. With stride 1 each pass is one long loop over whole
+// padded rows (results past a row's last window are computed and dropped, the output rows copied
+// out at the end); otherwise one loop per output row.
+void max_plane(const PoolState& st, const float* src, float* dst, int64_t ih, int64_t iw,
+               int64_t oh, int64_t ow, float* pad) {
+  const int64_t ph = padded_rows(st, oh), pw = padded_cols(st, ow);
+  const int64_t top = st.pa[1], left = st.pa[2];
+  for (int64_t r = 0; r < ph; ++r) {
+    float* row = pad + r * pw;
+    const int64_t y = r - top;
+    if (y < 0 || y >= ih) {
+      std::fill(row, row + pw, -INFINITY);
+      continue;
+    }
+    // Columns [c0, c1) hold source values (none when the left pad covers every window).
+    const int64_t c0 = std::min(left, pw), c1 = std::max(c0, std::min(pw, left + iw));
+    std::fill(row, row + c0, -INFINITY);
+    if (c1 > c0) std::memcpy(row + c0, src + y * iw, static_cast<size_t>(c1 - c0) * sizeof(float));
+    std::fill(row + c1, row + pw, -INFINITY);
+  }
+  float* vert = pad + ph * pw;
+  const int kh = static_cast<int>(st.k[1]), kw = static_cast<int>(st.k[2]);
+  if (st.s[1] == 1) {
+    kernels::max_taps_f32(pad, oh * pw, kh, st.d[1] * pw, 1, vert);
+  } else {
+    for (int64_t oy = 0; oy < oh; ++oy)
+      kernels::max_taps_f32(pad + oy * st.s[1] * pw, pw, kh, st.d[1] * pw, 1, vert + oy * pw);
+  }
+  if (st.s[2] == 1) {
+    kernels::max_taps_f32(vert, (oh - 1) * pw + ow, kw, st.d[2], 1, pad);
+    for (int64_t oy = 0; oy < oh; ++oy)
+      std::memcpy(dst + oy * ow, pad + oy * pw, static_cast<size_t>(ow) * sizeof(float));
+  } else {
+    for (int64_t oy = 0; oy < oh; ++oy)
+      kernels::max_taps_f32(vert + oy * pw, ow, kw, st.d[2], st.s[2], dst + oy * ow);
   }
 }
 
@@ -143,10 +191,25 @@ void pool_run(RunContext& ctx) {
   float* py = y->as<float>();
   // MaxPool's Indices: flat row-major indices into X (batch and channel included).
   int64_t* pi = ctx.outputs->size() == 2 && ctx.output(1) ? ctx.output(1)->as<int64_t>() : nullptr;
-  if (fast_2d(st, n, in[2], pi != nullptr)) {
+  if (st.max_plane && planes > 0) {
+    // One scratch slot per item; items are contiguous runs of planes, at most one per thread.
+    const int items = static_cast<int>(std::min<int64_t>(planes, st.threads));
+    const double work = static_cast<double>(planes * osz) * static_cast<double>(st.k[1] + st.k[2]);
+    float* scratch = static_cast<float*>(ctx.scratch);  // 64-byte aligned, slot_floats x threads
+    parallel(pool_for(ctx.pool, work), items, [&](int64_t i0, int64_t i1) {
+      for (int64_t it = i0; it < i1; ++it) {
+        float* slot = scratch + it * st.slot_floats;
+        const int64_t p1 = chunk_begin(planes, items, static_cast<int>(it) + 1);
+        for (int64_t p = chunk_begin(planes, items, static_cast<int>(it)); p < p1; ++p)
+          max_plane(st, px + p * isz, py + p * osz, in[1], in[2], on[1], on[2], slot);
+      }
+    });
+    return;
+  }
+  if (fast_avg_2d(st, n, in[2])) {
     parallel(ctx.pool, planes, [&](int64_t p0, int64_t p1) {
       for (int64_t p = p0; p < p1; ++p)
-        pool_plane_2d(st, px + p * isz, py + p * osz, in[1], in[2], on[1], on[2]);
+        avg_plane_2d(st, px + p * isz, py + p * osz, in[1], in[2], on[1], on[2]);
     });
     return;
   }
@@ -228,11 +291,12 @@ void global_avgpool_run(RunContext& ctx) {
   for (int d = 2; d < x->rank; ++d) inner *= x->shape[d];
   const float* px = x->as<float>();
   float* py = ctx.output(0)->as<float>();
-  for (int64_t p = 0; p < planes; ++p) {
-    float s = 0.0f;
-    for (int64_t i = 0; i < inner; ++i) s += px[p * inner + i];
-    py[p] = s / static_cast<float>(inner);
-  }
+  const float count = static_cast<float>(inner);
+  parallel(pool_for(ctx.pool, static_cast<double>(planes * inner)), planes,
+           [&](int64_t p0, int64_t p1) {
+             for (int64_t p = p0; p < p1; ++p)
+               py[p] = kernels::sum_f32(px + p * inner, inner) / count;
+           });
 }
 
 }  // namespace ops

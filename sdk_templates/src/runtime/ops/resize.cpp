@@ -3,7 +3,11 @@
 // cubic (last two dims; cubic_coeff_a, exclude_outside); coordinate modes half_pixel,
 // asymmetric, align_corners, pytorch_half_pixel and tf_crop_and_resize (`roi` attribute,
 // extrapolation_value outside it). Source taps and weights are precomputed at prepare from the
-// static shapes; run() only reads them.
+// static shapes; run() only reads them. Nearest with every output index inside the input (no
+// tf_crop_and_resize outside its roi) runs row by row: each output row from its source row by
+// integer upsampling (vector shuffles) or a gather along the last axis, and an output row whose
+// source row is that of the row before it copied from that row.
+#include "runtime/kernels/vector_math.h"
 #include "runtime/ops/op_util.h"
 
 namespace edgepack {
@@ -22,6 +26,8 @@ struct ResizeState : OpState {
   float extrapolation = 0.0f;
   std::vector<std::vector<int64_t>> nearest;  // per dim: source index per output index (-1 out)
   AxisTaps ty, tx;
+  bool nearest_rows = false;  // nearest, every output index inside the input
+  int64_t factor = 0;         // the last axis is upsampled by this integer factor (0: gather)
 };
 
 // The source coordinate of output index o along an axis (ONNX coordinate_transformation_mode).
@@ -148,6 +154,7 @@ void resize_prepare(PrepareContext& ctx) {
       }
     }
   } else {
+    bool inside = true;  // every output index maps to an input index
     for (int axis = 0; axis < x->rank; ++axis) {
       const int64_t in = x->static_shape[axis], out = y->static_shape[axis];
       std::vector<int64_t> map(out);
@@ -155,14 +162,73 @@ void resize_prepare(PrepareContext& ctx) {
         const float c =
             source_coord(ctm, o, scales[axis], in, out, roi_at(axis, false), roi_at(axis, true));
         map[o] = outside(c, in) ? -1 : nearest_index(nm, c, in);
+        inside = inside && map[o] >= 0;
       }
       st->nearest.push_back(std::move(map));
     }
     if (!roi.empty() && x->dtype != DType::kFloat32)
       ctx.fail("tf_crop_and_resize with nearest supports float32");
+    // (The last axis must be static: its map is indexed by the output's run-time length.)
+    st->nearest_rows = inside && x->rank >= 1 && !(x->dynamic_dim0 && x->rank == 1);
+    const int64_t in = x->rank ? x->static_shape[x->rank - 1] : 0;
+    const int64_t out = x->rank ? y->static_shape[x->rank - 1] : 0;
+    if (st->nearest_rows && in > 0 && out % in == 0) {
+      const std::vector<int64_t>& last = st->nearest.back();
+      st->factor = out / in;
+      for (int64_t o = 0; o < out && st->factor; ++o)
+        if (last[static_cast<size_t>(o)] != o / st->factor) st->factor = 0;
+    }
   }
   ctx.state = std::move(st);
 }
+
+namespace {
+
+// Nearest resize with every index inside the input, one output row (last axis) at a time; rows
+// split across threads when the output is large enough to pay.
+void nearest_rows(const ResizeState& st, const Tensor& x, const Tensor& y, const int64_t* in_stride,
+                  size_t es, const uint8_t* src, uint8_t* dst, ThreadPool* pool) {
+  const int r = x.rank, last = r - 1;
+  const int64_t iw = x.shape[last], ow = y.shape[last];
+  const int64_t n = y.numel();
+  if (n == 0) return;
+  const int64_t rows = n / ow;
+  const size_t row_bytes = static_cast<size_t>(ow) * es;
+  // Source index along leading dim d of output index i (a dynamic dim 0 is never resized).
+  auto source = [&](int d, int64_t i) {
+    return d == 0 && x.dynamic_dim0 ? i
+                                    : st.nearest[static_cast<size_t>(d)][static_cast<size_t>(i)];
+  };
+  parallel(pool_for(pool, static_cast<double>(n) * static_cast<double>(es)), rows,
+           [&](int64_t r0, int64_t r1) {
+             int64_t idx[kMaxRank] = {};
+             int64_t rem = r0;
+             for (int d = last - 1; d >= 0; --d) {
+               idx[d] = rem % y.shape[d];
+               rem /= y.shape[d];
+             }
+             int64_t prev = -1;  // the source row offset of the row before (in this chunk)
+             for (int64_t row = r0; row < r1; ++row) {
+               int64_t off = 0;
+               for (int d = 0; d < last; ++d) off += source(d, idx[d]) * in_stride[d];
+               uint8_t* out = dst + static_cast<size_t>(row) * row_bytes;
+               if (off == prev)
+                 std::memcpy(out, out - row_bytes, row_bytes);
+               else if (st.factor)
+                 kernels::upsample_row(src + static_cast<size_t>(off) * es, iw, st.factor, out, es);
+               else
+                 kernels::gather_row(src + static_cast<size_t>(off) * es, st.nearest.back().data(),
+                                     out, ow, es);
+               prev = off;
+               for (int d = last - 1; d >= 0; --d) {
+                 if (++idx[d] < y.shape[d]) break;
+                 idx[d] = 0;
+               }
+             }
+           });
+}
+
+}  // namespace
 
 void resize_run(RunContext& ctx) {
   const Tensor* x = ctx.input(0);
@@ -223,6 +289,10 @@ void resize_run(RunContext& ctx) {
   const uint8_t* src = static_cast<const uint8_t*>(x->data);
   uint8_t* dst = static_cast<uint8_t*>(y->data);
   const int64_t n = y->numel();
+  if (st.nearest_rows) {
+    nearest_rows(st, *x, *y, in_stride, es, src, dst, ctx.pool);
+    return;
+  }
   int64_t idx[kMaxRank] = {};
   for (int64_t i = 0; i < n; ++i) {
     int64_t off = 0;

@@ -128,10 +128,6 @@ void apply(const float* x, float* y, int64_t n, float alpha, float beta) {
       y[i] = std::exp(v);
     else if constexpr (OP == Un::kLog)
       y[i] = std::log(v);
-    else if constexpr (OP == Un::kNeg)
-      y[i] = -v;
-    else if constexpr (OP == Un::kAbs)
-      y[i] = std::fabs(v);
     else if constexpr (OP == Un::kSign)
       y[i] = v > 0.0f ? 1.0f : (v < 0.0f ? -1.0f : v);
     else if constexpr (OP == Un::kFloor)
@@ -142,26 +138,12 @@ void apply(const float* x, float* y, int64_t n, float alpha, float beta) {
       y[i] = std::nearbyint(v);  // half to even
     else if constexpr (OP == Un::kReciprocal)
       y[i] = 1.0f / v;
-    else if constexpr (OP == Un::kRelu)
-      y[i] = v > 0.0f ? v : 0.0f;
-    else if constexpr (OP == Un::kLeakyRelu)
-      y[i] = v >= 0.0f ? v : alpha * v;
-    else if constexpr (OP == Un::kClip)
-      y[i] = std::min(std::max(v, alpha), beta);  // ONNX order
-    else if constexpr (OP == Un::kSigmoid)
-      y[i] = 1.0f / (1.0f + std::exp(-v));
     else if constexpr (OP == Un::kTanh)
       y[i] = std::tanh(v);
-    else if constexpr (OP == Un::kHardSigmoid)
-      y[i] = std::min(std::max(alpha * v + beta, 0.0f), 1.0f);
-    else if constexpr (OP == Un::kHardSwish)
-      y[i] = v * std::min(std::max(v / 6.0f + 0.5f, 0.0f), 1.0f);
     else if constexpr (OP == Un::kSoftplus)
       y[i] = softplus(v);
     else if constexpr (OP == Un::kSoftsign)
       y[i] = v / (1.0f + std::fabs(v));
-    else if constexpr (OP == Un::kErf)
-      y[i] = std::erf(v);
     else if constexpr (OP == Un::kElu)
       y[i] = v >= 0.0f ? v : alpha * (std::exp(v) - 1.0f);
     else if constexpr (OP == Un::kSin)
@@ -192,14 +174,13 @@ void apply(const float* x, float* y, int64_t n, float alpha, float beta) {
       y[i] = std::max(0.0f, v) + std::min(0.0f, alpha * (std::exp(v / alpha) - 1.0f));
     else if constexpr (OP == Un::kThresholdedRelu)
       y[i] = v > alpha ? v : 0.0f;
-    else if constexpr (OP == Un::kGelu)  // unused: unary_run calls kernels::gelu_f32
-      y[i] = 0.5f * v * (1.0f + std::erf(v * 0.70710678118654752f));
     else if constexpr (OP == Un::kShrink)  // lambd, bias
       y[i] = v < -alpha ? v + beta : (v > alpha ? v - beta : 0.0f);
   }
 }
 
-// One float32 kernel per op, indexed by Un (kNot and kUnknown get a no-op instance).
+// One float32 kernel per op, indexed by Un (the ops of vector_math.h, kNot and kUnknown get a
+// no-op instance: unary_run calls vector_math for them).
 using Kernel = void (*)(const float*, float*, int64_t, float, float);
 template <size_t... I>
 constexpr std::array<Kernel, sizeof...(I)> make_kernels(std::index_sequence<I...>) {
@@ -232,6 +213,35 @@ void apply_int(Un op, const T* x, T* y, int64_t n, double lo, double hi) {
         y[i] = v;
         break;
     }
+  }
+}
+
+// The float32 ops vector_math.h computes (false for the others).
+bool vector_op(Un op, kernels::UnaryOp& out) {
+  switch (op) {
+    case Un::kRelu:
+      out = kernels::UnaryOp::kRelu;
+      return true;
+    case Un::kLeakyRelu:
+      out = kernels::UnaryOp::kLeakyRelu;
+      return true;
+    case Un::kClip:  // ONNX order: max with min first, then min with max
+      out = kernels::UnaryOp::kClip;
+      return true;
+    case Un::kHardSigmoid:
+      out = kernels::UnaryOp::kHardSigmoid;
+      return true;
+    case Un::kHardSwish:
+      out = kernels::UnaryOp::kHardSwish;
+      return true;
+    case Un::kNeg:
+      out = kernels::UnaryOp::kNeg;
+      return true;
+    case Un::kAbs:
+      out = kernels::UnaryOp::kAbs;
+      return true;
+    default:
+      return false;
   }
 }
 
@@ -315,12 +325,21 @@ void unary_run(RunContext& ctx) {
   const float* px = x->as<float>();
   float* py = y->as<float>();
   const float a = st->alpha, b = st->beta;
-  parallel(ctx.pool, (n + 4095) / 4096, [&](int64_t c0, int64_t c1) {
+  kernels::UnaryOp vop = kernels::UnaryOp::kRelu;
+  const bool vector = vector_op(st->op, vop);
+  // Split across threads only when the work pays for it (pool_for's units are multiply-adds):
+  // per element a vectorised clamp costs about an eighth of one, the vectorised exp_approx
+  // functions (Sigmoid, Erf, Gelu) about two, libm's scalar functions about eight.
+  const bool approx = st->op == Un::kSigmoid || st->op == Un::kErf || st->op == Un::kGelu;
+  const double work = static_cast<double>(n) * (vector ? 0.125 : approx ? 2.0 : 8.0);
+  parallel(pool_for(ctx.pool, work), (n + 4095) / 4096, [&](int64_t c0, int64_t c1) {
     const int64_t i0 = c0 * 4096, i1 = std::min(n, c1 * 4096);
     const float* s = px + i0;
     float* d = py + i0;
     const int64_t m = i1 - i0;
-    if (st->op == Un::kSigmoid)
+    if (vector)
+      kernels::unary_f32(vop, s, d, m, a, b);
+    else if (st->op == Un::kSigmoid)
       kernels::sigmoid_f32(s, d, m);
     else if (st->op == Un::kErf)
       kernels::erf_f32(s, d, m);
