@@ -24,7 +24,7 @@ from onnx_node_cases import (
 )
 from sdk_host import SdkBuild
 
-from edgepack.lower.capabilities import op_table
+from edgepack.lower.capabilities import runtime_ops
 
 
 @pytest.fixture(scope="session")
@@ -51,7 +51,7 @@ def test_claimed_ops_pass_the_onnx_node_tests(results: list[CaseResult]) -> None
 
 
 def test_every_table_op_has_node_cases(results: list[CaseResult]) -> None:
-    assert set(op_table()) - {r.op for r in results} == set()
+    assert set(runtime_ops()) - {r.op for r in results} == set()
 
 
 def test_fixed_wrong_answers_stay_fixed(results: list[CaseResult]) -> None:

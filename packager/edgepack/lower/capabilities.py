@@ -35,6 +35,7 @@ class OpCapability:
     const_inputs: tuple[int, ...] = ()
     limits: str = ""
     via_float32: tuple[str, ...] = ()  # dtypes lowering computes as float32 (cast in and out)
+    fused_only: bool = False  # a device op that lowering fuses out of others: not an ONNX op
 
 
 def _parse(text: str, source: str) -> dict[str, OpCapability]:
@@ -43,7 +44,8 @@ def _parse(text: str, source: str) -> dict[str, OpCapability]:
     for op, entry in raw.items():
         if not isinstance(entry, dict) or not isinstance(entry.get("impl"), str):
             raise ValueError(f"{source}: [{op}] needs impl = \"<function prefix>\"")
-        unknown = set(entry) - {"impl", "dtypes", "const_inputs", "limits", "via_float32"}
+        unknown = set(entry) - {"impl", "dtypes", "const_inputs", "limits", "via_float32",
+                                "fused_only"}
         if unknown:
             raise ValueError(f"{source}: [{op}] unknown field(s) {sorted(unknown)}")
         dtypes = tuple(entry.get("dtypes", ()))
@@ -53,7 +55,8 @@ def _parse(text: str, source: str) -> dict[str, OpCapability]:
             raise ValueError(f"{source}: [{op}] dtypes must be a non-empty subset of {DTYPE_NAMES}")
         out[op] = OpCapability(op, entry["impl"], dtypes,
                                tuple(int(i) for i in entry.get("const_inputs", ())),
-                               str(entry.get("limits", "")), via)
+                               str(entry.get("limits", "")), via,
+                               bool(entry.get("fused_only", False)))
     return out
 
 
@@ -64,8 +67,8 @@ def op_table() -> dict[str, OpCapability]:
 
 
 def runtime_ops() -> frozenset[str]:
-    """The op types the CPU runtime runs."""
-    return frozenset(op_table())
+    """The ONNX op types the CPU runtime runs (not the device-only ops that lowering fuses)."""
+    return frozenset(op for op, cap in op_table().items() if not cap.fused_only)
 
 
 def missing_ops_message(op_types: Iterable[str]) -> str:

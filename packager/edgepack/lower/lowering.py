@@ -26,6 +26,7 @@ from edgepack.lower.capabilities import (
     op_table,
     runtime_ops,
 )
+from edgepack.lower.frame_fusion import fuse_frame_ops
 from edgepack.lower.int8_tables import TablePlan, plan_tables
 from edgepack.lower.ops import ONNX_DTYPES, LoweredNode, lower_node, resolve_defaults
 
@@ -69,7 +70,7 @@ def _check_nodes(
     table = op_table()
     for node in nodes:
         cap = table.get(node.op_type)
-        if cap is None:
+        if cap is None or cap.fused_only:
             raise ModelError(
                 f"op '{node.op_type}' (node '{node.name or node.output[0]}') is only supported "
                 "when its inputs are constant (it is folded at pack time)"
@@ -245,6 +246,7 @@ def lower(model: onnx.ModelProto, input_bounds: Mapping[str, int] | None = None,
             continue
         attrs = resolve_defaults(node)
         lowered.extend(lower_node(node, attrs, consts, info))
+    lowered = fuse_frame_ops(lowered, {o.name for o in model.graph.output}, consts, info)
     lowered = _fuse_gelu(lowered, {o.name for o in model.graph.output}, consts, info)
     lowered = _fuse_silu(lowered, {o.name for o in model.graph.output})
     lowered = _fuse_activations(lowered, {o.name for o in model.graph.output})

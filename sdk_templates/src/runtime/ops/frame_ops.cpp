@@ -1,0 +1,528 @@
+// SPDX-License-Identifier: Apache-2.0
+// Camera-frame ops that lowering fuses out of the pre-processing and crop graphs
+// (packager/edgepack/lower/frame_fusion.py; not ONNX ops, docs/device-graph-format.md):
+//
+//   FramePreprocess  uint8 [H, W, C] frame -> float [1, C', h, w] (or [1, h, w, C']) in one pass:
+//                    channel order (or luma), resize (linear half_pixel or nearest asymmetric
+//                    floor), letterbox padding, (x - mean) / std.
+//   FrameRoiAlign    uint8 frame + rois [R, 4] + batch_indices [R] -> RoiAlign crops
+//                    [R, C', oh, ow] of the normalised frame, sampled from the frame's bytes.
+//
+// Each replaces Cast -> Gather/MatMul -> Unsqueeze -> Transpose -> [Resize] -> [Pad] -> [Sub] ->
+// [Div] (-> RoiAlign): several passes over float copies of the whole frame. The arithmetic is
+// that of the replaced ops in their order (resize before the normalisation; RoiAlign after
+// it, on values normalised per source pixel), so outputs match the ONNX graphs that the host
+// reference runs to float rounding.
+#include <array>
+
+#include "runtime/ops/op_util.h"
+
+namespace edgepack {
+namespace ops {
+namespace {
+
+constexpr int kMaxChannels = 4;
+
+// Output channel c' = sum_k matrix[c'][k] * frame channel k. One-hot rows (channel order, gray to
+// colour) read one byte; other rows (luma) mix in float.
+struct ChannelMap {
+  int out = 0, in = 0;
+  std::array<int, kMaxChannels> pick{};  // one-hot rows: the source channel; else -1
+  std::vector<float> matrix;             // out x in
+  std::array<float, kMaxChannels> mean{}, std{};
+  bool sub = false, div = false;
+
+  float mix(const uint8_t* px, int c) const {
+    if (pick[c] >= 0) return static_cast<float>(px[pick[c]]);
+    float v = 0.0f;
+    for (int k = 0; k < in; ++k) v += matrix[c * in + k] * static_cast<float>(px[k]);
+    return v;
+  }
+  float normalise(float v, int c) const {
+    if (sub) v = v - mean[c];
+    if (div) v = v / std[c];
+    return v;
+  }
+};
+
+ChannelMap read_channels(PrepareContext& ctx, int in) {
+  ChannelMap m;
+  m.in = in;
+  m.matrix = ctx.attrs->get_floats("channel_matrix");
+  if (in < 1 || in > kMaxChannels || m.matrix.empty() || m.matrix.size() % in != 0 ||
+      m.matrix.size() / in > kMaxChannels)
+    ctx.fail("channel_matrix does not fit a frame of " + std::to_string(in) + " channels");
+  m.out = static_cast<int>(m.matrix.size()) / in;
+  for (int c = 0; c < m.out; ++c) {
+    int one = -1, nonzero = 0;
+    for (int k = 0; k < in; ++k) {
+      const float w = m.matrix[c * in + k];
+      if (w != 0.0f) ++nonzero;
+      if (w == 1.0f) one = k;
+    }
+    m.pick[c] = nonzero == 1 ? one : -1;
+  }
+  const std::vector<float> mean = ctx.attrs->get_floats("mean");
+  const std::vector<float> std_ = ctx.attrs->get_floats("std");
+  m.sub = !mean.empty();
+  m.div = !std_.empty();
+  if ((m.sub && static_cast<int>(mean.size()) != m.out) ||
+      (m.div && static_cast<int>(std_.size()) != m.out))
+    ctx.fail("mean and std need one value per output channel");
+  for (int c = 0; c < m.out; ++c) {
+    m.mean[c] = m.sub ? mean[c] : 0.0f;
+    m.std[c] = m.div ? std_[c] : 1.0f;
+  }
+  return m;
+}
+
+Tensor* need_frame(PrepareContext& ctx) {
+  Tensor* f = need_input(ctx, 0, "frame");
+  need_dtype(ctx, *f, DType::kUInt8);
+  need_rank(ctx, *f, 3);
+  return f;
+}
+
+// Per output index along one axis: two source indices and the second one's weight (nearest:
+// the same index twice, weight 0).
+struct AxisTaps {
+  std::vector<int64_t> lo, hi;
+  std::vector<float> w;
+};
+
+AxisTaps axis_taps(bool linear, float scale, int64_t in, int64_t out) {
+  AxisTaps t;
+  t.lo.resize(static_cast<size_t>(out));
+  t.hi.resize(static_cast<size_t>(out));
+  t.w.assign(static_cast<size_t>(out), 0.0f);
+  for (int64_t o = 0; o < out; ++o) {
+    const auto i = static_cast<size_t>(o);
+    if (!linear) {  // asymmetric, floor (cv2 INTER_NEAREST)
+      const auto s = static_cast<int64_t>(std::floor(static_cast<float>(o) / scale));
+      t.lo[i] = t.hi[i] = std::min(std::max<int64_t>(s, 0), in - 1);
+      continue;
+    }
+    float c = (static_cast<float>(o) + 0.5f) / scale - 0.5f;  // half_pixel, as ops/resize.cpp
+    c = std::min(std::max(c, 0.0f), static_cast<float>(in - 1));
+    const auto lo = static_cast<int64_t>(std::floor(c));
+    t.lo[i] = lo;
+    t.hi[i] = std::min(lo + 1, in - 1);
+    t.w[i] = c - static_cast<float>(lo);
+  }
+  return t;
+}
+
+struct PreprocessState : OpState {
+  ChannelMap ch;
+  int slots = 1;  // scratch rows: one per thread
+  bool nhwc = false, linear = false;
+  int64_t top = 0, left = 0, new_h = 0, new_w = 0, out_h = 0, out_w = 0;
+  AxisTaps ty, tx;
+  std::array<float, kMaxChannels> pad{};  // the padding value, normalised
+};
+
+}  // namespace
+
+void frame_preprocess_prepare(PrepareContext& ctx) {
+  Tensor* f = need_frame(ctx);
+  need_outputs(ctx, 1);
+  auto st = std::make_unique<PreprocessState>();
+  const int64_t h = f->static_shape[0], w = f->static_shape[1];
+  st->ch = read_channels(ctx, static_cast<int>(f->static_shape[2]));
+  const int co = st->ch.out;
+  st->nhwc = ctx.attrs->get_string("layout", "nchw") == "nhwc";
+  const std::string mode = ctx.attrs->get_string("mode", "none");
+  if (mode != "none" && mode != "linear" && mode != "nearest")
+    ctx.fail("unsupported resize mode '" + mode + "'");
+  st->linear = mode == "linear";
+  const std::vector<int64_t> resized = ctx.attrs->get_ints("resized");
+  const std::vector<float> scales = ctx.attrs->get_floats("scales");
+  const std::vector<int64_t> pads = ctx.attrs->get_ints("pads");
+  if (resized.size() != 2 || scales.size() != 2 || pads.size() != 4)
+    ctx.fail("needs resized [h, w], scales [y, x] and pads [top, left, bottom, right]");
+  st->new_h = resized[0];
+  st->new_w = resized[1];
+  st->top = pads[0];
+  st->left = pads[1];
+  st->out_h = st->top + st->new_h + pads[2];
+  st->out_w = st->left + st->new_w + pads[3];
+  for (int64_t p : pads)
+    if (p < 0) ctx.fail("negative padding");
+  if (mode == "none" && (st->new_h != h || st->new_w != w))
+    ctx.fail("a size change needs a resize mode");
+  if (st->nhwc)
+    need_shape(ctx, *ctx.outputs[0], {1, st->out_h, st->out_w, co});
+  else
+    need_shape(ctx, *ctx.outputs[0], {1, co, st->out_h, st->out_w});
+  need_dtype(ctx, *ctx.outputs[0], DType::kFloat32);
+  const bool resize = mode != "none";
+  st->ty = axis_taps(st->linear, resize ? scales[0] : 1.0f, h, st->new_h);
+  st->tx = axis_taps(st->linear, resize ? scales[1] : 1.0f, w, st->new_w);
+  const float pad_value = ctx.attrs->get_float("pad_value", 0.0f);
+  for (int c = 0; c < co; ++c) st->pad[c] = st->ch.normalise(pad_value, c);
+  st->slots = std::max(ctx.threads, 1);
+  ctx.scratch_bytes = static_cast<size_t>(st->slots * w * f->static_shape[2]) * sizeof(float);
+  ctx.state = std::move(st);
+}
+
+namespace {
+
+// One output row of FramePreprocess (ry: the row inside the resized area, or -1 for a padding
+// row). Linear: the two source rows blended first (a contiguous pass over the row's bytes), then
+// each output pixel from two blended values.
+void preprocess_row(const PreprocessState& st, const uint8_t* frame, int64_t w, int64_t ci,
+                    int64_t ry, float* tmp, float* y, int64_t oy) {
+  const int co = st.ch.out;
+  const int64_t plane = st.out_h * st.out_w;
+  const int64_t cs = st.nhwc ? 1 : plane, xs = st.nhwc ? co : 1;  // channel, column strides
+  float* row = y + (st.nhwc ? oy * st.out_w * co : oy * st.out_w);
+  for (int c = 0; c < co; ++c) {
+    float* out = row + c * cs;
+    const float pad = st.pad[c];
+    const int64_t lo = ry < 0 ? st.out_w : st.left, hi = ry < 0 ? st.out_w : st.left + st.new_w;
+    for (int64_t ox = 0; ox < lo; ++ox) out[ox * xs] = pad;
+    for (int64_t ox = hi; ox < st.out_w; ++ox) out[ox * xs] = pad;
+  }
+  if (ry < 0) return;
+  const auto iy = static_cast<size_t>(ry);
+  const uint8_t* r0 = frame + st.ty.lo[iy] * w * ci;
+  const uint8_t* r1 = frame + st.ty.hi[iy] * w * ci;
+  const int64_t n = w * ci;
+  bool onehot = true;
+  for (int c = 0; c < co; ++c) onehot = onehot && st.ch.pick[c] >= 0;
+  if (st.linear && onehot) {
+    const float wy = st.ty.w[iy], wy0 = 1.0f - wy;
+    for (int64_t j = 0; j < n; ++j)
+      tmp[j] = static_cast<float>(r0[j]) * wy0 + static_cast<float>(r1[j]) * wy;
+    const int64_t* xl = st.tx.lo.data();
+    const int64_t* xh = st.tx.hi.data();
+    const float* wx = st.tx.w.data();
+    for (int c = 0; c < co; ++c) {
+      const float* t = tmp + st.ch.pick[c];
+      const float mean = st.ch.mean[c], sd = st.ch.std[c];
+      float* out = row + c * cs + st.left * xs;
+      for (int64_t rx = 0; rx < st.new_w; ++rx) {
+        const float v = t[xl[rx] * ci] * (1.0f - wx[rx]) + t[xh[rx] * ci] * wx[rx];
+        out[rx * xs] = (v - mean) / sd;  // mean 0 and sd 1 when absent: exact
+      }
+    }
+    return;
+  }
+  const float wy = st.ty.w[iy];
+  for (int64_t rx = 0; rx < st.new_w; ++rx) {
+    const auto ix = static_cast<size_t>(rx);
+    const int64_t x0 = st.tx.lo[ix] * ci, x1 = st.tx.hi[ix] * ci;
+    const float wx = st.tx.w[ix];
+    for (int c = 0; c < co; ++c) {
+      float v;
+      if (st.linear) {  // ops/resize.cpp's order: along x, then along y
+        const float a0 = st.ch.mix(r0 + x0, c), a1 = st.ch.mix(r0 + x1, c);
+        const float b0 = st.ch.mix(r1 + x0, c), b1 = st.ch.mix(r1 + x1, c);
+        const float top = a0 * (1.0f - wx) + a1 * wx, bottom = b0 * (1.0f - wx) + b1 * wx;
+        v = top * (1.0f - wy) + bottom * wy;
+      } else {
+        v = st.ch.mix(r0 + x0, c);
+      }
+      row[c * cs + (st.left + rx) * xs] = st.ch.normalise(v, c);
+    }
+  }
+}
+
+}  // namespace
+
+void frame_preprocess_run(RunContext& ctx) {
+  const auto& st = *ctx.state_as<PreprocessState>();
+  const Tensor* f = ctx.input(0);
+  const uint8_t* frame = f->as<uint8_t>();
+  const int64_t w = f->shape[1], ci = f->shape[2];
+  float* y = ctx.output(0)->as<float>();
+  float* scratch = static_cast<float*>(ctx.scratch);
+  const int64_t rows = st.out_h;
+  auto work = [&](int64_t s0, int64_t s1) {  // slots [s0, s1): their rows, one scratch row
+    for (int64_t s = s0; s < s1; ++s)
+      for (int64_t oy = rows * s / st.slots; oy < rows * (s + 1) / st.slots; ++oy) {
+        const int64_t ry = oy - st.top;
+        preprocess_row(st, frame, w, ci, ry >= 0 && ry < st.new_h ? ry : -1, scratch + s0 * w * ci,
+                       y, oy);
+      }
+  };
+  ThreadPool* pool = pool_for(ctx.pool, 8.0 * static_cast<double>(ctx.output(0)->numel()));
+  if (pool != nullptr && st.slots > 1)
+    pool->parallel_for(st.slots, work);
+  else
+    work(0, st.slots);
+}
+
+namespace {
+
+struct CropState : OpState {
+  ChannelMap ch;
+  bool max = false, half_pixel = true;
+  int64_t oh = 1, ow = 1, sampling = 0;
+  float scale = 1.0f;
+  std::vector<float> lut;  // one-hot channels: normalised value per output channel and byte
+  bool fast = false;       // avg, a fixed sampling grid, one-hot channels: crop_row
+  int slots = 1;           // scratch per thread (fast): sample columns and accumulators
+  size_t slot_bytes = 0;
+};
+
+// The column samples of a RoiAlign output row: frame byte offsets of the left and right
+// pixel and their weights (both 0 for a sample outside the frame, which adds 0).
+struct SampleColumns {
+  int64_t* lo;
+  int64_t* hi;
+  float* wl;
+  float* wh;
+};
+
+// RoiAlign output row `ph` of one roi, channels one-hot (avg mode, sampling grid gh x gw). Per
+// sample row the two frame rows are blended over the roi's columns (one contiguous pass), then
+// each sample reads two blended values. The normalisation is affine and a sample's four weights
+// sum to 1, so the average of normalised samples is ((sum of raw samples) - n * mean) / std
+// over the n samples inside the frame (the others add 0, as in ops/roi_align.cpp).
+void crop_row(const CropState& st, const uint8_t* frame, int64_t h, int64_t w, int64_t ci,
+              const float* roi, int64_t ph, void* slot, float* out_roi) {
+  const int co = st.ch.out;
+  const int64_t gh = st.sampling, gw = st.sampling, ow = st.ow, oh = st.oh;
+  const float offset = st.half_pixel ? 0.5f : 0.0f;
+  const float x1 = roi[0] * st.scale - offset, y1 = roi[1] * st.scale - offset;
+  float rw = roi[2] * st.scale - offset - x1, rh = roi[3] * st.scale - offset - y1;
+  if (!st.half_pixel) {
+    rw = std::max(rw, 1.0f);
+    rh = std::max(rh, 1.0f);
+  }
+  const float bin_h = rh / static_cast<float>(oh), bin_w = rw / static_cast<float>(ow);
+  const int64_t nx = ow * gw;
+  auto* bytes = static_cast<unsigned char*>(slot);
+  SampleColumns col{reinterpret_cast<int64_t*>(bytes), reinterpret_cast<int64_t*>(bytes) + nx,
+                    reinterpret_cast<float*>(bytes + 2 * nx * sizeof(int64_t)), nullptr};
+  col.wh = col.wl + nx;
+  float* acc = col.wh + nx;       // co x ow raw sums
+  float* inside = acc + co * ow;  // ow: samples inside the frame per column of bins
+  float* tmp = inside + ow;       // w * ci: the blended sample row
+  int64_t first = w, last = -1;   // pixel columns the samples read
+  for (int64_t pw = 0; pw < ow; ++pw) {
+    inside[pw] = 0.0f;
+    for (int64_t ix = 0; ix < gw; ++ix) {
+      const int64_t j = pw * gw + ix;
+      const float xx = x1 + pw * bin_w + (ix + 0.5f) * bin_w / static_cast<float>(gw);
+      float sx = std::max(xx, 0.0f);
+      int64_t lo = static_cast<int64_t>(sx), hi;
+      if (lo >= w - 1) {
+        hi = lo = w - 1;
+        sx = static_cast<float>(lo);
+      } else {
+        hi = lo + 1;
+      }
+      const bool in = !(xx < -1.0f || xx > static_cast<float>(w));
+      const float lx = sx - lo;
+      col.lo[j] = lo * ci;
+      col.hi[j] = hi * ci;
+      col.wl[j] = in ? 1 - lx : 0.0f;
+      col.wh[j] = in ? lx : 0.0f;
+      if (in) {
+        inside[pw] += 1.0f;
+        first = std::min(first, lo);
+        last = std::max(last, hi);
+      }
+    }
+  }
+  for (int64_t k = 0; k < co * ow; ++k) acc[k] = 0.0f;
+  float rows_inside = 0.0f;
+  for (int64_t iy = 0; iy < gh && last >= 0; ++iy) {
+    const float yy = y1 + ph * bin_h + (iy + 0.5f) * bin_h / static_cast<float>(gh);
+    if (yy < -1.0f || yy > static_cast<float>(h)) continue;  // adds 0 to every output
+    rows_inside += 1.0f;
+    float sy = std::max(yy, 0.0f);
+    int64_t y_lo = static_cast<int64_t>(sy), y_hi;
+    if (y_lo >= h - 1) {
+      y_hi = y_lo = h - 1;
+      sy = static_cast<float>(y_lo);
+    } else {
+      y_hi = y_lo + 1;
+    }
+    const float ly = sy - y_lo, hy = 1 - ly;
+    const uint8_t* r0 = frame + y_lo * w * ci;
+    const uint8_t* r1 = frame + y_hi * w * ci;
+    for (int64_t k = first * ci; k < (last + 1) * ci; ++k)
+      tmp[k] = hy * static_cast<float>(r0[k]) + ly * static_cast<float>(r1[k]);
+    for (int c = 0; c < co; ++c) {
+      const float* t = tmp + st.ch.pick[c];
+      float* ac = acc + c * ow;
+      for (int64_t pw = 0; pw < ow; ++pw) {
+        float sum = ac[pw];
+        for (int64_t ix = 0; ix < gw; ++ix) {
+          const int64_t j = pw * gw + ix;
+          sum += col.wl[j] * t[col.lo[j]] + col.wh[j] * t[col.hi[j]];
+        }
+        ac[pw] = sum;
+      }
+    }
+  }
+  const float count = static_cast<float>(std::max<int64_t>(gh * gw, 1));
+  for (int c = 0; c < co; ++c)
+    for (int64_t pw = 0; pw < ow; ++pw) {
+      const float n = rows_inside * inside[pw];
+      float v = acc[c * ow + pw];
+      if (st.ch.sub) v -= n * st.ch.mean[c];
+      if (st.ch.div) v /= st.ch.std[c];
+      out_roi[(c * oh + ph) * ow + pw] = v / count;
+    }
+}
+
+}  // namespace
+
+void frame_roi_align_prepare(PrepareContext& ctx) {
+  Tensor* f = need_frame(ctx);
+  Tensor* rois = need_input(ctx, 1, "rois");
+  Tensor* bi = need_input(ctx, 2, "batch_indices");
+  need_outputs(ctx, 1);
+  need_dtype(ctx, *rois, DType::kFloat32);
+  need_rank(ctx, *rois, 2);
+  if (rois->static_shape[1] != 4) ctx.fail("rois must be [R, 4]");
+  if (bi->dtype != DType::kInt64 && bi->dtype != DType::kInt32) ctx.fail("batch_indices: int64");
+  auto st = std::make_unique<CropState>();
+  st->ch = read_channels(ctx, static_cast<int>(f->static_shape[2]));
+  st->max = ctx.attrs->get_string("mode", "avg") == "max";
+  st->half_pixel =
+      ctx.attrs->get_string("coordinate_transformation_mode", "half_pixel") == "half_pixel";
+  st->oh = ctx.attrs->get_int("output_height", 1);
+  st->ow = ctx.attrs->get_int("output_width", 1);
+  st->sampling = ctx.attrs->get_int("sampling_ratio", 0);
+  st->scale = ctx.attrs->get_float("spatial_scale", 1.0f);
+  need_dtype(ctx, *ctx.outputs[0], DType::kFloat32);
+  need_shape(ctx, *ctx.outputs[0], {rois->static_shape[0], st->ch.out, st->oh, st->ow});
+  st->lut.assign(static_cast<size_t>(st->ch.out) * 256, 0.0f);
+  for (int c = 0; c < st->ch.out; ++c)
+    for (int v = 0; v < 256; ++v)
+      st->lut[static_cast<size_t>(c * 256 + v)] = st->ch.normalise(static_cast<float>(v), c);
+  bool onehot = true;
+  for (int c = 0; c < st->ch.out; ++c) onehot = onehot && st->ch.pick[c] >= 0;
+  st->fast = onehot && !st->max && st->sampling > 0;
+  if (st->fast) {
+    const int64_t nx = st->ow * st->sampling;
+    st->slots = std::max(ctx.threads, 1);
+    st->slot_bytes =
+        static_cast<size_t>(nx) * 2 * (sizeof(int64_t) + sizeof(float)) +
+        static_cast<size_t>((st->ch.out + 1) * st->ow + f->static_shape[1] * f->static_shape[2]) *
+            sizeof(float);
+    st->slot_bytes = (st->slot_bytes + 63) / 64 * 64;
+    ctx.scratch_bytes = st->slot_bytes * static_cast<size_t>(st->slots);
+  }
+  ctx.state = std::move(st);
+}
+
+// RoiAlign as ops/roi_align.cpp computes it (onnxruntime's sampling and bilinear rules), over
+// the normalised frame: each of the four corners of a sample is one normalised pixel value.
+void frame_roi_align_run(RunContext& ctx) {
+  const auto& st = *ctx.state_as<CropState>();
+  const Tensor* f = ctx.input(0);
+  const Tensor* rois = ctx.input(1);
+  const Tensor* bi = ctx.input(2);
+  Tensor* y = ctx.output(0);
+  const int64_t r_count = std::min(rois->shape[0], bi->shape[0]);
+  y->shape[0] = r_count;
+  const int64_t h = f->shape[0], w = f->shape[1], ci = f->shape[2];
+  const int co = st.ch.out;
+  const uint8_t* frame = f->as<uint8_t>();
+  for (int64_t r = 0; r < r_count; ++r) {
+    const int64_t b = bi->dtype == DType::kInt64 ? bi->as<int64_t>()[r] : bi->as<int32_t>()[r];
+    if (b != 0)
+      throw Error(ErrorCode::kRuntimeError,
+                  std::string("RoiAlign: batch index out of range in ") + ctx.node_name);
+  }
+  if (st.fast) {
+    const int64_t tasks = r_count * st.oh;
+    auto work = [&](int64_t s0, int64_t s1) {
+      void* slot =
+          static_cast<unsigned char*>(ctx.scratch) + static_cast<size_t>(s0) * st.slot_bytes;
+      for (int64_t s = s0; s < s1; ++s)
+        for (int64_t t = tasks * s / st.slots; t < tasks * (s + 1) / st.slots; ++t) {
+          const int64_t r = t / st.oh;
+          crop_row(st, frame, h, w, ci, rois->as<float>() + r * 4, t % st.oh, slot,
+                   y->as<float>() + r * co * st.oh * st.ow);
+        }
+    };
+    ThreadPool* pool = pool_for(ctx.pool, 40.0 * static_cast<double>(r_count * co * st.oh * st.ow));
+    if (pool != nullptr && st.slots > 1)
+      pool->parallel_for(st.slots, work);
+    else
+      work(0, st.slots);
+    return;
+  }
+  // normalised value of channel c at pixel p (a byte offset of the frame)
+  auto value = [&](int64_t p, int c) {
+    return st.ch.pick[c] >= 0 ? st.lut[static_cast<size_t>(c * 256 + frame[p + st.ch.pick[c]])]
+                              : st.ch.normalise(st.ch.mix(frame + p, c), c);
+  };
+  const float offset = st.half_pixel ? 0.5f : 0.0f;
+  ThreadPool* pool = pool_for(ctx.pool, 40.0 * static_cast<double>(r_count * co * st.oh * st.ow));
+  parallel(pool, r_count * st.oh, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t r = t / st.oh, ph = t % st.oh;
+      const float* roi = rois->as<float>() + r * 4;
+      const float x1 = roi[0] * st.scale - offset, y1 = roi[1] * st.scale - offset;
+      float rw = roi[2] * st.scale - offset - x1, rh = roi[3] * st.scale - offset - y1;
+      if (!st.half_pixel) {
+        rw = std::max(rw, 1.0f);
+        rh = std::max(rh, 1.0f);
+      }
+      const float bin_h = rh / static_cast<float>(st.oh), bin_w = rw / static_cast<float>(st.ow);
+      const int64_t gh =
+          st.sampling > 0 ? st.sampling : static_cast<int64_t>(std::ceil(rh / st.oh));
+      const int64_t gw =
+          st.sampling > 0 ? st.sampling : static_cast<int64_t>(std::ceil(rw / st.ow));
+      const float count = static_cast<float>(std::max<int64_t>(gh * gw, 1));
+      for (int64_t pw = 0; pw < st.ow; ++pw) {
+        std::array<float, kMaxChannels> acc;
+        acc.fill(st.max ? -INFINITY : 0.0f);
+        bool any = false;
+        for (int64_t iy = 0; iy < gh; ++iy) {
+          const float yy = y1 + ph * bin_h + (iy + 0.5f) * bin_h / static_cast<float>(gh);
+          for (int64_t ix = 0; ix < gw; ++ix) {
+            const float xx = x1 + pw * bin_w + (ix + 0.5f) * bin_w / static_cast<float>(gw);
+            const bool inside = !(yy < -1.0f || yy > static_cast<float>(h) || xx < -1.0f ||
+                                  xx > static_cast<float>(w));
+            float sy = std::max(yy, 0.0f), sx = std::max(xx, 0.0f);
+            int64_t y_lo = static_cast<int64_t>(sy), x_lo = static_cast<int64_t>(sx);
+            int64_t y_hi, x_hi;
+            if (y_lo >= h - 1) {
+              y_hi = y_lo = h - 1;
+              sy = static_cast<float>(y_lo);
+            } else {
+              y_hi = y_lo + 1;
+            }
+            if (x_lo >= w - 1) {
+              x_hi = x_lo = w - 1;
+              sx = static_cast<float>(x_lo);
+            } else {
+              x_hi = x_lo + 1;
+            }
+            const float ly = sy - y_lo, lx = sx - x_lo, hy = 1 - ly, hx = 1 - lx;
+            const int64_t p1 = (y_lo * w + x_lo) * ci, p2 = (y_lo * w + x_hi) * ci;
+            const int64_t p3 = (y_hi * w + x_lo) * ci, p4 = (y_hi * w + x_hi) * ci;
+            for (int c = 0; c < co; ++c) {
+              float v = 0.0f;
+              if (inside) {
+                const float v1 = hy * hx * value(p1, c), v2 = hy * lx * value(p2, c);
+                const float v3 = ly * hx * value(p3, c), v4 = ly * lx * value(p4, c);
+                v = st.max ? std::max(std::max(v1, v2), std::max(v3, v4)) : v1 + v2 + v3 + v4;
+              }
+              if (st.max)
+                acc[c] = any ? std::max(acc[c], v) : v;
+              else
+                acc[c] += v;
+            }
+            any = true;
+          }
+        }
+        for (int c = 0; c < co; ++c)
+          y->as<float>()[((r * co + c) * st.oh + ph) * st.ow + pw] =
+              st.max ? (any ? acc[c] : 0.0f) : acc[c] / count;
+      }
+    }
+  });
+}
+
+}  // namespace ops
+}  // namespace edgepack
