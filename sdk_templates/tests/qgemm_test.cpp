@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "runtime/kernels/qdepthwise.h"
+#include "runtime/kernels/quantize.h"
 #include "runtime/kernels/qgemm.h"
 #include "runtime/kernels/threadpool.h"
 
@@ -280,6 +281,22 @@ static void test_depthwise(std::mt19937& rng) {
   }
 }
 
+// lookup_bytes (the table form of QuantizeLinear, kernels/quantize.h) against the plain loop:
+// lengths around the 64-byte vector step, a table of every byte value.
+static void test_lookup(std::mt19937& rng) {
+  std::uniform_int_distribution<int> u8(0, 255);
+  std::vector<uint8_t> table(256);
+  for (auto& v : table) v = uint8_t(u8(rng));
+  for (const int64_t n : {1, 63, 64, 65, 200, 4099}) {
+    std::vector<uint8_t> x(static_cast<size_t>(n)), y(static_cast<size_t>(n));
+    for (auto& v : x) v = uint8_t(u8(rng));
+    x[0] = 255;
+    k::lookup_bytes(x.data(), y.data(), n, table.data());
+    for (int64_t i = 0; i < n; ++i)
+      check(y[size_t(i)] == table[x[size_t(i)]], "lookup_bytes", long(n), long(i), 0);
+  }
+}
+
 int main() {
   std::mt19937 rng(1234);
   std::printf("qgemm: %s\n", k::qgemm_isa());
@@ -288,6 +305,7 @@ int main() {
   test_extremes();
   test_requantize(rng);
   test_depthwise(rng);
+  test_lookup(rng);
   std::printf("%d checks, %d failures\n", g_checks, g_failures);
   return g_failures == 0 ? 0 : 1;
 }

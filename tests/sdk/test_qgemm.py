@@ -113,7 +113,8 @@ def test_qgemm_armhf_under_qemu(tmp_path: Path) -> None:
     binary = tmp_path / "qgemm_test"
     _run([compiler, "-std=c++17", "-O2", "-Wall", "-Wextra", "-Werror", "-static", *flags,
           f"-I{SDK / 'src'}", str(SDK / "tests" / "qgemm_test.cpp"), str(KERNELS / "qgemm.cpp"),
-          str(KERNELS / "qdepthwise.cpp"), str(KERNELS / "threadpool.cpp"), "-pthread",
+          str(KERNELS / "qdepthwise.cpp"), str(KERNELS / "threadpool.cpp"),
+          str(KERNELS / "quantize.cpp"), "-pthread",
           "-o", str(binary)])
     out = _run([qemu, str(binary)], timeout=300).stdout
     assert "qgemm: neon" in out and " 0 failures" in out

@@ -1,10 +1,65 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "runtime/kernels/quantize.h"
 
+#include <cstdlib>
+#include <cstring>
 #include <limits>
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
 
 namespace edgepack {
 namespace kernels {
+namespace {
+
+void lookup_scalar(const uint8_t* x, uint8_t* y, int64_t n, const uint8_t* table, int64_t i) {
+  for (; i + 4 <= n; i += 4) {  // four independent loads per step
+    const uint8_t a = table[x[i]], b = table[x[i + 1]], c = table[x[i + 2]], d = table[x[i + 3]];
+    y[i] = a;
+    y[i + 1] = b;
+    y[i + 2] = c;
+    y[i + 3] = d;
+  }
+  for (; i < n; ++i) y[i] = table[x[i]];
+}
+
+#if defined(__x86_64__) || defined(__i386__)
+// 64 bytes at a time with the table as 16 rows of 16 (vpshufb): row h answers the bytes whose
+// high nibble is h. x - 16h, plus 0x70 with unsigned saturation, has its top bit clear (and its
+// low nibble intact) exactly for those bytes, and vpshufb gives 0 where the top bit is set; the
+// 16 answers are or-ed. ~1.5x the scalar loop (YOLOv8n's 400 KB SiLU planes, same bytes).
+__attribute__((target("avx2"))) int64_t lookup_avx2(const uint8_t* x, uint8_t* y, int64_t n,
+                                                    const uint8_t* table) {
+  __m256i rows[16];
+  for (int h = 0; h < 16; ++h)
+    rows[h] = _mm256_broadcastsi128_si256(
+        _mm_loadu_si128(reinterpret_cast<const __m128i*>(table + 16 * h)));
+  const __m256i sixteen = _mm256_set1_epi8(16), top = _mm256_set1_epi8(0x70);
+  int64_t i = 0;
+  for (; i + 64 <= n; i += 64) {
+    __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + i));
+    __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + i + 32));
+    __m256i ra = _mm256_shuffle_epi8(rows[0], _mm256_adds_epu8(a, top));
+    __m256i rb = _mm256_shuffle_epi8(rows[0], _mm256_adds_epu8(b, top));
+    for (int h = 1; h < 16; ++h) {
+      a = _mm256_sub_epi8(a, sixteen);
+      b = _mm256_sub_epi8(b, sixteen);
+      ra = _mm256_or_si256(ra, _mm256_shuffle_epi8(rows[h], _mm256_adds_epu8(a, top)));
+      rb = _mm256_or_si256(rb, _mm256_shuffle_epi8(rows[h], _mm256_adds_epu8(b, top)));
+    }
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(y + i), ra);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(y + i + 32), rb);
+  }
+  return i;
+}
+
+bool use_avx2() {  // EDGEPACK_CPU_ISA=generic caps it, as the other kernels
+  const char* cap = std::getenv("EDGEPACK_CPU_ISA");
+  return !(cap != nullptr && std::strcmp(cap, "generic") == 0) && __builtin_cpu_supports("avx2");
+}
+#endif
+
+}  // namespace
 
 template <class T>
 void quantize_linear(const float* x, T* y, int64_t n, float scale, float zero) {
@@ -30,14 +85,11 @@ void dequantize_linear(const T* x, float* y, int64_t n, float scale, float zero)
 
 void lookup_bytes(const uint8_t* x, uint8_t* y, int64_t n, const uint8_t* table) {
   int64_t i = 0;
-  for (; i + 4 <= n; i += 4) {  // four independent loads per step
-    const uint8_t a = table[x[i]], b = table[x[i + 1]], c = table[x[i + 2]], d = table[x[i + 3]];
-    y[i] = a;
-    y[i + 1] = b;
-    y[i + 2] = c;
-    y[i + 3] = d;
-  }
-  for (; i < n; ++i) y[i] = table[x[i]];
+#if defined(__x86_64__) || defined(__i386__)
+  static const bool avx2 = use_avx2();
+  if (avx2) i = lookup_avx2(x, y, n, table);
+#endif
+  lookup_scalar(x, y, n, table, i);
 }
 
 void lookup_byte_pairs(const uint8_t* x, const uint8_t* x2, uint8_t* y, int64_t n,
