@@ -19,7 +19,8 @@ both graphs in the same rounds: before/after under the same load. The int8 graph
 without table lookups for element-wise chains (``lower(..., int8_tables=False)``: YOLOv8n's
 SiLU in float32 between Q/DQ) and timed in the same rounds ("int8 no tables").
 
-Prints a table and writes JSON (default benchmarks/results/int8.json).
+Prints a table and writes JSON (default benchmarks/results/int8.json; the run it replaces is
+kept there under "earlier").
 
     .venv/bin/python benchmarks/int8.py [--models resnet18 mobilenet_v2 yolov8n]
         [--iterations 10] [--rounds 3] [--calibration 8] [--tool PATH] [--baseline-tool PATH]
@@ -227,13 +228,17 @@ def main() -> int:
           ">= 1.8); no tab = edgepack int8 with element-wise chains in float32 (x: fp32 / it); "
           "ep8/ort8 = edgepack int8 / onnxruntime int8 (target <= 1.0)")
     args.json.parent.mkdir(parents=True, exist_ok=True)
+    earlier = None  # the previous run stays in the file, one level deep
+    if args.json.exists():
+        previous = json.loads(args.json.read_text())
+        earlier = {k: v for k, v in previous.items() if k != "earlier"}
     args.json.write_text(json.dumps({
         "benchmark": "int8", "date": datetime.datetime.now(datetime.UTC).isoformat(),
         "cpu": rm.cpu_model(), "threads": 1, "iterations": args.iterations,
         "rounds": args.rounds,
         "baseline_tool": args.baseline_tool.name if args.baseline_tool else None,
         "load_before": load_before, "load_after": os.getloadavg(),
-        "rows": rows}, indent=2) + "\n")
+        "rows": rows, "earlier": earlier}, indent=2) + "\n")
     print(f"wrote {args.json}")
     return 0
 
