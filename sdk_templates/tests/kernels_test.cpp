@@ -543,6 +543,61 @@ void test_depthwise(ThreadPool* pools[4]) {
   }
 }
 
+// Layers with few input channels on the direct path (output channels in vectors): every kernel
+// size, stride, dilation and pad, output channel counts below, at and above one and two vector
+// blocks, every activation, batch 2, 1..4 threads, prepare()'s choice and forced; plus stems
+// (3 -> 16 and 3 -> 32, 3x3 stride 2).
+void test_direct_oc(ThreadPool* pools[4]) {
+  std::uniform_int_distribution<int> r(0, 1 << 20);
+  auto any = [&](int lo, int hi) { return lo + r(g_rng) % (hi - lo + 1); };
+  int reached = 0;
+  for (int iter = 0; iter < 120; ++iter) {
+    k::Conv2dParams p;
+    p.batch = iter % 9 == 0 ? 2 : 1;
+    p.in_channels = any(1, 4);
+    p.out_channels = any(1, 40);
+    p.in_h = any(1, 20);
+    p.in_w = any(1, 40);
+    p.kernel_h = any(1, 4);
+    p.kernel_w = any(1, 4);
+    p.stride_h = any(1, 3);
+    p.stride_w = any(1, 3);
+    p.dilation_h = any(1, 2);
+    p.dilation_w = any(1, 2);
+    p.pad_top = any(0, 2);
+    p.pad_left = any(0, 2);
+    p.pad_bottom = any(0, 2);
+    p.pad_right = any(0, 2);
+    p.direct_oc = iter % 2 == 0 ? 1 : -1;
+    if (p.out_h() < 1 || p.out_w() < 1) continue;
+    k::Conv2d probe;
+    probe.prepare(
+        p,
+        random_vec(static_cast<size_t>(p.out_channels * p.in_channels * p.kernel_h * p.kernel_w))
+            .data(),
+        nullptr, k::Epilogue{});
+    reached += probe.path() == k::Conv2d::Path::kDirectOc;
+    test_conv_case(p, iter % kActivations, iter % 4 != 0,
+                   iter % 5 == 0 ? nullptr : pools[iter % 4]);
+  }
+  ++g_checks;
+  if (reached < 60) {
+    ++g_failures;
+    std::printf("FAIL direct-oc sweep reached the kDirectOc path only %d times\n", reached);
+  }
+  for (int t = 0; t < 4; ++t) {
+    k::Conv2dParams stem;
+    stem.in_channels = 3;
+    stem.out_channels = t % 2 ? 32 : 16;
+    stem.in_h = t % 2 ? 50 : 64;
+    stem.in_w = t % 2 ? 57 : 64;
+    stem.kernel_h = stem.kernel_w = 3;
+    stem.stride_h = stem.stride_w = 2;
+    stem.pad_top = stem.pad_left = stem.pad_bottom = stem.pad_right = 1;
+    test_conv_case(stem, 2 + t, true, pools[t]);
+  }
+}
+
 // The pool's cost on small ops: 64 items of `len` multiply-adds each (a few thousand to a few
 // hundred thousand in all, like squeeze-and-excitation layers or late 7x7 stages), split over the
 // pool vs run inline; medians of many calls. Printed, not checked (it depends on the machine's
@@ -729,6 +784,7 @@ int main() {
   test_conv(pools);
   test_depthwise(pools);
   test_winograd(pools);
+  test_direct_oc(pools);
   test_conv_transpose(pools);
   test_vector_math();
   measure_pool_cost(pools);

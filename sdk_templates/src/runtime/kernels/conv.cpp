@@ -40,6 +40,8 @@ constexpr int64_t kWinogradMinChannels = 8;
 // Blocked depthwise layers whose padded input block would exceed this many floats (4 MiB per
 // thread) take the row paths.
 constexpr int64_t kMaxBlockedDwFloats = int64_t{1} << 20;
+// Layers with at most this many input channels (and more than one tap) run direct_oc().
+constexpr int64_t kDirectOcMaxInChannels = 4;
 // 1x1 layers with at most this many output pixels may run transposed (pointwise_transposed()).
 constexpr int64_t kMaxTransposedPixels = 64;
 // Stride-1 depthwise layers with output rows up to this wide take the channel-blocked path.
@@ -274,6 +276,15 @@ const MicroKernel& selected_microkernel() {
   return *microkernel_generic();
 }
 
+// Whether a layer runs the direct path with output channels in vectors: few input channels (K
+// = cin x kh x kw of 27 for a 3x3 stem: im2col copies each input value 9 times, and the GEMM's
+// K loop is short), groups 1, taps within the kernel's table.
+bool direct_oc(const Conv2dParams& p) {
+  if (p.groups != 1 || p.in_channels * p.kernel_h * p.kernel_w > kMaxOcConvTaps) return false;
+  if (p.direct_oc >= 0) return p.direct_oc != 0;
+  return p.in_channels <= kDirectOcMaxInChannels && p.kernel_h * p.kernel_w > 1;
+}
+
 // Whether a 1x1 layer (groups 1) runs transposed: pixels on the micro-kernel's M side (MR rows)
 // and output channels on its N side (NR columns), when that pads fewer products: 7x7 = 49 pixels
 // are 64 columns of 16-wide AVX2 panels (77% useful) but 54 rows of 6 (91%). The transpose of
@@ -388,6 +399,32 @@ void Conv2d::prepare(const Conv2dParams& params, const float* weights, const flo
     scratch_bytes_ = static_cast<size_t>(slots_ * dw_plane_floats_) * sizeof(float) + 64;
     return;
   }
+  if (direct_oc(p)) {
+    path_ = Path::kDirectOc;
+    const int64_t lanes = selected_microkernel().dw_lanes;
+    const int64_t blocks = ceil_div(p.out_channels, lanes);
+    // Per block: k x L weights (ci, kh, kw order, as OIHW), then L biases; zero past the last
+    // output channel.
+    weights_.assign(static_cast<size_t>(blocks * k * lanes), 0.0f);
+    dw_block_bias_.assign(static_cast<size_t>(blocks * lanes), 0.0f);
+    for (int64_t c = 0; c < p.out_channels; ++c) {
+      const int64_t blk = c / lanes, lane = c % lanes;
+      for (int64_t t = 0; t < k; ++t)
+        weights_[static_cast<size_t>((blk * k + t) * lanes + lane)] = weights[c * k + t];
+      dw_block_bias_[static_cast<size_t>(c)] = bias_[static_cast<size_t>(c)];
+    }
+    dw_padded_h_ = std::max(p.in_h + p.pad_top + p.pad_bottom,
+                            (p.out_h() - 1) * p.stride_h + (p.kernel_h - 1) * p.dilation_h + 1);
+    dw_padded_w_ = std::max(p.in_w + p.pad_left + p.pad_right,
+                            (p.out_w() - 1) * p.stride_w + (p.kernel_w - 1) * p.dilation_w + 1);
+    // Scratch: the padded input planes (shared), then per slot two blocks of one output row.
+    dw_in_floats_ = ceil_div(p.in_channels * dw_padded_h_ * dw_padded_w_, 16) * 16;
+    dw_plane_floats_ = ceil_div(2 * p.out_w() * lanes, 16) * 16;
+    slots_ = std::max(1, threads);
+    scratch_bytes_ =
+        static_cast<size_t>(dw_in_floats_ + slots_ * dw_plane_floats_) * sizeof(float) + 64;
+    return;
+  }
   const int wino_tile = winograd_tile(p);
   if (wino_tile != 0) {
     path_ = Path::kWinograd;
@@ -458,6 +495,10 @@ void Conv2d::run(const float* input, float* output, void* scratch, ThreadPool* p
   }
   if (path_ == Path::kPointwiseTransposed) {
     run_pointwise_transposed(input, output, packed_b, pool);
+    return;
+  }
+  if (path_ == Path::kDirectOc) {
+    run_direct_oc(input, output, packed_b, pool);
     return;
   }
   if (path_ == Path::kWinograd) {
@@ -709,6 +750,70 @@ void Conv2d::run_pointwise_transposed(const float* input, float* output, float* 
       pool->parallel_for(m, transpose);
     else
       transpose(0, m);
+  }
+}
+
+void Conv2d::run_direct_oc(const float* input, float* output, float* scratch,
+                           ThreadPool* pool) const {
+  const Conv2dParams& p = p_;
+  const MicroKernel& kern = selected_microkernel();
+  const int64_t lanes = kern.dw_lanes, C = p.out_channels, H = p.in_h, W = p.in_w;
+  const int64_t hp = dw_padded_h_, wp = dw_padded_w_, oh_n = p.out_h(), ow_n = p.out_w();
+  const int64_t blocks = ceil_div(C, lanes), pairs = ceil_div(blocks, 2), tasks = oh_n * pairs;
+  const int64_t out_plane = oh_n * ow_n;
+  Epilogue act = ep_;
+  act.bias = nullptr;  // the bias is the accumulators' start value
+  const TileEpilogue te = tile_epilogue(act, 0, 0);
+  OcConv g{};
+  g.in = scratch;
+  g.in_plane = hp * wp;
+  g.in_w = wp;
+  g.kernel_h = p.kernel_h;
+  g.kernel_w = p.kernel_w;
+  g.stride_h = p.stride_h;
+  g.stride_w = p.stride_w;
+  g.dilation_h = p.dilation_h;
+  g.dilation_w = p.dilation_w;
+  g.out_w = ow_n;
+  g.taps = static_cast<int>(p.in_channels * p.kernel_h * p.kernel_w);
+  g.w = weights_.data();
+  g.bias = dw_block_bias_.data();
+  const int64_t slots = pool != nullptr ? std::min<int64_t>(slots_, tasks) : 1;
+  for (int64_t b = 0; b < p.batch; ++b) {
+    // The zero-padded input planes, shared by every task.
+    for (int64_t ci = 0; ci < p.in_channels; ++ci) {
+      const float* plane = input + (b * p.in_channels + ci) * H * W;
+      float* dst = scratch + ci * hp * wp;
+      std::fill(dst, dst + p.pad_top * wp, 0.0f);
+      for (int64_t ih = 0; ih < H; ++ih) {
+        float* row = dst + (ih + p.pad_top) * wp;
+        std::fill(row, row + p.pad_left, 0.0f);
+        std::copy(plane + ih * W, plane + ih * W + W, row + p.pad_left);
+        std::fill(row + p.pad_left + W, row + wp, 0.0f);
+      }
+      std::fill(dst + (H + p.pad_top) * wp, dst + hp * wp, 0.0f);
+    }
+    float* out = output + b * C * out_plane;
+    std::atomic<int64_t> next{0};  // rows are claimed one at a time (see the im2col path)
+    auto body = [&](int64_t s0, int64_t s1) {
+      for (int64_t slot = s0; slot < s1; ++slot) {
+        float* work = scratch + dw_in_floats_ + slot * dw_plane_floats_;
+        for (int64_t t = next++; t < tasks; t = next++) {
+          const int64_t oh = t / pairs, blk = (t % pairs) * 2;
+          const int nblk = static_cast<int>(std::min<int64_t>(2, blocks - blk));
+          kern.conv_oc_row(g, oh, blk, nblk, te, work);
+          for (int i = 0; i < nblk; ++i) {
+            const int64_t c0 = (blk + i) * lanes;
+            kern.unpack(work + i * ow_n * lanes, ow_n, static_cast<int>(std::min(lanes, C - c0)),
+                        out + c0 * out_plane + oh * ow_n, out_plane);
+          }
+        }
+      }
+    };
+    if (pool != nullptr && slots > 1)
+      pool->parallel_for(slots, body);
+    else
+      body(0, 1);
   }
 }
 

@@ -13,6 +13,9 @@
 //     plane copied once into a zero-padded buffer split by column phase (column j at phase
 //     j % stride_w), so every tap of an output row is a contiguous run; one vectorised pass per
 //     output row over all taps (accumulators in registers), bias + clamp in the same pass;
+//   few input channels (stems: 3 -> 16 / 32, 3x3 stride 2; groups 1, at most 64 taps in all):
+//     direct, output channels in vectors (blocks of L) and input values broadcast from a
+//     zero-padded copy of the input, no im2col; rows interleaved then transposed into NCHW;
 //   1x1, stride 1, no pads: GEMM straight on the input (no im2col); with few output pixels
 //     (7x7) transposed, C^T = X^T W^T (pixels on the micro-kernel's M side pad less), then C^T
 //     transposed into the output;
@@ -56,6 +59,10 @@ struct Conv2dParams {
   // 1x1 layers (groups 1): -1 lets prepare() choose whether to compute C^T = X^T W^T (few
   // output pixels, e.g. 7x7); 0 / 1 force it.
   int pointwise_transposed = -1;
+  // Layers with few input channels (stems): -1 lets prepare() choose the direct path (output
+  // channels in vectors, no im2col); 0 / 1 force it (where it applies: groups 1, at most 64
+  // input channels x taps).
+  int direct_oc = -1;
 
   int64_t out_h() const {
     return (in_h + pad_top + pad_bottom - dilation_h * (kernel_h - 1) - 1) / stride_h + 1;
@@ -74,7 +81,8 @@ class Conv2d {
     kDepthwise,
     kWinograd,
     kDepthwiseBlocked,
-    kPointwiseTransposed
+    kPointwiseTransposed,
+    kDirectOc
   };
 
   // Validates params (throws edgepack::Error kInvalidArgument), copies and packs the weights
@@ -102,6 +110,7 @@ class Conv2d {
                              ThreadPool* pool) const;
   void run_pointwise_transposed(const float* input, float* output, float* scratch,
                                 ThreadPool* pool) const;
+  void run_direct_oc(const float* input, float* output, float* scratch, ThreadPool* pool) const;
 
   Conv2dParams p_;
   Path path_ = Path::kIm2col;
@@ -114,15 +123,19 @@ class Conv2d {
   int64_t slots_ = 1;         // im2col path: scratch slots, one per thread
   int64_t block_panels_ = 1;  // im2col path: B panels per column block
   size_t scratch_bytes_ = 0;
-  int64_t dw_padded_h_ = 0;      // kDepthwise: rows of the padded plane
-  int64_t dw_phase_cols_ = 0;    // kDepthwise: columns per phase, ceil(padded width / stride_w)
-  int64_t dw_plane_floats_ = 0;  // kDepthwise(Blocked): floats of one slot's padded plane (or
-                                 // block of interleaved planes), a 64-byte multiple
-  int64_t pw_ct_offset_ = 0;     // kPointwiseTransposed: where C^T starts in scratch (floats)
-  int64_t dw_padded_w_ = 0;      // kDepthwiseBlocked: pixels per padded row
-  int64_t dw_in_floats_ = 0;     // kDepthwiseBlocked: floats of a slot's input block
-  std::vector<float> dw_block_bias_;  // kDepthwiseBlocked: bias per channel block (L floats)
-  Winograd3x3 winograd_;              // kWinograd
+  // kDepthwise, kDepthwiseBlocked, kDirectOc: rows of the padded plane(s).
+  int64_t dw_padded_h_ = 0;
+  int64_t dw_phase_cols_ = 0;  // kDepthwise: columns per phase, ceil(padded width / stride_w)
+  // kDepthwise: floats of one slot's padded plane; kDepthwiseBlocked: of one slot's input and
+  // output blocks; kDirectOc: of one slot's output row (two channel blocks). 64-byte multiples.
+  int64_t dw_plane_floats_ = 0;
+  int64_t pw_ct_offset_ = 0;  // kPointwiseTransposed: where C^T starts in scratch (floats)
+  int64_t dw_padded_w_ = 0;   // kDepthwiseBlocked, kDirectOc: pixels per padded row
+  // kDepthwiseBlocked: floats of a slot's input block; kDirectOc: of the padded input planes.
+  int64_t dw_in_floats_ = 0;
+  // kDepthwiseBlocked, kDirectOc: bias per block of L channels.
+  std::vector<float> dw_block_bias_;
+  Winograd3x3 winograd_;  // kWinograd
 };
 
 }  // namespace kernels

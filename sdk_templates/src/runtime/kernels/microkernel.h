@@ -47,6 +47,18 @@ struct DwBlock {
   int channels;       // channels of this block (<= L: the last block may be partial)
 };
 
+// A direct convolution with output channels in vectors (conv_oc_row_tmpl), for layers with few
+// input channels (stems: 3 -> 16 / 32, 3x3 stride 2), where im2col + GEMM has a K of 27.
+struct OcConv {
+  const float* in;         // zero-padded input planes
+  int64_t in_plane, in_w;  // floats per padded plane, per padded row
+  int64_t kernel_h, kernel_w, stride_h, stride_w, dilation_h, dilation_w;
+  int64_t out_w;
+  int taps;           // input channels x kernel_h x kernel_w (at most kMaxOcConvTaps)
+  const float* w;     // per block of L output channels: taps x L weights (ci, kh, kw order)
+  const float* bias;  // per block: L floats
+};
+
 struct MicroKernel {
   int mr;
   int nr;
@@ -70,6 +82,12 @@ struct MicroKernel {
   // Copies up to dw_lanes NCHW planes into that interleaved, padded layout (see dw_pack_tmpl).
   void (*dw_pack)(const float* src, int64_t src_plane, int channels, int64_t h, int64_t w,
                   int64_t pad_top, int64_t pad_left, int64_t padded_w, float* dst);
+  // One output row of an OcConv for blocks [blk, blk + nblk) (nblk 1 or 2), interleaved into
+  // work (see conv_oc_row_tmpl).
+  void (*conv_oc_row)(const OcConv& g, int64_t oh, int64_t blk, int nblk, const TileEpilogue& ep,
+                      float* work);
+  // Interleaved pixel vectors back to NCHW planes (see dw_unpack_tmpl).
+  void (*unpack)(const float* src, int64_t n, int channels, float* dst, int64_t dst_plane);
 };
 
 const MicroKernel* microkernel_generic();
@@ -481,6 +499,78 @@ void dw_cblock_tmpl(const float* in, const float* w, const float* bias, const Dw
   else
     dw_cblock_rows<VB, 0>(in, w, bias, off, g, ep, work);
   dw_unpack_tmpl<VB>(work, g.out_h * g.out_w, g.channels, out, g.out_plane);
+}
+
+// R output pixels of NB blocks of output channels: acc[b][r] = bias + sum over taps t of w[b][t]
+// (x) broadcast(src[off[t] + r * stride_w]); then clamp + activation, stored at
+// work[b * blk_floats + r * L].
+template <int VB, int NB, int R>
+inline void conv_oc_px(const OcConv& g, const int32_t* __restrict off, const float* __restrict w,
+                       const float* __restrict bias, const float* __restrict src,
+                       const TileEpilogue& ep, float* __restrict work, int64_t blk_floats) {
+  typedef typename VecAct<VB>::V V;
+  constexpr int kL = VB / 4;
+  const int64_t step = g.stride_w, wstride = static_cast<int64_t>(g.taps) * kL;
+  V acc[NB][R];
+  for (int b = 0; b < NB; ++b) {
+    const V bv = *reinterpret_cast<const V*>(bias + b * kL);
+    for (int r = 0; r < R; ++r) acc[b][r] = bv;
+  }
+  for (int t = 0; t < g.taps; ++t) {
+    V wv[NB];
+    for (int b = 0; b < NB; ++b) wv[b] = *reinterpret_cast<const V*>(w + b * wstride + t * kL);
+    const float* s = src + off[t];
+    for (int r = 0; r < R; ++r) {
+      const float x = s[r * step];  // (scalar x vector: a broadcast; V{} + x would add 0 first)
+      for (int b = 0; b < NB; ++b) acc[b][r] += wv[b] * x;
+    }
+  }
+  for (int b = 0; b < NB; ++b)
+    for (int r = 0; r < R; ++r) {
+      V a = acc[b][r];
+      if (ep.clamp) {
+        const V lo = V{} + ep.lo, hi = V{} + ep.hi;
+        a = a < lo ? lo : a;
+        a = a > hi ? hi : a;
+      }
+      if (ep.act != TileEpilogue::kNone) a = VecAct<VB>::act(ep, a);
+      *reinterpret_cast<V*>(work + b * blk_floats + r * kL) = a;
+    }
+}
+
+template <int VB, int NB>
+void conv_oc_row_nb(const OcConv& g, const int32_t* off, int64_t oh, int64_t blk,
+                    const TileEpilogue& ep, float* work) {
+  constexpr int kL = VB / 4, kR = 6;
+  const float* w = g.w + blk * g.taps * kL;
+  const float* bias = g.bias + blk * kL;
+  const float* row = g.in + oh * g.stride_h * g.in_w;
+  const int64_t blk_floats = g.out_w * kL;
+  int64_t ow = 0;
+  for (; ow + kR <= g.out_w; ow += kR)
+    conv_oc_px<VB, NB, kR>(g, off, w, bias, row + ow * g.stride_w, ep, work + ow * kL, blk_floats);
+  for (; ow < g.out_w; ++ow)
+    conv_oc_px<VB, NB, 1>(g, off, w, bias, row + ow * g.stride_w, ep, work + ow * kL, blk_floats);
+}
+
+// Output row oh of blocks [blk, blk + nblk) of L = VB / 4 output channels: pixel j of block
+// blk + b at work[(b * g.out_w + j) * L] (L channels), after bias, clamp and activation. Input
+// values are broadcast from the zero-padded planes (no im2col), weights are vectors of L output
+// channels: two blocks and six pixels per register tile (12 accumulators, 8 loads per 12 FMAs).
+constexpr int kMaxOcConvTaps = 64;
+template <int VB>
+void conv_oc_row_tmpl(const OcConv& g, int64_t oh, int64_t blk, int nblk, const TileEpilogue& ep,
+                      float* work) {
+  int32_t off[kMaxOcConvTaps];  // where each tap reads, from the window's top-left input pixel
+  const int64_t khw = g.kernel_h * g.kernel_w;
+  for (int t = 0; t < g.taps; ++t) {
+    const int64_t ci = t / khw, kh = (t % khw) / g.kernel_w, kw = t % g.kernel_w;
+    off[t] = static_cast<int32_t>(ci * g.in_plane + kh * g.dilation_h * g.in_w + kw * g.dilation_w);
+  }
+  if (nblk == 2)
+    conv_oc_row_nb<VB, 2>(g, off, oh, blk, ep, work);
+  else
+    conv_oc_row_nb<VB, 1>(g, off, oh, blk, ep, work);
 }
 
 }  // namespace

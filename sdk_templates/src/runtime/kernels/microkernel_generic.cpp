@@ -38,11 +38,18 @@ void dw_pack(const float* src, int64_t src_plane, int channels, int64_t h, int64
              int64_t pad_top, int64_t pad_left, int64_t padded_w, float* dst) {
   dw_pack_tmpl<kVB>(src, src_plane, channels, h, w, pad_top, pad_left, padded_w, dst);
 }
+void conv_oc_row(const OcConv& g, int64_t oh, int64_t blk, int nblk, const TileEpilogue& ep,
+                 float* work) {
+  conv_oc_row_tmpl<kVB>(g, oh, blk, nblk, ep, work);
+}
+void unpack(const float* src, int64_t n, int channels, float* dst, int64_t dst_plane) {
+  dw_unpack_tmpl<kVB>(src, n, channels, dst, dst_plane);
+}
 void act_row(const TileEpilogue& ep, float* x, int64_t n) {
   act_row_tmpl<kVB>(ep, x, n);
 }
-const MicroKernel kKernel = {kMR,     kNR,     kKC,     kIsa,      kernel, dw,
-                             dw_taps, act_row, kVB / 4, dw_cblock, dw_pack};
+const MicroKernel kKernel = {kMR,     kNR,     kKC,       kIsa,    kernel,      dw,    dw_taps,
+                             act_row, kVB / 4, dw_cblock, dw_pack, conv_oc_row, unpack};
 }  // namespace
 
 const MicroKernel* microkernel_generic() {
