@@ -218,31 +218,22 @@ void apply_int(Un op, const T* x, T* y, int64_t n, double lo, double hi) {
 
 // The float32 ops vector_math.h computes (false for the others).
 bool vector_op(Un op, kernels::UnaryOp& out) {
-  switch (op) {
-    case Un::kRelu:
-      out = kernels::UnaryOp::kRelu;
+  static const struct {
+    Un op;
+    kernels::UnaryOp kernel;
+  } kTable[] = {{Un::kRelu, kernels::UnaryOp::kRelu},
+                {Un::kLeakyRelu, kernels::UnaryOp::kLeakyRelu},
+                {Un::kClip, kernels::UnaryOp::kClip},
+                {Un::kHardSigmoid, kernels::UnaryOp::kHardSigmoid},
+                {Un::kHardSwish, kernels::UnaryOp::kHardSwish},
+                {Un::kNeg, kernels::UnaryOp::kNeg},
+                {Un::kAbs, kernels::UnaryOp::kAbs}};
+  for (const auto& e : kTable)
+    if (e.op == op) {
+      out = e.kernel;
       return true;
-    case Un::kLeakyRelu:
-      out = kernels::UnaryOp::kLeakyRelu;
-      return true;
-    case Un::kClip:  // ONNX order: max with min first, then min with max
-      out = kernels::UnaryOp::kClip;
-      return true;
-    case Un::kHardSigmoid:
-      out = kernels::UnaryOp::kHardSigmoid;
-      return true;
-    case Un::kHardSwish:
-      out = kernels::UnaryOp::kHardSwish;
-      return true;
-    case Un::kNeg:
-      out = kernels::UnaryOp::kNeg;
-      return true;
-    case Un::kAbs:
-      out = kernels::UnaryOp::kAbs;
-      return true;
-    default:
-      return false;
-  }
+    }
+  return false;
 }
 
 }  // namespace
