@@ -36,16 +36,16 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def build_graph_run(build: Path) -> Path:
-    """Configure and build ``edgepack-graph-run`` (Release, no tests) under ``build``."""
+def build_graph_run(build: Path, target: str = "edgepack-graph-run") -> Path:
+    """Configure and build ``target`` (``edgepack-graph-run``, or ``edgepack-run``; Release, no
+    tests) under ``build``; returns the executable."""
     subprocess.run([str(CMAKE), "-S", str(REPO / "sdk_templates"), "-B", str(build), "-G",
                     "Ninja", "-DCMAKE_BUILD_TYPE=Release", "-DEDGEPACK_BUILD_TESTS=OFF"],
                    check=True, capture_output=True)
-    subprocess.run([str(CMAKE), "--build", str(build), "-j2", "--target", "edgepack-graph-run"],
-                   check=True)
-    found = sorted(build.rglob("edgepack-graph-run"))
+    subprocess.run([str(CMAKE), "--build", str(build), "-j2", "--target", target], check=True)
+    found = sorted(p for p in build.rglob(target) if p.is_file())
     if not found:
-        raise SystemExit(f"edgepack-graph-run was not built under {build}")
+        raise SystemExit(f"{target} was not built under {build}")
     return found[0]
 
 

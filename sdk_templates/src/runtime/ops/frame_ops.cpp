@@ -9,10 +9,9 @@
 //                    [R, C', oh, ow] of the normalised frame, sampled from the frame's bytes.
 //
 // Each replaces Cast -> Gather/MatMul -> Unsqueeze -> Transpose -> [Resize] -> [Pad] -> [Sub] ->
-// [Div] (-> RoiAlign): several passes over float copies of the whole frame. The arithmetic is
-// that of the replaced ops in their order (resize before the normalisation; RoiAlign after
-// it, on values normalised per source pixel), so outputs match the ONNX graphs that the host
-// reference runs to float rounding.
+// [Div] (-> RoiAlign): several passes over float copies of the whole frame. They compute the
+// same values in another order (rows blended before columns, a multiply by 1 / std), so outputs
+// match the ONNX graphs that the host reference runs to float rounding.
 #include <array>
 
 #include "runtime/ops/op_util.h"
@@ -118,6 +117,7 @@ struct PreprocessState : OpState {
   bool nhwc = false, linear = false;
   int64_t top = 0, left = 0, new_h = 0, new_w = 0, out_h = 0, out_w = 0;
   AxisTaps ty, tx;
+  std::vector<int32_t> col_lo, col_hi;    // tx's source pixels as byte offsets in a row
   std::array<float, kMaxChannels> pad{};  // the padding value, normalised
 };
 
@@ -158,6 +158,10 @@ void frame_preprocess_prepare(PrepareContext& ctx) {
   const bool resize = mode != "none";
   st->ty = axis_taps(st->linear, resize ? scales[0] : 1.0f, h, st->new_h);
   st->tx = axis_taps(st->linear, resize ? scales[1] : 1.0f, w, st->new_w);
+  for (size_t i = 0; i < st->tx.lo.size(); ++i) {
+    st->col_lo.push_back(static_cast<int32_t>(st->tx.lo[i] * f->static_shape[2]));
+    st->col_hi.push_back(static_cast<int32_t>(st->tx.hi[i] * f->static_shape[2]));
+  }
   const float pad_value = ctx.attrs->get_float("pad_value", 0.0f);
   for (int c = 0; c < co; ++c) st->pad[c] = st->ch.normalise(pad_value, c);
   st->slots = std::max(ctx.threads, 1);
@@ -194,16 +198,23 @@ void preprocess_row(const PreprocessState& st, const uint8_t* frame, int64_t w, 
     const float wy = st.ty.w[iy], wy0 = 1.0f - wy;
     for (int64_t j = 0; j < n; ++j)
       tmp[j] = static_cast<float>(r0[j]) * wy0 + static_cast<float>(r1[j]) * wy;
-    const int64_t* xl = st.tx.lo.data();
-    const int64_t* xh = st.tx.hi.data();
+    const int32_t* xl = st.col_lo.data();  // byte offsets of the left / right pixel
+    const int32_t* xh = st.col_hi.data();
     const float* wx = st.tx.w.data();
     for (int c = 0; c < co; ++c) {
       const float* t = tmp + st.ch.pick[c];
-      const float mean = st.ch.mean[c], sd = st.ch.std[c];
+      const float mean = st.ch.mean[c], rstd = 1.0f / st.ch.std[c];
       float* out = row + c * cs + st.left * xs;
-      for (int64_t rx = 0; rx < st.new_w; ++rx) {
-        const float v = t[xl[rx] * ci] * (1.0f - wx[rx]) + t[xh[rx] * ci] * wx[rx];
-        out[rx * xs] = (v - mean) / sd;  // mean 0 and sd 1 when absent: exact
+      if (xs == 1) {
+        for (int64_t rx = 0; rx < st.new_w; ++rx) {
+          const float a = t[xl[rx]];
+          out[rx] = (a + wx[rx] * (t[xh[rx]] - a) - mean) * rstd;
+        }
+      } else {
+        for (int64_t rx = 0; rx < st.new_w; ++rx) {
+          const float a = t[xl[rx]];
+          out[rx * xs] = (a + wx[rx] * (t[xh[rx]] - a) - mean) * rstd;
+        }
       }
     }
     return;
@@ -275,13 +286,34 @@ struct SampleColumns {
   float* wh;
 };
 
+// acc[pw * co + c] += the row's samples of bin column pw (two blended values each) for
+// channel c; CO channels (a compile-time count keeps the sums in registers), `co` <= CO of them.
+template <int CO>
+void accumulate_samples(const float* tmp, const SampleColumns& col, int64_t ow, int64_t gw,
+                        const int* pick, float* acc, int co = CO) {
+  for (int64_t pw = 0; pw < ow; ++pw) {
+    float sum[CO] = {};
+    for (int c = 0; c < co; ++c) sum[c] = acc[pw * co + c];
+    for (int64_t ix = 0; ix < gw; ++ix) {
+      const int64_t j = pw * gw + ix;
+      const float* tl = tmp + col.lo[j];
+      const float* th = tmp + col.hi[j];
+      const float wl = col.wl[j], wh = col.wh[j];
+      for (int c = 0; c < CO; ++c)
+        if (c < co) sum[c] += wl * tl[pick[c]] + wh * th[pick[c]];
+    }
+    for (int c = 0; c < co; ++c) acc[pw * co + c] = sum[c];
+  }
+}
+
 // RoiAlign output row `ph` of one roi, channels one-hot (avg mode, sampling grid gh x gw). Per
 // sample row the two frame rows are blended over the roi's columns (one contiguous pass), then
 // each sample reads two blended values. The normalisation is affine and a sample's four weights
 // sum to 1, so the average of normalised samples is ((sum of raw samples) - n * mean) / std
 // over the n samples inside the frame (the others add 0, as in ops/roi_align.cpp).
+// `same_roi`: the slot's column samples are this roi's already (the previous row's).
 void crop_row(const CropState& st, const uint8_t* frame, int64_t h, int64_t w, int64_t ci,
-              const float* roi, int64_t ph, void* slot, float* out_roi) {
+              const float* roi, int64_t ph, void* slot, bool same_roi, float* out_roi) {
   const int co = st.ch.out;
   const int64_t gh = st.sampling, gw = st.sampling, ow = st.ow, oh = st.oh;
   const float offset = st.half_pixel ? 0.5f : 0.0f;
@@ -293,15 +325,22 @@ void crop_row(const CropState& st, const uint8_t* frame, int64_t h, int64_t w, i
   }
   const float bin_h = rh / static_cast<float>(oh), bin_w = rw / static_cast<float>(ow);
   const int64_t nx = ow * gw;
-  auto* bytes = static_cast<unsigned char*>(slot);
+  // slot: [first, last] pixel columns the samples read, then the columns' lo, hi, weights
+  int64_t* span = static_cast<int64_t*>(slot);
+  auto* bytes = static_cast<unsigned char*>(slot) + 2 * sizeof(int64_t);
   SampleColumns col{reinterpret_cast<int64_t*>(bytes), reinterpret_cast<int64_t*>(bytes) + nx,
                     reinterpret_cast<float*>(bytes + 2 * nx * sizeof(int64_t)), nullptr};
   col.wh = col.wl + nx;
   float* acc = col.wh + nx;       // co x ow raw sums
   float* inside = acc + co * ow;  // ow: samples inside the frame per column of bins
   float* tmp = inside + ow;       // w * ci: the blended sample row
-  int64_t first = w, last = -1;   // pixel columns the samples read
-  for (int64_t pw = 0; pw < ow; ++pw) {
+  int64_t& first = span[0];
+  int64_t& last = span[1];
+  if (!same_roi) {
+    first = w;
+    last = -1;
+  }
+  for (int64_t pw = 0; pw < ow && !same_roi; ++pw) {
     inside[pw] = 0.0f;
     for (int64_t ix = 0; ix < gw; ++ix) {
       const int64_t j = pw * gw + ix;
@@ -346,28 +385,22 @@ void crop_row(const CropState& st, const uint8_t* frame, int64_t h, int64_t w, i
     const uint8_t* r1 = frame + y_hi * w * ci;
     for (int64_t k = first * ci; k < (last + 1) * ci; ++k)
       tmp[k] = hy * static_cast<float>(r0[k]) + ly * static_cast<float>(r1[k]);
-    for (int c = 0; c < co; ++c) {
-      const float* t = tmp + st.ch.pick[c];
-      float* ac = acc + c * ow;
-      for (int64_t pw = 0; pw < ow; ++pw) {
-        float sum = ac[pw];
-        for (int64_t ix = 0; ix < gw; ++ix) {
-          const int64_t j = pw * gw + ix;
-          sum += col.wl[j] * t[col.lo[j]] + col.wh[j] * t[col.hi[j]];
-        }
-        ac[pw] = sum;
-      }
-    }
+    int pick[kMaxChannels];
+    for (int c = 0; c < co; ++c) pick[c] = st.ch.pick[c];
+    if (co == 3)
+      accumulate_samples<3>(tmp, col, ow, gw, pick, acc);
+    else if (co == 1)
+      accumulate_samples<1>(tmp, col, ow, gw, pick, acc);
+    else
+      accumulate_samples<kMaxChannels>(tmp, col, ow, gw, pick, acc, co);
   }
   const float count = static_cast<float>(std::max<int64_t>(gh * gw, 1));
-  for (int c = 0; c < co; ++c)
-    for (int64_t pw = 0; pw < ow; ++pw) {
-      const float n = rows_inside * inside[pw];
-      float v = acc[c * ow + pw];
-      if (st.ch.sub) v -= n * st.ch.mean[c];
-      if (st.ch.div) v /= st.ch.std[c];
-      out_roi[(c * oh + ph) * ow + pw] = v / count;
-    }
+  for (int c = 0; c < co; ++c) {
+    const float mean = st.ch.mean[c], scale = 1.0f / st.ch.std[c] / count;
+    for (int64_t pw = 0; pw < ow; ++pw)
+      out_roi[(c * oh + ph) * ow + pw] =
+          (acc[pw * co + c] - rows_inside * inside[pw] * mean) * scale;
+  }
 }
 
 }  // namespace
@@ -436,11 +469,13 @@ void frame_roi_align_run(RunContext& ctx) {
     auto work = [&](int64_t s0, int64_t s1) {
       void* slot =
           static_cast<unsigned char*>(ctx.scratch) + static_cast<size_t>(s0) * st.slot_bytes;
+      int64_t roi_of_slot = -1;  // whose column samples the slot holds
       for (int64_t s = s0; s < s1; ++s)
         for (int64_t t = tasks * s / st.slots; t < tasks * (s + 1) / st.slots; ++t) {
           const int64_t r = t / st.oh;
           crop_row(st, frame, h, w, ci, rois->as<float>() + r * 4, t % st.oh, slot,
-                   y->as<float>() + r * co * st.oh * st.ow);
+                   r == roi_of_slot, y->as<float>() + r * co * st.oh * st.ow);
+          roi_of_slot = r;
         }
     };
     ThreadPool* pool = pool_for(ctx.pool, 40.0 * static_cast<double>(r_count * co * st.oh * st.ow));
