@@ -27,9 +27,11 @@ def _file(name: str) -> str:
 
 def run_device(
     build: Path, model: onnx.ModelProto, feeds: dict[str, np.ndarray], threads: int = 1,
-    extra: list[str] | None = None,
+    extra: list[str] | None = None, bounds: dict[str, int] | None = None,
 ) -> dict[str, np.ndarray]:
-    blob = lower(model)
+    """The model lowered (``bounds``: dimension-0 bounds of dynamic inputs) and run by
+    edgepack-graph-run on ``feeds``: its outputs by name."""
+    blob = lower(model, bounds)
     with tempfile.TemporaryDirectory() as tmp:
         t = Path(tmp)
         (t / "in").mkdir()

@@ -7,15 +7,12 @@ frame pattern (a bounded frame's run-time geometry) is left to the plain ops."""
 
 from __future__ import annotations
 
-import subprocess
-import tempfile
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import onnx
 import pytest
-from graph_runner import graph_run_binary, run_ort
+from graph_runner import run_device, run_ort
 from sdk_host import SdkBuild
 
 from edgepack.lower import device_graph as dg
@@ -30,21 +27,8 @@ Array = np.ndarray[Any, Any]
 def _run(sdk: SdkBuild, model: onnx.ModelProto, feeds: dict[str, Array], threads: int,
          bounds: dict[str, int] | None = None) -> tuple[list[str], Array]:
     """(the lowered graph's op types, its one output) from edgepack-graph-run."""
-    blob = lower(model, bounds)
-    ops = [n.op_type for n in dg.parse(blob).nodes]
-    with tempfile.TemporaryDirectory() as tmp:
-        t = Path(tmp)
-        (t / "in").mkdir()
-        (t / "out").mkdir()
-        (t / "g.epdg").write_bytes(blob)
-        for k, v in feeds.items():
-            np.save(t / "in" / f"{k}.npy", v)
-        done = subprocess.run(
-            [str(graph_run_binary(sdk.build)), str(t / "g.epdg"), "--inputs", str(t / "in"),
-             "--outputs", str(t / "out"), "--threads", str(threads)],
-            capture_output=True, text=True, check=False)
-        assert done.returncode == 0, done.stderr
-        return ops, np.load(t / "out" / "output.npy")
+    ops = [n.op_type for n in dg.parse(lower(model, bounds)).nodes]
+    return ops, run_device(sdk.build, model, feeds, threads, bounds=bounds)["output"]
 
 
 PRE_CASES = [

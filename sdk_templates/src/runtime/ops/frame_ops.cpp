@@ -15,6 +15,7 @@
 #include <array>
 
 #include "runtime/ops/op_util.h"
+#include "runtime/ops/roi_align.h"
 
 namespace edgepack {
 namespace ops {
@@ -268,9 +269,7 @@ namespace {
 
 struct CropState : OpState {
   ChannelMap ch;
-  bool max = false, half_pixel = true;
-  int64_t oh = 1, ow = 1, sampling = 0;
-  float scale = 1.0f;
+  RoiAlignAttrs a;
   std::vector<float> lut;  // one-hot channels: normalised value per output channel and byte
   bool fast = false;       // avg, a fixed sampling grid, one-hot channels: crop_row
   int slots = 1;           // scratch per thread (fast): sample columns and accumulators
@@ -315,15 +314,9 @@ void accumulate_samples(const float* tmp, const SampleColumns& col, int64_t ow, 
 void crop_row(const CropState& st, const uint8_t* frame, int64_t h, int64_t w, int64_t ci,
               const float* roi, int64_t ph, void* slot, bool same_roi, float* out_roi) {
   const int co = st.ch.out;
-  const int64_t gh = st.sampling, gw = st.sampling, ow = st.ow, oh = st.oh;
-  const float offset = st.half_pixel ? 0.5f : 0.0f;
-  const float x1 = roi[0] * st.scale - offset, y1 = roi[1] * st.scale - offset;
-  float rw = roi[2] * st.scale - offset - x1, rh = roi[3] * st.scale - offset - y1;
-  if (!st.half_pixel) {
-    rw = std::max(rw, 1.0f);
-    rh = std::max(rh, 1.0f);
-  }
-  const float bin_h = rh / static_cast<float>(oh), bin_w = rw / static_cast<float>(ow);
+  const int64_t ow = st.a.ow, oh = st.a.oh;
+  const RoiGrid g = roi_grid(st.a, roi);
+  const int64_t gh = g.gh, gw = g.gw;
   const int64_t nx = ow * gw;
   // slot: [first, last] pixel columns the samples read, then the columns' lo, hi, weights
   int64_t* span = static_cast<int64_t*>(slot);
@@ -344,21 +337,13 @@ void crop_row(const CropState& st, const uint8_t* frame, int64_t h, int64_t w, i
     inside[pw] = 0.0f;
     for (int64_t ix = 0; ix < gw; ++ix) {
       const int64_t j = pw * gw + ix;
-      const float xx = x1 + pw * bin_w + (ix + 0.5f) * bin_w / static_cast<float>(gw);
-      float sx = std::max(xx, 0.0f);
-      int64_t lo = static_cast<int64_t>(sx), hi;
-      if (lo >= w - 1) {
-        hi = lo = w - 1;
-        sx = static_cast<float>(lo);
-      } else {
-        hi = lo + 1;
-      }
-      const bool in = !(xx < -1.0f || xx > static_cast<float>(w));
-      const float lx = sx - lo;
+      const AxisSample sx = axis_sample(g.x(pw, ix), w);
+      const bool in = sx.inside;
+      const int64_t lo = sx.lo, hi = sx.hi;
       col.lo[j] = lo * ci;
       col.hi[j] = hi * ci;
-      col.wl[j] = in ? 1 - lx : 0.0f;
-      col.wh[j] = in ? lx : 0.0f;
+      col.wl[j] = in ? 1 - sx.w : 0.0f;
+      col.wh[j] = in ? sx.w : 0.0f;
       if (in) {
         inside[pw] += 1.0f;
         first = std::min(first, lo);
@@ -369,18 +354,11 @@ void crop_row(const CropState& st, const uint8_t* frame, int64_t h, int64_t w, i
   for (int64_t k = 0; k < co * ow; ++k) acc[k] = 0.0f;
   float rows_inside = 0.0f;
   for (int64_t iy = 0; iy < gh && last >= 0; ++iy) {
-    const float yy = y1 + ph * bin_h + (iy + 0.5f) * bin_h / static_cast<float>(gh);
-    if (yy < -1.0f || yy > static_cast<float>(h)) continue;  // adds 0 to every output
+    const AxisSample sy = axis_sample(g.y(ph, iy), h);
+    if (!sy.inside) continue;  // adds 0 to every output
     rows_inside += 1.0f;
-    float sy = std::max(yy, 0.0f);
-    int64_t y_lo = static_cast<int64_t>(sy), y_hi;
-    if (y_lo >= h - 1) {
-      y_hi = y_lo = h - 1;
-      sy = static_cast<float>(y_lo);
-    } else {
-      y_hi = y_lo + 1;
-    }
-    const float ly = sy - y_lo, hy = 1 - ly;
+    const float ly = sy.w, hy = 1 - ly;
+    const int64_t y_lo = sy.lo, y_hi = sy.hi;
     const uint8_t* r0 = frame + y_lo * w * ci;
     const uint8_t* r1 = frame + y_hi * w * ci;
     for (int64_t k = first * ci; k < (last + 1) * ci; ++k)
@@ -394,9 +372,8 @@ void crop_row(const CropState& st, const uint8_t* frame, int64_t h, int64_t w, i
     else
       accumulate_samples<kMaxChannels>(tmp, col, ow, gw, pick, acc, co);
   }
-  const float count = static_cast<float>(std::max<int64_t>(gh * gw, 1));
   for (int c = 0; c < co; ++c) {
-    const float mean = st.ch.mean[c], scale = 1.0f / st.ch.std[c] / count;
+    const float mean = st.ch.mean[c], scale = 1.0f / st.ch.std[c] / g.count;
     for (int64_t pw = 0; pw < ow; ++pw)
       out_roi[(c * oh + ph) * ow + pw] =
           (acc[pw * co + c] - rows_inside * inside[pw] * mean) * scale;
@@ -407,37 +384,24 @@ void crop_row(const CropState& st, const uint8_t* frame, int64_t h, int64_t w, i
 
 void frame_roi_align_prepare(PrepareContext& ctx) {
   Tensor* f = need_frame(ctx);
-  Tensor* rois = need_input(ctx, 1, "rois");
-  Tensor* bi = need_input(ctx, 2, "batch_indices");
-  need_outputs(ctx, 1);
-  need_dtype(ctx, *rois, DType::kFloat32);
-  need_rank(ctx, *rois, 2);
-  if (rois->static_shape[1] != 4) ctx.fail("rois must be [R, 4]");
-  if (bi->dtype != DType::kInt64 && bi->dtype != DType::kInt32) ctx.fail("batch_indices: int64");
   auto st = std::make_unique<CropState>();
+  st->a = read_roi_align(ctx);
   st->ch = read_channels(ctx, static_cast<int>(f->static_shape[2]));
-  st->max = ctx.attrs->get_string("mode", "avg") == "max";
-  st->half_pixel =
-      ctx.attrs->get_string("coordinate_transformation_mode", "half_pixel") == "half_pixel";
-  st->oh = ctx.attrs->get_int("output_height", 1);
-  st->ow = ctx.attrs->get_int("output_width", 1);
-  st->sampling = ctx.attrs->get_int("sampling_ratio", 0);
-  st->scale = ctx.attrs->get_float("spatial_scale", 1.0f);
-  need_dtype(ctx, *ctx.outputs[0], DType::kFloat32);
-  need_shape(ctx, *ctx.outputs[0], {rois->static_shape[0], st->ch.out, st->oh, st->ow});
+  need_shape(ctx, *ctx.outputs[0],
+             {ctx.inputs[1]->static_shape[0], st->ch.out, st->a.oh, st->a.ow});
   st->lut.assign(static_cast<size_t>(st->ch.out) * 256, 0.0f);
   for (int c = 0; c < st->ch.out; ++c)
     for (int v = 0; v < 256; ++v)
       st->lut[static_cast<size_t>(c * 256 + v)] = st->ch.normalise(static_cast<float>(v), c);
   bool onehot = true;
   for (int c = 0; c < st->ch.out; ++c) onehot = onehot && st->ch.pick[c] >= 0;
-  st->fast = onehot && !st->max && st->sampling > 0;
+  st->fast = onehot && !st->a.max && st->a.sampling > 0;
   if (st->fast) {
-    const int64_t nx = st->ow * st->sampling;
+    const int64_t nx = st->a.ow * st->a.sampling;
     st->slots = std::max(ctx.threads, 1);
     st->slot_bytes =
         static_cast<size_t>(nx) * 2 * (sizeof(int64_t) + sizeof(float)) +
-        static_cast<size_t>((st->ch.out + 1) * st->ow + f->static_shape[1] * f->static_shape[2]) *
+        static_cast<size_t>((st->ch.out + 1) * st->a.ow + f->static_shape[1] * f->static_shape[2]) *
             sizeof(float);
     st->slot_bytes = (st->slot_bytes + 63) / 64 * 64;
     ctx.scratch_bytes = st->slot_bytes * static_cast<size_t>(st->slots);
@@ -464,96 +428,46 @@ void frame_roi_align_run(RunContext& ctx) {
       throw Error(ErrorCode::kRuntimeError,
                   std::string("RoiAlign: batch index out of range in ") + ctx.node_name);
   }
+  const RoiAlignAttrs& a = st.a;
+  ThreadPool* pool = pool_for(ctx.pool, 40.0 * static_cast<double>(r_count * co * a.oh * a.ow));
   if (st.fast) {
-    const int64_t tasks = r_count * st.oh;
+    const int64_t tasks = r_count * a.oh;
     auto work = [&](int64_t s0, int64_t s1) {
       void* slot =
           static_cast<unsigned char*>(ctx.scratch) + static_cast<size_t>(s0) * st.slot_bytes;
       int64_t roi_of_slot = -1;  // whose column samples the slot holds
       for (int64_t s = s0; s < s1; ++s)
         for (int64_t t = tasks * s / st.slots; t < tasks * (s + 1) / st.slots; ++t) {
-          const int64_t r = t / st.oh;
-          crop_row(st, frame, h, w, ci, rois->as<float>() + r * 4, t % st.oh, slot,
-                   r == roi_of_slot, y->as<float>() + r * co * st.oh * st.ow);
+          const int64_t r = t / a.oh;
+          crop_row(st, frame, h, w, ci, rois->as<float>() + r * 4, t % a.oh, slot, r == roi_of_slot,
+                   y->as<float>() + r * co * a.oh * a.ow);
           roi_of_slot = r;
         }
     };
-    ThreadPool* pool = pool_for(ctx.pool, 40.0 * static_cast<double>(r_count * co * st.oh * st.ow));
     if (pool != nullptr && st.slots > 1)
       pool->parallel_for(st.slots, work);
     else
       work(0, st.slots);
     return;
   }
-  // normalised value of channel c at pixel p (a byte offset of the frame)
-  auto value = [&](int64_t p, int c) {
-    return st.ch.pick[c] >= 0 ? st.lut[static_cast<size_t>(c * 256 + frame[p + st.ch.pick[c]])]
-                              : st.ch.normalise(st.ch.mix(frame + p, c), c);
-  };
-  const float offset = st.half_pixel ? 0.5f : 0.0f;
-  ThreadPool* pool = pool_for(ctx.pool, 40.0 * static_cast<double>(r_count * co * st.oh * st.ow));
-  parallel(pool, r_count * st.oh, [&](int64_t t0, int64_t t1) {
+  // Other channel maps, max mode, an adaptive grid: ops/roi_align.cpp's loop over the frame with
+  // each corner a normalised pixel value.
+  parallel(pool, r_count * a.oh, [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t) {
-      const int64_t r = t / st.oh, ph = t % st.oh;
-      const float* roi = rois->as<float>() + r * 4;
-      const float x1 = roi[0] * st.scale - offset, y1 = roi[1] * st.scale - offset;
-      float rw = roi[2] * st.scale - offset - x1, rh = roi[3] * st.scale - offset - y1;
-      if (!st.half_pixel) {
-        rw = std::max(rw, 1.0f);
-        rh = std::max(rh, 1.0f);
-      }
-      const float bin_h = rh / static_cast<float>(st.oh), bin_w = rw / static_cast<float>(st.ow);
-      const int64_t gh =
-          st.sampling > 0 ? st.sampling : static_cast<int64_t>(std::ceil(rh / st.oh));
-      const int64_t gw =
-          st.sampling > 0 ? st.sampling : static_cast<int64_t>(std::ceil(rw / st.ow));
-      const float count = static_cast<float>(std::max<int64_t>(gh * gw, 1));
-      for (int64_t pw = 0; pw < st.ow; ++pw) {
-        std::array<float, kMaxChannels> acc;
-        acc.fill(st.max ? -INFINITY : 0.0f);
-        bool any = false;
-        for (int64_t iy = 0; iy < gh; ++iy) {
-          const float yy = y1 + ph * bin_h + (iy + 0.5f) * bin_h / static_cast<float>(gh);
-          for (int64_t ix = 0; ix < gw; ++ix) {
-            const float xx = x1 + pw * bin_w + (ix + 0.5f) * bin_w / static_cast<float>(gw);
-            const bool inside = !(yy < -1.0f || yy > static_cast<float>(h) || xx < -1.0f ||
-                                  xx > static_cast<float>(w));
-            float sy = std::max(yy, 0.0f), sx = std::max(xx, 0.0f);
-            int64_t y_lo = static_cast<int64_t>(sy), x_lo = static_cast<int64_t>(sx);
-            int64_t y_hi, x_hi;
-            if (y_lo >= h - 1) {
-              y_hi = y_lo = h - 1;
-              sy = static_cast<float>(y_lo);
-            } else {
-              y_hi = y_lo + 1;
-            }
-            if (x_lo >= w - 1) {
-              x_hi = x_lo = w - 1;
-              sx = static_cast<float>(x_lo);
-            } else {
-              x_hi = x_lo + 1;
-            }
-            const float ly = sy - y_lo, lx = sx - x_lo, hy = 1 - ly, hx = 1 - lx;
-            const int64_t p1 = (y_lo * w + x_lo) * ci, p2 = (y_lo * w + x_hi) * ci;
-            const int64_t p3 = (y_hi * w + x_lo) * ci, p4 = (y_hi * w + x_hi) * ci;
-            for (int c = 0; c < co; ++c) {
-              float v = 0.0f;
-              if (inside) {
-                const float v1 = hy * hx * value(p1, c), v2 = hy * lx * value(p2, c);
-                const float v3 = ly * hx * value(p3, c), v4 = ly * lx * value(p4, c);
-                v = st.max ? std::max(std::max(v1, v2), std::max(v3, v4)) : v1 + v2 + v3 + v4;
-              }
-              if (st.max)
-                acc[c] = any ? std::max(acc[c], v) : v;
-              else
-                acc[c] += v;
-            }
-            any = true;
-          }
-        }
-        for (int c = 0; c < co; ++c)
-          y->as<float>()[((r * co + c) * st.oh + ph) * st.ow + pw] =
-              st.max ? (any ? acc[c] : 0.0f) : acc[c] / count;
+      const int64_t r = t / a.oh, ph = t % a.oh;
+      const RoiGrid g = roi_grid(a, rois->as<float>() + r * 4);
+      for (int c = 0; c < co; ++c) {
+        auto at = [&](int64_t yy, int64_t xx) {
+          const int64_t p = (yy * w + xx) * ci;
+          return st.ch.pick[c] >= 0
+                     ? st.lut[static_cast<size_t>(c * 256 + frame[p + st.ch.pick[c]])]
+                     : st.ch.normalise(st.ch.mix(frame + p, c), c);
+        };
+        float* out = y->as<float>() + ((r * co + c) * a.oh + ph) * a.ow;
+        for (int64_t pw = 0; pw < a.ow; ++pw)
+          out[pw] = roi_bin(a, g, h, w, ph, pw, [&](const AxisSample& sy, const AxisSample& sx) {
+            return roi_sample(sy, sx, a.max, at);
+          });
       }
     }
   });
