@@ -27,6 +27,8 @@ APT_PACKAGES=(
   chromium
   # the OpenCL backend: ICD loader + headers to build it, PoCL (CPU OpenCL) to test it
   ocl-icd-opencl-dev opencl-c-headers opencl-clhpp-headers pocl-opencl-icd
+  # benchmarks/xnnpack_layers.py: Debian's XNNPACK (2022 snapshot) and the pthreadpool header
+  libxnnpack-dev libpthreadpool-dev
 )
 
 missing=()
