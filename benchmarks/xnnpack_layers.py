@@ -328,11 +328,13 @@ def run(args: argparse.Namespace) -> int:
                 "xnnpack_with_transposes_over_edgepack":
                     (m["xnn_nhwc"] + m["to_nhwc"] + m["to_nchw"]) / m["ep_node"],
                 "per_round_ms": per_round[L.name],
+                "edgepack_over_xnnpack_per_round": [r["edgepack"] / r["xnnpack"]
+                                                    for r in per_round[L.name]],
                 "max_rel_diff_vs_ort": diffs[L.name],
             })
     load_after = os.getloadavg()
     print(f"{'layer':<22}{'MFLOP':>7}{'XNN':>8}{'XNNnchw':>8}{'tr in+out':>10}{'EP':>8}"
-          f"{'ORT':>8}{'EP/XNN':>7}{'EP/ORT':>7}{'XNN/ORT':>8}{'XNN+tr/EP':>10}   (ms, medians)")
+          f"{'ORT':>8}{'EP/XNN':>7}{'EP/ORT':>7}{'XNN/ORT':>8}{'XNN+tr/EP':>10}  EP/XNN per round")
     for r in rows:
         nchw = f"{r['xnnpack_nchw_ms']:.3f}" if r["xnnpack_nchw_ms"] is not None else "-"
         print(f"{r['layer']:<22}{r['mflops']:>7.1f}{r['xnnpack_nhwc_ms']:>8.3f}{nchw:>8}"
@@ -340,7 +342,12 @@ def run(args: argparse.Namespace) -> int:
               f"{r['edgepack_ms']:>8.3f}{r['onnxruntime_ms']:>8.3f}"
               f"{r['edgepack_over_xnnpack']:>7.2f}{r['edgepack_over_onnxruntime']:>7.2f}"
               f"{r['xnnpack_over_onnxruntime']:>8.2f}"
-              f"{r['xnnpack_with_transposes_over_edgepack']:>10.2f}")
+              f"{r['xnnpack_with_transposes_over_edgepack']:>10.2f}  "
+              f"{min(r['edgepack_over_xnnpack_per_round']):.2f}-"
+              f"{max(r['edgepack_over_xnnpack_per_round']):.2f}")
+    print("ms are medians over all rounds; XNN = XNNPACK's NHWC operator, XNNnchw its NCHW "
+          "operator, tr = the NCHW -> NHWC -> NCHW transposes around XNN, EP = edgepack's Conv "
+          "node, ORT = onnxruntime's Conv kernel (without its NCHWc reorders)")
     print(f"load average (1 min) before {load_before[0]:.2f}, after {load_after[0]:.2f}; "
           f"{os.cpu_count()} cores; {time.monotonic() - started:.0f} s")
     result = {
