@@ -8,22 +8,20 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from edgepack.artifact import keys
 from edgepack.cli import main as cli_main
 from edgepack.device import virtual
 from edgepack.device.client import AgentClient
 from edgepack.device.targets import Target, parse_target
 from edgepack.device.transport import Transport, TransportOptions, connect, start_agent
+from example_project import example_project
 
 REPO = Path(__file__).resolve().parents[2]
 AGENT_SRC = REPO / "device_agents"
-EXAMPLE = REPO / "examples" / "vision-demo"
 BUILD = REPO / "build" / "tests-device"
 
 
@@ -149,17 +147,10 @@ def hi3559a_sdk() -> Iterator[Path]:
 @pytest.fixture(scope="session")
 def example(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The example project's classifier (pre -> model -> post) packed with fresh keys."""
-    root = tmp_path_factory.mktemp("vision-demo")
-    shutil.copytree(EXAMPLE, root, dirs_exist_ok=True,
-                    ignore=shutil.ignore_patterns("keys", "models", "*.epk"))
-    subprocess.run([sys.executable, str(EXAMPLE / "generate_models.py"), "--out",
-                    str(root / "models")], check=True, capture_output=True)
-    spec = (EXAMPLE / "edgepack.toml").read_text()
+    root = example_project(tmp_path_factory.mktemp("vision-demo"))
+    spec = (root / "edgepack.toml").read_text()
     first = spec.index("[[models]]")
     second = spec.index("[[models]]", first + 1)
     (root / "edgepack.toml").write_text(spec[:first] + spec[second:spec.index("[pipeline]")])
-    for name in ("dev1", "dev2"):
-        keys.generate_device_key(root / "keys" / f"{name}.key")
-    keys.generate_publisher_key(root / "keys" / "publisher.key")
     assert cli_main(["pack", str(root), "--out", str(root / "demo.epk")]) == 0
     return root

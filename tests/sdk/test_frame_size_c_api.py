@@ -10,7 +10,6 @@ test_runner_pipeline.py."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,13 +17,13 @@ from typing import Any
 
 import numpy as np
 import pytest
-from sdk_host import EXAMPLE, SdkBuild, run
+from sdk_host import SdkBuild, run
 from test_runner_pipeline import assert_pipeline_outputs
 
-from edgepack.artifact import keys
 from edgepack.model.reference import run_pipeline
 from edgepack.model.stages import StagePlan, build_stage_plan
 from edgepack.spec.loader import load_spec
+from example_project import example_project
 
 NOMINAL = "source_size = [480, 640]"
 BOUNDS = "source_size_min = [240, 320]\n    source_size_max = [600, 800]"
@@ -35,17 +34,11 @@ DTYPES = {1: np.float32, 4: np.int64}  # ep_dtype codes the pipeline outputs use
 @pytest.fixture(scope="module")
 def bounded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, StagePlan]:
     """(artifact, project, stage plan) of vision-demo with run-time frame size bounds."""
-    root = tmp_path_factory.mktemp("bounded-demo")
-    shutil.copytree(EXAMPLE, root, dirs_exist_ok=True,
-                    ignore=shutil.ignore_patterns("keys", "models", "*.epk"))
+    root = example_project(tmp_path_factory.mktemp("bounded-demo"))
     toml = root / "edgepack.toml"
     text = toml.read_text()
     assert text.count(NOMINAL) == 2
     toml.write_text(text.replace(NOMINAL, f"{NOMINAL}\n    {BOUNDS}"))
-    run([sys.executable, EXAMPLE / "generate_models.py", "--out", root / "models"])
-    for name in ("dev1", "dev2"):
-        keys.generate_device_key(root / "keys" / f"{name}.key")
-    keys.generate_publisher_key(root / "keys" / "publisher.key")
     out = root / "bounded.epk"
     run([sys.executable, "-m", "edgepack.cli", "pack", root, "--out", out])
     return out, root, build_stage_plan(load_spec(root))

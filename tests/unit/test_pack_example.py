@@ -6,8 +6,6 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,23 +15,13 @@ from edgepack.artifact import container as artifact
 from edgepack.artifact import keys, manifest
 from edgepack.artifact.pack import pack_project
 from edgepack.cli import main
-
-REPO = Path(__file__).resolve().parents[2]
-EXAMPLE = REPO / "examples" / "vision-demo"
+from example_project import example_project
 
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of the example with its models generated and fresh keys."""
-    root = tmp_path_factory.mktemp("vision-demo")
-    shutil.copytree(EXAMPLE, root, dirs_exist_ok=True,
-                    ignore=shutil.ignore_patterns("keys", "models", "*.epk"))
-    subprocess.run([sys.executable, str(EXAMPLE / "generate_models.py"), "--out",
-                    str(root / "models")], check=True)
-    for name in ("dev1", "dev2"):
-        keys.generate_device_key(root / "keys" / f"{name}.key")
-    keys.generate_publisher_key(root / "keys" / "publisher.key")
-    return root
+    return example_project(tmp_path_factory.mktemp("vision-demo"))
 
 
 @pytest.fixture(scope="module")

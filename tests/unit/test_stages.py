@@ -4,37 +4,22 @@
 from __future__ import annotations
 
 import dataclasses
-import shutil
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
-from edgepack.artifact import keys
 from edgepack.model.reference import golden_inputs, run_pipeline, run_stage
 from edgepack.model.stages import StagePlan, build_stage_plan
 from edgepack.spec.loader import load_spec
 from edgepack.spec.project import DetectionPost, Spec
-
-REPO = Path(__file__).resolve().parents[2]
-EXAMPLE = REPO / "examples" / "vision-demo"
+from example_project import example_project
 
 
 @pytest.fixture(scope="module")
 def spec(tmp_path_factory: pytest.TempPathFactory) -> Spec:
     """The example project with its models generated and fresh keys."""
-    root = tmp_path_factory.mktemp("vision-demo")
-    shutil.copytree(EXAMPLE, root, dirs_exist_ok=True,
-                    ignore=shutil.ignore_patterns("keys", "models", "*.epk"))
-    subprocess.run([sys.executable, str(EXAMPLE / "generate_models.py"), "--out",
-                    str(root / "models")], check=True, capture_output=True)
-    for name in ("dev1", "dev2"):
-        keys.generate_device_key(root / "keys" / f"{name}.key")
-    keys.generate_publisher_key(root / "keys" / "publisher.key")
-    return load_spec(root)
+    return load_spec(example_project(tmp_path_factory.mktemp("vision-demo")))
 
 
 @pytest.fixture(scope="module")
