@@ -287,7 +287,7 @@ void test_conv_case(const k::Conv2dParams& p, int act, bool with_bias, ThreadPoo
 void test_conv(ThreadPool* pools[4]) {
   std::uniform_int_distribution<int> r(0, 1 << 20);
   auto any = [&](int lo, int hi) { return lo + r(g_rng) % (hi - lo + 1); };
-  int paths[7] = {0, 0, 0, 0, 0, 0, 0};
+  int paths[static_cast<int>(k::Conv2d::Path::kDirectOc) + 1] = {};  // by Conv2d::Path (the last)
   for (int iter = 0; iter < 300; ++iter) {
     k::Conv2dParams p;
     const int kind = iter % 4;  // 0: general, 1: depthwise 3x3, 2: pointwise, 3: grouped
