@@ -102,3 +102,29 @@ def test_ops_with_float_readers_stay(tmp_path: Path) -> None:
     assert fuse_byte_ops(fused) == 3
     concat = next(n for n in fused.graph.node if n.op_type == "Concat")
     assert concat.output[0] == cat_out
+
+
+def test_ops_the_byte_kernels_do_not_cover_stay() -> None:
+    """A 3-D MaxPool (the runtime's uint8 pool is 1-D/2-D) and a tf_crop_and_resize Resize (its
+    extrapolation value is a float) keep their Q/DQ."""
+    s, z = numpy_helper.from_array(np.array(0.1, np.float32), "s"), \
+        numpy_helper.from_array(np.array(3, np.uint8), "z")
+    roi = numpy_helper.from_array(np.array([0, 0, 0, 0, 1, 1, 1, 1], np.float32), "roi")
+    scales = numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "sc")
+    nodes = [
+        helper.make_node("DequantizeLinear", ["v", "s", "z"], ["vd"]),
+        helper.make_node("MaxPool", ["vd"], ["vp"], kernel_shape=[2, 2, 2]),
+        helper.make_node("QuantizeLinear", ["vp", "s", "z"], ["vq"]),
+        helper.make_node("DequantizeLinear", ["x", "s", "z"], ["xd"]),
+        helper.make_node("Resize", ["xd", "roi", "sc"], ["xr"], mode="nearest",
+                         coordinate_transformation_mode="tf_crop_and_resize"),
+        helper.make_node("QuantizeLinear", ["xr", "s", "z"], ["xq"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "stay", [helper.make_tensor_value_info("v", TensorProto.UINT8, [1, 1, 4, 4, 4]),
+                        helper.make_tensor_value_info("x", TensorProto.UINT8, [1, 1, 4, 4])],
+        [helper.make_tensor_value_info("vq", TensorProto.UINT8, None),
+         helper.make_tensor_value_info("xq", TensorProto.UINT8, None)], [s, z, roi, scales])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    assert fuse_byte_ops(model) == 0
+    assert [n.op_type for n in model.graph.node].count("QuantizeLinear") == 2

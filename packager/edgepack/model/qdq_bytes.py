@@ -49,10 +49,13 @@ def _params(node: onnx.NodeProto, inits: dict[str, onnx.TensorProto]) -> Params 
 
 def _selects(node: onnx.NodeProto) -> bool:
     attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-    if node.op_type == "Resize":
-        return attrs.get("mode", b"nearest") in (b"nearest", "nearest")
-    if node.op_type == "MaxPool":
-        return len([o for o in node.output if o]) == 1  # no Indices output
+    if node.op_type == "Resize":  # tf_crop_and_resize would fill with a float extrapolation
+        return (attrs.get("mode", b"nearest") in (b"nearest", "nearest")
+                and attrs.get("coordinate_transformation_mode", b"half_pixel")
+                not in (b"tf_crop_and_resize", "tf_crop_and_resize"))
+    if node.op_type == "MaxPool":  # the runtime's uint8 MaxPool: 1-D or 2-D, no Indices output
+        return (len([o for o in node.output if o]) == 1
+                and len(attrs.get("kernel_shape", [])) in (1, 2))
     return node.op_type in SELECTING
 
 
