@@ -309,8 +309,10 @@ bool pointwise_transposed(const Conv2dParams& p) {
 // long rows (56, 112) stay on the row paths: no copy at all there (AVX2, 1 thread, ms: 144 x
 // 56x56 3x3 0.29-0.32 row / 0.36 blocked; 96 x 112x112 3x3 stride 2 0.50 / 0.42; 72 x 56x56 5x5
 // stride 2 0.27 / 0.11). With 16 lanes (AVX-512) the blocked path wins there too (a Xeon, SiLU:
-// 144 x 56x56 3x3 0.91-1.00 row / 0.50-0.52 blocked, 32 x 112x112 3x3 0.61-0.68 / 0.45).
-bool depthwise_blocked(const Conv2dParams& p) {
+// 144 x 56x56 3x3 0.91-1.00 row / 0.50-0.52 blocked, 32 x 112x112 3x3 0.61-0.68 / 0.45), and
+// so it does on AVX2 for activations the row pass cannot fuse (SiLU: 144 x 56x56 3x3 0.65 row /
+// 0.49 blocked, 32 x 112x112 0.68 / 0.51; HardSwish 72 x 56x56 0.20 / 0.15; ReLU6 0.28 / 0.44).
+bool depthwise_blocked(const Conv2dParams& p, const Epilogue& ep) {
   if (p.kernel_h * p.kernel_w > kMaxBlockedDwTaps) return false;
   // Each thread's buffer holds L interleaved planes: large planes take the row paths.
   const int64_t lanes = selected_microkernel().dw_lanes;
@@ -319,7 +321,11 @@ bool depthwise_blocked(const Conv2dParams& p) {
       kMaxBlockedDwFloats)
     return false;
   if (p.depthwise_blocked >= 0) return p.depthwise_blocked != 0;
-  return p.stride_w > 1 || p.out_w() <= kBlockedDwMaxWidth || lanes >= 16;
+  // HardSwish / HardSigmoid / SiLU are a second pass over each row on the row paths (only a
+  // clamp is fused there); the blocked path applies them in registers.
+  const bool row_fuses_act =
+      ep.act == Activation::kNone || ep.act == Activation::kRelu || ep.act == Activation::kClip;
+  return p.stride_w > 1 || p.out_w() <= kBlockedDwMaxWidth || lanes >= 16 || !row_fuses_act;
 }
 
 }  // namespace
@@ -351,7 +357,7 @@ void Conv2d::prepare(const Conv2dParams& params, const float* weights, const flo
   const int64_t k = cin_g * p.kernel_h * p.kernel_w;
   const int64_t n = p.out_h() * p.out_w();
 
-  if (cin_g == 1 && cout_g == 1 && depthwise_blocked(p)) {
+  if (cin_g == 1 && cout_g == 1 && depthwise_blocked(p, epilogue)) {
     path_ = Path::kDepthwiseBlocked;
     const int64_t lanes = selected_microkernel().dw_lanes, taps = p.kernel_h * p.kernel_w;
     const int64_t blocks = ceil_div(p.out_channels, lanes);

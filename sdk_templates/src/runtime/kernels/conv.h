@@ -2,12 +2,12 @@
 // 2D convolution, NCHW float32, with bias and a fused activation.
 //
 // Paths, chosen at prepare():
-//   depthwise (groups == in == out channels) with strides > 1 or output rows up to 28 wide (any
-//     row with 16-lane AVX-512), up to 64 taps, any dilation and pads (planes up to 4 MiB per
-//     thread once interleaved): channel-blocked: blocks of L channels (L = vector width)
-//     copied into one zero-padded buffer, interleaved so that a vector holds one pixel of L
-//     channels (transposed in registers); every tap is then one vector FMA per output pixel
-//     whatever the stride, with bias + activation in registers (microkernel.h);
+//   depthwise (groups == in == out channels) with strides > 1, output rows up to 28 wide, or
+//     HardSwish / HardSigmoid / SiLU (any with 16-lane AVX-512), up to 64 taps, any dilation and
+//     pads (planes up to 4 MiB per thread once interleaved): channel-blocked: blocks of L channels
+//     (L = vector width) copied into one zero-padded buffer, interleaved so that a vector holds one
+//     pixel of L channels (transposed in registers); every tap is then one vector FMA per output
+//     pixel whatever the stride, with bias + activation in registers (microkernel.h);
 //   other depthwise 3x3 (stride 1, dilation 1, any pads): direct, one vectorised pass per output
 //     row with bias + clamp applied in the same sweep;
 //   every other depthwise (any kernel up to 64 taps, strides, dilations, pads): each channel's
