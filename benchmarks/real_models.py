@@ -207,7 +207,8 @@ def main() -> int:
         ratios = [r["ratio"] for r in rows if r["threads"] == threads]
         worst = max((r for r in rows if r["threads"] == threads), key=lambda r: r["ratio"],
                     default=None)
-        cpu = [r["cpu_ratio"] for r in rows if r["threads"] == threads and r["cpu_ratio"]]
+        cpu = [r["cpu_ratio"] for r in rows
+               if r["threads"] == threads and r["cpu_ratio"] and r["cpu_ratio"] > 0]
         base = [r["baseline_ratio"] for r in rows
                 if r["threads"] == threads and r["baseline_ratio"]]
         summary[str(threads)] = {"geomean_ratio": geomean(ratios),
