@@ -58,7 +58,10 @@ def main() -> int:
                     default=REPO / "benchmarks" / "results" / "pipeline_overhead.json")
     args = ap.parse_args()
 
-    tool = args.tool or build_graph_run(args.build, "edgepack-run")
+    if args.tool is not None and not args.tool.is_file():
+        print(f"edgepack: error: --tool {args.tool}: no such file", file=sys.stderr)
+        return 2
+    tool = args.tool.resolve() if args.tool else build_graph_run(args.build, "edgepack-run")
     load_before = os.getloadavg()
     started = time.monotonic()
     stages: dict[str, list[float]] = {}
