@@ -163,10 +163,17 @@ def test_unknown_place_is_named(farm: Farm, artifact: Artifact) -> None:
         "edgepack: error: labgrid place no-such-board does not exist")
 
 
+def _default_sigint() -> None:
+    # A job started in the background by a non-interactive shell inherits SIGINT ignored, and
+    # Python then installs no KeyboardInterrupt handler: the bench's Ctrl-C must be deliverable
+    # however the suite was started.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_releases_the_place(farm: Farm, artifact: Artifact) -> None:
     proc = subprocess.Popen(_bench(farm, artifact, farm.target(), iterations=10_000_000),
                             env=farm.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+                            text=True, preexec_fn=_default_sigint)
     _wait_held(farm, proc)
     # Ctrl-C while the bench runs on the board. The run must outlast the wait: 100000
     # iterations of the tiny model once finished first and the bench exited 0.
