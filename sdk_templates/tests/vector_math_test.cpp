@@ -230,6 +230,38 @@ void test_gemv(ThreadPool* pools[4]) {
   }
 }
 
+// gemv_rows_f32 (B used in place, k rows of n) against a naive loop in double: odd sizes, sizes
+// across the 16-column blocks and the 4096-column tiles, inline and on 2..4 threads; y[n] (a
+// guard) must stay.
+void test_gemv_rows(ThreadPool* pools[4]) {
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  const int64_t sizes[][2] = {{1, 1},     {1, 7},      {3, 5},    {5, 3},     {7, 9},
+                              {13, 17},   {300, 13},   {768, 33}, {1024, 16}, {33, 1025},
+                              {17, 2049}, {768, 3000}, {9, 4113}};
+  for (const auto& kn : sizes) {
+    const int64_t kk = kn[0], n = kn[1];
+    std::vector<float> b(static_cast<size_t>(kk * n)), x(static_cast<size_t>(kk));
+    for (auto& v : b) v = u(g_rng);
+    for (auto& v : x) v = u(g_rng);
+    for (int t = 0; t < 4; ++t) {
+      std::vector<float> y(static_cast<size_t>(n) + 1, 7.0f);
+      k::gemv_rows_f32(b.data(), x.data(), y.data(), kk, n, 0.5f, t == 0 ? nullptr : pools[t]);
+      double worst = 0.0;
+      for (int64_t j = 0; j < n; ++j) {
+        double want = 0.0;
+        for (int64_t i = 0; i < kk; ++i) want += double(x[size_t(i)]) * b[size_t(i * n + j)];
+        worst = std::max(worst, std::fabs(y[size_t(j)] - 0.5 * want));
+      }
+      ++g_checks;
+      if (!(worst < 1e-4) || y[size_t(n)] != 7.0f) {
+        ++g_failures;
+        std::printf("FAIL gemv_rows_f32 k %ld n %ld threads %d: error %.3g\n", long(kk), long(n),
+                    t + 1, worst);
+      }
+    }
+  }
+}
+
 // upsample_row and gather_row against an element-by-element copy: factors 1..6 (the fixed
 // 2..4 and the generic loop), element sizes 1, 2, 4, 8 and 3 (byte by byte), row lengths around
 // the vector widths; a guard byte after each row must stay.
@@ -380,6 +412,7 @@ int main() {
   test_gelu();
   test_layernorm();
   test_gemv(pools);
+  test_gemv_rows(pools);
   test_nearest_rows();
   test_max_taps();
   test_sum();

@@ -87,6 +87,12 @@ def cases() -> list[Case]:
     c.append(Case("gemm_trans", "Gemm", {"a": f32(7, 5)}, {"b": f32(3, 7), "c": f32(3)},
                   attrs={"transA": 1, "transB": 1, "alpha": 0.5, "beta": 2.0}))
     c.append(Case("gemm_plain", "Gemm", {"a": f32(4, 6)}, {"b": f32(6, 5), "c": f32(4, 5)}))
+    # One row times a constant B: the GEMV paths on B in place (rows of B with transB, one pass
+    # over B's rows without), with odd sizes past a vector width.
+    c.append(Case("gemm_vector", "Gemm", {"a": f32(1, 37)}, {"b": f32(37, 45), "c": f32(45)},
+                  attrs={"alpha": 0.5}))
+    c.append(Case("gemm_vector_trans_b", "Gemm", {"a": f32(1, 37)},
+                  {"b": f32(45, 37), "c": f32(45)}, attrs={"transB": 1, "beta": 2.0}))
     c.append(Case("matmul_batched_bcast", "MatMul", {"a": f32(2, 3, 4, 5), "b": f32(3, 5, 6)}))
     c.append(Case("matmul_1d", "MatMul", {"a": f32(5), "b": f32(2, 5, 3)}))
     # Element-wise with broadcasting

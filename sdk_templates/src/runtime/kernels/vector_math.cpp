@@ -230,6 +230,53 @@ void gemv_f32(const float* w, const float* x, float* y, int64_t n, int64_t k, fl
 
 namespace {
 
+// acc[t] = alpha * sum_i x[i] * b[i * ldb + t] for t in [0, w): four rows per pass over acc, so
+// that acc is loaded and stored once per four rows of b.
+EDGEPACK_VECTOR_CLONES
+void gemv_rows_tile(const float* __restrict b, int64_t ldb, const float* __restrict x, int64_t k,
+                    float* __restrict acc, int64_t w, float alpha) {
+  for (int64_t t = 0; t < w; ++t) acc[t] = 0.0f;
+  int64_t i = 0;
+  for (; i + 4 <= k; i += 4) {
+    const float x0 = x[i], x1 = x[i + 1], x2 = x[i + 2], x3 = x[i + 3];
+    const float* __restrict b0 = b + i * ldb;
+    const float* __restrict b1 = b0 + ldb;
+    const float* __restrict b2 = b1 + ldb;
+    const float* __restrict b3 = b2 + ldb;
+    for (int64_t t = 0; t < w; ++t) acc[t] += x0 * b0[t] + x1 * b1[t] + x2 * b2[t] + x3 * b3[t];
+  }
+  for (; i < k; ++i) {
+    const float xi = x[i];
+    const float* __restrict bi = b + i * ldb;
+    for (int64_t t = 0; t < w; ++t) acc[t] += xi * bi[t];
+  }
+  for (int64_t t = 0; t < w; ++t) acc[t] *= alpha;
+}
+
+// Columns per tile of gemv_rows_f32 (16 KiB of y stays in L1 across the k rows), and the unit of
+// its split across threads (one 64-byte line: no two threads write the same line of y).
+constexpr int64_t kRowsTile = 4096;
+constexpr int64_t kRowsBlock = 16;
+
+}  // namespace
+
+void gemv_rows_f32(const float* b, const float* x, float* y, int64_t k, int64_t n, float alpha,
+                   ThreadPool* pool) {
+  // One contiguous range of columns per thread: narrower pieces would read every row of B in
+  // short strided segments, which streams from memory worse than one wide pass.
+  pool = pool_for(pool, static_cast<double>(n) * static_cast<double>(k));
+  const int64_t blocks = (n + kRowsBlock - 1) / kRowsBlock;
+  const int64_t parts = std::min<int64_t>(pool ? pool->threads() : 1, blocks);
+  parallel(pool, parts, [&](int64_t p0, int64_t p1) {
+    const int64_t j0 = std::min(n, blocks * p0 / parts * kRowsBlock);
+    const int64_t j1 = std::min(n, blocks * p1 / parts * kRowsBlock);
+    for (int64_t j = j0; j < j1; j += kRowsTile)
+      gemv_rows_tile(b + j, n, x, k, y + j, std::min(kRowsTile, j1 - j), alpha);
+  });
+}
+
+namespace {
+
 template <class F>
 void loop(const float* a, int64_t sa, const float* b, int64_t sb, float* y, int64_t n, F f) {
   // Separate loops per stride pattern: each vectorises with no per-element branch.

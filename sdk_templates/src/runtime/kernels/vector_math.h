@@ -53,6 +53,12 @@ void layernorm_row_f32(const float* x, float* y, int64_t n, const float* scale, 
 // (a Gemm's transposed B, prepared once). Rows split across `pool` when it pays.
 void gemv_f32(const float* w, const float* x, float* y, int64_t n, int64_t k, float alpha,
               ThreadPool* pool);
+// GEMV the other way round: y[j] = alpha * sum_i x[i] * b[i * n + j] for j in [0, n): b is k
+// rows of n contiguous floats (a Gemm's B without transB, used where it lies), read once, row by
+// row (y += x[i] * row i). When it pays, each thread of `pool` takes one contiguous range of
+// columns (in multiples of 16).
+void gemv_rows_f32(const float* b, const float* x, float* y, int64_t k, int64_t n, float alpha,
+                   ThreadPool* pool);
 
 enum class BinaryOp : int { kAdd, kSub, kMul, kDiv, kAddRelu };  // kAddRelu: max(a + b, 0)
 // y[i] = a[i * sa] op b[i * sb] with strides 0 (a broadcast scalar) or 1.

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // Gemm (float32): Y = act(alpha * op(A) op(B) + beta * C). A constant operand is packed once at
 // prepare; a constant row-vector C becomes the GEMM's fused bias (one pass over Y). One row of A
-// times a constant B (a classifier) is a GEMV over B's rows, transposed once at prepare.
+// times a constant B (a classifier) is a GEMV over B in place: constants point into the
+// artifact's decrypted section, which outlives the graph (runtime.h), so B is never copied.
 #include "runtime/kernels/gemm.h"
 #include "runtime/kernels/vector_math.h"
 
@@ -16,7 +17,7 @@ struct GemmState : OpState {
   float alpha = 1.0f, beta = 0.0f;
   int64_t k = 0, n = 0;
   std::vector<float> packed_a, packed_b, bias;
-  std::vector<float> w_rows;  // GEMV: B as n rows of k (empty: the GEMM path)
+  const float* gemv_b = nullptr;  // GEMV: the constant B itself (nullptr: the GEMM path)
   kernels::Epilogue ep;
   bool c_as_bias = false;
 };
@@ -72,12 +73,9 @@ void gemm_prepare(PrepareContext& ctx) {
   }
   const bool c_other = c != nullptr && st->beta != 0.0f && !st->c_as_bias;
   if (b->constant && m == 1 && !a->dynamic_dim0 && !c_other) {
-    // GEMV: a dot product per output, over contiguous rows of B^T (B itself when transB).
-    st->w_rows.resize(static_cast<size_t>(n * k));
-    const float* pb = b->as<float>();
-    for (int64_t j = 0; j < n; ++j)
-      for (int64_t i = 0; i < k; ++i)
-        st->w_rows[static_cast<size_t>(j * k + i)] = st->trans_b ? pb[j * k + i] : pb[i * n + j];
+    // GEMV on B where it lies: transB, a dot product per output over B's n rows of k;
+    // otherwise y = x^T B, one pass over B's k rows of n.
+    st->gemv_b = b->as<float>();
     ctx.state = std::move(st);
     return;
   }
@@ -104,9 +102,12 @@ void gemm_run(RunContext& ctx) {
   float* y = ctx.output(0)->as<float>();
   const int64_t m = st->trans_a ? a->shape[1] : a->shape[0];
   const int64_t n = st->n;
-  if (!st->w_rows.empty()) {
+  if (st->gemv_b != nullptr) {
     const float* x = a->as<float>();  // one row: transA changes nothing
-    kernels::gemv_f32(st->w_rows.data(), x, y, n, st->k, st->alpha, ctx.pool);
+    if (st->trans_b)
+      kernels::gemv_f32(st->gemv_b, x, y, n, st->k, st->alpha, ctx.pool);
+    else
+      kernels::gemv_rows_f32(st->gemv_b, x, y, st->k, n, st->alpha, ctx.pool);
     if (!st->ep.is_identity()) kernels::apply_epilogue(st->ep, y, n, 1, n, 0, 0);
     return;
   }
