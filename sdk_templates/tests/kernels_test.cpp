@@ -212,7 +212,8 @@ void test_gemm(ThreadPool* pools[4]) {
   const float betas[] = {0.0f, 1.0f, -0.7f};
   // Fixed shapes that cross the K block and tile boundaries, then a random sweep.
   const int64_t big[][3] = {{1, 1000, 512}, {64, 3136, 147}, {130, 70, 600}, {200, 1, 300},
-                            {1, 1, 1},      {96, 49, 1100},  {17, 33, 1}};
+                            {1, 1, 1},      {96, 49, 1100},  {17, 33, 1},    {256, 16, 256},
+                            {197, 64, 197}, {13, 40, 700}};
   for (auto& s : big)
     for (int t = 0; t < 4; ++t)
       test_gemm_case(s[0], s[1], s[2], false, t % 2 == 1, t, 1.0f, 0.0f, t, t % 3, t == 2, t >= 2,
@@ -727,7 +728,8 @@ void test_vector_math() {
     ++g_failures;
     std::printf("FAIL vector_math: sigmoid rel %.3g, erf abs %.3g\n", worst_sig, worst_erf);
   }
-  for (int64_t n : {1, 7, 8, 9, 64, 257}) {  // softmax rows: around the 8 lanes, large spreads
+  // softmax rows: around 4, 8 and 16 lanes and their doubles (the kernel's unroll), spreads of 37
+  for (int64_t n : {1, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33, 64, 197, 257}) {
     std::vector<float> row(static_cast<size_t>(n)), out(row.size());
     for (int64_t i = 0; i < n; ++i) row[size_t(i)] = float((i * 37) % 23) * 1.7f - 20.0f;
     k::softmax_row_f32(row.data(), out.data(), n);

@@ -22,7 +22,14 @@ REPO = Path(__file__).resolve().parents[2]
 SDK = REPO / "sdk_templates"
 KERNELS = SDK / "src" / "runtime" / "kernels"
 TEST_SOURCE = SDK / "tests" / "vector_math_test.cpp"
-SOURCES = [TEST_SOURCE, KERNELS / "vector_math.cpp", KERNELS / "threadpool.cpp"]
+# gemm.cpp picks the micro-kernel set whose vector GELU and softmax rows vector_math.cpp runs;
+# the generic set is NEON on ARM.
+SOURCES = [TEST_SOURCE, KERNELS / "vector_math.cpp", KERNELS / "threadpool.cpp",
+           KERNELS / "gemm.cpp", KERNELS / "microkernel_generic.cpp"]
+# The x86 sets, each with its own flags (kernels/CMakeLists.txt).
+X86_KERNELS = {"microkernel_avx2.cpp": ["-mavx2", "-mfma"],
+               "microkernel_avx512.cpp": ["-mavx512f", "-mavx2", "-mfma",
+                                          "-mprefer-vector-width=512"]}
 BUILD = REPO / "build" / "tests-vector-math"
 # The kernels library's flags (kernels/CMakeLists.txt): FMA contraction and no trapping math
 # change what vectorises, so the test is built the way the library is.
@@ -55,8 +62,15 @@ def _check_output(out: str) -> None:
 
 def test_vector_math_native_gcc(tmp_path: Path) -> None:
     binary = tmp_path / "vector_math_test"
-    _run(["g++", *FLAGS, *map(str, SOURCES), "-o", str(binary), "-pthread"])
-    _check_output(_run([str(binary)], timeout=300).stdout)
+    objects = []
+    for name, flags in X86_KERNELS.items():
+        objects.append(tmp_path / f"{name}.o")
+        _run(["g++", *FLAGS, *flags, "-c", str(KERNELS / name), "-o", str(objects[-1])])
+    _run(["g++", *FLAGS, *map(str, SOURCES), *map(str, objects), "-o", str(binary), "-pthread"])
+    # Every micro-kernel set this CPU has (EDGEPACK_CPU_ISA caps the choice).
+    for cap in ("generic", "avx2", ""):
+        _check_output(_run([str(binary)], timeout=300,
+                           env={**os.environ, "EDGEPACK_CPU_ISA": cap}).stdout)
 
 
 @pytest.mark.parametrize("arch", sorted(CROSS))

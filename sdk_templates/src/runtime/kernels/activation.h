@@ -2,6 +2,7 @@
 // Activations the kernels fuse into their output pass (bias + activation in one sweep).
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 
@@ -17,6 +18,7 @@ enum class Activation : int {
   kHardSwish = 3,    // x * clamp(x / 6 + 0.5, 0, 1) (ONNX HardSwish)
   kHardSigmoid = 4,  // clamp(alpha * x + beta, 0, 1) (ONNX HardSigmoid)
   kSilu = 5,         // x * sigmoid(x) (SiLU / Swish: Mul(x, Sigmoid(x)) fused by lowering)
+  kGelu = 6,         // x * Phi(x) = 0.5 x (1 + erf(x / sqrt 2)) (ONNX Gelu, approximate "none")
 };
 
 // What happens to each output value after the sum of products: + bias, then the activation.
@@ -83,6 +85,8 @@ inline float activate(const Epilogue& ep, float x) {
     }
     case Activation::kSilu:
       return silu(x);
+    case Activation::kGelu:
+      return 0.5f * x * (1.0f + std::erf(x * 0.70710678118654752f));
   }
   return x;
 }

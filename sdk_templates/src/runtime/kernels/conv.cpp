@@ -265,17 +265,6 @@ int winograd_tile(const Conv2dParams& p) {
   return tiles2 >= nr ? 2 : 0;
 }
 
-const MicroKernel& selected_microkernel() {
-  // gemm_shape() already ran the CPU check; find the matching kernel by ISA name.
-  const char* isa = gemm_shape().isa;
-#if defined(__x86_64__) || defined(__i386__)
-  if (std::strcmp(isa, "avx512") == 0) return *microkernel_avx512();
-  if (std::strcmp(isa, "avx2") == 0) return *microkernel_avx2();
-#endif
-  (void)isa;
-  return *microkernel_generic();
-}
-
 // Whether a layer runs the direct path with output channels in vectors: few input channels (K
 // = cin x kh x kw of 27 for a 3x3 stem: im2col copies each input value 9 times, and the GEMM's
 // K loop is short), groups 1, taps within the kernel's table.

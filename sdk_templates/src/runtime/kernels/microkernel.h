@@ -25,7 +25,7 @@ namespace kernels {
 // convolutions with few input channels): the tile is written once, and the activation runs on
 // full vectors of the kernel's own ISA.
 struct TileEpilogue {
-  enum Act : int { kNone = 0, kHardSwish = 1, kHardSigmoid = 2, kSilu = 3 };
+  enum Act : int { kNone = 0, kHardSwish = 1, kHardSigmoid = 2, kSilu = 3, kGelu = 4 };
   const float* row_bias = nullptr;
   const float* col_bias = nullptr;
   int clamp = 0;
@@ -40,6 +40,12 @@ struct TileEpilogue {
 // stride ldc), then the epilogue when ep != nullptr.
 using MicroKernelFn = void (*)(int64_t kc, const float* a, const float* b, int64_t ldb, float* c,
                                int64_t ldc, float alpha, int accumulate, const TileEpilogue* ep);
+// The same with A read in place: row i of the tile at a + i * lda (MR full rows must exist).
+// For products whose B is narrow (attention weights times V: 256 x 256 by 256 x 16), where
+// packing A would copy as many floats as the tile computation reads.
+using MicroKernelRowsFn = void (*)(int64_t kc, const float* a, int64_t lda, const float* b,
+                                   int64_t ldb, float* c, int64_t ldc, float alpha, int accumulate,
+                                   const TileEpilogue* ep);
 
 // One block of a channel-blocked depthwise convolution (dw_cblock_tmpl): L = dw_lanes channels,
 // interleaved so that one vector holds one pixel of every channel of the block.
@@ -76,8 +82,8 @@ struct MicroKernel {
   // Depthwise row kernel for any kernel size, stride and dilation (see dw_taps_row_tmpl).
   void (*dw_taps_row)(const float* const* taps, const float* w, int ntaps, float bias, float lo,
                       float hi, float* out, int64_t count);
-  // x = act(x) over a contiguous run (see act_row_tmpl).
-  void (*act_row)(const TileEpilogue& ep, float* x, int64_t n);
+  // y = act(x) over a contiguous run; y may be x (see act_row_tmpl).
+  void (*act_row)(const TileEpilogue& ep, const float* x, float* y, int64_t n);
   // Depthwise convolution of one block of dw_lanes channels held channel-interleaved (see
   // dw_cblock_tmpl); dw_lanes is the vector width in floats.
   int dw_lanes;
@@ -92,9 +98,14 @@ struct MicroKernel {
                       float* work);
   // Interleaved pixel vectors back to NCHW planes (see dw_unpack_tmpl).
   void (*unpack)(const float* src, int64_t n, int channels, float* dst, int64_t dst_plane);
+  MicroKernelRowsFn fn_rows;  // fn with A in place (see MicroKernelRowsFn)
+  // y[0, n) = softmax(x[0, n)) (softmax_row_tmpl).
+  void (*softmax_row)(const float* x, float* y, int64_t n);
 };
 
 const MicroKernel* microkernel_generic();
+// The kernel set gemm() uses on this CPU (the best it supports, capped by EDGEPACK_CPU_ISA).
+const MicroKernel& selected_microkernel();
 #if defined(__x86_64__) || defined(__i386__)
 const MicroKernel* microkernel_avx2();
 const MicroKernel* microkernel_avx512();
@@ -166,7 +177,26 @@ struct VecAct {
     return p * scale;
   }
 
-  // HardSwish / HardSigmoid / SiLU of `ep` (after its bias and clamp).
+  // GELU, x Phi(x): Phi(x) = erfc(-x / sqrt 2) / 2, with erfc(a) = t P(t) e^(-a^2), t = 1 / (1 +
+  // p a), for a = |x| / sqrt 2 (Abramowitz and Stegun 7.1.26, absolute error below 1.5e-7: the
+  // constants of vector_math.cpp's erf_approx). Phi is erfc(a) / 2 for x < 0 and 1 - erfc(a) / 2
+  // otherwise, so negative inputs lose nothing to cancellation.
+  static V gelu(V x) {
+    const V one = V{} + 1.0f;
+    const V v = x * 0.70710678118654752f;
+    const V a = max(v, -v);
+    const V t = one / (one + 0.3275911f * a);
+    V p = V{} + 1.061405429f;
+    p = p * t - 1.453152027f;
+    p = p * t + 1.421413741f;
+    p = p * t - 0.284496736f;
+    p = p * t + 0.254829592f;
+    const V half_erfc = 0.5f * (p * t) * exp(-(a * a));
+    const V phi = x < V{} ? half_erfc : one - half_erfc;
+    return x * phi;
+  }
+
+  // HardSwish / HardSigmoid / SiLU / GELU of `ep` (after its bias and clamp).
   static V act(const TileEpilogue& ep, V r) {
     const V zero = V{}, one = V{} + 1.0f;
     switch (ep.act) {
@@ -183,6 +213,8 @@ struct VecAct {
       }
       case TileEpilogue::kSilu:
         return r / (one + exp(-r));
+      case TileEpilogue::kGelu:
+        return gelu(r);
       default:
         return r;
     }
@@ -193,25 +225,82 @@ struct VecAct {
 // pass of kernels that cannot apply it while the values are in registers (depthwise rows, edge
 // tiles), vectorised with the micro-kernel's ISA.
 template <int VB>
-void act_row_tmpl(const TileEpilogue& ep, float* x, int64_t n) {
+void act_row_tmpl(const TileEpilogue& ep, const float* x, float* y, int64_t n) {
   typedef typename VecAct<VB>::V V;
   constexpr int kL = VB / 4;
   int64_t i = 0;
-  for (; i + kL <= n; i += kL) {
-    V* p = reinterpret_cast<V*>(x + i);
-    *p = VecAct<VB>::act(ep, *p);
-  }
+  for (; i + kL <= n; i += kL)
+    *reinterpret_cast<V*>(y + i) = VecAct<VB>::act(ep, *reinterpret_cast<const V*>(x + i));
   if (i < n) {
     V v = V{};
     std::memcpy(&v, x + i, static_cast<size_t>(n - i) * sizeof(float));
     v = VecAct<VB>::act(ep, v);
-    std::memcpy(x + i, &v, static_cast<size_t>(n - i) * sizeof(float));
+    std::memcpy(y + i, &v, static_cast<size_t>(n - i) * sizeof(float));
   }
 }
 
-template <int MR, int NR, int VB>
-void microkernel_tile(int64_t kc, const float* __restrict a, const float* __restrict b, int64_t ldb,
-                      float* __restrict c, int64_t ldc, float alpha, int accumulate,
+// y[0, n) = softmax(x[0, n)): the maximum (two vector accumulators), then e^(x - max) stored
+// and summed in one pass, then the scale. The tail runs as one partial vector (its missing lanes
+// are -inf for the maximum and are left out of the sum), so every value goes through the same
+// exp. With GCC's auto-vectorised exp_approx() this took 0.92 ns per value on an AVX2 core, 0.61
+// this way (exp's clamps as max/min, 2^n from t's bits instead of a float-to-int conversion).
+template <int VB>
+void softmax_row_tmpl(const float* __restrict x, float* __restrict y, int64_t n) {
+  typedef typename VecAct<VB>::V V;
+  constexpr int kL = VB / 4;
+  const auto load_tail = [&](int64_t i, float fill) {
+    V v = V{} + fill;
+    std::memcpy(&v, x + i, static_cast<size_t>(n - i) * sizeof(float));
+    return v;
+  };
+  V m0 = V{} - __builtin_inff(), m1 = m0;
+  int64_t i = 0;
+  for (; i + 2 * kL <= n; i += 2 * kL) {
+    m0 = VecAct<VB>::max(m0, *reinterpret_cast<const V*>(x + i));
+    m1 = VecAct<VB>::max(m1, *reinterpret_cast<const V*>(x + i + kL));
+  }
+  for (; i + kL <= n; i += kL) m0 = VecAct<VB>::max(m0, *reinterpret_cast<const V*>(x + i));
+  if (i < n) m1 = VecAct<VB>::max(m1, load_tail(i, -__builtin_inff()));
+  m0 = VecAct<VB>::max(m0, m1);
+  float m = m0[0];
+  for (int j = 1; j < kL; ++j) m = m0[j] > m ? m0[j] : m;
+  const V vm = V{} + m;
+  V s0 = V{}, s1 = V{};
+  i = 0;
+  for (; i + 2 * kL <= n; i += 2 * kL) {
+    const V e0 = VecAct<VB>::exp(*reinterpret_cast<const V*>(x + i) - vm);
+    const V e1 = VecAct<VB>::exp(*reinterpret_cast<const V*>(x + i + kL) - vm);
+    *reinterpret_cast<V*>(y + i) = e0;
+    *reinterpret_cast<V*>(y + i + kL) = e1;
+    s0 += e0;
+    s1 += e1;
+  }
+  for (; i + kL <= n; i += kL) {
+    const V e = VecAct<VB>::exp(*reinterpret_cast<const V*>(x + i) - vm);
+    *reinterpret_cast<V*>(y + i) = e;
+    s0 += e;
+  }
+  if (i < n) {
+    const V e = VecAct<VB>::exp(load_tail(i, m) - vm);
+    V kept = V{};
+    std::memcpy(&kept, &e, static_cast<size_t>(n - i) * sizeof(float));
+    std::memcpy(y + i, &kept, static_cast<size_t>(n - i) * sizeof(float));
+    s1 += kept;
+  }
+  s0 += s1;
+  float sum = 0.0f;
+  for (int j = 0; j < kL; ++j) sum += s0[j];
+  const V inv = V{} + 1.0f / sum;
+  i = 0;
+  for (; i + kL <= n; i += kL) *reinterpret_cast<V*>(y + i) *= inv;
+  for (; i < n; ++i) y[i] *= inv[0];
+}
+
+// kRows: A read in place, row i at a + i * lda (MicroKernelRowsFn); otherwise a packed panel
+// (lda unused).
+template <int MR, int NR, int VB, bool kRows = false>
+void microkernel_tile(int64_t kc, const float* __restrict a, int64_t lda, const float* __restrict b,
+                      int64_t ldb, float* __restrict c, int64_t ldc, float alpha, int accumulate,
                       const TileEpilogue* ep) {
   typedef typename VecAct<VB>::V V;
   constexpr int kLanes = VB / 4;
@@ -221,13 +310,13 @@ void microkernel_tile(int64_t kc, const float* __restrict a, const float* __rest
   for (int i = 0; i < MR; ++i)
     for (int v = 0; v < kNV; ++v) acc[i][v] = V{};
   for (int64_t p = 0; p < kc; ++p) {
-    const float* __restrict ap = a + p * MR;
+    const float* __restrict ap = kRows ? a + p : a + p * MR;
     const V* bp = reinterpret_cast<const V*>(b + p * ldb);
     V bv[kNV];
     for (int v = 0; v < kNV; ++v) bv[v] = bp[v];
 #pragma GCC unroll 16
     for (int i = 0; i < MR; ++i) {
-      const float ai = ap[i];
+      const float ai = kRows ? ap[i * lda] : ap[i];
       for (int v = 0; v < kNV; ++v) acc[i][v] += ai * bv[v];
     }
   }

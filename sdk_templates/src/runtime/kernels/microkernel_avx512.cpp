@@ -11,7 +11,14 @@ constexpr int kMR = 8, kNR = 32, kKC = 192, kVB = 64;
 
 void kernel(int64_t kc, const float* a, const float* b, int64_t ldb, float* c, int64_t ldc,
             float alpha, int accumulate, const TileEpilogue* ep) {
-  microkernel_tile<kMR, kNR, kVB>(kc, a, b, ldb, c, ldc, alpha, accumulate, ep);
+  microkernel_tile<kMR, kNR, kVB>(kc, a, 0, b, ldb, c, ldc, alpha, accumulate, ep);
+}
+void kernel_rows(int64_t kc, const float* a, int64_t lda, const float* b, int64_t ldb, float* c,
+                 int64_t ldc, float alpha, int accumulate, const TileEpilogue* ep) {
+  microkernel_tile<kMR, kNR, kVB, true>(kc, a, lda, b, ldb, c, ldc, alpha, accumulate, ep);
+}
+void softmax_row(const float* x, float* y, int64_t n) {
+  softmax_row_tmpl<kVB>(x, y, n);
 }
 void dw(const float* r0, const float* r1, const float* r2, const float* w9, float bias, float lo,
         float hi, float* out, int64_t count, int64_t stride) {
@@ -36,11 +43,12 @@ void conv_oc_row(const OcConv& g, int64_t oh, int64_t blk, int nblk, const TileE
 void unpack(const float* src, int64_t n, int channels, float* dst, int64_t dst_plane) {
   dw_unpack_tmpl<kVB>(src, n, channels, dst, dst_plane);
 }
-void act_row(const TileEpilogue& ep, float* x, int64_t n) {
-  act_row_tmpl<kVB>(ep, x, n);
+void act_row(const TileEpilogue& ep, const float* x, float* y, int64_t n) {
+  act_row_tmpl<kVB>(ep, x, y, n);
 }
-const MicroKernel kKernel = {kMR,     kNR,     kKC,       "avx512", kernel,      dw,    dw_taps,
-                             act_row, kVB / 4, dw_cblock, dw_pack,  conv_oc_row, unpack};
+const MicroKernel kKernel = {kMR,     kNR,         kKC,     "avx512",    kernel,
+                             dw,      dw_taps,     act_row, kVB / 4,     dw_cblock,
+                             dw_pack, conv_oc_row, unpack,  kernel_rows, softmax_row};
 }  // namespace
 
 const MicroKernel* microkernel_avx512() {

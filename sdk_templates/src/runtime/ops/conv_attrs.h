@@ -103,6 +103,9 @@ inline kernels::Epilogue read_epilogue(PrepareContext& ctx) {
     case FusedActivation::kSilu:
       ep.act = kernels::Activation::kSilu;
       break;
+    case FusedActivation::kGelu:
+      ep.act = kernels::Activation::kGelu;
+      break;
   }
   ep.alpha = f.alpha;
   ep.beta = f.beta;

@@ -3,9 +3,10 @@
 // is a constant matrix (the common "linear layer" case) it is packed once at prepare and all of
 // A's leading dimensions fold into M: one GEMM call. Otherwise (attention: Q K^T, weights V)
 // each product of the batch is one GEMM, and with threads the batch is split across them, each
-// with its own scratch slot (many small GEMMs split badly inside).
+// with its own scratch slot (many small GEMMs split badly inside); gemm() reads A in place when
+// B is narrow (weights times V). A third input, the bias of a linear layer, and a fused
+// activation (GELU) are applied in the GEMM's output pass.
 #include "runtime/kernels/gemm.h"
-#include "runtime/kernels/vector_math.h"
 
 #include "runtime/ops/conv_attrs.h"
 
@@ -17,6 +18,7 @@ struct MatMulState : OpState {
   int64_t m = 0, k = 0, n = 0;
   bool fold = false;  // B is a constant 2-D matrix: one GEMM over all rows of A
   std::vector<float> packed_b;
+  std::vector<float> bias;  // third input, when present
   // Batched case: output batch shape and per-operand batch strides (0 = broadcast).
   int batch_rank = 0;
   int64_t batch_shape[kMaxRank] = {};
@@ -24,10 +26,6 @@ struct MatMulState : OpState {
   kernels::Epilogue ep;
   size_t slot_floats = 0;  // batched: scratch floats per thread
   int threads = 1;
-  // Batched products with few columns and many rows (attention weights times V: 256 x 256 by
-  // 256 x 16) are computed transposed, C^T = B^T A^T, into the slot and transposed back: one
-  // such product took 1.03 ms, its transposed form 0.55 ms (AVX2 6x16 micro-kernel, 1 thread).
-  bool transposed = false;
 };
 
 float* align64(void* p) {
@@ -53,6 +51,16 @@ void matmul_prepare(PrepareContext& ctx) {
   const int64_t kb = b->rank == 1 ? bs[0] : bs[b->rank - 2];
   st->n = b->rank == 1 ? 1 : bs[b->rank - 1];
   if (st->k != kb) ctx.fail("inner dimensions differ: A " + shape_str(*a) + ", B " + shape_str(*b));
+  // Optional third input (device graphs only): a constant bias of N values added along the last
+  // axis in the GEMM's output pass (lowering folds a linear layer's Add into it).
+  if (const Tensor* bias = ctx.input(2)) {
+    need_dtype(ctx, *bias, DType::kFloat32);
+    if (!bias->constant || bias->numel() != st->n || b->rank != 2)
+      ctx.fail("bias must be a constant of N = " + std::to_string(st->n) + " values for a 2-D B");
+    st->bias.assign(bias->as<float>(), bias->as<float>() + st->n);
+    st->ep.bias = st->bias.data();
+    st->ep.bias_per_row = false;
+  }
 
   // Batch dims: A[:-2] and B[:-2], broadcast.
   const int ab = a->rank > 2 ? a->rank - 2 : 0, bb = b->rank > 2 ? b->rank - 2 : 0;
@@ -82,13 +90,6 @@ void matmul_prepare(PrepareContext& ctx) {
       kernels::gemm_scratch_floats(st->fold ? rows : st->m, st->n, st->k, false, st->fold);
   st->threads = st->fold ? 1 : std::max(ctx.threads, 1);
   st->slot_floats = (floats + 15) / 16 * 16;  // slots stay 64-byte aligned
-  st->transposed = !st->fold && st->ep.bias == nullptr && st->n <= kernels::gemm_shape().nr &&
-                   st->m >= 4 * st->n;
-  if (st->transposed) {
-    const size_t ct = static_cast<size_t>(st->m * st->n + 15) / 16 * 16;
-    const size_t t = kernels::gemm_scratch_floats(st->n, st->m, st->k, false, false);
-    st->slot_floats = std::max(st->slot_floats, ct + (t + 15) / 16 * 16);
-  }
   ctx.scratch_bytes = st->slot_floats * static_cast<size_t>(st->threads) * sizeof(float) + 64;
   ctx.state = std::move(st);
 }
@@ -129,23 +130,6 @@ void matmul_run(RunContext& ctx) {
     qa.data = pa + oa;
     qb.data = pb + ob;
     float* out = y + t * st->m * st->n;
-    if (st->transposed) {
-      // C^T (n x m) = op(B^T) op(A^T): B (k x n) read transposed as the left operand, A (m x k)
-      // transposed as the right one; then C^T copied back transposed into C.
-      kernels::GemmOperand ta, tb;
-      ta.data = qb.data;
-      ta.ld = st->n;
-      ta.trans = true;
-      tb.data = qa.data;
-      tb.ld = st->k;
-      tb.trans = true;
-      float* ct = slot;
-      float* rest = slot + static_cast<size_t>(st->m * st->n + 15) / 16 * 16;
-      kernels::gemm(st->n, st->m, st->k, 1.0f, ta, tb, 0.0f, ct, st->m, st->ep, rest, nullptr);
-      const int64_t shape[2] = {st->m, st->n}, strides[2] = {1, st->m};
-      kernels::strided_copy(ct, shape, strides, 2, sizeof(float), out, nullptr);
-      return;
-    }
     kernels::gemm(st->m, st->n, st->k, 1.0f, qa, qb, 0.0f, out, st->n, st->ep, slot, pool);
   };
   const double work = static_cast<double>(total) * static_cast<double>(st->m * st->n * st->k);

@@ -203,7 +203,7 @@ void for_each_broadcast(const Broadcast& b, int n, F&& f) {
 
 // Fused activation attributes ("activation", "activation_min", "activation_max").
 struct FusedActivation {
-  enum Kind { kNone, kRelu, kClip, kHardSwish, kHardSigmoid, kSilu } kind = kNone;
+  enum Kind { kNone, kRelu, kClip, kHardSwish, kHardSigmoid, kSilu, kGelu } kind = kNone;
   float lo = 0.0f, hi = 0.0f;
   float alpha = 0.2f, beta = 0.5f;  // kHardSigmoid
   float apply(float x) const {
@@ -220,6 +220,8 @@ struct FusedActivation {
         return std::min(std::max(alpha * x + beta, 0.0f), 1.0f);
       case kSilu:
         return x / (1.0f + std::exp(-x));
+      case kGelu:
+        return 0.5f * x * (1.0f + std::erf(x * 0.70710678118654752f));
     }
     return x;
   }
@@ -234,6 +236,8 @@ inline FusedActivation read_activation(PrepareContext& ctx) {
     a.kind = FusedActivation::kHardSwish;
   else if (s == "Silu")
     a.kind = FusedActivation::kSilu;
+  else if (s == "Gelu")
+    a.kind = FusedActivation::kGelu;
   else if (s == "HardSigmoid") {
     a.kind = FusedActivation::kHardSigmoid;
     a.alpha = ctx.attrs->get_float("activation_alpha", 0.2f);
