@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Fused epilogues: lowering folds SiLU (``Mul(y, Sigmoid(y))``, as torch exports it) and
-HardSigmoid into the Conv/Gemm that produces ``y``, and the runtime's fused result matches
-onnxruntime on the unfused graph, for the depthwise (any kernel size), pointwise, im2col and
+"""Fused epilogues: lowering folds SiLU (``Mul(y, Sigmoid(y))``, as torch exports it), GELU
+(torch's Erf chain) and HardSigmoid into the Conv/Gemm/MatMul that produces ``y``, and a linear
+layer's bias Add into its MatMul; the runtime's fused result matches onnxruntime on the unfused
+graph, for the depthwise (any kernel size), pointwise, im2col and
 Gemm paths; a ``y`` with another reader is left alone. Relu after a float32 Add (residuals)
 becomes the Add's activation, with and without broadcasting."""
 
@@ -37,12 +38,28 @@ def _conv(c_in: int, c_out: int, k: int, group: int, stride: int, act: str) -> o
     b = RNG.standard_normal(c_out).astype(np.float32) * 0.1
     conv = helper.make_node("Conv", ["x", "w", "b"], ["y"], group=group, strides=[stride] * 2,
                             pads=[k // 2] * 4)
+    consts: dict[str, np.ndarray] = {}
     if act == "silu":
         tail = [helper.make_node("Sigmoid", ["y"], ["s"]), helper.make_node("Mul", ["s", "y"],
                                                                               ["out"])]
+    elif act == "gelu":
+        tail, consts = _gelu("y")
     else:
         tail = [helper.make_node("HardSigmoid", ["y"], ["out"], alpha=0.3, beta=0.4)]
-    return _model([conv, *tail], [1, c_in, 17, 23], ["out"], {"w": w, "b": b})
+    return _model([conv, *tail], [1, c_in, 17, 23], ["out"], {"w": w, "b": b, **consts})
+
+
+def _gelu(y: str) -> tuple[list[onnx.NodeProto], dict[str, np.ndarray]]:
+    """torch.nn.GELU() on y as exported (y * (erf(y / sqrt 2) + 1) * 0.5) and its constants."""
+    return ([helper.make_node("Div", [y, "c_sqrt2"], ["d"]), helper.make_node("Erf", ["d"], ["e"]),
+             helper.make_node("Add", ["e", "c_one"], ["a"]), helper.make_node("Mul", [y, "a"],
+                                                                              ["m"]),
+             helper.make_node("Mul", ["m", "c_half"], ["out"])],
+            {"c_sqrt2": np.array(np.sqrt(2.0), np.float32), "c_one": np.array(1.0, np.float32),
+             "c_half": np.array(0.5, np.float32)})
+
+
+ACT_NAME = {"silu": "Silu", "gelu": "Gelu", "hardsigmoid": "HardSigmoid"}
 
 
 @pytest.mark.parametrize(("c_in", "c_out", "k", "group", "stride"), [
@@ -51,14 +68,14 @@ def _conv(c_in: int, c_out: int, k: int, group: int, stride: int, act: str) -> o
     (8, 16, 1, 1, 1),   # pointwise (GEMM on the input)
     (4, 6, 3, 2, 1),    # grouped, im2col
 ])
-@pytest.mark.parametrize("act", ["silu", "hardsigmoid"])
+@pytest.mark.parametrize("act", ["silu", "hardsigmoid", "gelu"])
 def test_fused_conv_matches_onnxruntime(sdk_host: SdkBuild, c_in: int, c_out: int, k: int,
                                         group: int, stride: int, act: str) -> None:
     model = _conv(c_in, c_out, k, group, stride, act)
     g = dg.parse(lower(model))
     assert [n.op_type for n in g.nodes] == ["Conv"]
     conv = g.nodes[0]
-    assert conv.attrs["activation"].value == ("Silu" if act == "silu" else "HardSigmoid")
+    assert conv.attrs["activation"].value == ACT_NAME[act]
     if act == "hardsigmoid":
         assert conv.attrs["activation_alpha"].value == pytest.approx(0.3)
         assert conv.attrs["activation_beta"].value == pytest.approx(0.4)
@@ -77,6 +94,49 @@ def test_fused_gemm_silu(sdk_host: SdkBuild) -> None:
     x = RNG.standard_normal((3, 24)).astype(np.float32)
     np.testing.assert_allclose(run_device(sdk_host.build, model, {"x": x})["out"],
                                run_ort(model, {"x": x})["out"], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("rows", [1, 197])  # one row and many
+@pytest.mark.parametrize("bias_shape", [None, [72], [1, 1, 72]])
+def test_fused_matmul_bias_gelu(sdk_host: SdkBuild, rows: int,
+                                bias_shape: list[int] | None) -> None:
+    """A transformer MLP's first layer: MatMul by constant weights, the bias Add, then torch's
+    GELU chain, becomes one MatMul (bias as its third input, activation Gelu); tails and zero
+    included."""
+    w = (RNG.standard_normal((48, 72)) / np.sqrt(48)).astype(np.float32)
+    tail, consts = _gelu("y")
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["y"]), *tail]
+    if bias_shape is not None:
+        consts["bias"] = RNG.standard_normal(bias_shape).astype(np.float32)
+        nodes = [helper.make_node("MatMul", ["x", "w"], ["p"]),
+                 helper.make_node("Add", ["bias", "p"], ["y"]), *tail]
+    model = _model(nodes, [1, rows, 48], ["out"], {"w": w, **consts})
+    g = dg.parse(lower(model))
+    assert [n.op_type for n in g.nodes] == ["MatMul"]
+    assert len(g.nodes[0].inputs) == (2 if bias_shape is None else 3)
+    assert g.nodes[0].attrs["activation"].value == "Gelu"
+    x = RNG.standard_normal((1, rows, 48)).astype(np.float32) * 3
+    x[0, 0, :4] = [0.0, 30.0, -30.0, 1e-6]
+    for threads in (1, 2):
+        got = run_device(sdk_host.build, model, {"x": x}, threads=threads)["out"]
+        np.testing.assert_allclose(got, run_ort(model, {"x": x})["out"], rtol=1e-5, atol=2e-6)
+
+
+def test_bias_add_not_fused_into_matmul() -> None:
+    """Not a bias of the last axis, a product with another reader, a non-constant addend."""
+    w = RNG.standard_normal((6, 4)).astype(np.float32)
+    mm = helper.make_node("MatMul", ["x", "w"], ["p"])
+    cases = [
+        ([mm, helper.make_node("Add", ["p", "c"], ["out"])],
+         {"c": RNG.standard_normal((3, 1)).astype(np.float32)}),  # along the rows
+        ([mm, helper.make_node("Add", ["p", "c"], ["q"]), helper.make_node("Mul", ["p", "q"],
+                                                                            ["out"])],
+         {"c": RNG.standard_normal(4).astype(np.float32)}),  # p read twice
+        ([mm, helper.make_node("Add", ["p", "p"], ["out"])], {}),
+    ]
+    for nodes, consts in cases:
+        g = dg.parse(lower(_model(nodes, [2, 3, 6], ["out"], {"w": w, **consts})))
+        assert g.nodes[0].op_type == "MatMul" and len(g.nodes[0].inputs) == 2
 
 
 def test_silu_not_fused_when_the_conv_output_has_another_reader() -> None:

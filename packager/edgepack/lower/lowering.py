@@ -248,6 +248,7 @@ def lower(model: onnx.ModelProto, input_bounds: Mapping[str, int] | None = None,
         lowered.extend(lower_node(node, attrs, consts, info))
     lowered = fuse_frame_ops(lowered, {o.name for o in model.graph.output}, consts, info)
     lowered = _fuse_gelu(lowered, {o.name for o in model.graph.output}, consts, info)
+    lowered = _fuse_matmul_bias(lowered, {o.name for o in model.graph.output}, consts, info)
     lowered = _fuse_silu(lowered, {o.name for o in model.graph.output})
     lowered = _fuse_activations(lowered, {o.name for o in model.graph.output})
     lowered = _fuse_add_relu(lowered, {o.name for o in model.graph.output}, info)
@@ -334,6 +335,45 @@ def _fuse_gelu(nodes: list[LoweredNode], graph_outputs: set[str], consts: Mappin
     return [fused.get(id(n), n) for n in nodes if id(n) not in dropped]
 
 
+def _fuse_matmul_bias(nodes: list[LoweredNode], graph_outputs: set[str],
+                      consts: Mapping[str, object],
+                      info: Mapping[str, tuple[str, list[int], bool]]) -> list[LoweredNode]:
+    """``Add(MatMul(a, B), bias)`` with B 2-D [K, N] and a constant float32 bias of N values along
+    the last axis (a linear layer as torch exports it) becomes MatMul's third input, added in
+    the GEMM's output pass, when the product has no other reader. A following activation (GELU
+    in a transformer's MLP) then fuses into the MatMul as well."""
+    import numpy as np
+
+    consumers: dict[str, int] = {}
+    for n in nodes:
+        for i in n.inputs:
+            if i:
+                consumers[i] = consumers.get(i, 0) + 1
+    producer = {n.outputs[0]: n for n in nodes if n.outputs}
+    dropped: set[int] = set()
+    for add in nodes:
+        if add.op_type != "Add" or len(add.inputs) != 2 or "activation" in add.attrs:
+            continue
+        for y, c in (add.inputs, add.inputs[::-1]):
+            mm = producer.get(y)
+            if (mm is None or mm.op_type != "MatMul" or len(mm.inputs) != 2
+                    or "activation" in mm.attrs or consumers.get(y) != 1 or y in graph_outputs
+                    or c not in consts):
+                continue
+            b_shape = info.get(mm.inputs[1], ("", [], False))[1]
+            y_dtype, y_shape, _ = info.get(y, ("", [], False))
+            bias = np.asarray(consts[c])
+            if (len(b_shape) != 2 or y_dtype != "float32" or bias.dtype != np.float32
+                    or not y_shape or bias.ndim > len(y_shape)
+                    or bias.size != b_shape[1] or bias.shape[-1:] != (b_shape[1],)):
+                continue
+            mm.inputs.append(c)
+            mm.outputs[0] = add.outputs[0]
+            dropped.add(id(add))
+            break
+    return [n for n in nodes if id(n) not in dropped]
+
+
 def _fuse_silu(nodes: list[LoweredNode], graph_outputs: set[str]) -> list[LoweredNode]:
     """``y = src(...); Mul(y, Sigmoid(y))`` (SiLU / Swish, as torch exports it) becomes ``src``
     with activation "Silu" when y and the Sigmoid's output have no other reader."""
@@ -363,6 +403,12 @@ def _fuse_silu(nodes: list[LoweredNode], graph_outputs: set[str]) -> list[Lowere
     return [n for n in nodes if id(n) not in dropped]
 
 
+def _erf_gelu(n: LoweredNode) -> bool:
+    """A Gelu whose form the fused epilogue computes (erf, not the tanh approximation)."""
+    approximate = n.attrs.get("approximate")
+    return approximate is None or approximate.value in ("none", b"none")
+
+
 def _fuse_activations(nodes: list[LoweredNode], graph_outputs: set[str]) -> list[LoweredNode]:
     consumers: dict[str, int] = {}
     for n in nodes:
@@ -372,7 +418,8 @@ def _fuse_activations(nodes: list[LoweredNode], graph_outputs: set[str]) -> list
     producer = {n.outputs[0]: n for n in nodes if n.outputs}
     out: list[LoweredNode] = []
     for n in nodes:
-        src = producer.get(n.inputs[0]) if n.op_type in ACTIVATIONS and n.inputs else None
+        fusable = n.op_type in ACTIVATIONS or (n.op_type == "Gelu" and _erf_gelu(n))
+        src = producer.get(n.inputs[0]) if fusable and n.inputs else None
         if (
             src is not None
             and src.op_type in FUSABLE
