@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from edgepack.lower import device_graph as dg
-from edgepack.lower.ops import LoweredNode
+from edgepack.lower.ops import LoweredNode, NodeIndex
 
 TensorInfo = tuple[str, list[int], bool]
 MAX_CHANNELS = 4  # frame_ops.cpp's kMaxChannels
@@ -45,18 +45,7 @@ def _ints(values: list[int]) -> dg.Attr:
 def fuse_frame_ops(nodes: list[LoweredNode], graph_outputs: set[str],
                    consts: Mapping[str, Any], info: Mapping[str, TensorInfo]) -> list[LoweredNode]:
     """``nodes`` with each frame chain replaced by its fused op (see the module docstring)."""
-    readers: dict[str, list[LoweredNode]] = {}
-    for n in nodes:
-        for i in n.inputs:
-            if i:
-                readers.setdefault(i, []).append(n)
-
-    def only_reader(t: str, op: str | tuple[str, ...]) -> LoweredNode | None:
-        found = readers.get(t, [])
-        ops = (op,) if isinstance(op, str) else op
-        if len(found) != 1 or t in graph_outputs or found[0].op_type not in ops:
-            return None
-        return found[0]
+    only_reader = NodeIndex(nodes, graph_outputs).only_reader
 
     def const(name: str) -> np.ndarray | None:
         return np.asarray(consts[name]) if name in consts else None

@@ -28,7 +28,7 @@ from edgepack.lower.capabilities import (
 )
 from edgepack.lower.frame_fusion import fuse_frame_ops
 from edgepack.lower.int8_tables import TablePlan, plan_tables
-from edgepack.lower.ops import ONNX_DTYPES, LoweredNode, lower_node, resolve_defaults
+from edgepack.lower.ops import ONNX_DTYPES, LoweredNode, NodeIndex, lower_node, resolve_defaults
 
 # The op list is the capability table (lower/op_table.toml), shared with the C++ registry.
 SUPPORTED_OPS: frozenset[str] = runtime_ops()
@@ -285,16 +285,8 @@ def _fuse_gelu(nodes: list[LoweredNode], graph_outputs: set[str], consts: Mappin
     """GELU as torch exports it, ``Mul(Mul(x, Add(Erf(Div(x, sqrt 2)), 1)), 0.5)`` (also with
     ``Mul(x, 1/sqrt 2)``), becomes one ``Gelu`` (one pass instead of five) when the intermediate
     tensors have no other reader."""
-    consumers: dict[str, list[LoweredNode]] = {}
-    for n in nodes:
-        for i in n.inputs:
-            if i:
-                consumers.setdefault(i, []).append(n)
-    producer = {n.outputs[0]: n for n in nodes if n.outputs}
-
-    def only_reader(t: str) -> LoweredNode | None:
-        readers = consumers.get(t, [])
-        return readers[0] if len(readers) == 1 and t not in graph_outputs else None
+    index = NodeIndex(nodes, graph_outputs)
+    producer, only_reader = index.producer, index.only_reader
 
     def other(n: LoweredNode, t: str) -> str | None:
         if len(n.inputs) != 2 or len(n.outputs) != 1 or "activation" in n.attrs:
@@ -344,12 +336,8 @@ def _fuse_matmul_bias(nodes: list[LoweredNode], graph_outputs: set[str],
     in a transformer's MLP) then fuses into the MatMul as well."""
     import numpy as np
 
-    consumers: dict[str, int] = {}
-    for n in nodes:
-        for i in n.inputs:
-            if i:
-                consumers[i] = consumers.get(i, 0) + 1
-    producer = {n.outputs[0]: n for n in nodes if n.outputs}
+    index = NodeIndex(nodes, graph_outputs)
+    producer = index.producer
     dropped: set[int] = set()
     for add in nodes:
         if add.op_type != "Add" or len(add.inputs) != 2 or "activation" in add.attrs:
@@ -357,7 +345,7 @@ def _fuse_matmul_bias(nodes: list[LoweredNode], graph_outputs: set[str],
         for y, c in (add.inputs, add.inputs[::-1]):
             mm = producer.get(y)
             if (mm is None or mm.op_type != "MatMul" or len(mm.inputs) != 2
-                    or "activation" in mm.attrs or consumers.get(y) != 1 or y in graph_outputs
+                    or "activation" in mm.attrs or index.only_reader(y) is None
                     or c not in consts):
                 continue
             b_shape = info.get(mm.inputs[1], ("", [], False))[1]
@@ -377,12 +365,8 @@ def _fuse_matmul_bias(nodes: list[LoweredNode], graph_outputs: set[str],
 def _fuse_silu(nodes: list[LoweredNode], graph_outputs: set[str]) -> list[LoweredNode]:
     """``y = src(...); Mul(y, Sigmoid(y))`` (SiLU / Swish, as torch exports it) becomes ``src``
     with activation "Silu" when y and the Sigmoid's output have no other reader."""
-    consumers: dict[str, int] = {}
-    for n in nodes:
-        for i in n.inputs:
-            if i:
-                consumers[i] = consumers.get(i, 0) + 1
-    producer = {n.outputs[0]: n for n in nodes if n.outputs}
+    index = NodeIndex(nodes, graph_outputs)
+    producer = index.producer
     dropped: set[int] = set()
     for n in nodes:
         if n.op_type != "Mul" or len(n.inputs) != 2 or len(n.outputs) != 1:
@@ -393,7 +377,7 @@ def _fuse_silu(nodes: list[LoweredNode], graph_outputs: set[str]) -> list[Lowere
                 sig is not None and src is not None
                 and sig.op_type == "Sigmoid" and sig.inputs == [y]
                 and src.op_type in FUSABLE and "activation" not in src.attrs
-                and consumers.get(y) == 2 and consumers.get(s) == 1
+                and index.reads(y) == 2 and index.reads(s) == 1
                 and y not in graph_outputs and s not in graph_outputs
             ):
                 src.attrs["activation"] = dg.Attr(dg.ATTR_STRING, "Silu")
@@ -410,12 +394,8 @@ def _erf_gelu(n: LoweredNode) -> bool:
 
 
 def _fuse_activations(nodes: list[LoweredNode], graph_outputs: set[str]) -> list[LoweredNode]:
-    consumers: dict[str, int] = {}
-    for n in nodes:
-        for i in n.inputs:
-            if i:
-                consumers[i] = consumers.get(i, 0) + 1
-    producer = {n.outputs[0]: n for n in nodes if n.outputs}
+    index = NodeIndex(nodes, graph_outputs)
+    producer = index.producer
     out: list[LoweredNode] = []
     for n in nodes:
         fusable = n.op_type in ACTIVATIONS or (n.op_type == "Gelu" and _erf_gelu(n))
@@ -424,8 +404,7 @@ def _fuse_activations(nodes: list[LoweredNode], graph_outputs: set[str]) -> list
             src is not None
             and src.op_type in FUSABLE
             and "activation" not in src.attrs
-            and consumers.get(src.outputs[0]) == 1
-            and src.outputs[0] not in graph_outputs
+            and index.only_reader(src.outputs[0]) is not None
             and len(n.inputs) == 1
         ):
             src.attrs["activation"] = dg.Attr(dg.ATTR_STRING, n.op_type)
@@ -445,12 +424,8 @@ def _fuse_add_relu(nodes: list[LoweredNode], graph_outputs: set[str],
                    info: Mapping[str, tuple[str, list[int], bool]]) -> list[LoweredNode]:
     """``Relu(Add(a, b))`` on float32 (ResNet's residuals) becomes one Add with activation
     "Relu" when the sum has no other reader: one pass over the tensor instead of two."""
-    consumers: dict[str, int] = {}
-    for n in nodes:
-        for i in n.inputs:
-            if i:
-                consumers[i] = consumers.get(i, 0) + 1
-    producer = {n.outputs[0]: n for n in nodes if n.outputs}
+    index = NodeIndex(nodes, graph_outputs)
+    producer = index.producer
     out: list[LoweredNode] = []
     for n in nodes:
         src = producer.get(n.inputs[0]) if n.op_type == "Relu" and len(n.inputs) == 1 else None
@@ -460,8 +435,7 @@ def _fuse_add_relu(nodes: list[LoweredNode], graph_outputs: set[str],
             and "activation" not in src.attrs
             and len(src.outputs) == 1
             and info.get(src.outputs[0], ("",))[0] == "float32"
-            and consumers.get(src.outputs[0]) == 1
-            and src.outputs[0] not in graph_outputs
+            and index.only_reader(src.outputs[0]) is not None
         ):
             src.attrs["activation"] = dg.Attr(dg.ATTR_STRING, "Relu")
             src.outputs[0] = n.outputs[0]

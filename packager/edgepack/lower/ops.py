@@ -43,6 +43,34 @@ class LoweredNode:
     attrs: dict[str, dg.Attr] = field(default_factory=dict)
 
 
+class NodeIndex:
+    """Who writes and who reads each tensor of a lowered node list: what the fusion passes ask
+    before they merge a node into the one that produces its input."""
+
+    def __init__(self, nodes: list[LoweredNode], graph_outputs: set[str]) -> None:
+        self.producer = {n.outputs[0]: n for n in nodes if n.outputs}
+        self.readers: dict[str, list[LoweredNode]] = {}
+        for n in nodes:
+            for i in n.inputs:
+                if i:
+                    self.readers.setdefault(i, []).append(n)  # twice when read twice
+        self.graph_outputs = graph_outputs
+
+    def reads(self, tensor: str) -> int:
+        """How many inputs, over all nodes, name ``tensor``."""
+        return len(self.readers.get(tensor, []))
+
+    def only_reader(self, tensor: str,
+                    op: str | tuple[str, ...] | None = None) -> LoweredNode | None:
+        """The one node reading ``tensor`` (of type ``op`` when given) when the tensor is not a
+        graph output and has no other reader, else None."""
+        found = self.readers.get(tensor, [])
+        if len(found) != 1 or tensor in self.graph_outputs:
+            return None
+        ops = (op,) if isinstance(op, str) else op
+        return found[0] if ops is None or found[0].op_type in ops else None
+
+
 def _to_attr(proto: onnx.AttributeProto) -> dg.Attr | None:
     kind = _KIND.get(proto.type)
     if kind is None:

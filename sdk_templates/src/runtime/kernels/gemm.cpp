@@ -224,12 +224,13 @@ void compute_tiles(const MicroKernel& kern, int64_t m, int64_t n, int64_t k, int
         if (mw == mr && nw == nr) {
           const TileEpilogue te = last ? tile_epilogue(ep, i, j) : TileEpilogue{};
           if (lda == 0)
-            kern.fn(kc, apanel, bpanel, ldb, ctile, ldc, alpha, accumulate, last ? &te : nullptr);
+            kern.fn(kc, apanel, 0, bpanel, ldb, ctile, ldc, alpha, accumulate,
+                    last ? &te : nullptr);
           else
             kern.fn_rows(kc, apanel, lda, bpanel, ldb, ctile, ldc, alpha, accumulate,
                          last ? &te : nullptr);
         } else if (lda == 0) {
-          kern.fn(kc, apanel, bpanel, ldb, edge, nr, alpha, 0, nullptr);
+          kern.fn(kc, apanel, 0, bpanel, ldb, edge, nr, alpha, 0, nullptr);
         } else {
           kern.fn_rows(kc, apanel, lda, bpanel, ldb, edge, nr, alpha, 0, nullptr);
         }
@@ -285,7 +286,7 @@ void gemm(int64_t m, int64_t n, int64_t k, float alpha, const GemmOperand& a, co
   const bool b_direct = pb == nullptr && !b.trans && k > 0;
   const int64_t full_cols = (n / nr) * nr;
   const float* b_tail = nullptr;  // packed columns [full_cols, n) in direct mode
-  // A is likewise read in place (MicroKernelRowsFn) when B is narrow: then each A value feeds
+  // A is likewise read in place (MicroKernel::fn_rows) when B is narrow: then each A value feeds
   // only n multiply-adds, and packing it costs about as much as the tiles. Attention weights
   // times V in MobileViT (16 products of 256 x 256 by 256 x 16, AVX2, 1 thread): 1.50 ms with A
   // packed, 0.96 in place (it was 2.4 computed transposed, onnxruntime 0.78).

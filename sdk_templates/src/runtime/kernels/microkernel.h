@@ -35,17 +35,14 @@ struct TileEpilogue {
 };
 
 // Computes the MR x NR tile acc = sum_p A[p][0..MR) (x) B[p][0..NR) over kc steps: A from a packed
-// panel, B row p at b + p * ldb (ldb == NR for a packed panel, the row stride of B when the kernel
-// reads an unpacked B in place). Then c = alpha * acc (accumulate == 0) or c += alpha * acc (row
-// stride ldc), then the epilogue when ep != nullptr.
-using MicroKernelFn = void (*)(int64_t kc, const float* a, const float* b, int64_t ldb, float* c,
-                               int64_t ldc, float alpha, int accumulate, const TileEpilogue* ep);
-// The same with A read in place: row i of the tile at a + i * lda (MR full rows must exist).
-// For products whose B is narrow (attention weights times V: 256 x 256 by 256 x 16), where
-// packing A would copy as many floats as the tile computation reads.
-using MicroKernelRowsFn = void (*)(int64_t kc, const float* a, int64_t lda, const float* b,
-                                   int64_t ldb, float* c, int64_t ldc, float alpha, int accumulate,
-                                   const TileEpilogue* ep);
+// panel (MicroKernel::fn; lda unused), or read in place with row i at a + i * lda (fn_rows; MR
+// full rows must exist: for products whose B is narrow, attention weights times V, where packing A
+// would copy as many floats as the tiles read); B row p at b + p * ldb (ldb == NR for a packed
+// panel, the row stride of B when the kernel reads an unpacked B in place). Then c = alpha * acc
+// (accumulate == 0) or c += alpha * acc (row stride ldc), then the epilogue when ep != nullptr.
+using MicroKernelFn = void (*)(int64_t kc, const float* a, int64_t lda, const float* b, int64_t ldb,
+                               float* c, int64_t ldc, float alpha, int accumulate,
+                               const TileEpilogue* ep);
 
 // One block of a channel-blocked depthwise convolution (dw_cblock_tmpl): L = dw_lanes channels,
 // interleaved so that one vector holds one pixel of every channel of the block.
@@ -98,7 +95,7 @@ struct MicroKernel {
                       float* work);
   // Interleaved pixel vectors back to NCHW planes (see dw_unpack_tmpl).
   void (*unpack)(const float* src, int64_t n, int channels, float* dst, int64_t dst_plane);
-  MicroKernelRowsFn fn_rows;  // fn with A in place (see MicroKernelRowsFn)
+  MicroKernelFn fn_rows;  // fn with A read in place (see MicroKernelFn)
   // y[0, n) = softmax(x[0, n)) (softmax_row_tmpl).
   void (*softmax_row)(const float* x, float* y, int64_t n);
 };
@@ -296,7 +293,7 @@ void softmax_row_tmpl(const float* __restrict x, float* __restrict y, int64_t n)
   for (; i < n; ++i) y[i] *= inv[0];
 }
 
-// kRows: A read in place, row i at a + i * lda (MicroKernelRowsFn); otherwise a packed panel
+// kRows: A read in place, row i at a + i * lda (MicroKernel::fn_rows); otherwise a packed panel
 // (lda unused).
 template <int MR, int NR, int VB, bool kRows = false>
 void microkernel_tile(int64_t kc, const float* __restrict a, int64_t lda, const float* __restrict b,
@@ -687,6 +684,27 @@ void conv_oc_row_tmpl(const OcConv& g, int64_t oh, int64_t blk, int nblk, const 
     conv_oc_row_nb<VB, 2>(g, off, oh, blk, ep, work);
   else
     conv_oc_row_nb<VB, 1>(g, off, oh, blk, ep, work);
+}
+
+// The kernel table of one instruction set: this header's templates for its tile shape and vector
+// width (VB bytes), instantiated in the file compiled with that instruction set's flags.
+template <int MR, int NR, int KC, int VB>
+constexpr MicroKernel make_microkernel(const char* isa) {
+  return {MR,
+          NR,
+          KC,
+          isa,
+          microkernel_tile<MR, NR, VB, false>,
+          dw3x3_row_tmpl,
+          dw_taps_row_tmpl<VB>,
+          act_row_tmpl<VB>,
+          VB / 4,
+          dw_cblock_tmpl<VB>,
+          dw_pack_tmpl<VB>,
+          conv_oc_row_tmpl<VB>,
+          dw_unpack_tmpl<VB>,
+          microkernel_tile<MR, NR, VB, true>,
+          softmax_row_tmpl<VB>};
 }
 
 }  // namespace
