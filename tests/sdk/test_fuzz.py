@@ -36,17 +36,20 @@ def fuzz_artifacts(root: Path, manifest: bytes) -> list[Path]:
     publisher = Ed25519PrivateKey.from_private_bytes(FUZZ_PUBLISHER_SEED)
     device = X25519PrivateKey.from_private_bytes(FUZZ_DEVICE_RAW).public_key()
     other = X25519PrivateKey.from_private_bytes(bytes(range(101, 133))).public_key()
-    variants = [  # stable sections (the default) and flags 0
-        ([device], [("manifest", manifest), ("graph/a", bytes(range(256)) * 9), ("e", b"")], True),
-        ([other, device], [("manifest", b"{}"), ("graph/x", b"abc" * 400)], True),
-        ([device], [("manifest", b"{}"), ("graph/a", bytes(range(256)) * 9)], False),
+    graph_a = [("manifest", b"{}"), ("graph/a", bytes(range(256)) * 9)]
+    variants = [  # (stable sections, block-hash signature): flags 3 (the default), 0, 1
+        ([device], [("manifest", manifest), ("graph/a", bytes(range(256)) * 9), ("e", b"")],
+         True, True),
+        ([other, device], [("manifest", b"{}"), ("graph/x", b"abc" * 400)], True, True),
+        ([device], graph_a, False, False),
+        ([device], graph_a, True, False),
     ]
     out = []
-    for i, (recipients, sections, stable) in enumerate(variants):
+    for i, (recipients, sections, stable, block) in enumerate(variants):
         path = root / f"seed{i}.epk"
         artifact.write_artifact(path, package_name="fuzz", package_version="1", version_counter=3,
                                 publisher=publisher, recipients=recipients, sections=sections,
-                                chunk_size=1024, stable_sections=stable)
+                                chunk_size=1024, stable_sections=stable, block_signature=block)
         out.append(path)
     return out
 

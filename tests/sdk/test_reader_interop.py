@@ -4,7 +4,9 @@ is refused there with the same reason code the Python reader gives.
 
 The C++ side is the `epk_check` driver (sdk_templates/tests/artifact), which opens many files in
 one process and prints one line per file, so hundreds of cases stay fast. Both section modes
-are covered: stable sections (header flag bit 0, the writer's default) and flags 0."""
+are covered: stable sections (header flag bit 0, the writer's default) and flags 0, and both
+signature modes: over the file's 1 MiB block digests (flag bit 1, the default) and over its
+bytes."""
 
 from __future__ import annotations
 
@@ -38,20 +40,28 @@ def keyset(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 STABLE_MODES = pytest.mark.parametrize("stable", [True, False], ids=["stable", "flags0"])
+# (stable sections, block-hash signature): the flags 3 (the default), 2, 1 and 0.
+MODES = pytest.mark.parametrize(("stable", "block"),
+                                [(True, True), (False, True), (True, False), (False, False)],
+                                ids=["flags3", "flags2", "flags1", "flags0"])
+BLOCK = 1 << 20
 
 
 def write(path: Path, keyset: dict[str, Path], sections: list[tuple[str, bytes]],
-          publisher: str = "publisher", counter: int = 7, stable: bool = True) -> bytes:
+          publisher: str = "publisher", counter: int = 7, stable: bool = True,
+          block: bool = True, chunk_size: int = CHUNK) -> bytes:
     artifact.write_artifact(
         path, package_name="demo", package_version="1.0", version_counter=counter,
         publisher=keys.load_publisher_private(keyset[publisher]),
         recipients=[keys.load_device_public(pub(keyset[d])) for d in ("dev1", "dev2")],
-        sections=sections, chunk_size=CHUNK, stable_sections=stable)
+        sections=sections, chunk_size=chunk_size, stable_sections=stable,
+        block_signature=block)
     return path.read_bytes()
 
 
 def resign(body: bytes, keyset: dict[str, Path]) -> bytes:
-    return body + keys.load_publisher_private(keyset["publisher"]).sign(body)
+    """``body`` signed again by the real publisher, in the mode its header's flags name."""
+    return body + artifact.sign_body(keys.load_publisher_private(keyset["publisher"]), body)
 
 
 def check(sdk: SdkBuild, files: list[Path], keyset: dict[str, Path], dev: str = "dev1",
@@ -191,10 +201,10 @@ def _wrapped_at(h: artifact.Header, name: str) -> int:
     raise KeyError(name)
 
 
-def _forgeries(keyset: dict[str, Path], tmp_path: Path,
-               stable: bool) -> dict[str, tuple[bytes, str, int]]:
+def _forgeries(keyset: dict[str, Path], tmp_path: Path, stable: bool,
+               block: bool) -> dict[str, tuple[bytes, str, int]]:
     """name -> (bytes, device key name, min counter): every re-signed tamper case."""
-    data = write(tmp_path / "base.epk", keyset, SECTIONS, stable=stable)
+    data = write(tmp_path / "base.epk", keyset, SECTIONS, stable=stable, block=block)
     h = artifact.parse_header(data)
     cases: dict[str, tuple[bytes, str, int]] = {}
 
@@ -217,7 +227,7 @@ def _forgeries(keyset: dict[str, Path], tmp_path: Path,
     cases["header_change"] = (resign(bytes(raised), keyset), "dev1", 0)
 
     two = [("manifest", b"{}"), ("graph/a", bytes(range(256)) * 9)]
-    d2 = write(tmp_path / "two.epk", keyset, two, stable=stable)
+    d2 = write(tmp_path / "two.epk", keyset, two, stable=stable, block=block)
     h2 = artifact.parse_header(d2)
     e2 = h2.section("graph/a")
     k = _chunks(d2, e2)
@@ -228,8 +238,9 @@ def _forgeries(keyset: dict[str, Path], tmp_path: Path,
                                        keyset), "dev1", 0)
 
     cases["other_publisher"] = (write(tmp_path / "o.epk", keyset, SECTIONS, "other_publisher",
-                                      stable=stable), "dev1", 0)
-    other = write(tmp_path / "o2.epk", keyset, SMALL, "other_publisher", stable=stable)
+                                      stable=stable, block=block), "dev1", 0)
+    other = write(tmp_path / "o2.epk", keyset, SMALL, "other_publisher", stable=stable,
+                  block=block)
     cases["header_publisher"] = (resign(other[:-64], keyset), "dev1", 0)
     cases["non_recipient"] = (data, "stranger", 0)
     stranger = keys.load_device_private(keyset["stranger"])
@@ -239,10 +250,19 @@ def _forgeries(keyset: dict[str, Path], tmp_path: Path,
         "stranger", 0)
     cases["counter"] = (data, "dev1", 8)
     flag = bytearray(body)
-    struct.pack_into("<H", flag, 10, 2)  # an unknown flag bit
+    struct.pack_into("<H", flag, 10, 4)  # an unknown flag bit
     cases["unknown_flag"] = (resign(bytes(flag), keyset), "dev1", 0)
-    struct.pack_into("<H", flag, 10, 0 if stable else 1)  # the other mode's layout
+    block_bit = artifact.FLAG_BLOCK_SIGNATURE if block else 0
+    struct.pack_into("<H", flag, 10, (0 if stable else 1) | block_bit)  # the other layout
     cases["mode_flip"] = (resign(bytes(flag), keyset), "dev1", 0)
+    # The signature mode: the bit flipped under the real signature, and the publisher's own
+    # signature over the other mode's message.
+    flag = bytearray(data)
+    flag[10] ^= artifact.FLAG_BLOCK_SIGNATURE
+    cases["signature_mode_flip"] = (bytes(flag), "dev1", 0)
+    priv = keys.load_publisher_private(keyset["publisher"])
+    other_message = body if block else crypto.block_signature_message(body)
+    cases["other_mode_signature"] = (body + priv.sign(other_message), "dev1", 0)
     if not stable:
         return cases
 
@@ -260,7 +280,8 @@ def _forgeries(keyset: dict[str, Path], tmp_path: Path,
     cases["renamed"] = (resign(bytes(renamed), keyset), "dev1", 0)
     # release 1's graph/a (ciphertext, then also its wrapped key) under release 2's header
     r2 = write(tmp_path / "r2.epk", keyset,
-               [SECTIONS[0], ("graph/a", b"\x07" * 2304), *SECTIONS[2:]], counter=8)
+               [SECTIONS[0], ("graph/a", b"\x07" * 2304), *SECTIONS[2:]], counter=8,
+               block=block)
     h_r2 = artifact.parse_header(r2)
     e_r2 = h_r2.section("graph/a")
     replay = bytearray(r2[:-64])
@@ -273,10 +294,11 @@ def _forgeries(keyset: dict[str, Path], tmp_path: Path,
     return cases
 
 
-@STABLE_MODES
+@MODES
 def test_resigned_tampering_refused_with_python_reason(
-        sdk_host: SdkBuild, keyset: dict[str, Path], tmp_path: Path, stable: bool) -> None:
-    cases = _forgeries(keyset, tmp_path, stable)
+        sdk_host: SdkBuild, keyset: dict[str, Path], tmp_path: Path, stable: bool,
+        block: bool) -> None:
+    cases = _forgeries(keyset, tmp_path, stable, block)
     # With stable sections a changed header fails the wrapped keys' AAD (unseal); with flags 0
     # every chunk's AAD, the header digest (chunk).
     expected = {"reorder": "chunk", "swap": "chunk",
@@ -284,7 +306,8 @@ def test_resigned_tampering_refused_with_python_reason(
                 "drop_last_chunk": "chunk", "other_publisher": "signature",
                 "header_publisher": "publisher", "non_recipient": "not_recipient",
                 "stanza_wrong_key": "unseal", "counter": "counter", "unknown_flag": "layout",
-                "mode_flip": "layout"}
+                "mode_flip": "layout", "signature_mode_flip": "signature",
+                "other_mode_signature": "signature"}
     if stable:
         expected |= {"wrapped_flip": "unseal", "wrapped_swap": "unseal", "renamed": "unseal",
                      "replay_ciphertext": "chunk", "replay_wrapped_key": "unseal"}
@@ -295,6 +318,56 @@ def test_resigned_tampering_refused_with_python_reason(
         cpp = check(sdk_host, [f], keyset, dev, "--min-counter", str(min_counter))[f.name]
         assert cpp == ["invalid", expected[name]], (name, cpp)
         assert python_reason(data, keyset, dev, min_counter) == expected[name], name
+
+
+@pytest.fixture(scope="module")
+def multi_block(tmp_path_factory: pytest.TempPathFactory, keyset: dict[str, Path]) -> bytes:
+    """3.5 MiB of section bytes: blocks 1 and 2 are whole blocks of ciphertext, 3 is short."""
+    sections = [("manifest", b"{}"), ("graph/big", bytes(range(251)) * (7 * BLOCK // 2 // 251))]
+    return write(tmp_path_factory.mktemp("blocks") / "big.epk", keyset, sections,
+                 chunk_size=65536)
+
+
+def test_block_tampering_refused_with_python_reason(
+        sdk_host: SdkBuild, keyset: dict[str, Path], tmp_path: Path, multi_block: bytes) -> None:
+    """A block-signed artifact of several blocks opens, from a file and from memory; a flipped
+    byte in any block or two blocks swapped fail the signature, a cut one the layout."""
+    body = multi_block[:-64]
+    start = artifact.parse_header(multi_block).header_len
+    cases = {"intact": (multi_block, "ok")}
+    for at in (start, BLOCK + 5, 2 * BLOCK - 1, 2 * BLOCK, len(body) - 1):
+        flipped = bytearray(multi_block)
+        flipped[at] ^= 0x01
+        cases[f"flip{at}"] = (bytes(flipped), "signature")
+    swapped = body[:BLOCK] + body[2 * BLOCK:3 * BLOCK] + body[BLOCK:2 * BLOCK] + body[3 * BLOCK:]
+    cases["swap"] = (swapped + multi_block[-64:], "signature")
+    cases["cut_block"] = (body[:3 * BLOCK] + multi_block[-64:], "layout")
+    files = []
+    for name, (data, _) in cases.items():
+        (tmp_path / f"{name}.epk").write_bytes(data)
+        files.append(tmp_path / f"{name}.epk")
+    for mode in ((), ("--memory",)):
+        got = check(sdk_host, files, keyset, "dev1", *mode)
+        for name, (data, want) in cases.items():
+            assert got[f"{name}.epk"][0 if want == "ok" else 1] == want, (name, mode, got)
+            if want != "ok":
+                assert python_reason(data, keyset) == want, name
+
+
+def test_signed_length_a_whole_number_of_blocks(sdk_host: SdkBuild, keyset: dict[str, Path],
+                                                tmp_path: Path) -> None:
+    """file_len - 64 = exactly 2 MiB: no short last block; both readers agree."""
+    size = 2 * BLOCK - 4096
+    for _ in range(4):
+        sections = [("manifest", b"{}"), ("graph/x", b"\x33" * size)]
+        data = write(tmp_path / "exact.epk", keyset, sections, chunk_size=65536)
+        size += 2 * BLOCK - (len(data) - 64)
+        if len(data) - 64 == 2 * BLOCK:
+            break
+    assert len(data) - 64 == 2 * BLOCK
+    assert len(crypto.block_signature_message(data[:-64])) == 23 + 12 + 2 * 32
+    assert check(sdk_host, [tmp_path / "exact.epk"], keyset)["exact.epk"] == \
+        ["ok", digests(sections)]
 
 
 def test_counter_at_minimum_accepted(sdk_host: SdkBuild, keyset: dict[str, Path],

@@ -69,14 +69,17 @@ def test_tamper_corpus_under_sanitizers(sdk_asan: SdkBuild, tmp_path: Path) -> N
     assert len(rows) == len(files)
     assert rows[0].split("\t")[1] == "ok" and all("\tinvalid\t" in r for r in rows[1:]), rows[:3]
     # The re-signed forgeries reach the deeper checks (unseal, chunk decryption), in both
-    # section modes.
+    # section modes and both signature modes (the block hashing on several threads).
     for stable in (False, True):
-        for name, (forged, dev, min_counter) in _forgeries(keyset, tmp_path, stable).items():
-            f = tmp_path / f"{name}-{'stable' if stable else 'fresh'}.epk"
-            f.write_bytes(forged)
-            out = sanitized([sdk_asan.epk_check, "--key", keyset[dev], "--publisher",
-                             pub(keyset["publisher"]), "--min-counter", min_counter, f]).stdout
-            assert out.split("\t")[1] == "invalid", (name, stable, out)
+        for block in (False, True):
+            forgeries = _forgeries(keyset, tmp_path, stable, block)
+            for name, (forged, dev, min_counter) in forgeries.items():
+                f = tmp_path / f"{name}-{'stable' if stable else 'fresh'}-{int(block)}.epk"
+                f.write_bytes(forged)
+                out = sanitized([sdk_asan.epk_check, "--key", keyset[dev], "--publisher",
+                                 pub(keyset["publisher"]), "--min-counter", min_counter,
+                                 f]).stdout
+                assert out.split("\t")[1] == "invalid", (name, stable, block, out)
 
 
 def test_whole_pipeline_under_sanitizers(sdk_asan: SdkBuild, packed_demo: tuple[Path, Path],

@@ -5,7 +5,9 @@ Attacks that change signed bytes are caught by the signature alone. To show that
 encryption layer stands on its own (chunk counter, last-chunk flag, AAD, per-section keys),
 several cases re-sign the tampered bytes with the real publisher key and expect the decryption
 step to refuse them. Those run in both section modes: stable sections (header flag bit 0, the
-default) and per-release section keys (flags 0, the format before stable sections).
+default) and per-release section keys (flags 0, the format before stable sections). The
+signature is over the file's block digests (flag bit 1, the default) or over its bytes; both
+modes refuse the same tampering, and a signature made in one mode never passes in the other.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ STABLE_MODES = pytest.mark.parametrize("stable", [True, False], ids=["stable", "
 def write(path: Path, keyset: dict[str, Path], sections: list[tuple[str, bytes]],
           counter: int = 7, publisher: str = "publisher", stable: bool = True,
           recipients: tuple[str, ...] = ("dev1", "dev2"), package: str = "demo",
-          version: str = "1.0.0", chunk_size: int = CHUNK) -> bytes:
+          version: str = "1.0.0", chunk_size: int = CHUNK, block: bool = True) -> bytes:
     artifact.write_artifact(
         path,
         package_name=package,
@@ -61,6 +63,7 @@ def write(path: Path, keyset: dict[str, Path], sections: list[tuple[str, bytes]]
         sections=sections,
         chunk_size=chunk_size,
         stable_sections=stable,
+        block_signature=block,
     )
     return path.read_bytes()
 
@@ -73,8 +76,9 @@ def open_with(data: bytes, keyset: dict[str, Path], dev: str = "dev1",
 
 
 def resign(body: bytes, keyset: dict[str, Path]) -> bytes:
+    """``body`` signed again by the real publisher, in the mode its header's flags name."""
     priv = keys.load_publisher_private(keyset["publisher"])
-    return body + priv.sign(body)
+    return body + artifact.sign_body(priv, body)
 
 
 SECTIONS = [
@@ -101,7 +105,7 @@ def test_layout_matches_doc(tmp_path: Path, keyset: dict[str, Path], stable: boo
     data = write(tmp_path / "a.epk", keyset, SECTIONS, stable=stable)
     assert data[:8] == b"\x89EPK\r\n\x1a\n"
     version, flags, header_len = struct.unpack_from("<HHI", data, 8)
-    assert (version, flags) == (1, 1 if stable else 0)
+    assert (version, flags) == (1, (1 if stable else 0) | 2)
     h = artifact.parse_header(data)
     assert h.header_len == header_len
     # each section entry: str16 name, 3 x u64, and in stable mode the 48-byte wrapped key
@@ -200,7 +204,7 @@ def test_stable_section_matches_documented_derivation(tmp_path: Path,
         assert data[entry.offset:entry.offset + entry.ciphertext_size] == expected, name
 
 
-@pytest.mark.parametrize("flags", [2, 3, 0x8000, 0x8001])
+@pytest.mark.parametrize("flags", [4, 5, 7, 0x8000, 0x8003])
 def test_unknown_flag_bits_refused(tmp_path: Path, keyset: dict[str, Path], flags: int) -> None:
     data = bytearray(write(tmp_path / "a.epk", keyset, SMALL))
     struct.pack_into("<H", data, 10, flags)
@@ -217,10 +221,85 @@ def test_resigned_mode_flip_refused(tmp_path: Path, keyset: dict[str, Path], fla
     """An artifact re-labelled with the other mode's flag no longer parses: the section
     entries change size (48-byte wrapped keys), so the table no longer ends at header_len."""
     data = bytearray(write(tmp_path / "a.epk", keyset, SECTIONS, stable=flags == 0))
-    struct.pack_into("<H", data, 10, flags)
+    struct.pack_into("<H", data, 10, flags | artifact.FLAG_BLOCK_SIGNATURE)
     with pytest.raises(ArtifactInvalid) as exc:
         open_with(resign(bytes(data[:-64]), keyset), keyset)
     assert exc.value.reason == "layout"
+
+
+BLOCK = 1 << 20
+# 3.5 MiB of section bytes: blocks 1 and 2 are whole blocks of ciphertext, block 3 is short.
+MULTI_BLOCK = [("manifest", b"{}"), ("graph/big", bytes(range(251)) * (7 * BLOCK // 2 // 251))]
+
+
+@pytest.fixture(scope="module")
+def multi_block(tmp_path_factory: pytest.TempPathFactory, keyset: dict[str, Path]) -> bytes:
+    return write(tmp_path_factory.mktemp("blocks") / "big.epk", keyset, MULTI_BLOCK,
+                 chunk_size=65536)
+
+
+def test_block_signature_is_over_the_block_digests(multi_block: bytes,
+                                                  keyset: dict[str, Path]) -> None:
+    """The documented message, computed here from the doc alone: the prefix with its NUL, the
+    signed length (u64), the block size (u32), then SHA-256 of each 1 MiB block."""
+    body, signature = multi_block[:-64], multi_block[-64:]
+    assert artifact.parse_header(multi_block).block_signature
+    blocks = [body[i:i + BLOCK] for i in range(0, len(body), BLOCK)]
+    assert len(blocks) == 4 and len(blocks[-1]) < BLOCK
+    message = (b"edgepack-epk-blocks-v1\x00" + struct.pack("<QI", len(body), BLOCK)
+               + b"".join(hashlib.sha256(b).digest() for b in blocks))
+    keys.load_publisher_public(keyset["publisher"]).verify(signature, message)
+    assert crypto.block_signature_message(body) == message
+    opened = open_with(multi_block, keyset)
+    assert opened.sections == dict(MULTI_BLOCK)
+
+
+@pytest.mark.parametrize("block", [True, False], ids=["blocks", "whole"])
+def test_signature_of_one_mode_refused_in_the_other(tmp_path: Path, keyset: dict[str, Path],
+                                                    block: bool) -> None:
+    """The publisher's own signature, made over the other mode's message (the file's bytes, or
+    the block message), is refused; so is flipping the mode bit under the signature."""
+    data = write(tmp_path / "a.epk", keyset, SECTIONS, block=block)
+    body = data[:-64]
+    priv = keys.load_publisher_private(keyset["publisher"])
+    other = priv.sign(body) if block else priv.sign(crypto.block_signature_message(body))
+    flipped = bytearray(data)
+    flipped[10] ^= artifact.FLAG_BLOCK_SIGNATURE
+    for forged in (body + other, bytes(flipped)):
+        with pytest.raises(ArtifactInvalid) as exc:
+            open_with(forged, keyset)
+        assert exc.value.reason == "signature"
+    assert open_with(data, keyset).header.block_signature == block
+
+
+def test_block_tampering_refused(multi_block: bytes, keyset: dict[str, Path]) -> None:
+    """A flipped byte in any block, two blocks swapped: signature; cut short: layout."""
+    body = multi_block[:-64]
+    cases = {}
+    start = artifact.parse_header(multi_block).header_len  # block 0, past the header
+    for at in (start, BLOCK + 5, 2 * BLOCK - 1, 2 * BLOCK, len(body) - 1):
+        flipped = bytearray(multi_block)
+        flipped[at] ^= 0x01
+        cases[f"flip{at}"] = (bytes(flipped), "signature")
+    swapped = body[:BLOCK] + body[2 * BLOCK:3 * BLOCK] + body[BLOCK:2 * BLOCK] + body[3 * BLOCK:]
+    assert swapped != body
+    cases["swap"] = (swapped + multi_block[-64:], "signature")
+    cases["cut_block"] = (body[:3 * BLOCK] + multi_block[-64:], "layout")
+    cases["cut_byte"] = (multi_block[:-1], "layout")
+    for name, (data, reason) in cases.items():
+        with pytest.raises(ArtifactInvalid) as exc:
+            open_with(data, keyset)
+        assert exc.value.reason == reason, name
+
+
+def test_format_table_h_is_generated_from_the_python_constants() -> None:
+    from edgepack.artifact.format_header import HEADER_PATH, render_header
+
+    repo = Path(__file__).resolve().parents[2]
+    text = render_header()
+    assert (repo / HEADER_PATH).read_text(encoding="utf-8") == text, (
+        "format_table.h is stale: run python -m edgepack.artifact.format_header --write")
+    assert "kFlagBlockSignature = 0x0002;" in text and "kSignatureBlockSize = 1048576;" in text
 
 
 SMALL = [("manifest", b"{}"), ("graph/x", b"abc" * 20)]
@@ -458,7 +537,7 @@ def test_header_publisher_must_match_signer(tmp_path: Path, keyset: dict[str, Pa
     other = keys.load_publisher_private(keyset["other_publisher"])
     mine = keys.load_publisher_private(keyset["publisher"])
     assert crypto.raw_public(other.public_key()) in data
-    resigned = data[:-64] + mine.sign(data[:-64])
+    resigned = data[:-64] + artifact.sign_body(mine, data[:-64])
     with pytest.raises(ArtifactInvalid) as exc:
         open_with(resigned, keyset)
     assert exc.value.reason == "publisher"

@@ -94,11 +94,12 @@ def test_no_stable_sections_flag(project: Path, first: bytes, tmp_path: Path,
     capsys.readouterr()
     for path, stable in ((out, False), (tmp_path / "stable.epk", True)):
         assert main(["inspect", str(path), "--json"]) == 0
-        assert json.loads(capsys.readouterr().out)["stable_sections"] is stable
+        described = json.loads(capsys.readouterr().out)
+        assert described["stable_sections"] is stable and described["block_signature"] is True
         assert main(["inspect", str(path)]) == 0
         assert ("stable sections" in capsys.readouterr().out) is stable
     h = artifact.parse_header(data)
-    assert not h.stable_sections and h.flags == 0
+    assert not h.stable_sections and h.flags == artifact.FLAG_BLOCK_SIGNATURE  # blocks stay
     assert plaintexts(data, project) == plaintexts(first, project)
     c0, c1 = ciphertexts(data), ciphertexts(first)
     assert not [n for n in c0 if c0[n] == c1[n]]

@@ -26,10 +26,14 @@ MAGIC = b"\x89EPK\r\n\x1a\n"
 FORMAT_VERSION = 1
 DEFAULT_CHUNK_SIZE = 64 * 1024
 MANIFEST_SECTION = "manifest"
-# Header flags. Bit 0: stable sections (section keys that depend on the content, not the
-# release, wrapped in the section table; docs/artifact-format.md). Readers refuse other bits.
+# Header flags (docs/artifact-format.md; the C++ reader's copy is generated from these:
+# edgepack.artifact.format_header). Bit 0: stable sections (section keys that depend on the
+# content, not the release, wrapped in the section table). Bit 1: block-hash signature (the
+# signature is over the SHA-256 of every 1 MiB block, so a reader hashes them in parallel).
+# Readers refuse other bits.
 FLAG_STABLE_SECTIONS = 0x0001
-KNOWN_FLAGS = FLAG_STABLE_SECTIONS
+FLAG_BLOCK_SIGNATURE = 0x0002
+KNOWN_FLAGS = FLAG_STABLE_SECTIONS | FLAG_BLOCK_SIGNATURE
 
 MAX_HEADER_LEN = 1 << 20
 MAX_NAME_LEN = 255
@@ -77,6 +81,10 @@ class Header:
     @property
     def stable_sections(self) -> bool:
         return bool(self.flags & FLAG_STABLE_SECTIONS)
+
+    @property
+    def block_signature(self) -> bool:
+        return bool(self.flags & FLAG_BLOCK_SIGNATURE)
 
     def section(self, name: str) -> SectionEntry:
         for s in self.sections:
@@ -154,13 +162,16 @@ def write_artifact(
     sections: list[tuple[str, bytes]],
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     stable_sections: bool = True,
+    block_signature: bool = True,
 ) -> Header:
     """Seals and signs ``sections`` (``manifest`` first) into ``out_path`` atomically.
 
     With ``stable_sections`` (the default) a section's ciphertext depends only on the
     publisher, the package name, the section's name, the chunk size and its plaintext, so
     that a section unchanged between two releases has the same bytes in both (delta
-    transfers); without it every section gets a key derived from this release's content key."""
+    transfers); without it every section gets a key derived from this release's content key.
+    With ``block_signature`` (the default) the signature is over the SHA-256 of every block of
+    the file (a reader checks it on all its cores); without it over the file's bytes."""
     if not sections or sections[0][0] != MANIFEST_SECTION:
         raise ValueError("the first section must be the manifest")
     names = [n for n, _ in sections]
@@ -188,7 +199,8 @@ def write_artifact(
         version_counter=version_counter,
         publisher=crypto.raw_public(publisher.public_key()),
         chunk_size=chunk_size,
-        flags=FLAG_STABLE_SECTIONS if stable_sections else 0,
+        flags=(FLAG_STABLE_SECTIONS if stable_sections else 0)
+        | (FLAG_BLOCK_SIGNATURE if block_signature else 0),
         stanzas=stanzas,
         sections=layout,
     )
@@ -214,9 +226,21 @@ def write_artifact(
     body = bytearray(header)
     for (_, data), key, aad in zip(sections, keys, aads, strict=True):
         body += crypto.seal_section(key, aad, data, chunk_size)
-    body += crypto.sign(publisher, bytes(body))
+    body += sign_body(publisher, bytes(body))
     write_atomic(out_path, bytes(body))
     return parse_header(bytes(body))
+
+
+def signed_message(body: bytes | memoryview, flags: int) -> bytes | memoryview:
+    """What the signature over ``body`` (bytes ``[0, file_len - 64)``) signs: with the
+    block-hash flag the short block-digest message, otherwise ``body`` itself."""
+    return crypto.block_signature_message(body) if flags & FLAG_BLOCK_SIGNATURE else body
+
+
+def sign_body(publisher: Ed25519PrivateKey, body: bytes) -> bytes:
+    """The 64-byte signature of ``body``, in the mode its header's flags name."""
+    flags = struct.unpack_from("<H", body, 10)[0] if len(body) >= 12 else 0
+    return crypto.sign(publisher, bytes(signed_message(body, flags)))
 
 
 class _Reader:
@@ -320,7 +344,8 @@ def verify_artifact(data: bytes, publisher: Ed25519PublicKey) -> Header:
     """Steps 1-2: layout, then the signature by ``publisher`` (and its key in the header)."""
     header = parse_header(data)
     body_end = header.file_len - crypto.SIGNATURE_SIZE
-    crypto.verify_signature(publisher, data[body_end:], data[:body_end])
+    body = memoryview(data)[:body_end]
+    crypto.verify_signature(publisher, data[body_end:], bytes(signed_message(body, header.flags)))
     if header.publisher_key != crypto.raw_public(publisher):
         raise ArtifactInvalid("publisher")
     return header

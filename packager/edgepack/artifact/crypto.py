@@ -41,6 +41,10 @@ STABLE_KEY_LABEL = b"edgepack/v1 stable section"
 STABLE_CHUNK_LABEL = b"edgepack/v1 stable chunk"
 WRAP_KEY_INFO = b"edgepack/v1 section wrap"
 WRAPPED_KEY_SIZE = 32 + 16
+# Block-hash signature (header flag bit 1), docs/artifact-format.md "Signature": Ed25519 over
+# this prefix, the signed length (u64), the block size (u32) and SHA-256 of every block.
+BLOCK_SIGNATURE_PREFIX = b"edgepack-epk-blocks-v1\0"
+SIGNATURE_BLOCK_SIZE = 1 << 20
 
 _SUITE = Suite(KEM.X25519, KDF.HKDF_SHA256, AEAD.AES_256_GCM)
 
@@ -183,6 +187,19 @@ def open_section(
     key: bytes, aad: bytes, ciphertext: bytes, chunk_size: int, plaintext_size: int
 ) -> bytes:
     return b"".join(open_section_chunks(key, aad, ciphertext, chunk_size, plaintext_size))
+
+
+def block_signature_message(body: bytes | memoryview,
+                            block_size: int = SIGNATURE_BLOCK_SIZE) -> bytes:
+    """What a block-hash signature signs: ``BLOCK_SIGNATURE_PREFIX || u64(len(body)) ||
+    u32(block_size) || SHA-256(block 0) || SHA-256(block 1) || ...``, the blocks being
+    consecutive ``block_size`` bytes of ``body`` (the last one short)."""
+    view = memoryview(body)
+    out = bytearray(BLOCK_SIGNATURE_PREFIX)
+    out += struct.pack("<QI", len(view), block_size)
+    for start in range(0, len(view), block_size):
+        out += hashlib.sha256(view[start : start + block_size]).digest()
+    return bytes(out)
 
 
 def sign(key: Ed25519PrivateKey, data: bytes) -> bytes:

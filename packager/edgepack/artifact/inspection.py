@@ -42,6 +42,8 @@ def describe(path: Path, key: Path | None) -> dict[str, Any]:
         "format_version": header.format_version,
         # unchanged sections keep their ciphertext across releases (artifact-format.md)
         "stable_sections": header.stable_sections,
+        # the signature is over SHA-256 digests of 1 MiB blocks, checked on every core
+        "block_signature": header.block_signature,
         "package": {
             "name": header.package_name,
             "version": header.package_version,

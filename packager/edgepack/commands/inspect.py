@@ -35,7 +35,8 @@ def _text(info: dict[str, Any]) -> str:
         + (", stable sections)" if info.get("stable_sections") else ")"),
         f"package    {pkg['name']} {pkg['version']} (version_counter {pkg['version_counter']})",
         f"signer     {info['signer']}",
-        f"signature  {info['signature']}",
+        f"signature  {info['signature']}"
+        + (" [block-hash]" if info.get("block_signature") else ""),
         "recipients " + ("\n           ".join(info["recipients"])),
         "",
         format_table(

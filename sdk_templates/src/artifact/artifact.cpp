@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "artifact/artifact.h"
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstring>
 #include <future>
@@ -98,6 +100,117 @@ void chunk_nonce(uint32_t j, bool last, uint8_t nonce[12]) {
   nonce[11] = last ? 0x01 : 0x00;
 }
 
+struct Signature {
+  bool ok = false;
+  double done_ms = 0.0;  // since the open started
+};
+
+// Step 2 of the verification order (artifact-format.md, "Signature"). Whole-file mode: Ed25519
+// over [0, file_len - 64), one SHA-512 pass, on one other thread. Block-hash mode: the SHA-256
+// of every 1 MiB block is one unit of work, taken by hardware_concurrency - 1 other threads and,
+// once it has decrypted, by the opening thread too, then Ed25519 over the short block message.
+// One pool of work beat hashing beside the decryption: on 2 cores a 100 MB artifact opened in
+// 94 ms this way, 120 ms with 2 threads hashing beside it, 191 ms whole-file (best of 8).
+// start() returns false when nothing runs elsewhere (one core, no thread to be had): finish()
+// then does it all, before anything is decrypted. finish() may be called more than once.
+class SignatureCheck {
+ public:
+  SignatureCheck(const epk::Header& h, const uint8_t* data, size_t signed_len,
+                 const PublisherKey& publisher, std::chrono::steady_clock::time_point t_start)
+      : data_(data),
+        signed_len_(signed_len),
+        publisher_(publisher),
+        t_start_(t_start),
+        blocks_(h.block_signature()) {
+    if (!blocks_) return;
+    block_count_ = (signed_len + epk::kSignatureBlockSize - 1) / epk::kSignatureBlockSize;
+    // prefix (its NUL included) || u64le(signed_len) || u32le(block_size) || SHA-256 of each
+    message_.assign(epk::kBlockSignaturePrefix,
+                    epk::kBlockSignaturePrefix + sizeof(epk::kBlockSignaturePrefix));
+    for (int b = 0; b < 8; ++b)
+      message_.push_back(static_cast<uint8_t>(uint64_t{signed_len} >> (8 * b)));
+    for (int b = 0; b < 4; ++b)
+      message_.push_back(static_cast<uint8_t>(epk::kSignatureBlockSize >> (8 * b)));
+    digests_at_ = message_.size();
+    message_.resize(digests_at_ + crypto::kSha256Size * block_count_);
+  }
+  SignatureCheck(const SignatureCheck&) = delete;
+  SignatureCheck& operator=(const SignatureCheck&) = delete;
+  ~SignatureCheck() { wait(); }
+
+  bool start() {
+    const unsigned cores = std::thread::hardware_concurrency();
+    if (cores <= 1) return false;
+    const unsigned helpers =
+        blocks_ ? static_cast<unsigned>(std::min<size_t>(cores - 1, block_count_)) : 1;
+    for (unsigned t = 0; t < helpers; ++t) {
+      try {
+        if (blocks_)
+          pending_.push_back(std::async(std::launch::async, [this] { hash_blocks(); }));
+        else
+          whole_ = std::async(std::launch::async, [this] { return verify_whole(); });
+      } catch (const std::system_error&) {  // no thread to be had: the rest is done here
+        break;
+      }
+    }
+    return !pending_.empty() || whole_.valid();
+  }
+
+  Signature finish() {
+    if (done_) return result_;
+    if (!blocks_) {
+      result_ = whole_.valid() ? whole_.get() : verify_whole();
+    } else {
+      hash_blocks();
+      wait();
+      result_.ok =
+          !hash_failed_.load() && crypto::ed25519_verify(publisher_.pkey(), message_.data(),
+                                                         message_.size(), data_ + signed_len_);
+      result_.done_ms = ms_since(t_start_);
+    }
+    done_ = true;
+    return result_;
+  }
+
+ private:
+  Signature verify_whole() const {
+    Signature sig;
+    sig.ok = crypto::ed25519_verify(publisher_.pkey(), data_, signed_len_, data_ + signed_len_);
+    sig.done_ms = ms_since(t_start_);
+    return sig;
+  }
+
+  // Takes blocks until none is left; each digest goes to its own place in the message.
+  void hash_blocks() {
+    for (size_t b = next_.fetch_add(1); b < block_count_; b = next_.fetch_add(1)) {
+      const size_t begin = b * epk::kSignatureBlockSize;
+      const size_t len = std::min<size_t>(epk::kSignatureBlockSize, signed_len_ - begin);
+      if (!crypto::sha256(data_ + begin, len, &message_[digests_at_ + crypto::kSha256Size * b]))
+        hash_failed_.store(true);
+    }
+  }
+
+  void wait() {
+    for (auto& f : pending_) f.wait();
+    if (whole_.valid()) whole_.wait();
+  }
+
+  const uint8_t* data_;
+  size_t signed_len_;
+  const PublisherKey& publisher_;
+  std::chrono::steady_clock::time_point t_start_;
+  bool blocks_;
+  size_t block_count_ = 0;
+  size_t digests_at_ = 0;
+  std::vector<uint8_t> message_;
+  std::atomic<size_t> next_{0};
+  std::atomic<bool> hash_failed_{false};
+  std::vector<std::future<void>> pending_;
+  std::future<Signature> whole_;
+  bool done_ = false;
+  Signature result_;
+};
+
 }  // namespace
 
 std::unique_ptr<Artifact> Artifact::open_file(const std::string& path, const DeviceKey& device,
@@ -194,45 +307,25 @@ std::unique_ptr<Artifact> Artifact::open(const uint8_t* data, size_t size, const
   a->header_ = epk::parse_layout(data, size);
   const epk::Header& h = a->header_;
 
-  // 2. The signature over [0, file_len - 64), with the key the app supplies, is the longest
-  //    step with 4-5 (one pass of SHA-512 against one of AES-GCM over the whole file), so on a
-  //    machine with more than one core it runs on a second thread while this one unseals and
-  //    decrypts. Nothing decrypted leaves this function unless the signature holds, and the
-  //    failure reported is the first in the documented order (artifact-format.md).
-  const size_t signed_len = size - epk::kSignatureSize;
-  struct Signature {
-    bool ok = false;
-    double done_ms = 0.0;  // since t_start
-  };
-  auto check_signature = [&publisher, data, signed_len, t_start]() {
-    Signature sig;
-    sig.ok = crypto::ed25519_verify(publisher.pkey(), data, signed_len, data + signed_len);
-    sig.done_ms = ms_since(t_start);
-    return sig;
-  };
-  std::future<Signature> pending;
-  if (std::thread::hardware_concurrency() > 1) {
-    try {
-      pending = std::async(std::launch::async, check_signature);
-    } catch (const std::system_error&) {  // no thread to be had: check it here, first
-    }
-  }
-  const bool concurrent = pending.valid();
+  // 2. The signature, with the key the app supplies, is the longest step with 4-5. On a machine
+  //    with more than one core it is checked on other threads while this one unseals and
+  //    decrypts (SignatureCheck). Nothing decrypted leaves this function unless the signature
+  //    holds, and the failure reported is the first in the documented order
+  //    (artifact-format.md).
+  SignatureCheck signature_check(h, data, size - epk::kSignatureSize, publisher, t_start);
+  const bool concurrent = signature_check.start();
   Signature signature;
-  if (!concurrent) signature = check_signature();
+  if (!concurrent) signature = signature_check.finish();
   std::string decrypt_failure;
   if (concurrent || signature.ok) {
     try {
       a->decrypt_sections(data, device);
     } catch (const ArtifactInvalid& e) {
       decrypt_failure = e.reason();
-    } catch (...) {
-      if (concurrent) pending.wait();
-      throw;  // ~Artifact wipes and frees what was decrypted
-    }
+    }  // anything else propagates: ~SignatureCheck waits for its threads, ~Artifact wipes
   }
   const double decrypt_done_ms = ms_since(t_start);
-  if (concurrent) signature = pending.get();
+  if (concurrent) signature = signature_check.finish();
   if (!signature.ok) throw ArtifactInvalid("signature");
   // The header's informational publisher key must name the key the app supplied.
   if (h.publisher_key != publisher.raw()) throw ArtifactInvalid("publisher");

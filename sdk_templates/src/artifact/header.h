@@ -10,16 +10,14 @@
 #include <string>
 #include <vector>
 
+#include "artifact/format_table.h"
+
 namespace edgepack::epk {
 
+// kFormatVersion, the header flags (kFlagStableSections, kFlagBlockSignature, kKnownFlags) and
+// the signature's parameters come from the Python writer's constants.
 constexpr uint8_t kMagic[8] = {0x89, 'E', 'P', 'K', '\r', '\n', 0x1a, '\n'};
-constexpr uint16_t kFormatVersion = 1;
-// Header flags; readers refuse any other bit. Stable sections: every section entry carries its
-// key wrapped under this release's content key (docs/artifact-format.md, "Stable section keys").
-constexpr uint16_t kFlagStableSections = 0x0001;
-constexpr uint16_t kKnownFlags = kFlagStableSections;
 constexpr size_t kWrappedKeySize = 48;
-constexpr size_t kSignatureSize = 64;
 constexpr size_t kStanzaSize = 112;
 constexpr size_t kTagSize = 16;
 constexpr uint32_t kMaxHeaderLen = 1u << 20;
@@ -60,6 +58,7 @@ struct Header {
   std::vector<SectionEntry> sections;
 
   bool stable_sections() const { return (flags & kFlagStableSections) != 0; }
+  bool block_signature() const { return (flags & kFlagBlockSignature) != 0; }
 };
 
 // Parses and checks the header of a whole file image of `file_len` bytes.
