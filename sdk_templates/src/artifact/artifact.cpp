@@ -10,6 +10,10 @@
 #include <system_error>
 #include <thread>
 
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
+
 #include "artifact/crypto.h"
 #include "artifact/hpke.h"
 
@@ -27,14 +31,28 @@ double ms_since(std::chrono::steady_clock::time_point start) {
       .count();
 }
 
-uint8_t* alloc_aligned(size_t size) {
-  // Rounded up to the alignment so that every size (0 included) gets a distinct buffer.
-  const size_t rounded = (size / kAlignment + 1) * kAlignment;
-  return static_cast<uint8_t*>(::operator new[](rounded, std::align_val_t(kAlignment)));
+// Sections of 8 MiB and more (model weights) go on 2 MiB boundaries and ask for transparent
+// huge pages: decryption then faults in 512x fewer pages (on Linux with THP in "madvise" mode;
+// elsewhere the advice is ignored).
+constexpr size_t kHugePage = size_t{2} << 20;
+
+size_t alignment_for(size_t size) {
+  return size >= 4 * kHugePage ? kHugePage : kAlignment;
 }
 
-void free_aligned(uint8_t* p) {
-  ::operator delete[](p, std::align_val_t(kAlignment));
+uint8_t* alloc_aligned(size_t size) {
+  // Rounded up to the alignment so that every size (0 included) gets a distinct buffer.
+  const size_t align = alignment_for(size);
+  const size_t rounded = (size / align + 1) * align;
+  auto* p = static_cast<uint8_t*>(::operator new[](rounded, std::align_val_t(align)));
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  if (align == kHugePage) madvise(p, rounded, MADV_HUGEPAGE);
+#endif
+  return p;
+}
+
+void free_aligned(uint8_t* p, size_t size) {
+  ::operator delete[](p, std::align_val_t(alignment_for(size)));
 }
 
 // section_key[i] = HKDF-SHA256(salt = "", ikm = CK, info = "edgepack/v1 section" || u32le(i) ||
@@ -343,7 +361,7 @@ std::unique_ptr<Artifact> Artifact::open(const uint8_t* data, size_t size, const
 Artifact::~Artifact() {
   for (Plaintext& p : plaintexts_) {
     crypto::wipe(p.data, p.size);
-    free_aligned(p.data);
+    free_aligned(p.data, p.size);
   }
 }
 
