@@ -3,9 +3,10 @@
 
 A ~100 MB model (an MLP: Flatten -> four Gemm layers, seeded weights, float32) is packed into
 the tiny project's layout (``edgepack.testing``) for the host, and the host ``edgepack-run``
-loads it: its JSON gives ``load.verify_ms`` (layout, Ed25519 over the whole file),
-``decrypt_ms`` (unseal + AES-256-GCM of every section, run beside the signature check where
-there is a second core: only what it adds after the check), ``prepare_ms`` (graph loading,
+loads it: its JSON gives ``load.verify_ms`` (layout, then the signature: SHA-256 of every
+1 MiB block on all cores, the decrypting thread joining once done, and Ed25519 over the
+digests), ``decrypt_ms`` (unseal + AES-256-GCM of every section, run beside the signature check
+where there is a second core: only what it adds after the check), ``prepare_ms`` (graph loading,
 weight packing) and the peak RSS (``vm_hwm_kib``: getrusage's maximum would carry this
 script's own RSS across fork and exec). The runner's read of the file is not in its load
 total. The reference is reading the same file into memory, timed in the same rounds
