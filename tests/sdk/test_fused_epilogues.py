@@ -67,6 +67,8 @@ ACT_NAME = {"silu": "Silu", "gelu": "Gelu", "hardsigmoid": "HardSigmoid"}
     (8, 8, 3, 8, 1),    # depthwise 3x3 (its own row kernel)
     (8, 16, 1, 1, 1),   # pointwise (GEMM on the input)
     (4, 6, 3, 2, 1),    # grouped, im2col
+    (8, 16, 3, 1, 1),   # 3x3 by Winograd
+    (3, 16, 3, 1, 2),   # a stem: output channels in vectors (kDirectOc)
 ])
 @pytest.mark.parametrize("act", ["silu", "hardsigmoid", "gelu"])
 def test_fused_conv_matches_onnxruntime(sdk_host: SdkBuild, c_in: int, c_out: int, k: int,
@@ -80,9 +82,12 @@ def test_fused_conv_matches_onnxruntime(sdk_host: SdkBuild, c_in: int, c_out: in
         assert conv.attrs["activation_alpha"].value == pytest.approx(0.3)
         assert conv.attrs["activation_beta"].value == pytest.approx(0.4)
     x = RNG.standard_normal((1, c_in, 17, 23)).astype(np.float32) * 3
+    # Winograd F(4x4, 3x3) rounds differently from a direct sum (its transforms add and scale the
+    # 36 products): ~5e-5 on these 72-term sums of values up to ~10.
+    tol = 2e-4 if (k, group, stride, c_in) == (3, 1, 1, 8) else 1e-5
     for threads in (1, 2):
         got = run_device(sdk_host.build, model, {"x": x}, threads=threads)["out"]
-        np.testing.assert_allclose(got, run_ort(model, {"x": x})["out"], rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(got, run_ort(model, {"x": x})["out"], rtol=tol, atol=tol)
 
 
 def test_fused_gemm_silu(sdk_host: SdkBuild) -> None:
