@@ -9,11 +9,11 @@ the block-hash signature's parameters, so that both sides of the format read one
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 from edgepack.artifact import container, crypto
+from edgepack.fsutil import generated_file_main
 
 HEADER_PATH = Path("sdk_templates/src/artifact/format_table.h")  # relative to the repository root
 
@@ -62,22 +62,7 @@ def render_header() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m edgepack.artifact.format_header")
-    p.add_argument("--root", type=Path, default=Path("."), help="the repository root")
-    g = p.add_mutually_exclusive_group(required=True)
-    g.add_argument("--write", action="store_true", help="regenerate format_table.h")
-    g.add_argument("--check", action="store_true", help="exit 1 when format_table.h is stale")
-    args = p.parse_args(argv)
-    path = args.root / HEADER_PATH
-    text = render_header()
-    if args.write:
-        path.write_text(text, encoding="utf-8")
-        return 0
-    if not path.exists() or path.read_text(encoding="utf-8") != text:
-        print(f"{path} is stale: run python -m edgepack.artifact.format_header --write",
-              file=sys.stderr)
-        return 1
-    return 0
+    return generated_file_main("edgepack.artifact.format_header", HEADER_PATH, render_header, argv)
 
 
 if __name__ == "__main__":

@@ -8,11 +8,11 @@ when the checked-in file differs (tests/device/test_protocol.py runs the same co
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 from edgepack.device.protocol import LIMITS, MAGIC, PROTOCOL_VERSION, MsgType
+from edgepack.fsutil import generated_file_main
 
 HEADER_PATH = Path("device_agents/src/protocol_table.h")  # relative to the repository root
 
@@ -49,22 +49,7 @@ def render_header() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m edgepack.device.protocol_header")
-    p.add_argument("--root", type=Path, default=Path("."), help="the repository root")
-    g = p.add_mutually_exclusive_group(required=True)
-    g.add_argument("--write", action="store_true", help="regenerate protocol_table.h")
-    g.add_argument("--check", action="store_true", help="exit 1 when protocol_table.h is stale")
-    args = p.parse_args(argv)
-    path = args.root / HEADER_PATH
-    text = render_header()
-    if args.write:
-        path.write_text(text, encoding="utf-8")
-        return 0
-    if not path.exists() or path.read_text(encoding="utf-8") != text:
-        print(f"{path} is stale: run python -m edgepack.device.protocol_header --write",
-              file=sys.stderr)
-        return 1
-    return 0
+    return generated_file_main("edgepack.device.protocol_header", HEADER_PATH, render_header, argv)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,6 @@ refusal and the C++ op registry (``sdk_templates/src/runtime/ops/op_list.h``, re
 
 from __future__ import annotations
 
-import argparse
 import sys
 import tomllib
 from collections import Counter
@@ -17,6 +16,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+from edgepack.fsutil import generated_file_main
 from edgepack.lower.device_graph import DTYPES
 
 TABLE = Path(__file__).with_name("op_table.toml")
@@ -102,23 +102,7 @@ def render_op_list() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m edgepack.lower.capabilities")
-    p.add_argument("--root", type=Path, default=Path("."), help="repository root")
-    g = p.add_mutually_exclusive_group(required=True)
-    g.add_argument("--write", action="store_true", help="regenerate op_list.h")
-    g.add_argument("--check", action="store_true", help="exit 1 when op_list.h is stale")
-    args = p.parse_args(argv)
-    path = args.root / OP_LIST_H
-    text = render_op_list()
-    if args.write:
-        path.write_text(text, encoding="utf-8")
-        return 0
-    current = path.read_text(encoding="utf-8") if path.exists() else ""
-    if current != text:
-        print(f"{path} is stale: run python -m edgepack.lower.capabilities --write",
-              file=sys.stderr)
-        return 1
-    return 0
+    return generated_file_main("edgepack.lower.capabilities", OP_LIST_H, render_op_list, argv)
 
 
 if __name__ == "__main__":
