@@ -390,7 +390,7 @@ def _fuse_silu(nodes: list[LoweredNode], graph_outputs: set[str]) -> list[Lowere
 def _erf_gelu(n: LoweredNode) -> bool:
     """A Gelu whose form the fused epilogue computes (erf, not the tanh approximation)."""
     approximate = n.attrs.get("approximate")
-    return approximate is None or approximate.value in ("none", b"none")
+    return approximate is None or approximate.value == "none"
 
 
 def _fuse_activations(nodes: list[LoweredNode], graph_outputs: set[str]) -> list[LoweredNode]:

@@ -55,12 +55,17 @@ void free_aligned(uint8_t* p, size_t size) {
   ::operator delete[](p, std::align_val_t(alignment_for(size)));
 }
 
+// Appends the low `bytes` bytes of v, least significant first.
+void append_le(std::vector<uint8_t>& out, uint64_t v, int bytes) {
+  for (int b = 0; b < bytes; ++b) out.push_back(static_cast<uint8_t>(v >> (8 * b)));
+}
+
 // section_key[i] = HKDF-SHA256(salt = "", ikm = CK, info = "edgepack/v1 section" || u32le(i) ||
 // name_i, L = 32)
 bool derive_section_key(const uint8_t content_key[32], uint32_t index, const std::string& name,
                         uint8_t out[32]) {
   std::vector<uint8_t> info(kSectionKeyInfo, kSectionKeyInfo + sizeof(kSectionKeyInfo) - 1);
-  for (int b = 0; b < 4; ++b) info.push_back(static_cast<uint8_t>(index >> (8 * b)));
+  append_le(info, index, 4);
   info.insert(info.end(), name.begin(), name.end());
   crypto::Secret<32> prk;
   return crypto::hkdf_extract(nullptr, 0, content_key, 32, prk.data()) &&
@@ -76,8 +81,7 @@ bool derive_wrap_key(const uint8_t content_key[32], uint8_t out[32]) {
 }
 
 void append_str16(std::vector<uint8_t>& out, const std::string& s) {
-  out.push_back(static_cast<uint8_t>(s.size()));
-  out.push_back(static_cast<uint8_t>(s.size() >> 8));
+  append_le(out, s.size(), 2);
   out.insert(out.end(), s.begin(), s.end());
 }
 
@@ -145,10 +149,8 @@ class SignatureCheck {
     // prefix (its NUL included) || u64le(signed_len) || u32le(block_size) || SHA-256 of each
     message_.assign(epk::kBlockSignaturePrefix,
                     epk::kBlockSignaturePrefix + sizeof(epk::kBlockSignaturePrefix));
-    for (int b = 0; b < 8; ++b)
-      message_.push_back(static_cast<uint8_t>(uint64_t{signed_len} >> (8 * b)));
-    for (int b = 0; b < 4; ++b)
-      message_.push_back(static_cast<uint8_t>(epk::kSignatureBlockSize >> (8 * b)));
+    append_le(message_, signed_len, 8);
+    append_le(message_, epk::kSignatureBlockSize, 4);
     digests_at_ = message_.size();
     message_.resize(digests_at_ + crypto::kSha256Size * block_count_);
   }

@@ -219,22 +219,14 @@ void compute_tiles(const MicroKernel& kern, int64_t m, int64_t n, int64_t k, int
       for (int64_t i = i0; i < i0 + mrows; i += mr) {
         int64_t lda = 0;
         const float* apanel = a_at(i, p0, lda);
+        const MicroKernelFn tile = lda == 0 ? kern.fn : kern.fn_rows;  // packed / in place
         const int64_t mw = std::min<int64_t>(mr, m - i);
         float* ctile = c + i * ldc + j;
         if (mw == mr && nw == nr) {
           const TileEpilogue te = last ? tile_epilogue(ep, i, j) : TileEpilogue{};
-          if (lda == 0)
-            kern.fn(kc, apanel, 0, bpanel, ldb, ctile, ldc, alpha, accumulate,
-                    last ? &te : nullptr);
-          else
-            kern.fn_rows(kc, apanel, lda, bpanel, ldb, ctile, ldc, alpha, accumulate,
-                         last ? &te : nullptr);
-        } else if (lda == 0) {
-          kern.fn(kc, apanel, 0, bpanel, ldb, edge, nr, alpha, 0, nullptr);
+          tile(kc, apanel, lda, bpanel, ldb, ctile, ldc, alpha, accumulate, last ? &te : nullptr);
         } else {
-          kern.fn_rows(kc, apanel, lda, bpanel, ldb, edge, nr, alpha, 0, nullptr);
-        }
-        if (mw != mr || nw != nr) {
+          tile(kc, apanel, lda, bpanel, ldb, edge, nr, alpha, 0, nullptr);
           for (int64_t ii = 0; ii < mw; ++ii)
             for (int64_t jj = 0; jj < nw; ++jj) {
               float& dst = ctile[ii * ldc + jj];

@@ -18,7 +18,6 @@ struct MatMulState : OpState {
   int64_t m = 0, k = 0, n = 0;
   bool fold = false;  // B is a constant 2-D matrix: one GEMM over all rows of A
   std::vector<float> packed_b;
-  std::vector<float> bias;  // third input, when present
   // Batched case: output batch shape and per-operand batch strides (0 = broadcast).
   int batch_rank = 0;
   int64_t batch_shape[kMaxRank] = {};
@@ -52,13 +51,13 @@ void matmul_prepare(PrepareContext& ctx) {
   st->n = b->rank == 1 ? 1 : bs[b->rank - 1];
   if (st->k != kb) ctx.fail("inner dimensions differ: A " + shape_str(*a) + ", B " + shape_str(*b));
   // Optional third input (device graphs only): a constant bias of N values added along the last
-  // axis in the GEMM's output pass (lowering folds a linear layer's Add into it).
+  // axis in the GEMM's output pass (lowering folds a linear layer's Add into it). Read where it
+  // lies: constants outlive the graph (runtime.h).
   if (const Tensor* bias = ctx.input(2)) {
     need_dtype(ctx, *bias, DType::kFloat32);
     if (!bias->constant || bias->numel() != st->n || b->rank != 2)
       ctx.fail("bias must be a constant of N = " + std::to_string(st->n) + " values for a 2-D B");
-    st->bias.assign(bias->as<float>(), bias->as<float>() + st->n);
-    st->ep.bias = st->bias.data();
+    st->ep.bias = bias->as<float>();
     st->ep.bias_per_row = false;
   }
 
