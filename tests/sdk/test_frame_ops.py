@@ -39,6 +39,9 @@ PRE_CASES = [
     ((12, 20), (24, 32), "gray", "rgb", "stretch", "nearest", "nchw"),  # upscale, gray -> colour
     ((30, 40), (16, 16), "rgb", "gray", "letterbox", "linear", "nhwc"),  # luma
     ((16, 16), (16, 16), "rgb", "rgb", "stretch", "linear", "nchw"),  # no resize at all
+    # four output pixels at a time, then the rest: widths 22 and 30 leave a tail of 2
+    ((30, 50), (18, 22), "gray", "rgb", "stretch", "linear", "nchw"),  # one-channel pixels
+    ((64, 48), (30, 30), "bgr", "bgr", "letterbox", "linear", "nchw"),  # 22 wide, side pads
 ]
 
 

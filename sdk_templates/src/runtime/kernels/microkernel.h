@@ -98,6 +98,9 @@ struct MicroKernel {
   MicroKernelFn fn_rows;  // fn with A read in place (see MicroKernelFn)
   // y[0, n) = softmax(x[0, n)) (softmax_row_tmpl).
   void (*softmax_row)(const float* x, float* y, int64_t n);
+  // y[i] (+)= w0 * r0[i] + w1 * r1[i] over two rows of frame bytes (blend_rows_u8_tmpl).
+  void (*blend_rows_u8)(const uint8_t* r0, const uint8_t* r1, float w0, float w1, float* y,
+                        int64_t n, bool accumulate);
 };
 
 const MicroKernel* microkernel_generic();
@@ -291,6 +294,22 @@ void softmax_row_tmpl(const float* __restrict x, float* __restrict y, int64_t n)
   i = 0;
   for (; i + kL <= n; i += kL) *reinterpret_cast<V*>(y + i) *= inv;
   for (; i < n; ++i) y[i] *= inv[0];
+}
+
+// y[i] = w0 * r0[i] + w1 * r1[i] for i in [0, n), or y[i] += that (accumulate): two rows of a
+// uint8 frame blended in float (the frame ops' vertical pass, ops/frame_ops.cpp). A plain loop
+// on purpose: compiled with the table's flags GCC widens 16 bytes at a time (AVX2: vpmovzxbw +
+// vpmovsxwd + vcvtdq2ps), where __builtin_convertvector from a uint8 vector is scalarised by
+// GCC 12 (one vcvtsi2ss per byte: 2x slower than the baseline loop).
+template <int VB>
+void blend_rows_u8_tmpl(const uint8_t* __restrict r0, const uint8_t* __restrict r1, float w0,
+                        float w1, float* __restrict y, int64_t n, bool accumulate) {
+  if (accumulate)
+    for (int64_t i = 0; i < n; ++i)
+      y[i] += w0 * static_cast<float>(r0[i]) + w1 * static_cast<float>(r1[i]);
+  else
+    for (int64_t i = 0; i < n; ++i)
+      y[i] = w0 * static_cast<float>(r0[i]) + w1 * static_cast<float>(r1[i]);
 }
 
 // kRows: A read in place, row i at a + i * lda (MicroKernel::fn_rows); otherwise a packed panel
@@ -704,7 +723,8 @@ constexpr MicroKernel make_microkernel(const char* isa) {
           conv_oc_row_tmpl<VB>,
           dw_unpack_tmpl<VB>,
           microkernel_tile<MR, NR, VB, true>,
-          softmax_row_tmpl<VB>};
+          softmax_row_tmpl<VB>,
+          blend_rows_u8_tmpl<VB>};
 }
 
 }  // namespace

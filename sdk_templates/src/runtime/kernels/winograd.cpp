@@ -7,6 +7,7 @@
 
 #include "gemm.h"
 #include "microkernel.h"
+#include "vec4.h"
 
 namespace edgepack {
 namespace kernels {
@@ -20,12 +21,7 @@ struct PaddedImage {
   int64_t wp, plane, tiles_w;
 };
 
-// Four lanes: SSE on x86 hosts (baseline), NEON on aarch64 and armv7 (explicit vector types, so
-// armv7 gets NEON too: GCC does not auto-vectorise float there without -ffast-math). Lanes are
-// four output tiles side by side.
-typedef float V4 __attribute__((vector_size(16), aligned(4), may_alias));
-
-typedef int32_t VI4 __attribute__((vector_size(16)));
+// Lanes are four output tiles side by side (V4: vec4.h).
 
 inline int64_t ceil_div(int64_t a, int64_t b) {
   return (a + b - 1) / b;
@@ -36,32 +32,6 @@ inline int64_t ceil_div(int64_t a, int64_t b) {
 // same L1 cache sets (a multiple of 4 KiB apart, they did: 30% slower on 64 channels).
 inline int64_t xi_floats(int64_t rows, int64_t block) {
   return rows * block + 16;
-}
-
-inline V4 load4(const float* p) {
-  V4 v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-
-// Lanes I0..I3 of the eight lanes of (a, b).
-template <int I0, int I1, int I2, int I3>
-inline V4 shuffle(V4 a, V4 b) {
-#if defined(__clang__)
-  return __builtin_shufflevector(a, b, I0, I1, I2, I3);
-#else
-  return __builtin_shuffle(a, b, VI4{I0, I1, I2, I3});
-#endif
-}
-
-// r[0..4) as rows of a 4x4 matrix -> its columns.
-inline void transpose4(V4* r) {
-  const V4 t0 = shuffle<0, 4, 1, 5>(r[0], r[1]), t1 = shuffle<2, 6, 3, 7>(r[0], r[1]);
-  const V4 t2 = shuffle<0, 4, 1, 5>(r[2], r[3]), t3 = shuffle<2, 6, 3, 7>(r[2], r[3]);
-  r[0] = shuffle<0, 1, 4, 5>(t0, t2);
-  r[1] = shuffle<2, 3, 6, 7>(t0, t2);
-  r[2] = shuffle<0, 1, 4, 5>(t1, t3);
-  r[3] = shuffle<2, 3, 6, 7>(t1, t3);
 }
 
 // F(4, 3) on points 0, +-1, +-2 (the transform of Lavin & Gray, as in ncnn): B^T, G, A^T.

@@ -12,8 +12,11 @@
 // [Div] (-> RoiAlign): several passes over float copies of the whole frame. They compute the
 // same values in another order (rows blended before columns, a multiply by 1 / std), so outputs
 // match the ONNX graphs that the host reference runs to float rounding.
+#include <algorithm>
 #include <array>
 
+#include "runtime/kernels/microkernel.h"
+#include "runtime/kernels/vec4.h"
 #include "runtime/ops/op_util.h"
 #include "runtime/ops/roi_align.h"
 
@@ -22,6 +25,9 @@ namespace ops {
 namespace {
 
 constexpr int kMaxChannels = 4;
+// Floats readable past the end of a blended frame row: a pixel's channels are loaded as one
+// four-lane vector (pixel_vector), whatever the frame's channel count.
+constexpr int64_t kRowPad = 4;
 
 // Output channel c' = sum_k matrix[c'][k] * frame channel k. One-hot rows (channel order, gray to
 // colour) read one byte; other rows (luma) mix in float.
@@ -118,9 +124,26 @@ struct PreprocessState : OpState {
   bool nhwc = false, linear = false;
   int64_t top = 0, left = 0, new_h = 0, new_w = 0, out_h = 0, out_w = 0;
   AxisTaps ty, tx;
-  std::vector<int32_t> col_lo, col_hi;    // tx's source pixels as byte offsets in a row
+  std::vector<int32_t> col_lo, col_hi;    // tx's source pixels as float offsets in a blended row
   std::array<float, kMaxChannels> pad{};  // the padding value, normalised
+  int64_t row_floats = 0;                 // one scratch row: the frame's row + kRowPad
 };
+
+// The frame channels of the pixel at float offset `at` of a blended row (lanes past the frame's
+// channel count hold the next pixel's, or padding: never used).
+inline V4 pixel_vector(const float* row, int32_t at) {
+  return load4(row + at);
+}
+
+// out[c * cs + x] = (v[pick[c]] - n[x] * mean[c]) * scale[c] for four pixels side by side, x in
+// [0, 4): v[j] holds pixel j's frame channels (transposed in place to one vector per channel);
+// n[x] is how many samples the value sums (1 for one pixel).
+inline void store_channels(V4* v, const ChannelMap& ch, V4 n, const float* scale, float* out,
+                           int64_t cs) {
+  transpose4(v);
+  for (int c = 0; c < ch.out; ++c)
+    store4(out + c * cs, (v[ch.pick[c]] - n * ch.mean[c]) * scale[c]);
+}
 
 }  // namespace
 
@@ -166,7 +189,8 @@ void frame_preprocess_prepare(PrepareContext& ctx) {
   const float pad_value = ctx.attrs->get_float("pad_value", 0.0f);
   for (int c = 0; c < co; ++c) st->pad[c] = st->ch.normalise(pad_value, c);
   st->slots = std::max(ctx.threads, 1);
-  ctx.scratch_bytes = static_cast<size_t>(st->slots * w * f->static_shape[2]) * sizeof(float);
+  st->row_floats = w * f->static_shape[2] + kRowPad;
+  ctx.scratch_bytes = static_cast<size_t>(st->slots * st->row_floats) * sizeof(float);
   ctx.state = std::move(st);
 }
 
@@ -185,6 +209,11 @@ void preprocess_row(const PreprocessState& st, const uint8_t* frame, int64_t w, 
     float* out = row + c * cs;
     const float pad = st.pad[c];
     const int64_t lo = ry < 0 ? st.out_w : st.left, hi = ry < 0 ? st.out_w : st.left + st.new_w;
+    if (xs == 1) {  // NCHW: contiguous runs (a vectorised fill, not a strided loop)
+      std::fill(out, out + lo, pad);
+      std::fill(out + hi, out + st.out_w, pad);
+      continue;
+    }
     for (int64_t ox = 0; ox < lo; ++ox) out[ox * xs] = pad;
     for (int64_t ox = hi; ox < st.out_w; ++ox) out[ox * xs] = pad;
   }
@@ -196,26 +225,32 @@ void preprocess_row(const PreprocessState& st, const uint8_t* frame, int64_t w, 
   bool onehot = true;
   for (int c = 0; c < co; ++c) onehot = onehot && st.ch.pick[c] >= 0;
   if (st.linear && onehot) {
-    const float wy = st.ty.w[iy], wy0 = 1.0f - wy;
-    for (int64_t j = 0; j < n; ++j)
-      tmp[j] = static_cast<float>(r0[j]) * wy0 + static_cast<float>(r1[j]) * wy;
-    const int32_t* xl = st.col_lo.data();  // byte offsets of the left / right pixel
+    const float wy = st.ty.w[iy];
+    kernels::selected_microkernel().blend_rows_u8(r0, r1, 1.0f - wy, wy, tmp, n, false);
+    const int32_t* xl = st.col_lo.data();  // float offsets of the left / right pixel
     const int32_t* xh = st.col_hi.data();
     const float* wx = st.tx.w.data();
+    float rstd[kMaxChannels];
+    for (int c = 0; c < co; ++c) rstd[c] = 1.0f / st.ch.std[c];
+    int64_t rx = 0;
+    if (xs == 1) {  // NCHW: four pixels at a time, all channels of a pixel in one vector
+      float* out = row + st.left;
+      for (; rx + 4 <= st.new_w; rx += 4) {
+        V4 v[4];
+        for (int j = 0; j < 4; ++j) {
+          const V4 a = pixel_vector(tmp, xl[rx + j]);
+          v[j] = a + wx[rx + j] * (pixel_vector(tmp, xh[rx + j]) - a);
+        }
+        store_channels(v, st.ch, V4{1.0f, 1.0f, 1.0f, 1.0f}, rstd, out + rx, cs);
+      }
+    }
     for (int c = 0; c < co; ++c) {
       const float* t = tmp + st.ch.pick[c];
-      const float mean = st.ch.mean[c], rstd = 1.0f / st.ch.std[c];
+      const float mean = st.ch.mean[c];
       float* out = row + c * cs + st.left * xs;
-      if (xs == 1) {
-        for (int64_t rx = 0; rx < st.new_w; ++rx) {
-          const float a = t[xl[rx]];
-          out[rx] = (a + wx[rx] * (t[xh[rx]] - a) - mean) * rstd;
-        }
-      } else {
-        for (int64_t rx = 0; rx < st.new_w; ++rx) {
-          const float a = t[xl[rx]];
-          out[rx * xs] = (a + wx[rx] * (t[xh[rx]] - a) - mean) * rstd;
-        }
+      for (int64_t x = rx; x < st.new_w; ++x) {
+        const float a = t[xl[x]];
+        out[x * xs] = (a + wx[x] * (t[xh[x]] - a) - mean) * rstd[c];
       }
     }
     return;
@@ -254,8 +289,8 @@ void frame_preprocess_run(RunContext& ctx) {
     for (int64_t s = s0; s < s1; ++s)
       for (int64_t oy = rows * s / st.slots; oy < rows * (s + 1) / st.slots; ++oy) {
         const int64_t ry = oy - st.top;
-        preprocess_row(st, frame, w, ci, ry >= 0 && ry < st.new_h ? ry : -1, scratch + s0 * w * ci,
-                       y, oy);
+        preprocess_row(st, frame, w, ci, ry >= 0 && ry < st.new_h ? ry : -1,
+                       scratch + s0 * st.row_floats, y, oy);
       }
   };
   ThreadPool* pool = pool_for(ctx.pool, 8.0 * static_cast<double>(ctx.output(0)->numel()));
@@ -276,40 +311,23 @@ struct CropState : OpState {
   size_t slot_bytes = 0;
 };
 
-// The column samples of a RoiAlign output row: frame byte offsets of the left and right
-// pixel and their weights (both 0 for a sample outside the frame, which adds 0).
+// The column samples of a RoiAlign output row: float offsets of the left and right pixel in the
+// blended row and their weights (both 0 for a sample outside the frame, which adds 0: its
+// offsets point at a blended pixel, so stale scratch is never read).
 struct SampleColumns {
-  int64_t* lo;
-  int64_t* hi;
+  int32_t* lo;
+  int32_t* hi;
   float* wl;
   float* wh;
 };
 
-// acc[pw * co + c] += the row's samples of bin column pw (two blended values each) for
-// channel c; CO channels (a compile-time count keeps the sums in registers), `co` <= CO of them.
-template <int CO>
-void accumulate_samples(const float* tmp, const SampleColumns& col, int64_t ow, int64_t gw,
-                        const int* pick, float* acc, int co = CO) {
-  for (int64_t pw = 0; pw < ow; ++pw) {
-    float sum[CO] = {};
-    for (int c = 0; c < co; ++c) sum[c] = acc[pw * co + c];
-    for (int64_t ix = 0; ix < gw; ++ix) {
-      const int64_t j = pw * gw + ix;
-      const float* tl = tmp + col.lo[j];
-      const float* th = tmp + col.hi[j];
-      const float wl = col.wl[j], wh = col.wh[j];
-      for (int c = 0; c < CO; ++c)
-        if (c < co) sum[c] += wl * tl[pick[c]] + wh * th[pick[c]];
-    }
-    for (int c = 0; c < co; ++c) acc[pw * co + c] = sum[c];
-  }
-}
-
-// RoiAlign output row `ph` of one roi, channels one-hot (avg mode, sampling grid gh x gw). Per
-// sample row the two frame rows are blended over the roi's columns (one contiguous pass), then
-// each sample reads two blended values. The normalisation is affine and a sample's four weights
-// sum to 1, so the average of normalised samples is ((sum of raw samples) - n * mean) / std
-// over the n samples inside the frame (the others add 0, as in ops/roi_align.cpp).
+// RoiAlign output row `ph` of one roi, channels one-hot (avg mode, sampling grid gh x gw). The
+// frame rows of all gh sample rows are blended into one row (a contiguous pass over the roi's
+// columns: bilinear sampling is linear, so the bin's sum over its samples is the sum over its
+// sample columns of this row), then each bin sums its gw columns' two blended pixels, all
+// channels of a pixel in one vector. The normalisation is affine and a sample's four weights
+// sum to 1, so the average of normalised samples is ((sum of raw samples) - n * mean) / std over
+// the n samples inside the frame (the others add 0, as in ops/roi_align.cpp).
 // `same_roi`: the slot's column samples are this roi's already (the previous row's).
 void crop_row(const CropState& st, const uint8_t* frame, int64_t h, int64_t w, int64_t ci,
               const float* roi, int64_t ph, void* slot, bool same_roi, float* out_roi) {
@@ -321,62 +339,73 @@ void crop_row(const CropState& st, const uint8_t* frame, int64_t h, int64_t w, i
   // slot: [first, last] pixel columns the samples read, then the columns' lo, hi, weights
   int64_t* span = static_cast<int64_t*>(slot);
   auto* bytes = static_cast<unsigned char*>(slot) + 2 * sizeof(int64_t);
-  SampleColumns col{reinterpret_cast<int64_t*>(bytes), reinterpret_cast<int64_t*>(bytes) + nx,
-                    reinterpret_cast<float*>(bytes + 2 * nx * sizeof(int64_t)), nullptr};
+  SampleColumns col{reinterpret_cast<int32_t*>(bytes), reinterpret_cast<int32_t*>(bytes) + nx,
+                    reinterpret_cast<float*>(bytes + 2 * nx * sizeof(int32_t)), nullptr};
   col.wh = col.wl + nx;
-  float* acc = col.wh + nx;       // co x ow raw sums
-  float* inside = acc + co * ow;  // ow: samples inside the frame per column of bins
-  float* tmp = inside + ow;       // w * ci: the blended sample row
+  float* inside = col.wh + nx;  // ow: samples inside the frame per column of bins
+  float* tmp = inside + ow;     // w * ci + kRowPad: the blended sample rows
   int64_t& first = span[0];
   int64_t& last = span[1];
   if (!same_roi) {
     first = w;
     last = -1;
-  }
-  for (int64_t pw = 0; pw < ow && !same_roi; ++pw) {
-    inside[pw] = 0.0f;
-    for (int64_t ix = 0; ix < gw; ++ix) {
-      const int64_t j = pw * gw + ix;
-      const AxisSample sx = axis_sample(g.x(pw, ix), w);
-      const bool in = sx.inside;
-      const int64_t lo = sx.lo, hi = sx.hi;
-      col.lo[j] = lo * ci;
-      col.hi[j] = hi * ci;
-      col.wl[j] = in ? 1 - sx.w : 0.0f;
-      col.wh[j] = in ? sx.w : 0.0f;
-      if (in) {
-        inside[pw] += 1.0f;
-        first = std::min(first, lo);
-        last = std::max(last, hi);
+    for (int64_t pw = 0; pw < ow; ++pw) {
+      inside[pw] = 0.0f;
+      for (int64_t ix = 0; ix < gw; ++ix) {
+        const int64_t j = pw * gw + ix;
+        const AxisSample sx = axis_sample(g.x(pw, ix), w);
+        col.lo[j] = static_cast<int32_t>(sx.lo * ci);
+        col.hi[j] = static_cast<int32_t>(sx.hi * ci);
+        col.wl[j] = sx.inside ? 1 - sx.w : 0.0f;
+        col.wh[j] = sx.inside ? sx.w : 0.0f;
+        if (sx.inside) {
+          inside[pw] += 1.0f;
+          first = std::min(first, sx.lo);
+          last = std::max(last, sx.hi);
+        }
       }
     }
+    for (int64_t j = 0; j < nx && last >= 0; ++j)  // outside: weight 0 on a blended pixel
+      if (col.wl[j] == 0.0f && col.wh[j] == 0.0f)
+        col.lo[j] = col.hi[j] = static_cast<int32_t>(first * ci);
   }
-  for (int64_t k = 0; k < co * ow; ++k) acc[k] = 0.0f;
   float rows_inside = 0.0f;
+  const int64_t k0 = first * ci, k1 = (last + 1) * ci;
   for (int64_t iy = 0; iy < gh && last >= 0; ++iy) {
     const AxisSample sy = axis_sample(g.y(ph, iy), h);
     if (!sy.inside) continue;  // adds 0 to every output
-    rows_inside += 1.0f;
     const float ly = sy.w, hy = 1 - ly;
-    const int64_t y_lo = sy.lo, y_hi = sy.hi;
-    const uint8_t* r0 = frame + y_lo * w * ci;
-    const uint8_t* r1 = frame + y_hi * w * ci;
-    for (int64_t k = first * ci; k < (last + 1) * ci; ++k)
-      tmp[k] = hy * static_cast<float>(r0[k]) + ly * static_cast<float>(r1[k]);
-    int pick[kMaxChannels];
-    for (int c = 0; c < co; ++c) pick[c] = st.ch.pick[c];
-    if (co == 3)
-      accumulate_samples<3>(tmp, col, ow, gw, pick, acc);
-    else if (co == 1)
-      accumulate_samples<1>(tmp, col, ow, gw, pick, acc);
-    else
-      accumulate_samples<kMaxChannels>(tmp, col, ow, gw, pick, acc, co);
+    const uint8_t* r0 = frame + sy.lo * w * ci;
+    const uint8_t* r1 = frame + sy.hi * w * ci;
+    kernels::selected_microkernel().blend_rows_u8(r0 + k0, r1 + k0, hy, ly, tmp + k0, k1 - k0,
+                                                  rows_inside > 0.0f);
+    rows_inside += 1.0f;
   }
-  for (int c = 0; c < co; ++c) {
-    const float mean = st.ch.mean[c], scale = 1.0f / st.ch.std[c] / g.count;
-    for (int64_t pw = 0; pw < ow; ++pw)
-      out_roi[(c * oh + ph) * ow + pw] =
-          (acc[pw * co + c] - rows_inside * inside[pw] * mean) * scale;
+  float scale[kMaxChannels];
+  for (int c = 0; c < co; ++c) scale[c] = 1.0f / st.ch.std[c] / g.count;
+  const int64_t plane = oh * ow;
+  float* out = out_roi + ph * ow;
+  if (rows_inside == 0.0f) {  // no sample inside the frame: every bin averages zeros
+    for (int c = 0; c < co; ++c)
+      for (int64_t pw = 0; pw < ow; ++pw) out[c * plane + pw] = 0.0f;
+    return;
+  }
+  auto bin = [&](int64_t pw) {  // the raw sum of bin column pw, all frame channels
+    V4 s = {0.0f, 0.0f, 0.0f, 0.0f};
+    for (int64_t j = pw * gw; j < (pw + 1) * gw; ++j)
+      s += col.wl[j] * pixel_vector(tmp, col.lo[j]) + col.wh[j] * pixel_vector(tmp, col.hi[j]);
+    return s;
+  };
+  int64_t pw = 0;
+  for (; pw + 4 <= ow; pw += 4) {
+    V4 v[4] = {bin(pw), bin(pw + 1), bin(pw + 2), bin(pw + 3)};
+    store_channels(v, st.ch, rows_inside * load4(inside + pw), scale, out + pw, plane);
+  }
+  for (; pw < ow; ++pw) {
+    const V4 v = bin(pw);
+    for (int c = 0; c < co; ++c)
+      out[c * plane + pw] =
+          (v[st.ch.pick[c]] - rows_inside * inside[pw] * st.ch.mean[c]) * scale[c];
   }
 }
 
@@ -400,8 +429,8 @@ void frame_roi_align_prepare(PrepareContext& ctx) {
     const int64_t nx = st->a.ow * st->a.sampling;
     st->slots = std::max(ctx.threads, 1);
     st->slot_bytes =
-        static_cast<size_t>(nx) * 2 * (sizeof(int64_t) + sizeof(float)) +
-        static_cast<size_t>((st->ch.out + 1) * st->a.ow + f->static_shape[1] * f->static_shape[2]) *
+        2 * sizeof(int64_t) + static_cast<size_t>(nx) * 2 * (sizeof(int32_t) + sizeof(float)) +
+        static_cast<size_t>(st->a.ow + f->static_shape[1] * f->static_shape[2] + kRowPad) *
             sizeof(float);
     st->slot_bytes = (st->slot_bytes + 63) / 64 * 64;
     ctx.scratch_bytes = st->slot_bytes * static_cast<size_t>(st->slots);
