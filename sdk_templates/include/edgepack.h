@@ -232,7 +232,9 @@ EP_API ep_status* ep_session_get_tensor(ep_session* session, const char* stage, 
 /* Runs the whole pipeline (`stage` NULL) or one stage (a model name runs the model's stage).
  * Since API version 3, every input must have been set first (ep_session_set_tensor; for a
  * stage, a pipeline run also provides its inputs): otherwise EP_INVALID_ARGUMENT naming the
- * first missing input and its expected dtype and shape. */
+ * first missing input and its expected dtype and shape. A stage reads the tensors a pipeline
+ * run binds to it where they lie, so a stage run after that sees them as they are then (a
+ * pipeline input set again since, for example) until its inputs are set themselves. */
 EP_API ep_status* ep_session_run(ep_session* session, const char* stage);
 
 /* Per-step timings of the last run: `*count` entries; `*stage` is borrowed until the next run.

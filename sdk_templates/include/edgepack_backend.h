@@ -20,6 +20,7 @@
  * Rules: plain C, no exceptions cross this boundary. Every pointer handed to the plugin is owned
  * by the runtime. Node, tensor and partition structs keep their addresses from prepare_partition
  * until release_partition; tensor `data` and `shape` are refreshed before each run_partition.
+ * Partition inputs are read-only (a graph input's `data` may be memory the stage does not own).
  * run_partition must not allocate host memory per call.
  *
  * Versioning rule (append-only growth, checked by the loader in runtime/backend.cpp):

@@ -1,8 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
 // pipeline_test MANIFEST SECTIONS_DIR INPUTS_DIR OUTPUTS_DIR [--backend SPEC]...
+//               [--rerun INPUTS_DIR2 OUTPUTS_DIR2]
 // Loads a manifest with sections read from files (section name with '/' replaced by '_'),
 // sets the pipeline inputs from <name>.npy, runs the whole pipeline and writes every pipeline
 // output as <name>.npy plus timings.txt (one "stage runs" line per step) and backends.txt.
+// --rerun then sets the inputs from INPUTS_DIR2, runs once more and writes the outputs to
+// OUTPUTS_DIR2 (a new frame into the same pipeline).
 // Driven by tests/sdk/test_pipeline.py, which checks the numbers against numpy/onnxruntime.
 #include <cstdio>
 #include <fstream>
@@ -41,6 +44,27 @@ class DirSource : public edgepack::SectionSource {
   std::string dir_;
   mutable std::map<std::string, std::vector<uint8_t>> cache_;
 };
+
+// Every pipeline input from <dir>/<name>.npy.
+void set_inputs(edgepack::Pipeline& p, const std::string& dir) {
+  for (const auto& in : p.inputs()) {
+    const auto a = edgepack::npy::load(dir + "/" + in.name + ".npy");
+    p.set_input("", in.name, in.dtype, a.shape, a.data.data(), a.data.size());
+  }
+}
+
+// Every pipeline output as <dir>/<name>.npy.
+void save_outputs(const edgepack::Pipeline& p, const std::string& dir) {
+  for (const auto& out : p.outputs()) {
+    const edgepack::TensorView v = p.output("", out.name);
+    edgepack::npy::Array a;
+    a.descr = edgepack::npy::descr_for(edgepack::dtype_name(v.info.dtype));
+    a.shape = v.shape;
+    const uint8_t* d = static_cast<const uint8_t*>(v.data);
+    a.data.assign(d, d + v.bytes);
+    edgepack::npy::save(dir + "/" + out.name + ".npy", a);
+  }
+}
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -53,30 +77,31 @@ int main(int argc, char** argv) {
     DirSource sections(argv[2]);
     edgepack::RuntimeOptions options;
     options.threads = 2;
-    for (int i = 5; i + 1 < argc; i += 2)
-      if (std::string(argv[i]) == "--backend") options.backend_preference.push_back(argv[i + 1]);
+    std::string rerun_in, rerun_out;
+    for (int i = 5; i + 1 < argc; i += 2) {
+      const std::string flag = argv[i];
+      if (flag == "--backend") options.backend_preference.push_back(argv[i + 1]);
+      if (flag == "--rerun" && i + 2 < argc) {
+        rerun_in = argv[i + 1];
+        rerun_out = argv[++i + 1];
+      }
+    }
     auto p =
         edgepack::Pipeline::load(std::string(manifest.begin(), manifest.end()), sections, options);
     p->prepare();
-    for (const auto& in : p->inputs()) {
-      const auto a = edgepack::npy::load(std::string(argv[3]) + "/" + in.name + ".npy");
-      p->set_input("", in.name, in.dtype, a.shape, a.data.data(), a.data.size());
-    }
+    set_inputs(*p, argv[3]);
     p->run();
     p->run();  // twice: state must not leak between runs
-    for (const auto& out : p->outputs()) {
-      const edgepack::TensorView v = p->output("", out.name);
-      edgepack::npy::Array a;
-      a.descr = edgepack::npy::descr_for(edgepack::dtype_name(v.info.dtype));
-      a.shape = v.shape;
-      const uint8_t* d = static_cast<const uint8_t*>(v.data);
-      a.data.assign(d, d + v.bytes);
-      edgepack::npy::save(std::string(argv[4]) + "/" + out.name + ".npy", a);
-    }
+    save_outputs(*p, argv[4]);
     std::string timings;
     for (const auto& s : p->timings())
       timings += s.stage + " " + std::to_string(s.runs) + " " + (s.ms >= 0 ? "1" : "0") + "\n";
     edgepack::write_file_atomic(std::string(argv[4]) + "/timings.txt", timings);
+    if (!rerun_in.empty()) {
+      set_inputs(*p, rerun_in);
+      p->run();
+      save_outputs(*p, rerun_out);
+    }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "pipeline_test: error: %s\n", e.what());
     return 1;

@@ -6,6 +6,8 @@
  * must accept all three.
  * Environment knobs for tests/sdk/test_backend_abi.py:
  *   EDGEPACK_TEST_RELU_TRACE=1         one stderr line per prepared partition
+ *   EDGEPACK_TEST_RELU_TRACE_RUNS=1    one stderr line per partition input and run: its name and
+ *                                      the address it is read from (tests/sdk/test_pipeline.py)
  *   EDGEPACK_TEST_RELU_FAIL_PREPARE=1  prepare_partition fails (the nodes fall back to CPU)
  *   EDGEPACK_TEST_RELU_STRUCT_SIZE=N   the table claims N bytes (the loader must refuse N < 2.0's)
  */
@@ -60,6 +62,10 @@ static int run(void* ctx, const edgepack_backend_partition* part, void* state, c
   (void)state;
   (void)err;
   (void)err_size;
+  if (env_on("EDGEPACK_TEST_RELU_TRACE_RUNS"))
+    for (size_t i = 0; i < part->num_inputs; ++i)
+      fprintf(stderr, "test_relu: run partition %u input '%s' at %p\n", part->index,
+              part->inputs[i]->name, part->inputs[i]->data);
   /* Host memory: every tensor's data is valid runtime memory, so the nodes run in place. */
   for (size_t k = 0; k < part->num_nodes; ++k) {
     const edgepack_backend_tensor* x = part->nodes[k]->inputs[0];

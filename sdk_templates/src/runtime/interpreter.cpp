@@ -204,6 +204,16 @@ int GraphInstance::output_index(const std::string& name) const {
   return -1;
 }
 
+void* GraphInstance::point_input(uint32_t index, const void* data) {
+  if (!prepared_) prepare();
+  if (index >= tensors_.size() || !(graph_->tensors[index].flags & kTensorInput))
+    throw Error(ErrorCode::kInvalidArgument,
+                "point_input: tensor " + std::to_string(index) + " is not a graph input");
+  Tensor& t = tensors_[index];
+  t.data = data ? const_cast<void*>(data) : arena_ + graph_->tensors[index].location;
+  return t.data;
+}
+
 std::vector<std::string> GraphInstance::node_backends() const {
   std::vector<std::string> out;
   for (const auto& bn : nodes_) out.push_back(bn->backend ? bn->backend->name() : "");
@@ -453,10 +463,13 @@ void default_output_shapes(const std::vector<Tensor*>& outputs, const Tensor* fi
 }  // namespace
 
 void GraphInstance::run_partition(Partition& part) {
-  // Refresh what the plugin reads: actual shapes of the inputs, default shapes of everything the
-  // partition produces (data pointers were fixed at the end of prepare()).
-  for (uint32_t t : part.input_tensors)
+  // Refresh what the plugin reads: data and actual shapes of the inputs (a graph input may read
+  // memory outside the arena, point_input), default shapes of everything the partition produces
+  // (their data pointers were fixed at the end of prepare()).
+  for (uint32_t t : part.input_tensors) {
+    mirrors_[t].data = tensors_[t].data;
     for (int d = 0; d < kMaxRank; ++d) mirrors_[t].shape[d] = tensors_[t].shape[d];
+  }
   for (size_t i = part.first; i <= part.last; ++i) {
     BoundNode& bn = *nodes_[i];
     default_output_shapes(bn.outputs, bn.first_dynamic);

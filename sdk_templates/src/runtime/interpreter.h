@@ -34,6 +34,14 @@ class GraphInstance {
   // Index of a graph input/output by name, or -1.
   int input_index(const std::string& name) const;
   int output_index(const std::string& name) const;
+  // Points graph input `index` at `data` instead of its arena slot, for the runs until the next
+  // call (nullptr points it back at the slot); returns where the input now reads. No run writes
+  // a graph input (the loader refuses a node that produces one; ops and plugins read their
+  // inputs), so `data` is only read: ownership stays with the caller, who keeps it valid and
+  // unchanged while a run reads it, at least the input's static byte size and aligned for its
+  // dtype. Plugin partitions see the pointer too (tensor `data` is refreshed before each
+  // run_partition). Allocates nothing; prepares the graph first if needed.
+  void* point_input(uint32_t index, const void* data);
   size_t arena_bytes() const { return arena_size_; }
   // Backend name per node (after prepare), for logs and tests.
   std::vector<std::string> node_backends() const;

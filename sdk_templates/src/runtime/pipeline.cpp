@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // Pipeline: the manifest's stages (one GraphInstance each) and steps (docs/manifest.md).
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <map>
@@ -66,6 +67,7 @@ struct Stage {
 struct Source {
   const Buffer* buffer = nullptr;
   const Tensor* tensor = nullptr;
+  const GraphInstance* graph = nullptr;  // the graph that owns `tensor`
 
   DType dtype() const { return buffer ? buffer->info.dtype : tensor->dtype; }
   bool dynamic_dim0() const { return buffer ? buffer->info.dynamic_dim0 : tensor->dynamic_dim0; }
@@ -84,13 +86,22 @@ struct Source {
   const uint8_t* data() const {
     return buffer ? buffer->data.data() : static_cast<const uint8_t*>(tensor->data);
   }
+  // Bytes of memory behind data(): the buffer, or the tensor's static size.
+  size_t allocated() const {
+    return buffer ? buffer->data.size()
+                  : static_cast<size_t>(tensor->static_numel()) * dtype_size(tensor->dtype);
+  }
 };
 
 struct Binding {
   std::string input;      // the stage's input
   std::string ref;        // the tensor reference bound to it (manifest)
   Tensor* dst = nullptr;  // the stage graph's input tensor (prepare)
+  uint32_t index = 0;     // its index in the stage graph (prepare)
   Source src;             // (prepare)
+  // The stage may read the source where it lies (prepare): not an output of its own graph,
+  // which the run would overwrite while reading it.
+  bool in_place = false;
 };
 
 // A map step's output: every row's result, stacked along dimension 0.
@@ -129,7 +140,7 @@ class PipelineImpl : public Pipeline {
   // per-row output (the stacked buffers do not exist yet).
   Source source(const std::string& ref) const;
   TensorView resolve(const std::string& ref) const;
-  void feed(const Stage& st, const Binding& b, int64_t row);
+  void feed(Stage& st, const Binding& b, int64_t row);
   // Writes a bounded input's actual [height, width] into its "<input>#size" buffer.
   void set_frame_size(const std::string& input, const std::vector<int64_t>& shape);
   // Runs one step; returns its executions (rows of a map step).
@@ -301,8 +312,10 @@ void PipelineImpl::prepare() {
   for (Step& step : steps_) {
     Stage& st = *step.stage;
     for (Binding& b : step.bind) {
-      b.dst = &st.graph->tensor(static_cast<uint32_t>(st.graph->input_index(b.input)));
+      b.index = static_cast<uint32_t>(st.graph->input_index(b.input));
+      b.dst = &st.graph->tensor(b.index);
       b.src = source(b.ref);
+      b.in_place = b.src.graph != st.graph.get();
     }
     step_timings_.push_back({st.name, 0.0, 0});
     if (!step.map) continue;
@@ -378,7 +391,7 @@ void PipelineImpl::set_input(const std::string& stage_name, const std::string& n
       throw Error(ErrorCode::kNotFound, "stage '" + stage_name + "' has no input '" + name + "'");
     t = &st.graph->tensor(static_cast<uint32_t>(idx));
     info = info_of(*t);
-    dst = t->data;
+    dst = st.graph->point_input(static_cast<uint32_t>(idx), nullptr);  // its own slot again
   }
   if (dtype != info.dtype)
     throw Error(ErrorCode::kInvalidArgument, "input '" + name + "': dtype " + dtype_name(dtype) +
@@ -422,6 +435,7 @@ Source PipelineImpl::source(const std::string& ref) const {
   const int idx = st.graph->output_index(oname);
   if (idx < 0) throw Error(ErrorCode::kNotFound, "unknown tensor '" + ref + "'");
   src.tensor = &st.graph->tensor(static_cast<uint32_t>(idx));
+  src.graph = st.graph.get();
   return src;
 }
 
@@ -454,8 +468,11 @@ TensorView PipelineImpl::output(const std::string& stage_name, const std::string
   return view_of(t, info_of(t));
 }
 
-// Copies the bound tensor (or its row `row` when row >= 0) into the stage's input tensor.
-void PipelineImpl::feed(const Stage& st, const Binding& b, int64_t row) {
+// Gives the stage's input the bound tensor (or its row `row` when row >= 0): in place (the input
+// points at it, GraphInstance::point_input) when the binding allows it and the source's memory
+// covers the input's static size at an address aligned for its dtype; otherwise a copy into the
+// input's own slot. A bounded frame smaller than the stage's buffer is always placed by a copy.
+void PipelineImpl::feed(Stage& st, const Binding& b, int64_t row) {
   Tensor& t = *b.dst;
   const std::string& input = b.input;
   if (t.dtype != b.src.dtype())
@@ -468,16 +485,21 @@ void PipelineImpl::feed(const Stage& st, const Binding& b, int64_t row) {
     if (t.static_shape[0] < hwc[0] || t.static_shape[1] < hwc[1] || t.static_shape[2] != hwc[2])
       throw Error(ErrorCode::kRuntimeError, "stage '" + st.name + "' input '" + input +
                                                 "': smaller than the bounded frame it reads");
-    place_frame(b.src.data(), hwc[0], hwc[1], static_cast<size_t>(hwc[2]) * dtype_size(t.dtype),
-                static_cast<uint8_t*>(t.data), t.static_shape[0], t.static_shape[1]);
-    return;
+    if (t.static_shape[0] != hwc[0] || t.static_shape[1] != hwc[1]) {
+      uint8_t* dst = static_cast<uint8_t*>(st.graph->point_input(b.index, nullptr));
+      place_frame(b.src.data(), hwc[0], hwc[1], static_cast<size_t>(hwc[2]) * dtype_size(t.dtype),
+                  dst, t.static_shape[0], t.static_shape[1]);
+      return;
+    }  // a frame of the stage's own size: as any other tensor
   }
   size_t bytes = b.src.bytes();
   const uint8_t* from = b.src.data();
   int64_t rows = b.src.rows();
+  size_t offset = 0;
   if (row >= 0) {
     bytes = rows ? bytes / static_cast<size_t>(rows) : 0;
-    from += bytes * static_cast<size_t>(row);
+    offset = bytes * static_cast<size_t>(row);
+    from += offset;
     rows = t.rank ? t.static_shape[0] : 0;
   }
   const size_t capacity = static_cast<size_t>(t.static_numel()) * dtype_size(t.dtype);
@@ -485,7 +507,14 @@ void PipelineImpl::feed(const Stage& st, const Binding& b, int64_t row) {
     throw Error(ErrorCode::kRuntimeError, "stage '" + st.name + "' input '" + input +
                                               "': bound tensor has " + std::to_string(bytes) +
                                               " bytes, expected " + std::to_string(capacity));
-  if (bytes) std::memcpy(t.data, from, bytes);
+  const bool in_place = b.in_place && b.src.allocated() >= offset + capacity &&
+                        reinterpret_cast<uintptr_t>(from) % dtype_size(t.dtype) == 0;
+  if (in_place) {
+    st.graph->point_input(b.index, from);
+  } else {
+    void* dst = st.graph->point_input(b.index, nullptr);
+    if (bytes) std::memcpy(dst, from, bytes);
+  }
   if (t.rank) t.shape[0] = t.dynamic_dim0 ? rows : t.static_shape[0];
 }
 
