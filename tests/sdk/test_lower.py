@@ -90,6 +90,38 @@ def test_activation_fused_when_single_consumer() -> None:
     assert g.nodes[0].attrs["activation_max"].value == 6.0
 
 
+def _output_identities() -> onnx.ModelProto:
+    """Graph outputs written by Identity: of an internal tensor that another node also reads
+    (y), of that tensor a second time (y2), of the graph input (xo) and of a constant (co)."""
+    f32 = TensorProto.FLOAT
+    return _model([helper.make_node("Relu", ["x"], ["r"]),
+                   helper.make_node("Identity", ["r"], ["y"]),
+                   helper.make_node("Sigmoid", ["r"], ["s"]),
+                   helper.make_node("Identity", ["r"], ["y2"]),
+                   helper.make_node("Identity", ["x"], ["xo"]),
+                   helper.make_node("Identity", ["c"], ["co"])],
+                  [helper.make_tensor_value_info("x", f32, [2, 3])], ["y", "s", "y2", "xo", "co"],
+                  {"c": np.arange(3, dtype=np.float32)})
+
+
+def test_identity_to_a_graph_output_is_dropped(build: Path) -> None:
+    """The producer of an Identity's internal input writes the graph output itself (no copy at
+    run time); an Identity stays where its input is a graph input, a constant or already a
+    graph output."""
+    model = _output_identities()
+    g = dg.parse(lower(model))
+    names = [t.name for t in g.tensors]
+    nodes = [(n.op_type, [names[i] for i in n.inputs if i is not None],
+              [names[o] for o in n.outputs]) for n in g.nodes]
+    assert nodes == [("Relu", ["x"], ["y"]), ("Sigmoid", ["y"], ["s"]),
+                     ("Identity", ["y"], ["y2"]), ("Identity", ["x"], ["xo"]),
+                     ("Identity", ["c"], ["co"])]
+    x = RNG.standard_normal((2, 3)).astype(np.float32)
+    got, want = run_device(build, model, {"x": x}), run_ort(model, {"x": x})
+    for name, value in want.items():
+        np.testing.assert_allclose(got[name], value, rtol=1e-6, err_msg=name)
+
+
 def test_memory_plan_has_no_overlapping_live_tensors() -> None:
     model = optimize(zoo.mobilenet_classifier(seed=0))[0]
     g = dg.parse(lower(model))

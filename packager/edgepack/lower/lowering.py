@@ -252,6 +252,8 @@ def lower(model: onnx.ModelProto, input_bounds: Mapping[str, int] | None = None,
     lowered = _fuse_silu(lowered, {o.name for o in model.graph.output})
     lowered = _fuse_activations(lowered, {o.name for o in model.graph.output})
     lowered = _fuse_add_relu(lowered, {o.name for o in model.graph.output}, info)
+    lowered = _drop_output_identities(lowered, [o.name for o in model.graph.output],
+                                      {i.name for i in model.graph.input}, consts, info)
     return _build(model, lowered, consts, info)
 
 
@@ -442,6 +444,35 @@ def _fuse_add_relu(nodes: list[LoweredNode], graph_outputs: set[str],
             continue
         out.append(n)
     return out
+
+
+def _drop_output_identities(nodes: list[LoweredNode], graph_outputs: list[str],
+                            graph_inputs: set[str], consts: Mapping[str, object],
+                            info: Mapping[str, tuple[str, list[int], bool]]) -> list[LoweredNode]:
+    """``y = Identity(x)`` with y a graph output (the pre/post graphs name their outputs so) is a
+    copy at run time: when x is written by a node and is neither a graph input or output nor a
+    constant, that node writes y instead (every reader of x reads y) and the Identity goes.
+    Otherwise the Identity stays: every graph output must be written by a node."""
+    outputs = set(graph_outputs)
+    producer = {o: n for n in nodes for o in n.outputs if o}
+    renamed: dict[str, str] = {}  # x -> y
+    dropped: set[int] = set()
+    for n in nodes:
+        if n.op_type != "Identity" or len(n.inputs) != 1 or len(n.outputs) != 1:
+            continue
+        x, y = renamed.get(n.inputs[0], n.inputs[0]), n.outputs[0]
+        src = producer.get(x)
+        if (src is None or y not in outputs or x in outputs or x in graph_inputs
+                or x in consts or info.get(x) != info.get(y)):
+            continue
+        src.outputs = [y if o == x else o for o in src.outputs]
+        producer[y] = src
+        renamed[x] = y
+        dropped.add(id(n))
+    kept = [n for n in nodes if id(n) not in dropped]
+    for n in kept:
+        n.inputs = [renamed.get(i, i) if i else i for i in n.inputs]
+    return kept
 
 
 def _build(
