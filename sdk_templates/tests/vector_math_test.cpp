@@ -3,8 +3,9 @@
 // strided_copy (Transpose / Slice views of every rank, negative steps, element sizes 1..8 and
 // odd ones), GELU (erf and tanh forms, against libm in double), LayerNorm rows (odd lengths, a
 // large mean), the GEMV (odd sizes, 1..4 threads), and the row kernels of Resize and the pools
-// (upsample_row, gather_row, max_taps_f32, sum_f32) and the cheap activations (unary_f32). Prints
-// one line per failure; exit status 1 if any.
+// (upsample_row, gather_row, max_taps_f32, sum_f32), the cheap activations (unary_f32) and the
+// broadcast arithmetic (binary_f32, binary_f32_rows). Prints one line per failure; exit status 1
+// if any.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -402,6 +403,61 @@ void test_sum() {
   }
 }
 
+// binary_f32 and binary_f32_rows for every op and stride pattern (a scalar, a row-broadcast
+// column, both full), rows of lengths around the vector widths, against the plain expression;
+// the output guard past the last row must stay untouched.
+void test_binary() {
+  using k::BinaryOp;
+  std::uniform_real_distribution<float> u(-2.0f, 2.0f);
+  auto ref = [](BinaryOp op, float a, float b) {
+    switch (op) {
+      case BinaryOp::kAdd:
+        return a + b;
+      case BinaryOp::kSub:
+        return a - b;
+      case BinaryOp::kMul:
+        return a * b;
+      case BinaryOp::kDiv:
+        return a / b;
+      case BinaryOp::kAddRelu:
+        return std::max(a + b, 0.0f);
+    }
+    return 0.0f;
+  };
+  for (BinaryOp op :
+       {BinaryOp::kAdd, BinaryOp::kSub, BinaryOp::kMul, BinaryOp::kDiv, BinaryOp::kAddRelu})
+    for (int64_t rows : {1, 3, 1500})
+      for (int64_t n : {1, 2, 4, 7, 8, 13, 33})
+        for (int pattern = 0; pattern < 4; ++pattern) {  // bit 0: a full, bit 1: b full
+          const int64_t sa = pattern & 1, sb = (pattern >> 1) & 1;
+          // a row stride of n (full) or 1 (one value per row), b likewise
+          const int64_t ra = sa ? n : 1, rb = sb ? n : 1;
+          std::vector<float> a(size_t(rows * n)), b(size_t(rows * n)), got(size_t(rows * n + 4));
+          for (auto& v : a) v = u(g_rng);
+          for (auto& v : b) v = u(g_rng) + 3.0f;  // no division by ~0
+          std::fill(got.begin(), got.end(), 7.5f);
+          k::binary_f32_rows(op, a.data(), ra, sa, b.data(), rb, sb, got.data(), rows, n);
+          bool ok = true;
+          for (int64_t r = 0; r < rows; ++r)
+            for (int64_t i = 0; i < n; ++i) {
+              const float want = ref(op, a[size_t(r * ra + i * sa)], b[size_t(r * rb + i * sb)]);
+              ok = ok && std::fabs(got[size_t(r * n + i)] - want) <= 1e-6f * std::fabs(want);
+            }
+          for (size_t i = size_t(rows * n); i < got.size(); ++i) ok = ok && got[i] == 7.5f;
+          if (rows == 1) {  // the one-row entry point gives the same floats
+            std::vector<float> one(static_cast<size_t>(n));
+            k::binary_f32(op, a.data(), sa, b.data(), sb, one.data(), n);
+            ok = ok && std::memcmp(one.data(), got.data(), size_t(n) * sizeof(float)) == 0;
+          }
+          ++g_checks;
+          if (!ok) {
+            ++g_failures;
+            std::printf("FAIL binary_f32_rows op %d rows %ld n %ld pattern %d\n", int(op),
+                        long(rows), long(n), pattern);
+          }
+        }
+}
+
 }  // namespace
 
 int main() {
@@ -417,6 +473,7 @@ int main() {
   test_max_taps();
   test_sum();
   test_unary();
+  test_binary();
   std::printf("%d checks, %d failures\n", g_checks, g_failures);
   return g_failures == 0 ? 0 : 1;
 }

@@ -69,6 +69,17 @@ def _cases() -> dict[str, tuple[onnx.ModelProto, dict[str, np.ndarray]]]:
     add("hardswish", helper.make_node("HardSwish", ["x"], []), {"x": _x(1, 96, 112, 112) * 4})
     add("hardsigmoid", helper.make_node("HardSigmoid", ["x"], [], alpha=0.2, beta=0.5),
         {"x": _x(1, 96, 112, 112) * 4})
+    # Detection post-processing: [boxes, 4 + 1 + classes] split into columns and joined again,
+    # rows of 4-68 bytes (the fixed-size and word-loop row copies, and plain memcpy above 64);
+    # per-box scores scaled by a per-box confidence (one binary_f32_rows call).
+    add("box_split", helper.make_node("Split", ["x", "s"], [], axis=1),
+        {"x": _x(1500, 35)}, consts={"s": np.array([4, 1, 8, 2, 3, 17], np.int64)}, outputs=6)
+    add("box_concat", helper.make_node("Concat", ["a", "b", "c", "d"], [], axis=1),
+        {"a": _x(1500, 2), "b": _x(1500, 5), "c": _x(1500, 1), "d": _x(1500, 16)})
+    add("box_scale", helper.make_node("Mul", ["x", "s"], []),
+        {"x": _x(1500, 8), "s": _x(1500, 1)})
+    add("box_offset", helper.make_node("Sub", ["s", "x"], []),
+        {"s": _x(1500, 1), "x": _x(1500, 3)})
     return cases
 
 

@@ -19,6 +19,14 @@
 #else
 #define EDGEPACK_VECTOR_CLONES
 #endif
+// For a helper template whose loops must be compiled inside each clone: GCC does not inline a
+// large one into a target_clones function by itself, and the copy it calls instead is built for
+// the baseline (binary_f32 ran on SSE2 in its AVX2 and AVX-512 clones until 2026-12-01).
+#if defined(__GNUC__)
+#define EDGEPACK_INLINE_INTO_CLONES __attribute__((always_inline)) inline
+#else
+#define EDGEPACK_INLINE_INTO_CLONES inline
+#endif
 
 namespace edgepack {
 namespace kernels {
@@ -261,7 +269,8 @@ void gemv_rows_f32(const float* b, const float* x, float* y, int64_t k, int64_t 
 namespace {
 
 template <class F>
-void loop(const float* a, int64_t sa, const float* b, int64_t sb, float* y, int64_t n, F f) {
+EDGEPACK_INLINE_INTO_CLONES void loop(const float* a, int64_t sa, const float* b, int64_t sb,
+                                      float* y, int64_t n, F f) {
   // Separate loops per stride pattern: each vectorises with no per-element branch.
   if (sa == 1 && sb == 1) {
     for (int64_t i = 0; i < n; ++i) y[i] = f(a[i], b[i]);
@@ -277,26 +286,40 @@ void loop(const float* a, int64_t sa, const float* b, int64_t sb, float* y, int6
   }
 }
 
+// The operation as a functor for `body`: one switch per call, not per row.
+template <class Body>
+EDGEPACK_INLINE_INTO_CLONES void with_op(BinaryOp op, Body body) {
+  switch (op) {
+    case BinaryOp::kAdd:
+      return body([](float u, float v) { return u + v; });
+    case BinaryOp::kSub:
+      return body([](float u, float v) { return u - v; });
+    case BinaryOp::kMul:
+      return body([](float u, float v) { return u * v; });
+    case BinaryOp::kDiv:
+      return body([](float u, float v) { return u / v; });
+    case BinaryOp::kAddRelu:
+      return body([](float u, float v) {
+        const float r = u + v;
+        return r > 0.0f ? r : 0.0f;
+      });
+  }
+}
+
 }  // namespace
 
 EDGEPACK_VECTOR_CLONES
 void binary_f32(BinaryOp op, const float* a, int64_t sa, const float* b, int64_t sb, float* y,
                 int64_t n) {
-  switch (op) {
-    case BinaryOp::kAdd:
-      return loop(a, sa, b, sb, y, n, [](float u, float v) { return u + v; });
-    case BinaryOp::kSub:
-      return loop(a, sa, b, sb, y, n, [](float u, float v) { return u - v; });
-    case BinaryOp::kMul:
-      return loop(a, sa, b, sb, y, n, [](float u, float v) { return u * v; });
-    case BinaryOp::kDiv:
-      return loop(a, sa, b, sb, y, n, [](float u, float v) { return u / v; });
-    case BinaryOp::kAddRelu:
-      return loop(a, sa, b, sb, y, n, [](float u, float v) {
-        const float r = u + v;
-        return r > 0.0f ? r : 0.0f;
-      });
-  }
+  with_op(op, [&](auto f) { loop(a, sa, b, sb, y, n, f); });
+}
+
+EDGEPACK_VECTOR_CLONES
+void binary_f32_rows(BinaryOp op, const float* a, int64_t ra, int64_t sa, const float* b,
+                     int64_t rb, int64_t sb, float* y, int64_t rows, int64_t n) {
+  with_op(op, [&](auto f) {
+    for (int64_t r = 0; r < rows; ++r, a += ra, b += rb, y += n) loop(a, sa, b, sb, y, n, f);
+  });
 }
 
 namespace {

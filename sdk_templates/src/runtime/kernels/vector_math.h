@@ -64,6 +64,11 @@ enum class BinaryOp : int { kAdd, kSub, kMul, kDiv, kAddRelu };  // kAddRelu: ma
 // y[i] = a[i * sa] op b[i * sb] with strides 0 (a broadcast scalar) or 1.
 void binary_f32(BinaryOp op, const float* a, int64_t sa, const float* b, int64_t sb, float* y,
                 int64_t n);
+// The same over `rows` rows of n: row r reads a + r * ra and b + r * rb (element strides sa, sb
+// as above) and writes y + r * n. One call for a broadcast over short rows (detector.post's
+// [1500, 8] x [1500, 1]: a call per 8-float row cost more than the row).
+void binary_f32_rows(BinaryOp op, const float* a, int64_t ra, int64_t sa, const float* b,
+                     int64_t rb, int64_t sb, float* y, int64_t rows, int64_t n);
 
 // Nearest-neighbour resampling of one row (ops/resize.cpp), elements of elem_size bytes (1, 2,
 // 4 and 8 are moved as integers of that size, other sizes byte by byte):

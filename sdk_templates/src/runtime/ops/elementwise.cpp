@@ -241,6 +241,14 @@ bool float_arith(Bin op, bool relu, const Broadcast& full, const float* pa, cons
     });
     return true;
   }
+  if (bc.rank == 2) {  // one call per thread's rows: many short rows cost a call each otherwise
+    const int64_t ra = bc.strides[0][0], rb = bc.strides[1][0];
+    parallel(p, rows, [&](int64_t r0, int64_t r1) {
+      kernels::binary_f32_rows(k, pa + r0 * ra, ra, sa, pb + r0 * rb, rb, sb, out + r0 * inner,
+                               r1 - r0, inner);
+    });
+    return true;
+  }
   parallel(p, rows, [&](int64_t r0, int64_t r1) {
     // Offsets of row r0 over the outer dimensions, then an odometer.
     int64_t idx[kMaxRank] = {};
