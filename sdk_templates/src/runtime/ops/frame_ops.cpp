@@ -135,14 +135,35 @@ inline V4 pixel_vector(const float* row, int32_t at) {
   return load4(row + at);
 }
 
+// What store_channels needs of a ChannelMap, copied into a local: its stores go through the
+// may_alias V4 type, so fields read through a reference would be reloaded after every store
+// (8% of FramePreprocess's column pass was such reloads).
+struct ChannelStore {
+  int out = 0;
+  int pick[kMaxChannels] = {};
+  float mean[kMaxChannels] = {}, scale[kMaxChannels] = {};
+};
+
+inline ChannelStore channel_store(const ChannelMap& ch, const float* scale) {
+  ChannelStore cs;
+  cs.out = ch.out;
+  for (int c = 0; c < ch.out; ++c) {
+    cs.pick[c] = ch.pick[c];
+    cs.mean[c] = ch.mean[c];
+    cs.scale[c] = scale[c];
+  }
+  return cs;
+}
+
 // out[c * cs + x] = (v[pick[c]] - n[x] * mean[c]) * scale[c] for four pixels side by side, x in
 // [0, 4): v[j] holds pixel j's frame channels (transposed in place to one vector per channel);
-// n[x] is how many samples the value sums (1 for one pixel).
-inline void store_channels(V4* v, const ChannelMap& ch, V4 n, const float* scale, float* out,
-                           int64_t cs) {
+// n[x] is how many samples the value sums (1 for one pixel). CO: the channel count when known
+// at compile time (3: colour), else 0 and ch.out.
+template <int CO>
+inline void store_channels(V4* v, const ChannelStore& ch, V4 n, float* out, int64_t cs) {
   transpose4(v);
-  for (int c = 0; c < ch.out; ++c)
-    store4(out + c * cs, (v[ch.pick[c]] - n * ch.mean[c]) * scale[c]);
+  const int co = CO > 0 ? CO : ch.out;
+  for (int c = 0; c < co; ++c) store4(out + c * cs, (v[ch.pick[c]] - n * ch.mean[c]) * ch.scale[c]);
 }
 
 }  // namespace
@@ -196,6 +217,25 @@ void frame_preprocess_prepare(PrepareContext& ctx) {
 
 namespace {
 
+// The column pass of a linear FramePreprocess row into NCHW, four output pixels at a time, each
+// pixel's channels one vector (two blended pixels of tmp mixed by wx). Returns the pixels done
+// (a multiple of 4; the caller does the rest).
+template <int CO>
+int64_t preprocess_columns(const float* tmp, const int32_t* xl, const int32_t* xh, const float* wx,
+                           int64_t n, const ChannelStore& ch, float* out, int64_t cs) {
+  const V4 one = {1.0f, 1.0f, 1.0f, 1.0f};
+  int64_t rx = 0;
+  for (; rx + 4 <= n; rx += 4) {
+    V4 v[4];
+    for (int j = 0; j < 4; ++j) {
+      const V4 a = pixel_vector(tmp, xl[rx + j]);
+      v[j] = a + wx[rx + j] * (pixel_vector(tmp, xh[rx + j]) - a);
+    }
+    store_channels<CO>(v, ch, one, out + rx, cs);
+  }
+  return rx;
+}
+
 // One output row of FramePreprocess (ry: the row inside the resized area, or -1 for a padding
 // row). Linear: the two source rows blended first (a contiguous pass over the row's bytes), then
 // each output pixel from two blended values.
@@ -234,15 +274,9 @@ void preprocess_row(const PreprocessState& st, const uint8_t* frame, int64_t w, 
     for (int c = 0; c < co; ++c) rstd[c] = 1.0f / st.ch.std[c];
     int64_t rx = 0;
     if (xs == 1) {  // NCHW: four pixels at a time, all channels of a pixel in one vector
-      float* out = row + st.left;
-      for (; rx + 4 <= st.new_w; rx += 4) {
-        V4 v[4];
-        for (int j = 0; j < 4; ++j) {
-          const V4 a = pixel_vector(tmp, xl[rx + j]);
-          v[j] = a + wx[rx + j] * (pixel_vector(tmp, xh[rx + j]) - a);
-        }
-        store_channels(v, st.ch, V4{1.0f, 1.0f, 1.0f, 1.0f}, rstd, out + rx, cs);
-      }
+      const ChannelStore chs = channel_store(st.ch, rstd);
+      rx = co == 3 ? preprocess_columns<3>(tmp, xl, xh, wx, st.new_w, chs, row + st.left, cs)
+                   : preprocess_columns<0>(tmp, xl, xh, wx, st.new_w, chs, row + st.left, cs);
     }
     for (int c = 0; c < co; ++c) {
       const float* t = tmp + st.ch.pick[c];
@@ -396,10 +430,15 @@ void crop_row(const CropState& st, const uint8_t* frame, int64_t h, int64_t w, i
       s += col.wl[j] * pixel_vector(tmp, col.lo[j]) + col.wh[j] * pixel_vector(tmp, col.hi[j]);
     return s;
   };
+  const ChannelStore chs = channel_store(st.ch, scale);
   int64_t pw = 0;
   for (; pw + 4 <= ow; pw += 4) {
     V4 v[4] = {bin(pw), bin(pw + 1), bin(pw + 2), bin(pw + 3)};
-    store_channels(v, st.ch, rows_inside * load4(inside + pw), scale, out + pw, plane);
+    const V4 n = rows_inside * load4(inside + pw);
+    if (co == 3)
+      store_channels<3>(v, chs, n, out + pw, plane);
+    else
+      store_channels<0>(v, chs, n, out + pw, plane);
   }
   for (; pw < ow; ++pw) {
     const V4 v = bin(pw);
