@@ -466,7 +466,6 @@ def _drop_output_identities(nodes: list[LoweredNode], graph_outputs: list[str],
                 or x in consts or info.get(x) != info.get(y)):
             continue
         src.outputs = [y if o == x else o for o in src.outputs]
-        producer[y] = src
         renamed[x] = y
         dropped.add(id(n))
     kept = [n for n in nodes if id(n) not in dropped]
