@@ -345,39 +345,66 @@ struct CropState : OpState {
   size_t slot_bytes = 0;
 };
 
-// The column samples of a RoiAlign output row: float offsets of the left and right pixel in the
-// blended row and their weights (both 0 for a sample outside the frame, which adds 0: its
-// offsets point at a blended pixel, so stale scratch is never read).
-struct SampleColumns {
-  int32_t* lo;
-  int32_t* hi;
-  float* wl;
-  float* wh;
+// The column taps of a RoiAlign output row: per bin (a stride of 2 * gw taps) the blended
+// pixels its samples read, each once with the sum of its weights (float offsets into the
+// blended row), and their count. A crop narrower than its output has samples closer than a
+// pixel apart, which share pixels: the example's crops read about half the taps that the
+// samples' two pixels each would (samples outside the frame add 0 and have no tap).
+struct ColumnTaps {
+  int32_t* off;
+  float* w;
+  int32_t* count;  // per bin
 };
+
+// Adds weight w of pixel `at` to the taps [t, t + n) of one bin or of one output row.
+template <class T>
+inline void add_tap(T* at_list, float* w_list, int32_t& n, T at, float w) {
+  if (w == 0.0f) return;
+  for (int32_t k = 0; k < n; ++k)
+    if (at_list[k] == at) {
+      w_list[k] += w;
+      return;
+    }
+  at_list[n] = at;
+  w_list[n++] = w;
+}
+
+// Bytes of a crop_row slot: the span, the column taps, samples inside per bin, the frame rows
+// of an output row and their weights, the blended row.
+size_t crop_slot_bytes(int64_t ow, int64_t sampling, int64_t w, int64_t ci) {
+  const auto taps = static_cast<size_t>(2 * ow * sampling),
+             rows = static_cast<size_t>(2 * sampling);
+  const size_t bytes = 2 * sizeof(int64_t) + taps * (sizeof(int32_t) + sizeof(float)) +
+                       static_cast<size_t>(ow) * (sizeof(int32_t) + sizeof(float)) +
+                       rows * (sizeof(int32_t) + sizeof(float)) +
+                       static_cast<size_t>(w * ci + kRowPad) * sizeof(float);
+  return (bytes + 63) / 64 * 64;
+}
 
 // RoiAlign output row `ph` of one roi, channels one-hot (avg mode, sampling grid gh x gw). The
 // frame rows of all gh sample rows are blended into one row (a contiguous pass over the roi's
 // columns: bilinear sampling is linear, so the bin's sum over its samples is the sum over its
-// sample columns of this row), then each bin sums its gw columns' two blended pixels, all
-// channels of a pixel in one vector. The normalisation is affine and a sample's four weights
-// sum to 1, so the average of normalised samples is ((sum of raw samples) - n * mean) / std over
-// the n samples inside the frame (the others add 0, as in ops/roi_align.cpp).
-// `same_roi`: the slot's column samples are this roi's already (the previous row's).
+// sample columns of this row; a frame row two samples read is read once, with both weights),
+// then each bin sums its column taps, all channels of a pixel in one vector. The normalisation
+// is affine and a sample's four weights sum to 1, so the average of normalised samples is
+// ((sum of raw samples) - n * mean) / std over the n samples inside the frame (the others add
+// 0, as in ops/roi_align.cpp).
+// `same_roi`: the slot's column taps are this roi's already (the previous row's).
 void crop_row(const CropState& st, const uint8_t* frame, int64_t h, int64_t w, int64_t ci,
               const float* roi, int64_t ph, void* slot, bool same_roi, float* out_roi) {
   const int co = st.ch.out;
   const int64_t ow = st.a.ow, oh = st.a.oh;
   const RoiGrid g = roi_grid(st.a, roi);
-  const int64_t gh = g.gh, gw = g.gw;
-  const int64_t nx = ow * gw;
-  // slot: [first, last] pixel columns the samples read, then the columns' lo, hi, weights
+  const int64_t gh = g.gh, gw = g.gw, stride = 2 * gw;
+  // slot: [first, last] pixel columns the taps read, then crop_slot_bytes' arrays
   int64_t* span = static_cast<int64_t*>(slot);
-  auto* bytes = static_cast<unsigned char*>(slot) + 2 * sizeof(int64_t);
-  SampleColumns col{reinterpret_cast<int32_t*>(bytes), reinterpret_cast<int32_t*>(bytes) + nx,
-                    reinterpret_cast<float*>(bytes + 2 * nx * sizeof(int32_t)), nullptr};
-  col.wh = col.wl + nx;
-  float* inside = col.wh + nx;  // ow: samples inside the frame per column of bins
-  float* tmp = inside + ow;     // w * ci + kRowPad: the blended sample rows
+  auto* at = reinterpret_cast<int32_t*>(span + 2);
+  ColumnTaps tap{at, reinterpret_cast<float*>(at + ow * stride), nullptr};
+  tap.count = reinterpret_cast<int32_t*>(tap.w + ow * stride);
+  auto* inside = reinterpret_cast<float*>(tap.count + ow);  // samples inside the frame per bin
+  auto* row_at = reinterpret_cast<int32_t*>(inside + ow);   // 2 * gh frame rows and weights
+  auto* row_w = reinterpret_cast<float*>(row_at + 2 * gh);
+  float* tmp = row_w + 2 * gh;  // w * ci + kRowPad: the blended frame rows
   int64_t& first = span[0];
   int64_t& last = span[1];
   if (!same_roi) {
@@ -385,49 +412,52 @@ void crop_row(const CropState& st, const uint8_t* frame, int64_t h, int64_t w, i
     last = -1;
     for (int64_t pw = 0; pw < ow; ++pw) {
       inside[pw] = 0.0f;
+      int32_t* o = tap.off + pw * stride;
+      float* tw = tap.w + pw * stride;
+      int32_t& n = tap.count[pw];
+      n = 0;
       for (int64_t ix = 0; ix < gw; ++ix) {
-        const int64_t j = pw * gw + ix;
         const AxisSample sx = axis_sample(g.x(pw, ix), w);
-        col.lo[j] = static_cast<int32_t>(sx.lo * ci);
-        col.hi[j] = static_cast<int32_t>(sx.hi * ci);
-        col.wl[j] = sx.inside ? 1 - sx.w : 0.0f;
-        col.wh[j] = sx.inside ? sx.w : 0.0f;
-        if (sx.inside) {
-          inside[pw] += 1.0f;
-          first = std::min(first, sx.lo);
-          last = std::max(last, sx.hi);
-        }
+        if (!sx.inside) continue;  // adds 0
+        add_tap(o, tw, n, static_cast<int32_t>(sx.lo * ci), 1 - sx.w);
+        add_tap(o, tw, n, static_cast<int32_t>(sx.hi * ci), sx.w);
+        inside[pw] += 1.0f;
+        first = std::min(first, sx.lo);
+        last = std::max(last, sx.hi);
       }
     }
-    for (int64_t j = 0; j < nx && last >= 0; ++j)  // outside: weight 0 on a blended pixel
-      if (col.wl[j] == 0.0f && col.wh[j] == 0.0f)
-        col.lo[j] = col.hi[j] = static_cast<int32_t>(first * ci);
   }
   float rows_inside = 0.0f;
-  const int64_t k0 = first * ci, k1 = (last + 1) * ci;
+  int32_t rows = 0;
   for (int64_t iy = 0; iy < gh && last >= 0; ++iy) {
     const AxisSample sy = axis_sample(g.y(ph, iy), h);
     if (!sy.inside) continue;  // adds 0 to every output
-    const float ly = sy.w, hy = 1 - ly;
-    const uint8_t* r0 = frame + sy.lo * w * ci;
-    const uint8_t* r1 = frame + sy.hi * w * ci;
-    kernels::selected_microkernel().blend_rows_u8(r0 + k0, r1 + k0, hy, ly, tmp + k0, k1 - k0,
-                                                  rows_inside > 0.0f);
+    add_tap(row_at, row_w, rows, static_cast<int32_t>(sy.lo), 1 - sy.w);
+    add_tap(row_at, row_w, rows, static_cast<int32_t>(sy.hi), sy.w);
     rows_inside += 1.0f;
+  }
+  const int64_t k0 = first * ci, k1 = (last + 1) * ci;
+  for (int32_t k = 0; k < rows; k += 2) {  // two frame rows a pass
+    const uint8_t* r0 = frame + row_at[k] * w * ci + k0;
+    const bool pair = k + 1 < rows;
+    kernels::selected_microkernel().blend_rows_u8(
+        r0, pair ? frame + row_at[k + 1] * w * ci + k0 : r0, row_w[k], pair ? row_w[k + 1] : 0.0f,
+        tmp + k0, k1 - k0, k > 0);
   }
   float scale[kMaxChannels];
   for (int c = 0; c < co; ++c) scale[c] = 1.0f / st.ch.std[c] / g.count;
   const int64_t plane = oh * ow;
   float* out = out_roi + ph * ow;
-  if (rows_inside == 0.0f) {  // no sample inside the frame: every bin averages zeros
+  if (rows == 0) {  // no sample inside the frame: every bin averages zeros
     for (int c = 0; c < co; ++c)
       for (int64_t pw = 0; pw < ow; ++pw) out[c * plane + pw] = 0.0f;
     return;
   }
   auto bin = [&](int64_t pw) {  // the raw sum of bin column pw, all frame channels
     V4 s = {0.0f, 0.0f, 0.0f, 0.0f};
-    for (int64_t j = pw * gw; j < (pw + 1) * gw; ++j)
-      s += col.wl[j] * pixel_vector(tmp, col.lo[j]) + col.wh[j] * pixel_vector(tmp, col.hi[j]);
+    const int32_t* o = tap.off + pw * stride;
+    const float* tw = tap.w + pw * stride;
+    for (int32_t k = 0; k < tap.count[pw]; ++k) s += tw[k] * pixel_vector(tmp, o[k]);
     return s;
   };
   const ChannelStore chs = channel_store(st.ch, scale);
@@ -465,13 +495,9 @@ void frame_roi_align_prepare(PrepareContext& ctx) {
   for (int c = 0; c < st->ch.out; ++c) onehot = onehot && st->ch.pick[c] >= 0;
   st->fast = onehot && !st->a.max && st->a.sampling > 0;
   if (st->fast) {
-    const int64_t nx = st->a.ow * st->a.sampling;
     st->slots = std::max(ctx.threads, 1);
     st->slot_bytes =
-        2 * sizeof(int64_t) + static_cast<size_t>(nx) * 2 * (sizeof(int32_t) + sizeof(float)) +
-        static_cast<size_t>(st->a.ow + f->static_shape[1] * f->static_shape[2] + kRowPad) *
-            sizeof(float);
-    st->slot_bytes = (st->slot_bytes + 63) / 64 * 64;
+        crop_slot_bytes(st->a.ow, st->a.sampling, f->static_shape[1], f->static_shape[2]);
     ctx.scratch_bytes = st->slot_bytes * static_cast<size_t>(st->slots);
   }
   ctx.state = std::move(st);
