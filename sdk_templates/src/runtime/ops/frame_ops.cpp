@@ -267,6 +267,14 @@ void preprocess_row(const PreprocessState& st, const uint8_t* frame, int64_t w, 
   if (st.linear && onehot) {
     const float wy = st.ty.w[iy];
     kernels::selected_microkernel().blend_rows_u8(r0, r1, 1.0f - wy, wy, tmp, n, false);
+    if (iy + 1 < st.ty.lo.size()) {  // the next row's frame rows, while the columns run
+      const uint8_t* n0 = frame + st.ty.lo[iy + 1] * w * ci;
+      const uint8_t* n1 = frame + st.ty.hi[iy + 1] * w * ci;
+      for (int64_t b = 0; b < n; b += 64) {
+        __builtin_prefetch(n0 + b);
+        __builtin_prefetch(n1 + b);
+      }
+    }
     const int32_t* xl = st.col_lo.data();  // float offsets of the left / right pixel
     const int32_t* xh = st.col_hi.data();
     const float* wx = st.tx.w.data();
