@@ -195,6 +195,9 @@ namespace {
 // B at most this many NR panels wide: gemm() reads an unpacked A in place (see a_direct).
 constexpr int64_t kADirectMaxPanels = 4;
 
+// compute_tiles() runs tiles row by row when K is at most this (see there).
+constexpr int64_t kRowsOuterMaxK = 64;
+
 // One MR x NR tile, for partial tiles at the edges.
 constexpr int kEdgeFloats = 16 * 64;
 
@@ -212,28 +215,38 @@ void compute_tiles(const MicroKernel& kern, int64_t m, int64_t n, int64_t k, int
     const int64_t kc = std::min(kc_max, k - p0);
     const int accumulate = (p0 > 0 || accumulate_c) ? 1 : 0;
     const bool last = fused && p0 + kc >= k;
-    for (int64_t j = j0; j < j0 + ncols; j += nr) {
+    // Tiles in column-panel order (each B panel stays in L1 while the block's A panels pass
+    // over it), or, for a short K, row by row: C is then written in runs of the block's width
+    // rather than NR columns at a time in every row of the block, while B (K x block width)
+    // still fits in L1. 1x1 layers on 112x112 planes, AVX-512, 1 thread: 16 -> 64 channels with
+    // ReLU 0.304 -> 0.280 ms, 16 -> 96 with ReLU6 0.451 -> 0.414, with SiLU 0.84 -> 0.74.
+    const bool rows_outer = k <= kRowsOuterMaxK;
+    const int64_t ni = ceil_div(mrows, mr), nj = ceil_div(ncols, nr);
+    for (int64_t t = 0; t < ni * nj; ++t) {
+      const int64_t i = i0 + (rows_outer ? t / nj : t % ni) * mr;
+      const int64_t j = j0 + (rows_outer ? t % nj : t / ni) * nr;
       int64_t ldb = nr;
       const float* bpanel = b_at(j, p0, ldb);
       const int64_t nw = std::min<int64_t>(nr, n - j);
-      for (int64_t i = i0; i < i0 + mrows; i += mr) {
-        int64_t lda = 0;
-        const float* apanel = a_at(i, p0, lda);
-        const MicroKernelFn tile = lda == 0 ? kern.fn : kern.fn_rows;  // packed / in place
-        const int64_t mw = std::min<int64_t>(mr, m - i);
-        float* ctile = c + i * ldc + j;
-        if (mw == mr && nw == nr) {
-          const TileEpilogue te = last ? tile_epilogue(ep, i, j) : TileEpilogue{};
-          tile(kc, apanel, lda, bpanel, ldb, ctile, ldc, alpha, accumulate, last ? &te : nullptr);
-        } else {
-          tile(kc, apanel, lda, bpanel, ldb, edge, nr, alpha, 0, nullptr);
-          for (int64_t ii = 0; ii < mw; ++ii)
-            for (int64_t jj = 0; jj < nw; ++jj) {
-              float& dst = ctile[ii * ldc + jj];
-              dst = accumulate ? dst + edge[ii * nr + jj] : edge[ii * nr + jj];
-            }
-          if (last) apply_epilogue(ep, ctile, ldc, mw, nw, i, j);
-        }
+      int64_t lda = 0;
+      const float* apanel = a_at(i, p0, lda);
+      const MicroKernelFn tile = lda == 0 ? kern.fn : kern.fn_rows;  // packed / in place
+      const int64_t mw = std::min<int64_t>(mr, m - i);
+      float* ctile = c + i * ldc + j;
+      if (nw == nr && (mw == mr || lda == 0)) {
+        // A short row tile (packed A) computes only its rows: a product with 49 or 1 rows (7x7
+        // or 1x1 planes run transposed) spent 1/8 or 7/8 of that tile on padding.
+        const TileEpilogue te = last ? tile_epilogue(ep, i, j) : TileEpilogue{};
+        (mw == mr ? tile : kern.fn_short[mw])(kc, apanel, lda, bpanel, ldb, ctile, ldc, alpha,
+                                              accumulate, last ? &te : nullptr);
+      } else {
+        tile(kc, apanel, lda, bpanel, ldb, edge, nr, alpha, 0, nullptr);
+        for (int64_t ii = 0; ii < mw; ++ii)
+          for (int64_t jj = 0; jj < nw; ++jj) {
+            float& dst = ctile[ii * ldc + jj];
+            dst = accumulate ? dst + edge[ii * nr + jj] : edge[ii * nr + jj];
+          }
+        if (last) apply_epilogue(ep, ctile, ldc, mw, nw, i, j);
       }
     }
   }
