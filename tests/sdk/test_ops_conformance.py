@@ -102,6 +102,12 @@ def cases() -> list[Case]:
                                         "b": RNG.integers(-9, 9, (4,)).astype(np.int64)}))
     c.append(Case("pow", "Pow", {"a": f32(3, 4, lo=0.1, hi=2)}, {"b": np.array([2.5], np.float32)},
                   atol=1e-4))
+    # x^2 (YOLO box decodes) runs as x * x: the same floats as onnxruntime's, exactly
+    c.append(Case("pow_square", "Pow", {"a": f32(3, 20, 20, 2, lo=-3, hi=3)},
+                  {"b": np.array(2.0, np.float32)}, atol=0.0, rtol=0.0))
+    c.append(Case("pow_square_input", "Pow", {"a": f32(2, 7, lo=-3, hi=3),
+                                              "b": np.array([2.0], np.float32)},
+                  atol=0.0, rtol=0.0))
     for op in ("Sqrt", "Exp", "Neg", "Relu", "Sigmoid", "Tanh", "HardSwish"):
         lo = 0.0 if op == "Sqrt" else -4.0
         c.append(Case(op.lower(), op, {"x": f32(2, 3, 5, lo=lo, hi=4)}, atol=1e-5))
