@@ -46,9 +46,9 @@ extern "C" {
 #endif
 
 /* Version 1: the base API; 2: profiling; 3: checked runs and reads, typed reads, labels, a log
- * callback; 4: golden inputs; 5: CPU affinity; 6: image size bounds (see "Added in API version
- * N" below). */
-#define EP_API_VERSION 6
+ * callback; 4: golden inputs; 5: CPU affinity; 6: image size bounds; 7: inputs bound without a
+ * copy (see "Added in API version N" below). */
+#define EP_API_VERSION 7
 
 /* ---- status ----------------------------------------------------------------------------- */
 
@@ -344,6 +344,21 @@ EP_API ep_status* ep_session_golden_input(ep_session* session, const char* stage
 EP_API ep_status* ep_session_input_size_bounds(const ep_session* session, const char* stage,
                                                const char* name, int64_t min_hw[2],
                                                int64_t max_hw[2]);
+
+/* Added in API version 7. */
+/* ep_session_set_tensor without the copy: the next ep_session_run reads input `name` of the
+ * pipeline (`stage` NULL) or of a stage from `data` where it lies (a camera or DMA buffer, a
+ * mapped file), and every stage that reads it reads it there. The same checks as
+ * ep_session_set_tensor. `data` must stay valid and unchanged until that run returns; the
+ * binding ends then, however the run ends, and the input counts as not set: set or bind it
+ * again before the next run. After a run that read a bound input, a run of one stage needs that
+ * stage's inputs set (the stages read the caller's memory) until the next pipeline run that
+ * binds nothing. A stage input is
+ * read in place when `data` is aligned for its dtype and holds its whole static size; otherwise
+ * it is copied now, as ep_session_set_tensor does. */
+EP_API ep_status* ep_session_bind_tensor(ep_session* session, const char* stage, const char* name,
+                                         ep_dtype dtype, const int64_t* shape, size_t rank,
+                                         const void* data, size_t bytes);
 
 #ifdef __cplusplus
 } /* extern "C" */

@@ -240,6 +240,14 @@ class Session {
                                         shape.data(), shape.size(), data, bytes));
   }
 
+  // set_tensor without the copy, for the next run only (API version 7): `data` must stay valid
+  // and unchanged until that run returns. See ep_session_bind_tensor.
+  void bind_tensor(const std::string& stage, const std::string& name, ep_dtype dtype,
+                   const std::vector<int64_t>& shape, const void* data, size_t bytes) {
+    detail::check(ep_session_bind_tensor(get(), detail::stage_ptr(stage), name.c_str(), dtype,
+                                         shape.data(), shape.size(), data, bytes));
+  }
+
   TensorRef get_tensor(const std::string& stage, const std::string& name) {
     ep_tensor t{};
     detail::check(ep_session_get_tensor(get(), detail::stage_ptr(stage), name.c_str(), &t));

@@ -36,6 +36,20 @@ def test_c_api_v3_checked_runs_reads_labels_and_log(sdk_host: SdkBuild,
     assert f"label0={first[0]} count={len(first)}" in proc.stdout
 
 
+def test_bound_inputs_are_read_in_place_for_one_run(sdk_host: SdkBuild,
+                                                     packed_demo: tuple[Path, Path]) -> None:
+    """ep_session_bind_tensor (API version 7) from C (sdk_templates/tests/c_api/
+    test_bind_tensor.c): a bound frame gives the outputs of the same bytes copied in, the run
+    reads the caller's memory as it is when it runs, the binding lasts one run (then the
+    pipeline and its stages refuse to run until the input is set again), stage inputs bind in
+    place when aligned and are copied when not, wrong sizes bind nothing."""
+    demo = open_demo(packed_demo)
+    proc = subprocess.run([str(sdk_host.build / "tests" / "c_api" / "test_bind_tensor"),
+                           str(demo.epk), str(demo.key), str(demo.publisher)],
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stdout + proc.stderr
+
+
 def _runner(sdk: SdkBuild, *args: object) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(sdk.runner), *map(str, args)], capture_output=True, text=True,
                           check=False)

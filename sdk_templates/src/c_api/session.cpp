@@ -94,6 +94,10 @@ struct ep_session {
   // what has run (outputs may be read only after a run produced them).
   std::set<std::string> inputs_set;
   bool pipeline_ran = false;
+  // API version 7: inputs bound to the caller's memory for the next run (keys as inputs_set),
+  // and whether the last pipeline run left every stage's inputs readable (none was bound).
+  std::set<std::string> inputs_bound;
+  bool stages_fed = false;
   std::set<std::string> stages_ran;
   // Labels per model, and which model (or stage of it) each name means; parsed on first use.
   mutable bool labels_loaded = false;
@@ -274,7 +278,7 @@ std::string input_key(const char* stage, const std::string& name) {
 
 // Refuses a run while an input it reads was never set.
 void check_run_inputs(const ep_session* s, const char* stage) {
-  if (stage != nullptr && s->pipeline_ran) return;  // the pipeline fed this stage's inputs
+  if (stage != nullptr && s->stages_fed) return;  // the pipeline fed this stage's inputs
   for (const TensorInfo& t : described(s, stage, true)) {
     if (s->inputs_set.count(input_key(stage, t.name)) != 0) continue;
     invalid_argument(
@@ -651,6 +655,25 @@ ep_status* ep_session_set_tensor(ep_session* session, const char* stage, const c
     edgepack::capi::check_input(session, stage, name, t, dims, bytes);
     session->pipeline->set_input(edgepack::capi::stage_arg(stage), name, t, dims, data, bytes);
     session->inputs_set.insert(edgepack::capi::input_key(stage, name));
+    session->inputs_bound.erase(edgepack::capi::input_key(stage, name));
+  });
+}
+
+ep_status* ep_session_bind_tensor(ep_session* session, const char* stage, const char* name,
+                                  ep_dtype dtype, const int64_t* shape, size_t rank,
+                                  const void* data, size_t bytes) {
+  return guarded([&] {
+    require(session, "session");
+    require(name, "name");
+    if (rank > 0) require(shape, "shape");
+    if (bytes > 0) require(data, "data");
+    const edgepack::DType t = edgepack::capi::checked_dtype(dtype);
+    edgepack::capi::prepare(session);
+    std::vector<int64_t> dims(shape, shape + rank);
+    edgepack::capi::check_input(session, stage, name, t, dims, bytes);
+    session->pipeline->bind_input(edgepack::capi::stage_arg(stage), name, t, dims, data, bytes);
+    session->inputs_set.insert(edgepack::capi::input_key(stage, name));
+    session->inputs_bound.insert(edgepack::capi::input_key(stage, name));
   });
 }
 
@@ -740,10 +763,24 @@ ep_status* ep_session_run(ep_session* session, const char* stage) {
     edgepack::capi::prepare(session);
     edgepack::capi::check_run_inputs(session, stage);
     session->views.clear();  // borrowed output pointers end here, as documented
+    // A bound input is this run's only (the pipeline unbinds it however the run ends): set or
+    // bind it again before the next run. After a run that read one, a run of one stage needs
+    // that stage's inputs set: the stages read the caller's memory where it lay.
+    struct Unbound {
+      ep_session* s;
+      ~Unbound() {
+        if (s->inputs_bound.empty()) return;
+        for (const std::string& key : s->inputs_bound) s->inputs_set.erase(key);
+        s->inputs_bound.clear();
+        s->stages_fed = false;
+      }
+    } unbound{session};
+    const bool bound = !session->inputs_bound.empty();
     session->pipeline->run(edgepack::capi::stage_arg(stage));
     session->timings = session->pipeline->timings();
     if (stage == nullptr) {
       session->pipeline_ran = true;
+      session->stages_fed = !bound;
     } else {
       session->stages_ran.insert(stage);
     }

@@ -53,6 +53,7 @@ struct Buffer {
   TensorInfo info;
   std::vector<int64_t> shape;  // actual
   std::vector<uint8_t> data;
+  const uint8_t* bound = nullptr;  // the caller's memory, read in place by the next run (bind)
 };
 
 struct Stage {
@@ -84,12 +85,14 @@ struct Source {
     return buffer ? byte_size(buffer->info.dtype, buffer->shape) : tensor->bytes();
   }
   const uint8_t* data() const {
-    return buffer ? buffer->data.data() : static_cast<const uint8_t*>(tensor->data);
+    if (buffer) return buffer->bound ? buffer->bound : buffer->data.data();
+    return static_cast<const uint8_t*>(tensor->data);
   }
-  // Bytes of memory behind data(): the buffer, or the tensor's static size.
+  // Bytes of memory behind data(): the buffer (the caller's: the bound bytes), or the tensor's
+  // static size.
   size_t allocated() const {
-    return buffer ? buffer->data.size()
-                  : static_cast<size_t>(tensor->static_numel()) * dtype_size(tensor->dtype);
+    if (buffer) return buffer->bound ? bytes() : buffer->data.size();
+    return static_cast<size_t>(tensor->static_numel()) * dtype_size(tensor->dtype);
   }
 };
 
@@ -126,7 +129,13 @@ class PipelineImpl : public Pipeline {
   std::vector<TensorInfo> inputs(const std::string& stage) const override;
   std::vector<TensorInfo> outputs(const std::string& stage) const override;
   void set_input(const std::string& stage, const std::string& name, DType dtype,
-                 const std::vector<int64_t>& shape, const void* data, size_t bytes) override;
+                 const std::vector<int64_t>& shape, const void* data, size_t bytes) override {
+    place_input(stage, name, dtype, shape, data, bytes, false);
+  }
+  void bind_input(const std::string& stage, const std::string& name, DType dtype,
+                  const std::vector<int64_t>& shape, const void* data, size_t bytes) override {
+    place_input(stage, name, dtype, shape, data, bytes, true);
+  }
   TensorView output(const std::string& stage, const std::string& name) const override;
   void run(const std::string& stage) override;
   const std::vector<StageTiming>& timings() const override { return *timings_; }
@@ -139,6 +148,10 @@ class PipelineImpl : public Pipeline {
   // Where a tensor reference reads from; before prepare a map step's output is its stage's
   // per-row output (the stacked buffers do not exist yet).
   Source source(const std::string& ref) const;
+  // set_input (a copy) or bind_input (`data` itself until the next run ends: unbind()).
+  void place_input(const std::string& stage, const std::string& name, DType dtype,
+                   const std::vector<int64_t>& shape, const void* data, size_t bytes, bool bind);
+  void unbind();
   TensorView resolve(const std::string& ref) const;
   void feed(Stage& st, const Binding& b, int64_t row);
   // Writes a bounded input's actual [height, width] into its "<input>#size" buffer.
@@ -151,6 +164,10 @@ class PipelineImpl : public Pipeline {
   std::map<std::string, std::string> model_stage_;  // model name -> its own stage
   std::map<std::string, Buffer> inputs_;
   std::vector<std::string> input_order_;
+  // Inputs bound to the caller's memory until the next run ends: pipeline input buffers, and
+  // stage graph inputs (stage, index).
+  std::vector<Buffer*> bound_buffers_;
+  std::vector<std::pair<Stage*, uint32_t>> bound_stage_inputs_;
   std::vector<Step> steps_;
   std::vector<std::pair<std::string, std::string>> outputs_;  // public name -> reference
   std::vector<StageTiming> step_timings_;                     // one per step, named at prepare
@@ -370,28 +387,30 @@ std::vector<TensorInfo> PipelineImpl::outputs(const std::string& stage_name) con
   return stage(stage_name).outputs;
 }
 
-void PipelineImpl::set_input(const std::string& stage_name, const std::string& name, DType dtype,
-                             const std::vector<int64_t>& shape, const void* data, size_t bytes) {
+void PipelineImpl::place_input(const std::string& stage_name, const std::string& name, DType dtype,
+                               const std::vector<int64_t>& shape, const void* data, size_t bytes,
+                               bool bind) {
   prepare();
   TensorInfo info;
-  void* dst = nullptr;
+  Buffer* buffer = nullptr;
   std::vector<int64_t>* actual = nullptr;
+  Stage* st = nullptr;
   Tensor* t = nullptr;
+  int idx = -1;
   if (stage_name.empty()) {
     auto it = inputs_.find(name);
     if (it == inputs_.end())
       throw Error(ErrorCode::kNotFound, "unknown pipeline input '" + name + "'");
     info = it->second.info;
-    dst = it->second.data.data();
+    buffer = &it->second;
     actual = &it->second.shape;
   } else {
-    Stage& st = stage(stage_name);
-    const int idx = st.graph->input_index(name);
+    st = &stage(stage_name);
+    idx = st->graph->input_index(name);
     if (idx < 0)
       throw Error(ErrorCode::kNotFound, "stage '" + stage_name + "' has no input '" + name + "'");
-    t = &st.graph->tensor(static_cast<uint32_t>(idx));
+    t = &st->graph->tensor(static_cast<uint32_t>(idx));
     info = info_of(*t);
-    dst = st.graph->point_input(static_cast<uint32_t>(idx), nullptr);  // its own slot again
   }
   if (dtype != info.dtype)
     throw Error(ErrorCode::kInvalidArgument, "input '" + name + "': dtype " + dtype_name(dtype) +
@@ -410,7 +429,30 @@ void PipelineImpl::set_input(const std::string& stage_name, const std::string& n
   }
   if (bytes != byte_size(dtype, shape) || (bytes && !data))
     throw Error(ErrorCode::kInvalidArgument, "input '" + name + "': byte size does not match");
-  if (bytes) std::memcpy(dst, data, bytes);
+  const auto* from = static_cast<const uint8_t*>(data);
+  if (buffer != nullptr) {
+    buffer->bound = nullptr;
+    if (bind && bytes) {
+      buffer->bound = from;
+      bound_buffers_.push_back(buffer);
+    } else if (bytes) {
+      std::memcpy(buffer->data.data(), from, bytes);
+    }
+  } else {
+    // The stage's own slot, or the caller's memory when it is whole and aligned for the dtype
+    // (a dynamic dimension 0 smaller than its bound, or an odd address, is copied instead).
+    const auto index = static_cast<uint32_t>(idx);
+    const bool in_place = bind &&
+                          bytes == static_cast<size_t>(t->static_numel()) * dtype_size(dtype) &&
+                          reinterpret_cast<uintptr_t>(from) % dtype_size(dtype) == 0;
+    if (in_place) {
+      st->graph->point_input(index, from);
+      bound_stage_inputs_.emplace_back(st, index);
+    } else {
+      void* dst = st->graph->point_input(index, nullptr);  // its own slot again
+      if (bytes) std::memcpy(dst, from, bytes);
+    }
+  }
   if (actual) *actual = shape;
   if (!info.size_max.empty()) set_frame_size(name, shape);
   if (t) t->shape[0] = shape.empty() ? 0 : shape[0];
@@ -582,8 +624,20 @@ std::string PipelineImpl::profile_json() const {
 
 // Allocates nothing (runtime.h): bindings and timing records were made at prepare. Profiling
 // keeps one sample per node and run, and so allocates as its sample lists grow.
+void PipelineImpl::unbind() {
+  for (Buffer* b : bound_buffers_) b->bound = nullptr;
+  bound_buffers_.clear();
+  for (const auto& [st, index] : bound_stage_inputs_) st->graph->point_input(index, nullptr);
+  bound_stage_inputs_.clear();
+}
+
 void PipelineImpl::run(const std::string& stage_name) {
   prepare();
+  // Bindings last for this run only, whether it succeeds or throws.
+  struct Unbind {
+    PipelineImpl* p;
+    ~Unbind() { p->unbind(); }
+  } unbind_after{this};
   timings_ = &no_timings_;
   if (profiling_) ++profile_runs_;
   using clock = std::chrono::steady_clock;

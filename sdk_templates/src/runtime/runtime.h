@@ -101,6 +101,11 @@ class Pipeline {
   // within size_min..size_max for a bounded image input).
   virtual void set_input(const std::string& stage, const std::string& name, DType dtype,
                          const std::vector<int64_t>& shape, const void* data, size_t bytes) = 0;
+  // As set_input, without the copy: the next run reads `data` where it lies (a stage input only
+  // when whole and aligned for its dtype, else copied now). The binding ends when that run
+  // returns or throws; the input then holds nothing it was set to.
+  virtual void bind_input(const std::string& stage, const std::string& name, DType dtype,
+                          const std::vector<int64_t>& shape, const void* data, size_t bytes) = 0;
   virtual TensorView output(const std::string& stage, const std::string& name) const = 0;
 
   // Runs the whole pipeline (stage == "") or one stage by name (a model name is the model's own
