@@ -240,7 +240,9 @@ void compute_tiles(const MicroKernel& kern, int64_t m, int64_t n, int64_t k, int
         (mw == mr ? tile : kern.fn_short[mw])(kc, apanel, lda, bpanel, ldb, ctile, ldc, alpha,
                                               accumulate, last ? &te : nullptr);
       } else {
-        tile(kc, apanel, lda, bpanel, ldb, edge, nr, alpha, 0, nullptr);
+        // A last panel of at most nr / 2 columns computes only those (with packed A, full rows).
+        const bool half = nw <= nr / 2 && mw == mr && lda == 0;
+        (half ? kern.fn_half : tile)(kc, apanel, lda, bpanel, ldb, edge, nr, alpha, 0, nullptr);
         for (int64_t ii = 0; ii < mw; ++ii)
           for (int64_t jj = 0; jj < nw; ++jj) {
             float& dst = ctile[ii * ldc + jj];

@@ -107,6 +107,9 @@ struct MicroKernel {
   // fn_short[r]: fn for the first r rows (0 < r < mr) of a packed A panel, for the last rows of
   // a product whose M is not a multiple of mr (entries from mr on are null).
   MicroKernelFn fn_short[kMaxMR];
+  // fn for the first nr / 2 columns of a packed B panel (all mr rows of a packed A panel), for
+  // a last panel of at most nr / 2 columns (14x14 planes: 196 = 6 x 32 + 4 columns).
+  MicroKernelFn fn_half;
 };
 
 const MicroKernel* microkernel_generic();
@@ -343,15 +346,16 @@ inline typename VecAct<VB>::V fma_broadcast(typename VecAct<VB>::V acc, typename
 
 // kRows: A read in place, row i at a + i * lda (MicroKernel::fn_rows); otherwise a packed panel
 // (lda unused). R: the rows computed and stored, the first R of the MR-row panel (the short
-// tiles of MicroKernel::fn_short).
-template <int MR, int NR, int VB, bool kRows = false, int R = MR>
+// tiles of MicroKernel::fn_short); NC: the columns, the first NC of the NR-column panel
+// (MicroKernel::fn_half).
+template <int MR, int NR, int VB, bool kRows = false, int R = MR, int NC = NR>
 void microkernel_tile(int64_t kc, const float* __restrict a, int64_t lda, const float* __restrict b,
                       int64_t ldb, float* __restrict c, int64_t ldc, float alpha, int accumulate,
                       const TileEpilogue* ep) {
   typedef typename VecAct<VB>::V V;
   constexpr int kLanes = VB / 4;
-  constexpr int kNV = NR / kLanes;
-  static_assert(kNV * kLanes == NR, "NR must be a multiple of the vector width");
+  constexpr int kNV = NC / kLanes;
+  static_assert(kNV * kLanes == NC && NC <= NR, "NC must be a multiple of the vector width");
   V acc[R][kNV];
   for (int i = 0; i < R; ++i)
     for (int v = 0; v < kNV; ++v) acc[i][v] = V{};
@@ -791,7 +795,8 @@ constexpr MicroKernel make_microkernel(const char* isa) {
           blend_rows_u8_tmpl<VB>,
           {short_tile<MR, NR, VB, 0>(), short_tile<MR, NR, VB, 1>(), short_tile<MR, NR, VB, 2>(),
            short_tile<MR, NR, VB, 3>(), short_tile<MR, NR, VB, 4>(), short_tile<MR, NR, VB, 5>(),
-           short_tile<MR, NR, VB, 6>(), short_tile<MR, NR, VB, 7>()}};
+           short_tile<MR, NR, VB, 6>(), short_tile<MR, NR, VB, 7>()},
+          microkernel_tile<MR, NR, VB, false, MR, NR / 2>};
 }
 
 }  // namespace
