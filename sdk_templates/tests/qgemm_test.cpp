@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // int8 GEMM (runtime/kernels/qgemm.h) against naive references: exact int32 accumulation over
-// sizes around every tile, panel and quad edge (7-bit and full-range weights, 1 and 3
-// threads), fixed-point requantisation against rounding in double (at most 1 apart, equal on
+// sizes around every tile, panel and quad edge (7-bit and full-range weights, 1, 2 and 3
+// threads, activation zero points 0, 128, 255 and random), fixed-point requantisation against
+// rounding in double (at most 1 apart, equal on
 // >= 99.9% of random values), and the requantising epilogue against apply_multiplier.
 // Prints "qgemm: <isa>" and "<N> checks, <F> failures"; exits non-zero on any failure.
 #include <cmath>
@@ -44,19 +45,24 @@ static std::vector<int64_t> reference(const std::vector<int8_t>& w, const std::v
 }
 
 // int32 accumulation over sizes around every tile and quad edge, 7-bit (one vpmaddubsw per
-// quad) and full-range (two halves) weights, with and without bias, inline and on 3 threads; the
-// same GEMMs requantised with per-row multipliers.
+// quad) and full-range (two halves on AVX2) weights, with and without bias, inline and on 2 and 3
+// threads; the same GEMMs requantised with per-row multipliers. Column counts cover groups of
+// panels that the AVX-512 VNNI kernel runs 4 at a time, with a narrower last panel (masked
+// stores) and without.
 static void test_accumulation(std::mt19937& rng, edgepack::ThreadPool& pool) {
   std::uniform_int_distribution<int> u8(0, 255), s8(-128, 127), s7(-64, 64), bias(-100000, 100000);
-  const int64_t ks[] = {1, 3, 4, 5, 15, 16, 17, 33, 64, 147, 576, 1153};
+  const int64_t ks[] = {1, 2, 3, 4, 5, 15, 16, 17, 33, 64, 147, 576, 1153};
   const int64_t ms[] = {1, 3, 4, 5, 9, 16};
-  const int64_t ns[] = {1, 7, 16, 17, 49, 70, 300};
+  const int64_t ns[] = {1, 7, 16, 17, 49, 64, 70, 128, 300};
+  const uint8_t zas[] = {0, 128, 255};
   int variant = 0;
   for (int64_t kk : ks) {
     for (int64_t m : ms) {
       for (int64_t n : ns) {
         const bool full = (variant & 1) != 0, with_bias = (variant & 2) != 0;
-        const bool threaded = (variant % 3) == 0;
+        const int slots = 1 + variant % 3;  // 1, 2 or 3 threads
+        const bool threaded = slots > 1;
+        const int zsel = variant % 5;
         ++variant;
         const int64_t ldx = n + 5, ldo = n + 2;  // strides larger than n
         std::vector<uint8_t> x(static_cast<size_t>(kk * ldx));
@@ -67,13 +73,12 @@ static void test_accumulation(std::mt19937& rng, edgepack::ThreadPool& pool) {
         if (full) w[0] = -128;  // the extremes of both halves
         if (with_bias)
           for (int64_t j = 0; j < m; ++j) b.push_back(bias(rng));
-        const uint8_t za = uint8_t(u8(rng));
+        const uint8_t za = zsel < 3 ? zas[zsel] : uint8_t(u8(rng));
         k::QGemmWeights pw;
         k::qgemm_pack_weights(w.data(), m, kk, &pw);
-        // Only the AVX2 kernel's int16 pair sums saturate (qgemm.h).
+        // Only the AVX2 kernel's int16 pair sums saturate (qgemm.h); VNNI's vpdpbusd does not.
         check(pw.split == (full && std::strcmp(k::qgemm_isa(), "avx2") == 0),
               "split exactly when some |w| > 64 on avx2", long(kk), long(m), long(n));
-        const int slots = threaded ? 3 : 1;
         std::vector<uint8_t> scratch(size_t(slots) * k::qgemm_scratch_bytes(kk));
         std::vector<int32_t> acc(static_cast<size_t>(m * ldo), 0x5a5a5a5a);
         k::QGemmOutput o;
@@ -98,7 +103,8 @@ static void test_accumulation(std::mt19937& rng, edgepack::ThreadPool& pool) {
         for (int64_t j = 0; j < m; ++j)
           mult.push_back(k::quant_multiplier((j == 2 ? 1.5 : 0.7 + 0.3 * double(j)) * 80.0 / span));
         if (m > 4) mult[4] = k::quant_multiplier(1.25);  // M > 1 in the second row block
-        std::vector<uint8_t> out(static_cast<size_t>(m * ldo), 0xa5);
+        // kQgemmNr bytes of slack: a full-width store of the last row's last panel shows there.
+        std::vector<uint8_t> out(static_cast<size_t>(m * ldo + k::kQgemmNr), 0xa5);
         o.mult = mult.data();
         o.zo = uint8_t(u8(rng));
         o.out = out.data();
@@ -114,6 +120,8 @@ static void test_accumulation(std::mt19937& rng, edgepack::ThreadPool& pool) {
             check(out[size_t(j * ldo + p)] == 0xa5, "qgemm wrote bytes past n", long(kk), long(j),
                   long(p));
         }
+        for (size_t i = size_t(m * ldo); i < out.size(); ++i)
+          check(out[i] == 0xa5, "qgemm wrote bytes past the output", long(kk), long(m), long(n));
       }
     }
   }
@@ -298,6 +306,7 @@ static void test_lookup(std::mt19937& rng) {
 }
 
 int main() {
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);  // FAIL lines survive a later crash
   std::mt19937 rng(1234);
   std::printf("qgemm: %s\n", k::qgemm_isa());
   edgepack::ThreadPool pool(3);

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // int8 GEMM (qgemm.h): weight and panel packing, the portable and NEON micro-kernels, the
 // fixed-point requantising epilogue, threading and dispatch. The AVX2 micro-kernel is in
-// qgemm_avx2.cpp, the aarch64 dot product (SDOT) one in qgemm_dotprod.cpp.
+// qgemm_avx2.cpp, the AVX-512 VNNI one in qgemm_avx512vnni.cpp, the aarch64 dot product (SDOT)
+// one in qgemm_dotprod.cpp.
 #include "runtime/kernels/qgemm.h"
 
 #include <algorithm>
@@ -40,6 +41,13 @@ void qgemm_requant16_avx2(const int32_t* a, int32_t add, int64_t m0, int total, 
                           uint8_t* d);
 void qgemm_tile_requant_avx2(const int8_t* wb, const uint8_t* panel, int64_t quads, int halves,
                              const QRowQuant* rq, int rows, int32_t zo, uint8_t* out, int64_t ldo);
+// Defined in qgemm_avx512vnni.cpp (x86 builds only, compiled with -mavx512f/bw/vl/vnni).
+void qgemm_tile_avx512vnni(const int8_t* wb, const uint8_t* panel, int64_t quads, int halves,
+                           int32_t* acc);
+void qgemm_panels_requant_avx512vnni(const int8_t* wb, const uint8_t* panel, size_t stride,
+                                     int64_t count, int last_cols, int64_t quads, int halves,
+                                     const QRowQuant* rq, int rows, int32_t zo, uint8_t* out,
+                                     int64_t ldo);
 // Defined in qgemm_dotprod.cpp (aarch64 builds for boards with the dotprod feature).
 void qgemm_tile_dotprod(const int8_t* wb, const uint8_t* panel, int64_t quads, int halves,
                         int32_t* acc);
@@ -168,10 +176,18 @@ using TileRequantFn = void (*)(const int8_t* wb, const uint8_t* panel, int64_t q
                                const QRowQuant* rq, int rows, int32_t zo, uint8_t* out,
                                int64_t ldo);
 
+// The `count` panels of a group (`stride` bytes apart, the last one last_cols wide, the others
+// kNr) requantised straight from the registers; takes the place of tile_requant.
+using PanelsRequantFn = void (*)(const int8_t* wb, const uint8_t* panel, size_t stride,
+                                 int64_t count, int last_cols, int64_t quads, int halves,
+                                 const QRowQuant* rq, int rows, int32_t zo, uint8_t* out,
+                                 int64_t ldo);
+
 struct Kernel {
   TileFn tile;
   Requant16Fn requant16;
   TileRequantFn tile_requant;
+  PanelsRequantFn panels_requant;
   const char* isa;
   // The panel holds x - x_offset (SDOT: signed x signed, so 128: the packed panel's bytes are
   // flipped, x ^ 0x80); the epilogue adds x_offset * sum_k w back.
@@ -181,23 +197,36 @@ struct Kernel {
   bool pairs_saturate;
 };
 
-// The best kernel this CPU supports. EDGEPACK_CPU_ISA=generic caps it at the portable one and
-// EDGEPACK_CPU_ISA=neon at the ARMv8.0 one (tests check every kernel on one CPU that way).
+// The best kernel this CPU supports. EDGEPACK_CPU_ISA caps it as it caps the float GEMM
+// (gemm.cpp): generic at the portable one, avx2 at the AVX2 one; neon at the ARMv8.0 one (tests
+// check every kernel on one CPU that way).
 Kernel choose() {
   const char* cap = std::getenv("EDGEPACK_CPU_ISA");
-  const Kernel generic = {tile_generic, nullptr, nullptr, "generic", 0, false};
+  const Kernel generic = {tile_generic, nullptr, nullptr, nullptr, "generic", 0, false};
   if (cap != nullptr && std::strcmp(cap, "generic") == 0) return generic;
 #if defined(__x86_64__) || defined(__i386__)
+  __builtin_cpu_init();
+  const bool vnni = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                    __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
+  if (vnni && !(cap != nullptr && std::strcmp(cap, "avx2") == 0))
+    return {qgemm_tile_avx512vnni,
+            qgemm_requant16_avx2,
+            nullptr,
+            qgemm_panels_requant_avx512vnni,
+            "avx512vnni",
+            0,
+            false};
   if (__builtin_cpu_supports("avx2"))
-    return {qgemm_tile_avx2, qgemm_requant16_avx2, qgemm_tile_requant_avx2, "avx2", 0, true};
+    return {
+        qgemm_tile_avx2, qgemm_requant16_avx2, qgemm_tile_requant_avx2, nullptr, "avx2", 0, true};
 #endif
 #ifdef EDGEPACK_QGEMM_DOTPROD
   const bool capped = cap != nullptr && std::strcmp(cap, "neon") == 0;
   if (!capped && (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0)
-    return {qgemm_tile_dotprod, requant16_neon, nullptr, "dotprod", 128, false};
+    return {qgemm_tile_dotprod, requant16_neon, nullptr, nullptr, "dotprod", 128, false};
 #endif
 #ifdef EDGEPACK_QGEMM_NEON
-  return {tile_neon, requant16_neon, nullptr, "neon", 0, false};
+  return {tile_neon, requant16_neon, nullptr, nullptr, "neon", 0, false};
 #else
   return generic;
 #endif
@@ -420,6 +449,7 @@ void qgemm(const QGemmWeights& w, const uint8_t* x, int64_t ldx, int64_t n, cons
       const int64_t end = chunk_begin(panels, int(used), int(s) + 1);
       for (int64_t g0 = chunk_begin(panels, int(used), int(s)); g0 < end; g0 += group) {
         const int64_t count = std::min(group, end - g0);
+        const int64_t last_cols = std::min<int64_t>(kNr, n - (g0 + count - 1) * kNr);
         for (int64_t i = 0; i < count; ++i) {
           const int64_t p0 = (g0 + i) * kNr;
           uint8_t* panel = slot + size_t(i) * pbytes;
@@ -430,7 +460,13 @@ void qgemm(const QGemmWeights& w, const uint8_t* x, int64_t ldx, int64_t n, cons
         for (int64_t b = 0; b < blocks; ++b) {
           const int8_t* wb = w.packed.data() + b * block_bytes;
           const int64_t j0 = b * kMr, rows = std::min<int64_t>(kMr, w.m - j0);
-          const bool fused = kn.tile_requant != nullptr && row_quants(w, o, j0, rows, kn, rq);
+          const bool fused = (kn.tile_requant != nullptr || kn.panels_requant != nullptr) &&
+                             row_quants(w, o, j0, rows, kn, rq);
+          if (fused && kn.panels_requant != nullptr) {
+            kn.panels_requant(wb, slot, pbytes, count, int(last_cols), w.quads, halves, rq,
+                              int(rows), o.zo, o.out + j0 * o.ldo + g0 * kNr, o.ldo);
+            continue;
+          }
           for (int64_t i = 0; i < count; ++i) {
             const uint8_t* panel = slot + size_t(i) * pbytes;
             const int64_t p0 = (g0 + i) * kNr, cols = std::min<int64_t>(kNr, n - p0);

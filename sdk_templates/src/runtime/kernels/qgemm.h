@@ -17,12 +17,13 @@
 // one 32-bit lane of a u8 x s8 dot-product instruction reads), a group of panels at a time that
 // every weight block then runs over. A micro-kernel computes a kQgemmMr x kQgemmNr tile in
 // registers and the epilogue requantises it straight into the output (on AVX2 in the same
-// function, from the registers). Kernels chosen at run time: x86 AVX2 (vpmaddubsw + vpmaddwd); on
-// aarch64 the ARMv8.2 dot product (SDOT, qgemm_dotprod.cpp) when the build has it (the board file's
-// `cpu: features: [dotprod]`) and getauxval(AT_HWCAP) reports HWCAP_ASIMDDP, else NEON (ARMv8.0
-// widening multiply-accumulate, vmlal_s16: Cortex-A53/A72/A73 have no SDOT); or portable.
-// EDGEPACK_CPU_ISA=generic caps it like the float GEMM (gemm.cpp), EDGEPACK_CPU_ISA=neon at the
-// ARMv8.0 kernel.
+// function, from the registers). Kernels chosen at run time: x86 AVX-512 VNNI (vpdpbusd, 4 rows
+// x up to 4 panels per call, qgemm_avx512vnni.cpp) when the CPU has avx512f/bw/vl/vnni, else
+// AVX2 (vpmaddubsw + vpmaddwd); on aarch64 the ARMv8.2 dot product (SDOT, qgemm_dotprod.cpp)
+// when the build has it (the board file's `cpu: features: [dotprod]`) and getauxval(AT_HWCAP)
+// reports HWCAP_ASIMDDP, else NEON (ARMv8.0 widening multiply-accumulate, vmlal_s16:
+// Cortex-A53/A72/A73 have no SDOT); or portable. EDGEPACK_CPU_ISA caps it like the float GEMM
+// (gemm.cpp): generic at the portable kernel, avx2 at the AVX2 one; neon at the ARMv8.0 kernel.
 //
 // Exactness: vpmaddubsw sums two u8 x s8 products in int16 with saturation, exact only while
 // |w| <= 64 (2 * 255 * 64 = 32640). onnxruntime's quantiser gives such 7-bit weights
@@ -69,7 +70,7 @@ struct QRowQuant {
 struct QGemmWeights {
   int64_t m = 0, k = 0;
   int64_t quads = 0;   // ceil(k / 4)
-  bool split = false;  // some |w| > 64 and the AVX2 kernel: stored as two halves (see above)
+  bool split = false;  // some |w| > 64 and the AVX2 kernel (not VNNI): two halves (see above)
   std::vector<int8_t> packed;
   std::vector<int32_t> sums;  // sum_k w[j][k], folds the activation zero point
 };
@@ -99,7 +100,7 @@ size_t qgemm_scratch_bytes(int64_t k);
 void qgemm(const QGemmWeights& w, const uint8_t* x, int64_t ldx, int64_t n, const QGemmOutput& o,
            uint8_t* scratch, int slots, ThreadPool* pool);
 
-// The micro-kernel in use: "avx2", "dotprod", "neon" or "generic".
+// The micro-kernel in use: "avx512vnni", "avx2", "dotprod", "neon" or "generic".
 const char* qgemm_isa();
 
 }  // namespace kernels
