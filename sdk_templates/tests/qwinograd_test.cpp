@@ -5,12 +5,15 @@
 // tile, panel, band and channel-pair edge (odd sizes, C and M off 2 / the micro-kernel's rows,
 // pads 0..2 and asymmetric), full-range, 7-bit and extreme (+-127 / -128) weights against
 // extreme inputs, zero points 0 / 128 / 255, per-row multipliers below and above 1; inline and
-// on 3 threads. Prints "qwinograd: <isa>" and "<N> checks, <F> failures"; exits non-zero on any
-// failure.
+// on 3 threads; run() calls no operator new. Prints "qwinograd: <isa>" and "<N> checks, <F>
+// failures"; exits non-zero on any failure.
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
+#include <new>
 #include <random>
 #include <vector>
 
@@ -21,6 +24,20 @@
 namespace k = edgepack::kernels;
 
 static int g_checks = 0, g_failures = 0;
+
+// Every operator new of the process (run() must allocate nothing: the op's contract, op.h).
+static std::atomic<long> g_news{0};
+void* operator new(std::size_t n) {
+  ++g_news;
+  if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
+  throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept {
+  std::free(p);
+}
+void operator delete(void* p, std::size_t) noexcept {
+  std::free(p);
+}
 
 struct Case {
   int64_t c, m, h, w, pt, pl, pb, pr;
@@ -76,7 +93,13 @@ static void run_case(std::mt19937& rng, const Case& cs, Weights wk, uint8_t za,
   auto* aligned = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(scratch.data()) + 63) &
                                              ~uintptr_t(63));
   std::vector<uint8_t> out(static_cast<size_t>(cs.m * oh * ow), 0x5a);
+  const long news = g_news;
   wino.run(x.data(), out.data(), aligned, pool);
+  ++g_checks;
+  if (g_news != news) {
+    ++g_failures;
+    std::printf("FAIL run() allocated (%ld operator new)\n", g_news - news);
+  }
   int bad = 0;
   for (int64_t j = 0; j < cs.m; ++j)
     for (int64_t oy = 0; oy < oh; ++oy)

@@ -154,39 +154,50 @@ void qwino_task(const QWinoTask& t, Gemm gemm) {
   qwino_input_transform(t);
   const int64_t mr = t.mr, ow = t.out_w, oh = t.out_h;
   const size_t ublock = static_cast<size_t>(kQWinoXi * t.pairs * mr * 2);
+  // Runs of a panel's tiles within one tile row: output bytes [ox, ox + bytes) of rows oy and
+  // oy + 1 (rows: 1 at an odd height's last row; bytes: odd at an odd width's last column).
+  struct Run {
+    int64_t k, oy, ox, bytes;
+    int rows;
+  };
+  Run runs[kQWinoNr];
   for (int64_t pt = 0; pt < t.nt; pt += kQWinoNr) {
+    const int64_t n = std::min<int64_t>(kQWinoNr, t.nt - pt);
+    int nruns = 0;
+    for (int64_t k = 0; k < n;) {
+      const int64_t tile = t.t0 + pt + k, ty = tile / t.tiles_w, tx = tile % t.tiles_w;
+      const int64_t len = std::min(n - k, t.tiles_w - tx);
+      runs[nruns++] = {k, 2 * ty, 2 * tx, std::min(2 * len, ow - 2 * tx), oh - 2 * ty > 1 ? 2 : 1};
+      k += len;
+    }
     for (int64_t b = t.b0; b < t.b1; ++b) {
       const int16_t* ub = t.u + size_t(b) * ublock;
       const int64_t rows = std::min(mr, t.out_channels - b * mr);
       for (int xi = 0; xi < kQWinoXi; ++xi)
         gemm(ub + size_t(xi) * t.pairs * mr * 2, t.v + xi * t.pairs * t.vstride + 2 * pt, t.pairs,
              t.vstride, t.mbuf + xi * mr * kQWinoNr);
-      const int64_t n = std::min<int64_t>(kQWinoNr, t.nt - pt);
-      const int64_t first = t.t0 + pt;
       for (int64_t r = 0; r < rows; ++r) {
         const int64_t j = b * mr + r;
         alignas(64) int32_t y[4][kQWinoNr];
         alignas(64) uint8_t q[4][kQWinoNr];
+        alignas(64) uint8_t il[2][2 * kQWinoNr];  // output rows 2 ty, 2 ty + 1 of each tile
         qwino_output_tiles(t.mbuf + r * kQWinoNr, mr, y);
         qwino_requantize(y, t.bias[j], t.mult[j], t.zo, q);
-        uint8_t* plane = t.out + j * oh * ow;
-        // Runs of tiles within one tile row: output rows 2 ty and 2 ty + 1, two bytes per tile.
-        for (int64_t k = 0; k < n;) {
-          const int64_t ty = (first + k) / t.tiles_w, tx = (first + k) % t.tiles_w;
-          const int64_t len = std::min(n - k, t.tiles_w - tx);
-          const int64_t oy = 2 * ty, ox = 2 * tx;
-          const int64_t whole = std::min(len, (ow - ox) / 2);  // tiles with both columns inside
-          for (int dy = 0; dy < 2 && oy + dy < oh; ++dy) {
-            uint8_t* o = plane + (oy + dy) * ow + ox;
-            const uint8_t* a = q[2 * dy] + k;
-            const uint8_t* c = q[2 * dy + 1] + k;
-            for (int64_t e = 0; e < whole; ++e) {
-              o[2 * e] = a[e];
-              o[2 * e + 1] = c[e];
-            }
-            if (whole < len) o[2 * whole] = a[whole];  // the last column of an odd width
+        for (int dy = 0; dy < 2; ++dy)
+          for (int k = 0; k < kQWinoNr; ++k) {
+            il[dy][2 * k] = q[2 * dy][k];
+            il[dy][2 * k + 1] = q[2 * dy + 1][k];
           }
-          k += len;
+        uint8_t* plane = t.out + j * oh * ow;
+        for (int i = 0; i < nruns; ++i) {
+          const Run& u = runs[i];
+          for (int dy = 0; dy < u.rows; ++dy) {
+            uint8_t* o = plane + (u.oy + dy) * ow + u.ox;
+            if (u.bytes == 2 * kQWinoNr)
+              std::memcpy(o, il[dy], 2 * kQWinoNr);
+            else
+              std::memcpy(o, il[dy] + 2 * u.k, static_cast<size_t>(u.bytes));
+          }
         }
       }
     }

@@ -173,15 +173,20 @@ void depthwise_run(const QConvState& st, const Tensor* x, Tensor* y, uint8_t* sc
     body(0, 1);
 }
 
-// 3x3, stride 1, no dilation, group 1, with at least 32 input and 32 output channels: there the
-// int16 Winograd F(2x2, 3x3) beats im2col + the u8 x s8 GEMM (AVX2, 1 thread: 1.1-1.6x; with
-// 16 channels its transforms cost more than the 2.25x fewer multiplies save: 0.6-0.9x; see
-// docs/quantization.md). Only where it is exact (QWinograd3x3::exact_for).
+// 3x3, stride 1, no dilation, group 1, with at least 32 input and 32 output channels, and only
+// while the int8 GEMM's kernel is AVX2 (vpmaddubsw) or NEON (vmlal_s16): there the int16 Winograd
+// F(2x2, 3x3) beats im2col + GEMM (AVX2, 1 thread: 1.1-1.6x per layer; with 16 channels its
+// transforms cost more than the 2.25x fewer multiplies save: 0.6-0.9x). A GEMM doing four
+// u8 x s8 products per int32 lane per instruction (AVX-512 VNNI vpdpbusd, SDOT) does not pay
+// for it: against vpdpbusd even a vpdpwssd Winograd measured 0.8-1.04x. Nor do the portable
+// loops (0.6-0.8x). See docs/quantization.md. Only where it is exact (QWinograd3x3::exact_for).
 bool use_winograd(const QConvState& st, const int8_t* w) {
   const ConvAttrs& a = st.a;
   if (st.depthwise || a.kh != 3 || a.kw != 3 || a.sh != 1 || a.sw != 1 || a.dh != 1 || a.dw != 1)
     return false;
   if (st.c < 32 || st.m < 32) return false;
+  const char* gemm = kernels::qgemm_isa();
+  if (std::strcmp(gemm, "avx2") != 0 && std::strcmp(gemm, "neon") != 0) return false;
   return kernels::QWinograd3x3::exact_for(w, st.m, st.c);
 }
 
