@@ -459,6 +459,31 @@ DType checked_dtype(ep_dtype d) {
   invalid_argument("dtype is not an ep_dtype");
 }
 
+// ep_session_set_tensor (a copy) and ep_session_bind_tensor (the caller's memory, one run).
+ep_status* place_tensor(ep_session* session, const char* stage, const char* name, ep_dtype dtype,
+                        const int64_t* shape, size_t rank, const void* data, size_t bytes,
+                        bool bind) {
+  return guarded([&] {
+    require(session, "session");
+    require(name, "name");
+    if (rank > 0) require(shape, "shape");
+    if (bytes > 0) require(data, "data");
+    const DType t = checked_dtype(dtype);
+    prepare(session);
+    std::vector<int64_t> dims(shape, shape + rank);
+    check_input(session, stage, name, t, dims, bytes);
+    const std::string key = input_key(stage, name);
+    if (bind) {
+      session->pipeline->bind_input(stage_arg(stage), name, t, dims, data, bytes);
+      session->inputs_bound.insert(key);
+    } else {
+      session->pipeline->set_input(stage_arg(stage), name, t, dims, data, bytes);
+      session->inputs_bound.erase(key);
+    }
+    session->inputs_set.insert(key);
+  });
+}
+
 }  // namespace
 }  // namespace edgepack::capi
 
@@ -644,37 +669,13 @@ ep_status* ep_session_output_info(const ep_session* session, const char* stage, 
 ep_status* ep_session_set_tensor(ep_session* session, const char* stage, const char* name,
                                  ep_dtype dtype, const int64_t* shape, size_t rank,
                                  const void* data, size_t bytes) {
-  return guarded([&] {
-    require(session, "session");
-    require(name, "name");
-    if (rank > 0) require(shape, "shape");
-    if (bytes > 0) require(data, "data");
-    const edgepack::DType t = edgepack::capi::checked_dtype(dtype);
-    edgepack::capi::prepare(session);
-    std::vector<int64_t> dims(shape, shape + rank);
-    edgepack::capi::check_input(session, stage, name, t, dims, bytes);
-    session->pipeline->set_input(edgepack::capi::stage_arg(stage), name, t, dims, data, bytes);
-    session->inputs_set.insert(edgepack::capi::input_key(stage, name));
-    session->inputs_bound.erase(edgepack::capi::input_key(stage, name));
-  });
+  return edgepack::capi::place_tensor(session, stage, name, dtype, shape, rank, data, bytes, false);
 }
 
 ep_status* ep_session_bind_tensor(ep_session* session, const char* stage, const char* name,
                                   ep_dtype dtype, const int64_t* shape, size_t rank,
                                   const void* data, size_t bytes) {
-  return guarded([&] {
-    require(session, "session");
-    require(name, "name");
-    if (rank > 0) require(shape, "shape");
-    if (bytes > 0) require(data, "data");
-    const edgepack::DType t = edgepack::capi::checked_dtype(dtype);
-    edgepack::capi::prepare(session);
-    std::vector<int64_t> dims(shape, shape + rank);
-    edgepack::capi::check_input(session, stage, name, t, dims, bytes);
-    session->pipeline->bind_input(edgepack::capi::stage_arg(stage), name, t, dims, data, bytes);
-    session->inputs_set.insert(edgepack::capi::input_key(stage, name));
-    session->inputs_bound.insert(edgepack::capi::input_key(stage, name));
-  });
+  return edgepack::capi::place_tensor(session, stage, name, dtype, shape, rank, data, bytes, true);
 }
 
 ep_status* ep_session_set_image(ep_session* session, const char* stage, const char* name,
