@@ -119,9 +119,15 @@ def test_qlinear_conv_matches_exact_integer_reference(sdk_host: SdkBuild, case: 
     _check_against_reference(sdk_host, case, CASES[case], 1)
 
 
+# The depthwise kernel per instruction set (kernels/qdepthwise.cpp): "best" is AVX-512 VNNI
+# (vpdpwssd) where the CPU has it, "avx2" the vpmaddwd loop, "generic" the portable one.
+@pytest.mark.parametrize("isa", ["best", "avx2", "generic"])
 @pytest.mark.parametrize("case", list(DEPTHWISE))
-def test_depthwise_qlinear_conv_matches_exact_integer_reference(sdk_host: SdkBuild,
-                                                                case: str) -> None:
+def test_depthwise_qlinear_conv_matches_exact_integer_reference(
+        sdk_host: SdkBuild, case: str, isa: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("EDGEPACK_CPU_ISA", raising=False)
+    if isa != "best":
+        monkeypatch.setenv("EDGEPACK_CPU_ISA", isa)
     _check_against_reference(sdk_host, case, DEPTHWISE[case], DEPTHWISE[case][0])
 
 

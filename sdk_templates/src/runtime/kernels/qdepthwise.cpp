@@ -13,6 +13,10 @@ namespace kernels {
 void qdepthwise_plane_avx2(const QDepthwiseParams& p, const uint8_t* in, uint8_t za,
                            const int8_t* w, int32_t bias, QuantMultiplier mult, uint8_t zo,
                            uint8_t* out, void* scratch);
+// Defined in qdepthwise_avx512vnni.cpp (x86 builds only, the AVX-512 VNNI flags).
+void qdepthwise_plane_avx512vnni(const QDepthwiseParams& p, const uint8_t* in, uint8_t za,
+                                 const int8_t* w, int32_t bias, QuantMultiplier mult, uint8_t zo,
+                                 uint8_t* out, void* scratch);
 
 namespace {
 
@@ -23,6 +27,10 @@ PlaneFn choose() {
 #if defined(__x86_64__) || defined(__i386__)
   const char* cap = std::getenv("EDGEPACK_CPU_ISA");
   const bool generic = cap != nullptr && std::strcmp(cap, "generic") == 0;
+  const bool avx2_cap = cap != nullptr && std::strcmp(cap, "avx2") == 0;
+  const bool vnni = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                    __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
+  if (!generic && !avx2_cap && vnni) return qdepthwise_plane_avx512vnni;
   if (!generic && __builtin_cpu_supports("avx2")) return qdepthwise_plane_avx2;
 #endif
   return qdepthwise_plane_impl;

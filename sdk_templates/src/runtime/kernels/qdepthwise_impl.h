@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
-// The body of qdepthwise_plane() (qdepthwise.h), included by qdepthwise.cpp (baseline ISA) and
-// qdepthwise_avx2.cpp (-mavx2, which adds the intrinsic tap loop below).
+// The body of qdepthwise_plane() (qdepthwise.h), included by qdepthwise.cpp (baseline ISA),
+// qdepthwise_avx2.cpp (-mavx2, which adds the intrinsic tap loop below) and
+// qdepthwise_avx512vnni.cpp (the same loop with vpdpwssd: multiply, pair and accumulate in one).
 //
 // Layout: each padded input row is split into `sw` phases (column c goes to phase c % sw at
 // c / sw), so for every stride the taps of consecutive outputs are consecutive int16 values:
@@ -57,6 +58,15 @@ inline size_t scratch_bytes_impl(const QDepthwiseParams& p) {
 // acc[ox] = bias + sum_t w[t] * src[t][ox] for ox < n (n rounded up to 16 on AVX2: the
 // accumulator row and the sources have room).
 #if defined(__AVX2__)
+// acc + the pairwise products of x and w (int16 pairs into int32 lanes).
+inline __m256i dot_pairs(__m256i acc, __m256i x, __m256i w) {
+#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
+  return _mm256_dpwssd_epi32(acc, x, w);
+#else
+  return _mm256_add_epi32(acc, _mm256_madd_epi16(x, w));
+#endif
+}
+
 // The taps as int16 pairs (w[t], w[t + 1]) for vpmaddwd; an odd last tap pairs with 0.
 inline void tap_pairs(const int8_t* w, int ntaps, int32_t* pairs) {
   for (int t = 0; t < ntaps; t += 2) {
@@ -76,8 +86,8 @@ inline void taps16(const int16_t* const* src, const int32_t* pairs, int ntaps, i
         t + 1 < ntaps ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src[t + 1] + ox)) : a;
     const __m256i wv = _mm256_set1_epi32(pairs[t / 2]);
     // (a[x], b[x]) pairs: columns 0-3 and 8-11 in lo, 4-7 and 12-15 in hi.
-    lo = _mm256_add_epi32(lo, _mm256_madd_epi16(_mm256_unpacklo_epi16(a, b), wv));
-    hi = _mm256_add_epi32(hi, _mm256_madd_epi16(_mm256_unpackhi_epi16(a, b), wv));
+    lo = dot_pairs(lo, _mm256_unpacklo_epi16(a, b), wv);
+    hi = dot_pairs(hi, _mm256_unpackhi_epi16(a, b), wv);
   }
   v[0] = _mm256_permute2x128_si256(lo, hi, 0x20);
   v[1] = _mm256_permute2x128_si256(lo, hi, 0x31);
@@ -94,8 +104,8 @@ inline void taps16_fixed(const int16_t* const* src, const __m256i* wv, __m256i b
     const __m256i b = t + 1 < NT
                           ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src[t + 1] + ox))
                           : _mm256_setzero_si256();
-    lo = _mm256_add_epi32(lo, _mm256_madd_epi16(_mm256_unpacklo_epi16(a, b), wv[t / 2]));
-    hi = _mm256_add_epi32(hi, _mm256_madd_epi16(_mm256_unpackhi_epi16(a, b), wv[t / 2]));
+    lo = dot_pairs(lo, _mm256_unpacklo_epi16(a, b), wv[t / 2]);
+    hi = dot_pairs(hi, _mm256_unpackhi_epi16(a, b), wv[t / 2]);
   }
   v[0] = _mm256_permute2x128_si256(lo, hi, 0x20);
   v[1] = _mm256_permute2x128_si256(lo, hi, 0x31);
