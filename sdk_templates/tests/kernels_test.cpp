@@ -213,11 +213,13 @@ void test_gemm(ThreadPool* pools[4]) {
   // Fixed shapes that cross the K block and tile boundaries, then a random sweep.
   const int64_t big[][3] = {{1, 1000, 512}, {64, 3136, 147}, {130, 70, 600}, {200, 1, 300},
                             {1, 1, 1},      {96, 49, 1100},  {17, 33, 1},    {256, 16, 256},
-                            {197, 64, 197}, {13, 40, 700}};
+                            {197, 64, 197}, {13, 40, 700},   {45, 12, 480}};
   for (auto& s : big)
     for (int t = 0; t < 4; ++t)
       test_gemm_case(s[0], s[1], s[2], false, t % 2 == 1, t, 1.0f, 0.0f, t, t % 3, t == 2, t >= 2,
                      pools[t]);
+  // One panel of C, K past kc but within kc_one_panel (x86: all of K in one block), added to C.
+  test_gemm_case(45, 12, 480, false, false, 0, 0.5f, -0.7f, 1, 1, true, true, nullptr);
   for (int iter = 0; iter < 600; ++iter) {
     const int64_t m = sizes[pick(g_rng)], n = sizes[pick(g_rng)], kd = sizes[pick(g_rng)];
     test_gemm_case(m, n, kd, coin(g_rng), coin(g_rng), pad(g_rng) == 0 ? 5 : 0, alphas[iter % 3],
@@ -464,18 +466,30 @@ void test_winograd(ThreadPool* pools[4]) {
                 reached[1]);
   }
   // Network-sized layers: ResNet-18's stages (56x56 x 64, 28x28 x 128, 14x14 x 256, 7x7 x 512)
-  // and a YOLO bottleneck (16 channels, 80x80), with ReLU / SiLU.
+  // and a YOLO bottleneck (16 channels, 80x80), with ReLU / SiLU. Every kernel set takes the
+  // same tile: F(4x4) down to 14x14 (16 tiles: AVX-512's half panel), F(2x2) at 7x7.
   struct Layer {
     int64_t c, hw;
+    int tile;
   };
   int layer = 0;
-  for (const Layer& l :
-       {Layer{64, 56}, Layer{128, 28}, Layer{256, 14}, Layer{512, 7}, Layer{16, 80}}) {
+  for (const Layer& l : {Layer{64, 56, 4}, Layer{128, 28, 4}, Layer{256, 14, 4}, Layer{512, 7, 2},
+                         Layer{16, 80, 4}}) {
     k::Conv2dParams p;
     p.in_channels = p.out_channels = l.c;
     p.in_h = p.in_w = l.hw;
     p.kernel_h = p.kernel_w = 3;
     p.pad_top = p.pad_left = p.pad_bottom = p.pad_right = 1;
+    k::Conv2d probe;
+    probe.prepare(p, random_vec(static_cast<size_t>(p.out_channels * p.in_channels * 9)).data(),
+                  nullptr, k::Epilogue{});
+    ++g_checks;
+    if (probe.wino_tile() != l.tile) {
+      ++g_failures;
+      std::printf("FAIL winograd %lldx%lld x %lld: tile %d, want %d\n",
+                  static_cast<long long>(l.hw), static_cast<long long>(l.hw),
+                  static_cast<long long>(l.c), probe.wino_tile(), l.tile);
+    }
     const int t = layer++ % 2 == 0 ? 0 : 3;  // 1 and 4 threads, in turn
     test_conv_case(p, t == 0 ? 1 : 5, true, pools[t]);
   }

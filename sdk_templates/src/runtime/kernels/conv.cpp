@@ -37,6 +37,8 @@ inline int64_t first_at_least(int64_t start, int64_t step, int64_t limit) {
 constexpr int64_t kMaxTaps = 16;    // kernel sizes up to this take im2col_panel_runs()
 constexpr int64_t kMaxDwTaps = 64;  // depthwise kernels with up to this many taps: kDepthwise
 constexpr int64_t kWinogradMinChannels = 8;
+// A plane of at least this many Winograd tiles (or one NR panel, if fewer) takes that tile size.
+constexpr int64_t kWinogradMaxPanelTiles = 16;
 // Blocked depthwise layers whose padded input block would exceed this many floats (4 MiB per
 // thread) take the row paths.
 constexpr int64_t kMaxBlockedDwFloats = int64_t{1} << 20;
@@ -252,17 +254,22 @@ void phase_split(const Conv2dParams& p, const float* plane, int64_t hp, int64_t 
 // The Winograd tile for a layer, 0 for none: 3x3, stride 1, no dilation or groups, and enough
 // channels that the transforms (per input and output channel) are small against the GEMMs (per
 // pair of channels). F(4x4, 3x3) needs planes of a few tiles per panel; smaller planes take
-// F(2x2, 3x3), whose 4x4 tiles waste less on padding.
+// F(2x2, 3x3), whose 4x4 tiles waste less on padding. A panel here is at most 16 columns: a
+// 32-column AVX-512 panel takes 16 tiles in its half kernel (fn_half). Asking for a whole
+// 32-column panel, AVX-512 ran 7x7 planes by im2col (49 of 64 columns, 9 products per output
+// against F(2x2)'s 4) and 14x14 by F(2x2) (49 of 64 tiles, 4 products per output against
+// F(4x4)'s 2.25); with kc_one_panel (microkernel.h), 1 thread, ms: 512 -> 512 at 7x7 3.33 ->
+// 1.74 (AVX2 2.69), 256 -> 256 at 14x14 1.78 -> 1.15 (AVX2 1.14).
 int winograd_tile(const Conv2dParams& p) {
   if (!p.allow_winograd || p.kernel_h != 3 || p.kernel_w != 3 || p.stride_h != 1 ||
       p.stride_w != 1 || p.dilation_h != 1 || p.dilation_w != 1 || p.groups != 1)
     return 0;
   if (p.in_channels < kWinogradMinChannels || p.out_channels < kWinogradMinChannels) return 0;
-  const int64_t nr = gemm_shape().nr;
+  const int64_t min_tiles = std::min<int64_t>(gemm_shape().nr, kWinogradMaxPanelTiles);
   const int64_t tiles4 = ceil_div(p.out_h(), 4) * ceil_div(p.out_w(), 4);
-  if (tiles4 >= nr) return 4;
+  if (tiles4 >= min_tiles) return 4;
   const int64_t tiles2 = ceil_div(p.out_h(), 2) * ceil_div(p.out_w(), 2);
-  return tiles2 >= nr ? 2 : 0;
+  return tiles2 >= min_tiles ? 2 : 0;
 }
 
 // Whether a layer runs the direct path with output channels in vectors: few input channels (K

@@ -97,6 +97,8 @@ class Conv2d {
   // Scratch run() needs, in bytes (64-byte aligned pointer expected).
   size_t scratch_bytes() const { return scratch_bytes_; }
   Path path() const { return path_; }
+  // kWinograd: the output tile (4: F(4x4, 3x3), 2: F(2x2, 3x3)); other paths: 0.
+  int wino_tile() const { return path_ == Path::kWinograd ? winograd_.tile() : 0; }
   const Conv2dParams& params() const { return p_; }
 
   // input: batch x in x in_h x in_w; output: batch x out x out_h x out_w (must not alias input).

@@ -234,7 +234,7 @@ void compute_tiles(const MicroKernel& kern, int64_t m, int64_t n, int64_t k, int
                    bool accumulate_c, float* c, int64_t ldc, const Epilogue& ep, bool fused,
                    float* edge) {
   const int mr = kern.mr, nr = kern.nr;
-  const int64_t kc_max = kern.kc;
+  const int64_t kc_max = ncols <= nr && k <= kern.kc_one_panel ? k : kern.kc;
   for (int64_t p0 = 0; p0 < k; p0 += kc_max) {
     const int64_t kc = std::min(kc_max, k - p0);
     const int accumulate = (p0 > 0 || accumulate_c) ? 1 : 0;

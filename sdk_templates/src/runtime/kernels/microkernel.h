@@ -110,6 +110,11 @@ struct MicroKernel {
   // fn for the first nr / 2 columns of a packed B panel (all mr rows of a packed A panel), for
   // a last panel of at most nr / 2 columns (14x14 planes: 196 = 6 x 32 + 4 columns).
   MicroKernelFn fn_half;
+  // K block for a block of C one panel wide (0: kc), when K is at most this: B is then that one
+  // panel, and splitting K broke the stream of packed A (panel by panel, kc of every k values)
+  // for nothing. Winograd's products of 16 tiles (AVX-512, 1 thread: 3x3 512 -> 512 at 7x7,
+  // K = 512, 2.88 -> 1.71 ms; 256 -> 256 at 14x14, K = 256, 1.80 -> 1.13).
+  int kc_one_panel;
 };
 
 const MicroKernel* microkernel_generic();
@@ -775,7 +780,7 @@ constexpr MicroKernelFn short_tile() {
 }
 
 template <int MR, int NR, int KC, int VB>
-constexpr MicroKernel make_microkernel(const char* isa) {
+constexpr MicroKernel make_microkernel(const char* isa, int kc_one_panel = 0) {
   static_assert(MR <= kMaxMR, "kMaxMR is the largest MR");
   return {MR,
           NR,
@@ -796,7 +801,8 @@ constexpr MicroKernel make_microkernel(const char* isa) {
           {short_tile<MR, NR, VB, 0>(), short_tile<MR, NR, VB, 1>(), short_tile<MR, NR, VB, 2>(),
            short_tile<MR, NR, VB, 3>(), short_tile<MR, NR, VB, 4>(), short_tile<MR, NR, VB, 5>(),
            short_tile<MR, NR, VB, 6>(), short_tile<MR, NR, VB, 7>()},
-          microkernel_tile<MR, NR, VB, false, MR, NR / 2>};
+          microkernel_tile<MR, NR, VB, false, MR, NR / 2>,
+          kc_one_panel};
 }
 
 }  // namespace

@@ -9,7 +9,8 @@ namespace kernels {
 namespace {
 constexpr int kMR = 6, kNR = 16, kKC = 256, kVB = 32;
 
-constexpr MicroKernel kKernel = make_microkernel<kMR, kNR, kKC, kVB>("avx2");
+// K up to 1024 in one block when C is one 16-column panel wide (64 KiB of B; see kc_one_panel).
+constexpr MicroKernel kKernel = make_microkernel<kMR, kNR, kKC, kVB>("avx2", 1024);
 }  // namespace
 
 const MicroKernel* microkernel_avx2() {

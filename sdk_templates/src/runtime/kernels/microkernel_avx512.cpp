@@ -9,7 +9,8 @@ namespace kernels {
 namespace {
 constexpr int kMR = 8, kNR = 32, kKC = 192, kVB = 64;
 
-constexpr MicroKernel kKernel = make_microkernel<kMR, kNR, kKC, kVB>("avx512");
+// K up to 512 in one block when C is one 32-column panel wide (64 KiB of B; see kc_one_panel).
+constexpr MicroKernel kKernel = make_microkernel<kMR, kNR, kKC, kVB>("avx512", 512);
 }  // namespace
 
 const MicroKernel* microkernel_avx512() {
