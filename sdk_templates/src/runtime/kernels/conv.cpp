@@ -48,6 +48,8 @@ constexpr int64_t kDirectOcMaxInChannels = 4;
 constexpr int64_t kMaxTransposedPixels = 64;
 // Stride-1 depthwise layers with output rows up to this wide take the channel-blocked path.
 constexpr int64_t kBlockedDwMaxWidth = 28;
+// With 16 lanes (AVX-512), up to this wide (see depthwise_blocked()).
+constexpr int64_t kBlockedDwMaxWidth16 = 56;
 
 // The depthwise paths' activation: ReLU / Clip become the row pass's [lo, hi] clamp; the other
 // activations stay in `rest` (bias removed: the row pass adds it), for a second pass.
@@ -305,7 +307,8 @@ bool pointwise_transposed(const Conv2dParams& p) {
 // long rows (56, 112) stay on the row paths: no copy at all there (AVX2, 1 thread, ms: 144 x
 // 56x56 3x3 0.29-0.32 row / 0.36 blocked; 96 x 112x112 3x3 stride 2 0.50 / 0.42; 72 x 56x56 5x5
 // stride 2 0.27 / 0.11). With 16 lanes (AVX-512) the blocked path wins there too (a Xeon, SiLU:
-// 144 x 56x56 3x3 0.91-1.00 row / 0.50-0.52 blocked, 32 x 112x112 3x3 0.61-0.68 / 0.45), and
+// 144 x 56x56 3x3 0.91-1.00 row / 0.50-0.52 blocked, 32 x 112x112 3x3 0.61-0.68 / 0.45; an AMD
+// EPYC, ReLU6: 144 x 56x56 0.23 / 0.26 blocked / row, but 32 x 112x112 0.27 / 0.19), and
 // so it does on AVX2 for activations the row pass cannot fuse (SiLU: 144 x 56x56 3x3 0.65 row /
 // 0.49 blocked, 32 x 112x112 0.68 / 0.51; HardSwish 72 x 56x56 0.20 / 0.15; ReLU6 0.28 / 0.44).
 bool depthwise_blocked(const Conv2dParams& p, const Epilogue& ep) {
@@ -321,7 +324,8 @@ bool depthwise_blocked(const Conv2dParams& p, const Epilogue& ep) {
   // clamp is fused there); the blocked path applies them in registers.
   const bool row_fuses_act =
       ep.act == Activation::kNone || ep.act == Activation::kRelu || ep.act == Activation::kClip;
-  return p.stride_w > 1 || p.out_w() <= kBlockedDwMaxWidth || lanes >= 16 || !row_fuses_act;
+  const int64_t max_width = lanes >= 16 ? kBlockedDwMaxWidth16 : kBlockedDwMaxWidth;
+  return p.stride_w > 1 || p.out_w() <= max_width || !row_fuses_act;
 }
 
 }  // namespace
