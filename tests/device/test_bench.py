@@ -66,7 +66,7 @@ def test_bench_end_to_end_on_virtual_hi3559a(example: Path, vboard: dict[str, ob
     acc = r["accuracy"]
     assert acc["passed"] and acc["outputs"]
     for o in acc["outputs"]:
-        assert o["max_abs"] <= acc["tolerance"] and o["cosine"] >= acc["min_cosine"]
+        assert o["max_abs"] <= acc["tolerance"] * o["scale"] and o["cosine"] >= acc["min_cosine"]
     assert r["memory"]["peak_rss_kib"] > 0
     page = (tmp_path / "first.html").read_text()
     # timeline, histogram, stage bars; nothing fetched, no scripts
@@ -208,4 +208,5 @@ def test_bench_of_a_raw_yolo_head_uses_the_golden_summary(vboard: dict[str, obje
     acc = report["accuracy"]
     assert acc["passed"]
     (head,) = acc["outputs"]
-    assert head["shape"] == [1, 84, 2100] and head["max_abs"] <= acc["tolerance"]
+    assert head["shape"] == [1, 84, 2100] and head["max_abs"] <= acc["tolerance"] * head["scale"]
+    assert head["scale"] > 1  # box coordinates: the tolerance scales with them

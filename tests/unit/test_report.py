@@ -189,3 +189,20 @@ def test_compare_memory_and_accuracy(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert data["accuracy_regressed"] and {"series": "memory", "metric": "peak RSS"} in \
         data["regressed"]
     assert all(r["significant"] in (True, False) for r in data["rows"])
+
+
+def test_output_tolerance_is_relative_to_the_output_scale() -> None:
+    """max-abs passes within tolerance x max(1, the reference's largest |value|): box
+    coordinates near 640 that differ by float rounding pass; a small output is held to the
+    absolute tolerance; the scale is in the entry."""
+    from edgepack.bench.report import compare_output
+
+    ref = np.linspace(0.0, 640.0, 1000).astype(np.float32)
+    got = ref + np.float32(0.0013)
+    wide = compare_output("boxes", got, ref, 1e-3, 0.999)
+    assert wide["passed"] and wide["scale"] == 640.0
+    assert not compare_output("boxes", ref + np.float32(0.7), ref, 1e-3, 0.999)["passed"]
+    small = np.linspace(-0.5, 0.5, 100).astype(np.float32)
+    entry = compare_output("scores", small + np.float32(0.002), small, 1e-3, 0.999)
+    assert entry["scale"] == 1.0 and not entry["passed"]
+    assert compare_output("scores", small + np.float32(0.0005), small, 1e-3, 0.999)["passed"]

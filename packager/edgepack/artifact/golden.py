@@ -147,7 +147,7 @@ class Reference:
     def compare(self, name: str, device: Array, tolerance: float,
                 min_cosine: float) -> dict[str, Any]:
         """The bench's accuracy entry (name, shape, max_abs, cosine, passed[, reason])."""
-        from edgepack.bench.report import compare_output
+        from edgepack.bench.report import compare_output, output_scale
 
         if self.full is not None:
             return compare_output(name, device, self.full, tolerance, min_cosine)
@@ -165,8 +165,9 @@ class Reference:
         cosine = float(np.dot(got, want) / (na * nb)) if na > 0 and nb > 0 else float(na == nb)
         if not np.isfinite(cosine):
             cosine = 0.0
-        entry.update(max_abs=min(max_abs, 1e300), cosine=cosine,
-                     passed=bool(max_abs <= tolerance and cosine >= min_cosine))
+        scale = output_scale(want, self.means)
+        entry.update(max_abs=min(max_abs, 1e300), cosine=cosine, scale=scale,
+                     passed=bool(max_abs <= tolerance * scale and cosine >= min_cosine))
         if not entry["passed"]:
             entry["reason"] = (f"summary check: {self.index.size} sampled elements and "
                                f"{self.means.size} block means of {self.block}")

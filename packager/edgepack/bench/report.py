@@ -76,9 +76,23 @@ def summarize(samples: Sequence[float]) -> dict[str, Any]:
             "std": float(xs.std()), "samples": [float(v) for v in xs]}
 
 
+def output_scale(*references: np.ndarray[Any, Any]) -> float:
+    """What an output's max-abs tolerance is relative to: max(1, its largest finite |value|).
+    A raw detection head's box coordinates run to 640: float32 rounds them in steps of 6e-5, so
+    an absolute 1e-3 would fail a board whose kernels only sum in another order."""
+    largest = 1.0
+    for r in references:
+        v = np.abs(np.asarray(r, dtype=np.float64))
+        v = v[np.isfinite(v)]
+        if v.size:
+            largest = max(largest, float(v.max()))
+    return largest
+
+
 def compare_output(name: str, device: np.ndarray[Any, Any], reference: np.ndarray[Any, Any],
                    tolerance: float, min_cosine: float) -> dict[str, Any]:
-    """max-abs and cosine similarity of one output against the host reference."""
+    """max-abs and cosine similarity of one output against the host reference; the max-abs
+    passes within tolerance x output_scale(reference)."""
     entry: dict[str, Any] = {"name": name, "shape": [int(d) for d in reference.shape]}
     if device.shape != reference.shape:
         entry.update(max_abs=float("inf"), cosine=0.0, passed=False,
@@ -89,8 +103,9 @@ def compare_output(name: str, device: np.ndarray[Any, Any], reference: np.ndarra
     max_abs = float(np.max(np.abs(a - b))) if a.size else 0.0
     na, nb = float(np.linalg.norm(a)), float(np.linalg.norm(b))
     cosine = float(np.dot(a, b) / (na * nb)) if na > 0 and nb > 0 else float(na == nb)
-    entry.update(max_abs=max_abs, cosine=cosine,
-                 passed=bool(max_abs <= tolerance and cosine >= min_cosine))
+    scale = output_scale(b)
+    entry.update(max_abs=max_abs, cosine=cosine, scale=scale,
+                 passed=bool(max_abs <= tolerance * scale and cosine >= min_cosine))
     return entry
 
 
@@ -222,7 +237,7 @@ def render_text(r: Mapping[str, Any]) -> str:
               "pass" if o["passed"] else "FAIL"] for o in acc["outputs"]]
     out.append(format_table(["output", "max-abs", "cosine", "result"], arows))
     out.append(f"accuracy: {'PASS' if acc['passed'] else 'FAIL'} (tolerance max-abs "
-               f"{acc['tolerance']:g}, golden input)")
+               f"{acc['tolerance']:g} x max(1, the output's largest |value|), golden input)")
     own = (r.get("input") or {}).get("accuracy")
     if own:
         rows = [[o["name"], f"{o['max_abs']:.3g}", f"{o['cosine']:.6f}",

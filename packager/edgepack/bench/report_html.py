@@ -233,6 +233,7 @@ def render_html(r: Mapping[str, Any]) -> str:
         _table(["output", "shape", "max-abs", "cosine", "result"], acc_rows),
         f"<p><b class=\"{'pass' if acc['passed'] else 'fail'}\">"
         f"{'PASS' if acc['passed'] else 'FAIL'}</b> (tolerance max-abs {acc['tolerance']:g}"
+        " x max(1, the output's largest |value|)"
         + (f", min cosine {acc['min_cosine']:g}" if "min_cosine" in acc else "") + ")</p>"]
     if r.get("profile"):
         parts += ["<h2>Per-op profile</h2>", f'<p class="note">{_E(profile_head(r["profile"]))}'

@@ -68,7 +68,8 @@ def register(subparsers: Any) -> None:
                    "reference runs on the input and the accuracy check covers it too (without "
                    "it only the golden input is checked)")
     p.add_argument("--tolerance", type=float, default=1e-3,
-                   help="max-abs difference allowed per output (default 1e-3)")
+                   help="max-abs difference allowed per output, relative to max(1, the "
+                   "output's largest |value|) (default 1e-3)")
     p.add_argument("--json", nargs="?", const=True, default=False, metavar="FILE",
                    help="print the report as JSON on stdout instead of text (--json FILE, the "
                    "old spelling of --out-json FILE, still works and says so)")
