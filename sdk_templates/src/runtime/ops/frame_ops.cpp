@@ -514,6 +514,16 @@ void crop_row(const CropState& st, const uint8_t* frame, int64_t h, int64_t w, i
         r0, pair ? frame + row_at[k + 1] * w * ci + k0 : r0, row_w[k], pair ? row_w[k + 1] : 0.0f,
         tmp + k0, k1 - k0, k > 0);
   }
+  // The next output row's frame rows over this roi's columns, while the bins run: a few cache
+  // lines per row at a stride of the frame's width, which the hardware does not fetch ahead.
+  for (int64_t iy = 0; iy < gh && last >= 0 && ph + 1 < oh; ++iy) {
+    const AxisSample sy = axis_sample(g.y(ph + 1, iy), h);
+    if (!sy.inside) continue;
+    for (int64_t b = k0; b < k1; b += 64) {
+      __builtin_prefetch(frame + sy.lo * w * ci + b);
+      __builtin_prefetch(frame + sy.hi * w * ci + b);
+    }
+  }
   float scale[kMaxChannels];
   for (int c = 0; c < co; ++c) scale[c] = 1.0f / st.ch.std[c] / g.count;
   const int64_t plane = oh * ow;
