@@ -240,10 +240,14 @@ def start_serial_console(
     ld_prefix = _ld_prefix(board)
     if ld_prefix is not None:
         env["QEMU_LD_PREFIX"] = ld_prefix
+    # The shell's pty gets the console's rate from socat itself (b<baud>, applied before the
+    # exec): busybox's line editing saves the termios it starts with and writes them back after
+    # every line, so a rate set on the pty after the shell started was undone by its first
+    # command about one time in two (the line then ran at 38400 against the host's rate).
     cmd = [
         socat, "-d", "-d",
         f"pty,link={tty},raw,echo=0",
-        f"EXEC:{program},pty,setsid,ctty,stderr,sane",
+        f"EXEC:{program},pty,setsid,ctty,stderr,sane,b{baud}",
     ]
     with open(log, "ab") as logf:
         proc = subprocess.Popen(
