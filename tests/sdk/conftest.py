@@ -8,13 +8,20 @@ import os
 from pathlib import Path
 
 import pytest
-from sdk_host import SdkBuild, build_sdk, pack_example
+from sdk_host import SdkBuild, build_kernels_project, build_sdk, pack_example
 
 
 @pytest.fixture(scope="session")
 def sdk_host() -> SdkBuild:
     """The SDK built for the host (tests on) and installed under build/sdk-host/install."""
     return build_sdk("sdk-host", "-DEDGEPACK_BUILD_TESTS=ON", install=True)
+
+
+@pytest.fixture(scope="session")
+def kernels_native() -> Path:
+    """tests/sdk/kernels_project built for the host once (the kernels library and its test
+    programs: kernels_test, qgemm_test, qwinograd_test); the build folder."""
+    return build_kernels_project()
 
 
 @pytest.fixture(scope="session")

@@ -26,6 +26,16 @@ def run(cmd: Sequence[object], **kwargs: object) -> subprocess.CompletedProcess[
     return proc  # type: ignore[no-any-return]
 
 
+def build_kernels_project() -> Path:
+    """Configures and builds tests/sdk/kernels_project (only the CPU kernels library and its
+    test programs) into build/tests-kernels/native; returns the build folder."""
+    build = REPO / "build" / "tests-kernels" / "native"
+    run([CMAKE, "-S", REPO / "tests" / "sdk" / "kernels_project", "-B", build, "-G", "Ninja",
+         "-DCMAKE_BUILD_TYPE=Release"])
+    run([CMAKE, "--build", build, "-j2"])
+    return build
+
+
 @dataclass(frozen=True)
 class SdkBuild:
     build: Path

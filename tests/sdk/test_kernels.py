@@ -15,13 +15,13 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from sdk_host import run
 
 REPO = Path(__file__).resolve().parents[2]
 SDK = REPO / "sdk_templates"
 KERNELS = SDK / "src" / "runtime" / "kernels"
 TEST_SOURCE = SDK / "tests" / "kernels_test.cpp"
 BUILD = REPO / "build" / "tests-kernels"
-CMAKE = REPO / ".venv" / "bin" / "cmake"
 
 CROSS = {
     # name: (compiler, flags, qemu sysroot)
@@ -45,21 +45,6 @@ def _up_to_date(binary: Path) -> bool:
     return all(src.stat().st_mtime <= built for src in _sources())
 
 
-def _run(cmd: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, **kwargs)  # type: ignore[call-overload]
-    assert proc.returncode == 0, f"{' '.join(map(str, cmd))} failed:\n{proc.stdout}\n{proc.stderr}"
-    return proc  # type: ignore[no-any-return]
-
-
-@pytest.fixture(scope="session")
-def native_kernels_test() -> Path:
-    build = BUILD / "native"
-    _run([str(CMAKE), "-S", str(REPO / "tests" / "sdk" / "kernels_project"), "-B", str(build),
-          "-G", "Ninja", "-DCMAKE_BUILD_TYPE=Release"])
-    _run([str(CMAKE), "--build", str(build), "-j2"])
-    return build / "kernels_test"
-
-
 def _cross_build(arch: str) -> Path:
     compiler, flags, _ = CROSS[arch]
     assert shutil.which(compiler), f"{compiler} missing: run scripts/setup.sh (cross toolchains)"
@@ -72,25 +57,23 @@ def _cross_build(arch: str) -> Path:
                if "avx" not in p.name and "dotprod" not in p.name]
     with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
         tmp_bin = Path(tmp) / "kernels_test"
-        _run([compiler, "-std=c++17", "-O2", "-ffp-contract=fast", "-Wall", "-Wextra", "-static",
-              *flags, f"-I{SDK / 'src'}", str(TEST_SOURCE), *sources, "-o", str(tmp_bin),
-              "-pthread"])
+        run([compiler, "-std=c++17", "-O2", "-ffp-contract=fast", "-Wall", "-Wextra", "-static",
+             *flags, f"-I{SDK / 'src'}", str(TEST_SOURCE), *sources, "-o", str(tmp_bin),
+             "-pthread"])
         os.replace(tmp_bin, out)
     return out
 
 
 @pytest.mark.parametrize("isa", ["generic", "avx2", "best"])
-def test_kernels_native(native_kernels_test: Path, isa: str) -> None:
+def test_kernels_native(kernels_native: Path, isa: str) -> None:
     env = dict(os.environ)
     env.pop("EDGEPACK_CPU_ISA", None)
     if isa != "best":
         env["EDGEPACK_CPU_ISA"] = isa
-    proc = subprocess.run([str(native_kernels_test)], capture_output=True, text=True,
-                          env=env, timeout=300, check=False)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert " 0 failures" in proc.stdout
+    out = run([kernels_native / "kernels_test"], env=env, timeout=300).stdout
+    assert " 0 failures" in out
     if isa == "generic":
-        assert "micro-kernel: generic" in proc.stdout
+        assert "micro-kernel: generic" in out
 
 
 @pytest.mark.parametrize("arch", sorted(CROSS))
@@ -99,7 +82,7 @@ def test_kernels_under_qemu(arch: str) -> None:
     qemu = {"aarch64": "qemu-aarch64", "armhf": "qemu-arm"}[arch]
     assert shutil.which(qemu), f"{qemu} missing: run scripts/setup.sh (qemu-user)"
     proc = subprocess.run([qemu, "-L", CROSS[arch][2], str(binary)], capture_output=True,
-                          text=True, timeout=600, check=False)
+                         text=True, timeout=600, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "micro-kernel: neon" in proc.stdout, proc.stdout
     assert " 0 failures" in proc.stdout

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
+from sdk_host import run
 
 from edgepack.build.toolchains import feature_flags, resolve_toolchain
 from edgepack.spec.boards import load_board
@@ -35,21 +35,6 @@ ARMHF = ("arm-linux-gnueabihf-g++", ["-mcpu=cortex-a53", "-mfpu=neon-fp-armv8",
 AARCH64_BASE = ("-mcpu=cortex-a73.cortex-a53",)
 
 
-def _run(cmd: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, **kwargs)  # type: ignore[call-overload]
-    assert proc.returncode == 0, f"{' '.join(map(str, cmd))} failed:\n{proc.stdout}\n{proc.stderr}"
-    return proc  # type: ignore[no-any-return]
-
-
-@pytest.fixture(scope="module")
-def native() -> Path:
-    build = BUILD / "native"
-    _run([str(CMAKE), "-S", str(REPO / "tests" / "sdk" / "kernels_project"), "-B", str(build),
-          "-G", "Ninja", "-DCMAKE_BUILD_TYPE=Release"])
-    _run([str(CMAKE), "--build", str(build), "-j2", "--target", "qgemm_test"])
-    return build / "qgemm_test"
-
-
 def _best_x86_qgemm() -> str:
     """The kernel qgemm.cpp picks on this CPU: AVX-512 VNNI needs avx512f/bw/vl/vnni (the CI
     machine may lack them; then the best is AVX2)."""
@@ -63,11 +48,11 @@ def _best_x86_qgemm() -> str:
 
 
 @pytest.mark.parametrize("cap", ["generic", "avx2", None])
-def test_qgemm_native(native: Path, cap: str | None) -> None:
+def test_qgemm_native(kernels_native: Path, cap: str | None) -> None:
     env = {k: v for k, v in os.environ.items() if k != "EDGEPACK_CPU_ISA"}
     if cap is not None:
         env["EDGEPACK_CPU_ISA"] = cap
-    out = _run([str(native)], env=env, timeout=120).stdout
+    out = run([kernels_native / "qgemm_test"], env=env, timeout=120).stdout
     isa = cap or _best_x86_qgemm()
     print(f"qgemm kernel under test: {isa}")
     assert " 0 failures" in out, out
@@ -81,12 +66,12 @@ def aarch64_dotprod() -> Path:
         "aarch64-linux-gnu-g++ missing: run scripts/setup.sh (cross toolchains)"
     build = BUILD / "aarch64-dotprod"
     dotprod = feature_flags(AARCH64_BASE, "dotprod", zig=False)
-    _run([str(CMAKE), "-S", str(REPO / "tests" / "sdk" / "kernels_project"), "-B", str(build),
-          "-G", "Ninja", "-DCMAKE_BUILD_TYPE=Release",
-          f"-DCMAKE_TOOLCHAIN_FILE={REPO / 'toolchains' / 'aarch64-linux-gnu.toolchain.cmake'}",
-          f"-DEDGEPACK_ARCH_FLAGS={' '.join(AARCH64_BASE)}",
-          f"-DEDGEPACK_DOTPROD_FLAGS={' '.join(dotprod)}", "-DCMAKE_EXE_LINKER_FLAGS=-static"])
-    _run([str(CMAKE), "--build", str(build), "-j2", "--target", "qgemm_test"])
+    run([str(CMAKE), "-S", str(REPO / "tests" / "sdk" / "kernels_project"), "-B", str(build),
+         "-G", "Ninja", "-DCMAKE_BUILD_TYPE=Release",
+         f"-DCMAKE_TOOLCHAIN_FILE={REPO / 'toolchains' / 'aarch64-linux-gnu.toolchain.cmake'}",
+         f"-DEDGEPACK_ARCH_FLAGS={' '.join(AARCH64_BASE)}",
+         f"-DEDGEPACK_DOTPROD_FLAGS={' '.join(dotprod)}", "-DCMAKE_EXE_LINKER_FLAGS=-static"])
+    run([str(CMAKE), "--build", str(build), "-j2", "--target", "qgemm_test"])
     return build / "qgemm_test"
 
 
@@ -101,7 +86,7 @@ def test_qgemm_aarch64_under_qemu(aarch64_dotprod: Path, cpu: str, cap: str | No
     env = {k: v for k, v in os.environ.items() if k != "EDGEPACK_CPU_ISA"}
     if cap:
         env["EDGEPACK_CPU_ISA"] = cap
-    out = _run(["qemu-aarch64", "-cpu", cpu, str(aarch64_dotprod)], env=env, timeout=300).stdout
+    out = run(["qemu-aarch64", "-cpu", cpu, str(aarch64_dotprod)], env=env, timeout=300).stdout
     assert f"qgemm: {isa}\n" in out and " 0 failures" in out, out
 
 
@@ -113,11 +98,11 @@ def test_orin_board_build_compiles_the_sdot_kernel(tmp_path: Path) -> None:
     assert orin.dotprod_flags == ("-mcpu=cortex_a78ae+dotprod",)
     assert resolve_toolchain(load_board("hi3559a")).dotprod_flags == ()
     obj = tmp_path / "qgemm_dotprod.o"
-    _run([orin.cxx, "c++", "-target", str(orin.zig_target), "-std=c++17", "-O3", "-Wall",
-          "-Wextra", "-Werror", *orin.arch_flags, *orin.dotprod_flags, f"-I{SDK / 'src'}",
-          "-c", str(KERNELS / "qgemm_dotprod.cpp"), "-o", str(obj)],
-         env={**os.environ, "ZIG_GLOBAL_CACHE_DIR": str(BUILD / "zig-cache")}, timeout=600)
-    dump = _run(["aarch64-linux-gnu-objdump", "-d", str(obj)]).stdout
+    run([orin.cxx, "c++", "-target", str(orin.zig_target), "-std=c++17", "-O3", "-Wall",
+         "-Wextra", "-Werror", *orin.arch_flags, *orin.dotprod_flags, f"-I{SDK / 'src'}",
+         "-c", str(KERNELS / "qgemm_dotprod.cpp"), "-o", str(obj)],
+        env={**os.environ, "ZIG_GLOBAL_CACHE_DIR": str(BUILD / "zig-cache")}, timeout=600)
+    dump = run(["aarch64-linux-gnu-objdump", "-d", str(obj)]).stdout
     assert dump.count("sdot\t") == 16, dump  # one per (row, panel vector) of the 4 x 16 tile
 
 
@@ -126,10 +111,10 @@ def test_qgemm_armhf_under_qemu(tmp_path: Path) -> None:
     assert shutil.which(compiler), f"{compiler} missing: run scripts/setup.sh (cross toolchains)"
     assert shutil.which(qemu), f"{qemu} missing: run scripts/setup.sh (qemu-user)"
     binary = tmp_path / "qgemm_test"
-    _run([compiler, "-std=c++17", "-O2", "-Wall", "-Wextra", "-Werror", "-static", *flags,
-          f"-I{SDK / 'src'}", str(SDK / "tests" / "qgemm_test.cpp"), str(KERNELS / "qgemm.cpp"),
-          str(KERNELS / "qdepthwise.cpp"), str(KERNELS / "threadpool.cpp"),
-          str(KERNELS / "quantize.cpp"), "-pthread",
-          "-o", str(binary)])
-    out = _run([qemu, str(binary)], timeout=300).stdout
+    run([compiler, "-std=c++17", "-O2", "-Wall", "-Wextra", "-Werror", "-static", *flags,
+         f"-I{SDK / 'src'}", str(SDK / "tests" / "qgemm_test.cpp"), str(KERNELS / "qgemm.cpp"),
+         str(KERNELS / "qdepthwise.cpp"), str(KERNELS / "threadpool.cpp"),
+         str(KERNELS / "quantize.cpp"), str(KERNELS / "cpu_isa.cpp"), "-pthread",
+         "-o", str(binary)])
+    out = run([qemu, str(binary)], timeout=300).stdout
     assert "qgemm: neon" in out and " 0 failures" in out

@@ -25,7 +25,7 @@ TEST_SOURCE = SDK / "tests" / "vector_math_test.cpp"
 # gemm.cpp picks the micro-kernel set whose vector GELU and softmax rows vector_math.cpp runs;
 # the generic set is NEON on ARM.
 SOURCES = [TEST_SOURCE, KERNELS / "vector_math.cpp", KERNELS / "threadpool.cpp",
-           KERNELS / "gemm.cpp", KERNELS / "microkernel_generic.cpp"]
+           KERNELS / "gemm.cpp", KERNELS / "microkernel_generic.cpp", KERNELS / "cpu_isa.cpp"]
 # The x86 sets, each with its own flags (kernels/CMakeLists.txt).
 X86_KERNELS = {"microkernel_avx2.cpp": ["-mavx2", "-mfma"],
                "microkernel_avx512.cpp": ["-mavx512f", "-mavx2", "-mfma",

@@ -5,8 +5,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <limits>
-#include <string>
 
+#include "cpu_isa.h"
 #include "microkernel.h"
 
 namespace edgepack {
@@ -14,17 +14,18 @@ namespace kernels {
 
 namespace {
 
-// The best kernel this CPU supports. EDGEPACK_CPU_ISA=generic|avx2 caps the choice (tests use it
-// to check every kernel on one machine; it never selects an ISA the CPU lacks).
+// The best kernel this CPU supports, capped by EDGEPACK_CPU_ISA (cpu_isa.h).
 const MicroKernel* select_microkernel() {
 #if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
-  const char* cap = std::getenv("EDGEPACK_CPU_ISA");
-  const std::string limit = cap != nullptr ? cap : "";
-  if (limit == "generic") return microkernel_generic();
-  __builtin_cpu_init();
-  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  if (limit != "avx2" && avx2 && __builtin_cpu_supports("avx512f")) return microkernel_avx512();
-  if (avx2) return microkernel_avx2();
+  switch (x86_isa()) {
+    case X86Isa::kAvx512Vnni:
+    case X86Isa::kAvx512:
+      return microkernel_avx512();
+    case X86Isa::kAvx2:
+      return microkernel_avx2();
+    case X86Isa::kGeneric:
+      break;
+  }
 #endif
   return microkernel_generic();
 }

@@ -1,9 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "runtime/kernels/qdepthwise.h"
 
-#include <cstdlib>
-#include <cstring>
-
+#include "runtime/kernels/cpu_isa.h"
 #include "runtime/kernels/qdepthwise_impl.h"
 
 namespace edgepack {
@@ -25,13 +23,9 @@ using PlaneFn = void (*)(const QDepthwiseParams&, const uint8_t*, uint8_t, const
 
 PlaneFn choose() {
 #if defined(__x86_64__) || defined(__i386__)
-  const char* cap = std::getenv("EDGEPACK_CPU_ISA");
-  const bool generic = cap != nullptr && std::strcmp(cap, "generic") == 0;
-  const bool avx2_cap = cap != nullptr && std::strcmp(cap, "avx2") == 0;
-  const bool vnni = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                    __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
-  if (!generic && !avx2_cap && vnni) return qdepthwise_plane_avx512vnni;
-  if (!generic && __builtin_cpu_supports("avx2")) return qdepthwise_plane_avx2;
+  const X86Isa isa = x86_isa();
+  if (isa == X86Isa::kAvx512Vnni) return qdepthwise_plane_avx512vnni;
+  if (isa != X86Isa::kGeneric) return qdepthwise_plane_avx2;
 #endif
   return qdepthwise_plane_impl;
 }

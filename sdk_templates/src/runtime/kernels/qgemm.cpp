@@ -11,6 +11,7 @@
 #include <cstring>
 #include <limits>
 
+#include "runtime/kernels/cpu_isa.h"
 #include "runtime/kernels/threadpool.h"
 
 #if defined(__ARM_NEON) || defined(__ARM_NEON__)
@@ -197,18 +198,13 @@ struct Kernel {
   bool pairs_saturate;
 };
 
-// The best kernel this CPU supports. EDGEPACK_CPU_ISA caps it as it caps the float GEMM
-// (gemm.cpp): generic at the portable one, avx2 at the AVX2 one; neon at the ARMv8.0 one (tests
-// check every kernel on one CPU that way).
+// The best kernel this CPU supports, capped by EDGEPACK_CPU_ISA (cpu_isa.h).
 Kernel choose() {
-  const char* cap = std::getenv("EDGEPACK_CPU_ISA");
   const Kernel generic = {tile_generic, nullptr, nullptr, nullptr, "generic", 0, false};
-  if (cap != nullptr && std::strcmp(cap, "generic") == 0) return generic;
+  if (cpu_isa_capped_at("generic")) return generic;
 #if defined(__x86_64__) || defined(__i386__)
-  __builtin_cpu_init();
-  const bool vnni = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                    __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
-  if (vnni && !(cap != nullptr && std::strcmp(cap, "avx2") == 0))
+  const X86Isa isa = x86_isa();
+  if (isa == X86Isa::kAvx512Vnni)
     return {qgemm_tile_avx512vnni,
             qgemm_requant16_avx2,
             nullptr,
@@ -216,13 +212,12 @@ Kernel choose() {
             "avx512vnni",
             0,
             false};
-  if (__builtin_cpu_supports("avx2"))
+  if (isa != X86Isa::kGeneric)
     return {
         qgemm_tile_avx2, qgemm_requant16_avx2, qgemm_tile_requant_avx2, nullptr, "avx2", 0, true};
 #endif
 #ifdef EDGEPACK_QGEMM_DOTPROD
-  const bool capped = cap != nullptr && std::strcmp(cap, "neon") == 0;
-  if (!capped && (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0)
+  if (!cpu_isa_capped_at("neon") && (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0)
     return {qgemm_tile_dotprod, requant16_neon, nullptr, nullptr, "dotprod", 128, false};
 #endif
 #ifdef EDGEPACK_QGEMM_NEON

@@ -1,12 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "runtime/kernels/quantize.h"
 
-#include <cstdlib>
-#include <cstring>
 #include <limits>
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #endif
+
+#include "runtime/kernels/cpu_isa.h"
 
 namespace edgepack {
 namespace kernels {
@@ -53,9 +53,8 @@ __attribute__((target("avx2"))) int64_t lookup_avx2(const uint8_t* x, uint8_t* y
   return i;
 }
 
-bool use_avx2() {  // EDGEPACK_CPU_ISA=generic caps it, as the other kernels
-  const char* cap = std::getenv("EDGEPACK_CPU_ISA");
-  return !(cap != nullptr && std::strcmp(cap, "generic") == 0) && __builtin_cpu_supports("avx2");
+bool use_avx2() {  // capped by EDGEPACK_CPU_ISA (cpu_isa.h), as the other kernels
+  return x86_isa() != X86Isa::kGeneric;
 }
 #endif
 

@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "runtime/kernels/cpu_isa.h"
 #include "runtime/kernels/qwinograd_impl.h"
 #include "runtime/kernels/threadpool.h"
 
@@ -110,13 +111,12 @@ struct Kernel {
   const char* isa;
 };
 
-// As qgemm.cpp: the best this CPU supports; EDGEPACK_CPU_ISA=generic caps it at the portable loop.
+// The best this CPU supports, capped by EDGEPACK_CPU_ISA (cpu_isa.h).
 Kernel choose() {
-  const char* cap = std::getenv("EDGEPACK_CPU_ISA");
   const Kernel generic = {task_generic, kGenericMr, "generic"};
-  if (cap != nullptr && std::strcmp(cap, "generic") == 0) return generic;
+  if (cpu_isa_capped_at("generic")) return generic;
 #if defined(__x86_64__) || defined(__i386__)
-  if (__builtin_cpu_supports("avx2")) return {qwino_task_avx2, kQWinoAvx2Mr, "avx2"};
+  if (x86_isa() != X86Isa::kGeneric) return {qwino_task_avx2, kQWinoAvx2Mr, "avx2"};
 #endif
 #ifdef EDGEPACK_QWINO_NEON
   return {task_neon, kNeonMr, "neon"};
