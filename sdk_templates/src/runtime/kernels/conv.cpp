@@ -50,6 +50,9 @@ constexpr int64_t kMaxTransposedPixels = 64;
 constexpr int64_t kBlockedDwMaxWidth = 28;
 // With 16 lanes (AVX-512), up to this wide (see depthwise_blocked()).
 constexpr int64_t kBlockedDwMaxWidth16 = 56;
+// A blocked depthwise layer with fewer than 4 blocks per thread is also cut into bands of output
+// rows (run_depthwise_blocked()), each at least this many rows.
+constexpr int64_t kMinDwBandRows = 4;
 
 // The depthwise paths' activation: ReLU / Clip become the row pass's [lo, hi] clamp; the other
 // activations stay in `rest` (bias removed: the row pass adds it), for a second pass.
@@ -830,7 +833,7 @@ void Conv2d::run_depthwise_blocked(const float* input, float* output, float* scr
   const MicroKernel& kern = selected_microkernel();
   const int64_t lanes = kern.dw_lanes, taps = p.kernel_h * p.kernel_w;
   const int64_t C = p.out_channels, H = p.in_h, W = p.in_w, wp = dw_padded_w_;
-  const int64_t blocks = ceil_div(C, lanes), tasks = p.batch * blocks;
+  const int64_t blocks = ceil_div(C, lanes);
   const int64_t out_plane = p.out_h() * p.out_w();
   Epilogue act = ep_;
   act.bias = nullptr;  // the bias is the accumulators' start value
@@ -846,21 +849,48 @@ void Conv2d::run_depthwise_blocked(const float* input, float* output, float* scr
   g.dilation_h = p.dilation_h;
   g.dilation_w = p.dilation_w;
   g.out_plane = out_plane;
-  const int64_t slots = pool != nullptr ? std::min<int64_t>(slots_, tasks) : 1;
+  // Few blocks (16 channels are one block of 16 lanes) would leave threads idle or unevenly
+  // loaded: each block is then also cut into bands of output rows, each band packing the input
+  // rows it reads (its window's halo rows twice). At least 4 output rows per band.
+  const int64_t want = pool != nullptr ? slots_ : 1;
+  int64_t bands = 1;
+  if (want > 1 && p.batch * blocks < 4 * want)
+    bands = std::max<int64_t>(
+        1, std::min(ceil_div(4 * want, p.batch * blocks), p.out_h() / kMinDwBandRows));
+  const int64_t band_rows = ceil_div(p.out_h(), bands);
+  bands = ceil_div(p.out_h(), band_rows);
+  const int64_t tasks = p.batch * blocks * bands;
+  const int64_t slots = std::min(want, tasks);
+  const int64_t row_floats = wp * lanes, window_h = (p.kernel_h - 1) * p.dilation_h + 1;
   std::atomic<int64_t> next{0};  // blocks are claimed one at a time (see the im2col path)
   auto body = [&](int64_t s0, int64_t s1) {
     for (int64_t slot = s0; slot < s1; ++slot) {
       float* buf = scratch + slot * dw_plane_floats_;
-      // The pads stay zero: each block overwrites the interior only.
+      // The side pads stay zero: each block overwrites the interior columns only.
       std::fill(buf, buf + dw_in_floats_, 0.0f);
       for (int64_t t = next++; t < tasks; t = next++) {
-        const int64_t b = t / blocks, blk = t % blocks, c0 = blk * lanes;
+        const int64_t band = t % bands, bb = t / bands, b = bb / blocks, blk = bb % blocks;
+        const int64_t c0 = blk * lanes;
         const int nc = static_cast<int>(std::min(lanes, C - c0));
-        kern.dw_pack(input + (b * C + c0) * H * W, H * W, nc, H, W, p.pad_top, p.pad_left, wp, buf);
         DwBlock gb = g;
         gb.channels = nc;
+        const int64_t oy0 = band * band_rows, oy1 = std::min(p.out_h(), oy0 + band_rows);
+        gb.out_h = oy1 - oy0;
+        // Padded rows [pr0, pr1) of the band, input rows [iy0, iy1) within them.
+        const int64_t pr0 = oy0 * p.stride_h, pr1 = (oy1 - 1) * p.stride_h + window_h;
+        const int64_t iy0 = std::max<int64_t>(0, pr0 - p.pad_top);
+        const int64_t iy1 = std::min(H, pr1 - p.pad_top);
+        const int64_t top = std::min(pr1 - pr0, std::max<int64_t>(0, p.pad_top - pr0));
+        const int64_t rows_in = std::max<int64_t>(0, iy1 - iy0);
+        if (bands > 1) {  // rows an earlier band's interior may have left there
+          std::fill(buf, buf + top * row_floats, 0.0f);
+          std::fill(buf + (top + rows_in) * row_floats, buf + (pr1 - pr0) * row_floats, 0.0f);
+        }
+        const float* plane = input + (b * C + c0) * H * W;
+        if (rows_in > 0)
+          kern.dw_pack(plane + iy0 * W, H * W, nc, rows_in, W, top, p.pad_left, wp, buf);
         kern.dw_cblock(buf, weights_.data() + blk * taps * lanes, dw_block_bias_.data() + c0, gb,
-                       te, buf + dw_in_floats_, output + (b * C + c0) * out_plane);
+                       te, buf + dw_in_floats_, output + (b * C + c0) * out_plane + oy0 * g.out_w);
       }
     }
   };
