@@ -4,6 +4,7 @@ inputs of the SDK tests: key sets and a packed example artifact."""
 
 from __future__ import annotations
 
+import fcntl
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,9 +31,12 @@ def build_kernels_project() -> Path:
     """Configures and builds tests/sdk/kernels_project (only the CPU kernels library and its
     test programs) into build/tests-kernels/native; returns the build folder."""
     build = REPO / "build" / "tests-kernels" / "native"
-    run([CMAKE, "-S", REPO / "tests" / "sdk" / "kernels_project", "-B", build, "-G", "Ninja",
-         "-DCMAKE_BUILD_TYPE=Release"])
-    run([CMAKE, "--build", build, "-j2"])
+    build.parent.mkdir(parents=True, exist_ok=True)
+    with open(build.parent / "native.lock", "w") as lock:  # as build_sdk()
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        run([CMAKE, "-S", REPO / "tests" / "sdk" / "kernels_project", "-B", build, "-G", "Ninja",
+             "-DCMAKE_BUILD_TYPE=Release"])
+        run([CMAKE, "--build", build, "-j2"])
     return build
 
 
@@ -64,12 +68,17 @@ def build_sdk(name: str, *options: str, env: dict[str, str] | None = None,
     """Configures and builds sdk_templates into build/<name> (ninja keeps it incremental)."""
     build = REPO / "build" / name
     prefix = build / "install"
-    run([CMAKE, "-S", SDK, "-B", build, "-G", "Ninja", f"-DCMAKE_BUILD_TYPE={build_type}",
-         f"-DCMAKE_INSTALL_PREFIX={prefix}", *options], env=env)
-    target_args = [a for t in targets for a in ("--target", t)]
-    run([CMAKE, "--build", build, "-j2", *target_args])
-    if install:
-        run([CMAKE, "--install", build])
+    build.parent.mkdir(parents=True, exist_ok=True)
+    # Two test runs building the same folder at once would corrupt it (a half-written library
+    # installed): the second waits for the first.
+    with open(build.parent / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        run([CMAKE, "-S", SDK, "-B", build, "-G", "Ninja", f"-DCMAKE_BUILD_TYPE={build_type}",
+             f"-DCMAKE_INSTALL_PREFIX={prefix}", *options], env=env)
+        target_args = [a for t in targets for a in ("--target", t)]
+        run([CMAKE, "--build", build, "-j2", *target_args])
+        if install:
+            run([CMAKE, "--install", build])
     return SdkBuild(build, prefix)
 
 
