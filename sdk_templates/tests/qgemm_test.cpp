@@ -48,12 +48,12 @@ static std::vector<int64_t> reference(const std::vector<int8_t>& w, const std::v
 // quad) and full-range (two halves on AVX2) weights, with and without bias, inline and on 2 and 3
 // threads; the same GEMMs requantised with per-row multipliers. Column counts cover groups of
 // panels that the AVX-512 VNNI kernel runs 4 at a time, with a narrower last panel (masked
-// stores) and without.
+// stores) and without, and last panels of 1-4 columns (its expanded tails, from 16 quads).
 static void test_accumulation(std::mt19937& rng, edgepack::ThreadPool& pool) {
   std::uniform_int_distribution<int> u8(0, 255), s8(-128, 127), s7(-64, 64), bias(-100000, 100000);
   const int64_t ks[] = {1, 2, 3, 4, 5, 15, 16, 17, 33, 64, 147, 576, 1153};
   const int64_t ms[] = {1, 3, 4, 5, 9, 16};
-  const int64_t ns[] = {1, 7, 16, 17, 49, 64, 70, 128, 300};
+  const int64_t ns[] = {1, 7, 16, 17, 20, 34, 49, 51, 64, 70, 128, 300};
   const uint8_t zas[] = {0, 128, 255};
   int variant = 0;
   for (int64_t kk : ks) {

@@ -46,7 +46,8 @@ void qgemm_tile_requant_avx2(const int8_t* wb, const uint8_t* panel, int64_t qua
 void qgemm_tile_avx512vnni(const int8_t* wb, const uint8_t* panel, int64_t quads, int halves,
                            int32_t* acc);
 void qgemm_panels_requant_avx512vnni(const int8_t* wb, const uint8_t* panel, size_t stride,
-                                     int64_t count, int last_cols, int64_t quads, int halves,
+                                     int64_t count, int last_cols, const uint8_t* tail,
+                                     size_t tail_stride, int64_t quads, int halves,
                                      const QRowQuant* rq, int rows, int32_t zo, uint8_t* out,
                                      int64_t ldo);
 // Defined in qgemm_dotprod.cpp (aarch64 builds for boards with the dotprod feature).
@@ -64,6 +65,16 @@ constexpr int64_t kMaxGroup = 8;
 
 size_t panel_bytes(int64_t k) {
   return static_cast<size_t>((k + 3) / 4 * kNr * 4);
+}
+
+// A narrow last panel (at most kQgemmTailMax columns) of a deep GEMM runs from expanded copies
+// of its columns where the kernel has panels_requant (AVX-512 VNNI): a 16-column panel there
+// would multiply mostly padding (ResNet-18's 7x7 layers: 49 = 3 x 16 + 1 columns). Per column
+// 64 bytes per 4 quads (tail_stride).
+constexpr int64_t kTailMinQuads = 16;
+
+size_t tail_stride(int64_t k) {
+  return static_cast<size_t>(((k + 3) / 4 + 3) / 4 * 64);
 }
 
 int64_t group_panels(int64_t k) {
@@ -178,11 +189,13 @@ using TileRequantFn = void (*)(const int8_t* wb, const uint8_t* panel, int64_t q
                                int64_t ldo);
 
 // The `count` panels of a group (`stride` bytes apart, the last one last_cols wide, the others
-// kNr) requantised straight from the registers; takes the place of tile_requant.
+// kNr) requantised straight from the registers; takes the place of tile_requant. With `tail`
+// (last_cols <= kQgemmTailMax) the last panel's columns are read from their expanded copies
+// there instead (expand_tail), tail_stride bytes apart.
 using PanelsRequantFn = void (*)(const int8_t* wb, const uint8_t* panel, size_t stride,
-                                 int64_t count, int last_cols, int64_t quads, int halves,
-                                 const QRowQuant* rq, int rows, int32_t zo, uint8_t* out,
-                                 int64_t ldo);
+                                 int64_t count, int last_cols, const uint8_t* tail,
+                                 size_t tail_stride, int64_t quads, int halves, const QRowQuant* rq,
+                                 int rows, int32_t zo, uint8_t* out, int64_t ldo);
 
 struct Kernel {
   TileFn tile;
@@ -419,8 +432,31 @@ void qgemm_pack_weights(const int8_t* w, int64_t m, int64_t k, QGemmWeights* out
   }
 }
 
+namespace {
+
+size_t tail_bytes(int64_t k) {
+  const bool tails = kernel().panels_requant != nullptr && (k + 3) / 4 >= kTailMinQuads;
+  return tails ? size_t(kQgemmTailMax) * tail_stride(k) : 0;
+}
+
+// Columns [0, cols) of a packed panel expanded for the tail kernel: per column and 4 quads q..q+3
+// 64 bytes, quad q + i (4 bytes) in bytes [16 i, 16 i + 16) four times; quads past the end 0.
+void expand_tail(const uint8_t* panel, int64_t quads, int cols, uint8_t* tail, size_t stride) {
+  const int64_t vecs = (quads + 3) / 4;
+  for (int t = 0; t < cols; ++t) {
+    uint8_t* d = tail + size_t(t) * stride;
+    for (int64_t q = 0; q < vecs * 4; ++q) {
+      uint32_t v = 0;
+      if (q < quads) std::memcpy(&v, panel + q * kNr * 4 + t * 4, 4);
+      for (int r = 0; r < 4; ++r) std::memcpy(d + q * 16 + r * 4, &v, 4);
+    }
+  }
+}
+
+}  // namespace
+
 size_t qgemm_scratch_bytes(int64_t k) {
-  return size_t(group_panels(k)) * panel_bytes(k);
+  return size_t(group_panels(k)) * panel_bytes(k) + tail_bytes(k);
 }
 
 void qgemm(const QGemmWeights& w, const uint8_t* x, int64_t ldx, int64_t n, const QGemmOutput& o,
@@ -434,13 +470,16 @@ void qgemm(const QGemmWeights& w, const uint8_t* x, int64_t ldx, int64_t n, cons
   const size_t pbytes = panel_bytes(w.k);
   const int64_t group = group_panels(w.k);
   const int64_t block_bytes = w.quads * halves * kMr * 4;
+  const size_t slot_bytes = qgemm_scratch_bytes(w.k), tbytes = tail_bytes(w.k);
+  const size_t tstride = tail_stride(w.k);
   pool = pool_for(pool, double(w.m) * double(w.k) * double(n));
   const int64_t used = pool != nullptr ? std::min<int64_t>(std::max(1, slots), panels) : 1;
   auto body = [&](int64_t s0, int64_t s1) {
     alignas(64) int32_t acc[kMr * kNr];
     QRowQuant rq[kMr];
     for (int64_t s = s0; s < s1; ++s) {
-      uint8_t* slot = scratch + size_t(s) * size_t(group) * pbytes;
+      uint8_t* slot = scratch + size_t(s) * slot_bytes;
+      uint8_t* tail = slot + size_t(group) * pbytes;
       const int64_t end = chunk_begin(panels, int(used), int(s) + 1);
       for (int64_t g0 = chunk_begin(panels, int(used), int(s)); g0 < end; g0 += group) {
         const int64_t count = std::min(group, end - g0);
@@ -452,14 +491,18 @@ void qgemm(const QGemmWeights& w, const uint8_t* x, int64_t ldx, int64_t n, cons
           if (kn.x_offset == 128)  // once per panel, not once per weight block
             for (size_t t = 0; t < pbytes; ++t) panel[t] ^= 0x80;
         }
+        const bool tailed = tbytes != 0 && halves == 1 && last_cols <= kQgemmTailMax;
+        if (tailed)
+          expand_tail(slot + size_t(count - 1) * pbytes, w.quads, int(last_cols), tail, tstride);
         for (int64_t b = 0; b < blocks; ++b) {
           const int8_t* wb = w.packed.data() + b * block_bytes;
           const int64_t j0 = b * kMr, rows = std::min<int64_t>(kMr, w.m - j0);
           const bool fused = (kn.tile_requant != nullptr || kn.panels_requant != nullptr) &&
                              row_quants(w, o, j0, rows, kn, rq);
           if (fused && kn.panels_requant != nullptr) {
-            kn.panels_requant(wb, slot, pbytes, count, int(last_cols), w.quads, halves, rq,
-                              int(rows), o.zo, o.out + j0 * o.ldo + g0 * kNr, o.ldo);
+            kn.panels_requant(wb, slot, pbytes, count, int(last_cols), tailed ? tail : nullptr,
+                              tstride, w.quads, halves, rq, int(rows), o.zo,
+                              o.out + j0 * o.ldo + g0 * kNr, o.ldo);
             continue;
           }
           for (int64_t i = 0; i < count; ++i) {

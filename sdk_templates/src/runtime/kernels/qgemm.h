@@ -40,8 +40,9 @@ namespace edgepack {
 class ThreadPool;
 namespace kernels {
 
-constexpr int kQgemmMr = 4;   // weight rows per micro-kernel tile
-constexpr int kQgemmNr = 16;  // activation columns (pixels) per packed panel
+constexpr int kQgemmMr = 4;       // weight rows per micro-kernel tile
+constexpr int kQgemmNr = 16;      // activation columns (pixels) per packed panel
+constexpr int kQgemmTailMax = 4;  // at most this many last columns: expanded (AVX-512 VNNI)
 
 // A real multiplier in (0, 1) as (m0, shift): M ~= m0 / 2^31 * 2^shift, m0 in [2^30, 2^31).
 struct QuantMultiplier {

@@ -107,6 +107,59 @@ void panels_requant(const int8_t* wb, const uint8_t* panel, size_t stride, int64
   }
 }
 
+// The last few columns of a group (a "tail" of R = 1..kQgemmTailMax pixels) from their expanded
+// copies (qgemm.cpp, expand_tail): 64 bytes per 4 quads of a pixel, its quad q + i in the 32-bit
+// lanes 4 i .. 4 i + 3, so that one vpdpbusd with 4 quads of the weight block (64 contiguous
+// bytes: quad q + i, row r in lane 4 i + r) makes 64 useful products where a 16-column panel
+// with R columns in use would make 4 R. The lanes of a row are added at the end. Each weight
+// load serves R pixels; with 1 or 2 pixels more chains (over alternate quads) hide vpdpbusd's
+// latency. The last partial 4 quads read the weights masked (the block ends there).
+template <int R>
+void tail_requant(const int8_t* wb, const uint8_t* xt, size_t tstride, int64_t quads,
+                  const QRowQuant* rq, int rows, int32_t zo, uint8_t* out, int64_t ldo) {
+  constexpr int U = R == 1 ? 4 : (R == 2 ? 2 : 1);
+  __m512i c[U][R];
+  for (int u = 0; u < U; ++u)
+    for (int t = 0; t < R; ++t) c[u][t] = _mm512_setzero_si512();
+  const int64_t full = quads / 4;
+  int64_t v = 0;
+  for (; v + U <= full; v += U)
+    for (int u = 0; u < U; ++u) {
+      const __m512i w = _mm512_loadu_si512(wb + (v + u) * 64);
+      for (int t = 0; t < R; ++t)
+        c[u][t] =
+            _mm512_dpbusd_epi32(c[u][t], _mm512_loadu_si512(xt + t * tstride + (v + u) * 64), w);
+    }
+  for (; v < full; ++v) {
+    const __m512i w = _mm512_loadu_si512(wb + v * 64);
+    for (int t = 0; t < R; ++t)
+      c[0][t] = _mm512_dpbusd_epi32(c[0][t], _mm512_loadu_si512(xt + t * tstride + v * 64), w);
+  }
+  if (quads > full * 4) {  // the expanded pixels are 0 there, the weights past the block unread
+    const auto mask = static_cast<__mmask16>((1u << (4 * (quads - full * 4))) - 1);
+    const __m512i w = _mm512_maskz_loadu_epi32(mask, wb + full * 64);
+    for (int t = 0; t < R; ++t)
+      c[0][t] = _mm512_dpbusd_epi32(c[0][t], _mm512_loadu_si512(xt + t * tstride + full * 64), w);
+  }
+  for (int t = 0; t < R; ++t) {
+    __m512i s = c[0][t];
+    for (int u = 1; u < U; ++u) s = _mm512_add_epi32(s, c[u][t]);
+    const __m256i h = _mm256_add_epi32(_mm512_castsi512_si256(s), _mm512_extracti64x4_epi64(s, 1));
+    const __m128i q = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+    alignas(16) int32_t row[4];
+    _mm_store_si128(reinterpret_cast<__m128i*>(row), q);
+    for (int r = 0; r < rows; ++r) {
+      // requant() of qgemm.cpp: round half away from zero on |v| * m0, + zo, clamped.
+      const int32_t a = static_cast<int32_t>(uint32_t(row[r]) + uint32_t(rq[r].add));
+      const int64_t ab = int64_t(a) * rq[r].m0;
+      const int64_t half = int64_t(1) << (rq[r].total - 1);
+      const int64_t y =
+          (ab >= 0 ? (ab + half) >> rq[r].total : -((-ab + half) >> rq[r].total)) + zo;
+      out[r * ldo + t] = static_cast<uint8_t>(y < 0 ? 0 : (y > 255 ? 255 : y));
+    }
+  }
+}
+
 }  // namespace
 
 void qgemm_tile_avx512vnni(const int8_t* wb, const uint8_t* panel, int64_t quads, int halves,
@@ -117,9 +170,29 @@ void qgemm_tile_avx512vnni(const int8_t* wb, const uint8_t* panel, int64_t quads
 }
 
 void qgemm_panels_requant_avx512vnni(const int8_t* wb, const uint8_t* panel, size_t stride,
-                                     int64_t count, int last_cols, int64_t quads, int halves,
+                                     int64_t count, int last_cols, const uint8_t* tail,
+                                     size_t tail_stride, int64_t quads, int halves,
                                      const QRowQuant* rq, int rows, int32_t zo, uint8_t* out,
                                      int64_t ldo) {
+  if (tail != nullptr) {  // the last panel's last_cols columns from their expanded copies
+    --count;
+    uint8_t* d = out + count * kQgemmNr;
+    switch (last_cols) {
+      case 1:
+        tail_requant<1>(wb, tail, tail_stride, quads, rq, rows, zo, d, ldo);
+        break;
+      case 2:
+        tail_requant<2>(wb, tail, tail_stride, quads, rq, rows, zo, d, ldo);
+        break;
+      case 3:
+        tail_requant<3>(wb, tail, tail_stride, quads, rq, rows, zo, d, ldo);
+        break;
+      default:
+        tail_requant<4>(wb, tail, tail_stride, quads, rq, rows, zo, d, ldo);
+        break;
+    }
+    last_cols = kQgemmNr;
+  }
   for (int64_t i = 0; i < count; i += kMaxPanels) {
     const int64_t left = count - i;
     const int cols = left <= kMaxPanels ? last_cols : kQgemmNr;
