@@ -34,6 +34,13 @@ CASES = {  # name: (C, H, W, M, kernel, stride, pad, dilation, per_channel, bias
     # im2col bands of one output row (k * ow above the op's 256 KiB band), 120 / 75 pixels each
     "3x3-banded": (256, 6, 120, 5, 3, 1, 1, 1, True, True),
     "3x3-stride2-banded": (240, 9, 150, 6, 3, 2, 1, 1, False, True),
+    # im2col from the input plane itself (no padding; the last channel through the padded copy)
+    "1x1-stride2": (20, 13, 15, 12, 1, 2, 0, 1, True, True),
+    "3x3-valid": (6, 11, 19, 9, 3, 1, 0, 1, False, True),
+    # ResNet-18's layer4 and layer3 shapes, smaller: last panels of 1 and 4 columns (49 and 196
+    # pixels) that the AVX-512 VNNI GEMM runs from expanded columns
+    "3x3-7x7-deep": (64, 7, 7, 20, 3, 1, 1, 1, True, True),
+    "3x3-14x14-deep": (40, 14, 14, 12, 3, 1, 1, 1, True, False),
 }
 # Depthwise (group = channels, kernels/qdepthwise.h): same fields, C == M.
 DEPTHWISE = {

@@ -46,27 +46,46 @@ inline size_t align64(size_t n) {
   return (n + 63) / 64 * 64;
 }
 
-// d[i] = s[2 * i] for i < n; s has `avail` readable bytes. SSE2: 16 at a time (the even bytes of
-// 32, masked and packed) while all 32 are readable: ResNet-18's 7x7 stride-2 stem im2col 1.26 ->
-// 0.28 ms. Elsewhere the loop (aarch64 compilers vectorise it with ld2).
-void gather_even(const uint8_t* s, uint8_t* d, int64_t n, int64_t avail) {
-  int64_t i = 0;
-#if defined(__SSE2__)
-  const __m128i even = _mm_set1_epi16(0x00ff);
-  for (; i + 16 <= n && 2 * i + 32 <= avail; i += 16) {
-    const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + 2 * i));
-    const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + 2 * i + 16));
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(d + i),
-                     _mm_packus_epi16(_mm_and_si128(a, even), _mm_and_si128(b, even)));
-  }
-#else
-  (void)avail;
-#endif
-  for (; i < n; ++i) d[i] = s[2 * i];
-}
-
 // Bytes of im2col scratch per band (kBandBytes / row bytes output rows, at least one).
 constexpr int64_t kBandBytes = 256 * 1024;
+// Bytes the row copies below may write past an im2col row (the next row overwrites them; the
+// scratch has them after the last) and read past a padded row (the next one, or the slack).
+constexpr size_t kCopySlack = 64;
+// Narrower "same" stride-1 convolutions use the padded rows (block_rows' per-row border fixes
+// cost more there: ResNet-18's 7x7 layers).
+constexpr int64_t kBlockRowsMinWidth = 16;
+
+// Input rows of one band's padded plane: those the taps of `band` output rows read.
+inline int64_t band_in_rows(const ConvAttrs& a, int64_t band) {
+  return (band - 1) * a.sh + (a.kh - 1) * a.dh + 1;
+}
+
+inline int64_t padded_width(const QConvState& st) {
+  return st.a.pl + st.w + st.a.pr;
+}
+
+// d[i] = s[i * stride] for i < n, in 16-byte chunks where it can: writes up to 15 bytes past n
+// and reads up to 31 past the last byte it uses (kCopySlack).
+inline void copy_row(const uint8_t* s, uint8_t* d, int64_t n, int64_t stride) {
+  int64_t i = 0;
+  if (stride == 1) {
+    for (; i < n; i += 16) std::memcpy(d + i, s + i, 16);
+    return;
+  }
+#if defined(__SSE2__)
+  if (stride == 2) {  // the even bytes of 32, masked and packed
+    const __m128i even = _mm_set1_epi16(0x00ff);
+    for (; i < n; i += 16) {
+      const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + 2 * i));
+      const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + 2 * i + 16));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(d + i),
+                       _mm_packus_epi16(_mm_and_si128(a, even), _mm_and_si128(b, even)));
+    }
+    return;
+  }
+#endif
+  for (; i < n; ++i) d[i] = s[i * stride];
+}
 
 // One im2col row of a stride-1 convolution whose output is as wide as its input ("same"
 // padding): output row oy reads input row oy + dy, and since both rows have the same width the
@@ -91,44 +110,69 @@ void block_rows(const QConvState& st, const uint8_t* plane, int64_t oy0, int64_t
   }
 }
 
-// im2col of output rows [oy0, oy1) of one image into rows [c][kh][kw] x [(oy1 - oy0) * ow]
-// (padding: the zero point).
-void im2col_u8(const QConvState& st, const uint8_t* in, int64_t oy0, int64_t oy1, uint8_t* col) {
+// The input rows [iy0, iy0 + rows) of one channel plane with the padding around them (rows
+// outside the image and the columns left and right: the zero point), padded_width() apart.
+void fill_pad(const QConvState& st, const uint8_t* plane, int64_t iy0, int64_t rows, uint8_t* pad) {
   const ConvAttrs& a = st.a;
-  const int64_t pixels = (oy1 - oy0) * st.ow;
+  const int64_t pw = padded_width(st);
+  for (int64_t r = 0; r < rows; ++r) {
+    uint8_t* d = pad + r * pw;
+    const int64_t iy = iy0 + r;
+    if (iy < 0 || iy >= st.h) {
+      std::memset(d, st.x_zero, static_cast<size_t>(pw));
+      continue;
+    }
+    std::memset(d, st.x_zero, static_cast<size_t>(a.pl));
+    std::memcpy(d + a.pl, plane + iy * st.w, static_cast<size_t>(st.w));
+    std::memset(d + a.pl + st.w, st.x_zero, static_cast<size_t>(a.pr));
+  }
+}
+
+// im2col of output rows [oy0, oy1) of one image into rows [c][kh][kw] x [(oy1 - oy0) * ow].
+// Per channel the input rows the band reads are first copied into `pad` with the padding around
+// them (the zero point), so that every (tap, output row) is a plain strided copy in 16-byte
+// chunks: no borders to find and fill per row, no call per row. ResNet-18 (AVX-512 VNNI, 1
+// thread): the im2col of a 7x7 layer, one memcpy and the border fix per row before, cost a
+// fifth of its GEMM.
+void im2col_u8(const QConvState& st, const uint8_t* in, int64_t oy0, int64_t oy1, uint8_t* col,
+               uint8_t* pad) {
+  const ConvAttrs& a = st.a;
+  const int64_t pixels = (oy1 - oy0) * st.ow, rows = band_in_rows(a, oy1 - oy0);
+  const int64_t pw = padded_width(st), iy0 = oy0 * a.sh - a.pt;
+  // A wide stride-1 convolution whose output is as wide as its input: block_rows (one copy per
+  // (channel, tap); per-row copies from padded rows were 5% slower at 56 x 56).
+  const bool same = a.sh == 1 && a.sw == 1 && st.ow == st.w && st.ow >= kBlockRowsMinWidth;
+  // Without padding the taps read the input plane itself (all but the last channel, whose copies
+  // may read kCopySlack bytes past the tensor).
+  const bool unpadded = a.pt == 0 && a.pl == 0 && a.pb == 0 && a.pr == 0;
   for (int64_t c = 0; c < st.c; ++c) {
-    for (int64_t ky = 0; ky < a.kh; ++ky) {
-      for (int64_t kx = 0; kx < a.kw; ++kx, col += pixels) {
-        // Output columns whose input column is inside the image: [lo, hi).
-        const int64_t x0 = kx * a.dw - a.pl;
-        int64_t lo = 0;
-        while (lo < st.ow && x0 + lo * a.sw < 0) ++lo;
-        int64_t hi = st.ow;
-        while (hi > lo && x0 + (hi - 1) * a.sw >= st.w) --hi;
-        if (a.sh == 1 && a.sw == 1 && st.ow == st.w && hi > lo) {
-          block_rows(st, in + c * st.h * st.w, oy0, oy1, ky * a.dh - a.pt, x0, lo, hi, col);
-          continue;
-        }
-        for (int64_t oy = oy0; oy < oy1; ++oy) {
-          uint8_t* d = col + (oy - oy0) * st.ow;
-          const int64_t iy = oy * a.sh - a.pt + ky * a.dh;
-          if (iy < 0 || iy >= st.h) {
-            std::memset(d, st.x_zero, static_cast<size_t>(st.ow));
-            continue;
-          }
-          const uint8_t* row = in + (c * st.h + iy) * st.w + x0;
-          std::memset(d, st.x_zero, static_cast<size_t>(lo));
-          if (a.sw == 1) {
-            std::memcpy(d + lo, row + lo, static_cast<size_t>(hi - lo));
-          } else if (a.sw == 2) {
-            gather_even(row + 2 * lo, d + lo, hi - lo, st.w - (x0 + 2 * lo));
-          } else {
-            for (int64_t ox = lo; ox < hi; ++ox) d[ox] = row[ox * a.sw];
-          }
-          std::memset(d + hi, st.x_zero, static_cast<size_t>(st.ow - hi));
+    const uint8_t* plane = in + c * st.h * st.w;
+    if (same) {
+      for (int64_t ky = 0; ky < a.kh; ++ky) {
+        for (int64_t kx = 0; kx < a.kw; ++kx, col += pixels) {
+          const int64_t x0 = kx * a.dw - a.pl;
+          const int64_t lo = std::min(st.ow, std::max<int64_t>(0, -x0));
+          const int64_t hi = std::max(lo, std::min(st.ow, st.w - x0));
+          if (hi > lo)
+            block_rows(st, plane, oy0, oy1, ky * a.dh - a.pt, x0, lo, hi, col);
+          else  // the tap reads only padding
+            std::memset(col, st.x_zero, static_cast<size_t>(pixels));
         }
       }
+      continue;
     }
+    const uint8_t* src = pad;
+    if (unpadded && c + 1 < st.c) {
+      src = plane + iy0 * st.w;
+    } else {
+      fill_pad(st, plane, iy0, rows, pad);
+    }
+    for (int64_t ky = 0; ky < a.kh; ++ky)
+      for (int64_t kx = 0; kx < a.kw; ++kx, col += pixels) {
+        const uint8_t* s = src + ky * a.dh * pw + kx * a.dw;
+        for (int64_t oy = 0; oy < oy1 - oy0; ++oy)
+          copy_row(s + oy * a.sh * pw, col + oy * st.ow, st.ow, a.sw);
+      }
   }
 }
 
@@ -180,6 +224,15 @@ void depthwise_run(const QConvState& st, const Tensor* x, Tensor* y, uint8_t* sc
 // u8 x s8 products per int32 lane per instruction (AVX-512 VNNI vpdpbusd, SDOT) does not pay
 // for it: against vpdpbusd even a vpdpwssd Winograd measured 0.8-1.04x. Nor do the portable
 // loops (0.6-0.8x). See docs/quantization.md. Only where it is exact (QWinograd3x3::exact_for).
+// The im2col band and the padded input rows of one channel (im2col_u8), with kCopySlack each.
+size_t col_bytes(const QConvState& st) {
+  return align64(static_cast<size_t>(st.band * st.ow * st.k) + kCopySlack);
+}
+
+size_t pad_bytes(const QConvState& st) {
+  return align64(static_cast<size_t>(band_in_rows(st.a, st.band) * padded_width(st)) + kCopySlack);
+}
+
 bool use_winograd(const QConvState& st, const int8_t* w) {
   const ConvAttrs& a = st.a;
   if (st.depthwise || a.kh != 3 || a.kw != 3 || a.sh != 1 || a.sw != 1 || a.dh != 1 || a.dw != 1)
@@ -291,7 +344,7 @@ void qlinear_conv_prepare(PrepareContext& ctx) {
     return;
   }
   kernels::qgemm_pack_weights(w->as<int8_t>(), st->m, st->k, &st->weights);
-  ctx.scratch_bytes = (st->direct ? 0 : align64(static_cast<size_t>(st->band * st->ow * st->k))) +
+  ctx.scratch_bytes = (st->direct ? 0 : col_bytes(*st) + pad_bytes(*st)) +
                       size_t(st->slots) * kernels::qgemm_scratch_bytes(st->k);
   ctx.state = std::move(st);
 }
@@ -313,8 +366,8 @@ void qlinear_conv_run(RunContext& ctx) {
     return;
   }
   auto* col = static_cast<uint8_t*>(ctx.scratch);
-  uint8_t* panels =
-      col + (st->direct ? 0 : align64(static_cast<size_t>(st->band * st->ow * st->k)));
+  uint8_t* pad = col + (st->direct ? 0 : col_bytes(*st));
+  uint8_t* panels = pad + (st->direct ? 0 : pad_bytes(*st));
   kernels::QGemmOutput o;
   o.za = st->x_zero;
   o.bias = st->bias.data();
@@ -331,7 +384,7 @@ void qlinear_conv_run(RunContext& ctx) {
     }
     for (int64_t oy0 = 0; oy0 < st->oh; oy0 += st->band) {
       const int64_t oy1 = std::min(st->oh, oy0 + st->band), cols = (oy1 - oy0) * st->ow;
-      im2col_u8(*st, in, oy0, oy1, col);
+      im2col_u8(*st, in, oy0, oy1, col, pad);
       o.out = out + oy0 * st->ow;
       kernels::qgemm(st->weights, col, cols, cols, o, panels, st->slots, ctx.pool);
     }
