@@ -303,6 +303,21 @@ static void test_lookup(std::mt19937& rng) {
     for (int64_t i = 0; i < n; ++i)
       check(y[size_t(i)] == table[x[size_t(i)]], "lookup_bytes", long(n), long(i), 0);
   }
+  // Pairs: a 65536-entry table, its last entries included.
+  std::vector<uint8_t> pairs(65536);
+  for (auto& v : pairs) v = uint8_t(u8(rng));
+  for (const int64_t n : {1, 15, 16, 17, 200, 4099}) {
+    std::vector<uint8_t> x(static_cast<size_t>(n)), x2(x.size()), y(x.size());
+    for (auto& v : x) v = uint8_t(u8(rng));
+    for (auto& v : x2) v = uint8_t(u8(rng));
+    x[0] = x2[0] = 255;
+    x[size_t(n - 1)] = 255;
+    x2[size_t(n - 1)] = 254;
+    k::lookup_byte_pairs(x.data(), x2.data(), y.data(), n, pairs.data());
+    for (int64_t i = 0; i < n; ++i)
+      check(y[size_t(i)] == pairs[size_t(x[size_t(i)]) << 8 | x2[size_t(i)]], "lookup_byte_pairs",
+            long(n), long(i), 0);
+  }
 }
 
 int main() {

@@ -26,5 +26,15 @@ X86Isa x86_isa() {
 #endif
 }
 
+bool x86_has_avx512vbmi() {
+#if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
+  const X86Isa isa = x86_isa();
+  return (isa == X86Isa::kAvx512 || isa == X86Isa::kAvx512Vnni) &&
+         __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vbmi");
+#else
+  return false;
+#endif
+}
+
 }  // namespace kernels
 }  // namespace edgepack

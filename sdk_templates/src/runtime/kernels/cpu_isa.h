@@ -26,5 +26,30 @@ enum class X86Isa {
 // The best level this CPU has, capped by EDGEPACK_CPU_ISA; kGeneric on other architectures.
 X86Isa x86_isa();
 
+// AVX-512 VBMI (vpermi2b: any byte of a 128-byte table per lane) on top of level kAvx512; false
+// when capped below that.
+bool x86_has_avx512vbmi();
+
 }  // namespace kernels
 }  // namespace edgepack
+
+// Element-wise loops the compiler vectorises by itself (vector_math.cpp, quantize.cpp): with GCC
+// on x86-64 Linux also compiled for AVX2 + FMA (x86-64-v3) and AVX-512 (x86-64-v4), picked at
+// load time (ifunc), while the library is built for baseline x86-64 (SSE2) so that it runs on
+// any host. These clones follow the CPU, not EDGEPACK_CPU_ISA: their results do not depend on
+// the vector width. Not with clang: Debian's clang 14 put AVX-512 code into the default version
+// (SIGILL on an AVX2-only host). ARM builds use the board's -mcpu (NEON).
+#if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__) && !defined(__clang__)
+#define EDGEPACK_VECTOR_CLONES \
+  __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define EDGEPACK_VECTOR_CLONES
+#endif
+// For a helper template whose loops must be compiled inside each clone: GCC does not inline a
+// large one into a target_clones function by itself, and the copy it calls instead is built for
+// the baseline (binary_f32 ran on SSE2 in its AVX2 and AVX-512 clones until 2026-12-01).
+#if defined(__GNUC__)
+#define EDGEPACK_INLINE_INTO_CLONES __attribute__((always_inline)) inline
+#else
+#define EDGEPACK_INLINE_INTO_CLONES inline
+#endif

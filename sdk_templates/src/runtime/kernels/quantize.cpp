@@ -53,18 +53,41 @@ __attribute__((target("avx2"))) int64_t lookup_avx2(const uint8_t* x, uint8_t* y
   return i;
 }
 
-bool use_avx2() {  // capped by EDGEPACK_CPU_ISA (cpu_isa.h), as the other kernels
-  return x86_isa() != X86Isa::kGeneric;
+// 64 bytes at a time with AVX-512 VBMI: the table is four registers, vpermi2b looks each byte's
+// low 7 bits up in both 128-byte halves, and its top bit picks the half.
+__attribute__((target("avx512f,avx512bw,avx512vbmi"))) int64_t lookup_vbmi(const uint8_t* x,
+                                                                           uint8_t* y, int64_t n,
+                                                                           const uint8_t* table) {
+  const __m512i t0 = _mm512_loadu_si512(table), t1 = _mm512_loadu_si512(table + 64);
+  const __m512i t2 = _mm512_loadu_si512(table + 128), t3 = _mm512_loadu_si512(table + 192);
+  int64_t i = 0;
+  for (; i + 64 <= n; i += 64) {
+    const __m512i v = _mm512_loadu_si512(x + i);
+    const __m512i lo = _mm512_permutex2var_epi8(t0, v, t1);
+    const __m512i hi = _mm512_permutex2var_epi8(t2, v, t3);
+    _mm512_storeu_si512(y + i, _mm512_mask_blend_epi8(_mm512_movepi8_mask(v), lo, hi));
+  }
+  return i;
+}
+
+using LookupFn = int64_t (*)(const uint8_t*, uint8_t*, int64_t, const uint8_t*);
+
+// The widest lookup this CPU has, capped by EDGEPACK_CPU_ISA (cpu_isa.h); nullptr: the loop.
+LookupFn choose_lookup() {
+  if (x86_has_avx512vbmi()) return lookup_vbmi;
+  if (x86_isa() != X86Isa::kGeneric) return lookup_avx2;
+  return nullptr;
 }
 #endif
 
-}  // namespace
-
+// Clamping before rounding equals rounding before clamping (the bounds are integers), and keeps
+// |v| < 2^22, where adding and subtracting 1.5 * 2^23 rounds half to even in the default
+// rounding mode (no fast-math here). NaN becomes the lowest value. Division, not a multiply by
+// 1 / scale: the bytes of onnxruntime and the reference evaluator. Every vector width gives
+// the same bytes (EDGEPACK_VECTOR_CLONES).
 template <class T>
-void quantize_linear(const float* x, T* y, int64_t n, float scale, float zero) {
-  // Clamping before rounding equals rounding before clamping (the bounds are integers), and
-  // keeps |v| < 2^22, where adding and subtracting 1.5 * 2^23 rounds half to even in the
-  // default rounding mode (no fast-math here). NaN becomes the lowest value.
+EDGEPACK_INLINE_INTO_CLONES void quantize_loop(const float* x, T* y, int64_t n, float scale,
+                                               float zero) {
   const float lo = static_cast<float>(std::numeric_limits<T>::lowest()) - zero;
   const float hi = static_cast<float>(std::numeric_limits<T>::max()) - zero;
   constexpr float kMagic = 12582912.0f;
@@ -78,15 +101,48 @@ void quantize_linear(const float* x, T* y, int64_t n, float scale, float zero) {
 }
 
 template <class T>
-void dequantize_linear(const T* x, float* y, int64_t n, float scale, float zero) {
+EDGEPACK_INLINE_INTO_CLONES void dequantize_loop(const T* x, float* y, int64_t n, float scale,
+                                                 float zero) {
   for (int64_t i = 0; i < n; ++i) y[i] = (static_cast<float>(x[i]) - zero) * scale;
+}
+
+// One clone set per element type (overloads: target_clones functions are not templates).
+#define EDGEPACK_QUANT_LOOPS(T)                                                              \
+  EDGEPACK_VECTOR_CLONES void quantize_clone(const float* x, T* y, int64_t n, float scale,   \
+                                             float zero) {                                   \
+    quantize_loop<T>(x, y, n, scale, zero);                                                  \
+  }                                                                                          \
+  EDGEPACK_VECTOR_CLONES void dequantize_clone(const T* x, float* y, int64_t n, float scale, \
+                                               float zero) {                                 \
+    dequantize_loop<T>(x, y, n, scale, zero);                                                \
+  }
+EDGEPACK_QUANT_LOOPS(uint8_t)
+EDGEPACK_QUANT_LOOPS(int8_t)
+EDGEPACK_QUANT_LOOPS(uint16_t)
+EDGEPACK_QUANT_LOOPS(int16_t)
+#undef EDGEPACK_QUANT_LOOPS
+EDGEPACK_VECTOR_CLONES void dequantize_clone(const int32_t* x, float* y, int64_t n, float scale,
+                                             float zero) {
+  dequantize_loop<int32_t>(x, y, n, scale, zero);
+}
+
+}  // namespace
+
+template <class T>
+void quantize_linear(const float* x, T* y, int64_t n, float scale, float zero) {
+  quantize_clone(x, y, n, scale, zero);
+}
+
+template <class T>
+void dequantize_linear(const T* x, float* y, int64_t n, float scale, float zero) {
+  dequantize_clone(x, y, n, scale, zero);
 }
 
 void lookup_bytes(const uint8_t* x, uint8_t* y, int64_t n, const uint8_t* table) {
   int64_t i = 0;
 #if defined(__x86_64__) || defined(__i386__)
-  static const bool avx2 = use_avx2();
-  if (avx2) i = lookup_avx2(x, y, n, table);
+  static const LookupFn fn = choose_lookup();
+  if (fn != nullptr) i = fn(x, y, n, table);
 #endif
   lookup_scalar(x, y, n, table, i);
 }

@@ -6,27 +6,12 @@
 #include <cstring>
 
 #include "runtime/kernels/activation.h"
+#include "runtime/kernels/cpu_isa.h"
 #include "runtime/kernels/microkernel.h"
 #include "runtime/kernels/threadpool.h"
 
-// With GCC on x86-64 Linux the element-wise loops are also compiled for AVX2 + FMA (x86-64-v3)
-// and AVX-512 (x86-64-v4), picked at load time (ifunc): the library itself is built for baseline
-// x86-64 (SSE2) so that it runs on any host. Not with clang: Debian's clang 14 put AVX-512 code
-// into the default version (SIGILL on an AVX2-only host). ARM builds use the board's -mcpu (NEON).
-#if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__) && !defined(__clang__)
-#define EDGEPACK_VECTOR_CLONES \
-  __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define EDGEPACK_VECTOR_CLONES
-#endif
-// For a helper template whose loops must be compiled inside each clone: GCC does not inline a
-// large one into a target_clones function by itself, and the copy it calls instead is built for
-// the baseline (binary_f32 ran on SSE2 in its AVX2 and AVX-512 clones until 2026-12-01).
-#if defined(__GNUC__)
-#define EDGEPACK_INLINE_INTO_CLONES __attribute__((always_inline)) inline
-#else
-#define EDGEPACK_INLINE_INTO_CLONES inline
-#endif
+// The element-wise loops are EDGEPACK_VECTOR_CLONES (cpu_isa.h): AVX2 and AVX-512 versions
+// picked at load time.
 
 namespace edgepack {
 namespace kernels {
