@@ -28,6 +28,12 @@ struct MaxPoolU8State : OpState {
   int slots = 1;
 };
 
+// dst[x] = max(dst[x], src[x]). The count is a local: a byte store may alias any object, so a
+// bound read through a pointer (st.w) is reloaded after every store and the loop stays scalar.
+inline void max_into(uint8_t* __restrict dst, const uint8_t* __restrict src, int64_t n) {
+  for (int64_t x = 0; x < n; ++x) dst[x] = std::max(dst[x], src[x]);
+}
+
 void plane(const MaxPoolU8State& st, const uint8_t* in, uint8_t* out, uint8_t* row) {
   uint8_t* v = row + st.pl;  // v[x] = max over the window's rows of column x; v[-pl..] = 0
   for (int64_t oy = 0; oy < st.oh; ++oy, out += st.ow) {
@@ -39,17 +45,14 @@ void plane(const MaxPoolU8State& st, const uint8_t* in, uint8_t* out, uint8_t* r
       if (!any)
         std::memcpy(v, r, static_cast<size_t>(st.w));
       else
-        for (int64_t x = 0; x < st.w; ++x) v[x] = std::max(v[x], r[x]);
+        max_into(v, r, st.w);
       any = true;
     }
     if (!any) std::memset(v, 0, static_cast<size_t>(st.w));
     const uint8_t* base = row;  // padded column 0
     if (st.sw == 1) {
       std::memcpy(out, base, static_cast<size_t>(st.ow));
-      for (int64_t kx = 1; kx < st.kw; ++kx) {
-        const uint8_t* b = base + kx * st.dw;
-        for (int64_t ox = 0; ox < st.ow; ++ox) out[ox] = std::max(out[ox], b[ox]);
-      }
+      for (int64_t kx = 1; kx < st.kw; ++kx) max_into(out, base + kx * st.dw, st.ow);
       continue;
     }
     int64_t ox = 0;
