@@ -2,8 +2,10 @@
 """FramePreprocess and FrameRoiAlign (lower/frame_fusion.py, runtime ops/frame_ops.cpp): the
 pre-processing and crop graphs that edgepack.model.prepost builds, for each channel order, luma,
 resize mode, letterbox and layout, lowered into the one fused op and run by the CPU runtime
-(1 and 3 threads), against onnxruntime running the unfused ONNX graph. A chain that is not the
-frame pattern (a bounded frame's run-time geometry) is left to the plain ops."""
+(1 and 3 threads), against onnxruntime running the unfused ONNX graph: on the host's own vector
+paths and capped (EDGEPACK_CPU_ISA) to AVX2 and to the portable ones, each ISA's code in the op. A
+chain that is not the frame pattern (a bounded frame's run-time geometry) is left to the plain
+ops."""
 
 from __future__ import annotations
 
@@ -22,6 +24,19 @@ from edgepack.model.tensors import TensorDesc
 from edgepack.spec.project import PreprocessSpec
 
 Array = np.ndarray[Any, Any]
+
+# EDGEPACK_CPU_ISA caps: "native" runs the host's best (AVX-512 where present)
+ISAS = ["native", "avx2", "generic"]
+
+
+@pytest.fixture(params=ISAS)
+def isa(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The frame ops' vector paths capped for edgepack-graph-run (it reads the environment)."""
+    if request.param == "native":
+        monkeypatch.delenv("EDGEPACK_CPU_ISA", raising=False)
+    else:
+        monkeypatch.setenv("EDGEPACK_CPU_ISA", request.param)
+    return str(request.param)
 
 
 def _run(sdk: SdkBuild, model: onnx.ModelProto, feeds: dict[str, Array], threads: int,
@@ -46,7 +61,7 @@ PRE_CASES = [
 
 
 @pytest.mark.parametrize("case", PRE_CASES, ids=lambda c: "-".join(map(str, c[2:])))
-def test_preprocess_is_one_fused_op_matching_onnxruntime(sdk_host: SdkBuild,
+def test_preprocess_is_one_fused_op_matching_onnxruntime(sdk_host: SdkBuild, isa: str,
                                                          case: tuple[Any, ...]) -> None:
     (sh, sw), (h, w), pix, fmt, resize, interp, layout = case
     c = 1 if fmt == "gray" else 3
@@ -62,7 +77,8 @@ def test_preprocess_is_one_fused_op_matching_onnxruntime(sdk_host: SdkBuild,
         ops, got = _run(sdk_host, model, {"image": img}, threads)
         assert ops == ["FramePreprocess"], ops
         assert got.shape == want.shape == shape
-        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5, err_msg=f"threads {threads}")
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5,
+                                   err_msg=f"threads {threads}, {isa}")
 
 
 def test_bounded_frame_keeps_the_plain_ops(sdk_host: SdkBuild) -> None:
@@ -82,7 +98,7 @@ def test_bounded_frame_keeps_the_plain_ops(sdk_host: SdkBuild) -> None:
 @pytest.mark.parametrize(("pix", "fmt", "layout"), [("bgr", "rgb", "nchw"),
                                                     ("rgb", "gray", "nhwc")])
 def test_crop_is_one_fused_roi_align_matching_onnxruntime(
-        sdk_host: SdkBuild, pix: Literal["rgb", "bgr"], fmt: Literal["rgb", "gray"],
+        sdk_host: SdkBuild, isa: str, pix: Literal["rgb", "bgr"], fmt: Literal["rgb", "gray"],
         layout: Literal["nchw", "nhwc"]) -> None:
     c = 1 if fmt == "gray" else 3
     pre = PreprocessSpec(source_size=(40, 60), pixel_format=pix, model_format=fmt,
@@ -103,4 +119,5 @@ def test_crop_is_one_fused_roi_align_matching_onnxruntime(
         ops, got = _run(sdk_host, model, feeds, threads, {"boxes": 8})
         assert "FrameRoiAlign" in ops and not {"RoiAlign", "Div"} & set(ops), ops
         assert got.shape == want.shape == (len(boxes), *shape[1:])
-        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5, err_msg=f"threads {threads}")
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5,
+                                   err_msg=f"threads {threads}, {isa}")
