@@ -95,16 +95,19 @@ def test_bounded_frame_keeps_the_plain_ops(sdk_host: SdkBuild) -> None:
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
 
 
+# output (h, w): a width of 10 is one block of eight bins (the AVX2 path) and two more; 37 is
+# four blocks, one four-bin step and one bin (the boxes' bins read different numbers of pixels)
+@pytest.mark.parametrize("size", [(12, 10), (9, 37)], ids=lambda s: f"{s[0]}x{s[1]}")
 @pytest.mark.parametrize(("pix", "fmt", "layout"), [("bgr", "rgb", "nchw"),
                                                     ("rgb", "gray", "nhwc")])
 def test_crop_is_one_fused_roi_align_matching_onnxruntime(
         sdk_host: SdkBuild, isa: str, pix: Literal["rgb", "bgr"], fmt: Literal["rgb", "gray"],
-        layout: Literal["nchw", "nhwc"]) -> None:
+        layout: Literal["nchw", "nhwc"], size: tuple[int, int]) -> None:
     c = 1 if fmt == "gray" else 3
     pre = PreprocessSpec(source_size=(40, 60), pixel_format=pix, model_format=fmt,
                          mean=(100.0, 110.0, 120.0)[:c], std=(50.0, 55.0, 60.0)[:c],
                          layout=layout)
-    h, w = 12, 10
+    h, w = size
     shape = (1, c, h, w) if layout == "nchw" else (1, h, w, c)
     model = build_crop(pre, TensorDesc("input", "float32", shape))
     img = np.random.default_rng(11).integers(0, 256, (40, 60, 3), dtype=np.uint8)

@@ -580,17 +580,84 @@ inline void add_tap(T* at_list, float* w_list, int32_t& n, T at, float w) {
   w_list[n++] = w;
 }
 
+// crop_row's bins eight at a time (crop_bins_avx2), per block of eight bins: its tap count (the
+// most of its bins'), then per tap the eight bins' pixel offsets (bins with fewer taps repeat a
+// pixel of the row with weight 0) and their weights laid out as preprocess_columns_avx2's.
+struct BinBlocks {
+  int32_t* taps;
+  int32_t* off;  // [block][tap][8]
+  float* w;      // [block][tap][4][8]
+};
+
+size_t bin_block_bytes(int64_t ow, int64_t stride) {
+  const auto blocks = static_cast<size_t>(ow / 8), n = static_cast<size_t>(stride);
+  return blocks * sizeof(int32_t) + blocks * n * 8 * (sizeof(int32_t) + 4 * sizeof(float));
+}
+
 // Bytes of a crop_row slot: the span, the column taps, samples inside per bin, the frame rows
-// of an output row and their weights, the blended row.
+// of an output row and their weights, the bin blocks, the blended row.
 size_t crop_slot_bytes(int64_t ow, int64_t sampling, int64_t w, int64_t ci) {
   const auto taps = static_cast<size_t>(2 * ow * sampling),
              rows = static_cast<size_t>(2 * sampling);
   const size_t bytes = 2 * sizeof(int64_t) + taps * (sizeof(int32_t) + sizeof(float)) +
                        static_cast<size_t>(ow) * (sizeof(int32_t) + sizeof(float)) +
                        rows * (sizeof(int32_t) + sizeof(float)) +
+                       bin_block_bytes(ow, 2 * sampling) +
                        static_cast<size_t>(w * ci + kRowPad) * sizeof(float);
   return (bytes + 63) / 64 * 64;
 }
+
+#if defined(EDGEPACK_FRAME_AVX2)
+// crop_row's bins on AVX2 + FMA, eight at a time (bins j and j + 4 share a register, as in
+// preprocess_columns_avx2): each block's taps (BinBlocks) summed, then per output channel
+// (sum - n * mean) * scale with n the bin's samples inside the frame. Returns the bins done.
+__attribute__((target("avx2,fma"))) int64_t crop_bins_avx2(const float* tmp, const BinBlocks& bb,
+                                                           int64_t blocks, int64_t stride,
+                                                           const float* inside, float rows_inside,
+                                                           const ColumnChannels& channels) {
+  const ColumnChannels ch = channels;  // a local: the stores may alias what a reference reads
+  const int co = ch.out;
+  __m256 scale[kMaxChannels], shift[kMaxChannels];
+  for (int c = 0; c < kMaxChannels; ++c) {
+    scale[c] = _mm256_set1_ps(ch.scale[c]);
+    shift[c] = _mm256_set1_ps(ch.shift[c]);
+  }
+  const __m256 rows = _mm256_set1_ps(rows_inside);
+  for (int64_t b = 0; b < blocks; ++b) {
+    __m256 v[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
+                   _mm256_setzero_ps()};
+    const int32_t* o = bb.off + b * stride * 8;
+    const float* w = bb.w + b * stride * 32;
+    for (int32_t k = 0; k < bb.taps[b]; ++k, o += 8, w += 32)
+      for (int j = 0; j < 4; ++j)
+        v[j] = _mm256_fmadd_ps(_mm256_loadu_ps(w + 8 * j), load_pair(tmp + o[j], tmp + o[j + 4]),
+                               v[j]);
+    const __m256 n = _mm256_mul_ps(rows, _mm256_loadu_ps(inside + b * 8));
+    const __m256 t0 = _mm256_unpacklo_ps(v[0], v[1]), t1 = _mm256_unpackhi_ps(v[0], v[1]);
+    const __m256 t2 = _mm256_unpacklo_ps(v[2], v[3]), t3 = _mm256_unpackhi_ps(v[2], v[3]);
+    for (int c = 0; c < co; ++c) {
+      __m256 x;
+      switch (ch.pick[c]) {  // a loop-invariant branch: the vectors stay in registers
+        case 0:
+          x = _mm256_shuffle_ps(t0, t2, 0x44);
+          break;
+        case 1:
+          x = _mm256_shuffle_ps(t0, t2, 0xEE);
+          break;
+        case 2:
+          x = _mm256_shuffle_ps(t1, t3, 0x44);
+          break;
+        default:
+          x = _mm256_shuffle_ps(t1, t3, 0xEE);
+          break;
+      }
+      _mm256_storeu_ps(ch.plane[c] + b * 8,
+                       _mm256_fmadd_ps(x, scale[c], _mm256_mul_ps(n, shift[c])));
+    }
+  }
+  return blocks * 8;
+}
+#endif
 
 // RoiAlign output row `ph` of one roi, channels one-hot (avg mode, sampling grid gh x gw). The
 // frame rows of all gh sample rows are blended into one row (a contiguous pass over the roi's
@@ -615,7 +682,11 @@ void crop_row(const CropState& st, const uint8_t* frame, int64_t h, int64_t w, i
   auto* inside = reinterpret_cast<float*>(tap.count + ow);  // samples inside the frame per bin
   auto* row_at = reinterpret_cast<int32_t*>(inside + ow);   // 2 * gh frame rows and weights
   auto* row_w = reinterpret_cast<float*>(row_at + 2 * gh);
-  float* tmp = row_w + 2 * gh;  // w * ci + kRowPad: the blended frame rows
+  const int64_t blocks = ow / 8;
+  BinBlocks bb{reinterpret_cast<int32_t*>(row_w + 2 * gh), nullptr, nullptr};
+  bb.off = bb.taps + blocks;
+  bb.w = reinterpret_cast<float*>(bb.off + blocks * stride * 8);
+  float* tmp = bb.w + blocks * stride * 32;  // w * ci + kRowPad: the blended frame rows
   int64_t& first = span[0];
   int64_t& last = span[1];
   if (!same_roi) {
@@ -637,6 +708,24 @@ void crop_row(const CropState& st, const uint8_t* frame, int64_t h, int64_t w, i
         last = std::max(last, sx.hi);
       }
     }
+#if defined(EDGEPACK_FRAME_AVX2)
+    for (int64_t b = 0; b < blocks && frame_isa() >= kFrameAvx2 && last >= 0; ++b) {
+      int32_t k_max = 0;
+      for (int64_t i = 0; i < 8; ++i) k_max = std::max(k_max, tap.count[b * 8 + i]);
+      bb.taps[b] = k_max;
+      for (int32_t k = 0; k < k_max; ++k)
+        for (int64_t i = 0; i < 8; ++i) {
+          const int64_t pw = b * 8 + i;
+          const bool has = k < tap.count[pw];
+          const float wk = has ? tap.w[pw * stride + k] : 0.0f;
+          // a padded tap reads the roi's first pixel: blended this row, so finite
+          bb.off[(b * stride + k) * 8 + i] =
+              has ? tap.off[pw * stride + k] : static_cast<int32_t>(first * ci);
+          float* v = bb.w + ((b * stride + k) * 4 + i % 4) * 8 + (i / 4) * 4;
+          std::fill(v, v + 4, wk);
+        }
+    }
+#endif
   }
   float rows_inside = 0.0f;
   int32_t rows = 0;
@@ -682,6 +771,19 @@ void crop_row(const CropState& st, const uint8_t* frame, int64_t h, int64_t w, i
   };
   const ChannelStore chs = channel_store(st.ch, scale);
   int64_t pw = 0;
+#if defined(EDGEPACK_FRAME_AVX2)
+  if (frame_isa() >= kFrameAvx2) {
+    ColumnChannels cc;
+    cc.out = co;
+    for (int c = 0; c < co; ++c) {
+      cc.plane[c] = out + c * plane;
+      cc.pick[c] = st.ch.pick[c];
+      cc.scale[c] = scale[c];
+      cc.shift[c] = -st.ch.mean[c] * scale[c];
+    }
+    pw = crop_bins_avx2(tmp, bb, blocks, stride, inside, rows_inside, cc);
+  }
+#endif
   for (; pw + 4 <= ow; pw += 4) {
     V4 v[4] = {bin(pw), bin(pw + 1), bin(pw + 2), bin(pw + 3)};
     const V4 n = rows_inside * load4(inside + pw);
