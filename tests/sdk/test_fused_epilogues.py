@@ -4,7 +4,8 @@
 layer's bias Add into its MatMul; the runtime's fused result matches onnxruntime on the unfused
 graph, for the depthwise (any kernel size), pointwise, im2col and
 Gemm paths; a ``y`` with another reader is left alone. Relu after a float32 Add (residuals)
-becomes the Add's activation, with and without broadcasting."""
+becomes the Add's activation, with and without broadcasting. A LayerNorm across channels
+exported between two Transposes (timm's LayerNorm2d) becomes one channels-first LayerNorm."""
 
 from __future__ import annotations
 
@@ -189,3 +190,44 @@ def test_add_relu_not_fused_when_the_sum_has_another_reader_or_is_integer() -> N
     im = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
     im.ir_version = 8
     assert [n.op_type for n in dg.parse(lower(im)).nodes] == ["Add", "Relu"]
+
+
+def _layernorm_2d(shape: list[int], bias: bool, reader: bool = False) -> onnx.ModelProto:
+    """timm's LayerNorm2d as exported: channels last, LayerNorm over the last axis, back."""
+    rank, c = len(shape), shape[1]
+    inits = {"s": (1 + 0.3 * RNG.standard_normal(c)).astype(np.float32)}
+    if bias:
+        inits["b"] = (0.2 * RNG.standard_normal(c)).astype(np.float32)
+    nodes = [helper.make_node("Transpose", ["x"], ["t"], perm=[0, *range(2, rank), 1]),
+             helper.make_node("LayerNormalization", ["t", "s", *(["b"] if bias else [])], ["n"],
+                              axis=-1, epsilon=1e-6),
+             helper.make_node("Transpose", ["n"], ["out"], perm=[0, rank - 1, *range(1, rank - 1)])]
+    outputs = ["out"]
+    if reader:  # the channels-last tensor is read twice: nothing is fused
+        nodes.append(helper.make_node("Relu", ["t"], ["r"]))
+        outputs.append("r")
+    return _model(nodes, shape, outputs, inits)
+
+
+@pytest.mark.parametrize(("shape", "bias"), [
+    ([1, 40, 14, 14], True),   # ConvNeXt-atto's stages (196 positions: one piece and a part)
+    ([2, 24, 5, 7], False),    # batch 2, no B
+    ([1, 320, 1, 1], True),    # the head's norm after the pooling
+    ([1, 16, 300], True),      # rank 3
+])
+def test_channel_layernorm_fused_matches_onnxruntime(sdk_host: SdkBuild, shape: list[int],
+                                                     bias: bool) -> None:
+    m = _layernorm_2d(shape, bias)
+    g = dg.parse(lower(m))
+    assert [n.op_type for n in g.nodes] == ["LayerNormalization"]
+    assert g.nodes[0].attrs["channels_first"].value == 1
+    feeds = {"x": (3.0 + 2.0 * RNG.standard_normal(shape)).astype(np.float32)}
+    for threads in (1, 3):
+        got = run_device(sdk_host.build, m, feeds, threads=threads)["out"]
+        np.testing.assert_allclose(got, run_ort(m, feeds)["out"], rtol=1e-4, atol=1e-4)
+
+
+def test_channel_layernorm_not_fused_when_a_transposed_tensor_has_another_reader() -> None:
+    m = _layernorm_2d([1, 8, 4, 4], True, reader=True)
+    assert [n.op_type for n in dg.parse(lower(m)).nodes] == [
+        "Transpose", "LayerNormalization", "Transpose", "Relu"]

@@ -252,6 +252,7 @@ def lower(model: onnx.ModelProto, input_bounds: Mapping[str, int] | None = None,
     lowered = _fuse_silu(lowered, {o.name for o in model.graph.output})
     lowered = _fuse_activations(lowered, {o.name for o in model.graph.output})
     lowered = _fuse_add_relu(lowered, {o.name for o in model.graph.output}, info)
+    lowered = _fuse_channel_layernorm(lowered, {o.name for o in model.graph.output}, consts, info)
     lowered = _drop_output_identities(lowered, [o.name for o in model.graph.output],
                                       {i.name for i in model.graph.input}, consts, info)
     return _build(model, lowered, consts, info)
@@ -444,6 +445,60 @@ def _fuse_add_relu(nodes: list[LoweredNode], graph_outputs: set[str],
             continue
         out.append(n)
     return out
+
+
+def _fuse_channel_layernorm(nodes: list[LoweredNode], graph_outputs: set[str],
+                            consts: Mapping[str, object],
+                            info: Mapping[str, tuple[str, list[int], bool]]) -> list[LoweredNode]:
+    """A LayerNorm across the channels of channels-first data as exported (timm's LayerNorm2d in
+    ConvNeXt: ``Transpose(0, 2, .., 1) -> LayerNormalization(last axis) -> Transpose(0, r-1, 1,
+    ..)``) becomes one LayerNormalization with ``channels_first`` = 1 on the untransposed tensor:
+    two copies of the tensor fewer, and the statistics vectorised along positions instead of
+    along rows of a few dozen channels. Only when the transposed tensors have no other reader,
+    the LayerNorm has no Mean/InvStdDev output and Scale/B hold one value per channel."""
+    index = NodeIndex(nodes, graph_outputs)
+    producer, only_reader = index.producer, index.only_reader
+
+    def shape(name: str) -> list[int] | None:
+        if name in consts:
+            return list(getattr(consts[name], "shape", []))
+        return info[name][1] if name in info else None
+
+    def perm(n: LoweredNode | None) -> list[int] | None:
+        if n is None or n.op_type != "Transpose" or "perm" not in n.attrs:
+            return None
+        value = n.attrs["perm"].value
+        return [int(v) for v in value] if isinstance(value, list) else None
+
+    dropped: set[int] = set()
+    fused: dict[int, LoweredNode] = {}  # id of the closing Transpose -> the LayerNorm
+    for ln in nodes:
+        if ln.op_type != "LayerNormalization" or len([o for o in ln.outputs if o]) != 1 \
+                or not ln.outputs[0] or len(ln.inputs) < 2:
+            continue
+        opening = producer.get(ln.inputs[0])
+        x = opening.inputs[0] if opening is not None and opening.inputs else ""
+        x_shape = shape(x) if x else None
+        if x_shape is None or len(x_shape) < 3 or info.get(x, ("",))[0] != "float32":
+            continue
+        rank = len(x_shape)
+        closing = only_reader(ln.outputs[0], "Transpose")
+        axis = ln.attrs["axis"].value if "axis" in ln.attrs else -1
+        if (perm(opening) != [0, *range(2, rank), 1] or perm(closing) != [0, rank - 1,
+                                                                           *range(1, rank - 1)]
+                or only_reader(ln.inputs[0]) is not ln or axis not in (-1, rank - 1)
+                or info.get(x, (None, None, True))[2]):
+            continue
+        params = [i for i in ln.inputs[1:] if i]
+        if any(math.prod(shape(i) or [0]) != x_shape[1] for i in params):
+            continue
+        assert closing is not None and opening is not None
+        attrs = {**ln.attrs, "axis": dg.Attr(dg.ATTR_INT, 1),
+                 "channels_first": dg.Attr(dg.ATTR_INT, 1)}
+        fused[id(closing)] = LoweredNode("LayerNormalization", ln.name, [x, *ln.inputs[1:]],
+                                         [closing.outputs[0]], attrs)
+        dropped.update((id(opening), id(ln)))
+    return [fused.get(id(n), n) for n in nodes if id(n) not in dropped]
 
 
 def _drop_output_identities(nodes: list[LoweredNode], graph_outputs: list[str],

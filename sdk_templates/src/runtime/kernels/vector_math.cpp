@@ -181,6 +181,51 @@ void layernorm_row_f32(const float* x, float* y, int64_t n, const float* scale, 
 
 namespace {
 
+// layernorm_channels_f32 on up to kChannelNormBlock positions [p, p + n): the per-position
+// statistics stay in two small arrays while the channels stream by three times.
+constexpr int64_t kChannelNormBlock = 128;
+
+EDGEPACK_VECTOR_CLONES
+void layernorm_channels_block(const float* x, float* y, int64_t channels, int64_t plane, int64_t n,
+                              const float* scale, const float* bias, float eps) {
+  float mean[kChannelNormBlock], inv[kChannelNormBlock];
+  for (int64_t i = 0; i < n; ++i) mean[i] = 0.0f;
+  for (int64_t c = 0; c < channels; ++c) {
+    const float* r = x + c * plane;
+    for (int64_t i = 0; i < n; ++i) mean[i] += r[i];
+  }
+  const float scale_c = 1.0f / static_cast<float>(channels);
+  for (int64_t i = 0; i < n; ++i) {
+    mean[i] *= scale_c;
+    inv[i] = 0.0f;
+  }
+  for (int64_t c = 0; c < channels; ++c) {
+    const float* r = x + c * plane;
+    for (int64_t i = 0; i < n; ++i) {
+      const float d = r[i] - mean[i];
+      inv[i] += d * d;
+    }
+  }
+  for (int64_t i = 0; i < n; ++i) inv[i] = 1.0f / std::sqrt(inv[i] * scale_c + eps);
+  for (int64_t c = 0; c < channels; ++c) {
+    const float* r = x + c * plane;
+    float* o = y + c * plane;
+    const float s = scale[c], b = bias != nullptr ? bias[c] : 0.0f;
+    for (int64_t i = 0; i < n; ++i) o[i] = (r[i] - mean[i]) * inv[i] * s + b;
+  }
+}
+
+}  // namespace
+
+void layernorm_channels_f32(const float* x, float* y, int64_t channels, int64_t plane, int64_t p0,
+                            int64_t p1, const float* scale, const float* bias, float eps) {
+  for (int64_t p = p0; p < p1; p += kChannelNormBlock)
+    layernorm_channels_block(x + p, y + p, channels, plane, std::min(kChannelNormBlock, p1 - p),
+                             scale, bias, eps);
+}
+
+namespace {
+
 EDGEPACK_VECTOR_CLONES
 float dot1(const float* w, int64_t k, const float* x) {
   constexpr int kLanes = kReduceLanes;

@@ -49,6 +49,14 @@ void softmax_columns_f32(const float* x, float* y, int64_t n, int64_t stride, in
 void layernorm_row_f32(const float* x, float* y, int64_t n, const float* scale, const float* bias,
                        float eps, float* mean_out, float* inv_out);
 
+// LayerNorm across the channels of channels-first data, per position: for p in [p0, p1),
+// y[c * plane + p] = (x[c * plane + p] - mean_p) * inv_p * scale[c] + bias[c] (bias may be
+// nullptr), mean_p and inv_p = 1 / sqrt(var_p + eps) over c in [0, channels). ConvNeXt's
+// LayerNorm2d (NCHW -> NHWC, LayerNorm, back) without the two transposes: vectorised along
+// the positions. y may be x.
+void layernorm_channels_f32(const float* x, float* y, int64_t channels, int64_t plane, int64_t p0,
+                            int64_t p1, const float* scale, const float* bias, float eps);
+
 // GEMV: y[j] = alpha * dot(w + j * k, x) for j in [0, n): w is n rows of k contiguous floats
 // (a Gemm's transposed B, prepared once). Rows split across `pool` when it pays.
 void gemv_f32(const float* w, const float* x, float* y, int64_t n, int64_t k, float alpha,

@@ -3,6 +3,9 @@
 // outputs) and InstanceNormalization (per sample and channel over the spatial dims), float32.
 // LayerNorm rows with dense scale/bias run kernels::layernorm_row_f32 (vectorised, float lanes);
 // the broadcast forms and InstanceNorm accumulate in double.
+#include <algorithm>
+#include <string>
+
 #include "runtime/kernels/vector_math.h"
 #include "runtime/ops/op_util.h"
 
@@ -35,7 +38,8 @@ bool block_strides(const Tensor& t, int rank, int64_t axis, const int64_t* shape
 struct LayerNormState : NormState {
   int64_t s_stride[kMaxRank] = {}, b_stride[kMaxRank] = {};
   int rank = 0;
-  bool simple = false;  // scale/bias are dense over the block (the common case)
+  bool simple = false;          // scale/bias are dense over the block (the common case)
+  bool channels_first = false;  // over dim 1 only, per position (see layernorm_prepare)
 };
 }  // namespace
 
@@ -49,8 +53,23 @@ void layernorm_prepare(PrepareContext& ctx) {
   if (ctx.outputs.empty() || ctx.outputs.size() > 3) ctx.fail("expected 1 to 3 outputs");
   auto st = std::make_unique<LayerNormState>();
   st->rank = x->rank;
-  st->axis = norm_axis(ctx, ctx.attrs->get_int("axis", -1), x->rank);
   st->eps = ctx.attrs->get_float("epsilon", 1e-5f);
+  // channels_first = 1 (lowering's fusion of Transpose(0, 2, .., 1) -> LayerNorm(last axis) ->
+  // Transpose back): X stays channels-first and each position is normalised across dim 1;
+  // Scale and B hold one value per channel.
+  if (ctx.attrs->get_int("channels_first", 0) != 0) {
+    if (x->rank < 2 || x->dynamic_dim0) ctx.fail("channels_first needs a static X of rank >= 2");
+    if (ctx.outputs.size() != 1) ctx.fail("channels_first has one output");
+    const int64_t c = x->static_shape[1];
+    if (scale->static_numel() != c || (bias && bias->static_numel() != c))
+      ctx.fail("channels_first: Scale/B need " + std::to_string(c) + " values (dim 1 of X)");
+    st->channels_first = true;
+    st->axis = 1;
+    need_shape(ctx, *ctx.outputs[0], x->static_dims());
+    ctx.state = std::move(st);
+    return;
+  }
+  st->axis = norm_axis(ctx, ctx.attrs->get_int("axis", -1), x->rank);
   if (x->dynamic_dim0 && st->axis == 0) ctx.fail("cannot normalise over a dynamic dimension 0");
   if (!block_strides(*scale, x->rank, st->axis, x->static_shape, st->s_stride) ||
       (bias && !block_strides(*bias, x->rank, st->axis, x->static_shape, st->b_stride)))
@@ -83,6 +102,20 @@ void layernorm_run(RunContext& ctx) {
   float* inv_out = ctx.outputs->size() > 2 && ctx.output(2) ? ctx.output(2)->as<float>() : nullptr;
   const float* ps = scale->as<float>();
   const float* pb = bias ? bias->as<float>() : nullptr;
+  if (st.channels_first) {
+    const int64_t n = x->shape[0], c = x->shape[1], plane = block / c;
+    // Positions in pieces of 128 per image: each piece reads its columns of every channel.
+    const int64_t pieces = (plane + 127) / 128;
+    parallel(pool_for(ctx.pool, 8.0 * static_cast<double>(n * block)), n * pieces,
+             [&](int64_t t0, int64_t t1) {
+               for (int64_t t = t0; t < t1; ++t) {
+                 const int64_t b = t / pieces, p0 = (t % pieces) * 128;
+                 kernels::layernorm_channels_f32(px + b * block, py + b * block, c, plane, p0,
+                                                 std::min(plane, p0 + 128), ps, pb, st.eps);
+               }
+             });
+    return;
+  }
   if (st.simple) {
     parallel(pool_for(ctx.pool, 8.0 * static_cast<double>(outer * block)), outer,
              [&](int64_t o0, int64_t o1) {
