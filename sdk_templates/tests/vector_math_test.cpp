@@ -94,6 +94,9 @@ void test_transposes(ThreadPool* pools[4]) {
       {{1, 1, 5}, {2, 1, 0}},                 // unit dimensions only around
       {{2, 3, 1, 4, 5, 1, 2, 3}, {7, 0, 6, 2, 5, 1, 4, 3}},
       {{300, 3}, {1, 0}},
+      {{1024, 16, 2, 2}, {0, 2, 1, 3}},  // MobileViT unfold: contiguous rows of 2 elements
+      {{640, 2, 8, 2}, {0, 2, 1, 3}},    // and fold
+      {{6, 5, 4}, {1, 0, 2}},            // rows of 4
   };
   for (const auto& c : cases) {
     int64_t n = 1;
@@ -125,6 +128,8 @@ void test_slices(ThreadPool* pools[4]) {
       {{8, 9, 10}, {1, 0, 2}, {2, 3, 3}, {4, 3, 3}},
       {{300, 257}, {3, 1}, {1, 2}, {290, 128}},
       {{2, 3}, {1, 2}, {1, 1}, {1, 1}},
+      {{7, 5}, {0, 1}, {1, 1}, {7, 2}},              // rows of 2 whose stride is odd
+      {{5, 6, 2}, {0, 1, 0}, {1, 1, 1}, {5, 4, 2}},  // rows of 2 at an offset of 2
   };
   for (const auto& c : cases) {
     int64_t n = 1;
