@@ -41,6 +41,10 @@ CASES = {  # name: (C, H, W, M, kernel, stride, pad, dilation, per_channel, bias
     # pixels) that the AVX-512 VNNI GEMM runs from expanded columns
     "3x3-7x7-deep": (64, 7, 7, 20, 3, 1, 1, 1, True, True),
     "3x3-14x14-deep": (40, 14, 14, 12, 3, 1, 1, 1, True, False),
+    # stride 2 with >= 5 taps per row: padded rows split into even and odd columns
+    "5x5-stride2-odd": (4, 15, 21, 6, 5, 2, 2, 1, True, True),
+    "5x5-stride2-dilation2": (3, 19, 23, 5, 5, 2, 3, 2, False, True),
+    "7x7-stride2-banded": (16, 20, 200, 8, 7, 2, 3, 1, True, True),
 }
 # Depthwise (group = channels, kernels/qdepthwise.h): same fields, C == M.
 DEPTHWISE = {
