@@ -236,57 +236,119 @@ static void test_requantize(std::mt19937& rng) {
 }
 
 // The int8 depthwise plane (qdepthwise.h) against the exact integer reference followed by
-// apply_multiplier: kernel sizes, strides, dilations and paddings, odd plane sizes.
+// apply_multiplier: kernel sizes, strides, dilations and paddings, odd plane sizes. Each shape
+// runs with several requantisations: M with exact .5 ties (0.25), small and near 1, M >= 1 (the
+// int16 path), a bias large enough that the AVX-512 VNNI quad path hands the plane over, random
+// output zero points. Shapes cover the quad path (kernels up to 4 columns with dilation, stride_w
+// 1 and 2, stride_h 1-3, planes narrower and wider than 64 outputs, one row, one column) and the
+// int16 path (5x5, 7x7, dilated 3x3).
 static void test_depthwise(std::mt19937& rng) {
-  std::uniform_int_distribution<int> u8(0, 255), s8(-128, 127);
+  std::uniform_int_distribution<int> u8(0, 255), s8(-128, 127), bias_d(-60000, 60000);
   struct Case {
-    int64_t h, w, k, s, d, p;
+    int64_t h, w, kh, kw, sh, sw, d, p;
   };
-  const Case cases[] = {{7, 9, 3, 1, 1, 1},
-                        {13, 11, 3, 2, 1, 1},
-                        {12, 17, 5, 1, 1, 2},
-                        {16, 15, 3, 3, 2, 2},
-                        {5, 4, 3, 1, 1, 0},
-                        {9, 33, 7, 2, 1, 3},
+  const Case cases[] = {{7, 9, 3, 3, 1, 1, 1, 1},
+                        {13, 11, 3, 3, 2, 2, 1, 1},
+                        {12, 17, 5, 5, 1, 1, 1, 2},
+                        {16, 15, 3, 3, 2, 2, 2, 2},
+                        {5, 4, 3, 3, 1, 1, 1, 0},
+                        {9, 33, 7, 7, 2, 2, 1, 3},
                         // 3x3 planes wider than a vector (the AVX2 9-tap path, stride-2 phases)
-                        {20, 37, 3, 1, 1, 1},
-                        {30, 45, 3, 2, 1, 1},
-                        {14, 56, 3, 2, 1, 0}};
+                        {20, 37, 3, 3, 1, 1, 1, 1},
+                        {30, 45, 3, 3, 2, 2, 1, 1},
+                        {14, 56, 3, 3, 2, 2, 1, 0},
+                        // MobileNetV2's planes: 112 / 56 / 28 / 14 / 7, stride 1 and 2
+                        {112, 112, 3, 3, 1, 1, 1, 1},
+                        {112, 112, 3, 3, 2, 2, 1, 1},
+                        {56, 56, 3, 3, 2, 2, 1, 1},
+                        {28, 28, 3, 3, 1, 1, 1, 1},
+                        {14, 14, 3, 3, 2, 2, 1, 1},
+                        {7, 7, 3, 3, 1, 1, 1, 1},
+                        // rows across 64-output blocks, odd widths, one row / column, tiny
+                        {9, 70, 3, 3, 1, 1, 1, 1},
+                        {11, 131, 3, 3, 2, 2, 1, 1},
+                        {6, 127, 3, 3, 2, 2, 1, 0},
+                        {1, 1, 3, 3, 1, 1, 1, 1},
+                        {1, 200, 3, 3, 1, 1, 1, 1},
+                        {150, 1, 3, 3, 2, 2, 1, 1},
+                        {3, 3, 3, 3, 1, 1, 1, 0},
+                        // other quad kernels: 2 and 4 columns, 5 rows, dilation inside 4 bytes
+                        {10, 21, 2, 4, 1, 1, 1, 1},
+                        {13, 19, 5, 3, 1, 1, 1, 2},
+                        {15, 23, 2, 2, 1, 1, 2, 1},
+                        {12, 30, 1, 1, 1, 2, 1, 0},
+                        // stride_h != stride_w
+                        {17, 20, 3, 3, 2, 1, 1, 1},
+                        {17, 20, 3, 3, 1, 2, 1, 1},
+                        {19, 25, 3, 3, 3, 1, 1, 1}};
+  // (M, weights within +-wmax): ties at .5 need outputs inside 0..255, so the M of 2^-k come with
+  // sums of the matching size; M >= 1 runs the int16 path.
+  const struct {
+    double m;
+    int wmax;
+  } reqs[] = {{0.003, 128}, {1.0 / 1024, 128}, {0.25, 3},   {1.0 / 3, 4},
+              {1.5, 2},     {1.1e-7, 128},     {1e-9, 128}, {0.9, 2}};
+  int64_t ties = 0;  // outputs where rounding half away from zero (not up) decided the byte
+  int variant = 0;
   for (const Case& c : cases) {
     k::QDepthwiseParams p;
     p.in_h = c.h;
     p.in_w = c.w;
-    p.kernel_h = p.kernel_w = c.k;
-    p.stride_h = p.stride_w = c.s;
+    p.kernel_h = c.kh;
+    p.kernel_w = c.kw;
+    p.stride_h = c.sh;
+    p.stride_w = c.sw;
     p.dilation_h = p.dilation_w = c.d;
     p.pad_top = p.pad_left = c.p;
-    p.out_h = (c.h + 2 * c.p - c.d * (c.k - 1) - 1) / c.s + 1;
-    p.out_w = (c.w + 2 * c.p - c.d * (c.k - 1) - 1) / c.s + 1;
+    p.out_h = (c.h + 2 * c.p - c.d * (c.kh - 1) - 1) / c.sh + 1;
+    p.out_w = (c.w + 2 * c.p - c.d * (c.kw - 1) - 1) / c.sw + 1;
     std::vector<uint8_t> in(static_cast<size_t>(c.h * c.w)),
         out(static_cast<size_t>(p.out_h * p.out_w));
-    std::vector<int8_t> w(static_cast<size_t>(c.k * c.k));
-    for (auto& v : in) v = uint8_t(u8(rng));
-    for (auto& v : w) v = int8_t(s8(rng));
-    const uint8_t za = uint8_t(u8(rng)), zo = 120;
-    const int32_t bias = 1234;
-    const k::QuantMultiplier mult = k::quant_multiplier(0.003);
+    std::vector<int8_t> w(static_cast<size_t>(c.kh * c.kw));
     std::vector<uint8_t> scratch(k::qdepthwise_scratch_bytes(p) + 64);
-    k::qdepthwise_plane(p, in.data(), za, w.data(), bias, mult, zo, out.data(), scratch.data());
-    for (int64_t oy = 0; oy < p.out_h; ++oy)
-      for (int64_t ox = 0; ox < p.out_w; ++ox) {
-        int64_t acc = bias;
-        for (int64_t ky = 0; ky < c.k; ++ky)
-          for (int64_t kx = 0; kx < c.k; ++kx) {
-            const int64_t iy = oy * c.s - c.p + ky * c.d, ix = ox * c.s - c.p + kx * c.d;
-            if (iy < 0 || iy >= c.h || ix < 0 || ix >= c.w) continue;
-            acc += int64_t(w[size_t(ky * c.k + kx)]) * (int64_t(in[size_t(iy * c.w + ix)]) - za);
+    for (int round = 0; round < 3; ++round, ++variant) {
+      const auto& rq = reqs[size_t(variant) % (sizeof(reqs) / sizeof(reqs[0]))];
+      std::uniform_int_distribution<int> wd(-rq.wmax, rq.wmax - 1);
+      for (auto& v : in) v = uint8_t(u8(rng));
+      for (auto& v : w) v = int8_t(wd(rng));
+      if (variant % 5 == 3 && rq.wmax == 128)
+        for (auto& v : w) v = int8_t(v < 0 ? -128 : 127);
+      const uint8_t za = uint8_t(variant % 5 == 0 ? 0 : u8(rng));
+      const uint8_t zo = uint8_t(variant % 4 == 1 ? 0 : 64 + u8(rng) / 2);
+      const double real = rq.m;
+      // M = 1.1e-7: a bias near 2^31 (the sums stay inside int32); else a random one, +-200
+      // with the small weights
+      const int64_t most = c.kh * c.kw * 255 * 128 + 1000;
+      const int32_t bias = real == 1.1e-7 ? int32_t((int64_t(1) << 31) - 1 - most)
+                                          : int32_t(bias_d(rng) / (rq.wmax == 128 ? 1 : 300));
+      const k::QuantMultiplier mult = k::quant_multiplier(real);
+      out.assign(out.size(), uint8_t(0x5a));
+      k::qdepthwise_plane(p, in.data(), za, w.data(), bias, mult, zo, out.data(), scratch.data());
+      int64_t bad = 0;
+      for (int64_t oy = 0; oy < p.out_h; ++oy)
+        for (int64_t ox = 0; ox < p.out_w; ++ox) {
+          int64_t acc = bias;
+          for (int64_t ky = 0; ky < c.kh; ++ky)
+            for (int64_t kx = 0; kx < c.kw; ++kx) {
+              const int64_t iy = oy * c.sh - c.p + ky * c.d, ix = ox * c.sw - c.p + kx * c.d;
+              if (iy < 0 || iy >= c.h || ix < 0 || ix >= c.w) continue;
+              acc += int64_t(w[size_t(ky * c.kw + kx)]) * (int64_t(in[size_t(iy * c.w + ix)]) - za);
+            }
+          int32_t v = k::apply_multiplier(int32_t(acc), mult) + zo;
+          v = v < 0 ? 0 : (v > 255 ? 255 : v);
+          if (mult.shift <= 0 && mult.shift > -31) {  // rounding half up would differ here
+            const int total = 31 - mult.shift;
+            int64_t up = ((acc * mult.m0 + (int64_t(1) << (total - 1))) >> total) + zo;
+            up = up < 0 ? 0 : (up > 255 ? 255 : up);
+            ties += up != v;
           }
-        int32_t v = k::apply_multiplier(int32_t(acc), mult) + zo;
-        v = v < 0 ? 0 : (v > 255 ? 255 : v);
-        check(out[size_t(oy * p.out_w + ox)] == v, "qdepthwise_plane", long(c.k), long(oy),
-              long(ox));
-      }
+          if (out[size_t(oy * p.out_w + ox)] != v && bad++ == 0)
+            check(false, "qdepthwise_plane", long(&c - cases), long(oy), long(ox));
+        }
+      if (bad == 0) check(true, "qdepthwise_plane", 0, 0, 0);
+    }
   }
+  check(ties > 0, "qdepthwise_plane: ties exercised", long(ties), 0, 0);
 }
 
 // lookup_bytes (the table form of QuantizeLinear, kernels/quantize.h) against the plain loop:

@@ -3,7 +3,9 @@
 // channel plane at a time, uint8 input with zero point za, int8 filter, int32 accumulation and
 // the fixed-point requantisation of qgemm.h. The plane is first copied, minus za, into an int16
 // buffer that includes the padding (zeros: real 0), so the tap loops have no bounds checks and
-// vectorise; the int32 sums of the whole plane are requantised in one pass.
+// vectorise; the int32 sums of the whole plane are requantised in one pass. On AVX-512 VNNI,
+// kernels up to 4 columns wide (3x3) with stride_w 1 or 2 run on a uint8 copy instead
+// (padding = za), four taps per vpdpbusd lane (qdepthwise_avx512vnni.cpp); the same bytes.
 #pragma once
 
 #include <cstddef>

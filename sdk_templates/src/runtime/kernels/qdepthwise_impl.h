@@ -48,11 +48,44 @@ inline size_t plane_bytes(const Layout& l, const QDepthwiseParams& p) {
   return (static_cast<size_t>(l.hp * p.stride_w * l.wq) * sizeof(int16_t) + 63) / 64 * 64;
 }
 
+// The uint8 layout of the AVX-512 VNNI path (qdepthwise_avx512vnni.cpp): the padded plane
+// (padding = za) split into stride_h planes by row (padded row r is row r / stride_h of plane
+// r % stride_h), every row `pitch` bytes, a multiple of stride_w. Output (oy, ox) is then flat
+// output j = oy * pitch / stride_w + ox, and its tap (ky, kx) is byte stride_w * j + kx * dw of
+// row (ky * dh) / stride_h of plane (ky * dh) % stride_h: one constant offset per tap over the
+// whole plane, so vectors run across row ends (the outputs past out_w are dropped).
+struct QuadLayout {
+  int64_t hp;     // padded rows the taps read
+  int64_t pitch;  // bytes per padded row
+  int64_t rows;   // rows per plane
+};
+
+constexpr int64_t kQuadSlack = 256;  // bytes past the last plane that the vectors may touch
+
+// a / d for a >= 0, d >= 1, without a 64-bit division for strides 1 and 2 (called per plane: a
+// few divisions cost as much as a 7x7 plane's taps).
+inline int64_t div_stride(int64_t a, int64_t d) {
+  return d == 1 ? a : (d == 2 ? a >> 1 : a / d);
+}
+
+inline QuadLayout quad_layout(const QDepthwiseParams& p) {
+  QuadLayout l;
+  l.hp = (p.out_h - 1) * p.stride_h + (p.kernel_h - 1) * p.dilation_h + 1;
+  const int64_t wp = (p.out_w - 1) * p.stride_w + (p.kernel_w - 1) * p.dilation_w + 1;
+  l.pitch = div_stride(wp + p.stride_w - 1, p.stride_w) * p.stride_w;
+  l.rows = div_stride(l.hp + p.stride_h - 1, p.stride_h);
+  return l;
+}
+
 inline size_t scratch_bytes_impl(const QDepthwiseParams& p) {
   const Layout l = layout(p);
   // plane, int32 sums, requantised bytes, one int16 row (strided convolutions)
-  return plane_bytes(l, p) + static_cast<size_t>(p.out_h * l.owp) * (sizeof(int32_t) + 1) +
-         static_cast<size_t>(l.wp) * sizeof(int16_t) + 2;
+  const size_t planar = plane_bytes(l, p) +
+                        static_cast<size_t>(p.out_h * l.owp) * (sizeof(int32_t) + 1) +
+                        static_cast<size_t>(l.wp) * sizeof(int16_t) + 2;
+  const QuadLayout q = quad_layout(p);
+  const auto quad = static_cast<size_t>(p.stride_h * q.rows * q.pitch + kQuadSlack);
+  return std::max(planar, quad);
 }
 
 // acc[ox] = bias + sum_t w[t] * src[t][ox] for ox < n (n rounded up to 16 on AVX2: the
