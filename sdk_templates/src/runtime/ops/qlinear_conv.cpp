@@ -328,6 +328,13 @@ void qlinear_conv_prepare(PrepareContext& ctx) {
     st->mult.push_back(kernels::quant_multiplier(double(x_scale) * double(wsj) / double(y_scale)));
   }
   st->band = std::min(st->oh, std::max<int64_t>(1, kBandBytes / (st->k * st->ow)));
+  // A band of whole GEMM panels where one is at most a quarter smaller: each band's last panel
+  // is otherwise padded (YOLOv8n's 40-wide head layers: 9 rows = 22.5 panels -> 8 rows = 20).
+  for (int64_t r = st->band; st->band < st->oh && 4 * r > 3 * st->band; --r)
+    if (r * st->ow % kernels::kQgemmNr == 0) {
+      st->band = r;
+      break;
+    }
   st->slots = std::max(1, ctx.threads);
   if (st->depthwise) {
     ctx.scratch_bytes = size_t(st->slots) * align64(kernels::qdepthwise_scratch_bytes(st->dw));
