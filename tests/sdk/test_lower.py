@@ -122,19 +122,106 @@ def test_identity_to_a_graph_output_is_dropped(build: Path) -> None:
         np.testing.assert_allclose(got[name], value, rtol=1e-6, err_msg=name)
 
 
+def _assert_no_overlap(g: dg.DeviceGraph) -> None:
+    """No two tensors alive at one node share arena bytes, but for an in-place Concat's inputs
+    inside its output (dg.concat_in_place)."""
+    spans = dg.lifetimes(g)
+    inside = {(out, t) for out, parts in dg.concat_in_place(g).items() for t, _ in parts}
+    placed = [(t, g.tensors[t].offset, g.tensors[t].offset + g.tensors[t].nbytes, *spans[t])
+              for t in spans]
+    for i, (t1, o1, e1, f1, l1) in enumerate(placed):
+        assert e1 <= g.arena_size
+        for t2, o2, e2, f2, l2 in placed[i + 1:]:
+            if (t1, t2) in inside or (t2, t1) in inside:
+                continue
+            if f1 <= l2 and f2 <= l1:  # both alive at some node
+                assert e1 <= o2 or e2 <= o1, "live tensors overlap in the arena"
+
+
 def test_memory_plan_has_no_overlapping_live_tensors() -> None:
     model = optimize(zoo.mobilenet_classifier(seed=0))[0]
     g = dg.parse(lower(model))
+    _assert_no_overlap(g)
     spans = dg.lifetimes(g)
-    placed = [(g.tensors[t].offset, g.tensors[t].offset + g.tensors[t].nbytes, *spans[t])
-              for t in spans]
-    for i, (o1, e1, f1, l1) in enumerate(placed):
-        assert e1 <= g.arena_size
-        for o2, e2, f2, l2 in placed[i + 1:]:
-            if f1 <= l2 and f2 <= l1:  # both alive at some node
-                assert e1 <= o2 or e2 <= o1, "live tensors overlap in the arena"
     total = sum(g.tensors[t].nbytes for t in spans)
     assert g.arena_size < total  # lifetimes let buffers share space
+
+
+def _concat_net(axis: int = 1, extra: list[onnx.NodeProto] | None = None,
+                outputs: tuple[str, ...] = ("y",), channels: int = 8,
+                hw: tuple[int, int] = (8, 8)) -> onnx.ModelProto:
+    """Two convolutions of x concatenated (a YOLO C2f block's shape), then a 1x1 convolution;
+    b is read again after the Concat."""
+    w1 = RNG.standard_normal((channels, 4, 3, 3)).astype(np.float32)
+    w2 = RNG.standard_normal((channels, 4, 1, 1)).astype(np.float32)
+    w3 = RNG.standard_normal((6, 2 * channels if axis == 1 else channels, 1, 1)).astype(np.float32)
+    nodes = [
+        helper.make_node("Conv", ["x", "w1"], ["a"], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["a"], ["b"]),
+        helper.make_node("Conv", ["x", "w2"], ["c"]),
+        helper.make_node("Concat", ["b", "c"], ["cat"], axis=axis),
+        helper.make_node("Conv", ["cat", "w3"], ["d"]),
+        helper.make_node("ReduceMean", ["b"], ["m"], keepdims=1),
+        helper.make_node("Add", ["d", "m"], ["y"]),
+        *(extra or []),
+    ]
+    return _model(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, *hw])],
+                  list(outputs), {"w1": w1, "w2": w2, "w3": w3})
+
+
+def test_concat_inputs_are_planned_in_place(build: Path) -> None:
+    """The Concat's inputs are written where its output keeps them, b stays alive for its read
+    after the Concat, and the result matches onnxruntime."""
+    model = _concat_net()
+    g = dg.parse(lower(model))
+    names = {t.name: i for i, t in enumerate(g.tensors)}
+    groups = dg.concat_in_place(g)
+    b, c, cat = names["b"], names["c"], names["cat"]
+    assert groups == {cat: [(b, 0), (c, g.tensors[b].nbytes)]}
+    assert g.tensors[b].offset == g.tensors[cat].offset
+    assert g.tensors[c].offset == g.tensors[cat].offset + g.tensors[b].nbytes
+    _assert_no_overlap(g)
+    x = RNG.standard_normal((1, 4, 8, 8)).astype(np.float32)
+    want = run_ort(model, {"x": x})["y"]
+    for threads in (1, 2):
+        np.testing.assert_allclose(run_device(build, model, {"x": x}, threads=threads)["y"], want,
+                                   rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("case", ["axis2", "input_is_output", "two_concats", "unaligned"])
+def test_concat_not_in_place(build: Path, case: str) -> None:
+    """Where an input cannot lie in place the Concat copies it, with the same result: an axis
+    with channels before it, an input that is also a graph output, an input of two Concats
+    (only the first takes it), an input whose size leaves the next one off a 64-byte boundary."""
+    extra: list[onnx.NodeProto] = []
+    outputs: tuple[str, ...] = ("y",)
+    kwargs: dict[str, int] = {}
+    hw = (8, 8)
+    if case == "axis2":
+        kwargs["axis"] = 2
+    elif case == "input_is_output":
+        outputs = ("y", "c")
+    elif case == "two_concats":
+        extra = [helper.make_node("Concat", ["c", "b"], ["cat2"], axis=1),
+                 helper.make_node("ReduceSum", ["cat2"], ["z"], keepdims=0)]
+        outputs = ("y", "z")
+    else:  # b is 1 x 3 x 5 floats: c would start 60 bytes in
+        kwargs["channels"] = 1
+        hw = (3, 5)
+    model = _concat_net(extra=extra, outputs=outputs, hw=hw, **kwargs)
+    g = dg.parse(lower(model))
+    names = {t.name: i for i, t in enumerate(g.tensors)}
+    groups = dg.concat_in_place(g)
+    if case == "two_concats":
+        assert list(groups) == [names["cat"]] and names["cat2"] not in groups
+    else:
+        assert groups == {}
+    _assert_no_overlap(g)
+    x = RNG.standard_normal((1, 4, *hw)).astype(np.float32)
+    want = run_ort(model, {"x": x})
+    got = run_device(build, model, {"x": x}, threads=2)
+    for name in outputs:
+        np.testing.assert_allclose(got[name], want[name], rtol=1e-5, atol=1e-5)
 
 
 def test_graph_inputs_are_never_overwritten() -> None:

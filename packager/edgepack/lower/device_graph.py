@@ -7,6 +7,7 @@ The byte layout is specified in docs/device-graph-format.md; the C++ loader is
 
 from __future__ import annotations
 
+import math
 import struct
 from dataclasses import dataclass, field
 
@@ -120,10 +121,59 @@ def lifetimes(graph: DeviceGraph) -> dict[int, tuple[int, int]]:
     return {t: (a, b) for t, (a, b) in live.items()}
 
 
+def concat_in_place(graph: DeviceGraph) -> dict[int, list[tuple[int, int]]]:
+    """Concats whose inputs can be written where the output keeps them: output tensor ->
+    [(input tensor, byte offset in the output)]. A Concat over an axis with only 1s before it
+    (batch 1, channels: YOLO's C2f blocks, ShuffleNet) lays each input out as one contiguous
+    block of its output; when every input is written by one earlier node, is no graph input or
+    output, constant or dynamic, feeds no other such Concat and starts at a 64-byte boundary of
+    the output, the planner puts the inputs there and the Concat copies nothing (the runtime's
+    Concat skips a part that already lies in place)."""
+    written = {t for n in graph.nodes for t in n.outputs}
+    boundary = set(graph.inputs) | set(graph.outputs)
+    taken: set[int] = set()
+    groups: dict[int, list[tuple[int, int]]] = {}
+    for node in graph.nodes:
+        if node.op_type != "Concat" or len(node.outputs) != 1 or "axis" not in node.attrs:
+            continue
+        out = node.outputs[0]
+        t_out = graph.tensors[out]
+        axis = int(node.attrs["axis"].value)  # type: ignore[arg-type]
+        axis = axis + len(t_out.shape) if axis < 0 else axis
+        parts = [i for i in node.inputs if i is not None]
+        if (out in boundary or out in taken or t_out.flags & FLAG_DYNAMIC_DIM0
+                or math.prod(t_out.shape[:axis]) != 1 or len(set(parts)) != len(parts)
+                or len(parts) != len(node.inputs)):
+            continue
+        placed: list[tuple[int, int]] = []
+        offset = 0
+        for t in parts:
+            td = graph.tensors[t]
+            if (t in boundary or t in taken or t in groups or t not in written or td.is_constant
+                    or td.flags & FLAG_DYNAMIC_DIM0 or offset % ALIGN != 0):
+                break
+            placed.append((t, offset))
+            offset += td.nbytes
+        if len(placed) != len(parts) or offset != t_out.nbytes:
+            continue
+        groups[out] = placed
+        taken.update(parts)
+        taken.add(out)
+    return groups
+
+
 def plan_memory(graph: DeviceGraph) -> None:
-    """Assigns arena offsets: greedy by size (largest first), reusing space of dead tensors."""
+    """Assigns arena offsets: greedy by size (largest first), reusing space of dead tensors.
+    The inputs of an in-place Concat (concat_in_place) lie inside its output, which is then
+    live from the first of them being written to the last read of any of them."""
     spans = lifetimes(graph)
-    order = sorted(spans, key=lambda t: (-graph.tensors[t].nbytes, t))
+    groups = concat_in_place(graph)
+    inside = {t for parts in groups.values() for t, _ in parts}
+    for out, parts in groups.items():
+        members = [out, *(t for t, _ in parts)]
+        spans[out] = (min(spans[t][0] for t in members), max(spans[t][1] for t in members))
+    order = sorted((t for t in spans if t not in inside),
+                   key=lambda t: (-graph.tensors[t].nbytes, t))
     placed: list[tuple[int, int, int, int]] = []  # offset, end, first, last
     arena = 0
     for t in order:
@@ -138,6 +188,8 @@ def plan_memory(graph: DeviceGraph) -> None:
                 break
             offset = max(offset, e)
         graph.tensors[t].offset = offset
+        for part, at in groups.get(t, []):
+            graph.tensors[part].offset = offset + at
         placed.append((offset, offset + size, first, last))
         arena = max(arena, offset + size)
     graph.arena_size = arena

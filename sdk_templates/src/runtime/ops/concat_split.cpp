@@ -85,6 +85,7 @@ void copy_parts(size_t parts, int64_t outer, int64_t row, bool into_joined, uint
                   int64_t e) {
     uint8_t* j = joined + r0 * row + pos + b;
     uint8_t* q = p + r0 * chunk + b;
+    if (j == q) return;  // a Concat input the memory plan put in place (concat_in_place)
     if (into_joined)
       copy_rows(j, row, q, chunk, r1 - r0, e - b);
     else
