@@ -2,10 +2,10 @@
 // Checks the layout and transformer kernels of kernels/vector_math.h against naive references:
 // strided_copy (Transpose / Slice views of every rank, negative steps, element sizes 1..8 and
 // odd ones), GELU (erf and tanh forms, against libm in double), LayerNorm rows (odd lengths, a
-// large mean), the GEMV (odd sizes, 1..4 threads), and the row kernels of Resize and the pools
-// (upsample_row, gather_row, max_taps_f32, sum_f32), the cheap activations (unary_f32) and the
-// broadcast arithmetic (binary_f32, binary_f32_rows). Prints one line per failure; exit status 1
-// if any.
+// large mean) and across channels, the GEMV (odd sizes, 1..4 threads), and the row kernels of
+// Resize and the pools (upsample_row, gather_row, max_taps_f32, sum_f32), the cheap activations
+// (unary_f32) and the broadcast arithmetic (binary_f32, binary_f32_rows). Prints one line per
+// failure; exit status 1 if any.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -204,6 +204,58 @@ void test_layernorm() {
         ++g_failures;
         std::printf("FAIL layernorm_row_f32 n %ld bias %d: error %.3g\n", long(n), int(with_bias),
                     worst);
+      }
+    }
+  }
+}
+
+// layernorm_channels_f32: channels-first planes (a position's values a plane apart), position
+// ranges not starting at 0 and crossing the 128-position block, 1-320 channels, a large mean,
+// in place and not, with and without B.
+void test_layernorm_channels() {
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  struct Case {
+    int64_t channels, plane, p0, p1;
+  };
+  for (const Case& c : {Case{40, 196, 0, 196}, Case{1, 9, 0, 9}, Case{3, 300, 5, 290},
+                        Case{320, 49, 0, 49}, Case{24, 260, 130, 260}, Case{7, 1, 0, 1}}) {
+    const size_t n = size_t(c.channels * c.plane);
+    std::vector<float> x(n), s(size_t(c.channels)), b(s.size());
+    for (auto& v : x) v = 50.0f + 3.0f * nd(g_rng);
+    for (size_t i = 0; i < s.size(); ++i) {
+      s[i] = nd(g_rng);
+      b[i] = nd(g_rng);
+    }
+    for (int variant = 0; variant < 3; ++variant) {  // bias, no bias, in place
+      const bool with_bias = variant != 1;
+      std::vector<float> y = variant == 2 ? x : std::vector<float>(n, -7.0f);
+      const float* src = variant == 2 ? y.data() : x.data();
+      k::layernorm_channels_f32(src, y.data(), c.channels, c.plane, c.p0, c.p1, s.data(),
+                                with_bias ? b.data() : nullptr, 1e-5f);
+      double worst = 0.0;
+      for (int64_t p = 0; p < c.plane; ++p) {
+        double m = 0.0, v = 0.0;
+        for (int64_t ch = 0; ch < c.channels; ++ch) m += x[size_t(ch * c.plane + p)];
+        m /= double(c.channels);
+        for (int64_t ch = 0; ch < c.channels; ++ch) {
+          const double d = x[size_t(ch * c.plane + p)] - m;
+          v += d * d;
+        }
+        const double iv = 1.0 / std::sqrt(v / double(c.channels) + 1e-5);
+        for (int64_t ch = 0; ch < c.channels; ++ch) {
+          const size_t i = size_t(ch * c.plane + p);
+          const bool inside = p >= c.p0 && p < c.p1;
+          const double want =
+              inside ? (x[i] - m) * iv * s[size_t(ch)] + (with_bias ? b[size_t(ch)] : 0.0)
+                     : (variant == 2 ? x[i] : -7.0);
+          worst = std::max(worst, std::fabs(y[i] - want));
+        }
+      }
+      ++g_checks;
+      if (!(worst < 2e-5)) {
+        ++g_failures;
+        std::printf("FAIL layernorm_channels_f32 %ld x %ld [%ld, %ld) variant %d: error %.3g\n",
+                    long(c.channels), long(c.plane), long(c.p0), long(c.p1), variant, worst);
       }
     }
   }
@@ -472,6 +524,7 @@ int main() {
   test_slices(pools);
   test_gelu();
   test_layernorm();
+  test_layernorm_channels();
   test_gemv(pools);
   test_gemv_rows(pools);
   test_nearest_rows();

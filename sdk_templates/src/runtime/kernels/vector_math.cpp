@@ -182,27 +182,32 @@ void layernorm_row_f32(const float* x, float* y, int64_t n, const float* scale, 
 namespace {
 
 // layernorm_channels_f32 on up to kChannelNormBlock positions [p, p + n): the per-position
-// statistics stay in two small arrays while the channels stream by three times.
+// statistics stay in small arrays while the channels stream by three times. Sums are taken
+// about the first channel's value (a pivot): a large mean then costs no precision (a mean of 50
+// and a spread of 0.1 lost 1e-4 otherwise).
 constexpr int64_t kChannelNormBlock = 128;
 
 EDGEPACK_VECTOR_CLONES
 void layernorm_channels_block(const float* x, float* y, int64_t channels, int64_t plane, int64_t n,
                               const float* scale, const float* bias, float eps) {
-  float mean[kChannelNormBlock], inv[kChannelNormBlock];
-  for (int64_t i = 0; i < n; ++i) mean[i] = 0.0f;
-  for (int64_t c = 0; c < channels; ++c) {
+  float pivot[kChannelNormBlock], mean[kChannelNormBlock], inv[kChannelNormBlock];
+  for (int64_t i = 0; i < n; ++i) {
+    pivot[i] = x[i];
+    mean[i] = 0.0f;
+  }
+  for (int64_t c = 1; c < channels; ++c) {
     const float* r = x + c * plane;
-    for (int64_t i = 0; i < n; ++i) mean[i] += r[i];
+    for (int64_t i = 0; i < n; ++i) mean[i] += r[i] - pivot[i];
   }
   const float scale_c = 1.0f / static_cast<float>(channels);
   for (int64_t i = 0; i < n; ++i) {
-    mean[i] *= scale_c;
+    mean[i] *= scale_c;  // the mean less the pivot
     inv[i] = 0.0f;
   }
   for (int64_t c = 0; c < channels; ++c) {
     const float* r = x + c * plane;
     for (int64_t i = 0; i < n; ++i) {
-      const float d = r[i] - mean[i];
+      const float d = (r[i] - pivot[i]) - mean[i];
       inv[i] += d * d;
     }
   }
@@ -211,7 +216,7 @@ void layernorm_channels_block(const float* x, float* y, int64_t channels, int64_
     const float* r = x + c * plane;
     float* o = y + c * plane;
     const float s = scale[c], b = bias != nullptr ? bias[c] : 0.0f;
-    for (int64_t i = 0; i < n; ++i) o[i] = (r[i] - mean[i]) * inv[i] * s + b;
+    for (int64_t i = 0; i < n; ++i) o[i] = ((r[i] - pivot[i]) - mean[i]) * inv[i] * s + b;
   }
 }
 
