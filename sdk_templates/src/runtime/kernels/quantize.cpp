@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "runtime/kernels/quantize.h"
 
+#include <cstring>
 #include <limits>
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -106,6 +107,51 @@ EDGEPACK_INLINE_INTO_CLONES void dequantize_loop(const T* x, float* y, int64_t n
   for (int64_t i = 0; i < n; ++i) y[i] = (static_cast<float>(x[i]) - zero) * scale;
 }
 
+// The two products must be rounded before they are added: a fused multiply-add (the kernels
+// build with -ffp-contract=fast; GCC's optimize("fp-contract=off") has no clang counterpart that
+// -ffp-contract=fast honours) gives other bytes than the chain run op by op. So each product
+// passes through an xor with `fence`, which is 0 but read from a volatile: the compiler cannot
+// see through it and multiplies and adds separately, still vectorised (one vpxor per product).
+EDGEPACK_INLINE_INTO_CLONES float fenced(float v, uint32_t fence) {
+  uint32_t u;
+  std::memcpy(&u, &v, sizeof u);
+  u ^= fence;
+  std::memcpy(&v, &u, sizeof v);
+  return v;
+}
+volatile uint32_t g_zero_fence = 0;
+
+// kernels::add_byte_pairs (quantize.h); scalars, not the struct: stores to y (bytes) could
+// alias its fields and keep the loop from vectorising.
+template <class A, class B>
+EDGEPACK_INLINE_INTO_CLONES void add_pairs_loop(const A* a, const B* b, uint8_t* y, int64_t n,
+                                                float sa, int32_t za, float sb, int32_t zb,
+                                                float sy, float zy, float lo, float hi) {
+  const uint32_t fence = g_zero_fence;
+  constexpr float kMagic = 12582912.0f;
+  for (int64_t i = 0; i < n; ++i) {
+    const float va = static_cast<float>(static_cast<int32_t>(a[i]) - za) * sa;
+    const float vb = static_cast<float>(static_cast<int32_t>(b[i]) - zb) * sb;
+    float v = (fenced(va, fence) + fenced(vb, fence)) / sy;
+    v = v > lo ? v : lo;
+    v = v < hi ? v : hi;
+    v = (v + kMagic) - kMagic;
+    y[i] = static_cast<uint8_t>(static_cast<int32_t>(v + zy));
+  }
+}
+
+#define EDGEPACK_PAIR_LOOP(A, B)                                                             \
+  EDGEPACK_VECTOR_CLONES void add_pairs_clone(const A* a, const B* b, uint8_t* y, int64_t n, \
+                                              float sa, int32_t za, float sb, int32_t zb,    \
+                                              float sy, float zy, float lo, float hi) {      \
+    add_pairs_loop<A, B>(a, b, y, n, sa, za, sb, zb, sy, zy, lo, hi);                        \
+  }
+EDGEPACK_PAIR_LOOP(uint8_t, uint8_t)
+EDGEPACK_PAIR_LOOP(uint8_t, int8_t)
+EDGEPACK_PAIR_LOOP(int8_t, uint8_t)
+EDGEPACK_PAIR_LOOP(int8_t, int8_t)
+#undef EDGEPACK_PAIR_LOOP
+
 // One clone set per element type (overloads: target_clones functions are not templates).
 #define EDGEPACK_QUANT_LOOPS(T)                                                              \
   EDGEPACK_VECTOR_CLONES void quantize_clone(const float* x, T* y, int64_t n, float scale,   \
@@ -161,6 +207,20 @@ void lookup_byte_pairs(const uint8_t* x, const uint8_t* x2, uint8_t* y, int64_t 
   for (; i < n; ++i) y[i] = table[x[i] << 8 | x2[i]];
 }
 
+template <class A, class B>
+void add_byte_pairs(const A* a, const B* b, uint8_t* y, int64_t n, const BytePairAdd& p) {
+  add_pairs_clone(a, b, y, n, p.scale_a, p.zero_a, p.scale_b, p.zero_b, p.scale_y, p.zero_y, p.lo,
+                  p.hi);
+}
+
+template void add_byte_pairs<uint8_t, uint8_t>(const uint8_t*, const uint8_t*, uint8_t*, int64_t,
+                                               const BytePairAdd&);
+template void add_byte_pairs<uint8_t, int8_t>(const uint8_t*, const int8_t*, uint8_t*, int64_t,
+                                              const BytePairAdd&);
+template void add_byte_pairs<int8_t, uint8_t>(const int8_t*, const uint8_t*, uint8_t*, int64_t,
+                                              const BytePairAdd&);
+template void add_byte_pairs<int8_t, int8_t>(const int8_t*, const int8_t*, uint8_t*, int64_t,
+                                             const BytePairAdd&);
 template void quantize_linear<uint8_t>(const float*, uint8_t*, int64_t, float, float);
 template void quantize_linear<int8_t>(const float*, int8_t*, int64_t, float, float);
 template void quantize_linear<uint16_t>(const float*, uint16_t*, int64_t, float, float);

@@ -23,5 +23,19 @@ void lookup_bytes(const uint8_t* x, uint8_t* y, int64_t n, const uint8_t* table)
 void lookup_byte_pairs(const uint8_t* x, const uint8_t* x2, uint8_t* y, int64_t n,
                        const uint8_t* table);
 
+// A residual DQ(a) + DQ(b) [-> Relu] -> Q computed, in float32 one operation at a time (no
+// fused multiply-add, so the bytes are those of the chain run op by op, which lowering checks
+// for all 65536 pairs: lower/int8_tables.py pair_formula):
+//   v = (float(a[i] - zero_a) * scale_a + float(b[i] - zero_b) * scale_b) / scale_y,
+//   v clamped to [lo, hi], rounded half to even, y[i] = the low byte of int(v + zero_y).
+// lo / hi are the output type's bounds less zero_y (a Relu: lo at least 0). A and B are uint8_t
+// or int8_t; y is the output's bytes (uint8 or int8).
+struct BytePairAdd {
+  float scale_a, scale_b, scale_y, zero_y, lo, hi;
+  int32_t zero_a, zero_b;
+};
+template <class A, class B>
+void add_byte_pairs(const A* a, const B* b, uint8_t* y, int64_t n, const BytePairAdd& p);
+
 }  // namespace kernels
 }  // namespace edgepack
