@@ -7,74 +7,16 @@
 
 #include "gemm.h"
 #include "microkernel.h"
-#include "vec4.h"
+#include "winograd_transforms.h"
 
 namespace edgepack {
 namespace kernels {
 
 namespace {
 
-// The input, zero-padded so that every tile is whole: row i, column j of channel c at
-// data[c * plane + i * wp + j] is input (i - pad_top, j - pad_left).
-struct PaddedImage {
-  const float* data;
-  int64_t wp, plane, tiles_w;
-};
-
-// Lanes are four output tiles side by side (V4: vec4.h).
-
 inline int64_t ceil_div(int64_t a, int64_t b) {
   return (a + b - 1) / b;
 }
-
-// Floats from one xi's matrix (rows x block) to the next: 64 bytes more than the matrix, so the
-// 16 or 36 matrices that the transforms read or write side by side do not all fall into the
-// same L1 cache sets (a multiple of 4 KiB apart, they did: 30% slower on 64 channels).
-inline int64_t xi_floats(int64_t rows, int64_t block) {
-  return rows * block + 16;
-}
-
-// F(4, 3) on points 0, +-1, +-2 (the transform of Lavin & Gray, as in ncnn): B^T, G, A^T.
-struct F4 {
-  static constexpr int m = 4, a = 6;
-  static void in(const V4* d, V4* o) {  // o = B^T d
-    o[0] = 4.0f * d[0] - 5.0f * d[2] + d[4];
-    o[1] = -4.0f * (d[1] + d[2]) + d[3] + d[4];
-    o[2] = 4.0f * (d[1] - d[2]) - d[3] + d[4];
-    o[3] = -2.0f * (d[1] - d[3]) - d[2] + d[4];
-    o[4] = 2.0f * (d[1] - d[3]) - d[2] + d[4];
-    o[5] = 4.0f * d[1] - 5.0f * d[3] + d[5];
-  }
-  static void out(const V4* s, V4* o) {  // o = A^T s
-    const V4 p = s[1] + s[2], q = s[1] - s[2], r = s[3] + s[4], t = s[3] - s[4];
-    o[0] = s[0] + p + r;
-    o[1] = q + 2.0f * t;
-    o[2] = p + 4.0f * r;
-    o[3] = q + 8.0f * t + s[5];
-  }
-  static constexpr double G[a][3] = {{1.0 / 4, 0, 0},
-                                     {-1.0 / 6, -1.0 / 6, -1.0 / 6},
-                                     {-1.0 / 6, 1.0 / 6, -1.0 / 6},
-                                     {1.0 / 24, 1.0 / 12, 1.0 / 6},
-                                     {1.0 / 24, -1.0 / 12, 1.0 / 6},
-                                     {0, 0, 1}};
-};
-
-// F(2, 3): additions only in the data transforms.
-struct F2 {
-  static constexpr int m = 2, a = 4;
-  static void in(const V4* d, V4* o) {
-    o[0] = d[0] - d[2];
-    o[1] = d[1] + d[2];
-    o[2] = d[2] - d[1];
-    o[3] = d[1] - d[3];
-  }
-  static void out(const V4* s, V4* o) {
-    o[0] = s[0] + s[1] + s[2];
-    o[1] = s[1] - s[2] - s[3];
-  }
-  static constexpr double G[a][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
-};
 
 // U = G g G^T for one 3x3 filter, in double.
 template <class F>
@@ -95,61 +37,6 @@ void transform_filter(const float* g, double* u) {
     }
 }
 
-// V_xi for tiles [t0, t0 + nt) of the image, all input channels, in the packed-B layout of gemm.h:
-// xi's matrix (in x block) at v + xi * in * block, tile t (block-local) in panel t / nr, column
-// t % nr. Reads the zero-padded image (pad_image()), where every tile is whole and each tile row
-// has 8 readable floats, so a lane's row of a tile is two vector loads and four lanes become the
-// columns of the tile by 4x4 transposes. Lanes past nt repeat the last tile (columns dropped).
-template <class F>
-void input_transform(const Winograd3x3::Shape& s, const PaddedImage& img, int64_t t0, int64_t nt,
-                     int64_t block, int nr, float* v) {
-  constexpr int a = F::a, m = F::m;
-  const int64_t cin = s.in_channels, xi_stride = xi_floats(cin, block);
-  for (int64_t g = 0; g < nt; g += 4) {
-    const float* base[4];
-    for (int l = 0; l < 4; ++l) {
-      const int64_t t = t0 + std::min<int64_t>(g + l, nt - 1);
-      base[l] = img.data + (t / img.tiles_w) * m * img.wp + (t % img.tiles_w) * m;
-    }
-    float* dst = v + (g / nr) * cin * nr + g % nr;
-    for (int64_t ic = 0; ic < cin; ++ic, dst += nr) {
-      const int64_t at = ic * img.plane;
-      // d[r][c]: row r, column c of the four tiles (lanes).
-      V4 d[a][8];
-      for (int r = 0; r < a; ++r) {
-        V4 lo[4], hi[4];
-        for (int l = 0; l < 4; ++l) {
-          const float* row = base[l] + at + r * img.wp;
-          lo[l] = load4(row);
-          if (a > 4) hi[l] = load4(row + 4);
-        }
-        transpose4(lo);
-        for (int c = 0; c < 4; ++c) d[r][c] = lo[c];
-        if (a > 4) {
-          transpose4(hi);
-          for (int c = 4; c < a; ++c) d[r][c] = hi[c - 4];
-        }
-      }
-      // Columns first: tmp[i][c] = (B^T d)[i][c]; then rows: V[i][j] = (tmp B)[i][j].
-      V4 tmp[a][a];
-      for (int c = 0; c < a; ++c) {
-        V4 col[a], o[a];
-        for (int r = 0; r < a; ++r) col[r] = d[r][c];
-        F::in(col, o);
-        for (int i = 0; i < a; ++i) tmp[i][c] = o[i];
-      }
-      for (int i = 0; i < a; ++i) {
-        V4 o[a];
-        F::in(tmp[i], o);
-        for (int j = 0; j < a; ++j) std::memcpy(dst + (i * a + j) * xi_stride, &o[j], sizeof(V4));
-      }
-    }
-  }
-}
-
-// Y = A^T M A for output channels [m0, m0 + rows) and tiles [t0, t0 + nt): M_xi of channel oc
-// (block-local row oc - m0) at mbuf + xi * mstride + (oc - m0) * block. Adds the bias and clamp,
-// writes the tiles' valid outputs, then applies the activation to them (act_rows()).
 // The activation over the outputs of tiles [t0, t0 + nt) of one output plane (m x m tiles, raster
 // order: a partial first tile row, whole ones, a partial last), a row of outputs at a time with
 // the micro-kernel's vectors. Here rather than per tile on the transforms' four lanes: SiLU on
@@ -166,84 +53,81 @@ void act_rows(const Winograd3x3::Shape& s, int64_t tiles_w, int m, int64_t t0, i
   }
 }
 
-template <class F>
-void output_transform(const Winograd3x3::Shape& s, int64_t tiles_w, const float* mbuf,
+// The transforms at the width of the GEMM micro-kernel in use (so EDGEPACK_CPU_ISA caps it):
+// 16 tiles per vector with AVX-512, 8 with AVX2 + FMA, else 4 (SSE, NEON).
+struct Transforms {
+  void (*input)(int tile, const Winograd3x3::Shape& s, const WinogradImage& img, int64_t t0,
+                int64_t nt, int64_t block, int nr, float* v);
+  void (*output_row)(int tile, const Winograd3x3::Shape& s, int64_t tiles_w, const float* src,
+                     int64_t mstride, int64_t t0, int64_t nt, float bias, int clamp, float lo,
+                     float hi, float* plane);
+};
+
+void input_w4(int tile, const Winograd3x3::Shape& s, const WinogradImage& img, int64_t t0,
+              int64_t nt, int64_t block, int nr, float* v) {
+  if (tile == 4)
+    input_transform<F4, W4>(s, img, t0, nt, block, nr, v);
+  else
+    input_transform<F2, W4>(s, img, t0, nt, block, nr, v);
+}
+
+void output_row_w4(int tile, const Winograd3x3::Shape& s, int64_t tiles_w, const float* src,
+                   int64_t mstride, int64_t t0, int64_t nt, float bias, int clamp, float lo,
+                   float hi, float* plane) {
+  if (tile == 4)
+    output_row<F4, W4>(s, tiles_w, src, mstride, t0, nt, bias, clamp, lo, hi, plane);
+  else
+    output_row<F2, W4>(s, tiles_w, src, mstride, t0, nt, bias, clamp, lo, hi, plane);
+}
+
+Transforms pick_transforms() {
+#if defined(__x86_64__) || defined(__i386__)
+  const GemmShape& g = gemm_shape();
+  if (std::strcmp(g.isa, "avx512") == 0 && g.nr % 16 == 0)
+    return {winograd_input_avx512, winograd_output_row_avx512};
+  if ((std::strcmp(g.isa, "avx512") == 0 || std::strcmp(g.isa, "avx2") == 0) && g.nr % 8 == 0)
+    return {winograd_input_avx2, winograd_output_row_avx2};
+#endif
+  return {input_w4, output_row_w4};
+}
+
+const Transforms& transforms() {
+  static const Transforms t = pick_transforms();
+  return t;
+}
+
+// Y = A^T M A for output channels [m0, m0 + rows) and tiles [t0, t0 + nt): M_xi of channel oc
+// (block-local row oc - m0) at mbuf + xi * mstride + (oc - m0) * block. Adds the bias and clamp,
+// writes the tiles' valid outputs, then applies the activation to them (act_rows()).
+void output_transform(int tile, const Winograd3x3::Shape& s, int64_t tiles_w, const float* mbuf,
                       int64_t mstride, int64_t block, int64_t t0, int64_t nt, int64_t m0,
                       int64_t rows, const Epilogue& ep, const TileEpilogue& te, float* out) {
-  constexpr int a = F::a, m = F::m;
+  const Transforms& tf = transforms();
   const int64_t OH = s.out_h, OW = s.out_w;
-  const V4 lo = V4{} + te.lo, hi = V4{} + te.hi;
   for (int64_t r = 0; r < rows; ++r) {
     const int64_t oc = m0 + r;
-    const V4 bias = V4{} + (ep.bias != nullptr ? ep.bias[oc] : 0.0f);
-    const float* src = mbuf + r * block;
     float* plane = out + oc * OH * OW;
-    for (int64_t g = 0; g < nt; g += 4) {
-      V4 tmp[m][a];
-      for (int c = 0; c < a; ++c) {
-        V4 col[a], o[m];
-        for (int i = 0; i < a; ++i)
-          col[i] = *reinterpret_cast<const V4*>(src + (i * a + c) * mstride + g);
-        F::out(col, o);
-        for (int i = 0; i < m; ++i) tmp[i][c] = o[i];
-      }
-      V4 y[m][m];  // y[i][j]: output row i, column j of the four tiles (lanes)
-      for (int i = 0; i < m; ++i) {
-        F::out(tmp[i], y[i]);
-        for (int j = 0; j < m; ++j) {
-          V4 val = y[i][j] + bias;
-          if (te.clamp) {
-            val = val < lo ? lo : val;
-            val = val > hi ? hi : val;
-          }
-          y[i][j] = val;
-        }
-      }
-      // Four whole 4x4 tiles: transposed back, each output row of a tile is one vector store.
-      bool whole = m == 4 && g + 4 <= nt;
-      int64_t at[4];
-      for (int l = 0; l < 4 && whole; ++l) {
-        const int64_t t = t0 + g + l;
-        const int64_t oh0 = (t / tiles_w) * m, ow0 = (t % tiles_w) * m;
-        whole = oh0 + m <= OH && ow0 + m <= OW;
-        at[l] = oh0 * OW + ow0;
-      }
-      if (whole) {
-        for (int i = 0; i < m; ++i) {
-          transpose4(y[i]);
-          for (int l = 0; l < 4; ++l) std::memcpy(plane + at[l] + i * OW, &y[i][l], sizeof(V4));
-        }
-        continue;
-      }
-      for (int l = 0; l < 4 && g + l < nt; ++l) {
-        const int64_t t = t0 + g + l;
-        const int64_t oh0 = (t / tiles_w) * m, ow0 = (t % tiles_w) * m;
-        const int64_t hn = std::min<int64_t>(m, OH - oh0), wn = std::min<int64_t>(m, OW - ow0);
-        for (int64_t i = 0; i < hn; ++i) {
-          float* row = plane + (oh0 + i) * OW + ow0;
-          for (int64_t j = 0; j < wn; ++j) row[j] = y[i][j][l];
-        }
-      }
-    }
-    if (te.act != TileEpilogue::kNone) act_rows(s, tiles_w, m, t0, nt, te, plane);
+    tf.output_row(tile, s, tiles_w, mbuf + r * block, mstride, t0, nt,
+                  ep.bias != nullptr ? ep.bias[oc] : 0.0f, te.clamp, te.lo, te.hi, plane);
+    if (te.act != TileEpilogue::kNone) act_rows(s, tiles_w, tile, t0, nt, te, plane);
   }
 }
 
 template <class F>
-void run_tiles(const Winograd3x3::Shape& s, const PaddedImage& img, float* output,
+void run_tiles(const Winograd3x3::Shape& s, const WinogradImage& img, float* output,
                const Epilogue& ep, const float* u, size_t a_floats, int64_t t0, int64_t nt,
                int64_t block, int64_t m0, int64_t rows, float* v, float* mbuf) {
   constexpr int a = F::a;
   const int nr = gemm_shape().nr;
   const int64_t cin = s.in_channels;
-  input_transform<F>(s, img, t0, nt, block, nr, v);
+  transforms().input(F::m, s, img, t0, nt, block, nr, v);
   const int64_t mstride = xi_floats(rows, block);
   const Epilogue none;
   for (int xi = 0; xi < a * a; ++xi)
     gemm_packed_block(rows, nt, cin, u + xi * a_floats + packed_a_floats(m0, cin),
                       v + xi * xi_floats(cin, block), 0, nt, mbuf + xi * mstride, block, none);
-  output_transform<F>(s, img.tiles_w, mbuf, mstride, block, t0, nt, m0, rows, ep,
-                      tile_epilogue(ep, 0, 0), output);
+  output_transform(F::m, s, img.tiles_w, mbuf, mstride, block, t0, nt, m0, rows, ep,
+                   tile_epilogue(ep, 0, 0), output);
 }
 
 }  // namespace
@@ -343,7 +227,7 @@ void Winograd3x3::run(const float* input, float* output, const Epilogue& ep, flo
     pool->parallel_for(cin, pad);
   else
     pad(0, cin);
-  const PaddedImage img{padded, wp, hp * wp, tiles_w_};
+  const WinogradImage img{padded, wp, hp * wp, tiles_w_};
   std::atomic<int64_t> next{0};
   auto work = [&](int64_t s0, int64_t s1) {
     for (int64_t slot = s0; slot < s1; ++slot) {

@@ -7,12 +7,13 @@
 // operands of a + a GEMMs (a = m + 2), one per tile position xi: U_xi is out x in channels.
 // run() copies the input once into a zero-padded image (every tile whole, no bounds checks), then
 // works on blocks of output tiles, each in one task while it is in cache: the input tiles
-// of the block are transformed (V = B^T d B, four tiles per vector: SSE on x86 hosts, NEON on ARM)
-// straight into the packed-B layout of gemm.h, each xi is multiplied by the GEMM micro-kernel of
-// this CPU (M_xi = U_xi V_xi), and the output transform (Y = A^T M A) adds the bias, applies the
-// activation and writes the m x m output tiles. Threads take blocks, and when blocks are few
-// (late layers) blocks split over output channels too (each part transforms its block's input
-// again: cin * a^2 work against the GEMM's cin * rows * a^2).
+// of the block are transformed (V = B^T d B, tiles side by side in the lanes: 16 with AVX-512, 8
+// with AVX2 + FMA, 4 with SSE or NEON; winograd_transforms.h) straight into the packed-B layout
+// of gemm.h, each xi is multiplied by the GEMM micro-kernel of this CPU (M_xi = U_xi V_xi), and
+// the output transform (Y = A^T M A) adds the bias, applies the activation and writes the m x m
+// output tiles. Threads take blocks, and when blocks are few (late layers) blocks split over
+// output channels too (each part transforms its block's input again: cin * a^2 work against the
+// GEMM's cin * rows * a^2).
 #pragma once
 
 #include <cstddef>
