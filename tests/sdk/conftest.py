@@ -24,6 +24,17 @@ def kernels_native() -> Path:
     return build_kernels_project()
 
 
+@pytest.fixture(params=["native", "avx2", "generic"])
+def isa(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The kernels' instruction sets capped by EDGEPACK_CPU_ISA for the runners a test starts
+    (they read the environment): "native" is the host's best (AVX-512 where present)."""
+    if request.param == "native":
+        monkeypatch.delenv("EDGEPACK_CPU_ISA", raising=False)
+    else:
+        monkeypatch.setenv("EDGEPACK_CPU_ISA", request.param)
+    return str(request.param)
+
+
 @pytest.fixture(scope="session")
 def sdk_asan() -> SdkBuild:
     """One clang build of the SDK with AddressSanitizer + UndefinedBehaviorSanitizer

@@ -25,19 +25,6 @@ from edgepack.spec.project import PreprocessSpec
 
 Array = np.ndarray[Any, Any]
 
-# EDGEPACK_CPU_ISA caps: "native" runs the host's best (AVX-512 where present)
-ISAS = ["native", "avx2", "generic"]
-
-
-@pytest.fixture(params=ISAS)
-def isa(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """The frame ops' vector paths capped for edgepack-graph-run (it reads the environment)."""
-    if request.param == "native":
-        monkeypatch.delenv("EDGEPACK_CPU_ISA", raising=False)
-    else:
-        monkeypatch.setenv("EDGEPACK_CPU_ISA", request.param)
-    return str(request.param)
-
 
 def _run(sdk: SdkBuild, model: onnx.ModelProto, feeds: dict[str, Array], threads: int,
          bounds: dict[str, int] | None = None) -> tuple[list[str], Array]:

@@ -52,15 +52,6 @@ CASES: list[Case] = [
 FAILING: Case = (0.013, 128, 0.013, 128, -0.02, 128, True, "uint8", "uint8", "uint8")
 
 
-@pytest.fixture(params=["native", "avx2", "generic"])
-def isa(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    if request.param == "native":
-        monkeypatch.delenv("EDGEPACK_CPU_ISA", raising=False)
-    else:
-        monkeypatch.setenv("EDGEPACK_CPU_ISA", request.param)
-    return str(request.param)
-
-
 def _model(case: Case, n: int) -> onnx.ModelProto:
     """y = Q(DQ(a) + DQ(b) [-> Relu]) on byte inputs a, b of n values."""
     sa, za, sb, zb, sy, zy, relu, ta, tb, ty = case

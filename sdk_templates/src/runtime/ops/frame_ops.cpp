@@ -312,6 +312,25 @@ __attribute__((target("avx2,fma"))) inline __m256 load_pair(const float* p, cons
   return _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(p)), _mm_loadu_ps(q), 1);
 }
 
+// Frame channel k (0-3) of pixels 0..7 from the halves t0..t3 of the in-lane 4x4 transpose (t0, t1
+// = unpacklo / unpackhi of pixel vectors 0 and 1, t2, t3 of 2 and 3). The callers' k is the same
+// for a whole loop: the branch is predicted and the vectors stay in registers (a run-time index
+// into an array of them spilled them).
+__attribute__((target("avx2,fma"), always_inline)) inline __m256 frame_channel(int k, __m256 t0,
+                                                                               __m256 t1, __m256 t2,
+                                                                               __m256 t3) {
+  switch (k) {
+    case 0:
+      return _mm256_shuffle_ps(t0, t2, 0x44);
+    case 1:
+      return _mm256_shuffle_ps(t0, t2, 0xEE);
+    case 2:
+      return _mm256_shuffle_ps(t1, t3, 0x44);
+    default:
+      return _mm256_shuffle_ps(t1, t3, 0xEE);
+  }
+}
+
 // The channel parameters of preprocess_columns_avx2, per output channel: its plane, the frame
 // channel it reads, its scale and -mean * scale.
 struct ColumnChannels {
@@ -352,21 +371,7 @@ __attribute__((target("avx2,fma"))) int64_t preprocess_columns_avx2(
     const __m256 t0 = _mm256_unpacklo_ps(v[0], v[1]), t1 = _mm256_unpackhi_ps(v[0], v[1]);
     const __m256 t2 = _mm256_unpacklo_ps(v[2], v[3]), t3 = _mm256_unpackhi_ps(v[2], v[3]);
     for (int c = 0; c < co; ++c) {
-      __m256 x;
-      switch (ch.pick[c]) {  // a loop-invariant branch: the vectors stay in registers
-        case 0:
-          x = _mm256_shuffle_ps(t0, t2, 0x44);
-          break;
-        case 1:
-          x = _mm256_shuffle_ps(t0, t2, 0xEE);
-          break;
-        case 2:
-          x = _mm256_shuffle_ps(t1, t3, 0x44);
-          break;
-        default:
-          x = _mm256_shuffle_ps(t1, t3, 0xEE);
-          break;
-      }
+      const __m256 x = frame_channel(ch.pick[c], t0, t1, t2, t3);
       _mm256_storeu_ps(ch.plane[c] + rx, _mm256_fmadd_ps(x, scale[c], shift[c]));
     }
   }
@@ -664,21 +669,7 @@ __attribute__((target("avx2,fma"))) int64_t crop_bins_avx2(const float* tmp, con
     const __m256 t0 = _mm256_unpacklo_ps(v[0], v[1]), t1 = _mm256_unpackhi_ps(v[0], v[1]);
     const __m256 t2 = _mm256_unpacklo_ps(v[2], v[3]), t3 = _mm256_unpackhi_ps(v[2], v[3]);
     for (int c = 0; c < co; ++c) {
-      __m256 x;
-      switch (ch.pick[c]) {  // a loop-invariant branch: the vectors stay in registers
-        case 0:
-          x = _mm256_shuffle_ps(t0, t2, 0x44);
-          break;
-        case 1:
-          x = _mm256_shuffle_ps(t0, t2, 0xEE);
-          break;
-        case 2:
-          x = _mm256_shuffle_ps(t1, t3, 0x44);
-          break;
-        default:
-          x = _mm256_shuffle_ps(t1, t3, 0xEE);
-          break;
-      }
+      const __m256 x = frame_channel(ch.pick[c], t0, t1, t2, t3);
       _mm256_storeu_ps(ch.plane[c] + b * 8,
                        _mm256_fmadd_ps(x, scale[c], _mm256_mul_ps(n, shift[c])));
     }
