@@ -318,13 +318,64 @@ void softmax_row_tmpl(const float* __restrict x, float* __restrict y, int64_t n)
 }
 
 // y[i] = w0 * r0[i] + w1 * r1[i] for i in [0, n), or y[i] += that (accumulate): two rows of a
-// uint8 frame blended in float (the frame ops' vertical pass, ops/frame_ops.cpp). A plain loop
-// on purpose: compiled with the table's flags GCC widens 16 bytes at a time (AVX2: vpmovzxbw +
-// vpmovsxwd + vcvtdq2ps), where __builtin_convertvector from a uint8 vector is scalarised by
-// GCC 12 (one vcvtsi2ss per byte: 2x slower than the baseline loop).
+// uint8 frame blended in float (the frame ops' vertical pass, ops/frame_ops.cpp). On AVX-512
+// and AVX2 each byte is widened straight to a 32-bit lane (vpmovzxbd), 16 bytes a step, where
+// the plain loop below, compiled with those flags, widens twice (vpmovzxbw + vpmovsxwd). Elsewhere
+// the plain loop on purpose: __builtin_convertvector from a uint8 vector is scalarised by GCC 12
+// (one vcvtsi2ss per byte: 2x slower than the baseline loop).
+#if defined(__AVX512F__)
+inline __m512 widen16_u8(const uint8_t* p) {
+  return _mm512_cvtepi32_ps(
+      _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
+}
+#endif
+// blend_rows_u8_tmpl's elements [i, n) one at a time (the vector paths' tail).
+inline void blend_rows_u8_tail(const uint8_t* r0, const uint8_t* r1, float w0, float w1, float* y,
+                               int64_t i, int64_t n, bool accumulate) {
+  for (; i < n; ++i) {
+    const float v = w0 * static_cast<float>(r0[i]) + w1 * static_cast<float>(r1[i]);
+    y[i] = accumulate ? y[i] + v : v;
+  }
+}
+#if defined(__AVX2__) && defined(__FMA__)
+inline __m256 widen8_u8(const uint8_t* p) {
+  return _mm256_cvtepi32_ps(
+      _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
+}
+#endif
 template <int VB>
 void blend_rows_u8_tmpl(const uint8_t* __restrict r0, const uint8_t* __restrict r1, float w0,
                         float w1, float* __restrict y, int64_t n, bool accumulate) {
+#if defined(__AVX512F__)
+  if constexpr (VB == 64) {
+    int64_t i = 0;
+    const __m512 v0 = _mm512_set1_ps(w0), v1 = _mm512_set1_ps(w1);
+    for (; i + 16 <= n; i += 16) {
+      __m512 v = _mm512_fmadd_ps(widen16_u8(r1 + i), v1, _mm512_mul_ps(widen16_u8(r0 + i), v0));
+      if (accumulate) v = _mm512_add_ps(v, _mm512_loadu_ps(y + i));
+      _mm512_storeu_ps(y + i, v);
+    }
+    return blend_rows_u8_tail(r0, r1, w0, w1, y, i, n, accumulate);
+  }
+#endif
+#if defined(__AVX2__) && defined(__FMA__)
+  if constexpr (VB == 32) {
+    int64_t i = 0;
+    const __m256 v0 = _mm256_set1_ps(w0), v1 = _mm256_set1_ps(w1);
+    for (; i + 16 <= n; i += 16) {
+      __m256 a = _mm256_fmadd_ps(widen8_u8(r1 + i), v1, _mm256_mul_ps(widen8_u8(r0 + i), v0));
+      __m256 b =
+          _mm256_fmadd_ps(widen8_u8(r1 + i + 8), v1, _mm256_mul_ps(widen8_u8(r0 + i + 8), v0));
+      if (accumulate) {
+        a = _mm256_add_ps(a, _mm256_loadu_ps(y + i));
+        b = _mm256_add_ps(b, _mm256_loadu_ps(y + i + 8));
+      }
+      _mm256_storeu_ps(y + i, a);
+      _mm256_storeu_ps(y + i + 8, b);
+    }
+    return blend_rows_u8_tail(r0, r1, w0, w1, y, i, n, accumulate);
+  }
+#endif
   if (accumulate)
     for (int64_t i = 0; i < n; ++i)
       y[i] += w0 * static_cast<float>(r0[i]) + w1 * static_cast<float>(r1[i]);

@@ -17,11 +17,6 @@
 #include <cstdint>
 #include <cstring>
 #if defined(__x86_64__) && defined(__GNUC__)
-// GCC 12.2's AVX-512 intrinsics start unmasked operations from _mm512_undefined_epi32() (`__Y =
-// __Y`) and -Wmaybe-uninitialized reports that once inlined (GCC bug 105593, fixed in 12.3).
-#if !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
 #include <immintrin.h>
 #define EDGEPACK_FRAME_AVX2 1
 #endif
@@ -379,81 +374,25 @@ __attribute__((target("avx2,fma"))) int64_t preprocess_columns_avx2(
   return rx;
 }
 
-__attribute__((target("avx512f"))) inline __m512 widen16(const uint8_t* p) {
-  return _mm512_cvtepi32_ps(
-      _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
-}
-
-// y[i] (+)= w0 * r0[i] + w1 * r1[i] (MicroKernel::blend_rows_u8) sixteen bytes at a time on
-// AVX-512: each byte widened straight to a 32-bit lane (vpmovzxbd), where the kernel table's
-// loop, compiled for 256-bit vectors, widens twice (bytes to words to dwords).
-__attribute__((target("avx512f"))) void blend_rows_avx512(const uint8_t* r0, const uint8_t* r1,
-                                                          float w0, float w1, float* y, int64_t n,
-                                                          bool accumulate) {
-  const __m512 v0 = _mm512_set1_ps(w0), v1 = _mm512_set1_ps(w1);
-  int64_t i = 0;
-  for (; i + 16 <= n; i += 16) {
-    __m512 v = _mm512_fmadd_ps(widen16(r1 + i), v1, _mm512_mul_ps(widen16(r0 + i), v0));
-    if (accumulate) v = _mm512_add_ps(v, _mm512_loadu_ps(y + i));
-    _mm512_storeu_ps(y + i, v);
-  }
-  for (; i < n; ++i) {
-    const float v = w0 * static_cast<float>(r0[i]) + w1 * static_cast<float>(r1[i]);
-    y[i] = accumulate ? y[i] + v : v;
-  }
-}
-
-__attribute__((target("avx2,fma"))) inline __m256 widen8(const uint8_t* p) {
-  return _mm256_cvtepi32_ps(
-      _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
-}
-
-// blend_rows_avx512 on AVX2, eight bytes at a time.
-__attribute__((target("avx2,fma"))) void blend_rows_avx2(const uint8_t* r0, const uint8_t* r1,
-                                                         float w0, float w1, float* y, int64_t n,
-                                                         bool accumulate) {
-  const __m256 v0 = _mm256_set1_ps(w0), v1 = _mm256_set1_ps(w1);
-  int64_t i = 0;
-  for (; i + 16 <= n; i += 16) {
-    __m256 a = _mm256_fmadd_ps(widen8(r1 + i), v1, _mm256_mul_ps(widen8(r0 + i), v0));
-    __m256 b = _mm256_fmadd_ps(widen8(r1 + i + 8), v1, _mm256_mul_ps(widen8(r0 + i + 8), v0));
-    if (accumulate) {
-      a = _mm256_add_ps(a, _mm256_loadu_ps(y + i));
-      b = _mm256_add_ps(b, _mm256_loadu_ps(y + i + 8));
-    }
-    _mm256_storeu_ps(y + i, a);
-    _mm256_storeu_ps(y + i + 8, b);
-  }
-  for (; i < n; ++i) {
-    const float v = w0 * static_cast<float>(r0[i]) + w1 * static_cast<float>(r1[i]);
-    y[i] = accumulate ? y[i] + v : v;
-  }
-}
 #endif
 
-// The frame ops' vector paths, chosen with the float GEMM's kernel set (so EDGEPACK_CPU_ISA=
-// generic or avx2 caps them).
-enum FrameIsa { kFrameGeneric = 0, kFrameAvx2 = 1, kFrameAvx512 = 2 };
-
-int frame_isa() {
-  static const int isa = [] {
+// Whether the frame ops' AVX2 paths run: with the float GEMM's AVX2 or AVX-512 kernel set (so
+// EDGEPACK_CPU_ISA=generic turns them off).
+bool frame_avx2() {
+  static const bool on = [] {
     const char* k = kernels::selected_microkernel().isa;
 #if defined(EDGEPACK_FRAME_AVX2)
-    if (std::strcmp(k, "avx512") == 0) return kFrameAvx512;
-    if (std::strcmp(k, "avx2") == 0) return kFrameAvx2;
-#endif
+    return std::strcmp(k, "avx512") == 0 || std::strcmp(k, "avx2") == 0;
+#else
     (void)k;
-    return kFrameGeneric;
+    return false;
+#endif
   }();
-  return isa;
+  return on;
 }
 
 void blend_rows(const uint8_t* r0, const uint8_t* r1, float w0, float w1, float* y, int64_t n,
                 bool accumulate) {
-#if defined(EDGEPACK_FRAME_AVX2)
-  if (frame_isa() >= kFrameAvx512) return blend_rows_avx512(r0, r1, w0, w1, y, n, accumulate);
-  if (frame_isa() >= kFrameAvx2) return blend_rows_avx2(r0, r1, w0, w1, y, n, accumulate);
-#endif
   kernels::selected_microkernel().blend_rows_u8(r0, r1, w0, w1, y, n, accumulate);
 }
 
@@ -501,7 +440,7 @@ void preprocess_row(const PreprocessState& st, const uint8_t* frame, int64_t w, 
     if (xs == 1) {  // NCHW: four pixels at a time, all channels of a pixel in one vector
       const ChannelStore chs = channel_store(st.ch, rstd);
 #if defined(EDGEPACK_FRAME_AVX2)
-      if (frame_isa() >= kFrameAvx2 && st.col_adjacent) {
+      if (frame_avx2() && st.col_adjacent) {
         ColumnChannels cc;
         cc.out = co;
         for (int c = 0; c < co; ++c) {
@@ -728,7 +667,7 @@ void crop_row(const CropState& st, const uint8_t* frame, int64_t h, int64_t w, i
       }
     }
 #if defined(EDGEPACK_FRAME_AVX2)
-    for (int64_t b = 0; b < blocks && frame_isa() >= kFrameAvx2 && last >= 0; ++b) {
+    for (int64_t b = 0; b < blocks && frame_avx2() && last >= 0; ++b) {
       int32_t k_max = 0;
       for (int64_t i = 0; i < 8; ++i) k_max = std::max(k_max, tap.count[b * 8 + i]);
       bb.taps[b] = k_max;
@@ -791,7 +730,7 @@ void crop_row(const CropState& st, const uint8_t* frame, int64_t h, int64_t w, i
   const ChannelStore chs = channel_store(st.ch, scale);
   int64_t pw = 0;
 #if defined(EDGEPACK_FRAME_AVX2)
-  if (frame_isa() >= kFrameAvx2) {
+  if (frame_avx2()) {
     ColumnChannels cc;
     cc.out = co;
     for (int c = 0; c < co; ++c) {
