@@ -235,6 +235,58 @@ static void test_requantize(std::mt19937& rng) {
   check(low > 0 && high > 0, "both clamps exercised", low, high, 0);
 }
 
+// The requantising epilogue on every accumulator value where its bytes are not saturated, for
+// multipliers with exact .5 ties (2^-k, m0 = 2^30), others (random, near 1/2 and its either
+// side) and zero points 0, 3, 128, 255: a depth-1 GEMM of weight 1 over x = 0..255 with biases
+// 256 apart sweeps |v M| <= 600 (the AVX-512 VNNI epilogue's float first try, rows that it
+// hands to the exact form, both clamps).
+static void test_requant_sweep(std::mt19937& rng) {
+  std::vector<double> ms = {0.5,     0.25,      1.0 / 8, 1.0 / 64, 1.0 / 512, 1.0 / 1024,
+                            0.49999, 0.5000001, 0.3,     0.0041,   0.00113};
+  std::uniform_real_distribution<double> lg(-10.0, -1.0);
+  for (int i = 0; i < 12; ++i) ms.push_back(std::pow(2.0, lg(rng)));
+  const int64_t n = 256, kk = 1;
+  std::vector<uint8_t> x(static_cast<size_t>(n));
+  for (int64_t p = 0; p < n; ++p) x[size_t(p)] = uint8_t(p);
+  int64_t ties = 0;
+  for (double real : ms) {
+    const k::QuantMultiplier qm = k::quant_multiplier(real);
+    const auto span = static_cast<int64_t>(600.0 / real) + 512;  // v in [-span, span)
+    const int64_t m = (2 * span + n - 1) / n;
+    std::vector<int8_t> w(static_cast<size_t>(m), 1);
+    std::vector<int32_t> b(static_cast<size_t>(m));
+    for (int64_t j = 0; j < m; ++j) b[size_t(j)] = int32_t(-span + j * n);
+    std::vector<k::QuantMultiplier> mult(static_cast<size_t>(m), qm);
+    k::QGemmWeights pw;
+    k::qgemm_pack_weights(w.data(), m, kk, &pw);
+    std::vector<uint8_t> scratch(k::qgemm_scratch_bytes(kk)), out(static_cast<size_t>(m * n));
+    for (int zo : {0, 3, 128, 255}) {
+      k::QGemmOutput o;
+      o.za = 0;
+      o.bias = b.data();
+      o.mult = mult.data();
+      o.zo = uint8_t(zo);
+      o.out = out.data();
+      o.ldo = n;
+      k::qgemm(pw, x.data(), n, n, o, scratch.data(), 1, nullptr);
+      int bad = 0;
+      for (int64_t j = 0; j < m; ++j)
+        for (int64_t p = 0; p < n; ++p) {
+          const int32_t acc = b[size_t(j)] + int32_t(p);
+          int32_t v = k::apply_multiplier(acc, qm) + zo;
+          v = v < 0 ? 0 : (v > 255 ? 255 : v);
+          const double up =
+              std::floor(double(acc) * std::ldexp(double(qm.m0), qm.shift - 31) + 0.5) + zo;
+          ties += up >= 0 && up <= 255 && int32_t(up) != v;
+          if (out[size_t(j * n + p)] != v && bad++ < 3)
+            check(false, "requantised sweep", long(acc), long(out[size_t(j * n + p)]), long(v));
+        }
+      check(bad == 0, "requantised sweep", long(qm.m0), qm.shift, zo);
+    }
+  }
+  check(ties > 0, "requantised sweep: ties exercised", long(ties), 0, 0);
+}
+
 // The int8 depthwise plane (qdepthwise.h) against the exact integer reference followed by
 // apply_multiplier: kernel sizes, strides, dilations and paddings, odd plane sizes. Each shape
 // runs with several requantisations: M with exact .5 ties (0.25), small and near 1, M >= 1 (the
@@ -390,6 +442,7 @@ int main() {
   test_accumulation(rng, pool);
   test_extremes();
   test_requantize(rng);
+  test_requant_sweep(rng);
   test_depthwise(rng);
   test_lookup(rng);
   std::printf("%d checks, %d failures\n", g_checks, g_failures);

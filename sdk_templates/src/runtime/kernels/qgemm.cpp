@@ -343,7 +343,11 @@ bool row_quants(const QGemmWeights& w, const QGemmOutput& o, int64_t j0, int64_t
     const QuantMultiplier m = o.mult[j0 + r];
     if (m.shift > 0) return false;
     const RowQuant q = row_quant(m);
-    rq[r] = {row_add(w, o, j0 + r, kn), q.total, q.m0};
+    // float(m0) (rounded once) times 2^-total (exact): m0 * 2^-total rounded to float.
+    uint32_t bits = uint32_t(127 - q.total) << 23;
+    float scale;
+    std::memcpy(&scale, &bits, sizeof(scale));
+    rq[r] = {row_add(w, o, j0 + r, kn), q.total, q.m0, float(q.m0) * scale};
   }
   return true;
 }

@@ -65,6 +65,7 @@ struct QRowQuant {
   int32_t add;  // bias + zero-point correction of the row
   int total;    // 31 - shift, in [31, 62]
   int64_t m0;
+  float mf;  // m0 * 2^-total rounded to float (the AVX-512 VNNI epilogue's first try)
 };
 
 // Weights packed at prepare (allocates; the run path does not).

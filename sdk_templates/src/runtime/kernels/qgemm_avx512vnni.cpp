@@ -90,20 +90,77 @@ inline __m512i requant16(__m512i a, const RowConsts& k) {
   return _mm512_max_epi32(_mm512_add_epi32(s, k.zo), zero);
 }
 
+// Per output row: the constants of the float form below (FastRow), or none (M >= 1/2).
+//
+// The exact result is floor(Z) clamped to [0, 255], Z = v M + zo + 1/2 (v = acc + add; for v < 0
+// at a tie, Z an integer, the exact rounding away from zero gives Z - 1). In float32,
+// z = fma(float(v), float(M), zo + 1/2 -+ eps) is within 1.25 * 2^-14 of Z -+ eps wherever the
+// output is not saturated (|Z| <= 257, so |v M| <= 513: float(v) and float(M) each within a
+// relative 2^-24, the fma's rounding 2^-24 of |z|), and eps = 2^-13 is more than that: where
+// floor(z-) == floor(z+) that is floor(Z), and Z is no integer (no tie). Elsewhere both sides
+// saturate alike (M < 1/2 keeps |z| < 2^31 for the conversion). A row with a lane where the two
+// differ (about 2^-12 of the lanes) is recomputed by the exact integer form (requant16).
+struct FastRow {
+  __m512i add;
+  __m512 m, lo, hi;
+};
+
+constexpr float kEps = 1.0f / 8192.0f;
+
+inline bool fast_row(const QRowQuant& q, int32_t zo, FastRow* f) {
+  if (q.total < 32) return false;
+  f->add = _mm512_set1_epi32(q.add);
+  f->m = _mm512_set1_ps(q.mf);
+  f->lo = _mm512_set1_ps(float(zo) + 0.5f - kEps);
+  f->hi = _mm512_set1_ps(float(zo) + 0.5f + kEps);
+  return true;
+}
+
+// floor(z-) of 16 lanes; *bad gets the lanes where floor(z+) differs.
+inline __m512i fast16(__m512i a, const FastRow& f, __mmask16* bad) {
+  constexpr int kRn = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+  constexpr int kRd = _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC;
+  const __m512 v = _mm512_cvt_roundepi32_ps(_mm512_add_epi32(a, f.add), kRn);
+  const __m512i lo = _mm512_cvt_roundps_epi32(_mm512_fmadd_round_ps(v, f.m, f.lo, kRn), kRd);
+  const __m512i hi = _mm512_cvt_roundps_epi32(_mm512_fmadd_round_ps(v, f.m, f.hi, kRn), kRd);
+  *bad |= _mm512_cmpneq_epi32_mask(lo, hi);
+  return lo;
+}
+
+// Four vectors of int32 (panels 0..3 of a row) as 64 bytes saturated to [0, 255], in order.
+inline __m512i pack64(const __m512i n[4]) {
+  const __m512i b =
+      _mm512_packus_epi16(_mm512_packs_epi32(n[0], n[1]), _mm512_packs_epi32(n[2], n[3]));
+  // dword 4 l + j of b holds panel j's lanes 4 l .. 4 l + 3.
+  const __m512i idx = _mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0);
+  return _mm512_permutexvar_epi32(idx, b);
+}
+
 // P panels of the group, requantised into out (row stride ldo, panel p at column 16 p); the last
-// panel stores only the columns of last_mask.
+// panel stores only its first last_cols columns.
 template <int P>
 void panels_requant(const int8_t* wb, const uint8_t* panel, size_t stride, int64_t quads,
                     int halves, const QRowQuant* rq, int rows, int32_t zo, uint8_t* out,
-                    int64_t ldo, __mmask16 last_mask) {
+                    int64_t ldo, int last_cols) {
   __m512i c[4][P];
   accumulate<P>(wb, panel, stride, quads, halves, c);
+  const int cols = 16 * (P - 1) + last_cols;
+  const __mmask64 mask = cols == 64 ? ~__mmask64(0) : (__mmask64(1) << cols) - 1;
   for (int r = 0; r < rows; ++r) {
-    const RowConsts k = row_consts(rq[r], zo);
-    uint8_t* d = out + r * ldo;
-    for (int p = 0; p < P; ++p)
-      _mm512_mask_cvtusepi32_storeu_epi8(d + 16 * p, p == P - 1 ? last_mask : __mmask16(0xffff),
-                                         requant16(c[r][p], k));
+    __m512i n[4];
+    for (int p = P; p < 4; ++p) n[p] = _mm512_setzero_si512();
+    FastRow f;
+    __mmask16 bad = 0;
+    if (fast_row(rq[r], zo, &f)) {
+      for (int p = 0; p < P; ++p) n[p] = fast16(c[r][p], f, &bad);
+    } else {
+      bad = 1;
+    }
+    if (bad != 0) {
+      const RowConsts k = row_consts(rq[r], zo);
+      for (int p = 0; p < P; ++p) n[p] = requant16(c[r][p], k);
+    }
+    _mm512_mask_storeu_epi8(out + r * ldo, mask, pack64(n));
   }
 }
 
@@ -196,21 +253,20 @@ void qgemm_panels_requant_avx512vnni(const int8_t* wb, const uint8_t* panel, siz
   for (int64_t i = 0; i < count; i += kMaxPanels) {
     const int64_t left = count - i;
     const int cols = left <= kMaxPanels ? last_cols : kQgemmNr;
-    const auto mask = static_cast<__mmask16>((uint32_t(1) << cols) - 1);
     const uint8_t* p = panel + size_t(i) * stride;
     uint8_t* d = out + i * kQgemmNr;
     switch (left < kMaxPanels ? left : kMaxPanels) {
       case 1:
-        panels_requant<1>(wb, p, stride, quads, halves, rq, rows, zo, d, ldo, mask);
+        panels_requant<1>(wb, p, stride, quads, halves, rq, rows, zo, d, ldo, cols);
         break;
       case 2:
-        panels_requant<2>(wb, p, stride, quads, halves, rq, rows, zo, d, ldo, mask);
+        panels_requant<2>(wb, p, stride, quads, halves, rq, rows, zo, d, ldo, cols);
         break;
       case 3:
-        panels_requant<3>(wb, p, stride, quads, halves, rq, rows, zo, d, ldo, mask);
+        panels_requant<3>(wb, p, stride, quads, halves, rq, rows, zo, d, ldo, cols);
         break;
       default:
-        panels_requant<4>(wb, p, stride, quads, halves, rq, rows, zo, d, ldo, mask);
+        panels_requant<4>(wb, p, stride, quads, halves, rq, rows, zo, d, ldo, cols);
         break;
     }
   }
