@@ -135,6 +135,45 @@ void test_threadpool() {
   }
 }
 
+// OwnedTasks: every task is handed out exactly once; a slot takes its own share front to back,
+// then the other shares from their backs (one thread claiming for slot 1 of 3 over 10 tasks:
+// 3 4 5, then share 2 = 6..9 from the back, then share 0 = 0..2 from the back).
+void test_owned_tasks(ThreadPool* pools[4]) {
+  {
+    edgepack::OwnedTasks owned(10, 3);
+    const int64_t want[10] = {3, 4, 5, 9, 8, 7, 6, 2, 1, 0};
+    bool ok = true;
+    for (int64_t w : want) ok = ok && owned.claim(1) == w;
+    ok = ok && owned.claim(1) == -1 && owned.claim(0) == -1;
+    ++g_checks;
+    if (!ok) {
+      ++g_failures;
+      std::printf("FAIL owned tasks: slot 1 of 3 did not take 3 4 5 9 8 7 6 2 1 0\n");
+    }
+  }
+  for (int t = 1; t < 4; ++t)
+    for (int64_t n : {0, 1, 5, 37, 1000}) {
+      std::vector<std::atomic<int>> hits(static_cast<size_t>(n));
+      for (auto& h : hits) h.store(0);
+      const int64_t slots = t + (n % 2);  // also more slots than threads
+      edgepack::OwnedTasks owned(n, slots);
+      pools[t]->parallel_for(slots, [&](int64_t s0, int64_t s1) {
+        for (int64_t slot = s0; slot < s1; ++slot)
+          for (int64_t i = owned.claim(slot); i >= 0; i = owned.claim(slot))
+            hits[static_cast<size_t>(i)].fetch_add(1);
+      });
+      ++g_checks;
+      for (int64_t i = 0; i < n; ++i)
+        if (hits[static_cast<size_t>(i)].load() != 1) {
+          ++g_failures;
+          std::printf("FAIL owned tasks threads=%d n=%lld: task %lld ran %d times\n", t,
+                      static_cast<long long>(n), static_cast<long long>(i),
+                      hits[static_cast<size_t>(i)].load());
+          break;
+        }
+    }
+}
+
 void test_gemm_case(int64_t m, int64_t n, int64_t kd, bool ta, bool tb, int64_t pad, float alpha,
                     float beta, int act, int bias_mode, bool prepack_a, bool prepack_b,
                     ThreadPool* pool) {
@@ -543,7 +582,9 @@ void test_depthwise(ThreadPool* pools[4]) {
   for (const Layer& l : {Layer{72, 28, 5, 2, 1}, Layer{240, 14, 5, 1, 1}, Layer{32, 56, 7, 1, 1},
                          Layer{48, 33, 3, 1, 2}, Layer{16, 40, 3, 3, 1}, Layer{64, 7, 5, 1, 1},
                          Layer{6, 83, 5, 1, 1},  // (stride 1, too big for one flat pass)
-                         Layer{67, 14, 5, 2, 1}, Layer{35, 7, 3, 1, 1}, Layer{21, 56, 3, 2, 1}}) {
+                         Layer{67, 14, 5, 2, 1}, Layer{35, 7, 3, 1, 1}, Layer{21, 56, 3, 2, 1},
+                         // (in bands of rows that fit L2: MobileNetV2's second depthwise layer)
+                         Layer{20, 112, 3, 2, 1}}) {
     k::Conv2dParams p;
     p.groups = p.in_channels = p.out_channels = l.c;
     p.in_h = p.in_w = l.hw;
@@ -796,6 +837,7 @@ int main() {
   std::printf("micro-kernel: %s (%d x %d)\n", k::gemm_shape().isa, k::gemm_shape().mr,
               k::gemm_shape().nr);
   test_threadpool();
+  test_owned_tasks(pools);
   test_gemm(pools);
   test_conv(pools);
   test_depthwise(pools);

@@ -53,6 +53,10 @@ constexpr int64_t kBlockedDwMaxWidth16 = 56;
 // A blocked depthwise layer with fewer than 4 blocks per thread is also cut into bands of output
 // rows (run_depthwise_blocked()), each at least this many rows.
 constexpr int64_t kMinDwBandRows = 4;
+// A band of a blocked depthwise layer packs at most about this many floats of input (128 KiB), so
+// that the packed rows are still in L2 when the kernel reads them and the output block is small:
+// a 112x112 plane of 16 channels packed whole is 830 KiB, written and read back through L3.
+constexpr int64_t kDwBandFloats = 32 * 1024;
 
 // The depthwise paths' activation: ReLU / Clip become the row pass's [lo, hi] clamp; the other
 // activations stay in `rest` (bias removed: the row pass adds it), for a second pass.
@@ -857,18 +861,27 @@ void Conv2d::run_depthwise_blocked(const float* input, float* output, float* scr
   if (want > 1 && p.batch * blocks < 4 * want)
     bands = std::max<int64_t>(
         1, std::min(ceil_div(4 * want, p.batch * blocks), p.out_h() / kMinDwBandRows));
+  // Large planes: bands of at most kDwBandFloats packed floats (their halo rows, packed twice,
+  // cost 1/16 more on a 112x112 plane at stride 2).
+  const int64_t row_floats = wp * lanes, window_h = (p.kernel_h - 1) * p.dilation_h + 1;
+  if (dw_in_floats_ > kDwBandFloats) {
+    const int64_t fit_rows = std::max<int64_t>(
+        1, (kDwBandFloats / row_floats - window_h) / p.stride_h + 1);  // output rows per band
+    bands = std::max(bands, ceil_div(p.out_h(), std::max(fit_rows, kMinDwBandRows)));
+  }
   const int64_t band_rows = ceil_div(p.out_h(), bands);
   bands = ceil_div(p.out_h(), band_rows);
   const int64_t tasks = p.batch * blocks * bands;
   const int64_t slots = std::min(want, tasks);
-  const int64_t row_floats = wp * lanes, window_h = (p.kernel_h - 1) * p.dilation_h + 1;
-  std::atomic<int64_t> next{0};  // blocks are claimed one at a time (see the im2col path)
+  // Thread t takes the t-th share of the blocks first: the channels that the op before (a 1x1
+  // layer split by output channels) wrote on that thread, so they are in its own L2.
+  OwnedTasks owned(tasks, slots);
   auto body = [&](int64_t s0, int64_t s1) {
     for (int64_t slot = s0; slot < s1; ++slot) {
       float* buf = scratch + slot * dw_plane_floats_;
       // The side pads stay zero: each block overwrites the interior columns only.
       std::fill(buf, buf + dw_in_floats_, 0.0f);
-      for (int64_t t = next++; t < tasks; t = next++) {
+      for (int64_t t = owned.claim(slot); t >= 0; t = owned.claim(slot)) {
         const int64_t band = t % bands, bb = t / bands, b = bb / blocks, blk = bb % blocks;
         const int64_t c0 = blk * lanes;
         const int nc = static_cast<int>(std::min(lanes, C - c0));

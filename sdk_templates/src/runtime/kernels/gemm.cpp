@@ -363,6 +363,11 @@ void gemm(int64_t m, int64_t n, int64_t k, float alpha, const GemmOperand& a, co
   int64_t mc = mr * std::max<int64_t>(1, 96 / mr);
   int64_t nc = nr * std::max<int64_t>(1, 384 / nr);
   auto tasks = [&] { return ceil_div(m, mc) * ceil_div(n, nc); };
+  // A product with more output rows than depth (a 1x1 layer that widens: MobileNetV2's 16 -> 96
+  // channels at 112x112) is split over the threads by rows first, so that each thread writes
+  // whole channel planes, the ones the depthwise layer after it reads on the same thread.
+  if (threads > 1 && m >= k && m >= 2 * static_cast<int64_t>(mr) * threads)
+    mc = std::min(mc, ceil_div(ceil_div(m, threads), mr) * mr);
   while (threads > 1 && tasks() < 2 * threads && (nc > nr || mc > mr)) {
     if (nc > nr && (ceil_div(n, nc) <= ceil_div(m, mc) || mc <= mr))
       nc = std::max<int64_t>(nr, ceil_div(nc / 2, nr) * nr);
@@ -376,13 +381,20 @@ void gemm(int64_t m, int64_t n, int64_t k, float alpha, const GemmOperand& a, co
     mc = ceil_div(ceil_div(m, ceil_div(m, mc)), mr) * mr;
     nc = ceil_div(ceil_div(n, ceil_div(n, nc)), nr) * nr;
   }
-  const int64_t mblocks = ceil_div(m, mc);
+  const int64_t mblocks = ceil_div(m, mc), nblocks = ceil_div(n, nc);
   const int64_t ntasks = tasks();
+  // With threads, tasks go in row order, so that thread t, which owns the t-th share of them
+  // (see ThreadPool), writes the t-th range of rows: a 1x1 layer's output channels, the ones a
+  // depthwise layer after it reads on the same thread (OwnedTasks). In column order each thread
+  // wrote part of every channel's plane, in runs as short as 512 bytes on 14x14 planes, and the
+  // next layer read half its input from the other core's L2.
+  const bool rows_first = threads > 1;
 
   maybe_parallel(pool, ntasks, [&](int64_t t0, int64_t t1) {
     alignas(64) float edge[kEdgeFloats];
     for (int64_t t = t0; t < t1; ++t) {
-      const int64_t i0 = (t % mblocks) * mc, j0 = (t / mblocks) * nc;
+      const int64_t i0 = (rows_first ? t / nblocks : t % mblocks) * mc;
+      const int64_t j0 = (rows_first ? t % nblocks : t / mblocks) * nc;
       const int64_t mrows = std::min(mc, m - i0), ncols = std::min(nc, n - j0);
       if (beta != 0.0f && beta != 1.0f) {
         for (int64_t i = 0; i < mrows; ++i)

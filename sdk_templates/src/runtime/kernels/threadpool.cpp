@@ -42,7 +42,7 @@ bool ThreadPool::in_worker() {
 }
 
 ThreadPool::ThreadPool(int threads, const std::vector<int>& cpus)
-    : threads_(threads < 1 ? 1 : threads) {
+    : threads_(threads < 1 ? 1 : threads), shares_(static_cast<size_t>(threads_)) {
   workers_.reserve(static_cast<size_t>(threads_ - 1));
   for (int i = 0; i + 1 < threads_; ++i) {
     workers_.emplace_back([this, i] { worker_loop(i); });
@@ -87,16 +87,25 @@ void ThreadPool::run(int64_t n, Task task, void* ctx) {
     task_ = task;
     ctx_ = ctx;
     n_ = n;
+    chunks_ = chunks;
     done_chunks_.store(0, std::memory_order_relaxed);
-    gen = generation_.fetch_add(1, std::memory_order_relaxed) + 1;
-    claim_.store(gen << 32 | static_cast<uint64_t>(chunks) << 16, std::memory_order_release);
+    gen = generation_.load(std::memory_order_relaxed) + 1;
+    // The shares first, then the generation the workers wait for (with the old generation in
+    // the words a worker that woke early would find nothing to claim and miss the job).
+    for (int t = 0; t < threads_; ++t)
+      shares_[static_cast<size_t>(t)].word.store(
+          (gen & 0xffffffffu) << 32 |
+              static_cast<uint64_t>(chunk_begin(chunks, threads_, t + 1)) << 16 |
+              static_cast<uint64_t>(chunk_begin(chunks, threads_, t)),
+          std::memory_order_release);
+    generation_.store(gen, std::memory_order_release);
   }
   wake_.notify_all();
 
-  // The caller claims chunks too: when a worker is not scheduled (more runnable threads than
-  // cores), its chunk is run here instead of being waited for.
+  // The caller runs its own share, then takes chunks from the others': when a worker is not
+  // scheduled (more runnable threads than cores), its chunks are run here instead of waited for.
   t_in_worker = true;
-  run_chunks(gen);
+  run_chunks(gen, 0);
   t_in_worker = false;
 
   const auto spin_end = std::chrono::steady_clock::now() + kSpin;
@@ -109,28 +118,40 @@ void ThreadPool::run(int64_t n, Task task, void* ctx) {
   done_.wait(lock, [&] { return done_chunks_.load(std::memory_order_acquire) == chunks; });
 }
 
-void ThreadPool::run_chunks(uint64_t gen) {
+bool ThreadPool::run_one(uint64_t gen, int share, bool own) {
+  std::atomic<uint64_t>& word = shares_[static_cast<size_t>(share)].word;
+  uint64_t c = word.load(std::memory_order_acquire);
   for (;;) {
-    uint64_t c = claim_.load(std::memory_order_acquire);
-    // claim_ = generation << 32 | chunks << 16 | next chunk, one word: a claim only succeeds
-    // for the job whose chunk count it read. (With the count in a separate variable, a worker
-    // could pair a finished job's claim word with the next job's larger count and claim a chunk
-    // that did not exist: a chunk run twice or counted for the wrong job.)
-    if ((c >> 32) != (gen & 0xffffffffu)) return;
-    const int chunk = static_cast<int>(c & 0xffffu);
-    const int chunks = static_cast<int>((c >> 16) & 0xffffu);
-    if (chunk >= chunks) return;
-    if (!claim_.compare_exchange_weak(c, c + 1, std::memory_order_acq_rel)) continue;
+    // The job is in the word: a claim only succeeds for the job whose share it read. (A worker
+    // late for a finished job must not take a chunk of the next one with the old job's bounds:
+    // a chunk run twice or counted for the wrong job.)
+    if ((c >> 32) != (gen & 0xffffffffu)) return false;
+    const int next = static_cast<int>(c & 0xffffu);
+    const int end = static_cast<int>((c >> 16) & 0xffffu);
+    if (next >= end) return false;
+    const uint64_t want =
+        own ? c + 1 : (c & ~(uint64_t{0xffff} << 16)) | static_cast<uint64_t>(end - 1) << 16;
+    if (!word.compare_exchange_weak(c, want, std::memory_order_acq_rel)) continue;
+    const int chunk = own ? next : end - 1;
     // The job cannot change before this chunk is counted done, so its fields are stable here.
-    task_(ctx_, chunk_begin(n_, chunks, chunk), chunk_begin(n_, chunks, chunk + 1));
-    if (done_chunks_.fetch_add(1, std::memory_order_acq_rel) + 1 == chunks) {
+    task_(ctx_, chunk_begin(n_, chunks_, chunk), chunk_begin(n_, chunks_, chunk + 1));
+    if (done_chunks_.fetch_add(1, std::memory_order_acq_rel) + 1 == chunks_) {
       std::lock_guard<std::mutex> lock(state_mutex_);
       done_.notify_one();
     }
+    return true;
   }
 }
 
-void ThreadPool::worker_loop(int /*index*/) {
+void ThreadPool::run_chunks(uint64_t gen, int self) {
+  while (run_one(gen, self, true)) {
+  }
+  for (int i = 1; i < threads_; ++i)
+    while (run_one(gen, (self + i) % threads_, false)) {
+    }
+}
+
+void ThreadPool::worker_loop(int index) {
   t_in_worker = true;
   uint64_t seen = 0;
   for (;;) {
@@ -149,7 +170,7 @@ void ThreadPool::worker_loop(int /*index*/) {
       gen = generation_.load(std::memory_order_acquire);
     }
     seen = gen;
-    run_chunks(gen);
+    run_chunks(gen, index + 1);
   }
 }
 

@@ -2,13 +2,18 @@
 // A small fork-join thread pool for the CPU kernels.
 //
 // Workers are started once and persist; parallel_for() splits [0, n) into up to kChunksPerThread
-// contiguous chunks per thread and returns when every chunk is done. Chunks are claimed by
-// whichever thread is free first, the caller included, so a worker that is not scheduled (a
-// loaded machine) or runs on a slower core (big.LITTLE) holds up at most the chunk it has taken,
-// not a fixed share of the work. Each index of [0, n) is in exactly one chunk, so kernels that
-// give every index its own scratch slot (n <= threads) stay correct. A call allocates nothing. With
-// threads == 1, or when called from inside a running parallel_for (nested), fn runs inline.
-// Concurrent calls from different threads are serialised.
+// contiguous chunks per thread and returns when every chunk is done. Thread t (the caller is 0,
+// worker i is i + 1) owns the t-th contiguous share of the chunks and runs them front to back;
+// a thread whose share is done takes chunks from the back of the others' shares. So a worker
+// that is not scheduled (a loaded machine) or runs on a slower core (big.LITTLE) holds up at most
+// the chunk it has taken, not a fixed share of the work, while on a quiet machine consecutive
+// loops split the same way run the same part of [0, n) on the same core: an op that reads what
+// the one before it wrote finds its part in its own core's cache. (With every chunk claimed by
+// whichever thread came first, half of a 14x14 depthwise convolution's input was in the other
+// core's L2, and at 2 threads it took longer than at 1.) Each index of [0, n) is in exactly one
+// chunk, so kernels that give every index its own scratch slot (n <= threads) stay correct. A
+// call allocates nothing. With threads == 1, or when called from inside a running parallel_for
+// (nested), fn runs inline. Concurrent calls from different threads are serialised.
 #pragma once
 
 #include <atomic>
@@ -54,10 +59,20 @@ class ThreadPool {
   using Task = void (*)(void* ctx, int64_t begin, int64_t end);
   void run(int64_t n, Task task, void* ctx);
   void worker_loop(int index);
-  void run_chunks(uint64_t gen);  // claims and runs chunks of job `gen` until none are left
+  // Claims and runs chunks of job `gen` as thread `self` until none are left.
+  void run_chunks(uint64_t gen, int self);
+  bool run_one(uint64_t gen, int share, bool own);
   static bool in_worker();
 
+  // Thread t's share of the current job's chunks, one word so that a claim checks the job, the
+  // share's end and its next chunk at once: generation << 32 | end << 16 | next. The owner takes
+  // `next`, others take `end - 1`.
+  struct alignas(64) Share {
+    std::atomic<uint64_t> word{0};
+  };
+
   int threads_;
+  std::vector<Share> shares_;  // one per thread, sized once
   std::vector<std::thread> workers_;
   std::mutex call_mutex_;  // serialises callers
 
@@ -66,7 +81,7 @@ class ThreadPool {
   std::condition_variable wake_;
   std::condition_variable done_;
   std::atomic<uint64_t> generation_{0};
-  std::atomic<uint64_t> claim_{0};  // generation << 32 | chunks << 16 | next unclaimed chunk
+  int chunks_ = 0;
   std::atomic<int> done_chunks_{0};
   bool stop_ = false;
   Task task_ = nullptr;
@@ -94,5 +109,49 @@ inline ThreadPool* pool_for(ThreadPool* pool, double work) {
 inline int64_t chunk_begin(int64_t n, int k, int i) {
   return n * i / k;
 }
+
+// Tasks [0, n) of a kernel's parallel_for(slots, ...) body, dealt out like the pool's chunks:
+// slot s owns the s-th contiguous share and takes it front to back, then takes tasks from the back
+// of the other slots' shares. With slots == pool threads, slot s runs on thread s, so a kernel
+// whose task order follows the data (blocks of output pixels, bands of rows) keeps each thread on
+// the part of the tensor it wrote in the op before. Lives on the caller's stack; no allocation.
+class OwnedTasks {
+ public:
+  static constexpr int kMaxShares = 16;  // more slots share (slot % kMaxShares)
+
+  OwnedTasks(int64_t n, int64_t slots) {
+    shares_ = static_cast<int>(slots < 1 ? 1 : (slots > kMaxShares ? kMaxShares : slots));
+    for (int s = 0; s < shares_; ++s)
+      share_[s].word.store(static_cast<uint64_t>(chunk_begin(n, shares_, s + 1)) << 32 |
+                               static_cast<uint64_t>(chunk_begin(n, shares_, s)),
+                           std::memory_order_relaxed);
+  }
+  OwnedTasks(const OwnedTasks&) = delete;
+  OwnedTasks& operator=(const OwnedTasks&) = delete;
+
+  // The next task for `slot`, or -1 when every task has been taken.
+  int64_t claim(int64_t slot) {
+    const int own = static_cast<int>(slot % shares_);
+    for (int i = 0; i < shares_; ++i) {
+      std::atomic<uint64_t>& w = share_[(own + i) % shares_].word;
+      uint64_t c = w.load(std::memory_order_relaxed);
+      for (;;) {
+        const uint64_t next = c & 0xffffffffu, end = c >> 32;
+        if (next >= end) break;
+        const uint64_t want = i == 0 ? c + 1 : (end - 1) << 32 | next;
+        if (w.compare_exchange_weak(c, want, std::memory_order_relaxed))
+          return static_cast<int64_t>(i == 0 ? next : end - 1);
+      }
+    }
+    return -1;
+  }
+
+ private:
+  struct alignas(64) Share {
+    std::atomic<uint64_t> word{0};  // end << 32 | next
+  };
+  Share share_[kMaxShares];
+  int shares_ = 1;
+};
 
 }  // namespace edgepack
