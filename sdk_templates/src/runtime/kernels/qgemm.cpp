@@ -50,6 +50,8 @@ void qgemm_panels_requant_avx512vnni(const int8_t* wb, const uint8_t* panel, siz
                                      size_t tail_stride, int64_t quads, int halves,
                                      const QRowQuant* rq, int rows, int32_t zo, uint8_t* out,
                                      int64_t ldo);
+void qgemm_pack_gather_avx512vbmi(const uint8_t* base, const int32_t* row, const int32_t* col,
+                                  int64_t quads, int64_t p0, int64_t cols, uint8_t* panel);
 // Defined in qgemm_dotprod.cpp (aarch64 builds for boards with the dotprod feature).
 void qgemm_tile_dotprod(const int8_t* wb, const uint8_t* panel, int64_t quads, int halves,
                         int32_t* acc);
@@ -463,8 +465,28 @@ size_t qgemm_scratch_bytes(int64_t k) {
   return size_t(group_panels(k)) * panel_bytes(k) + tail_bytes(k);
 }
 
-void qgemm(const QGemmWeights& w, const uint8_t* x, int64_t ldx, int64_t n, const QGemmOutput& o,
-           uint8_t* scratch, int slots, ThreadPool* pool) {
+namespace {
+
+// One panel of columns [p0, p0 + cols) of the activation operand, in pack_panel's layout.
+struct PanelSource {
+  const uint8_t* x = nullptr;  // explicit [k][n], row stride ldx
+  int64_t ldx = 0;
+  const QGemmGather* gather = nullptr;  // or implicit
+
+  void pack(const QGemmWeights& w, int64_t p0, int64_t cols, uint8_t* panel) const {
+#if defined(__x86_64__) || defined(__i386__)
+    if (gather != nullptr) {
+      qgemm_pack_gather_avx512vbmi(gather->base, gather->row, gather->col, w.quads, p0, cols,
+                                   panel);
+      return;
+    }
+#endif
+    pack_panel(x, ldx, w.k, w.quads, p0, cols, panel);
+  }
+};
+
+void qgemm_run(const QGemmWeights& w, const PanelSource& src, int64_t n, const QGemmOutput& o,
+               uint8_t* scratch, int slots, ThreadPool* pool) {
   if (n <= 0 || w.m <= 0) return;
   const Kernel& kn = kernel();
   const TileFn tile = kn.tile;
@@ -491,7 +513,7 @@ void qgemm(const QGemmWeights& w, const uint8_t* x, int64_t ldx, int64_t n, cons
         for (int64_t i = 0; i < count; ++i) {
           const int64_t p0 = (g0 + i) * kNr;
           uint8_t* panel = slot + size_t(i) * pbytes;
-          pack_panel(x, ldx, w.k, w.quads, p0, std::min<int64_t>(kNr, n - p0), panel);
+          src.pack(w, p0, std::min<int64_t>(kNr, n - p0), panel);
           if (kn.x_offset == 128)  // once per panel, not once per weight block
             for (size_t t = 0; t < pbytes; ++t) panel[t] ^= 0x80;
         }
@@ -528,6 +550,31 @@ void qgemm(const QGemmWeights& w, const uint8_t* x, int64_t ldx, int64_t n, cons
     pool->parallel_for(used, body);
   else
     body(0, 1);
+}
+
+}  // namespace
+
+void qgemm(const QGemmWeights& w, const uint8_t* x, int64_t ldx, int64_t n, const QGemmOutput& o,
+           uint8_t* scratch, int slots, ThreadPool* pool) {
+  PanelSource src;
+  src.x = x;
+  src.ldx = ldx;
+  qgemm_run(w, src, n, o, scratch, slots, pool);
+}
+
+bool qgemm_gather_supported() {
+#if defined(__x86_64__) || defined(__i386__)
+  return x86_has_avx512vbmi();
+#else
+  return false;
+#endif
+}
+
+void qgemm_gather(const QGemmWeights& w, const QGemmGather& x, int64_t n, const QGemmOutput& o,
+                  uint8_t* scratch, int slots, ThreadPool* pool) {
+  PanelSource src;
+  src.gather = &x;
+  qgemm_run(w, src, n, o, scratch, slots, pool);
 }
 
 }  // namespace kernels

@@ -102,6 +102,23 @@ size_t qgemm_scratch_bytes(int64_t k);
 void qgemm(const QGemmWeights& w, const uint8_t* x, int64_t ldx, int64_t n, const QGemmOutput& o,
            uint8_t* scratch, int slots, ThreadPool* pool);
 
+// An implicit [k][n] operand (im2col without its copy): element (kk, p) is the byte at
+// base + row[kk] + col[p]. row has quads * 4 entries (those past k: any offset that can be read;
+// their weights are 0); within each panel (columns 16 i .. 16 i + 15 of n) col[p] - col[16 i]
+// is in [0, 64), and the 64 bytes from base + row[kk] + col[16 i] can be read.
+struct QGemmGather {
+  const uint8_t* base = nullptr;
+  const int32_t* row = nullptr;
+  const int32_t* col = nullptr;
+};
+
+// Whether qgemm_gather() can run here (x86 with AVX-512 VBMI: vpermt2b packs the panels).
+bool qgemm_gather_supported();
+
+// qgemm() of the implicit operand x: the panels are packed straight from it.
+void qgemm_gather(const QGemmWeights& w, const QGemmGather& x, int64_t n, const QGemmOutput& o,
+                  uint8_t* scratch, int slots, ThreadPool* pool);
+
 // The micro-kernel in use: "avx512vnni", "avx2", "dotprod", "neon" or "generic".
 const char* qgemm_isa();
 

@@ -272,5 +272,30 @@ void qgemm_panels_requant_avx512vnni(const int8_t* wb, const uint8_t* panel, siz
   }
 }
 
+// A panel gathered from an implicit operand (qgemm.h, QGemmGather): per quad, the 64 bytes from
+// each of its 4 rows at the panel's first column, and two vpermt2b pick column t's byte
+// (col[p0 + t] - col[p0] < 64) of rows 0 and 1, and of rows 2 and 3, into bytes 4 t + i.
+__attribute__((target("avx512vbmi"))) void qgemm_pack_gather_avx512vbmi(
+    const uint8_t* base, const int32_t* row, const int32_t* col, int64_t quads, int64_t p0,
+    int64_t cols, uint8_t* panel) {
+  alignas(64) uint8_t id[64];
+  const int32_t c0 = col[p0];
+  for (int t = 0; t < kQgemmNr; ++t) {
+    const auto o = static_cast<uint8_t>(t < cols ? col[p0 + t] - c0 : 0);
+    id[4 * t] = id[4 * t + 2] = o;
+    id[4 * t + 1] = id[4 * t + 3] = static_cast<uint8_t>(o | 64);
+  }
+  const __m512i idx = _mm512_load_si512(id);
+  const uint8_t* b = base + c0;
+  for (int64_t q = 0; q < quads; ++q, row += 4) {
+    const __m512i r01 = _mm512_permutex2var_epi8(_mm512_loadu_si512(b + row[0]), idx,
+                                                 _mm512_loadu_si512(b + row[1]));
+    const __m512i r23 = _mm512_permutex2var_epi8(_mm512_loadu_si512(b + row[2]), idx,
+                                                 _mm512_loadu_si512(b + row[3]));
+    _mm512_storeu_si512(panel + q * 64,
+                        _mm512_mask_blend_epi8(__mmask64(0xccccccccccccccccULL), r01, r23));
+  }
+}
+
 }  // namespace kernels
 }  // namespace edgepack

@@ -33,6 +33,11 @@ struct QConvState : OpState {
   int64_t band = 0;        // output rows per im2col band (not direct)
   bool depthwise = false;  // group = channels: kernels::qdepthwise_plane, dw_taps per channel
   bool winograd = false;   // 3x3 stride 1: kernels::QWinograd3x3 (exact, same bytes)
+  // The GEMM packs its panels straight from the padded input rows of a band (no im2col copy):
+  // kernels::qgemm_gather, element (kk, p) at gather_row[kk] + gather_col[p] of the planes.
+  bool gather = false;
+  std::vector<int32_t> gather_row, gather_col;
+  int64_t gather_plane = 0;  // bytes per channel: band_in_rows(band) padded rows
   kernels::QWinograd3x3 wino;
   int slots = 1;  // per-thread scratch (GEMM panels or depthwise planes)
   kernels::QDepthwiseParams dw;
@@ -245,6 +250,36 @@ size_t pad_bytes(const QConvState& st) {
   return align64(static_cast<size_t>(band_in_rows(st.a, st.band) * padded_width(st)) + kCopySlack);
 }
 
+// The padded input rows of one band, all channels (gather), with room for the 64-byte reads.
+size_t gather_bytes(const QConvState& st) {
+  return align64(static_cast<size_t>(st.c * st.gather_plane) + 2 * kCopySlack);
+}
+
+// The offsets of qgemm_gather over the padded band rows, if every panel of a band spans less
+// than 64 bytes of a row (stride 1 and 2 rows of up to ~56; not a stride-2 panel across rows of
+// 28 or 7 outputs).
+bool plan_gather(QConvState& st, int64_t quads) {
+  if (!kernels::qgemm_gather_supported()) return false;
+  const ConvAttrs& a = st.a;
+  const int64_t pw = padded_width(st), n = st.band * st.ow, taps = a.kh * a.kw;
+  st.gather_plane = band_in_rows(a, st.band) * pw;
+  std::vector<int32_t> col(static_cast<size_t>(n));
+  for (int64_t p = 0; p < n; ++p)
+    col[size_t(p)] = int32_t(p / st.ow * a.sh * pw + p % st.ow * a.sw);
+  for (int64_t p0 = 0; p0 < n; p0 += kernels::kQgemmNr)
+    if (col[size_t(std::min(n, p0 + kernels::kQgemmNr) - 1)] - col[size_t(p0)] >= 64) return false;
+  if (st.c * st.gather_plane >= (int64_t(1) << 30)) return false;
+  std::vector<int32_t> row(static_cast<size_t>(quads * 4), 0);
+  for (int64_t kk = 0; kk < st.k; ++kk) {
+    const int64_t c = kk / taps, t = kk % taps;
+    row[size_t(kk)] = int32_t(c * st.gather_plane + t / a.kw * a.dh * pw + t % a.kw * a.dw);
+  }
+  st.gather_row = std::move(row);
+  st.gather_col = std::move(col);
+  st.gather = true;
+  return true;
+}
+
 bool use_winograd(const QConvState& st, const int8_t* w) {
   const ConvAttrs& a = st.a;
   if (st.depthwise || a.kh != 3 || a.kw != 3 || a.sh != 1 || a.sw != 1 || a.dh != 1 || a.dw != 1)
@@ -253,6 +288,36 @@ bool use_winograd(const QConvState& st, const int8_t* w) {
   const char* gemm = kernels::qgemm_isa();
   if (std::strcmp(gemm, "avx2") != 0 && std::strcmp(gemm, "neon") != 0) return false;
   return kernels::QWinograd3x3::exact_for(w, st.m, st.c);
+}
+
+void gather_run(const QConvState& st, const Tensor* x, Tensor* y, uint8_t* scratch,
+                ThreadPool* pool) {
+  const int64_t pixels = st.oh * st.ow;
+  uint8_t* planes = scratch;
+  uint8_t* panels = scratch + gather_bytes(st);
+  kernels::QGemmOutput o;
+  o.za = st.x_zero;
+  o.bias = st.bias.data();
+  o.mult = st.mult.data();
+  o.zo = st.y_zero;
+  o.ldo = pixels;
+  kernels::QGemmGather g;
+  g.base = planes;
+  g.row = st.gather_row.data();
+  g.col = st.gather_col.data();
+  for (int64_t n = 0; n < x->shape[0]; ++n) {
+    const uint8_t* in = x->as<uint8_t>() + n * st.c * st.h * st.w;
+    const bool last = n + 1 == x->shape[0];
+    for (int64_t oy0 = 0; oy0 < st.oh; oy0 += st.band) {
+      const int64_t oy1 = std::min(st.oh, oy0 + st.band), cols = (oy1 - oy0) * st.ow;
+      const int64_t rows = band_in_rows(st.a, oy1 - oy0), iy0 = oy0 * st.a.sh - st.a.pt;
+      for (int64_t c = 0; c < st.c; ++c)
+        fill_pad(st, in + c * st.h * st.w, iy0, rows, last && c + 1 == st.c,
+                 planes + c * st.gather_plane);
+      o.out = y->as<uint8_t>() + n * st.m * pixels + oy0 * st.ow;
+      kernels::qgemm_gather(st.weights, g, cols, o, panels, st.slots, pool);
+    }
+  }
 }
 
 }  // namespace
@@ -363,6 +428,11 @@ void qlinear_conv_prepare(PrepareContext& ctx) {
     return;
   }
   kernels::qgemm_pack_weights(w->as<int8_t>(), st->m, st->k, &st->weights);
+  if (!st->direct && plan_gather(*st, st->weights.quads)) {
+    ctx.scratch_bytes = gather_bytes(*st) + size_t(st->slots) * kernels::qgemm_scratch_bytes(st->k);
+    ctx.state = std::move(st);
+    return;
+  }
   ctx.scratch_bytes = (st->direct ? 0 : col_bytes(*st) + pad_bytes(*st)) +
                       size_t(st->slots) * kernels::qgemm_scratch_bytes(st->k);
   ctx.state = std::move(st);
@@ -382,6 +452,10 @@ void qlinear_conv_run(RunContext& ctx) {
       st->wino.run(x->as<uint8_t>() + n * st->c * st->h * st->w,
                    y->as<uint8_t>() + n * st->m * pixels, static_cast<uint8_t*>(ctx.scratch),
                    ctx.pool);
+    return;
+  }
+  if (st->gather) {
+    gather_run(*st, x, y, static_cast<uint8_t*>(ctx.scratch), ctx.pool);
     return;
   }
   auto* col = static_cast<uint8_t*>(ctx.scratch);
