@@ -2,7 +2,6 @@
 #include "winograd.h"
 
 #include <algorithm>
-#include <atomic>
 #include <cstring>
 
 #include "gemm.h"
@@ -228,12 +227,12 @@ void Winograd3x3::run(const float* input, float* output, const Epilogue& ep, flo
   else
     pad(0, cin);
   const WinogradImage img{padded, wp, hp * wp, tiles_w_};
-  std::atomic<int64_t> next{0};
+  OwnedTasks owned(tasks, slots);  // thread t: the t-th share of the tile rows (see ThreadPool)
   auto work = [&](int64_t s0, int64_t s1) {
     for (int64_t slot = s0; slot < s1; ++slot) {
       float* v = scratch + static_cast<size_t>(slot) * slot_floats_;
       float* mbuf = v + xis * xi_floats(cin, block_);
-      for (int64_t t = next++; t < tasks; t = next++) {
+      for (int64_t t = owned.claim(slot); t >= 0; t = owned.claim(slot)) {
         const int64_t blk = t / parts, m0 = (t % parts) * rows;
         const int64_t t0 = blk * bt, nt = std::min(bt, tiles - t0);
         const int64_t mrows = std::min(rows, cout - m0);
