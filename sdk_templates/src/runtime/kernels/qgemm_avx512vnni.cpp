@@ -231,28 +231,13 @@ void qgemm_panels_requant_avx512vnni(const int8_t* wb, const uint8_t* panel, siz
                                      size_t tail_stride, int64_t quads, int halves,
                                      const QRowQuant* rq, int rows, int32_t zo, uint8_t* out,
                                      int64_t ldo) {
-  if (tail != nullptr) {  // the last panel's last_cols columns from their expanded copies
-    --count;
-    uint8_t* d = out + count * kQgemmNr;
-    switch (last_cols) {
-      case 1:
-        tail_requant<1>(wb, tail, tail_stride, quads, rq, rows, zo, d, ldo);
-        break;
-      case 2:
-        tail_requant<2>(wb, tail, tail_stride, quads, rq, rows, zo, d, ldo);
-        break;
-      case 3:
-        tail_requant<3>(wb, tail, tail_stride, quads, rq, rows, zo, d, ldo);
-        break;
-      default:
-        tail_requant<4>(wb, tail, tail_stride, quads, rq, rows, zo, d, ldo);
-        break;
-    }
-    last_cols = kQgemmNr;
-  }
-  for (int64_t i = 0; i < count; i += kMaxPanels) {
-    const int64_t left = count - i;
-    const int cols = left <= kMaxPanels ? last_cols : kQgemmNr;
+  // The full panels first, the tail after them: the panels' many vpdpbusd per weight byte hide
+  // the weight block's first reads from memory, which the tail's few would wait for.
+  const int64_t full = tail != nullptr ? count - 1 : count;
+  const int full_cols = tail != nullptr ? kQgemmNr : last_cols;
+  for (int64_t i = 0; i < full; i += kMaxPanels) {
+    const int64_t left = full - i;
+    const int cols = left <= kMaxPanels ? full_cols : kQgemmNr;
     const uint8_t* p = panel + size_t(i) * stride;
     uint8_t* d = out + i * kQgemmNr;
     switch (left < kMaxPanels ? left : kMaxPanels) {
@@ -269,6 +254,23 @@ void qgemm_panels_requant_avx512vnni(const int8_t* wb, const uint8_t* panel, siz
         panels_requant<4>(wb, p, stride, quads, halves, rq, rows, zo, d, ldo, cols);
         break;
     }
+  }
+  if (tail == nullptr) return;
+  // the last panel's last_cols columns from their expanded copies
+  uint8_t* d = out + full * kQgemmNr;
+  switch (last_cols) {
+    case 1:
+      tail_requant<1>(wb, tail, tail_stride, quads, rq, rows, zo, d, ldo);
+      break;
+    case 2:
+      tail_requant<2>(wb, tail, tail_stride, quads, rq, rows, zo, d, ldo);
+      break;
+    case 3:
+      tail_requant<3>(wb, tail, tail_stride, quads, rq, rows, zo, d, ldo);
+      break;
+    default:
+      tail_requant<4>(wb, tail, tail_stride, quads, rq, rows, zo, d, ldo);
+      break;
   }
 }
 

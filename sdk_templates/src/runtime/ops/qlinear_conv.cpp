@@ -60,6 +60,8 @@ constexpr size_t kCopySlack = 64;
 // cost more there: ResNet-18's 7x7 layers 0.76 -> 0.65 ms, 28x28 0.633 -> 0.622; 56x56 0.695 ->
 // 0.701 the other way).
 constexpr int64_t kBlockRowsMinWidth = 32;
+// Padded input rows of all channels that the gathered GEMM takes as one band (plan_gather).
+constexpr int64_t kGatherBytes = 512 * 1024;
 
 // Input rows of one band's padded plane: those the taps of `band` output rows read.
 inline int64_t band_in_rows(const ConvAttrs& a, int64_t band) {
@@ -261,6 +263,9 @@ size_t gather_bytes(const QConvState& st) {
 bool plan_gather(QConvState& st, int64_t quads) {
   if (!kernels::qgemm_gather_supported()) return false;
   const ConvAttrs& a = st.a;
+  // One band for the whole image where its padded rows fit kGatherBytes: one GEMM call, whose
+  // panel groups then read each weight block once per group, not once per band.
+  if (st.c * band_in_rows(a, st.oh) * padded_width(st) <= kGatherBytes) st.band = st.oh;
   const int64_t pw = padded_width(st), n = st.band * st.ow, taps = a.kh * a.kw;
   st.gather_plane = band_in_rows(a, st.band) * pw;
   std::vector<int32_t> col(static_cast<size_t>(n));
