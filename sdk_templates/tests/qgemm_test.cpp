@@ -239,57 +239,59 @@ static void test_requantize(std::mt19937& rng) {
 // of the same operand copied out, requantised and int32, where the CPU has it.
 static void test_gather(std::mt19937& rng, edgepack::ThreadPool& pool) {
   if (!k::qgemm_gather_supported()) return;
-  std::uniform_int_distribution<int> u8(0, 255), s8(-128, 127), gap(0, 3);
-  for (int64_t kk : {1, 5, 27, 64, 147, 300}) {
-    for (int64_t n : {1, 16, 37, 100}) {
-      const int64_t m = 9, quads = (kk + 3) / 4;
-      std::vector<int32_t> col(static_cast<size_t>(n)), row(static_cast<size_t>(quads * 4), 0);
-      int32_t c = 0;
-      for (int64_t p = 0; p < n; ++p) {  // within a panel: steps of 0..3 bytes (< 64 in all)
-        if (p % 16 == 0) c += 50;
-        col[size_t(p)] = c;
-        c += gap(rng);
-      }
-      for (int64_t i = 0; i < kk; ++i) row[size_t(i)] = int32_t(i * 7 % 97 + c);
-      std::vector<uint8_t> base(static_cast<size_t>(2 * c + 200));
-      for (auto& v : base) v = uint8_t(u8(rng));
-      std::vector<uint8_t> x(static_cast<size_t>(kk * n));
-      for (int64_t i = 0; i < kk; ++i)
-        for (int64_t p = 0; p < n; ++p)
-          x[size_t(i * n + p)] = base[size_t(row[size_t(i)] + col[size_t(p)])];
-      std::vector<int8_t> w(static_cast<size_t>(m * kk));
-      for (auto& v : w) v = int8_t(s8(rng));
-      std::vector<int32_t> b(static_cast<size_t>(m));
-      for (auto& v : b) v = u8(rng) * 40 - 5000;
-      std::vector<k::QuantMultiplier> mult(static_cast<size_t>(m), k::quant_multiplier(0.0007));
-      k::QGemmWeights pw;
-      k::qgemm_pack_weights(w.data(), m, kk, &pw);
-      std::vector<uint8_t> scratch(3 * k::qgemm_scratch_bytes(kk) + 64);
-      uint8_t* sc = scratch.data() + (64 - reinterpret_cast<uintptr_t>(scratch.data()) % 64) % 64;
-      k::QGemmGather g;
-      g.base = base.data();
-      g.row = row.data();
-      g.col = col.data();
-      for (bool requant : {true, false}) {
-        std::vector<uint8_t> want(static_cast<size_t>(m * n)), got(want.size());
-        std::vector<int32_t> want32(want.size()), got32(want.size());
-        k::QGemmOutput o;
-        o.za = 19;
-        o.bias = b.data();
-        o.mult = requant ? mult.data() : nullptr;
-        o.zo = 7;
-        o.ldo = n;
-        o.out = want.data();
-        o.acc = want32.data();
-        k::qgemm(pw, x.data(), n, n, o, sc, 1, nullptr);
-        o.out = got.data();
-        o.acc = got32.data();
-        k::qgemm_gather(pw, g, n, o, sc, 3, &pool);
-        check(requant ? want == got : want32 == got32, "qgemm_gather", long(kk), long(n),
-              long(requant));
+  std::uniform_int_distribution<int> u8(0, 255), s8(-128, 127);
+  for (int maxgap : {3, 8})  // panels within 64 bytes, and up to 128
+    for (int64_t kk : {1, 5, 27, 64, 147, 300}) {
+      for (int64_t n : {1, 16, 37, 100}) {
+        std::uniform_int_distribution<int> gap(0, maxgap);
+        const int64_t m = 9, quads = (kk + 3) / 4;
+        std::vector<int32_t> col(static_cast<size_t>(n)), row(static_cast<size_t>(quads * 4), 0);
+        int32_t c = 0;
+        for (int64_t p = 0; p < n; ++p) {  // within a panel: steps of 0..maxgap bytes
+          if (p % 16 == 0) c += 50;
+          col[size_t(p)] = c;
+          c += gap(rng);
+        }
+        for (int64_t i = 0; i < kk; ++i) row[size_t(i)] = int32_t(i * 7 % 97 + c);
+        std::vector<uint8_t> base(static_cast<size_t>(2 * c + 300));
+        for (auto& v : base) v = uint8_t(u8(rng));
+        std::vector<uint8_t> x(static_cast<size_t>(kk * n));
+        for (int64_t i = 0; i < kk; ++i)
+          for (int64_t p = 0; p < n; ++p)
+            x[size_t(i * n + p)] = base[size_t(row[size_t(i)] + col[size_t(p)])];
+        std::vector<int8_t> w(static_cast<size_t>(m * kk));
+        for (auto& v : w) v = int8_t(s8(rng));
+        std::vector<int32_t> b(static_cast<size_t>(m));
+        for (auto& v : b) v = u8(rng) * 40 - 5000;
+        std::vector<k::QuantMultiplier> mult(static_cast<size_t>(m), k::quant_multiplier(0.0007));
+        k::QGemmWeights pw;
+        k::qgemm_pack_weights(w.data(), m, kk, &pw);
+        std::vector<uint8_t> scratch(3 * k::qgemm_scratch_bytes(kk) + 64);
+        uint8_t* sc = scratch.data() + (64 - reinterpret_cast<uintptr_t>(scratch.data()) % 64) % 64;
+        k::QGemmGather g;
+        g.base = base.data();
+        g.row = row.data();
+        g.col = col.data();
+        for (bool requant : {true, false}) {
+          std::vector<uint8_t> want(static_cast<size_t>(m * n)), got(want.size());
+          std::vector<int32_t> want32(want.size()), got32(want.size());
+          k::QGemmOutput o;
+          o.za = 19;
+          o.bias = b.data();
+          o.mult = requant ? mult.data() : nullptr;
+          o.zo = 7;
+          o.ldo = n;
+          o.out = want.data();
+          o.acc = want32.data();
+          k::qgemm(pw, x.data(), n, n, o, sc, 1, nullptr);
+          o.out = got.data();
+          o.acc = got32.data();
+          k::qgemm_gather(pw, g, n, o, sc, 3, &pool);
+          check(requant ? want == got : want32 == got32, "qgemm_gather", long(kk), long(n),
+                long(maxgap));
+        }
       }
     }
-  }
 }
 
 // The requantising epilogue on every accumulator value where its bytes are not saturated, for

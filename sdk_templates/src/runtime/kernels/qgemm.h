@@ -105,7 +105,8 @@ void qgemm(const QGemmWeights& w, const uint8_t* x, int64_t ldx, int64_t n, cons
 // An implicit [k][n] operand (im2col without its copy): element (kk, p) is the byte at
 // base + row[kk] + col[p]. row has quads * 4 entries (those past k: any offset that can be read;
 // their weights are 0); within each panel (columns 16 i .. 16 i + 15 of n) col[p] - col[16 i]
-// is in [0, 64), and the 64 bytes from base + row[kk] + col[16 i] can be read.
+// is in [0, 128), and the 128 bytes from base + row[kk] + col[16 i] can be read (panels that
+// span less than 64 bytes are packed faster).
 struct QGemmGather {
   const uint8_t* base = nullptr;
   const int32_t* row = nullptr;

@@ -274,28 +274,43 @@ void qgemm_panels_requant_avx512vnni(const int8_t* wb, const uint8_t* panel, siz
   }
 }
 
-// A panel gathered from an implicit operand (qgemm.h, QGemmGather): per quad, the 64 bytes from
-// each of its 4 rows at the panel's first column, and two vpermt2b pick column t's byte
-// (col[p0 + t] - col[p0] < 64) of rows 0 and 1, and of rows 2 and 3, into bytes 4 t + i.
+// A panel gathered from an implicit operand (qgemm.h, QGemmGather). Where the panel's columns
+// span less than 64 bytes: per quad, the 64 bytes from each of its 4 rows at the panel's first
+// column, and two vpermt2b pick column t's byte (col[p0 + t] - col[p0]) of rows 0 and 1, and of
+// rows 2 and 3, into bytes 4 t + i. Up to 128 bytes (a stride-2 panel across output rows): 128
+// bytes per row, one vpermt2b each, three byte blends.
 __attribute__((target("avx512vbmi"))) void qgemm_pack_gather_avx512vbmi(
     const uint8_t* base, const int32_t* row, const int32_t* col, int64_t quads, int64_t p0,
     int64_t cols, uint8_t* panel) {
   alignas(64) uint8_t id[64];
   const int32_t c0 = col[p0];
+  const bool wide = col[p0 + cols - 1] - c0 >= 64;
   for (int t = 0; t < kQgemmNr; ++t) {
     const auto o = static_cast<uint8_t>(t < cols ? col[p0 + t] - c0 : 0);
-    id[4 * t] = id[4 * t + 2] = o;
-    id[4 * t + 1] = id[4 * t + 3] = static_cast<uint8_t>(o | 64);
+    for (int i = 0; i < 4; ++i) id[4 * t + i] = wide || i % 2 == 0 ? o : uint8_t(o | 64);
   }
   const __m512i idx = _mm512_load_si512(id);
   const uint8_t* b = base + c0;
+  if (!wide) {
+    for (int64_t q = 0; q < quads; ++q, row += 4) {
+      const __m512i r01 = _mm512_permutex2var_epi8(_mm512_loadu_si512(b + row[0]), idx,
+                                                   _mm512_loadu_si512(b + row[1]));
+      const __m512i r23 = _mm512_permutex2var_epi8(_mm512_loadu_si512(b + row[2]), idx,
+                                                   _mm512_loadu_si512(b + row[3]));
+      _mm512_storeu_si512(panel + q * 64,
+                          _mm512_mask_blend_epi8(__mmask64(0xccccccccccccccccULL), r01, r23));
+    }
+    return;
+  }
   for (int64_t q = 0; q < quads; ++q, row += 4) {
-    const __m512i r01 = _mm512_permutex2var_epi8(_mm512_loadu_si512(b + row[0]), idx,
-                                                 _mm512_loadu_si512(b + row[1]));
-    const __m512i r23 = _mm512_permutex2var_epi8(_mm512_loadu_si512(b + row[2]), idx,
-                                                 _mm512_loadu_si512(b + row[3]));
-    _mm512_storeu_si512(panel + q * 64,
-                        _mm512_mask_blend_epi8(__mmask64(0xccccccccccccccccULL), r01, r23));
+    __m512i r[4];
+    for (int i = 0; i < 4; ++i)
+      r[i] = _mm512_permutex2var_epi8(_mm512_loadu_si512(b + row[i]), idx,
+                                      _mm512_loadu_si512(b + row[i] + 64));
+    __m512i v = _mm512_mask_blend_epi8(__mmask64(0x2222222222222222ULL), r[0], r[1]);
+    v = _mm512_mask_blend_epi8(__mmask64(0x4444444444444444ULL), v, r[2]);
+    v = _mm512_mask_blend_epi8(__mmask64(0x8888888888888888ULL), v, r[3]);
+    _mm512_storeu_si512(panel + q * 64, v);
   }
 }
 
