@@ -304,7 +304,8 @@ path = "models/det.onnx"
 
 
 def test_int8_convs_fuse_into_qlinear_conv(tmp_path: Path) -> None:
-    """DQ -> Conv -> Relu -> Q becomes one QLinearConv (Relu folded: output zero point 0);
+    """DQ -> Conv -> Relu -> Q becomes one QLinearConv (Relu folded: output zero point 0), the
+    classifier's DQ -> Gemm -> Q a 1x1 QLinearConv between Reshapes (int8 weights [N, K, 1, 1]);
     agreement with float32 is measured on the fused graph."""
     from edgepack.model.quantize import fuse_qlinear_conv
 
@@ -312,7 +313,12 @@ def test_int8_convs_fuse_into_qlinear_conv(tmp_path: Path) -> None:
     spec = load_spec(project(tmp_path, INT8))
     m = ingest_model(spec.models[0])
     ops = [n.op_type for n in m.onnx.graph.node]
-    assert ops.count("QLinearConv") == 2 and "Conv" not in ops and "Relu" not in ops
+    assert ops.count("QLinearConv") == 3 and "Conv" not in ops and "Relu" not in ops
+    i = next(i for i, n in enumerate(m.onnx.graph.node) if n.name == "fc")
+    assert "Gemm" not in ops and ops[i - 1:i + 2] == ["Reshape", "QLinearConv", "Reshape"], ops
+    fc = m.onnx.graph.node[i]
+    fc_w = next(i for i in m.onnx.graph.initializer if i.name == fc.input[3])
+    assert fc_w.data_type == TensorProto.INT8 and list(fc_w.dims) == [CLASSES, 16, 1, 1]
     qconv = next(n for n in m.onnx.graph.node if n.name == "conv1")
     weights = {i.name: numpy_helper.to_array(i) for i in m.onnx.graph.initializer}
     w = weights[qconv.input[3]]
