@@ -232,7 +232,7 @@ bool float_arith(Bin op, bool relu, const Broadcast& full, const float* pa, cons
   if (total == 0 || inner == 0) return true;
   const int64_t rows = total / inner;
   // Large tensors split across threads: by rows, or a single long row by pieces.
-  ThreadPool* p = pool_for(pool, static_cast<double>(total));
+  ThreadPool* p = pool_for(pool, kMemoryBoundElementWork * static_cast<double>(total));
   if (rows == 1) {
     constexpr int64_t kPiece = 16384;
     parallel(p, (inner + kPiece - 1) / kPiece, [&](int64_t c0, int64_t c1) {

@@ -292,8 +292,8 @@ void global_avgpool_run(RunContext& ctx) {
   const float* px = x->as<float>();
   float* py = ctx.output(0)->as<float>();
   const float count = static_cast<float>(inner);
-  parallel(pool_for(ctx.pool, static_cast<double>(planes * inner)), planes,
-           [&](int64_t p0, int64_t p1) {
+  parallel(pool_for(ctx.pool, kMemoryBoundElementWork * static_cast<double>(planes * inner)),
+           planes, [&](int64_t p0, int64_t p1) {
              for (int64_t p = p0; p < p1; ++p)
                py[p] = kernels::sum_f32(px + p * inner, inner) / count;
            });
