@@ -3,7 +3,12 @@
 
 #include <cstring>
 #include <limits>
+#include <type_traits>
 #if defined(__x86_64__) || defined(__i386__)
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored \
+    "-Wmaybe-uninitialized"  // GCC 12.2's AVX-512 intrinsics (bug 105593)
+#endif
 #include <immintrin.h>
 #endif
 
@@ -140,6 +145,68 @@ EDGEPACK_INLINE_INTO_CLONES void add_pairs_loop(const A* a, const B* b, uint8_t*
   }
 }
 
+#if defined(__x86_64__) || defined(__i386__)
+// add_pairs_loop by AVX-512 intrinsics, 16 elements a step (~1.45x the AVX-512 clone, whose
+// byte widening and rounding take twice the instructions): the same float32 operations one at a
+// time, as _round_ builtins (which -ffp-contract=fast cannot fuse into a multiply-add), rounding
+// half to even by the conversion's embedded rounding instead of +- 1.5 * 2^23 (the same integer
+// for the clamped v), the zero point added as an integer (exact: v is integral) and the low byte
+// stored (vpmovdb). The same bytes as add_pairs_loop for every input (tests/sdk/test_int8_pairs.py
+// runs both); the tail by masked loads and stores.
+template <class T>
+__attribute__((target("avx512f,avx512bw,avx512vl"), always_inline)) inline __m512i widen(
+    __m128i v) {
+  if constexpr (std::is_same<T, uint8_t>::value) return _mm512_cvtepu8_epi32(v);
+  return _mm512_cvtepi8_epi32(v);
+}
+
+constexpr int kNearest = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+
+struct PairConsts {
+  __m512 sa, sb, sy, lo, hi;
+  __m512i za, zb, zy;
+};
+
+template <class A, class B>
+__attribute__((target("avx512f,avx512bw,avx512vl"), always_inline)) inline __m128i pair_step(
+    const PairConsts& c, __m128i a8, __m128i b8) {
+  const __m512 va =
+      _mm512_mul_round_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(widen<A>(a8), c.za)), c.sa, kNearest);
+  const __m512 vb =
+      _mm512_mul_round_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(widen<B>(b8), c.zb)), c.sb, kNearest);
+  __m512 v = _mm512_div_round_ps(_mm512_add_round_ps(va, vb, kNearest), c.sy, kNearest);
+  v = _mm512_min_ps(_mm512_max_ps(v, c.lo), c.hi);  // (v > lo ? v : lo) < hi ? .. : hi
+  return _mm512_cvtepi32_epi8(_mm512_add_epi32(_mm512_cvt_roundps_epi32(v, kNearest), c.zy));
+}
+
+template <class A, class B>
+__attribute__((target("avx512f,avx512bw,avx512vl"))) void add_pairs_avx512(const A* a, const B* b,
+                                                                           uint8_t* y, int64_t n,
+                                                                           const BytePairAdd& p) {
+  PairConsts c;
+  c.sa = _mm512_set1_ps(p.scale_a);
+  c.sb = _mm512_set1_ps(p.scale_b);
+  c.sy = _mm512_set1_ps(p.scale_y);
+  c.lo = _mm512_set1_ps(p.lo);
+  c.hi = _mm512_set1_ps(p.hi);
+  c.za = _mm512_set1_epi32(p.zero_a);
+  c.zb = _mm512_set1_epi32(p.zero_b);
+  c.zy = _mm512_set1_epi32(static_cast<int32_t>(p.zero_y));
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m128i r = pair_step<A, B>(c, _mm_loadu_si128(reinterpret_cast<const __m128i*>(a + i)),
+                                      _mm_loadu_si128(reinterpret_cast<const __m128i*>(b + i)));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(y + i), r);
+  }
+  if (i < n) {
+    const auto m = static_cast<__mmask16>((1u << (n - i)) - 1);
+    const __m128i r =
+        pair_step<A, B>(c, _mm_maskz_loadu_epi8(m, a + i), _mm_maskz_loadu_epi8(m, b + i));
+    _mm_mask_storeu_epi8(y + i, m, r);
+  }
+}
+#endif
+
 #define EDGEPACK_PAIR_LOOP(A, B)                                                             \
   EDGEPACK_VECTOR_CLONES void add_pairs_clone(const A* a, const B* b, uint8_t* y, int64_t n, \
                                               float sa, int32_t za, float sb, int32_t zb,    \
@@ -209,6 +276,10 @@ void lookup_byte_pairs(const uint8_t* x, const uint8_t* x2, uint8_t* y, int64_t 
 
 template <class A, class B>
 void add_byte_pairs(const A* a, const B* b, uint8_t* y, int64_t n, const BytePairAdd& p) {
+#if defined(__x86_64__) || defined(__i386__)
+  static const bool avx512 = x86_isa() >= X86Isa::kAvx512Vnni;  // F, BW and VL
+  if (avx512) return add_pairs_avx512<A, B>(a, b, y, n, p);
+#endif
   add_pairs_clone(a, b, y, n, p.scale_a, p.zero_a, p.scale_b, p.zero_b, p.scale_y, p.zero_y, p.lo,
                   p.hi);
 }
