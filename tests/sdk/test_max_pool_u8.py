@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: Apache-2.0
 """uint8 MaxPool (ops/max_pool_u8.cpp: an int8 model's pooling on its bytes) against
 onnxruntime, byte for byte: kernel sizes, strides 1-3 (the stride-2 vector path with rows
-shorter and longer than 16 outputs), dilations, asymmetric pads, ceil_mode, 1 and 3 threads."""
+shorter and longer than 16 outputs), dilations, asymmetric pads, ceil_mode, 1 and 3 threads;
+each with the host's instruction sets (the AVX-512 VBMI path where present) and capped."""
 
 from __future__ import annotations
 
@@ -25,6 +26,9 @@ CASES: list[tuple[list[int], dict[str, Any]]] = [
     ([1, 2, 17, 70], {"kernel_shape": [3, 3], "strides": [1, 2], "dilations": [2, 2],
                       "pads": [2, 2, 2, 2]}),
     ([1, 3, 11, 31], {"kernel_shape": [3, 3], "strides": [3, 3], "pads": [1, 1, 1, 1]}),
+    # rows wider than one AVX-512 VBMI chunk (63 outputs of stride 2, 124 of stride 1)
+    ([1, 2, 7, 301], {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1]}),
+    ([1, 2, 5, 260], {"kernel_shape": [2, 4], "pads": [0, 3, 1, 0]}),
 ]
 
 
@@ -39,7 +43,7 @@ def _model(shape: list[int], attrs: dict[str, Any]) -> onnx.ModelProto:
 
 
 @pytest.mark.parametrize("case", range(len(CASES)))
-def test_uint8_max_pool_matches_onnxruntime(sdk_host: SdkBuild, case: int) -> None:
+def test_uint8_max_pool_matches_onnxruntime(sdk_host: SdkBuild, case: int, isa: str) -> None:
     shape, attrs = CASES[case]
     model = _model(shape, attrs)
     # computed on the bytes: no Cast to float32 around it
