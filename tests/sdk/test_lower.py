@@ -124,15 +124,21 @@ def test_identity_to_a_graph_output_is_dropped(build: Path) -> None:
 
 def _assert_no_overlap(g: dg.DeviceGraph) -> None:
     """No two tensors alive at one node share arena bytes, but for an in-place Concat's inputs
-    inside its output (dg.concat_in_place)."""
+    inside its output (dg.concat_in_place) and a shape-only op's output on its input (the same
+    bytes: dg.view_aliases)."""
     spans = dg.lifetimes(g)
-    inside = {(out, t) for out, parts in dg.concat_in_place(g).items() for t, _ in parts}
+    groups = dg.concat_in_place(g)
+    inside = {(out, t) for out, parts in groups.items() for t, _ in parts}
+    aliases = dg.view_aliases(g, groups)
+    for view, src in aliases.items():
+        assert g.tensors[view].offset == g.tensors[src].offset, "a view is not on its input"
     placed = [(t, g.tensors[t].offset, g.tensors[t].offset + g.tensors[t].nbytes, *spans[t])
               for t in spans]
     for i, (t1, o1, e1, f1, l1) in enumerate(placed):
         assert e1 <= g.arena_size
         for t2, o2, e2, f2, l2 in placed[i + 1:]:
-            if (t1, t2) in inside or (t2, t1) in inside:
+            r1, r2 = aliases.get(t1, t1), aliases.get(t2, t2)  # a view stands for its input
+            if r1 == r2 or (r1, r2) in inside or (r2, r1) in inside:
                 continue
             if f1 <= l2 and f2 <= l1:  # both alive at some node
                 assert e1 <= o2 or e2 <= o1, "live tensors overlap in the arena"
@@ -222,6 +228,60 @@ def test_concat_not_in_place(build: Path, case: str) -> None:
     got = run_device(build, model, {"x": x}, threads=2)
     for name in outputs:
         np.testing.assert_allclose(got[name], want[name], rtol=1e-5, atol=1e-5)
+
+
+def _shuffle_net(outputs: tuple[str, ...] = ("y",)) -> onnx.ModelProto:
+    """ShuffleNet's channel shuffle between two convolutions: an in-place Concat, Reshape ->
+    Transpose -> Reshape, then Flatten; the first Reshape's input is read again after the
+    shuffle."""
+    w1 = RNG.standard_normal((4, 4, 3, 3)).astype(np.float32)
+    w0 = RNG.standard_normal((4, 4, 1, 1)).astype(np.float32)
+    w2 = RNG.standard_normal((6, 8, 1, 1)).astype(np.float32)
+    nodes = [
+        helper.make_node("Conv", ["x", "w1"], ["a1"], pads=[1, 1, 1, 1]),
+        helper.make_node("Conv", ["x", "w0"], ["a0"]),
+        helper.make_node("Concat", ["a1", "a0"], ["a"], axis=1),
+        helper.make_node("Reshape", ["a", "s5"], ["r1"]),
+        helper.make_node("Transpose", ["r1"], ["t"], perm=[0, 2, 1, 3, 4]),
+        helper.make_node("Reshape", ["t", "s4"], ["r2"]),
+        helper.make_node("Conv", ["r2", "w2"], ["c"]),
+        helper.make_node("Flatten", ["c"], ["f"], axis=1),
+        helper.make_node("Unsqueeze", ["f", "ax"], ["u"]),
+        helper.make_node("ReduceMean", ["u"], ["m"], axes=[2], keepdims=0),
+        helper.make_node("ReduceMean", ["a"], ["am"], keepdims=0),
+        helper.make_node("Add", ["m", "am"], ["y"]),
+    ]
+    return _model(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 6, 6])],
+                  list(outputs), {"w1": w1, "w0": w0, "w2": w2,
+                                  "s5": np.array([1, 2, 4, 6, 6], np.int64),
+                                  "s4": np.array([1, 8, 6, 6], np.int64),
+                                  "ax": np.array([1], np.int64)})
+
+
+@pytest.mark.parametrize("output_f", [False, True])
+def test_shape_only_ops_are_planned_on_their_input(build: Path, output_f: bool) -> None:
+    """Reshape / Flatten / Unsqueeze outputs lie on their inputs' bytes (a chain on its first
+    tensor), except a graph output; the input stays alive for its read after them, and the
+    result matches onnxruntime at 1 and 2 threads."""
+    outputs = ("y", "f") if output_f else ("y",)
+    model = _shuffle_net(outputs)
+    g = dg.parse(lower(model))
+    names = {t.name: i for i, t in enumerate(g.tensors)}
+    groups = dg.concat_in_place(g)
+    aliases = dg.view_aliases(g, groups)
+    a, r1, t, r2, c, f, u = (names[n] for n in ("a", "r1", "t", "r2", "c", "f", "u"))
+    assert list(groups) == [a]  # the Reshape's input is an in-place Concat's output
+    want = {r1: a, r2: t} | ({} if output_f else {f: c, u: c})
+    assert aliases == want
+    for out, root in want.items():
+        assert g.tensors[out].offset == g.tensors[root].offset
+    _assert_no_overlap(g)
+    x = RNG.standard_normal((1, 4, 6, 6)).astype(np.float32)
+    ref = run_ort(model, {"x": x})
+    for threads in (1, 2):
+        got = run_device(build, model, {"x": x}, threads=threads)
+        for name in outputs:
+            np.testing.assert_allclose(got[name], ref[name], rtol=1e-5, atol=1e-5)
 
 
 def test_graph_inputs_are_never_overwritten() -> None:

@@ -162,17 +162,55 @@ def concat_in_place(graph: DeviceGraph) -> dict[int, list[tuple[int, int]]]:
     return groups
 
 
+# Ops whose output is their input's bytes under another shape.
+VIEW_OPS = frozenset({"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity"})
+
+
+def view_aliases(graph: DeviceGraph,
+                 groups: dict[int, list[tuple[int, int]]] | None = None) -> dict[int, int]:
+    """Outputs of shape-only ops (VIEW_OPS) planned on their input's bytes: output tensor ->
+    the tensor whose space it shares (the first of a chain). Every tensor is written once, so
+    the two never differ; the runtime's Reshape then copies nothing (it skips a copy onto
+    itself). Not for graph inputs or outputs (an app may bind its own buffers there),
+    constants, a dynamic dim 0, different byte sizes, or an output that is itself part or
+    result of an in-place Concat (``groups``, concat_in_place; an input may be). ShuffleNetV2's
+    channel shuffles: 32 Reshapes, 0.13 ms at 1 thread, 0.42 at 2 (one thread copying what
+    both wrote)."""
+    boundary = set(graph.inputs) | set(graph.outputs)
+    concat = set(groups or {}) | {t for parts in (groups or {}).values() for t, _ in parts}
+    aliases: dict[int, int] = {}
+    for node in graph.nodes:
+        if node.op_type not in VIEW_OPS or len(node.outputs) != 1 or not node.inputs:
+            continue
+        src, out = node.inputs[0], node.outputs[0]
+        if src is None:
+            continue
+        ts, to = graph.tensors[src], graph.tensors[out]
+        if (src in boundary or out in boundary or out in concat
+                or ts.is_constant or to.is_constant or ts.nbytes != to.nbytes
+                or (ts.flags | to.flags) & FLAG_DYNAMIC_DIM0):
+            continue
+        aliases[out] = aliases.get(src, src)
+    return aliases
+
+
 def plan_memory(graph: DeviceGraph) -> None:
     """Assigns arena offsets: greedy by size (largest first), reusing space of dead tensors.
     The inputs of an in-place Concat (concat_in_place) lie inside its output, which is then
-    live from the first of them being written to the last read of any of them."""
+    live from the first of them being written to the last read of any of them; a shape-only
+    op's output lies on its input (view_aliases), live as long as either."""
     spans = lifetimes(graph)
     groups = concat_in_place(graph)
     inside = {t for parts in groups.values() for t, _ in parts}
     for out, parts in groups.items():
         members = [out, *(t for t, _ in parts)]
         spans[out] = (min(spans[t][0] for t in members), max(spans[t][1] for t in members))
-    order = sorted((t for t in spans if t not in inside),
+    aliases = view_aliases(graph, groups)
+    group_of = {t: out for out, parts in groups.items() for t, _ in parts}
+    for out, root in aliases.items():
+        at = group_of.get(root, root)  # the tensor placed for the root's bytes
+        spans[at] = (min(spans[at][0], spans[out][0]), max(spans[at][1], spans[out][1]))
+    order = sorted((t for t in spans if t not in inside and t not in aliases),
                    key=lambda t: (-graph.tensors[t].nbytes, t))
     placed: list[tuple[int, int, int, int]] = []  # offset, end, first, last
     arena = 0
@@ -192,6 +230,8 @@ def plan_memory(graph: DeviceGraph) -> None:
             graph.tensors[part].offset = offset + at
         placed.append((offset, offset + size, first, last))
         arena = max(arena, offset + size)
+    for out, root in aliases.items():
+        graph.tensors[out].offset = graph.tensors[root].offset
     graph.arena_size = arena
 
 
