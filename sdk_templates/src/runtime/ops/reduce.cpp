@@ -4,6 +4,7 @@
 // keepdims, select_last_index).
 #include <limits>
 
+#include "runtime/kernels/vector_math.h"
 #include "runtime/ops/op_util.h"
 
 namespace edgepack {
@@ -18,6 +19,11 @@ struct ReduceState : OpState {
   int64_t axis = 0;   // ArgMax/ArgMin
   bool last = false;
   bool min = false;
+  // float32 ReduceMean / ReduceSum over the trailing dimensions only (a global average pool,
+  // ShuffleNetV2's head: [1, 1024, 7, 7] over {2, 3}): each output sums one contiguous run of
+  // `inner` values with the vectorised kernel, in float32 like GlobalAveragePool, instead of
+  // the element walk accumulating in double (0.139 ms there, ~2.8 ns per value).
+  int64_t suffix_inner = 0;  // 0: the general path
 };
 
 Red parse(const std::string& t) {
@@ -163,6 +169,14 @@ void reduce_prepare(PrepareContext& ctx) {
       out.push_back(1);
   need_shape(ctx, *ctx.outputs[0], out);
   ctx.scratch_bytes = static_cast<size_t>(2 * on) * sizeof(double);
+  int first = x->rank;  // the first of the reduced trailing dimensions
+  while (first > 0 && st->reduced[first - 1]) --first;
+  bool suffix = first < x->rank && !st->noop;
+  for (int d = 0; d < first; ++d) suffix = suffix && !st->reduced[d];
+  if (suffix && t == DType::kFloat32 && (st->op == Red::kMean || st->op == Red::kSum)) {
+    st->suffix_inner = 1;  // (an empty run, 0, takes the general path)
+    for (int d = first; d < x->rank; ++d) st->suffix_inner *= x->static_shape[d];
+  }
   ctx.state = std::move(st);
 }
 
@@ -172,6 +186,18 @@ void reduce_run(RunContext& ctx) {
   const auto& st = *ctx.state_as<ReduceState>();
   if (st.noop) {
     std::memcpy(y->data, x->data, x->bytes());
+    return;
+  }
+  if (st.suffix_inner > 0) {
+    const int64_t inner = st.suffix_inner, outer = inner ? x->numel() / inner : 0;
+    const float* px = x->as<float>();
+    float* py = y->as<float>();
+    const float count = st.op == Red::kMean ? static_cast<float>(inner) : 1.0f;
+    parallel(pool_for(ctx.pool, kMemoryBoundElementWork * static_cast<double>(outer * inner)),
+             outer, [&](int64_t o0, int64_t o1) {
+               for (int64_t o = o0; o < o1; ++o)
+                 py[o] = kernels::sum_f32(px + o * inner, inner) / count;
+             });
     return;
   }
   double* acc = static_cast<double*>(ctx.scratch);
