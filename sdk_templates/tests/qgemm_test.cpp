@@ -240,7 +240,7 @@ static void test_requantize(std::mt19937& rng) {
 static void test_gather(std::mt19937& rng, edgepack::ThreadPool& pool) {
   if (!k::qgemm_gather_supported()) return;
   std::uniform_int_distribution<int> u8(0, 255), s8(-128, 127);
-  for (int maxgap : {3, 8})  // panels within 64 bytes, and up to 128
+  for (int maxgap : {1, 3, 8})  // panels within 32 bytes, mostly within 64, and up to 128
     for (int64_t kk : {1, 5, 27, 64, 147, 300}) {
       for (int64_t n : {1, 16, 37, 100}) {
         std::uniform_int_distribution<int> gap(0, maxgap);
