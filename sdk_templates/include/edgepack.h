@@ -136,7 +136,8 @@ typedef struct ep_options ep_options;
  * `*out` is owned by the caller: ep_options_release. */
 EP_API ep_status* ep_options_create(ep_options** out);
 EP_API void ep_options_release(ep_options* options);
-/* Worker threads for kernels, >= 1. */
+/* Worker threads for kernels, >= 1. Without ep_options_set_cpus a session runs at most as many
+ * as the CPUs in its affinity mask: more would run slower than one. */
 EP_API ep_status* ep_options_set_threads(ep_options* options, int32_t threads);
 /* API 5. Pins the kernel worker threads to these CPUs (Linux CPU numbers, e.g. one cluster of a
  * big.LITTLE SoC): worker i runs on cpus[(i + 1) % count]; cpus[0] is meant for the calling

@@ -135,6 +135,21 @@ void test_threadpool() {
   }
 }
 
+// usable_threads: an unpinned session's thread count is capped at the CPUs it may use; a
+// pinned one keeps what it asked for.
+void test_usable_threads() {
+  const int cpus = static_cast<int>(std::thread::hardware_concurrency());
+  const int all = edgepack::usable_threads(1 << 20, {});
+  const bool ok = all >= 1 && (cpus <= 0 || all <= cpus) && edgepack::usable_threads(0, {}) == 1 &&
+                  edgepack::usable_threads(1, {}) == 1 && edgepack::usable_threads(4, {0}) == 4 &&
+                  edgepack::usable_threads(0, {0, 1}) == 1;
+  ++g_checks;
+  if (!ok) {
+    ++g_failures;
+    std::printf("FAIL usable_threads: %d of %d CPUs for 2^20 threads\n", all, cpus);
+  }
+}
+
 // OwnedTasks: every task is handed out exactly once; a slot takes its own share front to back,
 // then the other shares from their backs (one thread claiming for slot 1 of 3 over 10 tasks:
 // 3 4 5, then share 2 = 6..9 from the back, then share 0 = 0..2 from the back).
@@ -838,6 +853,7 @@ int main() {
               k::gemm_shape().nr);
   test_threadpool();
   test_owned_tasks(pools);
+  test_usable_threads();
   test_gemm(pools);
   test_conv(pools);
   test_depthwise(pools);

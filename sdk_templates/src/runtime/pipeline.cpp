@@ -202,7 +202,7 @@ PipelineImpl::PipelineImpl(const std::string& manifest_json, const SectionSource
   if (!m.is_object()) bad_manifest("not an object");
   if (m.at("schema", "").as_string("schema") != "edgepack.manifest/1")
     bad_manifest("unknown schema '" + m.at("schema", "").str + "'");
-  const int threads = options.threads < 1 ? 1 : options.threads;
+  const int threads = usable_threads(options.threads, options.cpus);
   pool_ = std::make_unique<ThreadPool>(threads, options.cpus);
   const auto backends = resolve_backends(options.backend_preference);
   std::map<std::string, std::vector<std::shared_ptr<Backend>>> placed_backends;

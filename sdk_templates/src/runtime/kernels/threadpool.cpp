@@ -37,6 +37,15 @@ inline void cpu_relax() {
 }
 }  // namespace
 
+int usable_threads(int requested, const std::vector<int>& cpus) {
+  if (requested < 1) requested = 1;
+  if (!cpus.empty()) return requested;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  const int most = sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set) : 0;
+  return most > 0 && requested > most ? most : requested;
+}
+
 bool ThreadPool::in_worker() {
   return t_in_worker;
 }
