@@ -385,6 +385,7 @@ def fuse_qlinear_conv(proto: onnx.ModelProto, depthwise: bool = True) -> int:
         for name in n.input:
             consumers.setdefault(name, []).append(n)
     outputs = {o.name for o in g.output}
+    index = {id(n): i for i, n in enumerate(g.node)}  # g.node is only replaced after the loop
     replaced: dict[int, list[onnx.NodeProto]] = {}
     dropped: set[int] = set()
     new_inits: list[onnx.TensorProto] = []
@@ -430,7 +431,6 @@ def fuse_qlinear_conv(proto: onnx.ModelProto, depthwise: bool = True) -> int:
             continue
         if relu is not None and _scalar_int(inits, q.input[2]) != 0:
             continue
-        index = {id(n): i for i, n in enumerate(g.node)}
         w_name = dq_w.input[0]
         if gemm:  # the weights as [N, K, 1, 1], the activations through Reshapes around it
             w = numpy_helper.to_array(inits[w_name])

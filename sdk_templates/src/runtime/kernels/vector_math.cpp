@@ -499,6 +499,14 @@ float sum_f32(const float* x, int64_t n) {
   return s;
 }
 
+void row_sums_f32(const float* x, int64_t rows, int64_t n, float divisor, float* y,
+                  ThreadPool* pool) {
+  parallel(pool_for(pool, kMemoryBoundElementWork * static_cast<double>(rows * n)), rows,
+           [&](int64_t r0, int64_t r1) {
+             for (int64_t r = r0; r < r1; ++r) y[r] = sum_f32(x + r * n, n) / divisor;
+           });
+}
+
 namespace {
 
 constexpr int kViewRank = 9;  // up to 8 dimensions, plus bytes for odd element sizes

@@ -96,6 +96,12 @@ void max_taps_f32(const float* x, int64_t n, int taps, int64_t step, int64_t str
 // The sum of n floats, in 8 partial lanes (GlobalAveragePool).
 float sum_f32(const float* x, int64_t n);
 
+// y[r] = sum_f32(x + r * n, n) / divisor for r in [0, rows): GlobalAveragePool, and ReduceMean /
+// ReduceSum over trailing dimensions. A memory-bound loop: split over `pool` from 4096 values
+// (kMemoryBoundElementWork).
+void row_sums_f32(const float* x, int64_t rows, int64_t n, float divisor, float* y,
+                  ThreadPool* pool);
+
 // Copies the strided view of `src` (shape[rank], strides in elements of elem_size bytes, any
 // sign) into the contiguous `dst`: Transpose and Slice. Dimensions of size 1 are dropped and
 // dimensions that stay contiguous merged, so the copy runs as memcpy of the longest contiguous

@@ -289,14 +289,8 @@ void global_avgpool_run(RunContext& ctx) {
   const int64_t planes = x->shape[0] * x->shape[1];
   int64_t inner = 1;
   for (int d = 2; d < x->rank; ++d) inner *= x->shape[d];
-  const float* px = x->as<float>();
-  float* py = ctx.output(0)->as<float>();
-  const float count = static_cast<float>(inner);
-  parallel(pool_for(ctx.pool, kMemoryBoundElementWork * static_cast<double>(planes * inner)),
-           planes, [&](int64_t p0, int64_t p1) {
-             for (int64_t p = p0; p < p1; ++p)
-               py[p] = kernels::sum_f32(px + p * inner, inner) / count;
-           });
+  kernels::row_sums_f32(x->as<float>(), planes, inner, static_cast<float>(inner),
+                        ctx.output(0)->as<float>(), ctx.pool);
 }
 
 }  // namespace ops
