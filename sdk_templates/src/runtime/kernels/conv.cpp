@@ -884,6 +884,9 @@ void Conv2d::run_depthwise_blocked(const float* input, float* output, float* scr
   }
   const int64_t band_rows = ceil_div(p.out_h(), bands);
   bands = ceil_div(p.out_h(), band_rows);
+  // The packed rows a band reads: the rest of a slot's input buffer is never touched.
+  const int64_t band_in_floats =
+      std::min(dw_in_floats_, ((band_rows - 1) * p.stride_h + window_h) * row_floats);
   const int64_t tasks = p.batch * blocks * bands;
   const int64_t slots = std::min(want, tasks);
   // Thread t takes the t-th share of the blocks first: the channels that the op before (a 1x1
@@ -893,7 +896,7 @@ void Conv2d::run_depthwise_blocked(const float* input, float* output, float* scr
     for (int64_t slot = s0; slot < s1; ++slot) {
       float* buf = scratch + slot * dw_plane_floats_;
       // The side pads stay zero: each block overwrites the interior columns only.
-      std::fill(buf, buf + dw_in_floats_, 0.0f);
+      std::fill(buf, buf + band_in_floats, 0.0f);
       for (int64_t t = owned.claim(slot); t >= 0; t = owned.claim(slot)) {
         const int64_t band = t % bands, bb = t / bands, b = bb / blocks, blk = bb % blocks;
         const int64_t c0 = blk * lanes;
