@@ -2,8 +2,11 @@
 // The constants of the branch-free e^x used by the scalar exp_approx() (activation.h) and the
 // vector VecAct::exp() (microkernel.h). One list, so both give the same values up to FMA
 // contraction. x is clamped to [kMin, kMax] (no denormals, no overflow), split as
-// x = n ln2 + r with |r| <= ln2 / 2 (ln2 = kLn2Hi - kLn2Lo, in two parts so n ln2 is exact), e^r by
-// the Cephes expf polynomial (relative error about 2e-7), 2^n through the exponent bits. The bodies
+// x = n ln2 + r with |r| <= ln2 / 2 (ln2 = kLn2Hi - kLn2Lo, in two parts so n ln2 is exact: the
+// Cephes reduction), e^r by a degree-5 polynomial (relative error below 3e-7), 2^n through the
+// exponent bits. The polynomial is a minimax fit of e^r on [-ln2 / 2, ln2 / 2] evaluated by
+// Horner in float: five multiply-adds where the Cephes expf form (1 + r + r^2 P(r), degree 5 P)
+// takes seven. The bodies
 // stay two: GCC drops vector attributes from typedefs passed as template arguments, so one template
 // over float and the vector types does not compile there.
 #pragma once
@@ -18,13 +21,13 @@ constexpr float kMagic = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an int
 constexpr float kLog2e = 1.44269504088896341f;
 constexpr float kLn2Hi = 0.693359375f;
 constexpr float kLn2Lo = 2.12194440e-4f;
-// e^r ~ 1 + r + r^2 (kP0 + kP1 r + ... + kP5 r^5), evaluated by Horner from kP5.
-constexpr float kP5 = 1.9875691500e-4f;
-constexpr float kP4 = 1.3981999507e-3f;
-constexpr float kP3 = 8.3334519073e-3f;
-constexpr float kP2 = 4.1665795894e-2f;
-constexpr float kP1 = 1.6666665459e-1f;
-constexpr float kP0 = 5.0000001201e-1f;
+// e^r ~ kE0 + kE1 r + ... + kE5 r^5, evaluated by Horner from kE5.
+constexpr float kE5 = 8.297654800117016e-3f;
+constexpr float kE4 = 4.191538318991661e-2f;
+constexpr float kE3 = 1.6667574644088745e-1f;
+constexpr float kE2 = 4.9998894333839417e-1f;
+constexpr float kE1 = 9.999997019767761e-1f;
+constexpr float kE0 = 1.0000001192092896f;
 
 }  // namespace exp_cephes
 }  // namespace kernels
