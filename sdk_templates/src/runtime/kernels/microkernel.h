@@ -172,6 +172,60 @@ struct VecAct {
     return a < b ? a : b;
   }
 
+  // The first n lanes (0 <= n < VB / 4) of a vector at p, the others `fill`; v's first n lanes
+  // stored at p; v with lanes from n on set to 0. Tails of rows: AVX-512 masks them, AVX2 uses
+  // vmaskmovps; elsewhere a memcpy of n floats (a libc call per tail: ViT's 197-wide softmax rows
+  // spent a third of their time in them).
+  static V load_part(const float* p, int64_t n, float fill) {
+#if defined(__AVX512F__)
+    if constexpr (VB == 64)
+      return reinterpret_cast<V>(_mm512_mask_loadu_ps(_mm512_set1_ps(fill), lanes_below(n), p));
+#endif
+#if defined(__AVX2__)
+    if constexpr (VB == 32) {
+      const __m256i m = lane_mask(n);
+      return reinterpret_cast<V>(
+          _mm256_blendv_ps(_mm256_set1_ps(fill), _mm256_maskload_ps(p, m), _mm256_castsi256_ps(m)));
+    }
+#endif
+    V v = V{} + fill;
+    std::memcpy(&v, p, static_cast<size_t>(n) * sizeof(float));
+    return v;
+  }
+  static void store_part(float* p, V v, int64_t n) {
+#if defined(__AVX512F__)
+    if constexpr (VB == 64) return _mm512_mask_storeu_ps(p, lanes_below(n), __m512(v));
+#endif
+#if defined(__AVX2__)
+    if constexpr (VB == 32) return _mm256_maskstore_ps(p, lane_mask(n), __m256(v));
+#endif
+    std::memcpy(p, &v, static_cast<size_t>(n) * sizeof(float));
+  }
+  static V keep_part(V v, int64_t n) {
+#if defined(__AVX512F__)
+    if constexpr (VB == 64)
+      return reinterpret_cast<V>(_mm512_maskz_mov_ps(lanes_below(n), __m512(v)));
+#endif
+#if defined(__AVX2__)
+    if constexpr (VB == 32)
+      return reinterpret_cast<V>(_mm256_and_ps(__m256(v), _mm256_castsi256_ps(lane_mask(n))));
+#endif
+    V kept = V{};
+    std::memcpy(&kept, &v, static_cast<size_t>(n) * sizeof(float));
+    return kept;
+  }
+#if defined(__AVX512F__)
+  static __mmask16 lanes_below(int64_t n) {
+    return static_cast<__mmask16>((1u << n) - 1u);
+  }
+#endif
+#if defined(__AVX2__)
+  static __m256i lane_mask(int64_t n) {  // all ones in lanes [0, n)
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n)),
+                              _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  }
+#endif
+
   // exp_approx() of activation.h (same steps and exp_cephes.h constants, so the same values up
   // to FMA contraction).
   static V exp(V x) {
@@ -260,12 +314,9 @@ void act_row_tmpl(const TileEpilogue& ep, const float* x, float* y, int64_t n) {
   int64_t i = 0;
   for (; i + kL <= n; i += kL)
     *reinterpret_cast<V*>(y + i) = VecAct<VB>::act(ep, *reinterpret_cast<const V*>(x + i));
-  if (i < n) {
-    V v = V{};
-    std::memcpy(&v, x + i, static_cast<size_t>(n - i) * sizeof(float));
-    v = VecAct<VB>::act(ep, v);
-    std::memcpy(y + i, &v, static_cast<size_t>(n - i) * sizeof(float));
-  }
+  if (i < n)
+    VecAct<VB>::store_part(y + i, VecAct<VB>::act(ep, VecAct<VB>::load_part(x + i, n - i, 0.0f)),
+                           n - i);
 }
 
 // y[0, n) = softmax(x[0, n)): the maximum (two vector accumulators), then e^(x - max) stored
@@ -278,9 +329,7 @@ void softmax_row_tmpl(const float* __restrict x, float* __restrict y, int64_t n)
   typedef typename VecAct<VB>::V V;
   constexpr int kL = VB / 4;
   const auto load_tail = [&](int64_t i, float fill) {
-    V v = V{} + fill;
-    std::memcpy(&v, x + i, static_cast<size_t>(n - i) * sizeof(float));
-    return v;
+    return VecAct<VB>::load_part(x + i, n - i, fill);
   };
   V m0 = V{} - __builtin_inff(), m1 = m0;
   int64_t i = 0;
@@ -311,10 +360,8 @@ void softmax_row_tmpl(const float* __restrict x, float* __restrict y, int64_t n)
   }
   if (i < n) {
     const V e = VecAct<VB>::exp(load_tail(i, m) - vm);
-    V kept = V{};
-    std::memcpy(&kept, &e, static_cast<size_t>(n - i) * sizeof(float));
-    std::memcpy(y + i, &kept, static_cast<size_t>(n - i) * sizeof(float));
-    s1 += kept;
+    VecAct<VB>::store_part(y + i, e, n - i);
+    s1 += VecAct<VB>::keep_part(e, n - i);
   }
   s0 += s1;
   float sum = 0.0f;
@@ -322,7 +369,7 @@ void softmax_row_tmpl(const float* __restrict x, float* __restrict y, int64_t n)
   const V inv = V{} + 1.0f / sum;
   i = 0;
   for (; i + kL <= n; i += kL) *reinterpret_cast<V*>(y + i) *= inv;
-  for (; i < n; ++i) y[i] *= inv[0];
+  if (i < n) VecAct<VB>::store_part(y + i, VecAct<VB>::load_part(y + i, n - i, 0.0f) * inv, n - i);
 }
 
 // y[i] = w0 * r0[i] + w1 * r1[i] for i in [0, n), or y[i] += that (accumulate): two rows of a
