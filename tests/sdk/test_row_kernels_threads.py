@@ -66,6 +66,12 @@ def _cases() -> dict[str, tuple[onnx.ModelProto, dict[str, np.ndarray]]]:
     add("gap", helper.make_node("GlobalAveragePool", ["x"], []), {"x": _x(1, 96, 56, 56)})
     add("se_scale", helper.make_node("Mul", ["x", "s"], []),
         {"x": _x(1, 240, 28, 28), "s": _x(1, 240, 1, 1)})
+    # Residual Adds of one shape: one long row in pieces of 4096 elements, the last one short
+    # (MobileNetV2 / V3's 24 x 28 x 28; an odd size that leaves a partial vector too).
+    add("residual_add", helper.make_node("Add", ["a", "b"], []),
+        {"a": _x(1, 24, 28, 28), "b": _x(1, 24, 28, 28)})
+    add("residual_add_odd", helper.make_node("Add", ["a", "b"], []),
+        {"a": _x(1, 7, 61, 67), "b": _x(1, 7, 61, 67)})
     add("hardswish", helper.make_node("HardSwish", ["x"], []), {"x": _x(1, 96, 112, 112) * 4})
     add("hardsigmoid", helper.make_node("HardSigmoid", ["x"], [], alpha=0.2, beta=0.5),
         {"x": _x(1, 96, 112, 112) * 4})
