@@ -4,8 +4,9 @@
 // odd ones), GELU (erf and tanh forms, against libm in double), LayerNorm rows (odd lengths, a
 // large mean) and across channels, the GEMV (odd sizes, 1..4 threads), and the row kernels of
 // Resize and the pools (upsample_row, gather_row, max_taps_f32, sum_f32), the cheap activations
-// (unary_f32) and the broadcast arithmetic (binary_f32, binary_f32_rows). Prints one line per
-// failure; exit status 1 if any.
+// (unary_f32) and the broadcast arithmetic (binary_f32, binary_f32_rows), and exp_approx (the e^x
+// of SiLU, Sigmoid, GELU and Softmax) over its whole range. Prints one line per failure; exit
+// status 1 if any.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -15,6 +16,7 @@
 #include <random>
 #include <vector>
 
+#include "runtime/kernels/activation.h"
 #include "runtime/kernels/threadpool.h"
 #include "runtime/kernels/vector_math.h"
 
@@ -148,6 +150,27 @@ void test_slices(ThreadPool* pools[4]) {
         check_copy("strided_copy slice", buf, base, c.out, strides, es,
                    t == 0 ? nullptr : pools[t]);
     }
+  }
+}
+
+// exp_approx against libm in double over its clamp range, every 0.001: relative error below 3e-7
+// (the degree-5 polynomial's own is 2.1e-7; 2.0e-7 with FMA, 2.3e-7 without, on x86 and aarch64).
+void test_exp() {
+  double worst = 0.0;
+  float at = 0.0f;
+  for (int i = -87300; i <= 88300; ++i) {
+    const float x = float(i) * 1e-3f;
+    const double want = std::exp(double(x));
+    const double err = std::fabs(k::exp_approx(x) - want) / want;
+    if (err > worst) {
+      worst = err;
+      at = x;
+    }
+  }
+  ++g_checks;
+  if (!(worst < 3e-7)) {
+    ++g_failures;
+    std::printf("FAIL exp_approx: relative error %.3g at %g\n", worst, double(at));
   }
 }
 
@@ -522,6 +545,7 @@ int main() {
   ThreadPool* pools[4] = {&p1, &p2, &p3, &p4};
   test_transposes(pools);
   test_slices(pools);
+  test_exp();
   test_gelu();
   test_layernorm();
   test_layernorm_channels();
