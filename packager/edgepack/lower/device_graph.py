@@ -201,16 +201,15 @@ def plan_memory(graph: DeviceGraph) -> None:
     op's output lies on its input (view_aliases), live as long as either."""
     spans = lifetimes(graph)
     groups = concat_in_place(graph)
-    inside = {t for parts in groups.values() for t, _ in parts}
+    group_of = {t: out for out, parts in groups.items() for t, _ in parts}  # input -> its Concat
     for out, parts in groups.items():
         members = [out, *(t for t, _ in parts)]
         spans[out] = (min(spans[t][0] for t in members), max(spans[t][1] for t in members))
     aliases = view_aliases(graph, groups)
-    group_of = {t: out for out, parts in groups.items() for t, _ in parts}
     for out, root in aliases.items():
         at = group_of.get(root, root)  # the tensor placed for the root's bytes
         spans[at] = (min(spans[at][0], spans[out][0]), max(spans[at][1], spans[out][1]))
-    order = sorted((t for t in spans if t not in inside and t not in aliases),
+    order = sorted((t for t in spans if t not in group_of and t not in aliases),
                    key=lambda t: (-graph.tensors[t].nbytes, t))
     placed: list[tuple[int, int, int, int]] = []  # offset, end, first, last
     arena = 0

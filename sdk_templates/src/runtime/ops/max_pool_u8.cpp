@@ -7,6 +7,7 @@
 // (plane_vbmi) the same maxima from registers, 64 outputs at a time.
 #include <algorithm>
 #include <cstring>
+#include <vector>
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
@@ -34,6 +35,11 @@ struct MaxPoolU8State : OpState {
   int64_t h = 0, w = 0, oh = 0, ow = 0;
   int64_t row_bytes = 0;  // one padded row of column maxima (scratch per thread)
   int slots = 1;
+  // plane_vbmi: whether it runs (AVX-512 VBMI and vbmi_fits), its outputs per chunk, and per
+  // tap kx the 64 byte indices of its vpermt2b (column t * sw + kx * dw of the chunk's 128).
+  bool vbmi = false;
+  int64_t chunk = 0;
+  std::vector<uint8_t> perm;
 };
 
 // dst[x] = max(dst[x], src[x]). The count is a local: a byte store may alias any object, so a
@@ -101,14 +107,9 @@ bool vbmi_fits(const MaxPoolU8State& st) {
 __attribute__((target("avx512f,avx512bw,avx512vbmi"))) void plane_vbmi(const MaxPoolU8State& st,
                                                                        const uint8_t* in,
                                                                        uint8_t* out) {
-  const int64_t chunk = std::min<int64_t>(64, (127 - (st.kw - 1) * st.dw) / st.sw + 1);
+  const int64_t chunk = st.chunk;
   __m512i idx[16];
-  alignas(64) uint8_t id[64];
-  for (int64_t kx = 0; kx < st.kw; ++kx) {
-    for (int64_t t = 0; t < 64; ++t)
-      id[t] = static_cast<uint8_t>(std::min(t, chunk - 1) * st.sw + kx * st.dw);
-    idx[kx] = _mm512_load_si512(id);
-  }
+  for (int64_t kx = 0; kx < st.kw; ++kx) idx[kx] = _mm512_loadu_si512(st.perm.data() + kx * 64);
   const auto lanes = [](int64_t lo, int64_t hi) {  // mask of lanes [lo, hi) within [0, 64)
     lo = std::max<int64_t>(lo, 0), hi = std::min<int64_t>(hi, 64);
     if (hi <= lo) return __mmask64(0);
@@ -175,7 +176,19 @@ void max_pool_prepare(PrepareContext& ctx) {
   // (+ 32: the stride-2 loop reads 32 bytes from each tap of 16 outputs)
   st->row_bytes = (std::max(reach + 32, st->pl + st->w) + 63) / 64 * 64;
   st->slots = std::max(1, ctx.threads);
-  ctx.scratch_bytes = static_cast<size_t>(st->slots * st->row_bytes);
+#if defined(__x86_64__) || defined(__i386__)
+  st->vbmi = kernels::x86_has_avx512vbmi() && vbmi_fits(*st);
+#endif
+  if (st->vbmi) {
+    st->chunk = std::min<int64_t>(64, (127 - (st->kw - 1) * st->dw) / st->sw + 1);
+    st->perm.resize(static_cast<size_t>(st->kw * 64));
+    for (int64_t kx = 0; kx < st->kw; ++kx)
+      for (int64_t t = 0; t < 64; ++t)
+        st->perm[kx * 64 + t] =
+            static_cast<uint8_t>(std::min(t, st->chunk - 1) * st->sw + kx * st->dw);
+  }
+  // (plane_vbmi reads the input rows directly: no row buffers)
+  ctx.scratch_bytes = st->vbmi ? 0 : static_cast<size_t>(st->slots * st->row_bytes);
   ctx.state = std::move(st);
 }
 
@@ -187,17 +200,12 @@ void max_pool_run(RunContext& ctx) {
   const uint8_t* in = x->as<uint8_t>();
   uint8_t* out = ctx.output(0)->as<uint8_t>();
   auto* scratch = static_cast<uint8_t*>(ctx.scratch);
-#if defined(__x86_64__) || defined(__i386__)
-  static const bool vbmi = kernels::x86_has_avx512vbmi();
-  const bool direct = vbmi && vbmi_fits(st);
-#else
-  const bool direct = false;
-#endif
+  const bool direct = st.vbmi;
   ThreadPool* pool = pool_for(ctx.pool, double(planes * st.oh * st.ow * st.kh * st.kw));
   const int64_t used = pool != nullptr ? std::min<int64_t>(st.slots, planes) : 1;
   auto body = [&](int64_t s0, int64_t s1) {
     for (int64_t s = s0; s < s1; ++s) {
-      uint8_t* row = scratch + s * st.row_bytes;
+      uint8_t* row = direct ? nullptr : scratch + s * st.row_bytes;
       if (!direct) std::memset(row, 0, static_cast<size_t>(st.row_bytes));  // padding columns
       for (int64_t pi = chunk_begin(planes, int(used), int(s));
            pi < chunk_begin(planes, int(used), int(s) + 1); ++pi) {
